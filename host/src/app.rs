@@ -1,0 +1,175 @@
+//! The run loop: init the component, then poll, deliver, and save the
+//! checkpoint, in that order, so a checkpoint never runs ahead of delivery.
+
+use crate::config::RunConfig;
+use crate::output::{PipeClosed, Sink};
+use crate::runtime::{Limits, Runtime, SourceError};
+use crate::state::CheckpointStore;
+use crate::telemetry::Telemetry;
+use anyhow::{Result, anyhow};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// How a run ended, for the exit code.
+#[derive(Debug)]
+pub enum Failure {
+    /// The configuration or the credentials need fixing (exit 2).
+    Config(String),
+    /// Anything else (exit 1).
+    Other(anyhow::Error),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Config(m) => f.write_str(m),
+            Failure::Other(e) => write!(f, "{e:#}"),
+        }
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Other(e)
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Default, Clone)]
+pub struct Summary {
+    pub batches: u64,
+    pub events: u64,
+    /// The reader of stdout went away; the run stopped cleanly.
+    pub pipe_closed: bool,
+}
+
+/// Options that do not come from the configuration file.
+pub struct RunOptions<'a> {
+    /// The component to run; `None` runs the embedded one.
+    pub component: Option<&'a [u8]>,
+    /// Stop once the first collection cycle is complete.
+    pub once: bool,
+    pub limits: Limits,
+    /// Set to stop between batches.
+    pub shutdown: Arc<AtomicBool>,
+    /// How many consecutive temporary failures `once` tolerates.
+    pub max_retries: u32,
+}
+
+impl Default for RunOptions<'_> {
+    fn default() -> Self {
+        RunOptions {
+            component: None,
+            once: false,
+            limits: Limits::default(),
+            shutdown: Arc::new(AtomicBool::new(false)),
+            max_retries: 5,
+        }
+    }
+}
+
+/// Runs a source until `once` completes, `shutdown` is set, or it fails.
+pub fn run(config: &RunConfig, options: &RunOptions, sink: &mut dyn Sink, telemetry: Arc<Telemetry>) -> Result<Summary, Failure> {
+    let bytes = options.component.unwrap_or(crate::runtime::DEFAULT_COMPONENT);
+    let runtime = Runtime::new(bytes, Some(&config.state_dir.join("cache")))?;
+    let store = CheckpointStore::new(&config.state_dir);
+    let saved = store.load()?;
+    let mut instance = runtime.instantiate(&options.limits, telemetry)?;
+    let info = match instance.init(&config.source_json(), saved.as_ref().map(|s| s.checkpoint.as_str()))? {
+        Ok(info) => info,
+        Err(e) => return Err(source_failure(e, "starting")),
+    };
+    if let Some(saved) = &saved {
+        store.check_source(saved, &info.name)?;
+    }
+    tracing::info!(
+        source = %info.name,
+        version = %info.version,
+        network = %instance.allowed_origins().join(", "),
+        checkpoint = %store.path().display(),
+        resumed = saved.is_some(),
+        "collecting"
+    );
+
+    let mut summary = Summary::default();
+    let mut failures = 0u32;
+    while !options.shutdown.load(Ordering::SeqCst) {
+        let batch = match instance.poll()? {
+            Ok(batch) => {
+                failures = 0;
+                batch
+            }
+            Err(SourceError::Throttled(t)) => {
+                tracing::warn!(retry_after_ms = t.retry_after_ms, "throttled by the API: {}", t.message);
+                sleep(Duration::from_millis(t.retry_after_ms), &options.shutdown);
+                continue;
+            }
+            Err(SourceError::Transient(message)) => {
+                failures += 1;
+                if options.once && failures > options.max_retries {
+                    return Err(Failure::Other(anyhow!("giving up after {failures} attempts: {message}")));
+                }
+                let wait = backoff(failures);
+                tracing::warn!(attempt = failures, retry_in_ms = wait.as_millis() as u64, "temporary failure: {message}");
+                sleep(wait, &options.shutdown);
+                continue;
+            }
+            Err(e) => return Err(source_failure(e, "collecting")),
+        };
+        if batch.count > 0 {
+            match sink.deliver(&batch.events, batch.count) {
+                Ok(()) => {}
+                Err(e) if e.is::<PipeClosed>() => {
+                    tracing::info!("the reader of stdout went away; stopping without saving the undelivered batch's checkpoint");
+                    summary.pipe_closed = true;
+                    return Ok(summary);
+                }
+                Err(e) => return Err(Failure::Other(e)),
+            }
+        }
+        store.save(&info.name, &batch.checkpoint)?;
+        summary.batches += 1;
+        summary.events += u64::from(batch.count);
+        if batch.next_poll_ms > 0 {
+            if options.once {
+                break;
+            }
+            sleep(Duration::from_millis(batch.next_poll_ms), &options.shutdown);
+        }
+    }
+    tracing::info!(batches = summary.batches, events = summary.events, "stopped");
+    Ok(summary)
+}
+
+fn source_failure(e: SourceError, doing: &str) -> Failure {
+    match e {
+        SourceError::Config(m) => Failure::Config(format!("configuration error: {m}")),
+        SourceError::Auth(m) => Failure::Config(format!("authentication failed: {m}")),
+        SourceError::Permission(m) => Failure::Config(format!("permission missing: {m}")),
+        SourceError::Fatal(m) => Failure::Other(anyhow!("{doing} failed: {m}")),
+        SourceError::Transient(m) => Failure::Other(anyhow!("{doing} failed: {m}")),
+        SourceError::Throttled(t) => Failure::Other(anyhow!("{doing} failed: throttled: {}", t.message)),
+    }
+}
+
+/// 1 s, 2 s, 4 s ... up to 5 minutes, with up to 25% jitter.
+fn backoff(attempt: u32) -> Duration {
+    let base = Duration::from_secs(1u64 << attempt.saturating_sub(1).min(8)).min(Duration::from_secs(300));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    base + base.mul_f64(f64::from(nanos % 250) / 1000.0)
+}
+
+/// Sleeps, waking early when `shutdown` is set.
+fn sleep(total: Duration, shutdown: &AtomicBool) {
+    let until = Instant::now() + total;
+    while !shutdown.load(Ordering::SeqCst) {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(100)));
+    }
+}

@@ -1,0 +1,158 @@
+//! The user's YAML configuration. The host owns a few keys (`state_dir`,
+//! `log_level`); every other key belongs to the source component, which
+//! receives them as a JSON object and rejects keys it does not know.
+//!
+//! `${VAR}` and `${VAR:-default}` in any string value are replaced with
+//! environment variables, as in Vector; `$$` is a literal `$`. Values are
+//! replaced after parsing, so a secret with YAML-special characters is safe.
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
+
+/// Keys the host reads itself.
+pub const HOST_KEYS: &[&str] = &["state_dir", "log_level"];
+
+/// A parsed configuration.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// Directory for the checkpoint and the compiled-component cache.
+    pub state_dir: PathBuf,
+    /// Log level on stderr: error, warn, info, debug or trace.
+    pub log_level: String,
+    /// Everything else: the source component's configuration.
+    pub source: Map<String, Value>,
+}
+
+pub fn default_state_dir() -> PathBuf {
+    PathBuf::from("defender-ocsf-state")
+}
+
+pub fn default_log_level() -> String {
+    "info".into()
+}
+
+impl RunConfig {
+    /// Reads a YAML file.
+    pub fn from_file(path: &Path) -> Result<RunConfig> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the configuration file {}", path.display()))?;
+        RunConfig::from_yaml(&text, &|name| std::env::var(name).ok())
+            .with_context(|| format!("in {}", path.display()))
+    }
+
+    /// Parses YAML text, looking environment variables up with `env`.
+    pub fn from_yaml(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<RunConfig> {
+        let value: Value = serde_yaml_ng::from_str(text).map_err(|e| anyhow!("the configuration is not valid YAML: {e}"))?;
+        let Value::Object(mut map) = value else {
+            bail!("the configuration must be a YAML mapping of keys to values");
+        };
+        for (key, value) in map.iter_mut() {
+            interpolate_value(value, env).with_context(|| format!("in `{key}`"))?;
+        }
+        let state_dir = match map.remove("state_dir") {
+            None => default_state_dir(),
+            Some(Value::String(s)) if !s.is_empty() => PathBuf::from(s),
+            Some(other) => bail!("`state_dir` must be a path, got {other}"),
+        };
+        let log_level = match map.remove("log_level") {
+            None => default_log_level(),
+            Some(Value::String(s)) if ["error", "warn", "info", "debug", "trace"].contains(&s.as_str()) => s,
+            Some(other) => bail!("`log_level` must be one of error, warn, info, debug, trace; got {other}"),
+        };
+        Ok(RunConfig { state_dir, log_level, source: map })
+    }
+
+    /// The component's part, as the JSON text `init` takes.
+    pub fn source_json(&self) -> String {
+        Value::Object(self.source.clone()).to_string()
+    }
+}
+
+fn interpolate_value(value: &mut Value, env: &dyn Fn(&str) -> Option<String>) -> Result<()> {
+    match value {
+        Value::String(s) => *s = interpolate(s, env)?,
+        Value::Array(items) => items.iter_mut().try_for_each(|v| interpolate_value(v, env))?,
+        Value::Object(map) => map.values_mut().try_for_each(|v| interpolate_value(v, env))?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Replaces `${VAR}`, `${VAR:-default}` and `$$` in `text`. A missing variable
+/// without a default is an error that names the variable (never its value).
+pub fn interpolate(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(inner) = after.strip_prefix('{') {
+            let end = inner.find('}').ok_or_else(|| anyhow!("`${{` without a closing `}}`"))?;
+            let (name, default) = match inner[..end].split_once(":-") {
+                Some((n, d)) => (n, Some(d)),
+                None => (&inner[..end], None),
+            };
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                bail!("`${{{name}}}` is not a valid environment variable reference");
+            }
+            match (env(name), default) {
+                (Some(v), _) if !v.is_empty() || default.is_none() => out.push_str(&v),
+                (_, Some(d)) => out.push_str(d),
+                (None, None) => bail!("the environment variable {name} is not set"),
+                (Some(_), None) => unreachable!("handled by the first arm"),
+            }
+            rest = &inner[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "SECRET" => Some("p@ss: *word #1".into()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn interpolates_after_parsing() {
+        let c = RunConfig::from_yaml(
+            "tenant_id: t\nclient_secret: ${SECRET}\nother: \"$$HOME ${MISSING:-dflt} ${EMPTY:-e}\"\nstate_dir: /tmp/s\n",
+            &env,
+        )
+        .unwrap();
+        assert_eq!(c.source["client_secret"], "p@ss: *word #1");
+        assert_eq!(c.source["other"], "$HOME dflt e");
+        assert_eq!(c.state_dir, PathBuf::from("/tmp/s"));
+        assert!(!c.source.contains_key("state_dir"), "host keys are not passed on");
+        assert_eq!(c.log_level, "info");
+    }
+
+    #[test]
+    fn missing_variables_are_named_and_values_never_shown() {
+        let e = RunConfig::from_yaml("client_secret: ${NOPE}\n", &env).unwrap_err();
+        let text = format!("{e:#}");
+        assert!(text.contains("NOPE") && text.contains("client_secret"), "{text}");
+        let e = RunConfig::from_yaml("log_level: loud\nclient_secret: ${SECRET}\n", &env).unwrap_err();
+        assert!(!format!("{e:#}").contains("word"), "{e:#}");
+    }
+
+    #[test]
+    fn rejects_non_mappings() {
+        assert!(RunConfig::from_yaml("- a\n- b\n", &env).is_err());
+        assert!(RunConfig::from_yaml("a: [\n", &env).is_err());
+    }
+}

@@ -1,0 +1,22 @@
+//! The `defender-ocsf` host: runs a source component in wasmtime, gives it
+//! HTTP to the endpoints it was configured for and nothing else, delivers
+//! its events and saves its checkpoints after delivery.
+//!
+//! Modules, one job each:
+//! - [`config`]: the YAML configuration and `${VAR}` interpolation;
+//! - [`runtime`]: wasmtime, the component, its limits and bindings;
+//! - [`policy`]: the network allow-list enforced on every request;
+//! - [`state`]: checkpoints on disk, written atomically;
+//! - [`output`]: the sinks events are delivered to;
+//! - [`app`]: the poll-deliver-save loop;
+//! - [`telemetry`]: logs and metrics;
+//! - [`replay`]: the loopback replay endpoint behind `demo` and the tests.
+
+pub mod app;
+pub mod config;
+pub mod output;
+pub mod policy;
+pub mod replay;
+pub mod runtime;
+pub mod state;
+pub mod telemetry;

@@ -1,0 +1,330 @@
+//! A replay endpoint on loopback that speaks the identity platform's token
+//! protocol and Graph's runHuntingQuery over a fixed set of rows. `demo`
+//! runs the real collector against it; the tests use it as their mock Graph.
+//!
+//! It evaluates the KQL the collector emits (a table, a half-open `Timestamp`
+//! range, `order by Timestamp asc` and `take`), and answers anything else the
+//! way advanced hunting answers a query it cannot resolve: 400 with a Kusto
+//! message. This is the only part of the host that knows about Defender.
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use chrono::DateTime;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response, StatusCode};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+pub type Row = Map<String, Value>;
+
+/// Rows per table, served in `Timestamp` order.
+#[derive(Clone, Debug, Default)]
+pub struct Dataset {
+    tables: BTreeMap<String, Vec<(i64, Row)>>,
+}
+
+/// Nanoseconds since the epoch of an ISO 8601 timestamp.
+fn nanos(text: &str) -> Option<i64> {
+    DateTime::parse_from_rfc3339(text).ok()?.timestamp_nanos_opt()
+}
+
+impl Dataset {
+    /// Adds rows to `table`. Every row needs a parseable `Timestamp`.
+    pub fn add(&mut self, table: &str, rows: impl IntoIterator<Item = Row>) -> Result<()> {
+        let list = self.tables.entry(table.to_string()).or_default();
+        for row in rows {
+            let ts = row
+                .get("Timestamp")
+                .and_then(Value::as_str)
+                .and_then(nanos)
+                .with_context(|| format!("a {table} row has no valid Timestamp: {}", Value::Object(row.clone())))?;
+            list.push((ts, row));
+        }
+        list.sort_by_key(|(ts, _)| *ts);
+        Ok(())
+    }
+
+    /// Adds NDJSON rows to `table`.
+    pub fn add_ndjson(&mut self, table: &str, text: &str) -> Result<()> {
+        let rows = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str::<Row>(l).with_context(|| format!("a {table} line is not a JSON object")))
+            .collect::<Result<Vec<_>>>()?;
+        self.add(table, rows)
+    }
+
+    /// The rows of `table`.
+    pub fn rows(&self, table: &str) -> impl Iterator<Item = &Row> {
+        self.tables.get(table).into_iter().flatten().map(|(_, r)| r)
+    }
+
+    /// The demo's rows, written for this project: a short process tree on a
+    /// Windows workstation and a Linux server, including two rows that share
+    /// one timestamp. Every timestamp column is moved so that the newest row
+    /// is `newest_age` before `now`, keeping the rows' spacing.
+    pub fn demo(now: chrono::DateTime<chrono::Utc>, newest_age: chrono::Duration) -> Dataset {
+        let text = include_str!("demo_rows.ndjson");
+        let rows: Vec<Row> = text.lines().filter(|l| !l.is_empty()).map(|l| serde_json::from_str(l).expect("demo rows are JSON objects")).collect();
+        let newest = rows.iter().filter_map(|r| r["Timestamp"].as_str().and_then(nanos)).max().expect("demo rows have timestamps");
+        let shift = (now - newest_age).timestamp_nanos_opt().expect("now is in range") - newest;
+        let shifted = rows.into_iter().map(|mut row| {
+            for value in row.values_mut() {
+                if let Some(ts) = value.as_str().and_then(nanos) {
+                    *value = Value::String(format_ticks(ts + shift));
+                }
+            }
+            row
+        });
+        let mut dataset = Dataset::default();
+        dataset.add("DeviceProcessEvents", shifted).expect("demo rows have timestamps");
+        dataset
+    }
+}
+
+/// `2025-01-01T00:00:00.1234567Z` from nanoseconds.
+fn format_ticks(nanos: i64) -> String {
+    let secs = nanos.div_euclid(1_000_000_000);
+    let ticks = nanos.rem_euclid(1_000_000_000) / 100;
+    let dt = DateTime::from_timestamp(secs, 0).expect("in range");
+    format!("{}.{ticks:07}Z", dt.format("%Y-%m-%dT%H:%M:%S"))
+}
+
+/// The credentials the token endpoint accepts.
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    pub tenant_id: String,
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+/// A query the mock understood.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WindowQuery {
+    pub table: String,
+    pub start: i64,
+    pub end: i64,
+    pub take: usize,
+}
+
+/// Parses `T | where Timestamp >= datetime(a) and Timestamp < datetime(b) | order by Timestamp asc | take n`.
+pub fn parse_query(query: &str) -> Result<WindowQuery, String> {
+    let parts: Vec<&str> = query.split('|').map(str::trim).collect();
+    let [table, filter, order, take] = parts.as_slice() else {
+        return Err(format!("Syntax error: the replay endpoint does not understand the query `{query}`"));
+    };
+    let bounds = filter
+        .strip_prefix("where Timestamp >= datetime(")
+        .and_then(|r| r.split_once(") and Timestamp < datetime("))
+        .and_then(|(a, r)| Some((a, r.strip_suffix(')')?)))
+        .ok_or_else(|| format!("Syntax error in `{filter}`"))?;
+    if *order != "order by Timestamp asc" {
+        return Err(format!("Syntax error in `{order}`"));
+    }
+    let take = take.strip_prefix("take ").and_then(|n| n.trim().parse().ok()).ok_or_else(|| format!("Syntax error in `{take}`"))?;
+    Ok(WindowQuery {
+        table: table.to_string(),
+        start: nanos(bounds.0).ok_or_else(|| format!("bad datetime {}", bounds.0))?,
+        end: nanos(bounds.1).ok_or_else(|| format!("bad datetime {}", bounds.1))?,
+        take,
+    })
+}
+
+#[derive(Default)]
+struct Log {
+    queries: Vec<String>,
+    token_requests: usize,
+}
+
+struct Shared {
+    dataset: Dataset,
+    credentials: Credentials,
+    log: Mutex<Log>,
+}
+
+/// A running replay endpoint. It stops when dropped.
+pub struct ReplayServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ReplayServer {
+    /// Starts serving `dataset` on an ephemeral loopback port.
+    pub fn start(dataset: Dataset, credentials: Credentials) -> Result<ReplayServer> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding a loopback port")?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared { dataset, credentials, log: Mutex::new(Log::default()) });
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = shared.clone();
+        let thread = std::thread::Builder::new().name("replay-graph".into()).spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
+                tokio::pin!(stopped);
+                loop {
+                    let stream = tokio::select! {
+                        _ = &mut stopped => break,
+                        accepted = listener.accept() => match accepted {
+                            Ok((stream, _)) => stream,
+                            Err(_) => continue,
+                        },
+                    };
+                    let shared = serving.clone();
+                    tokio::spawn(async move {
+                        let service = hyper::service::service_fn(move |req| handle(req, shared.clone()));
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+            });
+        })?;
+        Ok(ReplayServer { addr, shared, stop: Some(stop), thread: Some(thread) })
+    }
+
+    /// `http://127.0.0.1:port`, usable as both `login_endpoint` and `graph_endpoint`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Every runHuntingQuery `Query` received so far.
+    pub fn queries(&self) -> Vec<String> {
+        self.shared.log.lock().unwrap_or_else(|p| p.into_inner()).queries.clone()
+    }
+
+    /// How many token requests were received.
+    pub fn token_requests(&self) -> usize {
+        self.shared.log.lock().unwrap_or_else(|p| p.into_inner()).token_requests
+    }
+}
+
+impl Drop for ReplayServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+type Body = Full<Bytes>;
+
+fn reply(status: StatusCode, body: Value) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("a valid response")
+}
+
+fn graph_error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
+    reply(status, json!({"error": {"code": code, "message": message}}))
+}
+
+const TOKEN: &str = "replay-access-token";
+
+async fn handle(req: Request<hyper::body::Incoming>, shared: Arc<Shared>) -> Result<Response<Body>, hyper::Error> {
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await?.to_bytes();
+    let path = parts.uri.path().to_string();
+    let c = &shared.credentials;
+    if parts.method == hyper::Method::POST && path == format!("/{}/oauth2/v2.0/token", c.tenant_id) {
+        shared.log.lock().unwrap_or_else(|p| p.into_inner()).token_requests += 1;
+        let form: BTreeMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
+        let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
+        if field("grant_type") != "client_credentials" {
+            return Ok(reply(StatusCode::BAD_REQUEST, json!({"error": "unsupported_grant_type", "error_description": "AADSTS70003: grant type not supported", "error_codes": [70003]})));
+        }
+        if field("client_id") != c.client_id {
+            return Ok(reply(StatusCode::BAD_REQUEST, json!({"error": "unauthorized_client", "error_description": "AADSTS700016: Application not found in the directory.", "error_codes": [700016]})));
+        }
+        if field("client_secret") != c.client_secret {
+            return Ok(reply(StatusCode::UNAUTHORIZED, json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided.", "error_codes": [7000215]})));
+        }
+        return Ok(reply(StatusCode::OK, json!({"token_type": "Bearer", "expires_in": 3599, "access_token": TOKEN})));
+    }
+    if parts.method == hyper::Method::POST && (path == "/v1.0/security/runHuntingQuery" || path == "/beta/security/runHuntingQuery") {
+        let auth = parts.headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+        if auth != format!("Bearer {TOKEN}") {
+            return Ok(graph_error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", "Access token is empty or invalid."));
+        }
+        let request: Value = match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(e) => return Ok(graph_error(StatusCode::BAD_REQUEST, "BadRequest", &format!("Invalid request body: {e}"))),
+        };
+        let query = request.get("Query").and_then(Value::as_str).unwrap_or("").to_string();
+        shared.log.lock().unwrap_or_else(|p| p.into_inner()).queries.push(query.clone());
+        let q = match parse_query(&query) {
+            Ok(q) => q,
+            Err(e) => return Ok(graph_error(StatusCode::BAD_REQUEST, "BadRequest", &e)),
+        };
+        let Some(rows) = shared.dataset.tables.get(&q.table) else {
+            return Ok(graph_error(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                &format!("'where' operator: Failed to resolve table or column expression named '{}'", q.table),
+            ));
+        };
+        let selected: Vec<&Row> =
+            rows.iter().filter(|(ts, _)| *ts >= q.start && *ts < q.end).take(q.take).map(|(_, r)| r).collect();
+        return Ok(reply(
+            StatusCode::OK,
+            json!({
+                "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#microsoft.graph.security.huntingQueryResults",
+                "schema": schema_of(rows.iter().map(|(_, r)| r)),
+                "results": selected,
+            }),
+        ));
+    }
+    Ok(graph_error(StatusCode::NOT_FOUND, "NotFound", &format!("no route for {} {path}", parts.method)))
+}
+
+/// Columns and Graph type names, inferred from the rows.
+fn schema_of<'a>(rows: impl Iterator<Item = &'a Row>) -> Vec<Value> {
+    let mut columns: BTreeMap<&str, &str> = BTreeMap::new();
+    for row in rows {
+        for (name, value) in row {
+            let kind = match value {
+                Value::Number(_) => "Int64",
+                Value::Bool(_) => "Boolean",
+                Value::Object(_) | Value::Array(_) => "Dynamic",
+                Value::String(s) if nanos(s).is_some() => "DateTime",
+                _ => continue,
+            };
+            columns.entry(name).or_insert(kind);
+        }
+        for name in row.keys() {
+            columns.entry(name).or_insert("String");
+        }
+    }
+    columns.into_iter().map(|(name, kind)| json!({"name": name, "type": kind})).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_collectors_query() {
+        let q = parse_query("DeviceProcessEvents | where Timestamp >= datetime(2025-01-01T00:00:00.0000000Z) and Timestamp < datetime(2025-01-01T00:00:00.0000001Z) | order by Timestamp asc | take 5").unwrap();
+        assert_eq!(q.table, "DeviceProcessEvents");
+        assert_eq!(q.end - q.start, 100);
+        assert_eq!(q.take, 5);
+        assert!(parse_query("DeviceProcessEvents | take 5").is_err());
+    }
+
+    #[test]
+    fn demo_rows_are_rebased_to_now() {
+        let now = chrono::Utc::now();
+        let d = Dataset::demo(now, chrono::Duration::minutes(10));
+        let newest = d.rows("DeviceProcessEvents").filter_map(|r| nanos(r["Timestamp"].as_str()?)).max().unwrap();
+        assert_eq!(newest, (now - chrono::Duration::minutes(10)).timestamp_nanos_opt().unwrap() / 100 * 100);
+    }
+}

@@ -1,0 +1,241 @@
+//! Runs a source component in wasmtime: compiles it once (and caches the
+//! compiled artefact), links WASI, `wasi:http` behind the network policy and
+//! the host's log and metric interface, and caps the guest's memory and time.
+
+use crate::policy::{AllowList, Policy};
+use crate::telemetry::Telemetry;
+use anyhow::{Context as _, Result, anyhow};
+use sha2::{Digest, Sha256};
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        world: "collector",
+        path: "../wit",
+        with: {
+            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+            "wasi:io": wasmtime_wasi::p2::bindings::sync::io,
+        },
+    });
+}
+
+pub use bindings::defender_ocsf::collector::types::{Batch, Error as SourceError, SourceInfo};
+use bindings::defender_ocsf::collector::host::{self as wit_host, Level};
+
+/// The collector component built from this repository, embedded at build time.
+pub static DEFAULT_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/collector.wasm"));
+
+/// Limits for one component instance.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// The most linear memory the guest may use.
+    pub memory_bytes: usize,
+    /// The longest one call (`init` or `poll`) may run before it is stopped.
+    pub call_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { memory_bytes: 512 << 20, call_timeout: Duration::from_secs(30 * 60) }
+    }
+}
+
+/// How often the epoch advances; the unit of `call_timeout`.
+const EPOCH_TICK: Duration = Duration::from_millis(100);
+
+/// A compiled component, ready to be instantiated.
+pub struct Runtime {
+    engine: Engine,
+    component: Component,
+    linker: Linker<HostState>,
+}
+
+/// What a store holds for one instance.
+pub struct HostState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    policy: Policy,
+    limits: StoreLimits,
+    telemetry: Arc<Telemetry>,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.policy }
+    }
+}
+
+fn pairs(fields: &[(String, String)]) -> String {
+    fields.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+}
+
+impl wit_host::Host for HostState {
+    fn log(&mut self, level: Level, message: String, fields: Vec<(String, String)>) {
+        let fields = pairs(&fields);
+        match level {
+            Level::Trace => tracing::trace!(target: "component", fields = %fields, "{message}"),
+            Level::Debug => tracing::debug!(target: "component", fields = %fields, "{message}"),
+            Level::Info => tracing::info!(target: "component", fields = %fields, "{message}"),
+            Level::Warn => tracing::warn!(target: "component", fields = %fields, "{message}"),
+            Level::Error => tracing::error!(target: "component", fields = %fields, "{message}"),
+        }
+    }
+
+    fn counter_add(&mut self, name: String, labels: Vec<(String, String)>, value: u64) {
+        self.telemetry.counter_add(&name, labels, value);
+    }
+
+    fn gauge_set(&mut self, name: String, labels: Vec<(String, String)>, value: f64) {
+        self.telemetry.gauge_set(&name, labels, value);
+    }
+}
+
+impl bindings::defender_ocsf::collector::types::Host for HostState {}
+
+impl Runtime {
+    /// Compiles `bytes`, or loads the compiled artefact from `cache_dir` when
+    /// this exact component was compiled before by this exact engine.
+    pub fn new(bytes: &[u8], cache_dir: Option<&Path>) -> Result<Runtime> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        config.wasm_component_model(true);
+        let engine = Engine::new(&config).map_err(|e| anyhow!("{e}"))?;
+        let component = load_component(&engine, bytes, cache_dir)?;
+
+        let mut linker = Linker::<HostState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow!("{e}"))?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker).map_err(|e| anyhow!("{e}"))?;
+        wit_host::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(|e| anyhow!("{e}"))?;
+        bindings::defender_ocsf::collector::types::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| anyhow!("{e}"))?;
+
+        // One ticker per engine advances the epoch that bounds each call.
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("epoch-ticker".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .context("starting the epoch thread")?;
+        Ok(Runtime { engine, component, linker })
+    }
+
+    /// A fresh instance with no network access until `init` says what it needs.
+    pub fn instantiate(&self, limits: &Limits, telemetry: Arc<Telemetry>) -> Result<Instance> {
+        let state = HostState {
+            // No files, no environment, no sockets: HTTP through the policy only.
+            wasi: WasiCtx::builder().build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            policy: Policy { allow: AllowList::default() },
+            limits: StoreLimitsBuilder::new().memory_size(limits.memory_bytes).instances(4).build(),
+            telemetry,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(u64::MAX / 2);
+        store.epoch_deadline_trap();
+        let collector = bindings::Collector::instantiate(&mut store, &self.component, &self.linker)
+            .map_err(|e| anyhow!("the component could not be instantiated: {e}"))?;
+        let ticks = (limits.call_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+        Ok(Instance { store, collector, call_ticks: ticks, call_timeout: limits.call_timeout })
+    }
+}
+
+/// Compiles a component once per (component, engine) and reuses the result.
+fn load_component(engine: &Engine, bytes: &[u8], cache_dir: Option<&Path>) -> Result<Component> {
+    let Some(dir) = cache_dir else {
+        return Component::new(engine, bytes).map_err(|e| anyhow!("the component does not compile: {e}"));
+    };
+    let path = cache_path(engine, bytes, dir);
+    if path.exists() {
+        // SAFETY: the file was written by `precompile_component` of an engine
+        // with the same compatibility hash (part of the file name), in a
+        // directory only this program writes.
+        match unsafe { Component::deserialize_file(engine, &path) } {
+            Ok(component) => return Ok(component),
+            Err(e) => tracing::warn!(path = %path.display(), "ignoring an unusable compiled-component cache file: {e}"),
+        }
+    }
+    let compiled = engine.precompile_component(bytes).map_err(|e| anyhow!("the component does not compile: {e}"))?;
+    if let Err(e) = crate::state::write_atomically(&path, &compiled) {
+        tracing::warn!(path = %path.display(), "could not cache the compiled component: {e:#}");
+    }
+    // SAFETY: produced by this engine just now.
+    unsafe { Component::deserialize(engine, &compiled) }.map_err(|e| anyhow!("{e}"))
+}
+
+fn cache_path(engine: &Engine, bytes: &[u8], dir: &Path) -> PathBuf {
+    let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut engine_hash);
+    let digest = Sha256::digest(bytes);
+    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    dir.join(format!("component-{hex}-{:016x}.cwasm", engine_hash.finish()))
+}
+
+/// One running component.
+pub struct Instance {
+    store: Store<HostState>,
+    collector: bindings::Collector,
+    call_ticks: u64,
+    call_timeout: Duration,
+}
+
+impl Instance {
+    /// Configures the component; on success, opens the network to the
+    /// origins it named, after checking them.
+    pub fn init(&mut self, config_json: &str, checkpoint: Option<&str>) -> Result<Result<SourceInfo, SourceError>> {
+        self.store.set_epoch_deadline(self.call_ticks);
+        let result = self
+            .collector
+            .defender_ocsf_collector_source()
+            .call_init(&mut self.store, config_json, checkpoint)
+            .map_err(|e| self.trap("init", e))?;
+        if let Ok(info) = &result {
+            let allow = AllowList::new(&info.allowed_origins)
+                .map_err(|e| anyhow!("the component asked for network access the host does not grant: {e}"))?;
+            self.store.data_mut().policy.allow = allow;
+        }
+        Ok(result)
+    }
+
+    /// The next batch.
+    pub fn poll(&mut self) -> Result<Result<Batch, SourceError>> {
+        self.store.set_epoch_deadline(self.call_ticks);
+        self.collector.defender_ocsf_collector_source().call_poll(&mut self.store).map_err(|e| self.trap("poll", e))
+    }
+
+    /// The origins the component may reach.
+    pub fn allowed_origins(&self) -> Vec<String> {
+        self.store.data().policy.allow.origins().iter().map(|o| o.to_string()).collect()
+    }
+
+    fn trap(&self, call: &str, e: wasmtime::Error) -> anyhow::Error {
+        let text = format!("{e:?}");
+        if text.contains("interrupt") {
+            anyhow!("the component's {call} call ran longer than {:?} and was stopped", self.call_timeout)
+        } else if text.contains("memory") && text.contains("limit") || text.contains("grow") {
+            anyhow!("the component's {call} call exceeded its memory limit and was stopped: {e}")
+        } else {
+            anyhow!("the component crashed during {call} (a bug in the component): {e}")
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Checkpoints on disk. A checkpoint is written atomically (temporary file,
+//! fsync, rename, fsync of the directory), so a crash leaves either the old
+//! or the new one, never a torn file.
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Writes `bytes` to `path` so that `path` is always either the old or the new content.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().context("a state file needs a directory")?;
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("state"),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        file.write_all(bytes).with_context(|| format!("writing {}", tmp.display()))?;
+        file.sync_all().with_context(|| format!("syncing {}", tmp.display()))?;
+        fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+        File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("syncing {}", dir.display()))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+const FORMAT: &str = "defender-ocsf-checkpoint";
+
+#[derive(Serialize, Deserialize)]
+struct CheckpointFile {
+    format: String,
+    version: u32,
+    /// The source component's name, so that one state directory is never
+    /// read by a component it was not written by.
+    source: String,
+    saved_at: String,
+    /// The component's opaque checkpoint.
+    checkpoint: String,
+}
+
+/// A checkpoint read back from disk.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Saved {
+    pub source: String,
+    pub checkpoint: String,
+}
+
+/// The checkpoint of one source, in `state_dir/checkpoint.json`.
+pub struct CheckpointStore {
+    path: PathBuf,
+}
+
+impl CheckpointStore {
+    pub fn new(state_dir: &Path) -> CheckpointStore {
+        CheckpointStore { path: state_dir.join("checkpoint.json") }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The saved checkpoint and the source that wrote it, `None` when there is
+    /// none yet. A file that exists but cannot be read is an error: starting
+    /// over silently could skip or repeat a range.
+    pub fn load(&self) -> Result<Option<Saved>> {
+        let text = match fs::read_to_string(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("reading the checkpoint {}", self.path.display())),
+        };
+        let reset = format!(
+            "To start over from `start_time`, delete {} (events since the last checkpoint may then be collected again or skipped)",
+            self.path.display()
+        );
+        let file: CheckpointFile = match serde_json::from_str(&text) {
+            Ok(f) => f,
+            Err(e) => bail!("the checkpoint {} is corrupt ({e}). {reset}", self.path.display()),
+        };
+        if file.format != FORMAT || file.version != 1 {
+            bail!("{} is not a checkpoint this version writes. {reset}", self.path.display());
+        }
+        Ok(Some(Saved { source: file.source, checkpoint: file.checkpoint }))
+    }
+
+    /// Fails unless `saved` was written by `source`.
+    pub fn check_source(&self, saved: &Saved, source: &str) -> Result<()> {
+        if saved.source != source {
+            bail!(
+                "the checkpoint {} belongs to the source `{}`, not `{source}`; use another state_dir",
+                self.path.display(),
+                saved.source
+            );
+        }
+        Ok(())
+    }
+
+    pub fn save(&self, source: &str, checkpoint: &str) -> Result<()> {
+        let file = CheckpointFile {
+            format: FORMAT.into(),
+            version: 1,
+            source: source.into(),
+            saved_at: chrono::Utc::now().to_rfc3339(),
+            checkpoint: checkpoint.into(),
+        };
+        let bytes = serde_json::to_vec_pretty(&file)?;
+        write_atomically(&self.path, &bytes)
+            .with_context(|| format!("saving the checkpoint {}", self.path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saves_loads_and_refuses_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::new(dir.path());
+        assert_eq!(store.load().unwrap(), None);
+        store.save("s", "{\"x\":1}").unwrap();
+        let saved = store.load().unwrap().unwrap();
+        assert_eq!(saved.checkpoint, "{\"x\":1}");
+        store.check_source(&saved, "s").unwrap();
+        assert!(store.check_source(&saved, "other").unwrap_err().to_string().contains("belongs to the source `s`"));
+
+        fs::write(store.path(), "{\"format\":\"defender-ocsf-checkp").unwrap();
+        let e = store.load().unwrap_err().to_string();
+        assert!(e.contains("corrupt") && e.contains("delete") && e.contains("checkpoint.json"), "{e}");
+        // No temporary files are left behind.
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+    }
+}

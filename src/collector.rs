@@ -1,0 +1,159 @@
+//! The collector: one `poll` runs the next planned query, maps its rows and
+//! returns them as a batch with the checkpoint that covers them.
+
+use crate::config::{CollectorConfig, GRAPH_ROW_CAP};
+use crate::error::{Error, Result};
+use crate::graph::{GraphClient, QueryError};
+use crate::http::HttpClient;
+use crate::kql;
+use crate::mapping::{self, Context, Table};
+use crate::planner::{Planner, Window};
+use crate::telemetry;
+use crate::time::{TICKS_PER_MS, TICKS_PER_SECOND, Ticks};
+
+/// What the host needs to know after `init`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceInfo {
+    pub name: String,
+    pub version: String,
+    pub allowed_origins: Vec<String>,
+}
+
+/// The result of one poll.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// NDJSON: one OCSF event per line.
+    pub events: Vec<u8>,
+    pub count: u32,
+    pub checkpoint: String,
+    /// 0 when more work is ready now; otherwise the wait until the next cycle.
+    pub next_poll_ms: u64,
+}
+
+pub struct Collector {
+    config: CollectorConfig,
+    tables: Vec<&'static Table>,
+    graph: GraphClient,
+    planner: Planner,
+    context: Context,
+}
+
+impl Collector {
+    /// Configures a collector from the host's JSON and the last checkpoint.
+    pub fn new(config_json: &str, checkpoint: Option<&str>, now: Ticks) -> Result<(Collector, SourceInfo)> {
+        let config = CollectorConfig::from_json(config_json)?;
+        let tables: Vec<&'static Table> = config
+            .tables
+            .iter()
+            .map(|name| mapping::table(name).expect("validated by CollectorConfig"))
+            .collect();
+        let names: Vec<&'static str> = tables.iter().map(|t| t.name).collect();
+        let planner = Planner::new(&names, checkpoint, config.start_ticks(now)?, config.max_window.into())?;
+        let info = SourceInfo {
+            name: "defender-xdr".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            allowed_origins: config.allowed_origins(),
+        };
+        let collector = Collector {
+            graph: GraphClient::new(&config),
+            context: Context { tenant_uid: Some(config.tenant_id.clone()) },
+            tables,
+            planner,
+            config,
+        };
+        Ok((collector, info))
+    }
+
+    /// Runs the next query of the current cycle, starting a cycle if none is
+    /// running. A batch whose `next_poll_ms` is above zero ends a cycle.
+    pub fn poll(&mut self, http: &mut dyn HttpClient, now: Ticks) -> Result<Batch> {
+        self.planner.begin_cycle(now.saturating_sub(self.config.delay.into()));
+        let Some(window) = self.planner.next_window() else {
+            return Ok(self.batch(Vec::new(), 0, now));
+        };
+        let table = self.tables[window.table];
+        let (events, count) = self.collect_window(http, now, window, table)?;
+        Ok(self.batch(events, count, now))
+    }
+
+    fn batch(&self, events: Vec<u8>, count: u32, now: Ticks) -> Batch {
+        let next_poll_ms = if self.planner.cycle_done() {
+            // The next cycle is worth starting once a poll interval of new data exists.
+            let interval: Ticks = self.config.poll_interval.into();
+            let oldest = self.planner.cursors().iter().map(|c| c.watermark).min().unwrap_or(now);
+            let ready_at = oldest.saturating_add(interval).saturating_add(self.config.delay.into());
+            (ready_at.0.saturating_sub(now.0) / TICKS_PER_MS).clamp(1000, interval.0 / TICKS_PER_MS) as u64
+        } else {
+            0
+        };
+        Batch { events, count, checkpoint: self.planner.checkpoint(), next_poll_ms }
+    }
+
+    /// Queries `window`, halving it while it holds more rows than one query
+    /// may return, then maps the rows and advances the table's watermark.
+    fn collect_window(
+        &mut self,
+        http: &mut dyn HttpClient,
+        now: Ticks,
+        mut window: Window,
+        table: &'static Table,
+    ) -> Result<(Vec<u8>, u32)> {
+        let limit = self.config.max_rows_per_query;
+        let mut take = limit + 1;
+        let now_secs = now.0 / TICKS_PER_SECOND;
+        let result = loop {
+            let query = kql::window_query(table.name, window.start, window.end, take);
+            let too_large = match self.graph.run(http, now_secs, &query, &kql::timespan(window.start, window.end)) {
+                Ok(result) if (result.rows.len() as u64) < u64::from(take) => break result,
+                Ok(result) => format!("{} rows reached the limit of {take}", result.rows.len()),
+                Err(QueryError::TooLarge(message)) => message,
+                Err(QueryError::TableUnavailable(message)) => {
+                    return Err(Error::Fatal(format!("{}: {message}", table.name)));
+                }
+                Err(QueryError::Other(e)) => return Err(e),
+            };
+            telemetry::counter("window_splits_total", &[("table", table.name)], 1);
+            match window.first_half() {
+                Some(half) => {
+                    telemetry::debug(
+                        "window too large, halving it",
+                        &[("table", table.name), ("start", &window.start.to_iso()), ("reason", &too_large)],
+                    );
+                    window = half;
+                }
+                // One 100 ns tick holds more rows than `take`: ask for all Graph allows.
+                None if take < GRAPH_ROW_CAP => take = GRAPH_ROW_CAP,
+                None => {
+                    return Err(Error::Fatal(format!(
+                        "{} holds more than {GRAPH_ROW_CAP} rows at the single timestamp {}, more than one Graph query can return ({too_large}); these rows cannot be collected completely",
+                        table.name,
+                        window.start.to_iso()
+                    )));
+                }
+            }
+        };
+
+        let rows = result.rows.len();
+        let mut events = Vec::with_capacity(rows * 1024);
+        let mut count = 0u32;
+        for row in result.rows {
+            match mapping::map_row(table, row, &self.context) {
+                Ok(event) => {
+                    serde_json::to_writer(&mut events, &event).expect("a JSON value serialises");
+                    events.push(b'\n');
+                    count += 1;
+                }
+                Err(e) => {
+                    telemetry::counter("rows_unmappable_total", &[("table", table.name)], 1);
+                    telemetry::error(&e.to_string(), &[("table", table.name), ("key", &e.key)]);
+                }
+            }
+        }
+        telemetry::counter("rows_fetched_total", &[("table", table.name)], rows as u64);
+        telemetry::counter("events_emitted_total", &[("table", table.name)], u64::from(count));
+        self.planner.complete(&window, rows as f64 / f64::from(limit));
+        let lag_s = (now.0 - window.end.0) as f64 / TICKS_PER_SECOND as f64;
+        telemetry::gauge("lag_seconds", &[("table", table.name)], lag_s);
+        Ok((events, count))
+    }
+}

@@ -1,0 +1,209 @@
+//! The WebAssembly side: WIT bindings, the exported `source` interface, the
+//! host's log and metric imports, and an [`HttpClient`] over `wasi:http`.
+
+use crate::collector::Collector;
+use crate::error::Error;
+use crate::http::{HttpClient, Method, Request, Response, TransportError};
+use crate::telemetry::Level;
+use crate::time::Ticks;
+use std::cell::RefCell;
+
+wit_bindgen::generate!({
+    world: "collector",
+    path: "wit",
+    with: {
+        "wasi:http/outgoing-handler@0.2.12": wasip2::http::outgoing_handler,
+        "wasi:http/types@0.2.12": wasip2::http::types,
+        "wasi:io/error@0.2.12": wasip2::io::error,
+        "wasi:io/poll@0.2.12": wasip2::io::poll,
+        "wasi:io/streams@0.2.12": wasip2::io::streams,
+        "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
+    },
+});
+
+use defender_ocsf::collector::host as wit_host;
+use defender_ocsf::collector::types as wit;
+use exports::defender_ocsf::collector::source::Guest;
+
+thread_local! {
+    static COLLECTOR: RefCell<Option<Collector>> = const { RefCell::new(None) };
+}
+
+struct Component;
+
+impl Guest for Component {
+    fn init(config: String, last_checkpoint: Option<String>) -> Result<wit::SourceInfo, wit::Error> {
+        let (collector, info) =
+            Collector::new(&config, last_checkpoint.as_deref(), Ticks::now()).map_err(to_wit)?;
+        COLLECTOR.with(|c| *c.borrow_mut() = Some(collector));
+        Ok(wit::SourceInfo { name: info.name, version: info.version, allowed_origins: info.allowed_origins })
+    }
+
+    fn poll() -> Result<wit::Batch, wit::Error> {
+        COLLECTOR.with(|c| {
+            let mut guard = c.borrow_mut();
+            let collector = guard
+                .as_mut()
+                .ok_or_else(|| wit::Error::Fatal("poll was called before a successful init".into()))?;
+            let batch = collector.poll(&mut WasiHttp, Ticks::now()).map_err(to_wit)?;
+            Ok(wit::Batch {
+                events: batch.events,
+                count: batch.count,
+                checkpoint: batch.checkpoint,
+                next_poll_ms: batch.next_poll_ms,
+            })
+        })
+    }
+}
+
+export!(Component);
+
+fn to_wit(e: Error) -> wit::Error {
+    match e {
+        Error::Config(m) => wit::Error::Config(m),
+        Error::Auth(m) => wit::Error::Auth(m),
+        Error::Permission(m) => wit::Error::Permission(m),
+        Error::Throttled { retry_after_ms, message } => {
+            wit::Error::Throttled(wit::Throttle { retry_after_ms, message })
+        }
+        Error::Transient(m) => wit::Error::Transient(m),
+        Error::Fatal(m) => wit::Error::Fatal(m),
+    }
+}
+
+fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+    items.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+pub fn log(level: Level, message: &str, fields: &[(&str, &str)]) {
+    let level = match level {
+        Level::Debug => wit_host::Level::Debug,
+        Level::Info => wit_host::Level::Info,
+        Level::Warn => wit_host::Level::Warn,
+        Level::Error => wit_host::Level::Error,
+    };
+    wit_host::log(level, message, &pairs(fields));
+}
+
+pub fn counter(name: &str, labels: &[(&str, &str)], value: u64) {
+    wit_host::counter_add(name, &pairs(labels), value);
+}
+
+pub fn gauge(name: &str, labels: &[(&str, &str)], value: f64) {
+    wit_host::gauge_set(name, &pairs(labels), value);
+}
+
+/// A blocking HTTP client over `wasi:http/outgoing-handler`.
+struct WasiHttp;
+
+/// Longest a request may take to connect, and to deliver its first byte;
+/// Graph gives up on a query after 3 minutes.
+const CONNECT_TIMEOUT_NS: u64 = 30_000_000_000;
+const FIRST_BYTE_TIMEOUT_NS: u64 = 200_000_000_000;
+const BETWEEN_BYTES_TIMEOUT_NS: u64 = 60_000_000_000;
+
+impl HttpClient for WasiHttp {
+    fn send(&mut self, request: Request) -> Result<Response, TransportError> {
+        use wasip2::http::outgoing_handler;
+        use wasip2::http::types::{Fields, IncomingBody, OutgoingBody, OutgoingRequest, RequestOptions, Scheme};
+        use wasip2::http::types::Method as WasiMethod;
+        use wasip2::io::streams::StreamError;
+
+        let err = |what: &str, e: &dyn std::fmt::Debug| TransportError(format!("{what}: {e:?}"));
+        let (scheme, rest) = request
+            .url
+            .split_once("://")
+            .ok_or_else(|| TransportError(format!("not an absolute URL: {}", request.url)))?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let scheme = match scheme {
+            "https" => Scheme::Https,
+            "http" => Scheme::Http,
+            other => return Err(TransportError(format!("unsupported URL scheme `{other}`"))),
+        };
+
+        let mut headers: Vec<(String, Vec<u8>)> =
+            request.headers.iter().map(|(k, v)| (k.clone(), v.as_bytes().to_vec())).collect();
+        headers.push(("content-length".into(), request.body.len().to_string().into_bytes()));
+        let fields = Fields::from_list(&headers).map_err(|e| err("invalid header", &e))?;
+        let outgoing = OutgoingRequest::new(fields);
+        let method = match request.method {
+            Method::Get => WasiMethod::Get,
+            Method::Post => WasiMethod::Post,
+        };
+        outgoing.set_method(&method).map_err(|_| TransportError("invalid method".into()))?;
+        outgoing.set_scheme(Some(&scheme)).map_err(|_| TransportError("invalid scheme".into()))?;
+        outgoing.set_authority(Some(authority)).map_err(|_| TransportError(format!("invalid host `{authority}`")))?;
+        outgoing.set_path_with_query(Some(path)).map_err(|_| TransportError(format!("invalid path `{path}`")))?;
+        let body = outgoing.body().map_err(|_| TransportError("request body already taken".into()))?;
+
+        let options = RequestOptions::new();
+        let _ = options.set_connect_timeout(Some(CONNECT_TIMEOUT_NS));
+        let _ = options.set_first_byte_timeout(Some(FIRST_BYTE_TIMEOUT_NS));
+        let _ = options.set_between_bytes_timeout(Some(BETWEEN_BYTES_TIMEOUT_NS));
+
+        // Send first, then stream the body: the host buffers only a chunk.
+        let pending = outgoing_handler::handle(outgoing, Some(options))
+            .map_err(|e| TransportError(describe_error_code(&e, &request.url)))?;
+        {
+            let stream = body.write().map_err(|_| TransportError("request body stream unavailable".into()))?;
+            for chunk in request.body.chunks(4096) {
+                stream.blocking_write_and_flush(chunk).map_err(|e| err("writing the request body failed", &e))?;
+            }
+        }
+        OutgoingBody::finish(body, None).map_err(|e| TransportError(describe_error_code(&e, &request.url)))?;
+
+        let response = loop {
+            match pending.get() {
+                Some(result) => break result,
+                None => pending.subscribe().block(),
+            }
+        };
+        let response = response
+            .map_err(|_| TransportError("the response was already taken".into()))?
+            .map_err(|e| TransportError(describe_error_code(&e, &request.url)))?;
+
+        let status = response.status();
+        let headers = response
+            .headers()
+            .entries()
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+            .collect();
+        let incoming = response.consume().map_err(|_| TransportError("response body unavailable".into()))?;
+        let mut body = Vec::new();
+        {
+            let stream = incoming.stream().map_err(|_| TransportError("response body stream unavailable".into()))?;
+            loop {
+                match stream.blocking_read(256 * 1024) {
+                    Ok(chunk) => body.extend_from_slice(&chunk),
+                    Err(StreamError::Closed) => break,
+                    Err(StreamError::LastOperationFailed(e)) => {
+                        return Err(TransportError(format!(
+                            "reading the response from {} failed: {}",
+                            request.url,
+                            e.to_debug_string()
+                        )));
+                    }
+                }
+            }
+        }
+        drop(IncomingBody::finish(incoming));
+        Ok(Response { status, headers, body })
+    }
+}
+
+fn describe_error_code(e: &wasip2::http::types::ErrorCode, url: &str) -> String {
+    use wasip2::http::types::ErrorCode;
+    match e {
+        ErrorCode::HttpRequestDenied => format!(
+            "the host refused the request to {url}: it is not one of the configured endpoints"
+        ),
+        ErrorCode::ConnectionRefused => format!("connection to {url} refused"),
+        ErrorCode::ConnectionTimeout => format!("connecting to {url} timed out"),
+        ErrorCode::TlsCertificateError => format!("the TLS certificate of {url} was not accepted"),
+        other => format!("request to {url} failed: {other:?}"),
+    }
+}

@@ -1,0 +1,346 @@
+//! The collector's configuration: the part of the user's YAML that the host
+//! does not own, handed over as a JSON object in `init`.
+//!
+//! Every field has a doc comment and every default a named function, so that
+//! the README's reference can be checked against this file.
+
+use crate::error::{Error, Result};
+use crate::mapping;
+use crate::time::Ticks;
+use serde::Deserialize;
+use std::fmt;
+use std::time::Duration;
+
+/// Settings of the Defender XDR source.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectorConfig {
+    /// Directory (tenant) ID of the Entra ID tenant, a GUID or a verified
+    /// domain name.
+    pub tenant_id: String,
+
+    /// Application (client) ID of the app registration.
+    pub client_id: String,
+
+    /// The client secret's **value** (not its ID). Usually given as
+    /// `${ENV_VAR}` in the YAML file.
+    pub client_secret: Secret,
+
+    /// The identity platform's base URL.
+    #[serde(default = "default_login_endpoint")]
+    pub login_endpoint: String,
+
+    /// Microsoft Graph's base URL. The token scope is `{graph_endpoint}/.default`.
+    #[serde(default = "default_graph_endpoint")]
+    pub graph_endpoint: String,
+
+    /// Graph API version: `v1.0` or `beta`.
+    #[serde(default = "default_api_version")]
+    pub api_version: ApiVersion,
+
+    /// Advanced-hunting tables to collect. Default: every table the collector
+    /// maps.
+    #[serde(default = "default_tables")]
+    pub tables: Vec<String>,
+
+    /// Where collection starts for a table that has no checkpoint yet
+    /// (RFC 3339). Default: 24 hours before the first start.
+    #[serde(default)]
+    pub start_time: Option<String>,
+
+    /// How far behind real time collection stays, so that late rows have
+    /// arrived in advanced hunting before their window is queried.
+    #[serde(default = "default_delay", with = "humantime_serde")]
+    pub delay: Duration,
+
+    /// How long to wait between collection cycles once caught up.
+    #[serde(default = "default_poll_interval", with = "humantime_serde")]
+    pub poll_interval: Duration,
+
+    /// The largest time window one query covers. Smaller windows are used
+    /// automatically when a window holds too many rows.
+    #[serde(default = "default_max_window", with = "humantime_serde")]
+    pub max_window: Duration,
+
+    /// The most rows one query may return (`take`). A window with more rows
+    /// is split. Graph itself never returns more than 100,000.
+    #[serde(default = "default_max_rows_per_query")]
+    pub max_rows_per_query: u32,
+}
+
+pub fn default_login_endpoint() -> String {
+    "https://login.microsoftonline.com".into()
+}
+pub fn default_graph_endpoint() -> String {
+    "https://graph.microsoft.com".into()
+}
+pub fn default_api_version() -> ApiVersion {
+    ApiVersion::V1
+}
+pub fn default_tables() -> Vec<String> {
+    mapping::TABLES.iter().map(|t| t.name.to_string()).collect()
+}
+pub fn default_delay() -> Duration {
+    Duration::from_secs(5 * 60)
+}
+pub fn default_poll_interval() -> Duration {
+    Duration::from_secs(60)
+}
+pub fn default_max_window() -> Duration {
+    Duration::from_secs(60 * 60)
+}
+pub fn default_max_rows_per_query() -> u32 {
+    10_000
+}
+/// The documented ceiling of one runHuntingQuery response.
+pub const GRAPH_ROW_CAP: u32 = 100_000;
+/// Advanced hunting keeps 30 days of data.
+pub const MAX_LOOKBACK: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
+/// The Graph API version.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+pub enum ApiVersion {
+    #[serde(rename = "v1.0")]
+    V1,
+    #[serde(rename = "beta")]
+    Beta,
+}
+
+impl ApiVersion {
+    pub fn path(self) -> &'static str {
+        match self {
+            ApiVersion::V1 => "v1.0",
+            ApiVersion::Beta => "beta",
+        }
+    }
+}
+
+/// A secret that never prints.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+    /// The value, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+mod humantime_serde {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "`{text}` is not a duration ({e}); write it like `30s`, `5m` or `1h`"
+            ))
+        })
+    }
+}
+
+impl CollectorConfig {
+    /// Parses and checks the JSON the host hands over. Every message names
+    /// the key to fix.
+    pub fn from_json(json: &str) -> Result<CollectorConfig> {
+        let mut config: CollectorConfig =
+            serde_json::from_str(json).map_err(|e| Error::Config(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&mut self) -> Result<()> {
+        for (key, value) in [("tenant_id", &self.tenant_id), ("client_id", &self.client_id)] {
+            if value.trim().is_empty() {
+                return Err(Error::Config(format!(
+                    "`{key}` is empty; copy it from the app registration's Overview page"
+                )));
+            }
+            if !value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+            {
+                return Err(Error::Config(format!(
+                    "`{key}` must be a GUID (or, for tenant_id, a verified domain); it contains other characters"
+                )));
+            }
+        }
+        if self.client_secret.0.trim().is_empty() {
+            return Err(Error::Config(
+                "`client_secret` is empty; if it comes from an environment variable, check that the variable is set"
+                    .into(),
+            ));
+        }
+        for (key, value) in [
+            ("login_endpoint", &mut self.login_endpoint),
+            ("graph_endpoint", &mut self.graph_endpoint),
+        ] {
+            while value.ends_with('/') {
+                value.pop();
+            }
+            if !(value.starts_with("https://") || value.starts_with("http://")) {
+                return Err(Error::Config(format!(
+                    "`{key}` must be an https:// URL, got `{value}`"
+                )));
+            }
+        }
+        if self.tables.is_empty() {
+            return Err(Error::Config("`tables` is empty; leave it out to collect every table".into()));
+        }
+        for table in &self.tables {
+            if mapping::table(table).is_none() {
+                let known: Vec<&str> = mapping::TABLES.iter().map(|t| t.name).collect();
+                return Err(Error::Config(format!(
+                    "`tables` names `{table}`, which this collector does not map; known tables: {}",
+                    known.join(", ")
+                )));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(dup) = self.tables.iter().find(|t| !seen.insert(t.as_str())) {
+            return Err(Error::Config(format!("`tables` lists `{dup}` twice")));
+        }
+        if self.max_rows_per_query == 0 || self.max_rows_per_query >= GRAPH_ROW_CAP {
+            return Err(Error::Config(format!(
+                "`max_rows_per_query` must be between 1 and {}, got {}",
+                GRAPH_ROW_CAP - 1,
+                self.max_rows_per_query
+            )));
+        }
+        if self.max_window < Duration::from_secs(1) {
+            return Err(Error::Config("`max_window` must be at least 1s".into()));
+        }
+        if self.poll_interval < Duration::from_secs(1) {
+            return Err(Error::Config("`poll_interval` must be at least 1s".into()));
+        }
+        if let Some(start) = &self.start_time {
+            Ticks::parse(start).map_err(|e| {
+                Error::Config(format!("`start_time`: {e}; use RFC 3339, such as 2025-01-31T00:00:00Z"))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Where a table without a checkpoint starts, given the time of the
+    /// first poll. Never more than 30 days back: advanced hunting keeps no more.
+    pub fn start_ticks(&self, now: Ticks) -> Result<Ticks> {
+        let oldest = now.saturating_sub(MAX_LOOKBACK.into());
+        match &self.start_time {
+            None => Ok(now.saturating_sub(Duration::from_secs(24 * 60 * 60).into())),
+            Some(s) => {
+                let t = Ticks::parse(s).map_err(Error::Config)?;
+                if t < oldest {
+                    return Err(Error::Config(format!(
+                        "`start_time` {s} is more than 30 days back; advanced hunting keeps 30 days, so start at {} or later",
+                        oldest.to_iso()
+                    )));
+                }
+                Ok(t)
+            }
+        }
+    }
+
+    /// The token scope for the configured Graph host.
+    pub fn scope(&self) -> String {
+        format!("{}/.default", self.graph_endpoint)
+    }
+
+    /// The origins the component needs, for the host's allow-list.
+    pub fn allowed_origins(&self) -> Vec<String> {
+        let mut origins = vec![origin(&self.login_endpoint), origin(&self.graph_endpoint)];
+        origins.dedup();
+        origins
+    }
+}
+
+/// `scheme://authority` of a URL.
+pub fn origin(url: &str) -> String {
+    match url.find("://") {
+        Some(i) => {
+            let rest = &url[i + 3..];
+            let end = rest.find('/').unwrap_or(rest.len());
+            format!("{}{}", &url[..i + 3], &rest[..end])
+        }
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minimal() -> serde_json::Value {
+        serde_json::json!({"tenant_id": "t-1", "client_id": "c-1", "client_secret": "s3cr3t"})
+    }
+
+    #[test]
+    fn defaults_fill_in() {
+        let c = CollectorConfig::from_json(&minimal().to_string()).unwrap();
+        assert_eq!(c.graph_endpoint, "https://graph.microsoft.com");
+        assert_eq!(c.scope(), "https://graph.microsoft.com/.default");
+        assert_eq!(c.delay, Duration::from_secs(300));
+        assert_eq!(c.api_version, ApiVersion::V1);
+        assert_eq!(c.tables, default_tables());
+        assert_eq!(
+            c.allowed_origins(),
+            vec!["https://login.microsoftonline.com", "https://graph.microsoft.com"]
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() {
+        let mut v = minimal();
+        v["tenant"] = "x".into();
+        let e = CollectorConfig::from_json(&v.to_string()).unwrap_err().to_string();
+        assert!(e.contains("unknown field `tenant`"), "{e}");
+
+        let mut v = minimal();
+        v["delay"] = "five minutes".into();
+        let e = CollectorConfig::from_json(&v.to_string()).unwrap_err().to_string();
+        assert!(e.contains("five minutes") && e.contains("5m"), "{e}");
+
+        let mut v = minimal();
+        v["tables"] = serde_json::json!(["DeviceProcessEvents", "NoSuchTable"]);
+        let e = CollectorConfig::from_json(&v.to_string()).unwrap_err().to_string();
+        assert!(e.contains("NoSuchTable"), "{e}");
+
+        let mut v = minimal();
+        v["tenant_id"] = "x' | evil".into();
+        let e = CollectorConfig::from_json(&v.to_string()).unwrap_err().to_string();
+        assert!(e.contains("tenant_id"), "{e}");
+    }
+
+    #[test]
+    fn secret_never_prints() {
+        let c = CollectorConfig::from_json(&minimal().to_string()).unwrap();
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn start_time_limits() {
+        let now = Ticks::parse("2025-03-01T00:00:00Z").unwrap();
+        let mut v = minimal();
+        v["start_time"] = "2025-01-01T00:00:00Z".into();
+        let c = CollectorConfig::from_json(&v.to_string()).unwrap();
+        assert!(c.start_ticks(now).unwrap_err().to_string().contains("30 days"));
+        let c = CollectorConfig::from_json(&minimal().to_string()).unwrap();
+        assert_eq!(c.start_ticks(now).unwrap(), Ticks::parse("2025-02-28T00:00:00Z").unwrap());
+    }
+
+    #[test]
+    fn origin_strips_the_path() {
+        assert_eq!(origin("http://127.0.0.1:8080/x/y"), "http://127.0.0.1:8080");
+        assert_eq!(origin("https://graph.microsoft.us"), "https://graph.microsoft.us");
+    }
+}

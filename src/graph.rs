@@ -1,0 +1,272 @@
+//! Microsoft Graph `POST /security/runHuntingQuery`: the request, the
+//! response (whatever the casing of its keys), and what each error means.
+
+use crate::auth::TokenSource;
+use crate::config::{ApiVersion, CollectorConfig};
+use crate::error::Error;
+use crate::http::{HttpClient, Method, Request, Response};
+use crate::telemetry;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// One result row: column name to JSON value, as Graph sent it.
+pub type Row = Map<String, Value>;
+
+/// A parsed `huntingQueryResults`.
+#[derive(Debug, Default)]
+pub struct HuntingResult {
+    /// Column names and their declared types (`DateTime`, `String`, `Int64`, ...).
+    pub schema: Vec<(String, String)>,
+    pub rows: Vec<Row>,
+}
+
+#[derive(Deserialize)]
+struct RawResult {
+    #[serde(default, alias = "Schema")]
+    schema: Vec<RawColumn>,
+    #[serde(default, alias = "Results")]
+    results: Option<Vec<Row>>,
+}
+
+#[derive(Deserialize)]
+struct RawColumn {
+    #[serde(alias = "Name")]
+    name: String,
+    #[serde(default, alias = "Type")]
+    r#type: String,
+}
+
+/// Parses a runHuntingQuery response body. Keys may be `schema`/`results`
+/// (Graph) or `Schema`/`Results` (legacy APIs), and columns `name`/`type` or
+/// `Name`/`Type`.
+pub fn parse_response(body: &[u8]) -> Result<HuntingResult, Error> {
+    let raw: RawResult = serde_json::from_slice(body).map_err(|e| {
+        let start = String::from_utf8_lossy(&body[..body.len().min(120)]).into_owned();
+        Error::Transient(format!(
+            "Graph returned a response that is not valid hunting results ({e}); it starts with: {start:?}"
+        ))
+    })?;
+    let rows = raw.results.ok_or_else(|| {
+        Error::Transient("Graph returned a response without `results`; a proxy may have answered".into())
+    })?;
+    Ok(HuntingResult {
+        schema: raw.schema.into_iter().map(|c| (c.name, c.r#type)).collect(),
+        rows,
+    })
+}
+
+/// Why a query failed.
+#[derive(Debug)]
+pub enum QueryError {
+    /// The window holds more than one response may carry (row cap, 50 MB,
+    /// timeout or resource limits): split it.
+    TooLarge(String),
+    /// The table does not resolve: not licensed, or not in this tenant.
+    TableUnavailable(String),
+    /// Anything else.
+    Other(Error),
+}
+
+impl From<Error> for QueryError {
+    fn from(e: Error) -> Self {
+        QueryError::Other(e)
+    }
+}
+
+/// Runs hunting queries with an app-only token.
+pub struct GraphClient {
+    url: String,
+    tokens: TokenSource,
+}
+
+impl GraphClient {
+    pub fn new(config: &CollectorConfig) -> GraphClient {
+        GraphClient {
+            url: query_url(&config.graph_endpoint, config.api_version),
+            tokens: TokenSource::new(config),
+        }
+    }
+
+    /// Runs `query` over `timespan`. A 401 is answered by fetching a new
+    /// token and trying once more.
+    pub fn run(
+        &mut self,
+        http: &mut dyn HttpClient,
+        now_secs: i64,
+        query: &str,
+        timespan: &str,
+    ) -> Result<HuntingResult, QueryError> {
+        let body = serde_json::to_vec(&serde_json::json!({ "Query": query, "Timespan": timespan }))
+            .map_err(|e| Error::Fatal(format!("could not encode the query: {e}")))?;
+        for attempt in 0..2 {
+            let token = self.tokens.token(http, now_secs)?;
+            let response = http
+                .send(Request {
+                    method: Method::Post,
+                    url: self.url.clone(),
+                    headers: vec![
+                        ("authorization".into(), format!("Bearer {token}")),
+                        ("content-type".into(), "application/json; charset=utf-8".into()),
+                        ("accept".into(), "application/json".into()),
+                    ],
+                    body: body.clone(),
+                })
+                .map_err(|e| Error::Transient(format!("runHuntingQuery request failed: {}", e.0)))?;
+            telemetry::counter("graph_queries_total", &[("status", &response.status.to_string())], 1);
+            if response.status == 200 {
+                return Ok(parse_response(&response.body)?);
+            }
+            if response.status == 401 && attempt == 0 && !is_permission_body(&response) {
+                self.tokens.invalidate();
+                continue;
+            }
+            return Err(classify_failure(&response));
+        }
+        unreachable!("the loop returns on its second attempt")
+    }
+}
+
+pub fn query_url(graph_endpoint: &str, version: ApiVersion) -> String {
+    format!("{graph_endpoint}/{}/security/runHuntingQuery", version.path())
+}
+
+#[derive(Deserialize, Default)]
+struct GraphErrorBody {
+    #[serde(default)]
+    error: GraphErrorInner,
+}
+
+#[derive(Deserialize, Default)]
+struct GraphErrorInner {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+fn error_body(response: &Response) -> GraphErrorInner {
+    serde_json::from_slice::<GraphErrorBody>(&response.body)
+        .map(|b| b.error)
+        .unwrap_or_default()
+}
+
+/// A 401 whose body says the token lacks the permission (not that it expired).
+fn is_permission_body(response: &Response) -> bool {
+    let e = error_body(response);
+    e.code == "AF10001" || e.message.contains("does not include the expected permission")
+}
+
+const PERMISSION_ADVICE: &str = "grant the Microsoft Graph *Application* permission ThreatHunting.Read.All to the app registration (API permissions > Add a permission > Microsoft Graph > Application permissions), then click \"Grant admin consent\"; a Delegated permission does not work for this collector";
+
+/// Turns a non-200 runHuntingQuery response into an error that says what to do.
+pub fn classify_failure(response: &Response) -> QueryError {
+    let e = error_body(response);
+    let message = if e.message.is_empty() { response.text() } else { e.message.clone() };
+    let message: String = message.chars().take(500).collect();
+    let lower = message.to_ascii_lowercase();
+    match response.status {
+        401 | 403 => QueryError::Other(Error::Permission(format!(
+            "Graph refused runHuntingQuery (HTTP {}, {}: {message}). To fix: {PERMISSION_ADVICE}",
+            response.status, e.code
+        ))),
+        429 => {
+            let retry_after_ms = response
+                .header("retry-after")
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(|s| s * 1000)
+                .unwrap_or(60_000);
+            QueryError::Other(Error::Throttled { retry_after_ms, message })
+        }
+        _ if lower.contains("failed to resolve table") => QueryError::TableUnavailable(format!(
+            "advanced hunting does not know this table in this tenant ({message}); it needs its product's license (Defender for Office 365 for Email*, Defender for Identity for Identity*)"
+        )),
+        _ if lower.contains("result size limit")
+            || lower.contains("exceeded the allowed result size")
+            || lower.contains("query exceeded the timeout")
+            || lower.contains("excessive resource consumption")
+            || lower.contains("too many resources") =>
+        {
+            QueryError::TooLarge(message)
+        }
+        s if s >= 500 => QueryError::Other(Error::Transient(format!(
+            "Graph answered HTTP {s} ({}: {message})",
+            if e.code.is_empty() { "no code" } else { &e.code }
+        ))),
+        s => QueryError::Other(Error::Fatal(format!(
+            "Graph refused the query with HTTP {s} ({}: {message})",
+            if e.code.is_empty() { "no code" } else { &e.code }
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::fake::Scripted;
+
+    const TOKEN: &str = r#"{"token_type":"Bearer","expires_in":3599,"access_token":"tok"}"#;
+
+    fn client() -> GraphClient {
+        GraphClient::new(
+            &CollectorConfig::from_json(
+                r#"{"tenant_id":"t","client_id":"c","client_secret":"s","graph_endpoint":"http://127.0.0.1:9/","api_version":"beta"}"#,
+            )
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn parses_both_casings_and_keeps_big_integers_exact() {
+        let lower = br#"{"schema":[{"name":"ReportId","type":"Int64"}],"results":[{"ReportId":18446744073709551615}]}"#;
+        let upper = br#"{"Schema":[{"Name":"ReportId","Type":"Int64"}],"Results":[{"ReportId":9007199254740993}]}"#;
+        let a = parse_response(lower).unwrap();
+        assert_eq!(a.schema, vec![("ReportId".to_string(), "Int64".to_string())]);
+        assert_eq!(a.rows[0]["ReportId"].to_string(), "18446744073709551615");
+        let b = parse_response(upper).unwrap();
+        assert_eq!(b.rows[0]["ReportId"].to_string(), "9007199254740993");
+    }
+
+    #[test]
+    fn garbage_is_a_clear_error() {
+        let e = parse_response(b"<html>502 Bad Gateway</html>").unwrap_err().to_string();
+        assert!(e.contains("<html>502"), "{e}");
+        let e = parse_response(br#"{"schema":[]}"#).unwrap_err().to_string();
+        assert!(e.contains("without `results`"), "{e}");
+    }
+
+    #[test]
+    fn sends_the_documented_request() {
+        let mut http = Scripted::default().reply(200, TOKEN).reply(200, r#"{"schema":[],"results":[]}"#);
+        client().run(&mut http, 0, "DeviceProcessEvents | take 1", "2025-01-01T00:00:00Z/2025-01-02T00:00:00Z").unwrap();
+        let q = &http.sent[1];
+        assert_eq!(q.url, "http://127.0.0.1:9/beta/security/runHuntingQuery");
+        assert!(q.headers.contains(&("authorization".into(), "Bearer tok".into())));
+        let body: Value = serde_json::from_slice(&q.body).unwrap();
+        assert_eq!(body["Query"], "DeviceProcessEvents | take 1");
+        assert_eq!(body["Timespan"], "2025-01-01T00:00:00Z/2025-01-02T00:00:00Z");
+    }
+
+    #[test]
+    fn a_401_refreshes_the_token_once() {
+        let mut http = Scripted::default()
+            .reply(200, TOKEN)
+            .reply(401, r#"{"error":{"code":"InvalidAuthenticationToken","message":"expired"}}"#)
+            .reply(200, TOKEN)
+            .reply(200, r#"{"schema":[],"results":[]}"#);
+        client().run(&mut http, 0, "q", "t").unwrap();
+        assert_eq!(http.sent.len(), 4);
+    }
+
+    #[test]
+    fn each_failure_is_classified() {
+        let r = |status: u16, body: &str| Response { status, headers: vec![], body: body.as_bytes().to_vec() };
+        let af = r(401, r#"{"error":{"code":"AF10001","message":"The permission set () sent in the request does not include the expected permission."}}"#);
+        assert!(matches!(classify_failure(&af), QueryError::Other(Error::Permission(m)) if m.contains("ThreatHunting.Read.All") && m.contains("admin consent")));
+        assert!(matches!(classify_failure(&r(403, "{}")), QueryError::Other(Error::Permission(_))));
+        let throttled = Response { status: 429, headers: vec![("Retry-After".into(), "7".into())], body: vec![] };
+        assert!(matches!(classify_failure(&throttled), QueryError::Other(Error::Throttled { retry_after_ms: 7000, .. })));
+        assert!(matches!(classify_failure(&r(400, r#"{"error":{"code":"BadRequest","message":"'where' operator: Failed to resolve table or column expression named 'EmailEvents'"}}"#)), QueryError::TableUnavailable(_)));
+        assert!(matches!(classify_failure(&r(400, r#"{"error":{"code":"BadRequest","message":"Result size limit exceeded"}}"#)), QueryError::TooLarge(_)));
+        assert!(matches!(classify_failure(&r(500, r#"{"error":{"code":"UnknownError","message":""}}"#)), QueryError::Other(Error::Transient(_))));
+    }
+}

@@ -1,0 +1,46 @@
+//! The KQL the collector sends. Only table names from the mapping registry and
+//! timestamps the collector formats itself reach a query, so no user text is
+//! ever spliced into KQL.
+
+use crate::time::Ticks;
+
+/// Rows of `table` with `start <= Timestamp < end`, oldest first, at most `take`.
+pub fn window_query(table: &str, start: Ticks, end: Ticks, take: u32) -> String {
+    debug_assert!(table.chars().all(|c| c.is_ascii_alphanumeric()), "table names come from the registry");
+    format!(
+        "{table} | where Timestamp >= datetime({}) and Timestamp < datetime({}) | order by Timestamp asc | take {take}",
+        start.to_iso(),
+        end.to_iso()
+    )
+}
+
+/// The `Timespan` for a window: one second wider on each side than the
+/// `where` clause, so that any rounding of the timespan by the service cannot
+/// cut rows off; the `where` clause is the exact filter.
+pub fn timespan(start: Ticks, end: Ticks) -> String {
+    let second = Ticks::from_secs(1);
+    format!("{}/{}", start.saturating_sub(second).to_iso(), end.saturating_add(second).to_iso())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_query_is_half_open_and_ordered() {
+        let q = window_query(
+            "DeviceProcessEvents",
+            Ticks::parse("2025-01-01T00:00:00Z").unwrap(),
+            Ticks::parse("2025-01-01T00:05:00.5Z").unwrap(),
+            10001,
+        );
+        assert_eq!(
+            q,
+            "DeviceProcessEvents | where Timestamp >= datetime(2025-01-01T00:00:00.0000000Z) and Timestamp < datetime(2025-01-01T00:05:00.5000000Z) | order by Timestamp asc | take 10001"
+        );
+        assert_eq!(
+            timespan(Ticks::parse("2025-01-01T00:00:00Z").unwrap(), Ticks::parse("2025-01-01T00:05:00Z").unwrap()),
+            "2024-12-31T23:59:59.0000000Z/2025-01-01T00:05:01.0000000Z"
+        );
+    }
+}

@@ -1,0 +1,35 @@
+//! The defender-ocsf collector component.
+//!
+//! It gets an app-only token, runs advanced-hunting queries through
+//! Microsoft Graph window by window, and maps every row to an OCSF 1.8.0
+//! event. Built for `wasm32-wasip2` it is a WebAssembly component exporting
+//! the `source` interface of `wit/source.wit`; built natively it is a plain
+//! library, which is how its tests run.
+//!
+//! Modules, one job each:
+//! - [`config`]: the settings and their defaults;
+//! - [`auth`]: OAuth 2.0 client credentials and the token cache;
+//! - [`graph`]: the runHuntingQuery request, response and errors;
+//! - [`kql`]: the query text;
+//! - [`planner`]: windows, cycles and the checkpoint;
+//! - [`mapping`]: rows to OCSF events, one file per table family;
+//! - [`collector`]: one poll, tying the above together;
+//! - `component` (wasm only): the WIT bindings and the `wasi:http` client.
+
+pub mod auth;
+pub mod collector;
+pub mod config;
+pub mod error;
+pub mod graph;
+pub mod http;
+pub mod kql;
+pub mod mapping;
+pub mod planner;
+pub mod telemetry;
+pub mod time;
+
+#[cfg(target_arch = "wasm32")]
+mod component;
+
+pub use collector::{Batch, Collector, SourceInfo};
+pub use error::Error;

@@ -1,0 +1,408 @@
+//! Applies a [`Table`](super::Table) mapping to one row.
+
+use super::{Table, ocsf};
+use crate::graph::Row;
+use crate::time::Ticks;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// How a cell's value is converted. A value that does not convert stays in
+/// the row and so lands under `unmapped`, unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Conv {
+    /// A string; numbers and booleans are written as text.
+    Str,
+    /// An integer, from a JSON number or a numeric string. Exact beyond 2^53.
+    Int,
+    /// A boolean, from `true`/`false`, `1`/`0` or their string forms.
+    Bool,
+    /// An ISO 8601 timestamp, as epoch milliseconds.
+    Time,
+    /// A hash: appends `{algorithm_id, value}` to the array at the target.
+    Hash(u8),
+    /// A Windows integrity level: sets the target to the text and
+    /// `<target>_id` to the OCSF id.
+    Integrity,
+    /// Appends `{name: value}` to the array at the target (such as `device.groups`).
+    NamedItem,
+    /// A dynamic value: JSON text is parsed, a JSON value is kept.
+    Json,
+}
+
+/// One column-to-attribute rule.
+#[derive(Clone, Copy, Debug)]
+pub struct Field {
+    pub column: &'static str,
+    /// A dotted OCSF path from the event root, such as `process.file.name`.
+    pub to: &'static str,
+    pub conv: Conv,
+}
+
+/// Shorthand used by the mapping tables.
+pub const fn f(column: &'static str, to: &'static str, conv: Conv) -> Field {
+    Field { column, to, conv }
+}
+
+/// Facts about the collection that are not in the row.
+#[derive(Clone, Debug, Default)]
+pub struct Context {
+    /// The Entra ID tenant the rows come from (`metadata.tenant_uid`).
+    pub tenant_uid: Option<String>,
+}
+
+/// A row that could not be mapped. It names the table and the row's key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapError {
+    pub table: String,
+    pub key: String,
+    pub reason: String,
+}
+
+impl fmt::Display for MapError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} row [{}] could not be mapped: {}", self.table, self.key, self.reason)
+    }
+}
+
+/// An OCSF event under construction: a JSON object addressed by dotted paths.
+#[derive(Debug, Default)]
+pub struct Event(pub Map<String, Value>);
+
+impl Event {
+    /// Sets the attribute at `path`, creating the objects on the way.
+    pub fn set(&mut self, path: &str, value: Value) {
+        let mut node = &mut self.0;
+        let mut parts = path.split('.').peekable();
+        while let Some(part) = parts.next() {
+            if parts.peek().is_none() {
+                node.insert(part.to_string(), value);
+                return;
+            }
+            let child = node.entry(part.to_string()).or_insert_with(|| Value::Object(Map::new()));
+            if !child.is_object() {
+                *child = Value::Object(Map::new());
+            }
+            node = child.as_object_mut().expect("made an object above");
+        }
+    }
+
+    /// The attribute at `path`, if set.
+    pub fn get(&self, path: &str) -> Option<&Value> {
+        let mut parts = path.split('.');
+        let mut value = self.0.get(parts.next()?)?;
+        for part in parts {
+            value = value.as_object()?.get(part)?;
+        }
+        Some(value)
+    }
+
+    /// The string attribute at `path`, if set.
+    pub fn get_str(&self, path: &str) -> Option<&str> {
+        self.get(path).and_then(Value::as_str)
+    }
+
+    /// Appends to the array at `path`, creating it.
+    pub fn push(&mut self, path: &str, value: Value) {
+        match self.get_mut(path) {
+            Some(Value::Array(items)) => items.push(value),
+            _ => self.set(path, Value::Array(vec![value])),
+        }
+    }
+
+    fn get_mut(&mut self, path: &str) -> Option<&mut Value> {
+        let mut parts = path.split('.');
+        let mut value = self.0.get_mut(parts.next()?)?;
+        for part in parts {
+            value = value.as_object_mut()?.get_mut(part)?;
+        }
+        Some(value)
+    }
+
+    /// Copies the attribute at `from` to `to`, if `from` is set.
+    pub fn copy(&mut self, from: &str, to: &str) {
+        if let Some(v) = self.get(from).cloned() {
+            self.set(to, v);
+        }
+    }
+
+    /// Sets `path` unless it is already set.
+    pub fn set_default(&mut self, path: &str, value: Value) {
+        if self.get(path).is_none() {
+            self.set(path, value);
+        }
+    }
+
+    pub fn into_value(self) -> Value {
+        Value::Object(self.0)
+    }
+}
+
+/// Null and `""` mean absent.
+pub fn is_absent(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        _ => false,
+    }
+}
+
+/// Converts one cell. `None` means it does not convert.
+pub fn convert(v: &Value, conv: Conv) -> Option<Value> {
+    match conv {
+        Conv::Str | Conv::Hash(_) | Conv::NamedItem | Conv::Integrity => match v {
+            Value::String(s) => Some(Value::String(s.clone())),
+            Value::Number(n) => Some(Value::String(n.to_string())),
+            Value::Bool(b) => Some(Value::String(b.to_string())),
+            _ => None,
+        },
+        Conv::Int => match v {
+            Value::Number(n) if n.is_i64() || n.is_u64() => Some(v.clone()),
+            Value::String(s) => {
+                let s = s.trim();
+                s.parse::<i64>()
+                    .map(Value::from)
+                    .or_else(|_| s.parse::<u64>().map(Value::from))
+                    .ok()
+            }
+            _ => None,
+        },
+        Conv::Bool => parse_bool(v).map(Value::Bool),
+        Conv::Time => v.as_str().and_then(|s| Ticks::parse(s).ok()).map(|t| Value::from(t.to_epoch_ms())),
+        Conv::Json => Some(parse_dynamic(v)),
+    }
+}
+
+/// `true`/`false`, `1`/`0`, and their string forms (case-insensitive).
+pub fn parse_bool(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(0) => Some(false),
+            Some(1) => Some(true),
+            _ => None,
+        },
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" => Some(true),
+            "false" | "0" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A dynamic column: JSON text (an object or array) is parsed; anything else is kept as is.
+pub fn parse_dynamic(v: &Value) -> Value {
+    if let Value::String(s) = v {
+        let t = s.trim_start();
+        if t.starts_with('{') || t.starts_with('[') {
+            if let Ok(parsed) = serde_json::from_str::<Value>(s) {
+                return parsed;
+            }
+        }
+    }
+    v.clone()
+}
+
+/// OCSF `integrity_id` for a Windows integrity level.
+pub fn integrity_id(level: &str) -> u32 {
+    match level.trim().to_ascii_lowercase().as_str() {
+        "untrusted" => 1,
+        "low" => 2,
+        "medium" | "mediumplus" | "medium plus" => 3,
+        "high" => 4,
+        "system" => 5,
+        "protected" | "protectedprocess" => 6,
+        _ => 99,
+    }
+}
+
+/// Applies `fields` to `row`: converted cells are removed from the row.
+pub fn apply(row: &mut Row, fields: &[Field], event: &mut Event) {
+    for field in fields {
+        let Some(v) = row.get(field.column) else { continue };
+        if is_absent(v) {
+            row.remove(field.column);
+            continue;
+        }
+        let Some(out) = convert(v, field.conv) else { continue };
+        match field.conv {
+            Conv::Hash(algorithm_id) => {
+                event.push(field.to, serde_json::json!({"algorithm_id": algorithm_id, "value": out}))
+            }
+            Conv::NamedItem => event.push(field.to, serde_json::json!({"name": out})),
+            Conv::Integrity => {
+                let id = integrity_id(out.as_str().unwrap_or(""));
+                event.set(&format!("{}_id", field.to), Value::from(id));
+                event.set(field.to, out);
+            }
+            _ => event.set(field.to, out),
+        }
+        row.remove(field.column);
+    }
+}
+
+/// A stable id for a row: a hash of the table and its key columns' values.
+pub fn row_uid(table: &Table, row: &Row) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(table.name.as_bytes());
+    for column in table.key {
+        hasher.update([0x1f]);
+        match row.get(*column) {
+            // The same instant may be written with 0 to 7 fractional digits.
+            Some(Value::String(s)) if *column == "Timestamp" && Ticks::parse(s).is_ok() => {
+                hasher.update(Ticks::parse(s).map(|t| t.0).unwrap_or_default().to_string().as_bytes())
+            }
+            Some(Value::String(s)) => hasher.update(s.as_bytes()),
+            Some(Value::Null) | None => {}
+            Some(other) => hasher.update(other.to_string().as_bytes()),
+        }
+    }
+    let digest = hasher.finalize();
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn describe_key(table: &Table, row: &Row) -> String {
+    table
+        .key
+        .iter()
+        .map(|c| match row.get(*c) {
+            Some(Value::String(s)) => format!("{c}={s}"),
+            Some(v) => format!("{c}={v}"),
+            None => format!("{c}=<missing>"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Maps one row of `table` to an OCSF event.
+pub fn map_row(table: &Table, mut row: Row, ctx: &Context) -> Result<Value, MapError> {
+    let fail = |row: &Row, reason: String| MapError {
+        table: table.name.to_string(),
+        key: describe_key(table, row),
+        reason,
+    };
+    let timestamp = match row.get("Timestamp") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(other) if !is_absent(other) => {
+            return Err(fail(&row, format!("Timestamp is not a string: {other}")));
+        }
+        _ => return Err(fail(&row, "the row has no Timestamp".into())),
+    };
+    let time = Ticks::parse(&timestamp).map_err(|e| fail(&row, format!("bad Timestamp: {e}")))?;
+    let uid = row_uid(table, &row);
+    row.remove("Timestamp");
+
+    let action_type = match row.remove("ActionType") {
+        Some(Value::String(s)) if !s.is_empty() => Some(s),
+        Some(v) if !is_absent(&v) => Some(v.to_string()),
+        _ => None,
+    };
+    let (activity, is_fallback) = table.activity(action_type.as_deref());
+    let class = ocsf::class(activity.class_uid);
+
+    let mut event = Event::default();
+    event.set("class_uid", activity.class_uid.into());
+    event.set("class_name", class.name.into());
+    event.set("category_uid", class.category_uid.into());
+    event.set("category_name", ocsf::category_name(class.category_uid).into());
+    event.set("activity_id", activity.activity_id.into());
+    let activity_name = match (&action_type, activity.activity_id, is_fallback) {
+        (Some(a), 99, _) => a.clone(),
+        (Some(a), _, true) => a.clone(),
+        _ => class.activity_name(activity.activity_id).to_string(),
+    };
+    event.set("type_uid", (u64::from(activity.class_uid) * 100 + u64::from(activity.activity_id)).into());
+    event.set("type_name", format!("{}: {}", class.name, activity_name).into());
+    event.set("activity_name", activity_name.into());
+    event.set("severity_id", 1.into());
+    event.set("severity", "Informational".into());
+    event.set("time", time.to_epoch_ms().into());
+    if let Some(status_id) = activity.status_id {
+        event.set("status_id", status_id.into());
+        event.set("status", ocsf::status_name(status_id).into());
+    }
+
+    for fields in table.fields {
+        apply(&mut row, fields, &mut event);
+    }
+    (table.finish)(&mut event, ctx);
+
+    event.set("metadata.version", ocsf::VERSION.into());
+    event.set("metadata.product.name", table.product.name().into());
+    event.set("metadata.product.vendor_name", "Microsoft".into());
+    event.set("metadata.log_name", table.name.into());
+    event.set("metadata.original_time", timestamp.into());
+    event.set("metadata.uid", uid.into());
+    if let Some(a) = action_type {
+        event.set("metadata.event_code", a.into());
+    }
+    match row.remove("ReportId") {
+        Some(Value::String(s)) if !s.is_empty() => event.set("metadata.original_event_uid", s.into()),
+        Some(Value::Number(n)) => event.set("metadata.original_event_uid", n.to_string().into()),
+        Some(v) if !is_absent(&v) => {
+            row.insert("ReportId".into(), v);
+        }
+        _ => {}
+    }
+    if let Some(t) = &ctx.tenant_uid {
+        event.set("metadata.tenant_uid", t.clone().into());
+    }
+    if event.get("device").is_some() {
+        event.set("metadata.profiles", serde_json::json!(["host"]));
+    }
+
+    let unmapped: Map<String, Value> = row
+        .into_iter()
+        .filter(|(_, v)| !is_absent(v))
+        .map(|(k, v)| {
+            let v = if k == "AdditionalFields" { parse_dynamic(&v) } else { v };
+            (k, v)
+        })
+        .collect();
+    if !unmapped.is_empty() {
+        match event.0.get_mut("unmapped") {
+            // A finish step may already have moved an invalid object here.
+            Some(Value::Object(existing)) => existing.extend(unmapped),
+            _ => event.set("unmapped", Value::Object(unmapped)),
+        }
+    }
+    Ok(event.into_value())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn paths_create_objects_and_arrays() {
+        let mut e = Event::default();
+        e.set("a.b.c", json!(1));
+        e.push("a.list", json!("x"));
+        e.push("a.list", json!("y"));
+        e.copy("a.b", "z");
+        assert_eq!(e.into_value(), json!({"a": {"b": {"c": 1}, "list": ["x", "y"]}, "z": {"c": 1}}));
+    }
+
+    #[test]
+    fn conversions_accept_the_shapes_data_arrives_in() {
+        assert_eq!(convert(&json!("42"), Conv::Int), Some(json!(42)));
+        assert_eq!(convert(&json!(18984951960u64), Conv::Int), Some(json!(18984951960u64)));
+        assert_eq!(convert(&json!("x"), Conv::Int), None);
+        assert_eq!(convert(&json!("1"), Conv::Bool), Some(json!(true)));
+        assert_eq!(convert(&json!(0), Conv::Bool), Some(json!(false)));
+        assert_eq!(convert(&json!("TRUE"), Conv::Bool), Some(json!(true)));
+        assert_eq!(convert(&json!("2024-09-10T03:59:59.29Z"), Conv::Time), Some(json!(1725940799290i64)));
+        assert_eq!(convert(&json!("{\"a\":1}"), Conv::Json), Some(json!({"a": 1})));
+        assert_eq!(convert(&json!({"a": 1}), Conv::Json), Some(json!({"a": 1})));
+        assert_eq!(convert(&json!("not json"), Conv::Json), Some(json!("not json")));
+    }
+
+    #[test]
+    fn integrity_levels() {
+        assert_eq!(integrity_id("System"), 5);
+        assert_eq!(integrity_id("medium"), 3);
+        assert_eq!(integrity_id("whatever"), 99);
+    }
+}

@@ -1,0 +1,99 @@
+//! The slice of the OCSF 1.8.0 catalogue the collector emits: class names,
+//! categories and activity captions, so that events carry the captions next
+//! to their ids. Checked against the compiled schema by the conformance tests.
+
+pub const VERSION: &str = "1.8.0";
+
+/// One OCSF event class.
+#[derive(Debug)]
+pub struct Class {
+    pub uid: u32,
+    pub name: &'static str,
+    pub category_uid: u32,
+    /// Activities other than 0 Unknown and 99 Other.
+    pub activities: &'static [(u32, &'static str)],
+}
+
+impl Class {
+    pub fn activity_name(&self, id: u32) -> &'static str {
+        match id {
+            0 => "Unknown",
+            99 => "Other",
+            _ => self.activities.iter().find(|(i, _)| *i == id).map(|(_, n)| *n).unwrap_or("Unknown"),
+        }
+    }
+}
+
+pub static CLASSES: &[Class] = &[
+    Class { uid: 1001, name: "File System Activity", category_uid: 1, activities: &[(1, "Create"), (2, "Read"), (3, "Update"), (4, "Delete"), (5, "Rename"), (6, "Set Attributes"), (7, "Set Security"), (8, "Get Attributes"), (9, "Get Security"), (10, "Encrypt"), (11, "Decrypt"), (12, "Mount"), (13, "Unmount"), (14, "Open")] },
+    Class { uid: 1004, name: "Memory Activity", category_uid: 1, activities: &[(1, "Allocate Page"), (2, "Modify Page"), (3, "Delete Page"), (4, "Buffer Overflow"), (5, "Disable DEP"), (6, "Enable DEP"), (7, "Read"), (8, "Write"), (9, "Map View")] },
+    Class { uid: 1005, name: "Module Activity", category_uid: 1, activities: &[(1, "Load"), (2, "Unload"), (3, "Invoke")] },
+    Class { uid: 1006, name: "Scheduled Job Activity", category_uid: 1, activities: &[(1, "Create"), (2, "Update"), (3, "Delete"), (4, "Enable"), (5, "Disable"), (6, "Start")] },
+    Class { uid: 1007, name: "Process Activity", category_uid: 1, activities: &[(1, "Launch"), (2, "Terminate"), (3, "Open"), (4, "Inject"), (5, "Set User ID")] },
+    Class { uid: 1010, name: "Peripheral Activity", category_uid: 1, activities: &[(1, "Connect"), (2, "Disconnect"), (3, "Enable"), (4, "Disable"), (5, "Eject")] },
+    Class { uid: 2003, name: "Compliance Finding", category_uid: 2, activities: &[(1, "Create"), (2, "Update"), (3, "Close")] },
+    Class { uid: 2004, name: "Detection Finding", category_uid: 2, activities: &[(1, "Create"), (2, "Update"), (3, "Close")] },
+    Class { uid: 2005, name: "Incident Finding", category_uid: 2, activities: &[(1, "Create"), (2, "Update"), (3, "Close")] },
+    Class { uid: 3001, name: "Account Change", category_uid: 3, activities: &[(1, "Create"), (2, "Enable"), (3, "Password Change"), (4, "Password Reset"), (5, "Disable"), (6, "Delete"), (7, "Attach Policy"), (8, "Detach Policy"), (9, "Lock"), (10, "MFA Factor Enable"), (11, "MFA Factor Disable"), (12, "Unlock")] },
+    Class { uid: 3002, name: "Authentication", category_uid: 3, activities: &[(1, "Logon"), (2, "Logoff"), (3, "Authentication Ticket"), (4, "Service Ticket Request"), (5, "Service Ticket Renew"), (6, "Preauth"), (7, "Account Switch")] },
+    Class { uid: 3006, name: "Group Management", category_uid: 3, activities: &[(1, "Assign Privileges"), (2, "Revoke Privileges"), (3, "Add User"), (4, "Remove User"), (5, "Delete"), (6, "Create"), (7, "Add Subgroup"), (8, "Remove Subgroup")] },
+    Class { uid: 4001, name: "Network Activity", category_uid: 4, activities: &[(1, "Open"), (2, "Close"), (3, "Reset"), (4, "Fail"), (5, "Refuse"), (6, "Traffic"), (7, "Listen")] },
+    Class { uid: 4003, name: "DNS Activity", category_uid: 4, activities: &[(1, "Query"), (2, "Response"), (6, "Traffic")] },
+    Class { uid: 4009, name: "Email Activity", category_uid: 4, activities: &[(1, "Send"), (2, "Receive"), (3, "Scan"), (4, "Trace"), (5, "MTA Relay")] },
+    Class { uid: 4011, name: "Email File Activity", category_uid: 4, activities: &[(1, "Send"), (2, "Receive"), (3, "Scan")] },
+    Class { uid: 4012, name: "Email URL Activity", category_uid: 4, activities: &[(1, "Send"), (2, "Receive"), (3, "Scan")] },
+    Class { uid: 5001, name: "Device Inventory Info", category_uid: 5, activities: &[(1, "Log"), (2, "Collect")] },
+    Class { uid: 5002, name: "Device Config State", category_uid: 5, activities: &[(1, "Log"), (2, "Collect")] },
+    Class { uid: 5014, name: "Peripheral Device Query", category_uid: 5, activities: &[(1, "Query")] },
+    Class { uid: 5019, name: "Device Config State Change", category_uid: 5, activities: &[(1, "Log"), (2, "Collect")] },
+    Class { uid: 6002, name: "Application Lifecycle", category_uid: 6, activities: &[(1, "Install"), (2, "Remove"), (3, "Start"), (4, "Stop"), (5, "Restart"), (6, "Enable"), (7, "Disable"), (8, "Update")] },
+    Class { uid: 6007, name: "Scan Activity", category_uid: 6, activities: &[(1, "Started"), (2, "Completed"), (3, "Cancelled"), (4, "Duration Violation"), (5, "Pause Violation"), (6, "Error"), (7, "Paused"), (8, "Resumed"), (9, "Restarted"), (10, "Delayed")] },
+    Class { uid: 201001, name: "Registry Key Activity", category_uid: 1, activities: &[(1, "Create"), (2, "Read"), (3, "Modify"), (4, "Delete"), (5, "Rename"), (6, "Set Security"), (7, "Restore"), (8, "Import"), (9, "Export")] },
+    Class { uid: 201002, name: "Registry Value Activity", category_uid: 1, activities: &[(1, "Get"), (2, "Set"), (3, "Modify"), (4, "Delete")] },
+];
+
+/// The class with this uid. Mapping tables only name classes listed here;
+/// a unit test checks that.
+pub fn class(uid: u32) -> &'static Class {
+    CLASSES
+        .iter()
+        .find(|c| c.uid == uid)
+        .unwrap_or_else(|| panic!("class {uid} is used by a mapping but missing from mapping::ocsf::CLASSES"))
+}
+
+pub fn category_name(uid: u32) -> &'static str {
+    match uid {
+        1 => "System Activity",
+        2 => "Findings",
+        3 => "Identity & Access Management",
+        4 => "Network Activity",
+        5 => "Discovery",
+        6 => "Application Activity",
+        _ => "Other",
+    }
+}
+
+pub fn status_name(id: u32) -> &'static str {
+    match id {
+        1 => "Success",
+        2 => "Failure",
+        99 => "Other",
+        _ => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_mapped_activity_names_a_listed_class_and_activity() {
+        for table in super::super::TABLES {
+            for act in table.activities.iter().map(|(_, a)| a).chain([&table.fallback]) {
+                let class = super::class(act.class_uid);
+                assert!(
+                    matches!(act.activity_id, 0 | 99) || class.activities.iter().any(|(i, _)| *i == act.activity_id),
+                    "{}: activity {} not in class {}", table.name, act.activity_id, class.uid
+                );
+            }
+        }
+    }
+}

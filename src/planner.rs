@@ -1,0 +1,253 @@
+//! The collection planner: which table to query next, over which time window,
+//! and the checkpoint that records how far each table got.
+//!
+//! Windows are half-open, `[start, end)` on `Timestamp`, and consecutive
+//! windows of a table share a boundary. A row belongs to exactly one window,
+//! so rows that share one timestamp are neither lost nor repeated, however
+//! the windows are cut.
+//!
+//! Work is organised in cycles. A cycle fixes its end (`now - delay`) when it
+//! begins, and each table is collected up to that end in windows of at most
+//! `max_window`, the table furthest behind first. When every table has
+//! reached the end the cycle is over and the collector waits `poll_interval`.
+
+use crate::error::{Error, Result};
+use crate::time::Ticks;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One table's progress.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cursor {
+    pub table: &'static str,
+    /// Every row with `Timestamp < watermark` has been collected.
+    pub watermark: Ticks,
+    /// The window length to try next; shrinks when windows are too full and
+    /// grows back when they are sparse.
+    pub span: Ticks,
+}
+
+/// A window to query.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub table: usize,
+    pub start: Ticks,
+    pub end: Ticks,
+}
+
+impl Window {
+    /// The first half of this window, or `None` when it is one tick long.
+    pub fn first_half(&self) -> Option<Window> {
+        let len = self.end.0 - self.start.0;
+        (len > 1).then(|| Window { end: Ticks(self.start.0 + len / 2), ..*self })
+    }
+}
+
+#[derive(Debug)]
+pub struct Planner {
+    cursors: Vec<Cursor>,
+    /// Entries of the saved checkpoint for tables not collected now; kept so
+    /// that re-enabling a table resumes where it stopped.
+    dormant: BTreeMap<String, TableState>,
+    max_window: Ticks,
+    cycle_end: Option<Ticks>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct CheckpointDoc {
+    version: u32,
+    tables: BTreeMap<String, TableState>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct TableState {
+    /// ISO 8601 with 7 fractional digits.
+    watermark: String,
+}
+
+const CHECKPOINT_VERSION: u32 = 1;
+
+impl Planner {
+    /// A planner for `tables`, resuming from `checkpoint` where given;
+    /// tables without a saved watermark start at `start`.
+    pub fn new(
+        tables: &[&'static str],
+        checkpoint: Option<&str>,
+        start: Ticks,
+        max_window: Ticks,
+    ) -> Result<Planner> {
+        let mut saved = match checkpoint {
+            None => BTreeMap::new(),
+            Some(text) => {
+                let doc: CheckpointDoc = serde_json::from_str(text).map_err(|e| {
+                    Error::Fatal(format!("the saved checkpoint is not readable ({e})"))
+                })?;
+                if doc.version != CHECKPOINT_VERSION {
+                    return Err(Error::Fatal(format!(
+                        "the saved checkpoint has version {}, this collector reads version {CHECKPOINT_VERSION}",
+                        doc.version
+                    )));
+                }
+                doc.tables
+            }
+        };
+        let mut cursors = Vec::with_capacity(tables.len());
+        for table in tables {
+            let watermark = match saved.remove(*table) {
+                Some(state) => Ticks::parse(&state.watermark).map_err(|e| {
+                    Error::Fatal(format!("the saved checkpoint of {table} is not readable: {e}"))
+                })?,
+                None => start,
+            };
+            cursors.push(Cursor { table, watermark, span: max_window });
+        }
+        Ok(Planner { cursors, dormant: saved, max_window, cycle_end: None })
+    }
+
+    pub fn cursors(&self) -> &[Cursor] {
+        &self.cursors
+    }
+
+    /// The end of the current cycle, if one is running.
+    pub fn cycle_end(&self) -> Option<Ticks> {
+        self.cycle_end
+    }
+
+    /// Starts a cycle that collects up to `end`, unless one is running.
+    pub fn begin_cycle(&mut self, end: Ticks) {
+        if self.cycle_end.is_none() {
+            self.cycle_end = Some(end);
+        }
+    }
+
+    /// The next window of the current cycle: the table furthest behind, from
+    /// its watermark, at most its span long. `None` ends the cycle.
+    pub fn next_window(&mut self) -> Option<Window> {
+        let end = self.cycle_end?;
+        let next = self
+            .cursors
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.watermark < end)
+            .min_by_key(|(_, c)| c.watermark);
+        match next {
+            Some((i, c)) => Some(Window {
+                table: i,
+                start: c.watermark,
+                end: c.watermark.saturating_add(c.span).min(end),
+            }),
+            None => {
+                self.cycle_end = None;
+                None
+            }
+        }
+    }
+
+    /// True when the current cycle has no window left.
+    pub fn cycle_done(&self) -> bool {
+        match self.cycle_end {
+            None => true,
+            Some(end) => self.cursors.iter().all(|c| c.watermark >= end),
+        }
+    }
+
+    /// Records that `window` was collected completely; `fullness` is the
+    /// share of the row limit it used, to size the next window.
+    pub fn complete(&mut self, window: &Window, fullness: f64) {
+        let max = self.max_window;
+        let c = &mut self.cursors[window.table];
+        debug_assert_eq!(c.watermark, window.start, "windows complete in order");
+        c.watermark = window.end;
+        let used = Ticks(window.end.0 - window.start.0);
+        c.span = if fullness > 0.5 {
+            used
+        } else if fullness < 0.125 {
+            Ticks(used.0.saturating_mul(2)).min(max).max(c.span)
+        } else {
+            c.span
+        };
+    }
+
+    /// The checkpoint text for the current progress.
+    pub fn checkpoint(&self) -> String {
+        let mut tables = self.dormant.clone();
+        for c in &self.cursors {
+            tables.insert(c.table.to_string(), TableState { watermark: c.watermark.to_iso() });
+        }
+        serde_json::to_string(&CheckpointDoc { version: CHECKPOINT_VERSION, tables })
+            .expect("a map of strings serialises")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Ticks {
+        Ticks::parse(s).unwrap()
+    }
+    const HOUR: Ticks = Ticks(3600 * 10_000_000);
+
+    #[test]
+    fn windows_tile_the_range_and_pick_the_table_furthest_behind() {
+        let mut p = Planner::new(&["A", "B"], None, t("2025-01-01T00:00:00Z"), HOUR).unwrap();
+        p.begin_cycle(t("2025-01-01T01:30:00Z"));
+        let w1 = p.next_window().unwrap();
+        assert_eq!((w1.table, w1.start, w1.end), (0, t("2025-01-01T00:00:00Z"), t("2025-01-01T01:00:00Z")));
+        p.complete(&w1, 0.3);
+        let w2 = p.next_window().unwrap();
+        assert_eq!(w2.table, 1, "B is now furthest behind");
+        p.complete(&w2, 0.3);
+        let w3 = p.next_window().unwrap();
+        assert_eq!((w3.start, w3.end), (t("2025-01-01T01:00:00Z"), t("2025-01-01T01:30:00Z")));
+        p.complete(&w3, 0.3);
+        assert!(!p.cycle_done());
+        let w4 = p.next_window().unwrap();
+        p.complete(&w4, 0.3);
+        assert!(p.cycle_done());
+        assert_eq!(p.next_window(), None);
+        assert_eq!(p.cycle_end(), None);
+    }
+
+    #[test]
+    fn checkpoints_round_trip_and_keep_dormant_tables() {
+        let start = t("2025-01-01T00:00:00Z");
+        let mut p = Planner::new(&["A", "B"], None, start, HOUR).unwrap();
+        p.begin_cycle(t("2025-01-01T00:10:00.1234567Z"));
+        let w = p.next_window().unwrap();
+        p.complete(&w, 0.0);
+        let saved = p.checkpoint();
+        assert!(saved.contains("2025-01-01T00:10:00.1234567Z"), "{saved}");
+
+        let q = Planner::new(&["B"], Some(&saved), start, HOUR).unwrap();
+        assert_eq!(q.cursors()[0].watermark, start);
+        let again = q.checkpoint();
+        assert!(again.contains("\"A\""), "a table no longer configured keeps its place: {again}");
+        let r = Planner::new(&["A"], Some(&again), start, HOUR).unwrap();
+        assert_eq!(r.cursors()[0].watermark, t("2025-01-01T00:10:00.1234567Z"));
+    }
+
+    #[test]
+    fn unreadable_checkpoints_are_errors_not_restarts() {
+        let e = Planner::new(&["A"], Some("{not json"), Ticks(0), HOUR).unwrap_err();
+        assert!(matches!(e, Error::Fatal(ref m) if m.contains("not readable")), "{e}");
+        let e = Planner::new(&["A"], Some(r#"{"version":9,"tables":{}}"#), Ticks(0), HOUR).unwrap_err();
+        assert!(e.to_string().contains("version 9"));
+    }
+
+    #[test]
+    fn halves_and_adapts_the_span() {
+        let w = Window { table: 0, start: Ticks(10), end: Ticks(21) };
+        assert_eq!(w.first_half().unwrap().end, Ticks(15));
+        assert_eq!(Window { table: 0, start: Ticks(10), end: Ticks(11) }.first_half(), None);
+
+        let mut p = Planner::new(&["A"], None, Ticks(0), HOUR).unwrap();
+        p.begin_cycle(Ticks(HOUR.0 * 10));
+        let w = p.next_window().unwrap().first_half().unwrap();
+        p.complete(&w, 0.9);
+        assert_eq!(p.next_window().unwrap().end.0 - w.end.0, HOUR.0 / 2, "a full window keeps the smaller span");
+        let w = p.next_window().unwrap();
+        p.complete(&w, 0.0);
+        assert_eq!(p.next_window().unwrap().end.0 - w.end.0, HOUR.0, "a sparse window grows it back");
+    }
+}
