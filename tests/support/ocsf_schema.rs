@@ -1,0 +1,89 @@
+//! Test support: finds `../shared` and validates events against the OCSF
+//! 1.8.0 JSON Schemas kept there. Nothing from `shared/` is copied into the
+//! project; tests read it at run time.
+//!
+//! Where `shared/` is absent the tests that need it print a loud SKIPPED line
+//! and return, except under CI (`CI` set), where its absence is a failure.
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// The `shared/` directory beside the repository, if present.
+pub fn shared_dir() -> Option<PathBuf> {
+    if let Ok(dir) = std::env::var("DEFENDER_OCSF_SHARED") {
+        return Some(PathBuf::from(dir));
+    }
+    let mut dir: &Path = Path::new(env!("CARGO_MANIFEST_DIR"));
+    loop {
+        let candidate = dir.join("..").join("shared");
+        if candidate.join("ocsf").join("schemas").is_dir() {
+            return Some(candidate);
+        }
+        dir = dir.parent()?;
+    }
+}
+
+/// `shared/`, or `None` after announcing that the calling test is skipped.
+pub fn shared_or_skip(test: &str) -> Option<PathBuf> {
+    match shared_dir() {
+        Some(dir) => Some(dir),
+        None if std::env::var_os("CI").is_some() => {
+            panic!("{test}: ../shared is missing, and CI guarantees it; set DEFENDER_OCSF_SHARED")
+        }
+        None => {
+            eprintln!("\n*** SKIPPED {test}: ../shared (OCSF schemas and samples) was not found beside the repository ***\n");
+            None
+        }
+    }
+}
+
+/// Validators per class, compiled once each.
+pub struct Schemas {
+    dir: PathBuf,
+    files: HashMap<u64, String>,
+    compiled: HashMap<u64, jsonschema::Validator>,
+}
+
+impl Schemas {
+    pub fn load(shared: &Path) -> Schemas {
+        let dir = shared.join("ocsf").join("schemas");
+        let index: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("index.json")).unwrap()).unwrap();
+        let files = index
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["class_uid"].as_u64().unwrap(), e["file"].as_str().unwrap().to_string()))
+            .collect();
+        Schemas { dir, files, compiled: HashMap::new() }
+    }
+
+    /// Every schema error of `event`, as "path: message" lines; empty when valid.
+    /// Also checks what the schemas cannot: type_uid = class_uid × 100 + activity_id,
+    /// and an activity_name when activity_id is 99.
+    pub fn errors(&mut self, event: &Value) -> Vec<String> {
+        let Some(class) = event["class_uid"].as_u64() else {
+            return vec!["class_uid is missing".into()];
+        };
+        let Some(file) = self.files.get(&class) else {
+            return vec![format!("no schema for class {class}")];
+        };
+        let dir = &self.dir;
+        let validator = self.compiled.entry(class).or_insert_with(|| {
+            let schema: Value = serde_json::from_str(&std::fs::read_to_string(dir.join(file)).unwrap()).unwrap();
+            jsonschema::draft202012::new(&schema).unwrap()
+        });
+        let mut errors: Vec<String> =
+            validator.iter_errors(event).map(|e| format!("{}: {}", e.instance_path(), e)).collect();
+        let activity = event["activity_id"].as_u64().unwrap_or(u64::MAX);
+        if event["type_uid"].as_u64() != Some(class * 100 + activity) {
+            errors.push(format!("type_uid {} is not class_uid*100+activity_id", event["type_uid"]));
+        }
+        if activity == 99 && event["activity_name"].as_str().is_none_or(str::is_empty) {
+            errors.push("activity_id 99 without activity_name".into());
+        }
+        errors
+    }
+}
