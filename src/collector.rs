@@ -56,7 +56,10 @@ impl Collector {
         };
         let collector = Collector {
             graph: GraphClient::new(&config),
-            context: Context { tenant_uid: Some(config.tenant_id.clone()) },
+            context: Context {
+                tenant_uid: Some(config.tenant_id.clone()),
+                no_deprecated_classes: !config.ocsf.deprecated_classes,
+            },
             tables,
             planner,
             config,

@@ -66,6 +66,31 @@ pub struct CollectorConfig {
     /// is split. Graph itself never returns more than 100,000.
     #[serde(default = "default_max_rows_per_query")]
     pub max_rows_per_query: u32,
+
+    /// OCSF output options.
+    #[serde(default)]
+    pub ocsf: OcsfOptions,
+}
+
+/// OCSF output options.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OcsfOptions {
+    /// Emit the classes OCSF 1.8.0 deprecates (4011, 4012, 5002, 5014), as
+    /// other OCSF feeds of Defender do. `false` emits their successors:
+    /// 4009 with `email.files[]`/`email.urls[]`, 1010 and 5019.
+    #[serde(default = "default_deprecated_classes")]
+    pub deprecated_classes: bool,
+}
+
+impl Default for OcsfOptions {
+    fn default() -> Self {
+        OcsfOptions { deprecated_classes: default_deprecated_classes() }
+    }
+}
+
+pub fn default_deprecated_classes() -> bool {
+    true
 }
 
 pub fn default_login_endpoint() -> String {

@@ -16,7 +16,7 @@ fn every_sample_row_of_a_mapped_table_validates() {
     let Some(shared) = shared_or_skip("conformance over shared/samples/normalized") else { return };
     let mut schemas = Schemas::load(&shared);
     let dir = shared.join("samples").join("normalized");
-    let ctx = Context { tenant_uid: Some("00000000-0000-0000-0000-000000000000".into()) };
+    let ctx = Context { tenant_uid: Some("00000000-0000-0000-0000-000000000000".into()), ..Context::default() };
     let mut per_table: BTreeMap<String, usize> = BTreeMap::new();
     let mut per_class: BTreeMap<u64, usize> = BTreeMap::new();
     let mut not_mapped: BTreeMap<String, usize> = BTreeMap::new();

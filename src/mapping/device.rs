@@ -2,7 +2,7 @@
 
 use super::common::{self, DEVICE, INITIATING_PROCESS};
 use super::engine::{Context, Conv::*, Event, Field, f};
-use super::{Activity, Product, Table};
+use super::{Activity, Product, Shape, Table};
 
 /// Device* rows are unique by device, time, per-device ReportId and ActionType.
 const DEVICE_KEY: &[&str] = &["DeviceId", "Timestamp", "ReportId", "ActionType"];
@@ -43,14 +43,16 @@ pub static DEVICE_PROCESS_EVENTS: Table = Table {
     product: Product::Endpoint,
     key: DEVICE_KEY,
     activities: &[
-        ("ProcessCreated", Activity::new(1007, 1).with_status(1)),
+        ("ProcessCreated", Activity::new(1007, 1).status(1)),
         // Not in the guide's table; OCSF has a precise activity for it.
         ("OpenProcess", Activity::new(1007, 3)),
     ],
+    prefixes: &[],
     fallback: Activity::new(1007, 99),
-    fields: &[DEVICE, NEW_PROCESS, INITIATING_PROCESS],
-    finish: finish_process_events,
+    shape: &PROCESS_SHAPE,
 };
+
+static PROCESS_SHAPE: Shape = Shape { fields: &[DEVICE, NEW_PROCESS, INITIATING_PROCESS], finish: finish_process_events };
 
 fn finish_process_events(e: &mut Event, _ctx: &Context) {
     common::finish_device(e);
@@ -62,7 +64,6 @@ fn finish_process_events(e: &mut Event, _ctx: &Context) {
     let windows = e.get_str("process.file.path").is_some_and(common::is_windows_path);
     if windows && e.get("activity_id") == Some(&1.into()) {
         e.set("launch_type_id", 1.into());
-        e.set("launch_type", "Spawn".into());
     }
 }
 
@@ -73,7 +74,7 @@ mod tests {
     use serde_json::{Value, json};
 
     fn map(table: &Table, row: Value) -> Value {
-        let ctx = Context { tenant_uid: Some("tenant-1".into()) };
+        let ctx = Context { tenant_uid: Some("tenant-1".into()), ..Context::default() };
         map_row(table, row.as_object().unwrap().clone(), &ctx).unwrap()
     }
 

@@ -49,6 +49,9 @@ pub const fn f(column: &'static str, to: &'static str, conv: Conv) -> Field {
 pub struct Context {
     /// The Entra ID tenant the rows come from (`metadata.tenant_uid`).
     pub tenant_uid: Option<String>,
+    /// Emit the successors of classes deprecated in OCSF 1.8.0 (4011, 4012,
+    /// 5002, 5014) instead of the classes themselves.
+    pub no_deprecated_classes: bool,
 }
 
 /// A row that could not be mapped. It names the table and the row's key.
@@ -65,9 +68,11 @@ impl fmt::Display for MapError {
     }
 }
 
-/// An OCSF event under construction: a JSON object addressed by dotted paths.
+/// An OCSF event under construction: a JSON object addressed by dotted
+/// paths, and the row's columns that no field list consumed. A finish step
+/// may take columns from the rest; what is left ends up under `unmapped`.
 #[derive(Debug, Default)]
-pub struct Event(pub Map<String, Value>);
+pub struct Event(pub Map<String, Value>, pub Row);
 
 impl Event {
     /// Sets the attribute at `path`, creating the objects on the way.
@@ -135,6 +140,41 @@ impl Event {
 
     pub fn into_value(self) -> Value {
         Value::Object(self.0)
+    }
+
+    /// Takes a left-over column, if present and not absent.
+    pub fn take_column(&mut self, column: &str) -> Option<Value> {
+        match self.1.remove(column) {
+            Some(v) if !is_absent(&v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// A left-over column, converted, without taking it.
+    pub fn column(&self, column: &str, conv: Conv) -> Option<Value> {
+        self.1.get(column).filter(|v| !is_absent(v)).and_then(|v| convert(v, conv))
+    }
+
+    /// Takes a left-over column if it converts, and puts it at `path`.
+    /// Returns whether it was taken.
+    pub fn map_column(&mut self, column: &str, path: &str, conv: Conv) -> bool {
+        let Some(v) = self.1.get(column) else { return false };
+        if is_absent(v) {
+            self.1.remove(column);
+            return false;
+        }
+        let Some(out) = convert(v, conv) else { return false };
+        put(self, path, conv, out);
+        self.1.remove(column);
+        true
+    }
+
+    /// The parsed `AdditionalFields` object (JSON text or value), if any.
+    pub fn additional_fields(&self) -> Option<Map<String, Value>> {
+        match self.1.get("AdditionalFields").map(parse_dynamic) {
+            Some(Value::Object(m)) => Some(m),
+            _ => None,
+        }
     }
 }
 
@@ -217,28 +257,25 @@ pub fn integrity_id(level: &str) -> u32 {
     }
 }
 
-/// Applies `fields` to `row`: converted cells are removed from the row.
-pub fn apply(row: &mut Row, fields: &[Field], event: &mut Event) {
+/// Puts a converted value at `to`, the way `conv` says.
+pub fn put(event: &mut Event, to: &str, conv: Conv, out: Value) {
+    match conv {
+        Conv::Hash(algorithm_id) => event.push(to, serde_json::json!({"algorithm_id": algorithm_id, "value": out})),
+        Conv::NamedItem => event.push(to, serde_json::json!({"name": out})),
+        Conv::Integrity => {
+            let id = integrity_id(out.as_str().unwrap_or(""));
+            event.set(&format!("{to}_id"), Value::from(id));
+            event.set(to, out);
+        }
+        _ => event.set(to, out),
+    }
+}
+
+/// Applies `fields` to the event's left-over columns: converted cells are
+/// taken, cells that do not convert stay (and end up under `unmapped`).
+pub fn apply(event: &mut Event, fields: &[Field]) {
     for field in fields {
-        let Some(v) = row.get(field.column) else { continue };
-        if is_absent(v) {
-            row.remove(field.column);
-            continue;
-        }
-        let Some(out) = convert(v, field.conv) else { continue };
-        match field.conv {
-            Conv::Hash(algorithm_id) => {
-                event.push(field.to, serde_json::json!({"algorithm_id": algorithm_id, "value": out}))
-            }
-            Conv::NamedItem => event.push(field.to, serde_json::json!({"name": out})),
-            Conv::Integrity => {
-                let id = integrity_id(out.as_str().unwrap_or(""));
-                event.set(&format!("{}_id", field.to), Value::from(id));
-                event.set(field.to, out);
-            }
-            _ => event.set(field.to, out),
-        }
-        row.remove(field.column);
+        event.map_column(field.column, field.to, field.conv);
     }
 }
 
@@ -298,7 +335,12 @@ pub fn map_row(table: &Table, mut row: Row, ctx: &Context) -> Result<Value, MapE
         Some(v) if !is_absent(&v) => Some(v.to_string()),
         _ => None,
     };
-    let (activity, is_fallback) = table.activity(action_type.as_deref());
+    let (mut activity, is_fallback) = table.activity(action_type.as_deref());
+    if ctx.no_deprecated_classes {
+        if let Some(successor) = activity.successor {
+            activity = successor;
+        }
+    }
     let class = ocsf::class(activity.class_uid);
 
     let mut event = Event::default();
@@ -322,11 +364,9 @@ pub fn map_row(table: &Table, mut row: Row, ctx: &Context) -> Result<Value, MapE
         event.set("status_id", status_id.into());
         event.set("status", ocsf::status_name(status_id).into());
     }
-
-    for fields in table.fields {
-        apply(&mut row, fields, &mut event);
+    for (path, value) in activity.sets {
+        event.set(path, (*value).into());
     }
-    (table.finish)(&mut event, ctx);
 
     event.set("metadata.version", ocsf::VERSION.into());
     event.set("metadata.product.name", table.product.name().into());
@@ -348,6 +388,18 @@ pub fn map_row(table: &Table, mut row: Row, ctx: &Context) -> Result<Value, MapE
     if let Some(t) = &ctx.tenant_uid {
         event.set("metadata.tenant_uid", t.clone().into());
     }
+
+    let shape = activity.shape.unwrap_or(table.shape);
+    event.1 = row;
+    for fields in shape.fields {
+        apply(&mut event, fields);
+    }
+    (shape.finish)(&mut event, ctx);
+    let row = std::mem::take(&mut event.1);
+    for (path, value) in activity.sets {
+        event.set(path, (*value).into());
+    }
+    ocsf::set_captions(&mut event);
     if event.get("device").is_some() {
         event.set("metadata.profiles", serde_json::json!(["host"]));
     }

@@ -38,21 +38,45 @@ impl Product {
     }
 }
 
-/// The class and activity an ActionType maps to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The columns and derived attributes of one kind of event: what a row
+/// becomes once its class is known.
+pub struct Shape {
+    /// Column-to-attribute lists, applied in order.
+    pub fields: &'static [&'static [Field]],
+    /// Derived attributes, applied after the fields.
+    pub finish: fn(&mut engine::Event, &engine::Context),
+}
+
+/// The class and activity an ActionType maps to, and what comes with them.
+#[derive(Clone, Copy)]
 pub struct Activity {
     pub class_uid: u32,
     pub activity_id: u32,
     /// `status_id` for ActionTypes that report an outcome (1 Success, 2 Failure).
     pub status_id: Option<u32>,
+    /// Fixed attributes, such as `disposition_id` or `connection_info.direction_id`.
+    pub sets: &'static [(&'static str, i64)],
+    /// The shape for this activity, when it differs from the table's.
+    pub shape: Option<&'static Shape>,
+    /// What to emit instead when deprecated classes are turned off.
+    pub successor: Option<&'static Activity>,
 }
 
 impl Activity {
     pub const fn new(class_uid: u32, activity_id: u32) -> Activity {
-        Activity { class_uid, activity_id, status_id: None }
+        Activity { class_uid, activity_id, status_id: None, sets: &[], shape: None, successor: None }
     }
-    pub const fn with_status(self, status_id: u32) -> Activity {
+    pub const fn status(self, status_id: u32) -> Activity {
         Activity { status_id: Some(status_id), ..self }
+    }
+    pub const fn sets(self, sets: &'static [(&'static str, i64)]) -> Activity {
+        Activity { sets, ..self }
+    }
+    pub const fn shape(self, shape: &'static Shape) -> Activity {
+        Activity { shape: Some(shape), ..self }
+    }
+    pub const fn successor(self, successor: &'static Activity) -> Activity {
+        Activity { successor: Some(successor), ..self }
     }
 }
 
@@ -66,27 +90,37 @@ pub struct Table {
     pub key: &'static [&'static str],
     /// ActionType (matched case-insensitively) to class and activity.
     pub activities: &'static [(&'static str, Activity)],
-    /// The class and activity of an ActionType not in `activities`; its
-    /// `activity_name` is the ActionType itself.
+    /// ActionType prefixes (case-insensitive), tried after `activities`.
+    pub prefixes: &'static [(&'static str, Activity)],
+    /// The activity of a row without an ActionType, or with one not listed;
+    /// in the latter case its `activity_name` is the ActionType itself.
     pub fallback: Activity,
-    /// Column-to-attribute lists, applied in order.
-    pub fields: &'static [&'static [Field]],
-    /// Derived attributes, applied after the fields.
-    pub finish: fn(&mut engine::Event, &engine::Context),
+    /// The shape of every activity that does not name its own.
+    pub shape: &'static Shape,
 }
 
 impl Table {
     /// The activity for an ActionType, and whether it is the fallback.
-    pub fn activity(&self, action_type: Option<&str>) -> (Activity, bool) {
-        match action_type {
-            Some(a) => self
-                .activities
-                .iter()
-                .find(|(name, _)| name.eq_ignore_ascii_case(a))
-                .map(|(_, act)| (*act, false))
-                .unwrap_or((self.fallback, true)),
-            None => (self.fallback, false),
+    pub fn activity(&self, action_type: Option<&str>) -> (&Activity, bool) {
+        let Some(a) = action_type else { return (&self.fallback, false) };
+        if let Some((_, act)) = self.activities.iter().find(|(name, _)| name.eq_ignore_ascii_case(a)) {
+            return (act, false);
         }
+        let lower = a.to_ascii_lowercase();
+        match self.prefixes.iter().find(|(p, _)| lower.starts_with(&p.to_ascii_lowercase())) {
+            Some((_, act)) => (act, false),
+            None => (&self.fallback, true),
+        }
+    }
+
+    /// Every activity this table can produce.
+    pub fn all_activities(&self) -> impl Iterator<Item = &Activity> {
+        self.activities
+            .iter()
+            .chain(self.prefixes.iter())
+            .map(|(_, a)| a)
+            .chain([&self.fallback])
+            .flat_map(|a| [Some(a), a.successor].into_iter().flatten())
     }
 }
 

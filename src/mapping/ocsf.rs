@@ -87,12 +87,43 @@ mod tests {
     #[test]
     fn every_mapped_activity_names_a_listed_class_and_activity() {
         for table in super::super::TABLES {
-            for act in table.activities.iter().map(|(_, a)| a).chain([&table.fallback]) {
+            for act in table.all_activities() {
                 let class = super::class(act.class_uid);
                 assert!(
                     matches!(act.activity_id, 0 | 99) || class.activities.iter().any(|(i, _)| *i == act.activity_id),
                     "{}: activity {} not in class {}", table.name, act.activity_id, class.uid
                 );
+            }
+        }
+    }
+}
+
+/// Caption attributes filled from their `_id` siblings (`disposition` from
+/// `disposition_id`, ...), wherever the mapping set the id but not the text.
+const CAPTIONS: &[(&str, &str, &[(i64, &str)])] = &[
+    ("disposition_id", "disposition", &[(0, "Unknown"), (1, "Allowed"), (2, "Blocked"), (3, "Quarantined"), (4, "Isolated"), (5, "Deleted"), (6, "Dropped"), (7, "Custom Action"), (8, "Approved"), (9, "Restored"), (10, "Exonerated"), (11, "Corrected"), (12, "Partially Corrected"), (13, "Uncorrected"), (14, "Delayed"), (15, "Detected"), (16, "No Action"), (17, "Logged"), (18, "Tagged"), (19, "Alert"), (20, "Count"), (21, "Reset"), (22, "Captcha"), (23, "Challenge"), (24, "Access Revoked"), (25, "Rejected"), (26, "Unauthorized"), (27, "Error"), (99, "Other")]),
+    ("action_id", "action", &[(0, "Unknown"), (1, "Allowed"), (2, "Denied"), (3, "Observed"), (4, "Modified"), (99, "Other")]),
+    ("direction_id", "direction", &[(0, "Unknown"), (1, "Inbound"), (2, "Outbound"), (3, "Internal"), (4, "Local"), (99, "Other")]),
+    ("connection_info.direction_id", "connection_info.direction", &[(0, "Unknown"), (1, "Inbound"), (2, "Outbound"), (3, "Lateral"), (4, "Local"), (99, "Other")]),
+    ("connection_info.boundary_id", "connection_info.boundary", &[(0, "Unknown"), (1, "Localhost"), (2, "Internal"), (3, "External"), (99, "Other")]),
+    ("query_result_id", "query_result", &[(0, "Unknown"), (1, "Exists"), (2, "Partial"), (3, "Does not exist"), (4, "Error"), (5, "Unsupported"), (99, "Other")]),
+    ("logon_type_id", "logon_type", &[(0, "Unknown"), (1, "System"), (2, "Interactive"), (3, "Network"), (4, "Batch"), (5, "OS Service"), (7, "Unlock"), (8, "Network Cleartext"), (9, "New Credentials"), (10, "Remote Interactive"), (11, "Cached Interactive"), (12, "Cached Remote Interactive"), (13, "Cached Unlock"), (99, "Other")]),
+    ("auth_protocol_id", "auth_protocol", &[(0, "Unknown"), (1, "NTLM"), (2, "Kerberos"), (3, "Digest"), (4, "OpenID"), (5, "SAML"), (6, "OAUTH 2.0"), (7, "PAP"), (8, "CHAP"), (9, "EAP"), (10, "RADIUS"), (11, "Basic Authentication"), (12, "LDAP"), (99, "Other")]),
+    ("injection_type_id", "injection_type", &[(0, "Unknown"), (1, "Remote Thread"), (2, "Load Library"), (3, "Queue APC"), (99, "Other")]),
+    ("launch_type_id", "launch_type", &[(0, "Unknown"), (1, "Spawn"), (2, "Fork"), (3, "Exec"), (99, "Other")]),
+    ("device.type_id", "device.type", &[(0, "Unknown"), (1, "Server"), (2, "Desktop"), (3, "Laptop"), (4, "Tablet"), (5, "Mobile"), (6, "Virtual"), (7, "IOT"), (99, "Other")]),
+    ("device.risk_level_id", "device.risk_level", &[(0, "Info"), (1, "Low"), (2, "Medium"), (3, "High"), (4, "Critical"), (99, "Other")]),
+    ("device.os.type_id", "device.os.type", &[(0, "Unknown"), (99, "Other"), (100, "Windows"), (101, "Windows Mobile"), (200, "Linux"), (201, "Android"), (300, "macOS"), (301, "iOS"), (302, "iPadOS")]),
+    ("verdict_id", "verdict", &[(0, "Unknown"), (1, "False Positive"), (2, "True Positive"), (3, "Disregard"), (4, "Suspicious"), (5, "Benign"), (6, "Test"), (7, "Insufficient Data"), (8, "Security Risk"), (9, "Managed Externally"), (10, "Duplicate"), (99, "Other")]),
+    ("reg_value.type_id", "reg_value.type", &[(0, "Unknown"), (1, "REG_BINARY"), (2, "REG_DWORD"), (3, "REG_DWORD_BIG_ENDIAN"), (4, "REG_EXPAND_SZ"), (5, "REG_LINK"), (6, "REG_MULTI_SZ"), (7, "REG_NONE"), (8, "REG_QWORD"), (9, "REG_QWORD_LITTLE_ENDIAN"), (10, "REG_SZ"), (99, "Other")]),
+];
+
+/// Fills caption attributes from their ids, unless already set.
+pub fn set_captions(e: &mut super::engine::Event) {
+    for (id_path, caption_path, names) in CAPTIONS {
+        if let Some(id) = e.get(id_path).and_then(serde_json::Value::as_i64) {
+            if let Some((_, name)) = names.iter().find(|(i, _)| *i == id) {
+                e.set_default(caption_path, (*name).into());
             }
         }
     }
