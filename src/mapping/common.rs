@@ -35,7 +35,7 @@ pub const INITIATING_PROCESS: &[Field] = &[
     f("InitiatingProcessAccountDomain", "actor.process.user.domain", Str),
     f("InitiatingProcessAccountSid", "actor.process.user.uid", Str),
     f("InitiatingProcessAccountObjectId", "actor.process.user.uid_alt", Str),
-    f("InitiatingProcessAccountUpn", "actor.process.user.email_addr", Str),
+    f("InitiatingProcessAccountUpn", "actor.process.user.email_addr", Email),
     f("InitiatingProcessLogonId", "actor.session.uid", Str),
     f("IsInitiatingProcessRemoteSession", "actor.session.is_remote", Bool),
     f("InitiatingProcessParentId", "actor.process.parent_process.pid", Int),
@@ -120,7 +120,11 @@ pub fn finish_process(e: &mut Event, path: &str) {
 pub fn finish_actor(e: &mut Event) {
     drop_unknown_process(e, "actor.process");
     finish_process(e, "actor.process");
-    e.copy("actor.process.user", "actor.user");
+    drop_unknown_process(e, "actor.process");
+    if e.get("actor.user").is_none() {
+        e.copy("actor.process.user", "actor.user");
+    }
+    require_any(e, "actor.user", &["name", "uid", "account"]);
 }
 
 /// Removes the process at `path` when all it says is pid 0, Defender's
@@ -238,4 +242,100 @@ mod tests {
         assert_eq!(e.get_str("device.domain"), Some("contoso.local"));
         assert_eq!(e.get("device.type_id"), Some(&json!(0)));
     }
+}
+
+/// The Windows extension, which registry classes need in `metadata.extensions`.
+pub fn windows_extension(e: &mut Event) {
+    e.set("metadata.extensions", serde_json::json!([{"name": "win", "uid": "2", "version": "1.8.0"}]));
+}
+
+/// `Protocol` (Tcp, Udp, TcpV4, Icmp, IcmpV6, ...) to `connection_info`
+/// protocol name, number and IP version. An unknown value stays in the row.
+pub fn network_protocol(e: &mut Event) {
+    let Some(text) = e.column("Protocol", super::engine::Conv::Str).and_then(|v| v.as_str().map(str::to_string)) else {
+        return;
+    };
+    let lower = text.to_ascii_lowercase();
+    let (base, version) = match lower.strip_suffix("v4") {
+        Some(b) => (b, Some(4)),
+        None => match lower.strip_suffix("v6") {
+            Some(b) => (b, Some(6)),
+            None => (lower.as_str(), None),
+        },
+    };
+    let number = match (base, version) {
+        ("tcp", _) => 6,
+        ("udp", _) => 17,
+        ("icmp", Some(6)) => 58,
+        ("icmp", _) => 1,
+        _ => return,
+    };
+    e.take_column("Protocol");
+    e.set("connection_info.protocol_name", base.into());
+    e.set("connection_info.protocol_num", number.into());
+    if let Some(v) = version {
+        e.set("connection_info.protocol_ver_id", v.into());
+    }
+}
+
+/// `RemoteUrl`: a URL fills `url.url_string` and the destination host name;
+/// a bare host name fills only the host name.
+pub fn remote_url(e: &mut Event, endpoint: &str) {
+    let Some(Value::String(text)) = e.take_column("RemoteUrl") else { return };
+    let host = match text.split_once("://") {
+        Some((_, rest)) => {
+            e.set("url.url_string", text.clone().into());
+            rest.split(['/', '?', '#']).next().unwrap_or("").rsplit('@').next().unwrap_or("").to_string()
+        }
+        None => text.split(['/', ':']).next().unwrap_or("").to_string(),
+    };
+    if !host.is_empty() {
+        e.set(&format!("{endpoint}.hostname"), host.into());
+    }
+}
+
+/// Swaps `src_endpoint` and `dst_endpoint` (inbound rows report the device
+/// as "local" and the peer as "remote").
+pub fn swap_endpoints(e: &mut Event) {
+    let src = e.0.remove("src_endpoint");
+    let dst = e.0.remove("dst_endpoint");
+    if let Some(d) = dst {
+        e.0.insert("src_endpoint".into(), d);
+    }
+    if let Some(s) = src {
+        e.0.insert("dst_endpoint".into(), s);
+    }
+}
+
+/// Moves keys out of the `AdditionalFields` column to OCSF paths, leaving
+/// the rest of the object to `unmapped`.
+pub fn map_additional(e: &mut Event, keys: &[(&str, &str, super::engine::Conv)]) {
+    let Some(mut fields) = e.additional_fields() else { return };
+    let mut changed = false;
+    for (key, path, conv) in keys {
+        if let Some(v) = fields.get(*key) {
+            if super::engine::is_absent(v) {
+                continue;
+            }
+            if let Some(out) = super::engine::convert(v, *conv) {
+                super::engine::put(e, path, *conv, out);
+                fields.remove(*key);
+                changed = true;
+            }
+        }
+    }
+    if changed {
+        e.1.insert("AdditionalFields".into(), Value::Object(fields));
+    }
+}
+
+/// What a `network_endpoint` needs to be one; an endpoint with only a port
+/// moves to `unmapped`.
+pub const ENDPOINT_IDENTITY: &[&str] =
+    &["ip", "uid", "name", "hostname", "svc_name", "instance_uid", "interface_uid", "interface_name", "domain"];
+
+/// Checks both endpoints.
+pub fn finish_endpoints(e: &mut Event) {
+    require_any(e, "src_endpoint", ENDPOINT_IDENTITY);
+    require_any(e, "dst_endpoint", ENDPOINT_IDENTITY);
 }

@@ -28,6 +28,13 @@ pub enum Conv {
     NamedItem,
     /// A dynamic value: JSON text is parsed, a JSON value is kept.
     Json,
+    /// An IPv4 or IPv6 address (anything else stays in the row).
+    Ip,
+    /// A port number, 0 to 65535, from a number or numeric string.
+    Port,
+    /// An email address as OCSF's `email_t` accepts it (a UPN such as
+    /// `user@domain` without a dot stays in the row).
+    Email,
 }
 
 /// One column-to-attribute rule.
@@ -210,7 +217,27 @@ pub fn convert(v: &Value, conv: Conv) -> Option<Value> {
         Conv::Bool => parse_bool(v).map(Value::Bool),
         Conv::Time => v.as_str().and_then(|s| Ticks::parse(s).ok()).map(|t| Value::from(t.to_epoch_ms())),
         Conv::Json => Some(parse_dynamic(v)),
+        Conv::Ip => v
+            .as_str()
+            .map(str::trim)
+            .filter(|s| s.parse::<std::net::IpAddr>().is_ok())
+            .map(|s| Value::String(s.to_string())),
+        Conv::Port => convert(v, Conv::Int).filter(|n| n.as_u64().is_some_and(|p| p <= 65535)),
+        Conv::Email => v.as_str().filter(|s| is_email(s)).map(|s| Value::String(s.to_string())),
     }
+}
+
+/// OCSF `email_t`: `local@domain.tld` with the characters its pattern allows.
+pub fn is_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else { return false };
+    let local_ok = !local.is_empty()
+        && local.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c));
+    let Some((head, tail)) = domain.split_once('.') else { return false };
+    local_ok
+        && !head.is_empty()
+        && head.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !tail.is_empty()
+        && tail.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
 }
 
 /// `true`/`false`, `1`/`0`, and their string forms (case-insensitive).
@@ -277,6 +304,18 @@ pub fn apply(event: &mut Event, fields: &[Field]) {
     for field in fields {
         event.map_column(field.column, field.to, field.conv);
     }
+}
+
+/// Removes objects left empty by the finish steps (an `actor` whose only
+/// process was "none", ...), which OCSF would reject.
+fn prune_empty(map: &mut Map<String, Value>) {
+    map.retain(|_, v| match v {
+        Value::Object(inner) => {
+            prune_empty(inner);
+            !inner.is_empty()
+        }
+        _ => true,
+    });
 }
 
 /// A stable id for a row: a hash of the table and its key columns' values.
@@ -400,6 +439,7 @@ pub fn map_row(table: &Table, mut row: Row, ctx: &Context) -> Result<Value, MapE
         event.set(path, (*value).into());
     }
     ocsf::set_captions(&mut event);
+    prune_empty(&mut event.0);
     if event.get("device").is_some() {
         event.set("metadata.profiles", serde_json::json!(["host"]));
     }

@@ -125,7 +125,17 @@ impl Table {
 }
 
 /// Every table the collector maps, in default collection order.
-pub static TABLES: &[&Table] = &[&device::DEVICE_PROCESS_EVENTS];
+pub static TABLES: &[&Table] = &[
+    &device::DEVICE_PROCESS_EVENTS,
+    &device::DEVICE_NETWORK_EVENTS,
+    &device::DEVICE_FILE_EVENTS,
+    &device::DEVICE_REGISTRY_EVENTS,
+    &device::DEVICE_LOGON_EVENTS,
+    &device::DEVICE_IMAGE_LOAD_EVENTS,
+    &device::DEVICE_INFO,
+    &device::DEVICE_NETWORK_INFO,
+    &device::DEVICE_FILE_CERTIFICATE_INFO,
+];
 
 /// The table with this name, compared exactly (KQL table names are case-sensitive).
 pub fn table(name: &str) -> Option<&'static Table> {

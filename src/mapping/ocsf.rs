@@ -45,6 +45,7 @@ pub static CLASSES: &[Class] = &[
     Class { uid: 5001, name: "Device Inventory Info", category_uid: 5, activities: &[(1, "Log"), (2, "Collect")] },
     Class { uid: 5002, name: "Device Config State", category_uid: 5, activities: &[(1, "Log"), (2, "Collect")] },
     Class { uid: 5014, name: "Peripheral Device Query", category_uid: 5, activities: &[(1, "Query")] },
+    Class { uid: 5040, name: "Live Evidence Info", category_uid: 5, activities: &[(1, "Query")] },
     Class { uid: 5019, name: "Device Config State Change", category_uid: 5, activities: &[(1, "Log"), (2, "Collect")] },
     Class { uid: 6002, name: "Application Lifecycle", category_uid: 6, activities: &[(1, "Install"), (2, "Remove"), (3, "Start"), (4, "Stop"), (5, "Restart"), (6, "Enable"), (7, "Disable"), (8, "Update")] },
     Class { uid: 6007, name: "Scan Activity", category_uid: 6, activities: &[(1, "Started"), (2, "Completed"), (3, "Cancelled"), (4, "Duration Violation"), (5, "Pause Violation"), (6, "Error"), (7, "Paused"), (8, "Resumed"), (9, "Restarted"), (10, "Delayed")] },
