@@ -59,6 +59,7 @@ impl Collector {
             context: Context {
                 tenant_uid: Some(config.tenant_id.clone()),
                 no_deprecated_classes: !config.ocsf.deprecated_classes,
+                collected_at: None,
             },
             tables,
             planner,
@@ -139,6 +140,7 @@ impl Collector {
         let rows = result.rows.len();
         let mut events = Vec::with_capacity(rows * 1024);
         let mut count = 0u32;
+        self.context.collected_at = Some(now);
         for row in result.rows {
             match mapping::map_row(table, row, &self.context) {
                 Ok(event) => {

@@ -7,6 +7,7 @@ mod support {
 }
 
 use defender_ocsf_collector::mapping::{self, Context};
+use defender_ocsf_collector::time::Ticks;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use support::ocsf_schema::{Schemas, shared_or_skip};
@@ -16,7 +17,7 @@ fn every_sample_row_of_a_mapped_table_validates() {
     let Some(shared) = shared_or_skip("conformance over shared/samples/normalized") else { return };
     let mut schemas = Schemas::load(&shared);
     let dir = shared.join("samples").join("normalized");
-    let ctx = Context { tenant_uid: Some("00000000-0000-0000-0000-000000000000".into()), ..Context::default() };
+    let ctx = Context { tenant_uid: Some("00000000-0000-0000-0000-000000000000".into()), collected_at: Some(Ticks::parse("2026-01-01T00:00:00Z").unwrap()), ..Context::default() };
     let mut per_table: BTreeMap<String, usize> = BTreeMap::new();
     let mut per_class: BTreeMap<u64, usize> = BTreeMap::new();
     let mut not_mapped: BTreeMap<String, usize> = BTreeMap::new();

@@ -89,6 +89,7 @@ pub fn finish_file(e: &mut Event, path: &str) {
             }
         }
     }
+    require_any(e, &format!("{path}.product"), &["name", "uid"]);
     if e.get(&name_path).is_some() {
         e.set(&format!("{path}.type_id"), 1.into());
         e.set(&format!("{path}.type"), "Regular File".into());
@@ -118,13 +119,24 @@ pub fn finish_process(e: &mut Event, path: &str) {
 /// all that is known is pid 0 ("no initiating process"), and copies its user
 /// to `actor.user`.
 pub fn finish_actor(e: &mut Event) {
-    drop_unknown_process(e, "actor.process");
-    finish_process(e, "actor.process");
-    drop_unknown_process(e, "actor.process");
+    // InitiatingProcessAccount* is the actor's user even when the process
+    // itself is unknown, so copy it before the process may move away.
     if e.get("actor.user").is_none() {
         e.copy("actor.process.user", "actor.user");
     }
+    drop_unknown_process(e, "actor.process");
+    finish_process(e, "actor.process");
+    drop_unknown_process(e, "actor.process");
     require_any(e, "actor.user", &["name", "uid", "account"]);
+}
+
+/// Process Activity requires a `process`. When a row names none, Defender's
+/// own "unknown process" (pid 0) stands in, with a label that says so.
+pub fn unknown_process(e: &mut Event) {
+    if e.get("process").is_none() {
+        e.set("process.pid", 0.into());
+        e.push("metadata.labels", "process-unknown".into());
+    }
 }
 
 /// Removes the process at `path` when all it says is pid 0, Defender's
@@ -338,4 +350,12 @@ pub const ENDPOINT_IDENTITY: &[&str] =
 pub fn finish_endpoints(e: &mut Event) {
     require_any(e, "src_endpoint", ENDPOINT_IDENTITY);
     require_any(e, "dst_endpoint", ENDPOINT_IDENTITY);
+}
+
+/// System-activity classes need an `actor`. When a row names no initiating
+/// process or account, the sensor that reported it is the actor (guide §22).
+pub fn actor_or_sensor(e: &mut Event, product: &str) {
+    if e.get("actor").is_none() {
+        e.set("actor.app_name", product.into());
+    }
 }

@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::{Activity, Product, Shape, Table};
 
 /// Device* rows are unique by device, time, per-device ReportId and ActionType.
-const DEVICE_KEY: &[&str] = &["DeviceId", "Timestamp", "ReportId", "ActionType"];
+pub(crate) const DEVICE_KEY: &[&str] = &["DeviceId", "Timestamp", "ReportId", "ActionType"];
 
 // ---------------------------------------------------------------------------
 // DeviceProcessEvents → 1007 Process Activity (guide §4)
@@ -73,7 +73,7 @@ fn finish_process_events(e: &mut Event, _ctx: &Context) {
 // DeviceNetworkEvents → 4001 Network Activity, DNS inspections → 4003 (guide §5)
 // ---------------------------------------------------------------------------
 
-const ENDPOINTS: &[Field] = &[
+pub(crate) const ENDPOINTS: &[Field] = &[
     f("LocalIP", "src_endpoint.ip", Ip),
     f("LocalPort", "src_endpoint.port", Port),
     f("RemoteIP", "dst_endpoint.ip", Ip),
@@ -155,7 +155,7 @@ fn boundary(e: &mut Event) {
 // DeviceFileEvents → 1001 File System Activity (guide §6)
 // ---------------------------------------------------------------------------
 
-const FILE: &[Field] = &[
+pub(crate) const FILE: &[Field] = &[
     f("FileName", "file.name", Str),
     f("FolderPath", "file.path", Str),
     f("MD5", "file.hashes", Hash(1)),
@@ -220,7 +220,7 @@ fn finish_file_events(e: &mut Event, _ctx: &Context) {
 // DeviceImageLoadEvents → 1005 Module Activity (guide §7)
 // ---------------------------------------------------------------------------
 
-const MODULE_FILE: &[Field] = &[
+pub(crate) const MODULE_FILE: &[Field] = &[
     f("FileName", "module.file.name", Str),
     f("FolderPath", "module.file.path", Str),
     f("MD5", "module.file.hashes", Hash(1)),

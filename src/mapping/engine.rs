@@ -59,6 +59,10 @@ pub struct Context {
     /// Emit the successors of classes deprecated in OCSF 1.8.0 (4011, 4012,
     /// 5002, 5014) instead of the classes themselves.
     pub no_deprecated_classes: bool,
+    /// When the rows were collected. A row without a `Timestamp` gets this
+    /// time, labelled `time-is-collection-time`; without it, such a row is
+    /// an error.
+    pub collected_at: Option<Ticks>,
 }
 
 /// A row that could not be mapped. It names the table and the row's key.
@@ -358,14 +362,19 @@ pub fn map_row(table: &Table, mut row: Row, ctx: &Context) -> Result<Value, MapE
         key: describe_key(table, row),
         reason,
     };
-    let timestamp = match row.get("Timestamp") {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+    let (time, timestamp) = match row.get("Timestamp") {
+        Some(Value::String(s)) if !s.is_empty() => {
+            let time = Ticks::parse(s).map_err(|e| fail(&row, format!("bad Timestamp: {e}")))?;
+            (time, Some(s.clone()))
+        }
         Some(other) if !is_absent(other) => {
             return Err(fail(&row, format!("Timestamp is not a string: {other}")));
         }
-        _ => return Err(fail(&row, "the row has no Timestamp".into())),
+        _ => match ctx.collected_at {
+            Some(t) => (t, None),
+            None => return Err(fail(&row, "the row has no Timestamp".into())),
+        },
     };
-    let time = Ticks::parse(&timestamp).map_err(|e| fail(&row, format!("bad Timestamp: {e}")))?;
     let uid = row_uid(table, &row);
     row.remove("Timestamp");
 
@@ -411,7 +420,10 @@ pub fn map_row(table: &Table, mut row: Row, ctx: &Context) -> Result<Value, MapE
     event.set("metadata.product.name", table.product.name().into());
     event.set("metadata.product.vendor_name", "Microsoft".into());
     event.set("metadata.log_name", table.name.into());
-    event.set("metadata.original_time", timestamp.into());
+    match timestamp {
+        Some(t) => event.set("metadata.original_time", t.into()),
+        None => event.push("metadata.labels", "time-is-collection-time".into()),
+    }
     event.set("metadata.uid", uid.into());
     if let Some(a) = action_type {
         event.set("metadata.event_code", a.into());

@@ -11,6 +11,7 @@
 
 pub mod common;
 pub mod device;
+pub mod device_events;
 pub mod engine;
 pub mod ocsf;
 
@@ -135,6 +136,7 @@ pub static TABLES: &[&Table] = &[
     &device::DEVICE_INFO,
     &device::DEVICE_NETWORK_INFO,
     &device::DEVICE_FILE_CERTIFICATE_INFO,
+    &device_events::DEVICE_EVENTS,
 ];
 
 /// The table with this name, compared exactly (KQL table names are case-sensitive).
