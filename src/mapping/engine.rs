@@ -32,6 +32,10 @@ pub enum Conv {
     Ip,
     /// A port number, 0 to 65535, from a number or numeric string.
     Port,
+    /// Appends the string to the array at the target.
+    Item,
+    /// Appends the address, if a valid `email_t`, to the array at the target.
+    EmailItem,
     /// An email address as OCSF's `email_t` accepts it (a UPN such as
     /// `user@domain` without a dot stays in the row).
     Email,
@@ -153,6 +157,18 @@ impl Event {
         Value::Object(self.0)
     }
 
+    /// Changes the activity after the fact (when a column, not the
+    /// ActionType, decides it), keeping ids, names and `type_uid` in step.
+    pub fn set_activity(&mut self, activity_id: u32) {
+        let class_uid = self.get("class_uid").and_then(Value::as_u64).unwrap_or(0) as u32;
+        let class = ocsf::class(class_uid);
+        let name = class.activity_name(activity_id);
+        self.set("activity_id", activity_id.into());
+        self.set("activity_name", name.into());
+        self.set("type_uid", (u64::from(class_uid) * 100 + u64::from(activity_id)).into());
+        self.set("type_name", format!("{}: {name}", class.name).into());
+    }
+
     /// Takes a left-over column, if present and not absent.
     pub fn take_column(&mut self, column: &str) -> Option<Value> {
         match self.1.remove(column) {
@@ -201,7 +217,7 @@ pub fn is_absent(v: &Value) -> bool {
 /// Converts one cell. `None` means it does not convert.
 pub fn convert(v: &Value, conv: Conv) -> Option<Value> {
     match conv {
-        Conv::Str | Conv::Hash(_) | Conv::NamedItem | Conv::Integrity => match v {
+        Conv::Str | Conv::Hash(_) | Conv::NamedItem | Conv::Integrity | Conv::Item => match v {
             Value::String(s) => Some(Value::String(s.clone())),
             Value::Number(n) => Some(Value::String(n.to_string())),
             Value::Bool(b) => Some(Value::String(b.to_string())),
@@ -227,7 +243,7 @@ pub fn convert(v: &Value, conv: Conv) -> Option<Value> {
             .filter(|s| s.parse::<std::net::IpAddr>().is_ok())
             .map(|s| Value::String(s.to_string())),
         Conv::Port => convert(v, Conv::Int).filter(|n| n.as_u64().is_some_and(|p| p <= 65535)),
-        Conv::Email => v.as_str().filter(|s| is_email(s)).map(|s| Value::String(s.to_string())),
+        Conv::Email | Conv::EmailItem => v.as_str().filter(|s| is_email(s)).map(|s| Value::String(s.to_string())),
     }
 }
 
@@ -293,6 +309,7 @@ pub fn put(event: &mut Event, to: &str, conv: Conv, out: Value) {
     match conv {
         Conv::Hash(algorithm_id) => event.push(to, serde_json::json!({"algorithm_id": algorithm_id, "value": out})),
         Conv::NamedItem => event.push(to, serde_json::json!({"name": out})),
+        Conv::Item | Conv::EmailItem => event.push(to, out),
         Conv::Integrity => {
             let id = integrity_id(out.as_str().unwrap_or(""));
             event.set(&format!("{to}_id"), Value::from(id));

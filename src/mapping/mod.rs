@@ -9,10 +9,13 @@
 //!
 //! Null and `""` cells mean "absent" and are left out everywhere.
 
+pub mod alert;
 pub mod common;
 pub mod device;
 pub mod device_events;
+pub mod email;
 pub mod engine;
+pub mod identity;
 pub mod ocsf;
 
 pub use engine::{Context, MapError, map_row};
@@ -127,6 +130,8 @@ impl Table {
 
 /// Every table the collector maps, in default collection order.
 pub static TABLES: &[&Table] = &[
+    &alert::ALERT_INFO,
+    &alert::ALERT_EVIDENCE,
     &device::DEVICE_PROCESS_EVENTS,
     &device::DEVICE_NETWORK_EVENTS,
     &device::DEVICE_FILE_EVENTS,
@@ -137,6 +142,14 @@ pub static TABLES: &[&Table] = &[
     &device::DEVICE_NETWORK_INFO,
     &device::DEVICE_FILE_CERTIFICATE_INFO,
     &device_events::DEVICE_EVENTS,
+    &identity::IDENTITY_LOGON_EVENTS,
+    &identity::IDENTITY_QUERY_EVENTS,
+    &identity::IDENTITY_DIRECTORY_EVENTS,
+    &email::EMAIL_EVENTS,
+    &email::EMAIL_ATTACHMENT_INFO,
+    &email::EMAIL_URL_INFO,
+    &email::EMAIL_POST_DELIVERY_EVENTS,
+    &email::URL_CLICK_EVENTS,
 ];
 
 /// The table with this name, compared exactly (KQL table names are case-sensitive).
