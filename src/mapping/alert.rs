@@ -40,6 +40,12 @@ const EVIDENCE: &[Field] = &[
     f("EntityType", "evidence.name", Str),
 ];
 
+/// An `evidences[]` entry needs one of these (OCSF 1.8.0 `evidences` constraint).
+const EVIDENCE_MEMBERS: &[&str] = &[
+    "actor", "api", "connection_info", "data", "database", "databucket", "device", "dst_endpoint", "email", "file",
+    "process", "query", "src_endpoint", "url", "user", "job", "script", "reg_key", "reg_value", "win_service",
+];
+
 static ALERT_SHAPE: Shape = Shape { fields: &[ALERT], finish: finish_alert };
 static EVIDENCE_SHAPE: Shape = Shape { fields: &[ALERT, EVIDENCE], finish: finish_evidence };
 
@@ -129,7 +135,7 @@ fn finish_alert(e: &mut Event, _ctx: &Context) {
 fn finish_evidence(e: &mut Event, ctx: &Context) {
     finish_alert(e, ctx);
     if let Some(Value::String(family)) = e.take_column("ThreatFamily") {
-        e.push("malware", json!({"name": family, "classification_ids": [0], "classification": "Unknown"}));
+        e.push("malware", json!({"name": family, "classification_ids": [0]}));
     }
     let entity = e.get_str("evidence.name").unwrap_or("").to_ascii_lowercase();
     // A process's image is its file.
@@ -162,10 +168,12 @@ fn finish_evidence(e: &mut Event, ctx: &Context) {
         }
     }
     if let Some(Value::String(app)) = e.take_column("Application") {
+        // An application is a resource; `data` makes the entry a valid evidence.
         let mut resource = json!({"name": app});
         if let Some(Value::String(id)) = e.take_column("ApplicationId") {
             resource["uid"] = id.into();
         }
+        e.set("evidence.data", json!({"application": resource.clone()}));
         e.push("evidence.resources", resource);
     }
     common::finish_file(e, "evidence.file");
@@ -183,10 +191,10 @@ fn finish_evidence(e: &mut Event, ctx: &Context) {
         common::windows_extension(e);
     }
     if let Some(Value::Object(evidence)) = e.0.remove("evidence") {
-        if evidence.keys().any(|k| k != "name") {
+        if evidence.keys().any(|k| EVIDENCE_MEMBERS.contains(&k.as_str())) {
             e.push("evidences", Value::Object(evidence));
-        } else if let Some(name) = evidence.get("name") {
-            e.set("unmapped.EntityType", name.clone());
+        } else {
+            e.set("unmapped.evidence", Value::Object(evidence));
         }
     }
 }

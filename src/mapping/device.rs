@@ -121,6 +121,8 @@ fn finish_network(e: &mut Event, _ctx: &Context) {
     common::network_protocol(e);
     if e.get("class_uid") == Some(&4003.into()) {
         common::map_additional(e, &[("query", "query.hostname", Str), ("DnsQueryString", "query.hostname", Str)]);
+        // DNS Activity has no `url`; the host name stays on the endpoint.
+        common::move_to_unmapped(e, "url");
     }
     boundary(e);
     if e.get("connection_info").is_some() {

@@ -235,6 +235,7 @@ fn finish_network(e: &mut Event, _ctx: &Context) {
     common::remote_url(e, "dst_endpoint");
     if e.get("class_uid") == Some(&4003.into()) {
         common::map_additional(e, &[("DnsQueryString", "query.hostname", Str), ("QueryName", "query.hostname", Str)]);
+        common::move_to_unmapped(e, "url");
     }
     if e.get("connection_info").is_some() {
         e.set_default("connection_info.direction_id", 0.into());

@@ -98,7 +98,7 @@ fn threats(e: &mut Event) {
     }
     if let Some(Value::String(names)) = e.take_column("ThreatNames") {
         for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            e.push("malware", json!({"name": name, "classification_ids": [0], "classification": "Unknown"}));
+            e.push("malware", json!({"name": name, "classification_ids": [0]}));
         }
     }
 }
