@@ -71,7 +71,7 @@ impl Collector {
     /// Runs the next query of the current cycle, starting a cycle if none is
     /// running. A batch whose `next_poll_ms` is above zero ends a cycle.
     pub fn poll(&mut self, http: &mut dyn HttpClient, now: Ticks) -> Result<Batch> {
-        self.planner.begin_cycle(now.saturating_sub(self.config.delay.into()));
+        self.planner.begin_cycle(now.saturating_sub(self.config.delay.into()), now);
         let Some(window) = self.planner.next_window() else {
             return Ok(self.batch(Vec::new(), 0, now));
         };
@@ -112,7 +112,18 @@ impl Collector {
                 Ok(result) => format!("{} rows reached the limit of {take}", result.rows.len()),
                 Err(QueryError::TooLarge(message)) => message,
                 Err(QueryError::TableUnavailable(message)) => {
-                    return Err(Error::Fatal(format!("{}: {message}", table.name)));
+                    // Not licensed or not in this tenant: say so once, try again
+                    // in an hour, keep collecting the other tables.
+                    telemetry::error(
+                        &format!(
+                            "{} is not available: {message}. Collection of the other tables continues; {} is tried again in an hour. Remove it from `tables` to silence this.",
+                            table.name, table.name
+                        ),
+                        &[("table", table.name)],
+                    );
+                    telemetry::counter("tables_unavailable_total", &[("table", table.name)], 1);
+                    self.planner.mark_unavailable(&window, now.saturating_add(Ticks::from_secs(3600)));
+                    return Ok((Vec::new(), 0));
                 }
                 Err(QueryError::Other(e)) => return Err(e),
             };

@@ -25,6 +25,9 @@ pub struct Cursor {
     /// The window length to try next; shrinks when windows are too full and
     /// grows back when they are sparse.
     pub span: Ticks,
+    /// The table is not available in this tenant (not licensed); it is
+    /// skipped until this time, then tried again.
+    pub unavailable_until: Option<Ticks>,
 }
 
 /// A window to query.
@@ -99,7 +102,7 @@ impl Planner {
                 })?,
                 None => start,
             };
-            cursors.push(Cursor { table, watermark, span: max_window });
+            cursors.push(Cursor { table, watermark, span: max_window, unavailable_until: None });
         }
         Ok(Planner { cursors, dormant: saved, max_window, cycle_end: None })
     }
@@ -114,10 +117,21 @@ impl Planner {
     }
 
     /// Starts a cycle that collects up to `end`, unless one is running.
-    pub fn begin_cycle(&mut self, end: Ticks) {
+    /// Tables whose unavailability has expired are tried again.
+    pub fn begin_cycle(&mut self, end: Ticks, now: Ticks) {
         if self.cycle_end.is_none() {
             self.cycle_end = Some(end);
+            for c in &mut self.cursors {
+                if c.unavailable_until.is_some_and(|t| t <= now) {
+                    c.unavailable_until = None;
+                }
+            }
         }
+    }
+
+    /// Skips the table of `window` until `until`.
+    pub fn mark_unavailable(&mut self, window: &Window, until: Ticks) {
+        self.cursors[window.table].unavailable_until = Some(until);
     }
 
     /// The next window of the current cycle: the table furthest behind, from
@@ -128,7 +142,7 @@ impl Planner {
             .cursors
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.watermark < end)
+            .filter(|(_, c)| c.watermark < end && c.unavailable_until.is_none())
             .min_by_key(|(_, c)| c.watermark);
         match next {
             Some((i, c)) => Some(Window {
@@ -147,7 +161,7 @@ impl Planner {
     pub fn cycle_done(&self) -> bool {
         match self.cycle_end {
             None => true,
-            Some(end) => self.cursors.iter().all(|c| c.watermark >= end),
+            Some(end) => self.cursors.iter().all(|c| c.watermark >= end || c.unavailable_until.is_some()),
         }
     }
 
@@ -191,7 +205,7 @@ mod tests {
     #[test]
     fn windows_tile_the_range_and_pick_the_table_furthest_behind() {
         let mut p = Planner::new(&["A", "B"], None, t("2025-01-01T00:00:00Z"), HOUR).unwrap();
-        p.begin_cycle(t("2025-01-01T01:30:00Z"));
+        p.begin_cycle(t("2025-01-01T01:30:00Z"), Ticks(0));
         let w1 = p.next_window().unwrap();
         assert_eq!((w1.table, w1.start, w1.end), (0, t("2025-01-01T00:00:00Z"), t("2025-01-01T01:00:00Z")));
         p.complete(&w1, 0.3);
@@ -213,7 +227,7 @@ mod tests {
     fn checkpoints_round_trip_and_keep_dormant_tables() {
         let start = t("2025-01-01T00:00:00Z");
         let mut p = Planner::new(&["A", "B"], None, start, HOUR).unwrap();
-        p.begin_cycle(t("2025-01-01T00:10:00.1234567Z"));
+        p.begin_cycle(t("2025-01-01T00:10:00.1234567Z"), Ticks(0));
         let w = p.next_window().unwrap();
         p.complete(&w, 0.0);
         let saved = p.checkpoint();
@@ -236,13 +250,33 @@ mod tests {
     }
 
     #[test]
+    fn an_unavailable_table_is_skipped_until_it_is_due_again() {
+        let mut p = Planner::new(&["A", "B"], None, Ticks(0), HOUR).unwrap();
+        p.begin_cycle(Ticks(HOUR.0), Ticks(0));
+        let w = p.next_window().unwrap();
+        assert_eq!(w.table, 0);
+        p.mark_unavailable(&w, Ticks(100));
+        let w = p.next_window().unwrap();
+        assert_eq!(w.table, 1, "A is skipped");
+        p.complete(&w, 0.0);
+        assert!(p.cycle_done(), "an unavailable table does not hold the cycle open");
+        assert_eq!(p.next_window(), None);
+        p.begin_cycle(Ticks(HOUR.0 * 2), Ticks(99));
+        assert_eq!(p.next_window().unwrap().table, 1, "not yet due");
+        let mut p2 = p;
+        p2.cycle_end = None;
+        p2.begin_cycle(Ticks(HOUR.0 * 2), Ticks(100));
+        assert_eq!(p2.next_window().unwrap().table, 0, "due again: A is furthest behind");
+    }
+
+    #[test]
     fn halves_and_adapts_the_span() {
         let w = Window { table: 0, start: Ticks(10), end: Ticks(21) };
         assert_eq!(w.first_half().unwrap().end, Ticks(15));
         assert_eq!(Window { table: 0, start: Ticks(10), end: Ticks(11) }.first_half(), None);
 
         let mut p = Planner::new(&["A"], None, Ticks(0), HOUR).unwrap();
-        p.begin_cycle(Ticks(HOUR.0 * 10));
+        p.begin_cycle(Ticks(HOUR.0 * 10), Ticks(0));
         let w = p.next_window().unwrap().first_half().unwrap();
         p.complete(&w, 0.9);
         assert_eq!(p.next_window().unwrap().end.0 - w.end.0, HOUR.0 / 2, "a full window keeps the smaller span");

@@ -89,6 +89,7 @@ fn demo() -> ExitCode {
         "client_secret": credentials.client_secret,
         "login_endpoint": server.url(),
         "graph_endpoint": server.url(),
+        "tables": ["DeviceProcessEvents"],
         "start_time": (now - chrono::Duration::hours(1)).to_rfc3339(),
         "delay": "1m",
     });

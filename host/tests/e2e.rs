@@ -231,3 +231,22 @@ fn the_demo_prints_valid_process_activity() {
         }
     }
 }
+
+#[test]
+fn an_unlicensed_table_is_reported_once_and_the_others_are_collected() {
+    let (dataset, rows, first) = dataset();
+    let server = ReplayServer::start(dataset, credentials()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &server, first, "");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("tables: [DeviceProcessEvents]", "tables: [EmailEvents, DeviceProcessEvents]");
+    std::fs::write(&config, text).unwrap();
+    let out = run_once(&config);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(events(&out).len(), rows.len(), "DeviceProcessEvents is collected in full");
+    assert_eq!(stderr.matches("EmailEvents is not available").count(), 1, "{stderr}");
+    assert!(stderr.contains("Defender for Office 365"), "the message says what license is missing: {stderr}");
+    assert_eq!(server.queries().iter().filter(|q| q.starts_with("EmailEvents")).count(), 1, "not retried within the hour");
+}

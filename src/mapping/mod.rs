@@ -13,6 +13,7 @@ pub mod alert;
 pub mod common;
 pub mod device;
 pub mod device_events;
+pub mod doc;
 pub mod email;
 pub mod engine;
 pub mod identity;

@@ -1,0 +1,169 @@
+//! Renders `docs/mapping.md` from the mapping tables themselves, so the
+//! document cannot drift from the code: `cargo run --example mapping-doc`
+//! writes it, and a test fails when the committed file differs.
+
+use super::engine::Conv;
+use super::{Activity, Shape, TABLES, Table, ocsf};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+
+/// The decisions where the mapping guide leaves a choice, and why.
+const DECISIONS: &str = r#"## Decisions
+
+1. **Initiating process.** `InitiatingProcess*` is always `actor.process` (and its account `actor.user`).
+   In Process Activity a copy also goes to `process.parent_process`: Defender reports the creator, and
+   cannot tell it apart from the OS parent (OCSF's *Representing Process Parentage*). The new process's
+   own account (`Account*`) is `process.user`, never the actor.
+2. **Nothing is dropped.** Every column a rule does not consume lands under `unmapped` with its original
+   name and value (`AdditionalFields` parsed from JSON text, with keys that were mapped removed). A value
+   that does not convert (a non-numeric pid, a UPN that is not an email address, an IP that is not an
+   address) stays there too, verbatim. `null` and `""` mean "absent" and are left out. An OCSF object that
+   would be invalid (a process with no pid, a file with no name, an endpoint with only a port) moves
+   to `unmapped.<its OCSF path>` instead of breaking the event.
+3. **Unknown ActionTypes** take the table's fallback class and activity 99 with `activity_name` set to the
+   ActionType, so new ActionTypes still produce valid events. A table the collector does not know is a
+   configuration error that lists the known tables.
+4. **`OpenProcess`** (DeviceProcessEvents) is 1007 activity 3 Open, not 99: OCSF has the precise activity.
+5. **`*Inspected`** network rows (Http, Ssl, Ssh, Ntlm, NetworkSignature, ...) are 4001 activity 6 Traffic;
+   `DnsConnectionInspected` is 4003 Traffic.
+6. **Protection content updates.** `AntivirusDefinitionsUpdated/UpdateFailed/EmergencyUpdatesInstalled`
+   are 5019 Device Config State Change (the guide's alternative to 6002), so that 5019 has a source in the
+   default output; 6002 still comes from firewall, Application Guard and service installs.
+7. **`DeviceBootAttestationInfo`** is 5002 Device Config State (deprecated); with
+   `ocsf.deprecated_classes: false` it is 5019, the class OCSF 1.5 points to for state reports.
+8. **Services.** `ServiceInstalled` (DeviceEvents) and `Service creation` (IdentityDirectoryEvents) are 6002
+   Application Lifecycle, activity 1 Install, with the service as the app: the guide's 201004 is outside
+   the product's class list. `SecurityLogCleared` falls back to 1007/99 for the same reason (1008).
+9. **DeviceFileCertificateInfo** has no file name, which OCSF requires. It becomes 5040 Live Evidence
+   Info (query type File, result Exists) with the SHA1 standing in for the name and the label
+   `file-name-is-sha1`.
+10. **Deprecated classes.** By default the output uses 4011, 4012, 5002 and 5014, as other OCSF feeds of
+    Defender do. `ocsf.deprecated_classes: false` emits 4009 with `email.files[]` (EmailAttachmentInfo),
+    4009 with `email.urls[]` and the clicking user in `email.to` (UrlClickEvents), 1010 Peripheral
+    Activity (PnP and USB rows) and 5019. `EmailUrlInfo` keeps 4012: 4009 requires a sender or a
+    recipient, which that table does not carry.
+11. **Missing `Timestamp`.** A row without one (seen in portal exports) takes the collection time and
+    the label `time-is-collection-time`, instead of being dropped.
+12. **Process Activity without any process.** OCSF requires `process`. When a row names none,
+    Defender's own "no process" value (pid 0) stands in, with the label `process-unknown`. Reflexive
+    ActionTypes (screenshot, clipboard, token change) use the acting process.
+13. **Actor.** System classes require an `actor`. When a row names no initiating process or account, the
+    actor is the reporting sensor (`actor.app_name`).
+14. **Identity directory changes.** `Account*` is the actor; `TargetAccount*` the account changed. When
+    no target is named, the actor changed itself. Enable/disable and lock/unlock share one ActionType
+    and are told apart by `AdditionalFields` (`TO.ACCOUNT_STATE`); group membership changes read
+    `TO.GROUP`/`FROM.GROUP`, and without a group name they are 3001 Account Change (3006 requires a group).
+15. **Logon results.** `LogonAttempted` is Logon with status 0 Unknown; Windows logon types map to
+    `logon_type_id`, MDI's descriptive ones ("Credentials validation") stay as `logon_type` with id 99.
+16. **Email ids.** `NetworkMessageId` is `email.uid` (what AlertEvidence, attachments and clicks join on)
+    and `InternetMessageId` is `email.message_uid`, never the other way round.
+17. **AlertEvidence** becomes one `evidences[]` entry chosen by `EntityType`; folded into its AlertInfo
+    finding when both arrive in one window, otherwise a standalone 2004 with activity 2 Update.
+18. **`metadata.uid`** is a hash of the table and the row's natural key (below), with `Timestamp`
+    compared at 100 ns resolution, so downstream systems can deduplicate.
+"#;
+
+fn conv_name(conv: Conv) -> String {
+    match conv {
+        Conv::Str => "text".into(),
+        Conv::Int => "integer".into(),
+        Conv::Bool => "boolean".into(),
+        Conv::Time => "epoch ms".into(),
+        Conv::Hash(id) => format!("hash (algorithm {id})"),
+        Conv::Integrity => "integrity level + id".into(),
+        Conv::NamedItem => "append {name}".into(),
+        Conv::Json => "parsed JSON".into(),
+        Conv::Ip => "IP address".into(),
+        Conv::Port => "port".into(),
+        Conv::Email => "email address".into(),
+        Conv::Item => "append".into(),
+        Conv::EmailItem => "append email address".into(),
+    }
+}
+
+fn activity_cell(a: &Activity) -> String {
+    let class = ocsf::class(a.class_uid);
+    let mut cell = format!("{} {} / {} {}", a.class_uid, class.name, a.activity_id, class.activity_name(a.activity_id));
+    if let Some(s) = a.status_id {
+        let _ = write!(cell, ", status {s}");
+    }
+    for (path, v) in a.sets {
+        let _ = write!(cell, ", `{path}` {v}");
+    }
+    if let Some(next) = a.successor {
+        let c = ocsf::class(next.class_uid);
+        let _ = write!(cell, "; without deprecated classes: {} {} / {}", next.class_uid, c.name, c.activity_name(next.activity_id));
+    }
+    cell
+}
+
+fn shapes(table: &Table) -> Vec<&'static Shape> {
+    let mut out: Vec<&'static Shape> = Vec::new();
+    let all = table.activities.iter().chain(table.prefixes.iter()).map(|(_, a)| a).chain([&table.fallback]);
+    for shape in std::iter::once(table.shape).chain(all.flat_map(|a| [a.shape, a.successor.and_then(|s| s.shape)]).flatten()) {
+        if !out.iter().any(|s| std::ptr::eq(*s, shape)) {
+            out.push(shape);
+        }
+    }
+    out
+}
+
+/// The whole document.
+pub fn render() -> String {
+    let mut out = String::new();
+    out.push_str("# OCSF mapping\n\n");
+    out.push_str("<!-- Generated by `cargo run --example mapping-doc > docs/mapping.md` from src/mapping/. Do not edit by hand. -->\n\n");
+    out.push_str("Every advanced-hunting table the collector reads, the OCSF 1.8.0 class and activity each ActionType\n");
+    out.push_str("becomes, and where each column goes. The rules follow `shared/ocsf/defender-mapping-guide.md`; the\n");
+    out.push_str("decisions below cover the places where it leaves a choice. Column rules marked *derived* in a table's\n");
+    out.push_str("notes are applied in code (`finish` functions) rather than listed.\n\n");
+    out.push_str(DECISIONS);
+
+    let mut by_class: BTreeMap<u32, BTreeSet<&str>> = BTreeMap::new();
+    for table in TABLES {
+        for a in table.all_activities() {
+            by_class.entry(a.class_uid).or_default().insert(table.name);
+        }
+    }
+    out.push_str("\n## Classes and their sources\n\n| class | produced by |\n|---|---|\n");
+    for (uid, tables) in &by_class {
+        let _ = writeln!(out, "| {uid} {} | {} |", ocsf::class(*uid).name, tables.iter().cloned().collect::<Vec<_>>().join(", "));
+    }
+    out.push_str("| 2005 Incident Finding | Graph `GET /security/incidents` (optional stream) |\n");
+
+    for table in TABLES {
+        let _ = write!(out, "\n## {}\n\nProduct: {}. Natural key: {}.\n\n", table.name, table.product.name(), table.key.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "));
+        out.push_str("| ActionType | class / activity |\n|---|---|\n");
+        for (name, a) in table.activities {
+            let _ = writeln!(out, "| `{name}` | {} |", activity_cell(a));
+        }
+        for (prefix, a) in table.prefixes {
+            let _ = writeln!(out, "| `{prefix}*` | {} |", activity_cell(a));
+        }
+        let _ = writeln!(out, "| any other | {} |", activity_cell(&table.fallback));
+        out.push_str("\n| column | OCSF attribute | conversion |\n|---|---|---|\n");
+        let mut seen = BTreeSet::new();
+        for shape in shapes(table) {
+            for field in shape.fields.iter().flat_map(|f| f.iter()) {
+                if seen.insert((field.column, field.to)) {
+                    let _ = writeln!(out, "| `{}` | `{}` | {} |", field.column, field.to, conv_name(field.conv));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    /// docs/mapping.md is what the generator writes today.
+    #[test]
+    fn docs_mapping_md_is_current() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs").join("mapping.md");
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == super::render(),
+            "docs/mapping.md is out of date; regenerate it with: cargo run --example mapping-doc > docs/mapping.md"
+        );
+    }
+}
