@@ -7,7 +7,9 @@ use crate::graph::{GraphClient, QueryError};
 use crate::http::HttpClient;
 use crate::kql;
 use crate::mapping::{self, Context, Table};
+use crate::mapping::graph_security::Kind;
 use crate::planner::{Planner, Window};
+use crate::streams::Stream;
 use crate::telemetry;
 use crate::time::{TICKS_PER_MS, TICKS_PER_SECOND, Ticks};
 
@@ -35,7 +37,10 @@ pub struct Collector {
     tables: Vec<&'static Table>,
     graph: GraphClient,
     planner: Planner,
+    streams: Vec<Stream>,
     context: Context,
+    /// Where tables and streams without a checkpoint start.
+    start: Ticks,
 }
 
 impl Collector {
@@ -48,7 +53,13 @@ impl Collector {
             .map(|name| mapping::table(name).expect("validated by CollectorConfig"))
             .collect();
         let names: Vec<&'static str> = tables.iter().map(|t| t.name).collect();
-        let planner = Planner::new(&names, checkpoint, config.start_ticks(now)?, config.max_window.into())?;
+        let start = config.start_ticks(now)?;
+        let planner = Planner::new(&names, checkpoint, start, config.max_window.into())?;
+        let streams = [(config.incidents, Kind::Incidents), (config.alerts, Kind::Alerts)]
+            .into_iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, kind)| Stream::new(kind, planner.stream_state(kind.name())))
+            .collect();
         let info = SourceInfo {
             name: "defender-xdr".into(),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -63,6 +74,8 @@ impl Collector {
             },
             tables,
             planner,
+            streams,
+            start,
             config,
         };
         Ok((collector, info))
@@ -71,7 +84,16 @@ impl Collector {
     /// Runs the next query of the current cycle, starting a cycle if none is
     /// running. A batch whose `next_poll_ms` is above zero ends a cycle.
     pub fn poll(&mut self, http: &mut dyn HttpClient, now: Ticks) -> Result<Batch> {
-        self.planner.begin_cycle(now.saturating_sub(self.config.delay.into()), now);
+        if self.planner.begin_cycle(now.saturating_sub(self.config.delay.into()), now) {
+            for stream in &mut self.streams {
+                stream.due = true;
+            }
+        }
+        self.context.collected_at = Some(now);
+        if let Some(stream) = self.streams.iter_mut().find(|s| s.due) {
+            let (events, count) = stream.poll_page(http, &mut self.graph, &self.context, now, self.start)?;
+            return Ok(self.batch(events, count, now));
+        }
         let Some(window) = self.planner.next_window() else {
             return Ok(self.batch(Vec::new(), 0, now));
         };
@@ -81,7 +103,7 @@ impl Collector {
     }
 
     fn batch(&self, events: Vec<u8>, count: u32, now: Ticks) -> Batch {
-        let next_poll_ms = if self.planner.cycle_done() {
+        let next_poll_ms = if self.planner.cycle_done() && !self.streams.iter().any(|s| s.due) {
             // The next cycle is worth starting once a poll interval of new data exists.
             let interval: Ticks = self.config.poll_interval.into();
             let oldest = self.planner.cursors().iter().map(|c| c.watermark).min().unwrap_or(now);
@@ -90,7 +112,9 @@ impl Collector {
         } else {
             0
         };
-        Batch { events, count, checkpoint: self.planner.checkpoint(), next_poll_ms }
+        let streams: Vec<(&str, &crate::planner::StreamState)> =
+            self.streams.iter().map(|s| (s.kind.name(), &s.state)).collect();
+        Batch { events, count, checkpoint: self.planner.checkpoint(&streams), next_poll_ms }
     }
 
     /// Queries `window`, halving it while it holds more rows than one query
@@ -151,7 +175,6 @@ impl Collector {
         let rows = result.rows.len();
         let mut events = Vec::with_capacity(rows * 1024);
         let mut count = 0u32;
-        self.context.collected_at = Some(now);
         for row in result.rows {
             match mapping::map_row(table, row, &self.context) {
                 Ok(event) => {

@@ -70,6 +70,16 @@ pub struct CollectorConfig {
     /// OCSF output options.
     #[serde(default)]
     pub ocsf: OcsfOptions,
+
+    /// Also collect Graph security incidents (`GET /security/incidents`)
+    /// as 2005 Incident Findings. Needs `SecurityIncident.Read.All`.
+    #[serde(default)]
+    pub incidents: bool,
+
+    /// Also collect Graph security alerts (`GET /security/alerts_v2`) as
+    /// 2004 Detection Findings. Needs `SecurityAlert.Read.All`.
+    #[serde(default)]
+    pub alerts: bool,
 }
 
 /// OCSF output options.

@@ -87,8 +87,7 @@ impl GraphClient {
         }
     }
 
-    /// Runs `query` over `timespan`. A 401 is answered by fetching a new
-    /// token and trying once more.
+    /// Runs `query` over `timespan`.
     pub fn run(
         &mut self,
         http: &mut dyn HttpClient,
@@ -98,33 +97,66 @@ impl GraphClient {
     ) -> Result<HuntingResult, QueryError> {
         let body = serde_json::to_vec(&serde_json::json!({ "Query": query, "Timespan": timespan }))
             .map_err(|e| Error::Fatal(format!("could not encode the query: {e}")))?;
+        let url = self.url.clone();
+        let response = self.send(http, now_secs, Method::Post, &url, body, HUNTING_PERMISSION)?;
+        Ok(parse_response(&response.body)?)
+    }
+
+    /// GETs a Graph URL (a security API collection or its next page).
+    pub fn get(
+        &mut self,
+        http: &mut dyn HttpClient,
+        now_secs: i64,
+        url: &str,
+        permission: &str,
+    ) -> Result<Response, QueryError> {
+        self.send(http, now_secs, Method::Get, url, Vec::new(), permission)
+    }
+
+    /// Sends with a bearer token. A 401 is answered by fetching a new token
+    /// and trying once more.
+    fn send(
+        &mut self,
+        http: &mut dyn HttpClient,
+        now_secs: i64,
+        method: Method,
+        url: &str,
+        body: Vec<u8>,
+        permission: &str,
+    ) -> Result<Response, QueryError> {
         for attempt in 0..2 {
             let token = self.tokens.token(http, now_secs)?;
+            let mut headers = vec![
+                ("authorization".to_string(), format!("Bearer {token}")),
+                ("accept".to_string(), "application/json".to_string()),
+            ];
+            if method == Method::Post {
+                headers.push(("content-type".into(), "application/json; charset=utf-8".into()));
+            }
             let response = http
-                .send(Request {
-                    method: Method::Post,
-                    url: self.url.clone(),
-                    headers: vec![
-                        ("authorization".into(), format!("Bearer {token}")),
-                        ("content-type".into(), "application/json; charset=utf-8".into()),
-                        ("accept".into(), "application/json".into()),
-                    ],
-                    body: body.clone(),
-                })
-                .map_err(|e| Error::Transient(format!("runHuntingQuery request failed: {}", e.0)))?;
-            telemetry::counter("graph_queries_total", &[("status", &response.status.to_string())], 1);
+                .send(Request { method, url: url.to_string(), headers, body: body.clone() })
+                .map_err(|e| Error::Transient(format!("Graph request failed: {}", e.0)))?;
+            telemetry::counter("graph_requests_total", &[("status", &response.status.to_string())], 1);
             if response.status == 200 {
-                return Ok(parse_response(&response.body)?);
+                return Ok(response);
             }
             if response.status == 401 && attempt == 0 && !is_permission_body(&response) {
                 self.tokens.invalidate();
                 continue;
             }
-            return Err(classify_failure(&response));
+            return Err(classify_failure(&response, permission));
         }
         unreachable!("the loop returns on its second attempt")
     }
+
+    /// `{graph}/{version}` for building other URLs.
+    pub fn base(&self) -> &str {
+        self.url.trim_end_matches("/security/runHuntingQuery")
+    }
 }
+
+/// The permission runHuntingQuery needs.
+pub const HUNTING_PERMISSION: &str = "ThreatHunting.Read.All";
 
 pub fn query_url(graph_endpoint: &str, version: ApiVersion) -> String {
     format!("{graph_endpoint}/{}/security/runHuntingQuery", version.path())
@@ -156,18 +188,22 @@ fn is_permission_body(response: &Response) -> bool {
     e.code == "AF10001" || e.message.contains("does not include the expected permission")
 }
 
-const PERMISSION_ADVICE: &str = "grant the Microsoft Graph *Application* permission ThreatHunting.Read.All to the app registration (API permissions > Add a permission > Microsoft Graph > Application permissions), then click \"Grant admin consent\"; a Delegated permission does not work for this collector";
+fn permission_advice(permission: &str) -> String {
+    format!(
+        "grant the Microsoft Graph *Application* permission {permission} to the app registration (API permissions > Add a permission > Microsoft Graph > Application permissions), then click \"Grant admin consent\"; a Delegated permission does not work for this collector"
+    )
+}
 
-/// Turns a non-200 runHuntingQuery response into an error that says what to do.
-pub fn classify_failure(response: &Response) -> QueryError {
+/// Turns a non-200 Graph response into an error that says what to do.
+pub fn classify_failure(response: &Response, permission: &str) -> QueryError {
     let e = error_body(response);
     let message = if e.message.is_empty() { response.text() } else { e.message.clone() };
     let message: String = message.chars().take(500).collect();
     let lower = message.to_ascii_lowercase();
     match response.status {
         401 | 403 => QueryError::Other(Error::Permission(format!(
-            "Graph refused runHuntingQuery (HTTP {}, {}: {message}). To fix: {PERMISSION_ADVICE}",
-            response.status, e.code
+            "Graph refused the request (HTTP {}, {}: {message}). To fix: {}",
+            response.status, e.code, permission_advice(permission)
         ))),
         429 => {
             let retry_after_ms = response
@@ -261,12 +297,12 @@ mod tests {
     fn each_failure_is_classified() {
         let r = |status: u16, body: &str| Response { status, headers: vec![], body: body.as_bytes().to_vec() };
         let af = r(401, r#"{"error":{"code":"AF10001","message":"The permission set () sent in the request does not include the expected permission."}}"#);
-        assert!(matches!(classify_failure(&af), QueryError::Other(Error::Permission(m)) if m.contains("ThreatHunting.Read.All") && m.contains("admin consent")));
-        assert!(matches!(classify_failure(&r(403, "{}")), QueryError::Other(Error::Permission(_))));
+        assert!(matches!(classify_failure(&af, HUNTING_PERMISSION), QueryError::Other(Error::Permission(m)) if m.contains("ThreatHunting.Read.All") && m.contains("admin consent")));
+        assert!(matches!(classify_failure(&r(403, "{}"), HUNTING_PERMISSION), QueryError::Other(Error::Permission(_))));
         let throttled = Response { status: 429, headers: vec![("Retry-After".into(), "7".into())], body: vec![] };
-        assert!(matches!(classify_failure(&throttled), QueryError::Other(Error::Throttled { retry_after_ms: 7000, .. })));
-        assert!(matches!(classify_failure(&r(400, r#"{"error":{"code":"BadRequest","message":"'where' operator: Failed to resolve table or column expression named 'EmailEvents'"}}"#)), QueryError::TableUnavailable(_)));
-        assert!(matches!(classify_failure(&r(400, r#"{"error":{"code":"BadRequest","message":"Result size limit exceeded"}}"#)), QueryError::TooLarge(_)));
-        assert!(matches!(classify_failure(&r(500, r#"{"error":{"code":"UnknownError","message":""}}"#)), QueryError::Other(Error::Transient(_))));
+        assert!(matches!(classify_failure(&throttled, HUNTING_PERMISSION), QueryError::Other(Error::Throttled { retry_after_ms: 7000, .. })));
+        assert!(matches!(classify_failure(&r(400, r#"{"error":{"code":"BadRequest","message":"'where' operator: Failed to resolve table or column expression named 'EmailEvents'"}}"#), HUNTING_PERMISSION), QueryError::TableUnavailable(_)));
+        assert!(matches!(classify_failure(&r(400, r#"{"error":{"code":"BadRequest","message":"Result size limit exceeded"}}"#), HUNTING_PERMISSION), QueryError::TooLarge(_)));
+        assert!(matches!(classify_failure(&r(500, r#"{"error":{"code":"UnknownError","message":""}}"#), HUNTING_PERMISSION), QueryError::Other(Error::Transient(_))));
     }
 }

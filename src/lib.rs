@@ -13,6 +13,7 @@
 //! - [`kql`]: the query text;
 //! - [`planner`]: windows, cycles and the checkpoint;
 //! - [`mapping`]: rows to OCSF events, one file per table family;
+//! - [`streams`]: the optional incident and alert streams of the security API;
 //! - [`collector`]: one poll, tying the above together;
 //! - `component` (wasm only): the WIT bindings and the `wasi:http` client.
 
@@ -25,6 +26,7 @@ pub mod http;
 pub mod kql;
 pub mod mapping;
 pub mod planner;
+pub mod streams;
 pub mod telemetry;
 pub mod time;
 

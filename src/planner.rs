@@ -54,12 +54,28 @@ pub struct Planner {
     dormant: BTreeMap<String, TableState>,
     max_window: Ticks,
     cycle_end: Option<Ticks>,
+    /// Saved stream states, handed to the streams when they are created.
+    streams: BTreeMap<String, StreamState>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 struct CheckpointDoc {
     version: u32,
     tables: BTreeMap<String, TableState>,
+    /// Security-API streams (incidents, alerts), by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    streams: BTreeMap<String, StreamState>,
+}
+
+/// Where a security-API stream stands.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamState {
+    /// Objects updated at or after this `lastUpdateDateTime` are read next.
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// Ids already emitted with exactly that time.
+    #[serde(default)]
+    pub seen: std::collections::BTreeSet<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -79,8 +95,8 @@ impl Planner {
         start: Ticks,
         max_window: Ticks,
     ) -> Result<Planner> {
-        let mut saved = match checkpoint {
-            None => BTreeMap::new(),
+        let (mut saved, streams) = match checkpoint {
+            None => (BTreeMap::new(), BTreeMap::new()),
             Some(text) => {
                 let doc: CheckpointDoc = serde_json::from_str(text).map_err(|e| {
                     Error::Fatal(format!("the saved checkpoint is not readable ({e})"))
@@ -91,7 +107,7 @@ impl Planner {
                         doc.version
                     )));
                 }
-                doc.tables
+                (doc.tables, doc.streams)
             }
         };
         let mut cursors = Vec::with_capacity(tables.len());
@@ -104,7 +120,7 @@ impl Planner {
             };
             cursors.push(Cursor { table, watermark, span: max_window, unavailable_until: None });
         }
-        Ok(Planner { cursors, dormant: saved, max_window, cycle_end: None })
+        Ok(Planner { cursors, dormant: saved, max_window, cycle_end: None, streams })
     }
 
     pub fn cursors(&self) -> &[Cursor] {
@@ -116,10 +132,17 @@ impl Planner {
         self.cycle_end
     }
 
-    /// Starts a cycle that collects up to `end`, unless one is running.
-    /// Tables whose unavailability has expired are tried again.
-    pub fn begin_cycle(&mut self, end: Ticks, now: Ticks) {
-        if self.cycle_end.is_none() {
+    /// The saved state of the stream `name`.
+    pub fn stream_state(&self, name: &str) -> StreamState {
+        self.streams.get(name).cloned().unwrap_or_default()
+    }
+
+    /// Starts a cycle that collects up to `end`, unless one is running, and
+    /// says whether it started one. Tables whose unavailability has expired
+    /// are tried again.
+    pub fn begin_cycle(&mut self, end: Ticks, now: Ticks) -> bool {
+        let starts = self.cycle_end.is_none();
+        if starts {
             self.cycle_end = Some(end);
             for c in &mut self.cursors {
                 if c.unavailable_until.is_some_and(|t| t <= now) {
@@ -127,6 +150,7 @@ impl Planner {
                 }
             }
         }
+        starts
     }
 
     /// Skips the table of `window` until `until`.
@@ -182,13 +206,18 @@ impl Planner {
         };
     }
 
-    /// The checkpoint text for the current progress.
-    pub fn checkpoint(&self) -> String {
+    /// The checkpoint text for the current progress of the tables and of
+    /// the given streams (saved states of streams not given are kept).
+    pub fn checkpoint(&self, streams: &[(&str, &StreamState)]) -> String {
         let mut tables = self.dormant.clone();
         for c in &self.cursors {
             tables.insert(c.table.to_string(), TableState { watermark: c.watermark.to_iso() });
         }
-        serde_json::to_string(&CheckpointDoc { version: CHECKPOINT_VERSION, tables })
+        let mut all_streams = self.streams.clone();
+        for (name, state) in streams {
+            all_streams.insert(name.to_string(), (*state).clone());
+        }
+        serde_json::to_string(&CheckpointDoc { version: CHECKPOINT_VERSION, tables, streams: all_streams })
             .expect("a map of strings serialises")
     }
 }
@@ -205,7 +234,7 @@ mod tests {
     #[test]
     fn windows_tile_the_range_and_pick_the_table_furthest_behind() {
         let mut p = Planner::new(&["A", "B"], None, t("2025-01-01T00:00:00Z"), HOUR).unwrap();
-        p.begin_cycle(t("2025-01-01T01:30:00Z"), Ticks(0));
+        assert!(p.begin_cycle(t("2025-01-01T01:30:00Z"), Ticks(0)));
         let w1 = p.next_window().unwrap();
         assert_eq!((w1.table, w1.start, w1.end), (0, t("2025-01-01T00:00:00Z"), t("2025-01-01T01:00:00Z")));
         p.complete(&w1, 0.3);
@@ -230,12 +259,12 @@ mod tests {
         p.begin_cycle(t("2025-01-01T00:10:00.1234567Z"), Ticks(0));
         let w = p.next_window().unwrap();
         p.complete(&w, 0.0);
-        let saved = p.checkpoint();
+        let saved = p.checkpoint(&[]);
         assert!(saved.contains("2025-01-01T00:10:00.1234567Z"), "{saved}");
 
         let q = Planner::new(&["B"], Some(&saved), start, HOUR).unwrap();
         assert_eq!(q.cursors()[0].watermark, start);
-        let again = q.checkpoint();
+        let again = q.checkpoint(&[]);
         assert!(again.contains("\"A\""), "a table no longer configured keeps its place: {again}");
         let r = Planner::new(&["A"], Some(&again), start, HOUR).unwrap();
         assert_eq!(r.cursors()[0].watermark, t("2025-01-01T00:10:00.1234567Z"));

@@ -23,6 +23,8 @@ pub type Row = Map<String, Value>;
 #[derive(Clone, Debug, Default)]
 pub struct Dataset {
     tables: BTreeMap<String, Vec<(i64, Row)>>,
+    /// Security-API collections (`incidents`, `alerts_v2`).
+    security: BTreeMap<String, Vec<Row>>,
 }
 
 /// Nanoseconds since the epoch of an ISO 8601 timestamp.
@@ -44,6 +46,11 @@ impl Dataset {
         }
         list.sort_by_key(|(ts, _)| *ts);
         Ok(())
+    }
+
+    /// Adds objects to a security-API collection (`incidents` or `alerts_v2`).
+    pub fn add_security(&mut self, collection: &str, objects: impl IntoIterator<Item = Row>) {
+        self.security.entry(collection.to_string()).or_default().extend(objects);
     }
 
     /// Adds NDJSON rows to `table`.
@@ -282,6 +289,46 @@ async fn handle(req: Request<hyper::body::Incoming>, shared: Arc<Shared>) -> Res
                 "results": selected,
             }),
         ));
+    }
+    let collection = path.strip_prefix("/v1.0/security/").or_else(|| path.strip_prefix("/beta/security/"));
+    if let (&hyper::Method::GET, Some(collection)) = (&parts.method, collection) {
+        let auth = parts.headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+        if auth != format!("Bearer {TOKEN}") {
+            return Ok(graph_error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", "Access token is empty or invalid."));
+        }
+        let query: BTreeMap<String, String> =
+            form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()).into_owned().collect();
+        shared.log.lock().unwrap_or_else(|p| p.into_inner()).queries.push(format!("GET {}", parts.uri));
+        let Some(objects) = shared.dataset.security.get(collection) else {
+            return Ok(graph_error(StatusCode::NOT_FOUND, "NotFound", &format!("Resource not found for the segment '{collection}'.")));
+        };
+        let since = match query.get("$filter").map(|f| f.strip_prefix("lastUpdateDateTime ge ")) {
+            None => None,
+            Some(Some(t)) => match nanos(t.trim()) {
+                Some(n) => Some(n),
+                None => return Ok(graph_error(StatusCode::BAD_REQUEST, "BadRequest", &format!("Invalid filter clause: {t}"))),
+            },
+            Some(None) => return Ok(graph_error(StatusCode::BAD_REQUEST, "BadRequest", "Invalid filter clause")),
+        };
+        let matching: Vec<&Row> = objects
+            .iter()
+            .filter(|o| match since {
+                None => true,
+                Some(s) => o.get("lastUpdateDateTime").and_then(Value::as_str).and_then(nanos).is_some_and(|t| t >= s),
+            })
+            .collect();
+        let top: usize = query.get("$top").and_then(|t| t.parse().ok()).unwrap_or(50);
+        let skip: usize = query.get("$skiptoken").and_then(|t| t.parse().ok()).unwrap_or(0);
+        let page: Vec<&Row> = matching.iter().skip(skip).take(top).copied().collect();
+        let mut body = json!({"@odata.context": format!("https://graph.microsoft.com/v1.0/$metadata#security/{collection}"), "value": page});
+        if skip + top < matching.len() {
+            let mut next: Vec<(String, String)> = query.into_iter().filter(|(k, _)| k != "$skiptoken").collect();
+            next.push(("$skiptoken".into(), (skip + top).to_string()));
+            let encoded = form_urlencoded::Serializer::new(String::new()).extend_pairs(next).finish();
+            let host = parts.headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+            body["@odata.nextLink"] = format!("http://{host}{path}?{encoded}").into();
+        }
+        return Ok(reply(StatusCode::OK, body));
     }
     Ok(graph_error(StatusCode::NOT_FOUND, "NotFound", &format!("no route for {} {path}", parts.method)))
 }

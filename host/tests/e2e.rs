@@ -250,3 +250,76 @@ fn an_unlicensed_table_is_reported_once_and_the_others_are_collected() {
     assert!(stderr.contains("Defender for Office 365"), "the message says what license is missing: {stderr}");
     assert_eq!(server.queries().iter().filter(|q| q.starts_with("EmailEvents")).count(), 1, "not retried within the hour");
 }
+
+fn incident(id: &str, updated: chrono::DateTime<Utc>, assigned: Option<&str>, status: &str) -> Row {
+    json!({
+        "@odata.type": "#microsoft.graph.security.incident", "id": id, "displayName": format!("Incident {id}"),
+        "createdDateTime": iso(updated - Duration::hours(1)), "lastUpdateDateTime": iso(updated),
+        "assignedTo": assigned, "status": status, "severity": "high", "classification": null,
+        "tenantId": credentials().tenant_id, "alerts": [{"id": format!("da{id}"), "title": "An alert"}],
+    })
+    .as_object()
+    .unwrap()
+    .clone()
+}
+
+#[test]
+fn incidents_and_alerts_are_paged_resumed_and_updates_emitted_once() {
+    let now = Utc::now();
+    let base = now - Duration::hours(3);
+    let mut dataset = Dataset::default();
+    // 120 incidents: more than two pages of 50. Ten share one update time.
+    let incidents: Vec<Row> = (0..120)
+        .map(|i| incident(&format!("{i}"), base + Duration::seconds(if i < 10 { 30 } else { i * 60 }), if i % 2 == 0 { None } else { Some("kai@contoso.com") }, "active"))
+        .collect();
+    dataset.add_security("incidents", incidents);
+    dataset.add_security(
+        "alerts_v2",
+        [json!({"id": "da1", "title": "Hidden file", "status": "new", "severity": "low", "createdDateTime": iso(base), "lastUpdateDateTime": iso(base + Duration::minutes(5))})
+            .as_object()
+            .unwrap()
+            .clone()],
+    );
+    let server = ReplayServer::start(dataset, credentials()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &server, base, "incidents: true\nalerts: true\n");
+    let text = std::fs::read_to_string(&config).unwrap().replace("tables: [DeviceProcessEvents]", "tables: [AlertInfo]");
+    std::fs::write(&config, text).unwrap();
+
+    let out = run_once(&config);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got = events(&out);
+    let found: Vec<&Value> = got.iter().filter(|e| e["class_uid"] == 2005).collect();
+    assert_eq!(found.len(), 120, "every incident once");
+    assert_eq!(found.iter().filter(|e| e["assignee_group"]["name"] == "Unassigned").count(), 60);
+    assert_eq!(got.iter().filter(|e| e["class_uid"] == 2004).count(), 1, "the alert");
+    assert!(server.queries().iter().filter(|q| q.contains("/security/incidents")).count() >= 3, "three pages");
+    if let Some(shared) = ocsf_schema::shared_or_skip("incident schema validation") {
+        let mut schemas = ocsf_schema::Schemas::load(&shared);
+        for e in &got {
+            assert!(schemas.errors(e).is_empty(), "{e}: {:?}", schemas.errors(e));
+        }
+    }
+
+    // Same data again: nothing new. The ten that share the newest time are not repeated either.
+    let again = run_once(&config);
+    assert_eq!(events(&again).len(), 0, "{}", String::from_utf8_lossy(&again.stderr));
+    drop(server);
+
+    // Incident 5 is resolved later: exactly that update comes out, as a Close.
+    let mut dataset = Dataset::default();
+    let mut updated: Vec<Row> = (0..120)
+        .map(|i| incident(&format!("{i}"), base + Duration::seconds(if i < 10 { 30 } else { i * 60 }), None, "active"))
+        .collect();
+    updated[5] = incident("5", now - Duration::minutes(2), Some("kai@contoso.com"), "resolved");
+    dataset.add_security("incidents", updated);
+    dataset.add_security("alerts_v2", []);
+    let server = ReplayServer::start(dataset, credentials()).unwrap();
+    let text = std::fs::read_to_string(&config).unwrap();
+    let old_url = text.lines().find(|l| l.starts_with("login_endpoint:")).unwrap().trim_start_matches("login_endpoint: ").to_string();
+    std::fs::write(&config, text.replace(&old_url, &server.url())).unwrap();
+    let third = events(&run_once(&config));
+    assert_eq!(third.len(), 1, "{third:?}");
+    assert_eq!(third[0]["finding_info_list"][0]["uid"], "da5");
+    assert_eq!((third[0]["activity_id"].clone(), third[0]["status_id"].clone()), (json!(3), json!(4)));
+}

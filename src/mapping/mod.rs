@@ -16,6 +16,7 @@ pub mod device_events;
 pub mod doc;
 pub mod email;
 pub mod engine;
+pub mod graph_security;
 pub mod identity;
 pub mod ocsf;
 
