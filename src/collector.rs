@@ -3,7 +3,7 @@
 
 use crate::config::{CollectorConfig, GRAPH_ROW_CAP};
 use crate::error::{Error, Result};
-use crate::graph::{GraphClient, QueryError};
+use crate::graph::{GraphClient, QueryError, Row};
 use crate::http::HttpClient;
 use crate::kql;
 use crate::mapping::{self, Context, Table};
@@ -54,7 +54,9 @@ impl Collector {
             .collect();
         let names: Vec<&'static str> = tables.iter().map(|t| t.name).collect();
         let start = config.start_ticks(now)?;
-        let planner = Planner::new(&names, checkpoint, start, config.max_window.into())?;
+        let mut planner = Planner::new(&names, checkpoint, start, config.max_window.into())?;
+        // Evidence is folded into its alert when both are collected (guide §2).
+        planner.set_follower("AlertEvidence", "AlertInfo");
         let streams = [(config.incidents, Kind::Incidents), (config.alerts, Kind::Alerts)]
             .into_iter()
             .filter(|(on, _)| *on)
@@ -118,24 +120,77 @@ impl Collector {
     }
 
     /// Queries `window`, halving it while it holds more rows than one query
-    /// may return, then maps the rows and advances the table's watermark.
+    /// may return; then fetches the same range of the tables that follow
+    /// this one, maps everything, and advances the watermarks.
     fn collect_window(
+        &mut self,
+        http: &mut dyn HttpClient,
+        now: Ticks,
+        window: Window,
+        table: &'static Table,
+    ) -> Result<(Vec<u8>, u32)> {
+        let Some((window, rows)) = self.fetch_shrinking(http, now, window, table)? else {
+            return Ok((Vec::new(), 0));
+        };
+        let fetched = rows.len();
+        let mut events = self.map_rows(table, rows);
+        for follower in self.planner.followers(window.table) {
+            let follower_table = self.tables[follower];
+            let rows = self.fetch_range(http, now, follower_table, window.start, window.end)?;
+            telemetry::counter("rows_fetched_total", &[("table", follower_table.name)], rows.len() as u64);
+            let evidence = self.map_rows(follower_table, rows);
+            let alone = mapping::alert::fold_evidence(&mut events, evidence);
+            events.extend(alone);
+        }
+        telemetry::counter("rows_fetched_total", &[("table", table.name)], fetched as u64);
+        self.planner.complete(&window, fetched as f64 / f64::from(self.config.max_rows_per_query));
+        let lag_s = (now.0 - window.end.0) as f64 / TICKS_PER_SECOND as f64;
+        telemetry::gauge("lag_seconds", &[("table", table.name)], lag_s);
+
+        let mut out = Vec::with_capacity(events.len() * 1024);
+        for event in &events {
+            serde_json::to_writer(&mut out, event).expect("a JSON value serialises");
+            out.push(b'\n');
+        }
+        telemetry::counter("events_emitted_total", &[("table", table.name)], events.len() as u64);
+        Ok((out, events.len() as u32))
+    }
+
+    /// One query over `[start, end)`: its rows, or why they did not come.
+    fn query(
+        &mut self,
+        http: &mut dyn HttpClient,
+        now: Ticks,
+        table: &'static Table,
+        start: Ticks,
+        end: Ticks,
+        take: u32,
+    ) -> Result<Fetch> {
+        let query = kql::window_query(table.name, start, end, take);
+        match self.graph.run(http, now.0 / TICKS_PER_SECOND, &query, &kql::timespan(start, end)) {
+            Ok(result) if (result.rows.len() as u64) < u64::from(take) => Ok(Fetch::Rows(result.rows)),
+            Ok(result) => Ok(Fetch::TooLarge(format!("{} rows reached the limit of {take}", result.rows.len()))),
+            Err(QueryError::TooLarge(message)) => Ok(Fetch::TooLarge(message)),
+            Err(QueryError::TableUnavailable(message)) => Ok(Fetch::Unavailable(message)),
+            Err(QueryError::Other(e)) => Err(e),
+        }
+    }
+
+    /// The rows of the largest first part of `window` that fits one query.
+    /// `None` when the table is not available in this tenant.
+    fn fetch_shrinking(
         &mut self,
         http: &mut dyn HttpClient,
         now: Ticks,
         mut window: Window,
         table: &'static Table,
-    ) -> Result<(Vec<u8>, u32)> {
-        let limit = self.config.max_rows_per_query;
-        let mut take = limit + 1;
-        let now_secs = now.0 / TICKS_PER_SECOND;
-        let result = loop {
-            let query = kql::window_query(table.name, window.start, window.end, take);
-            let too_large = match self.graph.run(http, now_secs, &query, &kql::timespan(window.start, window.end)) {
-                Ok(result) if (result.rows.len() as u64) < u64::from(take) => break result,
-                Ok(result) => format!("{} rows reached the limit of {take}", result.rows.len()),
-                Err(QueryError::TooLarge(message)) => message,
-                Err(QueryError::TableUnavailable(message)) => {
+    ) -> Result<Option<(Window, Vec<Row>)>> {
+        let mut take = self.config.max_rows_per_query + 1;
+        loop {
+            let too_large = match self.query(http, now, table, window.start, window.end, take)? {
+                Fetch::Rows(rows) => return Ok(Some((window, rows))),
+                Fetch::TooLarge(reason) => reason,
+                Fetch::Unavailable(message) => {
                     // Not licensed or not in this tenant: say so once, try again
                     // in an hour, keep collecting the other tables.
                     telemetry::error(
@@ -147,9 +202,8 @@ impl Collector {
                     );
                     telemetry::counter("tables_unavailable_total", &[("table", table.name)], 1);
                     self.planner.mark_unavailable(&window, now.saturating_add(Ticks::from_secs(3600)));
-                    return Ok((Vec::new(), 0));
+                    return Ok(None);
                 }
-                Err(QueryError::Other(e)) => return Err(e),
             };
             telemetry::counter("window_splits_total", &[("table", table.name)], 1);
             match window.first_half() {
@@ -162,37 +216,75 @@ impl Collector {
                 }
                 // One 100 ns tick holds more rows than `take`: ask for all Graph allows.
                 None if take < GRAPH_ROW_CAP => take = GRAPH_ROW_CAP,
-                None => {
-                    return Err(Error::Fatal(format!(
-                        "{} holds more than {GRAPH_ROW_CAP} rows at the single timestamp {}, more than one Graph query can return ({too_large}); these rows cannot be collected completely",
-                        table.name,
-                        window.start.to_iso()
-                    )));
+                None => return Err(single_tick_overflow(table, window.start, &too_large)),
+            }
+        }
+    }
+
+    /// Every row of `table` in `[start, end)`, in as many queries as needed.
+    /// A table that is not available yields no rows (its alert rows still do).
+    fn fetch_range(
+        &mut self,
+        http: &mut dyn HttpClient,
+        now: Ticks,
+        table: &'static Table,
+        start: Ticks,
+        end: Ticks,
+    ) -> Result<Vec<Row>> {
+        let mut pending = vec![(start, end, self.config.max_rows_per_query + 1)];
+        let mut rows = Vec::new();
+        while let Some((s, e, take)) = pending.pop() {
+            match self.query(http, now, table, s, e, take)? {
+                Fetch::Rows(mut r) => rows.append(&mut r),
+                Fetch::Unavailable(message) => {
+                    telemetry::warn(&format!("{} is not available: {message}", table.name), &[("table", table.name)]);
+                    return Ok(rows);
+                }
+                Fetch::TooLarge(reason) => {
+                    let len = e.0 - s.0;
+                    if len > 1 {
+                        let mid = Ticks(s.0 + len / 2);
+                        // Later half first on the stack, so rows come out in order.
+                        pending.push((mid, e, take));
+                        pending.push((s, mid, take));
+                    } else if take < GRAPH_ROW_CAP {
+                        pending.push((s, e, GRAPH_ROW_CAP));
+                    } else {
+                        return Err(single_tick_overflow(table, s, &reason));
+                    }
                 }
             }
-        };
+        }
+        Ok(rows)
+    }
 
-        let rows = result.rows.len();
-        let mut events = Vec::with_capacity(rows * 1024);
-        let mut count = 0u32;
-        for row in result.rows {
+    /// Maps rows to events; a row that cannot be mapped is counted and logged.
+    fn map_rows(&self, table: &'static Table, rows: Vec<Row>) -> Vec<serde_json::Value> {
+        let mut events = Vec::with_capacity(rows.len());
+        for row in rows {
             match mapping::map_row(table, row, &self.context) {
-                Ok(event) => {
-                    serde_json::to_writer(&mut events, &event).expect("a JSON value serialises");
-                    events.push(b'\n');
-                    count += 1;
-                }
+                Ok(event) => events.push(event),
                 Err(e) => {
                     telemetry::counter("rows_unmappable_total", &[("table", table.name)], 1);
                     telemetry::error(&e.to_string(), &[("table", table.name), ("key", &e.key)]);
                 }
             }
         }
-        telemetry::counter("rows_fetched_total", &[("table", table.name)], rows as u64);
-        telemetry::counter("events_emitted_total", &[("table", table.name)], u64::from(count));
-        self.planner.complete(&window, rows as f64 / f64::from(limit));
-        let lag_s = (now.0 - window.end.0) as f64 / TICKS_PER_SECOND as f64;
-        telemetry::gauge("lag_seconds", &[("table", table.name)], lag_s);
-        Ok((events, count))
+        events
     }
+}
+
+/// What one query brought back.
+enum Fetch {
+    Rows(Vec<Row>),
+    TooLarge(String),
+    Unavailable(String),
+}
+
+fn single_tick_overflow(table: &Table, at: Ticks, reason: &str) -> Error {
+    Error::Fatal(format!(
+        "{} holds more than {GRAPH_ROW_CAP} rows at the single timestamp {}, more than one Graph query can return ({reason}); these rows cannot be collected completely",
+        table.name,
+        at.to_iso()
+    ))
 }

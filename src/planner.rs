@@ -28,6 +28,9 @@ pub struct Cursor {
     /// The table is not available in this tenant (not licensed); it is
     /// skipped until this time, then tried again.
     pub unavailable_until: Option<Ticks>,
+    /// The table is collected together with this one (AlertEvidence with
+    /// AlertInfo): it gets no windows of its own and moves with its leader.
+    pub follows: Option<usize>,
 }
 
 /// A window to query.
@@ -118,7 +121,7 @@ impl Planner {
                 })?,
                 None => start,
             };
-            cursors.push(Cursor { table, watermark, span: max_window, unavailable_until: None });
+            cursors.push(Cursor { table, watermark, span: max_window, unavailable_until: None, follows: None });
         }
         Ok(Planner { cursors, dormant: saved, max_window, cycle_end: None, streams })
     }
@@ -153,6 +156,25 @@ impl Planner {
         starts
     }
 
+    /// Makes `follower` move with `leader`. Both start from the earlier of
+    /// their watermarks, so nothing is skipped (rows between the two may be
+    /// collected again once).
+    pub fn set_follower(&mut self, follower: &str, leader: &str) {
+        let f = self.cursors.iter().position(|c| c.table == follower);
+        let l = self.cursors.iter().position(|c| c.table == leader);
+        if let (Some(f), Some(l)) = (f, l) {
+            let start = self.cursors[f].watermark.min(self.cursors[l].watermark);
+            self.cursors[f].watermark = start;
+            self.cursors[l].watermark = start;
+            self.cursors[f].follows = Some(l);
+        }
+    }
+
+    /// The tables that move with the table at `index`.
+    pub fn followers(&self, index: usize) -> Vec<usize> {
+        (0..self.cursors.len()).filter(|i| self.cursors[*i].follows == Some(index)).collect()
+    }
+
     /// Skips the table of `window` until `until`.
     pub fn mark_unavailable(&mut self, window: &Window, until: Ticks) {
         self.cursors[window.table].unavailable_until = Some(until);
@@ -166,7 +188,7 @@ impl Planner {
             .cursors
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.watermark < end && c.unavailable_until.is_none())
+            .filter(|(_, c)| c.watermark < end && c.unavailable_until.is_none() && c.follows.is_none())
             .min_by_key(|(_, c)| c.watermark);
         match next {
             Some((i, c)) => Some(Window {
@@ -185,7 +207,7 @@ impl Planner {
     pub fn cycle_done(&self) -> bool {
         match self.cycle_end {
             None => true,
-            Some(end) => self.cursors.iter().all(|c| c.watermark >= end || c.unavailable_until.is_some()),
+            Some(end) => self.cursors.iter().all(|c| c.watermark >= end || c.unavailable_until.is_some() || c.follows.is_some()),
         }
     }
 
@@ -193,6 +215,9 @@ impl Planner {
     /// share of the row limit it used, to size the next window.
     pub fn complete(&mut self, window: &Window, fullness: f64) {
         let max = self.max_window;
+        for f in self.followers(window.table) {
+            self.cursors[f].watermark = window.end;
+        }
         let c = &mut self.cursors[window.table];
         debug_assert_eq!(c.watermark, window.start, "windows complete in order");
         c.watermark = window.end;
@@ -296,6 +321,20 @@ mod tests {
         p2.cycle_end = None;
         p2.begin_cycle(Ticks(HOUR.0 * 2), Ticks(100));
         assert_eq!(p2.next_window().unwrap().table, 0, "due again: A is furthest behind");
+    }
+
+    #[test]
+    fn a_follower_moves_with_its_leader_from_the_earlier_watermark() {
+        let saved = r#"{"version":1,"tables":{"Info":{"watermark":"1970-01-01T00:00:00.0000100Z"},"Evidence":{"watermark":"1970-01-01T00:00:00.0000050Z"}}}"#;
+        let mut p = Planner::new(&["Info", "Evidence"], Some(saved), Ticks(0), HOUR).unwrap();
+        p.set_follower("Evidence", "Info");
+        assert_eq!(p.cursors()[0].watermark, Ticks(50));
+        p.begin_cycle(Ticks(1000), Ticks(0));
+        let w = p.next_window().unwrap();
+        assert_eq!((w.table, w.start), (0, Ticks(50)), "the follower gets no windows of its own");
+        p.complete(&w, 0.0);
+        assert_eq!(p.cursors()[1].watermark, Ticks(1000));
+        assert!(p.cycle_done());
     }
 
     #[test]

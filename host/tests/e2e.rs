@@ -323,3 +323,48 @@ fn incidents_and_alerts_are_paged_resumed_and_updates_emitted_once() {
     assert_eq!(third[0]["finding_info_list"][0]["uid"], "da5");
     assert_eq!((third[0]["activity_id"].clone(), third[0]["status_id"].clone()), (json!(3), json!(4)));
 }
+
+#[test]
+fn alert_evidence_is_folded_into_its_alert_and_orphans_stand_alone() {
+    let now = Utc::now();
+    let t = iso(now - Duration::hours(1));
+    let row = |v: Value| v.as_object().unwrap().clone();
+    let mut dataset = Dataset::default();
+    dataset
+        .add("AlertInfo", [row(json!({"Timestamp": t, "AlertId": "da1", "Title": "Mimikatz", "Severity": "High", "Category": "CredentialAccess"}))])
+        .unwrap();
+    dataset
+        .add(
+            "AlertEvidence",
+            [
+                row(json!({"Timestamp": t, "AlertId": "da1", "EntityType": "Machine", "DeviceId": "d1", "DeviceName": "pc1", "EvidenceRole": "Impacted"})),
+                row(json!({"Timestamp": t, "AlertId": "da1", "EntityType": "File", "FileName": "m.exe", "SHA1": "ab", "EvidenceRole": "Related"})),
+                row(json!({"Timestamp": t, "AlertId": "da2", "EntityType": "User", "AccountName": "eve", "AccountSid": "S-1-5-21-7"})),
+            ],
+        )
+        .unwrap();
+    let server = ReplayServer::start(dataset, credentials()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &server, now - Duration::hours(2), "");
+    let text = std::fs::read_to_string(&config).unwrap().replace("tables: [DeviceProcessEvents]", "tables: [AlertInfo, AlertEvidence]");
+    std::fs::write(&config, text).unwrap();
+    let out = run_once(&config);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got = events(&out);
+    assert_eq!(got.len(), 2, "one alert with its evidence, one orphan evidence: {got:#?}");
+    let alert = got.iter().find(|e| e["finding_info"]["uid"] == "da1").unwrap();
+    assert_eq!(alert["activity_id"], 1);
+    assert_eq!(alert["evidences"].as_array().unwrap().len(), 2);
+    assert_eq!(alert["evidences"][0]["device"]["uid"], "d1");
+    assert_eq!(alert["unmapped"]["AlertEvidence"][1]["EvidenceRole"], "Related");
+    let orphan = got.iter().find(|e| e["finding_info"]["uid"] == "da2").unwrap();
+    assert_eq!(orphan["activity_id"], 2, "standalone evidence is an Update");
+    assert_eq!(orphan["evidences"][0]["user"]["uid"], "S-1-5-21-7");
+    if let Some(shared) = ocsf_schema::shared_or_skip("alert join schema validation") {
+        let mut schemas = ocsf_schema::Schemas::load(&shared);
+        for e in &got {
+            assert!(schemas.errors(e).is_empty(), "{e}: {:?}", schemas.errors(e));
+        }
+    }
+    assert!(events(&run_once(&config)).is_empty(), "nothing twice");
+}
