@@ -55,8 +55,16 @@ impl Collector {
         let names: Vec<&'static str> = tables.iter().map(|t| t.name).collect();
         let start = config.start_ticks(now)?;
         let mut planner = Planner::new(&names, checkpoint, start, config.max_window.into())?;
-        // Evidence is folded into its alert when both are collected (guide §2).
-        planner.set_follower("AlertEvidence", "AlertInfo");
+        // Rows that belong to another table's events follow its windows and
+        // are folded into them (evidence into alerts, guide §2; without
+        // deprecated classes, attachments and URLs into their message).
+        for table in &tables {
+            if let Some(join) = &table.join {
+                if !join.only_without_deprecated || !config.ocsf.deprecated_classes {
+                    planner.set_follower(table.name, join.leader);
+                }
+            }
+        }
         let streams = [(config.incidents, Kind::Incidents), (config.alerts, Kind::Alerts)]
             .into_iter()
             .filter(|(on, _)| *on)
@@ -138,8 +146,11 @@ impl Collector {
             let follower_table = self.tables[follower];
             let rows = self.fetch_range(http, now, follower_table, window.start, window.end)?;
             telemetry::counter("rows_fetched_total", &[("table", follower_table.name)], rows.len() as u64);
-            let evidence = self.map_rows(follower_table, rows);
-            let alone = mapping::alert::fold_evidence(&mut events, evidence);
+            let joined = self.map_rows(follower_table, rows);
+            let alone = match &follower_table.join {
+                Some(join) => (join.fold)(&mut events, joined),
+                None => joined,
+            };
             events.extend(alone);
         }
         telemetry::counter("rows_fetched_total", &[("table", table.name)], fetched as u64);

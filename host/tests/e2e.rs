@@ -368,3 +368,49 @@ fn alert_evidence_is_folded_into_its_alert_and_orphans_stand_alone() {
     }
     assert!(events(&run_once(&config)).is_empty(), "nothing twice");
 }
+
+#[test]
+fn without_deprecated_classes_attachments_and_urls_fold_into_their_message() {
+    let now = Utc::now();
+    let t = iso(now - Duration::hours(1));
+    let row = |v: Value| v.as_object().unwrap().clone();
+    let mut dataset = Dataset::default();
+    dataset
+        .add("EmailEvents", [
+            row(json!({"Timestamp": t, "NetworkMessageId": "m1", "SenderFromAddress": "eve@evil.example", "RecipientEmailAddress": "a@contoso.com", "EmailDirection": "Inbound", "ReportId": "r1"})),
+            row(json!({"Timestamp": t, "NetworkMessageId": "m1", "SenderFromAddress": "eve@evil.example", "RecipientEmailAddress": "b@contoso.com", "EmailDirection": "Inbound", "ReportId": "r2"})),
+        ])
+        .unwrap();
+    dataset
+        .add("EmailAttachmentInfo", [row(json!({"Timestamp": t, "NetworkMessageId": "m1", "SenderFromAddress": "eve@evil.example", "RecipientEmailAddress": "a@contoso.com", "FileName": "x.docm", "SHA256": "ff"}))])
+        .unwrap();
+    dataset
+        .add("EmailUrlInfo", [
+            row(json!({"Timestamp": t, "NetworkMessageId": "m1", "Url": "https://bad.example/a", "UrlLocation": "Body"})),
+            row(json!({"Timestamp": t, "NetworkMessageId": "m-unknown", "Url": "https://other.example/"})),
+        ])
+        .unwrap();
+    let server = ReplayServer::start(dataset, credentials()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &server, now - Duration::hours(2), "ocsf:\n  deprecated_classes: false\n");
+    let text = std::fs::read_to_string(&config).unwrap().replace("tables: [DeviceProcessEvents]", "tables: [EmailEvents, EmailAttachmentInfo, EmailUrlInfo]");
+    std::fs::write(&config, text).unwrap();
+    let out = run_once(&config);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got = events(&out);
+    let messages: Vec<&Value> = got.iter().filter(|e| e["class_uid"] == 4009).collect();
+    assert_eq!(messages.len(), 2, "one event per recipient: {got:#?}");
+    for m in &messages {
+        assert_eq!(m["email"]["files"][0]["name"], "x.docm");
+        assert_eq!(m["email"]["urls"][0]["url_string"], "https://bad.example/a");
+        assert_eq!(m["unmapped"]["EmailUrlInfo"][0]["UrlLocation"], "Body");
+    }
+    let orphans: Vec<&Value> = got.iter().filter(|e| e["class_uid"] == 4012).collect();
+    assert_eq!(orphans.len(), 1, "the URL of a message outside the window stands alone");
+    if let Some(shared) = ocsf_schema::shared_or_skip("email join schema validation") {
+        let mut schemas = ocsf_schema::Schemas::load(&shared);
+        for e in &got {
+            assert!(schemas.errors(e).is_empty(), "{e}: {:?}", schemas.errors(e));
+        }
+    }
+}

@@ -57,6 +57,7 @@ pub static ALERT_INFO: Table = Table {
     prefixes: &[],
     fallback: Activity::new(2004, 1),
     shape: &ALERT_SHAPE,
+    join: None,
 };
 
 pub static ALERT_EVIDENCE: Table = Table {
@@ -67,6 +68,7 @@ pub static ALERT_EVIDENCE: Table = Table {
     prefixes: &[],
     fallback: Activity::new(2004, 2),
     shape: &EVIDENCE_SHAPE,
+    join: Some(super::Join { leader: "AlertInfo", only_without_deprecated: false, fold: fold_evidence }),
 };
 
 /// Alert severity to OCSF `severity_id` (guide §1).

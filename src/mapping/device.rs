@@ -51,6 +51,7 @@ pub static DEVICE_PROCESS_EVENTS: Table = Table {
     prefixes: &[],
     fallback: Activity::new(1007, 99),
     shape: &PROCESS_SHAPE,
+    join: None,
 };
 
 static PROCESS_SHAPE: Shape = Shape { fields: &[DEVICE, NEW_PROCESS, INITIATING_PROCESS], finish: finish_process_events };
@@ -102,6 +103,7 @@ pub static DEVICE_NETWORK_EVENTS: Table = Table {
     prefixes: &[],
     fallback: Activity::new(4001, 99),
     shape: &NETWORK_SHAPE,
+    join: None,
 };
 
 fn finish_network(e: &mut Event, _ctx: &Context) {
@@ -203,6 +205,7 @@ pub static DEVICE_FILE_EVENTS: Table = Table {
     prefixes: &[],
     fallback: Activity::new(1001, 99),
     shape: &FILE_SHAPE,
+    join: None,
 };
 
 fn finish_file_events(e: &mut Event, _ctx: &Context) {
@@ -241,6 +244,7 @@ pub static DEVICE_IMAGE_LOAD_EVENTS: Table = Table {
     prefixes: &[],
     fallback: Activity::new(1005, 99),
     shape: &MODULE_SHAPE,
+    join: None,
 };
 
 pub(crate) fn finish_module(e: &mut Event, _ctx: &Context) {
@@ -283,6 +287,7 @@ pub static DEVICE_REGISTRY_EVENTS: Table = Table {
     prefixes: &[],
     fallback: Activity::new(201002, 99),
     shape: &REG_VALUE_SHAPE,
+    join: None,
 };
 
 fn finish_registry(e: &mut Event, _ctx: &Context) {
@@ -362,6 +367,7 @@ pub static DEVICE_LOGON_EVENTS: Table = Table {
     prefixes: &[],
     fallback: Activity::new(3002, 99),
     shape: &LOGON_SHAPE,
+    join: None,
 };
 
 /// Windows logon types to OCSF `logon_type_id`.
@@ -445,6 +451,7 @@ pub static DEVICE_INFO: Table = Table {
     prefixes: &[],
     fallback: Activity::new(5001, 2),
     shape: &DEVICE_INFO_SHAPE,
+    join: None,
 };
 
 /// `OSPlatform` to OCSF `os.type_id`.
@@ -549,6 +556,7 @@ pub static DEVICE_NETWORK_INFO: Table = Table {
     prefixes: &[],
     fallback: Activity::new(5001, 2),
     shape: &DEVICE_NETWORK_INFO_SHAPE,
+    join: None,
 };
 
 fn finish_device_network_info(e: &mut Event, _ctx: &Context) {
@@ -655,6 +663,7 @@ pub static DEVICE_FILE_CERTIFICATE_INFO: Table = Table {
     prefixes: &[],
     fallback: Activity::new(5040, 1).sets(&[("query_evidence.query_type_id", 2), ("query_result_id", 1)]),
     shape: &CERTIFICATE_SHAPE,
+    join: None,
 };
 
 fn finish_certificate(e: &mut Event, _ctx: &Context) {

@@ -175,6 +175,7 @@ pub static DEVICE_EVENTS: Table = Table {
     // Everything else: Process Activity "Other", named by its ActionType.
     fallback: Activity::new(1007, 99),
     shape: &PROCESS,
+    join: None,
 };
 
 /// Process Activity: the target process, or the acting process itself for

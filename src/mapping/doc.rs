@@ -40,8 +40,10 @@ const DECISIONS: &str = r#"## Decisions
 10. **Deprecated classes.** By default the output uses 4011, 4012, 5002 and 5014, as other OCSF feeds of
     Defender do. `ocsf.deprecated_classes: false` emits 4009 with `email.files[]` (EmailAttachmentInfo),
     4009 with `email.urls[]` and the clicking user in `email.to` (UrlClickEvents), 1010 Peripheral
-    Activity (PnP and USB rows) and 5019. `EmailUrlInfo` keeps 4012: 4009 requires a sender or a
-    recipient, which that table does not carry.
+    Activity (PnP and USB rows) and 5019. In that mode EmailAttachmentInfo and EmailUrlInfo follow
+    EmailEvents' windows and fold into the message they belong to (`email.files[]`, `email.urls[]`, on
+    every recipient's event). An EmailUrlInfo row whose message is not in the window stays 4012: 4009
+    requires a sender or a recipient, which that table does not carry.
 11. **Missing `Timestamp`.** A row without one (seen in portal exports) takes the collection time and
     the label `time-is-collection-time`, instead of being dropped.
 12. **Process Activity without any process.** OCSF requires `process`. When a row names none,

@@ -5,7 +5,7 @@
 
 use super::common;
 use super::engine::{Context, Conv::*, Event, Field, f};
-use super::{Activity, Product, Shape, Table};
+use super::{Activity, Join, Product, Shape, Table};
 use serde_json::{Value, json};
 
 const EMAIL_KEY: &[&str] = &["NetworkMessageId", "RecipientEmailAddress", "Timestamp", "ReportId"];
@@ -35,6 +35,7 @@ pub static EMAIL_EVENTS: Table = Table {
     prefixes: &[],
     fallback: Activity::new(4009, 2),
     shape: &EMAIL,
+    join: None,
 };
 
 fn finish_email_events(e: &mut Event, _ctx: &Context) {
@@ -143,6 +144,7 @@ pub static EMAIL_ATTACHMENT_INFO: Table = Table {
     prefixes: &[],
     fallback: Activity::new(4011, 3).successor(&ATTACHMENT_SCAN),
     shape: &ATTACHMENT_SHAPE,
+    join: Some(Join { leader: "EmailEvents", only_without_deprecated: true, fold: fold_into_messages }),
 };
 
 fn finish_attachment(e: &mut Event, _ctx: &Context) {
@@ -176,10 +178,12 @@ pub static EMAIL_URL_INFO: Table = Table {
     key: &["NetworkMessageId", "Url", "UrlLocation", "Timestamp", "ReportId"],
     activities: &[],
     prefixes: &[],
-    // No successor: 4009 needs the sender or a recipient, which this table
-    // does not have (docs/mapping.md).
+    // No standalone successor: 4009 needs the sender or a recipient, which
+    // this table does not have. Without deprecated classes its rows fold into
+    // their EmailEvents message as `email.urls[]` (`fold_into_messages`).
     fallback: Activity::new(4012, 3),
     shape: &URL_SHAPE,
+    join: Some(Join { leader: "EmailEvents", only_without_deprecated: true, fold: fold_into_messages }),
 };
 
 fn finish_url(e: &mut Event, _ctx: &Context) {
@@ -238,6 +242,7 @@ pub static URL_CLICK_EVENTS: Table = Table {
     prefixes: &[],
     fallback: Activity::new(4012, 99).successor(&OTHER_CLICK),
     shape: &CLICK_SHAPE,
+    join: None,
 };
 
 fn finish_click(e: &mut Event, _ctx: &Context) {
@@ -282,6 +287,7 @@ pub static EMAIL_POST_DELIVERY_EVENTS: Table = Table {
     prefixes: &[],
     fallback: Activity::new(4009, 99).sets(&[("direction_id", 0)]),
     shape: &POST_DELIVERY,
+    join: None,
 };
 
 fn finish_post_delivery(e: &mut Event, _ctx: &Context) {
@@ -314,4 +320,48 @@ fn finish_post_delivery(e: &mut Event, _ctx: &Context) {
         _ => {}
     }
     finish_email_object(e);
+}
+
+/// Folds attachment (4009 `email.files[]`) and URL (4012 `url`) events into
+/// every EmailEvents event of the same message (`email.uid`), one per
+/// recipient; their left-over columns go under the message's
+/// `unmapped.<table>[]`. Events whose message is not among `messages` are
+/// returned to stand alone.
+pub fn fold_into_messages(messages: &mut [Value], events: Vec<Value>) -> Vec<Value> {
+    let mut alone = Vec::new();
+    for event in events {
+        let uid = event.pointer("/email/uid").or_else(|| event.get("email_uid")).cloned();
+        let mut matched = false;
+        for message in messages.iter_mut().filter(|m| uid.is_some() && m.pointer("/email/uid") == uid.as_ref()) {
+            matched = true;
+            let Some(email) = message.get_mut("email").and_then(Value::as_object_mut) else { continue };
+            if let Some(Value::Array(files)) = event.pointer("/email/files") {
+                let list = email.entry("files").or_insert_with(|| json!([]));
+                if let Value::Array(l) = list {
+                    l.extend(files.iter().cloned());
+                }
+            }
+            if let Some(url) = event.get("url") {
+                let list = email.entry("urls").or_insert_with(|| json!([]));
+                if let Value::Array(l) = list {
+                    l.push(url.clone());
+                }
+            }
+            if let Some(u) = event.get("unmapped") {
+                let table = event.pointer("/metadata/log_name").and_then(Value::as_str).unwrap_or("joined").to_string();
+                if let Some(m) = message.as_object_mut() {
+                    let unmapped = m.entry("unmapped").or_insert_with(|| json!({}));
+                    if let Some(list) = unmapped.as_object_mut().map(|o| o.entry(table).or_insert_with(|| json!([]))) {
+                        if let Value::Array(l) = list {
+                            l.push(u.clone());
+                        }
+                    }
+                }
+            }
+        }
+        if !matched {
+            alone.push(event);
+        }
+    }
+    alone
 }

@@ -66,6 +66,7 @@ pub static IDENTITY_LOGON_EVENTS: Table = Table {
     prefixes: &[],
     fallback: Activity::new(3002, 99),
     shape: &LOGON,
+    join: None,
 };
 
 fn finish_logon(e: &mut Event, _ctx: &Context) {
@@ -117,6 +118,7 @@ pub static IDENTITY_QUERY_EVENTS: Table = Table {
     prefixes: &[],
     fallback: Activity::new(4001, 99),
     shape: &QUERY,
+    join: None,
 };
 
 fn finish_query(e: &mut Event, _ctx: &Context) {
@@ -169,6 +171,7 @@ pub static IDENTITY_DIRECTORY_EVENTS: Table = Table {
     // Every other "... changed", replication, remote execution: 3001 Other.
     fallback: Activity::new(3001, 99),
     shape: &DIRECTORY,
+    join: None,
 };
 
 /// AdditionalFields keys of the object acted on.

@@ -103,6 +103,19 @@ pub struct Table {
     pub fallback: Activity,
     /// The shape of every activity that does not name its own.
     pub shape: &'static Shape,
+    /// Rows of this table that belong to another table's events, and are
+    /// folded into them when both are collected (AlertEvidence into AlertInfo).
+    pub join: Option<Join>,
+}
+
+/// How a table's events fold into the events of the table they belong to.
+pub struct Join {
+    /// The table whose windows this one follows.
+    pub leader: &'static str,
+    /// Only without deprecated classes (the deprecated classes stand alone).
+    pub only_without_deprecated: bool,
+    /// Folds `events` into `leaders`; returns those whose leader is absent.
+    pub fold: fn(&mut [serde_json::Value], Vec<serde_json::Value>) -> Vec<serde_json::Value>,
 }
 
 impl Table {
