@@ -104,6 +104,11 @@ impl Collector {
             let (events, count) = stream.poll_page(http, &mut self.graph, &self.context, now, self.start)?;
             return Ok(self.batch(events, count, now));
         }
+        let overlap: Ticks = self.config.overlap.into();
+        if let Some((index, from, to)) = self.planner.next_sweep(overlap) {
+            let (events, count) = self.sweep(http, now, index, from, to)?;
+            return Ok(self.batch(events, count, now));
+        }
         let Some(window) = self.planner.next_window() else {
             return Ok(self.batch(Vec::new(), 0, now));
         };
@@ -113,7 +118,8 @@ impl Collector {
     }
 
     fn batch(&self, events: Vec<u8>, count: u32, now: Ticks) -> Batch {
-        let next_poll_ms = if self.planner.cycle_done() && !self.streams.iter().any(|s| s.due) {
+        let sweeping = self.planner.cursors().iter().any(|c| c.sweep_due);
+        let next_poll_ms = if self.planner.cycle_done() && !sweeping && !self.streams.iter().any(|s| s.due) {
             // The next cycle is worth starting once a poll interval of new data exists.
             let interval: Ticks = self.config.poll_interval.into();
             let oldest = self.planner.cursors().iter().map(|c| c.watermark).min().unwrap_or(now);
@@ -142,6 +148,7 @@ impl Collector {
         };
         let fetched = rows.len();
         let mut events = self.map_rows(table, rows);
+        let keys: Vec<(Ticks, String)> = events.iter().filter_map(row_key).collect();
         for follower in self.planner.followers(window.table) {
             let follower_table = self.tables[follower];
             let rows = self.fetch_range(http, now, follower_table, window.start, window.end)?;
@@ -155,6 +162,7 @@ impl Collector {
         }
         telemetry::counter("rows_fetched_total", &[("table", table.name)], fetched as u64);
         self.planner.complete(&window, fetched as f64 / f64::from(self.config.max_rows_per_query));
+        self.planner.remember(window.table, keys, self.config.overlap.into());
         let lag_s = (now.0 - window.end.0) as f64 / TICKS_PER_SECOND as f64;
         telemetry::gauge("lag_seconds", &[("table", table.name)], lag_s);
 
@@ -164,6 +172,35 @@ impl Collector {
             out.push(b'\n');
         }
         telemetry::counter("events_emitted_total", &[("table", table.name)], events.len() as u64);
+        Ok((out, events.len() as u32))
+    }
+
+    /// Looks again at `[from, to)`, just before the watermark, for rows that
+    /// reached advanced hunting after their window was queried, and emits
+    /// those not emitted before.
+    fn sweep(&mut self, http: &mut dyn HttpClient, now: Ticks, index: usize, from: Ticks, to: Ticks) -> Result<(Vec<u8>, u32)> {
+        let table = self.tables[index];
+        let rows = self.fetch_range(http, now, table, from, to)?;
+        let events: Vec<serde_json::Value> = self
+            .map_rows(table, rows)
+            .into_iter()
+            .filter(|e| row_key(e).is_some_and(|(_, k)| !self.planner.seen(index, &k)))
+            .collect();
+        if !events.is_empty() {
+            telemetry::info(
+                &format!("{} late rows of {} arrived after their window was collected; emitting them now", events.len(), table.name),
+                &[("table", table.name), ("from", &from.to_iso()), ("to", &to.to_iso())],
+            );
+            telemetry::counter("late_rows_total", &[("table", table.name)], events.len() as u64);
+        }
+        let keys: Vec<(Ticks, String)> = events.iter().filter_map(row_key).collect();
+        self.planner.remember(index, keys, self.config.overlap.into());
+        self.planner.sweep_done(index);
+        let mut out = Vec::with_capacity(events.len() * 1024);
+        for event in &events {
+            serde_json::to_writer(&mut out, event).expect("a JSON value serialises");
+            out.push(b'\n');
+        }
         Ok((out, events.len() as u32))
     }
 
@@ -283,6 +320,14 @@ impl Collector {
         }
         events
     }
+}
+
+/// An event's time and the short form of its `metadata.uid` (a hash of the
+/// row's natural key), for recognising a row seen before.
+fn row_key(event: &serde_json::Value) -> Option<(Ticks, String)> {
+    let uid = event.pointer("/metadata/uid")?.as_str()?;
+    let ms = event.get("time")?.as_i64()?;
+    Some((Ticks(ms.saturating_mul(crate::time::TICKS_PER_MS)), uid.chars().take(16).collect()))
 }
 
 /// What one query brought back.

@@ -53,6 +53,12 @@ pub struct CollectorConfig {
     #[serde(default = "default_delay", with = "humantime_serde")]
     pub delay: Duration,
 
+    /// How far back each cycle looks again for rows that reached advanced
+    /// hunting later than `delay`. Rows already emitted are recognised by
+    /// their natural key and not repeated. `0s` turns the sweep off.
+    #[serde(default = "default_overlap", with = "humantime_serde")]
+    pub overlap: Duration,
+
     /// How long to wait between collection cycles once caught up.
     #[serde(default = "default_poll_interval", with = "humantime_serde")]
     pub poll_interval: Duration,
@@ -117,6 +123,9 @@ pub fn default_tables() -> Vec<String> {
 }
 pub fn default_delay() -> Duration {
     Duration::from_secs(5 * 60)
+}
+pub fn default_overlap() -> Duration {
+    Duration::from_secs(10 * 60)
 }
 pub fn default_poll_interval() -> Duration {
     Duration::from_secs(60)
@@ -255,6 +264,9 @@ impl CollectorConfig {
         }
         if self.max_window < Duration::from_secs(1) {
             return Err(Error::Config("`max_window` must be at least 1s".into()));
+        }
+        if self.overlap > Duration::from_secs(24 * 60 * 60) {
+            return Err(Error::Config("`overlap` must be at most 24h".into()));
         }
         if self.poll_interval < Duration::from_secs(1) {
             return Err(Error::Config("`poll_interval` must be at least 1s".into()));

@@ -31,6 +31,13 @@ pub struct Cursor {
     /// The table is collected together with this one (AlertEvidence with
     /// AlertInfo): it gets no windows of its own and moves with its leader.
     pub follows: Option<usize>,
+    /// Where collection of this table began.
+    pub floor: Ticks,
+    /// Keys of rows already emitted with a time in the overlap before the
+    /// watermark, for deduplicating late-row sweeps.
+    pub recent: Vec<(Ticks, String)>,
+    /// A late-row sweep is due in the current cycle.
+    pub sweep_due: bool,
 }
 
 /// A window to query.
@@ -85,6 +92,14 @@ pub struct StreamState {
 struct TableState {
     /// ISO 8601 with 7 fractional digits.
     watermark: String,
+    /// Where collection of this table began; late-row sweeps never reach
+    /// before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    floor: Option<String>,
+    /// Keys of the rows already emitted within the overlap before the
+    /// watermark: `[ticks, key]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    recent: Vec<(i64, String)>,
 }
 
 const CHECKPOINT_VERSION: u32 = 1;
@@ -115,13 +130,28 @@ impl Planner {
         };
         let mut cursors = Vec::with_capacity(tables.len());
         for table in tables {
-            let watermark = match saved.remove(*table) {
-                Some(state) => Ticks::parse(&state.watermark).map_err(|e| {
-                    Error::Fatal(format!("the saved checkpoint of {table} is not readable: {e}"))
-                })?,
-                None => start,
+            let unreadable = |e: String| Error::Fatal(format!("the saved checkpoint of {table} is not readable: {e}"));
+            let (watermark, floor, recent) = match saved.remove(*table) {
+                Some(state) => {
+                    let watermark = Ticks::parse(&state.watermark).map_err(unreadable)?;
+                    let floor = match &state.floor {
+                        Some(f) => Ticks::parse(f).map_err(unreadable)?,
+                        None => watermark,
+                    };
+                    (watermark, floor, state.recent.into_iter().map(|(t, k)| (Ticks(t), k)).collect())
+                }
+                None => (start, start, Vec::new()),
             };
-            cursors.push(Cursor { table, watermark, span: max_window, unavailable_until: None, follows: None });
+            cursors.push(Cursor {
+                table,
+                watermark,
+                span: max_window,
+                unavailable_until: None,
+                follows: None,
+                floor,
+                recent,
+                sweep_due: false,
+            });
         }
         Ok(Planner { cursors, dormant: saved, max_window, cycle_end: None, streams })
     }
@@ -148,12 +178,53 @@ impl Planner {
         if starts {
             self.cycle_end = Some(end);
             for c in &mut self.cursors {
+                c.sweep_due = c.follows.is_none();
+            }
+            for c in &mut self.cursors {
                 if c.unavailable_until.is_some_and(|t| t <= now) {
                     c.unavailable_until = None;
                 }
             }
         }
         starts
+    }
+
+    /// The next table due for a late-row sweep, and the range to sweep:
+    /// `[max(watermark - overlap, floor), watermark)`.
+    pub fn next_sweep(&mut self, overlap: Ticks) -> Option<(usize, Ticks, Ticks)> {
+        for (i, c) in self.cursors.iter_mut().enumerate() {
+            if !c.sweep_due || c.unavailable_until.is_some() {
+                continue;
+            }
+            let from = c.watermark.saturating_sub(overlap).max(c.floor);
+            if overlap.0 == 0 || from >= c.watermark {
+                c.sweep_due = false;
+                continue;
+            }
+            return Some((i, from, c.watermark));
+        }
+        None
+    }
+
+    /// Records a finished sweep of table `index`.
+    pub fn sweep_done(&mut self, index: usize) {
+        self.cursors[index].sweep_due = false;
+    }
+
+    /// Whether table `index` has already emitted the row with this key.
+    pub fn seen(&self, index: usize, key: &str) -> bool {
+        self.cursors[index].recent.iter().any(|(_, k)| k == key)
+    }
+
+    /// Remembers emitted row keys of table `index` and forgets those older
+    /// than `overlap` before its watermark.
+    pub fn remember(&mut self, index: usize, keys: impl IntoIterator<Item = (Ticks, String)>, overlap: Ticks) {
+        let c = &mut self.cursors[index];
+        let horizon = c.watermark.saturating_sub(overlap);
+        c.recent.extend(keys);
+        c.recent.retain(|(t, _)| *t >= horizon);
+        c.recent.sort();
+        c.recent.dedup();
     }
 
     /// Makes `follower` move with `leader`. Both start from the earlier of
@@ -236,7 +307,14 @@ impl Planner {
     pub fn checkpoint(&self, streams: &[(&str, &StreamState)]) -> String {
         let mut tables = self.dormant.clone();
         for c in &self.cursors {
-            tables.insert(c.table.to_string(), TableState { watermark: c.watermark.to_iso() });
+            tables.insert(
+                c.table.to_string(),
+                TableState {
+                    watermark: c.watermark.to_iso(),
+                    floor: Some(c.floor.to_iso()),
+                    recent: c.recent.iter().map(|(t, k)| (t.0, k.clone())).collect(),
+                },
+            );
         }
         let mut all_streams = self.streams.clone();
         for (name, state) in streams {

@@ -414,3 +414,37 @@ fn without_deprecated_classes_attachments_and_urls_fold_into_their_message() {
         }
     }
 }
+
+#[test]
+fn a_row_that_arrives_late_is_emitted_once_by_the_next_cycle() {
+    let (dataset, rows, first) = dataset();
+    let server = ReplayServer::start(dataset, credentials()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &server, first, "overlap: 30m\n");
+    let out = run_once(&config);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(events(&out).len(), rows.len());
+    drop(server);
+
+    // The same rows plus one that reached advanced hunting late: its
+    // timestamp is five minutes behind the watermark the first run reached.
+    let mut dataset = Dataset::default();
+    let late_ts = iso(Utc::now() - Duration::minutes(6));
+    let mut all = rows.clone();
+    all.push(process_row(&late_ts, 9, 424242));
+    dataset.add("DeviceProcessEvents", all).unwrap();
+    let server = ReplayServer::start(dataset, credentials()).unwrap();
+    let text = std::fs::read_to_string(&config).unwrap();
+    let old_url = text.lines().find(|l| l.starts_with("login_endpoint:")).unwrap().trim_start_matches("login_endpoint: ").to_string();
+    std::fs::write(&config, text.replace(&old_url, &server.url())).unwrap();
+    let out = run_once(&config);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let got = events(&out);
+    assert_eq!(got.len(), 1, "only the late row: {got:#?}");
+    assert_eq!(got[0]["metadata"]["original_event_uid"], "424242");
+    assert!(stderr.contains("late rows of DeviceProcessEvents"), "{stderr}");
+
+    // And never again.
+    assert!(events(&run_once(&config)).is_empty());
+}
