@@ -53,6 +53,9 @@ pub struct RunOptions<'a> {
     pub limits: Limits,
     /// Set to stop between batches.
     pub shutdown: Arc<AtomicBool>,
+    /// Held while a batch is delivered and its checkpoint saved, so that a
+    /// forced exit never lands in between.
+    pub critical: Arc<std::sync::Mutex<()>>,
     /// How many consecutive temporary failures `once` tolerates.
     pub max_retries: u32,
 }
@@ -64,6 +67,7 @@ impl Default for RunOptions<'_> {
             once: false,
             limits: Limits::default(),
             shutdown: Arc::new(AtomicBool::new(false)),
+            critical: Arc::new(std::sync::Mutex::new(())),
             max_retries: 5,
         }
     }
@@ -117,6 +121,11 @@ pub fn run(config: &RunConfig, options: &RunOptions, sink: &mut dyn Sink, teleme
             }
             Err(e) => return Err(source_failure(e, "collecting")),
         };
+        let guard = options.critical.lock().unwrap_or_else(|p| p.into_inner());
+        if options.shutdown.load(Ordering::SeqCst) {
+            tracing::info!("stop requested; the last batch is not delivered and is collected again at the next start");
+            break;
+        }
         if batch.count > 0 {
             match sink.deliver(&batch.events, batch.count) {
                 Ok(()) => {}
@@ -129,6 +138,7 @@ pub fn run(config: &RunConfig, options: &RunOptions, sink: &mut dyn Sink, teleme
             }
         }
         store.save(&info.name, &batch.checkpoint)?;
+        drop(guard);
         summary.batches += 1;
         summary.events += u64::from(batch.count);
         if batch.next_poll_ms > 0 {

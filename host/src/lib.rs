@@ -9,6 +9,7 @@
 //! - [`state`]: checkpoints on disk, written atomically;
 //! - [`output`]: the sinks events are delivered to;
 //! - [`app`]: the poll-deliver-save loop;
+//! - [`shutdown`]: SIGTERM/SIGINT handling;
 //! - [`telemetry`]: logs and metrics;
 //! - [`replay`]: the loopback replay endpoint behind `demo` and the tests.
 
@@ -18,5 +19,6 @@ pub mod output;
 pub mod policy;
 pub mod replay;
 pub mod runtime;
+pub mod shutdown;
 pub mod state;
 pub mod telemetry;

@@ -5,6 +5,7 @@ use defender_ocsf_host::app::{self, Failure, RunOptions};
 use defender_ocsf_host::config::RunConfig;
 use defender_ocsf_host::output::Stdout;
 use defender_ocsf_host::replay::{Credentials, Dataset, ReplayServer};
+use defender_ocsf_host::shutdown::Shutdown;
 use defender_ocsf_host::telemetry::{self, Telemetry};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,7 +51,17 @@ fn main() -> ExitCode {
                 Ok(b) => b,
                 Err(e) => return fail(&Failure::Config(format!("reading --component: {e}"))),
             };
-            let options = RunOptions { component: bytes.as_deref(), once, ..RunOptions::default() };
+            let shutdown = match Shutdown::install() {
+                Ok(s) => s,
+                Err(e) => return fail(&Failure::Other(anyhow::anyhow!("installing signal handlers: {e}"))),
+            };
+            let options = RunOptions {
+                component: bytes.as_deref(),
+                once,
+                shutdown: shutdown.requested,
+                critical: shutdown.critical,
+                ..RunOptions::default()
+            };
             let mut sink = Stdout::new(std::io::stdout().lock());
             match app::run(&config, &options, &mut sink, Arc::new(Telemetry::default())) {
                 Ok(_) => ExitCode::SUCCESS,

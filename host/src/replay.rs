@@ -149,6 +149,8 @@ struct Shared {
     dataset: Dataset,
     credentials: Credentials,
     log: Mutex<Log>,
+    /// How long each runHuntingQuery answer is held back (a slow service).
+    delay: Mutex<std::time::Duration>,
 }
 
 /// A running replay endpoint. It stops when dropped.
@@ -165,7 +167,12 @@ impl ReplayServer {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding a loopback port")?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared { dataset, credentials, log: Mutex::new(Log::default()) });
+        let shared = Arc::new(Shared {
+            dataset,
+            credentials,
+            log: Mutex::new(Log::default()),
+            delay: Mutex::new(std::time::Duration::ZERO),
+        });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let serving = shared.clone();
         let thread = std::thread::Builder::new().name("replay-graph".into()).spawn(move || {
@@ -202,6 +209,11 @@ impl ReplayServer {
     /// Every runHuntingQuery `Query` received so far.
     pub fn queries(&self) -> Vec<String> {
         self.shared.log.lock().unwrap_or_else(|p| p.into_inner()).queries.clone()
+    }
+
+    /// Holds every runHuntingQuery answer back by `delay`.
+    pub fn set_delay(&self, delay: std::time::Duration) {
+        *self.shared.delay.lock().unwrap_or_else(|p| p.into_inner()) = delay;
     }
 
     /// How many token requests were received.
@@ -268,6 +280,10 @@ async fn handle(req: Request<hyper::body::Incoming>, shared: Arc<Shared>) -> Res
         };
         let query = request.get("Query").and_then(Value::as_str).unwrap_or("").to_string();
         shared.log.lock().unwrap_or_else(|p| p.into_inner()).queries.push(query.clone());
+        let delay = *shared.delay.lock().unwrap_or_else(|p| p.into_inner());
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         let q = match parse_query(&query) {
             Ok(q) => q,
             Err(e) => return Ok(graph_error(StatusCode::BAD_REQUEST, "BadRequest", &e)),

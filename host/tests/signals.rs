@@ -1,0 +1,105 @@
+//! SIGTERM (what Vector sends an `exec` child on shutdown) exits 0 within
+//! 10 seconds and never saves the checkpoint of a batch it did not deliver.
+
+use chrono::{Duration, Utc};
+use defender_ocsf_host::replay::{Credentials, Dataset, ReplayServer};
+use serde_json::json;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+fn credentials() -> Credentials {
+    Credentials { tenant_id: "sig-tenant".into(), client_id: "sig-client".into(), client_secret: "sig-secret".into() }
+}
+
+fn start(dir: &std::path::Path, server: &ReplayServer) -> Child {
+    let config = dir.join("config.yaml");
+    let start = (Utc::now() - Duration::hours(1)).to_rfc3339();
+    std::fs::write(
+        &config,
+        format!(
+            "tenant_id: sig-tenant\nclient_id: sig-client\nclient_secret: sig-secret\nlogin_endpoint: {u}\ngraph_endpoint: {u}\n\
+             tables: [DeviceProcessEvents]\nstart_time: {start}\ndelay: 1m\npoll_interval: 1m\nstate_dir: {}\n",
+            dir.join("state").display(),
+            u = server.url()
+        ),
+    )
+    .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_defender-ocsf"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn terminate(child: &Child) {
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+fn dataset(n: usize) -> Dataset {
+    let mut d = Dataset::default();
+    let t = (Utc::now() - Duration::minutes(30)).to_rfc3339();
+    let rows = (0..n).map(|i| json!({"Timestamp": t, "DeviceId": "d", "ReportId": i, "ProcessId": i, "InitiatingProcessId": 1}).as_object().unwrap().clone());
+    d.add("DeviceProcessEvents", rows).unwrap();
+    d
+}
+
+#[test]
+fn sigterm_while_waiting_for_the_next_cycle_exits_0_promptly() {
+    let server = ReplayServer::start(dataset(3), credentials()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = start(dir.path(), &server);
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for _ in 0..3 {
+        lines.next().unwrap().unwrap();
+    }
+    // Caught up; the collector now waits a minute for the next cycle.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let sent = Instant::now();
+    terminate(&child);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(sent.elapsed() < std::time::Duration::from_secs(10), "took {:?}", sent.elapsed());
+    let saved = std::fs::read_to_string(dir.path().join("state/checkpoint.json")).unwrap();
+    assert!(saved.contains("DeviceProcessEvents"), "{saved}");
+}
+
+#[test]
+fn sigterm_during_a_slow_query_abandons_it_and_exits_0_within_10s() {
+    let server = ReplayServer::start(dataset(3), credentials()).unwrap();
+    server.set_delay(std::time::Duration::from_secs(120));
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = start(dir.path(), &server);
+    // Wait until the query is in flight.
+    let t0 = Instant::now();
+    while server.queries().is_empty() && t0.elapsed() < std::time::Duration::from_secs(20) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!server.queries().is_empty(), "the collector never queried");
+    let sent = Instant::now();
+    terminate(&child);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(sent.elapsed() < std::time::Duration::from_secs(10), "took {:?}", sent.elapsed());
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    assert!(out.is_empty(), "nothing was delivered");
+    assert!(!dir.path().join("state/checkpoint.json").exists(), "no checkpoint for an undelivered batch");
+}
+
+#[test]
+fn a_closed_stdout_stops_cleanly_without_saving_the_unwritten_batch() {
+    let server = ReplayServer::start(dataset(3), credentials()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = start(dir.path(), &server);
+    drop(child.stdout.take()); // the reader goes away before anything is written
+    let t0 = Instant::now();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(t0.elapsed() < std::time::Duration::from_secs(30));
+    let saved = std::fs::read_to_string(dir.path().join("state/checkpoint.json")).unwrap_or_default();
+    assert!(!saved.contains("DeviceProcessEvents"), "the batch that could not be written must not be checkpointed: {saved}");
+}
