@@ -41,6 +41,8 @@ pub struct Collector {
     context: Context,
     /// Where tables and streams without a checkpoint start.
     start: Ticks,
+    /// Server errors in a row; from the second on, windows are halved.
+    server_errors: u32,
 }
 
 impl Collector {
@@ -86,6 +88,7 @@ impl Collector {
             planner,
             streams,
             start,
+            server_errors: 0,
             config,
         };
         Ok((collector, info))
@@ -235,7 +238,20 @@ impl Collector {
     ) -> Result<Option<(Window, Vec<Row>)>> {
         let mut take = self.config.max_rows_per_query + 1;
         loop {
-            let too_large = match self.query(http, now, table, window.start, window.end, take)? {
+            let fetched = match self.query(http, now, table, window.start, window.end, take) {
+                Err(Error::Transient(message)) => {
+                    // 5xx and resets: the host backs off; if they repeat, a
+                    // smaller window may get through (graph-api.md §1.5).
+                    self.server_errors += 1;
+                    if self.server_errors >= 2 {
+                        self.planner.halve_span(window.table);
+                    }
+                    return Err(Error::Transient(message));
+                }
+                other => other?,
+            };
+            self.server_errors = 0;
+            let too_large = match fetched {
                 Fetch::Rows(rows) => return Ok(Some((window, rows))),
                 Fetch::TooLarge(reason) => reason,
                 Fetch::Unavailable(message) => {

@@ -73,6 +73,12 @@ pub struct CollectorConfig {
     #[serde(default = "default_max_rows_per_query")]
     pub max_rows_per_query: u32,
 
+    /// Graph calls per minute for this tenant, shared by every table and
+    /// stream. Graph allows about 45; the portal and custom detections use
+    /// the same allowance.
+    #[serde(default = "default_max_calls_per_minute")]
+    pub max_calls_per_minute: u32,
+
     /// OCSF output options.
     #[serde(default)]
     pub ocsf: OcsfOptions,
@@ -123,6 +129,9 @@ pub fn default_tables() -> Vec<String> {
 }
 pub fn default_delay() -> Duration {
     Duration::from_secs(5 * 60)
+}
+pub fn default_max_calls_per_minute() -> u32 {
+    40
 }
 pub fn default_overlap() -> Duration {
     Duration::from_secs(10 * 60)
@@ -264,6 +273,12 @@ impl CollectorConfig {
         }
         if self.max_window < Duration::from_secs(1) {
             return Err(Error::Config("`max_window` must be at least 1s".into()));
+        }
+        if self.max_calls_per_minute == 0 || self.max_calls_per_minute > 1000 {
+            return Err(Error::Config(format!(
+                "`max_calls_per_minute` must be between 1 and 1000, got {}",
+                self.max_calls_per_minute
+            )));
         }
         if self.overlap > Duration::from_secs(24 * 60 * 60) {
             return Err(Error::Config("`overlap` must be at most 24h".into()));

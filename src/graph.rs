@@ -77,6 +77,7 @@ impl From<Error> for QueryError {
 pub struct GraphClient {
     url: String,
     tokens: TokenSource,
+    budget: crate::budget::Budget,
 }
 
 impl GraphClient {
@@ -84,6 +85,7 @@ impl GraphClient {
         GraphClient {
             url: query_url(&config.graph_endpoint, config.api_version),
             tokens: TokenSource::new(config),
+            budget: crate::budget::Budget::new(config.max_calls_per_minute, crate::budget::monotonic_ms()),
         }
     }
 
@@ -126,6 +128,12 @@ impl GraphClient {
     ) -> Result<Response, QueryError> {
         for attempt in 0..2 {
             let token = self.tokens.token(http, now_secs)?;
+            let wait = self.budget.take(crate::budget::monotonic_ms());
+            if !wait.is_zero() {
+                telemetry::counter("budget_waits_total", &[], 1);
+                telemetry::debug("call budget spent; waiting", &[("wait_ms", &wait.as_millis().to_string())]);
+                std::thread::sleep(wait);
+            }
             let mut headers = vec![
                 ("authorization".to_string(), format!("Bearer {token}")),
                 ("accept".to_string(), "application/json".to_string()),
@@ -200,6 +208,16 @@ pub fn classify_failure(response: &Response, permission: &str) -> QueryError {
     let message = if e.message.is_empty() { response.text() } else { e.message.clone() };
     let message: String = message.chars().take(500).collect();
     let lower = message.to_ascii_lowercase();
+    if lower.contains("exceeded processing resources") {
+        let retry_after_ms = cpu_quota_pause_ms(&message, crate::time::Ticks::now());
+        return QueryError::Other(Error::Throttled {
+            retry_after_ms,
+            message: format!(
+                "the tenant's advanced-hunting CPU quota is used up; collection pauses for {} s until the quota's next 15-minute cycle. The portal and custom detections share this quota; if it recurs, lower `max_calls_per_minute` or collect fewer tables. Graph said: {message}",
+                retry_after_ms / 1000
+            ),
+        });
+    }
     match response.status {
         401 | 403 => QueryError::Other(Error::Permission(format!(
             "Graph refused the request (HTTP {}, {}: {message}). To fix: {}",
@@ -235,10 +253,45 @@ pub fn classify_failure(response: &Response, permission: &str) -> QueryError {
     }
 }
 
+/// How long to pause after the CPU-quota message: the duration it names
+/// ("You can run queries again in 00:05:00"), or else until the next
+/// 15-minute boundary.
+pub fn cpu_quota_pause_ms(message: &str, now: crate::time::Ticks) -> u64 {
+    let named = message.split(" in ").nth(1).and_then(|rest| {
+        let text: String = rest.chars().take_while(|c| c.is_ascii_digit() || *c == ':').collect();
+        let parts: Vec<u64> = text.split(':').filter_map(|p| p.parse().ok()).collect();
+        match parts.as_slice() {
+            [h, m, s] => Some((h * 3600 + m * 60 + s) * 1000),
+            [m, s] => Some((m * 60 + s) * 1000),
+            _ => None,
+        }
+    });
+    named.filter(|ms| *ms > 0).unwrap_or_else(|| {
+        let cycle_ms = 15 * 60 * 1000;
+        let now_ms = now.to_epoch_ms().max(0) as u64;
+        cycle_ms - now_ms % cycle_ms
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::http::fake::Scripted;
+
+    #[test]
+    fn the_cpu_quota_pause_reads_the_message_or_waits_for_the_next_cycle() {
+        let now = crate::time::Ticks::parse("2025-01-01T10:07:30Z").unwrap();
+        assert_eq!(cpu_quota_pause_ms("You have exceeded processing resources allocated to this tenant. You can run queries again in 00:05:00.", now), 300_000);
+        assert_eq!(cpu_quota_pause_ms("You have exceeded processing resources allocated to this tenant.", now), 450_000);
+        let r = Response { status: 429, headers: vec![], body: br#"{"error":{"code":"TooManyRequests","message":"You have exceeded processing resources allocated to this tenant. You can run queries again in 00:00:03."}}"#.to_vec() };
+        match classify_failure(&r, HUNTING_PERMISSION) {
+            QueryError::Other(Error::Throttled { retry_after_ms, message }) => {
+                assert_eq!(retry_after_ms, 3000);
+                assert!(message.contains("CPU quota") && message.contains("max_calls_per_minute"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 
     const TOKEN: &str = r#"{"token_type":"Bearer","expires_in":3599,"access_token":"tok"}"#;
 

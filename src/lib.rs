@@ -10,6 +10,7 @@
 //! - [`config`]: the settings and their defaults;
 //! - [`auth`]: OAuth 2.0 client credentials and the token cache;
 //! - [`graph`]: the runHuntingQuery request, response and errors;
+//! - [`budget`]: the tenant's call budget;
 //! - [`kql`]: the query text;
 //! - [`planner`]: windows, cycles and the checkpoint;
 //! - [`mapping`]: rows to OCSF events, one file per table family;
@@ -18,6 +19,7 @@
 //! - `component` (wasm only): the WIT bindings and the `wasi:http` client.
 
 pub mod auth;
+pub mod budget;
 pub mod collector;
 pub mod config;
 pub mod error;

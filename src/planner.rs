@@ -12,7 +12,7 @@
 //! reached the end the cycle is over and the collector waits `poll_interval`.
 
 use crate::error::{Error, Result};
-use crate::time::Ticks;
+use crate::time::{TICKS_PER_SECOND, Ticks};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -244,6 +244,13 @@ impl Planner {
     /// The tables that move with the table at `index`.
     pub fn followers(&self, index: usize) -> Vec<usize> {
         (0..self.cursors.len()).filter(|i| self.cursors[*i].follows == Some(index)).collect()
+    }
+
+    /// Halves the window length of table `index` (after repeated server
+    /// errors on a window, which a smaller one may avoid).
+    pub fn halve_span(&mut self, index: usize) {
+        let c = &mut self.cursors[index];
+        c.span = Ticks((c.span.0 / 2).max(TICKS_PER_SECOND));
     }
 
     /// Skips the table of `window` until `until`.

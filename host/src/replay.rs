@@ -151,6 +151,40 @@ struct Shared {
     log: Mutex<Log>,
     /// How long each runHuntingQuery answer is held back (a slow service).
     delay: Mutex<std::time::Duration>,
+    /// Answers to give the next runHuntingQuery requests instead of results.
+    faults: Mutex<std::collections::VecDeque<Fault>>,
+}
+
+/// A failure the replay endpoint gives instead of results.
+#[derive(Clone, Debug)]
+pub struct Fault {
+    pub status: u16,
+    pub body: String,
+    /// A `Retry-After` header, in seconds.
+    pub retry_after: Option<u64>,
+}
+
+impl Fault {
+    /// 429 with `Retry-After` (Graph's generic throttling).
+    pub fn throttled(seconds: u64) -> Fault {
+        Fault {
+            status: 429,
+            body: json!({"error": {"code": "TooManyRequests", "message": "Please retry again later."}}).to_string(),
+            retry_after: Some(seconds),
+        }
+    }
+    /// 500 UnknownError with an empty message (a known Graph failure).
+    pub fn unknown_error() -> Fault {
+        Fault { status: 500, body: json!({"error": {"code": "UnknownError", "message": ""}}).to_string(), retry_after: None }
+    }
+    /// The advanced-hunting CPU quota message, naming a wait.
+    pub fn cpu_quota(wait: &str) -> Fault {
+        Fault {
+            status: 429,
+            body: json!({"error": {"code": "TooManyRequests", "message": format!("You have exceeded processing resources allocated to this tenant. You can run queries again in {wait}.")}}).to_string(),
+            retry_after: None,
+        }
+    }
 }
 
 /// A running replay endpoint. It stops when dropped.
@@ -172,6 +206,7 @@ impl ReplayServer {
             credentials,
             log: Mutex::new(Log::default()),
             delay: Mutex::new(std::time::Duration::ZERO),
+            faults: Mutex::new(Default::default()),
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let serving = shared.clone();
@@ -209,6 +244,11 @@ impl ReplayServer {
     /// Every runHuntingQuery `Query` received so far.
     pub fn queries(&self) -> Vec<String> {
         self.shared.log.lock().unwrap_or_else(|p| p.into_inner()).queries.clone()
+    }
+
+    /// Answers the next runHuntingQuery requests with these failures, in order.
+    pub fn fail_next(&self, faults: impl IntoIterator<Item = Fault>) {
+        self.shared.faults.lock().unwrap_or_else(|p| p.into_inner()).extend(faults);
     }
 
     /// Holds every runHuntingQuery answer back by `delay`.
@@ -280,6 +320,16 @@ async fn handle(req: Request<hyper::body::Incoming>, shared: Arc<Shared>) -> Res
         };
         let query = request.get("Query").and_then(Value::as_str).unwrap_or("").to_string();
         shared.log.lock().unwrap_or_else(|p| p.into_inner()).queries.push(query.clone());
+        let fault = shared.faults.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+        if let Some(fault) = fault {
+            let mut response = Response::builder()
+                .status(fault.status)
+                .header("content-type", "application/json");
+            if let Some(s) = fault.retry_after {
+                response = response.header("retry-after", s.to_string());
+            }
+            return Ok(response.body(Full::new(Bytes::from(fault.body))).expect("a valid response"));
+        }
         let delay = *shared.delay.lock().unwrap_or_else(|p| p.into_inner());
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
