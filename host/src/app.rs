@@ -2,7 +2,7 @@
 //! checkpoint, in that order, so a checkpoint never runs ahead of delivery.
 
 use crate::config::RunConfig;
-use crate::output::{PipeClosed, Sink};
+use crate::output::{Sink, Undelivered};
 use crate::runtime::{Limits, Runtime, SourceError};
 use crate::state::CheckpointStore;
 use crate::telemetry::Telemetry;
@@ -40,8 +40,9 @@ impl From<anyhow::Error> for Failure {
 pub struct Summary {
     pub batches: u64,
     pub events: u64,
-    /// The reader of stdout went away; the run stopped cleanly.
-    pub pipe_closed: bool,
+    /// A batch could not be delivered (stdout closed, or a stop while the
+    /// receiver refused it); the run stopped cleanly without its checkpoint.
+    pub undelivered: bool,
 }
 
 /// Options that do not come from the configuration file.
@@ -129,9 +130,9 @@ pub fn run(config: &RunConfig, options: &RunOptions, sink: &mut dyn Sink, teleme
         if batch.count > 0 {
             match sink.deliver(&batch.events, batch.count) {
                 Ok(()) => {}
-                Err(e) if e.is::<PipeClosed>() => {
-                    tracing::info!("the reader of stdout went away; stopping without saving the undelivered batch's checkpoint");
-                    summary.pipe_closed = true;
+                Err(e) if e.is::<Undelivered>() => {
+                    tracing::info!("{e}; stopping without saving the undelivered batch's checkpoint");
+                    summary.undelivered = true;
                     return Ok(summary);
                 }
                 Err(e) => return Err(Failure::Other(e)),

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
 /// Keys the host reads itself.
-pub const HOST_KEYS: &[&str] = &["state_dir", "log_level"];
+pub const HOST_KEYS: &[&str] = &["state_dir", "log_level", "output"];
 
 /// A parsed configuration.
 #[derive(Clone, Debug)]
@@ -20,6 +20,8 @@ pub struct RunConfig {
     pub state_dir: PathBuf,
     /// Log level on stderr: error, warn, info, debug or trace.
     pub log_level: String,
+    /// Where events are delivered.
+    pub output: OutputConfig,
     /// Everything else: the source component's configuration.
     pub source: Map<String, Value>,
 }
@@ -30,6 +32,76 @@ pub fn default_state_dir() -> PathBuf {
 
 pub fn default_log_level() -> String {
     "info".into()
+}
+
+/// Where events go.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum OutputConfig {
+    /// NDJSON on stdout, for Vector's `exec` source.
+    #[default]
+    Stdout,
+    /// NDJSON batches POSTed to Vector's `http_server` source (or Fluent
+    /// Bit's `http` input); the checkpoint advances only on a 2xx answer.
+    Http(HttpOutput),
+}
+
+/// Settings of the `http` output.
+#[derive(Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpOutput {
+    /// The receiver's URL, such as `http://127.0.0.1:8080/` for a Vector
+    /// `http_server` source with acknowledgements.
+    pub url: String,
+    /// Extra request headers, such as `Authorization: Bearer ${TOKEN}`.
+    /// Their values are never logged.
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// `gzip` compresses each request body; `none` (the default) does not.
+    #[serde(default)]
+    pub compression: Compression,
+    /// A PEM file of CA certificates to trust as well as the public roots
+    /// (a private CA, or a TLS-inspecting proxy).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// How long to wait for an answer; Vector answers only once the batch
+    /// is delivered, so allow for its sinks.
+    #[serde(default = "default_http_timeout", with = "humantime_serde")]
+    pub timeout: std::time::Duration,
+}
+
+impl std::fmt::Debug for HttpOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpOutput")
+            .field("url", &self.url)
+            .field("headers", &self.headers.keys().map(|k| (k, "<redacted>")).collect::<Vec<_>>())
+            .field("compression", &self.compression)
+            .field("ca_file", &self.ca_file)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+pub fn default_http_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(120)
+}
+
+/// Request body compression.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    #[default]
+    None,
+    Gzip,
+}
+
+mod humantime_serde {
+    use serde::{Deserialize, Deserializer};
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text)
+            .map_err(|e| serde::de::Error::custom(format!("`{text}` is not a duration ({e}); write it like `30s` or `2m`")))
+    }
 }
 
 impl RunConfig {
@@ -60,7 +132,19 @@ impl RunConfig {
             Some(Value::String(s)) if ["error", "warn", "info", "debug", "trace"].contains(&s.as_str()) => s,
             Some(other) => bail!("`log_level` must be one of error, warn, info, debug, trace; got {other}"),
         };
-        Ok(RunConfig { state_dir, log_level, source: map })
+        let output = match map.remove("output") {
+            None => OutputConfig::Stdout,
+            Some(v) => serde_json::from_value(v).map_err(|e| {
+                anyhow!("`output`: {e}; the types are `stdout` and `http` (with `url`, and optionally `headers`, `compression`, `ca_file`, `timeout`)")
+            })?,
+        };
+        if let OutputConfig::Http(http) = &output {
+            let scheme_ok = http.url.starts_with("https://") || http.url.starts_with("http://");
+            if !scheme_ok {
+                bail!("`output.url` must be an http:// or https:// URL, got `{}`", http.url);
+            }
+        }
+        Ok(RunConfig { state_dir, log_level, output, source: map })
     }
 
     /// The component's part, as the JSON text `init` takes.
@@ -148,6 +232,23 @@ mod tests {
         assert!(text.contains("NOPE") && text.contains("client_secret"), "{text}");
         let e = RunConfig::from_yaml("log_level: loud\nclient_secret: ${SECRET}\n", &env).unwrap_err();
         assert!(!format!("{e:#}").contains("word"), "{e:#}");
+    }
+
+    #[test]
+    fn output_settings_parse_and_hide_header_values() {
+        let c = RunConfig::from_yaml(
+            "output:\n  type: http\n  url: http://127.0.0.1:9000/\n  compression: gzip\n  headers:\n    Authorization: Bearer ${SECRET}\n",
+            &env,
+        )
+        .unwrap();
+        let OutputConfig::Http(http) = &c.output else { panic!("{:?}", c.output) };
+        assert_eq!(http.compression, Compression::Gzip);
+        assert_eq!(http.timeout, std::time::Duration::from_secs(120));
+        assert!(!format!("{c:?}").contains("word"), "{c:?}");
+        let e = RunConfig::from_yaml("output:\n  type: kafka\n", &env).unwrap_err();
+        assert!(format!("{e:#}").contains("stdout") && format!("{e:#}").contains("http"), "{e:#}");
+        let e = RunConfig::from_yaml("output:\n  type: http\n  url: http://x\n  retries: 3\n", &env).unwrap_err();
+        assert!(format!("{e:#}").contains("retries"), "{e:#}");
     }
 
     #[test]

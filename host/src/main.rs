@@ -3,7 +3,8 @@
 use clap::{Parser, Subcommand};
 use defender_ocsf_host::app::{self, Failure, RunOptions};
 use defender_ocsf_host::config::RunConfig;
-use defender_ocsf_host::output::Stdout;
+use defender_ocsf_host::config::OutputConfig;
+use defender_ocsf_host::output::{Http, Sink, Stdout};
 use defender_ocsf_host::replay::{Credentials, Dataset, ReplayServer};
 use defender_ocsf_host::shutdown::Shutdown;
 use defender_ocsf_host::telemetry::{self, Telemetry};
@@ -62,8 +63,14 @@ fn main() -> ExitCode {
                 critical: shutdown.critical,
                 ..RunOptions::default()
             };
-            let mut sink = Stdout::new(std::io::stdout().lock());
-            match app::run(&config, &options, &mut sink, Arc::new(Telemetry::default())) {
+            let mut sink: Box<dyn Sink> = match &config.output {
+                OutputConfig::Stdout => Box::new(Stdout::new(std::io::stdout().lock())),
+                OutputConfig::Http(http) => match Http::new(http, options.shutdown.clone()) {
+                    Ok(s) => Box::new(s),
+                    Err(e) => return fail(&Failure::Config(format!("{e:#}"))),
+                },
+            };
+            match app::run(&config, &options, sink.as_mut(), Arc::new(Telemetry::default())) {
                 Ok(_) => ExitCode::SUCCESS,
                 Err(e) => fail(&e),
             }
@@ -107,6 +114,7 @@ fn demo() -> ExitCode {
     let config = RunConfig {
         state_dir: state.clone(),
         log_level: "warn".into(),
+        output: OutputConfig::Stdout,
         source: source.as_object().cloned().unwrap_or_default(),
     };
     eprintln!("defender-ocsf demo: replaying DeviceProcessEvents from {} through the embedded component", server.url());
