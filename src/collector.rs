@@ -21,6 +21,14 @@ pub struct SourceInfo {
     pub allowed_origins: Vec<String>,
 }
 
+/// One step of a configuration check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckStep {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
 /// The result of one poll.
 #[derive(Debug, Default)]
 pub struct Batch {
@@ -92,6 +100,47 @@ impl Collector {
             config,
         };
         Ok((collector, info))
+    }
+
+    /// Tests the credentials and every configured table and stream with one
+    /// tiny request each (`take 0`), without collecting anything.
+    pub fn check(&mut self, http: &mut dyn HttpClient, now: Ticks) -> Vec<CheckStep> {
+        let mut steps = Vec::new();
+        let now_secs = now.0 / TICKS_PER_SECOND;
+        let token = self.graph.check_token(http, now_secs);
+        let token_ok = token.is_ok();
+        steps.push(CheckStep {
+            name: format!("token from {}", self.config.login_endpoint),
+            ok: token_ok,
+            detail: match token {
+                Ok(()) => "the app's credentials are accepted".into(),
+                Err(e) => e.to_string(),
+            },
+        });
+        if !token_ok {
+            return steps;
+        }
+        for table in self.tables.clone() {
+            let query = format!("{} | take 0", table.name);
+            let span = kql::timespan(now.saturating_sub(Ticks::from_secs(3600)), now);
+            let (ok, detail) = match self.graph.run(http, now_secs, &query, &span) {
+                Ok(_) => (true, "runHuntingQuery works for this table".to_string()),
+                Err(QueryError::TableUnavailable(m)) => (false, m),
+                Err(QueryError::TooLarge(m)) => (false, m),
+                Err(QueryError::Other(e)) => (false, e.to_string()),
+            };
+            steps.push(CheckStep { name: format!("advanced hunting: {}", table.name), ok, detail });
+        }
+        for stream in &self.streams {
+            let url = format!("{}/security/{}?$top=1", self.graph.base(), stream.kind.path());
+            let (ok, detail) = match self.graph.get(http, now_secs, &url, stream.kind.permission()) {
+                Ok(_) => (true, format!("{} works", stream.kind.path())),
+                Err(QueryError::Other(e)) => (false, e.to_string()),
+                Err(QueryError::TableUnavailable(m)) | Err(QueryError::TooLarge(m)) => (false, m),
+            };
+            steps.push(CheckStep { name: format!("security API: {}", stream.kind.path()), ok, detail });
+        }
+        steps
     }
 
     /// Runs the next query of the current cycle, starting a cycle if none is

@@ -54,6 +54,17 @@ impl Guest for Component {
             })
         })
     }
+
+    fn check() -> Vec<wit::CheckStep> {
+        COLLECTOR.with(|c| match c.borrow_mut().as_mut() {
+            None => vec![wit::CheckStep { name: "configuration".into(), ok: false, detail: "check was called before a successful init".into() }],
+            Some(collector) => collector
+                .check(&mut WasiHttp, Ticks::now())
+                .into_iter()
+                .map(|s| wit::CheckStep { name: s.name, ok: s.ok, detail: s.detail })
+                .collect(),
+        })
+    }
 }
 
 export!(Component);

@@ -157,6 +157,11 @@ impl GraphClient {
         unreachable!("the loop returns on its second attempt")
     }
 
+    /// Gets a token (for `check`).
+    pub fn check_token(&mut self, http: &mut dyn HttpClient, now_secs: i64) -> Result<(), Error> {
+        self.tokens.token(http, now_secs).map(|_| ())
+    }
+
     /// `{graph}/{version}` for building other URLs.
     pub fn base(&self) -> &str {
         self.url.trim_end_matches("/security/runHuntingQuery")

@@ -184,3 +184,33 @@ fn sleep(total: Duration, shutdown: &AtomicBool) {
         std::thread::sleep(left.min(Duration::from_millis(100)));
     }
 }
+
+/// `defender-ocsf check`: the configuration, the state directory, then the
+/// component's own checks (credentials, one tiny request per data source).
+/// Prints one PASS or FAIL line per step to `out`; returns whether all passed.
+pub fn check(config: &RunConfig, component: Option<&[u8]>, out: &mut dyn std::io::Write) -> Result<bool, Failure> {
+    let mut all_ok = true;
+    let mut line = |ok: bool, name: &str, detail: &str| -> Result<(), Failure> {
+        all_ok &= ok;
+        writeln!(out, "{}  {name}: {detail}", if ok { "PASS" } else { "FAIL" }).map_err(|e| Failure::Other(e.into()))
+    };
+    let runtime = Runtime::new(component.unwrap_or(crate::runtime::DEFAULT_COMPONENT), None)?;
+    let mut instance = runtime.instantiate(&Limits::default(), Arc::new(Telemetry::default()))?;
+    match instance.init(&config.source_json(), None)? {
+        Ok(info) => line(true, "configuration", &format!("{} {}; network access to {}", info.name, info.version, instance.allowed_origins().join(", ")))?,
+        Err(e) => {
+            let failure = source_failure(e, "checking");
+            line(false, "configuration", &failure.to_string())?;
+            return Err(failure);
+        }
+    }
+    let probe = config.state_dir.join(".write-test");
+    match crate::state::write_atomically(&probe, b"ok").and_then(|_| std::fs::remove_file(&probe).map_err(Into::into)) {
+        Ok(()) => line(true, "state directory", &format!("{} is writable", config.state_dir.display()))?,
+        Err(e) => line(false, "state directory", &format!("{e:#}"))?,
+    }
+    for step in instance.check()? {
+        line(step.ok, &step.name, &step.detail)?;
+    }
+    Ok(all_ok)
+}

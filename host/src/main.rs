@@ -34,6 +34,16 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         component: Option<PathBuf>,
     },
+    /// Check a configuration: the settings, the state directory, the
+    /// credentials, and one tiny query per table. Prints PASS or FAIL per step.
+    Check {
+        /// The YAML configuration file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Check with this component instead of the embedded one.
+        #[arg(long, value_name = "PATH")]
+        component: Option<PathBuf>,
+    },
     /// Run the real collector against a built-in replay endpoint on loopback
     /// and print the OCSF events it produces. Needs no credentials.
     Demo,
@@ -72,6 +82,31 @@ fn main() -> ExitCode {
             };
             match app::run(&config, &options, sink.as_mut(), Arc::new(Telemetry::default())) {
                 Ok(_) => ExitCode::SUCCESS,
+                Err(e) => fail(&e),
+            }
+        }
+        Command::Check { config, component } => {
+            let config = match RunConfig::from_file(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    println!("FAIL  configuration: {e:#}");
+                    return fail(&Failure::Config(format!("{e:#}")));
+                }
+            };
+            telemetry::init_logging("error");
+            let bytes = match component.as_deref().map(std::fs::read).transpose() {
+                Ok(b) => b,
+                Err(e) => return fail(&Failure::Config(format!("reading --component: {e}"))),
+            };
+            match app::check(&config, bytes.as_deref(), &mut std::io::stdout()) {
+                Ok(true) => {
+                    println!("All checks passed. Start collecting with: defender-ocsf run --config <file>");
+                    ExitCode::SUCCESS
+                }
+                Ok(false) => {
+                    println!("Some checks failed; see docs/setup-azure.md for what each message means.");
+                    ExitCode::from(1)
+                }
                 Err(e) => fail(&e),
             }
         }

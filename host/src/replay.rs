@@ -116,9 +116,14 @@ pub struct WindowQuery {
     pub take: usize,
 }
 
-/// Parses `T | where Timestamp >= datetime(a) and Timestamp < datetime(b) | order by Timestamp asc | take n`.
+/// Parses `T | where Timestamp >= datetime(a) and Timestamp < datetime(b) | order by Timestamp asc | take n`,
+/// and `T | take n` (what `check` sends).
 pub fn parse_query(query: &str) -> Result<WindowQuery, String> {
     let parts: Vec<&str> = query.split('|').map(str::trim).collect();
+    if let [table, take] = parts.as_slice() {
+        let take = take.strip_prefix("take ").and_then(|n| n.trim().parse().ok()).ok_or_else(|| format!("Syntax error in `{take}`"))?;
+        return Ok(WindowQuery { table: table.to_string(), start: i64::MIN, end: i64::MAX, take });
+    }
     let [table, filter, order, take] = parts.as_slice() else {
         return Err(format!("Syntax error: the replay endpoint does not understand the query `{query}`"));
     };
@@ -430,7 +435,9 @@ mod tests {
         assert_eq!(q.table, "DeviceProcessEvents");
         assert_eq!(q.end - q.start, 100);
         assert_eq!(q.take, 5);
-        assert!(parse_query("DeviceProcessEvents | take 5").is_err());
+        assert_eq!(parse_query("DeviceProcessEvents | take 0").unwrap().take, 0);
+        assert!(parse_query("DeviceProcessEvents | take five").is_err());
+        assert!(parse_query("DeviceProcessEvents | where x | take 5").is_err());
     }
 
     #[test]

@@ -26,7 +26,7 @@ mod bindings {
     });
 }
 
-pub use bindings::defender_ocsf::collector::types::{Batch, Error as SourceError, SourceInfo};
+pub use bindings::defender_ocsf::collector::types::{Batch, CheckStep, Error as SourceError, SourceInfo};
 use bindings::defender_ocsf::collector::host::{self as wit_host, Level};
 
 /// The collector component built from this repository, embedded at build time.
@@ -221,6 +221,12 @@ impl Instance {
     pub fn poll(&mut self) -> Result<Result<Batch, SourceError>> {
         self.store.set_epoch_deadline(self.call_ticks);
         self.collector.defender_ocsf_collector_source().call_poll(&mut self.store).map_err(|e| self.trap("poll", e))
+    }
+
+    /// The component's own check of its configuration.
+    pub fn check(&mut self) -> Result<Vec<CheckStep>> {
+        self.store.set_epoch_deadline(self.call_ticks);
+        self.collector.defender_ocsf_collector_source().call_check(&mut self.store).map_err(|e| self.trap("check", e))
     }
 
     /// The origins the component may reach.

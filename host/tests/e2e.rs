@@ -448,3 +448,57 @@ fn a_row_that_arrives_late_is_emitted_once_by_the_next_cycle() {
     // And never again.
     assert!(events(&run_once(&config)).is_empty());
 }
+
+fn check(config: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_defender-ocsf"))
+        .args(["check", "--config"])
+        .arg(config)
+        .env("E2E_SECRET", SECRET)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn check_passes_each_step_and_names_what_fails() {
+    let (dataset, _, first) = dataset();
+    let server = ReplayServer::start(dataset, credentials()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &server, first, "");
+    let out = check(&config);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    for step in ["PASS  configuration", "PASS  state directory", "PASS  token from", "PASS  advanced hunting: DeviceProcessEvents"] {
+        assert!(stdout.contains(step), "missing `{step}` in:\n{stdout}");
+    }
+    assert!(server.queries().iter().all(|q| q.ends_with("| take 0")), "check collects nothing: {:?}", server.queries());
+    assert!(!dir.path().join("state/checkpoint.json").exists());
+
+    // An unlicensed table fails its step, with the reason; the others pass.
+    let text = std::fs::read_to_string(&config).unwrap().replace("tables: [DeviceProcessEvents]", "tables: [DeviceProcessEvents, EmailEvents]");
+    std::fs::write(&config, text).unwrap();
+    let out = check(&config);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAIL  advanced hunting: EmailEvents") && stdout.contains("Defender for Office 365"), "{stdout}");
+    assert!(stdout.contains("PASS  advanced hunting: DeviceProcessEvents"), "{stdout}");
+
+    // A wrong secret stops at the token step, with the advice.
+    drop(server);
+    let (dataset, _, _) = self::dataset();
+    let server = ReplayServer::start(dataset, Credentials { client_secret: "other".into(), ..credentials() }).unwrap();
+    let text = std::fs::read_to_string(&config).unwrap();
+    let old_url = text.lines().find(|l| l.starts_with("login_endpoint:")).unwrap().trim_start_matches("login_endpoint: ").to_string();
+    std::fs::write(&config, text.replace(&old_url, &server.url())).unwrap();
+    let out = check(&config);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout.contains("FAIL  token from") && stdout.contains("AADSTS7000215"), "{stdout}");
+    assert!(!stdout.contains("advanced hunting:"), "no queries without a token: {stdout}");
+    assert!(!stdout.contains(SECRET));
+
+    // A configuration error is exit code 2.
+    std::fs::write(&config, std::fs::read_to_string(&config).unwrap() + "bogus_key: 1\n").unwrap();
+    let out = check(&config);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("FAIL  configuration"));
+}
