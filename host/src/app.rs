@@ -11,6 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+/// How often the run loop logs a one-line summary.
+const SUMMARY_EVERY: Duration = Duration::from_secs(60);
+
 /// How a run ended, for the exit code.
 #[derive(Debug)]
 pub enum Failure {
@@ -80,6 +83,7 @@ pub fn run(config: &RunConfig, options: &RunOptions, sink: &mut dyn Sink, teleme
     let runtime = Runtime::new(bytes, Some(&config.state_dir.join("cache")))?;
     let store = CheckpointStore::new(&config.state_dir);
     let saved = store.load()?;
+    let metrics = telemetry.clone();
     let mut instance = runtime.instantiate(&options.limits, telemetry)?;
     let info = match instance.init(&config.source_json(), saved.as_ref().map(|s| s.checkpoint.as_str()))? {
         Ok(info) => info,
@@ -99,6 +103,7 @@ pub fn run(config: &RunConfig, options: &RunOptions, sink: &mut dyn Sink, teleme
 
     let mut summary = Summary::default();
     let mut failures = 0u32;
+    let mut last_summary = Instant::now();
     while !options.shutdown.load(Ordering::SeqCst) {
         let batch = match instance.poll()? {
             Ok(batch) => {
@@ -142,6 +147,20 @@ pub fn run(config: &RunConfig, options: &RunOptions, sink: &mut dyn Sink, teleme
         drop(guard);
         summary.batches += 1;
         summary.events += u64::from(batch.count);
+        let now_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        metrics.gauge_set("last_success_timestamp_seconds", vec![], now_s);
+        metrics.counter_add("batches_delivered_total", vec![], 1);
+        if last_summary.elapsed() >= SUMMARY_EVERY {
+            last_summary = Instant::now();
+            tracing::info!(
+                events = summary.events,
+                batches = summary.batches,
+                max_lag_seconds = metrics.gauge_max("lag_seconds").unwrap_or(0.0),
+                unmappable_rows = metrics.counter_total("rows_unmappable_total"),
+                late_rows = metrics.counter_total("late_rows_total"),
+                "summary"
+            );
+        }
         if batch.next_poll_ms > 0 {
             if options.once {
                 break;

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
 /// Keys the host reads itself.
-pub const HOST_KEYS: &[&str] = &["state_dir", "log_level", "output"];
+pub const HOST_KEYS: &[&str] = &["state_dir", "log_level", "output", "metrics_address"];
 
 /// A parsed configuration.
 #[derive(Clone, Debug)]
@@ -22,6 +22,8 @@ pub struct RunConfig {
     pub log_level: String,
     /// Where events are delivered.
     pub output: OutputConfig,
+    /// Where to serve Prometheus metrics (`GET /metrics`), if anywhere.
+    pub metrics_address: Option<String>,
     /// Everything else: the source component's configuration.
     pub source: Map<String, Value>,
 }
@@ -144,7 +146,12 @@ impl RunConfig {
                 bail!("`output.url` must be an http:// or https:// URL, got `{}`", http.url);
             }
         }
-        Ok(RunConfig { state_dir, log_level, output, source: map })
+        let metrics_address = match map.remove("metrics_address") {
+            None => None,
+            Some(Value::String(s)) if s.parse::<std::net::SocketAddr>().is_ok() => Some(s),
+            Some(other) => bail!("`metrics_address` must be an address and port such as 127.0.0.1:9598, got {other}"),
+        };
+        Ok(RunConfig { state_dir, log_level, output, metrics_address, source: map })
     }
 
     /// The component's part, as the JSON text `init` takes.

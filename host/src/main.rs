@@ -80,7 +80,14 @@ fn main() -> ExitCode {
                     Err(e) => return fail(&Failure::Config(format!("{e:#}"))),
                 },
             };
-            match app::run(&config, &options, sink.as_mut(), Arc::new(Telemetry::default())) {
+            let metrics = Arc::new(Telemetry::default());
+            if let Some(address) = &config.metrics_address {
+                match telemetry::serve_metrics(address, metrics.clone()) {
+                    Ok(bound) => tracing::info!(%bound, "serving metrics at /metrics"),
+                    Err(e) => return fail(&Failure::Config(format!("{e:#}"))),
+                }
+            }
+            match app::run(&config, &options, sink.as_mut(), metrics) {
                 Ok(_) => ExitCode::SUCCESS,
                 Err(e) => fail(&e),
             }
@@ -150,6 +157,7 @@ fn demo() -> ExitCode {
         state_dir: state.clone(),
         log_level: "warn".into(),
         output: OutputConfig::Stdout,
+        metrics_address: None,
         source: source.as_object().cloned().unwrap_or_default(),
     };
     eprintln!("defender-ocsf demo: replaying DeviceProcessEvents from {} through the embedded component", server.url());

@@ -13,13 +13,17 @@ fn credentials() -> Credentials {
 }
 
 fn start(dir: &std::path::Path, server: &ReplayServer) -> Child {
+    start_with(dir, server, "")
+}
+
+fn start_with(dir: &std::path::Path, server: &ReplayServer, extra: &str) -> Child {
     let config = dir.join("config.yaml");
     let start = (Utc::now() - Duration::hours(1)).to_rfc3339();
     std::fs::write(
         &config,
         format!(
             "tenant_id: sig-tenant\nclient_id: sig-client\nclient_secret: sig-secret\nlogin_endpoint: {u}\ngraph_endpoint: {u}\n\
-             tables: [DeviceProcessEvents]\nstart_time: {start}\ndelay: 1m\npoll_interval: 1m\nstate_dir: {}\n",
+             tables: [DeviceProcessEvents]\nstart_time: {start}\ndelay: 1m\npoll_interval: 1m\nstate_dir: {}\n{extra}",
             dir.join("state").display(),
             u = server.url()
         ),
@@ -102,4 +106,29 @@ fn a_closed_stdout_stops_cleanly_without_saving_the_unwritten_batch() {
     assert!(t0.elapsed() < std::time::Duration::from_secs(30));
     let saved = std::fs::read_to_string(dir.path().join("state/checkpoint.json")).unwrap_or_default();
     assert!(!saved.contains("DeviceProcessEvents"), "the batch that could not be written must not be checkpointed: {saved}");
+}
+
+#[test]
+fn metrics_are_served_in_prometheus_format() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let server = ReplayServer::start(dataset(4), credentials()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = start_with(dir.path(), &server, &format!("metrics_address: 127.0.0.1:{port}\n"));
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for _ in 0..4 {
+        lines.next().unwrap().unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    use std::io::{Read, Write};
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    terminate(&child);
+    child.wait().unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("defender_ocsf_events_emitted_total{table=\"DeviceProcessEvents\"} 4"), "{text}");
+    assert!(text.contains("defender_ocsf_lag_seconds{table=\"DeviceProcessEvents\"}"), "{text}");
+    assert!(text.contains("defender_ocsf_last_success_timestamp_seconds "), "{text}");
+    assert!(text.contains("defender_ocsf_graph_requests_total{status=\"200\"}"), "{text}");
 }
