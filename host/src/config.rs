@@ -107,22 +107,60 @@ mod humantime_serde {
 }
 
 impl RunConfig {
-    /// Reads a YAML file.
-    pub fn from_file(path: &Path) -> Result<RunConfig> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading the configuration file {}", path.display()))?;
-        RunConfig::from_yaml(&text, &|name| std::env::var(name).ok())
-            .with_context(|| format!("in {}", path.display()))
+    /// Reads the configuration from where the command line says: a file
+    /// (`--config`), or an environment variable holding the whole YAML
+    /// (`--config-env`, for pipeline files that set a child's environment),
+    /// then applies `--set key=value` overrides (dotted keys reach into
+    /// sections: `output.url=...`).
+    pub fn load(file: Option<&Path>, env_var: Option<&str>, sets: &[String]) -> Result<RunConfig> {
+        let env = |name: &str| std::env::var(name).ok();
+        let (text, origin) = match (file, env_var) {
+            (Some(path), None) => (
+                std::fs::read_to_string(path).with_context(|| format!("reading the configuration file {}", path.display()))?,
+                path.display().to_string(),
+            ),
+            (None, Some(var)) => (
+                std::env::var(var).map_err(|_| anyhow!("--config-env {var}: the environment variable {var} is not set"))?,
+                format!("the environment variable {var}"),
+            ),
+            (None, None) if !sets.is_empty() => (String::from("{}"), "--set".to_string()),
+            (None, None) => bail!("say where the configuration is: --config FILE, --config-env VAR, or --set key=value"),
+            (Some(_), Some(_)) => bail!("use either --config or --config-env, not both"),
+        };
+        RunConfig::from_yaml_with_sets(&text, sets, &env).with_context(|| format!("in {origin}"))
     }
 
     /// Parses YAML text, looking environment variables up with `env`.
     pub fn from_yaml(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<RunConfig> {
+        RunConfig::from_yaml_with_sets(text, &[], env)
+    }
+
+    /// Parses YAML text with `key=value` overrides.
+    pub fn from_yaml_with_sets(text: &str, sets: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<RunConfig> {
         let value: Value = serde_yaml_ng::from_str(text).map_err(|e| anyhow!("the configuration is not valid YAML: {e}"))?;
+        let mut value = match value {
+            Value::Null => Value::Object(Map::new()),
+            other => other,
+        };
+        for set in sets {
+            apply_set(&mut value, set)?;
+        }
         let Value::Object(mut map) = value else {
             bail!("the configuration must be a YAML mapping of keys to values");
         };
         for (key, value) in map.iter_mut() {
             interpolate_value(value, env).with_context(|| format!("in `{key}`"))?;
+        }
+        // A secret in a file (a mounted Kubernetes secret, say): the host
+        // reads it, so the component never needs file access.
+        if let Some(v) = map.remove("client_secret_file") {
+            let Value::String(path) = v else { bail!("`client_secret_file` must be a path") };
+            if map.contains_key("client_secret") {
+                bail!("set either `client_secret` or `client_secret_file`, not both");
+            }
+            let secret = std::fs::read_to_string(&path)
+                .map_err(|e| anyhow!("`client_secret_file`: cannot read {path}: {e}"))?;
+            map.insert("client_secret".into(), Value::String(secret.trim_end_matches(['\r', '\n']).to_string()));
         }
         let state_dir = match map.remove("state_dir") {
             None => default_state_dir(),
@@ -158,6 +196,30 @@ impl RunConfig {
     pub fn source_json(&self) -> String {
         Value::Object(self.source.clone()).to_string()
     }
+}
+
+/// Applies one `key=value` (dotted keys for sections; the value is read as
+/// YAML, so `tables=[A, B]` and `incidents=true` work).
+fn apply_set(config: &mut Value, set: &str) -> Result<()> {
+    let (key, raw) = set.split_once('=').ok_or_else(|| anyhow!("--set `{set}`: write it as key=value"))?;
+    let value: Value = serde_yaml_ng::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string()));
+    let mut node = config;
+    let parts: Vec<&str> = key.split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        if part.is_empty() {
+            bail!("--set `{set}`: empty key");
+        }
+        let map = match node {
+            Value::Object(m) => m,
+            _ => bail!("--set `{set}`: `{}` is not a section", parts[..i].join(".")),
+        };
+        if i + 1 == parts.len() {
+            map.insert(part.to_string(), value);
+            return Ok(());
+        }
+        node = map.entry(part.to_string()).or_insert_with(|| Value::Object(Map::new()));
+    }
+    Ok(())
 }
 
 fn interpolate_value(value: &mut Value, env: &dyn Fn(&str) -> Option<String>) -> Result<()> {
@@ -256,6 +318,35 @@ mod tests {
         assert!(format!("{e:#}").contains("stdout") && format!("{e:#}").contains("http"), "{e:#}");
         let e = RunConfig::from_yaml("output:\n  type: http\n  url: http://x\n  retries: 3\n", &env).unwrap_err();
         assert!(format!("{e:#}").contains("retries"), "{e:#}");
+    }
+
+    #[test]
+    fn sets_override_and_reach_into_sections() {
+        let c = RunConfig::from_yaml_with_sets(
+            "tenant_id: t\noutput:\n  type: http\n  url: http://a\n",
+            &["output.url=http://127.0.0.1:1/x".into(), "tables=[A, B]".into(), "client_secret=${SECRET}".into(), "incidents=true".into()],
+            &env,
+        )
+        .unwrap();
+        let OutputConfig::Http(h) = &c.output else { panic!() };
+        assert_eq!(h.url, "http://127.0.0.1:1/x");
+        assert_eq!(c.source["tables"], serde_json::json!(["A", "B"]));
+        assert_eq!(c.source["client_secret"], "p@ss: *word #1");
+        assert_eq!(c.source["incidents"], true);
+        assert!(RunConfig::from_yaml_with_sets("a: 1\n", &["a.b=1".into()], &env).is_err());
+        assert!(RunConfig::from_yaml_with_sets("", &["novalue".into()], &env).is_err());
+    }
+
+    #[test]
+    fn a_secret_file_is_read_by_the_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let c = RunConfig::from_yaml(&format!("client_secret_file: {}\n", file.display()), &env).unwrap();
+        assert_eq!(c.source["client_secret"], "from-file");
+        assert!(!c.source.contains_key("client_secret_file"));
+        let e = RunConfig::from_yaml("client_secret_file: /nonexistent/x\n", &env).unwrap_err();
+        assert!(format!("{e:#}").contains("/nonexistent/x"));
     }
 
     #[test]

@@ -20,13 +20,35 @@ struct Cli {
     command: Command,
 }
 
+/// Where the configuration comes from.
+#[derive(clap::Args)]
+struct ConfigArgs {
+    /// The YAML configuration file.
+    #[arg(long, value_name = "FILE", conflicts_with = "config_env")]
+    config: Option<PathBuf>,
+    /// An environment variable that holds the whole YAML configuration (for
+    /// example set in a Vector `exec` source's `environment`).
+    #[arg(long, value_name = "VAR")]
+    config_env: Option<String>,
+    /// Sets one key, overriding the file: `--set tables=[DeviceEvents]`,
+    /// `--set output.url=http://127.0.0.1:8687/`. Repeatable. Keep secrets in
+    /// `${ENV_VAR}` references, not on the command line.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+}
+
+impl ConfigArgs {
+    fn load(&self) -> anyhow::Result<RunConfig> {
+        RunConfig::load(self.config.as_deref(), self.config_env.as_deref(), &self.sets)
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Collect events and write them to stdout as NDJSON (logs go to stderr).
+    /// Collect events and deliver them (stdout NDJSON by default; logs go to stderr).
     Run {
-        /// The YAML configuration file.
-        #[arg(long, value_name = "FILE")]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArgs,
         /// Collect every table up to now minus `delay`, then exit.
         #[arg(long)]
         once: bool,
@@ -37,9 +59,8 @@ enum Command {
     /// Check a configuration: the settings, the state directory, the
     /// credentials, and one tiny query per table. Prints PASS or FAIL per step.
     Check {
-        /// The YAML configuration file.
-        #[arg(long, value_name = "FILE")]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArgs,
         /// Check with this component instead of the embedded one.
         #[arg(long, value_name = "PATH")]
         component: Option<PathBuf>,
@@ -53,7 +74,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run { config, once, component } => {
-            let config = match RunConfig::from_file(&config) {
+            let config = match config.load() {
                 Ok(c) => c,
                 Err(e) => return fail(&Failure::Config(format!("{e:#}"))),
             };
@@ -93,7 +114,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Check { config, component } => {
-            let config = match RunConfig::from_file(&config) {
+            let config = match config.load() {
                 Ok(c) => c,
                 Err(e) => {
                     println!("FAIL  configuration: {e:#}");

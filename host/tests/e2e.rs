@@ -502,3 +502,22 @@ fn check_passes_each_step_and_names_what_fails() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stdout).contains("FAIL  configuration"));
 }
+
+#[test]
+fn the_configuration_can_come_from_an_environment_variable_and_sets() {
+    let (dataset, rows, first) = dataset();
+    let server = ReplayServer::start(dataset, credentials()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = std::fs::read_to_string(write_config(dir.path(), &server, first, "")).unwrap().replace("tables: [DeviceProcessEvents]", "tables: [EmailEvents]");
+    let out = Command::new(env!("CARGO_BIN_EXE_defender-ocsf"))
+        .args(["run", "--once", "--config-env", "INLINE_CONFIG", "--set", "tables=[DeviceProcessEvents]", "--set", "log_level=warn"])
+        .env("INLINE_CONFIG", yaml)
+        .env("E2E_SECRET", SECRET)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(events(&out).len(), rows.len(), "--set replaced the table list");
+    let missing = Command::new(env!("CARGO_BIN_EXE_defender-ocsf")).args(["run", "--config-env", "NOT_SET_ANYWHERE"]).output().unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("NOT_SET_ANYWHERE is not set"));
+}

@@ -71,6 +71,19 @@ fn every_example_parses_and_uses_only_options_that_exist() {
     }
 }
 
+/// The configuration inside a Vector file's exec `environment`, after
+/// Vector's own `$$` → `$` unescaping.
+#[test]
+fn the_inline_example_is_a_valid_collector_configuration() {
+    let vector: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(examples().join("vector/exec-inline.yaml")).unwrap()).unwrap();
+    let source = &vector["sources"]["defender"];
+    let command: Vec<&str> = source["command"].as_sequence().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(command, ["defender-ocsf", "run", "--config-env", "DEFENDER_OCSF"]);
+    let inline = source["environment"]["DEFENDER_OCSF"].as_str().unwrap().replace("$$", "$");
+    accept(&inline, "exec-inline.yaml");
+}
+
 #[test]
 fn the_vector_examples_wire_the_collector_as_documented() {
     let exec: serde_yaml_ng::Value = serde_yaml_ng::from_str(&std::fs::read_to_string(examples().join("vector/exec.yaml")).unwrap()).unwrap();
