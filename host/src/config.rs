@@ -46,6 +46,9 @@ pub enum OutputConfig {
     /// NDJSON batches POSTed to Vector's `http_server` source (or Fluent
     /// Bit's `http` input); the checkpoint advances only on a 2xx answer.
     Http(HttpOutput),
+    /// The Forward protocol to Fluent Bit's or Fluentd's `in_forward`; the
+    /// checkpoint advances only on the receiver's ack.
+    Forward(crate::forward::ForwardOutput),
 }
 
 /// Settings of the `http` output.
@@ -97,7 +100,7 @@ pub enum Compression {
     Gzip,
 }
 
-mod humantime_serde {
+pub(crate) mod humantime_serde {
     use serde::{Deserialize, Deserializer};
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
         let text = String::deserialize(d)?;
@@ -175,7 +178,7 @@ impl RunConfig {
         let output = match map.remove("output") {
             None => OutputConfig::Stdout,
             Some(v) => serde_json::from_value(v).map_err(|e| {
-                anyhow!("`output`: {e}; the types are `stdout` and `http` (with `url`, and optionally `headers`, `compression`, `ca_file`, `timeout`)")
+                anyhow!("`output`: {e}; the types are `stdout`, `http` (with `url`, and optionally `headers`, `compression`, `ca_file`, `timeout`) and `forward` (with `address`, and optionally `tag`, `shared_key`, `self_hostname`, `timeout`)")
             })?,
         };
         if let OutputConfig::Http(http) = &output {

@@ -7,7 +7,8 @@
 //! - [`runtime`]: wasmtime, the component, its limits and bindings;
 //! - [`policy`]: the network allow-list enforced on every request;
 //! - [`state`]: checkpoints on disk, written atomically;
-//! - [`output`]: the sinks events are delivered to;
+//! - [`output`]: the sinks events are delivered to (stdout, HTTP);
+//! - [`forward`]: the Fluentd Forward protocol sink;
 //! - [`app`]: the poll-deliver-save loop;
 //! - [`shutdown`]: SIGTERM/SIGINT handling;
 //! - [`telemetry`]: logs and metrics;
@@ -15,6 +16,7 @@
 
 pub mod app;
 pub mod config;
+pub mod forward;
 pub mod output;
 pub mod policy;
 pub mod replay;

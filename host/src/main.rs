@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use defender_ocsf_host::app::{self, Failure, RunOptions};
 use defender_ocsf_host::config::RunConfig;
 use defender_ocsf_host::config::OutputConfig;
+use defender_ocsf_host::forward::Forward;
 use defender_ocsf_host::output::{Http, Sink, Stdout};
 use defender_ocsf_host::replay::{Credentials, Dataset, ReplayServer};
 use defender_ocsf_host::shutdown::Shutdown;
@@ -100,6 +101,7 @@ fn main() -> ExitCode {
                     Ok(s) => Box::new(s),
                     Err(e) => return fail(&Failure::Config(format!("{e:#}"))),
                 },
+                OutputConfig::Forward(forward) => Box::new(Forward::new(forward, options.shutdown.clone())),
             };
             let metrics = Arc::new(Telemetry::default());
             if let Some(address) = &config.metrics_address {

@@ -130,3 +130,8 @@ impl Sink for Http {
         }
     }
 }
+
+/// Nanoseconds of the wall clock, for ids that must differ across runs.
+pub fn nanos_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}

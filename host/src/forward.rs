@@ -1,0 +1,219 @@
+//! The Fluentd Forward protocol (v1) to Fluent Bit's or Fluentd's
+//! `in_forward`: each batch is one PackedForward message with a `chunk` id,
+//! and counts as delivered only when the receiver answers `{"ack": id}`.
+//! With `shared_key`, the HELO/PING/PONG handshake authenticates both ends.
+//! Encoding is `rmpv`'s MessagePack.
+
+use crate::output::{Sink, Undelivered};
+use anyhow::{Context, Result, anyhow, bail};
+use rmpv::Value as Mp;
+use sha2::{Digest, Sha512};
+use std::io::{BufReader, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// Settings of the `forward` output.
+#[derive(Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardOutput {
+    /// `host:port` of the `in_forward` input (Fluent Bit's default port is 24224).
+    pub address: String,
+    /// The tag of every record.
+    #[serde(default = "default_tag")]
+    pub tag: String,
+    /// The input's `Shared_Key`, to authenticate with; usually `${VAR}`.
+    #[serde(default)]
+    pub shared_key: Option<String>,
+    /// The name this client gives in the handshake.
+    #[serde(default = "default_self_hostname")]
+    pub self_hostname: String,
+    /// How long to wait for the receiver's ack.
+    #[serde(default = "default_ack_timeout", with = "crate::config::humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for ForwardOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ForwardOutput")
+            .field("address", &self.address)
+            .field("tag", &self.tag)
+            .field("shared_key", &self.shared_key.as_ref().map(|_| "<redacted>"))
+            .field("self_hostname", &self.self_hostname)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+pub fn default_tag() -> String {
+    "defender.ocsf".into()
+}
+pub fn default_self_hostname() -> String {
+    "defender-ocsf".into()
+}
+pub fn default_ack_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn hex_sha512(parts: &[&[u8]]) -> String {
+    let mut h = Sha512::new();
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A JSON value as MessagePack (strings stay strings, integers stay exact).
+pub fn to_msgpack(v: &serde_json::Value) -> Mp {
+    match v {
+        serde_json::Value::Null => Mp::Nil,
+        serde_json::Value::Bool(b) => Mp::Boolean(*b),
+        serde_json::Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+            (Some(u), _, _) => Mp::from(u),
+            (_, Some(i), _) => Mp::from(i),
+            (_, _, Some(f)) => Mp::F64(f),
+            _ => Mp::String(n.to_string().into()),
+        },
+        serde_json::Value::String(s) => Mp::String(s.as_str().into()),
+        serde_json::Value::Array(items) => Mp::Array(items.iter().map(to_msgpack).collect()),
+        serde_json::Value::Object(map) => Mp::Map(map.iter().map(|(k, v)| (Mp::String(k.as_str().into()), to_msgpack(v))).collect()),
+    }
+}
+
+fn as_bytes(v: &Mp) -> Option<Vec<u8>> {
+    match v {
+        Mp::Binary(b) => Some(b.clone()),
+        Mp::String(s) => Some(s.as_bytes().to_vec()),
+        _ => None,
+    }
+}
+
+fn field<'a>(map: &'a Mp, key: &str) -> Option<&'a Mp> {
+    map.as_map()?.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(_, v)| v)
+}
+
+pub struct Forward {
+    config: ForwardOutput,
+    connection: Option<(TcpStream, BufReader<TcpStream>)>,
+    shutdown: Arc<AtomicBool>,
+    sequence: u64,
+}
+
+impl Forward {
+    pub fn new(config: &ForwardOutput, shutdown: Arc<AtomicBool>) -> Forward {
+        Forward { config: config.clone(), connection: None, shutdown, sequence: 0 }
+    }
+
+    fn connect(&mut self) -> Result<()> {
+        let stream = TcpStream::connect(&self.config.address)
+            .with_context(|| format!("connecting to the forward receiver {}", self.config.address))?;
+        stream.set_read_timeout(Some(self.config.timeout))?;
+        stream.set_write_timeout(Some(self.config.timeout))?;
+        let mut reader = BufReader::new(stream.try_clone()?);
+        let mut writer = stream;
+        if let Some(key) = &self.config.shared_key {
+            // HELO: ["HELO", {"nonce", "auth", "keepalive"}]
+            let helo = rmpv::decode::read_value(&mut reader).context("waiting for the receiver's HELO (is Shared_Key set on its side?)")?;
+            let options = helo.as_array().filter(|a| a.first().and_then(Mp::as_str) == Some("HELO")).and_then(|a| a.get(1)).ok_or_else(|| anyhow!("the receiver did not start with HELO"))?;
+            let nonce = field(options, "nonce").and_then(as_bytes).unwrap_or_default();
+            let salt: Vec<u8> = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())).into_bytes();
+            let host = self.config.self_hostname.as_bytes();
+            let digest = hex_sha512(&[&salt, host, &nonce, key.as_bytes()]);
+            // PING: ["PING", self_hostname, shared_key_salt, digest, username, password digest]
+            let ping = Mp::Array(vec![
+                Mp::from("PING"),
+                Mp::from(self.config.self_hostname.as_str()),
+                Mp::Binary(salt.clone()),
+                Mp::from(digest),
+                Mp::from(""),
+                Mp::from(""),
+            ]);
+            rmpv::encode::write_value(&mut writer, &ping)?;
+            writer.flush()?;
+            // PONG: ["PONG", ok, reason, server_hostname, digest]
+            let pong = rmpv::decode::read_value(&mut reader).context("waiting for the receiver's PONG")?;
+            let items = pong.as_array().ok_or_else(|| anyhow!("the receiver did not answer PONG"))?;
+            if items.first().and_then(Mp::as_str) != Some("PONG") {
+                bail!("the receiver did not answer PONG");
+            }
+            if items.get(1).and_then(Mp::as_bool) != Some(true) {
+                let reason = items.get(2).and_then(Mp::as_str).unwrap_or("no reason given");
+                bail!("the forward receiver refused the shared key ({reason}); check `output.shared_key` against its Shared_Key");
+            }
+            let server = items.get(3).and_then(as_bytes).unwrap_or_default();
+            let expected = hex_sha512(&[&salt, &server, &nonce, key.as_bytes()]);
+            if items.get(4).and_then(as_bytes).as_deref() != Some(expected.as_bytes()) {
+                bail!("the forward receiver's PONG digest is wrong: it does not know the shared key");
+            }
+        }
+        self.connection = Some((writer, reader));
+        Ok(())
+    }
+
+    /// Sends one PackedForward message and waits for its ack.
+    fn send(&mut self, message: &[u8], chunk: &str) -> Result<()> {
+        if self.connection.is_none() {
+            self.connect()?;
+        }
+        let (writer, reader) = self.connection.as_mut().expect("connected above");
+        writer.write_all(message)?;
+        writer.flush()?;
+        let answer = rmpv::decode::read_value(reader).context("waiting for the receiver's ack")?;
+        match field(&answer, "ack").and_then(Mp::as_str) {
+            Some(ack) if ack == chunk => Ok(()),
+            Some(other) => bail!("the receiver acked chunk {other}, not {chunk}"),
+            None => bail!("the receiver answered without an ack"),
+        }
+    }
+}
+
+impl Sink for Forward {
+    fn deliver(&mut self, events: &[u8], count: u32) -> Result<()> {
+        // Entries: a MessagePack stream of [EventTime, record], the record being the OCSF event.
+        let mut entries = Vec::with_capacity(events.len());
+        for line in events.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let event: serde_json::Value = serde_json::from_slice(line).context("an event is not JSON")?;
+            let ms = event.get("time").and_then(serde_json::Value::as_i64).unwrap_or(0);
+            let mut time = Vec::with_capacity(8);
+            time.extend_from_slice(&((ms.div_euclid(1000)) as u32).to_be_bytes());
+            time.extend_from_slice(&((ms.rem_euclid(1000) * 1_000_000) as u32).to_be_bytes());
+            let entry = Mp::Array(vec![Mp::Ext(0, time), to_msgpack(&event)]);
+            rmpv::encode::write_value(&mut entries, &entry)?;
+        }
+        self.sequence += 1;
+        let chunk = format!("{:016x}{:08x}", std::process::id() as u64 ^ crate::output::nanos_now(), self.sequence);
+        let message = Mp::Array(vec![
+            Mp::from(self.config.tag.as_str()),
+            Mp::Binary(entries),
+            Mp::Map(vec![(Mp::from("chunk"), Mp::from(chunk.as_str())), (Mp::from("size"), Mp::from(count))]),
+        ]);
+        let mut bytes = Vec::new();
+        rmpv::encode::write_value(&mut bytes, &message)?;
+        let mut attempt = 0u32;
+        loop {
+            let reason = match self.send(&bytes, &chunk) {
+                Ok(()) => return Ok(()),
+                Err(e) => format!("{e:#}"),
+            };
+            // The connection state is unknown after a failure: start afresh.
+            self.connection = None;
+            if reason.contains("shared key") {
+                return Err(anyhow!(reason));
+            }
+            attempt += 1;
+            let wait = Duration::from_millis((500u64 << attempt.min(7)).min(60_000));
+            tracing::warn!(
+                address = %self.config.address, events = count, attempt, retry_in_ms = wait.as_millis() as u64,
+                "batch not acknowledged, re-sending; the checkpoint stays before it: {reason}"
+            );
+            let until = std::time::Instant::now() + wait;
+            while std::time::Instant::now() < until {
+                if self.shutdown.load(Ordering::SeqCst) {
+                    return Err(Undelivered(format!("stop requested while the batch was unacknowledged ({reason})")).into());
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
