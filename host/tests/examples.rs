@@ -67,7 +67,11 @@ fn every_example_parses_and_uses_only_options_that_exist() {
             continue;
         }
         let config = accept(&format!("{defender}\n{}\n", snippet.join("\n")), &file.display().to_string());
-        assert!(matches!(config.output, OutputConfig::Http(_)), "{}: the snippet configures the http output", file.display());
+        assert!(
+            matches!(config.output, OutputConfig::Http(_) | OutputConfig::Forward(_)),
+            "{}: the snippet configures a delivery output",
+            file.display()
+        );
     }
 }
 
@@ -82,6 +86,22 @@ fn the_inline_example_is_a_valid_collector_configuration() {
     assert_eq!(command, ["defender-ocsf", "run", "--config-env", "DEFENDER_OCSF"]);
     let inline = source["environment"]["DEFENDER_OCSF"].as_str().unwrap().replace("$$", "$");
     accept(&inline, "exec-inline.yaml");
+}
+
+#[test]
+fn the_fluent_bit_example_matches_the_forward_output() {
+    let fb: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(examples().join("fluent-bit/fluent-bit.yaml")).unwrap()).unwrap();
+    let input = &fb["pipeline"]["inputs"][0];
+    assert_eq!(input["name"].as_str(), Some("forward"));
+    assert_eq!(input["storage.type"].as_str(), Some("filesystem"), "acks mean 'on disk' only with filesystem storage");
+    assert_eq!(input["port"].as_u64(), Some(24224));
+    assert!(input["shared_key"].as_str().is_some());
+    let text = std::fs::read_to_string(examples().join("fluent-bit/fluent-bit.yaml")).unwrap();
+    assert!(text.contains("#     type: forward") && text.contains("#     address: 127.0.0.1:24224"));
+    for output in fb["pipeline"]["outputs"].as_sequence().unwrap() {
+        assert_eq!(output["match"].as_str(), Some("ocsf.*"), "outputs match the tag the snippet sets");
+    }
 }
 
 #[test]
