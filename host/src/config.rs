@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
 /// Keys the host reads itself.
-pub const HOST_KEYS: &[&str] = &["state_dir", "log_level", "output", "metrics_address"];
+pub const HOST_KEYS: &[&str] = &["state_dir", "log_level", "log_file", "output", "metrics_address"];
 
 /// A parsed configuration.
 #[derive(Clone, Debug)]
@@ -24,6 +24,8 @@ pub struct RunConfig {
     pub output: OutputConfig,
     /// Where to serve Prometheus metrics (`GET /metrics`), if anywhere.
     pub metrics_address: Option<String>,
+    /// Append logs to this file instead of writing them to stderr.
+    pub log_file: Option<PathBuf>,
     /// Everything else: the source component's configuration.
     pub source: Map<String, Value>,
 }
@@ -192,7 +194,12 @@ impl RunConfig {
             Some(Value::String(s)) if s.parse::<std::net::SocketAddr>().is_ok() => Some(s),
             Some(other) => bail!("`metrics_address` must be an address and port such as 127.0.0.1:9598, got {other}"),
         };
-        Ok(RunConfig { state_dir, log_level, output, metrics_address, source: map })
+        let log_file = match map.remove("log_file") {
+            None => None,
+            Some(Value::String(s)) if !s.is_empty() => Some(PathBuf::from(s)),
+            Some(other) => bail!("`log_file` must be a path, got {other}"),
+        };
+        Ok(RunConfig { state_dir, log_level, output, metrics_address, log_file, source: map })
     }
 
     /// The component's part, as the JSON text `init` takes.

@@ -79,7 +79,9 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(e) => return fail(&Failure::Config(format!("{e:#}"))),
             };
-            telemetry::init_logging(&config.log_level);
+            if let Err(e) = telemetry::init_logging(&config.log_level, config.log_file.as_deref()) {
+                return fail(&Failure::Config(format!("{e:#}")));
+            }
             let bytes = match component.as_deref().map(std::fs::read).transpose() {
                 Ok(b) => b,
                 Err(e) => return fail(&Failure::Config(format!("reading --component: {e}"))),
@@ -123,7 +125,7 @@ fn main() -> ExitCode {
                     return fail(&Failure::Config(format!("{e:#}")));
                 }
             };
-            telemetry::init_logging("error");
+            let _ = telemetry::init_logging("error", None);
             let bytes = match component.as_deref().map(std::fs::read).transpose() {
                 Ok(b) => b,
                 Err(e) => return fail(&Failure::Config(format!("reading --component: {e}"))),
@@ -154,7 +156,7 @@ fn fail(failure: &Failure) -> ExitCode {
 }
 
 fn demo() -> ExitCode {
-    telemetry::init_logging("warn");
+    let _ = telemetry::init_logging("warn", None);
     let credentials = Credentials {
         tenant_id: "00000000-0000-4000-8000-00000000d3e0".into(),
         client_id: "11111111-1111-4111-8111-111111111111".into(),
@@ -181,6 +183,7 @@ fn demo() -> ExitCode {
         log_level: "warn".into(),
         output: OutputConfig::Stdout,
         metrics_address: None,
+        log_file: None,
         source: source.as_object().cloned().unwrap_or_default(),
     };
     eprintln!("defender-ocsf demo: replaying DeviceProcessEvents from {} through the embedded component", server.url());

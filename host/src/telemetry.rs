@@ -3,18 +3,27 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-/// Sets up JSON logs on stderr at `level` (`error`..`trace`); `RUST_LOG`
-/// overrides it. Stdout is reserved for events.
-pub fn init_logging(level: &str) {
+/// Sets up JSON logs at `level` (`error`..`trace`; `RUST_LOG` overrides it)
+/// on stderr, or appended to `file`. Stdout is reserved for events.
+pub fn init_logging(level: &str, file: Option<&std::path::Path>) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let builder = tracing_subscriber::fmt().json().flatten_event(true).with_current_span(false).with_env_filter(filter);
+    match file {
+        None => {
+            let _ = builder.with_writer(std::io::stderr).try_init();
+        }
+        Some(path) => {
+            use anyhow::Context;
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("`log_file` {}: cannot open it for appending", path.display()))?;
+            let _ = builder.with_writer(std::sync::Mutex::new(f)).try_init();
+        }
+    }
+    Ok(())
 }
 
 type Key = (String, Vec<(String, String)>);

@@ -22,6 +22,11 @@ struct Answer {
 
 #[derive(Default)]
 struct Received {
+    /// Requests being answered right now, and the most there ever were.
+    in_flight: usize,
+    max_in_flight: usize,
+    /// Graph queries the collector had made when each request arrived.
+    queries_seen: Vec<usize>,
     /// Bodies of the requests answered 2xx (delivered), decoded.
     delivered: Vec<String>,
     requests: usize,
@@ -34,25 +39,38 @@ struct FakeVector {
     script: Arc<Mutex<VecDeque<Answer>>>,
 }
 
+type Probe = Arc<dyn Fn() -> usize + Send + Sync>;
+
 impl FakeVector {
     fn start() -> FakeVector {
+        Self::start_probing(Arc::new(|| 0))
+    }
+
+    /// `probe` is read when each request arrives (the collector's query count).
+    fn start_probing(probe: Probe) -> FakeVector {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let url = format!("http://{}/ingest", listener.local_addr().unwrap());
         let received = Arc::new(Mutex::new(Received::default()));
         let script = Arc::new(Mutex::new(VecDeque::new()));
-        let (r, s) = (received.clone(), script.clone());
+        let (r, s, p) = (received.clone(), script.clone(), probe);
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
                 loop {
                     let (stream, _) = listener.accept().await.unwrap();
-                    let (r, s) = (r.clone(), s.clone());
+                    let (r, s, p) = (r.clone(), s.clone(), p.clone());
                     tokio::spawn(async move {
                         let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                            let (r, s) = (r.clone(), s.clone());
+                            let (r, s, p) = (r.clone(), s.clone(), p.clone());
                             async move {
+                                {
+                                    let mut r = r.lock().unwrap();
+                                    r.in_flight += 1;
+                                    r.max_in_flight = r.max_in_flight.max(r.in_flight);
+                                    r.queries_seen.push(p());
+                                }
                                 let headers: BTreeMap<String, String> =
                                     req.headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string())).collect();
                                 let gzip = headers.get("content-encoding").is_some_and(|v| v == "gzip");
@@ -68,6 +86,7 @@ impl FakeVector {
                                 tokio::time::sleep(std::time::Duration::from_millis(answer.delay_ms)).await;
                                 {
                                     let mut r = r.lock().unwrap();
+                                    r.in_flight -= 1;
                                     r.requests += 1;
                                     r.headers.push(headers);
                                     if answer.status < 300 {
@@ -107,11 +126,13 @@ fn credentials() -> Credentials {
     Credentials { tenant_id: "h-tenant".into(), client_id: "h-client".into(), client_secret: "h-secret".into() }
 }
 
+/// `n` rows spread over the 40 minutes that end 10 minutes ago.
 fn dataset(n: usize) -> Dataset {
     let mut d = Dataset::default();
     let base = Utc::now() - Duration::minutes(50);
+    let step_ms = 40 * 60 * 1000 / n as i64;
     let rows = (0..n).map(|i| {
-        let t = (base + Duration::seconds(i as i64 * 40)).to_rfc3339();
+        let t = (base + Duration::milliseconds(i as i64 * step_ms)).to_rfc3339();
         json!({"Timestamp": t, "DeviceId": "d", "ReportId": i, "ProcessId": i, "InitiatingProcessId": 1}).as_object().unwrap().clone()
     });
     d.add("DeviceProcessEvents", rows).unwrap();
@@ -196,4 +217,53 @@ fn a_stop_while_the_receiver_refuses_keeps_the_checkpoint_before_that_batch() {
     let out = run_once(&path);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(vector.delivered_ids().len(), 10);
+}
+
+/// A slow receiver slows collection down: one batch in flight, no querying
+/// ahead of delivery, and memory that does not grow with the backlog.
+#[test]
+fn a_slow_receiver_applies_backpressure() {
+    let server = Arc::new(ReplayServer::start(dataset(200), credentials()).unwrap());
+    let probe_server = server.clone();
+    let vector = FakeVector::start_probing(Arc::new(move || probe_server.queries().len()));
+    vector.answer(std::iter::repeat_n(Answer { status: 200, delay_ms: 150 }, 1000));
+    let dir = tempfile::tempdir().unwrap();
+    let log_file = dir.path().join("collector.log");
+    let path = config(dir.path(), &server, &vector, &format!("log_file: {}\nmax_rows_per_query: 10\nmax_window: 5m\n", log_file.display()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_defender-ocsf"))
+        .args(["run", "--once", "--config"])
+        .arg(&path)
+        .env("VECTOR_TOKEN", "vt-123")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut peak_kib = 0u64;
+    while child.try_wait().unwrap().is_none() {
+        if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            if let Some(rss) = status.lines().find(|l| l.starts_with("VmRSS:")) {
+                peak_kib = peak_kib.max(rss.split_whitespace().nth(1).unwrap_or("0").parse().unwrap_or(0));
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(child.wait().unwrap().success(), "{stderr}");
+    let r = vector.received.lock().unwrap();
+    assert!(r.requests >= 10, "many small batches: {}", r.requests);
+    assert_eq!(r.max_in_flight, 1, "one batch at a time");
+    // When batch n arrives, the collector has made at most a few queries
+    // more than batches delivered: it waits for the receiver instead of
+    // collecting ahead into memory.
+    for (n, seen) in r.queries_seen.iter().enumerate() {
+        assert!(*seen <= 2 * (n + 1) + 2, "batch {n} arrived after {seen} queries: collection ran ahead of delivery");
+    }
+    drop(r);
+    assert_eq!(vector.delivered_ids().len(), 200);
+    assert!(peak_kib > 0 && peak_kib < 400 * 1024, "peak RSS {peak_kib} KiB");
+    // Logs went to the file, not to stderr.
+    assert!(stderr.is_empty(), "{stderr}");
+    let logged = std::fs::read_to_string(&log_file).unwrap();
+    assert!(logged.lines().all(|l| serde_json::from_str::<Value>(l).is_ok()) && logged.contains("collecting"), "{logged}");
 }

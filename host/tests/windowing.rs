@@ -27,7 +27,7 @@ fn collect(dataset: Dataset, start: chrono::DateTime<Utc>, max_rows: u32, max_wi
         "tables": ["DeviceProcessEvents"], "start_time": start.to_rfc3339(), "delay": "1m",
         "max_rows_per_query": max_rows, "max_window": format!("{max_window_min}m"),
     });
-    let config = RunConfig { state_dir: dir.path().to_path_buf(), log_level: "warn".into(), output: Default::default(), metrics_address: None, source: source.as_object().unwrap().clone() };
+    let config = RunConfig { state_dir: dir.path().to_path_buf(), log_level: "warn".into(), output: Default::default(), metrics_address: None, log_file: None, source: source.as_object().unwrap().clone() };
     let mut out = Vec::new();
     let options = RunOptions { once: true, ..RunOptions::default() };
     app::run(&config, &options, &mut Stdout::new(&mut out), Arc::new(Telemetry::default())).unwrap();
