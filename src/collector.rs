@@ -218,13 +218,7 @@ impl Collector {
         let lag_s = (now.0 - window.end.0) as f64 / TICKS_PER_SECOND as f64;
         telemetry::gauge("lag_seconds", &[("table", table.name)], lag_s);
 
-        let mut out = Vec::with_capacity(events.len() * 1024);
-        for event in &events {
-            serde_json::to_writer(&mut out, event).expect("a JSON value serialises");
-            out.push(b'\n');
-        }
-        telemetry::counter("events_emitted_total", &[("table", table.name)], events.len() as u64);
-        Ok((out, events.len() as u32))
+        Ok(encode(table.name, &events))
     }
 
     /// Looks again at `[from, to)`, just before the watermark, for rows that
@@ -248,12 +242,7 @@ impl Collector {
         let keys: Vec<(Ticks, String)> = events.iter().filter_map(row_key).collect();
         self.planner.remember(index, keys, self.config.overlap.into());
         self.planner.sweep_done(index);
-        let mut out = Vec::with_capacity(events.len() * 1024);
-        for event in &events {
-            serde_json::to_writer(&mut out, event).expect("a JSON value serialises");
-            out.push(b'\n');
-        }
-        Ok((out, events.len() as u32))
+        Ok(encode(table.name, &events))
     }
 
     /// One query over `[start, end)`: its rows, or why they did not come.
@@ -385,6 +374,21 @@ impl Collector {
         }
         events
     }
+}
+
+/// Events as NDJSON, counted per table and class.
+fn encode(table: &str, events: &[serde_json::Value]) -> (Vec<u8>, u32) {
+    let mut out = Vec::with_capacity(events.len() * 1024);
+    let mut per_class: std::collections::BTreeMap<u64, u64> = std::collections::BTreeMap::new();
+    for event in events {
+        serde_json::to_writer(&mut out, event).expect("a JSON value serialises");
+        out.push(b'\n');
+        *per_class.entry(event["class_uid"].as_u64().unwrap_or(0)).or_default() += 1;
+    }
+    for (class, n) in per_class {
+        telemetry::counter("events_emitted_total", &[("table", table), ("class_uid", &class.to_string())], n);
+    }
+    (out, events.len() as u32)
 }
 
 /// An event's time and the short form of its `metadata.uid` (a hash of the

@@ -141,7 +141,8 @@ impl Stream {
                 }
             }
         }
-        telemetry::counter("events_emitted_total", &[("table", self.kind.path())], u64::from(count));
+        let class = if self.kind == Kind::Incidents { "2005" } else { "2004" };
+        telemetry::counter("events_emitted_total", &[("table", self.kind.path()), ("class_uid", class)], u64::from(count));
         match page.next_link {
             Some(next) => {
                 pass.next = next;

@@ -111,11 +111,13 @@ pub fn run(config: &RunConfig, options: &RunOptions, sink: &mut dyn Sink, teleme
                 batch
             }
             Err(SourceError::Throttled(t)) => {
+                metrics.counter_add("throttled_total", vec![], 1);
                 tracing::warn!(retry_after_ms = t.retry_after_ms, "throttled by the API: {}", t.message);
                 sleep(Duration::from_millis(t.retry_after_ms), &options.shutdown);
                 continue;
             }
             Err(SourceError::Transient(message)) => {
+                metrics.counter_add("errors_total", vec![("kind".into(), "transient".into())], 1);
                 failures += 1;
                 if options.once && failures > options.max_retries {
                     return Err(Failure::Other(anyhow!("giving up after {failures} attempts: {message}")));
@@ -125,7 +127,16 @@ pub fn run(config: &RunConfig, options: &RunOptions, sink: &mut dyn Sink, teleme
                 sleep(wait, &options.shutdown);
                 continue;
             }
-            Err(e) => return Err(source_failure(e, "collecting")),
+            Err(e) => {
+                let kind = match &e {
+                    SourceError::Config(_) => "config",
+                    SourceError::Auth(_) => "auth",
+                    SourceError::Permission(_) => "permission",
+                    _ => "fatal",
+                };
+                metrics.counter_add("errors_total", vec![("kind".into(), kind.into())], 1);
+                return Err(source_failure(e, "collecting"));
+            }
         };
         let guard = options.critical.lock().unwrap_or_else(|p| p.into_inner());
         if options.shutdown.load(Ordering::SeqCst) {

@@ -127,7 +127,8 @@ fn metrics_are_served_in_prometheus_format() {
     terminate(&child);
     child.wait().unwrap();
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-    assert!(text.contains("defender_ocsf_events_emitted_total{table=\"DeviceProcessEvents\"} 4"), "{text}");
+    assert!(text.contains("defender_ocsf_events_emitted_total{class_uid=\"1007\",table=\"DeviceProcessEvents\"} 4"), "{text}");
+    assert!(text.contains("defender_ocsf_rows_fetched_total{table=\"DeviceProcessEvents\"} 4"), "{text}");
     assert!(text.contains("defender_ocsf_lag_seconds{table=\"DeviceProcessEvents\"}"), "{text}");
     assert!(text.contains("defender_ocsf_last_success_timestamp_seconds "), "{text}");
     assert!(text.contains("defender_ocsf_graph_requests_total{status=\"200\"}"), "{text}");
