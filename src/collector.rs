@@ -257,8 +257,17 @@ impl Collector {
     ) -> Result<Fetch> {
         let query = kql::window_query(table.name, start, end, take);
         match self.graph.run(http, now.0 / TICKS_PER_SECOND, &query, &kql::timespan(start, end)) {
-            Ok(result) if (result.rows.len() as u64) < u64::from(take) => Ok(Fetch::Rows(result.rows)),
-            Ok(result) => Ok(Fetch::TooLarge(format!("{} rows reached the limit of {take}", result.rows.len()))),
+            Ok(result) if ((result.rows.len() + result.malformed.len()) as u64) < u64::from(take) => {
+                for what in &result.malformed {
+                    telemetry::counter("rows_unmappable_total", &[("table", table.name)], 1);
+                    telemetry::error(
+                        &format!("{} returned an entry that is not a row, skipped: {what}", table.name),
+                        &[("table", table.name), ("start", &start.to_iso())],
+                    );
+                }
+                Ok(Fetch::Rows(result.rows))
+            }
+            Ok(result) => Ok(Fetch::TooLarge(format!("{} rows reached the limit of {take}", result.rows.len() + result.malformed.len()))),
             Err(QueryError::TooLarge(message)) => Ok(Fetch::TooLarge(message)),
             Err(QueryError::TableUnavailable(message)) => Ok(Fetch::Unavailable(message)),
             Err(QueryError::Other(e)) => Err(e),

@@ -18,6 +18,9 @@ pub struct HuntingResult {
     /// Column names and their declared types (`DateTime`, `String`, `Int64`, ...).
     pub schema: Vec<(String, String)>,
     pub rows: Vec<Row>,
+    /// Entries of `results` that are not rows (not JSON objects), described
+    /// by position; the rows around them are kept.
+    pub malformed: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -25,7 +28,7 @@ struct RawResult {
     #[serde(default, alias = "Schema")]
     schema: Vec<RawColumn>,
     #[serde(default, alias = "Results")]
-    results: Option<Vec<Row>>,
+    results: Option<Vec<Value>>,
 }
 
 #[derive(Deserialize)]
@@ -46,13 +49,21 @@ pub fn parse_response(body: &[u8]) -> Result<HuntingResult, Error> {
             "Graph returned a response that is not valid hunting results ({e}); it starts with: {start:?}"
         ))
     })?;
-    let rows = raw.results.ok_or_else(|| {
+    let results = raw.results.ok_or_else(|| {
         Error::Transient("Graph returned a response without `results`; a proxy may have answered".into())
     })?;
-    Ok(HuntingResult {
-        schema: raw.schema.into_iter().map(|c| (c.name, c.r#type)).collect(),
-        rows,
-    })
+    let mut rows = Vec::with_capacity(results.len());
+    let mut malformed = Vec::new();
+    for (i, value) in results.into_iter().enumerate() {
+        match value {
+            Value::Object(row) => rows.push(row),
+            other => {
+                let text: String = other.to_string().chars().take(80).collect();
+                malformed.push(format!("result {i} is not a row but {text}"));
+            }
+        }
+    }
+    Ok(HuntingResult { schema: raw.schema.into_iter().map(|c| (c.name, c.r#type)).collect(), rows, malformed })
 }
 
 /// Why a query failed.
@@ -318,6 +329,14 @@ mod tests {
         assert_eq!(a.rows[0]["ReportId"].to_string(), "18446744073709551615");
         let b = parse_response(upper).unwrap();
         assert_eq!(b.rows[0]["ReportId"].to_string(), "9007199254740993");
+    }
+
+    #[test]
+    fn a_malformed_entry_is_reported_and_the_rows_around_it_kept() {
+        let r = parse_response(br#"{"schema":[],"results":[{"a":1},7,"x",{"a":2}]}"#).unwrap();
+        assert_eq!(r.rows.len(), 2);
+        assert_eq!(r.malformed.len(), 2);
+        assert!(r.malformed[0].contains("result 1"), "{:?}", r.malformed);
     }
 
     #[test]
