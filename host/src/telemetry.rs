@@ -6,8 +6,12 @@ use std::sync::Mutex;
 /// Sets up JSON logs at `level` (`error`..`trace`; `RUST_LOG` overrides it)
 /// on stderr, or appended to `file`. Stdout is reserved for events.
 pub fn init_logging(level: &str, file: Option<&std::path::Path>) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    // The level applies to the collector's own logs; libraries (wasmtime,
+    // cranelift, hyper) stay at warn, or `trace` would log every compiled
+    // instruction. RUST_LOG overrides all of it.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("warn,defender_ocsf_host={level},defender_ocsf={level},component={level}"))
+    });
     let builder = tracing_subscriber::fmt().json().flatten_event(true).with_current_span(false).with_env_filter(filter);
     match file {
         None => {
