@@ -383,6 +383,30 @@ mod tests {
         assert!(e.contains("tenant_id"), "{e}");
     }
 
+    /// Only registry table names and timestamps the collector formats reach
+    /// KQL: a crafted value is refused before any query exists.
+    #[test]
+    fn a_crafted_value_cannot_change_the_query() {
+        for crafted in [
+            "DeviceProcessEvents | project AccountName",
+            "DeviceProcessEvents; .drop table x",
+            "union *",
+            "DeviceProcessEvents\n| take 1",
+            "deviceprocessevents",
+        ] {
+            let mut v = minimal();
+            v["tables"] = serde_json::json!([crafted]);
+            let e = CollectorConfig::from_json(&v.to_string()).unwrap_err().to_string();
+            assert!(e.contains("does not map"), "{crafted}: {e}");
+        }
+        let mut v = minimal();
+        v["start_time"] = "2025-01-01T00:00:00Z) | union (SecurityEvent".into();
+        assert!(CollectorConfig::from_json(&v.to_string()).is_err());
+        // What does reach a query is rebuilt from the parsed values.
+        let q = crate::kql::window_query("DeviceProcessEvents", Ticks(0), Ticks(1), 5);
+        assert!(!q.contains("union") && q.matches('|').count() == 3, "{q}");
+    }
+
     #[test]
     fn secret_never_prints() {
         let c = CollectorConfig::from_json(&minimal().to_string()).unwrap();

@@ -71,14 +71,16 @@ pub static ALERT_EVIDENCE: Table = Table {
     join: Some(super::Join { leader: "AlertInfo", only_without_deprecated: false, fold: fold_evidence }),
 };
 
-/// Alert severity to OCSF `severity_id` (guide §1).
-pub(crate) fn severity_id(text: &str) -> (u32, &'static str) {
+/// Alert severity to OCSF `severity_id` (guide §1); a value OCSF has no id
+/// for is 99 Other with its own text.
+pub(crate) fn severity_id(text: &str) -> (u32, String) {
     match text.to_ascii_lowercase().as_str() {
-        "informational" => (1, "Informational"),
-        "low" => (2, "Low"),
-        "medium" => (3, "Medium"),
-        "high" => (4, "High"),
-        _ => (0, "Unknown"),
+        "informational" => (1, "Informational".into()),
+        "low" => (2, "Low".into()),
+        "medium" => (3, "Medium".into()),
+        "high" => (4, "High".into()),
+        "" | "unknown" => (0, "Unknown".into()),
+        _ => (99, text.to_string()),
     }
 }
 
@@ -196,7 +198,7 @@ fn finish_evidence(e: &mut Event, ctx: &Context) {
         if evidence.keys().any(|k| EVIDENCE_MEMBERS.contains(&k.as_str())) {
             e.push("evidences", Value::Object(evidence));
         } else {
-            e.set("unmapped.evidence", Value::Object(evidence));
+            common::merge(e, "unmapped.evidence", Value::Object(evidence));
         }
     }
 }

@@ -177,7 +177,34 @@ pub fn move_to_unmapped(e: &mut Event, path: &str) {
         None => e.0.remove(leaf),
     };
     if let Some(v) = removed {
-        e.set(&format!("unmapped.{path}"), v);
+        merge(e, &format!("unmapped.{path}"), v);
+    }
+}
+
+/// Sets `path` to `value`, merging objects into what is already there, so
+/// that two moves to the same place keep both.
+pub fn merge(e: &mut Event, path: &str, value: Value) {
+    fn deep(into: &mut Value, value: Value) {
+        match (into, value) {
+            (Value::Object(a), Value::Object(b)) => {
+                for (k, v) in b {
+                    match a.get_mut(&k) {
+                        Some(existing) => deep(existing, v),
+                        None => {
+                            a.insert(k, v);
+                        }
+                    }
+                }
+            }
+            (slot, v) => *slot = v,
+        }
+    }
+    match e.get(path).cloned() {
+        Some(mut existing) => {
+            deep(&mut existing, value);
+            e.set(path, existing);
+        }
+        None => e.set(path, value),
     }
 }
 
@@ -243,6 +270,16 @@ mod tests {
         finish_actor(&mut e);
         assert!(e.get("actor.process").is_none());
         assert_eq!(e.get_str("actor.session.uid"), Some("999"));
+    }
+
+    #[test]
+    fn two_moves_to_the_same_place_keep_both() {
+        let mut e = Event::default();
+        e.set("evidence.file.path", json!("x"));
+        e.set("evidence.name", json!("File"));
+        move_to_unmapped(&mut e, "evidence.file");
+        move_to_unmapped(&mut e, "evidence");
+        assert_eq!(e.get("unmapped.evidence"), Some(&json!({"file": {"path": "x"}, "name": "File"})));
     }
 
     #[test]

@@ -224,7 +224,7 @@ fn finish_job(e: &mut Event, _ctx: &Context) {
         if e.get("job").is_some() {
             e.set("job.user", user);
         } else {
-            e.set("unmapped.user", user);
+            common::merge(e, "unmapped.user", user);
         }
     }
     common::require_any(e, "job.user", &["name", "uid", "account"]);

@@ -54,13 +54,7 @@ fn time_ms(text: &str) -> Option<i64> {
 }
 
 fn severity(e: &mut Event, obj: &mut Map<String, Value>) {
-    let (id, name) = match take_str(obj, "severity").map(|s| s.to_ascii_lowercase()).as_deref() {
-        Some("informational") => (1, "Informational"),
-        Some("low") => (2, "Low"),
-        Some("medium") => (3, "Medium"),
-        Some("high") => (4, "High"),
-        _ => (0, "Unknown"),
-    };
+    let (id, name) = super::alert::severity_id(&take_str(obj, "severity").unwrap_or_default());
     e.set("severity_id", id.into());
     e.set("severity", name.into());
 }

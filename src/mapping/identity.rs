@@ -243,7 +243,7 @@ fn finish_task(e: &mut Event, ctx: &Context) {
     e.map_column("TargetDeviceName", "device.hostname", Str);
     finish_directory(e, ctx);
     if let Some(user) = e.0.remove("user") {
-        e.set("unmapped.user", user);
+        common::merge(e, "unmapped.user", user);
     }
     if e.get("device").is_some() {
         common::finish_device(e);
@@ -254,6 +254,6 @@ fn finish_service(e: &mut Event, ctx: &Context) {
     common::map_additional(e, &[("ServiceName", "app.name", Str), ("TARGET_OBJECT.SERVICE", "app.name", Str)]);
     finish_directory(e, ctx);
     if let Some(user) = e.0.remove("user") {
-        e.set("unmapped.user", user);
+        common::merge(e, "unmapped.user", user);
     }
 }

@@ -1,0 +1,94 @@
+//! Property tests (bounded, run in CI): any row of any table, with columns
+//! of any JSON type, maps without panicking to an event with a consistent
+//! envelope, or to an error that names the table; and every column that
+//! held a value is somewhere in the event.
+
+use defender_ocsf_collector::graph::parse_response;
+use defender_ocsf_collector::mapping::{self, Context};
+use defender_ocsf_collector::time::Ticks;
+use proptest::prelude::*;
+use serde_json::{Map, Value, json};
+
+/// Column names the mappings know, plus unknown ones.
+const COLUMNS: &[&str] = &[
+    "Timestamp", "DeviceId", "DeviceName", "ActionType", "ReportId", "FileName", "FolderPath", "SHA1", "ProcessId", "ProcessCommandLine",
+    "InitiatingProcessId", "InitiatingProcessFileName", "InitiatingProcessParentId", "AccountName", "AccountUpn", "LocalIP", "RemoteIP",
+    "RemotePort", "RemoteUrl", "Protocol", "LogonType", "RegistryKey", "RegistryValueName", "AdditionalFields", "AlertId", "Severity",
+    "AttackTechniques", "EntityType", "NetworkMessageId", "RecipientEmailAddress", "SenderFromAddress", "Url", "IPAddresses",
+    "MacAddress", "OSPlatform", "LoggedOnUsers", "EmailDirection", "QueryTarget", "BrandNewColumn",
+];
+
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+        ".{0,40}".prop_map(Value::String),
+        Just(json!("2025-01-01T00:00:00.1234567Z")),
+        Just(json!("{\"a\":[1,2,{\"b\":null}]}")),
+        Just(json!("10.0.0.1")),
+        Just(json!("ProcessCreated")),
+    ];
+    leaf.prop_recursive(3, 16, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map("[a-zA-Z]{1,8}", inner, 0..4).prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+fn row() -> impl Strategy<Value = Map<String, Value>> {
+    prop::collection::btree_map(prop::sample::select(COLUMNS), json_value(), 0..20).prop_map(|m| {
+        let mut row: Map<String, Value> = m.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        // Most rows carry a valid timestamp, as Graph's do.
+        row.entry("Timestamp").or_insert(json!("2025-01-01T00:00:00Z"));
+        row
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_row_of_any_table_maps_without_panic(index in 0..mapping::TABLES.len(), row in row(), no_deprecated in any::<bool>()) {
+        let table = mapping::TABLES[index];
+        let ctx = Context { tenant_uid: Some("t".into()), no_deprecated_classes: no_deprecated, collected_at: Some(Ticks(0)) };
+        match mapping::map_row(table, row.clone(), &ctx) {
+            Ok(e) => {
+                let class = e["class_uid"].as_u64().unwrap();
+                let activity = e["activity_id"].as_u64().unwrap();
+                prop_assert_eq!(e["type_uid"].as_u64().unwrap(), class * 100 + activity);
+                prop_assert!(e["time"].is_i64());
+                prop_assert_eq!(&e["metadata"]["version"], "1.8.0");
+                prop_assert_eq!(&e["metadata"]["log_name"], table.name);
+                if activity == 99 {
+                    prop_assert!(e["activity_name"].as_str().is_some_and(|s| !s.is_empty()));
+                }
+                // Nothing is dropped: each present value shows up in the event.
+                let text = e.to_string();
+                for (k, v) in &row {
+                    if let Value::String(s) = v {
+                        if !s.is_empty() && !s.contains(['"', '\\']) && s.chars().all(|c| !c.is_control()) {
+                            prop_assert!(text.contains(s.as_str()) || k == "Timestamp", "{} = {:?} vanished from {}", k, s, text);
+                        }
+                    }
+                }
+            }
+            Err(err) => prop_assert_eq!(err.table.as_str(), table.name),
+        }
+    }
+
+    #[test]
+    fn any_bytes_parse_to_a_result_or_a_clear_error(body in prop::collection::vec(any::<u8>(), 0..300)) {
+        let _ = parse_response(&body);
+    }
+
+    #[test]
+    fn any_results_array_parses(results in prop::collection::vec(json_value(), 0..10)) {
+        let body = json!({"schema": [{"name": "x", "type": "String"}], "results": results}).to_string();
+        let parsed = parse_response(body.as_bytes()).unwrap();
+        prop_assert_eq!(parsed.rows.len() + parsed.malformed.len(), results.len());
+    }
+}
