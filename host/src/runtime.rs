@@ -146,7 +146,7 @@ impl Runtime {
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             policy: Policy { allow: AllowList::default() },
-            limits: StoreLimitsBuilder::new().memory_size(limits.memory_bytes).instances(4).build(),
+            limits: StoreLimitsBuilder::new().memory_size(limits.memory_bytes).instances(4).trap_on_grow_failure(true).build(),
             telemetry,
         };
         let mut store = Store::new(&self.engine, state);
