@@ -48,7 +48,10 @@ impl TokenSource {
             );
         }
         TokenSource {
-            token_url: format!("{}/{}/oauth2/v2.0/token", config.login_endpoint, config.tenant_id),
+            token_url: format!(
+                "{}/{}/oauth2/v2.0/token",
+                config.login_endpoint, config.tenant_id
+            ),
             client_id: config.client_id.clone(),
             secret: Secret::new(trimmed),
             scope: config.scope(),
@@ -82,16 +85,28 @@ impl TokenSource {
             .send(Request {
                 method: Method::Post,
                 url: self.token_url.clone(),
-                headers: vec![("content-type".into(), "application/x-www-form-urlencoded".into())],
+                headers: vec![(
+                    "content-type".into(),
+                    "application/x-www-form-urlencoded".into(),
+                )],
                 body: body.into_bytes(),
             })
             .map_err(|e| {
-                Error::Transient(format!("could not reach the token endpoint {}: {}", self.token_url, e.0))
+                Error::Transient(format!(
+                    "could not reach the token endpoint {}: {}",
+                    self.token_url, e.0
+                ))
             })?;
-        telemetry::counter("token_requests_total", &[("status", &response.status.to_string())], 1);
+        telemetry::counter(
+            "token_requests_total",
+            &[("status", &response.status.to_string())],
+            1,
+        );
         if response.status == 200 {
             let parsed: TokenResponse = serde_json::from_slice(&response.body).map_err(|e| {
-                Error::Fatal(format!("the token endpoint answered 200 with a body that is not a token: {e}"))
+                Error::Fatal(format!(
+                    "the token endpoint answered 200 with a body that is not a token: {e}"
+                ))
             })?;
             // `expires_in` is a number, or a numeric string on some older endpoints.
             let lifetime = match parsed.expires_in {
@@ -109,29 +124,85 @@ impl TokenSource {
             )));
         }
         let err: TokenError = serde_json::from_slice(&response.body).unwrap_or_default();
-        Err(explain_token_error(&err.error, &err.error_description, &err.error_codes, response.status))
+        Err(explain_token_error(
+            &err.error,
+            &err.error_description,
+            &err.error_codes,
+            response.status,
+        ))
     }
 }
 
 /// What each identity-platform error code means, and what to do about it.
 const AADSTS_ADVICE: &[(u64, &str)] = &[
-    (7000215, "the client secret is wrong. Most often the secret's ID was pasted instead of its Value. In the Azure portal open App registrations > your app > Certificates & secrets; the Value is shown only right after a secret is created, so create a new secret if needed and copy its Value"),
-    (7000222, "the client secret has expired. Create a new one under App registrations > your app > Certificates & secrets, and put its Value into the config"),
-    (7000218, "the request carried no client secret. If `client_secret` comes from an environment variable, check that the variable is set and not empty"),
-    (700016, "no application with this client_id exists in this tenant. Check `client_id` (Application (client) ID on the app's Overview page) and `tenant_id` (Directory (tenant) ID), and that `cloud`/`login_endpoint` matches the tenant's cloud. A multi-tenant app must be consented in this tenant first"),
-    (7000112, "the application is disabled. Enable it under Enterprise applications > your app > Properties"),
-    (1002012, "the requested scope is invalid; it must be `<graph host>/.default`. Check `graph_endpoint`"),
-    (70011, "the requested scope is invalid; it must be `<graph host>/.default`. Check `graph_endpoint`"),
-    (28000, "the scope names more than one resource. Check `graph_endpoint`"),
-    (700022, "the scope names more than one resource. Check `graph_endpoint`"),
-    (90002, "the tenant was not found. Check `tenant_id`, and that the tenant is in the cloud `login_endpoint` points at"),
-    (90038, "this tenant belongs to a national cloud; set `login_endpoint` and `graph_endpoint` to that cloud's hosts"),
-    (500011, "the resource (Graph host) was not found in this tenant; `graph_endpoint` is probably the wrong cloud's host"),
-    (700027, "the client assertion's signature is invalid: the certificate is not uploaded to the app registration, or the thumbprint does not match"),
-    (700024, "the client assertion is outside its valid time range; check this machine's clock"),
-    (7000214, "the certificate used for the client assertion has been revoked; upload a new one"),
-    (900023, "`tenant_id` is malformed; use the Directory (tenant) ID GUID or a verified domain"),
-    (90055, "too many token requests; tokens are cached, so another process may be using the same app"),
+    (
+        7000215,
+        "the client secret is wrong. Most often the secret's ID was pasted instead of its Value. In the Azure portal open App registrations > your app > Certificates & secrets; the Value is shown only right after a secret is created, so create a new secret if needed and copy its Value",
+    ),
+    (
+        7000222,
+        "the client secret has expired. Create a new one under App registrations > your app > Certificates & secrets, and put its Value into the config",
+    ),
+    (
+        7000218,
+        "the request carried no client secret. If `client_secret` comes from an environment variable, check that the variable is set and not empty",
+    ),
+    (
+        700016,
+        "no application with this client_id exists in this tenant. Check `client_id` (Application (client) ID on the app's Overview page) and `tenant_id` (Directory (tenant) ID), and that `cloud`/`login_endpoint` matches the tenant's cloud. A multi-tenant app must be consented in this tenant first",
+    ),
+    (
+        7000112,
+        "the application is disabled. Enable it under Enterprise applications > your app > Properties",
+    ),
+    (
+        1002012,
+        "the requested scope is invalid; it must be `<graph host>/.default`. Check `graph_endpoint`",
+    ),
+    (
+        70011,
+        "the requested scope is invalid; it must be `<graph host>/.default`. Check `graph_endpoint`",
+    ),
+    (
+        28000,
+        "the scope names more than one resource. Check `graph_endpoint`",
+    ),
+    (
+        700022,
+        "the scope names more than one resource. Check `graph_endpoint`",
+    ),
+    (
+        90002,
+        "the tenant was not found. Check `tenant_id`, and that the tenant is in the cloud `login_endpoint` points at",
+    ),
+    (
+        90038,
+        "this tenant belongs to a national cloud; set `login_endpoint` and `graph_endpoint` to that cloud's hosts",
+    ),
+    (
+        500011,
+        "the resource (Graph host) was not found in this tenant; `graph_endpoint` is probably the wrong cloud's host",
+    ),
+    (
+        700027,
+        "the client assertion's signature is invalid: the certificate is not uploaded to the app registration, or the thumbprint does not match",
+    ),
+    (
+        700024,
+        "the client assertion is outside its valid time range; check this machine's clock",
+    ),
+    (
+        7000214,
+        "the certificate used for the client assertion has been revoked; upload a new one",
+    ),
+    (
+        900023,
+        "`tenant_id` is malformed; use the Directory (tenant) ID GUID or a verified domain",
+    ),
+    (
+        90055,
+        "too many token requests; tokens are cached, so another process may be using the same app",
+    ),
 ];
 
 /// Turns a token-endpoint error into an actionable [`Error`].
@@ -142,22 +213,37 @@ pub fn explain_token_error(error: &str, description: &str, codes: &[u64], status
         if let Some((_, advice)) = AADSTS_ADVICE.iter().find(|(c, _)| c == code) {
             let what = format!("AADSTS{code}: {advice} (the identity platform said: {summary})");
             return match code {
-                90055 => Error::Throttled { retry_after_ms: 60_000, message: what },
+                90055 => Error::Throttled {
+                    retry_after_ms: 60_000,
+                    message: what,
+                },
                 _ => Error::Auth(what),
             };
         }
     }
     let advice = match error {
-        "invalid_client" => "the client id, the secret or the tenant id is wrong. A secret's Value is shown only when it is created, so it may need regenerating",
-        "unauthorized_client" => "the client id and the secret belong to different applications, or the app is not registered in this tenant",
+        "invalid_client" => {
+            "the client id, the secret or the tenant id is wrong. A secret's Value is shown only when it is created, so it may need regenerating"
+        }
+        "unauthorized_client" => {
+            "the client id and the secret belong to different applications, or the app is not registered in this tenant"
+        }
         "invalid_request" => "the request was refused; check `tenant_id` and the endpoints",
         "invalid_scope" => "the scope is invalid; check `graph_endpoint`",
         _ => "the token request failed",
     };
     Error::Auth(format!(
         "{advice} (HTTP {status}, {}: {})",
-        if error.is_empty() { "no error code" } else { error },
-        if summary.is_empty() { "no description" } else { summary }
+        if error.is_empty() {
+            "no error code"
+        } else {
+            error
+        },
+        if summary.is_empty() {
+            "no description"
+        } else {
+            summary
+        }
     ))
 }
 
@@ -176,8 +262,14 @@ mod tests {
     #[test]
     fn requests_a_token_and_caches_it_until_the_margin() {
         let mut http = Scripted::default()
-            .reply(200, r#"{"token_type":"Bearer","expires_in":3599,"access_token":"A"}"#)
-            .reply(200, r#"{"token_type":"Bearer","expires_in":"3599","access_token":"B"}"#);
+            .reply(
+                200,
+                r#"{"token_type":"Bearer","expires_in":3599,"access_token":"A"}"#,
+            )
+            .reply(
+                200,
+                r#"{"token_type":"Bearer","expires_in":"3599","access_token":"B"}"#,
+            );
         let mut tokens = TokenSource::new(&config());
         assert_eq!(tokens.token(&mut http, 1000).unwrap(), "A");
         assert_eq!(tokens.token(&mut http, 1000 + 3599 - 301).unwrap(), "A");
@@ -188,20 +280,38 @@ mod tests {
         let body = String::from_utf8(sent.body.clone()).unwrap();
         // Whitespace around the secret is trimmed, and reserved characters are encoded.
         assert!(body.contains("client_secret=s%26cret%3D1&"), "{body}");
-        assert!(body.contains("scope=https%3A%2F%2Fgraph.microsoft.com%2F.default"), "{body}");
+        assert!(
+            body.contains("scope=https%3A%2F%2Fgraph.microsoft.com%2F.default"),
+            "{body}"
+        );
         assert!(body.contains("grant_type=client_credentials"));
     }
 
     #[test]
     fn each_known_code_gets_its_advice() {
         for (code, advice) in AADSTS_ADVICE {
-            let e = explain_token_error("invalid_client", &format!("AADSTS{code}: x.\r\nTrace ID: 1"), &[*code], 401);
+            let e = explain_token_error(
+                "invalid_client",
+                &format!("AADSTS{code}: x.\r\nTrace ID: 1"),
+                &[*code],
+                401,
+            );
             let text = e.to_string();
-            assert!(text.contains(&format!("AADSTS{code}")) && text.contains(advice), "{text}");
+            assert!(
+                text.contains(&format!("AADSTS{code}")) && text.contains(advice),
+                "{text}"
+            );
             assert!(!text.contains("Trace ID"), "{text}");
         }
-        let secret_id = explain_token_error("invalid_client", "AADSTS7000215: Invalid client secret provided.", &[7000215], 401);
-        assert!(matches!(secret_id, Error::Auth(ref m) if m.contains("ID was pasted instead of its Value")));
+        let secret_id = explain_token_error(
+            "invalid_client",
+            "AADSTS7000215: Invalid client secret provided.",
+            &[7000215],
+            401,
+        );
+        assert!(
+            matches!(secret_id, Error::Auth(ref m) if m.contains("ID was pasted instead of its Value"))
+        );
     }
 
     #[test]
@@ -211,8 +321,14 @@ mod tests {
             .reply(503, "busy");
         let mut tokens = TokenSource::new(&config());
         let e = tokens.token(&mut http, 0).unwrap_err();
-        assert!(matches!(e, Error::Auth(ref m) if m.contains("expired")), "{e}");
+        assert!(
+            matches!(e, Error::Auth(ref m) if m.contains("expired")),
+            "{e}"
+        );
         assert!(!e.to_string().contains("s&cret"));
-        assert!(matches!(tokens.token(&mut http, 0).unwrap_err(), Error::Transient(_)));
+        assert!(matches!(
+            tokens.token(&mut http, 0).unwrap_err(),
+            Error::Transient(_)
+        ));
     }
 }

@@ -15,7 +15,11 @@ pub struct Budget {
 impl Budget {
     /// A full bucket of `per_minute` calls.
     pub fn new(per_minute: u32, now_ms: u64) -> Budget {
-        Budget { per_minute: f64::from(per_minute), tokens: f64::from(per_minute), last_ms: now_ms }
+        Budget {
+            per_minute: f64::from(per_minute),
+            tokens: f64::from(per_minute),
+            last_ms: now_ms,
+        }
     }
 
     /// Takes a call; returns how long to wait first (zero when one is free).
@@ -50,7 +54,11 @@ mod tests {
         for _ in 0..60 {
             assert_eq!(b.take(0), Duration::ZERO);
         }
-        assert_eq!(b.take(0), Duration::from_secs(1), "the 61st call in the same instant waits a second");
+        assert_eq!(
+            b.take(0),
+            Duration::from_secs(1),
+            "the 61st call in the same instant waits a second"
+        );
         // After waiting that second the debt is paid; the next call waits another.
         assert_eq!(b.take(1000), Duration::from_secs(1));
         // A quiet minute refills the bucket, but never beyond its size.

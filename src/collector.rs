@@ -6,8 +6,8 @@ use crate::error::{Error, Result};
 use crate::graph::{GraphClient, QueryError, Row};
 use crate::http::HttpClient;
 use crate::kql;
-use crate::mapping::{self, Context, Table};
 use crate::mapping::graph_security::Kind;
+use crate::mapping::{self, Context, Table};
 use crate::planner::{Planner, Window};
 use crate::streams::Stream;
 use crate::telemetry;
@@ -55,7 +55,11 @@ pub struct Collector {
 
 impl Collector {
     /// Configures a collector from the host's JSON and the last checkpoint.
-    pub fn new(config_json: &str, checkpoint: Option<&str>, now: Ticks) -> Result<(Collector, SourceInfo)> {
+    pub fn new(
+        config_json: &str,
+        checkpoint: Option<&str>,
+        now: Ticks,
+    ) -> Result<(Collector, SourceInfo)> {
         let config = CollectorConfig::from_json(config_json)?;
         let tables: Vec<&'static Table> = config
             .tables
@@ -75,11 +79,14 @@ impl Collector {
                 }
             }
         }
-        let streams = [(config.incidents, Kind::Incidents), (config.alerts, Kind::Alerts)]
-            .into_iter()
-            .filter(|(on, _)| *on)
-            .map(|(_, kind)| Stream::new(kind, planner.stream_state(kind.name())))
-            .collect();
+        let streams = [
+            (config.incidents, Kind::Incidents),
+            (config.alerts, Kind::Alerts),
+        ]
+        .into_iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, kind)| Stream::new(kind, planner.stream_state(kind.name())))
+        .collect();
         let info = SourceInfo {
             name: "defender-xdr".into(),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -129,16 +136,31 @@ impl Collector {
                 Err(QueryError::TooLarge(m)) => (false, m),
                 Err(QueryError::Other(e)) => (false, e.to_string()),
             };
-            steps.push(CheckStep { name: format!("advanced hunting: {}", table.name), ok, detail });
+            steps.push(CheckStep {
+                name: format!("advanced hunting: {}", table.name),
+                ok,
+                detail,
+            });
         }
         for stream in &self.streams {
-            let url = format!("{}/security/{}?$top=1", self.graph.base(), stream.kind.path());
-            let (ok, detail) = match self.graph.get(http, now_secs, &url, stream.kind.permission()) {
+            let url = format!(
+                "{}/security/{}?$top=1",
+                self.graph.base(),
+                stream.kind.path()
+            );
+            let (ok, detail) = match self
+                .graph
+                .get(http, now_secs, &url, stream.kind.permission())
+            {
                 Ok(_) => (true, format!("{} works", stream.kind.path())),
                 Err(QueryError::Other(e)) => (false, e.to_string()),
                 Err(QueryError::TableUnavailable(m)) | Err(QueryError::TooLarge(m)) => (false, m),
             };
-            steps.push(CheckStep { name: format!("security API: {}", stream.kind.path()), ok, detail });
+            steps.push(CheckStep {
+                name: format!("security API: {}", stream.kind.path()),
+                ok,
+                detail,
+            });
         }
         steps
     }
@@ -146,14 +168,18 @@ impl Collector {
     /// Runs the next query of the current cycle, starting a cycle if none is
     /// running. A batch whose `next_poll_ms` is above zero ends a cycle.
     pub fn poll(&mut self, http: &mut dyn HttpClient, now: Ticks) -> Result<Batch> {
-        if self.planner.begin_cycle(now.saturating_sub(self.config.delay.into()), now) {
+        if self
+            .planner
+            .begin_cycle(now.saturating_sub(self.config.delay.into()), now)
+        {
             for stream in &mut self.streams {
                 stream.due = true;
             }
         }
         self.context.collected_at = Some(now);
         if let Some(stream) = self.streams.iter_mut().find(|s| s.due) {
-            let (events, count) = stream.poll_page(http, &mut self.graph, &self.context, now, self.start)?;
+            let (events, count) =
+                stream.poll_page(http, &mut self.graph, &self.context, now, self.start)?;
             return Ok(self.batch(events, count, now));
         }
         let overlap: Ticks = self.config.overlap.into();
@@ -171,18 +197,36 @@ impl Collector {
 
     fn batch(&self, events: Vec<u8>, count: u32, now: Ticks) -> Batch {
         let sweeping = self.planner.cursors().iter().any(|c| c.sweep_due);
-        let next_poll_ms = if self.planner.cycle_done() && !sweeping && !self.streams.iter().any(|s| s.due) {
-            // The next cycle is worth starting once a poll interval of new data exists.
-            let interval: Ticks = self.config.poll_interval.into();
-            let oldest = self.planner.cursors().iter().map(|c| c.watermark).min().unwrap_or(now);
-            let ready_at = oldest.saturating_add(interval).saturating_add(self.config.delay.into());
-            (ready_at.0.saturating_sub(now.0) / TICKS_PER_MS).clamp(1000, interval.0 / TICKS_PER_MS) as u64
-        } else {
-            0
-        };
-        let streams: Vec<(&str, &crate::planner::StreamState)> =
-            self.streams.iter().map(|s| (s.kind.name(), &s.state)).collect();
-        Batch { events, count, checkpoint: self.planner.checkpoint(&streams), next_poll_ms }
+        let next_poll_ms =
+            if self.planner.cycle_done() && !sweeping && !self.streams.iter().any(|s| s.due) {
+                // The next cycle is worth starting once a poll interval of new data exists.
+                let interval: Ticks = self.config.poll_interval.into();
+                let oldest = self
+                    .planner
+                    .cursors()
+                    .iter()
+                    .map(|c| c.watermark)
+                    .min()
+                    .unwrap_or(now);
+                let ready_at = oldest
+                    .saturating_add(interval)
+                    .saturating_add(self.config.delay.into());
+                (ready_at.0.saturating_sub(now.0) / TICKS_PER_MS)
+                    .clamp(1000, interval.0 / TICKS_PER_MS) as u64
+            } else {
+                0
+            };
+        let streams: Vec<(&str, &crate::planner::StreamState)> = self
+            .streams
+            .iter()
+            .map(|s| (s.kind.name(), &s.state))
+            .collect();
+        Batch {
+            events,
+            count,
+            checkpoint: self.planner.checkpoint(&streams),
+            next_poll_ms,
+        }
     }
 
     /// Queries `window`, halving it while it holds more rows than one query
@@ -204,7 +248,11 @@ impl Collector {
         for follower in self.planner.followers(window.table) {
             let follower_table = self.tables[follower];
             let rows = self.fetch_range(http, now, follower_table, window.start, window.end)?;
-            telemetry::counter("rows_fetched_total", &[("table", follower_table.name)], rows.len() as u64);
+            telemetry::counter(
+                "rows_fetched_total",
+                &[("table", follower_table.name)],
+                rows.len() as u64,
+            );
             let joined = self.map_rows(follower_table, rows);
             let alone = match &follower_table.join {
                 Some(join) => (join.fold)(&mut events, joined),
@@ -212,9 +260,17 @@ impl Collector {
             };
             events.extend(alone);
         }
-        telemetry::counter("rows_fetched_total", &[("table", table.name)], fetched as u64);
-        self.planner.complete(&window, fetched as f64 / f64::from(self.config.max_rows_per_query));
-        self.planner.remember(window.table, keys, self.config.overlap.into());
+        telemetry::counter(
+            "rows_fetched_total",
+            &[("table", table.name)],
+            fetched as u64,
+        );
+        self.planner.complete(
+            &window,
+            fetched as f64 / f64::from(self.config.max_rows_per_query),
+        );
+        self.planner
+            .remember(window.table, keys, self.config.overlap.into());
         let lag_s = (now.0 - window.end.0) as f64 / TICKS_PER_SECOND as f64;
         telemetry::gauge("lag_seconds", &[("table", table.name)], lag_s);
 
@@ -224,7 +280,14 @@ impl Collector {
     /// Looks again at `[from, to)`, just before the watermark, for rows that
     /// reached advanced hunting after their window was queried, and emits
     /// those not emitted before.
-    fn sweep(&mut self, http: &mut dyn HttpClient, now: Ticks, index: usize, from: Ticks, to: Ticks) -> Result<(Vec<u8>, u32)> {
+    fn sweep(
+        &mut self,
+        http: &mut dyn HttpClient,
+        now: Ticks,
+        index: usize,
+        from: Ticks,
+        to: Ticks,
+    ) -> Result<(Vec<u8>, u32)> {
         let table = self.tables[index];
         let rows = self.fetch_range(http, now, table, from, to)?;
         let events: Vec<serde_json::Value> = self
@@ -234,13 +297,26 @@ impl Collector {
             .collect();
         if !events.is_empty() {
             telemetry::info(
-                &format!("{} late rows of {} arrived after their window was collected; emitting them now", events.len(), table.name),
-                &[("table", table.name), ("from", &from.to_iso()), ("to", &to.to_iso())],
+                &format!(
+                    "{} late rows of {} arrived after their window was collected; emitting them now",
+                    events.len(),
+                    table.name
+                ),
+                &[
+                    ("table", table.name),
+                    ("from", &from.to_iso()),
+                    ("to", &to.to_iso()),
+                ],
             );
-            telemetry::counter("late_rows_total", &[("table", table.name)], events.len() as u64);
+            telemetry::counter(
+                "late_rows_total",
+                &[("table", table.name)],
+                events.len() as u64,
+            );
         }
         let keys: Vec<(Ticks, String)> = events.iter().filter_map(row_key).collect();
-        self.planner.remember(index, keys, self.config.overlap.into());
+        self.planner
+            .remember(index, keys, self.config.overlap.into());
         self.planner.sweep_done(index);
         Ok(encode(table.name, &events))
     }
@@ -256,18 +332,31 @@ impl Collector {
         take: u32,
     ) -> Result<Fetch> {
         let query = kql::window_query(table.name, start, end, take);
-        match self.graph.run(http, now.0 / TICKS_PER_SECOND, &query, &kql::timespan(start, end)) {
-            Ok(result) if ((result.rows.len() + result.malformed.len()) as u64) < u64::from(take) => {
+        match self.graph.run(
+            http,
+            now.0 / TICKS_PER_SECOND,
+            &query,
+            &kql::timespan(start, end),
+        ) {
+            Ok(result)
+                if ((result.rows.len() + result.malformed.len()) as u64) < u64::from(take) =>
+            {
                 for what in &result.malformed {
                     telemetry::counter("rows_unmappable_total", &[("table", table.name)], 1);
                     telemetry::error(
-                        &format!("{} returned an entry that is not a row, skipped: {what}", table.name),
+                        &format!(
+                            "{} returned an entry that is not a row, skipped: {what}",
+                            table.name
+                        ),
                         &[("table", table.name), ("start", &start.to_iso())],
                     );
                 }
                 Ok(Fetch::Rows(result.rows))
             }
-            Ok(result) => Ok(Fetch::TooLarge(format!("{} rows reached the limit of {take}", result.rows.len() + result.malformed.len()))),
+            Ok(result) => Ok(Fetch::TooLarge(format!(
+                "{} rows reached the limit of {take}",
+                result.rows.len() + result.malformed.len()
+            ))),
             Err(QueryError::TooLarge(message)) => Ok(Fetch::TooLarge(message)),
             Err(QueryError::TableUnavailable(message)) => Ok(Fetch::Unavailable(message)),
             Err(QueryError::Other(e)) => Err(e),
@@ -312,7 +401,8 @@ impl Collector {
                         &[("table", table.name)],
                     );
                     telemetry::counter("tables_unavailable_total", &[("table", table.name)], 1);
-                    self.planner.mark_unavailable(&window, now.saturating_add(Ticks::from_secs(3600)));
+                    self.planner
+                        .mark_unavailable(&window, now.saturating_add(Ticks::from_secs(3600)));
                     return Ok(None);
                 }
             };
@@ -321,7 +411,11 @@ impl Collector {
                 Some(half) => {
                     telemetry::debug(
                         "window too large, halving it",
-                        &[("table", table.name), ("start", &window.start.to_iso()), ("reason", &too_large)],
+                        &[
+                            ("table", table.name),
+                            ("start", &window.start.to_iso()),
+                            ("reason", &too_large),
+                        ],
                     );
                     window = half;
                 }
@@ -348,7 +442,10 @@ impl Collector {
             match self.query(http, now, table, s, e, take)? {
                 Fetch::Rows(mut r) => rows.append(&mut r),
                 Fetch::Unavailable(message) => {
-                    telemetry::warn(&format!("{} is not available: {message}", table.name), &[("table", table.name)]);
+                    telemetry::warn(
+                        &format!("{} is not available: {message}", table.name),
+                        &[("table", table.name)],
+                    );
                     return Ok(rows);
                 }
                 Fetch::TooLarge(reason) => {
@@ -392,10 +489,16 @@ fn encode(table: &str, events: &[serde_json::Value]) -> (Vec<u8>, u32) {
     for event in events {
         serde_json::to_writer(&mut out, event).expect("a JSON value serialises");
         out.push(b'\n');
-        *per_class.entry(event["class_uid"].as_u64().unwrap_or(0)).or_default() += 1;
+        *per_class
+            .entry(event["class_uid"].as_u64().unwrap_or(0))
+            .or_default() += 1;
     }
     for (class, n) in per_class {
-        telemetry::counter("events_emitted_total", &[("table", table), ("class_uid", &class.to_string())], n);
+        telemetry::counter(
+            "events_emitted_total",
+            &[("table", table), ("class_uid", &class.to_string())],
+            n,
+        );
     }
     (out, events.len() as u32)
 }
@@ -405,7 +508,10 @@ fn encode(table: &str, events: &[serde_json::Value]) -> (Vec<u8>, u32) {
 fn row_key(event: &serde_json::Value) -> Option<(Ticks, String)> {
     let uid = event.pointer("/metadata/uid")?.as_str()?;
     let ms = event.get("time")?.as_i64()?;
-    Some((Ticks(ms.saturating_mul(crate::time::TICKS_PER_MS)), uid.chars().take(16).collect()))
+    Some((
+        Ticks(ms.saturating_mul(crate::time::TICKS_PER_MS)),
+        uid.chars().take(16).collect(),
+    ))
 }
 
 /// What one query brought back.

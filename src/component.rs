@@ -32,20 +32,29 @@ thread_local! {
 struct Component;
 
 impl Guest for Component {
-    fn init(config: String, last_checkpoint: Option<String>) -> Result<wit::SourceInfo, wit::Error> {
+    fn init(
+        config: String,
+        last_checkpoint: Option<String>,
+    ) -> Result<wit::SourceInfo, wit::Error> {
         let (collector, info) =
             Collector::new(&config, last_checkpoint.as_deref(), Ticks::now()).map_err(to_wit)?;
         COLLECTOR.with(|c| *c.borrow_mut() = Some(collector));
-        Ok(wit::SourceInfo { name: info.name, version: info.version, allowed_origins: info.allowed_origins })
+        Ok(wit::SourceInfo {
+            name: info.name,
+            version: info.version,
+            allowed_origins: info.allowed_origins,
+        })
     }
 
     fn poll() -> Result<wit::Batch, wit::Error> {
         COLLECTOR.with(|c| {
             let mut guard = c.borrow_mut();
-            let collector = guard
-                .as_mut()
-                .ok_or_else(|| wit::Error::Fatal("poll was called before a successful init".into()))?;
-            let batch = collector.poll(&mut WasiHttp, Ticks::now()).map_err(to_wit)?;
+            let collector = guard.as_mut().ok_or_else(|| {
+                wit::Error::Fatal("poll was called before a successful init".into())
+            })?;
+            let batch = collector
+                .poll(&mut WasiHttp, Ticks::now())
+                .map_err(to_wit)?;
             Ok(wit::Batch {
                 events: batch.events,
                 count: batch.count,
@@ -57,11 +66,19 @@ impl Guest for Component {
 
     fn check() -> Vec<wit::CheckStep> {
         COLLECTOR.with(|c| match c.borrow_mut().as_mut() {
-            None => vec![wit::CheckStep { name: "configuration".into(), ok: false, detail: "check was called before a successful init".into() }],
+            None => vec![wit::CheckStep {
+                name: "configuration".into(),
+                ok: false,
+                detail: "check was called before a successful init".into(),
+            }],
             Some(collector) => collector
                 .check(&mut WasiHttp, Ticks::now())
                 .into_iter()
-                .map(|s| wit::CheckStep { name: s.name, ok: s.ok, detail: s.detail })
+                .map(|s| wit::CheckStep {
+                    name: s.name,
+                    ok: s.ok,
+                    detail: s.detail,
+                })
                 .collect(),
         })
     }
@@ -74,16 +91,23 @@ fn to_wit(e: Error) -> wit::Error {
         Error::Config(m) => wit::Error::Config(m),
         Error::Auth(m) => wit::Error::Auth(m),
         Error::Permission(m) => wit::Error::Permission(m),
-        Error::Throttled { retry_after_ms, message } => {
-            wit::Error::Throttled(wit::Throttle { retry_after_ms, message })
-        }
+        Error::Throttled {
+            retry_after_ms,
+            message,
+        } => wit::Error::Throttled(wit::Throttle {
+            retry_after_ms,
+            message,
+        }),
         Error::Transient(m) => wit::Error::Transient(m),
         Error::Fatal(m) => wit::Error::Fatal(m),
     }
 }
 
 fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
-    items.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    items
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 pub fn log(level: Level, message: &str, fields: &[(&str, &str)]) {
@@ -116,8 +140,10 @@ const BETWEEN_BYTES_TIMEOUT_NS: u64 = 60_000_000_000;
 impl HttpClient for WasiHttp {
     fn send(&mut self, request: Request) -> Result<Response, TransportError> {
         use wasip2::http::outgoing_handler;
-        use wasip2::http::types::{Fields, IncomingBody, OutgoingBody, OutgoingRequest, RequestOptions, Scheme};
         use wasip2::http::types::Method as WasiMethod;
+        use wasip2::http::types::{
+            Fields, IncomingBody, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+        };
         use wasip2::io::streams::StreamError;
 
         let err = |what: &str, e: &dyn std::fmt::Debug| TransportError(format!("{what}: {e:?}"));
@@ -135,20 +161,36 @@ impl HttpClient for WasiHttp {
             other => return Err(TransportError(format!("unsupported URL scheme `{other}`"))),
         };
 
-        let mut headers: Vec<(String, Vec<u8>)> =
-            request.headers.iter().map(|(k, v)| (k.clone(), v.as_bytes().to_vec())).collect();
-        headers.push(("content-length".into(), request.body.len().to_string().into_bytes()));
+        let mut headers: Vec<(String, Vec<u8>)> = request
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()))
+            .collect();
+        headers.push((
+            "content-length".into(),
+            request.body.len().to_string().into_bytes(),
+        ));
         let fields = Fields::from_list(&headers).map_err(|e| err("invalid header", &e))?;
         let outgoing = OutgoingRequest::new(fields);
         let method = match request.method {
             Method::Get => WasiMethod::Get,
             Method::Post => WasiMethod::Post,
         };
-        outgoing.set_method(&method).map_err(|_| TransportError("invalid method".into()))?;
-        outgoing.set_scheme(Some(&scheme)).map_err(|_| TransportError("invalid scheme".into()))?;
-        outgoing.set_authority(Some(authority)).map_err(|_| TransportError(format!("invalid host `{authority}`")))?;
-        outgoing.set_path_with_query(Some(path)).map_err(|_| TransportError(format!("invalid path `{path}`")))?;
-        let body = outgoing.body().map_err(|_| TransportError("request body already taken".into()))?;
+        outgoing
+            .set_method(&method)
+            .map_err(|_| TransportError("invalid method".into()))?;
+        outgoing
+            .set_scheme(Some(&scheme))
+            .map_err(|_| TransportError("invalid scheme".into()))?;
+        outgoing
+            .set_authority(Some(authority))
+            .map_err(|_| TransportError(format!("invalid host `{authority}`")))?;
+        outgoing
+            .set_path_with_query(Some(path))
+            .map_err(|_| TransportError(format!("invalid path `{path}`")))?;
+        let body = outgoing
+            .body()
+            .map_err(|_| TransportError("request body already taken".into()))?;
 
         let options = RequestOptions::new();
         let _ = options.set_connect_timeout(Some(CONNECT_TIMEOUT_NS));
@@ -159,12 +201,17 @@ impl HttpClient for WasiHttp {
         let pending = outgoing_handler::handle(outgoing, Some(options))
             .map_err(|e| TransportError(describe_error_code(&e, &request.url)))?;
         {
-            let stream = body.write().map_err(|_| TransportError("request body stream unavailable".into()))?;
+            let stream = body
+                .write()
+                .map_err(|_| TransportError("request body stream unavailable".into()))?;
             for chunk in request.body.chunks(4096) {
-                stream.blocking_write_and_flush(chunk).map_err(|e| err("writing the request body failed", &e))?;
+                stream
+                    .blocking_write_and_flush(chunk)
+                    .map_err(|e| err("writing the request body failed", &e))?;
             }
         }
-        OutgoingBody::finish(body, None).map_err(|e| TransportError(describe_error_code(&e, &request.url)))?;
+        OutgoingBody::finish(body, None)
+            .map_err(|e| TransportError(describe_error_code(&e, &request.url)))?;
 
         let response = loop {
             match pending.get() {
@@ -183,10 +230,14 @@ impl HttpClient for WasiHttp {
             .into_iter()
             .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
             .collect();
-        let incoming = response.consume().map_err(|_| TransportError("response body unavailable".into()))?;
+        let incoming = response
+            .consume()
+            .map_err(|_| TransportError("response body unavailable".into()))?;
         let mut body = Vec::new();
         {
-            let stream = incoming.stream().map_err(|_| TransportError("response body stream unavailable".into()))?;
+            let stream = incoming
+                .stream()
+                .map_err(|_| TransportError("response body stream unavailable".into()))?;
             loop {
                 match stream.blocking_read(256 * 1024) {
                     Ok(chunk) => body.extend_from_slice(&chunk),
@@ -202,7 +253,11 @@ impl HttpClient for WasiHttp {
             }
         }
         drop(IncomingBody::finish(incoming));
-        Ok(Response { status, headers, body })
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
     }
 }
 

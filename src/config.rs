@@ -107,7 +107,9 @@ pub struct OcsfOptions {
 
 impl Default for OcsfOptions {
     fn default() -> Self {
-        OcsfOptions { deprecated_classes: default_deprecated_classes() }
+        OcsfOptions {
+            deprecated_classes: default_deprecated_classes(),
+        }
     }
 }
 
@@ -214,7 +216,10 @@ impl CollectorConfig {
     }
 
     fn validate(&mut self) -> Result<()> {
-        for (key, value) in [("tenant_id", &self.tenant_id), ("client_id", &self.client_id)] {
+        for (key, value) in [
+            ("tenant_id", &self.tenant_id),
+            ("client_id", &self.client_id),
+        ] {
             if value.trim().is_empty() {
                 return Err(Error::Config(format!(
                     "`{key}` is empty; copy it from the app registration's Overview page"
@@ -249,7 +254,9 @@ impl CollectorConfig {
             }
         }
         if self.tables.is_empty() {
-            return Err(Error::Config("`tables` is empty; leave it out to collect every table".into()));
+            return Err(Error::Config(
+                "`tables` is empty; leave it out to collect every table".into(),
+            ));
         }
         for table in &self.tables {
             if mapping::table(table).is_none() {
@@ -288,7 +295,9 @@ impl CollectorConfig {
         }
         if let Some(start) = &self.start_time {
             Ticks::parse(start).map_err(|e| {
-                Error::Config(format!("`start_time`: {e}; use RFC 3339, such as 2025-01-31T00:00:00Z"))
+                Error::Config(format!(
+                    "`start_time`: {e}; use RFC 3339, such as 2025-01-31T00:00:00Z"
+                ))
             })?;
         }
         Ok(())
@@ -356,7 +365,10 @@ mod tests {
         assert_eq!(c.tables, default_tables());
         assert_eq!(
             c.allowed_origins(),
-            vec!["https://login.microsoftonline.com", "https://graph.microsoft.com"]
+            vec![
+                "https://login.microsoftonline.com",
+                "https://graph.microsoft.com"
+            ]
         );
     }
 
@@ -364,22 +376,30 @@ mod tests {
     fn unknown_keys_and_bad_values_name_the_key() {
         let mut v = minimal();
         v["tenant"] = "x".into();
-        let e = CollectorConfig::from_json(&v.to_string()).unwrap_err().to_string();
+        let e = CollectorConfig::from_json(&v.to_string())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown field `tenant`"), "{e}");
 
         let mut v = minimal();
         v["delay"] = "five minutes".into();
-        let e = CollectorConfig::from_json(&v.to_string()).unwrap_err().to_string();
+        let e = CollectorConfig::from_json(&v.to_string())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("five minutes") && e.contains("5m"), "{e}");
 
         let mut v = minimal();
         v["tables"] = serde_json::json!(["DeviceProcessEvents", "NoSuchTable"]);
-        let e = CollectorConfig::from_json(&v.to_string()).unwrap_err().to_string();
+        let e = CollectorConfig::from_json(&v.to_string())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("NoSuchTable"), "{e}");
 
         let mut v = minimal();
         v["tenant_id"] = "x' | evil".into();
-        let e = CollectorConfig::from_json(&v.to_string()).unwrap_err().to_string();
+        let e = CollectorConfig::from_json(&v.to_string())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("tenant_id"), "{e}");
     }
 
@@ -396,7 +416,9 @@ mod tests {
         ] {
             let mut v = minimal();
             v["tables"] = serde_json::json!([crafted]);
-            let e = CollectorConfig::from_json(&v.to_string()).unwrap_err().to_string();
+            let e = CollectorConfig::from_json(&v.to_string())
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("does not map"), "{crafted}: {e}");
         }
         let mut v = minimal();
@@ -419,14 +441,25 @@ mod tests {
         let mut v = minimal();
         v["start_time"] = "2025-01-01T00:00:00Z".into();
         let c = CollectorConfig::from_json(&v.to_string()).unwrap();
-        assert!(c.start_ticks(now).unwrap_err().to_string().contains("30 days"));
+        assert!(
+            c.start_ticks(now)
+                .unwrap_err()
+                .to_string()
+                .contains("30 days")
+        );
         let c = CollectorConfig::from_json(&minimal().to_string()).unwrap();
-        assert_eq!(c.start_ticks(now).unwrap(), Ticks::parse("2025-02-28T00:00:00Z").unwrap());
+        assert_eq!(
+            c.start_ticks(now).unwrap(),
+            Ticks::parse("2025-02-28T00:00:00Z").unwrap()
+        );
     }
 
     #[test]
     fn origin_strips_the_path() {
         assert_eq!(origin("http://127.0.0.1:8080/x/y"), "http://127.0.0.1:8080");
-        assert_eq!(origin("https://graph.microsoft.us"), "https://graph.microsoft.us");
+        assert_eq!(
+            origin("https://graph.microsoft.us"),
+            "https://graph.microsoft.us"
+        );
     }
 }

@@ -50,7 +50,9 @@ pub fn parse_response(body: &[u8]) -> Result<HuntingResult, Error> {
         ))
     })?;
     let results = raw.results.ok_or_else(|| {
-        Error::Transient("Graph returned a response without `results`; a proxy may have answered".into())
+        Error::Transient(
+            "Graph returned a response without `results`; a proxy may have answered".into(),
+        )
     })?;
     let mut rows = Vec::with_capacity(results.len());
     let mut malformed = Vec::new();
@@ -63,7 +65,11 @@ pub fn parse_response(body: &[u8]) -> Result<HuntingResult, Error> {
             }
         }
     }
-    Ok(HuntingResult { schema: raw.schema.into_iter().map(|c| (c.name, c.r#type)).collect(), rows, malformed })
+    Ok(HuntingResult {
+        schema: raw.schema.into_iter().map(|c| (c.name, c.r#type)).collect(),
+        rows,
+        malformed,
+    })
 }
 
 /// Why a query failed.
@@ -96,7 +102,10 @@ impl GraphClient {
         GraphClient {
             url: query_url(&config.graph_endpoint, config.api_version),
             tokens: TokenSource::new(config),
-            budget: crate::budget::Budget::new(config.max_calls_per_minute, crate::budget::monotonic_ms()),
+            budget: crate::budget::Budget::new(
+                config.max_calls_per_minute,
+                crate::budget::monotonic_ms(),
+            ),
         }
     }
 
@@ -142,7 +151,10 @@ impl GraphClient {
             let wait = self.budget.take(crate::budget::monotonic_ms());
             if !wait.is_zero() {
                 telemetry::counter("budget_waits_total", &[], 1);
-                telemetry::debug("call budget spent; waiting", &[("wait_ms", &wait.as_millis().to_string())]);
+                telemetry::debug(
+                    "call budget spent; waiting",
+                    &[("wait_ms", &wait.as_millis().to_string())],
+                );
                 std::thread::sleep(wait);
             }
             let mut headers = vec![
@@ -150,12 +162,24 @@ impl GraphClient {
                 ("accept".to_string(), "application/json".to_string()),
             ];
             if method == Method::Post {
-                headers.push(("content-type".into(), "application/json; charset=utf-8".into()));
+                headers.push((
+                    "content-type".into(),
+                    "application/json; charset=utf-8".into(),
+                ));
             }
             let response = http
-                .send(Request { method, url: url.to_string(), headers, body: body.clone() })
+                .send(Request {
+                    method,
+                    url: url.to_string(),
+                    headers,
+                    body: body.clone(),
+                })
                 .map_err(|e| Error::Transient(format!("Graph request failed: {}", e.0)))?;
-            telemetry::counter("graph_requests_total", &[("status", &response.status.to_string())], 1);
+            telemetry::counter(
+                "graph_requests_total",
+                &[("status", &response.status.to_string())],
+                1,
+            );
             if response.status == 200 {
                 return Ok(response);
             }
@@ -183,7 +207,10 @@ impl GraphClient {
 pub const HUNTING_PERMISSION: &str = "ThreatHunting.Read.All";
 
 pub fn query_url(graph_endpoint: &str, version: ApiVersion) -> String {
-    format!("{graph_endpoint}/{}/security/runHuntingQuery", version.path())
+    format!(
+        "{graph_endpoint}/{}/security/runHuntingQuery",
+        version.path()
+    )
 }
 
 #[derive(Deserialize, Default)]
@@ -209,7 +236,9 @@ fn error_body(response: &Response) -> GraphErrorInner {
 /// A 401 whose body says the token lacks the permission (not that it expired).
 fn is_permission_body(response: &Response) -> bool {
     let e = error_body(response);
-    e.code == "AF10001" || e.message.contains("does not include the expected permission")
+    e.code == "AF10001"
+        || e.message
+            .contains("does not include the expected permission")
 }
 
 fn permission_advice(permission: &str) -> String {
@@ -221,7 +250,11 @@ fn permission_advice(permission: &str) -> String {
 /// Turns a non-200 Graph response into an error that says what to do.
 pub fn classify_failure(response: &Response, permission: &str) -> QueryError {
     let e = error_body(response);
-    let message = if e.message.is_empty() { response.text() } else { e.message.clone() };
+    let message = if e.message.is_empty() {
+        response.text()
+    } else {
+        e.message.clone()
+    };
     let message: String = message.chars().take(500).collect();
     let lower = message.to_ascii_lowercase();
     if lower.contains("exceeded processing resources") {
@@ -237,7 +270,9 @@ pub fn classify_failure(response: &Response, permission: &str) -> QueryError {
     match response.status {
         401 | 403 => QueryError::Other(Error::Permission(format!(
             "Graph refused the request (HTTP {}, {}: {message}). To fix: {}",
-            response.status, e.code, permission_advice(permission)
+            response.status,
+            e.code,
+            permission_advice(permission)
         ))),
         429 => {
             let retry_after_ms = response
@@ -245,7 +280,10 @@ pub fn classify_failure(response: &Response, permission: &str) -> QueryError {
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .map(|s| s * 1000)
                 .unwrap_or(60_000);
-            QueryError::Other(Error::Throttled { retry_after_ms, message })
+            QueryError::Other(Error::Throttled {
+                retry_after_ms,
+                message,
+            })
         }
         _ if lower.contains("failed to resolve table") => QueryError::TableUnavailable(format!(
             "advanced hunting does not know this table in this tenant ({message}); it needs its product's license (Defender for Office 365 for Email*, Defender for Identity for Identity*)"
@@ -260,11 +298,19 @@ pub fn classify_failure(response: &Response, permission: &str) -> QueryError {
         }
         s if s >= 500 => QueryError::Other(Error::Transient(format!(
             "Graph answered HTTP {s} ({}: {message})",
-            if e.code.is_empty() { "no code" } else { &e.code }
+            if e.code.is_empty() {
+                "no code"
+            } else {
+                &e.code
+            }
         ))),
         s => QueryError::Other(Error::Fatal(format!(
             "Graph refused the query with HTTP {s} ({}: {message})",
-            if e.code.is_empty() { "no code" } else { &e.code }
+            if e.code.is_empty() {
+                "no code"
+            } else {
+                &e.code
+            }
         ))),
     }
 }
@@ -274,7 +320,10 @@ pub fn classify_failure(response: &Response, permission: &str) -> QueryError {
 /// 15-minute boundary.
 pub fn cpu_quota_pause_ms(message: &str, now: crate::time::Ticks) -> u64 {
     let named = message.split(" in ").nth(1).and_then(|rest| {
-        let text: String = rest.chars().take_while(|c| c.is_ascii_digit() || *c == ':').collect();
+        let text: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == ':')
+            .collect();
         let parts: Vec<u64> = text.split(':').filter_map(|p| p.parse().ok()).collect();
         match parts.as_slice() {
             [h, m, s] => Some((h * 3600 + m * 60 + s) * 1000),
@@ -297,13 +346,31 @@ mod tests {
     #[test]
     fn the_cpu_quota_pause_reads_the_message_or_waits_for_the_next_cycle() {
         let now = crate::time::Ticks::parse("2025-01-01T10:07:30Z").unwrap();
-        assert_eq!(cpu_quota_pause_ms("You have exceeded processing resources allocated to this tenant. You can run queries again in 00:05:00.", now), 300_000);
-        assert_eq!(cpu_quota_pause_ms("You have exceeded processing resources allocated to this tenant.", now), 450_000);
+        assert_eq!(
+            cpu_quota_pause_ms(
+                "You have exceeded processing resources allocated to this tenant. You can run queries again in 00:05:00.",
+                now
+            ),
+            300_000
+        );
+        assert_eq!(
+            cpu_quota_pause_ms(
+                "You have exceeded processing resources allocated to this tenant.",
+                now
+            ),
+            450_000
+        );
         let r = Response { status: 429, headers: vec![], body: br#"{"error":{"code":"TooManyRequests","message":"You have exceeded processing resources allocated to this tenant. You can run queries again in 00:00:03."}}"#.to_vec() };
         match classify_failure(&r, HUNTING_PERMISSION) {
-            QueryError::Other(Error::Throttled { retry_after_ms, message }) => {
+            QueryError::Other(Error::Throttled {
+                retry_after_ms,
+                message,
+            }) => {
                 assert_eq!(retry_after_ms, 3000);
-                assert!(message.contains("CPU quota") && message.contains("max_calls_per_minute"), "{message}");
+                assert!(
+                    message.contains("CPU quota") && message.contains("max_calls_per_minute"),
+                    "{message}"
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -325,7 +392,10 @@ mod tests {
         let lower = br#"{"schema":[{"name":"ReportId","type":"Int64"}],"results":[{"ReportId":18446744073709551615}]}"#;
         let upper = br#"{"Schema":[{"Name":"ReportId","Type":"Int64"}],"Results":[{"ReportId":9007199254740993}]}"#;
         let a = parse_response(lower).unwrap();
-        assert_eq!(a.schema, vec![("ReportId".to_string(), "Int64".to_string())]);
+        assert_eq!(
+            a.schema,
+            vec![("ReportId".to_string(), "Int64".to_string())]
+        );
         assert_eq!(a.rows[0]["ReportId"].to_string(), "18446744073709551615");
         let b = parse_response(upper).unwrap();
         assert_eq!(b.rows[0]["ReportId"].to_string(), "9007199254740993");
@@ -341,7 +411,9 @@ mod tests {
 
     #[test]
     fn garbage_is_a_clear_error() {
-        let e = parse_response(b"<html>502 Bad Gateway</html>").unwrap_err().to_string();
+        let e = parse_response(b"<html>502 Bad Gateway</html>")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("<html>502"), "{e}");
         let e = parse_response(br#"{"schema":[]}"#).unwrap_err().to_string();
         assert!(e.contains("without `results`"), "{e}");
@@ -349,21 +421,39 @@ mod tests {
 
     #[test]
     fn sends_the_documented_request() {
-        let mut http = Scripted::default().reply(200, TOKEN).reply(200, r#"{"schema":[],"results":[]}"#);
-        client().run(&mut http, 0, "DeviceProcessEvents | take 1", "2025-01-01T00:00:00Z/2025-01-02T00:00:00Z").unwrap();
+        let mut http = Scripted::default()
+            .reply(200, TOKEN)
+            .reply(200, r#"{"schema":[],"results":[]}"#);
+        client()
+            .run(
+                &mut http,
+                0,
+                "DeviceProcessEvents | take 1",
+                "2025-01-01T00:00:00Z/2025-01-02T00:00:00Z",
+            )
+            .unwrap();
         let q = &http.sent[1];
         assert_eq!(q.url, "http://127.0.0.1:9/beta/security/runHuntingQuery");
-        assert!(q.headers.contains(&("authorization".into(), "Bearer tok".into())));
+        assert!(
+            q.headers
+                .contains(&("authorization".into(), "Bearer tok".into()))
+        );
         let body: Value = serde_json::from_slice(&q.body).unwrap();
         assert_eq!(body["Query"], "DeviceProcessEvents | take 1");
-        assert_eq!(body["Timespan"], "2025-01-01T00:00:00Z/2025-01-02T00:00:00Z");
+        assert_eq!(
+            body["Timespan"],
+            "2025-01-01T00:00:00Z/2025-01-02T00:00:00Z"
+        );
     }
 
     #[test]
     fn a_401_refreshes_the_token_once() {
         let mut http = Scripted::default()
             .reply(200, TOKEN)
-            .reply(401, r#"{"error":{"code":"InvalidAuthenticationToken","message":"expired"}}"#)
+            .reply(
+                401,
+                r#"{"error":{"code":"InvalidAuthenticationToken","message":"expired"}}"#,
+            )
             .reply(200, TOKEN)
             .reply(200, r#"{"schema":[],"results":[]}"#);
         client().run(&mut http, 0, "q", "t").unwrap();
@@ -372,14 +462,60 @@ mod tests {
 
     #[test]
     fn each_failure_is_classified() {
-        let r = |status: u16, body: &str| Response { status, headers: vec![], body: body.as_bytes().to_vec() };
-        let af = r(401, r#"{"error":{"code":"AF10001","message":"The permission set () sent in the request does not include the expected permission."}}"#);
-        assert!(matches!(classify_failure(&af, HUNTING_PERMISSION), QueryError::Other(Error::Permission(m)) if m.contains("ThreatHunting.Read.All") && m.contains("admin consent")));
-        assert!(matches!(classify_failure(&r(403, "{}"), HUNTING_PERMISSION), QueryError::Other(Error::Permission(_))));
-        let throttled = Response { status: 429, headers: vec![("Retry-After".into(), "7".into())], body: vec![] };
-        assert!(matches!(classify_failure(&throttled, HUNTING_PERMISSION), QueryError::Other(Error::Throttled { retry_after_ms: 7000, .. })));
-        assert!(matches!(classify_failure(&r(400, r#"{"error":{"code":"BadRequest","message":"'where' operator: Failed to resolve table or column expression named 'EmailEvents'"}}"#), HUNTING_PERMISSION), QueryError::TableUnavailable(_)));
-        assert!(matches!(classify_failure(&r(400, r#"{"error":{"code":"BadRequest","message":"Result size limit exceeded"}}"#), HUNTING_PERMISSION), QueryError::TooLarge(_)));
-        assert!(matches!(classify_failure(&r(500, r#"{"error":{"code":"UnknownError","message":""}}"#), HUNTING_PERMISSION), QueryError::Other(Error::Transient(_))));
+        let r = |status: u16, body: &str| Response {
+            status,
+            headers: vec![],
+            body: body.as_bytes().to_vec(),
+        };
+        let af = r(
+            401,
+            r#"{"error":{"code":"AF10001","message":"The permission set () sent in the request does not include the expected permission."}}"#,
+        );
+        assert!(
+            matches!(classify_failure(&af, HUNTING_PERMISSION), QueryError::Other(Error::Permission(m)) if m.contains("ThreatHunting.Read.All") && m.contains("admin consent"))
+        );
+        assert!(matches!(
+            classify_failure(&r(403, "{}"), HUNTING_PERMISSION),
+            QueryError::Other(Error::Permission(_))
+        ));
+        let throttled = Response {
+            status: 429,
+            headers: vec![("Retry-After".into(), "7".into())],
+            body: vec![],
+        };
+        assert!(matches!(
+            classify_failure(&throttled, HUNTING_PERMISSION),
+            QueryError::Other(Error::Throttled {
+                retry_after_ms: 7000,
+                ..
+            })
+        ));
+        assert!(matches!(
+            classify_failure(
+                &r(
+                    400,
+                    r#"{"error":{"code":"BadRequest","message":"'where' operator: Failed to resolve table or column expression named 'EmailEvents'"}}"#
+                ),
+                HUNTING_PERMISSION
+            ),
+            QueryError::TableUnavailable(_)
+        ));
+        assert!(matches!(
+            classify_failure(
+                &r(
+                    400,
+                    r#"{"error":{"code":"BadRequest","message":"Result size limit exceeded"}}"#
+                ),
+                HUNTING_PERMISSION
+            ),
+            QueryError::TooLarge(_)
+        ));
+        assert!(matches!(
+            classify_failure(
+                &r(500, r#"{"error":{"code":"UnknownError","message":""}}"#),
+                HUNTING_PERMISSION
+            ),
+            QueryError::Other(Error::Transient(_))
+        ));
     }
 }

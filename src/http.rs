@@ -54,7 +54,9 @@ pub fn form_encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for b in value.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(b as char)
+            }
             b' ' => out.push('+'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -77,7 +79,11 @@ pub mod fake {
 
     impl Scripted {
         pub fn reply(mut self, status: u16, body: &str) -> Self {
-            self.replies.push_back(Ok(Response { status, headers: vec![], body: body.as_bytes().to_vec() }));
+            self.replies.push_back(Ok(Response {
+                status,
+                headers: vec![],
+                body: body.as_bytes().to_vec(),
+            }));
             self
         }
         pub fn reply_with_header(mut self, status: u16, header: (&str, &str), body: &str) -> Self {

@@ -6,7 +6,10 @@ use crate::time::Ticks;
 
 /// Rows of `table` with `start <= Timestamp < end`, oldest first, at most `take`.
 pub fn window_query(table: &str, start: Ticks, end: Ticks, take: u32) -> String {
-    debug_assert!(table.chars().all(|c| c.is_ascii_alphanumeric()), "table names come from the registry");
+    debug_assert!(
+        table.chars().all(|c| c.is_ascii_alphanumeric()),
+        "table names come from the registry"
+    );
     format!(
         "{table} | where Timestamp >= datetime({}) and Timestamp < datetime({}) | order by Timestamp asc | take {take}",
         start.to_iso(),
@@ -19,7 +22,11 @@ pub fn window_query(table: &str, start: Ticks, end: Ticks, take: u32) -> String 
 /// cut rows off; the `where` clause is the exact filter.
 pub fn timespan(start: Ticks, end: Ticks) -> String {
     let second = Ticks::from_secs(1);
-    format!("{}/{}", start.saturating_sub(second).to_iso(), end.saturating_add(second).to_iso())
+    format!(
+        "{}/{}",
+        start.saturating_sub(second).to_iso(),
+        end.saturating_add(second).to_iso()
+    )
 }
 
 #[cfg(test)]
@@ -39,7 +46,10 @@ mod tests {
             "DeviceProcessEvents | where Timestamp >= datetime(2025-01-01T00:00:00.0000000Z) and Timestamp < datetime(2025-01-01T00:05:00.5000000Z) | order by Timestamp asc | take 10001"
         );
         assert_eq!(
-            timespan(Ticks::parse("2025-01-01T00:00:00Z").unwrap(), Ticks::parse("2025-01-01T00:05:00Z").unwrap()),
+            timespan(
+                Ticks::parse("2025-01-01T00:00:00Z").unwrap(),
+                Ticks::parse("2025-01-01T00:05:00Z").unwrap()
+            ),
             "2024-12-31T23:59:59.0000000Z/2025-01-01T00:05:01.0000000Z"
         );
     }

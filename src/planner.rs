@@ -52,7 +52,10 @@ impl Window {
     /// The first half of this window, or `None` when it is one tick long.
     pub fn first_half(&self) -> Option<Window> {
         let len = self.end.0 - self.start.0;
-        (len > 1).then(|| Window { end: Ticks(self.start.0 + len / 2), ..*self })
+        (len > 1).then(|| Window {
+            end: Ticks(self.start.0 + len / 2),
+            ..*self
+        })
     }
 }
 
@@ -130,7 +133,11 @@ impl Planner {
         };
         let mut cursors = Vec::with_capacity(tables.len());
         for table in tables {
-            let unreadable = |e: String| Error::Fatal(format!("the saved checkpoint of {table} is not readable: {e}"));
+            let unreadable = |e: String| {
+                Error::Fatal(format!(
+                    "the saved checkpoint of {table} is not readable: {e}"
+                ))
+            };
             let (watermark, floor, recent) = match saved.remove(*table) {
                 Some(state) => {
                     let watermark = Ticks::parse(&state.watermark).map_err(unreadable)?;
@@ -138,7 +145,15 @@ impl Planner {
                         Some(f) => Ticks::parse(f).map_err(unreadable)?,
                         None => watermark,
                     };
-                    (watermark, floor, state.recent.into_iter().map(|(t, k)| (Ticks(t), k)).collect())
+                    (
+                        watermark,
+                        floor,
+                        state
+                            .recent
+                            .into_iter()
+                            .map(|(t, k)| (Ticks(t), k))
+                            .collect(),
+                    )
                 }
                 None => (start, start, Vec::new()),
             };
@@ -153,7 +168,13 @@ impl Planner {
                 sweep_due: false,
             });
         }
-        Ok(Planner { cursors, dormant: saved, max_window, cycle_end: None, streams })
+        Ok(Planner {
+            cursors,
+            dormant: saved,
+            max_window,
+            cycle_end: None,
+            streams,
+        })
     }
 
     pub fn cursors(&self) -> &[Cursor] {
@@ -218,7 +239,12 @@ impl Planner {
 
     /// Remembers emitted row keys of table `index` and forgets those older
     /// than `overlap` before its watermark.
-    pub fn remember(&mut self, index: usize, keys: impl IntoIterator<Item = (Ticks, String)>, overlap: Ticks) {
+    pub fn remember(
+        &mut self,
+        index: usize,
+        keys: impl IntoIterator<Item = (Ticks, String)>,
+        overlap: Ticks,
+    ) {
         let c = &mut self.cursors[index];
         let horizon = c.watermark.saturating_sub(overlap);
         c.recent.extend(keys);
@@ -243,7 +269,9 @@ impl Planner {
 
     /// The tables that move with the table at `index`.
     pub fn followers(&self, index: usize) -> Vec<usize> {
-        (0..self.cursors.len()).filter(|i| self.cursors[*i].follows == Some(index)).collect()
+        (0..self.cursors.len())
+            .filter(|i| self.cursors[*i].follows == Some(index))
+            .collect()
     }
 
     /// Halves the window length of table `index` (after repeated server
@@ -266,7 +294,9 @@ impl Planner {
             .cursors
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.watermark < end && c.unavailable_until.is_none() && c.follows.is_none())
+            .filter(|(_, c)| {
+                c.watermark < end && c.unavailable_until.is_none() && c.follows.is_none()
+            })
             .min_by_key(|(_, c)| c.watermark);
         match next {
             Some((i, c)) => Some(Window {
@@ -285,7 +315,9 @@ impl Planner {
     pub fn cycle_done(&self) -> bool {
         match self.cycle_end {
             None => true,
-            Some(end) => self.cursors.iter().all(|c| c.watermark >= end || c.unavailable_until.is_some() || c.follows.is_some()),
+            Some(end) => self.cursors.iter().all(|c| {
+                c.watermark >= end || c.unavailable_until.is_some() || c.follows.is_some()
+            }),
         }
     }
 
@@ -327,8 +359,12 @@ impl Planner {
         for (name, state) in streams {
             all_streams.insert(name.to_string(), (*state).clone());
         }
-        serde_json::to_string(&CheckpointDoc { version: CHECKPOINT_VERSION, tables, streams: all_streams })
-            .expect("a map of strings serialises")
+        serde_json::to_string(&CheckpointDoc {
+            version: CHECKPOINT_VERSION,
+            tables,
+            streams: all_streams,
+        })
+        .expect("a map of strings serialises")
     }
 }
 
@@ -346,13 +382,19 @@ mod tests {
         let mut p = Planner::new(&["A", "B"], None, t("2025-01-01T00:00:00Z"), HOUR).unwrap();
         assert!(p.begin_cycle(t("2025-01-01T01:30:00Z"), Ticks(0)));
         let w1 = p.next_window().unwrap();
-        assert_eq!((w1.table, w1.start, w1.end), (0, t("2025-01-01T00:00:00Z"), t("2025-01-01T01:00:00Z")));
+        assert_eq!(
+            (w1.table, w1.start, w1.end),
+            (0, t("2025-01-01T00:00:00Z"), t("2025-01-01T01:00:00Z"))
+        );
         p.complete(&w1, 0.3);
         let w2 = p.next_window().unwrap();
         assert_eq!(w2.table, 1, "B is now furthest behind");
         p.complete(&w2, 0.3);
         let w3 = p.next_window().unwrap();
-        assert_eq!((w3.start, w3.end), (t("2025-01-01T01:00:00Z"), t("2025-01-01T01:30:00Z")));
+        assert_eq!(
+            (w3.start, w3.end),
+            (t("2025-01-01T01:00:00Z"), t("2025-01-01T01:30:00Z"))
+        );
         p.complete(&w3, 0.3);
         assert!(!p.cycle_done());
         let w4 = p.next_window().unwrap();
@@ -375,7 +417,10 @@ mod tests {
         let q = Planner::new(&["B"], Some(&saved), start, HOUR).unwrap();
         assert_eq!(q.cursors()[0].watermark, start);
         let again = q.checkpoint(&[]);
-        assert!(again.contains("\"A\""), "a table no longer configured keeps its place: {again}");
+        assert!(
+            again.contains("\"A\""),
+            "a table no longer configured keeps its place: {again}"
+        );
         let r = Planner::new(&["A"], Some(&again), start, HOUR).unwrap();
         assert_eq!(r.cursors()[0].watermark, t("2025-01-01T00:10:00.1234567Z"));
     }
@@ -383,8 +428,12 @@ mod tests {
     #[test]
     fn unreadable_checkpoints_are_errors_not_restarts() {
         let e = Planner::new(&["A"], Some("{not json"), Ticks(0), HOUR).unwrap_err();
-        assert!(matches!(e, Error::Fatal(ref m) if m.contains("not readable")), "{e}");
-        let e = Planner::new(&["A"], Some(r#"{"version":9,"tables":{}}"#), Ticks(0), HOUR).unwrap_err();
+        assert!(
+            matches!(e, Error::Fatal(ref m) if m.contains("not readable")),
+            "{e}"
+        );
+        let e =
+            Planner::new(&["A"], Some(r#"{"version":9,"tables":{}}"#), Ticks(0), HOUR).unwrap_err();
         assert!(e.to_string().contains("version 9"));
     }
 
@@ -398,14 +447,21 @@ mod tests {
         let w = p.next_window().unwrap();
         assert_eq!(w.table, 1, "A is skipped");
         p.complete(&w, 0.0);
-        assert!(p.cycle_done(), "an unavailable table does not hold the cycle open");
+        assert!(
+            p.cycle_done(),
+            "an unavailable table does not hold the cycle open"
+        );
         assert_eq!(p.next_window(), None);
         p.begin_cycle(Ticks(HOUR.0 * 2), Ticks(99));
         assert_eq!(p.next_window().unwrap().table, 1, "not yet due");
         let mut p2 = p;
         p2.cycle_end = None;
         p2.begin_cycle(Ticks(HOUR.0 * 2), Ticks(100));
-        assert_eq!(p2.next_window().unwrap().table, 0, "due again: A is furthest behind");
+        assert_eq!(
+            p2.next_window().unwrap().table,
+            0,
+            "due again: A is furthest behind"
+        );
     }
 
     #[test]
@@ -416,7 +472,11 @@ mod tests {
         assert_eq!(p.cursors()[0].watermark, Ticks(50));
         p.begin_cycle(Ticks(1000), Ticks(0));
         let w = p.next_window().unwrap();
-        assert_eq!((w.table, w.start), (0, Ticks(50)), "the follower gets no windows of its own");
+        assert_eq!(
+            (w.table, w.start),
+            (0, Ticks(50)),
+            "the follower gets no windows of its own"
+        );
         p.complete(&w, 0.0);
         assert_eq!(p.cursors()[1].watermark, Ticks(1000));
         assert!(p.cycle_done());
@@ -424,17 +484,37 @@ mod tests {
 
     #[test]
     fn halves_and_adapts_the_span() {
-        let w = Window { table: 0, start: Ticks(10), end: Ticks(21) };
+        let w = Window {
+            table: 0,
+            start: Ticks(10),
+            end: Ticks(21),
+        };
         assert_eq!(w.first_half().unwrap().end, Ticks(15));
-        assert_eq!(Window { table: 0, start: Ticks(10), end: Ticks(11) }.first_half(), None);
+        assert_eq!(
+            Window {
+                table: 0,
+                start: Ticks(10),
+                end: Ticks(11)
+            }
+            .first_half(),
+            None
+        );
 
         let mut p = Planner::new(&["A"], None, Ticks(0), HOUR).unwrap();
         p.begin_cycle(Ticks(HOUR.0 * 10), Ticks(0));
         let w = p.next_window().unwrap().first_half().unwrap();
         p.complete(&w, 0.9);
-        assert_eq!(p.next_window().unwrap().end.0 - w.end.0, HOUR.0 / 2, "a full window keeps the smaller span");
+        assert_eq!(
+            p.next_window().unwrap().end.0 - w.end.0,
+            HOUR.0 / 2,
+            "a full window keeps the smaller span"
+        );
         let w = p.next_window().unwrap();
         p.complete(&w, 0.0);
-        assert_eq!(p.next_window().unwrap().end.0 - w.end.0, HOUR.0, "a sparse window grows it back");
+        assert_eq!(
+            p.next_window().unwrap().end.0 - w.end.0,
+            HOUR.0,
+            "a sparse window grows it back"
+        );
     }
 }

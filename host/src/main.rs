@@ -2,8 +2,8 @@
 
 use clap::{Parser, Subcommand};
 use defender_ocsf_host::app::{self, Failure, RunOptions};
-use defender_ocsf_host::config::RunConfig;
 use defender_ocsf_host::config::OutputConfig;
+use defender_ocsf_host::config::RunConfig;
 use defender_ocsf_host::forward::Forward;
 use defender_ocsf_host::output::{Http, Sink, Stdout};
 use defender_ocsf_host::replay::{Credentials, Dataset, ReplayServer};
@@ -40,7 +40,11 @@ struct ConfigArgs {
 
 impl ConfigArgs {
     fn load(&self) -> anyhow::Result<RunConfig> {
-        RunConfig::load(self.config.as_deref(), self.config_env.as_deref(), &self.sets)
+        RunConfig::load(
+            self.config.as_deref(),
+            self.config_env.as_deref(),
+            &self.sets,
+        )
     }
 }
 
@@ -74,7 +78,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { config, once, component } => {
+        Command::Run {
+            config,
+            once,
+            component,
+        } => {
             let config = match config.load() {
                 Ok(c) => c,
                 Err(e) => return fail(&Failure::Config(format!("{e:#}"))),
@@ -88,7 +96,11 @@ fn main() -> ExitCode {
             };
             let shutdown = match Shutdown::install() {
                 Ok(s) => s,
-                Err(e) => return fail(&Failure::Other(anyhow::anyhow!("installing signal handlers: {e}"))),
+                Err(e) => {
+                    return fail(&Failure::Other(anyhow::anyhow!(
+                        "installing signal handlers: {e}"
+                    )));
+                }
             };
             let options = RunOptions {
                 component: bytes.as_deref(),
@@ -103,7 +115,9 @@ fn main() -> ExitCode {
                     Ok(s) => Box::new(s),
                     Err(e) => return fail(&Failure::Config(format!("{e:#}"))),
                 },
-                OutputConfig::Forward(forward) => Box::new(Forward::new(forward, options.shutdown.clone())),
+                OutputConfig::Forward(forward) => {
+                    Box::new(Forward::new(forward, options.shutdown.clone()))
+                }
             };
             let metrics = Arc::new(Telemetry::default());
             if let Some(address) = &config.metrics_address {
@@ -132,11 +146,15 @@ fn main() -> ExitCode {
             };
             match app::check(&config, bytes.as_deref(), &mut std::io::stdout()) {
                 Ok(true) => {
-                    println!("All checks passed. Start collecting with: defender-ocsf run --config <file>");
+                    println!(
+                        "All checks passed. Start collecting with: defender-ocsf run --config <file>"
+                    );
                     ExitCode::SUCCESS
                 }
                 Ok(false) => {
-                    println!("Some checks failed; see docs/setup-azure.md for what each message means.");
+                    println!(
+                        "Some checks failed; see docs/setup-azure.md for what each message means."
+                    );
                     ExitCode::from(1)
                 }
                 Err(e) => fail(&e),
@@ -163,7 +181,10 @@ fn demo() -> ExitCode {
         client_secret: "demo-secret-not-a-real-one".into(),
     };
     let now = chrono::Utc::now();
-    let server = match ReplayServer::start(Dataset::demo(now, chrono::Duration::minutes(10)), credentials.clone()) {
+    let server = match ReplayServer::start(
+        Dataset::demo(now, chrono::Duration::minutes(10)),
+        credentials.clone(),
+    ) {
         Ok(s) => s,
         Err(e) => return fail(&Failure::Other(e)),
     };
@@ -186,8 +207,14 @@ fn demo() -> ExitCode {
         log_file: None,
         source: source.as_object().cloned().unwrap_or_default(),
     };
-    eprintln!("defender-ocsf demo: replaying DeviceProcessEvents from {} through the embedded component", server.url());
-    let options = RunOptions { once: true, ..RunOptions::default() };
+    eprintln!(
+        "defender-ocsf demo: replaying DeviceProcessEvents from {} through the embedded component",
+        server.url()
+    );
+    let options = RunOptions {
+        once: true,
+        ..RunOptions::default()
+    };
     let mut sink = Stdout::new(std::io::stdout().lock());
     let result = app::run(&config, &options, &mut sink, Arc::new(Telemetry::default()));
     let _ = std::fs::remove_dir_all(&state);

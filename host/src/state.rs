@@ -19,10 +19,15 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     ));
     let result = (|| {
         let mut file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        file.write_all(bytes).with_context(|| format!("writing {}", tmp.display()))?;
-        file.sync_all().with_context(|| format!("syncing {}", tmp.display()))?;
-        fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
-        File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("syncing {}", dir.display()))
+        file.write_all(bytes)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        file.sync_all()
+            .with_context(|| format!("syncing {}", tmp.display()))?;
+        fs::rename(&tmp, path)
+            .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("syncing {}", dir.display()))
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -58,7 +63,9 @@ pub struct CheckpointStore {
 
 impl CheckpointStore {
     pub fn new(state_dir: &Path) -> CheckpointStore {
-        CheckpointStore { path: state_dir.join("checkpoint.json") }
+        CheckpointStore {
+            path: state_dir.join("checkpoint.json"),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -72,7 +79,10 @@ impl CheckpointStore {
         let text = match fs::read_to_string(&self.path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e).with_context(|| format!("reading the checkpoint {}", self.path.display())),
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("reading the checkpoint {}", self.path.display()));
+            }
         };
         let reset = format!(
             "To start over from `start_time`, delete {} (events since the last checkpoint may then be collected again or skipped)",
@@ -80,12 +90,21 @@ impl CheckpointStore {
         );
         let file: CheckpointFile = match serde_json::from_str(&text) {
             Ok(f) => f,
-            Err(e) => bail!("the checkpoint {} is corrupt ({e}). {reset}", self.path.display()),
+            Err(e) => bail!(
+                "the checkpoint {} is corrupt ({e}). {reset}",
+                self.path.display()
+            ),
         };
         if file.format != FORMAT || file.version != 1 {
-            bail!("{} is not a checkpoint this version writes. {reset}", self.path.display());
+            bail!(
+                "{} is not a checkpoint this version writes. {reset}",
+                self.path.display()
+            );
         }
-        Ok(Some(Saved { source: file.source, checkpoint: file.checkpoint }))
+        Ok(Some(Saved {
+            source: file.source,
+            checkpoint: file.checkpoint,
+        }))
     }
 
     /// Fails unless `saved` was written by `source`.
@@ -127,13 +146,25 @@ mod tests {
         let saved = store.load().unwrap().unwrap();
         assert_eq!(saved.checkpoint, "{\"x\":1}");
         store.check_source(&saved, "s").unwrap();
-        assert!(store.check_source(&saved, "other").unwrap_err().to_string().contains("belongs to the source `s`"));
+        assert!(
+            store
+                .check_source(&saved, "other")
+                .unwrap_err()
+                .to_string()
+                .contains("belongs to the source `s`")
+        );
 
         fs::write(store.path(), "{\"format\":\"defender-ocsf-checkp").unwrap();
         let e = store.load().unwrap_err().to_string();
-        assert!(e.contains("corrupt") && e.contains("delete") && e.contains("checkpoint.json"), "{e}");
+        assert!(
+            e.contains("corrupt") && e.contains("delete") && e.contains("checkpoint.json"),
+            "{e}"
+        );
         // No temporary files are left behind.
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 1, "{names:?}");
     }
 }

@@ -15,7 +15,11 @@ const BATCH: usize = 10;
 const KILLS: usize = 15;
 
 fn credentials() -> Credentials {
-    Credentials { tenant_id: "k-tenant".into(), client_id: "k-client".into(), client_secret: "k-secret".into() }
+    Credentials {
+        tenant_id: "k-tenant".into(),
+        client_id: "k-client".into(),
+        client_secret: "k-secret".into(),
+    }
 }
 
 #[test]
@@ -45,7 +49,10 @@ fn kill_9_at_random_points_loses_nothing_and_repeats_at_most_a_batch_per_kill() 
 
     let seen: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
     let mut torn = 0usize;
-    let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
     println!("kill schedule seed: {seed}");
     let mut kills = 0;
     for _ in 0..KILLS {
@@ -63,14 +70,21 @@ fn kill_9_at_random_points_loses_nothing_and_repeats_at_most_a_batch_per_kill() 
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 match serde_json::from_str::<Value>(&line) {
-                    Ok(e) => sink.lock().unwrap().push(e["metadata"]["original_event_uid"].as_str().unwrap().to_string()),
+                    Ok(e) => sink.lock().unwrap().push(
+                        e["metadata"]["original_event_uid"]
+                            .as_str()
+                            .unwrap()
+                            .to_string(),
+                    ),
                     Err(_) => torn += 1, // the line being written when the process died
                 }
             }
             torn
         });
         // A pseudo-random moment between 20 ms and 700 ms.
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let wait = 20 + (seed >> 33) % 680;
         std::thread::sleep(std::time::Duration::from_millis(wait));
         child.kill().unwrap(); // SIGKILL
@@ -79,11 +93,24 @@ fn kill_9_at_random_points_loses_nothing_and_repeats_at_most_a_batch_per_kill() 
         kills += 1;
     }
     // A final run to completion.
-    let out = Command::new(env!("CARGO_BIN_EXE_defender-ocsf")).args(["run", "--once", "--config"]).arg(&config).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(env!("CARGO_BIN_EXE_defender-ocsf"))
+        .args(["run", "--once", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for line in String::from_utf8(out.stdout).unwrap().lines() {
         let e: Value = serde_json::from_str(line).unwrap();
-        seen.lock().unwrap().push(e["metadata"]["original_event_uid"].as_str().unwrap().to_string());
+        seen.lock().unwrap().push(
+            e["metadata"]["original_event_uid"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
     }
 
     let seen = seen.lock().unwrap();
@@ -91,10 +118,21 @@ fn kill_9_at_random_points_loses_nothing_and_repeats_at_most_a_batch_per_kill() 
     for id in seen.iter() {
         *counts.entry(id.as_str()).or_default() += 1;
     }
-    let missing: Vec<usize> = (0..ROWS).filter(|i| !counts.contains_key(i.to_string().as_str())).collect();
-    assert!(missing.is_empty(), "rows lost after {kills} kills: {missing:?}");
+    let missing: Vec<usize> = (0..ROWS)
+        .filter(|i| !counts.contains_key(i.to_string().as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "rows lost after {kills} kills: {missing:?}"
+    );
     let repeats: usize = counts.values().map(|c| c - 1).sum();
-    println!("kills: {kills}, events seen: {}, repeats: {repeats}, torn lines: {torn}", seen.len());
-    assert!(repeats <= kills * BATCH, "{repeats} repeats for {kills} kills of batches of at most {BATCH}");
+    println!(
+        "kills: {kills}, events seen: {}, repeats: {repeats}, torn lines: {torn}",
+        seen.len()
+    );
+    assert!(
+        repeats <= kills * BATCH,
+        "{repeats} repeats for {kills} kills of batches of at most {BATCH}"
+    );
     assert_eq!(counts.len(), ROWS, "nothing invented");
 }

@@ -8,7 +8,11 @@ use std::collections::BTreeSet;
 use std::process::Command;
 
 fn credentials() -> Credentials {
-    Credentials { tenant_id: "f-tenant".into(), client_id: "f-client".into(), client_secret: "f-secret".into() }
+    Credentials {
+        tenant_id: "f-tenant".into(),
+        client_id: "f-client".into(),
+        client_secret: "f-secret".into(),
+    }
 }
 
 fn run(server: &ReplayServer, dir: &std::path::Path) -> (Vec<Value>, String, bool) {
@@ -24,9 +28,21 @@ fn run(server: &ReplayServer, dir: &std::path::Path) -> (Vec<Value>, String, boo
         ),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_defender-ocsf")).args(["run", "--once", "--config"]).arg(&config).output().unwrap();
-    let events: Vec<Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    (events, String::from_utf8_lossy(&out.stderr).into_owned(), out.status.success())
+    let out = Command::new(env!("CARGO_BIN_EXE_defender-ocsf"))
+        .args(["run", "--once", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let events: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (
+        events,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.success(),
+    )
 }
 
 fn dataset(n: usize) -> Dataset {
@@ -41,13 +57,26 @@ fn dataset(n: usize) -> Dataset {
 }
 
 fn ids(events: &[Value]) -> BTreeSet<String> {
-    events.iter().map(|e| e["metadata"]["original_event_uid"].as_str().unwrap().to_string()).collect()
+    events
+        .iter()
+        .map(|e| {
+            e["metadata"]["original_event_uid"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
 }
 
 #[test]
 fn throttling_server_errors_and_the_cpu_quota_are_waited_out_with_clear_messages() {
     let server = ReplayServer::start(dataset(40), credentials()).unwrap();
-    server.fail_next([Fault::throttled(1), Fault::unknown_error(), Fault::unknown_error(), Fault::cpu_quota("00:00:02")]);
+    server.fail_next([
+        Fault::throttled(1),
+        Fault::unknown_error(),
+        Fault::unknown_error(),
+        Fault::cpu_quota("00:00:02"),
+    ]);
     let dir = tempfile::tempdir().unwrap();
     let started = std::time::Instant::now();
     let (events, stderr, ok) = run(&server, dir.path());
@@ -55,12 +84,24 @@ fn throttling_server_errors_and_the_cpu_quota_are_waited_out_with_clear_messages
     assert_eq!(events.len(), 40, "{stderr}");
     assert_eq!(ids(&events).len(), 40, "no duplicates");
     assert!(stderr.contains("throttled by the API"), "{stderr}");
-    assert_eq!(stderr.matches("CPU quota is used up").count(), 1, "the quota pause is logged once: {stderr}");
+    assert_eq!(
+        stderr.matches("CPU quota is used up").count(),
+        1,
+        "the quota pause is logged once: {stderr}"
+    );
     assert!(stderr.contains("UnknownError"), "{stderr}");
     // Retry-After 1 s, backoff 1 s and 2 s, quota 2 s.
-    assert!(started.elapsed() >= std::time::Duration::from_secs(5), "waited only {:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(5),
+        "waited only {:?}",
+        started.elapsed()
+    );
     // After two server errors in a row the window was halved.
-    let windows: Vec<String> = server.queries().iter().map(|q| q.split(" | ").nth(1).unwrap_or("").to_string()).collect();
+    let windows: Vec<String> = server
+        .queries()
+        .iter()
+        .map(|q| q.split(" | ").nth(1).unwrap_or("").to_string())
+        .collect();
     assert!(windows.windows(2).any(|w| w[0] != w[1]), "{windows:?}");
 }
 
@@ -72,6 +113,12 @@ fn persistent_server_errors_fail_once_runs_with_the_reason() {
     let (events, stderr, ok) = run(&server, dir.path());
     assert!(!ok);
     assert!(events.is_empty());
-    assert!(stderr.contains("giving up after") && stderr.contains("HTTP 500"), "{stderr}");
-    assert!(!dir.path().join("state/checkpoint.json").exists(), "nothing was delivered, so nothing is checkpointed");
+    assert!(
+        stderr.contains("giving up after") && stderr.contains("HTTP 500"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("state/checkpoint.json").exists(),
+        "nothing was delivered, so nothing is checkpointed"
+    );
 }

@@ -47,7 +47,10 @@ fn bytes(v: &Mp) -> Vec<u8> {
 }
 
 fn get<'a>(map: &'a Mp, key: &str) -> Option<&'a Mp> {
-    map.as_map()?.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(_, v)| v)
+    map.as_map()?
+        .iter()
+        .find(|(k, _)| k.as_str() == Some(key))
+        .map(|(_, v)| v)
 }
 
 impl FakeFluentBit {
@@ -56,25 +59,44 @@ impl FakeFluentBit {
         let address = listener.local_addr().unwrap().to_string();
         let log = Arc::new(Mutex::new(Log::default()));
         let withhold = Arc::new(Mutex::new(0usize));
-        let (l, w, key) = (log.clone(), withhold.clone(), shared_key.map(str::to_string));
+        let (l, w, key) = (
+            log.clone(),
+            withhold.clone(),
+            shared_key.map(str::to_string),
+        );
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
                 if let Some(key) = &key {
                     let nonce = b"fake-nonce-123".to_vec();
-                    let helo = Mp::Array(vec![Mp::from("HELO"), Mp::Map(vec![(Mp::from("nonce"), Mp::Binary(nonce.clone())), (Mp::from("auth"), Mp::Binary(vec![])), (Mp::from("keepalive"), Mp::Boolean(true))])]);
+                    let helo = Mp::Array(vec![
+                        Mp::from("HELO"),
+                        Mp::Map(vec![
+                            (Mp::from("nonce"), Mp::Binary(nonce.clone())),
+                            (Mp::from("auth"), Mp::Binary(vec![])),
+                            (Mp::from("keepalive"), Mp::Boolean(true)),
+                        ]),
+                    ]);
                     rmpv::encode::write_value(&mut stream, &helo).unwrap();
-                    let Ok(ping) = rmpv::decode::read_value(&mut reader) else { continue };
+                    let Ok(ping) = rmpv::decode::read_value(&mut reader) else {
+                        continue;
+                    };
                     let p = ping.as_array().unwrap();
                     let (host, salt, digest) = (bytes(&p[1]), bytes(&p[2]), bytes(&p[3]));
-                    let ok = digest == sha512_hex(&[&salt, &host, &nonce, key.as_bytes()]).into_bytes();
+                    let ok =
+                        digest == sha512_hex(&[&salt, &host, &nonce, key.as_bytes()]).into_bytes();
                     let pong = Mp::Array(vec![
                         Mp::from("PONG"),
                         Mp::Boolean(ok),
                         Mp::from(if ok { "" } else { "shared_key mismatch" }),
                         Mp::from("fake-fluent-bit"),
-                        Mp::from(sha512_hex(&[&salt, b"fake-fluent-bit", &nonce, key.as_bytes()])),
+                        Mp::from(sha512_hex(&[
+                            &salt,
+                            b"fake-fluent-bit",
+                            &nonce,
+                            key.as_bytes(),
+                        ])),
                     ]);
                     rmpv::encode::write_value(&mut stream, &pong).unwrap();
                     if !ok {
@@ -85,7 +107,10 @@ impl FakeFluentBit {
                     let m = message.as_array().unwrap();
                     let tag = m[0].as_str().unwrap().to_string();
                     let entries = bytes(&m[1]);
-                    let chunk = get(&m[2], "chunk").and_then(Mp::as_str).unwrap().to_string();
+                    let chunk = get(&m[2], "chunk")
+                        .and_then(Mp::as_str)
+                        .unwrap()
+                        .to_string();
                     let mut cursor = &entries[..];
                     let mut ids = Vec::new();
                     let mut exts = Vec::new();
@@ -95,10 +120,17 @@ impl FakeFluentBit {
                         if let Mp::Ext(t, _) = &e[0] {
                             exts.push(*t);
                         }
-                        let uid = get(get(&e[1], "metadata").unwrap(), "original_event_uid").and_then(Mp::as_str).unwrap().to_string();
+                        let uid = get(get(&e[1], "metadata").unwrap(), "original_event_uid")
+                            .and_then(Mp::as_str)
+                            .unwrap()
+                            .to_string();
                         ids.push(uid);
                     }
-                    assert_eq!(get(&m[2], "size").and_then(Mp::as_u64), Some(ids.len() as u64), "size matches the entries");
+                    assert_eq!(
+                        get(&m[2], "size").and_then(Mp::as_u64),
+                        Some(ids.len() as u64),
+                        "size matches the entries"
+                    );
                     let withheld = {
                         let mut w = w.lock().unwrap();
                         let skip = *w > 0;
@@ -122,12 +154,20 @@ impl FakeFluentBit {
                 }
             }
         });
-        FakeFluentBit { address, log, withhold }
+        FakeFluentBit {
+            address,
+            log,
+            withhold,
+        }
     }
 }
 
 fn credentials() -> Credentials {
-    Credentials { tenant_id: "fw-tenant".into(), client_id: "fw-client".into(), client_secret: "fw-secret".into() }
+    Credentials {
+        tenant_id: "fw-tenant".into(),
+        client_id: "fw-client".into(),
+        client_secret: "fw-secret".into(),
+    }
 }
 
 fn dataset(n: usize) -> Dataset {
@@ -141,7 +181,12 @@ fn dataset(n: usize) -> Dataset {
     d
 }
 
-fn config(dir: &std::path::Path, server: &ReplayServer, fluent: &FakeFluentBit, extra: &str) -> std::path::PathBuf {
+fn config(
+    dir: &std::path::Path,
+    server: &ReplayServer,
+    fluent: &FakeFluentBit,
+    extra: &str,
+) -> std::path::PathBuf {
     let path = dir.join("config.yaml");
     std::fs::write(
         &path,
@@ -160,7 +205,12 @@ fn config(dir: &std::path::Path, server: &ReplayServer, fluent: &FakeFluentBit, 
 }
 
 fn run_once(path: &std::path::Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_defender-ocsf")).args(["run", "--once", "--config"]).arg(path).env("FW_KEY", "s3cret-key").output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_defender-ocsf"))
+        .args(["run", "--once", "--config"])
+        .arg(path)
+        .env("FW_KEY", "s3cret-key")
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -168,14 +218,28 @@ fn every_batch_is_acknowledged_with_the_shared_key_handshake() {
     let server = ReplayServer::start(dataset(30), credentials()).unwrap();
     let fluent = FakeFluentBit::start(Some("s3cret-key"));
     let dir = tempfile::tempdir().unwrap();
-    let out = run_once(&config(dir.path(), &server, &fluent, "  shared_key: ${FW_KEY}\n"));
+    let out = run_once(&config(
+        dir.path(),
+        &server,
+        &fluent,
+        "  shared_key: ${FW_KEY}\n",
+    ));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let log = fluent.log.lock().unwrap();
     assert_eq!(log.acked.len(), 30, "{stderr}");
-    assert_eq!(log.acked.iter().collect::<std::collections::BTreeSet<_>>().len(), 30);
+    assert_eq!(
+        log.acked
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        30
+    );
     assert!(log.tags.iter().all(|t| t == "ocsf.defender"));
-    assert!(!log.time_ext_types.is_empty() && log.time_ext_types.iter().all(|t| *t == 0), "EventTime is ext type 0");
+    assert!(
+        !log.time_ext_types.is_empty() && log.time_ext_types.iter().all(|t| *t == 0),
+        "EventTime is ext type 0"
+    );
     assert!(!stderr.contains("s3cret-key"));
 }
 
@@ -184,10 +248,18 @@ fn a_wrong_shared_key_is_a_clear_error() {
     let server = ReplayServer::start(dataset(3), credentials()).unwrap();
     let fluent = FakeFluentBit::start(Some("the-real-key"));
     let dir = tempfile::tempdir().unwrap();
-    let out = run_once(&config(dir.path(), &server, &fluent, "  shared_key: ${FW_KEY}\n"));
+    let out = run_once(&config(
+        dir.path(),
+        &server,
+        &fluent,
+        "  shared_key: ${FW_KEY}\n",
+    ));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("refused the shared key") && stderr.contains("Shared_Key"), "{stderr}");
+    assert!(
+        stderr.contains("refused the shared key") && stderr.contains("Shared_Key"),
+        "{stderr}"
+    );
     assert!(!dir.path().join("state/checkpoint.json").exists());
 }
 
@@ -201,11 +273,25 @@ fn withheld_acks_are_resent_and_a_restart_resends_exactly_the_unacked_batches() 
     let out = run_once(&path);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("batch not acknowledged, re-sending"), "{stderr}");
+    assert!(
+        stderr.contains("batch not acknowledged, re-sending"),
+        "{stderr}"
+    );
     {
         let log = fluent.log.lock().unwrap();
-        assert_eq!(log.acked.iter().collect::<std::collections::BTreeSet<_>>().len(), 30, "every event arrives");
-        assert_eq!(log.acked.len(), 30, "only acked messages count as delivered, each once");
+        assert_eq!(
+            log.acked
+                .iter()
+                .collect::<std::collections::BTreeSet<_>>()
+                .len(),
+            30,
+            "every event arrives"
+        );
+        assert_eq!(
+            log.acked.len(),
+            30,
+            "only acked messages count as delivered, each once"
+        );
         assert!(log.messages > 2);
     }
 
@@ -215,19 +301,46 @@ fn withheld_acks_are_resent_and_a_restart_resends_exactly_the_unacked_batches() 
     *stuck.withhold.lock().unwrap() = usize::MAX;
     let dir = tempfile::tempdir().unwrap();
     let path = config(dir.path(), &server, &stuck, "");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_defender-ocsf")).args(["run", "--once", "--config"]).arg(&path).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_defender-ocsf"))
+        .args(["run", "--once", "--config"])
+        .arg(&path)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let t0 = std::time::Instant::now();
-    while stuck.log.lock().unwrap().messages < 2 && t0.elapsed() < std::time::Duration::from_secs(30) {
+    while stuck.log.lock().unwrap().messages < 2
+        && t0.elapsed() < std::time::Duration::from_secs(30)
+    {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
     assert_eq!(child.wait().unwrap().code(), Some(0));
-    let saved = std::fs::read_to_string(dir.path().join("state/checkpoint.json")).unwrap_or_default();
-    assert!(!saved.contains("DeviceProcessEvents"), "the checkpoint never passes an unacknowledged batch");
+    let saved =
+        std::fs::read_to_string(dir.path().join("state/checkpoint.json")).unwrap_or_default();
+    assert!(
+        !saved.contains("DeviceProcessEvents"),
+        "the checkpoint never passes an unacknowledged batch"
+    );
     let healthy = FakeFluentBit::start(None);
-    let text = std::fs::read_to_string(&path).unwrap().replace(&stuck.address, &healthy.address);
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(&stuck.address, &healthy.address);
     std::fs::write(&path, text).unwrap();
     let out = run_once(&path);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(healthy.log.lock().unwrap().acked.len(), 10, "exactly the unacknowledged events are re-sent");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        healthy.log.lock().unwrap().acked.len(),
+        10,
+        "exactly the unacknowledged events are re-sent"
+    );
 }

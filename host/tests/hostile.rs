@@ -7,10 +7,18 @@ use serde_json::{Value, json};
 use std::process::Command;
 
 fn credentials() -> Credentials {
-    Credentials { tenant_id: "x-tenant".into(), client_id: "x-client".into(), client_secret: "x-secret".into() }
+    Credentials {
+        tenant_id: "x-tenant".into(),
+        client_id: "x-client".into(),
+        client_secret: "x-secret".into(),
+    }
 }
 
-fn run(server: &ReplayServer, dir: &std::path::Path, start: chrono::DateTime<Utc>) -> (Vec<Value>, String, bool) {
+fn run(
+    server: &ReplayServer,
+    dir: &std::path::Path,
+    start: chrono::DateTime<Utc>,
+) -> (Vec<Value>, String, bool) {
     let config = dir.join("config.yaml");
     std::fs::write(
         &config,
@@ -23,9 +31,21 @@ fn run(server: &ReplayServer, dir: &std::path::Path, start: chrono::DateTime<Utc
         ),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_defender-ocsf")).args(["run", "--once", "--config"]).arg(&config).output().unwrap();
-    let events = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    (events, String::from_utf8_lossy(&out.stderr).into_owned(), out.status.success())
+    let out = Command::new(env!("CARGO_BIN_EXE_defender-ocsf"))
+        .args(["run", "--once", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let events = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (
+        events,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.success(),
+    )
 }
 
 fn good_row(t: &str, id: u64) -> serde_json::Map<String, Value> {
@@ -36,18 +56,40 @@ fn good_row(t: &str, id: u64) -> serde_json::Map<String, Value> {
 fn malformed_responses_are_clear_errors_and_collection_recovers() {
     let t = (Utc::now() - Duration::minutes(30)).to_rfc3339();
     let mut dataset = Dataset::default();
-    dataset.add("DeviceProcessEvents", [good_row(&t, 1), good_row(&t, 2)]).unwrap();
+    dataset
+        .add("DeviceProcessEvents", [good_row(&t, 1), good_row(&t, 2)])
+        .unwrap();
     let server = ReplayServer::start(dataset, credentials()).unwrap();
-    let html = Fault { status: 200, body: "<html><body>502 Bad Gateway (proxy)</body></html>".into(), retry_after: None };
-    let truncated = Fault { status: 200, body: r#"{"schema":[{"name":"Timestamp","type":"DateTime"}],"results":[{"Timest"#.into(), retry_after: None };
-    let empty = Fault { status: 200, body: String::new(), retry_after: None };
-    let latin1 = Fault { status: 200, body: String::from_utf8_lossy(b"{\"results\":[{\"a\":\"caf\xe9\"}]}").replace('\u{FFFD}', "\u{0}"), retry_after: None };
+    let html = Fault {
+        status: 200,
+        body: "<html><body>502 Bad Gateway (proxy)</body></html>".into(),
+        retry_after: None,
+    };
+    let truncated = Fault {
+        status: 200,
+        body: r#"{"schema":[{"name":"Timestamp","type":"DateTime"}],"results":[{"Timest"#.into(),
+        retry_after: None,
+    };
+    let empty = Fault {
+        status: 200,
+        body: String::new(),
+        retry_after: None,
+    };
+    let latin1 = Fault {
+        status: 200,
+        body: String::from_utf8_lossy(b"{\"results\":[{\"a\":\"caf\xe9\"}]}")
+            .replace('\u{FFFD}', "\u{0}"),
+        retry_after: None,
+    };
     server.fail_next([html, truncated, empty, latin1]);
     let dir = tempfile::tempdir().unwrap();
     let (events, stderr, ok) = run(&server, dir.path(), Utc::now() - Duration::hours(1));
     assert!(ok, "{stderr}");
     assert_eq!(events.len(), 2, "collection recovered: {stderr}");
-    assert!(stderr.contains("not valid hunting results") && stderr.contains("<html>"), "the error shows what came back: {stderr}");
+    assert!(
+        stderr.contains("not valid hunting results") && stderr.contains("<html>"),
+        "the error shows what came back: {stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
@@ -80,14 +122,37 @@ fn bad_rows_never_lose_the_good_rows_around_them() {
     let dir = tempfile::tempdir().unwrap();
     let (events, stderr, ok) = run(&server, dir.path(), Utc::now() - Duration::hours(1));
     assert!(ok, "{stderr}");
-    let ids: Vec<String> = events.iter().map(|e| e["metadata"]["original_event_uid"].as_str().unwrap().to_string()).collect();
+    let ids: Vec<String> = events
+        .iter()
+        .map(|e| {
+            e["metadata"]["original_event_uid"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
     assert_eq!(ids, ["1", "2", "3", "4"], "{stderr}");
-    let typed = events.iter().find(|e| e["metadata"]["original_event_uid"] == "2").unwrap();
-    assert_eq!(typed["unmapped"]["ProcessId"], "not-a-pid", "a value that does not convert is kept, not dropped");
+    let typed = events
+        .iter()
+        .find(|e| e["metadata"]["original_event_uid"] == "2")
+        .unwrap();
+    assert_eq!(
+        typed["unmapped"]["ProcessId"], "not-a-pid",
+        "a value that does not convert is kept, not dropped"
+    );
     assert_eq!(typed["unmapped"]["LocalIP"], "999.1.1.1");
-    let big = events.iter().find(|e| e["metadata"]["original_event_uid"] == "3").unwrap();
-    assert_eq!(big["process"]["cmd_line"].as_str().unwrap().len(), 10 * 1024 * 1024);
-    assert!(big["unmapped"]["AdditionalFields"].is_string(), "too deep to parse: kept verbatim");
+    let big = events
+        .iter()
+        .find(|e| e["metadata"]["original_event_uid"] == "3")
+        .unwrap();
+    assert_eq!(
+        big["process"]["cmd_line"].as_str().unwrap().len(),
+        10 * 1024 * 1024
+    );
+    assert!(
+        big["unmapped"]["AdditionalFields"].is_string(),
+        "too deep to parse: kept verbatim"
+    );
 }
 
 #[test]
@@ -104,8 +169,20 @@ fn an_entry_that_is_not_a_row_and_a_row_without_a_time_do_not_sink_their_neighbo
     let dir = tempfile::tempdir().unwrap();
     let (events, stderr, ok) = run(&server, dir.path(), Utc::now() - Duration::hours(1));
     assert!(ok, "{stderr}");
-    let ids: Vec<String> = events.iter().map(|e| e["metadata"]["original_event_uid"].as_str().unwrap().to_string()).collect();
+    let ids: Vec<String> = events
+        .iter()
+        .map(|e| {
+            e["metadata"]["original_event_uid"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
     assert_eq!(ids, ["10", "12"], "{stderr}");
     assert!(stderr.contains("result 1 is not a row"), "{stderr}");
-    assert!(stderr.contains("DeviceProcessEvents row [DeviceId=d, Timestamp=not a time, ReportId=11") && stderr.contains("bad Timestamp"), "{stderr}");
+    assert!(
+        stderr.contains("DeviceProcessEvents row [DeviceId=d, Timestamp=not a time, ReportId=11")
+            && stderr.contains("bad Timestamp"),
+        "{stderr}"
+    );
 }

@@ -13,11 +13,20 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 fn credentials() -> Credentials {
-    Credentials { tenant_id: "prop-tenant".into(), client_id: "prop-client".into(), client_secret: "prop-secret".into() }
+    Credentials {
+        tenant_id: "prop-tenant".into(),
+        client_id: "prop-client".into(),
+        client_secret: "prop-secret".into(),
+    }
 }
 
 /// Collects once and returns how often each ReportId was emitted.
-fn collect(dataset: Dataset, start: chrono::DateTime<Utc>, max_rows: u32, max_window_min: u32) -> (BTreeMap<String, usize>, usize) {
+fn collect(
+    dataset: Dataset,
+    start: chrono::DateTime<Utc>,
+    max_rows: u32,
+    max_window_min: u32,
+) -> (BTreeMap<String, usize>, usize) {
     let server = ReplayServer::start(dataset, credentials()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let c = credentials();
@@ -27,14 +36,37 @@ fn collect(dataset: Dataset, start: chrono::DateTime<Utc>, max_rows: u32, max_wi
         "tables": ["DeviceProcessEvents"], "start_time": start.to_rfc3339(), "delay": "1m",
         "max_rows_per_query": max_rows, "max_window": format!("{max_window_min}m"),
     });
-    let config = RunConfig { state_dir: dir.path().to_path_buf(), log_level: "warn".into(), output: Default::default(), metrics_address: None, log_file: None, source: source.as_object().unwrap().clone() };
+    let config = RunConfig {
+        state_dir: dir.path().to_path_buf(),
+        log_level: "warn".into(),
+        output: Default::default(),
+        metrics_address: None,
+        log_file: None,
+        source: source.as_object().unwrap().clone(),
+    };
     let mut out = Vec::new();
-    let options = RunOptions { once: true, ..RunOptions::default() };
-    app::run(&config, &options, &mut Stdout::new(&mut out), Arc::new(Telemetry::default())).unwrap();
+    let options = RunOptions {
+        once: true,
+        ..RunOptions::default()
+    };
+    app::run(
+        &config,
+        &options,
+        &mut Stdout::new(&mut out),
+        Arc::new(Telemetry::default()),
+    )
+    .unwrap();
     let mut seen = BTreeMap::new();
     for line in String::from_utf8(out).unwrap().lines() {
         let e: Value = serde_json::from_str(line).unwrap();
-        *seen.entry(e["metadata"]["original_event_uid"].as_str().unwrap().to_string()).or_default() += 1;
+        *seen
+            .entry(
+                e["metadata"]["original_event_uid"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+            .or_default() += 1;
     }
     (seen, server.queries().len())
 }

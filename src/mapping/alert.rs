@@ -42,12 +42,36 @@ const EVIDENCE: &[Field] = &[
 
 /// An `evidences[]` entry needs one of these (OCSF 1.8.0 `evidences` constraint).
 const EVIDENCE_MEMBERS: &[&str] = &[
-    "actor", "api", "connection_info", "data", "database", "databucket", "device", "dst_endpoint", "email", "file",
-    "process", "query", "src_endpoint", "url", "user", "job", "script", "reg_key", "reg_value", "win_service",
+    "actor",
+    "api",
+    "connection_info",
+    "data",
+    "database",
+    "databucket",
+    "device",
+    "dst_endpoint",
+    "email",
+    "file",
+    "process",
+    "query",
+    "src_endpoint",
+    "url",
+    "user",
+    "job",
+    "script",
+    "reg_key",
+    "reg_value",
+    "win_service",
 ];
 
-static ALERT_SHAPE: Shape = Shape { fields: &[ALERT], finish: finish_alert };
-static EVIDENCE_SHAPE: Shape = Shape { fields: &[ALERT, EVIDENCE], finish: finish_evidence };
+static ALERT_SHAPE: Shape = Shape {
+    fields: &[ALERT],
+    finish: finish_alert,
+};
+static EVIDENCE_SHAPE: Shape = Shape {
+    fields: &[ALERT, EVIDENCE],
+    finish: finish_evidence,
+};
 
 pub static ALERT_INFO: Table = Table {
     name: "AlertInfo",
@@ -63,12 +87,31 @@ pub static ALERT_INFO: Table = Table {
 pub static ALERT_EVIDENCE: Table = Table {
     name: "AlertEvidence",
     product: Product::Xdr,
-    key: &["AlertId", "Timestamp", "EntityType", "EvidenceRole", "DeviceId", "FileName", "SHA1", "AccountSid", "AccountObjectId", "RemoteIP", "RemoteUrl", "NetworkMessageId", "RegistryKey", "ProcessCommandLine"],
+    key: &[
+        "AlertId",
+        "Timestamp",
+        "EntityType",
+        "EvidenceRole",
+        "DeviceId",
+        "FileName",
+        "SHA1",
+        "AccountSid",
+        "AccountObjectId",
+        "RemoteIP",
+        "RemoteUrl",
+        "NetworkMessageId",
+        "RegistryKey",
+        "ProcessCommandLine",
+    ],
     activities: &[],
     prefixes: &[],
     fallback: Activity::new(2004, 2),
     shape: &EVIDENCE_SHAPE,
-    join: Some(super::Join { leader: "AlertInfo", only_without_deprecated: false, fold: fold_evidence }),
+    join: Some(super::Join {
+        leader: "AlertInfo",
+        only_without_deprecated: false,
+        fold: fold_evidence,
+    }),
 };
 
 /// Alert severity to OCSF `severity_id` (guide §1); a value OCSF has no id
@@ -139,17 +182,29 @@ fn finish_alert(e: &mut Event, _ctx: &Context) {
 fn finish_evidence(e: &mut Event, ctx: &Context) {
     finish_alert(e, ctx);
     if let Some(Value::String(family)) = e.take_column("ThreatFamily") {
-        e.push("malware", json!({"name": family, "classification_ids": [0]}));
+        e.push(
+            "malware",
+            json!({"name": family, "classification_ids": [0]}),
+        );
     }
-    let entity = e.get_str("evidence.name").unwrap_or("").to_ascii_lowercase();
+    let entity = e
+        .get_str("evidence.name")
+        .unwrap_or("")
+        .to_ascii_lowercase();
     // A process's image is its file.
     if entity == "process" {
-        if let Some(file) = e.0.get_mut("evidence").and_then(|v| v.as_object_mut()).and_then(|o| o.remove("file")) {
+        if let Some(file) =
+            e.0.get_mut("evidence")
+                .and_then(|v| v.as_object_mut())
+                .and_then(|o| o.remove("file"))
+        {
             e.set("evidence.process.file", file);
         }
         common::map_additional(e, &[("ProcessId", "evidence.process.pid", Int)]);
     }
-    if e.get_str("evidence.src_endpoint.ip").is_some() || e.get_str("evidence.dst_endpoint.ip").is_some() {
+    if e.get_str("evidence.src_endpoint.ip").is_some()
+        || e.get_str("evidence.dst_endpoint.ip").is_some()
+    {
         // EvidenceDirection says which side the device's address is on.
         if e.column("EvidenceDirection", Str) == Some(Value::String("Destination".into())) {
             let ev = e.0.get_mut("evidence").and_then(|v| v.as_object_mut());
@@ -195,7 +250,10 @@ fn finish_evidence(e: &mut Event, ctx: &Context) {
         common::windows_extension(e);
     }
     if let Some(Value::Object(evidence)) = e.0.remove("evidence") {
-        if evidence.keys().any(|k| EVIDENCE_MEMBERS.contains(&k.as_str())) {
+        if evidence
+            .keys()
+            .any(|k| EVIDENCE_MEMBERS.contains(&k.as_str()))
+        {
             e.push("evidences", Value::Object(evidence));
         } else {
             common::merge(e, "unmapped.evidence", Value::Object(evidence));
@@ -211,7 +269,9 @@ pub fn fold_evidence(alerts: &mut [Value], evidence: Vec<Value>) -> Vec<Value> {
     let mut alone = Vec::new();
     for ev in evidence {
         let uid = ev.pointer("/finding_info/uid").cloned();
-        let target = alerts.iter_mut().find(|a| uid.is_some() && a.pointer("/finding_info/uid") == uid.as_ref());
+        let target = alerts
+            .iter_mut()
+            .find(|a| uid.is_some() && a.pointer("/finding_info/uid") == uid.as_ref());
         let Some(alert) = target else {
             alone.push(ev);
             continue;
@@ -228,7 +288,10 @@ pub fn fold_evidence(alerts: &mut [Value], evidence: Vec<Value>) -> Vec<Value> {
         }
         if let Some(u) = ev.get("unmapped") {
             let unmapped = alert.as_object_mut().and_then(|a| {
-                a.entry("unmapped").or_insert_with(|| json!({})).as_object_mut().map(|u| u.entry("AlertEvidence").or_insert_with(|| json!([])))
+                a.entry("unmapped")
+                    .or_insert_with(|| json!({}))
+                    .as_object_mut()
+                    .map(|u| u.entry("AlertEvidence").or_insert_with(|| json!([])))
             });
             if let Some(Value::Array(list)) = unmapped {
                 list.push(u.clone());

@@ -18,29 +18,105 @@ pub const INITIATING_PROCESS: &[Field] = &[
     f("InitiatingProcessId", "actor.process.pid", Int),
     f("InitiatingProcessUniqueId", "actor.process.uid", Str),
     f("InitiatingProcessFileName", "actor.process.file.name", Str),
-    f("InitiatingProcessFolderPath", "actor.process.file.path", Str),
-    f("InitiatingProcessCommandLine", "actor.process.cmd_line", Str),
-    f("InitiatingProcessCreationTime", "actor.process.created_time", Time),
+    f(
+        "InitiatingProcessFolderPath",
+        "actor.process.file.path",
+        Str,
+    ),
+    f(
+        "InitiatingProcessCommandLine",
+        "actor.process.cmd_line",
+        Str,
+    ),
+    f(
+        "InitiatingProcessCreationTime",
+        "actor.process.created_time",
+        Time,
+    ),
     f("InitiatingProcessMD5", "actor.process.file.hashes", Hash(1)),
-    f("InitiatingProcessSHA1", "actor.process.file.hashes", Hash(2)),
-    f("InitiatingProcessSHA256", "actor.process.file.hashes", Hash(3)),
+    f(
+        "InitiatingProcessSHA1",
+        "actor.process.file.hashes",
+        Hash(2),
+    ),
+    f(
+        "InitiatingProcessSHA256",
+        "actor.process.file.hashes",
+        Hash(3),
+    ),
     f("InitiatingProcessFileSize", "actor.process.file.size", Int),
-    f("InitiatingProcessVersionInfoCompanyName", "actor.process.file.company_name", Str),
-    f("InitiatingProcessVersionInfoProductName", "actor.process.file.product.name", Str),
-    f("InitiatingProcessVersionInfoProductVersion", "actor.process.file.product.version", Str),
-    f("InitiatingProcessVersionInfoFileDescription", "actor.process.file.desc", Str),
-    f("InitiatingProcessVersionInfoOriginalFileName", "actor.process.file.internal_name", Str),
-    f("InitiatingProcessIntegrityLevel", "actor.process.integrity", Integrity),
-    f("InitiatingProcessAccountName", "actor.process.user.name", Str),
-    f("InitiatingProcessAccountDomain", "actor.process.user.domain", Str),
+    f(
+        "InitiatingProcessVersionInfoCompanyName",
+        "actor.process.file.company_name",
+        Str,
+    ),
+    f(
+        "InitiatingProcessVersionInfoProductName",
+        "actor.process.file.product.name",
+        Str,
+    ),
+    f(
+        "InitiatingProcessVersionInfoProductVersion",
+        "actor.process.file.product.version",
+        Str,
+    ),
+    f(
+        "InitiatingProcessVersionInfoFileDescription",
+        "actor.process.file.desc",
+        Str,
+    ),
+    f(
+        "InitiatingProcessVersionInfoOriginalFileName",
+        "actor.process.file.internal_name",
+        Str,
+    ),
+    f(
+        "InitiatingProcessIntegrityLevel",
+        "actor.process.integrity",
+        Integrity,
+    ),
+    f(
+        "InitiatingProcessAccountName",
+        "actor.process.user.name",
+        Str,
+    ),
+    f(
+        "InitiatingProcessAccountDomain",
+        "actor.process.user.domain",
+        Str,
+    ),
     f("InitiatingProcessAccountSid", "actor.process.user.uid", Str),
-    f("InitiatingProcessAccountObjectId", "actor.process.user.uid_alt", Str),
-    f("InitiatingProcessAccountUpn", "actor.process.user.email_addr", Email),
+    f(
+        "InitiatingProcessAccountObjectId",
+        "actor.process.user.uid_alt",
+        Str,
+    ),
+    f(
+        "InitiatingProcessAccountUpn",
+        "actor.process.user.email_addr",
+        Email,
+    ),
     f("InitiatingProcessLogonId", "actor.session.uid", Str),
-    f("IsInitiatingProcessRemoteSession", "actor.session.is_remote", Bool),
-    f("InitiatingProcessParentId", "actor.process.parent_process.pid", Int),
-    f("InitiatingProcessParentFileName", "actor.process.parent_process.name", Str),
-    f("InitiatingProcessParentCreationTime", "actor.process.parent_process.created_time", Time),
+    f(
+        "IsInitiatingProcessRemoteSession",
+        "actor.session.is_remote",
+        Bool,
+    ),
+    f(
+        "InitiatingProcessParentId",
+        "actor.process.parent_process.pid",
+        Int,
+    ),
+    f(
+        "InitiatingProcessParentFileName",
+        "actor.process.parent_process.name",
+        Str,
+    ),
+    f(
+        "InitiatingProcessParentCreationTime",
+        "actor.process.parent_process.created_time",
+        Time,
+    ),
 ];
 
 /// `device.name`/`domain` from the FQDN, and the required `type_id`.
@@ -82,7 +158,10 @@ pub fn finish_file(e: &mut Event, path: &str) {
         };
         if let Some(i) = full.rfind(sep) {
             if i > 0 {
-                e.set(&format!("{path}.parent_folder"), full[..i].to_string().into());
+                e.set(
+                    &format!("{path}.parent_folder"),
+                    full[..i].to_string().into(),
+                );
             }
             if name.is_none() && i + 1 < full.len() {
                 e.set(&name_path, full[i + 1..].to_string().into());
@@ -111,7 +190,11 @@ pub fn finish_process(e: &mut Event, path: &str) {
     e.copy(&format!("{file}.path"), &format!("{path}.path"));
     require_any(e, &format!("{path}.user"), &["name", "uid", "account"]);
     drop_unknown_process(e, &format!("{path}.parent_process"));
-    require_any(e, &format!("{path}.parent_process"), &["pid", "uid", "cpid"]);
+    require_any(
+        e,
+        &format!("{path}.parent_process"),
+        &["pid", "uid", "cpid"],
+    );
     require_any(e, path, &["pid", "uid", "cpid"]);
 }
 
@@ -221,87 +304,21 @@ pub fn is_windows_path(path: &str) -> bool {
     path.contains(":\\") || path.starts_with("\\\\")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn folder_only_paths_are_joined_with_the_name() {
-        let mut e = Event::default();
-        e.set("file.name", json!("a.exe"));
-        e.set("file.path", json!("C:\\Windows\\"));
-        finish_file(&mut e, "file");
-        assert_eq!(e.get_str("file.path"), Some("C:\\Windows\\a.exe"));
-        assert_eq!(e.get_str("file.parent_folder"), Some("C:\\Windows"));
-        assert_eq!(e.get("file.type_id"), Some(&json!(1)));
-    }
-
-    #[test]
-    fn a_file_without_a_name_takes_it_from_the_path_or_moves_to_unmapped() {
-        let mut e = Event::default();
-        e.set("file.path", json!("/usr/bin/tar"));
-        finish_file(&mut e, "file");
-        assert_eq!(e.get_str("file.name"), Some("tar"));
-
-        let mut e = Event::default();
-        e.push("process.file.hashes", json!({"algorithm_id": 2, "value": "ab"}));
-        e.set("process.pid", json!(4));
-        finish_process(&mut e, "process");
-        assert!(e.get("process.file").is_none());
-        assert_eq!(e.get("unmapped.process.file.hashes"), Some(&json!([{"algorithm_id": 2, "value": "ab"}])));
-    }
-
-    #[test]
-    fn a_parent_without_pid_is_kept_under_unmapped() {
-        let mut e = Event::default();
-        e.set("actor.process.pid", json!(10));
-        e.set("actor.process.parent_process.name", json!("explorer.exe"));
-        finish_actor(&mut e);
-        assert!(e.get("actor.process.parent_process").is_none());
-        assert_eq!(e.get_str("unmapped.actor.process.parent_process.name"), Some("explorer.exe"));
-    }
-
-    #[test]
-    fn pid_zero_alone_means_no_actor_process() {
-        let mut e = Event::default();
-        e.set("actor.process.pid", json!(0));
-        e.set("actor.session.uid", json!("999"));
-        finish_actor(&mut e);
-        assert!(e.get("actor.process").is_none());
-        assert_eq!(e.get_str("actor.session.uid"), Some("999"));
-    }
-
-    #[test]
-    fn two_moves_to_the_same_place_keep_both() {
-        let mut e = Event::default();
-        e.set("evidence.file.path", json!("x"));
-        e.set("evidence.name", json!("File"));
-        move_to_unmapped(&mut e, "evidence.file");
-        move_to_unmapped(&mut e, "evidence");
-        assert_eq!(e.get("unmapped.evidence"), Some(&json!({"file": {"path": "x"}, "name": "File"})));
-    }
-
-    #[test]
-    fn device_name_is_split() {
-        let mut e = Event::default();
-        e.set("device.hostname", json!("ws1.contoso.local"));
-        finish_device(&mut e);
-        assert_eq!(e.get_str("device.name"), Some("ws1"));
-        assert_eq!(e.get_str("device.domain"), Some("contoso.local"));
-        assert_eq!(e.get("device.type_id"), Some(&json!(0)));
-    }
-}
-
 /// The Windows extension, which registry classes need in `metadata.extensions`.
 pub fn windows_extension(e: &mut Event) {
-    e.set("metadata.extensions", serde_json::json!([{"name": "win", "uid": "2", "version": "1.8.0"}]));
+    e.set(
+        "metadata.extensions",
+        serde_json::json!([{"name": "win", "uid": "2", "version": "1.8.0"}]),
+    );
 }
 
 /// `Protocol` (Tcp, Udp, TcpV4, Icmp, IcmpV6, ...) to `connection_info`
 /// protocol name, number and IP version. An unknown value stays in the row.
 pub fn network_protocol(e: &mut Event) {
-    let Some(text) = e.column("Protocol", super::engine::Conv::Str).and_then(|v| v.as_str().map(str::to_string)) else {
+    let Some(text) = e
+        .column("Protocol", super::engine::Conv::Str)
+        .and_then(|v| v.as_str().map(str::to_string))
+    else {
         return;
     };
     let lower = text.to_ascii_lowercase();
@@ -330,11 +347,19 @@ pub fn network_protocol(e: &mut Event) {
 /// `RemoteUrl`: a URL fills `url.url_string` and the destination host name;
 /// a bare host name fills only the host name.
 pub fn remote_url(e: &mut Event, endpoint: &str) {
-    let Some(Value::String(text)) = e.take_column("RemoteUrl") else { return };
+    let Some(Value::String(text)) = e.take_column("RemoteUrl") else {
+        return;
+    };
     let host = match text.split_once("://") {
         Some((_, rest)) => {
             e.set("url.url_string", text.clone().into());
-            rest.split(['/', '?', '#']).next().unwrap_or("").rsplit('@').next().unwrap_or("").to_string()
+            rest.split(['/', '?', '#'])
+                .next()
+                .unwrap_or("")
+                .rsplit('@')
+                .next()
+                .unwrap_or("")
+                .to_string()
         }
         None => text.split(['/', ':']).next().unwrap_or("").to_string(),
     };
@@ -359,7 +384,9 @@ pub fn swap_endpoints(e: &mut Event) {
 /// Moves keys out of the `AdditionalFields` column to OCSF paths, leaving
 /// the rest of the object to `unmapped`.
 pub fn map_additional(e: &mut Event, keys: &[(&str, &str, super::engine::Conv)]) {
-    let Some(mut fields) = e.additional_fields() else { return };
+    let Some(mut fields) = e.additional_fields() else {
+        return;
+    };
     let mut changed = false;
     for (key, path, conv) in keys {
         if let Some(v) = fields.get(*key) {
@@ -380,8 +407,17 @@ pub fn map_additional(e: &mut Event, keys: &[(&str, &str, super::engine::Conv)])
 
 /// What a `network_endpoint` needs to be one; an endpoint with only a port
 /// moves to `unmapped`.
-pub const ENDPOINT_IDENTITY: &[&str] =
-    &["ip", "uid", "name", "hostname", "svc_name", "instance_uid", "interface_uid", "interface_name", "domain"];
+pub const ENDPOINT_IDENTITY: &[&str] = &[
+    "ip",
+    "uid",
+    "name",
+    "hostname",
+    "svc_name",
+    "instance_uid",
+    "interface_uid",
+    "interface_name",
+    "domain",
+];
 
 /// Checks both endpoints.
 pub fn finish_endpoints(e: &mut Event) {
@@ -394,5 +430,89 @@ pub fn finish_endpoints(e: &mut Event) {
 pub fn actor_or_sensor(e: &mut Event, product: &str) {
     if e.get("actor").is_none() {
         e.set("actor.app_name", product.into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn folder_only_paths_are_joined_with_the_name() {
+        let mut e = Event::default();
+        e.set("file.name", json!("a.exe"));
+        e.set("file.path", json!("C:\\Windows\\"));
+        finish_file(&mut e, "file");
+        assert_eq!(e.get_str("file.path"), Some("C:\\Windows\\a.exe"));
+        assert_eq!(e.get_str("file.parent_folder"), Some("C:\\Windows"));
+        assert_eq!(e.get("file.type_id"), Some(&json!(1)));
+    }
+
+    #[test]
+    fn a_file_without_a_name_takes_it_from_the_path_or_moves_to_unmapped() {
+        let mut e = Event::default();
+        e.set("file.path", json!("/usr/bin/tar"));
+        finish_file(&mut e, "file");
+        assert_eq!(e.get_str("file.name"), Some("tar"));
+
+        let mut e = Event::default();
+        e.push(
+            "process.file.hashes",
+            json!({"algorithm_id": 2, "value": "ab"}),
+        );
+        e.set("process.pid", json!(4));
+        finish_process(&mut e, "process");
+        assert!(e.get("process.file").is_none());
+        assert_eq!(
+            e.get("unmapped.process.file.hashes"),
+            Some(&json!([{"algorithm_id": 2, "value": "ab"}]))
+        );
+    }
+
+    #[test]
+    fn a_parent_without_pid_is_kept_under_unmapped() {
+        let mut e = Event::default();
+        e.set("actor.process.pid", json!(10));
+        e.set("actor.process.parent_process.name", json!("explorer.exe"));
+        finish_actor(&mut e);
+        assert!(e.get("actor.process.parent_process").is_none());
+        assert_eq!(
+            e.get_str("unmapped.actor.process.parent_process.name"),
+            Some("explorer.exe")
+        );
+    }
+
+    #[test]
+    fn pid_zero_alone_means_no_actor_process() {
+        let mut e = Event::default();
+        e.set("actor.process.pid", json!(0));
+        e.set("actor.session.uid", json!("999"));
+        finish_actor(&mut e);
+        assert!(e.get("actor.process").is_none());
+        assert_eq!(e.get_str("actor.session.uid"), Some("999"));
+    }
+
+    #[test]
+    fn two_moves_to_the_same_place_keep_both() {
+        let mut e = Event::default();
+        e.set("evidence.file.path", json!("x"));
+        e.set("evidence.name", json!("File"));
+        move_to_unmapped(&mut e, "evidence.file");
+        move_to_unmapped(&mut e, "evidence");
+        assert_eq!(
+            e.get("unmapped.evidence"),
+            Some(&json!({"file": {"path": "x"}, "name": "File"}))
+        );
+    }
+
+    #[test]
+    fn device_name_is_split() {
+        let mut e = Event::default();
+        e.set("device.hostname", json!("ws1.contoso.local"));
+        finish_device(&mut e);
+        assert_eq!(e.get_str("device.name"), Some("ws1"));
+        assert_eq!(e.get_str("device.domain"), Some("contoso.local"));
+        assert_eq!(e.get("device.type_id"), Some(&json!(0)));
     }
 }

@@ -2,8 +2,8 @@
 
 use super::common::{self, DEVICE, INITIATING_PROCESS};
 use super::engine::{Context, Conv::*, Event, Field, f};
-use serde_json::Value;
 use super::{Activity, Product, Shape, Table};
+use serde_json::Value;
 
 /// Device* rows are unique by device, time, per-device ReportId and ActionType.
 pub(crate) const DEVICE_KEY: &[&str] = &["DeviceId", "Timestamp", "ReportId", "ActionType"];
@@ -26,11 +26,31 @@ const NEW_PROCESS: &[Field] = &[
     f("SHA1", "process.file.hashes", Hash(2)),
     f("SHA256", "process.file.hashes", Hash(3)),
     f("FileSize", "process.file.size", Int),
-    f("ProcessVersionInfoCompanyName", "process.file.company_name", Str),
-    f("ProcessVersionInfoProductName", "process.file.product.name", Str),
-    f("ProcessVersionInfoProductVersion", "process.file.product.version", Str),
-    f("ProcessVersionInfoFileDescription", "process.file.desc", Str),
-    f("ProcessVersionInfoOriginalFileName", "process.file.internal_name", Str),
+    f(
+        "ProcessVersionInfoCompanyName",
+        "process.file.company_name",
+        Str,
+    ),
+    f(
+        "ProcessVersionInfoProductName",
+        "process.file.product.name",
+        Str,
+    ),
+    f(
+        "ProcessVersionInfoProductVersion",
+        "process.file.product.version",
+        Str,
+    ),
+    f(
+        "ProcessVersionInfoFileDescription",
+        "process.file.desc",
+        Str,
+    ),
+    f(
+        "ProcessVersionInfoOriginalFileName",
+        "process.file.internal_name",
+        Str,
+    ),
     f("AccountName", "process.user.name", Str),
     f("AccountDomain", "process.user.domain", Str),
     f("AccountSid", "process.user.uid", Str),
@@ -54,7 +74,10 @@ pub static DEVICE_PROCESS_EVENTS: Table = Table {
     join: None,
 };
 
-static PROCESS_SHAPE: Shape = Shape { fields: &[DEVICE, NEW_PROCESS, INITIATING_PROCESS], finish: finish_process_events };
+static PROCESS_SHAPE: Shape = Shape {
+    fields: &[DEVICE, NEW_PROCESS, INITIATING_PROCESS],
+    finish: finish_process_events,
+};
 
 fn finish_process_events(e: &mut Event, _ctx: &Context) {
     common::finish_device(e);
@@ -63,12 +86,13 @@ fn finish_process_events(e: &mut Event, _ctx: &Context) {
     // Defender reports the initiating process, which is the creator and, as
     // far as anyone can tell from the data, the parent (guide §4, PAR).
     e.copy("actor.process", "process.parent_process");
-    let windows = e.get_str("process.file.path").is_some_and(common::is_windows_path);
+    let windows = e
+        .get_str("process.file.path")
+        .is_some_and(common::is_windows_path);
     if windows && e.get("activity_id") == Some(&1.into()) {
         e.set("launch_type_id", 1.into());
     }
 }
-
 
 // ---------------------------------------------------------------------------
 // DeviceNetworkEvents → 4001 Network Activity, DNS inspections → 4003 (guide §5)
@@ -81,22 +105,51 @@ pub(crate) const ENDPOINTS: &[Field] = &[
     f("RemotePort", "dst_endpoint.port", Port),
 ];
 
-static NETWORK_SHAPE: Shape = Shape { fields: &[DEVICE, ENDPOINTS, INITIATING_PROCESS], finish: finish_network };
+static NETWORK_SHAPE: Shape = Shape {
+    fields: &[DEVICE, ENDPOINTS, INITIATING_PROCESS],
+    finish: finish_network,
+};
 
 pub static DEVICE_NETWORK_EVENTS: Table = Table {
     name: "DeviceNetworkEvents",
     product: Product::Endpoint,
     key: DEVICE_KEY,
     activities: &[
-        ("ConnectionSuccess", Activity::new(4001, 1).status(1).sets(&[("connection_info.direction_id", 2)])),
-        ("ConnectionFailed", Activity::new(4001, 4).status(2).sets(&[("connection_info.direction_id", 2)])),
-        ("ConnectionRequest", Activity::new(4001, 1).sets(&[("connection_info.direction_id", 2)])),
+        (
+            "ConnectionSuccess",
+            Activity::new(4001, 1)
+                .status(1)
+                .sets(&[("connection_info.direction_id", 2)]),
+        ),
+        (
+            "ConnectionFailed",
+            Activity::new(4001, 4)
+                .status(2)
+                .sets(&[("connection_info.direction_id", 2)]),
+        ),
+        (
+            "ConnectionRequest",
+            Activity::new(4001, 1).sets(&[("connection_info.direction_id", 2)]),
+        ),
         ("ConnectionFound", Activity::new(4001, 1)),
         ("ConnectionAttempt", Activity::new(4001, 99)),
         ("ConnectionAcknowledged", Activity::new(4001, 99)),
-        ("InboundConnectionAccepted", Activity::new(4001, 1).status(1).sets(&[("connection_info.direction_id", 1)])),
-        ("ListeningConnectionCreated", Activity::new(4001, 7).status(1).sets(&[("connection_info.direction_id", 1)])),
-        ("InboundInternetScanInspected", Activity::new(4001, 6).sets(&[("connection_info.direction_id", 1)])),
+        (
+            "InboundConnectionAccepted",
+            Activity::new(4001, 1)
+                .status(1)
+                .sets(&[("connection_info.direction_id", 1)]),
+        ),
+        (
+            "ListeningConnectionCreated",
+            Activity::new(4001, 7)
+                .status(1)
+                .sets(&[("connection_info.direction_id", 1)]),
+        ),
+        (
+            "InboundInternetScanInspected",
+            Activity::new(4001, 6).sets(&[("connection_info.direction_id", 1)]),
+        ),
         ("DnsConnectionInspected", Activity::new(4003, 6)),
     ],
     // Other *Inspected ActionTypes become 6 Traffic in `finish_network`.
@@ -122,7 +175,13 @@ fn finish_network(e: &mut Event, _ctx: &Context) {
     common::remote_url(e, "dst_endpoint");
     common::network_protocol(e);
     if e.get("class_uid") == Some(&4003.into()) {
-        common::map_additional(e, &[("query", "query.hostname", Str), ("DnsQueryString", "query.hostname", Str)]);
+        common::map_additional(
+            e,
+            &[
+                ("query", "query.hostname", Str),
+                ("DnsQueryString", "query.hostname", Str),
+            ],
+        );
         // DNS Activity has no `url`; the host name stays on the endpoint.
         common::move_to_unmapped(e, "url");
     }
@@ -142,7 +201,11 @@ fn finish_network(e: &mut Event, _ctx: &Context) {
 
 /// `RemoteIPType` to `connection_info.boundary_id`.
 fn boundary(e: &mut Event) {
-    let id = match e.column("RemoteIPType", Str).as_ref().and_then(|v| v.as_str()) {
+    let id = match e
+        .column("RemoteIPType", Str)
+        .as_ref()
+        .and_then(|v| v.as_str())
+    {
         Some("Loopback") => 1,
         Some("Private") => 2,
         Some("Public") => 3,
@@ -188,9 +251,14 @@ const RENAMED_FILE: &[Field] = &[
     f("FileSize", "file_result.size", Int),
 ];
 
-static FILE_SHAPE: Shape = Shape { fields: &[DEVICE, FILE, REQUEST_ACCOUNT, INITIATING_PROCESS], finish: finish_file_events };
-static RENAME_SHAPE: Shape =
-    Shape { fields: &[DEVICE, RENAMED_FILE, REQUEST_ACCOUNT, INITIATING_PROCESS], finish: finish_file_events };
+static FILE_SHAPE: Shape = Shape {
+    fields: &[DEVICE, FILE, REQUEST_ACCOUNT, INITIATING_PROCESS],
+    finish: finish_file_events,
+};
+static RENAME_SHAPE: Shape = Shape {
+    fields: &[DEVICE, RENAMED_FILE, REQUEST_ACCOUNT, INITIATING_PROCESS],
+    finish: finish_file_events,
+};
 
 pub static DEVICE_FILE_EVENTS: Table = Table {
     name: "DeviceFileEvents",
@@ -200,7 +268,10 @@ pub static DEVICE_FILE_EVENTS: Table = Table {
         ("FileCreated", Activity::new(1001, 1).status(1)),
         ("FileModified", Activity::new(1001, 3).status(1)),
         ("FileDeleted", Activity::new(1001, 4).status(1)),
-        ("FileRenamed", Activity::new(1001, 5).status(1).shape(&RENAME_SHAPE)),
+        (
+            "FileRenamed",
+            Activity::new(1001, 5).status(1).shape(&RENAME_SHAPE),
+        ),
     ],
     prefixes: &[],
     fallback: Activity::new(1001, 99),
@@ -234,7 +305,10 @@ pub(crate) const MODULE_FILE: &[Field] = &[
     f("FileSize", "module.file.size", Int),
 ];
 
-static MODULE_SHAPE: Shape = Shape { fields: &[DEVICE, MODULE_FILE, INITIATING_PROCESS], finish: finish_module };
+static MODULE_SHAPE: Shape = Shape {
+    fields: &[DEVICE, MODULE_FILE, INITIATING_PROCESS],
+    finish: finish_module,
+};
 
 pub static DEVICE_IMAGE_LOAD_EVENTS: Table = Table {
     name: "DeviceImageLoadEvents",
@@ -260,7 +334,10 @@ pub(crate) fn finish_module(e: &mut Event, _ctx: &Context) {
 // DeviceRegistryEvents → 201001 / 201002 (guide §8)
 // ---------------------------------------------------------------------------
 
-const REG_KEY: &[Field] = &[f("RegistryKey", "reg_key.path", Str), f("PreviousRegistryKey", "prev_reg_key.path", Str)];
+const REG_KEY: &[Field] = &[
+    f("RegistryKey", "reg_key.path", Str),
+    f("PreviousRegistryKey", "prev_reg_key.path", Str),
+];
 const REG_VALUE: &[Field] = &[
     f("RegistryKey", "reg_value.path", Str),
     f("RegistryValueName", "reg_value.name", Str),
@@ -270,17 +347,32 @@ const REG_VALUE: &[Field] = &[
     f("PreviousRegistryValueData", "prev_reg_value.data", Str),
 ];
 
-static REG_KEY_SHAPE: Shape = Shape { fields: &[DEVICE, REG_KEY, INITIATING_PROCESS], finish: finish_registry };
-static REG_VALUE_SHAPE: Shape = Shape { fields: &[DEVICE, REG_VALUE, INITIATING_PROCESS], finish: finish_registry };
+static REG_KEY_SHAPE: Shape = Shape {
+    fields: &[DEVICE, REG_KEY, INITIATING_PROCESS],
+    finish: finish_registry,
+};
+static REG_VALUE_SHAPE: Shape = Shape {
+    fields: &[DEVICE, REG_VALUE, INITIATING_PROCESS],
+    finish: finish_registry,
+};
 
 pub static DEVICE_REGISTRY_EVENTS: Table = Table {
     name: "DeviceRegistryEvents",
     product: Product::Endpoint,
     key: DEVICE_KEY,
     activities: &[
-        ("RegistryKeyCreated", Activity::new(201001, 1).status(1).shape(&REG_KEY_SHAPE)),
-        ("RegistryKeyDeleted", Activity::new(201001, 4).status(1).shape(&REG_KEY_SHAPE)),
-        ("RegistryKeyRenamed", Activity::new(201001, 5).status(1).shape(&REG_KEY_SHAPE)),
+        (
+            "RegistryKeyCreated",
+            Activity::new(201001, 1).status(1).shape(&REG_KEY_SHAPE),
+        ),
+        (
+            "RegistryKeyDeleted",
+            Activity::new(201001, 4).status(1).shape(&REG_KEY_SHAPE),
+        ),
+        (
+            "RegistryKeyRenamed",
+            Activity::new(201001, 5).status(1).shape(&REG_KEY_SHAPE),
+        ),
         ("RegistryValueSet", Activity::new(201002, 2).status(1)),
         ("RegistryValueDeleted", Activity::new(201002, 4).status(1)),
     ],
@@ -353,7 +445,10 @@ const LOGON: &[Field] = &[
     f("LogonId", "session.uid", Str),
 ];
 
-static LOGON_SHAPE: Shape = Shape { fields: &[DEVICE, LOGON, INITIATING_PROCESS], finish: finish_logon };
+static LOGON_SHAPE: Shape = Shape {
+    fields: &[DEVICE, LOGON, INITIATING_PROCESS],
+    finish: finish_logon,
+};
 
 pub static DEVICE_LOGON_EVENTS: Table = Table {
     name: "DeviceLogonEvents",
@@ -441,7 +536,10 @@ const DEVICE_INVENTORY: &[Field] = &[
     f("RegistryDeviceTag", "device.groups", NamedItem),
 ];
 
-static DEVICE_INFO_SHAPE: Shape = Shape { fields: &[DEVICE, DEVICE_INVENTORY], finish: finish_device_info };
+static DEVICE_INFO_SHAPE: Shape = Shape {
+    fields: &[DEVICE, DEVICE_INVENTORY],
+    finish: finish_device_info,
+};
 
 pub static DEVICE_INFO: Table = Table {
     name: "DeviceInfo",
@@ -459,7 +557,11 @@ pub(crate) fn os_type_id(platform: &str) -> u32 {
     let p = platform.to_ascii_lowercase();
     if p.starts_with("windows") {
         100
-    } else if p.starts_with("linux") || ["ubuntu", "debian", "rhel", "centos", "suse", "sles"].iter().any(|d| p.contains(d)) {
+    } else if p.starts_with("linux")
+        || ["ubuntu", "debian", "rhel", "centos", "suse", "sles"]
+            .iter()
+            .any(|d| p.contains(d))
+    {
         200
     } else if p.starts_with("android") {
         201
@@ -477,7 +579,13 @@ fn finish_device_info(e: &mut Event, _ctx: &Context) {
         e.set("device.os.type_id", os_type_id(&name).into());
     }
     if let Some(Value::String(arch)) = e.column("OSArchitecture", Str) {
-        let bits = if arch.contains("64") { Some(64) } else if arch.contains("32") { Some(32) } else { None };
+        let bits = if arch.contains("64") {
+            Some(64)
+        } else if arch.contains("32") {
+            Some(32)
+        } else {
+            None
+        };
         if let Some(b) = bits {
             e.take_column("OSArchitecture");
             e.set("device.os.cpu_bits", b.into());
@@ -527,8 +635,14 @@ fn finish_device_info(e: &mut Event, _ctx: &Context) {
     // The first logged-on user is the actor; the full list stays in unmapped.
     if let Some(Value::Array(users)) = e.column("LoggedOnUsers", Json) {
         if let Some(Value::Object(first)) = users.first() {
-            for (key, path) in [("UserName", "actor.user.name"), ("DomainName", "actor.user.domain"), ("Sid", "actor.user.uid")] {
-                if let Some(Value::String(v)) = first.get(key).filter(|v| !super::engine::is_absent(v)) {
+            for (key, path) in [
+                ("UserName", "actor.user.name"),
+                ("DomainName", "actor.user.domain"),
+                ("Sid", "actor.user.uid"),
+            ] {
+                if let Some(Value::String(v)) =
+                    first.get(key).filter(|v| !super::engine::is_absent(v))
+                {
                     e.set(path, v.clone().into());
                 }
             }
@@ -545,8 +659,10 @@ fn finish_device_info(e: &mut Event, _ctx: &Context) {
 // DeviceNetworkInfo → 5001 Device Inventory Info (guide §14)
 // ---------------------------------------------------------------------------
 
-static DEVICE_NETWORK_INFO_SHAPE: Shape =
-    Shape { fields: &[DEVICE, &[f("MacAddress", "device.mac", Str)]], finish: finish_device_network_info };
+static DEVICE_NETWORK_INFO_SHAPE: Shape = Shape {
+    fields: &[DEVICE, &[f("MacAddress", "device.mac", Str)]],
+    finish: finish_device_network_info,
+};
 
 pub static DEVICE_NETWORK_INFO: Table = Table {
     name: "DeviceNetworkInfo",
@@ -561,7 +677,10 @@ pub static DEVICE_NETWORK_INFO: Table = Table {
 
 fn finish_device_network_info(e: &mut Event, _ctx: &Context) {
     // Defender writes MACs as 00-15-5D-...; OCSF wants colons.
-    if let Some(mac) = e.get_str("device.mac").map(|m| m.replace('-', ":").to_ascii_lowercase()) {
+    if let Some(mac) = e
+        .get_str("device.mac")
+        .map(|m| m.replace('-', ":").to_ascii_lowercase())
+    {
         if is_mac(&mac) {
             e.set("device.mac", mac.into());
         } else {
@@ -599,7 +718,10 @@ fn finish_device_network_info(e: &mut Event, _ctx: &Context) {
     let mut interfaces = Vec::new();
     let mut all_converted = true;
     for item in &addresses {
-        let ip = item.get("IPAddress").and_then(Value::as_str).filter(|s| s.parse::<std::net::IpAddr>().is_ok());
+        let ip = item
+            .get("IPAddress")
+            .and_then(Value::as_str)
+            .filter(|s| s.parse::<std::net::IpAddr>().is_ok());
         match ip {
             Some(ip) => {
                 let mut one = interface.clone();
@@ -620,7 +742,12 @@ fn finish_device_network_info(e: &mut Event, _ctx: &Context) {
         let leftovers: Vec<Value> = addresses
             .iter()
             .filter_map(|a| a.as_object())
-            .map(|a| a.iter().filter(|(k, _)| !matches!(k.as_str(), "IPAddress" | "SubnetPrefix")).map(|(k, v)| (k.clone(), v.clone())).collect::<serde_json::Map<_, _>>())
+            .map(|a| {
+                a.iter()
+                    .filter(|(k, _)| !matches!(k.as_str(), "IPAddress" | "SubnetPrefix"))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect::<serde_json::Map<_, _>>()
+            })
             .filter(|m| !m.is_empty())
             .map(Value::Object)
             .collect();
@@ -637,7 +764,10 @@ fn finish_device_network_info(e: &mut Event, _ctx: &Context) {
 
 fn is_mac(s: &str) -> bool {
     let parts: Vec<&str> = s.split(':').collect();
-    parts.len() == 6 && parts.iter().all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
+    parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 // ---------------------------------------------------------------------------
@@ -646,14 +776,37 @@ fn is_mac(s: &str) -> bool {
 
 const CERTIFICATE: &[Field] = &[
     f("SHA1", "query_evidence.file.hashes", Hash(2)),
-    f("Issuer", "query_evidence.file.signature.certificate.issuer", Str),
-    f("Signer", "query_evidence.file.signature.certificate.subject", Str),
-    f("CertificateSerialNumber", "query_evidence.file.signature.certificate.serial_number", Str),
-    f("CertificateCreationTime", "query_evidence.file.signature.certificate.created_time", Time),
-    f("CertificateExpirationTime", "query_evidence.file.signature.certificate.expiration_time", Time),
+    f(
+        "Issuer",
+        "query_evidence.file.signature.certificate.issuer",
+        Str,
+    ),
+    f(
+        "Signer",
+        "query_evidence.file.signature.certificate.subject",
+        Str,
+    ),
+    f(
+        "CertificateSerialNumber",
+        "query_evidence.file.signature.certificate.serial_number",
+        Str,
+    ),
+    f(
+        "CertificateCreationTime",
+        "query_evidence.file.signature.certificate.created_time",
+        Time,
+    ),
+    f(
+        "CertificateExpirationTime",
+        "query_evidence.file.signature.certificate.expiration_time",
+        Time,
+    ),
 ];
 
-static CERTIFICATE_SHAPE: Shape = Shape { fields: &[DEVICE, CERTIFICATE], finish: finish_certificate };
+static CERTIFICATE_SHAPE: Shape = Shape {
+    fields: &[DEVICE, CERTIFICATE],
+    finish: finish_certificate,
+};
 
 pub static DEVICE_FILE_CERTIFICATE_INFO: Table = Table {
     name: "DeviceFileCertificateInfo",
@@ -661,7 +814,8 @@ pub static DEVICE_FILE_CERTIFICATE_INFO: Table = Table {
     key: &["DeviceId", "Timestamp", "ReportId", "SHA1"],
     activities: &[],
     prefixes: &[],
-    fallback: Activity::new(5040, 1).sets(&[("query_evidence.query_type_id", 2), ("query_result_id", 1)]),
+    fallback: Activity::new(5040, 1)
+        .sets(&[("query_evidence.query_type_id", 2), ("query_result_id", 1)]),
     shape: &CERTIFICATE_SHAPE,
     join: None,
 };
@@ -688,10 +842,16 @@ fn finish_certificate(e: &mut Event, _ctx: &Context) {
     } else if e.get("query_evidence.file.signature").is_some() {
         let trusted = e.column("IsTrusted", Bool);
         e.set("query_evidence.file.signature.algorithm_id", 4.into());
-        e.set("query_evidence.file.signature.algorithm", "Authenticode".into());
+        e.set(
+            "query_evidence.file.signature.algorithm",
+            "Authenticode".into(),
+        );
         if let Some(Value::Bool(t)) = trusted {
             e.take_column("IsTrusted");
-            e.set("query_evidence.file.signature.state_id", if t { 1 } else { 6 }.into());
+            e.set(
+                "query_evidence.file.signature.state_id",
+                if t { 1 } else { 6 }.into(),
+            );
         }
         if signed.is_some() {
             e.take_column("IsSigned");
@@ -715,7 +875,10 @@ mod tests {
     use serde_json::{Value, json};
 
     fn map(table: &Table, row: Value) -> Value {
-        let ctx = Context { tenant_uid: Some("tenant-1".into()), ..Context::default() };
+        let ctx = Context {
+            tenant_uid: Some("tenant-1".into()),
+            ..Context::default()
+        };
         map_row(table, row.as_object().unwrap().clone(), &ctx).unwrap()
     }
 
@@ -752,45 +915,78 @@ mod tests {
         assert_eq!(e["launch_type_id"], 1);
         assert_eq!(e["severity_id"], 1);
         assert_eq!(e["time"], 1738555506123i64);
-        assert_eq!(e["metadata"]["original_time"], "2025-02-03T04:05:06.1234567Z");
+        assert_eq!(
+            e["metadata"]["original_time"],
+            "2025-02-03T04:05:06.1234567Z"
+        );
         assert_eq!(e["metadata"]["original_event_uid"], "9007199254740993");
         assert_eq!(e["metadata"]["event_code"], "ProcessCreated");
         assert_eq!(e["metadata"]["tenant_uid"], "tenant-1");
-        assert_eq!(e["metadata"]["product"]["name"], "Microsoft Defender for Endpoint");
+        assert_eq!(
+            e["metadata"]["product"]["name"],
+            "Microsoft Defender for Endpoint"
+        );
         assert_eq!(e["metadata"]["uid"].as_str().unwrap().len(), 32);
-        assert_eq!(e["device"], json!({"uid": "aa11", "hostname": "pc1.contoso.com", "name": "pc1", "domain": "contoso.com",
-            "groups": [{"name": "Tier0"}], "type_id": 0, "type": "Unknown"}));
+        assert_eq!(
+            e["device"],
+            json!({"uid": "aa11", "hostname": "pc1.contoso.com", "name": "pc1", "domain": "contoso.com",
+            "groups": [{"name": "Tier0"}], "type_id": 0, "type": "Unknown"})
+        );
         // The new process and its own account.
         assert_eq!(e["process"]["pid"], 7316);
         assert_eq!(e["process"]["name"], "cmd.exe");
         assert_eq!(e["process"]["integrity_id"], 4);
-        assert_eq!(e["process"]["user"], json!({"name": "alice", "domain": "contoso", "uid": "S-1-5-21-1"}));
+        assert_eq!(
+            e["process"]["user"],
+            json!({"name": "alice", "domain": "contoso", "uid": "S-1-5-21-1"})
+        );
         assert_eq!(e["process"]["session"]["uid"], "999");
         assert_eq!(e["process"]["file"]["size"], 289792);
-        assert_eq!(e["process"]["file"]["hashes"], json!([{"algorithm_id": 2, "value": "s1"}]));
+        assert_eq!(
+            e["process"]["file"]["hashes"],
+            json!([{"algorithm_id": 2, "value": "s1"}])
+        );
         assert_eq!(e["process"]["created_time"], 1738555506100i64);
         // The initiating process is the actor, never the new process's parent only.
         assert_eq!(e["actor"]["process"]["pid"], 4120);
-        assert_eq!(e["actor"]["process"]["parent_process"], json!({"pid": 980, "name": "userinit.exe"}));
+        assert_eq!(
+            e["actor"]["process"]["parent_process"],
+            json!({"pid": 980, "name": "userinit.exe"})
+        );
         assert_eq!(e["actor"]["user"]["name"], "bob");
-        assert_eq!(e["actor"]["session"], json!({"uid": "1234", "is_remote": false}));
+        assert_eq!(
+            e["actor"]["session"],
+            json!({"uid": "1234", "is_remote": false})
+        );
         assert_eq!(e["process"]["parent_process"], e["actor"]["process"]);
         // Everything else, verbatim (AdditionalFields parsed); absent values dropped.
-        assert_eq!(e["unmapped"], json!({"ProcessTokenElevation": "TokenElevationTypeFull",
-            "AdditionalFields": {"ProcessStartKey": 7}, "BrandNewColumn": [1, 2]}));
+        assert_eq!(
+            e["unmapped"],
+            json!({"ProcessTokenElevation": "TokenElevationTypeFull",
+            "AdditionalFields": {"ProcessStartKey": 7}, "BrandNewColumn": [1, 2]})
+        );
     }
 
     #[test]
     fn unknown_action_types_fall_back_to_other_with_their_name() {
-        let e = map(&DEVICE_PROCESS_EVENTS, json!({"Timestamp": "2025-01-01T00:00:00Z", "DeviceId": "d", "ActionType": "ProcessHollowed", "ProcessId": 1, "InitiatingProcessId": 2}));
-        assert_eq!((e["activity_id"].clone(), e["type_uid"].clone()), (json!(99), json!(100799)));
+        let e = map(
+            &DEVICE_PROCESS_EVENTS,
+            json!({"Timestamp": "2025-01-01T00:00:00Z", "DeviceId": "d", "ActionType": "ProcessHollowed", "ProcessId": 1, "InitiatingProcessId": 2}),
+        );
+        assert_eq!(
+            (e["activity_id"].clone(), e["type_uid"].clone()),
+            (json!(99), json!(100799))
+        );
         assert_eq!(e["activity_name"], "ProcessHollowed");
         assert!(e.get("launch_type_id").is_none());
     }
 
     #[test]
     fn a_value_of_the_wrong_type_is_kept_not_dropped() {
-        let e = map(&DEVICE_PROCESS_EVENTS, json!({"Timestamp": "2025-01-01T00:00:00Z", "DeviceId": "d", "ActionType": "ProcessCreated", "ProcessId": "not-a-pid", "ProcessUniqueId": "77", "InitiatingProcessId": 2}));
+        let e = map(
+            &DEVICE_PROCESS_EVENTS,
+            json!({"Timestamp": "2025-01-01T00:00:00Z", "DeviceId": "d", "ActionType": "ProcessCreated", "ProcessId": "not-a-pid", "ProcessUniqueId": "77", "InitiatingProcessId": 2}),
+        );
         assert_eq!(e["unmapped"]["ProcessId"], "not-a-pid");
         assert_eq!(e["process"]["uid"], "77");
     }
@@ -799,16 +995,33 @@ mod tests {
     fn a_row_without_a_timestamp_is_an_error_naming_its_key() {
         let ctx = Context::default();
         let row = json!({"DeviceId": "d1", "ReportId": 5, "ActionType": "ProcessCreated"});
-        let err = map_row(&DEVICE_PROCESS_EVENTS, row.as_object().unwrap().clone(), &ctx).unwrap_err();
+        let err = map_row(
+            &DEVICE_PROCESS_EVENTS,
+            row.as_object().unwrap().clone(),
+            &ctx,
+        )
+        .unwrap_err();
         assert_eq!(err.table, "DeviceProcessEvents");
-        assert!(err.to_string().contains("DeviceId=d1") && err.to_string().contains("ReportId=5"), "{err}");
+        assert!(
+            err.to_string().contains("DeviceId=d1") && err.to_string().contains("ReportId=5"),
+            "{err}"
+        );
     }
 
     #[test]
     fn the_same_row_gets_the_same_uid_whatever_its_timestamp_precision() {
-        let a = map(&DEVICE_PROCESS_EVENTS, json!({"Timestamp": "2025-01-01T00:00:00.5Z", "DeviceId": "d", "ReportId": 1, "ProcessId": 1}));
-        let b = map(&DEVICE_PROCESS_EVENTS, json!({"Timestamp": "2025-01-01T00:00:00.5000000Z", "DeviceId": "d", "ReportId": 1, "ProcessId": 1}));
-        let c = map(&DEVICE_PROCESS_EVENTS, json!({"Timestamp": "2025-01-01T00:00:00.5000000Z", "DeviceId": "d", "ReportId": 2, "ProcessId": 1}));
+        let a = map(
+            &DEVICE_PROCESS_EVENTS,
+            json!({"Timestamp": "2025-01-01T00:00:00.5Z", "DeviceId": "d", "ReportId": 1, "ProcessId": 1}),
+        );
+        let b = map(
+            &DEVICE_PROCESS_EVENTS,
+            json!({"Timestamp": "2025-01-01T00:00:00.5000000Z", "DeviceId": "d", "ReportId": 1, "ProcessId": 1}),
+        );
+        let c = map(
+            &DEVICE_PROCESS_EVENTS,
+            json!({"Timestamp": "2025-01-01T00:00:00.5000000Z", "DeviceId": "d", "ReportId": 2, "ProcessId": 1}),
+        );
         assert_eq!(a["metadata"]["uid"], b["metadata"]["uid"]);
         assert_ne!(a["metadata"]["uid"], c["metadata"]["uid"]);
     }

@@ -49,27 +49,67 @@ const EVIDENCE: &[Field] = &[
 
 const DEVICE_ENDPOINTS: &[Field] = &[f("RemoteDeviceName", "dst_endpoint.hostname", Str)];
 
-static PROCESS: Shape = Shape { fields: &[DEVICE, TARGET_PROCESS, INITIATING_PROCESS], finish: finish_process };
-static MEMORY: Shape = Shape { fields: &[DEVICE, TARGET_PROCESS, INITIATING_PROCESS], finish: finish_memory };
-static FILE_SHAPE: Shape = Shape { fields: &[DEVICE, FILE, INITIATING_PROCESS], finish: finish_file };
-static MODULE: Shape = Shape { fields: &[DEVICE, MODULE_FILE, INITIATING_PROCESS], finish: finish_driver };
-static JOB: Shape = Shape { fields: &[DEVICE, TARGET_USER, INITIATING_PROCESS], finish: finish_job };
-static NETWORK: Shape = Shape { fields: &[DEVICE, ENDPOINTS, DEVICE_ENDPOINTS, INITIATING_PROCESS], finish: finish_network };
-static DETECTION: Shape = Shape { fields: &[DEVICE, EVIDENCE, INITIATING_PROCESS], finish: finish_detection };
-static ACCOUNT: Shape = Shape { fields: &[DEVICE, TARGET_USER, INITIATING_PROCESS], finish: finish_account };
-static GROUP: Shape = Shape { fields: &[DEVICE, TARGET_USER, INITIATING_PROCESS], finish: finish_group };
-static APP: Shape = Shape { fields: &[DEVICE, INITIATING_PROCESS], finish: finish_app };
-static SCAN: Shape = Shape { fields: &[DEVICE, INITIATING_PROCESS], finish: finish_scan };
-static PERIPHERAL: Shape = Shape { fields: &[DEVICE, INITIATING_PROCESS], finish: finish_peripheral };
-static CONFIG: Shape = Shape { fields: &[DEVICE, INITIATING_PROCESS], finish: finish_config };
+static PROCESS: Shape = Shape {
+    fields: &[DEVICE, TARGET_PROCESS, INITIATING_PROCESS],
+    finish: finish_process,
+};
+static MEMORY: Shape = Shape {
+    fields: &[DEVICE, TARGET_PROCESS, INITIATING_PROCESS],
+    finish: finish_memory,
+};
+static FILE_SHAPE: Shape = Shape {
+    fields: &[DEVICE, FILE, INITIATING_PROCESS],
+    finish: finish_file,
+};
+static MODULE: Shape = Shape {
+    fields: &[DEVICE, MODULE_FILE, INITIATING_PROCESS],
+    finish: finish_driver,
+};
+static JOB: Shape = Shape {
+    fields: &[DEVICE, TARGET_USER, INITIATING_PROCESS],
+    finish: finish_job,
+};
+static NETWORK: Shape = Shape {
+    fields: &[DEVICE, ENDPOINTS, DEVICE_ENDPOINTS, INITIATING_PROCESS],
+    finish: finish_network,
+};
+static DETECTION: Shape = Shape {
+    fields: &[DEVICE, EVIDENCE, INITIATING_PROCESS],
+    finish: finish_detection,
+};
+static ACCOUNT: Shape = Shape {
+    fields: &[DEVICE, TARGET_USER, INITIATING_PROCESS],
+    finish: finish_account,
+};
+static GROUP: Shape = Shape {
+    fields: &[DEVICE, TARGET_USER, INITIATING_PROCESS],
+    finish: finish_group,
+};
+static APP: Shape = Shape {
+    fields: &[DEVICE, INITIATING_PROCESS],
+    finish: finish_app,
+};
+static SCAN: Shape = Shape {
+    fields: &[DEVICE, INITIATING_PROCESS],
+    finish: finish_scan,
+};
+static PERIPHERAL: Shape = Shape {
+    fields: &[DEVICE, INITIATING_PROCESS],
+    finish: finish_peripheral,
+};
+static CONFIG: Shape = Shape {
+    fields: &[DEVICE, INITIATING_PROCESS],
+    finish: finish_config,
+};
 
 const fn detection(disposition_id: i64) -> Activity {
-    Activity::new(2004, 1).sets(match disposition_id {
-        2 => &[("disposition_id", 2), ("action_id", 2)],
-        13 => &[("disposition_id", 13)],
-        _ => &[("disposition_id", 15)],
-    })
-    .shape(&DETECTION)
+    Activity::new(2004, 1)
+        .sets(match disposition_id {
+            2 => &[("disposition_id", 2), ("action_id", 2)],
+            13 => &[("disposition_id", 13)],
+            _ => &[("disposition_id", 15)],
+        })
+        .shape(&DETECTION)
 }
 
 const PNP_CONNECT: Activity = Activity::new(1010, 1).shape(&PERIPHERAL);
@@ -82,9 +122,18 @@ pub static DEVICE_EVENTS: Table = Table {
     key: DEVICE_KEY,
     activities: &[
         // Process Activity: injections, opens, WMI launches, reflexive API calls.
-        ("CreateRemoteThreadApiCall", Activity::new(1007, 4).sets(&[("injection_type_id", 1)])),
-        ("QueueUserApcRemoteApiCall", Activity::new(1007, 4).sets(&[("injection_type_id", 3)])),
-        ("SetThreadContextRemoteApiCall", Activity::new(1007, 4).sets(&[("injection_type_id", 99)])),
+        (
+            "CreateRemoteThreadApiCall",
+            Activity::new(1007, 4).sets(&[("injection_type_id", 1)]),
+        ),
+        (
+            "QueueUserApcRemoteApiCall",
+            Activity::new(1007, 4).sets(&[("injection_type_id", 3)]),
+        ),
+        (
+            "SetThreadContextRemoteApiCall",
+            Activity::new(1007, 4).sets(&[("injection_type_id", 99)]),
+        ),
         ("OpenProcessApiCall", Activity::new(1007, 3)),
         ("ProcessCreatedUsingWmiQuery", Activity::new(1007, 1)),
         ("ProcessPrimaryTokenModified", Activity::new(1007, 99)),
@@ -93,14 +142,35 @@ pub static DEVICE_EVENTS: Table = Table {
         ("ScreenshotTaken", Activity::new(1007, 99)),
         ("PowerShellCommand", Activity::new(1007, 99)),
         // Memory Activity.
-        ("NtAllocateVirtualMemoryApiCall", Activity::new(1004, 1).shape(&MEMORY)),
-        ("NtAllocateVirtualMemoryRemoteApiCall", Activity::new(1004, 1).shape(&MEMORY)),
-        ("NtProtectVirtualMemoryApiCall", Activity::new(1004, 2).shape(&MEMORY)),
+        (
+            "NtAllocateVirtualMemoryApiCall",
+            Activity::new(1004, 1).shape(&MEMORY),
+        ),
+        (
+            "NtAllocateVirtualMemoryRemoteApiCall",
+            Activity::new(1004, 1).shape(&MEMORY),
+        ),
+        (
+            "NtProtectVirtualMemoryApiCall",
+            Activity::new(1004, 2).shape(&MEMORY),
+        ),
         ("MemoryRemoteProtect", Activity::new(1004, 2).shape(&MEMORY)),
-        ("NtMapViewOfSectionRemoteApiCall", Activity::new(1004, 9).shape(&MEMORY)),
-        ("ReadProcessMemoryApiCall", Activity::new(1004, 7).shape(&MEMORY)),
-        ("WriteProcessMemoryApiCall", Activity::new(1004, 8).shape(&MEMORY)),
-        ("WriteToLsassProcessMemory", Activity::new(1004, 8).shape(&MEMORY)),
+        (
+            "NtMapViewOfSectionRemoteApiCall",
+            Activity::new(1004, 9).shape(&MEMORY),
+        ),
+        (
+            "ReadProcessMemoryApiCall",
+            Activity::new(1004, 7).shape(&MEMORY),
+        ),
+        (
+            "WriteProcessMemoryApiCall",
+            Activity::new(1004, 8).shape(&MEMORY),
+        ),
+        (
+            "WriteToLsassProcessMemory",
+            Activity::new(1004, 8).shape(&MEMORY),
+        ),
         // Module Activity.
         ("DriverLoad", Activity::new(1005, 1).shape(&MODULE)),
         // Scheduled Job Activity.
@@ -111,12 +181,50 @@ pub static DEVICE_EVENTS: Table = Table {
         ("ScheduledTaskDisabled", Activity::new(1006, 5).shape(&JOB)),
         // DNS and Network Activity.
         ("DnsQueryResponse", Activity::new(4003, 2).shape(&NETWORK)),
-        ("FirewallInboundConnectionBlocked", Activity::new(4001, 5).sets(&[("disposition_id", 2), ("action_id", 2), ("connection_info.direction_id", 1)]).shape(&NETWORK)),
-        ("FirewallInboundConnectionToAppBlocked", Activity::new(4001, 5).sets(&[("disposition_id", 2), ("action_id", 2), ("connection_info.direction_id", 1)]).shape(&NETWORK)),
-        ("FirewallOutboundConnectionBlocked", Activity::new(4001, 5).sets(&[("disposition_id", 2), ("action_id", 2), ("connection_info.direction_id", 2)]).shape(&NETWORK)),
-        ("NetworkProtectionUserBypassEvent", Activity::new(4001, 99).sets(&[("disposition_id", 1), ("action_id", 1)]).shape(&NETWORK)),
-        ("RemoteDesktopConnection", Activity::new(4001, 1).shape(&NETWORK)),
-        ("UntrustedWifiConnection", Activity::new(4001, 1).shape(&NETWORK)),
+        (
+            "FirewallInboundConnectionBlocked",
+            Activity::new(4001, 5)
+                .sets(&[
+                    ("disposition_id", 2),
+                    ("action_id", 2),
+                    ("connection_info.direction_id", 1),
+                ])
+                .shape(&NETWORK),
+        ),
+        (
+            "FirewallInboundConnectionToAppBlocked",
+            Activity::new(4001, 5)
+                .sets(&[
+                    ("disposition_id", 2),
+                    ("action_id", 2),
+                    ("connection_info.direction_id", 1),
+                ])
+                .shape(&NETWORK),
+        ),
+        (
+            "FirewallOutboundConnectionBlocked",
+            Activity::new(4001, 5)
+                .sets(&[
+                    ("disposition_id", 2),
+                    ("action_id", 2),
+                    ("connection_info.direction_id", 2),
+                ])
+                .shape(&NETWORK),
+        ),
+        (
+            "NetworkProtectionUserBypassEvent",
+            Activity::new(4001, 99)
+                .sets(&[("disposition_id", 1), ("action_id", 1)])
+                .shape(&NETWORK),
+        ),
+        (
+            "RemoteDesktopConnection",
+            Activity::new(4001, 1).shape(&NETWORK),
+        ),
+        (
+            "UntrustedWifiConnection",
+            Activity::new(4001, 1).shape(&NETWORK),
+        ),
         ("LdapSearch", Activity::new(4001, 99).shape(&NETWORK)),
         // Detection Finding.
         ("AntivirusDetection", detection(15)),
@@ -125,49 +233,131 @@ pub static DEVICE_EVENTS: Table = Table {
         ("OtherAlertRelatedActivity", detection(15)),
         ("AntivirusMalwareBlocked", detection(2)),
         ("AntivirusMalwareActionFailed", detection(13)),
-        ("SmartScreenUserOverride", Activity::new(2004, 1).sets(&[("disposition_id", 1), ("action_id", 1)]).shape(&DETECTION)),
+        (
+            "SmartScreenUserOverride",
+            Activity::new(2004, 1)
+                .sets(&[("disposition_id", 1), ("action_id", 1)])
+                .shape(&DETECTION),
+        ),
         // Scan Activity.
-        ("AntivirusScanCompleted", Activity::new(6007, 2).status(1).shape(&SCAN)),
-        ("AntivirusScanCancelled", Activity::new(6007, 3).shape(&SCAN)),
-        ("AntivirusScanFailed", Activity::new(6007, 6).status(2).shape(&SCAN)),
+        (
+            "AntivirusScanCompleted",
+            Activity::new(6007, 2).status(1).shape(&SCAN),
+        ),
+        (
+            "AntivirusScanCancelled",
+            Activity::new(6007, 3).shape(&SCAN),
+        ),
+        (
+            "AntivirusScanFailed",
+            Activity::new(6007, 6).status(2).shape(&SCAN),
+        ),
         // Device Config State Change: protection content updates (decision, docs/mapping.md).
-        ("AntivirusDefinitionsUpdated", Activity::new(5019, 1).status(1).shape(&CONFIG)),
-        ("AntivirusDefinitionsUpdateFailed", Activity::new(5019, 1).status(2).shape(&CONFIG)),
-        ("AntivirusEmergencyUpdatesInstalled", Activity::new(5019, 1).status(1).shape(&CONFIG)),
+        (
+            "AntivirusDefinitionsUpdated",
+            Activity::new(5019, 1).status(1).shape(&CONFIG),
+        ),
+        (
+            "AntivirusDefinitionsUpdateFailed",
+            Activity::new(5019, 1).status(2).shape(&CONFIG),
+        ),
+        (
+            "AntivirusEmergencyUpdatesInstalled",
+            Activity::new(5019, 1).status(1).shape(&CONFIG),
+        ),
         // Device Config State (deprecated) for boot attestation; 5019 without deprecated classes.
-        ("DeviceBootAttestationInfo", Activity::new(5002, 2).shape(&CONFIG).successor(&BOOT_STATE_CHANGE)),
+        (
+            "DeviceBootAttestationInfo",
+            Activity::new(5002, 2)
+                .shape(&CONFIG)
+                .successor(&BOOT_STATE_CHANGE),
+        ),
         // Application Lifecycle.
         ("FirewallServiceStopped", Activity::new(6002, 4).shape(&APP)),
-        ("AppGuardCreateContainer", Activity::new(6002, 3).shape(&APP)),
-        ("AppGuardResumeContainer", Activity::new(6002, 3).shape(&APP)),
+        (
+            "AppGuardCreateContainer",
+            Activity::new(6002, 3).shape(&APP),
+        ),
+        (
+            "AppGuardResumeContainer",
+            Activity::new(6002, 3).shape(&APP),
+        ),
         ("AppGuardStopContainer", Activity::new(6002, 4).shape(&APP)),
-        ("AppGuardSuspendContainer", Activity::new(6002, 99).shape(&APP)),
+        (
+            "AppGuardSuspendContainer",
+            Activity::new(6002, 99).shape(&APP),
+        ),
         ("ServiceInstalled", Activity::new(6002, 1).shape(&APP)),
         // Peripheral Device Query (deprecated); 1010 Peripheral Activity without deprecated classes.
-        ("PnpDeviceConnected", Activity::new(5014, 1).sets(&[("query_result_id", 1)]).shape(&PERIPHERAL).successor(&PNP_CONNECT)),
-        ("UsbDriveMounted", Activity::new(5014, 1).sets(&[("query_result_id", 1)]).shape(&PERIPHERAL).successor(&PNP_CONNECT)),
-        ("UsbDriveUnmounted", Activity::new(5014, 1).sets(&[("query_result_id", 3)]).shape(&PERIPHERAL).successor(&PNP_DISCONNECT)),
+        (
+            "PnpDeviceConnected",
+            Activity::new(5014, 1)
+                .sets(&[("query_result_id", 1)])
+                .shape(&PERIPHERAL)
+                .successor(&PNP_CONNECT),
+        ),
+        (
+            "UsbDriveMounted",
+            Activity::new(5014, 1)
+                .sets(&[("query_result_id", 1)])
+                .shape(&PERIPHERAL)
+                .successor(&PNP_CONNECT),
+        ),
+        (
+            "UsbDriveUnmounted",
+            Activity::new(5014, 1)
+                .sets(&[("query_result_id", 3)])
+                .shape(&PERIPHERAL)
+                .successor(&PNP_DISCONNECT),
+        ),
         // Account Change and Group Management.
         ("UserAccountCreated", Activity::new(3001, 1).shape(&ACCOUNT)),
         ("UserAccountDeleted", Activity::new(3001, 6).shape(&ACCOUNT)),
-        ("UserAccountModified", Activity::new(3001, 99).shape(&ACCOUNT)),
-        ("PasswordChangeAttempt", Activity::new(3001, 3).shape(&ACCOUNT)),
-        ("AccountCheckedForBlankPassword", Activity::new(3001, 99).shape(&ACCOUNT)),
-        ("UserAccountAddedToLocalGroup", Activity::new(3006, 3).shape(&GROUP)),
-        ("UserAccountRemovedFromLocalGroup", Activity::new(3006, 4).shape(&GROUP)),
+        (
+            "UserAccountModified",
+            Activity::new(3001, 99).shape(&ACCOUNT),
+        ),
+        (
+            "PasswordChangeAttempt",
+            Activity::new(3001, 3).shape(&ACCOUNT),
+        ),
+        (
+            "AccountCheckedForBlankPassword",
+            Activity::new(3001, 99).shape(&ACCOUNT),
+        ),
+        (
+            "UserAccountAddedToLocalGroup",
+            Activity::new(3006, 3).shape(&GROUP),
+        ),
+        (
+            "UserAccountRemovedFromLocalGroup",
+            Activity::new(3006, 4).shape(&GROUP),
+        ),
         ("SecurityGroupCreated", Activity::new(3006, 6).shape(&GROUP)),
         ("SecurityGroupDeleted", Activity::new(3006, 5).shape(&GROUP)),
-        ("LogonRightsSettingEnabled", Activity::new(3006, 1).shape(&GROUP)),
+        (
+            "LogonRightsSettingEnabled",
+            Activity::new(3006, 1).shape(&GROUP),
+        ),
         // File System Activity.
-        ("SensitiveFileRead", Activity::new(1001, 2).shape(&FILE_SHAPE)),
-        ("ShellLinkCreateFileEvent", Activity::new(1001, 1).shape(&FILE_SHAPE)),
+        (
+            "SensitiveFileRead",
+            Activity::new(1001, 2).shape(&FILE_SHAPE),
+        ),
+        (
+            "ShellLinkCreateFileEvent",
+            Activity::new(1001, 1).shape(&FILE_SHAPE),
+        ),
     ],
     // Families of protection events: all Detection Findings; the disposition
     // comes from the suffix (Blocked, Audited, ...) in `finish_detection`.
     prefixes: &[
         ("Asr", Activity::new(2004, 1).shape(&DETECTION)),
         ("ExploitGuard", Activity::new(2004, 1).shape(&DETECTION)),
-        ("ControlledFolderAccessViolation", Activity::new(2004, 1).shape(&DETECTION)),
+        (
+            "ControlledFolderAccessViolation",
+            Activity::new(2004, 1).shape(&DETECTION),
+        ),
         ("AppControl", Activity::new(2004, 1).shape(&DETECTION)),
         ("AppLocker", Activity::new(2004, 1).shape(&DETECTION)),
         ("SmartScreen", Activity::new(2004, 1).shape(&DETECTION)),
@@ -191,7 +381,13 @@ fn finish_process(e: &mut Event, _ctx: &Context) {
     }
     if e.get("process").is_none() {
         // The only process known may be an id in AdditionalFields.
-        common::map_additional(e, &[("CallerProcessID", "process.pid", Int), ("ProcessId", "process.pid", Int)]);
+        common::map_additional(
+            e,
+            &[
+                ("CallerProcessID", "process.pid", Int),
+                ("ProcessId", "process.pid", Int),
+            ],
+        );
     }
     common::unknown_process(e);
     common::actor_or_sensor(e, PRODUCT);
@@ -200,7 +396,11 @@ fn finish_process(e: &mut Event, _ctx: &Context) {
 fn finish_memory(e: &mut Event, ctx: &Context) {
     common::map_additional(
         e,
-        &[("BaseAddress", "base_address", Str), ("RegionSize", "size", Int), ("ProtectionMask", "requested_permissions", Int)],
+        &[
+            ("BaseAddress", "base_address", Str),
+            ("RegionSize", "size", Int),
+            ("ProtectionMask", "requested_permissions", Int),
+        ],
     );
     finish_process(e, ctx);
 }
@@ -218,7 +418,13 @@ fn finish_driver(e: &mut Event, ctx: &Context) {
 }
 
 fn finish_job(e: &mut Event, _ctx: &Context) {
-    common::map_additional(e, &[("TaskName", "job.name", Str), ("SubjectUserName", "job.user.name", Str)]);
+    common::map_additional(
+        e,
+        &[
+            ("TaskName", "job.name", Str),
+            ("SubjectUserName", "job.user.name", Str),
+        ],
+    );
     // Account* here is the account the task runs as.
     if let Some(user) = e.0.remove("user") {
         if e.get("job").is_some() {
@@ -235,7 +441,13 @@ fn finish_job(e: &mut Event, _ctx: &Context) {
 fn finish_network(e: &mut Event, _ctx: &Context) {
     common::remote_url(e, "dst_endpoint");
     if e.get("class_uid") == Some(&4003.into()) {
-        common::map_additional(e, &[("DnsQueryString", "query.hostname", Str), ("QueryName", "query.hostname", Str)]);
+        common::map_additional(
+            e,
+            &[
+                ("DnsQueryString", "query.hostname", Str),
+                ("QueryName", "query.hostname", Str),
+            ],
+        );
         common::move_to_unmapped(e, "url");
     }
     if e.get("connection_info").is_some() {
@@ -253,18 +465,25 @@ fn finish_network(e: &mut Event, _ctx: &Context) {
 fn finish_detection(e: &mut Event, ctx: &Context) {
     let action = e.get_str("metadata.event_code").unwrap_or("").to_string();
     if e.get("disposition_id").is_none() {
-        let (disposition, action_id) = if action.ends_with("Blocked") || action.ends_with("Enforced") {
-            (2, Some(2))
-        } else {
-            (15, None)
-        };
+        let (disposition, action_id) =
+            if action.ends_with("Blocked") || action.ends_with("Enforced") {
+                (2, Some(2))
+            } else {
+                (15, None)
+            };
         e.set("disposition_id", disposition.into());
         if let Some(a) = action_id {
             e.set("action_id", a.into());
         }
     }
     let uid = common_uid(e);
-    common::map_additional(e, &[("RuleId", "finding_info.uid", Str), ("ThreatName", "finding_info.title", Str)]);
+    common::map_additional(
+        e,
+        &[
+            ("RuleId", "finding_info.uid", Str),
+            ("ThreatName", "finding_info.title", Str),
+        ],
+    );
     e.set_default("finding_info.uid", uid.into());
     e.set_default("finding_info.title", action.into());
     e.set("finding_info.product.name", PRODUCT.into());
@@ -272,7 +491,10 @@ fn finish_detection(e: &mut Event, ctx: &Context) {
     e.set("is_alert", true.into());
     if e.get_str("finding_info.title") != e.get_str("metadata.event_code") {
         let threat = e.get("finding_info.title").cloned().unwrap_or_default();
-        e.push("malware", json!({"name": threat, "classification_ids": [0]}));
+        e.push(
+            "malware",
+            json!({"name": threat, "classification_ids": [0]}),
+        );
     }
     // The file, process or URL the detection names is its evidence.
     common::finish_file(e, "evidence.file");
@@ -301,7 +523,11 @@ fn finish_account(e: &mut Event, _ctx: &Context) {
 fn finish_group(e: &mut Event, _ctx: &Context) {
     common::map_additional(
         e,
-        &[("GroupName", "group.name", Str), ("GroupDomainName", "group.domain", Str), ("GroupSid", "group.uid", Str)],
+        &[
+            ("GroupName", "group.name", Str),
+            ("GroupDomainName", "group.domain", Str),
+            ("GroupSid", "group.uid", Str),
+        ],
     );
     common::require_any(e, "user", &["name", "uid", "account"]);
     common::finish_device(e);
@@ -332,7 +558,13 @@ fn finish_app(e: &mut Event, _ctx: &Context) {
 }
 
 fn finish_scan(e: &mut Event, _ctx: &Context) {
-    common::map_additional(e, &[("ScanId", "scan.uid", Str), ("ScanTypeIndex", "scan.name", Str)]);
+    common::map_additional(
+        e,
+        &[
+            ("ScanId", "scan.uid", Str),
+            ("ScanTypeIndex", "scan.name", Str),
+        ],
+    );
     e.set("scan.type_id", 0.into());
     e.set("scan.type", "Unknown".into());
     common::finish_device(e);
@@ -361,7 +593,9 @@ fn finish_peripheral(e: &mut Event, _ctx: &Context) {
             }
         }
     }
-    if e.get_str("metadata.event_code").is_some_and(|a| a.starts_with("UsbDrive")) {
+    if e.get_str("metadata.event_code")
+        .is_some_and(|a| a.starts_with("UsbDrive"))
+    {
         e.set("peripheral_device.type_id", 1.into());
         e.set("peripheral_device.type", "External Storage".into());
     }

@@ -85,7 +85,13 @@ fn conv_name(conv: Conv) -> String {
 
 fn activity_cell(a: &Activity) -> String {
     let class = ocsf::class(a.class_uid);
-    let mut cell = format!("{} {} / {} {}", a.class_uid, class.name, a.activity_id, class.activity_name(a.activity_id));
+    let mut cell = format!(
+        "{} {} / {} {}",
+        a.class_uid,
+        class.name,
+        a.activity_id,
+        class.activity_name(a.activity_id)
+    );
     if let Some(s) = a.status_id {
         let _ = write!(cell, ", status {s}");
     }
@@ -94,15 +100,29 @@ fn activity_cell(a: &Activity) -> String {
     }
     if let Some(next) = a.successor {
         let c = ocsf::class(next.class_uid);
-        let _ = write!(cell, "; without deprecated classes: {} {} / {}", next.class_uid, c.name, c.activity_name(next.activity_id));
+        let _ = write!(
+            cell,
+            "; without deprecated classes: {} {} / {}",
+            next.class_uid,
+            c.name,
+            c.activity_name(next.activity_id)
+        );
     }
     cell
 }
 
 fn shapes(table: &Table) -> Vec<&'static Shape> {
     let mut out: Vec<&'static Shape> = Vec::new();
-    let all = table.activities.iter().chain(table.prefixes.iter()).map(|(_, a)| a).chain([&table.fallback]);
-    for shape in std::iter::once(table.shape).chain(all.flat_map(|a| [a.shape, a.successor.and_then(|s| s.shape)]).flatten()) {
+    let all = table
+        .activities
+        .iter()
+        .chain(table.prefixes.iter())
+        .map(|(_, a)| a)
+        .chain([&table.fallback]);
+    for shape in std::iter::once(table.shape).chain(
+        all.flat_map(|a| [a.shape, a.successor.and_then(|s| s.shape)])
+            .flatten(),
+    ) {
         if !out.iter().any(|s| std::ptr::eq(*s, shape)) {
             out.push(shape);
         }
@@ -129,12 +149,28 @@ pub fn render() -> String {
     }
     out.push_str("\n## Classes and their sources\n\n| class | produced by |\n|---|---|\n");
     for (uid, tables) in &by_class {
-        let _ = writeln!(out, "| {uid} {} | {} |", ocsf::class(*uid).name, tables.iter().cloned().collect::<Vec<_>>().join(", "));
+        let _ = writeln!(
+            out,
+            "| {uid} {} | {} |",
+            ocsf::class(*uid).name,
+            tables.iter().cloned().collect::<Vec<_>>().join(", ")
+        );
     }
     out.push_str("| 2005 Incident Finding | Graph `GET /security/incidents` (optional stream) |\n");
 
     for table in TABLES {
-        let _ = write!(out, "\n## {}\n\nProduct: {}. Natural key: {}.\n\n", table.name, table.product.name(), table.key.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "));
+        let _ = write!(
+            out,
+            "\n## {}\n\nProduct: {}. Natural key: {}.\n\n",
+            table.name,
+            table.product.name(),
+            table
+                .key
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         out.push_str("| ActionType | class / activity |\n|---|---|\n");
         for (name, a) in table.activities {
             let _ = writeln!(out, "| `{name}` | {} |", activity_cell(a));
@@ -148,7 +184,13 @@ pub fn render() -> String {
         for shape in shapes(table) {
             for field in shape.fields.iter().flat_map(|f| f.iter()) {
                 if seen.insert((field.column, field.to)) {
-                    let _ = writeln!(out, "| `{}` | `{}` | {} |", field.column, field.to, conv_name(field.conv));
+                    let _ = writeln!(
+                        out,
+                        "| `{}` | `{}` | {} |",
+                        field.column,
+                        field.to,
+                        conv_name(field.conv)
+                    );
                 }
             }
         }
@@ -161,7 +203,9 @@ mod tests {
     /// docs/mapping.md is what the generator writes today.
     #[test]
     fn docs_mapping_md_is_current() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs").join("mapping.md");
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("docs")
+            .join("mapping.md");
         let committed = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
             committed == super::render(),

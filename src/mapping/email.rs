@@ -8,7 +8,12 @@ use super::engine::{Context, Conv::*, Event, Field, f};
 use super::{Activity, Join, Product, Shape, Table};
 use serde_json::{Value, json};
 
-const EMAIL_KEY: &[&str] = &["NetworkMessageId", "RecipientEmailAddress", "Timestamp", "ReportId"];
+const EMAIL_KEY: &[&str] = &[
+    "NetworkMessageId",
+    "RecipientEmailAddress",
+    "Timestamp",
+    "ReportId",
+];
 
 const MESSAGE: &[Field] = &[
     f("NetworkMessageId", "email.uid", Str),
@@ -25,7 +30,10 @@ const MESSAGE: &[Field] = &[
 // EmailEvents → 4009 Email Activity (guide §16)
 // ---------------------------------------------------------------------------
 
-static EMAIL: Shape = Shape { fields: &[MESSAGE], finish: finish_email_events };
+static EMAIL: Shape = Shape {
+    fields: &[MESSAGE],
+    finish: finish_email_events,
+};
 
 pub static EMAIL_EVENTS: Table = Table {
     name: "EmailEvents",
@@ -40,7 +48,11 @@ pub static EMAIL_EVENTS: Table = Table {
 
 fn finish_email_events(e: &mut Event, _ctx: &Context) {
     e.copy("email.uid", "message_trace_uid");
-    match e.take_column("EmailDirection").as_ref().and_then(Value::as_str) {
+    match e
+        .take_column("EmailDirection")
+        .as_ref()
+        .and_then(Value::as_str)
+    {
         Some("Outbound") => {
             e.set("direction_id", 2.into());
             e.set_activity(1);
@@ -53,7 +65,11 @@ fn finish_email_events(e: &mut Event, _ctx: &Context) {
         }
         None => e.set("direction_id", 0.into()),
     }
-    let (disposition, action) = match e.column("DeliveryAction", Str).as_ref().and_then(Value::as_str) {
+    let (disposition, action) = match e
+        .column("DeliveryAction", Str)
+        .as_ref()
+        .and_then(Value::as_str)
+    {
         Some("Delivered") => (Some(1), Some(1)),
         Some("Blocked") => (Some(2), Some(2)),
         Some("Junked") => (Some(18), Some(4)),
@@ -79,8 +95,14 @@ fn finish_email_events(e: &mut Event, _ctx: &Context) {
 
 /// `AuthenticationDetails` ({"SPF":"pass","DKIM":...}) to `email_auth`.
 fn authentication(e: &mut Event) {
-    let Some(Value::Object(mut details)) = e.column("AuthenticationDetails", Json) else { return };
-    for (key, path) in [("SPF", "email_auth.spf"), ("DKIM", "email_auth.dkim"), ("DMARC", "email_auth.dmarc")] {
+    let Some(Value::Object(mut details)) = e.column("AuthenticationDetails", Json) else {
+        return;
+    };
+    for (key, path) in [
+        ("SPF", "email_auth.spf"),
+        ("DKIM", "email_auth.dkim"),
+        ("DMARC", "email_auth.dmarc"),
+    ] {
         if let Some(Value::String(v)) = details.remove(key) {
             e.set(path, v.into());
         }
@@ -93,7 +115,10 @@ fn authentication(e: &mut Event) {
 
 /// Malware named by the verdict becomes `malware[]`.
 fn threats(e: &mut Event) {
-    let types = e.column("ThreatTypes", Str).and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+    let types = e
+        .column("ThreatTypes", Str)
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
     if !types.contains("Malware") {
         return;
     }
@@ -132,24 +157,46 @@ const ATTACHMENT_IN_EMAIL: &[Field] = &[
     f("FileSize", "file.size", Int),
 ];
 
-static ATTACHMENT_SHAPE: Shape = Shape { fields: &[ATTACHMENT], finish: finish_attachment };
-static ATTACHMENT_EMAIL_SHAPE: Shape = Shape { fields: &[ATTACHMENT_IN_EMAIL], finish: finish_attachment };
-const ATTACHMENT_SCAN: Activity = Activity::new(4009, 3).sets(&[("direction_id", 0)]).shape(&ATTACHMENT_EMAIL_SHAPE);
+static ATTACHMENT_SHAPE: Shape = Shape {
+    fields: &[ATTACHMENT],
+    finish: finish_attachment,
+};
+static ATTACHMENT_EMAIL_SHAPE: Shape = Shape {
+    fields: &[ATTACHMENT_IN_EMAIL],
+    finish: finish_attachment,
+};
+const ATTACHMENT_SCAN: Activity = Activity::new(4009, 3)
+    .sets(&[("direction_id", 0)])
+    .shape(&ATTACHMENT_EMAIL_SHAPE);
 
 pub static EMAIL_ATTACHMENT_INFO: Table = Table {
     name: "EmailAttachmentInfo",
     product: Product::Office365,
-    key: &["NetworkMessageId", "RecipientEmailAddress", "SHA256", "FileName", "Timestamp", "ReportId"],
+    key: &[
+        "NetworkMessageId",
+        "RecipientEmailAddress",
+        "SHA256",
+        "FileName",
+        "Timestamp",
+        "ReportId",
+    ],
     activities: &[],
     prefixes: &[],
     fallback: Activity::new(4011, 3).successor(&ATTACHMENT_SCAN),
     shape: &ATTACHMENT_SHAPE,
-    join: Some(Join { leader: "EmailEvents", only_without_deprecated: true, fold: fold_into_messages }),
+    join: Some(Join {
+        leader: "EmailEvents",
+        only_without_deprecated: true,
+        fold: fold_into_messages,
+    }),
 };
 
 fn finish_attachment(e: &mut Event, _ctx: &Context) {
     // The file ext is written without its dot.
-    if let Some(ext) = e.get_str("file.ext").map(|x| x.trim_start_matches('.').to_string()) {
+    if let Some(ext) = e
+        .get_str("file.ext")
+        .map(|x| x.trim_start_matches('.').to_string())
+    {
         e.set("file.ext", ext.into());
     }
     common::finish_file(e, "file");
@@ -168,14 +215,24 @@ fn finish_attachment(e: &mut Event, _ctx: &Context) {
 // ---------------------------------------------------------------------------
 
 static URL_SHAPE: Shape = Shape {
-    fields: &[&[f("NetworkMessageId", "email_uid", Str), f("Url", "url.url_string", Str), f("UrlDomain", "url.domain", Str)]],
+    fields: &[&[
+        f("NetworkMessageId", "email_uid", Str),
+        f("Url", "url.url_string", Str),
+        f("UrlDomain", "url.domain", Str),
+    ]],
     finish: finish_url,
 };
 
 pub static EMAIL_URL_INFO: Table = Table {
     name: "EmailUrlInfo",
     product: Product::Office365,
-    key: &["NetworkMessageId", "Url", "UrlLocation", "Timestamp", "ReportId"],
+    key: &[
+        "NetworkMessageId",
+        "Url",
+        "UrlLocation",
+        "Timestamp",
+        "ReportId",
+    ],
     activities: &[],
     prefixes: &[],
     // No standalone successor: 4009 needs the sender or a recipient, which
@@ -183,7 +240,11 @@ pub static EMAIL_URL_INFO: Table = Table {
     // their EmailEvents message as `email.urls[]` (`fold_into_messages`).
     fallback: Activity::new(4012, 3),
     shape: &URL_SHAPE,
-    join: Some(Join { leader: "EmailEvents", only_without_deprecated: true, fold: fold_into_messages }),
+    join: Some(Join {
+        leader: "EmailEvents",
+        only_without_deprecated: true,
+        fold: fold_into_messages,
+    }),
 };
 
 fn finish_url(e: &mut Event, _ctx: &Context) {
@@ -219,7 +280,10 @@ const fn click(disposition_id: i64, action_id: i64) -> (Activity, Activity) {
         (27, _) => &[("disposition_id", 27)],
         _ => &[("disposition_id", 14)],
     };
-    (Activity::new(4012, 3).sets(sets), Activity::new(4009, 3).sets(sets).shape(&CLICK_EMAIL_SHAPE))
+    (
+        Activity::new(4012, 3).sets(sets),
+        Activity::new(4009, 3).sets(sets).shape(&CLICK_EMAIL_SHAPE),
+    )
 }
 
 const ALLOWED: (Activity, Activity) = click(1, 1);
@@ -231,11 +295,20 @@ const OTHER_CLICK: Activity = Activity::new(4009, 99).shape(&CLICK_EMAIL_SHAPE);
 pub static URL_CLICK_EVENTS: Table = Table {
     name: "UrlClickEvents",
     product: Product::Office365,
-    key: &["NetworkMessageId", "Url", "AccountUpn", "Timestamp", "ReportId"],
+    key: &[
+        "NetworkMessageId",
+        "Url",
+        "AccountUpn",
+        "Timestamp",
+        "ReportId",
+    ],
     activities: &[
         ("ClickAllowed", ALLOWED.0.successor(&ALLOWED.1)),
         ("ClickBlocked", BLOCKED.0.successor(&BLOCKED.1)),
-        ("ClickBlockedByTenantPolicy", BLOCKED.0.successor(&BLOCKED.1)),
+        (
+            "ClickBlockedByTenantPolicy",
+            BLOCKED.0.successor(&BLOCKED.1),
+        ),
         ("UrlErrorPage", ERROR_PAGE.0.successor(&ERROR_PAGE.1)),
         ("UrlScanInProgress", SCANNING.0.successor(&SCANNING.1)),
     ],
@@ -277,12 +350,30 @@ static POST_DELIVERY: Shape = Shape {
 pub static EMAIL_POST_DELIVERY_EVENTS: Table = Table {
     name: "EmailPostDeliveryEvents",
     product: Product::Office365,
-    key: &["NetworkMessageId", "RecipientEmailAddress", "ActionType", "Timestamp", "ReportId"],
+    key: &[
+        "NetworkMessageId",
+        "RecipientEmailAddress",
+        "ActionType",
+        "Timestamp",
+        "ReportId",
+    ],
     activities: &[
-        ("Phish ZAP", Activity::new(4009, 3).sets(&[("direction_id", 0)])),
-        ("Malware ZAP", Activity::new(4009, 3).sets(&[("direction_id", 0)])),
-        ("Spam ZAP", Activity::new(4009, 3).sets(&[("direction_id", 0)])),
-        ("Manual remediation", Activity::new(4009, 99).sets(&[("direction_id", 0)])),
+        (
+            "Phish ZAP",
+            Activity::new(4009, 3).sets(&[("direction_id", 0)]),
+        ),
+        (
+            "Malware ZAP",
+            Activity::new(4009, 3).sets(&[("direction_id", 0)]),
+        ),
+        (
+            "Spam ZAP",
+            Activity::new(4009, 3).sets(&[("direction_id", 0)]),
+        ),
+        (
+            "Manual remediation",
+            Activity::new(4009, 99).sets(&[("direction_id", 0)]),
+        ),
     ],
     prefixes: &[],
     fallback: Activity::new(4009, 99).sets(&[("direction_id", 0)]),
@@ -306,7 +397,11 @@ fn finish_post_delivery(e: &mut Event, _ctx: &Context) {
         }
         e.set("disposition_id", d.into());
     }
-    match e.column("ActionResult", Str).as_ref().and_then(Value::as_str) {
+    match e
+        .column("ActionResult", Str)
+        .as_ref()
+        .and_then(Value::as_str)
+    {
         Some("Success") => {
             e.take_column("ActionResult");
             e.set("status_id", 1.into());
@@ -330,11 +425,19 @@ fn finish_post_delivery(e: &mut Event, _ctx: &Context) {
 pub fn fold_into_messages(messages: &mut [Value], events: Vec<Value>) -> Vec<Value> {
     let mut alone = Vec::new();
     for event in events {
-        let uid = event.pointer("/email/uid").or_else(|| event.get("email_uid")).cloned();
+        let uid = event
+            .pointer("/email/uid")
+            .or_else(|| event.get("email_uid"))
+            .cloned();
         let mut matched = false;
-        for message in messages.iter_mut().filter(|m| uid.is_some() && m.pointer("/email/uid") == uid.as_ref()) {
+        for message in messages
+            .iter_mut()
+            .filter(|m| uid.is_some() && m.pointer("/email/uid") == uid.as_ref())
+        {
             matched = true;
-            let Some(email) = message.get_mut("email").and_then(Value::as_object_mut) else { continue };
+            let Some(email) = message.get_mut("email").and_then(Value::as_object_mut) else {
+                continue;
+            };
             if let Some(Value::Array(files)) = event.pointer("/email/files") {
                 let list = email.entry("files").or_insert_with(|| json!([]));
                 if let Value::Array(l) = list {
@@ -348,10 +451,17 @@ pub fn fold_into_messages(messages: &mut [Value], events: Vec<Value>) -> Vec<Val
                 }
             }
             if let Some(u) = event.get("unmapped") {
-                let table = event.pointer("/metadata/log_name").and_then(Value::as_str).unwrap_or("joined").to_string();
+                let table = event
+                    .pointer("/metadata/log_name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("joined")
+                    .to_string();
                 if let Some(m) = message.as_object_mut() {
                     let unmapped = m.entry("unmapped").or_insert_with(|| json!({}));
-                    if let Some(list) = unmapped.as_object_mut().map(|o| o.entry(table).or_insert_with(|| json!([]))) {
+                    if let Some(list) = unmapped
+                        .as_object_mut()
+                        .map(|o| o.entry(table).or_insert_with(|| json!([])))
+                    {
                         if let Value::Array(l) = list {
                             l.push(u.clone());
                         }

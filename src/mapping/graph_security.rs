@@ -61,7 +61,12 @@ fn severity(e: &mut Event, obj: &mut Map<String, Value>) {
 
 /// Graph status to OCSF finding status (TZ).
 fn status(e: &mut Event, obj: &mut Map<String, Value>) -> u32 {
-    let (id, name) = match obj.get("status").and_then(Value::as_str).map(str::to_ascii_lowercase).as_deref() {
+    let (id, name) = match obj
+        .get("status")
+        .and_then(Value::as_str)
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         Some("new" | "active") => (1, "New"),
         Some("inprogress") => (2, "In Progress"),
         Some("resolved") => (4, "Resolved"),
@@ -83,8 +88,14 @@ fn status(e: &mut Event, obj: &mut Map<String, Value>) -> u32 {
 
 /// Graph classification/determination to `verdict_id` (guide §1).
 fn verdict(e: &mut Event, obj: &mut Map<String, Value>) {
-    let classification = obj.get("classification").and_then(Value::as_str).map(str::to_ascii_lowercase);
-    let determination = obj.get("determination").and_then(Value::as_str).map(str::to_ascii_lowercase);
+    let classification = obj
+        .get("classification")
+        .and_then(Value::as_str)
+        .map(str::to_ascii_lowercase);
+    let determination = obj
+        .get("determination")
+        .and_then(Value::as_str)
+        .map(str::to_ascii_lowercase);
     let id = match (classification.as_deref(), determination.as_deref()) {
         (_, Some("securitytesting")) => Some(6),
         (_, Some("notenoughdatatovalidate")) => Some(7),
@@ -101,7 +112,13 @@ fn verdict(e: &mut Event, obj: &mut Map<String, Value>) {
 }
 
 /// Create, Update or Close, from status and timestamps (TZ).
-fn activity(e: &mut Event, class_uid: u32, status_id: u32, created: &Option<String>, updated: &Option<String>) {
+fn activity(
+    e: &mut Event,
+    class_uid: u32,
+    status_id: u32,
+    created: &Option<String>,
+    updated: &Option<String>,
+) {
     let activity_id = if matches!(status_id, 4 | 5) {
         3
     } else if created.is_some() && updated.is_some() && created != updated {
@@ -114,14 +131,27 @@ fn activity(e: &mut Event, class_uid: u32, status_id: u32, created: &Option<Stri
     e.set("class_uid", class_uid.into());
     e.set("class_name", class.name.into());
     e.set("category_uid", class.category_uid.into());
-    e.set("category_name", ocsf::category_name(class.category_uid).into());
+    e.set(
+        "category_name",
+        ocsf::category_name(class.category_uid).into(),
+    );
     e.set("activity_id", activity_id.into());
     e.set("activity_name", name.into());
-    e.set("type_uid", (u64::from(class_uid) * 100 + u64::from(activity_id)).into());
+    e.set(
+        "type_uid",
+        (u64::from(class_uid) * 100 + u64::from(activity_id)).into(),
+    );
     e.set("type_name", format!("{}: {name}", class.name).into());
 }
 
-fn metadata(e: &mut Event, obj: &mut Map<String, Value>, kind: Kind, ctx: &Context, id: &str, updated: &Option<String>) {
+fn metadata(
+    e: &mut Event,
+    obj: &mut Map<String, Value>,
+    kind: Kind,
+    ctx: &Context,
+    id: &str,
+    updated: &Option<String>,
+) {
     e.set("metadata.version", ocsf::VERSION.into());
     e.set("metadata.product.name", "Microsoft Defender XDR".into());
     e.set("metadata.product.vendor_name", "Microsoft".into());
@@ -133,9 +163,8 @@ fn metadata(e: &mut Event, obj: &mut Map<String, Value>, kind: Kind, ctx: &Conte
     if let Some(u) = updated {
         e.set("metadata.original_time", u.clone().into());
     }
-    match take_str(obj, "tenantId").or_else(|| ctx.tenant_uid.clone()) {
-        Some(t) => e.set("metadata.tenant_uid", t.into()),
-        None => {}
+    if let Some(t) = take_str(obj, "tenantId").or_else(|| ctx.tenant_uid.clone()) {
+        e.set("metadata.tenant_uid", t.into());
     }
     obj.remove("@odata.type");
 }
@@ -143,7 +172,12 @@ fn metadata(e: &mut Event, obj: &mut Map<String, Value>, kind: Kind, ctx: &Conte
 fn error(kind: Kind, obj: &Map<String, Value>, reason: &str) -> MapError {
     MapError {
         table: kind.path().to_string(),
-        key: format!("id={}", obj.get("id").map(Value::to_string).unwrap_or_else(|| "<missing>".into())),
+        key: format!(
+            "id={}",
+            obj.get("id")
+                .map(Value::to_string)
+                .unwrap_or_else(|| "<missing>".into())
+        ),
         reason: reason.to_string(),
     }
 }
@@ -160,7 +194,11 @@ pub fn map_incident(mut obj: Map<String, Value>, ctx: &Context) -> Result<Value,
     let updated = take_str(&mut obj, "lastUpdateDateTime");
     let Some(time) = updated.as_deref().or(created.as_deref()).and_then(time_ms) else {
         obj.insert("id".into(), id.into());
-        return Err(error(kind, &obj, "the incident has no valid lastUpdateDateTime"));
+        return Err(error(
+            kind,
+            &obj,
+            "the incident has no valid lastUpdateDateTime",
+        ));
     };
     let mut e = Event::default();
     let status_id = status(&mut e, &mut obj);
@@ -183,7 +221,13 @@ pub fn map_incident(mut obj: Map<String, Value>, ctx: &Context) -> Result<Value,
     if let Some(score) = obj.get("priorityScore").and_then(Value::as_i64) {
         obj.remove("priorityScore");
         e.set("risk_score", score.into());
-        let (pid, pname) = if score > 85 { (4, "Critical") } else if score >= 15 { (2, "Medium") } else { (1, "Low") };
+        let (pid, pname) = if score > 85 {
+            (4, "Critical")
+        } else if score >= 15 {
+            (2, "Medium")
+        } else {
+            (1, "Low")
+        };
         e.set("priority_id", pid.into());
         e.set("priority", pname.into());
     }
@@ -245,7 +289,11 @@ pub fn map_alert(mut obj: Map<String, Value>, ctx: &Context) -> Result<Value, Ma
     let updated = take_str(&mut obj, "lastUpdateDateTime");
     let Some(time) = updated.as_deref().or(created.as_deref()).and_then(time_ms) else {
         obj.insert("id".into(), id.into());
-        return Err(error(kind, &obj, "the alert has no valid lastUpdateDateTime"));
+        return Err(error(
+            kind,
+            &obj,
+            "the alert has no valid lastUpdateDateTime",
+        ));
     };
     let mut e = Event::default();
     let status_id = status(&mut e, &mut obj);
@@ -280,7 +328,10 @@ pub fn map_alert(mut obj: Map<String, Value>, ctx: &Context) -> Result<Value, Ma
     if let Some(u) = updated.as_deref().and_then(time_ms) {
         e.set("finding_info.modified_time", u.into());
     }
-    for (key, path) in [("firstActivityDateTime", "finding_info.first_seen_time"), ("lastActivityDateTime", "finding_info.last_seen_time")] {
+    for (key, path) in [
+        ("firstActivityDateTime", "finding_info.first_seen_time"),
+        ("lastActivityDateTime", "finding_info.last_seen_time"),
+    ] {
         if let Some(t) = obj.get(key).and_then(Value::as_str).and_then(time_ms) {
             obj.remove(key);
             e.set(path, t.into());
@@ -298,7 +349,9 @@ pub fn map_alert(mut obj: Map<String, Value>, ctx: &Context) -> Result<Value, Ma
             .iter()
             .filter_map(Value::as_str)
             .map(|t| match t.split_once('.') {
-                Some((parent, _)) => json!({"technique": {"uid": parent}, "sub_technique": {"uid": t}}),
+                Some((parent, _)) => {
+                    json!({"technique": {"uid": parent}, "sub_technique": {"uid": t}})
+                }
                 None => json!({"technique": {"uid": t}}),
             })
             .collect();
@@ -348,7 +401,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(e["class_uid"], 2005);
-        assert_eq!((e["activity_id"].clone(), e["type_uid"].clone()), (json!(2), json!(200502)));
+        assert_eq!(
+            (e["activity_id"].clone(), e["type_uid"].clone()),
+            (json!(2), json!(200502))
+        );
         assert_eq!(e["status_id"], 1);
         assert_eq!(e["severity_id"], 3);
         assert_eq!(e["verdict_id"], 2);
@@ -373,8 +429,14 @@ mod tests {
         assert_eq!(e["activity_id"], 3);
         assert_eq!(e["status_id"], 4);
         assert_eq!(e["assignee"]["email_addr"], "KaiC@contoso.onmicrosoft.com");
-        assert_eq!(e["finding_info_list"], json!([{"uid": "da1", "title": "Alert one"}]));
-        assert_eq!((e["risk_score"].clone(), e["priority_id"].clone()), (json!(90), json!(4)));
+        assert_eq!(
+            e["finding_info_list"],
+            json!([{"uid": "da1", "title": "Alert one"}])
+        );
+        assert_eq!(
+            (e["risk_score"].clone(), e["priority_id"].clone()),
+            (json!(90), json!(4))
+        );
     }
 
     #[test]
@@ -386,9 +448,15 @@ mod tests {
             &Context::default(),
         )
         .unwrap();
-        assert_eq!((e["class_uid"].clone(), e["activity_id"].clone()), (json!(2004), json!(1)));
+        assert_eq!(
+            (e["class_uid"].clone(), e["activity_id"].clone()),
+            (json!(2004), json!(1))
+        );
         assert_eq!(e["finding_info"]["uid"], "da6375");
-        assert_eq!(e["finding_info"]["attacks"][0]["sub_technique"]["uid"], "T1564.001");
+        assert_eq!(
+            e["finding_info"]["attacks"][0]["sub_technique"]["uid"],
+            "T1564.001"
+        );
         assert_eq!(e["severity_id"], 2);
         assert_eq!(e["unmapped"]["evidence"][0]["x"], 1);
     }

@@ -7,7 +7,13 @@ use super::engine::{Context, Conv::*, Event, Field, f};
 use super::{Activity, Product, Shape, Table};
 use serde_json::Value;
 
-const IDENTITY_KEY: &[&str] = &["ReportId", "Timestamp", "ActionType", "AccountSid", "AccountUpn"];
+const IDENTITY_KEY: &[&str] = &[
+    "ReportId",
+    "Timestamp",
+    "ActionType",
+    "AccountSid",
+    "AccountUpn",
+];
 
 /// The source and destination of the activity.
 const ENDPOINTS: &[Field] = &[
@@ -51,7 +57,14 @@ const TARGET_USER: &[Field] = &[
 // ---------------------------------------------------------------------------
 
 static LOGON: Shape = Shape {
-    fields: &[LOGON_USER, ENDPOINTS, &[f("Application", "service.name", Str), f("FailureReason", "status_detail", Str)]],
+    fields: &[
+        LOGON_USER,
+        ENDPOINTS,
+        &[
+            f("Application", "service.name", Str),
+            f("FailureReason", "status_detail", Str),
+        ],
+    ],
     finish: finish_logon,
 };
 
@@ -77,7 +90,10 @@ fn finish_logon(e: &mut Event, _ctx: &Context) {
     if let Some(Value::String(p)) = e.take_column("Protocol") {
         let id = auth_protocol_id(&p);
         e.set("auth_protocol_id", id.into());
-        if id == 12 && e.get_str("logon_type").is_some_and(|t| t.to_ascii_lowercase().contains("cleartext")) {
+        if id == 12
+            && e.get_str("logon_type")
+                .is_some_and(|t| t.to_ascii_lowercase().contains("cleartext"))
+        {
             e.set("is_cleartext", true.into());
         }
         e.set("auth_protocol", p.into());
@@ -88,7 +104,11 @@ fn finish_logon(e: &mut Event, _ctx: &Context) {
     }
     common::require_any(e, "user", &["name", "uid", "account"]);
     common::finish_endpoints(e);
-    common::require_any(e, "src_endpoint.location", &["country", "city", "region", "postal_code"]);
+    common::require_any(
+        e,
+        "src_endpoint.location",
+        &["country", "city", "region", "postal_code"],
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -96,11 +116,22 @@ fn finish_logon(e: &mut Event, _ctx: &Context) {
 // ---------------------------------------------------------------------------
 
 static QUERY: Shape = Shape {
-    fields: &[ACTOR_USER, ENDPOINTS, &[f("Protocol", "app_protocol_name", Str)]],
+    fields: &[
+        ACTOR_USER,
+        ENDPOINTS,
+        &[f("Protocol", "app_protocol_name", Str)],
+    ],
     finish: finish_query,
 };
 static DNS_QUERY: Shape = Shape {
-    fields: &[ACTOR_USER, ENDPOINTS, &[f("QueryTarget", "query.hostname", Str), f("QueryType", "query.type", Str)]],
+    fields: &[
+        ACTOR_USER,
+        ENDPOINTS,
+        &[
+            f("QueryTarget", "query.hostname", Str),
+            f("QueryType", "query.type", Str),
+        ],
+    ],
     finish: finish_query,
 };
 
@@ -124,7 +155,11 @@ pub static IDENTITY_QUERY_EVENTS: Table = Table {
 fn finish_query(e: &mut Event, _ctx: &Context) {
     identity_user(e, "actor.user");
     common::finish_endpoints(e);
-    common::require_any(e, "src_endpoint.location", &["country", "city", "region", "postal_code"]);
+    common::require_any(
+        e,
+        "src_endpoint.location",
+        &["country", "city", "region", "postal_code"],
+    );
     if e.get("src_endpoint").is_none() && e.get("dst_endpoint").is_none() {
         // Network classes need an endpoint; the queried target names one.
         e.map_column("TargetDeviceName", "dst_endpoint.hostname", Str);
@@ -143,10 +178,22 @@ fn identity_user(e: &mut Event, path: &str) {
 // IdentityDirectoryEvents → 3001 / 3006 / 1006 / 6002 (guide §12)
 // ---------------------------------------------------------------------------
 
-static DIRECTORY: Shape = Shape { fields: &[ACTOR_USER, TARGET_USER, ENDPOINTS], finish: finish_directory };
-static GROUP: Shape = Shape { fields: &[ACTOR_USER, TARGET_USER, ENDPOINTS], finish: finish_group };
-static TASK: Shape = Shape { fields: &[ACTOR_USER, TARGET_USER, ENDPOINTS], finish: finish_task };
-static SERVICE: Shape = Shape { fields: &[ACTOR_USER, TARGET_USER, ENDPOINTS], finish: finish_service };
+static DIRECTORY: Shape = Shape {
+    fields: &[ACTOR_USER, TARGET_USER, ENDPOINTS],
+    finish: finish_directory,
+};
+static GROUP: Shape = Shape {
+    fields: &[ACTOR_USER, TARGET_USER, ENDPOINTS],
+    finish: finish_group,
+};
+static TASK: Shape = Shape {
+    fields: &[ACTOR_USER, TARGET_USER, ENDPOINTS],
+    finish: finish_task,
+};
+static SERVICE: Shape = Shape {
+    fields: &[ACTOR_USER, TARGET_USER, ENDPOINTS],
+    finish: finish_service,
+};
 
 pub static IDENTITY_DIRECTORY_EVENTS: Table = Table {
     name: "IdentityDirectoryEvents",
@@ -163,7 +210,10 @@ pub static IDENTITY_DIRECTORY_EVENTS: Table = Table {
         ("Account Disabled changed", Activity::new(3001, 5)),
         ("Account Locked changed", Activity::new(3001, 9)),
         ("Account Unlock changed", Activity::new(3001, 12)),
-        ("Group Membership changed", Activity::new(3006, 3).shape(&GROUP)),
+        (
+            "Group Membership changed",
+            Activity::new(3006, 3).shape(&GROUP),
+        ),
         ("Task scheduling", Activity::new(1006, 1).shape(&TASK)),
         ("Service creation", Activity::new(6002, 1).shape(&SERVICE)),
     ],
@@ -177,18 +227,32 @@ pub static IDENTITY_DIRECTORY_EVENTS: Table = Table {
 /// AdditionalFields keys of the object acted on.
 fn additional_str(e: &Event, keys: &[&str]) -> Option<String> {
     let fields = e.additional_fields()?;
-    keys.iter().find_map(|k| fields.get(*k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string))
+    keys.iter().find_map(|k| {
+        fields
+            .get(*k)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    })
 }
 
 fn finish_directory(e: &mut Event, _ctx: &Context) {
     identity_user(e, "actor.user");
     common::map_additional(
         e,
-        &[("TARGET_OBJECT.USER", "user.name", Str), ("TARGET_OBJECT.ENTITY_USER", "user.name", Str), ("TARGET_OBJECT.SID", "user.uid", Str)],
+        &[
+            ("TARGET_OBJECT.USER", "user.name", Str),
+            ("TARGET_OBJECT.ENTITY_USER", "user.name", Str),
+            ("TARGET_OBJECT.SID", "user.uid", Str),
+        ],
     );
     // An enable/unlock is the same ActionType as disable/lock, told apart by the new value.
-    let new_value = additional_str(e, &["TO.ACCOUNT_STATE", "TO.ACCOUNT_LOCKED"]).map(|s| s.to_ascii_lowercase());
-    match (e.get("activity_id").and_then(Value::as_u64), new_value.as_deref()) {
+    let new_value = additional_str(e, &["TO.ACCOUNT_STATE", "TO.ACCOUNT_LOCKED"])
+        .map(|s| s.to_ascii_lowercase());
+    match (
+        e.get("activity_id").and_then(Value::as_u64),
+        new_value.as_deref(),
+    ) {
         (Some(5), Some("enabled" | "false")) => e.set_activity(2),
         (Some(9), Some("unlocked" | "false")) => e.set_activity(12),
         _ => {}
@@ -200,7 +264,11 @@ fn finish_directory(e: &mut Event, _ctx: &Context) {
         e.copy("actor.user", "user");
     }
     common::finish_endpoints(e);
-    common::require_any(e, "src_endpoint.location", &["country", "city", "region", "postal_code"]);
+    common::require_any(
+        e,
+        "src_endpoint.location",
+        &["country", "city", "region", "postal_code"],
+    );
     // IAM classes have a source endpoint only; jobs and app lifecycle neither.
     match e.get("class_uid").and_then(Value::as_u64) {
         Some(3001 | 3006) => common::move_to_unmapped(e, "dst_endpoint"),
@@ -239,7 +307,13 @@ fn finish_group(e: &mut Event, ctx: &Context) {
 }
 
 fn finish_task(e: &mut Event, ctx: &Context) {
-    common::map_additional(e, &[("TaskName", "job.name", Str), ("TARGET_OBJECT.TASK", "job.name", Str)]);
+    common::map_additional(
+        e,
+        &[
+            ("TaskName", "job.name", Str),
+            ("TARGET_OBJECT.TASK", "job.name", Str),
+        ],
+    );
     e.map_column("TargetDeviceName", "device.hostname", Str);
     finish_directory(e, ctx);
     if let Some(user) = e.0.remove("user") {
@@ -251,7 +325,13 @@ fn finish_task(e: &mut Event, ctx: &Context) {
 }
 
 fn finish_service(e: &mut Event, ctx: &Context) {
-    common::map_additional(e, &[("ServiceName", "app.name", Str), ("TARGET_OBJECT.SERVICE", "app.name", Str)]);
+    common::map_additional(
+        e,
+        &[
+            ("ServiceName", "app.name", Str),
+            ("TARGET_OBJECT.SERVICE", "app.name", Str),
+        ],
+    );
     finish_directory(e, ctx);
     if let Some(user) = e.0.remove("user") {
         common::merge(e, "unmapped.user", user);

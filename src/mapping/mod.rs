@@ -70,19 +70,35 @@ pub struct Activity {
 
 impl Activity {
     pub const fn new(class_uid: u32, activity_id: u32) -> Activity {
-        Activity { class_uid, activity_id, status_id: None, sets: &[], shape: None, successor: None }
+        Activity {
+            class_uid,
+            activity_id,
+            status_id: None,
+            sets: &[],
+            shape: None,
+            successor: None,
+        }
     }
     pub const fn status(self, status_id: u32) -> Activity {
-        Activity { status_id: Some(status_id), ..self }
+        Activity {
+            status_id: Some(status_id),
+            ..self
+        }
     }
     pub const fn sets(self, sets: &'static [(&'static str, i64)]) -> Activity {
         Activity { sets, ..self }
     }
     pub const fn shape(self, shape: &'static Shape) -> Activity {
-        Activity { shape: Some(shape), ..self }
+        Activity {
+            shape: Some(shape),
+            ..self
+        }
     }
     pub const fn successor(self, successor: &'static Activity) -> Activity {
-        Activity { successor: Some(successor), ..self }
+        Activity {
+            successor: Some(successor),
+            ..self
+        }
     }
 }
 
@@ -121,12 +137,22 @@ pub struct Join {
 impl Table {
     /// The activity for an ActionType, and whether it is the fallback.
     pub fn activity(&self, action_type: Option<&str>) -> (&Activity, bool) {
-        let Some(a) = action_type else { return (&self.fallback, false) };
-        if let Some((_, act)) = self.activities.iter().find(|(name, _)| name.eq_ignore_ascii_case(a)) {
+        let Some(a) = action_type else {
+            return (&self.fallback, false);
+        };
+        if let Some((_, act)) = self
+            .activities
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(a))
+        {
             return (act, false);
         }
         let lower = a.to_ascii_lowercase();
-        match self.prefixes.iter().find(|(p, _)| lower.starts_with(&p.to_ascii_lowercase())) {
+        match self
+            .prefixes
+            .iter()
+            .find(|(p, _)| lower.starts_with(&p.to_ascii_lowercase()))
+        {
             Some((_, act)) => (act, false),
             None => (&self.fallback, true),
         }
