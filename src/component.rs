@@ -198,17 +198,17 @@ impl HttpClient for WasiHttp {
         let _ = options.set_between_bytes_timeout(Some(BETWEEN_BYTES_TIMEOUT_NS));
 
         // Send first, then stream the body: the host buffers only a chunk.
+        // Every wait below races a timer, so no request can hang the
+        // collector, whatever happens on the other side.
         let pending = outgoing_handler::handle(outgoing, Some(options))
             .map_err(|e| TransportError(describe_error_code(&e, &request.url)))?;
         {
             let stream = body
                 .write()
                 .map_err(|_| TransportError("request body stream unavailable".into()))?;
-            for chunk in request.body.chunks(4096) {
-                stream
-                    .blocking_write_and_flush(chunk)
-                    .map_err(|e| err("writing the request body failed", &e))?;
-            }
+            write_all(&stream, &request.body, BETWEEN_BYTES_TIMEOUT_NS).map_err(|e| {
+                TransportError(format!("sending the request to {}: {e}", request.url))
+            })?;
         }
         OutgoingBody::finish(body, None)
             .map_err(|e| TransportError(describe_error_code(&e, &request.url)))?;
@@ -216,7 +216,15 @@ impl HttpClient for WasiHttp {
         let response = loop {
             match pending.get() {
                 Some(result) => break result,
-                None => pending.subscribe().block(),
+                None => {
+                    if !wait(&pending.subscribe(), FIRST_BYTE_TIMEOUT_NS) {
+                        return Err(TransportError(format!(
+                            "no answer from {} within {} s",
+                            request.url,
+                            FIRST_BYTE_TIMEOUT_NS / 1_000_000_000
+                        )));
+                    }
+                }
             }
         };
         let response = response
@@ -239,7 +247,16 @@ impl HttpClient for WasiHttp {
                 .stream()
                 .map_err(|_| TransportError("response body stream unavailable".into()))?;
             loop {
-                match stream.blocking_read(256 * 1024) {
+                match stream.read(256 * 1024) {
+                    Ok(chunk) if chunk.is_empty() => {
+                        if !wait(&stream.subscribe(), BETWEEN_BYTES_TIMEOUT_NS) {
+                            return Err(TransportError(format!(
+                                "the response from {} stalled for {} s",
+                                request.url,
+                                BETWEEN_BYTES_TIMEOUT_NS / 1_000_000_000
+                            )));
+                        }
+                    }
                     Ok(chunk) => body.extend_from_slice(&chunk),
                     Err(StreamError::Closed) => break,
                     Err(StreamError::LastOperationFailed(e)) => {
@@ -259,6 +276,46 @@ impl HttpClient for WasiHttp {
             body,
         })
     }
+}
+
+/// Waits until `pollable` is ready or `timeout_ns` pass; true when ready.
+fn wait(pollable: &wasip2::io::poll::Pollable, timeout_ns: u64) -> bool {
+    let timer = wasip2::clocks::monotonic_clock::subscribe_duration(timeout_ns);
+    wasip2::io::poll::poll(&[pollable, &timer]).contains(&0)
+}
+
+/// Writes all of `data` and flushes, waiting at most `timeout_ns` for room each time.
+fn write_all(
+    stream: &wasip2::io::streams::OutputStream,
+    mut data: &[u8],
+    timeout_ns: u64,
+) -> Result<(), String> {
+    let err = |e: wasip2::io::streams::StreamError| format!("{e:?}");
+    while !data.is_empty() {
+        let permit = stream.check_write().map_err(err)?;
+        if permit == 0 {
+            if !wait(&stream.subscribe(), timeout_ns) {
+                return Err(format!(
+                    "the connection took no data for {} s",
+                    timeout_ns / 1_000_000_000
+                ));
+            }
+            continue;
+        }
+        let n = (permit as usize).min(data.len());
+        stream.write(&data[..n]).map_err(err)?;
+        data = &data[n..];
+    }
+    stream.flush().map_err(err)?;
+    while stream.check_write().map_err(err)? == 0 {
+        if !wait(&stream.subscribe(), timeout_ns) {
+            return Err(format!(
+                "flushing the request took more than {} s",
+                timeout_ns / 1_000_000_000
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn describe_error_code(e: &wasip2::http::types::ErrorCode, url: &str) -> String {

@@ -2,15 +2,11 @@
 //! real component emits each row in range exactly once.
 
 use chrono::{Duration, Utc};
-use defender_ocsf_host::app::{self, RunOptions};
-use defender_ocsf_host::config::RunConfig;
-use defender_ocsf_host::output::Stdout;
 use defender_ocsf_host::replay::{Credentials, Dataset, ReplayServer};
-use defender_ocsf_host::telemetry::Telemetry;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::process::Command;
 
 fn credentials() -> Credentials {
     Credentials {
@@ -20,7 +16,8 @@ fn credentials() -> Credentials {
     }
 }
 
-/// Collects once and returns how often each ReportId was emitted.
+/// Collects once, in a `defender-ocsf run --once` process as in production,
+/// and returns how often each ReportId was emitted.
 fn collect(
     dataset: Dataset,
     start: chrono::DateTime<Utc>,
@@ -29,35 +26,35 @@ fn collect(
 ) -> (BTreeMap<String, usize>, usize) {
     let server = ReplayServer::start(dataset, credentials()).unwrap();
     let dir = tempfile::tempdir().unwrap();
+    // Every case compiles the same component: share the compiled artefact.
+    static CACHE: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let cache = CACHE.get_or_init(|| tempfile::tempdir().unwrap());
+    std::fs::create_dir_all(dir.path().join("state")).unwrap();
+    std::os::unix::fs::symlink(cache.path(), dir.path().join("state/cache")).unwrap();
     let c = credentials();
     let source = json!({
         "tenant_id": c.tenant_id, "client_id": c.client_id, "client_secret": c.client_secret,
         "login_endpoint": server.url(), "graph_endpoint": server.url(),
         "tables": ["DeviceProcessEvents"], "start_time": start.to_rfc3339(), "delay": "1m",
         "max_rows_per_query": max_rows, "max_window": format!("{max_window_min}m"),
+        "state_dir": dir.path().join("state"), "log_level": "warn",
+        // This test is about windows, not the call budget.
+        "max_calls_per_minute": 1000,
     });
-    let config = RunConfig {
-        state_dir: dir.path().to_path_buf(),
-        log_level: "warn".into(),
-        output: Default::default(),
-        metrics_address: None,
-        log_file: None,
-        source: source.as_object().unwrap().clone(),
-    };
-    let mut out = Vec::new();
-    let options = RunOptions {
-        once: true,
-        ..RunOptions::default()
-    };
-    app::run(
-        &config,
-        &options,
-        &mut Stdout::new(&mut out),
-        Arc::new(Telemetry::default()),
-    )
-    .unwrap();
+    let config = dir.path().join("config.json");
+    std::fs::write(&config, source.to_string()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_defender-ocsf"))
+        .args(["run", "--once", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut seen = BTreeMap::new();
-    for line in String::from_utf8(out).unwrap().lines() {
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
         let e: Value = serde_json::from_str(line).unwrap();
         *seen
             .entry(
