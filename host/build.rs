@@ -10,10 +10,7 @@ use std::process::Command;
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
-    let root = manifest_dir
-        .parent()
-        .expect("host/ sits in the workspace root")
-        .to_path_buf();
+    let root = manifest_dir.parent().expect("host/ sits in the workspace root").to_path_buf();
     for watched in ["src", "wit", "Cargo.toml", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
@@ -24,8 +21,7 @@ fn main() {
     // A prebuilt component may be supplied instead (packaging, or a machine
     // without the wasm32-wasip2 target).
     if let Ok(prebuilt) = std::env::var("DEFENDER_OCSF_COMPONENT") {
-        std::fs::copy(&prebuilt, &out)
-            .unwrap_or_else(|e| panic!("DEFENDER_OCSF_COMPONENT={prebuilt}: {e}"));
+        std::fs::copy(&prebuilt, &out).unwrap_or_else(|e| panic!("DEFENDER_OCSF_COMPONENT={prebuilt}: {e}"));
         return;
     }
 
@@ -57,16 +53,11 @@ fn main() {
         cmd.env_remove(var);
     }
     for (key, _) in std::env::vars() {
-        if key.starts_with("CARGO_PROFILE_")
-            || key.starts_with("CARGO_CFG_")
-            || key.starts_with("CARGO_FEATURE_")
-        {
+        if key.starts_with("CARGO_PROFILE_") || key.starts_with("CARGO_CFG_") || key.starts_with("CARGO_FEATURE_") {
             cmd.env_remove(key);
         }
     }
-    let status = cmd
-        .status()
-        .expect("could not run cargo to build the collector component");
+    let status = cmd.status().expect("could not run cargo to build the collector component");
     if !status.success() {
         panic!(
             "building the collector component for wasm32-wasip2 failed (see above). \

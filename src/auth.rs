@@ -48,10 +48,7 @@ impl TokenSource {
             );
         }
         TokenSource {
-            token_url: format!(
-                "{}/{}/oauth2/v2.0/token",
-                config.login_endpoint, config.tenant_id
-            ),
+            token_url: format!("{}/{}/oauth2/v2.0/token", config.login_endpoint, config.tenant_id),
             client_id: config.client_id.clone(),
             secret: Secret::new(trimmed),
             scope: config.scope(),
@@ -85,29 +82,14 @@ impl TokenSource {
             .send(Request {
                 method: Method::Post,
                 url: self.token_url.clone(),
-                headers: vec![(
-                    "content-type".into(),
-                    "application/x-www-form-urlencoded".into(),
-                )],
+                headers: vec![("content-type".into(), "application/x-www-form-urlencoded".into())],
                 body: body.into_bytes(),
             })
-            .map_err(|e| {
-                Error::Transient(format!(
-                    "could not reach the token endpoint {}: {}",
-                    self.token_url, e.0
-                ))
-            })?;
-        telemetry::counter(
-            "token_requests_total",
-            &[("status", &response.status.to_string())],
-            1,
-        );
+            .map_err(|e| Error::Transient(format!("could not reach the token endpoint {}: {}", self.token_url, e.0)))?;
+        telemetry::counter("token_requests_total", &[("status", &response.status.to_string())], 1);
         if response.status == 200 {
-            let parsed: TokenResponse = serde_json::from_slice(&response.body).map_err(|e| {
-                Error::Fatal(format!(
-                    "the token endpoint answered 200 with a body that is not a token: {e}"
-                ))
-            })?;
+            let parsed: TokenResponse = serde_json::from_slice(&response.body)
+                .map_err(|e| Error::Fatal(format!("the token endpoint answered 200 with a body that is not a token: {e}")))?;
             // `expires_in` is a number, or a numeric string on some older endpoints.
             let lifetime = match parsed.expires_in {
                 Some(serde_json::Value::Number(n)) => n.as_i64().unwrap_or(3599),
@@ -163,14 +145,8 @@ const AADSTS_ADVICE: &[(u64, &str)] = &[
         70011,
         "the requested scope is invalid; it must be `<graph host>/.default`. Check `graph_endpoint`",
     ),
-    (
-        28000,
-        "the scope names more than one resource. Check `graph_endpoint`",
-    ),
-    (
-        700022,
-        "the scope names more than one resource. Check `graph_endpoint`",
-    ),
+    (28000, "the scope names more than one resource. Check `graph_endpoint`"),
+    (700022, "the scope names more than one resource. Check `graph_endpoint`"),
     (
         90002,
         "the tenant was not found. Check `tenant_id`, and that the tenant is in the cloud `login_endpoint` points at",
@@ -234,16 +210,8 @@ pub fn explain_token_error(error: &str, description: &str, codes: &[u64], status
     };
     Error::Auth(format!(
         "{advice} (HTTP {status}, {}: {})",
-        if error.is_empty() {
-            "no error code"
-        } else {
-            error
-        },
-        if summary.is_empty() {
-            "no description"
-        } else {
-            summary
-        }
+        if error.is_empty() { "no error code" } else { error },
+        if summary.is_empty() { "no description" } else { summary }
     ))
 }
 
@@ -262,14 +230,8 @@ mod tests {
     #[test]
     fn requests_a_token_and_caches_it_until_the_margin() {
         let mut http = Scripted::default()
-            .reply(
-                200,
-                r#"{"token_type":"Bearer","expires_in":3599,"access_token":"A"}"#,
-            )
-            .reply(
-                200,
-                r#"{"token_type":"Bearer","expires_in":"3599","access_token":"B"}"#,
-            );
+            .reply(200, r#"{"token_type":"Bearer","expires_in":3599,"access_token":"A"}"#)
+            .reply(200, r#"{"token_type":"Bearer","expires_in":"3599","access_token":"B"}"#);
         let mut tokens = TokenSource::new(&config());
         assert_eq!(tokens.token(&mut http, 1000).unwrap(), "A");
         assert_eq!(tokens.token(&mut http, 1000 + 3599 - 301).unwrap(), "A");
@@ -280,55 +242,34 @@ mod tests {
         let body = String::from_utf8(sent.body.clone()).unwrap();
         // Whitespace around the secret is trimmed, and reserved characters are encoded.
         assert!(body.contains("client_secret=s%26cret%3D1&"), "{body}");
-        assert!(
-            body.contains("scope=https%3A%2F%2Fgraph.microsoft.com%2F.default"),
-            "{body}"
-        );
+        assert!(body.contains("scope=https%3A%2F%2Fgraph.microsoft.com%2F.default"), "{body}");
         assert!(body.contains("grant_type=client_credentials"));
     }
 
     #[test]
     fn each_known_code_gets_its_advice() {
         for (code, advice) in AADSTS_ADVICE {
-            let e = explain_token_error(
-                "invalid_client",
-                &format!("AADSTS{code}: x.\r\nTrace ID: 1"),
-                &[*code],
-                401,
-            );
+            let e = explain_token_error("invalid_client", &format!("AADSTS{code}: x.\r\nTrace ID: 1"), &[*code], 401);
             let text = e.to_string();
-            assert!(
-                text.contains(&format!("AADSTS{code}")) && text.contains(advice),
-                "{text}"
-            );
+            assert!(text.contains(&format!("AADSTS{code}")) && text.contains(advice), "{text}");
             assert!(!text.contains("Trace ID"), "{text}");
         }
-        let secret_id = explain_token_error(
-            "invalid_client",
-            "AADSTS7000215: Invalid client secret provided.",
-            &[7000215],
-            401,
-        );
-        assert!(
-            matches!(secret_id, Error::Auth(ref m) if m.contains("ID was pasted instead of its Value"))
-        );
+        let secret_id = explain_token_error("invalid_client", "AADSTS7000215: Invalid client secret provided.", &[7000215], 401);
+        assert!(matches!(secret_id, Error::Auth(ref m) if m.contains("ID was pasted instead of its Value")));
     }
 
     #[test]
     fn refusals_are_auth_errors_and_outages_are_transient() {
         let mut http = Scripted::default()
-            .reply(401, r#"{"error":"invalid_client","error_description":"AADSTS7000222: expired","error_codes":[7000222]}"#)
+            .reply(
+                401,
+                r#"{"error":"invalid_client","error_description":"AADSTS7000222: expired","error_codes":[7000222]}"#,
+            )
             .reply(503, "busy");
         let mut tokens = TokenSource::new(&config());
         let e = tokens.token(&mut http, 0).unwrap_err();
-        assert!(
-            matches!(e, Error::Auth(ref m) if m.contains("expired")),
-            "{e}"
-        );
+        assert!(matches!(e, Error::Auth(ref m) if m.contains("expired")), "{e}");
         assert!(!e.to_string().contains("s&cret"));
-        assert!(matches!(
-            tokens.token(&mut http, 0).unwrap_err(),
-            Error::Transient(_)
-        ));
+        assert!(matches!(tokens.token(&mut http, 0).unwrap_err(), Error::Transient(_)));
     }
 }

@@ -55,11 +55,7 @@ pub struct Collector {
 
 impl Collector {
     /// Configures a collector from the host's JSON and the last checkpoint.
-    pub fn new(
-        config_json: &str,
-        checkpoint: Option<&str>,
-        now: Ticks,
-    ) -> Result<(Collector, SourceInfo)> {
+    pub fn new(config_json: &str, checkpoint: Option<&str>, now: Ticks) -> Result<(Collector, SourceInfo)> {
         let config = CollectorConfig::from_json(config_json)?;
         let tables: Vec<&'static Table> = config
             .tables
@@ -79,14 +75,11 @@ impl Collector {
                 }
             }
         }
-        let streams = [
-            (config.incidents, Kind::Incidents),
-            (config.alerts, Kind::Alerts),
-        ]
-        .into_iter()
-        .filter(|(on, _)| *on)
-        .map(|(_, kind)| Stream::new(kind, planner.stream_state(kind.name())))
-        .collect();
+        let streams = [(config.incidents, Kind::Incidents), (config.alerts, Kind::Alerts)]
+            .into_iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, kind)| Stream::new(kind, planner.stream_state(kind.name())))
+            .collect();
         let info = SourceInfo {
             name: "defender-xdr".into(),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -143,15 +136,8 @@ impl Collector {
             });
         }
         for stream in &self.streams {
-            let url = format!(
-                "{}/security/{}?$top=1",
-                self.graph.base(),
-                stream.kind.path()
-            );
-            let (ok, detail) = match self
-                .graph
-                .get(http, now_secs, &url, stream.kind.permission())
-            {
+            let url = format!("{}/security/{}?$top=1", self.graph.base(), stream.kind.path());
+            let (ok, detail) = match self.graph.get(http, now_secs, &url, stream.kind.permission()) {
                 Ok(_) => (true, format!("{} works", stream.kind.path())),
                 Err(QueryError::Other(e)) => (false, e.to_string()),
                 Err(QueryError::TableUnavailable(m)) | Err(QueryError::TooLarge(m)) => (false, m),
@@ -168,18 +154,14 @@ impl Collector {
     /// Runs the next query of the current cycle, starting a cycle if none is
     /// running. A batch whose `next_poll_ms` is above zero ends a cycle.
     pub fn poll(&mut self, http: &mut dyn HttpClient, now: Ticks) -> Result<Batch> {
-        if self
-            .planner
-            .begin_cycle(now.saturating_sub(self.config.delay.into()), now)
-        {
+        if self.planner.begin_cycle(now.saturating_sub(self.config.delay.into()), now) {
             for stream in &mut self.streams {
                 stream.due = true;
             }
         }
         self.context.collected_at = Some(now);
         if let Some(stream) = self.streams.iter_mut().find(|s| s.due) {
-            let (events, count) =
-                stream.poll_page(http, &mut self.graph, &self.context, now, self.start)?;
+            let (events, count) = stream.poll_page(http, &mut self.graph, &self.context, now, self.start)?;
             return Ok(self.batch(events, count, now));
         }
         let overlap: Ticks = self.config.overlap.into();
@@ -197,30 +179,16 @@ impl Collector {
 
     fn batch(&self, events: Vec<u8>, count: u32, now: Ticks) -> Batch {
         let sweeping = self.planner.cursors().iter().any(|c| c.sweep_due);
-        let next_poll_ms =
-            if self.planner.cycle_done() && !sweeping && !self.streams.iter().any(|s| s.due) {
-                // The next cycle is worth starting once a poll interval of new data exists.
-                let interval: Ticks = self.config.poll_interval.into();
-                let oldest = self
-                    .planner
-                    .cursors()
-                    .iter()
-                    .map(|c| c.watermark)
-                    .min()
-                    .unwrap_or(now);
-                let ready_at = oldest
-                    .saturating_add(interval)
-                    .saturating_add(self.config.delay.into());
-                (ready_at.0.saturating_sub(now.0) / TICKS_PER_MS)
-                    .clamp(1000, interval.0 / TICKS_PER_MS) as u64
-            } else {
-                0
-            };
-        let streams: Vec<(&str, &crate::planner::StreamState)> = self
-            .streams
-            .iter()
-            .map(|s| (s.kind.name(), &s.state))
-            .collect();
+        let next_poll_ms = if self.planner.cycle_done() && !sweeping && !self.streams.iter().any(|s| s.due) {
+            // The next cycle is worth starting once a poll interval of new data exists.
+            let interval: Ticks = self.config.poll_interval.into();
+            let oldest = self.planner.cursors().iter().map(|c| c.watermark).min().unwrap_or(now);
+            let ready_at = oldest.saturating_add(interval).saturating_add(self.config.delay.into());
+            (ready_at.0.saturating_sub(now.0) / TICKS_PER_MS).clamp(1000, interval.0 / TICKS_PER_MS) as u64
+        } else {
+            0
+        };
+        let streams: Vec<(&str, &crate::planner::StreamState)> = self.streams.iter().map(|s| (s.kind.name(), &s.state)).collect();
         Batch {
             events,
             count,
@@ -232,13 +200,7 @@ impl Collector {
     /// Queries `window`, halving it while it holds more rows than one query
     /// may return; then fetches the same range of the tables that follow
     /// this one, maps everything, and advances the watermarks.
-    fn collect_window(
-        &mut self,
-        http: &mut dyn HttpClient,
-        now: Ticks,
-        window: Window,
-        table: &'static Table,
-    ) -> Result<(Vec<u8>, u32)> {
+    fn collect_window(&mut self, http: &mut dyn HttpClient, now: Ticks, window: Window, table: &'static Table) -> Result<(Vec<u8>, u32)> {
         let Some((window, rows)) = self.fetch_shrinking(http, now, window, table)? else {
             return Ok((Vec::new(), 0));
         };
@@ -248,11 +210,7 @@ impl Collector {
         for follower in self.planner.followers(window.table) {
             let follower_table = self.tables[follower];
             let rows = self.fetch_range(http, now, follower_table, window.start, window.end)?;
-            telemetry::counter(
-                "rows_fetched_total",
-                &[("table", follower_table.name)],
-                rows.len() as u64,
-            );
+            telemetry::counter("rows_fetched_total", &[("table", follower_table.name)], rows.len() as u64);
             let joined = self.map_rows(follower_table, rows);
             let alone = match &follower_table.join {
                 Some(join) => (join.fold)(&mut events, joined),
@@ -260,17 +218,10 @@ impl Collector {
             };
             events.extend(alone);
         }
-        telemetry::counter(
-            "rows_fetched_total",
-            &[("table", table.name)],
-            fetched as u64,
-        );
-        self.planner.complete(
-            &window,
-            fetched as f64 / f64::from(self.config.max_rows_per_query),
-        );
+        telemetry::counter("rows_fetched_total", &[("table", table.name)], fetched as u64);
         self.planner
-            .remember(window.table, keys, self.config.overlap.into());
+            .complete(&window, fetched as f64 / f64::from(self.config.max_rows_per_query));
+        self.planner.remember(window.table, keys, self.config.overlap.into());
         let lag_s = (now.0 - window.end.0) as f64 / TICKS_PER_SECOND as f64;
         telemetry::gauge("lag_seconds", &[("table", table.name)], lag_s);
 
@@ -280,14 +231,7 @@ impl Collector {
     /// Looks again at `[from, to)`, just before the watermark, for rows that
     /// reached advanced hunting after their window was queried, and emits
     /// those not emitted before.
-    fn sweep(
-        &mut self,
-        http: &mut dyn HttpClient,
-        now: Ticks,
-        index: usize,
-        from: Ticks,
-        to: Ticks,
-    ) -> Result<(Vec<u8>, u32)> {
+    fn sweep(&mut self, http: &mut dyn HttpClient, now: Ticks, index: usize, from: Ticks, to: Ticks) -> Result<(Vec<u8>, u32)> {
         let table = self.tables[index];
         let rows = self.fetch_range(http, now, table, from, to)?;
         let events: Vec<serde_json::Value> = self
@@ -302,21 +246,12 @@ impl Collector {
                     events.len(),
                     table.name
                 ),
-                &[
-                    ("table", table.name),
-                    ("from", &from.to_iso()),
-                    ("to", &to.to_iso()),
-                ],
+                &[("table", table.name), ("from", &from.to_iso()), ("to", &to.to_iso())],
             );
-            telemetry::counter(
-                "late_rows_total",
-                &[("table", table.name)],
-                events.len() as u64,
-            );
+            telemetry::counter("late_rows_total", &[("table", table.name)], events.len() as u64);
         }
         let keys: Vec<(Ticks, String)> = events.iter().filter_map(row_key).collect();
-        self.planner
-            .remember(index, keys, self.config.overlap.into());
+        self.planner.remember(index, keys, self.config.overlap.into());
         self.planner.sweep_done(index);
         Ok(encode(table.name, &events))
     }
@@ -332,22 +267,12 @@ impl Collector {
         take: u32,
     ) -> Result<Fetch> {
         let query = kql::window_query(table.name, start, end, take);
-        match self.graph.run(
-            http,
-            now.0 / TICKS_PER_SECOND,
-            &query,
-            &kql::timespan(start, end),
-        ) {
-            Ok(result)
-                if ((result.rows.len() + result.malformed.len()) as u64) < u64::from(take) =>
-            {
+        match self.graph.run(http, now.0 / TICKS_PER_SECOND, &query, &kql::timespan(start, end)) {
+            Ok(result) if ((result.rows.len() + result.malformed.len()) as u64) < u64::from(take) => {
                 for what in &result.malformed {
                     telemetry::counter("rows_unmappable_total", &[("table", table.name)], 1);
                     telemetry::error(
-                        &format!(
-                            "{} returned an entry that is not a row, skipped: {what}",
-                            table.name
-                        ),
+                        &format!("{} returned an entry that is not a row, skipped: {what}", table.name),
                         &[("table", table.name), ("start", &start.to_iso())],
                     );
                 }
@@ -401,8 +326,7 @@ impl Collector {
                         &[("table", table.name)],
                     );
                     telemetry::counter("tables_unavailable_total", &[("table", table.name)], 1);
-                    self.planner
-                        .mark_unavailable(&window, now.saturating_add(Ticks::from_secs(3600)));
+                    self.planner.mark_unavailable(&window, now.saturating_add(Ticks::from_secs(3600)));
                     return Ok(None);
                 }
             };
@@ -411,11 +335,7 @@ impl Collector {
                 Some(half) => {
                     telemetry::debug(
                         "window too large, halving it",
-                        &[
-                            ("table", table.name),
-                            ("start", &window.start.to_iso()),
-                            ("reason", &too_large),
-                        ],
+                        &[("table", table.name), ("start", &window.start.to_iso()), ("reason", &too_large)],
                     );
                     window = half;
                 }
@@ -428,24 +348,14 @@ impl Collector {
 
     /// Every row of `table` in `[start, end)`, in as many queries as needed.
     /// A table that is not available yields no rows (its alert rows still do).
-    fn fetch_range(
-        &mut self,
-        http: &mut dyn HttpClient,
-        now: Ticks,
-        table: &'static Table,
-        start: Ticks,
-        end: Ticks,
-    ) -> Result<Vec<Row>> {
+    fn fetch_range(&mut self, http: &mut dyn HttpClient, now: Ticks, table: &'static Table, start: Ticks, end: Ticks) -> Result<Vec<Row>> {
         let mut pending = vec![(start, end, self.config.max_rows_per_query + 1)];
         let mut rows = Vec::new();
         while let Some((s, e, take)) = pending.pop() {
             match self.query(http, now, table, s, e, take)? {
                 Fetch::Rows(mut r) => rows.append(&mut r),
                 Fetch::Unavailable(message) => {
-                    telemetry::warn(
-                        &format!("{} is not available: {message}", table.name),
-                        &[("table", table.name)],
-                    );
+                    telemetry::warn(&format!("{} is not available: {message}", table.name), &[("table", table.name)]);
                     return Ok(rows);
                 }
                 Fetch::TooLarge(reason) => {
@@ -489,16 +399,10 @@ fn encode(table: &str, events: &[serde_json::Value]) -> (Vec<u8>, u32) {
     for event in events {
         serde_json::to_writer(&mut out, event).expect("a JSON value serialises");
         out.push(b'\n');
-        *per_class
-            .entry(event["class_uid"].as_u64().unwrap_or(0))
-            .or_default() += 1;
+        *per_class.entry(event["class_uid"].as_u64().unwrap_or(0)).or_default() += 1;
     }
     for (class, n) in per_class {
-        telemetry::counter(
-            "events_emitted_total",
-            &[("table", table), ("class_uid", &class.to_string())],
-            n,
-        );
+        telemetry::counter("events_emitted_total", &[("table", table), ("class_uid", &class.to_string())], n);
     }
     (out, events.len() as u32)
 }
@@ -508,10 +412,7 @@ fn encode(table: &str, events: &[serde_json::Value]) -> (Vec<u8>, u32) {
 fn row_key(event: &serde_json::Value) -> Option<(Ticks, String)> {
     let uid = event.pointer("/metadata/uid")?.as_str()?;
     let ms = event.get("time")?.as_i64()?;
-    Some((
-        Ticks(ms.saturating_mul(crate::time::TICKS_PER_MS)),
-        uid.chars().take(16).collect(),
-    ))
+    Some((Ticks(ms.saturating_mul(crate::time::TICKS_PER_MS)), uid.chars().take(16).collect()))
 }
 
 /// What one query brought back.

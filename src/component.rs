@@ -32,12 +32,8 @@ thread_local! {
 struct Component;
 
 impl Guest for Component {
-    fn init(
-        config: String,
-        last_checkpoint: Option<String>,
-    ) -> Result<wit::SourceInfo, wit::Error> {
-        let (collector, info) =
-            Collector::new(&config, last_checkpoint.as_deref(), Ticks::now()).map_err(to_wit)?;
+    fn init(config: String, last_checkpoint: Option<String>) -> Result<wit::SourceInfo, wit::Error> {
+        let (collector, info) = Collector::new(&config, last_checkpoint.as_deref(), Ticks::now()).map_err(to_wit)?;
         COLLECTOR.with(|c| *c.borrow_mut() = Some(collector));
         Ok(wit::SourceInfo {
             name: info.name,
@@ -49,12 +45,10 @@ impl Guest for Component {
     fn poll() -> Result<wit::Batch, wit::Error> {
         COLLECTOR.with(|c| {
             let mut guard = c.borrow_mut();
-            let collector = guard.as_mut().ok_or_else(|| {
-                wit::Error::Fatal("poll was called before a successful init".into())
-            })?;
-            let batch = collector
-                .poll(&mut WasiHttp, Ticks::now())
-                .map_err(to_wit)?;
+            let collector = guard
+                .as_mut()
+                .ok_or_else(|| wit::Error::Fatal("poll was called before a successful init".into()))?;
+            let batch = collector.poll(&mut WasiHttp, Ticks::now()).map_err(to_wit)?;
             Ok(wit::Batch {
                 events: batch.events,
                 count: batch.count,
@@ -91,23 +85,14 @@ fn to_wit(e: Error) -> wit::Error {
         Error::Config(m) => wit::Error::Config(m),
         Error::Auth(m) => wit::Error::Auth(m),
         Error::Permission(m) => wit::Error::Permission(m),
-        Error::Throttled {
-            retry_after_ms,
-            message,
-        } => wit::Error::Throttled(wit::Throttle {
-            retry_after_ms,
-            message,
-        }),
+        Error::Throttled { retry_after_ms, message } => wit::Error::Throttled(wit::Throttle { retry_after_ms, message }),
         Error::Transient(m) => wit::Error::Transient(m),
         Error::Fatal(m) => wit::Error::Fatal(m),
     }
 }
 
 fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
-    items
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    items.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 pub fn log(level: Level, message: &str, fields: &[(&str, &str)]) {
@@ -141,9 +126,7 @@ impl HttpClient for WasiHttp {
     fn send(&mut self, request: Request) -> Result<Response, TransportError> {
         use wasip2::http::outgoing_handler;
         use wasip2::http::types::Method as WasiMethod;
-        use wasip2::http::types::{
-            Fields, IncomingBody, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
-        };
+        use wasip2::http::types::{Fields, IncomingBody, OutgoingBody, OutgoingRequest, RequestOptions, Scheme};
         use wasip2::io::streams::StreamError;
 
         let err = |what: &str, e: &dyn std::fmt::Debug| TransportError(format!("{what}: {e:?}"));
@@ -161,24 +144,15 @@ impl HttpClient for WasiHttp {
             other => return Err(TransportError(format!("unsupported URL scheme `{other}`"))),
         };
 
-        let mut headers: Vec<(String, Vec<u8>)> = request
-            .headers
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()))
-            .collect();
-        headers.push((
-            "content-length".into(),
-            request.body.len().to_string().into_bytes(),
-        ));
+        let mut headers: Vec<(String, Vec<u8>)> = request.headers.iter().map(|(k, v)| (k.clone(), v.as_bytes().to_vec())).collect();
+        headers.push(("content-length".into(), request.body.len().to_string().into_bytes()));
         let fields = Fields::from_list(&headers).map_err(|e| err("invalid header", &e))?;
         let outgoing = OutgoingRequest::new(fields);
         let method = match request.method {
             Method::Get => WasiMethod::Get,
             Method::Post => WasiMethod::Post,
         };
-        outgoing
-            .set_method(&method)
-            .map_err(|_| TransportError("invalid method".into()))?;
+        outgoing.set_method(&method).map_err(|_| TransportError("invalid method".into()))?;
         outgoing
             .set_scheme(Some(&scheme))
             .map_err(|_| TransportError("invalid scheme".into()))?;
@@ -188,9 +162,7 @@ impl HttpClient for WasiHttp {
         outgoing
             .set_path_with_query(Some(path))
             .map_err(|_| TransportError(format!("invalid path `{path}`")))?;
-        let body = outgoing
-            .body()
-            .map_err(|_| TransportError("request body already taken".into()))?;
+        let body = outgoing.body().map_err(|_| TransportError("request body already taken".into()))?;
 
         let options = RequestOptions::new();
         let _ = options.set_connect_timeout(Some(CONNECT_TIMEOUT_NS));
@@ -200,18 +172,14 @@ impl HttpClient for WasiHttp {
         // Send first, then stream the body: the host buffers only a chunk.
         // Every wait below races a timer, so no request can hang the
         // collector, whatever happens on the other side.
-        let pending = outgoing_handler::handle(outgoing, Some(options))
-            .map_err(|e| TransportError(describe_error_code(&e, &request.url)))?;
+        let pending =
+            outgoing_handler::handle(outgoing, Some(options)).map_err(|e| TransportError(describe_error_code(&e, &request.url)))?;
         {
-            let stream = body
-                .write()
-                .map_err(|_| TransportError("request body stream unavailable".into()))?;
-            write_all(&stream, &request.body, BETWEEN_BYTES_TIMEOUT_NS).map_err(|e| {
-                TransportError(format!("sending the request to {}: {e}", request.url))
-            })?;
+            let stream = body.write().map_err(|_| TransportError("request body stream unavailable".into()))?;
+            write_all(&stream, &request.body, BETWEEN_BYTES_TIMEOUT_NS)
+                .map_err(|e| TransportError(format!("sending the request to {}: {e}", request.url)))?;
         }
-        OutgoingBody::finish(body, None)
-            .map_err(|e| TransportError(describe_error_code(&e, &request.url)))?;
+        OutgoingBody::finish(body, None).map_err(|e| TransportError(describe_error_code(&e, &request.url)))?;
 
         let response = loop {
             match pending.get() {
@@ -238,9 +206,7 @@ impl HttpClient for WasiHttp {
             .into_iter()
             .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
             .collect();
-        let incoming = response
-            .consume()
-            .map_err(|_| TransportError("response body unavailable".into()))?;
+        let incoming = response.consume().map_err(|_| TransportError("response body unavailable".into()))?;
         let mut body = Vec::new();
         {
             let stream = incoming
@@ -270,11 +236,7 @@ impl HttpClient for WasiHttp {
             }
         }
         drop(IncomingBody::finish(incoming));
-        Ok(Response {
-            status,
-            headers,
-            body,
-        })
+        Ok(Response { status, headers, body })
     }
 }
 
@@ -285,20 +247,13 @@ fn wait(pollable: &wasip2::io::poll::Pollable, timeout_ns: u64) -> bool {
 }
 
 /// Writes all of `data` and flushes, waiting at most `timeout_ns` for room each time.
-fn write_all(
-    stream: &wasip2::io::streams::OutputStream,
-    mut data: &[u8],
-    timeout_ns: u64,
-) -> Result<(), String> {
+fn write_all(stream: &wasip2::io::streams::OutputStream, mut data: &[u8], timeout_ns: u64) -> Result<(), String> {
     let err = |e: wasip2::io::streams::StreamError| format!("{e:?}");
     while !data.is_empty() {
         let permit = stream.check_write().map_err(err)?;
         if permit == 0 {
             if !wait(&stream.subscribe(), timeout_ns) {
-                return Err(format!(
-                    "the connection took no data for {} s",
-                    timeout_ns / 1_000_000_000
-                ));
+                return Err(format!("the connection took no data for {} s", timeout_ns / 1_000_000_000));
             }
             continue;
         }
@@ -309,10 +264,7 @@ fn write_all(
     stream.flush().map_err(err)?;
     while stream.check_write().map_err(err)? == 0 {
         if !wait(&stream.subscribe(), timeout_ns) {
-            return Err(format!(
-                "flushing the request took more than {} s",
-                timeout_ns / 1_000_000_000
-            ));
+            return Err(format!("flushing the request took more than {} s", timeout_ns / 1_000_000_000));
         }
     }
     Ok(())
@@ -321,9 +273,7 @@ fn write_all(
 fn describe_error_code(e: &wasip2::http::types::ErrorCode, url: &str) -> String {
     use wasip2::http::types::ErrorCode;
     match e {
-        ErrorCode::HttpRequestDenied => format!(
-            "the host refused the request to {url}: it is not one of the configured endpoints"
-        ),
+        ErrorCode::HttpRequestDenied => format!("the host refused the request to {url}: it is not one of the configured endpoints"),
         ErrorCode::ConnectionRefused => format!("connection to {url} refused"),
         ErrorCode::ConnectionTimeout => format!("connecting to {url} timed out"),
         ErrorCode::TlsCertificateError => format!("the TLS certificate of {url} was not accepted"),

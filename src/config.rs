@@ -197,11 +197,8 @@ mod humantime_serde {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "`{text}` is not a duration ({e}); write it like `30s`, `5m` or `1h`"
-            ))
-        })
+        humantime::parse_duration(&text)
+            .map_err(|e| serde::de::Error::custom(format!("`{text}` is not a duration ({e}); write it like `30s`, `5m` or `1h`")))
     }
 }
 
@@ -209,26 +206,19 @@ impl CollectorConfig {
     /// Parses and checks the JSON the host hands over. Every message names
     /// the key to fix.
     pub fn from_json(json: &str) -> Result<CollectorConfig> {
-        let mut config: CollectorConfig =
-            serde_json::from_str(json).map_err(|e| Error::Config(e.to_string()))?;
+        let mut config: CollectorConfig = serde_json::from_str(json).map_err(|e| Error::Config(e.to_string()))?;
         config.validate()?;
         Ok(config)
     }
 
     fn validate(&mut self) -> Result<()> {
-        for (key, value) in [
-            ("tenant_id", &self.tenant_id),
-            ("client_id", &self.client_id),
-        ] {
+        for (key, value) in [("tenant_id", &self.tenant_id), ("client_id", &self.client_id)] {
             if value.trim().is_empty() {
                 return Err(Error::Config(format!(
                     "`{key}` is empty; copy it from the app registration's Overview page"
                 )));
             }
-            if !value
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
-            {
+            if !value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')) {
                 return Err(Error::Config(format!(
                     "`{key}` must be a GUID (or, for tenant_id, a verified domain); it contains other characters"
                 )));
@@ -236,8 +226,7 @@ impl CollectorConfig {
         }
         if self.client_secret.0.trim().is_empty() {
             return Err(Error::Config(
-                "`client_secret` is empty; if it comes from an environment variable, check that the variable is set"
-                    .into(),
+                "`client_secret` is empty; if it comes from an environment variable, check that the variable is set".into(),
             ));
         }
         for (key, value) in [
@@ -248,15 +237,11 @@ impl CollectorConfig {
                 value.pop();
             }
             if !(value.starts_with("https://") || value.starts_with("http://")) {
-                return Err(Error::Config(format!(
-                    "`{key}` must be an https:// URL, got `{value}`"
-                )));
+                return Err(Error::Config(format!("`{key}` must be an https:// URL, got `{value}`")));
             }
         }
         if self.tables.is_empty() {
-            return Err(Error::Config(
-                "`tables` is empty; leave it out to collect every table".into(),
-            ));
+            return Err(Error::Config("`tables` is empty; leave it out to collect every table".into()));
         }
         for table in &self.tables {
             if mapping::table(table).is_none() {
@@ -294,11 +279,7 @@ impl CollectorConfig {
             return Err(Error::Config("`poll_interval` must be at least 1s".into()));
         }
         if let Some(start) = &self.start_time {
-            Ticks::parse(start).map_err(|e| {
-                Error::Config(format!(
-                    "`start_time`: {e}; use RFC 3339, such as 2025-01-31T00:00:00Z"
-                ))
-            })?;
+            Ticks::parse(start).map_err(|e| Error::Config(format!("`start_time`: {e}; use RFC 3339, such as 2025-01-31T00:00:00Z")))?;
         }
         Ok(())
     }
@@ -365,10 +346,7 @@ mod tests {
         assert_eq!(c.tables, default_tables());
         assert_eq!(
             c.allowed_origins(),
-            vec![
-                "https://login.microsoftonline.com",
-                "https://graph.microsoft.com"
-            ]
+            vec!["https://login.microsoftonline.com", "https://graph.microsoft.com"]
         );
     }
 
@@ -376,30 +354,22 @@ mod tests {
     fn unknown_keys_and_bad_values_name_the_key() {
         let mut v = minimal();
         v["tenant"] = "x".into();
-        let e = CollectorConfig::from_json(&v.to_string())
-            .unwrap_err()
-            .to_string();
+        let e = CollectorConfig::from_json(&v.to_string()).unwrap_err().to_string();
         assert!(e.contains("unknown field `tenant`"), "{e}");
 
         let mut v = minimal();
         v["delay"] = "five minutes".into();
-        let e = CollectorConfig::from_json(&v.to_string())
-            .unwrap_err()
-            .to_string();
+        let e = CollectorConfig::from_json(&v.to_string()).unwrap_err().to_string();
         assert!(e.contains("five minutes") && e.contains("5m"), "{e}");
 
         let mut v = minimal();
         v["tables"] = serde_json::json!(["DeviceProcessEvents", "NoSuchTable"]);
-        let e = CollectorConfig::from_json(&v.to_string())
-            .unwrap_err()
-            .to_string();
+        let e = CollectorConfig::from_json(&v.to_string()).unwrap_err().to_string();
         assert!(e.contains("NoSuchTable"), "{e}");
 
         let mut v = minimal();
         v["tenant_id"] = "x' | evil".into();
-        let e = CollectorConfig::from_json(&v.to_string())
-            .unwrap_err()
-            .to_string();
+        let e = CollectorConfig::from_json(&v.to_string()).unwrap_err().to_string();
         assert!(e.contains("tenant_id"), "{e}");
     }
 
@@ -416,9 +386,7 @@ mod tests {
         ] {
             let mut v = minimal();
             v["tables"] = serde_json::json!([crafted]);
-            let e = CollectorConfig::from_json(&v.to_string())
-                .unwrap_err()
-                .to_string();
+            let e = CollectorConfig::from_json(&v.to_string()).unwrap_err().to_string();
             assert!(e.contains("does not map"), "{crafted}: {e}");
         }
         let mut v = minimal();
@@ -441,25 +409,14 @@ mod tests {
         let mut v = minimal();
         v["start_time"] = "2025-01-01T00:00:00Z".into();
         let c = CollectorConfig::from_json(&v.to_string()).unwrap();
-        assert!(
-            c.start_ticks(now)
-                .unwrap_err()
-                .to_string()
-                .contains("30 days")
-        );
+        assert!(c.start_ticks(now).unwrap_err().to_string().contains("30 days"));
         let c = CollectorConfig::from_json(&minimal().to_string()).unwrap();
-        assert_eq!(
-            c.start_ticks(now).unwrap(),
-            Ticks::parse("2025-02-28T00:00:00Z").unwrap()
-        );
+        assert_eq!(c.start_ticks(now).unwrap(), Ticks::parse("2025-02-28T00:00:00Z").unwrap());
     }
 
     #[test]
     fn origin_strips_the_path() {
         assert_eq!(origin("http://127.0.0.1:8080/x/y"), "http://127.0.0.1:8080");
-        assert_eq!(
-            origin("https://graph.microsoft.us"),
-            "https://graph.microsoft.us"
-        );
+        assert_eq!(origin("https://graph.microsoft.us"), "https://graph.microsoft.us");
     }
 }

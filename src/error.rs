@@ -12,10 +12,7 @@ pub enum Error {
     /// The credentials lack a permission or admin consent.
     Permission(String),
     /// The API asked us to wait this many milliseconds.
-    Throttled {
-        retry_after_ms: u64,
-        message: String,
-    },
+    Throttled { retry_after_ms: u64, message: String },
     /// A passing failure worth retrying.
     Transient(String),
     /// Anything else.
@@ -28,10 +25,7 @@ impl fmt::Display for Error {
             Error::Config(m) => write!(f, "configuration error: {m}"),
             Error::Auth(m) => write!(f, "authentication failed: {m}"),
             Error::Permission(m) => write!(f, "permission missing: {m}"),
-            Error::Throttled {
-                retry_after_ms,
-                message,
-            } => {
+            Error::Throttled { retry_after_ms, message } => {
                 write!(f, "throttled, retry in {retry_after_ms} ms: {message}")
             }
             Error::Transient(m) => write!(f, "temporary failure: {m}"),

@@ -49,11 +49,9 @@ pub fn parse_response(body: &[u8]) -> Result<HuntingResult, Error> {
             "Graph returned a response that is not valid hunting results ({e}); it starts with: {start:?}"
         ))
     })?;
-    let results = raw.results.ok_or_else(|| {
-        Error::Transient(
-            "Graph returned a response without `results`; a proxy may have answered".into(),
-        )
-    })?;
+    let results = raw
+        .results
+        .ok_or_else(|| Error::Transient("Graph returned a response without `results`; a proxy may have answered".into()))?;
     let mut rows = Vec::with_capacity(results.len());
     let mut malformed = Vec::new();
     for (i, value) in results.into_iter().enumerate() {
@@ -102,21 +100,12 @@ impl GraphClient {
         GraphClient {
             url: query_url(&config.graph_endpoint, config.api_version),
             tokens: TokenSource::new(config),
-            budget: crate::budget::Budget::new(
-                config.max_calls_per_minute,
-                crate::budget::monotonic_ms(),
-            ),
+            budget: crate::budget::Budget::new(config.max_calls_per_minute, crate::budget::monotonic_ms()),
         }
     }
 
     /// Runs `query` over `timespan`.
-    pub fn run(
-        &mut self,
-        http: &mut dyn HttpClient,
-        now_secs: i64,
-        query: &str,
-        timespan: &str,
-    ) -> Result<HuntingResult, QueryError> {
+    pub fn run(&mut self, http: &mut dyn HttpClient, now_secs: i64, query: &str, timespan: &str) -> Result<HuntingResult, QueryError> {
         let body = serde_json::to_vec(&serde_json::json!({ "Query": query, "Timespan": timespan }))
             .map_err(|e| Error::Fatal(format!("could not encode the query: {e}")))?;
         let url = self.url.clone();
@@ -125,13 +114,7 @@ impl GraphClient {
     }
 
     /// GETs a Graph URL (a security API collection or its next page).
-    pub fn get(
-        &mut self,
-        http: &mut dyn HttpClient,
-        now_secs: i64,
-        url: &str,
-        permission: &str,
-    ) -> Result<Response, QueryError> {
+    pub fn get(&mut self, http: &mut dyn HttpClient, now_secs: i64, url: &str, permission: &str) -> Result<Response, QueryError> {
         self.send(http, now_secs, Method::Get, url, Vec::new(), permission)
     }
 
@@ -151,10 +134,7 @@ impl GraphClient {
             let wait = self.budget.take(crate::budget::monotonic_ms());
             if !wait.is_zero() {
                 telemetry::counter("budget_waits_total", &[], 1);
-                telemetry::debug(
-                    "call budget spent; waiting",
-                    &[("wait_ms", &wait.as_millis().to_string())],
-                );
+                telemetry::debug("call budget spent; waiting", &[("wait_ms", &wait.as_millis().to_string())]);
                 std::thread::sleep(wait);
             }
             let mut headers = vec![
@@ -162,10 +142,7 @@ impl GraphClient {
                 ("accept".to_string(), "application/json".to_string()),
             ];
             if method == Method::Post {
-                headers.push((
-                    "content-type".into(),
-                    "application/json; charset=utf-8".into(),
-                ));
+                headers.push(("content-type".into(), "application/json; charset=utf-8".into()));
             }
             let response = http
                 .send(Request {
@@ -175,11 +152,7 @@ impl GraphClient {
                     body: body.clone(),
                 })
                 .map_err(|e| Error::Transient(format!("Graph request failed: {}", e.0)))?;
-            telemetry::counter(
-                "graph_requests_total",
-                &[("status", &response.status.to_string())],
-                1,
-            );
+            telemetry::counter("graph_requests_total", &[("status", &response.status.to_string())], 1);
             if response.status == 200 {
                 return Ok(response);
             }
@@ -207,10 +180,7 @@ impl GraphClient {
 pub const HUNTING_PERMISSION: &str = "ThreatHunting.Read.All";
 
 pub fn query_url(graph_endpoint: &str, version: ApiVersion) -> String {
-    format!(
-        "{graph_endpoint}/{}/security/runHuntingQuery",
-        version.path()
-    )
+    format!("{graph_endpoint}/{}/security/runHuntingQuery", version.path())
 }
 
 #[derive(Deserialize, Default)]
@@ -236,9 +206,7 @@ fn error_body(response: &Response) -> GraphErrorInner {
 /// A 401 whose body says the token lacks the permission (not that it expired).
 fn is_permission_body(response: &Response) -> bool {
     let e = error_body(response);
-    e.code == "AF10001"
-        || e.message
-            .contains("does not include the expected permission")
+    e.code == "AF10001" || e.message.contains("does not include the expected permission")
 }
 
 fn permission_advice(permission: &str) -> String {
@@ -250,11 +218,7 @@ fn permission_advice(permission: &str) -> String {
 /// Turns a non-200 Graph response into an error that says what to do.
 pub fn classify_failure(response: &Response, permission: &str) -> QueryError {
     let e = error_body(response);
-    let message = if e.message.is_empty() {
-        response.text()
-    } else {
-        e.message.clone()
-    };
+    let message = if e.message.is_empty() { response.text() } else { e.message.clone() };
     let message: String = message.chars().take(500).collect();
     let lower = message.to_ascii_lowercase();
     if lower.contains("exceeded processing resources") {
@@ -280,10 +244,7 @@ pub fn classify_failure(response: &Response, permission: &str) -> QueryError {
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .map(|s| s * 1000)
                 .unwrap_or(60_000);
-            QueryError::Other(Error::Throttled {
-                retry_after_ms,
-                message,
-            })
+            QueryError::Other(Error::Throttled { retry_after_ms, message })
         }
         _ if lower.contains("failed to resolve table") => QueryError::TableUnavailable(format!(
             "advanced hunting does not know this table in this tenant ({message}); it needs its product's license (Defender for Office 365 for Email*, Defender for Identity for Identity*)"
@@ -298,19 +259,11 @@ pub fn classify_failure(response: &Response, permission: &str) -> QueryError {
         }
         s if s >= 500 => QueryError::Other(Error::Transient(format!(
             "Graph answered HTTP {s} ({}: {message})",
-            if e.code.is_empty() {
-                "no code"
-            } else {
-                &e.code
-            }
+            if e.code.is_empty() { "no code" } else { &e.code }
         ))),
         s => QueryError::Other(Error::Fatal(format!(
             "Graph refused the query with HTTP {s} ({}: {message})",
-            if e.code.is_empty() {
-                "no code"
-            } else {
-                &e.code
-            }
+            if e.code.is_empty() { "no code" } else { &e.code }
         ))),
     }
 }
@@ -320,10 +273,7 @@ pub fn classify_failure(response: &Response, permission: &str) -> QueryError {
 /// 15-minute boundary.
 pub fn cpu_quota_pause_ms(message: &str, now: crate::time::Ticks) -> u64 {
     let named = message.split(" in ").nth(1).and_then(|rest| {
-        let text: String = rest
-            .chars()
-            .take_while(|c| c.is_ascii_digit() || *c == ':')
-            .collect();
+        let text: String = rest.chars().take_while(|c| c.is_ascii_digit() || *c == ':').collect();
         let parts: Vec<u64> = text.split(':').filter_map(|p| p.parse().ok()).collect();
         match parts.as_slice() {
             [h, m, s] => Some((h * 3600 + m * 60 + s) * 1000),
@@ -354,18 +304,12 @@ mod tests {
             300_000
         );
         assert_eq!(
-            cpu_quota_pause_ms(
-                "You have exceeded processing resources allocated to this tenant.",
-                now
-            ),
+            cpu_quota_pause_ms("You have exceeded processing resources allocated to this tenant.", now),
             450_000
         );
         let r = Response { status: 429, headers: vec![], body: br#"{"error":{"code":"TooManyRequests","message":"You have exceeded processing resources allocated to this tenant. You can run queries again in 00:00:03."}}"#.to_vec() };
         match classify_failure(&r, HUNTING_PERMISSION) {
-            QueryError::Other(Error::Throttled {
-                retry_after_ms,
-                message,
-            }) => {
+            QueryError::Other(Error::Throttled { retry_after_ms, message }) => {
                 assert_eq!(retry_after_ms, 3000);
                 assert!(
                     message.contains("CPU quota") && message.contains("max_calls_per_minute"),
@@ -392,10 +336,7 @@ mod tests {
         let lower = br#"{"schema":[{"name":"ReportId","type":"Int64"}],"results":[{"ReportId":18446744073709551615}]}"#;
         let upper = br#"{"Schema":[{"Name":"ReportId","Type":"Int64"}],"Results":[{"ReportId":9007199254740993}]}"#;
         let a = parse_response(lower).unwrap();
-        assert_eq!(
-            a.schema,
-            vec![("ReportId".to_string(), "Int64".to_string())]
-        );
+        assert_eq!(a.schema, vec![("ReportId".to_string(), "Int64".to_string())]);
         assert_eq!(a.rows[0]["ReportId"].to_string(), "18446744073709551615");
         let b = parse_response(upper).unwrap();
         assert_eq!(b.rows[0]["ReportId"].to_string(), "9007199254740993");
@@ -411,9 +352,7 @@ mod tests {
 
     #[test]
     fn garbage_is_a_clear_error() {
-        let e = parse_response(b"<html>502 Bad Gateway</html>")
-            .unwrap_err()
-            .to_string();
+        let e = parse_response(b"<html>502 Bad Gateway</html>").unwrap_err().to_string();
         assert!(e.contains("<html>502"), "{e}");
         let e = parse_response(br#"{"schema":[]}"#).unwrap_err().to_string();
         assert!(e.contains("without `results`"), "{e}");
@@ -421,9 +360,7 @@ mod tests {
 
     #[test]
     fn sends_the_documented_request() {
-        let mut http = Scripted::default()
-            .reply(200, TOKEN)
-            .reply(200, r#"{"schema":[],"results":[]}"#);
+        let mut http = Scripted::default().reply(200, TOKEN).reply(200, r#"{"schema":[],"results":[]}"#);
         client()
             .run(
                 &mut http,
@@ -434,26 +371,17 @@ mod tests {
             .unwrap();
         let q = &http.sent[1];
         assert_eq!(q.url, "http://127.0.0.1:9/beta/security/runHuntingQuery");
-        assert!(
-            q.headers
-                .contains(&("authorization".into(), "Bearer tok".into()))
-        );
+        assert!(q.headers.contains(&("authorization".into(), "Bearer tok".into())));
         let body: Value = serde_json::from_slice(&q.body).unwrap();
         assert_eq!(body["Query"], "DeviceProcessEvents | take 1");
-        assert_eq!(
-            body["Timespan"],
-            "2025-01-01T00:00:00Z/2025-01-02T00:00:00Z"
-        );
+        assert_eq!(body["Timespan"], "2025-01-01T00:00:00Z/2025-01-02T00:00:00Z");
     }
 
     #[test]
     fn a_401_refreshes_the_token_once() {
         let mut http = Scripted::default()
             .reply(200, TOKEN)
-            .reply(
-                401,
-                r#"{"error":{"code":"InvalidAuthenticationToken","message":"expired"}}"#,
-            )
+            .reply(401, r#"{"error":{"code":"InvalidAuthenticationToken","message":"expired"}}"#)
             .reply(200, TOKEN)
             .reply(200, r#"{"schema":[],"results":[]}"#);
         client().run(&mut http, 0, "q", "t").unwrap();
@@ -485,10 +413,7 @@ mod tests {
         };
         assert!(matches!(
             classify_failure(&throttled, HUNTING_PERMISSION),
-            QueryError::Other(Error::Throttled {
-                retry_after_ms: 7000,
-                ..
-            })
+            QueryError::Other(Error::Throttled { retry_after_ms: 7000, .. })
         ));
         assert!(matches!(
             classify_failure(
@@ -502,19 +427,13 @@ mod tests {
         ));
         assert!(matches!(
             classify_failure(
-                &r(
-                    400,
-                    r#"{"error":{"code":"BadRequest","message":"Result size limit exceeded"}}"#
-                ),
+                &r(400, r#"{"error":{"code":"BadRequest","message":"Result size limit exceeded"}}"#),
                 HUNTING_PERMISSION
             ),
             QueryError::TooLarge(_)
         ));
         assert!(matches!(
-            classify_failure(
-                &r(500, r#"{"error":{"code":"UnknownError","message":""}}"#),
-                HUNTING_PERMISSION
-            ),
+            classify_failure(&r(500, r#"{"error":{"code":"UnknownError","message":""}}"#), HUNTING_PERMISSION),
             QueryError::Other(Error::Transient(_))
         ));
     }

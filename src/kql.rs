@@ -22,11 +22,7 @@ pub fn window_query(table: &str, start: Ticks, end: Ticks, take: u32) -> String 
 /// cut rows off; the `where` clause is the exact filter.
 pub fn timespan(start: Ticks, end: Ticks) -> String {
     let second = Ticks::from_secs(1);
-    format!(
-        "{}/{}",
-        start.saturating_sub(second).to_iso(),
-        end.saturating_add(second).to_iso()
-    )
+    format!("{}/{}", start.saturating_sub(second).to_iso(), end.saturating_add(second).to_iso())
 }
 
 #[cfg(test)]

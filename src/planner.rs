@@ -110,18 +110,12 @@ const CHECKPOINT_VERSION: u32 = 1;
 impl Planner {
     /// A planner for `tables`, resuming from `checkpoint` where given;
     /// tables without a saved watermark start at `start`.
-    pub fn new(
-        tables: &[&'static str],
-        checkpoint: Option<&str>,
-        start: Ticks,
-        max_window: Ticks,
-    ) -> Result<Planner> {
+    pub fn new(tables: &[&'static str], checkpoint: Option<&str>, start: Ticks, max_window: Ticks) -> Result<Planner> {
         let (mut saved, streams) = match checkpoint {
             None => (BTreeMap::new(), BTreeMap::new()),
             Some(text) => {
-                let doc: CheckpointDoc = serde_json::from_str(text).map_err(|e| {
-                    Error::Fatal(format!("the saved checkpoint is not readable ({e})"))
-                })?;
+                let doc: CheckpointDoc =
+                    serde_json::from_str(text).map_err(|e| Error::Fatal(format!("the saved checkpoint is not readable ({e})")))?;
                 if doc.version != CHECKPOINT_VERSION {
                     return Err(Error::Fatal(format!(
                         "the saved checkpoint has version {}, this collector reads version {CHECKPOINT_VERSION}",
@@ -133,11 +127,7 @@ impl Planner {
         };
         let mut cursors = Vec::with_capacity(tables.len());
         for table in tables {
-            let unreadable = |e: String| {
-                Error::Fatal(format!(
-                    "the saved checkpoint of {table} is not readable: {e}"
-                ))
-            };
+            let unreadable = |e: String| Error::Fatal(format!("the saved checkpoint of {table} is not readable: {e}"));
             let (watermark, floor, recent) = match saved.remove(*table) {
                 Some(state) => {
                     let watermark = Ticks::parse(&state.watermark).map_err(unreadable)?;
@@ -145,15 +135,7 @@ impl Planner {
                         Some(f) => Ticks::parse(f).map_err(unreadable)?,
                         None => watermark,
                     };
-                    (
-                        watermark,
-                        floor,
-                        state
-                            .recent
-                            .into_iter()
-                            .map(|(t, k)| (Ticks(t), k))
-                            .collect(),
-                    )
+                    (watermark, floor, state.recent.into_iter().map(|(t, k)| (Ticks(t), k)).collect())
                 }
                 None => (start, start, Vec::new()),
             };
@@ -239,12 +221,7 @@ impl Planner {
 
     /// Remembers emitted row keys of table `index` and forgets those older
     /// than `overlap` before its watermark.
-    pub fn remember(
-        &mut self,
-        index: usize,
-        keys: impl IntoIterator<Item = (Ticks, String)>,
-        overlap: Ticks,
-    ) {
+    pub fn remember(&mut self, index: usize, keys: impl IntoIterator<Item = (Ticks, String)>, overlap: Ticks) {
         let c = &mut self.cursors[index];
         let horizon = c.watermark.saturating_sub(overlap);
         c.recent.extend(keys);
@@ -294,9 +271,7 @@ impl Planner {
             .cursors
             .iter()
             .enumerate()
-            .filter(|(_, c)| {
-                c.watermark < end && c.unavailable_until.is_none() && c.follows.is_none()
-            })
+            .filter(|(_, c)| c.watermark < end && c.unavailable_until.is_none() && c.follows.is_none())
             .min_by_key(|(_, c)| c.watermark);
         match next {
             Some((i, c)) => Some(Window {
@@ -315,9 +290,10 @@ impl Planner {
     pub fn cycle_done(&self) -> bool {
         match self.cycle_end {
             None => true,
-            Some(end) => self.cursors.iter().all(|c| {
-                c.watermark >= end || c.unavailable_until.is_some() || c.follows.is_some()
-            }),
+            Some(end) => self
+                .cursors
+                .iter()
+                .all(|c| c.watermark >= end || c.unavailable_until.is_some() || c.follows.is_some()),
         }
     }
 
@@ -391,10 +367,7 @@ mod tests {
         assert_eq!(w2.table, 1, "B is now furthest behind");
         p.complete(&w2, 0.3);
         let w3 = p.next_window().unwrap();
-        assert_eq!(
-            (w3.start, w3.end),
-            (t("2025-01-01T01:00:00Z"), t("2025-01-01T01:30:00Z"))
-        );
+        assert_eq!((w3.start, w3.end), (t("2025-01-01T01:00:00Z"), t("2025-01-01T01:30:00Z")));
         p.complete(&w3, 0.3);
         assert!(!p.cycle_done());
         let w4 = p.next_window().unwrap();
@@ -417,10 +390,7 @@ mod tests {
         let q = Planner::new(&["B"], Some(&saved), start, HOUR).unwrap();
         assert_eq!(q.cursors()[0].watermark, start);
         let again = q.checkpoint(&[]);
-        assert!(
-            again.contains("\"A\""),
-            "a table no longer configured keeps its place: {again}"
-        );
+        assert!(again.contains("\"A\""), "a table no longer configured keeps its place: {again}");
         let r = Planner::new(&["A"], Some(&again), start, HOUR).unwrap();
         assert_eq!(r.cursors()[0].watermark, t("2025-01-01T00:10:00.1234567Z"));
     }
@@ -428,12 +398,8 @@ mod tests {
     #[test]
     fn unreadable_checkpoints_are_errors_not_restarts() {
         let e = Planner::new(&["A"], Some("{not json"), Ticks(0), HOUR).unwrap_err();
-        assert!(
-            matches!(e, Error::Fatal(ref m) if m.contains("not readable")),
-            "{e}"
-        );
-        let e =
-            Planner::new(&["A"], Some(r#"{"version":9,"tables":{}}"#), Ticks(0), HOUR).unwrap_err();
+        assert!(matches!(e, Error::Fatal(ref m) if m.contains("not readable")), "{e}");
+        let e = Planner::new(&["A"], Some(r#"{"version":9,"tables":{}}"#), Ticks(0), HOUR).unwrap_err();
         assert!(e.to_string().contains("version 9"));
     }
 
@@ -447,21 +413,14 @@ mod tests {
         let w = p.next_window().unwrap();
         assert_eq!(w.table, 1, "A is skipped");
         p.complete(&w, 0.0);
-        assert!(
-            p.cycle_done(),
-            "an unavailable table does not hold the cycle open"
-        );
+        assert!(p.cycle_done(), "an unavailable table does not hold the cycle open");
         assert_eq!(p.next_window(), None);
         p.begin_cycle(Ticks(HOUR.0 * 2), Ticks(99));
         assert_eq!(p.next_window().unwrap().table, 1, "not yet due");
         let mut p2 = p;
         p2.cycle_end = None;
         p2.begin_cycle(Ticks(HOUR.0 * 2), Ticks(100));
-        assert_eq!(
-            p2.next_window().unwrap().table,
-            0,
-            "due again: A is furthest behind"
-        );
+        assert_eq!(p2.next_window().unwrap().table, 0, "due again: A is furthest behind");
     }
 
     #[test]
@@ -472,11 +431,7 @@ mod tests {
         assert_eq!(p.cursors()[0].watermark, Ticks(50));
         p.begin_cycle(Ticks(1000), Ticks(0));
         let w = p.next_window().unwrap();
-        assert_eq!(
-            (w.table, w.start),
-            (0, Ticks(50)),
-            "the follower gets no windows of its own"
-        );
+        assert_eq!((w.table, w.start), (0, Ticks(50)), "the follower gets no windows of its own");
         p.complete(&w, 0.0);
         assert_eq!(p.cursors()[1].watermark, Ticks(1000));
         assert!(p.cycle_done());
@@ -511,10 +466,6 @@ mod tests {
         );
         let w = p.next_window().unwrap();
         p.complete(&w, 0.0);
-        assert_eq!(
-            p.next_window().unwrap().end.0 - w.end.0,
-            HOUR.0,
-            "a sparse window grows it back"
-        );
+        assert_eq!(p.next_window().unwrap().end.0 - w.end.0, HOUR.0, "a sparse window grows it back");
     }
 }

@@ -53,9 +53,7 @@ fn encode(value: &str) -> String {
     let mut out = String::new();
     for b in value.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                out.push(b as char)
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(b as char),
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -99,27 +97,15 @@ impl Stream {
             Some(p) => p.next.clone(),
             None => self.first_url(graph.base(), start),
         };
-        let response = match graph.get(
-            http,
-            now.0 / crate::time::TICKS_PER_SECOND,
-            &url,
-            self.kind.permission(),
-        ) {
+        let response = match graph.get(http, now.0 / crate::time::TICKS_PER_SECOND, &url, self.kind.permission()) {
             Ok(r) => r,
             Err(QueryError::Other(e)) => return Err(e),
             Err(QueryError::TooLarge(m)) | Err(QueryError::TableUnavailable(m)) => {
-                return Err(crate::Error::Transient(format!(
-                    "Graph {}: {m}",
-                    self.kind.path()
-                )));
+                return Err(crate::Error::Transient(format!("Graph {}: {m}", self.kind.path())));
             }
         };
-        let page: Page = serde_json::from_slice(&response.body).map_err(|e| {
-            crate::Error::Transient(format!(
-                "Graph returned a {} page that is not valid JSON ({e})",
-                self.kind.path()
-            ))
-        })?;
+        let page: Page = serde_json::from_slice(&response.body)
+            .map_err(|e| crate::Error::Transient(format!("Graph returned a {} page that is not valid JSON ({e})", self.kind.path())))?;
         let mut pass = self.pass.take().unwrap_or(Pass {
             next: String::new(),
             newest: None,
@@ -130,23 +116,11 @@ impl Stream {
         for obj in page.value {
             let id = obj
                 .get("id")
-                .map(|v| {
-                    v.as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| v.to_string())
-                })
+                .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
                 .unwrap_or_default();
-            let updated_text = obj
-                .get("lastUpdateDateTime")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
+            let updated_text = obj.get("lastUpdateDateTime").and_then(Value::as_str).unwrap_or("").to_string();
             let updated = Ticks::parse(&updated_text).ok();
-            let cursor = self
-                .state
-                .cursor
-                .as_deref()
-                .and_then(|c| Ticks::parse(c).ok());
+            let cursor = self.state.cursor.as_deref().and_then(|c| Ticks::parse(c).ok());
             if updated.is_some() && updated == cursor && self.state.seen.contains(&id) {
                 continue; // emitted by the previous pass, unchanged since
             }
@@ -178,11 +152,7 @@ impl Stream {
                 }
             }
         }
-        let class = if self.kind == Kind::Incidents {
-            "2005"
-        } else {
-            "2004"
-        };
+        let class = if self.kind == Kind::Incidents { "2005" } else { "2004" };
         telemetry::counter(
             "events_emitted_total",
             &[("table", self.kind.path()), ("class_uid", class)],
@@ -196,11 +166,7 @@ impl Stream {
             None => {
                 // The pass is complete: commit the newest time and its ids.
                 if let Some((t, text)) = pass.newest {
-                    let old = self
-                        .state
-                        .cursor
-                        .as_deref()
-                        .and_then(|c| Ticks::parse(c).ok());
+                    let old = self.state.cursor.as_deref().and_then(|c| Ticks::parse(c).ok());
                     if old == Some(t) {
                         self.state.seen.extend(pass.at_newest);
                     } else {
@@ -224,7 +190,10 @@ mod tests {
     const TOKEN: &str = r#"{"token_type":"Bearer","expires_in":3599,"access_token":"t"}"#;
 
     fn graph() -> GraphClient {
-        GraphClient::new(&CollectorConfig::from_json(r#"{"tenant_id":"t","client_id":"c","client_secret":"s","graph_endpoint":"http://127.0.0.1:9"}"#).unwrap())
+        GraphClient::new(
+            &CollectorConfig::from_json(r#"{"tenant_id":"t","client_id":"c","client_secret":"s","graph_endpoint":"http://127.0.0.1:9"}"#)
+                .unwrap(),
+        )
     }
 
     #[test]
@@ -239,46 +208,26 @@ mod tests {
         s.due = true;
         let ctx = Context::default();
         let start = Ticks::parse("2025-01-01T00:00:00Z").unwrap();
-        let (_, n) = s
-            .poll_page(&mut http, &mut graph, &ctx, start, start)
-            .unwrap();
+        let (_, n) = s.poll_page(&mut http, &mut graph, &ctx, start, start).unwrap();
         assert_eq!(n, 1);
-        assert!(
-            s.due && s.state.cursor.is_none(),
-            "the cursor moves only when the pass ends"
-        );
-        let (_, n) = s
-            .poll_page(&mut http, &mut graph, &ctx, start, start)
-            .unwrap();
+        assert!(s.due && s.state.cursor.is_none(), "the cursor moves only when the pass ends");
+        let (_, n) = s.poll_page(&mut http, &mut graph, &ctx, start, start).unwrap();
         assert_eq!(n, 2);
         assert!(!s.due);
         assert_eq!(s.state.cursor.as_deref(), Some("2025-01-01T00:00:02Z"));
-        assert_eq!(
-            s.state.seen,
-            BTreeSet::from(["2".to_string(), "3".to_string()])
-        );
+        assert_eq!(s.state.seen, BTreeSet::from(["2".to_string(), "3".to_string()]));
         let first = &http.sent[1].url;
         assert!(
-            first.contains("$filter=lastUpdateDateTime%20ge%202025-01-01T00%3A00%3A00.0000000Z")
-                && first.contains("$expand=alerts"),
+            first.contains("$filter=lastUpdateDateTime%20ge%202025-01-01T00%3A00%3A00.0000000Z") && first.contains("$expand=alerts"),
             "{first}"
         );
-        assert_eq!(
-            http.sent[2].url,
-            "http://127.0.0.1:9/v1.0/security/incidents?$skiptoken=1"
-        );
+        assert_eq!(http.sent[2].url, "http://127.0.0.1:9/v1.0/security/incidents?$skiptoken=1");
 
         // The next pass returns 2 and 3 again (ge) and an update of 1.
         s.due = true;
-        let (events, n) = s
-            .poll_page(&mut http, &mut graph, &ctx, start, start)
-            .unwrap();
+        let (events, n) = s.poll_page(&mut http, &mut graph, &ctx, start, start).unwrap();
         assert_eq!(n, 1, "only the update is new");
-        assert!(
-            String::from_utf8(events)
-                .unwrap()
-                .contains("\"original_event_uid\":\"1\"")
-        );
+        assert!(String::from_utf8(events).unwrap().contains("\"original_event_uid\":\"1\""));
         assert_eq!(s.state.cursor.as_deref(), Some("2025-01-01T00:00:05Z"));
     }
 }

@@ -40,15 +40,9 @@ fn conformance(no_deprecated_classes: bool) {
     let mut not_mapped: BTreeMap<String, usize> = BTreeMap::new();
     let mut failures = Vec::new();
 
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
-    for path in files
-        .iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "ndjson"))
-    {
+    for path in files.iter().filter(|p| p.extension().is_some_and(|e| e == "ndjson")) {
         let name = path.file_stem().unwrap().to_str().unwrap().to_string();
         let text = std::fs::read_to_string(path).unwrap();
         let Some(table) = mapping::table(&name) else {
@@ -60,9 +54,7 @@ fn conformance(no_deprecated_classes: bool) {
             match mapping::map_row(table, row, &ctx) {
                 Ok(event) => {
                     *per_table.entry(name.clone()).or_default() += 1;
-                    *per_class
-                        .entry(event["class_uid"].as_u64().unwrap())
-                        .or_default() += 1;
+                    *per_class.entry(event["class_uid"].as_u64().unwrap()).or_default() += 1;
                     let errors = schemas.errors(&event);
                     if !errors.is_empty() {
                         failures.push(format!("{name}:{}: {errors:?}\n  {event}", i + 1));
@@ -72,33 +64,16 @@ fn conformance(no_deprecated_classes: bool) {
             }
         }
     }
-    println!(
-        "conformance (no_deprecated_classes={no_deprecated_classes}): events per table: {per_table:?}"
-    );
+    println!("conformance (no_deprecated_classes={no_deprecated_classes}): events per table: {per_table:?}");
     println!("conformance: events per class: {per_class:?}");
     println!("conformance: sample tables without a mapping yet: {not_mapped:?}");
-    assert!(
-        failures.is_empty(),
-        "{} invalid:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} invalid:\n{}", failures.len(), failures.join("\n"));
     for table in mapping::TABLES {
-        assert!(
-            per_table.contains_key(table.name),
-            "no sample row of {} was mapped",
-            table.name
-        );
+        assert!(per_table.contains_key(table.name), "no sample row of {} was mapped", table.name);
     }
     if no_deprecated_classes {
         // EmailUrlInfo has no successor without a join (docs/mapping.md).
-        let left: Vec<_> = per_class
-            .keys()
-            .filter(|c| DEPRECATED.contains(c) && **c != 4012)
-            .collect();
-        assert!(
-            left.is_empty(),
-            "deprecated classes still emitted: {left:?}"
-        );
+        let left: Vec<_> = per_class.keys().filter(|c| DEPRECATED.contains(c) && **c != 4012).collect();
+        assert!(left.is_empty(), "deprecated classes still emitted: {left:?}");
     }
 }

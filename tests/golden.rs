@@ -25,21 +25,13 @@ struct Case {
 }
 
 fn cases() -> Vec<Case> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("golden");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("golden");
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
     let mut out = Vec::new();
-    for file in files
-        .iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-    {
-        let groups: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(file).unwrap())
-            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    for file in files.iter().filter(|p| p.extension().is_some_and(|e| e == "json")) {
+        let groups: Vec<Value> =
+            serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         for group in groups {
             let table = group["table"].as_str().unwrap().to_string();
             for case in group["cases"].as_array().unwrap() {
@@ -53,17 +45,10 @@ fn cases() -> Vec<Case> {
                 out.push(Case {
                     table: table.clone(),
                     row,
-                    no_deprecated: case
-                        .get("no_deprecated")
-                        .and_then(Value::as_bool)
-                        .unwrap_or(false),
+                    no_deprecated: case.get("no_deprecated").and_then(Value::as_bool).unwrap_or(false),
                     class_uid: case["class_uid"].as_u64().unwrap(),
                     activity_id: case["activity_id"].as_u64().unwrap(),
-                    expect: case
-                        .get("expect")
-                        .and_then(Value::as_object)
-                        .cloned()
-                        .unwrap_or_default(),
+                    expect: case.get("expect").and_then(Value::as_object).cloned().unwrap_or_default(),
                 });
             }
         }
@@ -73,11 +58,10 @@ fn cases() -> Vec<Case> {
 
 /// The value at a dotted path; numeric segments index arrays.
 fn at<'a>(event: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.')
-        .try_fold(event, |v, part| match part.parse::<usize>() {
-            Ok(i) if v.is_array() => v.get(i),
-            _ => v.get(part),
-        })
+    path.split('.').try_fold(event, |v, part| match part.parse::<usize>() {
+        Ok(i) if v.is_array() => v.get(i),
+        _ => v.get(part),
+    })
 }
 
 #[test]
@@ -94,8 +78,7 @@ fn golden_rows_map_to_the_expected_events() {
         all.len()
     );
     for case in &all {
-        let table =
-            mapping::table(&case.table).unwrap_or_else(|| panic!("unknown table {}", case.table));
+        let table = mapping::table(&case.table).unwrap_or_else(|| panic!("unknown table {}", case.table));
         let ctx = Context {
             tenant_uid: Some("t".into()),
             no_deprecated_classes: case.no_deprecated,
@@ -120,10 +103,7 @@ fn golden_rows_map_to_the_expected_events() {
         }
         for (path, want) in &case.expect {
             if at(&event, path) != Some(want) {
-                failures.push(format!(
-                    "{label}: {path} is {:?}, expected {want}",
-                    at(&event, path)
-                ));
+                failures.push(format!("{label}: {path} is {:?}, expected {want}", at(&event, path)));
             }
         }
         if let Some(schemas) = schemas.as_mut() {
@@ -133,12 +113,7 @@ fn golden_rows_map_to_the_expected_events() {
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} failures:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
 }
 
 #[test]
@@ -147,10 +122,7 @@ fn every_action_type_and_prefix_has_a_golden_case() {
     let mut covered: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     for case in &all {
         if let Some(Value::String(a)) = case.row.get("ActionType") {
-            covered
-                .entry(case.table.as_str())
-                .or_default()
-                .insert(a.to_ascii_lowercase());
+            covered.entry(case.table.as_str()).or_default().insert(a.to_ascii_lowercase());
         }
     }
     let mut missing = Vec::new();
@@ -162,10 +134,7 @@ fn every_action_type_and_prefix_has_a_golden_case() {
             }
         }
         for (prefix, _) in table.prefixes {
-            if !seen
-                .iter()
-                .any(|a| a.starts_with(&prefix.to_ascii_lowercase()))
-            {
+            if !seen.iter().any(|a| a.starts_with(&prefix.to_ascii_lowercase())) {
                 missing.push(format!("{}: {prefix}*", table.name));
             }
         }
@@ -173,11 +142,7 @@ fn every_action_type_and_prefix_has_a_golden_case() {
             missing.push(format!("{}: no case at all", table.name));
         }
     }
-    assert!(
-        missing.is_empty(),
-        "ActionTypes without a golden case:\n{}",
-        missing.join("\n")
-    );
+    assert!(missing.is_empty(), "ActionTypes without a golden case:\n{}", missing.join("\n"));
 }
 
 /// Schema-driven: every class the mapping tables can emit (including the
@@ -198,30 +163,16 @@ fn every_class_the_code_can_emit_is_covered() {
     );
 
     let promised = [
-        2004, 1001, 1004, 1005, 1006, 1007, 4001, 4003, 4009, 4011, 4012, 5001, 5002, 5014, 5019,
-        3001, 3002, 3006, 6002, 6007, 201001, 201002,
+        2004, 1001, 1004, 1005, 1006, 1007, 4001, 4003, 4009, 4011, 4012, 5001, 5002, 5014, 5019, 3001, 3002, 3006, 6002, 6007, 201001,
+        201002,
     ];
     let missing: Vec<_> = promised.iter().filter(|c| !produced.contains(c)).collect();
-    assert!(
-        missing.is_empty(),
-        "promised classes no table produces: {missing:?}"
-    );
+    assert!(missing.is_empty(), "promised classes no table produces: {missing:?}");
 
     if let Some(shared) = shared_dir() {
-        let index: Value = serde_json::from_str(
-            &std::fs::read_to_string(shared.join("ocsf/schemas/index.json")).unwrap(),
-        )
-        .unwrap();
-        let with_schema: BTreeSet<u64> = index
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["class_uid"].as_u64().unwrap())
-            .collect();
+        let index: Value = serde_json::from_str(&std::fs::read_to_string(shared.join("ocsf/schemas/index.json")).unwrap()).unwrap();
+        let with_schema: BTreeSet<u64> = index.as_array().unwrap().iter().map(|e| e["class_uid"].as_u64().unwrap()).collect();
         let no_schema: Vec<_> = emittable.difference(&with_schema).collect();
-        assert!(
-            no_schema.is_empty(),
-            "classes without an OCSF 1.8.0 schema: {no_schema:?}"
-        );
+        assert!(no_schema.is_empty(), "classes without an OCSF 1.8.0 schema: {no_schema:?}");
     }
 }

@@ -58,9 +58,7 @@ fn json_value() -> impl Strategy<Value = Value> {
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(Value::from),
         any::<u64>().prop_map(Value::from),
-        any::<f64>()
-            .prop_filter("finite", |f| f.is_finite())
-            .prop_map(Value::from),
+        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
         ".{0,40}".prop_map(Value::String),
         Just(json!("2025-01-01T00:00:00.1234567Z")),
         Just(json!("{\"a\":[1,2,{\"b\":null}]}")),
@@ -70,8 +68,7 @@ fn json_value() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(3, 16, 4, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::btree_map("[a-zA-Z]{1,8}", inner, 0..4)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            prop::collection::btree_map("[a-zA-Z]{1,8}", inner, 0..4).prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }
@@ -80,8 +77,7 @@ fn row() -> impl Strategy<Value = Map<String, Value>> {
     prop::collection::btree_map(prop::sample::select(COLUMNS), json_value(), 0..20).prop_map(|m| {
         let mut row: Map<String, Value> = m.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         // Most rows carry a valid timestamp, as Graph's do.
-        row.entry("Timestamp")
-            .or_insert(json!("2025-01-01T00:00:00Z"));
+        row.entry("Timestamp").or_insert(json!("2025-01-01T00:00:00Z"));
         row
     })
 }

@@ -78,24 +78,14 @@ impl Default for RunOptions<'_> {
 }
 
 /// Runs a source until `once` completes, `shutdown` is set, or it fails.
-pub fn run(
-    config: &RunConfig,
-    options: &RunOptions,
-    sink: &mut dyn Sink,
-    telemetry: Arc<Telemetry>,
-) -> Result<Summary, Failure> {
-    let bytes = options
-        .component
-        .unwrap_or(crate::runtime::DEFAULT_COMPONENT);
+pub fn run(config: &RunConfig, options: &RunOptions, sink: &mut dyn Sink, telemetry: Arc<Telemetry>) -> Result<Summary, Failure> {
+    let bytes = options.component.unwrap_or(crate::runtime::DEFAULT_COMPONENT);
     let runtime = Runtime::new(bytes, Some(&config.state_dir.join("cache")))?;
     let store = CheckpointStore::new(&config.state_dir);
     let saved = store.load()?;
     let metrics = telemetry.clone();
     let mut instance = runtime.instantiate(&options.limits, telemetry)?;
-    let info = match instance.init(
-        &config.source_json(),
-        saved.as_ref().map(|s| s.checkpoint.as_str()),
-    )? {
+    let info = match instance.init(&config.source_json(), saved.as_ref().map(|s| s.checkpoint.as_str()))? {
         Ok(info) => info,
         Err(e) => return Err(source_failure(e, "starting")),
     };
@@ -122,11 +112,7 @@ pub fn run(
             }
             Err(SourceError::Throttled(t)) => {
                 metrics.counter_add("throttled_total", vec![], 1);
-                tracing::warn!(
-                    retry_after_ms = t.retry_after_ms,
-                    "throttled by the API: {}",
-                    t.message
-                );
+                tracing::warn!(retry_after_ms = t.retry_after_ms, "throttled by the API: {}", t.message);
                 sleep(Duration::from_millis(t.retry_after_ms), &options.shutdown);
                 continue;
             }
@@ -134,9 +120,7 @@ pub fn run(
                 metrics.counter_add("errors_total", vec![("kind".into(), "transient".into())], 1);
                 failures += 1;
                 if options.once && failures > options.max_retries {
-                    return Err(Failure::Other(anyhow!(
-                        "giving up after {failures} attempts: {message}"
-                    )));
+                    return Err(Failure::Other(anyhow!("giving up after {failures} attempts: {message}")));
                 }
                 let wait = backoff(failures);
                 tracing::warn!(
@@ -160,18 +144,14 @@ pub fn run(
         };
         let guard = options.critical.lock().unwrap_or_else(|p| p.into_inner());
         if options.shutdown.load(Ordering::SeqCst) {
-            tracing::info!(
-                "stop requested; the last batch is not delivered and is collected again at the next start"
-            );
+            tracing::info!("stop requested; the last batch is not delivered and is collected again at the next start");
             break;
         }
         if batch.count > 0 {
             match sink.deliver(&batch.events, batch.count) {
                 Ok(()) => {}
                 Err(e) if e.is::<Undelivered>() => {
-                    tracing::info!(
-                        "{e}; stopping without saving the undelivered batch's checkpoint"
-                    );
+                    tracing::info!("{e}; stopping without saving the undelivered batch's checkpoint");
                     summary.undelivered = true;
                     return Ok(summary);
                 }
@@ -205,11 +185,7 @@ pub fn run(
             sleep(Duration::from_millis(batch.next_poll_ms), &options.shutdown);
         }
     }
-    tracing::info!(
-        batches = summary.batches,
-        events = summary.events,
-        "stopped"
-    );
+    tracing::info!(batches = summary.batches, events = summary.events, "stopped");
     Ok(summary)
 }
 
@@ -220,16 +196,13 @@ fn source_failure(e: SourceError, doing: &str) -> Failure {
         SourceError::Permission(m) => Failure::Config(format!("permission missing: {m}")),
         SourceError::Fatal(m) => Failure::Other(anyhow!("{doing} failed: {m}")),
         SourceError::Transient(m) => Failure::Other(anyhow!("{doing} failed: {m}")),
-        SourceError::Throttled(t) => {
-            Failure::Other(anyhow!("{doing} failed: throttled: {}", t.message))
-        }
+        SourceError::Throttled(t) => Failure::Other(anyhow!("{doing} failed: throttled: {}", t.message)),
     }
 }
 
 /// 1 s, 2 s, 4 s ... up to 5 minutes, with up to 25% jitter.
 fn backoff(attempt: u32) -> Duration {
-    let base =
-        Duration::from_secs(1u64 << attempt.saturating_sub(1).min(8)).min(Duration::from_secs(300));
+    let base = Duration::from_secs(1u64 << attempt.saturating_sub(1).min(8)).min(Duration::from_secs(300));
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
@@ -251,20 +224,11 @@ fn sleep(total: Duration, shutdown: &AtomicBool) {
 /// `defender-ocsf check`: the configuration, the state directory, then the
 /// component's own checks (credentials, one tiny request per data source).
 /// Prints one PASS or FAIL line per step to `out`; returns whether all passed.
-pub fn check(
-    config: &RunConfig,
-    component: Option<&[u8]>,
-    out: &mut dyn std::io::Write,
-) -> Result<bool, Failure> {
+pub fn check(config: &RunConfig, component: Option<&[u8]>, out: &mut dyn std::io::Write) -> Result<bool, Failure> {
     let mut all_ok = true;
     let mut line = |ok: bool, name: &str, detail: &str| -> Result<(), Failure> {
         all_ok &= ok;
-        writeln!(
-            out,
-            "{}  {name}: {detail}",
-            if ok { "PASS" } else { "FAIL" }
-        )
-        .map_err(|e| Failure::Other(e.into()))
+        writeln!(out, "{}  {name}: {detail}", if ok { "PASS" } else { "FAIL" }).map_err(|e| Failure::Other(e.into()))
     };
     let runtime = Runtime::new(component.unwrap_or(crate::runtime::DEFAULT_COMPONENT), None)?;
     let mut instance = runtime.instantiate(&Limits::default(), Arc::new(Telemetry::default()))?;
@@ -286,14 +250,8 @@ pub fn check(
         }
     }
     let probe = config.state_dir.join(".write-test");
-    match crate::state::write_atomically(&probe, b"ok")
-        .and_then(|_| std::fs::remove_file(&probe).map_err(Into::into))
-    {
-        Ok(()) => line(
-            true,
-            "state directory",
-            &format!("{} is writable", config.state_dir.display()),
-        )?,
+    match crate::state::write_atomically(&probe, b"ok").and_then(|_| std::fs::remove_file(&probe).map_err(Into::into)) {
+        Ok(()) => line(true, "state directory", &format!("{} is writable", config.state_dir.display()))?,
         Err(e) => line(false, "state directory", &format!("{e:#}"))?,
     }
     for step in instance.check()? {

@@ -11,13 +11,7 @@ use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
 /// Keys the host reads itself.
-pub const HOST_KEYS: &[&str] = &[
-    "state_dir",
-    "log_level",
-    "log_file",
-    "output",
-    "metrics_address",
-];
+pub const HOST_KEYS: &[&str] = &["state_dir", "log_level", "log_file", "output", "metrics_address"];
 
 /// A parsed configuration.
 #[derive(Clone, Debug)]
@@ -87,14 +81,7 @@ impl std::fmt::Debug for HttpOutput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpOutput")
             .field("url", &self.url)
-            .field(
-                "headers",
-                &self
-                    .headers
-                    .keys()
-                    .map(|k| (k, "<redacted>"))
-                    .collect::<Vec<_>>(),
-            )
+            .field("headers", &self.headers.keys().map(|k| (k, "<redacted>")).collect::<Vec<_>>())
             .field("compression", &self.compression)
             .field("ca_file", &self.ca_file)
             .field("timeout", &self.timeout)
@@ -119,11 +106,8 @@ pub(crate) mod humantime_serde {
     use serde::{Deserialize, Deserializer};
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
         let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "`{text}` is not a duration ({e}); write it like `30s` or `2m`"
-            ))
-        })
+        humantime::parse_duration(&text)
+            .map_err(|e| serde::de::Error::custom(format!("`{text}` is not a duration ({e}); write it like `30s` or `2m`")))
     }
 }
 
@@ -137,21 +121,15 @@ impl RunConfig {
         let env = |name: &str| std::env::var(name).ok();
         let (text, origin) = match (file, env_var) {
             (Some(path), None) => (
-                std::fs::read_to_string(path).with_context(|| {
-                    format!("reading the configuration file {}", path.display())
-                })?,
+                std::fs::read_to_string(path).with_context(|| format!("reading the configuration file {}", path.display()))?,
                 path.display().to_string(),
             ),
             (None, Some(var)) => (
-                std::env::var(var).map_err(|_| {
-                    anyhow!("--config-env {var}: the environment variable {var} is not set")
-                })?,
+                std::env::var(var).map_err(|_| anyhow!("--config-env {var}: the environment variable {var} is not set"))?,
                 format!("the environment variable {var}"),
             ),
             (None, None) if !sets.is_empty() => (String::from("{}"), "--set".to_string()),
-            (None, None) => bail!(
-                "say where the configuration is: --config FILE, --config-env VAR, or --set key=value"
-            ),
+            (None, None) => bail!("say where the configuration is: --config FILE, --config-env VAR, or --set key=value"),
             (Some(_), Some(_)) => bail!("use either --config or --config-env, not both"),
         };
         RunConfig::from_yaml_with_sets(&text, sets, &env).with_context(|| format!("in {origin}"))
@@ -163,13 +141,8 @@ impl RunConfig {
     }
 
     /// Parses YAML text with `key=value` overrides.
-    pub fn from_yaml_with_sets(
-        text: &str,
-        sets: &[String],
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<RunConfig> {
-        let value: Value = serde_yaml_ng::from_str(text)
-            .map_err(|e| anyhow!("the configuration is not valid YAML: {e}"))?;
+    pub fn from_yaml_with_sets(text: &str, sets: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<RunConfig> {
+        let value: Value = serde_yaml_ng::from_str(text).map_err(|e| anyhow!("the configuration is not valid YAML: {e}"))?;
         let mut value = match value {
             Value::Null => Value::Object(Map::new()),
             other => other,
@@ -192,8 +165,7 @@ impl RunConfig {
             if map.contains_key("client_secret") {
                 bail!("set either `client_secret` or `client_secret_file`, not both");
             }
-            let secret = std::fs::read_to_string(&path)
-                .map_err(|e| anyhow!("`client_secret_file`: cannot read {path}: {e}"))?;
+            let secret = std::fs::read_to_string(&path).map_err(|e| anyhow!("`client_secret_file`: cannot read {path}: {e}"))?;
             map.insert(
                 "client_secret".into(),
                 Value::String(secret.trim_end_matches(['\r', '\n']).to_string()),
@@ -206,11 +178,7 @@ impl RunConfig {
         };
         let log_level = match map.remove("log_level") {
             None => default_log_level(),
-            Some(Value::String(s))
-                if ["error", "warn", "info", "debug", "trace"].contains(&s.as_str()) =>
-            {
-                s
-            }
+            Some(Value::String(s)) if ["error", "warn", "info", "debug", "trace"].contains(&s.as_str()) => s,
             Some(other) => {
                 bail!("`log_level` must be one of error, warn, info, debug, trace; got {other}")
             }
@@ -224,18 +192,13 @@ impl RunConfig {
         if let OutputConfig::Http(http) = &output {
             let scheme_ok = http.url.starts_with("https://") || http.url.starts_with("http://");
             if !scheme_ok {
-                bail!(
-                    "`output.url` must be an http:// or https:// URL, got `{}`",
-                    http.url
-                );
+                bail!("`output.url` must be an http:// or https:// URL, got `{}`", http.url);
             }
         }
         let metrics_address = match map.remove("metrics_address") {
             None => None,
             Some(Value::String(s)) if s.parse::<std::net::SocketAddr>().is_ok() => Some(s),
-            Some(other) => bail!(
-                "`metrics_address` must be an address and port such as 127.0.0.1:9598, got {other}"
-            ),
+            Some(other) => bail!("`metrics_address` must be an address and port such as 127.0.0.1:9598, got {other}"),
         };
         let log_file = match map.remove("log_file") {
             None => None,
@@ -261,11 +224,8 @@ impl RunConfig {
 /// Applies one `key=value` (dotted keys for sections; the value is read as
 /// YAML, so `tables=[A, B]` and `incidents=true` work).
 fn apply_set(config: &mut Value, set: &str) -> Result<()> {
-    let (key, raw) = set
-        .split_once('=')
-        .ok_or_else(|| anyhow!("--set `{set}`: write it as key=value"))?;
-    let value: Value =
-        serde_yaml_ng::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string()));
+    let (key, raw) = set.split_once('=').ok_or_else(|| anyhow!("--set `{set}`: write it as key=value"))?;
+    let value: Value = serde_yaml_ng::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string()));
     let mut node = config;
     let parts: Vec<&str> = key.split('.').collect();
     for (i, part) in parts.iter().enumerate() {
@@ -280,9 +240,7 @@ fn apply_set(config: &mut Value, set: &str) -> Result<()> {
             map.insert(part.to_string(), value);
             return Ok(());
         }
-        node = map
-            .entry(part.to_string())
-            .or_insert_with(|| Value::Object(Map::new()));
+        node = map.entry(part.to_string()).or_insert_with(|| Value::Object(Map::new()));
     }
     Ok(())
 }
@@ -290,12 +248,8 @@ fn apply_set(config: &mut Value, set: &str) -> Result<()> {
 fn interpolate_value(value: &mut Value, env: &dyn Fn(&str) -> Option<String>) -> Result<()> {
     match value {
         Value::String(s) => *s = interpolate(s, env)?,
-        Value::Array(items) => items
-            .iter_mut()
-            .try_for_each(|v| interpolate_value(v, env))?,
-        Value::Object(map) => map
-            .values_mut()
-            .try_for_each(|v| interpolate_value(v, env))?,
+        Value::Array(items) => items.iter_mut().try_for_each(|v| interpolate_value(v, env))?,
+        Value::Object(map) => map.values_mut().try_for_each(|v| interpolate_value(v, env))?,
         _ => {}
     }
     Ok(())
@@ -313,9 +267,7 @@ pub fn interpolate(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<S
             out.push('$');
             rest = tail;
         } else if let Some(inner) = after.strip_prefix('{') {
-            let end = inner
-                .find('}')
-                .ok_or_else(|| anyhow!("`${{` without a closing `}}`"))?;
+            let end = inner.find('}').ok_or_else(|| anyhow!("`${{` without a closing `}}`"))?;
             let (name, default) = match inner[..end].split_once(":-") {
                 Some((n, d)) => (n, Some(d)),
                 None => (&inner[..end], None),
@@ -361,10 +313,7 @@ mod tests {
         assert_eq!(c.source["client_secret"], "p@ss: *word #1");
         assert_eq!(c.source["other"], "$HOME dflt e");
         assert_eq!(c.state_dir, PathBuf::from("/tmp/s"));
-        assert!(
-            !c.source.contains_key("state_dir"),
-            "host keys are not passed on"
-        );
+        assert!(!c.source.contains_key("state_dir"), "host keys are not passed on");
         assert_eq!(c.log_level, "info");
     }
 
@@ -372,12 +321,8 @@ mod tests {
     fn missing_variables_are_named_and_values_never_shown() {
         let e = RunConfig::from_yaml("client_secret: ${NOPE}\n", &env).unwrap_err();
         let text = format!("{e:#}");
-        assert!(
-            text.contains("NOPE") && text.contains("client_secret"),
-            "{text}"
-        );
-        let e =
-            RunConfig::from_yaml("log_level: loud\nclient_secret: ${SECRET}\n", &env).unwrap_err();
+        assert!(text.contains("NOPE") && text.contains("client_secret"), "{text}");
+        let e = RunConfig::from_yaml("log_level: loud\nclient_secret: ${SECRET}\n", &env).unwrap_err();
         assert!(!format!("{e:#}").contains("word"), "{e:#}");
     }
 
@@ -395,15 +340,8 @@ mod tests {
         assert_eq!(http.timeout, std::time::Duration::from_secs(120));
         assert!(!format!("{c:?}").contains("word"), "{c:?}");
         let e = RunConfig::from_yaml("output:\n  type: kafka\n", &env).unwrap_err();
-        assert!(
-            format!("{e:#}").contains("stdout") && format!("{e:#}").contains("http"),
-            "{e:#}"
-        );
-        let e = RunConfig::from_yaml(
-            "output:\n  type: http\n  url: http://x\n  retries: 3\n",
-            &env,
-        )
-        .unwrap_err();
+        assert!(format!("{e:#}").contains("stdout") && format!("{e:#}").contains("http"), "{e:#}");
+        let e = RunConfig::from_yaml("output:\n  type: http\n  url: http://x\n  retries: 3\n", &env).unwrap_err();
         assert!(format!("{e:#}").contains("retries"), "{e:#}");
     }
 
@@ -420,9 +358,7 @@ mod tests {
             &env,
         )
         .unwrap();
-        let OutputConfig::Http(h) = &c.output else {
-            panic!()
-        };
+        let OutputConfig::Http(h) = &c.output else { panic!() };
         assert_eq!(h.url, "http://127.0.0.1:1/x");
         assert_eq!(c.source["tables"], serde_json::json!(["A", "B"]));
         assert_eq!(c.source["client_secret"], "p@ss: *word #1");
@@ -436,8 +372,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("secret");
         std::fs::write(&file, "from-file\n").unwrap();
-        let c = RunConfig::from_yaml(&format!("client_secret_file: {}\n", file.display()), &env)
-            .unwrap();
+        let c = RunConfig::from_yaml(&format!("client_secret_file: {}\n", file.display()), &env).unwrap();
         assert_eq!(c.source["client_secret"], "from-file");
         assert!(!c.source.contains_key("client_secret_file"));
         let e = RunConfig::from_yaml("client_secret_file: /nonexistent/x\n", &env).unwrap_err();

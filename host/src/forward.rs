@@ -30,10 +30,7 @@ pub struct ForwardOutput {
     #[serde(default = "default_self_hostname")]
     pub self_hostname: String,
     /// How long to wait for the receiver's ack.
-    #[serde(
-        default = "default_ack_timeout",
-        with = "crate::config::humantime_serde"
-    )]
+    #[serde(default = "default_ack_timeout", with = "crate::config::humantime_serde")]
     pub timeout: Duration,
 }
 
@@ -42,10 +39,7 @@ impl std::fmt::Debug for ForwardOutput {
         f.debug_struct("ForwardOutput")
             .field("address", &self.address)
             .field("tag", &self.tag)
-            .field(
-                "shared_key",
-                &self.shared_key.as_ref().map(|_| "<redacted>"),
-            )
+            .field("shared_key", &self.shared_key.as_ref().map(|_| "<redacted>"))
             .field("self_hostname", &self.self_hostname)
             .field("timeout", &self.timeout)
             .finish()
@@ -83,11 +77,7 @@ pub fn to_msgpack(v: &serde_json::Value) -> Mp {
         },
         serde_json::Value::String(s) => Mp::String(s.as_str().into()),
         serde_json::Value::Array(items) => Mp::Array(items.iter().map(to_msgpack).collect()),
-        serde_json::Value::Object(map) => Mp::Map(
-            map.iter()
-                .map(|(k, v)| (Mp::String(k.as_str().into()), to_msgpack(v)))
-                .collect(),
-        ),
+        serde_json::Value::Object(map) => Mp::Map(map.iter().map(|(k, v)| (Mp::String(k.as_str().into()), to_msgpack(v))).collect()),
     }
 }
 
@@ -100,10 +90,7 @@ fn as_bytes(v: &Mp) -> Option<Vec<u8>> {
 }
 
 fn field<'a>(map: &'a Mp, key: &str) -> Option<&'a Mp> {
-    map.as_map()?
-        .iter()
-        .find(|(k, _)| k.as_str() == Some(key))
-        .map(|(_, v)| v)
+    map.as_map()?.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(_, v)| v)
 }
 
 pub struct Forward {
@@ -124,25 +111,21 @@ impl Forward {
     }
 
     fn connect(&mut self) -> Result<()> {
-        let stream = TcpStream::connect(&self.config.address).with_context(|| {
-            format!("connecting to the forward receiver {}", self.config.address)
-        })?;
+        let stream = TcpStream::connect(&self.config.address)
+            .with_context(|| format!("connecting to the forward receiver {}", self.config.address))?;
         stream.set_read_timeout(Some(self.config.timeout))?;
         stream.set_write_timeout(Some(self.config.timeout))?;
         let mut reader = BufReader::new(stream.try_clone()?);
         let mut writer = stream;
         if let Some(key) = &self.config.shared_key {
             // HELO: ["HELO", {"nonce", "auth", "keepalive"}]
-            let helo = rmpv::decode::read_value(&mut reader)
-                .context("waiting for the receiver's HELO (is Shared_Key set on its side?)")?;
+            let helo = rmpv::decode::read_value(&mut reader).context("waiting for the receiver's HELO (is Shared_Key set on its side?)")?;
             let options = helo
                 .as_array()
                 .filter(|a| a.first().and_then(Mp::as_str) == Some("HELO"))
                 .and_then(|a| a.get(1))
                 .ok_or_else(|| anyhow!("the receiver did not start with HELO"))?;
-            let nonce = field(options, "nonce")
-                .and_then(as_bytes)
-                .unwrap_or_default();
+            let nonce = field(options, "nonce").and_then(as_bytes).unwrap_or_default();
             let salt: Vec<u8> = format!(
                 "{:x}",
                 std::time::SystemTime::now()
@@ -164,29 +147,19 @@ impl Forward {
             rmpv::encode::write_value(&mut writer, &ping)?;
             writer.flush()?;
             // PONG: ["PONG", ok, reason, server_hostname, digest]
-            let pong =
-                rmpv::decode::read_value(&mut reader).context("waiting for the receiver's PONG")?;
-            let items = pong
-                .as_array()
-                .ok_or_else(|| anyhow!("the receiver did not answer PONG"))?;
+            let pong = rmpv::decode::read_value(&mut reader).context("waiting for the receiver's PONG")?;
+            let items = pong.as_array().ok_or_else(|| anyhow!("the receiver did not answer PONG"))?;
             if items.first().and_then(Mp::as_str) != Some("PONG") {
                 bail!("the receiver did not answer PONG");
             }
             if items.get(1).and_then(Mp::as_bool) != Some(true) {
-                let reason = items
-                    .get(2)
-                    .and_then(Mp::as_str)
-                    .unwrap_or("no reason given");
-                bail!(
-                    "the forward receiver refused the shared key ({reason}); check `output.shared_key` against its Shared_Key"
-                );
+                let reason = items.get(2).and_then(Mp::as_str).unwrap_or("no reason given");
+                bail!("the forward receiver refused the shared key ({reason}); check `output.shared_key` against its Shared_Key");
             }
             let server = items.get(3).and_then(as_bytes).unwrap_or_default();
             let expected = hex_sha512(&[&salt, &server, &nonce, key.as_bytes()]);
             if items.get(4).and_then(as_bytes).as_deref() != Some(expected.as_bytes()) {
-                bail!(
-                    "the forward receiver's PONG digest is wrong: it does not know the shared key"
-                );
+                bail!("the forward receiver's PONG digest is wrong: it does not know the shared key");
             }
         }
         self.connection = Some((writer, reader));
@@ -215,12 +188,8 @@ impl Sink for Forward {
         // Entries: a MessagePack stream of [EventTime, record], the record being the OCSF event.
         let mut entries = Vec::with_capacity(events.len());
         for line in events.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            let event: serde_json::Value =
-                serde_json::from_slice(line).context("an event is not JSON")?;
-            let ms = event
-                .get("time")
-                .and_then(serde_json::Value::as_i64)
-                .unwrap_or(0);
+            let event: serde_json::Value = serde_json::from_slice(line).context("an event is not JSON")?;
+            let ms = event.get("time").and_then(serde_json::Value::as_i64).unwrap_or(0);
             let mut time = Vec::with_capacity(8);
             time.extend_from_slice(&((ms.div_euclid(1000)) as u32).to_be_bytes());
             time.extend_from_slice(&((ms.rem_euclid(1000) * 1_000_000) as u32).to_be_bytes());
@@ -263,10 +232,7 @@ impl Sink for Forward {
             let until = std::time::Instant::now() + wait;
             while std::time::Instant::now() < until {
                 if self.shutdown.load(Ordering::SeqCst) {
-                    return Err(Undelivered(format!(
-                        "stop requested while the batch was unacknowledged ({reason})"
-                    ))
-                    .into());
+                    return Err(Undelivered(format!("stop requested while the batch was unacknowledged ({reason})")).into());
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }

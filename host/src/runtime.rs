@@ -27,9 +27,7 @@ mod bindings {
 }
 
 use bindings::defender_ocsf::collector::host::{self as wit_host, Level};
-pub use bindings::defender_ocsf::collector::types::{
-    Batch, CheckStep, Error as SourceError, SourceInfo,
-};
+pub use bindings::defender_ocsf::collector::types::{Batch, CheckStep, Error as SourceError, SourceInfo};
 
 /// The collector component built from this repository, embedded at build time.
 pub static DEFAULT_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/collector.wasm"));
@@ -92,11 +90,7 @@ impl WasiHttpView for HostState {
 }
 
 fn pairs(fields: &[(String, String)]) -> String {
-    fields
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(" ")
+    fields.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
 }
 
 impl wit_host::Host for HostState {
@@ -134,14 +128,9 @@ impl Runtime {
 
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow!("{e}"))?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)
-            .map_err(|e| anyhow!("{e}"))?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker).map_err(|e| anyhow!("{e}"))?;
         wit_host::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(|e| anyhow!("{e}"))?;
-        bindings::defender_ocsf::collector::types::add_to_linker::<_, HasSelf<_>>(
-            &mut linker,
-            |s| s,
-        )
-        .map_err(|e| anyhow!("{e}"))?;
+        bindings::defender_ocsf::collector::types::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(|e| anyhow!("{e}"))?;
 
         // One ticker per engine advances the epoch that bounds each call.
         let weak = engine.weak();
@@ -155,11 +144,7 @@ impl Runtime {
                 }
             })
             .context("starting the epoch thread")?;
-        Ok(Runtime {
-            engine,
-            component,
-            linker,
-        })
+        Ok(Runtime { engine, component, linker })
     }
 
     /// A fresh instance with no network access until `init` says what it needs.
@@ -198,8 +183,7 @@ impl Runtime {
 /// Compiles a component once per (component, engine) and reuses the result.
 fn load_component(engine: &Engine, bytes: &[u8], cache_dir: Option<&Path>) -> Result<Component> {
     let Some(dir) = cache_dir else {
-        return Component::new(engine, bytes)
-            .map_err(|e| anyhow!("the component does not compile: {e}"));
+        return Component::new(engine, bytes).map_err(|e| anyhow!("the component does not compile: {e}"));
     };
     let path = cache_path(engine, bytes, dir);
     if path.exists() {
@@ -225,15 +209,10 @@ fn load_component(engine: &Engine, bytes: &[u8], cache_dir: Option<&Path>) -> Re
 
 fn cache_path(engine: &Engine, bytes: &[u8], dir: &Path) -> PathBuf {
     let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
-    engine
-        .precompile_compatibility_hash()
-        .hash(&mut engine_hash);
+    engine.precompile_compatibility_hash().hash(&mut engine_hash);
     let digest = Sha256::digest(bytes);
     let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-    dir.join(format!(
-        "component-{hex}-{:016x}.cwasm",
-        engine_hash.finish()
-    ))
+    dir.join(format!("component-{hex}-{:016x}.cwasm", engine_hash.finish()))
 }
 
 /// One running component.
@@ -247,11 +226,7 @@ pub struct Instance {
 impl Instance {
     /// Configures the component; on success, opens the network to the
     /// origins it named, after checking them.
-    pub fn init(
-        &mut self,
-        config_json: &str,
-        checkpoint: Option<&str>,
-    ) -> Result<Result<SourceInfo, SourceError>> {
+    pub fn init(&mut self, config_json: &str, checkpoint: Option<&str>) -> Result<Result<SourceInfo, SourceError>> {
         self.store.set_epoch_deadline(self.call_ticks);
         let result = self
             .collector
@@ -259,9 +234,8 @@ impl Instance {
             .call_init(&mut self.store, config_json, checkpoint)
             .map_err(|e| self.trap("init", e))?;
         if let Ok(info) = &result {
-            let allow = AllowList::new(&info.allowed_origins).map_err(|e| {
-                anyhow!("the component asked for network access the host does not grant: {e}")
-            })?;
+            let allow = AllowList::new(&info.allowed_origins)
+                .map_err(|e| anyhow!("the component asked for network access the host does not grant: {e}"))?;
             self.store.data_mut().policy.allow = allow;
         }
         Ok(result)
@@ -287,14 +261,7 @@ impl Instance {
 
     /// The origins the component may reach.
     pub fn allowed_origins(&self) -> Vec<String> {
-        self.store
-            .data()
-            .policy
-            .allow
-            .origins()
-            .iter()
-            .map(|o| o.to_string())
-            .collect()
+        self.store.data().policy.allow.origins().iter().map(|o| o.to_string()).collect()
     }
 
     fn trap(&self, call: &str, e: wasmtime::Error) -> anyhow::Error {

@@ -29,28 +29,21 @@ impl Shutdown {
         }
         let critical = Arc::new(Mutex::new(()));
         let (flag, lock) = (requested.clone(), critical.clone());
-        std::thread::Builder::new()
-            .name("shutdown-watchdog".into())
-            .spawn(move || {
-                while !flag.load(Ordering::SeqCst) {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                tracing::info!("stop requested; finishing the current step");
-                let deadline = Instant::now() + GRACE;
-                while Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                // Still running: a poll is in flight. Abandon it, but not while a
-                // batch is being delivered or its checkpoint saved.
-                let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-                tracing::warn!(
-                    "abandoning the batch in flight; it is collected again at the next start"
-                );
-                std::process::exit(0);
-            })?;
-        Ok(Shutdown {
-            requested,
-            critical,
-        })
+        std::thread::Builder::new().name("shutdown-watchdog".into()).spawn(move || {
+            while !flag.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            tracing::info!("stop requested; finishing the current step");
+            let deadline = Instant::now() + GRACE;
+            while Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            // Still running: a poll is in flight. Abandon it, but not while a
+            // batch is being delivered or its checkpoint saved.
+            let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+            tracing::warn!("abandoning the batch in flight; it is collected again at the next start");
+            std::process::exit(0);
+        })?;
+        Ok(Shutdown { requested, critical })
     }
 }

@@ -19,12 +19,9 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     ));
     let result = (|| {
         let mut file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        file.write_all(bytes)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        file.sync_all()
-            .with_context(|| format!("syncing {}", tmp.display()))?;
-        fs::rename(&tmp, path)
-            .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+        file.write_all(bytes).with_context(|| format!("writing {}", tmp.display()))?;
+        file.sync_all().with_context(|| format!("syncing {}", tmp.display()))?;
+        fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
         File::open(dir)
             .and_then(|d| d.sync_all())
             .with_context(|| format!("syncing {}", dir.display()))
@@ -80,8 +77,7 @@ impl CheckpointStore {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => {
-                return Err(e)
-                    .with_context(|| format!("reading the checkpoint {}", self.path.display()));
+                return Err(e).with_context(|| format!("reading the checkpoint {}", self.path.display()));
             }
         };
         let reset = format!(
@@ -90,16 +86,10 @@ impl CheckpointStore {
         );
         let file: CheckpointFile = match serde_json::from_str(&text) {
             Ok(f) => f,
-            Err(e) => bail!(
-                "the checkpoint {} is corrupt ({e}). {reset}",
-                self.path.display()
-            ),
+            Err(e) => bail!("the checkpoint {} is corrupt ({e}). {reset}", self.path.display()),
         };
         if file.format != FORMAT || file.version != 1 {
-            bail!(
-                "{} is not a checkpoint this version writes. {reset}",
-                self.path.display()
-            );
+            bail!("{} is not a checkpoint this version writes. {reset}", self.path.display());
         }
         Ok(Some(Saved {
             source: file.source,
@@ -128,8 +118,7 @@ impl CheckpointStore {
             checkpoint: checkpoint.into(),
         };
         let bytes = serde_json::to_vec_pretty(&file)?;
-        write_atomically(&self.path, &bytes)
-            .with_context(|| format!("saving the checkpoint {}", self.path.display()))
+        write_atomically(&self.path, &bytes).with_context(|| format!("saving the checkpoint {}", self.path.display()))
     }
 }
 
@@ -161,10 +150,7 @@ mod tests {
             "{e}"
         );
         // No temporary files are left behind.
-        let names: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 1, "{names:?}");
     }
 }

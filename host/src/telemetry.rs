@@ -10,9 +10,7 @@ pub fn init_logging(level: &str, file: Option<&std::path::Path>) -> anyhow::Resu
     // cranelift, hyper) stay at warn, or `trace` would log every compiled
     // instruction. RUST_LOG overrides all of it.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!(
-            "warn,defender_ocsf_host={level},defender_ocsf={level},component={level}"
-        ))
+        tracing_subscriber::EnvFilter::new(format!("warn,defender_ocsf_host={level},defender_ocsf={level},component={level}"))
     });
     let builder = tracing_subscriber::fmt()
         .json()
@@ -29,12 +27,7 @@ pub fn init_logging(level: &str, file: Option<&std::path::Path>) -> anyhow::Resu
                 .create(true)
                 .append(true)
                 .open(path)
-                .with_context(|| {
-                    format!(
-                        "`log_file` {}: cannot open it for appending",
-                        path.display()
-                    )
-                })?;
+                .with_context(|| format!("`log_file` {}: cannot open it for appending", path.display()))?;
             let _ = builder.with_writer(std::sync::Mutex::new(f)).try_init();
         }
     }
@@ -73,14 +66,7 @@ impl Telemetry {
             }
             let inner: Vec<String> = l
                 .iter()
-                .map(|(k, v)| {
-                    format!(
-                        "{k}=\"{}\"",
-                        v.replace('\\', "\\\\")
-                            .replace('"', "\\\"")
-                            .replace('\n', "\\n")
-                    )
-                })
+                .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")))
                 .collect();
             format!("{{{}}}", inner.join(","))
         }
@@ -109,79 +95,60 @@ impl Telemetry {
     /// The largest value of a gauge over its label sets.
     pub fn gauge_max(&self, name: &str) -> Option<f64> {
         let gauges = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
-        gauges
-            .iter()
-            .filter(|((n, _), _)| n == name)
-            .map(|(_, v)| *v)
-            .reduce(f64::max)
+        gauges.iter().filter(|((n, _), _)| n == name).map(|(_, v)| *v).reduce(f64::max)
     }
 
     /// The sum of a counter over all its label sets.
     pub fn counter_total(&self, name: &str) -> u64 {
         let counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        counters
-            .iter()
-            .filter(|((n, _), _)| n == name)
-            .map(|(_, v)| v)
-            .sum()
+        counters.iter().filter(|((n, _), _)| n == name).map(|(_, v)| v).sum()
     }
 }
 
 /// Serves `GET /metrics` in Prometheus text format on `address` until the
 /// process ends.
-pub fn serve_metrics(
-    address: &str,
-    telemetry: std::sync::Arc<Telemetry>,
-) -> anyhow::Result<std::net::SocketAddr> {
+pub fn serve_metrics(address: &str, telemetry: std::sync::Arc<Telemetry>) -> anyhow::Result<std::net::SocketAddr> {
     use anyhow::Context;
-    let listener = std::net::TcpListener::bind(address)
-        .with_context(|| format!("`metrics_address` {address}: cannot listen"))?;
+    let listener = std::net::TcpListener::bind(address).with_context(|| format!("`metrics_address` {address}: cannot listen"))?;
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
-    std::thread::Builder::new()
-        .name("metrics".into())
-        .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a tokio runtime");
-            runtime.block_on(async move {
-                let listener =
-                    tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
-                loop {
-                    let Ok((stream, _)) = listener.accept().await else {
-                        continue;
-                    };
-                    let telemetry = telemetry.clone();
-                    tokio::spawn(async move {
-                        let service = hyper::service::service_fn(
-                            move |req: hyper::Request<hyper::body::Incoming>| {
-                                let telemetry = telemetry.clone();
-                                async move {
-                                    let (status, body) = if req.uri().path() == "/metrics" {
-                                        (200, telemetry.render_prometheus())
-                                    } else {
-                                        (404, "try /metrics\n".to_string())
-                                    };
-                                    Ok::<_, std::convert::Infallible>(
-                                        hyper::Response::builder()
-                                            .status(status)
-                                            .header("content-type", "text/plain; version=0.0.4")
-                                            .body(http_body_util::Full::new(bytes::Bytes::from(
-                                                body,
-                                            )))
-                                            .expect("a valid response"),
-                                    )
-                                }
-                            },
-                        );
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                            .await;
+    std::thread::Builder::new().name("metrics".into()).spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let telemetry = telemetry.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let telemetry = telemetry.clone();
+                        async move {
+                            let (status, body) = if req.uri().path() == "/metrics" {
+                                (200, telemetry.render_prometheus())
+                            } else {
+                                (404, "try /metrics\n".to_string())
+                            };
+                            Ok::<_, std::convert::Infallible>(
+                                hyper::Response::builder()
+                                    .status(status)
+                                    .header("content-type", "text/plain; version=0.0.4")
+                                    .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                                    .expect("a valid response"),
+                            )
+                        }
                     });
-                }
-            });
-        })?;
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+    })?;
     Ok(bound)
 }
 
@@ -192,30 +159,13 @@ mod tests {
     #[test]
     fn renders_prometheus_text() {
         let t = Telemetry::default();
-        t.counter_add(
-            "events_emitted_total",
-            vec![("table".into(), "A\"x".into())],
-            2,
-        );
-        t.counter_add(
-            "events_emitted_total",
-            vec![("table".into(), "A\"x".into())],
-            3,
-        );
+        t.counter_add("events_emitted_total", vec![("table".into(), "A\"x".into())], 2);
+        t.counter_add("events_emitted_total", vec![("table".into(), "A\"x".into())], 3);
         t.gauge_set("lag_seconds", vec![("table".into(), "B".into())], 61.5);
         let text = t.render_prometheus();
-        assert!(
-            text.contains("# TYPE defender_ocsf_events_emitted_total counter\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("defender_ocsf_events_emitted_total{table=\"A\\\"x\"} 5\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("defender_ocsf_lag_seconds{table=\"B\"} 61.5\n"),
-            "{text}"
-        );
+        assert!(text.contains("# TYPE defender_ocsf_events_emitted_total counter\n"), "{text}");
+        assert!(text.contains("defender_ocsf_events_emitted_total{table=\"A\\\"x\"} 5\n"), "{text}");
+        assert!(text.contains("defender_ocsf_lag_seconds{table=\"B\"} 61.5\n"), "{text}");
         assert_eq!(t.counter_total("events_emitted_total"), 5);
     }
 }

@@ -28,7 +28,10 @@ fn kill_9_at_random_points_loses_nothing_and_repeats_at_most_a_batch_per_kill() 
     let mut dataset = Dataset::default();
     let rows = (0..ROWS).map(|i| {
         let t = (base + Duration::milliseconds(i as i64 * 6_000)).to_rfc3339();
-        json!({"Timestamp": t, "DeviceId": "d", "ReportId": i, "ProcessId": i, "InitiatingProcessId": 1}).as_object().unwrap().clone()
+        json!({"Timestamp": t, "DeviceId": "d", "ReportId": i, "ProcessId": i, "InitiatingProcessId": 1})
+            .as_object()
+            .unwrap()
+            .clone()
     });
     dataset.add("DeviceProcessEvents", rows).unwrap();
     let server = ReplayServer::start(dataset, credentials()).unwrap();
@@ -70,21 +73,17 @@ fn kill_9_at_random_points_loses_nothing_and_repeats_at_most_a_batch_per_kill() 
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 match serde_json::from_str::<Value>(&line) {
-                    Ok(e) => sink.lock().unwrap().push(
-                        e["metadata"]["original_event_uid"]
-                            .as_str()
-                            .unwrap()
-                            .to_string(),
-                    ),
+                    Ok(e) => sink
+                        .lock()
+                        .unwrap()
+                        .push(e["metadata"]["original_event_uid"].as_str().unwrap().to_string()),
                     Err(_) => torn += 1, // the line being written when the process died
                 }
             }
             torn
         });
         // A pseudo-random moment between 20 ms and 700 ms.
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         let wait = 20 + (seed >> 33) % 680;
         std::thread::sleep(std::time::Duration::from_millis(wait));
         child.kill().unwrap(); // SIGKILL
@@ -98,19 +97,12 @@ fn kill_9_at_random_points_loses_nothing_and_repeats_at_most_a_batch_per_kill() 
         .arg(&config)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     for line in String::from_utf8(out.stdout).unwrap().lines() {
         let e: Value = serde_json::from_str(line).unwrap();
-        seen.lock().unwrap().push(
-            e["metadata"]["original_event_uid"]
-                .as_str()
-                .unwrap()
-                .to_string(),
-        );
+        seen.lock()
+            .unwrap()
+            .push(e["metadata"]["original_event_uid"].as_str().unwrap().to_string());
     }
 
     let seen = seen.lock().unwrap();
@@ -118,13 +110,8 @@ fn kill_9_at_random_points_loses_nothing_and_repeats_at_most_a_batch_per_kill() 
     for id in seen.iter() {
         *counts.entry(id.as_str()).or_default() += 1;
     }
-    let missing: Vec<usize> = (0..ROWS)
-        .filter(|i| !counts.contains_key(i.to_string().as_str()))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "rows lost after {kills} kills: {missing:?}"
-    );
+    let missing: Vec<usize> = (0..ROWS).filter(|i| !counts.contains_key(i.to_string().as_str())).collect();
+    assert!(missing.is_empty(), "rows lost after {kills} kills: {missing:?}");
     let repeats: usize = counts.values().map(|c| c - 1).sum();
     println!(
         "kills: {kills}, events seen: {}, repeats: {repeats}, torn lines: {torn}",

@@ -23,11 +23,7 @@ fn credentials() -> Credentials {
 
 fn iso(t: chrono::DateTime<Utc>) -> String {
     use chrono::Timelike;
-    format!(
-        "{}.{:07}Z",
-        t.format("%Y-%m-%dT%H:%M:%S"),
-        t.nanosecond() / 100
-    )
+    format!("{}.{:07}Z", t.format("%Y-%m-%dT%H:%M:%S"), t.nanosecond() / 100)
 }
 
 /// A DeviceProcessEvents row as advanced hunting returns it.
@@ -67,9 +63,7 @@ fn dataset() -> (Dataset, Vec<Row>, chrono::DateTime<Utc>) {
     let mut rows = Vec::new();
     for i in 0..60u64 {
         let group = i / 5;
-        let ts = first
-            + Duration::seconds(group as i64 * 577)
-            + Duration::nanoseconds((group * 100) as i64);
+        let ts = first + Duration::seconds(group as i64 * 577) + Duration::nanoseconds((group * 100) as i64);
         rows.push(process_row(&iso(ts), (i % 3) as u32, (1u64 << 53) + 1 + i));
     }
     let mut d = Dataset::default();
@@ -77,12 +71,7 @@ fn dataset() -> (Dataset, Vec<Row>, chrono::DateTime<Utc>) {
     (d, rows, first)
 }
 
-fn write_config(
-    dir: &Path,
-    server: &ReplayServer,
-    start: chrono::DateTime<Utc>,
-    extra: &str,
-) -> std::path::PathBuf {
+fn write_config(dir: &Path, server: &ReplayServer, start: chrono::DateTime<Utc>, extra: &str) -> std::path::PathBuf {
     let c = credentials();
     let path = dir.join("config.yaml");
     std::fs::write(
@@ -116,9 +105,7 @@ fn events(out: &Output) -> Vec<Value> {
     String::from_utf8(out.stdout.clone())
         .unwrap()
         .lines()
-        .map(|l| {
-            serde_json::from_str(l).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}"))
-        })
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}")))
         .collect()
 }
 
@@ -139,28 +126,16 @@ fn run_once_emits_each_row_once_and_a_second_run_emits_nothing() {
     let expected: BTreeSet<String> = rows.iter().map(|r| r["ReportId"].to_string()).collect();
     let emitted: Vec<String> = got
         .iter()
-        .map(|e| {
-            e["metadata"]["original_event_uid"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
+        .map(|e| e["metadata"]["original_event_uid"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(emitted.len(), rows.len(), "one event per row");
     assert_eq!(emitted.iter().cloned().collect::<BTreeSet<_>>(), expected);
-    let uids: HashSet<&str> = got
-        .iter()
-        .map(|e| e["metadata"]["uid"].as_str().unwrap())
-        .collect();
+    let uids: HashSet<&str> = got.iter().map(|e| e["metadata"]["uid"].as_str().unwrap()).collect();
     assert_eq!(uids.len(), rows.len(), "metadata.uid is unique per row");
 
     // The windows were split: 7 rows per query cannot hold 20 minutes here.
     let queries = server.queries();
-    assert!(
-        queries.len() > 6,
-        "expected split windows, got {} queries",
-        queries.len()
-    );
+    assert!(queries.len() > 6, "expected split windows, got {} queries", queries.len());
     assert!(
         queries
             .iter()
@@ -180,10 +155,7 @@ fn run_once_emits_each_row_once_and_a_second_run_emits_nothing() {
     assert_eq!(e["metadata"]["log_name"], "DeviceProcessEvents");
     assert_eq!(e["process"]["pid"], rows[0]["ProcessId"]);
     assert_eq!(e["actor"]["process"]["name"], "services.exe");
-    assert_eq!(
-        e["actor"]["process"]["parent_process"]["name"],
-        "wininit.exe"
-    );
+    assert_eq!(e["actor"]["process"]["parent_process"]["name"], "wininit.exe");
     assert_eq!(
         e["process"]["parent_process"]["pid"], 812,
         "the initiating process is copied as the parent"
@@ -210,20 +182,11 @@ fn run_once_emits_each_row_once_and_a_second_run_emits_nothing() {
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    assert!(
-        cached
-            .iter()
-            .any(|n| n.to_string_lossy().ends_with(".cwasm")),
-        "{cached:?}"
-    );
+    assert!(cached.iter().any(|n| n.to_string_lossy().ends_with(".cwasm")), "{cached:?}");
 
     // Same state, same data: nothing new.
     let again = run_once(&config);
-    assert!(
-        again.status.success(),
-        "{}",
-        String::from_utf8_lossy(&again.stderr)
-    );
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
     assert_eq!(events(&again).len(), 0, "a second run re-emitted rows");
 }
 
@@ -288,22 +251,12 @@ fn unknown_keys_exit_2_and_name_the_key() {
 
 #[test]
 fn the_demo_prints_valid_process_activity() {
-    let out = Command::new(env!("CARGO_BIN_EXE_defender-ocsf"))
-        .arg("demo")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(env!("CARGO_BIN_EXE_defender-ocsf")).arg("demo").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let got = events(&out);
     assert_eq!(got.len(), 5, "the demo replays five rows");
     assert!(got.iter().all(|e| e["class_uid"] == 1007));
-    assert_eq!(
-        got.iter().filter(|e| e["activity_name"] == "Open").count(),
-        1
-    );
+    assert_eq!(got.iter().filter(|e| e["activity_name"] == "Open").count(), 1);
     if let Some(shared) = ocsf_schema::shared_or_skip("demo schema validation") {
         let mut schemas = ocsf_schema::Schemas::load(&shared);
         for e in &got {
@@ -318,34 +271,21 @@ fn an_unlicensed_table_is_reported_once_and_the_others_are_collected() {
     let server = ReplayServer::start(dataset, credentials()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &server, first, "");
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "tables: [DeviceProcessEvents]",
-        "tables: [EmailEvents, DeviceProcessEvents]",
-    );
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("tables: [DeviceProcessEvents]", "tables: [EmailEvents, DeviceProcessEvents]");
     std::fs::write(&config, text).unwrap();
     let out = run_once(&config);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert_eq!(
-        events(&out).len(),
-        rows.len(),
-        "DeviceProcessEvents is collected in full"
-    );
-    assert_eq!(
-        stderr.matches("EmailEvents is not available").count(),
-        1,
-        "{stderr}"
-    );
+    assert_eq!(events(&out).len(), rows.len(), "DeviceProcessEvents is collected in full");
+    assert_eq!(stderr.matches("EmailEvents is not available").count(), 1, "{stderr}");
     assert!(
         stderr.contains("Defender for Office 365"),
         "the message says what license is missing: {stderr}"
     );
     assert_eq!(
-        server
-            .queries()
-            .iter()
-            .filter(|q| q.starts_with("EmailEvents"))
-            .count(),
+        server.queries().iter().filter(|q| q.starts_with("EmailEvents")).count(),
         1,
         "not retried within the hour"
     );
@@ -374,11 +314,7 @@ fn incidents_and_alerts_are_paged_resumed_and_updates_emitted_once() {
             incident(
                 &format!("{i}"),
                 base + Duration::seconds(if i < 10 { 30 } else { i * 60 }),
-                if i % 2 == 0 {
-                    None
-                } else {
-                    Some("kai@contoso.com")
-                },
+                if i % 2 == 0 { None } else { Some("kai@contoso.com") },
                 "active",
             )
         })
@@ -400,33 +336,14 @@ fn incidents_and_alerts_are_paged_resumed_and_updates_emitted_once() {
     std::fs::write(&config, text).unwrap();
 
     let out = run_once(&config);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let got = events(&out);
     let found: Vec<&Value> = got.iter().filter(|e| e["class_uid"] == 2005).collect();
     assert_eq!(found.len(), 120, "every incident once");
-    assert_eq!(
-        found
-            .iter()
-            .filter(|e| e["assignee_group"]["name"] == "Unassigned")
-            .count(),
-        60
-    );
-    assert_eq!(
-        got.iter().filter(|e| e["class_uid"] == 2004).count(),
-        1,
-        "the alert"
-    );
+    assert_eq!(found.iter().filter(|e| e["assignee_group"]["name"] == "Unassigned").count(), 60);
+    assert_eq!(got.iter().filter(|e| e["class_uid"] == 2004).count(), 1, "the alert");
     assert!(
-        server
-            .queries()
-            .iter()
-            .filter(|q| q.contains("/security/incidents"))
-            .count()
-            >= 3,
+        server.queries().iter().filter(|q| q.contains("/security/incidents")).count() >= 3,
         "three pages"
     );
     if let Some(shared) = ocsf_schema::shared_or_skip("incident schema validation") {
@@ -438,12 +355,7 @@ fn incidents_and_alerts_are_paged_resumed_and_updates_emitted_once() {
 
     // Same data again: nothing new. The ten that share the newest time are not repeated either.
     let again = run_once(&config);
-    assert_eq!(
-        events(&again).len(),
-        0,
-        "{}",
-        String::from_utf8_lossy(&again.stderr)
-    );
+    assert_eq!(events(&again).len(), 0, "{}", String::from_utf8_lossy(&again.stderr));
     drop(server);
 
     // Incident 5 is resolved later: exactly that update comes out, as a Close.
@@ -458,12 +370,7 @@ fn incidents_and_alerts_are_paged_resumed_and_updates_emitted_once() {
             )
         })
         .collect();
-    updated[5] = incident(
-        "5",
-        now - Duration::minutes(2),
-        Some("kai@contoso.com"),
-        "resolved",
-    );
+    updated[5] = incident("5", now - Duration::minutes(2), Some("kai@contoso.com"), "resolved");
     dataset.add_security("incidents", updated);
     dataset.add_security("alerts_v2", []);
     let server = ReplayServer::start(dataset, credentials()).unwrap();
@@ -479,10 +386,7 @@ fn incidents_and_alerts_are_paged_resumed_and_updates_emitted_once() {
     assert_eq!(third.len(), 1, "{third:?}");
     assert_eq!(third[0]["finding_info_list"][0]["uid"], "da5");
     assert_eq!(
-        (
-            third[0]["activity_id"].clone(),
-            third[0]["status_id"].clone()
-        ),
+        (third[0]["activity_id"].clone(), third[0]["status_id"].clone()),
         (json!(3), json!(4))
     );
 }
@@ -494,7 +398,12 @@ fn alert_evidence_is_folded_into_its_alert_and_orphans_stand_alone() {
     let row = |v: Value| v.as_object().unwrap().clone();
     let mut dataset = Dataset::default();
     dataset
-        .add("AlertInfo", [row(json!({"Timestamp": t, "AlertId": "da1", "Title": "Mimikatz", "Severity": "High", "Category": "CredentialAccess"}))])
+        .add(
+            "AlertInfo",
+            [row(
+                json!({"Timestamp": t, "AlertId": "da1", "Title": "Mimikatz", "Severity": "High", "Category": "CredentialAccess"}),
+            )],
+        )
         .unwrap();
     dataset
         .add(
@@ -509,38 +418,20 @@ fn alert_evidence_is_folded_into_its_alert_and_orphans_stand_alone() {
     let server = ReplayServer::start(dataset, credentials()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &server, now - Duration::hours(2), "");
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "tables: [DeviceProcessEvents]",
-        "tables: [AlertInfo, AlertEvidence]",
-    );
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("tables: [DeviceProcessEvents]", "tables: [AlertInfo, AlertEvidence]");
     std::fs::write(&config, text).unwrap();
     let out = run_once(&config);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let got = events(&out);
-    assert_eq!(
-        got.len(),
-        2,
-        "one alert with its evidence, one orphan evidence: {got:#?}"
-    );
-    let alert = got
-        .iter()
-        .find(|e| e["finding_info"]["uid"] == "da1")
-        .unwrap();
+    assert_eq!(got.len(), 2, "one alert with its evidence, one orphan evidence: {got:#?}");
+    let alert = got.iter().find(|e| e["finding_info"]["uid"] == "da1").unwrap();
     assert_eq!(alert["activity_id"], 1);
     assert_eq!(alert["evidences"].as_array().unwrap().len(), 2);
     assert_eq!(alert["evidences"][0]["device"]["uid"], "d1");
-    assert_eq!(
-        alert["unmapped"]["AlertEvidence"][1]["EvidenceRole"],
-        "Related"
-    );
-    let orphan = got
-        .iter()
-        .find(|e| e["finding_info"]["uid"] == "da2")
-        .unwrap();
+    assert_eq!(alert["unmapped"]["AlertEvidence"][1]["EvidenceRole"], "Related");
+    let orphan = got.iter().find(|e| e["finding_info"]["uid"] == "da2").unwrap();
     assert_eq!(orphan["activity_id"], 2, "standalone evidence is an Update");
     assert_eq!(orphan["evidences"][0]["user"]["uid"], "S-1-5-21-7");
     if let Some(shared) = ocsf_schema::shared_or_skip("alert join schema validation") {
@@ -568,10 +459,13 @@ fn without_deprecated_classes_attachments_and_urls_fold_into_their_message() {
         .add("EmailAttachmentInfo", [row(json!({"Timestamp": t, "NetworkMessageId": "m1", "SenderFromAddress": "eve@evil.example", "RecipientEmailAddress": "a@contoso.com", "FileName": "x.docm", "SHA256": "ff"}))])
         .unwrap();
     dataset
-        .add("EmailUrlInfo", [
-            row(json!({"Timestamp": t, "NetworkMessageId": "m1", "Url": "https://bad.example/a", "UrlLocation": "Body"})),
-            row(json!({"Timestamp": t, "NetworkMessageId": "m-unknown", "Url": "https://other.example/"})),
-        ])
+        .add(
+            "EmailUrlInfo",
+            [
+                row(json!({"Timestamp": t, "NetworkMessageId": "m1", "Url": "https://bad.example/a", "UrlLocation": "Body"})),
+                row(json!({"Timestamp": t, "NetworkMessageId": "m-unknown", "Url": "https://other.example/"})),
+            ],
+        )
         .unwrap();
     let server = ReplayServer::start(dataset, credentials()).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -587,11 +481,7 @@ fn without_deprecated_classes_attachments_and_urls_fold_into_their_message() {
     );
     std::fs::write(&config, text).unwrap();
     let out = run_once(&config);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let got = events(&out);
     let messages: Vec<&Value> = got.iter().filter(|e| e["class_uid"] == 4009).collect();
     assert_eq!(messages.len(), 2, "one event per recipient: {got:#?}");
@@ -601,11 +491,7 @@ fn without_deprecated_classes_attachments_and_urls_fold_into_their_message() {
         assert_eq!(m["unmapped"]["EmailUrlInfo"][0]["UrlLocation"], "Body");
     }
     let orphans: Vec<&Value> = got.iter().filter(|e| e["class_uid"] == 4012).collect();
-    assert_eq!(
-        orphans.len(),
-        1,
-        "the URL of a message outside the window stands alone"
-    );
+    assert_eq!(orphans.len(), 1, "the URL of a message outside the window stands alone");
     if let Some(shared) = ocsf_schema::shared_or_skip("email join schema validation") {
         let mut schemas = ocsf_schema::Schemas::load(&shared);
         for e in &got {
@@ -621,11 +507,7 @@ fn a_row_that_arrives_late_is_emitted_once_by_the_next_cycle() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &server, first, "overlap: 30m\n");
     let out = run_once(&config);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(events(&out).len(), rows.len());
     drop(server);
 
@@ -651,10 +533,7 @@ fn a_row_that_arrives_late_is_emitted_once_by_the_next_cycle() {
     let got = events(&out);
     assert_eq!(got.len(), 1, "only the late row: {got:#?}");
     assert_eq!(got[0]["metadata"]["original_event_uid"], "424242");
-    assert!(
-        stderr.contains("late rows of DeviceProcessEvents"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("late rows of DeviceProcessEvents"), "{stderr}");
 
     // And never again.
     assert!(events(&run_once(&config)).is_empty());
@@ -677,11 +556,7 @@ fn check_passes_each_step_and_names_what_fails() {
     let config = write_config(dir.path(), &server, first, "");
     let out = check(&config);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     for step in [
         "PASS  configuration",
         "PASS  state directory",
@@ -698,23 +573,18 @@ fn check_passes_each_step_and_names_what_fails() {
     assert!(!dir.path().join("state/checkpoint.json").exists());
 
     // An unlicensed table fails its step, with the reason; the others pass.
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "tables: [DeviceProcessEvents]",
-        "tables: [DeviceProcessEvents, EmailEvents]",
-    );
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("tables: [DeviceProcessEvents]", "tables: [DeviceProcessEvents, EmailEvents]");
     std::fs::write(&config, text).unwrap();
     let out = check(&config);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(
-        stdout.contains("FAIL  advanced hunting: EmailEvents")
-            && stdout.contains("Defender for Office 365"),
+        stdout.contains("FAIL  advanced hunting: EmailEvents") && stdout.contains("Defender for Office 365"),
         "{stdout}"
     );
-    assert!(
-        stdout.contains("PASS  advanced hunting: DeviceProcessEvents"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("PASS  advanced hunting: DeviceProcessEvents"), "{stdout}");
 
     // A wrong secret stops at the token step, with the advice.
     drop(server);
@@ -738,22 +608,12 @@ fn check_passes_each_step_and_names_what_fails() {
     let out = check(&config);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stdout.contains("FAIL  token from") && stdout.contains("AADSTS7000215"),
-        "{stdout}"
-    );
-    assert!(
-        !stdout.contains("advanced hunting:"),
-        "no queries without a token: {stdout}"
-    );
+    assert!(stdout.contains("FAIL  token from") && stdout.contains("AADSTS7000215"), "{stdout}");
+    assert!(!stdout.contains("advanced hunting:"), "no queries without a token: {stdout}");
     assert!(!stdout.contains(SECRET));
 
     // A configuration error is exit code 2.
-    std::fs::write(
-        &config,
-        std::fs::read_to_string(&config).unwrap() + "bogus_key: 1\n",
-    )
-    .unwrap();
+    std::fs::write(&config, std::fs::read_to_string(&config).unwrap() + "bogus_key: 1\n").unwrap();
     let out = check(&config);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stdout).contains("FAIL  configuration"));
@@ -782,16 +642,8 @@ fn the_configuration_can_come_from_an_environment_variable_and_sets() {
         .env("E2E_SECRET", SECRET)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        events(&out).len(),
-        rows.len(),
-        "--set replaced the table list"
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(events(&out).len(), rows.len(), "--set replaced the table list");
     let missing = Command::new(env!("CARGO_BIN_EXE_defender-ocsf"))
         .args(["run", "--config-env", "NOT_SET_ANYWHERE"])
         .output()

@@ -33,9 +33,7 @@ fn env(_: &str) -> Option<String> {
 fn accept(text: &str, origin: &str) -> RunConfig {
     let config = RunConfig::from_yaml(text, &env).unwrap_or_else(|e| panic!("{origin}: {e:#}"));
     let runtime = Runtime::new(defender_ocsf_host::runtime::DEFAULT_COMPONENT, None).unwrap();
-    let mut instance = runtime
-        .instantiate(&Limits::default(), Arc::new(Telemetry::default()))
-        .unwrap();
+    let mut instance = runtime.instantiate(&Limits::default(), Arc::new(Telemetry::default())).unwrap();
     match instance.init(&config.source_json(), None).unwrap() {
         Ok(_) => config,
         Err(e) => panic!("{origin}: the component refuses the example: {e:?}"),
@@ -49,8 +47,7 @@ fn every_example_parses_and_uses_only_options_that_exist() {
     assert!(files.len() >= 3, "{files:?}");
     for file in &files {
         let text = std::fs::read_to_string(file).unwrap();
-        let _: serde_yaml_ng::Value =
-            serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let _: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
     }
 
     // The collector configuration the pipelines point at.
@@ -62,26 +59,16 @@ fn every_example_parses_and_uses_only_options_that_exist() {
         let text = std::fs::read_to_string(file).unwrap();
         let snippet: Vec<&str> = text
             .lines()
-            .skip_while(|l| {
-                !l.trim_start_matches('#')
-                    .trim_start()
-                    .starts_with("output:")
-            })
+            .skip_while(|l| !l.trim_start_matches('#').trim_start().starts_with("output:"))
             .take_while(|l| l.starts_with("#   "))
             .map(|l| &l[4..])
             .collect();
         if snippet.is_empty() {
             continue;
         }
-        let config = accept(
-            &format!("{defender}\n{}\n", snippet.join("\n")),
-            &file.display().to_string(),
-        );
+        let config = accept(&format!("{defender}\n{}\n", snippet.join("\n")), &file.display().to_string());
         assert!(
-            matches!(
-                config.output,
-                OutputConfig::Http(_) | OutputConfig::Forward(_)
-            ),
+            matches!(config.output, OutputConfig::Http(_) | OutputConfig::Forward(_)),
             "{}: the snippet configures a delivery output",
             file.display()
         );
@@ -92,10 +79,8 @@ fn every_example_parses_and_uses_only_options_that_exist() {
 /// Vector's own `$$` → `$` unescaping.
 #[test]
 fn the_inline_example_is_a_valid_collector_configuration() {
-    let vector: serde_yaml_ng::Value = serde_yaml_ng::from_str(
-        &std::fs::read_to_string(examples().join("vector/exec-inline.yaml")).unwrap(),
-    )
-    .unwrap();
+    let vector: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(examples().join("vector/exec-inline.yaml")).unwrap()).unwrap();
     let source = &vector["sources"]["defender"];
     let command: Vec<&str> = source["command"]
         .as_sequence()
@@ -103,23 +88,15 @@ fn the_inline_example_is_a_valid_collector_configuration() {
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
-    assert_eq!(
-        command,
-        ["defender-ocsf", "run", "--config-env", "DEFENDER_OCSF"]
-    );
-    let inline = source["environment"]["DEFENDER_OCSF"]
-        .as_str()
-        .unwrap()
-        .replace("$$", "$");
+    assert_eq!(command, ["defender-ocsf", "run", "--config-env", "DEFENDER_OCSF"]);
+    let inline = source["environment"]["DEFENDER_OCSF"].as_str().unwrap().replace("$$", "$");
     accept(&inline, "exec-inline.yaml");
 }
 
 #[test]
 fn the_fluent_bit_example_matches_the_forward_output() {
-    let fb: serde_yaml_ng::Value = serde_yaml_ng::from_str(
-        &std::fs::read_to_string(examples().join("fluent-bit/fluent-bit.yaml")).unwrap(),
-    )
-    .unwrap();
+    let fb: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(examples().join("fluent-bit/fluent-bit.yaml")).unwrap()).unwrap();
     let input = &fb["pipeline"]["inputs"][0];
     assert_eq!(input["name"].as_str(), Some("forward"));
     assert_eq!(
@@ -130,32 +107,20 @@ fn the_fluent_bit_example_matches_the_forward_output() {
     assert_eq!(input["port"].as_u64(), Some(24224));
     assert!(input["shared_key"].as_str().is_some());
     let text = std::fs::read_to_string(examples().join("fluent-bit/fluent-bit.yaml")).unwrap();
-    assert!(
-        text.contains("#     type: forward") && text.contains("#     address: 127.0.0.1:24224")
-    );
+    assert!(text.contains("#     type: forward") && text.contains("#     address: 127.0.0.1:24224"));
     for output in fb["pipeline"]["outputs"].as_sequence().unwrap() {
-        assert_eq!(
-            output["match"].as_str(),
-            Some("ocsf.*"),
-            "outputs match the tag the snippet sets"
-        );
+        assert_eq!(output["match"].as_str(), Some("ocsf.*"), "outputs match the tag the snippet sets");
     }
 }
 
 #[test]
 fn the_vector_examples_wire_the_collector_as_documented() {
-    let exec: serde_yaml_ng::Value = serde_yaml_ng::from_str(
-        &std::fs::read_to_string(examples().join("vector/exec.yaml")).unwrap(),
-    )
-    .unwrap();
+    let exec: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(examples().join("vector/exec.yaml")).unwrap()).unwrap();
     let source = &exec["sources"]["defender"];
     assert_eq!(source["type"].as_str(), Some("exec"));
     assert_eq!(source["mode"].as_str(), Some("streaming"));
-    assert_eq!(
-        source["include_stderr"].as_bool(),
-        Some(false),
-        "logs must not become events"
-    );
+    assert_eq!(source["include_stderr"].as_bool(), Some(false), "logs must not become events");
     assert_eq!(source["log_namespace"].as_bool(), Some(true));
     let command: Vec<&str> = source["command"]
         .as_sequence()
@@ -165,17 +130,12 @@ fn the_vector_examples_wire_the_collector_as_documented() {
         .collect();
     assert_eq!(&command[..3], ["defender-ocsf", "run", "--config"]);
 
-    let http: serde_yaml_ng::Value = serde_yaml_ng::from_str(
-        &std::fs::read_to_string(examples().join("vector/http_server.yaml")).unwrap(),
-    )
-    .unwrap();
+    let http: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(examples().join("vector/http_server.yaml")).unwrap()).unwrap();
     assert_eq!(
         http["acknowledgements"]["enabled"].as_bool(),
         Some(true),
         "delivery acks are what the http output relies on"
     );
-    assert_eq!(
-        http["sources"]["defender"]["framing"]["method"].as_str(),
-        Some("newline_delimited")
-    );
+    assert_eq!(http["sources"]["defender"]["framing"]["method"].as_str(), Some("newline_delimited"));
 }

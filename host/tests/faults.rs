@@ -38,11 +38,7 @@ fn run(server: &ReplayServer, dir: &std::path::Path) -> (Vec<Value>, String, boo
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    (
-        events,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        out.status.success(),
-    )
+    (events, String::from_utf8_lossy(&out.stderr).into_owned(), out.status.success())
 }
 
 fn dataset(n: usize) -> Dataset {
@@ -50,7 +46,10 @@ fn dataset(n: usize) -> Dataset {
     let base = Utc::now() - Duration::minutes(50);
     let rows = (0..n).map(|i| {
         let t = (base + Duration::seconds(i as i64 * 30)).to_rfc3339();
-        json!({"Timestamp": t, "DeviceId": "d", "ReportId": i, "ProcessId": i, "InitiatingProcessId": 1}).as_object().unwrap().clone()
+        json!({"Timestamp": t, "DeviceId": "d", "ReportId": i, "ProcessId": i, "InitiatingProcessId": 1})
+            .as_object()
+            .unwrap()
+            .clone()
     });
     d.add("DeviceProcessEvents", rows).unwrap();
     d
@@ -59,12 +58,7 @@ fn dataset(n: usize) -> Dataset {
 fn ids(events: &[Value]) -> BTreeSet<String> {
     events
         .iter()
-        .map(|e| {
-            e["metadata"]["original_event_uid"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
+        .map(|e| e["metadata"]["original_event_uid"].as_str().unwrap().to_string())
         .collect()
 }
 
@@ -113,10 +107,7 @@ fn persistent_server_errors_fail_once_runs_with_the_reason() {
     let (events, stderr, ok) = run(&server, dir.path());
     assert!(!ok);
     assert!(events.is_empty());
-    assert!(
-        stderr.contains("giving up after") && stderr.contains("HTTP 500"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("giving up after") && stderr.contains("HTTP 500"), "{stderr}");
     assert!(
         !dir.path().join("state/checkpoint.json").exists(),
         "nothing was delivered, so nothing is checkpointed"

@@ -47,10 +47,7 @@ fn bytes(v: &Mp) -> Vec<u8> {
 }
 
 fn get<'a>(map: &'a Mp, key: &str) -> Option<&'a Mp> {
-    map.as_map()?
-        .iter()
-        .find(|(k, _)| k.as_str() == Some(key))
-        .map(|(_, v)| v)
+    map.as_map()?.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(_, v)| v)
 }
 
 impl FakeFluentBit {
@@ -59,11 +56,7 @@ impl FakeFluentBit {
         let address = listener.local_addr().unwrap().to_string();
         let log = Arc::new(Mutex::new(Log::default()));
         let withhold = Arc::new(Mutex::new(0usize));
-        let (l, w, key) = (
-            log.clone(),
-            withhold.clone(),
-            shared_key.map(str::to_string),
-        );
+        let (l, w, key) = (log.clone(), withhold.clone(), shared_key.map(str::to_string));
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
@@ -84,19 +77,13 @@ impl FakeFluentBit {
                     };
                     let p = ping.as_array().unwrap();
                     let (host, salt, digest) = (bytes(&p[1]), bytes(&p[2]), bytes(&p[3]));
-                    let ok =
-                        digest == sha512_hex(&[&salt, &host, &nonce, key.as_bytes()]).into_bytes();
+                    let ok = digest == sha512_hex(&[&salt, &host, &nonce, key.as_bytes()]).into_bytes();
                     let pong = Mp::Array(vec![
                         Mp::from("PONG"),
                         Mp::Boolean(ok),
                         Mp::from(if ok { "" } else { "shared_key mismatch" }),
                         Mp::from("fake-fluent-bit"),
-                        Mp::from(sha512_hex(&[
-                            &salt,
-                            b"fake-fluent-bit",
-                            &nonce,
-                            key.as_bytes(),
-                        ])),
+                        Mp::from(sha512_hex(&[&salt, b"fake-fluent-bit", &nonce, key.as_bytes()])),
                     ]);
                     rmpv::encode::write_value(&mut stream, &pong).unwrap();
                     if !ok {
@@ -107,10 +94,7 @@ impl FakeFluentBit {
                     let m = message.as_array().unwrap();
                     let tag = m[0].as_str().unwrap().to_string();
                     let entries = bytes(&m[1]);
-                    let chunk = get(&m[2], "chunk")
-                        .and_then(Mp::as_str)
-                        .unwrap()
-                        .to_string();
+                    let chunk = get(&m[2], "chunk").and_then(Mp::as_str).unwrap().to_string();
                     let mut cursor = &entries[..];
                     let mut ids = Vec::new();
                     let mut exts = Vec::new();
@@ -154,11 +138,7 @@ impl FakeFluentBit {
                 }
             }
         });
-        FakeFluentBit {
-            address,
-            log,
-            withhold,
-        }
+        FakeFluentBit { address, log, withhold }
     }
 }
 
@@ -175,18 +155,16 @@ fn dataset(n: usize) -> Dataset {
     let base = Utc::now() - Duration::minutes(50);
     let rows = (0..n).map(|i| {
         let t = (base + Duration::seconds(i as i64 * 40)).to_rfc3339();
-        json!({"Timestamp": t, "DeviceId": "d", "ReportId": i, "ProcessId": i, "InitiatingProcessId": 1}).as_object().unwrap().clone()
+        json!({"Timestamp": t, "DeviceId": "d", "ReportId": i, "ProcessId": i, "InitiatingProcessId": 1})
+            .as_object()
+            .unwrap()
+            .clone()
     });
     d.add("DeviceProcessEvents", rows).unwrap();
     d
 }
 
-fn config(
-    dir: &std::path::Path,
-    server: &ReplayServer,
-    fluent: &FakeFluentBit,
-    extra: &str,
-) -> std::path::PathBuf {
+fn config(dir: &std::path::Path, server: &ReplayServer, fluent: &FakeFluentBit, extra: &str) -> std::path::PathBuf {
     let path = dir.join("config.yaml");
     std::fs::write(
         &path,
@@ -218,23 +196,12 @@ fn every_batch_is_acknowledged_with_the_shared_key_handshake() {
     let server = ReplayServer::start(dataset(30), credentials()).unwrap();
     let fluent = FakeFluentBit::start(Some("s3cret-key"));
     let dir = tempfile::tempdir().unwrap();
-    let out = run_once(&config(
-        dir.path(),
-        &server,
-        &fluent,
-        "  shared_key: ${FW_KEY}\n",
-    ));
+    let out = run_once(&config(dir.path(), &server, &fluent, "  shared_key: ${FW_KEY}\n"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let log = fluent.log.lock().unwrap();
     assert_eq!(log.acked.len(), 30, "{stderr}");
-    assert_eq!(
-        log.acked
-            .iter()
-            .collect::<std::collections::BTreeSet<_>>()
-            .len(),
-        30
-    );
+    assert_eq!(log.acked.iter().collect::<std::collections::BTreeSet<_>>().len(), 30);
     assert!(log.tags.iter().all(|t| t == "ocsf.defender"));
     assert!(
         !log.time_ext_types.is_empty() && log.time_ext_types.iter().all(|t| *t == 0),
@@ -248,12 +215,7 @@ fn a_wrong_shared_key_is_a_clear_error() {
     let server = ReplayServer::start(dataset(3), credentials()).unwrap();
     let fluent = FakeFluentBit::start(Some("the-real-key"));
     let dir = tempfile::tempdir().unwrap();
-    let out = run_once(&config(
-        dir.path(),
-        &server,
-        &fluent,
-        "  shared_key: ${FW_KEY}\n",
-    ));
+    let out = run_once(&config(dir.path(), &server, &fluent, "  shared_key: ${FW_KEY}\n"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
@@ -273,25 +235,15 @@ fn withheld_acks_are_resent_and_a_restart_resends_exactly_the_unacked_batches() 
     let out = run_once(&path);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(
-        stderr.contains("batch not acknowledged, re-sending"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("batch not acknowledged, re-sending"), "{stderr}");
     {
         let log = fluent.log.lock().unwrap();
         assert_eq!(
-            log.acked
-                .iter()
-                .collect::<std::collections::BTreeSet<_>>()
-                .len(),
+            log.acked.iter().collect::<std::collections::BTreeSet<_>>().len(),
             30,
             "every event arrives"
         );
-        assert_eq!(
-            log.acked.len(),
-            30,
-            "only acked messages count as delivered, each once"
-        );
+        assert_eq!(log.acked.len(), 30, "only acked messages count as delivered, each once");
         assert!(log.messages > 2);
     }
 
@@ -308,9 +260,7 @@ fn withheld_acks_are_resent_and_a_restart_resends_exactly_the_unacked_batches() 
         .spawn()
         .unwrap();
     let t0 = std::time::Instant::now();
-    while stuck.log.lock().unwrap().messages < 2
-        && t0.elapsed() < std::time::Duration::from_secs(30)
-    {
+    while stuck.log.lock().unwrap().messages < 2 && t0.elapsed() < std::time::Duration::from_secs(30) {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert!(
@@ -321,23 +271,16 @@ fn withheld_acks_are_resent_and_a_restart_resends_exactly_the_unacked_batches() 
             .success()
     );
     assert_eq!(child.wait().unwrap().code(), Some(0));
-    let saved =
-        std::fs::read_to_string(dir.path().join("state/checkpoint.json")).unwrap_or_default();
+    let saved = std::fs::read_to_string(dir.path().join("state/checkpoint.json")).unwrap_or_default();
     assert!(
         !saved.contains("DeviceProcessEvents"),
         "the checkpoint never passes an unacknowledged batch"
     );
     let healthy = FakeFluentBit::start(None);
-    let text = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace(&stuck.address, &healthy.address);
+    let text = std::fs::read_to_string(&path).unwrap().replace(&stuck.address, &healthy.address);
     std::fs::write(&path, text).unwrap();
     let out = run_once(&path);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(
         healthy.log.lock().unwrap().acked.len(),
         10,

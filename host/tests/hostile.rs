@@ -14,11 +14,7 @@ fn credentials() -> Credentials {
     }
 }
 
-fn run(
-    server: &ReplayServer,
-    dir: &std::path::Path,
-    start: chrono::DateTime<Utc>,
-) -> (Vec<Value>, String, bool) {
+fn run(server: &ReplayServer, dir: &std::path::Path, start: chrono::DateTime<Utc>) -> (Vec<Value>, String, bool) {
     let config = dir.join("config.yaml");
     std::fs::write(
         &config,
@@ -41,24 +37,21 @@ fn run(
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    (
-        events,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        out.status.success(),
-    )
+    (events, String::from_utf8_lossy(&out.stderr).into_owned(), out.status.success())
 }
 
 fn good_row(t: &str, id: u64) -> serde_json::Map<String, Value> {
-    json!({"Timestamp": t, "DeviceId": "d", "ReportId": id, "ProcessId": id, "InitiatingProcessId": 1, "ActionType": "ProcessCreated"}).as_object().unwrap().clone()
+    json!({"Timestamp": t, "DeviceId": "d", "ReportId": id, "ProcessId": id, "InitiatingProcessId": 1, "ActionType": "ProcessCreated"})
+        .as_object()
+        .unwrap()
+        .clone()
 }
 
 #[test]
 fn malformed_responses_are_clear_errors_and_collection_recovers() {
     let t = (Utc::now() - Duration::minutes(30)).to_rfc3339();
     let mut dataset = Dataset::default();
-    dataset
-        .add("DeviceProcessEvents", [good_row(&t, 1), good_row(&t, 2)])
-        .unwrap();
+    dataset.add("DeviceProcessEvents", [good_row(&t, 1), good_row(&t, 2)]).unwrap();
     let server = ReplayServer::start(dataset, credentials()).unwrap();
     let html = Fault {
         status: 200,
@@ -77,8 +70,7 @@ fn malformed_responses_are_clear_errors_and_collection_recovers() {
     };
     let latin1 = Fault {
         status: 200,
-        body: String::from_utf8_lossy(b"{\"results\":[{\"a\":\"caf\xe9\"}]}")
-            .replace('\u{FFFD}', "\u{0}"),
+        body: String::from_utf8_lossy(b"{\"results\":[{\"a\":\"caf\xe9\"}]}").replace('\u{FFFD}', "\u{0}"),
         retry_after: None,
     };
     server.fail_next([html, truncated, empty, latin1]);
@@ -124,35 +116,18 @@ fn bad_rows_never_lose_the_good_rows_around_them() {
     assert!(ok, "{stderr}");
     let ids: Vec<String> = events
         .iter()
-        .map(|e| {
-            e["metadata"]["original_event_uid"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
+        .map(|e| e["metadata"]["original_event_uid"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(ids, ["1", "2", "3", "4"], "{stderr}");
-    let typed = events
-        .iter()
-        .find(|e| e["metadata"]["original_event_uid"] == "2")
-        .unwrap();
+    let typed = events.iter().find(|e| e["metadata"]["original_event_uid"] == "2").unwrap();
     assert_eq!(
         typed["unmapped"]["ProcessId"], "not-a-pid",
         "a value that does not convert is kept, not dropped"
     );
     assert_eq!(typed["unmapped"]["LocalIP"], "999.1.1.1");
-    let big = events
-        .iter()
-        .find(|e| e["metadata"]["original_event_uid"] == "3")
-        .unwrap();
-    assert_eq!(
-        big["process"]["cmd_line"].as_str().unwrap().len(),
-        10 * 1024 * 1024
-    );
-    assert!(
-        big["unmapped"]["AdditionalFields"].is_string(),
-        "too deep to parse: kept verbatim"
-    );
+    let big = events.iter().find(|e| e["metadata"]["original_event_uid"] == "3").unwrap();
+    assert_eq!(big["process"]["cmd_line"].as_str().unwrap().len(), 10 * 1024 * 1024);
+    assert!(big["unmapped"]["AdditionalFields"].is_string(), "too deep to parse: kept verbatim");
 }
 
 #[test]
@@ -171,18 +146,12 @@ fn an_entry_that_is_not_a_row_and_a_row_without_a_time_do_not_sink_their_neighbo
     assert!(ok, "{stderr}");
     let ids: Vec<String> = events
         .iter()
-        .map(|e| {
-            e["metadata"]["original_event_uid"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
+        .map(|e| e["metadata"]["original_event_uid"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(ids, ["10", "12"], "{stderr}");
     assert!(stderr.contains("result 1 is not a row"), "{stderr}");
     assert!(
-        stderr.contains("DeviceProcessEvents row [DeviceId=d, Timestamp=not a time, ReportId=11")
-            && stderr.contains("bad Timestamp"),
+        stderr.contains("DeviceProcessEvents row [DeviceId=d, Timestamp=not a time, ReportId=11") && stderr.contains("bad Timestamp"),
         "{stderr}"
     );
 }

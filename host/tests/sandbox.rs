@@ -21,8 +21,7 @@ fn server(field_bytes: usize) -> ReplayServer {
     let t = (Utc::now() - Duration::minutes(20)).to_rfc3339();
     let mut d = Dataset::default();
     let row = json!({"Timestamp": t, "DeviceId": "d", "ReportId": 1, "ProcessId": 1, "InitiatingProcessId": 1, "ProcessCommandLine": "x".repeat(field_bytes)});
-    d.add("DeviceProcessEvents", [row.as_object().unwrap().clone()])
-        .unwrap();
+    d.add("DeviceProcessEvents", [row.as_object().unwrap().clone()]).unwrap();
     ReplayServer::start(d, credentials()).unwrap()
 }
 
@@ -43,22 +42,15 @@ fn a_guest_over_its_memory_cap_is_stopped_with_a_clear_error_and_the_host_goes_o
         memory_bytes: 32 << 20,
         ..Limits::default()
     };
-    let mut instance = runtime
-        .instantiate(&limits, Arc::new(Telemetry::default()))
-        .unwrap();
+    let mut instance = runtime.instantiate(&limits, Arc::new(Telemetry::default())).unwrap();
     instance.init(&config(&big), None).unwrap().unwrap();
-    let err = instance
-        .poll()
-        .err()
-        .expect("a 40 MB response does not fit in 32 MiB");
+    let err = instance.poll().err().expect("a 40 MB response does not fit in 32 MiB");
     let text = format!("{err:#}");
     assert!(text.contains("memory limit"), "{text}");
 
     // The same runtime runs a new instance normally.
     let small = server(10);
-    let mut fresh = runtime
-        .instantiate(&Limits::default(), Arc::new(Telemetry::default()))
-        .unwrap();
+    let mut fresh = runtime.instantiate(&Limits::default(), Arc::new(Telemetry::default())).unwrap();
     fresh.init(&config(&small), None).unwrap().unwrap();
     let batch = fresh.poll().unwrap().unwrap();
     assert_eq!(batch.count, 1);
@@ -73,15 +65,10 @@ fn a_call_past_its_deadline_is_stopped() {
         call_timeout: std::time::Duration::from_millis(500),
         ..Limits::default()
     };
-    let mut instance = runtime
-        .instantiate(&limits, Arc::new(Telemetry::default()))
-        .unwrap();
+    let mut instance = runtime.instantiate(&limits, Arc::new(Telemetry::default())).unwrap();
     instance.init(&config(&slow), None).unwrap().unwrap();
     let started = std::time::Instant::now();
-    let err = instance
-        .poll()
-        .err()
-        .expect("the poll outlives its deadline");
+    let err = instance.poll().err().expect("the poll outlives its deadline");
     assert!(format!("{err:#}").contains("ran longer than"), "{err:#}");
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }

@@ -21,7 +21,16 @@ fn credentials(secret: &str) -> Credentials {
 fn dataset() -> Dataset {
     let t = (Utc::now() - Duration::minutes(20)).to_rfc3339();
     let mut d = Dataset::default();
-    d.add("DeviceProcessEvents", [json!({"Timestamp": t, "DeviceId": "d", "ReportId": 1, "ProcessId": 1, "InitiatingProcessId": 1}).as_object().unwrap().clone()]).unwrap();
+    d.add(
+        "DeviceProcessEvents",
+        [
+            json!({"Timestamp": t, "DeviceId": "d", "ReportId": 1, "ProcessId": 1, "InitiatingProcessId": 1})
+                .as_object()
+                .unwrap()
+                .clone(),
+        ],
+    )
+    .unwrap();
     d
 }
 
@@ -54,16 +63,13 @@ fn run(args: &[&str], config: &Path) -> Output {
 
 /// Every byte the run left behind: stdout, stderr, the log file, the state directory.
 fn everything(dir: &Path, out: &Output) -> String {
-    let mut all =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let mut all = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     fn walk(p: &Path, all: &mut String) {
         if p.is_dir() {
             for e in std::fs::read_dir(p).unwrap() {
                 walk(&e.unwrap().path(), all);
             }
-        } else if p.extension().is_none_or(|e| e != "cwasm")
-            && p.file_name().is_none_or(|n| n != "config.yaml")
-        {
+        } else if p.extension().is_none_or(|e| e != "cwasm") && p.file_name().is_none_or(|n| n != "config.yaml") {
             all.push_str(&String::from_utf8_lossy(&std::fs::read(p).unwrap()));
         }
     }
@@ -73,11 +79,7 @@ fn everything(dir: &Path, out: &Output) -> String {
 
 #[test]
 fn the_secret_never_leaks_on_success_or_on_any_error_path() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let cases: Vec<(&str, Credentials, Vec<Fault>)> = vec![
         ("success", credentials(SECRET), vec![]),
         ("wrong secret", credentials("another"), vec![]),
@@ -95,11 +97,7 @@ fn the_secret_never_leaks_on_success_or_on_any_error_path() {
                 retry_after: None,
             }],
         ),
-        (
-            "server errors",
-            credentials(SECRET),
-            vec![Fault::unknown_error(); 7],
-        ),
+        ("server errors", credentials(SECRET), vec![Fault::unknown_error(); 7]),
     ];
     for (name, creds, faults) in cases {
         let server = ReplayServer::start(dataset(), creds).unwrap();
@@ -108,32 +106,20 @@ fn the_secret_never_leaks_on_success_or_on_any_error_path() {
         let config = write_config(dir.path(), &server, "");
         for args in [&["check"][..], &["run", "--once"][..]] {
             let out = run(args, &config);
-            let log = std::fs::metadata(dir.path().join("log.jsonl"))
-                .map(|m| m.len())
-                .unwrap_or(0);
+            let log = std::fs::metadata(dir.path().join("log.jsonl")).map(|m| m.len()).unwrap_or(0);
             assert!(
                 log < 2 << 20,
                 "{name}: log_level trace must not log the libraries' internals ({log} bytes)"
             );
             let all = everything(dir.path(), &out);
-            assert!(
-                !all.contains(SECRET),
-                "{name} / {args:?}: the secret leaked:\n{all}"
-            );
-            assert!(
-                !all.contains("Zq8"),
-                "{name} / {args:?}: part of the secret leaked"
-            );
+            assert!(!all.contains(SECRET), "{name} / {args:?}: the secret leaked:\n{all}");
+            assert!(!all.contains("Zq8"), "{name} / {args:?}: part of the secret leaked");
         }
     }
     // Metrics, while running.
     let server = ReplayServer::start(dataset(), credentials(SECRET)).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &server,
-        &format!("metrics_address: 127.0.0.1:{port}\n"),
-    );
+    let config = write_config(dir.path(), &server, &format!("metrics_address: 127.0.0.1:{port}\n"));
     let mut child = Command::new(env!("CARGO_BIN_EXE_defender-ocsf"))
         .args(["run", "--config"])
         .arg(&config)
@@ -144,9 +130,7 @@ fn the_secret_never_leaks_on_success_or_on_any_error_path() {
     use std::io::{BufRead, Read, Write};
     // Wait for the first event, so that there are metrics to read.
     let mut first = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
     assert!(first.contains("DeviceProcessEvents"), "{first}");
     let mut metrics = String::new();
     if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
@@ -154,9 +138,7 @@ fn the_secret_never_leaks_on_success_or_on_any_error_path() {
             .unwrap();
         s.read_to_string(&mut metrics).unwrap();
     }
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     child.wait().unwrap();
     assert!(metrics.contains("defender_ocsf_"), "{metrics}");
     assert!(!metrics.contains(SECRET));
@@ -176,9 +158,7 @@ fn a_corrupt_checkpoint_is_an_error_naming_the_file_and_the_reset() {
     assert!(!out.status.success());
     assert!(out.stdout.is_empty(), "nothing re-collected from scratch");
     assert!(
-        stderr.contains(&file.display().to_string())
-            && stderr.contains("corrupt")
-            && stderr.contains("delete"),
+        stderr.contains(&file.display().to_string()) && stderr.contains("corrupt") && stderr.contains("delete"),
         "{stderr}"
     );
     // Deleting it, as the message says, starts over from start_time.

@@ -43,17 +43,19 @@ fn start_with(dir: &std::path::Path, server: &ReplayServer, extra: &str) -> Chil
 }
 
 fn terminate(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
 }
 
 fn dataset(n: usize) -> Dataset {
     let mut d = Dataset::default();
     let t = (Utc::now() - Duration::minutes(30)).to_rfc3339();
-    let rows = (0..n).map(|i| json!({"Timestamp": t, "DeviceId": "d", "ReportId": i, "ProcessId": i, "InitiatingProcessId": 1}).as_object().unwrap().clone());
+    let rows = (0..n).map(|i| {
+        json!({"Timestamp": t, "DeviceId": "d", "ReportId": i, "ProcessId": i, "InitiatingProcessId": 1})
+            .as_object()
+            .unwrap()
+            .clone()
+    });
     d.add("DeviceProcessEvents", rows).unwrap();
     d
 }
@@ -73,11 +75,7 @@ fn sigterm_while_waiting_for_the_next_cycle_exits_0_promptly() {
     terminate(&child);
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
-    assert!(
-        sent.elapsed() < std::time::Duration::from_secs(10),
-        "took {:?}",
-        sent.elapsed()
-    );
+    assert!(sent.elapsed() < std::time::Duration::from_secs(10), "took {:?}", sent.elapsed());
     let saved = std::fs::read_to_string(dir.path().join("state/checkpoint.json")).unwrap();
     assert!(saved.contains("DeviceProcessEvents"), "{saved}");
 }
@@ -98,11 +96,7 @@ fn sigterm_during_a_slow_query_abandons_it_and_exits_0_within_10s() {
     terminate(&child);
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
-    assert!(
-        sent.elapsed() < std::time::Duration::from_secs(10),
-        "took {:?}",
-        sent.elapsed()
-    );
+    assert!(sent.elapsed() < std::time::Duration::from_secs(10), "took {:?}", sent.elapsed());
     let mut out = String::new();
     std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
     assert!(out.is_empty(), "nothing was delivered");
@@ -122,8 +116,7 @@ fn a_closed_stdout_stops_cleanly_without_saving_the_unwritten_batch() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
     assert!(t0.elapsed() < std::time::Duration::from_secs(30));
-    let saved =
-        std::fs::read_to_string(dir.path().join("state/checkpoint.json")).unwrap_or_default();
+    let saved = std::fs::read_to_string(dir.path().join("state/checkpoint.json")).unwrap_or_default();
     assert!(
         !saved.contains("DeviceProcessEvents"),
         "the batch that could not be written must not be checkpointed: {saved}"
@@ -132,18 +125,10 @@ fn a_closed_stdout_stops_cleanly_without_saving_the_unwritten_batch() {
 
 #[test]
 fn metrics_are_served_in_prometheus_format() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let server = ReplayServer::start(dataset(4), credentials()).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut child = start_with(
-        dir.path(),
-        &server,
-        &format!("metrics_address: 127.0.0.1:{port}\n"),
-    );
+    let mut child = start_with(dir.path(), &server, &format!("metrics_address: 127.0.0.1:{port}\n"));
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     for _ in 0..4 {
         lines.next().unwrap().unwrap();
@@ -160,25 +145,14 @@ fn metrics_are_served_in_prometheus_format() {
     child.wait().unwrap();
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(
-        text.contains(
-            "defender_ocsf_events_emitted_total{class_uid=\"1007\",table=\"DeviceProcessEvents\"} 4"
-        ),
+        text.contains("defender_ocsf_events_emitted_total{class_uid=\"1007\",table=\"DeviceProcessEvents\"} 4"),
         "{text}"
     );
     assert!(
         text.contains("defender_ocsf_rows_fetched_total{table=\"DeviceProcessEvents\"} 4"),
         "{text}"
     );
-    assert!(
-        text.contains("defender_ocsf_lag_seconds{table=\"DeviceProcessEvents\"}"),
-        "{text}"
-    );
-    assert!(
-        text.contains("defender_ocsf_last_success_timestamp_seconds "),
-        "{text}"
-    );
-    assert!(
-        text.contains("defender_ocsf_graph_requests_total{status=\"200\"}"),
-        "{text}"
-    );
+    assert!(text.contains("defender_ocsf_lag_seconds{table=\"DeviceProcessEvents\"}"), "{text}");
+    assert!(text.contains("defender_ocsf_last_success_timestamp_seconds "), "{text}");
+    assert!(text.contains("defender_ocsf_graph_requests_total{status=\"200\"}"), "{text}");
 }

@@ -18,12 +18,7 @@ fn credentials() -> Credentials {
 
 /// Collects once, in a `defender-ocsf run --once` process as in production,
 /// and returns how often each ReportId was emitted.
-fn collect(
-    dataset: Dataset,
-    start: chrono::DateTime<Utc>,
-    max_rows: u32,
-    max_window_min: u32,
-) -> (BTreeMap<String, usize>, usize) {
+fn collect(dataset: Dataset, start: chrono::DateTime<Utc>, max_rows: u32, max_window_min: u32) -> (BTreeMap<String, usize>, usize) {
     let server = ReplayServer::start(dataset, credentials()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     // Every case compiles the same component: share the compiled artefact.
@@ -48,21 +43,12 @@ fn collect(
         .arg(&config)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let mut seen = BTreeMap::new();
     for line in String::from_utf8(out.stdout).unwrap().lines() {
         let e: Value = serde_json::from_str(line).unwrap();
         *seen
-            .entry(
-                e["metadata"]["original_event_uid"]
-                    .as_str()
-                    .unwrap()
-                    .to_string(),
-            )
+            .entry(e["metadata"]["original_event_uid"].as_str().unwrap().to_string())
             .or_default() += 1;
     }
     (seen, server.queries().len())

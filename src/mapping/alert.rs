@@ -182,15 +182,9 @@ fn finish_alert(e: &mut Event, _ctx: &Context) {
 fn finish_evidence(e: &mut Event, ctx: &Context) {
     finish_alert(e, ctx);
     if let Some(Value::String(family)) = e.take_column("ThreatFamily") {
-        e.push(
-            "malware",
-            json!({"name": family, "classification_ids": [0]}),
-        );
+        e.push("malware", json!({"name": family, "classification_ids": [0]}));
     }
-    let entity = e
-        .get_str("evidence.name")
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let entity = e.get_str("evidence.name").unwrap_or("").to_ascii_lowercase();
     // A process's image is its file.
     if entity == "process" {
         if let Some(file) =
@@ -202,9 +196,7 @@ fn finish_evidence(e: &mut Event, ctx: &Context) {
         }
         common::map_additional(e, &[("ProcessId", "evidence.process.pid", Int)]);
     }
-    if e.get_str("evidence.src_endpoint.ip").is_some()
-        || e.get_str("evidence.dst_endpoint.ip").is_some()
-    {
+    if e.get_str("evidence.src_endpoint.ip").is_some() || e.get_str("evidence.dst_endpoint.ip").is_some() {
         // EvidenceDirection says which side the device's address is on.
         if e.column("EvidenceDirection", Str) == Some(Value::String("Destination".into())) {
             let ev = e.0.get_mut("evidence").and_then(|v| v.as_object_mut());
@@ -250,10 +242,7 @@ fn finish_evidence(e: &mut Event, ctx: &Context) {
         common::windows_extension(e);
     }
     if let Some(Value::Object(evidence)) = e.0.remove("evidence") {
-        if evidence
-            .keys()
-            .any(|k| EVIDENCE_MEMBERS.contains(&k.as_str()))
-        {
+        if evidence.keys().any(|k| EVIDENCE_MEMBERS.contains(&k.as_str())) {
             e.push("evidences", Value::Object(evidence));
         } else {
             common::merge(e, "unmapped.evidence", Value::Object(evidence));

@@ -18,100 +18,36 @@ pub const INITIATING_PROCESS: &[Field] = &[
     f("InitiatingProcessId", "actor.process.pid", Int),
     f("InitiatingProcessUniqueId", "actor.process.uid", Str),
     f("InitiatingProcessFileName", "actor.process.file.name", Str),
-    f(
-        "InitiatingProcessFolderPath",
-        "actor.process.file.path",
-        Str,
-    ),
-    f(
-        "InitiatingProcessCommandLine",
-        "actor.process.cmd_line",
-        Str,
-    ),
-    f(
-        "InitiatingProcessCreationTime",
-        "actor.process.created_time",
-        Time,
-    ),
+    f("InitiatingProcessFolderPath", "actor.process.file.path", Str),
+    f("InitiatingProcessCommandLine", "actor.process.cmd_line", Str),
+    f("InitiatingProcessCreationTime", "actor.process.created_time", Time),
     f("InitiatingProcessMD5", "actor.process.file.hashes", Hash(1)),
-    f(
-        "InitiatingProcessSHA1",
-        "actor.process.file.hashes",
-        Hash(2),
-    ),
-    f(
-        "InitiatingProcessSHA256",
-        "actor.process.file.hashes",
-        Hash(3),
-    ),
+    f("InitiatingProcessSHA1", "actor.process.file.hashes", Hash(2)),
+    f("InitiatingProcessSHA256", "actor.process.file.hashes", Hash(3)),
     f("InitiatingProcessFileSize", "actor.process.file.size", Int),
-    f(
-        "InitiatingProcessVersionInfoCompanyName",
-        "actor.process.file.company_name",
-        Str,
-    ),
-    f(
-        "InitiatingProcessVersionInfoProductName",
-        "actor.process.file.product.name",
-        Str,
-    ),
+    f("InitiatingProcessVersionInfoCompanyName", "actor.process.file.company_name", Str),
+    f("InitiatingProcessVersionInfoProductName", "actor.process.file.product.name", Str),
     f(
         "InitiatingProcessVersionInfoProductVersion",
         "actor.process.file.product.version",
         Str,
     ),
-    f(
-        "InitiatingProcessVersionInfoFileDescription",
-        "actor.process.file.desc",
-        Str,
-    ),
+    f("InitiatingProcessVersionInfoFileDescription", "actor.process.file.desc", Str),
     f(
         "InitiatingProcessVersionInfoOriginalFileName",
         "actor.process.file.internal_name",
         Str,
     ),
-    f(
-        "InitiatingProcessIntegrityLevel",
-        "actor.process.integrity",
-        Integrity,
-    ),
-    f(
-        "InitiatingProcessAccountName",
-        "actor.process.user.name",
-        Str,
-    ),
-    f(
-        "InitiatingProcessAccountDomain",
-        "actor.process.user.domain",
-        Str,
-    ),
+    f("InitiatingProcessIntegrityLevel", "actor.process.integrity", Integrity),
+    f("InitiatingProcessAccountName", "actor.process.user.name", Str),
+    f("InitiatingProcessAccountDomain", "actor.process.user.domain", Str),
     f("InitiatingProcessAccountSid", "actor.process.user.uid", Str),
-    f(
-        "InitiatingProcessAccountObjectId",
-        "actor.process.user.uid_alt",
-        Str,
-    ),
-    f(
-        "InitiatingProcessAccountUpn",
-        "actor.process.user.email_addr",
-        Email,
-    ),
+    f("InitiatingProcessAccountObjectId", "actor.process.user.uid_alt", Str),
+    f("InitiatingProcessAccountUpn", "actor.process.user.email_addr", Email),
     f("InitiatingProcessLogonId", "actor.session.uid", Str),
-    f(
-        "IsInitiatingProcessRemoteSession",
-        "actor.session.is_remote",
-        Bool,
-    ),
-    f(
-        "InitiatingProcessParentId",
-        "actor.process.parent_process.pid",
-        Int,
-    ),
-    f(
-        "InitiatingProcessParentFileName",
-        "actor.process.parent_process.name",
-        Str,
-    ),
+    f("IsInitiatingProcessRemoteSession", "actor.session.is_remote", Bool),
+    f("InitiatingProcessParentId", "actor.process.parent_process.pid", Int),
+    f("InitiatingProcessParentFileName", "actor.process.parent_process.name", Str),
     f(
         "InitiatingProcessParentCreationTime",
         "actor.process.parent_process.created_time",
@@ -158,10 +94,7 @@ pub fn finish_file(e: &mut Event, path: &str) {
         };
         if let Some(i) = full.rfind(sep) {
             if i > 0 {
-                e.set(
-                    &format!("{path}.parent_folder"),
-                    full[..i].to_string().into(),
-                );
+                e.set(&format!("{path}.parent_folder"), full[..i].to_string().into());
             }
             if name.is_none() && i + 1 < full.len() {
                 e.set(&name_path, full[i + 1..].to_string().into());
@@ -190,11 +123,7 @@ pub fn finish_process(e: &mut Event, path: &str) {
     e.copy(&format!("{file}.path"), &format!("{path}.path"));
     require_any(e, &format!("{path}.user"), &["name", "uid", "account"]);
     drop_unknown_process(e, &format!("{path}.parent_process"));
-    require_any(
-        e,
-        &format!("{path}.parent_process"),
-        &["pid", "uid", "cpid"],
-    );
+    require_any(e, &format!("{path}.parent_process"), &["pid", "uid", "cpid"]);
     require_any(e, path, &["pid", "uid", "cpid"]);
 }
 
@@ -457,10 +386,7 @@ mod tests {
         assert_eq!(e.get_str("file.name"), Some("tar"));
 
         let mut e = Event::default();
-        e.push(
-            "process.file.hashes",
-            json!({"algorithm_id": 2, "value": "ab"}),
-        );
+        e.push("process.file.hashes", json!({"algorithm_id": 2, "value": "ab"}));
         e.set("process.pid", json!(4));
         finish_process(&mut e, "process");
         assert!(e.get("process.file").is_none());
@@ -477,10 +403,7 @@ mod tests {
         e.set("actor.process.parent_process.name", json!("explorer.exe"));
         finish_actor(&mut e);
         assert!(e.get("actor.process.parent_process").is_none());
-        assert_eq!(
-            e.get_str("unmapped.actor.process.parent_process.name"),
-            Some("explorer.exe")
-        );
+        assert_eq!(e.get_str("unmapped.actor.process.parent_process.name"), Some("explorer.exe"));
     }
 
     #[test]
@@ -500,10 +423,7 @@ mod tests {
         e.set("evidence.name", json!("File"));
         move_to_unmapped(&mut e, "evidence.file");
         move_to_unmapped(&mut e, "evidence");
-        assert_eq!(
-            e.get("unmapped.evidence"),
-            Some(&json!({"file": {"path": "x"}, "name": "File"}))
-        );
+        assert_eq!(e.get("unmapped.evidence"), Some(&json!({"file": {"path": "x"}, "name": "File"})));
     }
 
     #[test]

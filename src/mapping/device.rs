@@ -26,31 +26,11 @@ const NEW_PROCESS: &[Field] = &[
     f("SHA1", "process.file.hashes", Hash(2)),
     f("SHA256", "process.file.hashes", Hash(3)),
     f("FileSize", "process.file.size", Int),
-    f(
-        "ProcessVersionInfoCompanyName",
-        "process.file.company_name",
-        Str,
-    ),
-    f(
-        "ProcessVersionInfoProductName",
-        "process.file.product.name",
-        Str,
-    ),
-    f(
-        "ProcessVersionInfoProductVersion",
-        "process.file.product.version",
-        Str,
-    ),
-    f(
-        "ProcessVersionInfoFileDescription",
-        "process.file.desc",
-        Str,
-    ),
-    f(
-        "ProcessVersionInfoOriginalFileName",
-        "process.file.internal_name",
-        Str,
-    ),
+    f("ProcessVersionInfoCompanyName", "process.file.company_name", Str),
+    f("ProcessVersionInfoProductName", "process.file.product.name", Str),
+    f("ProcessVersionInfoProductVersion", "process.file.product.version", Str),
+    f("ProcessVersionInfoFileDescription", "process.file.desc", Str),
+    f("ProcessVersionInfoOriginalFileName", "process.file.internal_name", Str),
     f("AccountName", "process.user.name", Str),
     f("AccountDomain", "process.user.domain", Str),
     f("AccountSid", "process.user.uid", Str),
@@ -86,9 +66,7 @@ fn finish_process_events(e: &mut Event, _ctx: &Context) {
     // Defender reports the initiating process, which is the creator and, as
     // far as anyone can tell from the data, the parent (guide §4, PAR).
     e.copy("actor.process", "process.parent_process");
-    let windows = e
-        .get_str("process.file.path")
-        .is_some_and(common::is_windows_path);
+    let windows = e.get_str("process.file.path").is_some_and(common::is_windows_path);
     if windows && e.get("activity_id") == Some(&1.into()) {
         e.set("launch_type_id", 1.into());
     }
@@ -117,15 +95,11 @@ pub static DEVICE_NETWORK_EVENTS: Table = Table {
     activities: &[
         (
             "ConnectionSuccess",
-            Activity::new(4001, 1)
-                .status(1)
-                .sets(&[("connection_info.direction_id", 2)]),
+            Activity::new(4001, 1).status(1).sets(&[("connection_info.direction_id", 2)]),
         ),
         (
             "ConnectionFailed",
-            Activity::new(4001, 4)
-                .status(2)
-                .sets(&[("connection_info.direction_id", 2)]),
+            Activity::new(4001, 4).status(2).sets(&[("connection_info.direction_id", 2)]),
         ),
         (
             "ConnectionRequest",
@@ -136,15 +110,11 @@ pub static DEVICE_NETWORK_EVENTS: Table = Table {
         ("ConnectionAcknowledged", Activity::new(4001, 99)),
         (
             "InboundConnectionAccepted",
-            Activity::new(4001, 1)
-                .status(1)
-                .sets(&[("connection_info.direction_id", 1)]),
+            Activity::new(4001, 1).status(1).sets(&[("connection_info.direction_id", 1)]),
         ),
         (
             "ListeningConnectionCreated",
-            Activity::new(4001, 7)
-                .status(1)
-                .sets(&[("connection_info.direction_id", 1)]),
+            Activity::new(4001, 7).status(1).sets(&[("connection_info.direction_id", 1)]),
         ),
         (
             "InboundInternetScanInspected",
@@ -175,13 +145,7 @@ fn finish_network(e: &mut Event, _ctx: &Context) {
     common::remote_url(e, "dst_endpoint");
     common::network_protocol(e);
     if e.get("class_uid") == Some(&4003.into()) {
-        common::map_additional(
-            e,
-            &[
-                ("query", "query.hostname", Str),
-                ("DnsQueryString", "query.hostname", Str),
-            ],
-        );
+        common::map_additional(e, &[("query", "query.hostname", Str), ("DnsQueryString", "query.hostname", Str)]);
         // DNS Activity has no `url`; the host name stays on the endpoint.
         common::move_to_unmapped(e, "url");
     }
@@ -201,11 +165,7 @@ fn finish_network(e: &mut Event, _ctx: &Context) {
 
 /// `RemoteIPType` to `connection_info.boundary_id`.
 fn boundary(e: &mut Event) {
-    let id = match e
-        .column("RemoteIPType", Str)
-        .as_ref()
-        .and_then(|v| v.as_str())
-    {
+    let id = match e.column("RemoteIPType", Str).as_ref().and_then(|v| v.as_str()) {
         Some("Loopback") => 1,
         Some("Private") => 2,
         Some("Public") => 3,
@@ -268,10 +228,7 @@ pub static DEVICE_FILE_EVENTS: Table = Table {
         ("FileCreated", Activity::new(1001, 1).status(1)),
         ("FileModified", Activity::new(1001, 3).status(1)),
         ("FileDeleted", Activity::new(1001, 4).status(1)),
-        (
-            "FileRenamed",
-            Activity::new(1001, 5).status(1).shape(&RENAME_SHAPE),
-        ),
+        ("FileRenamed", Activity::new(1001, 5).status(1).shape(&RENAME_SHAPE)),
     ],
     prefixes: &[],
     fallback: Activity::new(1001, 99),
@@ -361,18 +318,9 @@ pub static DEVICE_REGISTRY_EVENTS: Table = Table {
     product: Product::Endpoint,
     key: DEVICE_KEY,
     activities: &[
-        (
-            "RegistryKeyCreated",
-            Activity::new(201001, 1).status(1).shape(&REG_KEY_SHAPE),
-        ),
-        (
-            "RegistryKeyDeleted",
-            Activity::new(201001, 4).status(1).shape(&REG_KEY_SHAPE),
-        ),
-        (
-            "RegistryKeyRenamed",
-            Activity::new(201001, 5).status(1).shape(&REG_KEY_SHAPE),
-        ),
+        ("RegistryKeyCreated", Activity::new(201001, 1).status(1).shape(&REG_KEY_SHAPE)),
+        ("RegistryKeyDeleted", Activity::new(201001, 4).status(1).shape(&REG_KEY_SHAPE)),
+        ("RegistryKeyRenamed", Activity::new(201001, 5).status(1).shape(&REG_KEY_SHAPE)),
         ("RegistryValueSet", Activity::new(201002, 2).status(1)),
         ("RegistryValueDeleted", Activity::new(201002, 4).status(1)),
     ],
@@ -557,11 +505,7 @@ pub(crate) fn os_type_id(platform: &str) -> u32 {
     let p = platform.to_ascii_lowercase();
     if p.starts_with("windows") {
         100
-    } else if p.starts_with("linux")
-        || ["ubuntu", "debian", "rhel", "centos", "suse", "sles"]
-            .iter()
-            .any(|d| p.contains(d))
-    {
+    } else if p.starts_with("linux") || ["ubuntu", "debian", "rhel", "centos", "suse", "sles"].iter().any(|d| p.contains(d)) {
         200
     } else if p.starts_with("android") {
         201
@@ -640,9 +584,7 @@ fn finish_device_info(e: &mut Event, _ctx: &Context) {
                 ("DomainName", "actor.user.domain"),
                 ("Sid", "actor.user.uid"),
             ] {
-                if let Some(Value::String(v)) =
-                    first.get(key).filter(|v| !super::engine::is_absent(v))
-                {
+                if let Some(Value::String(v)) = first.get(key).filter(|v| !super::engine::is_absent(v)) {
                     e.set(path, v.clone().into());
                 }
             }
@@ -677,10 +619,7 @@ pub static DEVICE_NETWORK_INFO: Table = Table {
 
 fn finish_device_network_info(e: &mut Event, _ctx: &Context) {
     // Defender writes MACs as 00-15-5D-...; OCSF wants colons.
-    if let Some(mac) = e
-        .get_str("device.mac")
-        .map(|m| m.replace('-', ":").to_ascii_lowercase())
-    {
+    if let Some(mac) = e.get_str("device.mac").map(|m| m.replace('-', ":").to_ascii_lowercase()) {
         if is_mac(&mac) {
             e.set("device.mac", mac.into());
         } else {
@@ -764,10 +703,7 @@ fn finish_device_network_info(e: &mut Event, _ctx: &Context) {
 
 fn is_mac(s: &str) -> bool {
     let parts: Vec<&str> = s.split(':').collect();
-    parts.len() == 6
-        && parts
-            .iter()
-            .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
+    parts.len() == 6 && parts.iter().all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 // ---------------------------------------------------------------------------
@@ -776,16 +712,8 @@ fn is_mac(s: &str) -> bool {
 
 const CERTIFICATE: &[Field] = &[
     f("SHA1", "query_evidence.file.hashes", Hash(2)),
-    f(
-        "Issuer",
-        "query_evidence.file.signature.certificate.issuer",
-        Str,
-    ),
-    f(
-        "Signer",
-        "query_evidence.file.signature.certificate.subject",
-        Str,
-    ),
+    f("Issuer", "query_evidence.file.signature.certificate.issuer", Str),
+    f("Signer", "query_evidence.file.signature.certificate.subject", Str),
     f(
         "CertificateSerialNumber",
         "query_evidence.file.signature.certificate.serial_number",
@@ -814,8 +742,7 @@ pub static DEVICE_FILE_CERTIFICATE_INFO: Table = Table {
     key: &["DeviceId", "Timestamp", "ReportId", "SHA1"],
     activities: &[],
     prefixes: &[],
-    fallback: Activity::new(5040, 1)
-        .sets(&[("query_evidence.query_type_id", 2), ("query_result_id", 1)]),
+    fallback: Activity::new(5040, 1).sets(&[("query_evidence.query_type_id", 2), ("query_result_id", 1)]),
     shape: &CERTIFICATE_SHAPE,
     join: None,
 };
@@ -842,22 +769,17 @@ fn finish_certificate(e: &mut Event, _ctx: &Context) {
     } else if e.get("query_evidence.file.signature").is_some() {
         let trusted = e.column("IsTrusted", Bool);
         e.set("query_evidence.file.signature.algorithm_id", 4.into());
-        e.set(
-            "query_evidence.file.signature.algorithm",
-            "Authenticode".into(),
-        );
+        e.set("query_evidence.file.signature.algorithm", "Authenticode".into());
         if let Some(Value::Bool(t)) = trusted {
             e.take_column("IsTrusted");
-            e.set(
-                "query_evidence.file.signature.state_id",
-                if t { 1 } else { 6 }.into(),
-            );
+            e.set("query_evidence.file.signature.state_id", if t { 1 } else { 6 }.into());
         }
         if signed.is_some() {
             e.take_column("IsSigned");
         }
         common::require_any(e, "query_evidence.file.signature.certificate", &["issuer"]);
-        let cert_ok = matches!(e.get("query_evidence.file.signature.certificate"), Some(Value::Object(c)) if c.contains_key("serial_number"));
+        let cert_ok =
+            matches!(e.get("query_evidence.file.signature.certificate"), Some(Value::Object(c)) if c.contains_key("serial_number"));
         if !cert_ok {
             common::move_to_unmapped(e, "query_evidence.file.signature.certificate");
         }
@@ -915,17 +837,11 @@ mod tests {
         assert_eq!(e["launch_type_id"], 1);
         assert_eq!(e["severity_id"], 1);
         assert_eq!(e["time"], 1738555506123i64);
-        assert_eq!(
-            e["metadata"]["original_time"],
-            "2025-02-03T04:05:06.1234567Z"
-        );
+        assert_eq!(e["metadata"]["original_time"], "2025-02-03T04:05:06.1234567Z");
         assert_eq!(e["metadata"]["original_event_uid"], "9007199254740993");
         assert_eq!(e["metadata"]["event_code"], "ProcessCreated");
         assert_eq!(e["metadata"]["tenant_uid"], "tenant-1");
-        assert_eq!(
-            e["metadata"]["product"]["name"],
-            "Microsoft Defender for Endpoint"
-        );
+        assert_eq!(e["metadata"]["product"]["name"], "Microsoft Defender for Endpoint");
         assert_eq!(e["metadata"]["uid"].as_str().unwrap().len(), 32);
         assert_eq!(
             e["device"],
@@ -942,22 +858,13 @@ mod tests {
         );
         assert_eq!(e["process"]["session"]["uid"], "999");
         assert_eq!(e["process"]["file"]["size"], 289792);
-        assert_eq!(
-            e["process"]["file"]["hashes"],
-            json!([{"algorithm_id": 2, "value": "s1"}])
-        );
+        assert_eq!(e["process"]["file"]["hashes"], json!([{"algorithm_id": 2, "value": "s1"}]));
         assert_eq!(e["process"]["created_time"], 1738555506100i64);
         // The initiating process is the actor, never the new process's parent only.
         assert_eq!(e["actor"]["process"]["pid"], 4120);
-        assert_eq!(
-            e["actor"]["process"]["parent_process"],
-            json!({"pid": 980, "name": "userinit.exe"})
-        );
+        assert_eq!(e["actor"]["process"]["parent_process"], json!({"pid": 980, "name": "userinit.exe"}));
         assert_eq!(e["actor"]["user"]["name"], "bob");
-        assert_eq!(
-            e["actor"]["session"],
-            json!({"uid": "1234", "is_remote": false})
-        );
+        assert_eq!(e["actor"]["session"], json!({"uid": "1234", "is_remote": false}));
         assert_eq!(e["process"]["parent_process"], e["actor"]["process"]);
         // Everything else, verbatim (AdditionalFields parsed); absent values dropped.
         assert_eq!(
@@ -973,10 +880,7 @@ mod tests {
             &DEVICE_PROCESS_EVENTS,
             json!({"Timestamp": "2025-01-01T00:00:00Z", "DeviceId": "d", "ActionType": "ProcessHollowed", "ProcessId": 1, "InitiatingProcessId": 2}),
         );
-        assert_eq!(
-            (e["activity_id"].clone(), e["type_uid"].clone()),
-            (json!(99), json!(100799))
-        );
+        assert_eq!((e["activity_id"].clone(), e["type_uid"].clone()), (json!(99), json!(100799)));
         assert_eq!(e["activity_name"], "ProcessHollowed");
         assert!(e.get("launch_type_id").is_none());
     }
@@ -995,12 +899,7 @@ mod tests {
     fn a_row_without_a_timestamp_is_an_error_naming_its_key() {
         let ctx = Context::default();
         let row = json!({"DeviceId": "d1", "ReportId": 5, "ActionType": "ProcessCreated"});
-        let err = map_row(
-            &DEVICE_PROCESS_EVENTS,
-            row.as_object().unwrap().clone(),
-            &ctx,
-        )
-        .unwrap_err();
+        let err = map_row(&DEVICE_PROCESS_EVENTS, row.as_object().unwrap().clone(), &ctx).unwrap_err();
         assert_eq!(err.table, "DeviceProcessEvents");
         assert!(
             err.to_string().contains("DeviceId=d1") && err.to_string().contains("ReportId=5"),

@@ -142,35 +142,14 @@ pub static DEVICE_EVENTS: Table = Table {
         ("ScreenshotTaken", Activity::new(1007, 99)),
         ("PowerShellCommand", Activity::new(1007, 99)),
         // Memory Activity.
-        (
-            "NtAllocateVirtualMemoryApiCall",
-            Activity::new(1004, 1).shape(&MEMORY),
-        ),
-        (
-            "NtAllocateVirtualMemoryRemoteApiCall",
-            Activity::new(1004, 1).shape(&MEMORY),
-        ),
-        (
-            "NtProtectVirtualMemoryApiCall",
-            Activity::new(1004, 2).shape(&MEMORY),
-        ),
+        ("NtAllocateVirtualMemoryApiCall", Activity::new(1004, 1).shape(&MEMORY)),
+        ("NtAllocateVirtualMemoryRemoteApiCall", Activity::new(1004, 1).shape(&MEMORY)),
+        ("NtProtectVirtualMemoryApiCall", Activity::new(1004, 2).shape(&MEMORY)),
         ("MemoryRemoteProtect", Activity::new(1004, 2).shape(&MEMORY)),
-        (
-            "NtMapViewOfSectionRemoteApiCall",
-            Activity::new(1004, 9).shape(&MEMORY),
-        ),
-        (
-            "ReadProcessMemoryApiCall",
-            Activity::new(1004, 7).shape(&MEMORY),
-        ),
-        (
-            "WriteProcessMemoryApiCall",
-            Activity::new(1004, 8).shape(&MEMORY),
-        ),
-        (
-            "WriteToLsassProcessMemory",
-            Activity::new(1004, 8).shape(&MEMORY),
-        ),
+        ("NtMapViewOfSectionRemoteApiCall", Activity::new(1004, 9).shape(&MEMORY)),
+        ("ReadProcessMemoryApiCall", Activity::new(1004, 7).shape(&MEMORY)),
+        ("WriteProcessMemoryApiCall", Activity::new(1004, 8).shape(&MEMORY)),
+        ("WriteToLsassProcessMemory", Activity::new(1004, 8).shape(&MEMORY)),
         // Module Activity.
         ("DriverLoad", Activity::new(1005, 1).shape(&MODULE)),
         // Scheduled Job Activity.
@@ -184,31 +163,19 @@ pub static DEVICE_EVENTS: Table = Table {
         (
             "FirewallInboundConnectionBlocked",
             Activity::new(4001, 5)
-                .sets(&[
-                    ("disposition_id", 2),
-                    ("action_id", 2),
-                    ("connection_info.direction_id", 1),
-                ])
+                .sets(&[("disposition_id", 2), ("action_id", 2), ("connection_info.direction_id", 1)])
                 .shape(&NETWORK),
         ),
         (
             "FirewallInboundConnectionToAppBlocked",
             Activity::new(4001, 5)
-                .sets(&[
-                    ("disposition_id", 2),
-                    ("action_id", 2),
-                    ("connection_info.direction_id", 1),
-                ])
+                .sets(&[("disposition_id", 2), ("action_id", 2), ("connection_info.direction_id", 1)])
                 .shape(&NETWORK),
         ),
         (
             "FirewallOutboundConnectionBlocked",
             Activity::new(4001, 5)
-                .sets(&[
-                    ("disposition_id", 2),
-                    ("action_id", 2),
-                    ("connection_info.direction_id", 2),
-                ])
+                .sets(&[("disposition_id", 2), ("action_id", 2), ("connection_info.direction_id", 2)])
                 .shape(&NETWORK),
         ),
         (
@@ -217,14 +184,8 @@ pub static DEVICE_EVENTS: Table = Table {
                 .sets(&[("disposition_id", 1), ("action_id", 1)])
                 .shape(&NETWORK),
         ),
-        (
-            "RemoteDesktopConnection",
-            Activity::new(4001, 1).shape(&NETWORK),
-        ),
-        (
-            "UntrustedWifiConnection",
-            Activity::new(4001, 1).shape(&NETWORK),
-        ),
+        ("RemoteDesktopConnection", Activity::new(4001, 1).shape(&NETWORK)),
+        ("UntrustedWifiConnection", Activity::new(4001, 1).shape(&NETWORK)),
         ("LdapSearch", Activity::new(4001, 99).shape(&NETWORK)),
         // Detection Finding.
         ("AntivirusDetection", detection(15)),
@@ -240,27 +201,12 @@ pub static DEVICE_EVENTS: Table = Table {
                 .shape(&DETECTION),
         ),
         // Scan Activity.
-        (
-            "AntivirusScanCompleted",
-            Activity::new(6007, 2).status(1).shape(&SCAN),
-        ),
-        (
-            "AntivirusScanCancelled",
-            Activity::new(6007, 3).shape(&SCAN),
-        ),
-        (
-            "AntivirusScanFailed",
-            Activity::new(6007, 6).status(2).shape(&SCAN),
-        ),
+        ("AntivirusScanCompleted", Activity::new(6007, 2).status(1).shape(&SCAN)),
+        ("AntivirusScanCancelled", Activity::new(6007, 3).shape(&SCAN)),
+        ("AntivirusScanFailed", Activity::new(6007, 6).status(2).shape(&SCAN)),
         // Device Config State Change: protection content updates (decision, docs/mapping.md).
-        (
-            "AntivirusDefinitionsUpdated",
-            Activity::new(5019, 1).status(1).shape(&CONFIG),
-        ),
-        (
-            "AntivirusDefinitionsUpdateFailed",
-            Activity::new(5019, 1).status(2).shape(&CONFIG),
-        ),
+        ("AntivirusDefinitionsUpdated", Activity::new(5019, 1).status(1).shape(&CONFIG)),
+        ("AntivirusDefinitionsUpdateFailed", Activity::new(5019, 1).status(2).shape(&CONFIG)),
         (
             "AntivirusEmergencyUpdatesInstalled",
             Activity::new(5019, 1).status(1).shape(&CONFIG),
@@ -268,25 +214,14 @@ pub static DEVICE_EVENTS: Table = Table {
         // Device Config State (deprecated) for boot attestation; 5019 without deprecated classes.
         (
             "DeviceBootAttestationInfo",
-            Activity::new(5002, 2)
-                .shape(&CONFIG)
-                .successor(&BOOT_STATE_CHANGE),
+            Activity::new(5002, 2).shape(&CONFIG).successor(&BOOT_STATE_CHANGE),
         ),
         // Application Lifecycle.
         ("FirewallServiceStopped", Activity::new(6002, 4).shape(&APP)),
-        (
-            "AppGuardCreateContainer",
-            Activity::new(6002, 3).shape(&APP),
-        ),
-        (
-            "AppGuardResumeContainer",
-            Activity::new(6002, 3).shape(&APP),
-        ),
+        ("AppGuardCreateContainer", Activity::new(6002, 3).shape(&APP)),
+        ("AppGuardResumeContainer", Activity::new(6002, 3).shape(&APP)),
         ("AppGuardStopContainer", Activity::new(6002, 4).shape(&APP)),
-        (
-            "AppGuardSuspendContainer",
-            Activity::new(6002, 99).shape(&APP),
-        ),
+        ("AppGuardSuspendContainer", Activity::new(6002, 99).shape(&APP)),
         ("ServiceInstalled", Activity::new(6002, 1).shape(&APP)),
         // Peripheral Device Query (deprecated); 1010 Peripheral Activity without deprecated classes.
         (
@@ -313,51 +248,24 @@ pub static DEVICE_EVENTS: Table = Table {
         // Account Change and Group Management.
         ("UserAccountCreated", Activity::new(3001, 1).shape(&ACCOUNT)),
         ("UserAccountDeleted", Activity::new(3001, 6).shape(&ACCOUNT)),
-        (
-            "UserAccountModified",
-            Activity::new(3001, 99).shape(&ACCOUNT),
-        ),
-        (
-            "PasswordChangeAttempt",
-            Activity::new(3001, 3).shape(&ACCOUNT),
-        ),
-        (
-            "AccountCheckedForBlankPassword",
-            Activity::new(3001, 99).shape(&ACCOUNT),
-        ),
-        (
-            "UserAccountAddedToLocalGroup",
-            Activity::new(3006, 3).shape(&GROUP),
-        ),
-        (
-            "UserAccountRemovedFromLocalGroup",
-            Activity::new(3006, 4).shape(&GROUP),
-        ),
+        ("UserAccountModified", Activity::new(3001, 99).shape(&ACCOUNT)),
+        ("PasswordChangeAttempt", Activity::new(3001, 3).shape(&ACCOUNT)),
+        ("AccountCheckedForBlankPassword", Activity::new(3001, 99).shape(&ACCOUNT)),
+        ("UserAccountAddedToLocalGroup", Activity::new(3006, 3).shape(&GROUP)),
+        ("UserAccountRemovedFromLocalGroup", Activity::new(3006, 4).shape(&GROUP)),
         ("SecurityGroupCreated", Activity::new(3006, 6).shape(&GROUP)),
         ("SecurityGroupDeleted", Activity::new(3006, 5).shape(&GROUP)),
-        (
-            "LogonRightsSettingEnabled",
-            Activity::new(3006, 1).shape(&GROUP),
-        ),
+        ("LogonRightsSettingEnabled", Activity::new(3006, 1).shape(&GROUP)),
         // File System Activity.
-        (
-            "SensitiveFileRead",
-            Activity::new(1001, 2).shape(&FILE_SHAPE),
-        ),
-        (
-            "ShellLinkCreateFileEvent",
-            Activity::new(1001, 1).shape(&FILE_SHAPE),
-        ),
+        ("SensitiveFileRead", Activity::new(1001, 2).shape(&FILE_SHAPE)),
+        ("ShellLinkCreateFileEvent", Activity::new(1001, 1).shape(&FILE_SHAPE)),
     ],
     // Families of protection events: all Detection Findings; the disposition
     // comes from the suffix (Blocked, Audited, ...) in `finish_detection`.
     prefixes: &[
         ("Asr", Activity::new(2004, 1).shape(&DETECTION)),
         ("ExploitGuard", Activity::new(2004, 1).shape(&DETECTION)),
-        (
-            "ControlledFolderAccessViolation",
-            Activity::new(2004, 1).shape(&DETECTION),
-        ),
+        ("ControlledFolderAccessViolation", Activity::new(2004, 1).shape(&DETECTION)),
         ("AppControl", Activity::new(2004, 1).shape(&DETECTION)),
         ("AppLocker", Activity::new(2004, 1).shape(&DETECTION)),
         ("SmartScreen", Activity::new(2004, 1).shape(&DETECTION)),
@@ -381,13 +289,7 @@ fn finish_process(e: &mut Event, _ctx: &Context) {
     }
     if e.get("process").is_none() {
         // The only process known may be an id in AdditionalFields.
-        common::map_additional(
-            e,
-            &[
-                ("CallerProcessID", "process.pid", Int),
-                ("ProcessId", "process.pid", Int),
-            ],
-        );
+        common::map_additional(e, &[("CallerProcessID", "process.pid", Int), ("ProcessId", "process.pid", Int)]);
     }
     common::unknown_process(e);
     common::actor_or_sensor(e, PRODUCT);
@@ -418,13 +320,7 @@ fn finish_driver(e: &mut Event, ctx: &Context) {
 }
 
 fn finish_job(e: &mut Event, _ctx: &Context) {
-    common::map_additional(
-        e,
-        &[
-            ("TaskName", "job.name", Str),
-            ("SubjectUserName", "job.user.name", Str),
-        ],
-    );
+    common::map_additional(e, &[("TaskName", "job.name", Str), ("SubjectUserName", "job.user.name", Str)]);
     // Account* here is the account the task runs as.
     if let Some(user) = e.0.remove("user") {
         if e.get("job").is_some() {
@@ -443,10 +339,7 @@ fn finish_network(e: &mut Event, _ctx: &Context) {
     if e.get("class_uid") == Some(&4003.into()) {
         common::map_additional(
             e,
-            &[
-                ("DnsQueryString", "query.hostname", Str),
-                ("QueryName", "query.hostname", Str),
-            ],
+            &[("DnsQueryString", "query.hostname", Str), ("QueryName", "query.hostname", Str)],
         );
         common::move_to_unmapped(e, "url");
     }
@@ -465,25 +358,18 @@ fn finish_network(e: &mut Event, _ctx: &Context) {
 fn finish_detection(e: &mut Event, ctx: &Context) {
     let action = e.get_str("metadata.event_code").unwrap_or("").to_string();
     if e.get("disposition_id").is_none() {
-        let (disposition, action_id) =
-            if action.ends_with("Blocked") || action.ends_with("Enforced") {
-                (2, Some(2))
-            } else {
-                (15, None)
-            };
+        let (disposition, action_id) = if action.ends_with("Blocked") || action.ends_with("Enforced") {
+            (2, Some(2))
+        } else {
+            (15, None)
+        };
         e.set("disposition_id", disposition.into());
         if let Some(a) = action_id {
             e.set("action_id", a.into());
         }
     }
     let uid = common_uid(e);
-    common::map_additional(
-        e,
-        &[
-            ("RuleId", "finding_info.uid", Str),
-            ("ThreatName", "finding_info.title", Str),
-        ],
-    );
+    common::map_additional(e, &[("RuleId", "finding_info.uid", Str), ("ThreatName", "finding_info.title", Str)]);
     e.set_default("finding_info.uid", uid.into());
     e.set_default("finding_info.title", action.into());
     e.set("finding_info.product.name", PRODUCT.into());
@@ -491,10 +377,7 @@ fn finish_detection(e: &mut Event, ctx: &Context) {
     e.set("is_alert", true.into());
     if e.get_str("finding_info.title") != e.get_str("metadata.event_code") {
         let threat = e.get("finding_info.title").cloned().unwrap_or_default();
-        e.push(
-            "malware",
-            json!({"name": threat, "classification_ids": [0]}),
-        );
+        e.push("malware", json!({"name": threat, "classification_ids": [0]}));
     }
     // The file, process or URL the detection names is its evidence.
     common::finish_file(e, "evidence.file");
@@ -558,13 +441,7 @@ fn finish_app(e: &mut Event, _ctx: &Context) {
 }
 
 fn finish_scan(e: &mut Event, _ctx: &Context) {
-    common::map_additional(
-        e,
-        &[
-            ("ScanId", "scan.uid", Str),
-            ("ScanTypeIndex", "scan.name", Str),
-        ],
-    );
+    common::map_additional(e, &[("ScanId", "scan.uid", Str), ("ScanTypeIndex", "scan.name", Str)]);
     e.set("scan.type_id", 0.into());
     e.set("scan.type", "Unknown".into());
     common::finish_device(e);
@@ -593,9 +470,7 @@ fn finish_peripheral(e: &mut Event, _ctx: &Context) {
             }
         }
     }
-    if e.get_str("metadata.event_code")
-        .is_some_and(|a| a.starts_with("UsbDrive"))
-    {
+    if e.get_str("metadata.event_code").is_some_and(|a| a.starts_with("UsbDrive")) {
         e.set("peripheral_device.type_id", 1.into());
         e.set("peripheral_device.type", "External Storage".into());
     }

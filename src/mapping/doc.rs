@@ -119,10 +119,7 @@ fn shapes(table: &Table) -> Vec<&'static Shape> {
         .chain(table.prefixes.iter())
         .map(|(_, a)| a)
         .chain([&table.fallback]);
-    for shape in std::iter::once(table.shape).chain(
-        all.flat_map(|a| [a.shape, a.successor.and_then(|s| s.shape)])
-            .flatten(),
-    ) {
+    for shape in std::iter::once(table.shape).chain(all.flat_map(|a| [a.shape, a.successor.and_then(|s| s.shape)]).flatten()) {
         if !out.iter().any(|s| std::ptr::eq(*s, shape)) {
             out.push(shape);
         }
@@ -164,12 +161,7 @@ pub fn render() -> String {
             "\n## {}\n\nProduct: {}. Natural key: {}.\n\n",
             table.name,
             table.product.name(),
-            table
-                .key
-                .iter()
-                .map(|k| format!("`{k}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            table.key.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
         );
         out.push_str("| ActionType | class / activity |\n|---|---|\n");
         for (name, a) in table.activities {
@@ -184,13 +176,7 @@ pub fn render() -> String {
         for shape in shapes(table) {
             for field in shape.fields.iter().flat_map(|f| f.iter()) {
                 if seen.insert((field.column, field.to)) {
-                    let _ = writeln!(
-                        out,
-                        "| `{}` | `{}` | {} |",
-                        field.column,
-                        field.to,
-                        conv_name(field.conv)
-                    );
+                    let _ = writeln!(out, "| `{}` | `{}` | {} |", field.column, field.to, conv_name(field.conv));
                 }
             }
         }
@@ -203,9 +189,7 @@ mod tests {
     /// docs/mapping.md is what the generator writes today.
     #[test]
     fn docs_mapping_md_is_current() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("docs")
-            .join("mapping.md");
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs").join("mapping.md");
         let committed = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
             committed == super::render(),

@@ -8,12 +8,7 @@ use super::engine::{Context, Conv::*, Event, Field, f};
 use super::{Activity, Join, Product, Shape, Table};
 use serde_json::{Value, json};
 
-const EMAIL_KEY: &[&str] = &[
-    "NetworkMessageId",
-    "RecipientEmailAddress",
-    "Timestamp",
-    "ReportId",
-];
+const EMAIL_KEY: &[&str] = &["NetworkMessageId", "RecipientEmailAddress", "Timestamp", "ReportId"];
 
 const MESSAGE: &[Field] = &[
     f("NetworkMessageId", "email.uid", Str),
@@ -48,11 +43,7 @@ pub static EMAIL_EVENTS: Table = Table {
 
 fn finish_email_events(e: &mut Event, _ctx: &Context) {
     e.copy("email.uid", "message_trace_uid");
-    match e
-        .take_column("EmailDirection")
-        .as_ref()
-        .and_then(Value::as_str)
-    {
+    match e.take_column("EmailDirection").as_ref().and_then(Value::as_str) {
         Some("Outbound") => {
             e.set("direction_id", 2.into());
             e.set_activity(1);
@@ -65,11 +56,7 @@ fn finish_email_events(e: &mut Event, _ctx: &Context) {
         }
         None => e.set("direction_id", 0.into()),
     }
-    let (disposition, action) = match e
-        .column("DeliveryAction", Str)
-        .as_ref()
-        .and_then(Value::as_str)
-    {
+    let (disposition, action) = match e.column("DeliveryAction", Str).as_ref().and_then(Value::as_str) {
         Some("Delivered") => (Some(1), Some(1)),
         Some("Blocked") => (Some(2), Some(2)),
         Some("Junked") => (Some(18), Some(4)),
@@ -165,9 +152,7 @@ static ATTACHMENT_EMAIL_SHAPE: Shape = Shape {
     fields: &[ATTACHMENT_IN_EMAIL],
     finish: finish_attachment,
 };
-const ATTACHMENT_SCAN: Activity = Activity::new(4009, 3)
-    .sets(&[("direction_id", 0)])
-    .shape(&ATTACHMENT_EMAIL_SHAPE);
+const ATTACHMENT_SCAN: Activity = Activity::new(4009, 3).sets(&[("direction_id", 0)]).shape(&ATTACHMENT_EMAIL_SHAPE);
 
 pub static EMAIL_ATTACHMENT_INFO: Table = Table {
     name: "EmailAttachmentInfo",
@@ -193,10 +178,7 @@ pub static EMAIL_ATTACHMENT_INFO: Table = Table {
 
 fn finish_attachment(e: &mut Event, _ctx: &Context) {
     // The file ext is written without its dot.
-    if let Some(ext) = e
-        .get_str("file.ext")
-        .map(|x| x.trim_start_matches('.').to_string())
-    {
+    if let Some(ext) = e.get_str("file.ext").map(|x| x.trim_start_matches('.').to_string()) {
         e.set("file.ext", ext.into());
     }
     common::finish_file(e, "file");
@@ -226,13 +208,7 @@ static URL_SHAPE: Shape = Shape {
 pub static EMAIL_URL_INFO: Table = Table {
     name: "EmailUrlInfo",
     product: Product::Office365,
-    key: &[
-        "NetworkMessageId",
-        "Url",
-        "UrlLocation",
-        "Timestamp",
-        "ReportId",
-    ],
+    key: &["NetworkMessageId", "Url", "UrlLocation", "Timestamp", "ReportId"],
     activities: &[],
     prefixes: &[],
     // No standalone successor: 4009 needs the sender or a recipient, which
@@ -295,20 +271,11 @@ const OTHER_CLICK: Activity = Activity::new(4009, 99).shape(&CLICK_EMAIL_SHAPE);
 pub static URL_CLICK_EVENTS: Table = Table {
     name: "UrlClickEvents",
     product: Product::Office365,
-    key: &[
-        "NetworkMessageId",
-        "Url",
-        "AccountUpn",
-        "Timestamp",
-        "ReportId",
-    ],
+    key: &["NetworkMessageId", "Url", "AccountUpn", "Timestamp", "ReportId"],
     activities: &[
         ("ClickAllowed", ALLOWED.0.successor(&ALLOWED.1)),
         ("ClickBlocked", BLOCKED.0.successor(&BLOCKED.1)),
-        (
-            "ClickBlockedByTenantPolicy",
-            BLOCKED.0.successor(&BLOCKED.1),
-        ),
+        ("ClickBlockedByTenantPolicy", BLOCKED.0.successor(&BLOCKED.1)),
         ("UrlErrorPage", ERROR_PAGE.0.successor(&ERROR_PAGE.1)),
         ("UrlScanInProgress", SCANNING.0.successor(&SCANNING.1)),
     ],
@@ -350,30 +317,12 @@ static POST_DELIVERY: Shape = Shape {
 pub static EMAIL_POST_DELIVERY_EVENTS: Table = Table {
     name: "EmailPostDeliveryEvents",
     product: Product::Office365,
-    key: &[
-        "NetworkMessageId",
-        "RecipientEmailAddress",
-        "ActionType",
-        "Timestamp",
-        "ReportId",
-    ],
+    key: &["NetworkMessageId", "RecipientEmailAddress", "ActionType", "Timestamp", "ReportId"],
     activities: &[
-        (
-            "Phish ZAP",
-            Activity::new(4009, 3).sets(&[("direction_id", 0)]),
-        ),
-        (
-            "Malware ZAP",
-            Activity::new(4009, 3).sets(&[("direction_id", 0)]),
-        ),
-        (
-            "Spam ZAP",
-            Activity::new(4009, 3).sets(&[("direction_id", 0)]),
-        ),
-        (
-            "Manual remediation",
-            Activity::new(4009, 99).sets(&[("direction_id", 0)]),
-        ),
+        ("Phish ZAP", Activity::new(4009, 3).sets(&[("direction_id", 0)])),
+        ("Malware ZAP", Activity::new(4009, 3).sets(&[("direction_id", 0)])),
+        ("Spam ZAP", Activity::new(4009, 3).sets(&[("direction_id", 0)])),
+        ("Manual remediation", Activity::new(4009, 99).sets(&[("direction_id", 0)])),
     ],
     prefixes: &[],
     fallback: Activity::new(4009, 99).sets(&[("direction_id", 0)]),
@@ -397,11 +346,7 @@ fn finish_post_delivery(e: &mut Event, _ctx: &Context) {
         }
         e.set("disposition_id", d.into());
     }
-    match e
-        .column("ActionResult", Str)
-        .as_ref()
-        .and_then(Value::as_str)
-    {
+    match e.column("ActionResult", Str).as_ref().and_then(Value::as_str) {
         Some("Success") => {
             e.take_column("ActionResult");
             e.set("status_id", 1.into());
@@ -425,10 +370,7 @@ fn finish_post_delivery(e: &mut Event, _ctx: &Context) {
 pub fn fold_into_messages(messages: &mut [Value], events: Vec<Value>) -> Vec<Value> {
     let mut alone = Vec::new();
     for event in events {
-        let uid = event
-            .pointer("/email/uid")
-            .or_else(|| event.get("email_uid"))
-            .cloned();
+        let uid = event.pointer("/email/uid").or_else(|| event.get("email_uid")).cloned();
         let mut matched = false;
         for message in messages
             .iter_mut()
@@ -458,10 +400,7 @@ pub fn fold_into_messages(messages: &mut [Value], events: Vec<Value>) -> Vec<Val
                     .to_string();
                 if let Some(m) = message.as_object_mut() {
                     let unmapped = m.entry("unmapped").or_insert_with(|| json!({}));
-                    if let Some(list) = unmapped
-                        .as_object_mut()
-                        .map(|o| o.entry(table).or_insert_with(|| json!([])))
-                    {
+                    if let Some(list) = unmapped.as_object_mut().map(|o| o.entry(table).or_insert_with(|| json!([]))) {
                         if let Value::Array(l) = list {
                             l.push(u.clone());
                         }

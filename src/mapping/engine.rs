@@ -79,11 +79,7 @@ pub struct MapError {
 
 impl fmt::Display for MapError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} row [{}] could not be mapped: {}",
-            self.table, self.key, self.reason
-        )
+        write!(f, "{} row [{}] could not be mapped: {}", self.table, self.key, self.reason)
     }
 }
 
@@ -103,9 +99,7 @@ impl Event {
                 node.insert(part.to_string(), value);
                 return;
             }
-            let child = node
-                .entry(part.to_string())
-                .or_insert_with(|| Value::Object(Map::new()));
+            let child = node.entry(part.to_string()).or_insert_with(|| Value::Object(Map::new()));
             if !child.is_object() {
                 *child = Value::Object(Map::new());
             }
@@ -171,10 +165,7 @@ impl Event {
         let name = class.activity_name(activity_id);
         self.set("activity_id", activity_id.into());
         self.set("activity_name", name.into());
-        self.set(
-            "type_uid",
-            (u64::from(class_uid) * 100 + u64::from(activity_id)).into(),
-        );
+        self.set("type_uid", (u64::from(class_uid) * 100 + u64::from(activity_id)).into());
         self.set("type_name", format!("{}: {name}", class.name).into());
     }
 
@@ -188,10 +179,7 @@ impl Event {
 
     /// A left-over column, converted, without taking it.
     pub fn column(&self, column: &str, conv: Conv) -> Option<Value> {
-        self.1
-            .get(column)
-            .filter(|v| !is_absent(v))
-            .and_then(|v| convert(v, conv))
+        self.1.get(column).filter(|v| !is_absent(v)).and_then(|v| convert(v, conv))
     }
 
     /// Takes a left-over column if it converts, and puts it at `path`.
@@ -251,10 +239,7 @@ pub fn convert(v: &Value, conv: Conv) -> Option<Value> {
             _ => None,
         },
         Conv::Bool => parse_bool(v).map(Value::Bool),
-        Conv::Time => v
-            .as_str()
-            .and_then(|s| Ticks::parse(s).ok())
-            .map(|t| Value::from(t.to_epoch_ms())),
+        Conv::Time => v.as_str().and_then(|s| Ticks::parse(s).ok()).map(|t| Value::from(t.to_epoch_ms())),
         Conv::Json => Some(parse_dynamic(v)),
         Conv::Ip => v
             .as_str()
@@ -262,10 +247,7 @@ pub fn convert(v: &Value, conv: Conv) -> Option<Value> {
             .filter(|s| s.parse::<std::net::IpAddr>().is_ok())
             .map(|s| Value::String(s.to_string())),
         Conv::Port => convert(v, Conv::Int).filter(|n| n.as_u64().is_some_and(|p| p <= 65535)),
-        Conv::Email | Conv::EmailItem => v
-            .as_str()
-            .filter(|s| is_email(s))
-            .map(|s| Value::String(s.to_string())),
+        Conv::Email | Conv::EmailItem => v.as_str().filter(|s| is_email(s)).map(|s| Value::String(s.to_string())),
     }
 }
 
@@ -285,9 +267,7 @@ pub fn is_email(s: &str) -> bool {
         && !head.is_empty()
         && head.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         && !tail.is_empty()
-        && tail
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        && tail.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
 }
 
 /// `true`/`false`, `1`/`0`, and their string forms (case-insensitive).
@@ -337,10 +317,7 @@ pub fn integrity_id(level: &str) -> u32 {
 /// Puts a converted value at `to`, the way `conv` says.
 pub fn put(event: &mut Event, to: &str, conv: Conv, out: Value) {
     match conv {
-        Conv::Hash(algorithm_id) => event.push(
-            to,
-            serde_json::json!({"algorithm_id": algorithm_id, "value": out}),
-        ),
+        Conv::Hash(algorithm_id) => event.push(to, serde_json::json!({"algorithm_id": algorithm_id, "value": out})),
         Conv::NamedItem => event.push(to, serde_json::json!({"name": out})),
         Conv::Item | Conv::EmailItem => event.push(to, out),
         Conv::Integrity => {
@@ -380,14 +357,9 @@ pub fn row_uid(table: &Table, row: &Row) -> String {
         hasher.update([0x1f]);
         match row.get(*column) {
             // The same instant may be written with 0 to 7 fractional digits.
-            Some(Value::String(s)) if *column == "Timestamp" && Ticks::parse(s).is_ok() => hasher
-                .update(
-                    Ticks::parse(s)
-                        .map(|t| t.0)
-                        .unwrap_or_default()
-                        .to_string()
-                        .as_bytes(),
-                ),
+            Some(Value::String(s)) if *column == "Timestamp" && Ticks::parse(s).is_ok() => {
+                hasher.update(Ticks::parse(s).map(|t| t.0).unwrap_or_default().to_string().as_bytes())
+            }
             Some(Value::String(s)) => hasher.update(s.as_bytes()),
             Some(Value::Null) | None => {}
             Some(other) => hasher.update(other.to_string().as_bytes()),
@@ -450,10 +422,7 @@ pub fn map_row(table: &Table, mut row: Row, ctx: &Context) -> Result<Value, MapE
     event.set("class_uid", activity.class_uid.into());
     event.set("class_name", class.name.into());
     event.set("category_uid", class.category_uid.into());
-    event.set(
-        "category_name",
-        ocsf::category_name(class.category_uid).into(),
-    );
+    event.set("category_name", ocsf::category_name(class.category_uid).into());
     event.set("activity_id", activity.activity_id.into());
     let activity_name = match (&action_type, activity.activity_id, is_fallback) {
         (Some(a), 99, _) => a.clone(),
@@ -464,10 +433,7 @@ pub fn map_row(table: &Table, mut row: Row, ctx: &Context) -> Result<Value, MapE
         "type_uid",
         (u64::from(activity.class_uid) * 100 + u64::from(activity.activity_id)).into(),
     );
-    event.set(
-        "type_name",
-        format!("{}: {}", class.name, activity_name).into(),
-    );
+    event.set("type_name", format!("{}: {}", class.name, activity_name).into());
     event.set("activity_name", activity_name.into());
     event.set("severity_id", 1.into());
     event.set("severity", "Informational".into());
@@ -493,9 +459,7 @@ pub fn map_row(table: &Table, mut row: Row, ctx: &Context) -> Result<Value, MapE
         event.set("metadata.event_code", a.into());
     }
     match row.remove("ReportId") {
-        Some(Value::String(s)) if !s.is_empty() => {
-            event.set("metadata.original_event_uid", s.into())
-        }
+        Some(Value::String(s)) if !s.is_empty() => event.set("metadata.original_event_uid", s.into()),
         Some(Value::Number(n)) => event.set("metadata.original_event_uid", n.to_string().into()),
         Some(v) if !is_absent(&v) => {
             row.insert("ReportId".into(), v);
@@ -526,11 +490,7 @@ pub fn map_row(table: &Table, mut row: Row, ctx: &Context) -> Result<Value, MapE
         .into_iter()
         .filter(|(_, v)| !is_absent(v))
         .map(|(k, v)| {
-            let v = if k == "AdditionalFields" {
-                parse_dynamic(&v)
-            } else {
-                v
-            };
+            let v = if k == "AdditionalFields" { parse_dynamic(&v) } else { v };
             (k, v)
         })
         .collect();
@@ -556,19 +516,13 @@ mod tests {
         e.push("a.list", json!("x"));
         e.push("a.list", json!("y"));
         e.copy("a.b", "z");
-        assert_eq!(
-            e.into_value(),
-            json!({"a": {"b": {"c": 1}, "list": ["x", "y"]}, "z": {"c": 1}})
-        );
+        assert_eq!(e.into_value(), json!({"a": {"b": {"c": 1}, "list": ["x", "y"]}, "z": {"c": 1}}));
     }
 
     #[test]
     fn conversions_accept_the_shapes_data_arrives_in() {
         assert_eq!(convert(&json!("42"), Conv::Int), Some(json!(42)));
-        assert_eq!(
-            convert(&json!(18984951960u64), Conv::Int),
-            Some(json!(18984951960u64))
-        );
+        assert_eq!(convert(&json!(18984951960u64), Conv::Int), Some(json!(18984951960u64)));
         assert_eq!(convert(&json!("x"), Conv::Int), None);
         assert_eq!(convert(&json!("1"), Conv::Bool), Some(json!(true)));
         assert_eq!(convert(&json!(0), Conv::Bool), Some(json!(false)));
@@ -577,15 +531,9 @@ mod tests {
             convert(&json!("2024-09-10T03:59:59.29Z"), Conv::Time),
             Some(json!(1725940799290i64))
         );
-        assert_eq!(
-            convert(&json!("{\"a\":1}"), Conv::Json),
-            Some(json!({"a": 1}))
-        );
+        assert_eq!(convert(&json!("{\"a\":1}"), Conv::Json), Some(json!({"a": 1})));
         assert_eq!(convert(&json!({"a": 1}), Conv::Json), Some(json!({"a": 1})));
-        assert_eq!(
-            convert(&json!("not json"), Conv::Json),
-            Some(json!("not json"))
-        );
+        assert_eq!(convert(&json!("not json"), Conv::Json), Some(json!("not json")));
     }
 
     #[test]

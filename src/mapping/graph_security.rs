@@ -61,12 +61,7 @@ fn severity(e: &mut Event, obj: &mut Map<String, Value>) {
 
 /// Graph status to OCSF finding status (TZ).
 fn status(e: &mut Event, obj: &mut Map<String, Value>) -> u32 {
-    let (id, name) = match obj
-        .get("status")
-        .and_then(Value::as_str)
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
+    let (id, name) = match obj.get("status").and_then(Value::as_str).map(str::to_ascii_lowercase).as_deref() {
         Some("new" | "active") => (1, "New"),
         Some("inprogress") => (2, "In Progress"),
         Some("resolved") => (4, "Resolved"),
@@ -88,14 +83,8 @@ fn status(e: &mut Event, obj: &mut Map<String, Value>) -> u32 {
 
 /// Graph classification/determination to `verdict_id` (guide §1).
 fn verdict(e: &mut Event, obj: &mut Map<String, Value>) {
-    let classification = obj
-        .get("classification")
-        .and_then(Value::as_str)
-        .map(str::to_ascii_lowercase);
-    let determination = obj
-        .get("determination")
-        .and_then(Value::as_str)
-        .map(str::to_ascii_lowercase);
+    let classification = obj.get("classification").and_then(Value::as_str).map(str::to_ascii_lowercase);
+    let determination = obj.get("determination").and_then(Value::as_str).map(str::to_ascii_lowercase);
     let id = match (classification.as_deref(), determination.as_deref()) {
         (_, Some("securitytesting")) => Some(6),
         (_, Some("notenoughdatatovalidate")) => Some(7),
@@ -112,13 +101,7 @@ fn verdict(e: &mut Event, obj: &mut Map<String, Value>) {
 }
 
 /// Create, Update or Close, from status and timestamps (TZ).
-fn activity(
-    e: &mut Event,
-    class_uid: u32,
-    status_id: u32,
-    created: &Option<String>,
-    updated: &Option<String>,
-) {
+fn activity(e: &mut Event, class_uid: u32, status_id: u32, created: &Option<String>, updated: &Option<String>) {
     let activity_id = if matches!(status_id, 4 | 5) {
         3
     } else if created.is_some() && updated.is_some() && created != updated {
@@ -131,27 +114,14 @@ fn activity(
     e.set("class_uid", class_uid.into());
     e.set("class_name", class.name.into());
     e.set("category_uid", class.category_uid.into());
-    e.set(
-        "category_name",
-        ocsf::category_name(class.category_uid).into(),
-    );
+    e.set("category_name", ocsf::category_name(class.category_uid).into());
     e.set("activity_id", activity_id.into());
     e.set("activity_name", name.into());
-    e.set(
-        "type_uid",
-        (u64::from(class_uid) * 100 + u64::from(activity_id)).into(),
-    );
+    e.set("type_uid", (u64::from(class_uid) * 100 + u64::from(activity_id)).into());
     e.set("type_name", format!("{}: {name}", class.name).into());
 }
 
-fn metadata(
-    e: &mut Event,
-    obj: &mut Map<String, Value>,
-    kind: Kind,
-    ctx: &Context,
-    id: &str,
-    updated: &Option<String>,
-) {
+fn metadata(e: &mut Event, obj: &mut Map<String, Value>, kind: Kind, ctx: &Context, id: &str, updated: &Option<String>) {
     e.set("metadata.version", ocsf::VERSION.into());
     e.set("metadata.product.name", "Microsoft Defender XDR".into());
     e.set("metadata.product.vendor_name", "Microsoft".into());
@@ -172,34 +142,35 @@ fn metadata(
 fn error(kind: Kind, obj: &Map<String, Value>, reason: &str) -> MapError {
     MapError {
         table: kind.path().to_string(),
-        key: format!(
-            "id={}",
-            obj.get("id")
-                .map(Value::to_string)
-                .unwrap_or_else(|| "<missing>".into())
-        ),
+        key: format!("id={}", obj.get("id").map(Value::to_string).unwrap_or_else(|| "<missing>".into())),
         reason: reason.to_string(),
+    }
+}
+
+/// The object's id, creation and update times, and the event time (the
+/// update time, else the creation time). Without an id or a time the object
+/// cannot be an event.
+fn identify(kind: Kind, obj: &mut Map<String, Value>) -> Result<(String, Option<String>, Option<String>, i64), MapError> {
+    let id = match obj.remove("id") {
+        Some(Value::String(s)) if !s.is_empty() => s,
+        Some(Value::Number(n)) => n.to_string(),
+        _ => return Err(error(kind, obj, &format!("the {} object has no id", kind.name()))),
+    };
+    let created = take_str(obj, "createdDateTime");
+    let updated = take_str(obj, "lastUpdateDateTime");
+    match updated.as_deref().or(created.as_deref()).and_then(time_ms) {
+        Some(time) => Ok((id, created, updated, time)),
+        None => {
+            obj.insert("id".into(), id.into());
+            Err(error(kind, obj, "it has no valid lastUpdateDateTime"))
+        }
     }
 }
 
 /// One Graph incident to a 2005 Incident Finding.
 pub fn map_incident(mut obj: Map<String, Value>, ctx: &Context) -> Result<Value, MapError> {
     let kind = Kind::Incidents;
-    let id = match obj.remove("id") {
-        Some(Value::String(s)) if !s.is_empty() => s,
-        Some(Value::Number(n)) => n.to_string(),
-        _ => return Err(error(kind, &obj, "the incident has no id")),
-    };
-    let created = take_str(&mut obj, "createdDateTime");
-    let updated = take_str(&mut obj, "lastUpdateDateTime");
-    let Some(time) = updated.as_deref().or(created.as_deref()).and_then(time_ms) else {
-        obj.insert("id".into(), id.into());
-        return Err(error(
-            kind,
-            &obj,
-            "the incident has no valid lastUpdateDateTime",
-        ));
-    };
+    let (id, created, updated, time) = identify(kind, &mut obj)?;
     let mut e = Event::default();
     let status_id = status(&mut e, &mut obj);
     activity(&mut e, 2005, status_id, &created, &updated);
@@ -282,19 +253,7 @@ pub fn map_incident(mut obj: Map<String, Value>, ctx: &Context) -> Result<Value,
 /// One Graph alert (alerts_v2) to a 2004 Detection Finding.
 pub fn map_alert(mut obj: Map<String, Value>, ctx: &Context) -> Result<Value, MapError> {
     let kind = Kind::Alerts;
-    let Some(id) = take_str(&mut obj, "id") else {
-        return Err(error(kind, &obj, "the alert has no id"));
-    };
-    let created = take_str(&mut obj, "createdDateTime");
-    let updated = take_str(&mut obj, "lastUpdateDateTime");
-    let Some(time) = updated.as_deref().or(created.as_deref()).and_then(time_ms) else {
-        obj.insert("id".into(), id.into());
-        return Err(error(
-            kind,
-            &obj,
-            "the alert has no valid lastUpdateDateTime",
-        ));
-    };
+    let (id, created, updated, time) = identify(kind, &mut obj)?;
     let mut e = Event::default();
     let status_id = status(&mut e, &mut obj);
     activity(&mut e, 2004, status_id, &created, &updated);
@@ -393,18 +352,17 @@ mod tests {
     #[test]
     fn an_unassigned_active_incident() {
         let e = map_incident(
-            obj(json!({"id": "2972395", "displayName": "Multi-stage incident", "createdDateTime": "2021-08-13T08:43:35.5533333Z",
+            obj(
+                json!({"id": "2972395", "displayName": "Multi-stage incident", "createdDateTime": "2021-08-13T08:43:35.5533333Z",
                 "lastUpdateDateTime": "2021-09-30T09:35:45.1133333Z", "assignedTo": null, "classification": "TruePositive",
                 "determination": "MultiStagedAttack", "status": "Active", "severity": "Medium", "customTags": ["Demo"],
-                "tenantId": "tid", "redirectIncidentId": null, "comments": [{"comment": "x"}]})),
+                "tenantId": "tid", "redirectIncidentId": null, "comments": [{"comment": "x"}]}),
+            ),
             &Context::default(),
         )
         .unwrap();
         assert_eq!(e["class_uid"], 2005);
-        assert_eq!(
-            (e["activity_id"].clone(), e["type_uid"].clone()),
-            (json!(2), json!(200502))
-        );
+        assert_eq!((e["activity_id"].clone(), e["type_uid"].clone()), (json!(2), json!(200502)));
         assert_eq!(e["status_id"], 1);
         assert_eq!(e["severity_id"], 3);
         assert_eq!(e["verdict_id"], 2);
@@ -420,23 +378,19 @@ mod tests {
     #[test]
     fn a_resolved_assigned_incident_with_alerts() {
         let e = map_incident(
-            obj(json!({"id": 7, "createdDateTime": "2021-08-13T08:43:35Z", "lastUpdateDateTime": "2021-08-14T08:43:35Z",
+            obj(
+                json!({"id": 7, "createdDateTime": "2021-08-13T08:43:35Z", "lastUpdateDateTime": "2021-08-14T08:43:35Z",
                 "assignedTo": "KaiC@contoso.onmicrosoft.com", "status": "resolved", "priorityScore": 90,
-                "alerts": [{"id": "da1", "title": "Alert one"}]})),
+                "alerts": [{"id": "da1", "title": "Alert one"}]}),
+            ),
             &Context::default(),
         )
         .unwrap();
         assert_eq!(e["activity_id"], 3);
         assert_eq!(e["status_id"], 4);
         assert_eq!(e["assignee"]["email_addr"], "KaiC@contoso.onmicrosoft.com");
-        assert_eq!(
-            e["finding_info_list"],
-            json!([{"uid": "da1", "title": "Alert one"}])
-        );
-        assert_eq!(
-            (e["risk_score"].clone(), e["priority_id"].clone()),
-            (json!(90), json!(4))
-        );
+        assert_eq!(e["finding_info_list"], json!([{"uid": "da1", "title": "Alert one"}]));
+        assert_eq!((e["risk_score"].clone(), e["priority_id"].clone()), (json!(90), json!(4)));
     }
 
     #[test]
@@ -448,15 +402,9 @@ mod tests {
             &Context::default(),
         )
         .unwrap();
-        assert_eq!(
-            (e["class_uid"].clone(), e["activity_id"].clone()),
-            (json!(2004), json!(1))
-        );
+        assert_eq!((e["class_uid"].clone(), e["activity_id"].clone()), (json!(2004), json!(1)));
         assert_eq!(e["finding_info"]["uid"], "da6375");
-        assert_eq!(
-            e["finding_info"]["attacks"][0]["sub_technique"]["uid"],
-            "T1564.001"
-        );
+        assert_eq!(e["finding_info"]["attacks"][0]["sub_technique"]["uid"], "T1564.001");
         assert_eq!(e["severity_id"], 2);
         assert_eq!(e["unmapped"]["evidence"][0]["x"], 1);
     }

@@ -7,13 +7,7 @@ use super::engine::{Context, Conv::*, Event, Field, f};
 use super::{Activity, Product, Shape, Table};
 use serde_json::Value;
 
-const IDENTITY_KEY: &[&str] = &[
-    "ReportId",
-    "Timestamp",
-    "ActionType",
-    "AccountSid",
-    "AccountUpn",
-];
+const IDENTITY_KEY: &[&str] = &["ReportId", "Timestamp", "ActionType", "AccountSid", "AccountUpn"];
 
 /// The source and destination of the activity.
 const ENDPOINTS: &[Field] = &[
@@ -60,10 +54,7 @@ static LOGON: Shape = Shape {
     fields: &[
         LOGON_USER,
         ENDPOINTS,
-        &[
-            f("Application", "service.name", Str),
-            f("FailureReason", "status_detail", Str),
-        ],
+        &[f("Application", "service.name", Str), f("FailureReason", "status_detail", Str)],
     ],
     finish: finish_logon,
 };
@@ -104,11 +95,7 @@ fn finish_logon(e: &mut Event, _ctx: &Context) {
     }
     common::require_any(e, "user", &["name", "uid", "account"]);
     common::finish_endpoints(e);
-    common::require_any(
-        e,
-        "src_endpoint.location",
-        &["country", "city", "region", "postal_code"],
-    );
+    common::require_any(e, "src_endpoint.location", &["country", "city", "region", "postal_code"]);
 }
 
 // ---------------------------------------------------------------------------
@@ -116,21 +103,14 @@ fn finish_logon(e: &mut Event, _ctx: &Context) {
 // ---------------------------------------------------------------------------
 
 static QUERY: Shape = Shape {
-    fields: &[
-        ACTOR_USER,
-        ENDPOINTS,
-        &[f("Protocol", "app_protocol_name", Str)],
-    ],
+    fields: &[ACTOR_USER, ENDPOINTS, &[f("Protocol", "app_protocol_name", Str)]],
     finish: finish_query,
 };
 static DNS_QUERY: Shape = Shape {
     fields: &[
         ACTOR_USER,
         ENDPOINTS,
-        &[
-            f("QueryTarget", "query.hostname", Str),
-            f("QueryType", "query.type", Str),
-        ],
+        &[f("QueryTarget", "query.hostname", Str), f("QueryType", "query.type", Str)],
     ],
     finish: finish_query,
 };
@@ -155,11 +135,7 @@ pub static IDENTITY_QUERY_EVENTS: Table = Table {
 fn finish_query(e: &mut Event, _ctx: &Context) {
     identity_user(e, "actor.user");
     common::finish_endpoints(e);
-    common::require_any(
-        e,
-        "src_endpoint.location",
-        &["country", "city", "region", "postal_code"],
-    );
+    common::require_any(e, "src_endpoint.location", &["country", "city", "region", "postal_code"]);
     if e.get("src_endpoint").is_none() && e.get("dst_endpoint").is_none() {
         // Network classes need an endpoint; the queried target names one.
         e.map_column("TargetDeviceName", "dst_endpoint.hostname", Str);
@@ -210,10 +186,7 @@ pub static IDENTITY_DIRECTORY_EVENTS: Table = Table {
         ("Account Disabled changed", Activity::new(3001, 5)),
         ("Account Locked changed", Activity::new(3001, 9)),
         ("Account Unlock changed", Activity::new(3001, 12)),
-        (
-            "Group Membership changed",
-            Activity::new(3006, 3).shape(&GROUP),
-        ),
+        ("Group Membership changed", Activity::new(3006, 3).shape(&GROUP)),
         ("Task scheduling", Activity::new(1006, 1).shape(&TASK)),
         ("Service creation", Activity::new(6002, 1).shape(&SERVICE)),
     ],
@@ -227,13 +200,8 @@ pub static IDENTITY_DIRECTORY_EVENTS: Table = Table {
 /// AdditionalFields keys of the object acted on.
 fn additional_str(e: &Event, keys: &[&str]) -> Option<String> {
     let fields = e.additional_fields()?;
-    keys.iter().find_map(|k| {
-        fields
-            .get(*k)
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-    })
+    keys.iter()
+        .find_map(|k| fields.get(*k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string))
 }
 
 fn finish_directory(e: &mut Event, _ctx: &Context) {
@@ -247,12 +215,8 @@ fn finish_directory(e: &mut Event, _ctx: &Context) {
         ],
     );
     // An enable/unlock is the same ActionType as disable/lock, told apart by the new value.
-    let new_value = additional_str(e, &["TO.ACCOUNT_STATE", "TO.ACCOUNT_LOCKED"])
-        .map(|s| s.to_ascii_lowercase());
-    match (
-        e.get("activity_id").and_then(Value::as_u64),
-        new_value.as_deref(),
-    ) {
+    let new_value = additional_str(e, &["TO.ACCOUNT_STATE", "TO.ACCOUNT_LOCKED"]).map(|s| s.to_ascii_lowercase());
+    match (e.get("activity_id").and_then(Value::as_u64), new_value.as_deref()) {
         (Some(5), Some("enabled" | "false")) => e.set_activity(2),
         (Some(9), Some("unlocked" | "false")) => e.set_activity(12),
         _ => {}
@@ -264,11 +228,7 @@ fn finish_directory(e: &mut Event, _ctx: &Context) {
         e.copy("actor.user", "user");
     }
     common::finish_endpoints(e);
-    common::require_any(
-        e,
-        "src_endpoint.location",
-        &["country", "city", "region", "postal_code"],
-    );
+    common::require_any(e, "src_endpoint.location", &["country", "city", "region", "postal_code"]);
     // IAM classes have a source endpoint only; jobs and app lifecycle neither.
     match e.get("class_uid").and_then(Value::as_u64) {
         Some(3001 | 3006) => common::move_to_unmapped(e, "dst_endpoint"),
@@ -307,13 +267,7 @@ fn finish_group(e: &mut Event, ctx: &Context) {
 }
 
 fn finish_task(e: &mut Event, ctx: &Context) {
-    common::map_additional(
-        e,
-        &[
-            ("TaskName", "job.name", Str),
-            ("TARGET_OBJECT.TASK", "job.name", Str),
-        ],
-    );
+    common::map_additional(e, &[("TaskName", "job.name", Str), ("TARGET_OBJECT.TASK", "job.name", Str)]);
     e.map_column("TargetDeviceName", "device.hostname", Str);
     finish_directory(e, ctx);
     if let Some(user) = e.0.remove("user") {
@@ -325,13 +279,7 @@ fn finish_task(e: &mut Event, ctx: &Context) {
 }
 
 fn finish_service(e: &mut Event, ctx: &Context) {
-    common::map_additional(
-        e,
-        &[
-            ("ServiceName", "app.name", Str),
-            ("TARGET_OBJECT.SERVICE", "app.name", Str),
-        ],
-    );
+    common::map_additional(e, &[("ServiceName", "app.name", Str), ("TARGET_OBJECT.SERVICE", "app.name", Str)]);
     finish_directory(e, ctx);
     if let Some(user) = e.0.remove("user") {
         common::merge(e, "unmapped.user", user);

@@ -140,19 +140,11 @@ impl Table {
         let Some(a) = action_type else {
             return (&self.fallback, false);
         };
-        if let Some((_, act)) = self
-            .activities
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(a))
-        {
+        if let Some((_, act)) = self.activities.iter().find(|(name, _)| name.eq_ignore_ascii_case(a)) {
             return (act, false);
         }
         let lower = a.to_ascii_lowercase();
-        match self
-            .prefixes
-            .iter()
-            .find(|(p, _)| lower.starts_with(&p.to_ascii_lowercase()))
-        {
+        match self.prefixes.iter().find(|(p, _)| lower.starts_with(&p.to_ascii_lowercase())) {
             Some((_, act)) => (act, false),
             None => (&self.fallback, true),
         }

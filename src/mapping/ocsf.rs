@@ -19,12 +19,7 @@ impl Class {
         match id {
             0 => "Unknown",
             99 => "Other",
-            _ => self
-                .activities
-                .iter()
-                .find(|(i, _)| *i == id)
-                .map(|(_, n)| *n)
-                .unwrap_or("Unknown"),
+            _ => self.activities.iter().find(|(i, _)| *i == id).map(|(_, n)| *n).unwrap_or("Unknown"),
         }
     }
 }
@@ -90,25 +85,13 @@ pub static CLASSES: &[Class] = &[
         uid: 1007,
         name: "Process Activity",
         category_uid: 1,
-        activities: &[
-            (1, "Launch"),
-            (2, "Terminate"),
-            (3, "Open"),
-            (4, "Inject"),
-            (5, "Set User ID"),
-        ],
+        activities: &[(1, "Launch"), (2, "Terminate"), (3, "Open"), (4, "Inject"), (5, "Set User ID")],
     },
     Class {
         uid: 1010,
         name: "Peripheral Activity",
         category_uid: 1,
-        activities: &[
-            (1, "Connect"),
-            (2, "Disconnect"),
-            (3, "Enable"),
-            (4, "Disable"),
-            (5, "Eject"),
-        ],
+        activities: &[(1, "Connect"), (2, "Disconnect"), (3, "Enable"), (4, "Disable"), (5, "Eject")],
     },
     Class {
         uid: 2003,
@@ -200,13 +183,7 @@ pub static CLASSES: &[Class] = &[
         uid: 4009,
         name: "Email Activity",
         category_uid: 4,
-        activities: &[
-            (1, "Send"),
-            (2, "Receive"),
-            (3, "Scan"),
-            (4, "Trace"),
-            (5, "MTA Relay"),
-        ],
+        activities: &[(1, "Send"), (2, "Receive"), (3, "Scan"), (4, "Trace"), (5, "MTA Relay")],
     },
     Class {
         uid: 4011,
@@ -309,9 +286,10 @@ pub static CLASSES: &[Class] = &[
 /// The class with this uid. Mapping tables only name classes listed here;
 /// a unit test checks that.
 pub fn class(uid: u32) -> &'static Class {
-    CLASSES.iter().find(|c| c.uid == uid).unwrap_or_else(|| {
-        panic!("class {uid} is used by a mapping but missing from mapping::ocsf::CLASSES")
-    })
+    CLASSES
+        .iter()
+        .find(|c| c.uid == uid)
+        .unwrap_or_else(|| panic!("class {uid} is used by a mapping but missing from mapping::ocsf::CLASSES"))
 }
 
 pub fn category_name(uid: u32) -> &'static str {
@@ -412,13 +390,7 @@ const CAPTIONS: &[(&str, &str, &[(i64, &str)])] = &[
     (
         "connection_info.boundary_id",
         "connection_info.boundary",
-        &[
-            (0, "Unknown"),
-            (1, "Localhost"),
-            (2, "Internal"),
-            (3, "External"),
-            (99, "Other"),
-        ],
+        &[(0, "Unknown"), (1, "Localhost"), (2, "Internal"), (3, "External"), (99, "Other")],
     ),
     (
         "query_result_id",
@@ -487,13 +459,7 @@ const CAPTIONS: &[(&str, &str, &[(i64, &str)])] = &[
     (
         "launch_type_id",
         "launch_type",
-        &[
-            (0, "Unknown"),
-            (1, "Spawn"),
-            (2, "Fork"),
-            (3, "Exec"),
-            (99, "Other"),
-        ],
+        &[(0, "Unknown"), (1, "Spawn"), (2, "Fork"), (3, "Exec"), (99, "Other")],
     ),
     (
         "device.type_id",
@@ -513,14 +479,7 @@ const CAPTIONS: &[(&str, &str, &[(i64, &str)])] = &[
     (
         "device.risk_level_id",
         "device.risk_level",
-        &[
-            (0, "Info"),
-            (1, "Low"),
-            (2, "Medium"),
-            (3, "High"),
-            (4, "Critical"),
-            (99, "Other"),
-        ],
+        &[(0, "Info"), (1, "Low"), (2, "Medium"), (3, "High"), (4, "Critical"), (99, "Other")],
     ),
     (
         "device.os.type_id",
@@ -594,8 +553,7 @@ mod tests {
             for act in table.all_activities() {
                 let class = super::class(act.class_uid);
                 assert!(
-                    matches!(act.activity_id, 0 | 99)
-                        || class.activities.iter().any(|(i, _)| *i == act.activity_id),
+                    matches!(act.activity_id, 0 | 99) || class.activities.iter().any(|(i, _)| *i == act.activity_id),
                     "{}: activity {} not in class {}",
                     table.name,
                     act.activity_id,

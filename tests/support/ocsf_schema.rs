@@ -34,9 +34,7 @@ pub fn shared_or_skip(test: &str) -> Option<PathBuf> {
             panic!("{test}: ../shared is missing, and CI guarantees it; set DEFENDER_OCSF_SHARED")
         }
         None => {
-            eprintln!(
-                "\n*** SKIPPED {test}: ../shared (OCSF schemas and samples) was not found beside the repository ***\n"
-            );
+            eprintln!("\n*** SKIPPED {test}: ../shared (OCSF schemas and samples) was not found beside the repository ***\n");
             None
         }
     }
@@ -52,19 +50,12 @@ pub struct Schemas {
 impl Schemas {
     pub fn load(shared: &Path) -> Schemas {
         let dir = shared.join("ocsf").join("schemas");
-        let index: Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("index.json")).unwrap())
-                .unwrap();
+        let index: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("index.json")).unwrap()).unwrap();
         let files = index
             .as_array()
             .unwrap()
             .iter()
-            .map(|e| {
-                (
-                    e["class_uid"].as_u64().unwrap(),
-                    e["file"].as_str().unwrap().to_string(),
-                )
-            })
+            .map(|e| (e["class_uid"].as_u64().unwrap(), e["file"].as_str().unwrap().to_string()))
             .collect();
         Schemas {
             dir,
@@ -85,8 +76,7 @@ impl Schemas {
         };
         let dir = &self.dir;
         let validator = self.compiled.entry(class).or_insert_with(|| {
-            let schema: Value =
-                serde_json::from_str(&std::fs::read_to_string(dir.join(file)).unwrap()).unwrap();
+            let schema: Value = serde_json::from_str(&std::fs::read_to_string(dir.join(file)).unwrap()).unwrap();
             jsonschema::draft202012::new(&schema).unwrap()
         });
         let mut errors: Vec<String> = validator
@@ -95,10 +85,7 @@ impl Schemas {
             .collect();
         let activity = event["activity_id"].as_u64().unwrap_or(u64::MAX);
         if event["type_uid"].as_u64() != Some(class * 100 + activity) {
-            errors.push(format!(
-                "type_uid {} is not class_uid*100+activity_id",
-                event["type_uid"]
-            ));
+            errors.push(format!("type_uid {} is not class_uid*100+activity_id", event["type_uid"]));
         }
         if activity == 99 && event["activity_name"].as_str().is_none_or(str::is_empty) {
             errors.push("activity_id 99 without activity_name".into());
