@@ -262,12 +262,20 @@ fn write_all(stream: &wasip2::io::streams::OutputStream, mut data: &[u8], timeou
         data = &data[n..];
     }
     stream.flush().map_err(err)?;
-    while stream.check_write().map_err(err)? == 0 {
-        if !wait(&stream.subscribe(), timeout_ns) {
-            return Err(format!("flushing the request took more than {} s", timeout_ns / 1_000_000_000));
+    loop {
+        match stream.check_write() {
+            Ok(0) => {
+                if !wait(&stream.subscribe(), timeout_ns) {
+                    return Err(format!("flushing the request took more than {} s", timeout_ns / 1_000_000_000));
+                }
+            }
+            Ok(_) => return Ok(()),
+            // The host closes the body once all `content-length` bytes are in:
+            // everything was sent.
+            Err(wasip2::io::streams::StreamError::Closed) => return Ok(()),
+            Err(e) => return Err(err(e)),
         }
     }
-    Ok(())
 }
 
 fn describe_error_code(e: &wasip2::http::types::ErrorCode, url: &str) -> String {

@@ -91,6 +91,18 @@ fn write_config(dir: &Path, server: &ReplayServer, start: chrono::DateTime<Utc>,
     path
 }
 
+/// Points an existing configuration at another replay endpoint.
+fn repoint(config: &Path, server: &ReplayServer) {
+    let text = std::fs::read_to_string(config).unwrap();
+    let old_url = text
+        .lines()
+        .find(|l| l.starts_with("login_endpoint:"))
+        .unwrap()
+        .trim_start_matches("login_endpoint: ")
+        .to_string();
+    std::fs::write(config, text.replace(&old_url, &server.url())).unwrap();
+}
+
 fn run_once(config: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_defender-ocsf"))
         .args(["run", "--config"])
@@ -169,13 +181,7 @@ fn run_once_emits_each_row_once_and_a_second_run_emits_nothing() {
         .timestamp_millis();
     assert_eq!(e["time"], ms);
 
-    if let Some(shared) = ocsf_schema::shared_or_skip("e2e schema validation") {
-        let mut schemas = ocsf_schema::Schemas::load(&shared);
-        for e in &got {
-            let errors = schemas.errors(e);
-            assert!(errors.is_empty(), "invalid event {e}: {errors:#?}");
-        }
-    }
+    ocsf_schema::assert_all_valid("e2e schema validation", &got);
 
     // The compiled component was cached for the next start.
     let cached: Vec<_> = std::fs::read_dir(dir.path().join("state/cache"))
@@ -257,12 +263,7 @@ fn the_demo_prints_valid_process_activity() {
     assert_eq!(got.len(), 5, "the demo replays five rows");
     assert!(got.iter().all(|e| e["class_uid"] == 1007));
     assert_eq!(got.iter().filter(|e| e["activity_name"] == "Open").count(), 1);
-    if let Some(shared) = ocsf_schema::shared_or_skip("demo schema validation") {
-        let mut schemas = ocsf_schema::Schemas::load(&shared);
-        for e in &got {
-            assert!(schemas.errors(e).is_empty(), "{e}: {:?}", schemas.errors(e));
-        }
-    }
+    ocsf_schema::assert_all_valid("demo schema validation", &got);
 }
 
 #[test]
@@ -346,12 +347,7 @@ fn incidents_and_alerts_are_paged_resumed_and_updates_emitted_once() {
         server.queries().iter().filter(|q| q.contains("/security/incidents")).count() >= 3,
         "three pages"
     );
-    if let Some(shared) = ocsf_schema::shared_or_skip("incident schema validation") {
-        let mut schemas = ocsf_schema::Schemas::load(&shared);
-        for e in &got {
-            assert!(schemas.errors(e).is_empty(), "{e}: {:?}", schemas.errors(e));
-        }
-    }
+    ocsf_schema::assert_all_valid("incident schema validation", &got);
 
     // Same data again: nothing new. The ten that share the newest time are not repeated either.
     let again = run_once(&config);
@@ -374,14 +370,7 @@ fn incidents_and_alerts_are_paged_resumed_and_updates_emitted_once() {
     dataset.add_security("incidents", updated);
     dataset.add_security("alerts_v2", []);
     let server = ReplayServer::start(dataset, credentials()).unwrap();
-    let text = std::fs::read_to_string(&config).unwrap();
-    let old_url = text
-        .lines()
-        .find(|l| l.starts_with("login_endpoint:"))
-        .unwrap()
-        .trim_start_matches("login_endpoint: ")
-        .to_string();
-    std::fs::write(&config, text.replace(&old_url, &server.url())).unwrap();
+    repoint(&config, &server);
     let third = events(&run_once(&config));
     assert_eq!(third.len(), 1, "{third:?}");
     assert_eq!(third[0]["finding_info_list"][0]["uid"], "da5");
@@ -434,12 +423,7 @@ fn alert_evidence_is_folded_into_its_alert_and_orphans_stand_alone() {
     let orphan = got.iter().find(|e| e["finding_info"]["uid"] == "da2").unwrap();
     assert_eq!(orphan["activity_id"], 2, "standalone evidence is an Update");
     assert_eq!(orphan["evidences"][0]["user"]["uid"], "S-1-5-21-7");
-    if let Some(shared) = ocsf_schema::shared_or_skip("alert join schema validation") {
-        let mut schemas = ocsf_schema::Schemas::load(&shared);
-        for e in &got {
-            assert!(schemas.errors(e).is_empty(), "{e}: {:?}", schemas.errors(e));
-        }
-    }
+    ocsf_schema::assert_all_valid("alert join schema validation", &got);
     assert!(events(&run_once(&config)).is_empty(), "nothing twice");
 }
 
@@ -492,12 +476,7 @@ fn without_deprecated_classes_attachments_and_urls_fold_into_their_message() {
     }
     let orphans: Vec<&Value> = got.iter().filter(|e| e["class_uid"] == 4012).collect();
     assert_eq!(orphans.len(), 1, "the URL of a message outside the window stands alone");
-    if let Some(shared) = ocsf_schema::shared_or_skip("email join schema validation") {
-        let mut schemas = ocsf_schema::Schemas::load(&shared);
-        for e in &got {
-            assert!(schemas.errors(e).is_empty(), "{e}: {:?}", schemas.errors(e));
-        }
-    }
+    ocsf_schema::assert_all_valid("email join schema validation", &got);
 }
 
 #[test]
@@ -519,14 +498,7 @@ fn a_row_that_arrives_late_is_emitted_once_by_the_next_cycle() {
     all.push(process_row(&late_ts, 9, 424242));
     dataset.add("DeviceProcessEvents", all).unwrap();
     let server = ReplayServer::start(dataset, credentials()).unwrap();
-    let text = std::fs::read_to_string(&config).unwrap();
-    let old_url = text
-        .lines()
-        .find(|l| l.starts_with("login_endpoint:"))
-        .unwrap()
-        .trim_start_matches("login_endpoint: ")
-        .to_string();
-    std::fs::write(&config, text.replace(&old_url, &server.url())).unwrap();
+    repoint(&config, &server);
     let out = run_once(&config);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -597,14 +569,7 @@ fn check_passes_each_step_and_names_what_fails() {
         },
     )
     .unwrap();
-    let text = std::fs::read_to_string(&config).unwrap();
-    let old_url = text
-        .lines()
-        .find(|l| l.starts_with("login_endpoint:"))
-        .unwrap()
-        .trim_start_matches("login_endpoint: ")
-        .to_string();
-    std::fs::write(&config, text.replace(&old_url, &server.url())).unwrap();
+    repoint(&config, &server);
     let out = check(&config);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1));

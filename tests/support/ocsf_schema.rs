@@ -93,3 +93,14 @@ impl Schemas {
         errors
     }
 }
+
+/// Asserts that every event validates against its class schema; says
+/// SKIPPED (or fails under CI) when `../shared` is absent.
+pub fn assert_all_valid(label: &str, events: &[Value]) {
+    let Some(shared) = shared_or_skip(label) else { return };
+    let mut schemas = Schemas::load(&shared);
+    for e in events {
+        let errors = schemas.errors(e);
+        assert!(errors.is_empty(), "{label}: invalid event {e}: {errors:#?}");
+    }
+}
