@@ -278,10 +278,18 @@ impl Collector {
                 }
                 Ok(Fetch::Rows(result.rows))
             }
-            Ok(result) => Ok(Fetch::TooLarge(format!(
-                "{} rows reached the limit of {take}",
-                result.rows.len() + result.malformed.len()
-            ))),
+            Ok(result) => {
+                let reason = format!("{} rows reached the limit of {take}", result.rows.len() + result.malformed.len());
+                // Rows come oldest first, so every row before the last one's
+                // time is in this answer: keep them, and query on from there.
+                match (result.malformed.is_empty(), cut_at_last_time(&result.rows)) {
+                    (true, Some(cut)) if cut > start => {
+                        let rows = result.rows.into_iter().filter(|r| row_time(r).is_some_and(|t| t < cut)).collect();
+                        Ok(Fetch::Partial { rows, cut, reason })
+                    }
+                    _ => Ok(Fetch::TooLarge(reason)),
+                }
+            }
             Err(QueryError::TooLarge(message)) => Ok(Fetch::TooLarge(message)),
             Err(QueryError::TableUnavailable(message)) => Ok(Fetch::Unavailable(message)),
             Err(QueryError::Other(e)) => Err(e),
@@ -314,6 +322,19 @@ impl Collector {
             self.server_errors = 0;
             let too_large = match fetched {
                 Fetch::Rows(rows) => return Ok(Some((window, rows))),
+                Fetch::Partial { rows, cut, reason } => {
+                    telemetry::counter("window_splits_total", &[("table", table.name)], 1);
+                    telemetry::debug(
+                        "window too large, ending it at the last row returned",
+                        &[
+                            ("table", table.name),
+                            ("start", &window.start.to_iso()),
+                            ("end", &cut.to_iso()),
+                            ("reason", &reason),
+                        ],
+                    );
+                    return Ok(Some((Window { end: cut, ..window }, rows)));
+                }
                 Fetch::TooLarge(reason) => reason,
                 Fetch::Unavailable(message) => {
                     // Not licensed or not in this tenant: say so once, try again
@@ -354,6 +375,10 @@ impl Collector {
         while let Some((s, e, take)) = pending.pop() {
             match self.query(http, now, table, s, e, take)? {
                 Fetch::Rows(mut r) => rows.append(&mut r),
+                Fetch::Partial { rows: mut r, cut, .. } => {
+                    rows.append(&mut r);
+                    pending.push((cut, e, take));
+                }
                 Fetch::Unavailable(message) => {
                     telemetry::warn(&format!("{} is not available: {message}", table.name), &[("table", table.name)]);
                     return Ok(rows);
@@ -417,9 +442,38 @@ fn row_key(event: &serde_json::Value) -> Option<(Ticks, String)> {
 
 /// What one query brought back.
 enum Fetch {
+    /// Every row of the window.
     Rows(Vec<Row>),
+    /// The row limit was reached: every row before `cut`, which is later
+    /// than the window's start; the rest of the window is still to query.
+    Partial {
+        rows: Vec<Row>,
+        cut: Ticks,
+        reason: String,
+    },
+    /// Nothing usable: the window must be made smaller.
     TooLarge(String),
     Unavailable(String),
+}
+
+/// A row's `Timestamp`, when it has a readable one.
+fn row_time(row: &Row) -> Option<Ticks> {
+    row.get("Timestamp")?.as_str().and_then(|s| Ticks::parse(s).ok())
+}
+
+/// The time of the last of `rows` (sorted oldest first), if every row has a
+/// readable time; the rows before it are complete in a capped answer.
+fn cut_at_last_time(rows: &[Row]) -> Option<Ticks> {
+    let mut last = None;
+    for row in rows {
+        let t = row_time(row)?;
+        if last.is_some_and(|l| t < l) {
+            // Not in order: the answer cannot be trusted to be a prefix.
+            return None;
+        }
+        last = Some(t);
+    }
+    last
 }
 
 fn single_tick_overflow(table: &Table, at: Ticks, reason: &str) -> Error {
@@ -428,4 +482,82 @@ fn single_tick_overflow(table: &Table, at: Ticks, reason: &str) -> Error {
         table.name,
         at.to_iso()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::fake::Scripted;
+    use serde_json::json;
+
+    const TOKEN: &str = r#"{"token_type":"Bearer","expires_in":3599,"access_token":"tok"}"#;
+
+    fn rows(times: &[&str]) -> String {
+        let results: Vec<_> = times
+            .iter()
+            .enumerate()
+            .map(|(i, t)| json!({"Timestamp": t, "DeviceId": "d", "ActionType": "ProcessCreated", "ReportId": i, "ProcessId": i}))
+            .collect();
+        json!({"schema": [{"name": "Timestamp", "type": "DateTime"}], "results": results}).to_string()
+    }
+
+    fn kql(request: &crate::http::Request) -> String {
+        let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+        body["Query"].as_str().unwrap().to_string()
+    }
+
+    fn collector(max_rows: u32) -> Collector {
+        let config = json!({
+            "tenant_id": "t", "client_id": "c", "client_secret": "s",
+            "login_endpoint": "http://127.0.0.1:9", "graph_endpoint": "http://127.0.0.1:9",
+            "tables": ["DeviceProcessEvents"], "start_time": "2025-01-01T00:00:00Z",
+            "max_rows_per_query": max_rows, "max_window": "1h",
+        });
+        Collector::new(&config.to_string(), None, Ticks::parse("2025-01-02T00:00:00Z").unwrap())
+            .unwrap()
+            .0
+    }
+
+    #[test]
+    fn a_capped_answer_keeps_the_rows_before_its_last_time_and_goes_on_from_there() {
+        let mut c = collector(2);
+        // Three rows for `take 3`: the window holds more than two.
+        let mut http = Scripted::default().reply(200, TOKEN).reply(
+            200,
+            &rows(&["2025-01-01T00:00:01Z", "2025-01-01T00:00:02Z", "2025-01-01T00:00:02Z"]),
+        );
+        let batch = c.poll(&mut http, Ticks::parse("2025-01-02T00:00:00Z").unwrap()).unwrap();
+        assert_eq!(batch.count, 1, "only the row before the last time is complete");
+        assert_eq!(http.sent.len(), 2, "no halving query");
+        assert!(batch.checkpoint.contains("2025-01-01T00:00:02.0000000Z"), "{}", batch.checkpoint);
+
+        // The next window starts at that time and gets both tied rows.
+        http = Scripted::default().reply(200, &rows(&["2025-01-01T00:00:02Z", "2025-01-01T00:00:02Z"]));
+        let batch = c.poll(&mut http, Ticks::parse("2025-01-02T00:00:00Z").unwrap()).unwrap();
+        assert!(
+            kql(&http.sent[0]).contains("Timestamp >= datetime(2025-01-01T00:00:02.0000000Z)"),
+            "{}",
+            kql(&http.sent[0])
+        );
+        assert_eq!(batch.count, 2);
+    }
+
+    #[test]
+    fn a_capped_answer_of_one_timestamp_or_out_of_order_is_halved() {
+        for answer in [
+            rows(&["2025-01-01T00:00:00Z", "2025-01-01T00:00:00Z", "2025-01-01T00:00:00Z"]),
+            rows(&["2025-01-01T00:00:03Z", "2025-01-01T00:00:01Z", "2025-01-01T00:00:02Z"]),
+        ] {
+            let mut c = collector(2);
+            let mut http = Scripted::default().reply(200, TOKEN).reply(200, &answer).reply(200, &rows(&[]));
+            let batch = c.poll(&mut http, Ticks::parse("2025-01-02T00:00:00Z").unwrap()).unwrap();
+            assert_eq!(batch.count, 0);
+            assert_eq!(http.sent.len(), 3);
+            assert!(
+                kql(&http.sent[2]).contains("Timestamp < datetime(2025-01-01T00:30:00.0000000Z)"),
+                "the window is halved: {}",
+                kql(&http.sent[2])
+            );
+        }
+    }
 }

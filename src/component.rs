@@ -179,7 +179,10 @@ impl HttpClient for WasiHttp {
             write_all(&stream, &request.body, BETWEEN_BYTES_TIMEOUT_NS)
                 .map_err(|e| TransportError(format!("sending the request to {}: {e}", request.url)))?;
         }
-        OutgoingBody::finish(body, None).map_err(|e| TransportError(describe_error_code(&e, &request.url)))?;
+        // If the body could not be completed, the host aborts the request and
+        // the response below carries the reason; a server that answered
+        // early is answered by its response.
+        let finished = OutgoingBody::finish(body, None);
 
         let response = loop {
             match pending.get() {
@@ -197,7 +200,15 @@ impl HttpClient for WasiHttp {
         };
         let response = response
             .map_err(|_| TransportError("the response was already taken".into()))?
-            .map_err(|e| TransportError(describe_error_code(&e, &request.url)))?;
+            .map_err(|e| match &finished {
+                Err(body_error) => TransportError(format!(
+                    "the request body to {} was cut short ({}), then: {}",
+                    request.url,
+                    describe_error_code(body_error, &request.url),
+                    describe_error_code(&e, &request.url)
+                )),
+                Ok(()) => TransportError(describe_error_code(&e, &request.url)),
+            })?;
 
         let status = response.status();
         let headers = response
@@ -247,10 +258,20 @@ fn wait(pollable: &wasip2::io::poll::Pollable, timeout_ns: u64) -> bool {
 }
 
 /// Writes all of `data` and flushes, waiting at most `timeout_ns` for room each time.
+///
+/// A stream that reports `Closed` is not an error here: the host's HTTP
+/// client drops the body once it has all `content-length` bytes, and when the
+/// server stops reading early, the response (or its error code) says why.
+/// Either way the caller goes on to read the response, which is the outcome.
 fn write_all(stream: &wasip2::io::streams::OutputStream, mut data: &[u8], timeout_ns: u64) -> Result<(), String> {
-    let err = |e: wasip2::io::streams::StreamError| format!("{e:?}");
+    use wasip2::io::streams::StreamError;
+    let err = |e: StreamError| format!("{e:?}");
     while !data.is_empty() {
-        let permit = stream.check_write().map_err(err)?;
+        let permit = match stream.check_write() {
+            Ok(permit) => permit,
+            Err(StreamError::Closed) => return Ok(()),
+            Err(e) => return Err(err(e)),
+        };
         if permit == 0 {
             if !wait(&stream.subscribe(), timeout_ns) {
                 return Err(format!("the connection took no data for {} s", timeout_ns / 1_000_000_000));
@@ -258,10 +279,17 @@ fn write_all(stream: &wasip2::io::streams::OutputStream, mut data: &[u8], timeou
             continue;
         }
         let n = (permit as usize).min(data.len());
-        stream.write(&data[..n]).map_err(err)?;
-        data = &data[n..];
+        match stream.write(&data[..n]) {
+            Ok(()) => data = &data[n..],
+            Err(StreamError::Closed) => return Ok(()),
+            Err(e) => return Err(err(e)),
+        }
     }
-    stream.flush().map_err(err)?;
+    match stream.flush() {
+        Ok(()) => {}
+        Err(StreamError::Closed) => return Ok(()),
+        Err(e) => return Err(err(e)),
+    }
     loop {
         match stream.check_write() {
             Ok(0) => {
@@ -269,10 +297,7 @@ fn write_all(stream: &wasip2::io::streams::OutputStream, mut data: &[u8], timeou
                     return Err(format!("flushing the request took more than {} s", timeout_ns / 1_000_000_000));
                 }
             }
-            Ok(_) => return Ok(()),
-            // The host closes the body once all `content-length` bytes are in:
-            // everything was sent.
-            Err(wasip2::io::streams::StreamError::Closed) => return Ok(()),
+            Ok(_) | Err(StreamError::Closed) => return Ok(()),
             Err(e) => return Err(err(e)),
         }
     }
