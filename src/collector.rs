@@ -3,7 +3,7 @@
 
 use crate::config::{CollectorConfig, GRAPH_ROW_CAP};
 use crate::error::{Error, Result};
-use crate::graph::{GraphClient, QueryError, Row};
+use crate::graph::{GraphClient, HuntingResult, QueryError};
 use crate::http::HttpClient;
 use crate::kql;
 use crate::mapping::graph_security::Kind;
@@ -51,6 +51,29 @@ pub struct Collector {
     start: Ticks,
     /// Server errors in a row; from the second on, windows are halved.
     server_errors: u32,
+    /// A window whose answer is being handed out in several batches.
+    pending: Option<Pending>,
+    /// The size above which a batch is closed ([`MAX_BATCH_BYTES`]).
+    batch_bytes: usize,
+}
+
+/// The largest batch of events one poll returns. A 100,000-row answer maps
+/// to well over 100 MB of OCSF; handing it out in parts keeps the memory of
+/// the component and the host bounded, whatever the answer's size.
+pub const MAX_BATCH_BYTES: usize = 8 << 20;
+
+/// A window whose rows are mapped part by part, one batch per poll. Its
+/// watermark moves only when the last part is out, so a restart in between
+/// collects the whole window again: nothing is lost.
+struct Pending {
+    window: Window,
+    table: &'static Table,
+    answer: HuntingResult,
+    /// The next row to map, and the end of the rows that belong to the window.
+    next: usize,
+    end: usize,
+    /// Keys of the events emitted so far, for the late-row sweeps.
+    keys: Vec<(Ticks, String)>,
 }
 
 impl Collector {
@@ -97,6 +120,8 @@ impl Collector {
             streams,
             start,
             server_errors: 0,
+            pending: None,
+            batch_bytes: MAX_BATCH_BYTES,
             config,
         };
         Ok((collector, info))
@@ -160,6 +185,10 @@ impl Collector {
             }
         }
         self.context.collected_at = Some(now);
+        if self.pending.is_some() {
+            let (events, count) = self.continue_pending(now);
+            return Ok(self.batch(events, count, now));
+        }
         if let Some(stream) = self.streams.iter_mut().find(|s| s.due) {
             let (events, count) = stream.poll_page(http, &mut self.graph, &self.context, now, self.start)?;
             return Ok(self.batch(events, count, now));
@@ -179,7 +208,8 @@ impl Collector {
 
     fn batch(&self, events: Vec<u8>, count: u32, now: Ticks) -> Batch {
         let sweeping = self.planner.cursors().iter().any(|c| c.sweep_due);
-        let next_poll_ms = if self.planner.cycle_done() && !sweeping && !self.streams.iter().any(|s| s.due) {
+        let busy = sweeping || self.pending.is_some() || self.streams.iter().any(|s| s.due);
+        let next_poll_ms = if self.planner.cycle_done() && !busy {
             // The next cycle is worth starting once a poll interval of new data exists.
             let interval: Ticks = self.config.poll_interval.into();
             let oldest = self.planner.cursors().iter().map(|c| c.watermark).min().unwrap_or(now);
@@ -197,35 +227,92 @@ impl Collector {
         }
     }
 
-    /// Queries `window`, halving it while it holds more rows than one query
-    /// may return; then fetches the same range of the tables that follow
-    /// this one, maps everything, and advances the watermarks.
+    /// Queries `window`, shrinking it while it holds more rows than one
+    /// query may return. A table that others follow is mapped at once, with
+    /// its followers; any other is handed out in batches of at most
+    /// [`MAX_BATCH_BYTES`] from the answer as it came.
     fn collect_window(&mut self, http: &mut dyn HttpClient, now: Ticks, window: Window, table: &'static Table) -> Result<(Vec<u8>, u32)> {
-        let Some((window, rows)) = self.fetch_shrinking(http, now, window, table)? else {
+        let Some((window, answer, end)) = self.fetch_shrinking(http, now, window, table)? else {
             return Ok((Vec::new(), 0));
         };
-        let fetched = rows.len();
-        let mut events = self.map_rows(table, rows);
+        telemetry::counter("rows_fetched_total", &[("table", table.name)], end as u64);
+        let followers = self.planner.followers(window.table);
+        if followers.is_empty() {
+            self.pending = Some(Pending {
+                window,
+                table,
+                answer,
+                next: 0,
+                end,
+                keys: Vec::new(),
+            });
+            return Ok(self.continue_pending(now));
+        }
+        let mut events = Vec::with_capacity(end);
+        self.map_answer(table, &answer, 0..end, |event| events.push(event));
+        drop(answer);
         let keys: Vec<(Ticks, String)> = events.iter().filter_map(row_key).collect();
-        for follower in self.planner.followers(window.table) {
+        for follower in followers {
             let follower_table = self.tables[follower];
-            let rows = self.fetch_range(http, now, follower_table, window.start, window.end)?;
-            telemetry::counter("rows_fetched_total", &[("table", follower_table.name)], rows.len() as u64);
-            let joined = self.map_rows(follower_table, rows);
+            let mut joined = Vec::new();
+            self.fetch_range(http, now, follower_table, window.start, window.end, &mut |c, t, answer| {
+                telemetry::counter("rows_fetched_total", &[("table", t.name)], answer.len() as u64);
+                c.map_answer(t, &answer, 0..answer.len(), |event| joined.push(event))
+            })?;
             let alone = match &follower_table.join {
                 Some(join) => (join.fold)(&mut events, joined),
                 None => joined,
             };
             events.extend(alone);
         }
-        telemetry::counter("rows_fetched_total", &[("table", table.name)], fetched as u64);
+        let mut out = Vec::new();
+        let count = events.len() as u32;
+        for event in &events {
+            count_event(table.name, event);
+            mapping::write_event(&mut out, event);
+        }
+        self.finish_window(now, table, &window, end, keys);
+        Ok((out, count))
+    }
+
+    /// Maps the next part of the pending window; when it was the last part,
+    /// advances the watermark.
+    fn continue_pending(&mut self, now: Ticks) -> (Vec<u8>, u32) {
+        let Some(mut p) = self.pending.take() else {
+            return (Vec::new(), 0);
+        };
+        let mut out = Vec::new();
+        let mut count = 0;
+        let mut i = p.next;
+        while i < p.end && out.len() < self.batch_bytes {
+            let stop = (i + 64).min(p.end);
+            self.map_answer(p.table, &p.answer, i..stop, |event| {
+                if let Some(key) = row_key(&event) {
+                    p.keys.push(key);
+                }
+                count_event(p.table.name, &event);
+                mapping::write_event(&mut out, &event);
+                count += 1;
+            });
+            i = stop;
+        }
+        if i < p.end {
+            p.next = i;
+            self.pending = Some(p);
+        } else {
+            let keys = std::mem::take(&mut p.keys);
+            self.finish_window(now, p.table, &p.window, p.end, keys);
+        }
+        (out, count)
+    }
+
+    /// Advances the watermark past a window whose every event was handed out.
+    fn finish_window(&mut self, now: Ticks, table: &'static Table, window: &Window, rows: usize, keys: Vec<(Ticks, String)>) {
         self.planner
-            .complete(&window, fetched as f64 / f64::from(self.config.max_rows_per_query));
+            .complete(window, rows as f64 / f64::from(self.config.max_rows_per_query));
         self.planner.remember(window.table, keys, self.config.overlap.into());
         let lag_s = (now.0 - window.end.0) as f64 / TICKS_PER_SECOND as f64;
         telemetry::gauge("lag_seconds", &[("table", table.name)], lag_s);
-
-        Ok(encode(table.name, &events))
     }
 
     /// Looks again at `[from, to)`, just before the watermark, for rows that
@@ -233,12 +320,14 @@ impl Collector {
     /// those not emitted before.
     fn sweep(&mut self, http: &mut dyn HttpClient, now: Ticks, index: usize, from: Ticks, to: Ticks) -> Result<(Vec<u8>, u32)> {
         let table = self.tables[index];
-        let rows = self.fetch_range(http, now, table, from, to)?;
-        let events: Vec<serde_json::Value> = self
-            .map_rows(table, rows)
-            .into_iter()
-            .filter(|e| row_key(e).is_some_and(|(_, k)| !self.planner.seen(index, &k)))
-            .collect();
+        let mut events = Vec::new();
+        self.fetch_range(http, now, table, from, to, &mut |c, t, answer| {
+            c.map_answer(t, &answer, 0..answer.len(), |event| {
+                if row_key(&event).is_some_and(|(_, k)| !c.planner.seen(index, &k)) {
+                    events.push(event);
+                }
+            })
+        })?;
         if !events.is_empty() {
             telemetry::info(
                 &format!(
@@ -253,7 +342,12 @@ impl Collector {
         let keys: Vec<(Ticks, String)> = events.iter().filter_map(row_key).collect();
         self.planner.remember(index, keys, self.config.overlap.into());
         self.planner.sweep_done(index);
-        Ok(encode(table.name, &events))
+        let mut out = Vec::new();
+        for event in &events {
+            count_event(table.name, event);
+            mapping::write_event(&mut out, event);
+        }
+        Ok((out, events.len() as u32))
     }
 
     /// One query over `[start, end)`: its rows, or why they did not come.
@@ -268,7 +362,7 @@ impl Collector {
     ) -> Result<Fetch> {
         let query = kql::window_query(table.name, start, end, take);
         match self.graph.run(http, now.0 / TICKS_PER_SECOND, &query, &kql::timespan(start, end)) {
-            Ok(result) if ((result.rows.len() + result.malformed.len()) as u64) < u64::from(take) => {
+            Ok(result) if ((result.len() + result.malformed.len()) as u64) < u64::from(take) => {
                 for what in &result.malformed {
                     telemetry::counter("rows_unmappable_total", &[("table", table.name)], 1);
                     telemetry::error(
@@ -276,17 +370,20 @@ impl Collector {
                         &[("table", table.name), ("start", &start.to_iso())],
                     );
                 }
-                Ok(Fetch::Rows(result.rows))
+                let end = result.len();
+                Ok(Fetch::Rows(result, end))
             }
             Ok(result) => {
-                let reason = format!("{} rows reached the limit of {take}", result.rows.len() + result.malformed.len());
+                let reason = format!("{} rows reached the limit of {take}", result.len() + result.malformed.len());
                 // Rows come oldest first, so every row before the last one's
                 // time is in this answer: keep them, and query on from there.
-                match (result.malformed.is_empty(), cut_at_last_time(&result.rows)) {
-                    (true, Some(cut)) if cut > start => {
-                        let rows = result.rows.into_iter().filter(|r| row_time(r).is_some_and(|t| t < cut)).collect();
-                        Ok(Fetch::Partial { rows, cut, reason })
-                    }
+                match (result.malformed.is_empty(), cut_at_last_time(&result)) {
+                    (true, Some((cut, end))) if cut > start => Ok(Fetch::Partial {
+                        rows: result,
+                        end,
+                        cut,
+                        reason,
+                    }),
                     _ => Ok(Fetch::TooLarge(reason)),
                 }
             }
@@ -296,15 +393,16 @@ impl Collector {
         }
     }
 
-    /// The rows of the largest first part of `window` that fits one query.
-    /// `None` when the table is not available in this tenant.
+    /// The answer for the largest first part of `window` that fits one
+    /// query, with how many of its rows belong to that part. `None` when the
+    /// table is not available in this tenant.
     fn fetch_shrinking(
         &mut self,
         http: &mut dyn HttpClient,
         now: Ticks,
         mut window: Window,
         table: &'static Table,
-    ) -> Result<Option<(Window, Vec<Row>)>> {
+    ) -> Result<Option<(Window, HuntingResult, usize)>> {
         let mut take = self.config.max_rows_per_query + 1;
         loop {
             let fetched = match self.query(http, now, table, window.start, window.end, take) {
@@ -321,8 +419,8 @@ impl Collector {
             };
             self.server_errors = 0;
             let too_large = match fetched {
-                Fetch::Rows(rows) => return Ok(Some((window, rows))),
-                Fetch::Partial { rows, cut, reason } => {
+                Fetch::Rows(rows, end) => return Ok(Some((window, rows, end))),
+                Fetch::Partial { rows, end, cut, reason } => {
                     telemetry::counter("window_splits_total", &[("table", table.name)], 1);
                     telemetry::debug(
                         "window too large, ending it at the last row returned",
@@ -333,7 +431,7 @@ impl Collector {
                             ("reason", &reason),
                         ],
                     );
-                    return Ok(Some((Window { end: cut, ..window }, rows)));
+                    return Ok(Some((Window { end: cut, ..window }, rows, end)));
                 }
                 Fetch::TooLarge(reason) => reason,
                 Fetch::Unavailable(message) => {
@@ -367,21 +465,29 @@ impl Collector {
         }
     }
 
-    /// Every row of `table` in `[start, end)`, in as many queries as needed.
-    /// A table that is not available yields no rows (its alert rows still do).
-    fn fetch_range(&mut self, http: &mut dyn HttpClient, now: Ticks, table: &'static Table, start: Ticks, end: Ticks) -> Result<Vec<Row>> {
+    /// Every row of `table` in `[start, end)`, in as many queries as needed,
+    /// each answer handed to `each` in time order. A table that is not
+    /// available yields no rows (its alert rows still do).
+    fn fetch_range(
+        &mut self,
+        http: &mut dyn HttpClient,
+        now: Ticks,
+        table: &'static Table,
+        start: Ticks,
+        end: Ticks,
+        each: &mut dyn FnMut(&mut Self, &'static Table, Part),
+    ) -> Result<()> {
         let mut pending = vec![(start, end, self.config.max_rows_per_query + 1)];
-        let mut rows = Vec::new();
         while let Some((s, e, take)) = pending.pop() {
             match self.query(http, now, table, s, e, take)? {
-                Fetch::Rows(mut r) => rows.append(&mut r),
-                Fetch::Partial { rows: mut r, cut, .. } => {
-                    rows.append(&mut r);
+                Fetch::Rows(rows, n) => each(self, table, Part(rows, n)),
+                Fetch::Partial { rows, end: n, cut, .. } => {
+                    each(self, table, Part(rows, n));
                     pending.push((cut, e, take));
                 }
                 Fetch::Unavailable(message) => {
                     telemetry::warn(&format!("{} is not available: {message}", table.name), &[("table", table.name)]);
-                    return Ok(rows);
+                    return Ok(());
                 }
                 Fetch::TooLarge(reason) => {
                     let len = e.0 - s.0;
@@ -398,38 +504,54 @@ impl Collector {
                 }
             }
         }
-        Ok(rows)
+        Ok(())
     }
 
-    /// Maps rows to events; a row that cannot be mapped is counted and logged.
-    fn map_rows(&self, table: &'static Table, rows: Vec<Row>) -> Vec<serde_json::Value> {
-        let mut events = Vec::with_capacity(rows.len());
-        for row in rows {
-            match mapping::map_row(table, row, &self.context) {
-                Ok(event) => events.push(event),
-                Err(e) => {
+    /// Maps rows `range` of `answer`, one at a time, handing each event to
+    /// `emit`; a row that cannot be mapped is counted and logged.
+    fn map_answer(
+        &self,
+        table: &'static Table,
+        answer: &HuntingResult,
+        range: std::ops::Range<usize>,
+        mut emit: impl FnMut(serde_json::Value),
+    ) {
+        for i in range {
+            let mapped = answer
+                .row(i)
+                .map_err(|reason| (reason, String::new()))
+                .and_then(|row| mapping::map_row(table, row, &self.context).map_err(|e| (e.to_string(), e.key)));
+            match mapped {
+                Ok(event) => emit(event),
+                Err((message, key)) => {
                     telemetry::counter("rows_unmappable_total", &[("table", table.name)], 1);
-                    telemetry::error(&e.to_string(), &[("table", table.name), ("key", &e.key)]);
+                    telemetry::error(&message, &[("table", table.name), ("key", &key)]);
                 }
             }
         }
-        events
     }
 }
 
-/// Events as NDJSON, counted per table and class.
-fn encode(table: &str, events: &[serde_json::Value]) -> (Vec<u8>, u32) {
-    let mut out = Vec::with_capacity(events.len() * 1024);
-    let mut per_class: std::collections::BTreeMap<u64, u64> = std::collections::BTreeMap::new();
-    for event in events {
-        serde_json::to_writer(&mut out, event).expect("a JSON value serialises");
-        out.push(b'\n');
-        *per_class.entry(event["class_uid"].as_u64().unwrap_or(0)).or_default() += 1;
+/// The rows of one answer that belong to the range asked for: the first `.1`.
+struct Part(HuntingResult, usize);
+
+impl std::ops::Deref for Part {
+    type Target = HuntingResult;
+    fn deref(&self) -> &HuntingResult {
+        &self.0
     }
-    for (class, n) in per_class {
-        telemetry::counter("events_emitted_total", &[("table", table), ("class_uid", &class.to_string())], n);
+}
+
+impl Part {
+    fn len(&self) -> usize {
+        self.1
     }
-    (out, events.len() as u32)
+}
+
+/// Counts an emitted event by table and class.
+fn count_event(table: &str, event: &serde_json::Value) {
+    let class = event["class_uid"].as_u64().unwrap_or(0).to_string();
+    telemetry::counter("events_emitted_total", &[("table", table), ("class_uid", &class)], 1);
 }
 
 /// An event's time and the short form of its `metadata.uid` (a hash of the
@@ -442,12 +564,14 @@ fn row_key(event: &serde_json::Value) -> Option<(Ticks, String)> {
 
 /// What one query brought back.
 enum Fetch {
-    /// Every row of the window.
-    Rows(Vec<Row>),
-    /// The row limit was reached: every row before `cut`, which is later
-    /// than the window's start; the rest of the window is still to query.
+    /// Every row of the window: the answer, and how many rows it holds.
+    Rows(HuntingResult, usize),
+    /// The row limit was reached: the first `end` rows are every row before
+    /// `cut`, which is later than the window's start; the rest of the
+    /// window is still to query.
     Partial {
-        rows: Vec<Row>,
+        rows: HuntingResult,
+        end: usize,
         cut: Ticks,
         reason: String,
     },
@@ -456,24 +580,23 @@ enum Fetch {
     Unavailable(String),
 }
 
-/// A row's `Timestamp`, when it has a readable one.
-fn row_time(row: &Row) -> Option<Ticks> {
-    row.get("Timestamp")?.as_str().and_then(|s| Ticks::parse(s).ok())
-}
-
-/// The time of the last of `rows` (sorted oldest first), if every row has a
-/// readable time; the rows before it are complete in a capped answer.
-fn cut_at_last_time(rows: &[Row]) -> Option<Ticks> {
+/// For a capped answer (rows oldest first): the time of its last row, and
+/// how many rows come before that time, which are then complete. `None`
+/// when a row has no readable time or the rows are not in order.
+fn cut_at_last_time(answer: &HuntingResult) -> Option<(Ticks, usize)> {
     let mut last = None;
-    for row in rows {
-        let t = row_time(row)?;
-        if last.is_some_and(|l| t < l) {
-            // Not in order: the answer cannot be trusted to be a prefix.
-            return None;
+    let mut before = 0;
+    for i in 0..answer.len() {
+        let t = answer.time(i)?;
+        match last {
+            Some(l) if t < l => return None,
+            Some(l) if t > l => before = i,
+            None => before = i,
+            _ => {}
         }
         last = Some(t);
     }
-    last
+    last.map(|t| (t, before))
 }
 
 fn single_tick_overflow(table: &Table, at: Ticks, reason: &str) -> Error {
@@ -540,6 +663,40 @@ mod tests {
             kql(&http.sent[0])
         );
         assert_eq!(batch.count, 2);
+    }
+
+    #[test]
+    fn a_large_answer_is_handed_out_in_bounded_batches_and_the_watermark_moves_with_the_last() {
+        let mut c = collector(50_000);
+        c.batch_bytes = 1 << 20;
+        let times: Vec<String> = (0..12_000)
+            .map(|i| format!("2025-01-01T00:{:02}:{:02}.{:03}Z", i / 6000, (i / 100) % 60, i % 100))
+            .collect();
+        let times: Vec<&str> = times.iter().map(String::as_str).collect();
+        let mut http = Scripted::default().reply(200, TOKEN).reply(200, &rows(&times));
+        let now = Ticks::parse("2025-01-02T00:00:00Z").unwrap();
+        let first = c.poll(&mut http, now).unwrap();
+        assert!(
+            first.count > 0 && (first.count as usize) < times.len(),
+            "{} of {}",
+            first.count,
+            times.len()
+        );
+        assert!(first.events.len() <= c.batch_bytes + 64 * 2048, "{} bytes", first.events.len());
+        assert_eq!(first.next_poll_ms, 0, "more is ready now");
+        assert!(
+            first.checkpoint.contains("2025-01-01T00:00:00.0000000Z"),
+            "not advanced yet: {}",
+            first.checkpoint
+        );
+        let (mut total, mut last) = (first.count, first);
+        while !last.checkpoint.contains("2025-01-01T01:00:00.0000000Z") {
+            last = c.poll(&mut http, now).unwrap();
+            total += last.count;
+            assert!(last.count > 0, "every part carries events");
+        }
+        assert_eq!(total as usize, times.len(), "every row once");
+        assert_eq!(http.sent.len(), 2, "the parts come from the one answer");
     }
 
     #[test]

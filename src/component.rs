@@ -23,6 +23,7 @@ wit_bindgen::generate!({
 
 use defender_ocsf::collector::host as wit_host;
 use defender_ocsf::collector::types as wit;
+use exports::defender_ocsf::collector::convert::{Converted, Guest as ConvertGuest};
 use exports::defender_ocsf::collector::source::Guest;
 
 thread_local! {
@@ -30,6 +31,17 @@ thread_local! {
 }
 
 struct Component;
+
+impl ConvertGuest for Component {
+    fn map_results(table: String, options: String, results: Vec<u8>) -> Result<Converted, wit::Error> {
+        let out = crate::convert::convert(&table, &options, results).map_err(to_wit)?;
+        Ok(Converted {
+            events: out.events,
+            count: out.count,
+            rejected: out.rejected,
+        })
+    }
+}
 
 impl Guest for Component {
     fn init(config: String, last_checkpoint: Option<String>) -> Result<wit::SourceInfo, wit::Error> {
@@ -211,14 +223,17 @@ impl HttpClient for WasiHttp {
             })?;
 
         let status = response.status();
-        let headers = response
+        let headers: Vec<(String, String)> = response
             .headers()
             .entries()
             .into_iter()
             .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
             .collect();
         let incoming = response.consume().map_err(|_| TransportError("response body unavailable".into()))?;
-        let mut body = Vec::new();
+        // Sized once from content-length (Graph answers are at most 50 MB):
+        // growing by doubling would leave a larger high-water mark behind.
+        let length = headers_length(&headers).unwrap_or(0).min(64 << 20);
+        let mut body = Vec::with_capacity(length);
         {
             let stream = incoming
                 .stream()
@@ -249,6 +264,14 @@ impl HttpClient for WasiHttp {
         drop(IncomingBody::finish(incoming));
         Ok(Response { status, headers, body })
     }
+}
+
+/// The `content-length` of a response, when it has a readable one.
+fn headers_length(headers: &[(String, String)]) -> Option<usize> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse().ok())
 }
 
 /// Waits until `pollable` is ready or `timeout_ns` pass; true when ready.

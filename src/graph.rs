@@ -6,29 +6,72 @@ use crate::config::{ApiVersion, CollectorConfig};
 use crate::error::Error;
 use crate::http::{HttpClient, Method, Request, Response};
 use crate::telemetry;
+use crate::time::Ticks;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// One result row: column name to JSON value, as Graph sent it.
 pub type Row = Map<String, Value>;
 
-/// A parsed `huntingQueryResults`.
+/// A parsed `huntingQueryResults`. The answer's bytes are kept as they came
+/// and each row is parsed only when it is mapped, so that a 50 MB answer is
+/// held once, not also as a tree of values.
 #[derive(Debug, Default)]
 pub struct HuntingResult {
     /// Column names and their declared types (`DateTime`, `String`, `Int64`, ...).
     pub schema: Vec<(String, String)>,
-    pub rows: Vec<Row>,
+    body: Vec<u8>,
+    /// Where each row (a JSON object) lies in `body`.
+    rows: Vec<(u32, u32)>,
     /// Entries of `results` that are not rows (not JSON objects), described
     /// by position; the rows around them are kept.
     pub malformed: Vec<String>,
 }
 
+impl HuntingResult {
+    /// How many rows the answer holds (entries that are not rows aside).
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    fn raw(&self, i: usize) -> &[u8] {
+        let (start, end) = self.rows[i];
+        &self.body[start as usize..end as usize]
+    }
+
+    /// Row `i`, parsed.
+    pub fn row(&self, i: usize) -> Result<Row, String> {
+        serde_json::from_slice(self.raw(i)).map_err(|e| format!("row {i} could not be read: {e}"))
+    }
+
+    /// Every row, parsed (for small answers and tests).
+    pub fn parse_rows(&self) -> Vec<Row> {
+        (0..self.len()).filter_map(|i| self.row(i).ok()).collect()
+    }
+
+    /// The `Timestamp` of row `i`, reading nothing else of it.
+    pub fn time(&self, i: usize) -> Option<Ticks> {
+        #[derive(Deserialize)]
+        struct TimeOnly<'a> {
+            #[serde(rename = "Timestamp", borrow, default)]
+            timestamp: Option<std::borrow::Cow<'a, str>>,
+        }
+        let t: TimeOnly = serde_json::from_slice(self.raw(i)).ok()?;
+        Ticks::parse(&t.timestamp?).ok()
+    }
+}
+
 #[derive(Deserialize)]
-struct RawResult {
+struct RawResult<'a> {
     #[serde(default, alias = "Schema")]
     schema: Vec<RawColumn>,
-    #[serde(default, alias = "Results")]
-    results: Option<Vec<Value>>,
+    #[serde(default, borrow, alias = "Results")]
+    results: Option<Vec<&'a RawValue>>,
 }
 
 #[derive(Deserialize)]
@@ -42,8 +85,15 @@ struct RawColumn {
 /// Parses a runHuntingQuery response body. Keys may be `schema`/`results`
 /// (Graph) or `Schema`/`Results` (legacy APIs), and columns `name`/`type` or
 /// `Name`/`Type`.
-pub fn parse_response(body: &[u8]) -> Result<HuntingResult, Error> {
-    let raw: RawResult = serde_json::from_slice(body).map_err(|e| {
+pub fn parse_response(body: impl Into<Vec<u8>>) -> Result<HuntingResult, Error> {
+    let body = body.into();
+    if body.len() > u32::MAX as usize {
+        return Err(Error::Transient(format!(
+            "Graph returned {} bytes, more than this collector reads at once",
+            body.len()
+        )));
+    }
+    let raw: RawResult = serde_json::from_slice(&body).map_err(|e| {
         let start = String::from_utf8_lossy(&body[..body.len().min(120)]).into_owned();
         Error::Transient(format!(
             "Graph returned a response that is not valid hunting results ({e}); it starts with: {start:?}"
@@ -52,19 +102,23 @@ pub fn parse_response(body: &[u8]) -> Result<HuntingResult, Error> {
     let results = raw
         .results
         .ok_or_else(|| Error::Transient("Graph returned a response without `results`; a proxy may have answered".into()))?;
+    let base = body.as_ptr() as usize;
     let mut rows = Vec::with_capacity(results.len());
     let mut malformed = Vec::new();
     for (i, value) in results.into_iter().enumerate() {
-        match value {
-            Value::Object(row) => rows.push(row),
-            other => {
-                let text: String = other.to_string().chars().take(80).collect();
-                malformed.push(format!("result {i} is not a row but {text}"));
-            }
+        let text = value.get();
+        if text.starts_with('{') {
+            let start = text.as_ptr() as usize - base;
+            rows.push((start as u32, (start + text.len()) as u32));
+        } else {
+            let text: String = text.chars().take(80).collect();
+            malformed.push(format!("result {i} is not a row but {text}"));
         }
     }
+    let schema = raw.schema.into_iter().map(|c| (c.name, c.r#type)).collect();
     Ok(HuntingResult {
-        schema: raw.schema.into_iter().map(|c| (c.name, c.r#type)).collect(),
+        schema,
+        body,
         rows,
         malformed,
     })
@@ -110,7 +164,7 @@ impl GraphClient {
             .map_err(|e| Error::Fatal(format!("could not encode the query: {e}")))?;
         let url = self.url.clone();
         let response = self.send(http, now_secs, Method::Post, &url, body, HUNTING_PERMISSION)?;
-        Ok(parse_response(&response.body)?)
+        Ok(parse_response(response.body)?)
     }
 
     /// GETs a Graph URL (a security API collection or its next page).
@@ -337,15 +391,15 @@ mod tests {
         let upper = br#"{"Schema":[{"Name":"ReportId","Type":"Int64"}],"Results":[{"ReportId":9007199254740993}]}"#;
         let a = parse_response(lower).unwrap();
         assert_eq!(a.schema, vec![("ReportId".to_string(), "Int64".to_string())]);
-        assert_eq!(a.rows[0]["ReportId"].to_string(), "18446744073709551615");
+        assert_eq!(a.row(0).unwrap()["ReportId"].to_string(), "18446744073709551615");
         let b = parse_response(upper).unwrap();
-        assert_eq!(b.rows[0]["ReportId"].to_string(), "9007199254740993");
+        assert_eq!(b.row(0).unwrap()["ReportId"].to_string(), "9007199254740993");
     }
 
     #[test]
     fn a_malformed_entry_is_reported_and_the_rows_around_it_kept() {
         let r = parse_response(br#"{"schema":[],"results":[{"a":1},7,"x",{"a":2}]}"#).unwrap();
-        assert_eq!(r.rows.len(), 2);
+        assert_eq!(r.len(), 2);
         assert_eq!(r.malformed.len(), 2);
         assert!(r.malformed[0].contains("result 1"), "{:?}", r.malformed);
     }

@@ -16,12 +16,14 @@
 //! - [`mapping`]: rows to OCSF events, one file per table family;
 //! - [`streams`]: the optional incident and alert streams of the security API;
 //! - [`collector`]: one poll, tying the above together;
+//! - [`convert`]: mapping a saved answer without collecting;
 //! - `component` (wasm only): the WIT bindings and the `wasi:http` client.
 
 pub mod auth;
 pub mod budget;
 pub mod collector;
 pub mod config;
+pub mod convert;
 pub mod error;
 pub mod graph;
 pub mod http;

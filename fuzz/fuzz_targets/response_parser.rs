@@ -4,6 +4,6 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(result) = defender_ocsf_collector::graph::parse_response(data) {
-        assert!(result.rows.iter().all(|r| r.len() < usize::MAX));
+        assert!(result.parse_rows().iter().all(|r| r.len() < usize::MAX));
     }
 });

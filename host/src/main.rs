@@ -69,6 +69,26 @@ enum Command {
     /// Run the real collector against a built-in replay endpoint on loopback
     /// and print the OCSF events it produces. Needs no credentials.
     Demo,
+    /// Map saved advanced-hunting results to OCSF NDJSON on stdout, without
+    /// collecting: a runHuntingQuery answer, or one row per line. Rows that
+    /// cannot be mapped are named on stderr, and the exit code is then 1.
+    Map {
+        /// The table the rows come from, such as `DeviceProcessEvents`.
+        #[arg(long)]
+        table: String,
+        /// The file to read; standard input when absent.
+        input: Option<PathBuf>,
+        /// Set as `metadata.tenant_uid`.
+        #[arg(long, value_name = "ID")]
+        tenant_id: Option<String>,
+        /// Emit the successors of the classes OCSF 1.8.0 deprecates, as
+        /// `ocsf.deprecated_classes: false` does.
+        #[arg(long)]
+        no_deprecated_classes: bool,
+        /// Map with this component instead of the embedded one.
+        #[arg(long, value_name = "PATH")]
+        component: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -145,6 +165,49 @@ fn main() -> ExitCode {
             }
         }
         Command::Demo => demo(),
+        Command::Map {
+            table,
+            input,
+            tenant_id,
+            no_deprecated_classes,
+            component,
+        } => {
+            let _ = telemetry::init_logging("warn", None);
+            let read = |path: Option<&std::path::Path>| -> std::io::Result<Vec<u8>> {
+                match path {
+                    Some(p) => std::fs::read(p),
+                    None => {
+                        let mut buf = Vec::new();
+                        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)?;
+                        Ok(buf)
+                    }
+                }
+            };
+            let input = match read(input.as_deref()) {
+                Ok(b) => b,
+                Err(e) => return fail(&Failure::Config(format!("reading the input: {e}"))),
+            };
+            let bytes = match component.as_deref().map(std::fs::read).transpose() {
+                Ok(b) => b,
+                Err(e) => return fail(&Failure::Config(format!("reading --component: {e}"))),
+            };
+            let options = serde_json::json!({"tenant_id": tenant_id, "deprecated_classes": !no_deprecated_classes}).to_string();
+            match app::map(&table, &options, &input, bytes.as_deref(), &mut std::io::stdout().lock()) {
+                Ok(summary) if summary.rejected.is_empty() => ExitCode::SUCCESS,
+                Ok(summary) => {
+                    for reason in &summary.rejected {
+                        eprintln!("defender-ocsf: row not mapped: {reason}");
+                    }
+                    eprintln!(
+                        "defender-ocsf: {} events written, {} rows not mapped",
+                        summary.events,
+                        summary.rejected.len()
+                    );
+                    ExitCode::from(1)
+                }
+                Err(e) => fail(&e),
+            }
+        }
     }
 }
 

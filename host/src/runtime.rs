@@ -28,6 +28,7 @@ mod bindings {
 
 use bindings::defender_ocsf::collector::host::{self as wit_host, Level};
 pub use bindings::defender_ocsf::collector::types::{Batch, CheckStep, Error as SourceError, SourceInfo};
+pub use bindings::exports::defender_ocsf::collector::convert::Converted;
 
 /// The collector component built from this repository, embedded at build time.
 pub static DEFAULT_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/collector.wasm"));
@@ -257,6 +258,15 @@ impl Instance {
             .defender_ocsf_collector_source()
             .call_check(&mut self.store)
             .map_err(|e| self.trap("check", e))
+    }
+
+    /// Maps a saved runHuntingQuery answer of `table` without collecting.
+    pub fn map_results(&mut self, table: &str, options: &str, results: &[u8]) -> Result<Result<Converted, SourceError>> {
+        self.store.set_epoch_deadline(self.call_ticks);
+        self.collector
+            .defender_ocsf_collector_convert()
+            .call_map_results(&mut self.store, table, options, results)
+            .map_err(|e| self.trap("map-results", e))
     }
 
     /// The origins the component may reach.

@@ -616,3 +616,91 @@ fn the_configuration_can_come_from_an_environment_variable_and_sets() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("NOT_SET_ANYWHERE is not set"));
 }
+
+/// `defender-ocsf map` maps saved rows through the embedded component:
+/// every sample row of every table, one row per line, to valid OCSF; a bad
+/// row is named and makes the exit code 1 without losing its neighbours.
+#[test]
+fn map_turns_saved_rows_into_valid_events_and_names_the_rows_it_cannot_map() {
+    let Some(shared) = ocsf_schema::shared_or_skip("map over the shared samples") else {
+        return;
+    };
+    let dir = shared.join("samples").join("normalized");
+    let mut events = Vec::new();
+    let tables = [
+        "AlertInfo",
+        "AlertEvidence",
+        "DeviceProcessEvents",
+        "DeviceNetworkEvents",
+        "DeviceFileEvents",
+        "DeviceRegistryEvents",
+        "DeviceLogonEvents",
+        "DeviceImageLoadEvents",
+        "DeviceEvents",
+        "DeviceInfo",
+        "DeviceNetworkInfo",
+        "DeviceFileCertificateInfo",
+        "IdentityLogonEvents",
+        "IdentityQueryEvents",
+        "IdentityDirectoryEvents",
+        "EmailEvents",
+        "EmailAttachmentInfo",
+        "EmailUrlInfo",
+        "EmailPostDeliveryEvents",
+        "UrlClickEvents",
+    ];
+    for table in tables {
+        let path = dir.join(format!("{table}.ndjson"));
+        let rows = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .count();
+        let out = Command::new(env!("CARGO_BIN_EXE_defender-ocsf"))
+            .args(["map", "--table", &table, "--tenant-id", "t-1"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        // A sample row without a Timestamp cannot be mapped without a
+        // collection time to stand in: named, and the exit code says so.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let rejected = stderr.lines().filter(|l| l.contains("row not mapped")).collect::<Vec<_>>();
+        assert!(rejected.iter().all(|l| l.contains("has no Timestamp")), "{table}: {stderr}");
+        assert_eq!(out.status.code(), Some(if rejected.is_empty() { 0 } else { 1 }), "{table}: {stderr}");
+        let mapped: Vec<Value> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(mapped.len() + rejected.len(), rows, "{table}: one event per row, or its name on stderr");
+        events.extend(mapped);
+    }
+    assert!(events.len() > 20, "the samples were read");
+    ocsf_schema::assert_all_valid("map schema validation", &events);
+
+    let input = "{\"Timestamp\":\"2025-03-01T10:00:00Z\",\"DeviceId\":\"d\",\"ActionType\":\"ProcessCreated\",\"ReportId\":1}\n\
+                 {\"DeviceId\":\"d\",\"ActionType\":\"ProcessCreated\",\"ReportId\":2}\n";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_defender-ocsf"))
+        .args(["map", "--table", "DeviceProcessEvents"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1, "the good row is kept");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no Timestamp") && err.contains("1 rows not mapped"), "{err}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_defender-ocsf"))
+        .args(["map", "--table", "NoSuchTable", "/dev/null"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "an unknown table is a usage error");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("DeviceProcessEvents"),
+        "it lists the tables"
+    );
+}

@@ -93,17 +93,24 @@ impl Event {
     /// Sets the attribute at `path`, creating the objects on the way.
     pub fn set(&mut self, path: &str, value: Value) {
         let mut node = &mut self.0;
-        let mut parts = path.split('.').peekable();
-        while let Some(part) = parts.next() {
-            if parts.peek().is_none() {
-                node.insert(part.to_string(), value);
-                return;
+        let mut rest = path;
+        while let Some((part, tail)) = rest.split_once('.') {
+            // Look up before inserting: most parents exist already, and a
+            // key is allocated only when it is new.
+            if !matches!(node.get(part), Some(Value::Object(_))) {
+                node.insert(part.to_string(), Value::Object(Map::new()));
             }
-            let child = node.entry(part.to_string()).or_insert_with(|| Value::Object(Map::new()));
-            if !child.is_object() {
-                *child = Value::Object(Map::new());
+            node = match node.get_mut(part) {
+                Some(Value::Object(child)) => child,
+                _ => unreachable!("made an object above"),
+            };
+            rest = tail;
+        }
+        match node.get_mut(rest) {
+            Some(slot) => *slot = value,
+            None => {
+                node.insert(rest.to_string(), value);
             }
-            node = child.as_object_mut().expect("made an object above");
         }
     }
 
@@ -185,18 +192,25 @@ impl Event {
     /// Takes a left-over column if it converts, and puts it at `path`.
     /// Returns whether it was taken.
     pub fn map_column(&mut self, column: &str, path: &str, conv: Conv) -> bool {
-        let Some(v) = self.1.get(column) else {
+        let Some((key, v)) = self.1.remove_entry(column) else {
             return false;
         };
-        if is_absent(v) {
-            self.1.remove(column);
+        if is_absent(&v) {
             return false;
         }
-        let Some(out) = convert(v, conv) else {
-            return false;
+        // A string column kept as a string moves without a copy.
+        let out = match (v, conv) {
+            (Value::String(s), Conv::Str | Conv::Hash(_) | Conv::NamedItem | Conv::Integrity | Conv::Item) => Value::String(s),
+            (v, conv) => match convert(&v, conv) {
+                Some(out) => out,
+                None => {
+                    // Does not convert: it stays, to land under `unmapped`.
+                    self.1.insert(key, v);
+                    return false;
+                }
+            },
         };
         put(self, path, conv, out);
-        self.1.remove(column);
         true
     }
 

@@ -189,3 +189,11 @@ pub static TABLES: &[&Table] = &[
 pub fn table(name: &str) -> Option<&'static Table> {
     TABLES.iter().copied().find(|t| t.name == name)
 }
+
+/// Appends `event` to `out` as one NDJSON line.
+pub fn write_event(out: &mut Vec<u8>, event: &serde_json::Value) {
+    // Writing a `Value` to a `Vec` cannot fail: its keys are strings.
+    if serde_json::to_writer(&mut *out, event).is_ok() {
+        out.push(b'\n');
+    }
+}
