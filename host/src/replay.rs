@@ -167,6 +167,8 @@ pub fn parse_query(query: &str) -> Result<WindowQuery, String> {
 struct Log {
     queries: Vec<String>,
     token_requests: usize,
+    /// When the first runHuntingQuery request arrived.
+    first_query_at: Option<std::time::Instant>,
 }
 
 struct Shared {
@@ -282,6 +284,11 @@ impl ReplayServer {
         self.shared.log.lock().unwrap_or_else(|p| p.into_inner()).queries.clone()
     }
 
+    /// When the first runHuntingQuery request arrived, if one did.
+    pub fn first_query_at(&self) -> Option<std::time::Instant> {
+        self.shared.log.lock().unwrap_or_else(|p| p.into_inner()).first_query_at
+    }
+
     /// Answers the next runHuntingQuery requests with these failures, in order.
     pub fn fail_next(&self, faults: impl IntoIterator<Item = Fault>) {
         self.shared.faults.lock().unwrap_or_else(|p| p.into_inner()).extend(faults);
@@ -377,7 +384,11 @@ async fn handle(req: Request<hyper::body::Incoming>, shared: Arc<Shared>) -> Res
             }
         };
         let query = request.get("Query").and_then(Value::as_str).unwrap_or("").to_string();
-        shared.log.lock().unwrap_or_else(|p| p.into_inner()).queries.push(query.clone());
+        {
+            let mut log = shared.log.lock().unwrap_or_else(|p| p.into_inner());
+            log.first_query_at.get_or_insert_with(std::time::Instant::now);
+            log.queries.push(query.clone());
+        }
         let fault = shared.faults.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
         if let Some(fault) = fault {
             let mut response = Response::builder().status(fault.status).header("content-type", "application/json");

@@ -1,0 +1,348 @@
+//! `cargo bench --bench summary`: every figure of docs/performance.md, one
+//! `BENCH name=<name> value=<number> unit=<unit>` line each.
+//!
+//! 1. mapping throughput inside the component (wasmtime), per table;
+//! 2. the same code compiled natively, in the same run;
+//! 3. the DeviceProcessEvents → 1007 mapping as a VRL program (`vrl` crate);
+//! 4. peak RSS of a host process collecting a 100,000-row answer;
+//! 5. time from process start to the first query, with a cached compiled
+//!    component.
+//!
+//! Figures 4 and 5 need a process of their own: this program runs itself
+//! again as that process (`DEFENDER_OCSF_BENCH_CHILD`), running the host's
+//! `run --once` code (`app::run`, what the binary's `run` calls) against a
+//! replay endpoint in the parent.
+
+mod workload;
+
+use defender_ocsf_host::app::{self, RunOptions};
+use defender_ocsf_host::config::{OutputConfig, RunConfig};
+use defender_ocsf_host::output::Stdout;
+use defender_ocsf_host::replay::{Credentials, Dataset, ReplayServer};
+use defender_ocsf_host::runtime::{DEFAULT_COMPONENT, Limits, Runtime};
+use defender_ocsf_host::telemetry::Telemetry;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const CHILD: &str = "DEFENDER_OCSF_BENCH_CHILD";
+const OPTIONS: &str = r#"{"tenant_id":"00000000-0000-4000-8000-000000000001"}"#;
+
+/// `BENCH_ONLY=<text>` runs only the figures whose name contains it (for
+/// profiling one of them); by default everything runs.
+fn wanted(name: &str) -> bool {
+    std::env::var("BENCH_ONLY").map_or(true, |only| name.contains(&only))
+}
+
+fn report(name: &str, value: f64, unit: &str) {
+    println!("BENCH name={name} value={value:.3} unit={unit}");
+}
+
+/// Runs `f` (which handles `rows` rows) until at least `min` has passed and
+/// three runs are done; returns the best rate in rows/s.
+fn rows_per_second(rows: usize, min: Duration, mut f: impl FnMut()) -> f64 {
+    f(); // warm-up
+    let started = Instant::now();
+    let mut best = f64::MAX;
+    let mut runs = 0;
+    while runs < 3 || started.elapsed() < min {
+        let t = Instant::now();
+        f();
+        best = best.min(t.elapsed().as_secs_f64());
+        runs += 1;
+    }
+    rows as f64 / best
+}
+
+fn main() {
+    if let Ok(role) = std::env::var(CHILD) {
+        child(&role);
+        return;
+    }
+    let min = Duration::from_secs(3);
+    let runtime = Runtime::new(DEFAULT_COMPONENT, None).expect("the embedded component compiles");
+    let limits = Limits {
+        memory_bytes: 2 << 30,
+        ..Limits::default()
+    };
+    let mut instance = runtime.instantiate(&limits, Arc::new(Telemetry::default())).unwrap();
+
+    const ROWS: usize = 20_000;
+    for table in ["DeviceProcessEvents", "DeviceNetworkEvents", "DeviceEvents"] {
+        let base = chrono::DateTime::parse_from_rfc3339("2026-11-01T08:00:00Z").unwrap().to_utc();
+        let rows = workload::rows(table, ROWS, base);
+        let body = workload::answer(table, &rows);
+        report(&format!("workload_bytes_per_row.{table}"), body.len() as f64 / ROWS as f64, "bytes");
+
+        let native = defender_ocsf_collector::convert::convert(table, OPTIONS, body.as_slice()).unwrap();
+        assert_eq!(native.count as usize, ROWS, "every row maps: {:?}", native.rejected.first());
+        if std::env::var("BENCH_NATIVE_ONLY").is_err() {
+            let in_component = instance.map_results(table, OPTIONS, &body).unwrap().unwrap();
+            assert_eq!(in_component.events, native.events, "the component and native code map alike");
+        }
+
+        if !wanted(table) {
+            continue;
+        }
+        let native_rate = rows_per_second(ROWS, min, || {
+            std::hint::black_box(defender_ocsf_collector::convert::convert(table, OPTIONS, body.as_slice()).unwrap());
+        });
+        report(&format!("native_rows_per_s.{table}"), native_rate, "rows/s");
+        if std::env::var("BENCH_NATIVE_ONLY").is_ok() {
+            continue;
+        }
+        let component_rate = rows_per_second(ROWS, min, || {
+            std::hint::black_box(instance.map_results(table, OPTIONS, &body).unwrap().unwrap());
+        });
+        report(&format!("component_rows_per_s.{table}"), component_rate, "rows/s");
+        report(&format!("component_over_native.{table}"), component_rate / native_rate, "ratio");
+        if table == "DeviceProcessEvents" {
+            let vrl_rate = vrl_bench::rows_per_second(&body, &native.events, ROWS, min);
+            report("vrl_rows_per_s.DeviceProcessEvents", vrl_rate, "rows/s");
+            report("component_over_vrl.DeviceProcessEvents", component_rate / vrl_rate, "ratio");
+        }
+    }
+    drop(instance);
+
+    if wanted("peak_rss") {
+        peak_rss();
+    }
+    if wanted("startup") {
+        startup();
+    }
+}
+
+/// Figure 4: a host process collects one 100,000-row answer of about 50 MB.
+fn peak_rss() {
+    const ROWS: usize = 100_000;
+    // Rows of about 500 bytes: 100,000 of them make Graph's 50 MB answer.
+    let rows: Vec<_> = workload::rows("DeviceProcessEvents", ROWS, recent())
+        .into_iter()
+        .map(|mut row| {
+            row.retain(|k, _| {
+                matches!(
+                    k.as_str(),
+                    "Timestamp"
+                        | "DeviceId"
+                        | "DeviceName"
+                        | "ActionType"
+                        | "FileName"
+                        | "FolderPath"
+                        | "SHA256"
+                        | "ProcessId"
+                        | "ProcessCommandLine"
+                        | "AccountName"
+                        | "InitiatingProcessId"
+                        | "InitiatingProcessFileName"
+                        | "ReportId"
+                )
+            });
+            row
+        })
+        .collect();
+    let size = workload::answer("DeviceProcessEvents", &rows).len();
+    // The compiled component is cached, as on every start but the first
+    // (compiling it is a one-off that costs more memory than collecting).
+    let warm = warm_cache();
+    let (server, dir) = replay(rows);
+    link_cache(&warm, dir.path());
+    let out = run_child("rss", &server, dir.path(), ROWS as u32 - 1);
+    assert!(
+        server.queries().len() <= 3,
+        "one 100,000-row answer, the row after its cut, a late-row sweep: {:?}",
+        server.queries()
+    );
+    report("answer_bytes.rss", size as f64, "bytes");
+    report("peak_rss_100k_rows", out.max_rss_kib as f64 / 1024.0, "MiB");
+}
+
+/// Figure 5: from process start to the first runHuntingQuery, with the
+/// compiled component already in the cache.
+fn startup() {
+    let rows = workload::rows("DeviceProcessEvents", 10, recent());
+    let warm = warm_cache();
+    let mut best = Duration::MAX;
+    let mut baseline = 0;
+    for _ in 0..5 {
+        let (server, fresh) = replay(rows.clone());
+        link_cache(&warm, fresh.path());
+        let out = run_child("start", &server, fresh.path(), 1000);
+        baseline = out.max_rss_kib;
+        let first = server.first_query_at().expect("the child queried");
+        best = best.min(first.saturating_duration_since(out.started));
+    }
+    report("startup_to_first_query", best.as_secs_f64() * 1000.0, "ms");
+    report("peak_rss_10_rows", baseline as f64 / 1024.0, "MiB");
+}
+
+/// Rows for the child runs start here: inside one window, before `now - delay`.
+fn recent() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now() - chrono::Duration::minutes(20)
+}
+
+/// A state directory whose compiled-component cache is filled by one run.
+fn warm_cache() -> tempfile_dir::TempDir {
+    let (server, dir) = replay(workload::rows("DeviceProcessEvents", 10, recent()));
+    run_child("warm-up", &server, dir.path(), 1000);
+    dir
+}
+
+/// Shares the compiled-component cache of `warm` with the run in `dir`.
+fn link_cache(warm: &tempfile_dir::TempDir, dir: &std::path::Path) {
+    std::fs::create_dir_all(dir.join("state")).unwrap();
+    std::os::unix::fs::symlink(warm.path().join("state/cache"), dir.join("state/cache")).unwrap();
+}
+
+fn credentials() -> Credentials {
+    Credentials {
+        tenant_id: "00000000-0000-4000-8000-000000000001".into(),
+        client_id: "bench-client".into(),
+        client_secret: "bench-secret".into(),
+    }
+}
+
+fn replay(rows: Vec<serde_json::Map<String, serde_json::Value>>) -> (ReplayServer, tempfile_dir::TempDir) {
+    let mut dataset = Dataset::default();
+    dataset.add("DeviceProcessEvents", rows).unwrap();
+    (ReplayServer::start(dataset, credentials()).unwrap(), tempfile_dir::TempDir::new())
+}
+
+struct ChildRun {
+    started: Instant,
+    max_rss_kib: i64,
+}
+
+fn run_child(role: &str, server: &ReplayServer, dir: &std::path::Path, max_rows: u32) -> ChildRun {
+    let c = credentials();
+    let config = serde_json::json!({
+        "tenant_id": c.tenant_id, "client_id": c.client_id, "client_secret": c.client_secret,
+        "login_endpoint": server.url(), "graph_endpoint": server.url(),
+        "tables": ["DeviceProcessEvents"], "start_time": (recent() - chrono::Duration::minutes(5)).to_rfc3339(), "delay": "1m",
+        "max_window": "1h", "max_rows_per_query": max_rows.min(99_999),
+    });
+    let started = Instant::now();
+    let child = Command::new(std::env::current_exe().unwrap())
+        .env(CHILD, role)
+        .env("BENCH_CONFIG", config.to_string())
+        .env("BENCH_STATE", dir.join("state"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "the {role} child failed");
+    // The child reports its own high-water mark (VmHWM, reset by exec):
+    // rusage would count the bench's memory, inherited at the fork.
+    let hwm = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM_KIB=").map(|v| v.trim().parse::<i64>().unwrap()))
+        .expect("the child reports its peak RSS");
+    ChildRun { started, max_rss_kib: hwm }
+}
+
+/// The child: `defender-ocsf run --once` with stdout as the output.
+fn child(role: &str) {
+    let source: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&std::env::var("BENCH_CONFIG").unwrap()).unwrap();
+    let config = RunConfig {
+        state_dir: std::env::var("BENCH_STATE").unwrap().into(),
+        log_level: "warn".into(),
+        output: OutputConfig::Stdout,
+        metrics_address: None,
+        log_file: None,
+        source,
+    };
+    let options = RunOptions {
+        once: true,
+        ..RunOptions::default()
+    };
+    let mut sink = Stdout::new(std::io::stdout().lock());
+    let summary = app::run(&config, &options, &mut sink, Arc::new(Telemetry::default())).unwrap_or_else(|e| panic!("{role}: {e}"));
+    assert!(summary.events > 0, "{role}: no events");
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let hwm = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).expect("Linux reports VmHWM");
+    eprintln!("VmHWM_KIB={}", hwm.trim().trim_end_matches("kB").trim());
+}
+
+mod tempfile_dir {
+    /// A directory removed on drop.
+    pub struct TempDir(std::path::PathBuf);
+    impl TempDir {
+        pub fn new() -> TempDir {
+            static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let path = std::env::temp_dir().join(format!("defender-ocsf-bench-{}-{n}", std::process::id()));
+            std::fs::create_dir_all(&path).unwrap();
+            TempDir(path)
+        }
+        pub fn path(&self) -> &std::path::Path {
+            &self.0
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+mod vrl_bench {
+    //! The DeviceProcessEvents → 1007 mapping as a Vector user would write it:
+    //! the answer decoded into VRL values, `device_process_events.vrl` run on
+    //! each row, each event encoded as a JSON line.
+    use std::time::Duration;
+    use vrl::compiler::{Context, TargetValue, TimeZone, state::RuntimeState};
+    use vrl::value::{Secrets, Value};
+
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        results: Vec<Value>,
+    }
+
+    pub fn rows_per_second(body: &[u8], expected: &[u8], rows: usize, min: Duration) -> f64 {
+        let source = include_str!("device_process_events.vrl");
+        let program = match vrl::compiler::compile(source, &vrl::stdlib::all()) {
+            Ok(compiled) => compiled.program,
+            Err(diagnostics) => panic!(
+                "the VRL program does not compile: {}",
+                vrl::diagnostic::Formatter::new(source, diagnostics)
+            ),
+        };
+        let timezone = TimeZone::default();
+        let map = |body: &[u8]| -> Vec<u8> {
+            let answer: Answer = serde_json::from_slice(body).unwrap();
+            let mut out = Vec::with_capacity(body.len() * 2);
+            let mut state = RuntimeState::default();
+            for row in answer.results {
+                let mut target = TargetValue {
+                    value: row,
+                    metadata: Value::Object(Default::default()),
+                    secrets: Secrets::default(),
+                };
+                let mut ctx = Context::new(&mut target, &mut state, &timezone);
+                program.resolve(&mut ctx).expect("the VRL program runs");
+                state.clear();
+                serde_json::to_writer(&mut out, &target.value).unwrap();
+                out.push(b'\n');
+            }
+            out
+        };
+        super::assert_same_events(&map(body), expected);
+        super::rows_per_second(rows, min, || {
+            std::hint::black_box(map(body));
+        })
+    }
+}
+
+/// Fails loudly unless both NDJSON texts hold the same events, line by line.
+fn assert_same_events(vrl: &[u8], ours: &[u8]) {
+    let a: Vec<&[u8]> = vrl.split(|b| *b == b'\n').collect();
+    let b: Vec<&[u8]> = ours.split(|b| *b == b'\n').collect();
+    assert_eq!(a.len(), b.len(), "the VRL program emits as many events");
+    for (i, (x, y)) in a.iter().zip(&b).enumerate().filter(|(_, (x, _))| !x.is_empty()) {
+        let x: serde_json::Value = serde_json::from_slice(x).unwrap();
+        let y: serde_json::Value = serde_json::from_slice(y).unwrap();
+        if x != y {
+            panic!("the VRL program is not an equivalent of the collector's mapping (row {i}):\nVRL:  {x}\nours: {y}");
+        }
+    }
+}
