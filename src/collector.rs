@@ -255,9 +255,9 @@ impl Collector {
         for follower in followers {
             let follower_table = self.tables[follower];
             let mut joined = Vec::new();
-            self.fetch_range(http, now, follower_table, window.start, window.end, &mut |c, t, answer| {
-                telemetry::counter("rows_fetched_total", &[("table", t.name)], answer.len() as u64);
-                c.map_answer(t, &answer, 0..answer.len(), |event| joined.push(event))
+            self.fetch_range(http, now, follower_table, window.start, window.end, &mut |c, t, answer, rows| {
+                telemetry::counter("rows_fetched_total", &[("table", t.name)], rows as u64);
+                c.map_answer(t, answer, 0..rows, |event| joined.push(event))
             })?;
             let alone = match &follower_table.join {
                 Some(join) => (join.fold)(&mut events, joined),
@@ -321,8 +321,8 @@ impl Collector {
     fn sweep(&mut self, http: &mut dyn HttpClient, now: Ticks, index: usize, from: Ticks, to: Ticks) -> Result<(Vec<u8>, u32)> {
         let table = self.tables[index];
         let mut events = Vec::new();
-        self.fetch_range(http, now, table, from, to, &mut |c, t, answer| {
-            c.map_answer(t, &answer, 0..answer.len(), |event| {
+        self.fetch_range(http, now, table, from, to, &mut |c, t, answer, rows| {
+            c.map_answer(t, answer, 0..rows, |event| {
                 if row_key(&event).is_some_and(|(_, k)| !c.planner.seen(index, &k)) {
                     events.push(event);
                 }
@@ -466,8 +466,9 @@ impl Collector {
     }
 
     /// Every row of `table` in `[start, end)`, in as many queries as needed,
-    /// each answer handed to `each` in time order. A table that is not
-    /// available yields no rows (its alert rows still do).
+    /// each answer handed to `each` in time order with how many of its first
+    /// rows belong to the range. A table that is not available yields no
+    /// rows (its alert rows still do).
     fn fetch_range(
         &mut self,
         http: &mut dyn HttpClient,
@@ -475,14 +476,14 @@ impl Collector {
         table: &'static Table,
         start: Ticks,
         end: Ticks,
-        each: &mut dyn FnMut(&mut Self, &'static Table, Part),
+        each: &mut dyn FnMut(&mut Self, &'static Table, &HuntingResult, usize),
     ) -> Result<()> {
         let mut pending = vec![(start, end, self.config.max_rows_per_query + 1)];
         while let Some((s, e, take)) = pending.pop() {
             match self.query(http, now, table, s, e, take)? {
-                Fetch::Rows(rows, n) => each(self, table, Part(rows, n)),
+                Fetch::Rows(rows, n) => each(self, table, &rows, n),
                 Fetch::Partial { rows, end: n, cut, .. } => {
-                    each(self, table, Part(rows, n));
+                    each(self, table, &rows, n);
                     pending.push((cut, e, take));
                 }
                 Fetch::Unavailable(message) => {
@@ -529,22 +530,6 @@ impl Collector {
                 }
             }
         }
-    }
-}
-
-/// The rows of one answer that belong to the range asked for: the first `.1`.
-struct Part(HuntingResult, usize);
-
-impl std::ops::Deref for Part {
-    type Target = HuntingResult;
-    fn deref(&self) -> &HuntingResult {
-        &self.0
-    }
-}
-
-impl Part {
-    fn len(&self) -> usize {
-        self.1
     }
 }
 

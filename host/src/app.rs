@@ -322,6 +322,9 @@ mod tests {
         let answer = br#"{"schema":[],"Results":[{"a":1}]}"#;
         assert_eq!(&*super::as_hunting_answer(answer), answer, "an answer is taken as it is");
         assert_eq!(&*super::as_hunting_answer(b"{\"a\":1}\n"), br#"{"results":[{"a":1}]}"#, "one row");
-        assert_eq!(&*super::as_hunting_answer(b"{\"a\":1}\n\n{\"a\":2}"), br#"{"results":[{"a":1},{"a":2}]}"#);
+        assert_eq!(
+            &*super::as_hunting_answer(b"{\"a\":1}\n\n{\"a\":2}"),
+            br#"{"results":[{"a":1},{"a":2}]}"#
+        );
     }
 }

@@ -666,13 +666,21 @@ fn map_turns_saved_rows_into_valid_events_and_names_the_rows_it_cannot_map() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let rejected = stderr.lines().filter(|l| l.contains("row not mapped")).collect::<Vec<_>>();
         assert!(rejected.iter().all(|l| l.contains("has no Timestamp")), "{table}: {stderr}");
-        assert_eq!(out.status.code(), Some(if rejected.is_empty() { 0 } else { 1 }), "{table}: {stderr}");
+        assert_eq!(
+            out.status.code(),
+            Some(if rejected.is_empty() { 0 } else { 1 }),
+            "{table}: {stderr}"
+        );
         let mapped: Vec<Value> = String::from_utf8(out.stdout)
             .unwrap()
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        assert_eq!(mapped.len() + rejected.len(), rows, "{table}: one event per row, or its name on stderr");
+        assert_eq!(
+            mapped.len() + rejected.len(),
+            rows,
+            "{table}: one event per row, or its name on stderr"
+        );
         events.extend(mapped);
     }
     assert!(events.len() > 20, "the samples were read");
