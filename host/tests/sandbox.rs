@@ -1,6 +1,7 @@
 //! The sandbox: a guest that exceeds its memory cap or its time is stopped
 //! with an error that says so, and the host goes on (here: runs another
-//! instance to completion).
+//! instance to completion); a guest that dials a host it did not declare is
+//! refused, and nothing reaches that host.
 
 use chrono::{Duration, Utc};
 use defender_ocsf_host::replay::{Credentials, Dataset, ReplayServer};
@@ -71,4 +72,112 @@ fn a_call_past_its_deadline_is_stopped() {
     let err = instance.poll().err().expect("the poll outlives its deadline");
     assert!(format!("{err:#}").contains("ran longer than"), "{err:#}");
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
+
+/// Builds the hostile test component in `host/tests/dialer` (once per test
+/// run) and returns its path.
+fn dialer() -> &'static std::path::Path {
+    static PATH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+        let target_dir = root.join("target").join("guest");
+        let mut cargo = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cargo
+            .current_dir(&root)
+            .args([
+                "build",
+                "--release",
+                "--locked",
+                "-p",
+                "defender-ocsf-test-dialer",
+                "--target",
+                "wasm32-wasip2",
+            ])
+            .arg("--target-dir")
+            .arg(&target_dir);
+        for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_TARGET_DIR", "RUSTC_WRAPPER"] {
+            cargo.env_remove(var);
+        }
+        let status = cargo.status().expect("running cargo to build the test dialer");
+        assert!(status.success(), "building host/tests/dialer for wasm32-wasip2 failed");
+        target_dir.join("wasm32-wasip2/release/defender_ocsf_test_dialer.wasm")
+    })
+}
+
+/// A loopback listener that answers every request with 204 and counts the
+/// connections it accepted.
+fn listener() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let origin = format!("http://{}", socket.local_addr().unwrap());
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    std::thread::spawn(move || {
+        for mut stream in socket.incoming().flatten() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+    });
+    (origin, accepted)
+}
+
+fn run_dialer(allowed: &str, dial: &str) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir: {}\nallowed: {allowed}\ndial: {dial}\n",
+            dir.path().join("state").display()
+        ),
+    )
+    .unwrap();
+    std::process::Command::new(env!("CARGO_BIN_EXE_defender-ocsf"))
+        .args(["run", "--once", "--config"])
+        .arg(&config)
+        .arg("--component")
+        .arg(dialer())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_component_that_dials_a_host_it_did_not_declare_is_refused_and_nothing_reaches_it() {
+    use std::sync::atomic::Ordering;
+    let (target, accepted) = listener();
+    let out = run_dialer("http://127.0.0.1:1", &format!("{target}/steal?data=secret"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let refusal = stderr
+        .lines()
+        .find(|l| l.contains("refused an outgoing request"))
+        .unwrap_or_else(|| panic!("no log line about the refusal:\n{stderr}"));
+    assert!(
+        refusal.contains(target.trim_start_matches("http://")),
+        "the log line names the host: {refusal}"
+    );
+    assert!(
+        stderr.contains("HttpRequestDenied"),
+        "the component was told it was denied:\n{stderr}"
+    );
+    assert_eq!(accepted.load(Ordering::SeqCst), 0, "nothing may reach an undeclared host");
+
+    // An unlisted public host is refused the same way, before any lookup.
+    let out = run_dialer("http://127.0.0.1:1", "https://exfil.example/upload");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("refused an outgoing request") && l.contains("exfil.example")),
+        "{stderr}"
+    );
+
+    // The control: declared, the same request goes out. So the refusal above
+    // is the policy's doing, not a dialer that never dials.
+    let out = run_dialer(&target, &format!("{target}/allowed"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("went out and was answered 204"), "{stderr}");
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
 }
