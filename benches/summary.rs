@@ -249,6 +249,7 @@ fn child(role: &str) {
         output: OutputConfig::Stdout,
         metrics_address: None,
         log_file: None,
+        egress: Default::default(),
         source,
     };
     let options = RunOptions {

@@ -85,7 +85,7 @@ impl TokenSource {
                 headers: vec![("content-type".into(), "application/x-www-form-urlencoded".into())],
                 body: body.into_bytes(),
             })
-            .map_err(|e| Error::Transient(format!("could not reach the token endpoint {}: {}", self.token_url, e.0)))?;
+            .map_err(|e| e.into_error(format_args!("could not reach the token endpoint {}", self.token_url)))?;
         telemetry::counter("token_requests_total", &[("status", &response.status.to_string())], 1);
         if response.status == 200 {
             let parsed: TokenResponse = serde_json::from_slice(&response.body)

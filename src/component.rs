@@ -141,11 +141,11 @@ impl HttpClient for WasiHttp {
         use wasip2::http::types::{Fields, IncomingBody, OutgoingBody, OutgoingRequest, RequestOptions, Scheme};
         use wasip2::io::streams::StreamError;
 
-        let err = |what: &str, e: &dyn std::fmt::Debug| TransportError(format!("{what}: {e:?}"));
+        let err = |what: &str, e: &dyn std::fmt::Debug| TransportError::new(format!("{what}: {e:?}"));
         let (scheme, rest) = request
             .url
             .split_once("://")
-            .ok_or_else(|| TransportError(format!("not an absolute URL: {}", request.url)))?;
+            .ok_or_else(|| TransportError::new(format!("not an absolute URL: {}", request.url)))?;
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
@@ -153,7 +153,7 @@ impl HttpClient for WasiHttp {
         let scheme = match scheme {
             "https" => Scheme::Https,
             "http" => Scheme::Http,
-            other => return Err(TransportError(format!("unsupported URL scheme `{other}`"))),
+            other => return Err(TransportError::new(format!("unsupported URL scheme `{other}`"))),
         };
 
         let mut headers: Vec<(String, Vec<u8>)> = request.headers.iter().map(|(k, v)| (k.clone(), v.as_bytes().to_vec())).collect();
@@ -164,17 +164,17 @@ impl HttpClient for WasiHttp {
             Method::Get => WasiMethod::Get,
             Method::Post => WasiMethod::Post,
         };
-        outgoing.set_method(&method).map_err(|_| TransportError("invalid method".into()))?;
+        outgoing.set_method(&method).map_err(|_| TransportError::new("invalid method"))?;
         outgoing
             .set_scheme(Some(&scheme))
-            .map_err(|_| TransportError("invalid scheme".into()))?;
+            .map_err(|_| TransportError::new("invalid scheme"))?;
         outgoing
             .set_authority(Some(authority))
-            .map_err(|_| TransportError(format!("invalid host `{authority}`")))?;
+            .map_err(|_| TransportError::new(format!("invalid host `{authority}`")))?;
         outgoing
             .set_path_with_query(Some(path))
-            .map_err(|_| TransportError(format!("invalid path `{path}`")))?;
-        let body = outgoing.body().map_err(|_| TransportError("request body already taken".into()))?;
+            .map_err(|_| TransportError::new(format!("invalid path `{path}`")))?;
+        let body = outgoing.body().map_err(|_| TransportError::new("request body already taken"))?;
 
         let options = RequestOptions::new();
         let _ = options.set_connect_timeout(Some(CONNECT_TIMEOUT_NS));
@@ -184,12 +184,11 @@ impl HttpClient for WasiHttp {
         // Send first, then stream the body: the host buffers only a chunk.
         // Every wait below races a timer, so no request can hang the
         // collector, whatever happens on the other side.
-        let pending =
-            outgoing_handler::handle(outgoing, Some(options)).map_err(|e| TransportError(describe_error_code(&e, &request.url)))?;
+        let pending = outgoing_handler::handle(outgoing, Some(options)).map_err(|e| transport_error(&e, &request.url))?;
         {
-            let stream = body.write().map_err(|_| TransportError("request body stream unavailable".into()))?;
+            let stream = body.write().map_err(|_| TransportError::new("request body stream unavailable"))?;
             write_all(&stream, &request.body, BETWEEN_BYTES_TIMEOUT_NS)
-                .map_err(|e| TransportError(format!("sending the request to {}: {e}", request.url)))?;
+                .map_err(|e| TransportError::new(format!("sending the request to {}: {e}", request.url)))?;
         }
         // If the body could not be completed, the host aborts the request and
         // the response below carries the reason; a server that answered
@@ -201,7 +200,7 @@ impl HttpClient for WasiHttp {
                 Some(result) => break result,
                 None => {
                     if !wait(&pending.subscribe(), FIRST_BYTE_TIMEOUT_NS) {
-                        return Err(TransportError(format!(
+                        return Err(TransportError::new(format!(
                             "no answer from {} within {} s",
                             request.url,
                             FIRST_BYTE_TIMEOUT_NS / 1_000_000_000
@@ -211,15 +210,21 @@ impl HttpClient for WasiHttp {
             }
         };
         let response = response
-            .map_err(|_| TransportError("the response was already taken".into()))?
+            .map_err(|_| TransportError::new("the response was already taken"))?
             .map_err(|e| match &finished {
-                Err(body_error) => TransportError(format!(
-                    "the request body to {} was cut short ({}), then: {}",
-                    request.url,
-                    describe_error_code(body_error, &request.url),
-                    describe_error_code(&e, &request.url)
-                )),
-                Ok(()) => TransportError(describe_error_code(&e, &request.url)),
+                Err(body_error) => {
+                    let cause = transport_error(&e, &request.url);
+                    TransportError {
+                        message: format!(
+                            "the request body to {} was cut short ({}), then: {}",
+                            request.url,
+                            transport_error(body_error, &request.url).message,
+                            cause.message
+                        ),
+                        ..cause
+                    }
+                }
+                Ok(()) => transport_error(&e, &request.url),
             })?;
 
         let status = response.status();
@@ -229,7 +234,7 @@ impl HttpClient for WasiHttp {
             .into_iter()
             .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
             .collect();
-        let incoming = response.consume().map_err(|_| TransportError("response body unavailable".into()))?;
+        let incoming = response.consume().map_err(|_| TransportError::new("response body unavailable"))?;
         // Sized once from content-length (Graph answers are at most 50 MB):
         // growing by doubling would leave a larger high-water mark behind.
         let length = headers_length(&headers).unwrap_or(0).min(64 << 20);
@@ -237,12 +242,12 @@ impl HttpClient for WasiHttp {
         {
             let stream = incoming
                 .stream()
-                .map_err(|_| TransportError("response body stream unavailable".into()))?;
+                .map_err(|_| TransportError::new("response body stream unavailable"))?;
             loop {
                 match stream.read(256 * 1024) {
                     Ok(chunk) if chunk.is_empty() => {
                         if !wait(&stream.subscribe(), BETWEEN_BYTES_TIMEOUT_NS) {
-                            return Err(TransportError(format!(
+                            return Err(TransportError::new(format!(
                                 "the response from {} stalled for {} s",
                                 request.url,
                                 BETWEEN_BYTES_TIMEOUT_NS / 1_000_000_000
@@ -252,7 +257,7 @@ impl HttpClient for WasiHttp {
                     Ok(chunk) => body.extend_from_slice(&chunk),
                     Err(StreamError::Closed) => break,
                     Err(StreamError::LastOperationFailed(e)) => {
-                        return Err(TransportError(format!(
+                        return Err(TransportError::new(format!(
                             "reading the response from {} failed: {}",
                             request.url,
                             e.to_debug_string()
@@ -326,13 +331,19 @@ fn write_all(stream: &wasip2::io::streams::OutputStream, mut data: &[u8], timeou
     }
 }
 
-fn describe_error_code(e: &wasip2::http::types::ErrorCode, url: &str) -> String {
+fn transport_error(e: &wasip2::http::types::ErrorCode, url: &str) -> TransportError {
     use wasip2::http::types::ErrorCode;
     match e {
-        ErrorCode::HttpRequestDenied => format!("the host refused the request to {url}: it is not one of the configured endpoints"),
-        ErrorCode::ConnectionRefused => format!("connection to {url} refused"),
-        ErrorCode::ConnectionTimeout => format!("connecting to {url} timed out"),
-        ErrorCode::TlsCertificateError => format!("the TLS certificate of {url} was not accepted"),
-        other => format!("request to {url} failed: {other:?}"),
+        ErrorCode::HttpRequestDenied => TransportError::lasting(format!(
+            "the host refused the request to {url}: it is not one of the configured endpoints"
+        )),
+        ErrorCode::TlsCertificateError => TransportError::lasting(format!(
+            "the TLS certificate of {url} was not accepted: this machine does not trust it. Behind a \
+             TLS-inspecting proxy, set `ca_file` to the proxy's CA bundle"
+        )),
+        ErrorCode::ConnectionRefused => TransportError::new(format!("connection to {url} refused")),
+        ErrorCode::ConnectionTimeout => TransportError::new(format!("connecting to {url} timed out")),
+        ErrorCode::InternalError(Some(detail)) => TransportError::new(format!("request to {url} failed: {detail}")),
+        other => TransportError::new(format!("request to {url} failed: {other:?}")),
     }
 }

@@ -205,7 +205,7 @@ impl GraphClient {
                     headers,
                     body: body.clone(),
                 })
-                .map_err(|e| Error::Transient(format!("Graph request failed: {}", e.0)))?;
+                .map_err(|e| e.into_error("Graph request failed"))?;
             telemetry::counter("graph_requests_total", &[("status", &response.status.to_string())], 1);
             if response.status == 200 {
                 return Ok(response);

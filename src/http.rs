@@ -42,7 +42,40 @@ impl Response {
 /// A transport failure: no response was received. The message says why
 /// (refused by the host's allow-list, connection reset, timeout, ...).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TransportError(pub String);
+pub struct TransportError {
+    pub message: String,
+    /// Retrying cannot help: the host refused the destination, or its TLS
+    /// certificate is not trusted. Only a change of configuration can.
+    pub lasting: bool,
+}
+
+impl TransportError {
+    /// A failure that may pass (a reset, a timeout).
+    pub fn new(message: impl Into<String>) -> TransportError {
+        TransportError {
+            message: message.into(),
+            lasting: false,
+        }
+    }
+
+    /// A failure that only a change of configuration fixes.
+    pub fn lasting(message: impl Into<String>) -> TransportError {
+        TransportError {
+            message: message.into(),
+            lasting: true,
+        }
+    }
+
+    /// The collector's error, with `context` in front of the message.
+    pub fn into_error(self, context: impl std::fmt::Display) -> crate::error::Error {
+        let message = format!("{context}: {}", self.message);
+        if self.lasting {
+            crate::error::Error::Fatal(message)
+        } else {
+            crate::error::Error::Transient(message)
+        }
+    }
+}
 
 /// Sends one request and reads the whole response.
 pub trait HttpClient {
@@ -99,7 +132,7 @@ pub mod fake {
             self.sent.push(request);
             self.replies
                 .pop_front()
-                .unwrap_or_else(|| Err(TransportError("no scripted reply left".into())))
+                .unwrap_or_else(|| Err(TransportError::new("no scripted reply left")))
         }
     }
 }

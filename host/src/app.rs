@@ -2,6 +2,7 @@
 //! checkpoint, in that order, so a checkpoint never runs ahead of delivery.
 
 use crate::config::RunConfig;
+use crate::egress::Egress;
 use crate::output::{Sink, Undelivered};
 use crate::runtime::{Limits, Runtime, SourceError};
 use crate::state::CheckpointStore;
@@ -80,7 +81,7 @@ impl Default for RunOptions<'_> {
 /// Runs a source until `once` completes, `shutdown` is set, or it fails.
 pub fn run(config: &RunConfig, options: &RunOptions, sink: &mut dyn Sink, telemetry: Arc<Telemetry>) -> Result<Summary, Failure> {
     let bytes = options.component.unwrap_or(crate::runtime::DEFAULT_COMPONENT);
-    let runtime = Runtime::new(bytes, Some(&config.state_dir.join("cache")))?;
+    let runtime = Runtime::new(bytes, Some(&config.state_dir.join("cache")))?.with_egress(Egress::new(config.egress.clone())?);
     let store = CheckpointStore::new(&config.state_dir);
     let saved = store.load()?;
     let metrics = telemetry.clone();
@@ -230,7 +231,8 @@ pub fn check(config: &RunConfig, component: Option<&[u8]>, out: &mut dyn std::io
         all_ok &= ok;
         writeln!(out, "{}  {name}: {detail}", if ok { "PASS" } else { "FAIL" }).map_err(|e| Failure::Other(e.into()))
     };
-    let runtime = Runtime::new(component.unwrap_or(crate::runtime::DEFAULT_COMPONENT), None)?;
+    let runtime =
+        Runtime::new(component.unwrap_or(crate::runtime::DEFAULT_COMPONENT), None)?.with_egress(Egress::new(config.egress.clone())?);
     let mut instance = runtime.instantiate(&Limits::default(), Arc::new(Telemetry::default()))?;
     match instance.init(&config.source_json(), None)? {
         Ok(info) => line(

@@ -11,7 +11,15 @@ use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
 /// Keys the host reads itself.
-pub const HOST_KEYS: &[&str] = &["state_dir", "log_level", "log_file", "output", "metrics_address"];
+pub const HOST_KEYS: &[&str] = &[
+    "state_dir",
+    "log_level",
+    "log_file",
+    "output",
+    "metrics_address",
+    "proxy",
+    "ca_file",
+];
 
 /// A parsed configuration.
 #[derive(Clone, Debug)]
@@ -26,6 +34,8 @@ pub struct RunConfig {
     pub metrics_address: Option<String>,
     /// Append logs to this file instead of writing them to stderr.
     pub log_file: Option<PathBuf>,
+    /// How the component's requests reach Microsoft: `proxy` and `ca_file`.
+    pub egress: crate::egress::EgressConfig,
     /// Everything else: the source component's configuration.
     pub source: Map<String, Value>,
 }
@@ -205,12 +215,27 @@ impl RunConfig {
             Some(Value::String(s)) if !s.is_empty() => Some(PathBuf::from(s)),
             Some(other) => bail!("`log_file` must be a path, got {other}"),
         };
+        let proxy = match map.remove("proxy") {
+            None => None,
+            Some(Value::String(s)) if s.starts_with("http://") || s.starts_with("https://") => Some(s),
+            Some(Value::String(s)) => bail!(
+                "`proxy` must be an http:// or https:// URL such as http://proxy.example:3128, got `{}`",
+                crate::egress::redact_userinfo(&s)
+            ),
+            Some(_) => bail!("`proxy` must be a URL such as http://proxy.example:3128"),
+        };
+        let ca_file = match map.remove("ca_file") {
+            None => None,
+            Some(Value::String(s)) if !s.is_empty() => Some(PathBuf::from(s)),
+            Some(other) => bail!("`ca_file` must be the path of a PEM certificate bundle, got {other}"),
+        };
         Ok(RunConfig {
             state_dir,
             log_level,
             output,
             metrics_address,
             log_file,
+            egress: crate::egress::EgressConfig { proxy, ca_file },
             source: map,
         })
     }

@@ -6,6 +6,7 @@
 //! - [`config`]: the YAML configuration and `${VAR}` interpolation;
 //! - [`runtime`]: wasmtime, the component, its limits and bindings;
 //! - [`policy`]: the network allow-list enforced on every request;
+//! - [`egress`]: how allowed requests leave: proxy, trust roots, timeouts;
 //! - [`state`]: checkpoints on disk, written atomically;
 //! - [`output`]: the sinks events are delivered to (stdout, HTTP);
 //! - [`forward`]: the Fluentd Forward protocol sink;
@@ -16,6 +17,7 @@
 
 pub mod app;
 pub mod config;
+pub mod egress;
 pub mod forward;
 pub mod output;
 pub mod policy;

@@ -249,6 +249,7 @@ fn demo() -> ExitCode {
         output: OutputConfig::Stdout,
         metrics_address: None,
         log_file: None,
+        egress: Default::default(),
         source: source.as_object().cloned().unwrap_or_default(),
     };
     eprintln!(

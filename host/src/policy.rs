@@ -5,6 +5,7 @@
 //! user's configuration. The host accepts `https://` origins, and `http://`
 //! origins only on loopback addresses; every request to anything else is
 //! refused with `HttpRequestDenied` and a log line naming the destination.
+//! Allowed requests are sent by [`crate::egress`].
 
 use std::fmt;
 use std::net::IpAddr;
@@ -87,19 +88,15 @@ impl AllowList {
     }
 }
 
-/// Upper bounds for a component's HTTP timeouts; Graph itself gives up on a
-/// query after 3 minutes.
-const MAX_CONNECT: Duration = Duration::from_secs(60);
+/// The longest a request may wait for its answer to begin, whatever the
+/// component asks for; Graph itself gives up on a query after 3 minutes.
 const MAX_FIRST_BYTE: Duration = Duration::from_secs(300);
-const MAX_BETWEEN_BYTES: Duration = Duration::from_secs(120);
 
-fn clamp(requested: Option<Duration>, max: Duration) -> Option<Duration> {
-    Some(requested.map_or(max, |d| d.min(max)))
-}
-
-/// The `wasi:http` hooks that enforce the allow-list.
+/// The `wasi:http` hooks that enforce the allow-list; allowed requests leave
+/// through `egress`.
 pub struct Policy {
     pub allow: AllowList,
+    pub egress: crate::egress::Egress,
 }
 
 impl WasiHttpHooks for Policy {
@@ -133,19 +130,12 @@ impl WasiHttpHooks for Policy {
                 Err(wasmtime_wasi_http::Error::HttpRequestDenied)
             });
         }
-        let options = options.unwrap_or_default();
-        let options = RequestOptions {
-            connect_timeout: clamp(options.connect_timeout, MAX_CONNECT),
-            first_byte_timeout: clamp(options.first_byte_timeout, MAX_FIRST_BYTE),
-            between_bytes_timeout: clamp(options.between_bytes_timeout, MAX_BETWEEN_BYTES),
-        };
+        let first_byte = crate::egress::first_byte_timeout(options.as_ref(), MAX_FIRST_BYTE);
+        let loopback = origin.is_some_and(|o| o.is_loopback());
+        let egress = self.egress.clone();
         Box::new(async move {
-            use http_body_util::BodyExt;
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
-            Ok((
-                response.map(BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn Future<Output = _> + Send>,
-            ))
+            let response = egress.send(request, loopback, first_byte).await?;
+            Ok((response, Box::new(async { Ok(()) }) as Box<dyn Future<Output = _> + Send>))
         })
     }
 }
@@ -169,6 +159,7 @@ mod tests {
         use http_body_util::{BodyExt, Full};
         let mut policy = Policy {
             allow: AllowList::new(&["https://graph.microsoft.com".into()]).unwrap(),
+            egress: crate::egress::Egress::default(),
         };
         let body = Full::new(bytes::Bytes::from_static(b"{\"Query\":\"x\"}"))
             .map_err(|never| match never {})

@@ -2,6 +2,7 @@
 //! compiled artefact), links WASI, `wasi:http` behind the network policy and
 //! the host's log and metric interface, and caps the guest's memory and time.
 
+use crate::egress::Egress;
 use crate::policy::{AllowList, Policy};
 use crate::telemetry::Telemetry;
 use anyhow::{Context as _, Result, anyhow};
@@ -59,6 +60,7 @@ pub struct Runtime {
     engine: Engine,
     component: Component,
     linker: Linker<HostState>,
+    egress: Egress,
 }
 
 /// What a store holds for one instance.
@@ -145,7 +147,19 @@ impl Runtime {
                 }
             })
             .context("starting the epoch thread")?;
-        Ok(Runtime { engine, component, linker })
+        Ok(Runtime {
+            engine,
+            component,
+            linker,
+            egress: Egress::default(),
+        })
+    }
+
+    /// Sends the components' allowed requests through `egress` (proxy, extra
+    /// trust roots) instead of the environment's defaults.
+    pub fn with_egress(mut self, egress: Egress) -> Runtime {
+        self.egress = egress;
+        self
     }
 
     /// A fresh instance with no network access until `init` says what it needs.
@@ -157,6 +171,7 @@ impl Runtime {
             table: ResourceTable::new(),
             policy: Policy {
                 allow: AllowList::default(),
+                egress: self.egress.clone(),
             },
             limits: StoreLimitsBuilder::new()
                 .memory_size(limits.memory_bytes)
