@@ -1,6 +1,7 @@
 //! The run loop: init the component, then poll, deliver, and save the
 //! checkpoint, in that order, so a checkpoint never runs ahead of delivery.
 
+use crate::clock::Clock;
 use crate::config::RunConfig;
 use crate::egress::Egress;
 use crate::output::{Sink, Undelivered};
@@ -63,6 +64,8 @@ pub struct RunOptions<'a> {
     pub critical: Arc<std::sync::Mutex<()>>,
     /// How many consecutive temporary failures `once` tolerates.
     pub max_retries: u32,
+    /// Real time, or compressed time for a soak run.
+    pub clock: Clock,
 }
 
 impl Default for RunOptions<'_> {
@@ -74,6 +77,7 @@ impl Default for RunOptions<'_> {
             shutdown: Arc::new(AtomicBool::new(false)),
             critical: Arc::new(std::sync::Mutex::new(())),
             max_retries: 5,
+            clock: Clock::default(),
         }
     }
 }
@@ -81,7 +85,9 @@ impl Default for RunOptions<'_> {
 /// Runs a source until `once` completes, `shutdown` is set, or it fails.
 pub fn run(config: &RunConfig, options: &RunOptions, sink: &mut dyn Sink, telemetry: Arc<Telemetry>) -> Result<Summary, Failure> {
     let bytes = options.component.unwrap_or(crate::runtime::DEFAULT_COMPONENT);
-    let runtime = Runtime::new(bytes, Some(&config.state_dir.join("cache")))?.with_egress(Egress::new(config.egress.clone())?);
+    let runtime = Runtime::new(bytes, Some(&config.state_dir.join("cache")))?
+        .with_egress(Egress::new(config.egress.clone())?)
+        .with_clock(options.clock.clone());
     let store = CheckpointStore::new(&config.state_dir);
     let saved = store.load()?;
     let metrics = telemetry.clone();
@@ -114,7 +120,7 @@ pub fn run(config: &RunConfig, options: &RunOptions, sink: &mut dyn Sink, teleme
             Err(SourceError::Throttled(t)) => {
                 metrics.counter_add("throttled_total", vec![], 1);
                 tracing::warn!(retry_after_ms = t.retry_after_ms, "throttled by the API: {}", t.message);
-                sleep(Duration::from_millis(t.retry_after_ms), &options.shutdown);
+                options.clock.sleep(Duration::from_millis(t.retry_after_ms), &options.shutdown);
                 continue;
             }
             Err(SourceError::Transient(message)) => {
@@ -129,7 +135,7 @@ pub fn run(config: &RunConfig, options: &RunOptions, sink: &mut dyn Sink, teleme
                     retry_in_ms = wait.as_millis() as u64,
                     "temporary failure: {message}"
                 );
-                sleep(wait, &options.shutdown);
+                options.clock.sleep(wait, &options.shutdown);
                 continue;
             }
             Err(e) => {
@@ -163,7 +169,9 @@ pub fn run(config: &RunConfig, options: &RunOptions, sink: &mut dyn Sink, teleme
         drop(guard);
         summary.batches += 1;
         summary.events += u64::from(batch.count);
-        let now_s = std::time::SystemTime::now()
+        let now_s = options
+            .clock
+            .now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
         metrics.gauge_set("last_success_timestamp_seconds", vec![], now_s);
@@ -183,7 +191,7 @@ pub fn run(config: &RunConfig, options: &RunOptions, sink: &mut dyn Sink, teleme
             if options.once {
                 break;
             }
-            sleep(Duration::from_millis(batch.next_poll_ms), &options.shutdown);
+            options.clock.sleep(Duration::from_millis(batch.next_poll_ms), &options.shutdown);
         }
     }
     tracing::info!(batches = summary.batches, events = summary.events, "stopped");
@@ -208,18 +216,6 @@ fn backoff(attempt: u32) -> Duration {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
     base + base.mul_f64(f64::from(nanos % 250) / 1000.0)
-}
-
-/// Sleeps, waking early when `shutdown` is set.
-fn sleep(total: Duration, shutdown: &AtomicBool) {
-    let until = Instant::now() + total;
-    while !shutdown.load(Ordering::SeqCst) {
-        let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break;
-        }
-        std::thread::sleep(left.min(Duration::from_millis(100)));
-    }
 }
 
 /// `defender-ocsf check`: the configuration, the state directory, then the

@@ -12,10 +12,12 @@
 //! - [`forward`]: the Fluentd Forward protocol sink;
 //! - [`app`]: the poll-deliver-save loop;
 //! - [`shutdown`]: SIGTERM/SIGINT handling;
+//! - [`clock`]: real time, or compressed time for soak runs;
 //! - [`telemetry`]: logs and metrics;
 //! - [`replay`]: the loopback replay endpoint behind `demo` and the tests.
 
 pub mod app;
+pub mod clock;
 pub mod config;
 pub mod egress;
 pub mod forward;

@@ -173,6 +173,8 @@ struct Log {
 
 struct Shared {
     dataset: Dataset,
+    /// Each table's schema, inferred once from all its rows.
+    schemas: BTreeMap<String, Vec<Value>>,
     credentials: Credentials,
     log: Mutex<Log>,
     /// How long each runHuntingQuery answer is held back (a slow service).
@@ -231,7 +233,13 @@ impl ReplayServer {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding a loopback port")?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
+        let schemas = dataset
+            .tables
+            .iter()
+            .map(|(table, rows)| (table.clone(), schema_of(rows.iter().map(|(_, r)| r))))
+            .collect();
         let shared = Arc::new(Shared {
+            schemas,
             dataset,
             credentials,
             log: Mutex::new(Log::default()),
@@ -282,6 +290,12 @@ impl ReplayServer {
     /// Every runHuntingQuery `Query` received so far.
     pub fn queries(&self) -> Vec<String> {
         self.shared.log.lock().unwrap_or_else(|p| p.into_inner()).queries.clone()
+    }
+
+    /// How many runHuntingQuery requests were received (cheaper than
+    /// `queries().len()`).
+    pub fn query_count(&self) -> usize {
+        self.shared.log.lock().unwrap_or_else(|p| p.into_inner()).queries.len()
     }
 
     /// When the first runHuntingQuery request arrived, if one did.
@@ -422,7 +436,7 @@ async fn handle(req: Request<hyper::body::Incoming>, shared: Arc<Shared>) -> Res
             StatusCode::OK,
             json!({
                 "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#microsoft.graph.security.huntingQueryResults",
-                "schema": schema_of(rows.iter().map(|(_, r)| r)),
+                "schema": shared.schemas.get(&q.table).cloned().unwrap_or_default(),
                 "results": selected,
             }),
         ));

@@ -2,6 +2,7 @@
 //! compiled artefact), links WASI, `wasi:http` behind the network policy and
 //! the host's log and metric interface, and caps the guest's memory and time.
 
+use crate::clock::Clock;
 use crate::egress::Egress;
 use crate::policy::{AllowList, Policy};
 use crate::telemetry::Telemetry;
@@ -61,6 +62,7 @@ pub struct Runtime {
     component: Component,
     linker: Linker<HostState>,
     egress: Egress,
+    clock: Clock,
 }
 
 /// What a store holds for one instance.
@@ -152,7 +154,15 @@ impl Runtime {
             component,
             linker,
             egress: Egress::default(),
+            clock: Clock::default(),
         })
+    }
+
+    /// Gives the components this clock's time (a compressed clock for soak
+    /// runs) instead of real time.
+    pub fn with_clock(mut self, clock: Clock) -> Runtime {
+        self.clock = clock;
+        self
     }
 
     /// Sends the components' allowed requests through `egress` (proxy, extra
@@ -166,7 +176,10 @@ impl Runtime {
     pub fn instantiate(&self, limits: &Limits, telemetry: Arc<Telemetry>) -> Result<Instance> {
         let state = HostState {
             // No files, no environment, no sockets: HTTP through the policy only.
-            wasi: WasiCtx::builder().build(),
+            wasi: WasiCtx::builder()
+                .wall_clock(self.clock.wall())
+                .monotonic_clock(self.clock.monotonic())
+                .build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             policy: Policy {

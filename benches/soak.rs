@@ -1,0 +1,262 @@
+//! `cargo bench --bench soak`: a time-compressed soak. Several simulated
+//! days of polling against the replay Graph, with faults injected all along,
+//! in a few real minutes. Not run in CI; its figures are in
+//! docs/reliability.md. Prints `SOAK name=<name> value=<number> unit=<unit>`
+//! lines and fails if a row is lost or repeated.
+//!
+//! The collector runs in a child process (this program again, with
+//! `DEFENDER_OCSF_SOAK_CHILD`): the host's `run` loop (`app::run`, what the
+//! binary's `run` calls) on a compressed clock (`host/src/clock.rs`), which
+//! the component also reads. Every wait (the poll interval, a Retry-After, a
+//! CPU-quota pause, a backoff) moves the clock forward instead of sleeping;
+//! every query is still made. The parent serves the rows, injects a fault
+//! every few dozen queries, samples the child's resident memory, and checks
+//! that the events emitted are exactly the rows served, each once.
+//!
+//! `SOAK_DAYS` (default 3) and `SOAK_ROWS_PER_HOUR` per table (default 360)
+//! size the run.
+
+mod workload;
+
+use defender_ocsf_host::app::{self, RunOptions};
+use defender_ocsf_host::clock::Clock;
+use defender_ocsf_host::config::{OutputConfig, RunConfig};
+use defender_ocsf_host::output::Stdout;
+use defender_ocsf_host::replay::{Credentials, Dataset, Fault, ReplayServer};
+use defender_ocsf_host::telemetry::Telemetry;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const CHILD: &str = "DEFENDER_OCSF_SOAK_CHILD";
+const TENANT: &str = "00000000-0000-4000-8000-000000000001";
+const TABLES: &[&str] = &["DeviceProcessEvents", "DeviceNetworkEvents", "DeviceEvents"];
+/// Every this many queries, the next one gets a fault.
+const FAULT_EVERY: usize = 40;
+
+fn report(name: &str, value: f64, unit: &str) {
+    println!("SOAK name={name} value={value:.2} unit={unit}");
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .map_or(default, |v| v.parse().unwrap_or_else(|_| panic!("{name} must be a whole number")))
+}
+
+fn main() {
+    if std::env::var_os(CHILD).is_some() {
+        child();
+        return;
+    }
+    // `cargo bench` passes `--bench`; nothing else is taken from the command line.
+    let days = env_number("SOAK_DAYS", 3);
+    let per_hour = env_number("SOAK_ROWS_PER_HOUR", 360);
+    let start = chrono::Utc::now() - chrono::Duration::minutes(30);
+    let span = chrono::Duration::days(days as i64);
+    let per_table = (days * 24 * per_hour) as usize;
+    let step = span / per_table as i32;
+
+    let mut dataset = Dataset::default();
+    let mut expected: BTreeMap<String, usize> = BTreeMap::new();
+    for table in TABLES {
+        let mut rows = workload::rows(table, per_table, start);
+        for (i, row) in rows.iter_mut().enumerate() {
+            let t = start + step * i as i32;
+            row.insert(
+                "Timestamp".into(),
+                Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)),
+            );
+        }
+        let answer = workload::answer(table, &rows);
+        let native = defender_ocsf_collector::convert::convert(table, &format!(r#"{{"tenant_id":"{TENANT}"}}"#), answer)
+            .expect("the served rows map natively");
+        assert!(native.rejected.is_empty(), "{:?}", native.rejected);
+        for line in native.events.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            *expected.entry(uid(line)).or_default() += 1;
+        }
+        dataset.add(table, rows).unwrap();
+    }
+    let served = per_table * TABLES.len();
+    assert_eq!(expected.len(), served, "every served row has a uid of its own");
+    let credentials = Credentials {
+        tenant_id: TENANT.into(),
+        client_id: "soak-client".into(),
+        client_secret: "soak-secret".into(),
+    };
+    let server = ReplayServer::start(dataset, credentials.clone()).unwrap();
+    let dir = std::env::temp_dir().join(format!("defender-ocsf-soak-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = serde_json::json!({
+        "tenant_id": credentials.tenant_id, "client_id": credentials.client_id, "client_secret": credentials.client_secret,
+        "login_endpoint": server.url(), "graph_endpoint": server.url(),
+        "tables": TABLES, "start_time": start.to_rfc3339(), "delay": "5m", "poll_interval": "1m",
+    });
+    // The child stops once its clock is past the last row plus the delay.
+    let stop_at = start + span + chrono::Duration::minutes(10);
+
+    eprintln!(
+        "soak: {days} simulated days, {served} rows in {} tables; faults every {FAULT_EVERY} queries",
+        TABLES.len()
+    );
+    let started = Instant::now();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env(CHILD, "1")
+        .env("SOAK_CONFIG", config.to_string())
+        .env("SOAK_STATE", dir.join("state"))
+        .env("SOAK_STOP_AT", stop_at.to_rfc3339())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+
+    // Faults, all along: throttling, a CPU-quota pause, 500s.
+    let done = Arc::new(AtomicBool::new(false));
+    let faults_injected = Arc::new(AtomicUsize::new(0));
+    let (emitted, rss) = std::thread::scope(|scope| {
+        let server = &server;
+        let (done2, injected) = (done.clone(), faults_injected.clone());
+        scope.spawn(move || {
+            let done = done2;
+            let kinds = [
+                Fault::throttled(30),
+                Fault::unknown_error(),
+                Fault::cpu_quota("15 minutes"),
+                Fault::unknown_error(),
+            ];
+            let mut next = FAULT_EVERY;
+            while !done.load(Ordering::SeqCst) {
+                if server.query_count() >= next {
+                    let n = injected.fetch_add(1, Ordering::SeqCst);
+                    server.fail_next([kinds[n % kinds.len()].clone()]);
+                    next += FAULT_EVERY;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        // Resident memory, sampled with the number of events so far.
+        let seen = Arc::new(AtomicUsize::new(0));
+        let samples = Arc::new(Mutex::new(Vec::<(usize, u64)>::new()));
+        {
+            let (done, seen, samples) = (done.clone(), seen.clone(), samples.clone());
+            scope.spawn(move || {
+                while !done.load(Ordering::SeqCst) {
+                    if let Some(kib) = vm_rss_kib(pid) {
+                        samples.lock().unwrap().push((seen.load(Ordering::SeqCst), kib));
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            });
+        }
+        let stderr = child.stderr.take().unwrap();
+        let log = scope.spawn(move || {
+            let mut errors = Vec::new();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("\"level\":\"ERROR\"") || !line.starts_with('{') {
+                    errors.push(line);
+                }
+            }
+            errors
+        });
+        let mut emitted: BTreeMap<String, usize> = BTreeMap::new();
+        for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+            let line = line.unwrap();
+            *emitted.entry(uid(line.as_bytes())).or_default() += 1;
+            let n = seen.fetch_add(1, Ordering::SeqCst) + 1;
+            if n % (served / 10).max(1) == 0 {
+                eprintln!("soak: {n} of {served} rows after {:.0} s", started.elapsed().as_secs_f64());
+            }
+        }
+        let status = child.wait().unwrap();
+        done.store(true, Ordering::SeqCst);
+        let errors = log.join().unwrap();
+        assert!(status.success(), "the collector failed:\n{}", errors.join("\n"));
+        let samples = samples.lock().unwrap().clone();
+        (emitted, samples)
+    });
+    let elapsed = started.elapsed();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let missing = expected.keys().filter(|k| !emitted.contains_key(*k)).count();
+    let repeated: usize = emitted.values().map(|n| n.saturating_sub(1)).sum();
+    let invented = emitted.keys().filter(|k| !expected.contains_key(*k)).count();
+    let queries = server.query_count();
+    report("simulated_days", days as f64, "days");
+    report("real_time", elapsed.as_secs_f64(), "s");
+    report("rows_served", served as f64, "rows");
+    report("events_emitted", emitted.values().sum::<usize>() as f64, "events");
+    report("rows_missing", missing as f64, "rows");
+    report("rows_repeated", repeated as f64, "rows");
+    report("events_invented", invented as f64, "events");
+    report("queries", queries as f64, "queries");
+    report("token_requests", server.token_requests() as f64, "requests");
+    report("faults_injected", faults_injected.load(Ordering::SeqCst) as f64, "faults");
+    // Memory: after the first tenth of the run (start-up and the compiled
+    // component are in by then), and the last tenth.
+    let tenth = served / 10;
+    let early: Vec<u64> = rss.iter().filter(|(n, _)| *n >= tenth && *n < 2 * tenth).map(|s| s.1).collect();
+    let late: Vec<u64> = rss.iter().filter(|(n, _)| *n >= served - tenth).map(|s| s.1).collect();
+    let mib = |v: &[u64]| v.iter().copied().max().unwrap_or(0) as f64 / 1024.0;
+    report("rss_early_max", mib(&early), "MiB");
+    report("rss_late_max", mib(&late), "MiB");
+    report("rss_max", mib(&rss.iter().map(|s| s.1).collect::<Vec<_>>()), "MiB");
+    report("rss_samples", rss.len() as f64, "samples");
+    assert_eq!(
+        (missing, repeated, invented),
+        (0, 0, 0),
+        "the events emitted must be exactly the rows served"
+    );
+}
+
+/// `metadata.uid` of one NDJSON event.
+fn uid(line: &[u8]) -> String {
+    let event: Value = serde_json::from_slice(line).expect("each line is one JSON event");
+    event["metadata"]["uid"].as_str().expect("every event has metadata.uid").to_string()
+}
+
+fn vm_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// The child: the host's `run` loop on a compressed clock, NDJSON to stdout,
+/// until the clock passes `SOAK_STOP_AT`.
+fn child() {
+    let source: serde_json::Map<String, Value> = serde_json::from_str(&std::env::var("SOAK_CONFIG").unwrap()).unwrap();
+    let stop_at: chrono::DateTime<chrono::Utc> = std::env::var("SOAK_STOP_AT").unwrap().parse().unwrap();
+    let config = RunConfig {
+        state_dir: std::env::var("SOAK_STATE").unwrap().into(),
+        log_level: "warn".into(),
+        output: OutputConfig::Stdout,
+        metrics_address: None,
+        log_file: None,
+        egress: Default::default(),
+        source,
+    };
+    let clock = Clock::compressed();
+    let options = RunOptions {
+        clock: clock.clone(),
+        ..RunOptions::default()
+    };
+    let shutdown = options.shutdown.clone();
+    std::thread::spawn(move || {
+        loop {
+            let now: chrono::DateTime<chrono::Utc> = clock.now().into();
+            if now >= stop_at {
+                shutdown.store(true, Ordering::SeqCst);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    });
+    let mut sink = Stdout::new(std::io::stdout().lock());
+    app::run(&config, &options, &mut sink, Arc::new(Telemetry::default())).unwrap_or_else(|e| panic!("soak child: {e}"));
+}
