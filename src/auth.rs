@@ -149,15 +149,15 @@ const AADSTS_ADVICE: &[(u64, &str)] = &[
     (700022, "the scope names more than one resource. Check `graph_endpoint`"),
     (
         90002,
-        "the tenant was not found. Check `tenant_id`, and that the tenant is in the cloud `login_endpoint` points at",
+        "the tenant was not found. Check `tenant_id`, and that the tenant is in the configured `cloud` (or the cloud `login_endpoint` points at)",
     ),
     (
         90038,
-        "this tenant belongs to a national cloud; set `login_endpoint` and `graph_endpoint` to that cloud's hosts",
+        "this tenant belongs to a national cloud; set `cloud` to `gcc-high` or `dod` (or `login_endpoint` and `graph_endpoint` to that cloud's hosts)",
     ),
     (
         500011,
-        "the resource (Graph host) was not found in this tenant; `graph_endpoint` is probably the wrong cloud's host",
+        "the resource (Graph host) was not found in this tenant; `cloud` (or `graph_endpoint`) probably names the wrong cloud",
     ),
     (
         700027,

@@ -26,12 +26,20 @@ pub struct CollectorConfig {
     /// `${ENV_VAR}` in the YAML file.
     pub client_secret: Secret,
 
-    /// The identity platform's base URL.
-    #[serde(default = "default_login_endpoint")]
+    /// The Microsoft cloud the tenant lives in: `global` (also for GCC),
+    /// `gcc`, `gcc-high` or `dod`. It sets the login host, the Graph host and
+    /// the token scope. China (21Vianet) is refused: runHuntingQuery is not
+    /// offered there.
+    #[serde(default = "default_cloud")]
+    pub cloud: Cloud,
+
+    /// The identity platform's base URL. Default: the cloud's.
+    #[serde(default)]
     pub login_endpoint: String,
 
     /// Microsoft Graph's base URL. The token scope is `{graph_endpoint}/.default`.
-    #[serde(default = "default_graph_endpoint")]
+    /// Default: the cloud's.
+    #[serde(default)]
     pub graph_endpoint: String,
 
     /// Graph API version: `v1.0` or `beta`.
@@ -117,11 +125,14 @@ pub fn default_deprecated_classes() -> bool {
     true
 }
 
+pub fn default_cloud() -> Cloud {
+    Cloud::Global
+}
 pub fn default_login_endpoint() -> String {
-    "https://login.microsoftonline.com".into()
+    Cloud::Global.login_endpoint().into()
 }
 pub fn default_graph_endpoint() -> String {
-    "https://graph.microsoft.com".into()
+    Cloud::Global.graph_endpoint().into()
 }
 pub fn default_api_version() -> ApiVersion {
     ApiVersion::V1
@@ -151,6 +162,43 @@ pub fn default_max_rows_per_query() -> u32 {
 pub const GRAPH_ROW_CAP: u32 = 100_000;
 /// Advanced hunting keeps 30 days of data.
 pub const MAX_LOOKBACK: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
+/// A Microsoft cloud (graph-api.md §1.8: Microsoft Graph national cloud
+/// deployments).
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cloud {
+    /// The global service; GCC (Moderate) tenants use it too.
+    Global,
+    /// GCC (Moderate): the global hosts.
+    Gcc,
+    /// US Government L4.
+    GccHigh,
+    /// US Government L5 (DoD).
+    Dod,
+    /// China, operated by 21Vianet: named only to be refused clearly.
+    #[serde(alias = "21vianet")]
+    China,
+}
+
+impl Cloud {
+    pub fn login_endpoint(self) -> &'static str {
+        match self {
+            Cloud::Global | Cloud::Gcc => "https://login.microsoftonline.com",
+            Cloud::GccHigh | Cloud::Dod => "https://login.microsoftonline.us",
+            Cloud::China => "https://login.chinacloudapi.cn",
+        }
+    }
+
+    pub fn graph_endpoint(self) -> &'static str {
+        match self {
+            Cloud::Global | Cloud::Gcc => "https://graph.microsoft.com",
+            Cloud::GccHigh => "https://graph.microsoft.us",
+            Cloud::Dod => "https://dod-graph.microsoft.us",
+            Cloud::China => "https://microsoftgraph.chinacloudapi.cn",
+        }
+    }
+}
 
 /// The Graph API version.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -228,6 +276,19 @@ impl CollectorConfig {
             return Err(Error::Config(
                 "`client_secret` is empty; if it comes from an environment variable, check that the variable is set".into(),
             ));
+        }
+        if self.cloud == Cloud::China {
+            return Err(Error::Config(
+                "`cloud: china` (21Vianet) is not supported: Microsoft Graph's runHuntingQuery is not offered in \
+                 that cloud. Use Defender's streaming API there, if your tenant has it"
+                    .into(),
+            ));
+        }
+        if self.login_endpoint.trim().is_empty() {
+            self.login_endpoint = self.cloud.login_endpoint().into();
+        }
+        if self.graph_endpoint.trim().is_empty() {
+            self.graph_endpoint = self.cloud.graph_endpoint().into();
         }
         for (key, value) in [
             ("login_endpoint", &mut self.login_endpoint),
@@ -348,6 +409,34 @@ mod tests {
             c.allowed_origins(),
             vec!["https://login.microsoftonline.com", "https://graph.microsoft.com"]
         );
+    }
+
+    #[test]
+    fn a_cloud_sets_the_hosts_and_the_scope_and_explicit_endpoints_win() {
+        let with = |extra: serde_json::Value| {
+            let mut v = minimal();
+            v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            CollectorConfig::from_json(&v.to_string())
+        };
+        let high = with(serde_json::json!({"cloud": "gcc-high"})).unwrap();
+        assert_eq!(high.login_endpoint, "https://login.microsoftonline.us");
+        assert_eq!(high.scope(), "https://graph.microsoft.us/.default");
+        let dod = with(serde_json::json!({"cloud": "dod"})).unwrap();
+        assert_eq!(
+            dod.allowed_origins(),
+            vec!["https://login.microsoftonline.us", "https://dod-graph.microsoft.us"]
+        );
+        let gcc = with(serde_json::json!({"cloud": "gcc"})).unwrap();
+        assert_eq!(gcc.graph_endpoint, "https://graph.microsoft.com");
+        let overridden = with(serde_json::json!({"cloud": "dod", "graph_endpoint": "http://127.0.0.1:9/"})).unwrap();
+        assert_eq!(overridden.graph_endpoint, "http://127.0.0.1:9");
+        assert_eq!(overridden.login_endpoint, "https://login.microsoftonline.us");
+        for china in ["china", "21vianet"] {
+            let e = with(serde_json::json!({"cloud": china})).unwrap_err().to_string();
+            assert!(e.contains("runHuntingQuery is not offered"), "{e}");
+        }
+        let e = with(serde_json::json!({"cloud": "mars"})).unwrap_err().to_string();
+        assert!(e.contains("unknown variant `mars`") && e.contains("gcc-high"), "{e}");
     }
 
     #[test]
