@@ -179,13 +179,20 @@ struct Shared {
     log: Mutex<Log>,
     /// How long each runHuntingQuery answer is held back (a slow service).
     delay: Mutex<std::time::Duration>,
-    /// Answers to give the next runHuntingQuery requests instead of results.
-    faults: Mutex<std::collections::VecDeque<Fault>>,
+    /// What the next runHuntingQuery requests get: a fault, or (`None`)
+    /// their results.
+    faults: Mutex<std::collections::VecDeque<Option<Fault>>>,
+    /// At most this many rows per answer, cut silently (Graph's 100,000-row
+    /// cap, scaled down).
+    row_cap: Mutex<Option<usize>>,
+    /// The `expires_in` of the tokens issued, in seconds.
+    token_lifetime: Mutex<u64>,
 }
 
 /// A failure the replay endpoint gives instead of results.
 #[derive(Clone, Debug)]
 pub struct Fault {
+    /// The HTTP status; 0 drops the connection without an answer (a reset).
     pub status: u16,
     pub body: String,
     /// A `Retry-After` header, in seconds.
@@ -206,6 +213,39 @@ impl Fault {
         Fault {
             status: 500,
             body: json!({"error": {"code": "UnknownError", "message": ""}}).to_string(),
+            retry_after: None,
+        }
+    }
+    /// The answer over the size cap (graph-api.md §1.5).
+    pub fn size_limit() -> Fault {
+        Fault {
+            status: 400,
+            body: json!({"error": {"code": "BadRequest", "message": "Result size limit exceeded. Query execution has exceeded the allowed result size."}}).to_string(),
+            retry_after: None,
+        }
+    }
+    /// A query that ran out of time on the service's side.
+    pub fn query_timeout() -> Fault {
+        Fault {
+            status: 400,
+            body: json!({"error": {"code": "BadRequest", "message": "Query exceeded the timeout period."}}).to_string(),
+            retry_after: None,
+        }
+    }
+    /// The connection closed with no answer at all.
+    pub fn reset() -> Fault {
+        Fault {
+            status: 0,
+            body: String::new(),
+            retry_after: None,
+        }
+    }
+    /// The bearer token expired before the collector expected it to.
+    pub fn token_expired() -> Fault {
+        Fault {
+            status: 401,
+            body: json!({"error": {"code": "InvalidAuthenticationToken", "message": "Lifetime validation failed, the token is expired."}})
+                .to_string(),
             retry_after: None,
         }
     }
@@ -245,6 +285,8 @@ impl ReplayServer {
             log: Mutex::new(Log::default()),
             delay: Mutex::new(std::time::Duration::ZERO),
             faults: Mutex::new(Default::default()),
+            row_cap: Mutex::new(None),
+            token_lifetime: Mutex::new(3599),
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let serving = shared.clone();
@@ -305,7 +347,24 @@ impl ReplayServer {
 
     /// Answers the next runHuntingQuery requests with these failures, in order.
     pub fn fail_next(&self, faults: impl IntoIterator<Item = Fault>) {
-        self.shared.faults.lock().unwrap_or_else(|p| p.into_inner()).extend(faults);
+        self.schedule(faults.into_iter().map(Some));
+    }
+
+    /// Plans the answers to the next runHuntingQuery requests, in order: a
+    /// fault, or `None` for the request's results.
+    pub fn schedule(&self, plan: impl IntoIterator<Item = Option<Fault>>) {
+        self.shared.faults.lock().unwrap_or_else(|p| p.into_inner()).extend(plan);
+    }
+
+    /// Cuts every answer to at most `cap` rows without saying so, as Graph
+    /// does at 100,000.
+    pub fn set_row_cap(&self, cap: Option<usize>) {
+        *self.shared.row_cap.lock().unwrap_or_else(|p| p.into_inner()) = cap;
+    }
+
+    /// Issues tokens that expire after `seconds`.
+    pub fn set_token_lifetime(&self, seconds: u64) {
+        *self.shared.token_lifetime.lock().unwrap_or_else(|p| p.into_inner()) = seconds;
     }
 
     /// Holds every runHuntingQuery answer back by `delay`.
@@ -346,7 +405,21 @@ fn graph_error(status: StatusCode, code: &str, message: &str) -> Response<Body> 
 
 const TOKEN: &str = "replay-access-token";
 
-async fn handle(req: Request<hyper::body::Incoming>, shared: Arc<Shared>) -> Result<Response<Body>, hyper::Error> {
+/// A connection the replay endpoint drops on purpose.
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by fault injection")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+type HandlerError = Box<dyn std::error::Error + Send + Sync>;
+
+async fn handle(req: Request<hyper::body::Incoming>, shared: Arc<Shared>) -> Result<Response<Body>, HandlerError> {
     let (parts, body) = req.into_parts();
     let body = body.collect().await?.to_bytes();
     let path = parts.uri.path().to_string();
@@ -375,7 +448,7 @@ async fn handle(req: Request<hyper::body::Incoming>, shared: Arc<Shared>) -> Res
         }
         return Ok(reply(
             StatusCode::OK,
-            json!({"token_type": "Bearer", "expires_in": 3599, "access_token": TOKEN}),
+            json!({"token_type": "Bearer", "expires_in": *shared.token_lifetime.lock().unwrap_or_else(|p| p.into_inner()), "access_token": TOKEN}),
         ));
     }
     if parts.method == hyper::Method::POST && (path == "/v1.0/security/runHuntingQuery" || path == "/beta/security/runHuntingQuery") {
@@ -403,8 +476,11 @@ async fn handle(req: Request<hyper::body::Incoming>, shared: Arc<Shared>) -> Res
             log.first_query_at.get_or_insert_with(std::time::Instant::now);
             log.queries.push(query.clone());
         }
-        let fault = shared.faults.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+        let fault = shared.faults.lock().unwrap_or_else(|p| p.into_inner()).pop_front().flatten();
         if let Some(fault) = fault {
+            if fault.status == 0 {
+                return Err(Box::new(Dropped));
+            }
             let mut response = Response::builder().status(fault.status).header("content-type", "application/json");
             if let Some(s) = fault.retry_after {
                 response = response.header("retry-after", s.to_string());
@@ -430,6 +506,7 @@ async fn handle(req: Request<hyper::body::Incoming>, shared: Arc<Shared>) -> Res
             .iter()
             .filter(|(ts, _)| *ts >= q.start && *ts < q.end)
             .take(q.take)
+            .take(shared.row_cap.lock().unwrap_or_else(|p| p.into_inner()).unwrap_or(usize::MAX))
             .map(|(_, r)| r)
             .collect();
         return Ok(reply(

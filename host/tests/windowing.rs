@@ -2,7 +2,7 @@
 //! real component emits each row in range exactly once.
 
 use chrono::{Duration, Utc};
-use defender_ocsf_host::replay::{Credentials, Dataset, ReplayServer};
+use defender_ocsf_host::replay::{Credentials, Dataset, Fault, ReplayServer};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -95,5 +95,112 @@ proptest! {
         dataset.add("DeviceProcessEvents", rows).unwrap();
         let (seen, _) = collect(dataset, start, max_rows, max_window_min);
         prop_assert_eq!(seen, expected);
+    }
+}
+
+/// A fault for the property below, by number.
+fn fault(kind: u8) -> Fault {
+    match kind % 8 {
+        0 => Fault::throttled(1 + u64::from(kind) % 30),
+        1 => Fault::unknown_error(),
+        2 => Fault::cpu_quota("00:05:00"),
+        3 => Fault::size_limit(),
+        4 => Fault::query_timeout(),
+        5 => Fault::reset(),
+        6 => Fault::token_expired(),
+        _ => Fault::cpu_quota("a while"),
+    }
+}
+
+/// Collects once in this process, through the `run` loop the binary runs,
+/// on a compressed clock: the waits the faults cause take no time.
+fn collect_through_faults(
+    dataset: Dataset,
+    start: chrono::DateTime<Utc>,
+    max_rows: u32,
+    plan: Vec<Option<Fault>>,
+    token_lifetime: u64,
+) -> Result<BTreeMap<String, usize>, String> {
+    use defender_ocsf_host::app::{self, RunOptions};
+    use defender_ocsf_host::clock::Clock;
+    use defender_ocsf_host::config::RunConfig;
+    use defender_ocsf_host::output::Stdout;
+    use defender_ocsf_host::telemetry::Telemetry;
+    let server = ReplayServer::start(dataset, credentials()).unwrap();
+    server.schedule(plan);
+    server.set_token_lifetime(token_lifetime);
+    let dir = tempfile::tempdir().unwrap();
+    static CACHE: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let cache = CACHE.get_or_init(|| tempfile::tempdir().unwrap());
+    std::fs::create_dir_all(dir.path().join("state")).unwrap();
+    std::os::unix::fs::symlink(cache.path(), dir.path().join("state/cache")).unwrap();
+    let c = credentials();
+    let yaml = json!({
+        "tenant_id": c.tenant_id, "client_id": c.client_id, "client_secret": c.client_secret,
+        "login_endpoint": server.url(), "graph_endpoint": server.url(),
+        "tables": ["DeviceProcessEvents"], "start_time": start.to_rfc3339(), "delay": "1m",
+        "max_rows_per_query": max_rows, "state_dir": dir.path().join("state"), "max_calls_per_minute": 1000,
+    });
+    let config = RunConfig::from_yaml(&yaml.to_string(), &|_| None).unwrap();
+    let options = RunOptions {
+        once: true,
+        clock: Clock::compressed(),
+        max_retries: 12,
+        ..RunOptions::default()
+    };
+    let mut out = Vec::new();
+    app::run(
+        &config,
+        &options,
+        &mut Stdout::new(&mut out),
+        std::sync::Arc::new(Telemetry::default()),
+    )
+    .map_err(|e| e.to_string())?;
+    let mut seen = BTreeMap::new();
+    for line in String::from_utf8(out).unwrap().lines() {
+        let e: Value = serde_json::from_str(line).unwrap();
+        *seen
+            .entry(e["metadata"]["original_event_uid"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    Ok(seen)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, max_shrink_time: 120_000, ..ProptestConfig::default() })]
+
+    /// Issue #4's property: random rows with many ties, random limits and
+    /// random faults (429 with Retry-After, 500, the CPU quota, the size
+    /// limit, a service timeout, a dropped connection, an expired token,
+    /// short-lived tokens) anywhere in the run: every row in range is
+    /// emitted exactly once.
+    #[test]
+    fn every_row_in_range_exactly_once_whatever_the_faults(
+        offsets in prop::collection::vec(0i64..40, 1..100),
+        spread in 1i64..250,
+        max_rows in 1u32..25,
+        // Each query: no fault (None) or one of eight kinds.
+        plan in prop::collection::vec(prop::option::weighted(0.3, 0u8..64), 0..40),
+        token_lifetime in prop::sample::select(vec![3599u64, 1, 120]),
+    ) {
+        let now = Utc::now();
+        let start = now - Duration::hours(3);
+        let rows: Vec<_> = offsets.iter().enumerate().map(|(i, off)| {
+            // Before `start` for some: out of range. None after now - delay.
+            let ts = if i % 17 == 5 { start - Duration::minutes(5) } else { start + Duration::seconds(off * spread) };
+            json!({
+                "Timestamp": ts.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+                "DeviceId": format!("dev{}", i % 4), "ActionType": "ProcessCreated",
+                "ProcessId": i, "InitiatingProcessId": 1, "ReportId": i,
+            }).as_object().unwrap().clone()
+        }).collect();
+        let expected: BTreeMap<String, usize> = rows.iter().filter(|r| {
+            chrono::DateTime::parse_from_rfc3339(r["Timestamp"].as_str().unwrap()).unwrap() >= start
+        }).map(|r| (r["ReportId"].to_string(), 1)).collect();
+        let mut dataset = Dataset::default();
+        dataset.add("DeviceProcessEvents", rows).unwrap();
+        let plan: Vec<Option<Fault>> = plan.into_iter().map(|k| k.map(fault)).collect();
+        let seen = collect_through_faults(dataset, start, max_rows, plan, token_lifetime);
+        prop_assert_eq!(seen, Ok(expected));
     }
 }
