@@ -9,6 +9,7 @@ use crate::kql;
 use crate::mapping::graph_security::Kind;
 use crate::mapping::{self, Context, Table};
 use crate::planner::{Planner, Window};
+use crate::progress::Backfill;
 use crate::streams::Stream;
 use crate::telemetry;
 use crate::time::{TICKS_PER_MS, TICKS_PER_SECOND, Ticks};
@@ -55,6 +56,8 @@ pub struct Collector {
     pending: Option<Pending>,
     /// The size above which a batch is closed ([`MAX_BATCH_BYTES`]).
     batch_bytes: usize,
+    /// The progress of the current cycle, when it started far behind.
+    backfill: Option<Backfill>,
 }
 
 /// The largest batch of events one poll returns. A 100,000-row answer maps
@@ -122,6 +125,7 @@ impl Collector {
             server_errors: 0,
             pending: None,
             batch_bytes: MAX_BATCH_BYTES,
+            backfill: None,
             config,
         };
         Ok((collector, info))
@@ -179,9 +183,30 @@ impl Collector {
     /// Runs the next query of the current cycle, starting a cycle if none is
     /// running. A batch whose `next_poll_ms` is above zero ends a cycle.
     pub fn poll(&mut self, http: &mut dyn HttpClient, now: Ticks) -> Result<Batch> {
-        if self.planner.begin_cycle(now.saturating_sub(self.config.delay.into()), now) {
+        let batch = self.poll_once(http, now)?;
+        if batch.next_poll_ms > 0
+            && let Some(backfill) = self.backfill.take()
+        {
+            telemetry::info(&backfill.finished(now), &[]);
+        }
+        Ok(batch)
+    }
+
+    fn poll_once(&mut self, http: &mut dyn HttpClient, now: Ticks) -> Result<Batch> {
+        let end = now.saturating_sub(self.config.delay.into());
+        if self.planner.begin_cycle(end, now) {
             for stream in &mut self.streams {
                 stream.due = true;
+            }
+            let behind = self
+                .planner
+                .cursors()
+                .iter()
+                .map(|c| end.0.saturating_sub(c.watermark.0).max(0))
+                .sum::<i64>();
+            self.backfill = Backfill::start(Ticks(behind), now);
+            if let Some(backfill) = &self.backfill {
+                telemetry::info(&backfill.begun(), &[]);
             }
         }
         self.context.collected_at = Some(now);
@@ -311,6 +336,13 @@ impl Collector {
         self.planner
             .complete(window, rows as f64 / f64::from(self.config.max_rows_per_query));
         self.planner.remember(window.table, keys, self.config.overlap.into());
+        if let Some(line) = self
+            .backfill
+            .as_mut()
+            .and_then(|b| b.window_done(Ticks(window.end.0 - window.start.0), rows, now))
+        {
+            telemetry::info(&line, &[("table", table.name)]);
+        }
         let lag_s = (now.0 - window.end.0) as f64 / TICKS_PER_SECOND as f64;
         telemetry::gauge("lag_seconds", &[("table", table.name)], lag_s);
     }
@@ -624,6 +656,45 @@ mod tests {
         Collector::new(&config.to_string(), None, Ticks::parse("2025-01-02T00:00:00Z").unwrap())
             .unwrap()
             .0
+    }
+
+    #[test]
+    fn a_cycle_a_day_behind_reports_backfill_progress_and_its_end() {
+        let mut c = collector(100);
+        let mut http = Scripted::default().reply(200, TOKEN);
+        for _ in 0..40 {
+            http = http.reply(200, &rows(&["2025-01-01T00:30:00Z"]));
+        }
+        crate::telemetry::take_lines();
+        let mut now = Ticks::parse("2025-01-02T00:00:00Z").unwrap();
+        let mut polls = 0;
+        loop {
+            let batch = c.poll(&mut http, now).unwrap();
+            polls += 1;
+            if batch.next_poll_ms > 0 {
+                break;
+            }
+            now = now.saturating_add(Ticks::from_secs(3));
+            assert!(polls < 40, "the cycle ends");
+        }
+        let lines: Vec<String> = crate::telemetry::take_lines().into_iter().map(|(_, l)| l).collect();
+        let progress: Vec<&String> = lines.iter().filter(|l| l.starts_with("backfill")).collect();
+        assert!(progress[0].starts_with("backfill: 23 h 55 min of data to collect"), "{progress:?}");
+        assert!(
+            progress
+                .iter()
+                .any(|l| l.contains("% of 23 h 55 min of data done") && l.contains("left")),
+            "{progress:?}"
+        );
+        assert!(
+            progress.last().unwrap().starts_with("backfill complete: 24 windows"),
+            "{progress:?}"
+        );
+
+        // Caught up, the next cycle is not a backfill.
+        let mut http = Scripted::default().reply(200, &rows(&[]));
+        c.poll(&mut http, now.saturating_add(Ticks::from_secs(120))).unwrap();
+        assert!(!crate::telemetry::take_lines().iter().any(|(_, l)| l.starts_with("backfill")));
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! - [`budget`]: the tenant's call budget;
 //! - [`kql`]: the query text;
 //! - [`planner`]: windows, cycles and the checkpoint;
+//! - [`progress`]: backfill progress lines;
 //! - [`mapping`]: rows to OCSF events, one file per table family;
 //! - [`streams`]: the optional incident and alert streams of the security API;
 //! - [`collector`]: one poll, tying the above together;
@@ -30,6 +31,7 @@ pub mod http;
 pub mod kql;
 pub mod mapping;
 pub mod planner;
+pub mod progress;
 pub mod streams;
 pub mod telemetry;
 pub mod time;

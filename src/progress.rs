@@ -1,0 +1,133 @@
+//! Backfill progress: when a cycle starts far behind (a first start from
+//! `start_time`, or a restart after a long stop), how much of the way is
+//! done, how fast, and about how long the rest will take. The collector
+//! logs it at most every [`REPORT_EVERY`] and once more at the end; the host
+//! writes those logs on stderr.
+
+use crate::time::{TICKS_PER_SECOND, Ticks};
+
+/// A cycle this far behind real time (summed over tables) is a backfill.
+pub const BACKFILL_FROM: Ticks = Ticks(2 * 3600 * TICKS_PER_SECOND);
+/// The least time between two progress lines (guest time).
+pub const REPORT_EVERY: Ticks = Ticks(30 * TICKS_PER_SECOND);
+
+/// The progress of one backfill.
+#[derive(Clone, Debug)]
+pub struct Backfill {
+    /// Data time to cover, summed over tables, when it started.
+    total: Ticks,
+    /// Data time covered so far.
+    covered: Ticks,
+    windows: u64,
+    rows: u64,
+    started: Ticks,
+    last_report: Ticks,
+}
+
+impl Backfill {
+    /// A backfill of `behind` (data time summed over tables), if that is
+    /// enough to be one.
+    pub fn start(behind: Ticks, now: Ticks) -> Option<Backfill> {
+        (behind >= BACKFILL_FROM).then_some(Backfill {
+            total: behind,
+            covered: Ticks(0),
+            windows: 0,
+            rows: 0,
+            started: now,
+            last_report: now,
+        })
+    }
+
+    /// The opening line.
+    pub fn begun(&self) -> String {
+        format!(
+            "backfill: {} of data to collect (summed over tables); progress follows every 30 s",
+            duration(self.total.0)
+        )
+    }
+
+    /// Counts a completed window; returns a progress line when one is due.
+    pub fn window_done(&mut self, span: Ticks, rows: usize, now: Ticks) -> Option<String> {
+        self.covered = Ticks(self.covered.0.saturating_add(span.0));
+        self.windows += 1;
+        self.rows += rows as u64;
+        if now.0 - self.last_report.0 < REPORT_EVERY.0 {
+            return None;
+        }
+        self.last_report = now;
+        Some(self.line(now))
+    }
+
+    /// The closing line.
+    pub fn finished(&self, now: Ticks) -> String {
+        format!(
+            "backfill complete: {} windows, {} rows in {}",
+            self.windows,
+            self.rows,
+            duration(now.0 - self.started.0)
+        )
+    }
+
+    fn line(&self, now: Ticks) -> String {
+        let elapsed = (now.0 - self.started.0).max(1);
+        let share = (self.covered.0 as f64 / self.total.0.max(1) as f64).min(1.0);
+        let rate = self.rows as f64 * TICKS_PER_SECOND as f64 / elapsed as f64;
+        let left = if share > 0.0 {
+            format!("about {} left", duration(((1.0 - share) / share * elapsed as f64) as i64))
+        } else {
+            "no estimate yet".to_string()
+        };
+        format!(
+            "backfill: {:.0}% of {} of data done, {} windows, {} rows, {rate:.0} rows/s, {left}",
+            share * 100.0,
+            duration(self.total.0),
+            self.windows,
+            self.rows
+        )
+    }
+}
+
+/// `3 d 4 h`, `12 min`, `40 s`: the two largest units.
+fn duration(ticks: i64) -> String {
+    let s = (ticks / TICKS_PER_SECOND).max(0);
+    let (d, h, m) = (s / 86_400, s / 3600 % 24, s / 60 % 60);
+    match (d, h, m) {
+        (d, h, _) if d > 0 => format!("{d} d {h} h"),
+        (_, h, m) if h > 0 => format!("{h} h {m} min"),
+        (_, _, m) if m > 0 => format!("{m} min {} s", s % 60),
+        _ => format!("{s} s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(s: i64) -> Ticks {
+        Ticks(s * TICKS_PER_SECOND)
+    }
+
+    #[test]
+    fn a_short_gap_is_not_a_backfill() {
+        assert!(Backfill::start(secs(600), secs(0)).is_none());
+        let b = Backfill::start(secs(3 * 86_400 + 7200), secs(0)).unwrap();
+        assert!(b.begun().contains("3 d 2 h of data"), "{}", b.begun());
+    }
+
+    #[test]
+    fn reports_share_rate_and_what_is_left_at_most_every_30_seconds() {
+        let mut b = Backfill::start(secs(4 * 86_400), secs(1_000)).unwrap();
+        // A day of data in 10 windows over 20 s: no line yet.
+        for i in 1..=10 {
+            assert_eq!(b.window_done(secs(8_640), 1_000, secs(1_000 + 2 * i)), None);
+        }
+        // The next window at 40 s: a quarter done in 40 s, so 120 s left.
+        let line = b.window_done(Ticks(0), 2_000, secs(1_040)).unwrap();
+        assert_eq!(
+            line,
+            "backfill: 25% of 4 d 0 h of data done, 11 windows, 12000 rows, 300 rows/s, about 2 min 0 s left"
+        );
+        assert_eq!(b.window_done(secs(1), 0, secs(1_050)), None, "not again within 30 s");
+        assert_eq!(b.finished(secs(1_160)), "backfill complete: 12 windows, 12000 rows in 2 min 40 s");
+    }
+}
