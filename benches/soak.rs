@@ -239,6 +239,7 @@ fn child() {
         metrics_address: None,
         log_file: None,
         egress: Default::default(),
+        client_certificate: None,
         source,
     };
     let clock = Clock::compressed();

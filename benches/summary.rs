@@ -250,6 +250,7 @@ fn child(role: &str) {
         metrics_address: None,
         log_file: None,
         egress: Default::default(),
+        client_certificate: None,
         source,
     };
     let options = RunOptions {

@@ -15,9 +15,49 @@ const EXPIRY_MARGIN_SECS: i64 = 5 * 60;
 pub struct TokenSource {
     token_url: String,
     client_id: String,
-    secret: Secret,
+    credential: Credential,
     scope: String,
     cached: Option<(String, i64)>,
+}
+
+/// How the app proves who it is.
+enum Credential {
+    Secret(Secret),
+    /// A JWT signed by the host with the client certificate (RFC 7523).
+    HostSignedAssertion,
+}
+
+/// How long a client assertion is valid; it is used at once.
+const ASSERTION_LIFETIME_SECS: i64 = 10 * 60;
+
+/// Asks the host to sign a client assertion.
+#[cfg(target_arch = "wasm32")]
+use crate::component::sign_client_assertion;
+
+/// Natively (unit tests) a signer set per thread stands in for the host.
+#[cfg(not(target_arch = "wasm32"))]
+pub use native_signer::{set_signer, sign_client_assertion};
+
+#[cfg(not(target_arch = "wasm32"))]
+mod native_signer {
+    use std::cell::RefCell;
+
+    type Signer = Box<dyn Fn(&str) -> Result<String, String>>;
+
+    thread_local! {
+        static SIGNER: RefCell<Option<Signer>> = const { RefCell::new(None) };
+    }
+
+    pub fn set_signer(signer: impl Fn(&str) -> Result<String, String> + 'static) {
+        SIGNER.with(|s| *s.borrow_mut() = Some(Box::new(signer)));
+    }
+
+    pub fn sign_client_assertion(claims: &str) -> Result<String, String> {
+        SIGNER.with(|s| match &*s.borrow() {
+            Some(sign) => sign(claims),
+            None => Err("no client certificate is configured in the host".into()),
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -39,18 +79,24 @@ struct TokenError {
 
 impl TokenSource {
     pub fn new(config: &CollectorConfig) -> TokenSource {
-        let raw = config.client_secret.expose();
-        let trimmed = raw.trim();
-        if trimmed.len() != raw.len() {
-            telemetry::warn(
-                "client_secret has leading or trailing whitespace, which was removed; check how it was pasted",
-                &[],
-            );
-        }
+        let credential = match &config.client_secret {
+            Some(secret) => {
+                let raw = secret.expose();
+                let trimmed = raw.trim();
+                if trimmed.len() != raw.len() {
+                    telemetry::warn(
+                        "client_secret has leading or trailing whitespace, which was removed; check how it was pasted",
+                        &[],
+                    );
+                }
+                Credential::Secret(Secret::new(trimmed))
+            }
+            None => Credential::HostSignedAssertion,
+        };
         TokenSource {
             token_url: format!("{}/{}/oauth2/v2.0/token", config.login_endpoint, config.tenant_id),
             client_id: config.client_id.clone(),
-            secret: Secret::new(trimmed),
+            credential,
             scope: config.scope(),
             cached: None,
         }
@@ -72,11 +118,26 @@ impl TokenSource {
     }
 
     fn refresh(&mut self, http: &mut dyn HttpClient, now_secs: i64) -> Result<String> {
+        let proof = match &self.credential {
+            Credential::Secret(secret) => format!("client_secret={}", form_encode(secret.expose())),
+            Credential::HostSignedAssertion => {
+                let claims = serde_json::json!({
+                    "aud": self.token_url, "iss": self.client_id, "sub": self.client_id,
+                    "iat": now_secs, "nbf": now_secs, "exp": now_secs + ASSERTION_LIFETIME_SECS,
+                });
+                let jwt = sign_client_assertion(&claims.to_string())
+                    .map_err(|e| Error::Config(format!("the host could not sign the client assertion: {e}")))?;
+                format!(
+                    "client_assertion_type={}&client_assertion={}",
+                    form_encode("urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+                    form_encode(&jwt)
+                )
+            }
+        };
         let body = format!(
-            "client_id={}&scope={}&client_secret={}&grant_type=client_credentials",
+            "client_id={}&scope={}&{proof}&grant_type=client_credentials",
             form_encode(&self.client_id),
             form_encode(&self.scope),
-            form_encode(self.secret.expose()),
         );
         let response = http
             .send(Request {
@@ -118,6 +179,18 @@ impl TokenSource {
 /// What each identity-platform error code means, and what to do about it.
 const AADSTS_ADVICE: &[(u64, &str)] = &[
     (
+        700027,
+        "the client assertion was refused: the certificate in `client_certificate_file` is not one of the app's certificates, or its signature does not match. Upload the certificate (the .crt/.pem, not the key) under App registrations > your app > Certificates & secrets > Certificates, and check that `client_private_key_file` is its key",
+    ),
+    (
+        700024,
+        "the client assertion is outside its valid time range: this machine's clock is probably wrong; synchronise it (NTP)",
+    ),
+    (
+        700023,
+        "the client assertion's audience is wrong: check `cloud`/`login_endpoint` and `tenant_id`",
+    ),
+    (
         7000215,
         "the client secret is wrong. Most often the secret's ID was pasted instead of its Value. In the Azure portal open App registrations > your app > Certificates & secrets; the Value is shown only right after a secret is created, so create a new secret if needed and copy its Value",
     ),
@@ -158,14 +231,6 @@ const AADSTS_ADVICE: &[(u64, &str)] = &[
     (
         500011,
         "the resource (Graph host) was not found in this tenant; `cloud` (or `graph_endpoint`) probably names the wrong cloud",
-    ),
-    (
-        700027,
-        "the client assertion's signature is invalid: the certificate is not uploaded to the app registration, or the thumbprint does not match",
-    ),
-    (
-        700024,
-        "the client assertion is outside its valid time range; check this machine's clock",
     ),
     (
         7000214,
@@ -244,6 +309,50 @@ mod tests {
         assert!(body.contains("client_secret=s%26cret%3D1&"), "{body}");
         assert!(body.contains("scope=https%3A%2F%2Fgraph.microsoft.com%2F.default"), "{body}");
         assert!(body.contains("grant_type=client_credentials"));
+    }
+
+    #[test]
+    fn a_certificate_credential_sends_the_assertion_the_host_signed_and_no_secret() {
+        let config = CollectorConfig::from_json(
+            r#"{"tenant_id":"tid","client_id":"cid","client_assertion":"host","login_endpoint":"http://127.0.0.1:1"}"#,
+        )
+        .unwrap();
+        let seen = std::rc::Rc::new(std::cell::RefCell::new(String::new()));
+        let log = seen.clone();
+        set_signer(move |claims| {
+            *log.borrow_mut() = claims.to_string();
+            Ok("h.c.s".into())
+        });
+        let mut http = Scripted::default().reply(200, r#"{"token_type":"Bearer","expires_in":3599,"access_token":"A"}"#);
+        let mut tokens = TokenSource::new(&config);
+        assert_eq!(tokens.token(&mut http, 1000).unwrap(), "A");
+        let claims: serde_json::Value = serde_json::from_str(&seen.borrow()).unwrap();
+        assert_eq!(claims["aud"], "http://127.0.0.1:1/tid/oauth2/v2.0/token");
+        assert_eq!((claims["iss"].as_str(), claims["sub"].as_str()), (Some("cid"), Some("cid")));
+        assert_eq!((claims["nbf"].as_i64(), claims["exp"].as_i64()), (Some(1000), Some(1600)));
+        let body = String::from_utf8(http.sent[0].body.clone()).unwrap();
+        assert!(body.contains("client_assertion=h.c.s&"), "{body}");
+        assert!(
+            body.contains("client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"),
+            "{body}"
+        );
+        assert!(!body.contains("client_secret"), "{body}");
+
+        // A host without a certificate: a configuration error that says so.
+        set_signer(|_| Err("no client certificate is configured in the host".into()));
+        let e = TokenSource::new(&config).token(&mut Scripted::default(), 1000).unwrap_err();
+        assert!(matches!(e, Error::Config(ref m) if m.contains("no client certificate")), "{e}");
+    }
+
+    #[test]
+    fn a_credential_is_required_and_only_one() {
+        let e = CollectorConfig::from_json(r#"{"tenant_id":"t","client_id":"c"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no credential"), "{e}");
+        let both = r#"{"tenant_id":"t","client_id":"c","client_secret":"s","client_assertion":"host"}"#;
+        let e = CollectorConfig::from_json(both).unwrap_err().to_string();
+        assert!(e.contains("not both"), "{e}");
     }
 
     #[test]

@@ -21,6 +21,7 @@ wit_bindgen::generate!({
     },
 });
 
+use defender_ocsf::collector::credentials as wit_credentials;
 use defender_ocsf::collector::host as wit_host;
 use defender_ocsf::collector::types as wit;
 use exports::defender_ocsf::collector::convert::{Converted, Guest as ConvertGuest};
@@ -346,4 +347,9 @@ fn transport_error(e: &wasip2::http::types::ErrorCode, url: &str) -> TransportEr
         ErrorCode::InternalError(Some(detail)) => TransportError::new(format!("request to {url} failed: {detail}")),
         other => TransportError::new(format!("request to {url} failed: {other:?}")),
     }
+}
+
+/// Has the host sign a client assertion with the certificate it holds.
+pub fn sign_client_assertion(claims: &str) -> Result<String, String> {
+    wit_credentials::sign_client_assertion(claims)
 }

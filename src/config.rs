@@ -23,8 +23,15 @@ pub struct CollectorConfig {
     pub client_id: String,
 
     /// The client secret's **value** (not its ID). Usually given as
-    /// `${ENV_VAR}` in the YAML file.
-    pub client_secret: Secret,
+    /// `${ENV_VAR}` in the YAML file. Either this or `client_assertion`.
+    #[serde(default)]
+    pub client_secret: Option<Secret>,
+
+    /// `host`: authenticate with a client certificate that the host holds
+    /// and signs with (the host sets this when its `client_certificate_file`
+    /// is configured); the component never sees the key.
+    #[serde(default)]
+    pub client_assertion: Option<AssertionSigner>,
 
     /// The Microsoft cloud the tenant lives in: `global` (also for GCC),
     /// `gcc`, `gcc-high` or `dod`. It sets the login host, the Graph host and
@@ -218,6 +225,14 @@ impl ApiVersion {
     }
 }
 
+/// Who signs client assertions.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AssertionSigner {
+    /// The host, through the `credentials` interface.
+    Host,
+}
+
 /// A secret that never prints.
 #[derive(Clone, Deserialize)]
 #[serde(transparent)]
@@ -272,10 +287,25 @@ impl CollectorConfig {
                 )));
             }
         }
-        if self.client_secret.0.trim().is_empty() {
-            return Err(Error::Config(
-                "`client_secret` is empty; if it comes from an environment variable, check that the variable is set".into(),
-            ));
+        match (&self.client_secret, &self.client_assertion) {
+            (Some(_), Some(_)) => {
+                return Err(Error::Config(
+                    "set either `client_secret` (or `client_secret_file`) or `client_certificate_file`, not both".into(),
+                ));
+            }
+            (None, None) => {
+                return Err(Error::Config(
+                    "no credential: set `client_secret` (or `client_secret_file`), or `client_certificate_file` and \
+                     `client_private_key_file` for a certificate"
+                        .into(),
+                ));
+            }
+            (Some(secret), None) if secret.0.trim().is_empty() => {
+                return Err(Error::Config(
+                    "`client_secret` is empty; if it comes from an environment variable, check that the variable is set".into(),
+                ));
+            }
+            _ => {}
         }
         if self.cloud == Cloud::China {
             return Err(Error::Config(

@@ -86,8 +86,16 @@ impl Default for RunOptions<'_> {
 pub fn run(config: &RunConfig, options: &RunOptions, sink: &mut dyn Sink, telemetry: Arc<Telemetry>) -> Result<Summary, Failure> {
     let bytes = options.component.unwrap_or(crate::runtime::DEFAULT_COMPONENT);
     let runtime = Runtime::new(bytes, Some(&config.state_dir.join("cache")))?
-        .with_egress(Egress::new(config.egress.clone())?)
-        .with_clock(options.clock.clone());
+        .with_egress(Egress::new(config.egress.clone()).map_err(config_failure)?)
+        .with_clock(options.clock.clone())
+        .with_certificate(
+            config
+                .client_certificate
+                .as_ref()
+                .map(|c| c.load())
+                .transpose()
+                .map_err(config_failure)?,
+        );
     let store = CheckpointStore::new(&config.state_dir);
     let saved = store.load()?;
     let metrics = telemetry.clone();
@@ -198,6 +206,12 @@ pub fn run(config: &RunConfig, options: &RunOptions, sink: &mut dyn Sink, teleme
     Ok(summary)
 }
 
+/// A setting the host could not use (a proxy URL, a certificate file): fix
+/// the configuration.
+fn config_failure(e: anyhow::Error) -> Failure {
+    Failure::Config(format!("{e:#}"))
+}
+
 fn source_failure(e: SourceError, doing: &str) -> Failure {
     match e {
         SourceError::Config(m) => Failure::Config(format!("configuration error: {m}")),
@@ -227,8 +241,16 @@ pub fn check(config: &RunConfig, component: Option<&[u8]>, out: &mut dyn std::io
         all_ok &= ok;
         writeln!(out, "{}  {name}: {detail}", if ok { "PASS" } else { "FAIL" }).map_err(|e| Failure::Other(e.into()))
     };
-    let runtime =
-        Runtime::new(component.unwrap_or(crate::runtime::DEFAULT_COMPONENT), None)?.with_egress(Egress::new(config.egress.clone())?);
+    let runtime = Runtime::new(component.unwrap_or(crate::runtime::DEFAULT_COMPONENT), None)?
+        .with_egress(Egress::new(config.egress.clone()).map_err(config_failure)?)
+        .with_certificate(
+            config
+                .client_certificate
+                .as_ref()
+                .map(|c| c.load())
+                .transpose()
+                .map_err(config_failure)?,
+        );
     let mut instance = runtime.instantiate(&Limits::default(), Arc::new(Telemetry::default()))?;
     match instance.init(&config.source_json(), None)? {
         Ok(info) => line(

@@ -19,6 +19,9 @@ pub const HOST_KEYS: &[&str] = &[
     "metrics_address",
     "proxy",
     "ca_file",
+    "client_secret_file",
+    "client_certificate_file",
+    "client_private_key_file",
 ];
 
 /// A parsed configuration.
@@ -36,6 +39,10 @@ pub struct RunConfig {
     pub log_file: Option<PathBuf>,
     /// How the component's requests reach Microsoft: `proxy` and `ca_file`.
     pub egress: crate::egress::EgressConfig,
+    /// The client certificate and its key (`client_certificate_file`,
+    /// `client_private_key_file`), read by the host, which signs for the
+    /// component.
+    pub client_certificate: Option<CertificateFiles>,
     /// Everything else: the source component's configuration.
     pub source: Map<String, Value>,
 }
@@ -46,6 +53,21 @@ pub fn default_state_dir() -> PathBuf {
 
 pub fn default_log_level() -> String {
     "info".into()
+}
+
+/// Where the client certificate and its key are.
+#[derive(Clone, Debug)]
+pub struct CertificateFiles {
+    pub certificate: PathBuf,
+    /// `None`: the key is in the certificate file.
+    pub key: Option<PathBuf>,
+}
+
+impl CertificateFiles {
+    /// Reads and checks them.
+    pub fn load(&self) -> Result<std::sync::Arc<crate::credentials::ClientCertificate>> {
+        crate::credentials::ClientCertificate::load(&self.certificate, self.key.as_deref()).map(std::sync::Arc::new)
+    }
 }
 
 /// Where events go.
@@ -181,6 +203,31 @@ impl RunConfig {
                 Value::String(secret.trim_end_matches(['\r', '\n']).to_string()),
             );
         }
+        // A client certificate: the host keeps the key and signs for the
+        // component, which is only told to ask.
+        let path_of = |map: &mut Map<String, Value>, key: &str| -> Result<Option<PathBuf>> {
+            match map.remove(key) {
+                None => Ok(None),
+                Some(Value::String(s)) if !s.is_empty() => Ok(Some(PathBuf::from(s))),
+                Some(_) => bail!("`{key}` must be the path of a PEM file"),
+            }
+        };
+        let certificate = path_of(&mut map, "client_certificate_file")?;
+        let key = path_of(&mut map, "client_private_key_file")?;
+        let client_certificate = match (certificate, key) {
+            (None, None) => None,
+            (None, Some(_)) => bail!("`client_private_key_file` needs `client_certificate_file`, the certificate it belongs to"),
+            (Some(certificate), key) => {
+                if map.contains_key("client_secret") {
+                    bail!("set either `client_secret` (or `client_secret_file`) or `client_certificate_file`, not both");
+                }
+                if map.contains_key("client_assertion") {
+                    bail!("`client_assertion` is set by the host; remove it and keep `client_certificate_file`");
+                }
+                map.insert("client_assertion".into(), Value::String("host".into()));
+                Some(CertificateFiles { certificate, key })
+            }
+        };
         let state_dir = match map.remove("state_dir") {
             None => default_state_dir(),
             Some(Value::String(s)) if !s.is_empty() => PathBuf::from(s),
@@ -236,6 +283,7 @@ impl RunConfig {
             metrics_address,
             log_file,
             egress: crate::egress::EgressConfig { proxy, ca_file },
+            client_certificate,
             source: map,
         })
     }

@@ -7,6 +7,7 @@
 //! - [`runtime`]: wasmtime, the component, its limits and bindings;
 //! - [`policy`]: the network allow-list enforced on every request;
 //! - [`egress`]: how allowed requests leave: proxy, trust roots, timeouts;
+//! - [`credentials`]: the client certificate, signing on the component's behalf;
 //! - [`state`]: checkpoints on disk, written atomically;
 //! - [`output`]: the sinks events are delivered to (stdout, HTTP);
 //! - [`forward`]: the Fluentd Forward protocol sink;
@@ -19,6 +20,7 @@
 pub mod app;
 pub mod clock;
 pub mod config;
+pub mod credentials;
 pub mod egress;
 pub mod forward;
 pub mod output;

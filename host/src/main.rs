@@ -250,6 +250,7 @@ fn demo() -> ExitCode {
         metrics_address: None,
         log_file: None,
         egress: Default::default(),
+        client_certificate: None,
         source: source.as_object().cloned().unwrap_or_default(),
     };
     eprintln!(

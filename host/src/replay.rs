@@ -187,6 +187,9 @@ struct Shared {
     row_cap: Mutex<Option<usize>>,
     /// The `expires_in` of the tokens issued, in seconds.
     token_lifetime: Mutex<u64>,
+    /// The app's certificate, for client assertions: its RSA public key
+    /// (PKCS#1 DER) and its `x5t#S256`.
+    certificate: Mutex<Option<(Vec<u8>, String)>>,
 }
 
 /// A failure the replay endpoint gives instead of results.
@@ -287,6 +290,7 @@ impl ReplayServer {
             faults: Mutex::new(Default::default()),
             row_cap: Mutex::new(None),
             token_lifetime: Mutex::new(3599),
+            certificate: Mutex::new(None),
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let serving = shared.clone();
@@ -360,6 +364,13 @@ impl ReplayServer {
     /// does at 100,000.
     pub fn set_row_cap(&self, cap: Option<usize>) {
         *self.shared.row_cap.lock().unwrap_or_else(|p| p.into_inner()) = cap;
+    }
+
+    /// Accepts client assertions signed by the key whose public half is
+    /// `public_key` (PKCS#1 DER), from the certificate with this `x5t#S256`,
+    /// as an app registration with that certificate uploaded does.
+    pub fn accept_certificate(&self, public_key: Vec<u8>, thumbprint: String) {
+        *self.shared.certificate.lock().unwrap_or_else(|p| p.into_inner()) = Some((public_key, thumbprint));
     }
 
     /// Issues tokens that expire after `seconds`.
@@ -440,7 +451,15 @@ async fn handle(req: Request<hyper::body::Incoming>, shared: Arc<Shared>) -> Res
                 json!({"error": "unauthorized_client", "error_description": "AADSTS700016: Application not found in the directory.", "error_codes": [700016]}),
             ));
         }
-        if field("client_secret") != c.client_secret {
+        if let Some(assertion) = form.get("client_assertion") {
+            let certificate = shared.certificate.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            if let Err((code, message)) = check_assertion(assertion, field("client_assertion_type"), c, certificate) {
+                return Ok(reply(
+                    StatusCode::UNAUTHORIZED,
+                    json!({"error": "invalid_client", "error_description": format!("AADSTS{code}: {message}"), "error_codes": [code]}),
+                ));
+            }
+        } else if field("client_secret") != c.client_secret {
             return Ok(reply(
                 StatusCode::UNAUTHORIZED,
                 json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided.", "error_codes": [7000215]}),
@@ -592,6 +611,71 @@ async fn handle(req: Request<hyper::body::Incoming>, shared: Arc<Shared>) -> Res
         "NotFound",
         &format!("no route for {} {path}", parts.method),
     ))
+}
+
+/// Checks a client assertion as the identity platform does (RFC 7523 and
+/// Entra ID's certificate credentials): its type, the certificate named by
+/// `x5t#S256`, the PS256 or RS256 signature, and the claims. The error is
+/// an AADSTS code and its message.
+fn check_assertion(jwt: &str, kind: &str, credentials: &Credentials, certificate: Option<(Vec<u8>, String)>) -> Result<(), (u64, String)> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let invalid = |what: &str| {
+        (
+            700027u64,
+            format!("Client assertion contains an invalid signature. [Reason - {what}]"),
+        )
+    };
+    if kind != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" {
+        return Err((50027, "Invalid JWT token: unsupported client_assertion_type.".into()));
+    }
+    let parts: Vec<&str> = jwt.split('.').collect();
+    let [header, claims, signature] = parts[..] else {
+        return Err((50027, "Invalid JWT token. Token format not valid.".into()));
+    };
+    let decode = |part: &str| -> Result<Value, (u64, String)> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(part)
+            .map_err(|_| (50027u64, "Invalid JWT token: not base64url.".to_string()))?;
+        serde_json::from_slice(&bytes).map_err(|_| (50027u64, "Invalid JWT token: not JSON.".to_string()))
+    };
+    let (header_json, claims_json) = (decode(header)?, decode(claims)?);
+    let Some((public_key, thumbprint)) = certificate else {
+        return Err(invalid("The key was not found."));
+    };
+    if header_json["x5t#S256"].as_str() != Some(thumbprint.as_str()) {
+        return Err(invalid("The key was not found."));
+    }
+    let algorithm: &dyn ring::signature::VerificationAlgorithm = match header_json["alg"].as_str() {
+        Some("PS256") => &ring::signature::RSA_PSS_2048_8192_SHA256,
+        Some("RS256") => &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+        _ => return Err(invalid("The algorithm is not supported.")),
+    };
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature)
+        .map_err(|_| invalid("The signature is not base64url."))?;
+    ring::signature::UnparsedPublicKey::new(algorithm, public_key)
+        .verify(format!("{header}.{claims}").as_bytes(), &signature)
+        .map_err(|_| invalid("The signature does not match."))?;
+    let now = chrono::Utc::now().timestamp();
+    let audience = format!("/{}/oauth2/v2.0/token", credentials.tenant_id);
+    if !claims_json["aud"].as_str().is_some_and(|a| a.ends_with(&audience)) {
+        return Err((700023, "Client assertion audience claim does not match Realm issuer.".into()));
+    }
+    if claims_json["iss"].as_str() != Some(credentials.client_id.as_str()) || claims_json["sub"] != claims_json["iss"] {
+        return Err((
+            700021,
+            "Client assertion application identifier doesn't match 'client_id' parameter.".into(),
+        ));
+    }
+    let (nbf, exp) = (claims_json["nbf"].as_i64().unwrap_or(0), claims_json["exp"].as_i64().unwrap_or(0));
+    if nbf > now + 300 || exp < now {
+        return Err((700024, "Client assertion is not within its valid time range.".into()));
+    }
+    if !claims_json["jti"].is_string() {
+        return Err((50027, "Invalid JWT token: no jti.".into()));
+    }
+    Ok(())
 }
 
 /// Columns and Graph type names, inferred from the rows.

@@ -3,6 +3,7 @@
 //! the host's log and metric interface, and caps the guest's memory and time.
 
 use crate::clock::Clock;
+use crate::credentials::ClientCertificate;
 use crate::egress::Egress;
 use crate::policy::{AllowList, Policy};
 use crate::telemetry::Telemetry;
@@ -63,6 +64,7 @@ pub struct Runtime {
     linker: Linker<HostState>,
     egress: Egress,
     clock: Clock,
+    certificate: Option<Arc<ClientCertificate>>,
 }
 
 /// What a store holds for one instance.
@@ -71,6 +73,8 @@ pub struct HostState {
     http: WasiHttpCtx,
     table: ResourceTable,
     policy: Policy,
+    /// The client certificate this instance may have signatures from.
+    certificate: Option<Arc<ClientCertificate>>,
     limits: StoreLimits,
     telemetry: Arc<Telemetry>,
 }
@@ -121,6 +125,15 @@ impl wit_host::Host for HostState {
 
 impl bindings::defender_ocsf::collector::types::Host for HostState {}
 
+impl bindings::defender_ocsf::collector::credentials::Host for HostState {
+    fn sign_client_assertion(&mut self, claims: String) -> Result<String, String> {
+        match &self.certificate {
+            Some(certificate) => certificate.sign(&claims),
+            None => Err("no client certificate is configured in the host; set `client_certificate_file`".into()),
+        }
+    }
+}
+
 impl Runtime {
     /// Compiles `bytes`, or loads the compiled artefact from `cache_dir` when
     /// this exact component was compiled before by this exact engine.
@@ -135,6 +148,7 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow!("{e}"))?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker).map_err(|e| anyhow!("{e}"))?;
         wit_host::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(|e| anyhow!("{e}"))?;
+        bindings::defender_ocsf::collector::credentials::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(|e| anyhow!("{e}"))?;
         bindings::defender_ocsf::collector::types::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(|e| anyhow!("{e}"))?;
 
         // One ticker per engine advances the epoch that bounds each call.
@@ -155,7 +169,14 @@ impl Runtime {
             linker,
             egress: Egress::default(),
             clock: Clock::default(),
+            certificate: None,
         })
+    }
+
+    /// Lets the components have client assertions signed with `certificate`.
+    pub fn with_certificate(mut self, certificate: Option<Arc<ClientCertificate>>) -> Runtime {
+        self.certificate = certificate;
+        self
     }
 
     /// Gives the components this clock's time (a compressed clock for soak
@@ -186,6 +207,7 @@ impl Runtime {
                 allow: AllowList::default(),
                 egress: self.egress.clone(),
             },
+            certificate: self.certificate.clone(),
             limits: StoreLimitsBuilder::new()
                 .memory_size(limits.memory_bytes)
                 .instances(4)
