@@ -240,6 +240,8 @@ fn child() {
         log_file: None,
         egress: Default::default(),
         client_certificate: None,
+        tenants: Vec::new(),
+        shard: None,
         source,
     };
     let clock = Clock::compressed();

@@ -251,6 +251,8 @@ fn child(role: &str) {
         log_file: None,
         egress: Default::default(),
         client_certificate: None,
+        tenants: Vec::new(),
+        shard: None,
         source,
     };
     let options = RunOptions {

@@ -206,6 +206,110 @@ pub fn run(config: &RunConfig, options: &RunOptions, sink: &mut dyn Sink, teleme
     Ok(summary)
 }
 
+/// Runs each tenant of `configs` (see [`RunConfig::instances`]) in a thread
+/// of its own, with its own component instance, checkpoint and call budget,
+/// all delivering into `sink`. A tenant that fails is logged with its id and
+/// never stops the others; without `once` it is started again after
+/// [`TENANT_RESTART`]. With one tenant this is [`run`].
+pub fn run_tenants(
+    configs: &[RunConfig],
+    options: &RunOptions,
+    sink: &mut (dyn Sink + Send),
+    telemetry: Arc<Telemetry>,
+) -> Result<Summary, Failure> {
+    if let [config] = configs {
+        return run(config, options, sink, telemetry);
+    }
+    let shared = SharedSink(std::sync::Mutex::new(sink));
+    let results: Vec<(String, Result<Summary, Failure>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = configs
+            .iter()
+            .map(|config| {
+                let (shared, telemetry) = (&shared, telemetry.clone());
+                let tenant = config.tenant_id().to_string();
+                let worker = std::thread::Builder::new()
+                    .name(format!("tenant-{tenant}"))
+                    .spawn_scoped(scope, move || run_tenant(config, options, shared, telemetry));
+                (tenant, worker)
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|(tenant, worker)| {
+                let result = match worker {
+                    Ok(handle) => handle
+                        .join()
+                        .unwrap_or_else(|_| Err(Failure::Other(anyhow!("the collector of tenant {tenant} panicked")))),
+                    Err(e) => Err(Failure::Other(anyhow!("starting the collector of tenant {tenant}: {e}"))),
+                };
+                (tenant, result)
+            })
+            .collect()
+    });
+    let mut summary = Summary::default();
+    let mut failed = Vec::new();
+    for (tenant, result) in results {
+        match result {
+            Ok(s) => {
+                summary.batches += s.batches;
+                summary.events += s.events;
+                summary.undelivered |= s.undelivered;
+            }
+            Err(e) => failed.push((tenant, e)),
+        }
+    }
+    match failed.len() {
+        0 => Ok(summary),
+        n => {
+            let names: Vec<String> = failed.iter().map(|(t, e)| format!("{t} ({e})")).collect();
+            let message = format!("{n} of {} tenants failed: {}", configs.len(), names.join("; "));
+            if failed.iter().any(|(_, e)| matches!(e, Failure::Config(_))) {
+                Err(Failure::Config(message))
+            } else {
+                Err(Failure::Other(anyhow!(message)))
+            }
+        }
+    }
+}
+
+/// How long a failed tenant rests before it is started again.
+pub const TENANT_RESTART: Duration = Duration::from_secs(15 * 60);
+
+fn run_tenant(config: &RunConfig, options: &RunOptions, sink: &SharedSink<'_>, telemetry: Arc<Telemetry>) -> Result<Summary, Failure> {
+    let tenant = config.tenant_id();
+    let _span = tracing::info_span!("tenant", tenant = %tenant).entered();
+    loop {
+        let mut sink = sink;
+        match run(config, options, &mut sink, telemetry.clone()) {
+            Ok(summary) => return Ok(summary),
+            Err(e) if options.once || options.shutdown.load(Ordering::SeqCst) => {
+                tracing::error!(tenant = %tenant, "tenant {tenant} stopped: {e}; the other tenants go on");
+                return Err(e);
+            }
+            Err(e) => {
+                tracing::error!(
+                    tenant = %tenant,
+                    "tenant {tenant} stopped: {e}; the other tenants go on, and this one starts again in {} min",
+                    TENANT_RESTART.as_secs() / 60
+                );
+                options.clock.sleep(TENANT_RESTART, &options.shutdown);
+                if options.shutdown.load(Ordering::SeqCst) {
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+/// One sink shared by the tenants' threads, a batch at a time.
+struct SharedSink<'a>(std::sync::Mutex<&'a mut (dyn Sink + Send)>);
+
+impl Sink for &SharedSink<'_> {
+    fn deliver(&mut self, events: &[u8], count: u32) -> Result<()> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).deliver(events, count)
+    }
+}
+
 /// A setting the host could not use (a proxy URL, a certificate file): fix
 /// the configuration.
 fn config_failure(e: anyhow::Error) -> Failure {

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 /// Keys the host reads itself.
 pub const HOST_KEYS: &[&str] = &[
+    "tenants",
+    "shard",
     "state_dir",
     "log_level",
     "log_file",
@@ -45,6 +47,49 @@ pub struct RunConfig {
     pub client_certificate: Option<CertificateFiles>,
     /// Everything else: the source component's configuration.
     pub source: Map<String, Value>,
+    /// Several tenants, each with its own credentials, checkpoint and call
+    /// budget; empty for one tenant configured at the top level.
+    pub tenants: Vec<Tenant>,
+    /// This instance's share of the tenants, when several instances split
+    /// them.
+    pub shard: Option<Shard>,
+}
+
+/// One tenant of a `tenants:` list.
+#[derive(Clone, Debug)]
+pub struct Tenant {
+    pub id: String,
+    /// The top-level settings with the tenant's own on top.
+    pub source: Map<String, Value>,
+    pub client_certificate: Option<CertificateFiles>,
+}
+
+/// `shard: {index, count}`: this instance collects the tenants whose stable
+/// hash modulo `count` is `index`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Shard {
+    /// This instance, from 0 (a StatefulSet pod's ordinal).
+    pub index: u32,
+    /// How many instances share the tenants.
+    pub count: u32,
+}
+
+impl Shard {
+    /// The instance that collects `tenant_id`, out of `count`: the first
+    /// eight bytes of the SHA-256 of the lower-cased id, modulo `count`.
+    /// It depends on nothing but the id and the count.
+    pub fn of(tenant_id: &str, count: u32) -> u32 {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(tenant_id.to_ascii_lowercase().as_bytes());
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        (u64::from_be_bytes(first) % u64::from(count.max(1))) as u32
+    }
+
+    pub fn takes(&self, tenant_id: &str) -> bool {
+        Shard::of(tenant_id, self.count) == self.index
+    }
 }
 
 pub fn default_state_dir() -> PathBuf {
@@ -188,44 +233,26 @@ impl RunConfig {
         for (key, value) in map.iter_mut() {
             interpolate_value(value, env).with_context(|| format!("in `{key}`"))?;
         }
-        // A secret in a file (a mounted Kubernetes secret, say): the host
-        // reads it, so the component never needs file access.
-        if let Some(v) = map.remove("client_secret_file") {
-            let Value::String(path) = v else {
-                bail!("`client_secret_file` must be a path")
-            };
-            if map.contains_key("client_secret") {
-                bail!("set either `client_secret` or `client_secret_file`, not both");
-            }
-            let secret = std::fs::read_to_string(&path).map_err(|e| anyhow!("`client_secret_file`: cannot read {path}: {e}"))?;
-            map.insert(
-                "client_secret".into(),
-                Value::String(secret.trim_end_matches(['\r', '\n']).to_string()),
-            );
-        }
-        // A client certificate: the host keeps the key and signs for the
-        // component, which is only told to ask.
-        let path_of = |map: &mut Map<String, Value>, key: &str| -> Result<Option<PathBuf>> {
-            match map.remove(key) {
-                None => Ok(None),
-                Some(Value::String(s)) if !s.is_empty() => Ok(Some(PathBuf::from(s))),
-                Some(_) => bail!("`{key}` must be the path of a PEM file"),
-            }
+        let tenants = match map.remove("tenants") {
+            None => Vec::new(),
+            Some(Value::Array(list)) if !list.is_empty() => list,
+            Some(_) => bail!(
+                "`tenants` must be a non-empty list of mappings, one per tenant, each with its `tenant_id`, `client_id` and credential"
+            ),
         };
-        let certificate = path_of(&mut map, "client_certificate_file")?;
-        let key = path_of(&mut map, "client_private_key_file")?;
-        let client_certificate = match (certificate, key) {
-            (None, None) => None,
-            (None, Some(_)) => bail!("`client_private_key_file` needs `client_certificate_file`, the certificate it belongs to"),
-            (Some(certificate), key) => {
-                if map.contains_key("client_secret") {
-                    bail!("set either `client_secret` (or `client_secret_file`) or `client_certificate_file`, not both");
+        let shard = match map.remove("shard") {
+            None => None,
+            Some(v) => {
+                let shard: Shard = serde_json::from_value(v).map_err(|e| anyhow!("`shard`: {e}; write it as {{index: 0, count: 3}}"))?;
+                if shard.count == 0 || shard.index >= shard.count {
+                    bail!(
+                        "`shard`: index must be below count (0 to {}), got index {} of {}",
+                        shard.count.saturating_sub(1),
+                        shard.index,
+                        shard.count
+                    );
                 }
-                if map.contains_key("client_assertion") {
-                    bail!("`client_assertion` is set by the host; remove it and keep `client_certificate_file`");
-                }
-                map.insert("client_assertion".into(), Value::String("host".into()));
-                Some(CertificateFiles { certificate, key })
+                Some(shard)
             }
         };
         let state_dir = match map.remove("state_dir") {
@@ -276,7 +303,50 @@ impl RunConfig {
             Some(Value::String(s)) if !s.is_empty() => Some(PathBuf::from(s)),
             Some(other) => bail!("`ca_file` must be the path of a PEM certificate bundle, got {other}"),
         };
+        // Each tenant: the top-level settings, overridden by its own.
+        let mut seen = std::collections::BTreeSet::new();
+        let tenants = tenants
+            .into_iter()
+            .enumerate()
+            .map(|(i, entry)| {
+                let Value::Object(own) = entry else {
+                    bail!("`tenants[{i}]` must be a mapping with `tenant_id`, `client_id` and a credential");
+                };
+                if let Some(key) = own
+                    .keys()
+                    .find(|k| HOST_KEYS.contains(&k.as_str()) && !CREDENTIAL_KEYS.contains(&k.as_str()))
+                {
+                    bail!("`tenants[{i}].{key}` is a host setting, shared by all tenants: set it at the top level");
+                }
+                let mut source = map.clone();
+                if own.keys().any(|k| CREDENTIAL_KEYS.contains(&k.as_str())) {
+                    for key in CREDENTIAL_KEYS {
+                        source.remove(*key);
+                    }
+                }
+                source.extend(own);
+                let client_certificate = take_credentials(&mut source).with_context(|| format!("in `tenants[{i}]`"))?;
+                let id = match source.get("tenant_id") {
+                    Some(Value::String(id)) if is_path_safe(id) => id.clone(),
+                    Some(Value::String(id)) => {
+                        bail!("`tenants[{i}].tenant_id` `{id}` must be a GUID or a domain name (letters, digits, `-`, `.`, `_`)")
+                    }
+                    _ => bail!("`tenants[{i}]` has no `tenant_id`"),
+                };
+                if !seen.insert(id.to_ascii_lowercase()) {
+                    bail!("`tenants` lists the tenant `{id}` twice");
+                }
+                Ok(Tenant {
+                    id,
+                    source,
+                    client_certificate,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let client_certificate = if tenants.is_empty() { take_credentials(&mut map)? } else { None };
         Ok(RunConfig {
+            tenants,
+            shard,
             state_dir,
             log_level,
             output,
@@ -288,10 +358,104 @@ impl RunConfig {
         })
     }
 
+    /// One configuration per tenant this instance collects: the tenants of
+    /// the `tenants:` list (each with its state under `state_dir/<tenant_id>`),
+    /// or this configuration itself, less those another shard takes.
+    pub fn instances(&self) -> Vec<RunConfig> {
+        let single = || -> Vec<RunConfig> {
+            let id = self.source.get("tenant_id").and_then(Value::as_str).unwrap_or("");
+            if self.shard.is_some_and(|s| !s.takes(id)) {
+                Vec::new()
+            } else {
+                vec![self.clone()]
+            }
+        };
+        if self.tenants.is_empty() {
+            return single();
+        }
+        self.tenants
+            .iter()
+            .filter(|t| self.shard.is_none_or(|s| s.takes(&t.id)))
+            .map(|t| RunConfig {
+                state_dir: self.state_dir.join(&t.id),
+                source: t.source.clone(),
+                client_certificate: t.client_certificate.clone(),
+                tenants: Vec::new(),
+                shard: None,
+                ..self.clone()
+            })
+            .collect()
+    }
+
+    /// The tenant this configuration collects, for logs.
+    pub fn tenant_id(&self) -> &str {
+        self.source.get("tenant_id").and_then(Value::as_str).unwrap_or("")
+    }
+
     /// The component's part, as the JSON text `init` takes.
     pub fn source_json(&self) -> String {
         Value::Object(self.source.clone()).to_string()
     }
+}
+
+/// The keys that name a credential; a tenant that sets one replaces the
+/// top-level credential entirely.
+const CREDENTIAL_KEYS: &[&str] = &[
+    "client_secret",
+    "client_secret_file",
+    "client_certificate_file",
+    "client_private_key_file",
+];
+
+/// Reads `client_secret_file` into `client_secret`, and turns
+/// `client_certificate_file` into the files the host signs with (the
+/// component is told `client_assertion: host`).
+fn take_credentials(map: &mut Map<String, Value>) -> Result<Option<CertificateFiles>> {
+    // A secret in a file (a mounted Kubernetes secret, say): the host
+    // reads it, so the component never needs file access.
+    if let Some(v) = map.remove("client_secret_file") {
+        let Value::String(path) = v else {
+            bail!("`client_secret_file` must be a path")
+        };
+        if map.contains_key("client_secret") {
+            bail!("set either `client_secret` or `client_secret_file`, not both");
+        }
+        let secret = std::fs::read_to_string(&path).map_err(|e| anyhow!("`client_secret_file`: cannot read {path}: {e}"))?;
+        map.insert(
+            "client_secret".into(),
+            Value::String(secret.trim_end_matches(['\r', '\n']).to_string()),
+        );
+    }
+    // A client certificate: the host keeps the key and signs for the
+    // component, which is only told to ask.
+    let path_of = |map: &mut Map<String, Value>, key: &str| -> Result<Option<PathBuf>> {
+        match map.remove(key) {
+            None => Ok(None),
+            Some(Value::String(s)) if !s.is_empty() => Ok(Some(PathBuf::from(s))),
+            Some(_) => bail!("`{key}` must be the path of a PEM file"),
+        }
+    };
+    let certificate = path_of(map, "client_certificate_file")?;
+    let key = path_of(map, "client_private_key_file")?;
+    let client_certificate = match (certificate, key) {
+        (None, None) => None,
+        (None, Some(_)) => bail!("`client_private_key_file` needs `client_certificate_file`, the certificate it belongs to"),
+        (Some(certificate), key) => {
+            if map.contains_key("client_secret") {
+                bail!("set either `client_secret` (or `client_secret_file`) or `client_certificate_file`, not both");
+            }
+            if map.contains_key("client_assertion") {
+                bail!("`client_assertion` is set by the host; remove it and keep `client_certificate_file`");
+            }
+            map.insert("client_assertion".into(), Value::String("host".into()));
+            Some(CertificateFiles { certificate, key })
+        }
+    };
+    Ok(client_certificate)
+}
+
+fn is_path_safe(id: &str) -> bool {
+    !id.is_empty() && id != "." && id != ".." && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
 }
 
 /// Applies one `key=value` (dotted keys for sections; the value is read as
@@ -450,6 +614,50 @@ mod tests {
         assert!(!c.source.contains_key("client_secret_file"));
         let e = RunConfig::from_yaml("client_secret_file: /nonexistent/x\n", &env).unwrap_err();
         assert!(format!("{e:#}").contains("/nonexistent/x"));
+    }
+
+    #[test]
+    fn tenants_inherit_the_top_level_and_replace_its_credential() {
+        let c = RunConfig::from_yaml(
+            "state_dir: /s\ntables: [DeviceEvents]\nclient_secret: shared\ntenants:\n  - {tenant_id: a, client_id: ca}\n  - {tenant_id: b, client_id: cb, client_secret: own, tables: [AlertInfo]}\n",
+            &env,
+        )
+        .unwrap();
+        let instances = c.instances();
+        assert_eq!(instances.len(), 2);
+        assert_eq!(instances[0].state_dir, PathBuf::from("/s/a"));
+        assert_eq!(instances[0].source["client_secret"], "shared");
+        assert_eq!(instances[0].source["tables"], serde_json::json!(["DeviceEvents"]));
+        assert_eq!(instances[1].source["client_secret"], "own");
+        assert_eq!(instances[1].source["tables"], serde_json::json!(["AlertInfo"]));
+        assert!(!instances[1].source.contains_key("tenants"));
+
+        for (yaml, message) in [
+            ("tenants: [{tenant_id: a, state_dir: /x}]", "host setting"),
+            ("tenants: [{tenant_id: a}, {tenant_id: A}]", "twice"),
+            ("tenants: [{client_id: c}]", "no `tenant_id`"),
+            ("tenants: [{tenant_id: ../up}]", "must be a GUID"),
+            ("tenants: []", "non-empty list"),
+            ("shard: {index: 3, count: 3}", "index must be below count"),
+            ("shard: {index: 0}", "missing field `count`"),
+        ] {
+            let e = format!("{:#}", RunConfig::from_yaml(yaml, &env).unwrap_err());
+            assert!(e.contains(message), "{yaml}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_shard_of_a_tenant_never_changes() {
+        // Pinned: a new hash would move tenants to pods without their state.
+        let shards: Vec<u32> = ["contoso", "fabrikam", "northwind", "adatum", "litware"]
+            .iter()
+            .map(|t| Shard::of(t, 3))
+            .collect();
+        // Computed independently: Python's hashlib.sha256, first 8 bytes, big-endian, mod 3.
+        assert_eq!(shards, [2, 2, 1, 2, 2]);
+        assert_eq!(Shard::of("Contoso", 3), Shard::of("contoso", 3), "ids compare case-insensitively");
+        let one = RunConfig::from_yaml("tenant_id: contoso\nshard: {index: 0, count: 3}", &env).unwrap();
+        assert_eq!(one.instances().len(), usize::from(Shard::of("contoso", 3) == 0));
     }
 
     #[test]

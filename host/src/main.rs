@@ -119,8 +119,8 @@ fn main() -> ExitCode {
                 critical: shutdown.critical,
                 ..RunOptions::default()
             };
-            let mut sink: Box<dyn Sink> = match &config.output {
-                OutputConfig::Stdout => Box::new(Stdout::new(std::io::stdout().lock())),
+            let mut sink: Box<dyn Sink + Send> = match &config.output {
+                OutputConfig::Stdout => Box::new(Stdout::new(std::io::stdout())),
                 OutputConfig::Http(http) => match Http::new(http, options.shutdown.clone()) {
                     Ok(s) => Box::new(s),
                     Err(e) => return fail(&Failure::Config(format!("{e:#}"))),
@@ -134,7 +134,21 @@ fn main() -> ExitCode {
                     Err(e) => return fail(&Failure::Config(format!("{e:#}"))),
                 }
             }
-            match app::run(&config, &options, sink.as_mut(), metrics) {
+            let tenants = config.instances();
+            if tenants.is_empty() {
+                // Another shard has every tenant: wait (a pod that exited
+                // would only be restarted), or with --once, done.
+                tracing::warn!(shard = ?config.shard, "no tenant falls to this shard; nothing to collect");
+                while !once && !options.shutdown.load(std::sync::atomic::Ordering::SeqCst) {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+                return ExitCode::SUCCESS;
+            }
+            if let Some(shard) = config.shard {
+                let ids: Vec<&str> = tenants.iter().map(|t| t.tenant_id()).collect();
+                tracing::info!(index = shard.index, count = shard.count, tenants = %ids.join(", "), "collecting this shard's tenants");
+            }
+            match app::run_tenants(&tenants, &options, sink.as_mut(), metrics) {
                 Ok(_) => ExitCode::SUCCESS,
                 Err(e) => fail(&e),
             }
@@ -152,7 +166,22 @@ fn main() -> ExitCode {
                 Ok(b) => b,
                 Err(e) => return fail(&Failure::Config(format!("reading --component: {e}"))),
             };
-            match app::check(&config, bytes.as_deref(), &mut std::io::stdout()) {
+            let tenants = config.instances();
+            let mut all = Ok(true);
+            for tenant in &tenants {
+                if tenants.len() > 1 {
+                    println!("tenant {}:", tenant.tenant_id());
+                }
+                match app::check(tenant, bytes.as_deref(), &mut std::io::stdout()) {
+                    Ok(ok) => all = all.map(|a| a && ok),
+                    Err(e) if tenants.len() > 1 => {
+                        println!("FAIL  {e}");
+                        all = Ok(false);
+                    }
+                    Err(e) => all = Err(e),
+                }
+            }
+            match all {
                 Ok(true) => {
                     println!("All checks passed. Start collecting with: defender-ocsf run --config <file>");
                     ExitCode::SUCCESS
@@ -251,6 +280,8 @@ fn demo() -> ExitCode {
         log_file: None,
         egress: Default::default(),
         client_certificate: None,
+        tenants: Vec::new(),
+        shard: None,
         source: source.as_object().cloned().unwrap_or_default(),
     };
     eprintln!(
