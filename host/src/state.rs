@@ -126,6 +126,22 @@ impl CheckpointStore {
 mod tests {
     use super::*;
 
+    /// A full disk: the write of the new checkpoint fails with ENOSPC (the
+    /// temporary file is a link to /dev/full), the error names the file and
+    /// the cause, and the previous checkpoint is untouched.
+    #[test]
+    fn a_full_disk_is_a_clear_error_and_keeps_the_previous_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::new(dir.path());
+        store.save("s", "{\"x\":1}").unwrap();
+        let tmp = dir.path().join(format!(".checkpoint.json.tmp-{}", std::process::id()));
+        std::os::unix::fs::symlink("/dev/full", &tmp).unwrap();
+        let e = format!("{:#}", store.save("s", "{\"x\":2}").unwrap_err());
+        assert!(e.contains("No space left on device") && e.contains(".checkpoint.json.tmp"), "{e}");
+        assert_eq!(store.load().unwrap().unwrap().checkpoint, "{\"x\":1}");
+        assert!(!tmp.exists(), "the failed temporary file is removed");
+    }
+
     #[test]
     fn saves_loads_and_refuses_corruption() {
         let dir = tempfile::tempdir().unwrap();
