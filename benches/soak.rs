@@ -13,8 +13,14 @@
 //! every few dozen queries, samples the child's resident memory, and checks
 //! that the events emitted are exactly the rows served, each once.
 //!
-//! `SOAK_DAYS` (default 3) and `SOAK_ROWS_PER_HOUR` per table (default 360)
-//! size the run.
+//! `SOAK_DAYS` (default 3; or `SOAK_HOURS`) and `SOAK_ROWS_PER_HOUR` per
+//! table (default 360) size the run. `SOAK_TABLES=all` collects all twenty
+//! tables (the seventeen without workload rows answer empty), and
+//! `SOAK_DELAY` (default `5m`) sets `delay`: with `SOAK_TABLES=all
+//! SOAK_DELAY=1m` the run measures the calls per minute and the lag behind
+//! real time that keeping every table current costs. The component's call
+//! budget (`max_calls_per_minute`) waits in real time, which a compressed
+//! clock cannot shorten: `SOAK_MAX_CALLS=1000` lifts it for that measurement.
 
 mod workload;
 
@@ -35,7 +41,8 @@ use std::time::{Duration, Instant};
 const CHILD: &str = "DEFENDER_OCSF_SOAK_CHILD";
 const TENANT: &str = "00000000-0000-4000-8000-000000000001";
 const TABLES: &[&str] = &["DeviceProcessEvents", "DeviceNetworkEvents", "DeviceEvents"];
-/// Every this many queries, the next one gets a fault.
+/// Every this many queries, the next one gets a fault (`SOAK_FAULT_EVERY`;
+/// 0: none, to measure calls and lag undisturbed).
 const FAULT_EVERY: usize = 40;
 
 fn report(name: &str, value: f64, unit: &str) {
@@ -54,11 +61,14 @@ fn main() {
         return;
     }
     // `cargo bench` passes `--bench`; nothing else is taken from the command line.
-    let days = env_number("SOAK_DAYS", 3);
+    let hours = env_number("SOAK_HOURS", env_number("SOAK_DAYS", 3) * 24);
     let per_hour = env_number("SOAK_ROWS_PER_HOUR", 360);
+    let delay = std::env::var("SOAK_DELAY").unwrap_or_else(|_| "5m".into());
+    let all_tables = std::env::var("SOAK_TABLES").is_ok_and(|v| v == "all");
+    let fault_every = env_number("SOAK_FAULT_EVERY", FAULT_EVERY as u64) as usize;
     let start = chrono::Utc::now() - chrono::Duration::minutes(30);
-    let span = chrono::Duration::days(days as i64);
-    let per_table = (days * 24 * per_hour) as usize;
+    let span = chrono::Duration::hours(hours as i64);
+    let per_table = (hours * per_hour) as usize;
     let step = span / per_table as i32;
 
     let mut dataset = Dataset::default();
@@ -81,6 +91,15 @@ fn main() {
         }
         dataset.add(table, rows).unwrap();
     }
+    let mut collected: Vec<&str> = TABLES.to_vec();
+    if all_tables {
+        for table in defender_ocsf_collector::mapping::TABLES {
+            if !TABLES.contains(&table.name) {
+                dataset.add(table.name, []).unwrap();
+                collected.push(table.name);
+            }
+        }
+    }
     let served = per_table * TABLES.len();
     assert_eq!(expected.len(), served, "every served row has a uid of its own");
     let credentials = Credentials {
@@ -94,14 +113,21 @@ fn main() {
     let config = serde_json::json!({
         "tenant_id": credentials.tenant_id, "client_id": credentials.client_id, "client_secret": credentials.client_secret,
         "login_endpoint": server.url(), "graph_endpoint": server.url(),
-        "tables": TABLES, "start_time": start.to_rfc3339(), "delay": "5m", "poll_interval": "1m",
+        "tables": collected, "start_time": start.to_rfc3339(), "delay": delay, "poll_interval": "1m",
     });
+    // The component's call budget waits in real time inside a poll; a
+    // measurement of the calls the collector needs lifts it.
+    let mut config = config;
+    if let Ok(calls) = std::env::var("SOAK_MAX_CALLS") {
+        config["max_calls_per_minute"] = calls.parse::<u32>().expect("SOAK_MAX_CALLS is a number").into();
+    }
     // The child stops once its clock is past the last row plus the delay.
     let stop_at = start + span + chrono::Duration::minutes(10);
 
     eprintln!(
-        "soak: {days} simulated days, {served} rows in {} tables; faults every {FAULT_EVERY} queries",
-        TABLES.len()
+        "soak: {hours} simulated hours, {served} rows in {} of {} tables; faults every {fault_every} queries (0: none)",
+        TABLES.len(),
+        collected.len()
     );
     let started = Instant::now();
     let mut child = Command::new(std::env::current_exe().unwrap())
@@ -118,6 +144,7 @@ fn main() {
     // Faults, all along: throttling, a CPU-quota pause, 500s.
     let done = Arc::new(AtomicBool::new(false));
     let faults_injected = Arc::new(AtomicUsize::new(0));
+    let lag_max: Mutex<Option<f64>> = Mutex::new(None);
     let (emitted, rss) = std::thread::scope(|scope| {
         let server = &server;
         let (done2, injected) = (done.clone(), faults_injected.clone());
@@ -129,12 +156,12 @@ fn main() {
                 Fault::cpu_quota("15 minutes"),
                 Fault::unknown_error(),
             ];
-            let mut next = FAULT_EVERY;
+            let mut next = if fault_every == 0 { usize::MAX } else { fault_every };
             while !done.load(Ordering::SeqCst) {
                 if server.query_count() >= next {
                     let n = injected.fetch_add(1, Ordering::SeqCst);
                     server.fail_next([kinds[n % kinds.len()].clone()]);
-                    next += FAULT_EVERY;
+                    next += fault_every;
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -154,10 +181,13 @@ fn main() {
             });
         }
         let stderr = child.stderr.take().unwrap();
+        let lag_max = &lag_max;
         let log = scope.spawn(move || {
             let mut errors = Vec::new();
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("\"level\":\"ERROR\"") || !line.starts_with('{') {
+                if let Some(lag) = line.strip_prefix("LAG_MAX_S=") {
+                    *lag_max.lock().unwrap() = lag.trim().parse().ok();
+                } else if line.contains("\"level\":\"ERROR\"") || !line.starts_with('{') {
                     errors.push(line);
                 }
             }
@@ -186,7 +216,12 @@ fn main() {
     let repeated: usize = emitted.values().map(|n| n.saturating_sub(1)).sum();
     let invented = emitted.keys().filter(|k| !expected.contains_key(*k)).count();
     let queries = server.query_count();
-    report("simulated_days", days as f64, "days");
+    report("simulated_hours", hours as f64, "hours");
+    report("tables", collected.len() as f64, "tables");
+    report("calls_per_minute", queries as f64 / (hours as f64 * 60.0), "calls/min");
+    if let Some(lag) = *lag_max.lock().unwrap() {
+        report("lag_max", lag, "s");
+    }
     report("real_time", elapsed.as_secs_f64(), "s");
     report("rows_served", served as f64, "rows");
     report("events_emitted", emitted.values().sum::<usize>() as f64, "events");
@@ -250,16 +285,27 @@ fn child() {
         ..RunOptions::default()
     };
     let shutdown = options.shutdown.clone();
-    std::thread::spawn(move || {
+    let telemetry = Arc::new(Telemetry::default());
+    let metrics = telemetry.clone();
+    // The lag the collector reports (`lag_seconds`: how far behind real time
+    // a window's end is when it completes), at its worst once the first
+    // two simulated hours (the backfill) are behind.
+    let warm = clock.now() + Duration::from_secs(2 * 3600);
+    let watcher = std::thread::spawn(move || {
+        let mut worst: f64 = 0.0;
         loop {
-            let now: chrono::DateTime<chrono::Utc> = clock.now().into();
-            if now >= stop_at {
+            let now = clock.now();
+            if now >= warm {
+                worst = worst.max(metrics.gauge_max("lag_seconds").unwrap_or(0.0));
+            }
+            if chrono::DateTime::<chrono::Utc>::from(now) >= stop_at {
                 shutdown.store(true, Ordering::SeqCst);
-                return;
+                return worst;
             }
             std::thread::sleep(Duration::from_millis(2));
         }
     });
     let mut sink = Stdout::new(std::io::stdout().lock());
-    app::run(&config, &options, &mut sink, Arc::new(Telemetry::default())).unwrap_or_else(|e| panic!("soak child: {e}"));
+    app::run(&config, &options, &mut sink, telemetry).unwrap_or_else(|e| panic!("soak child: {e}"));
+    eprintln!("LAG_MAX_S={:.1}", watcher.join().unwrap());
 }
