@@ -286,6 +286,13 @@ pub fn classify_failure(response: &Response, permission: &str) -> QueryError {
         });
     }
     match response.status {
+        // Refused as expired even though it was just refreshed: a clock
+        // off by minutes, or a passing fault. Worth retrying, not a
+        // permission problem.
+        401 if lower.contains("expired") || lower.contains("lifetime validation") => QueryError::Other(Error::Transient(format!(
+            "Graph refused a freshly issued token as expired ({}: {message}); it is fetched again. If this repeats, check that this machine's clock is right (NTP)",
+            e.code
+        ))),
         401 | 403 => QueryError::Other(Error::Permission(format!(
             "Graph refused the request (HTTP {}, {}: {message}). To fix: {}",
             response.status,
@@ -440,6 +447,20 @@ mod tests {
             .reply(200, r#"{"schema":[],"results":[]}"#);
         client().run(&mut http, 0, "q", "t").unwrap();
         assert_eq!(http.sent.len(), 4);
+
+        // Expired again right after the refresh: retried later, not a
+        // missing permission (found by the fault property in windowing.rs).
+        let expired = r#"{"error":{"code":"InvalidAuthenticationToken","message":"Lifetime validation failed, the token is expired."}}"#;
+        let mut http = Scripted::default()
+            .reply(200, TOKEN)
+            .reply(401, expired)
+            .reply(200, TOKEN)
+            .reply(401, expired);
+        let e = client().run(&mut http, 0, "q", "t").unwrap_err();
+        assert!(
+            matches!(e, QueryError::Other(Error::Transient(ref m)) if m.contains("clock")),
+            "{e:?}"
+        );
     }
 
     #[test]
