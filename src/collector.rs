@@ -101,6 +101,11 @@ impl Collector {
                 }
             }
         }
+        for table in &tables {
+            if mapping::entity_key(table.name).is_some() {
+                planner.set_period(table.name, config.entity_interval.into());
+            }
+        }
         let streams = [(config.incidents, Kind::Incidents), (config.alerts, Kind::Alerts)]
             .into_iter()
             .filter(|(on, _)| *on)
@@ -202,7 +207,7 @@ impl Collector {
                 .planner
                 .cursors()
                 .iter()
-                .map(|c| end.0.saturating_sub(c.watermark.0).max(0))
+                .map(|c| c.until.0.saturating_sub(c.watermark.0).max(0))
                 .sum::<i64>();
             self.backfill = Backfill::start(Ticks(behind), now);
             if let Some(backfill) = &self.backfill {
@@ -237,8 +242,8 @@ impl Collector {
         let next_poll_ms = if self.planner.cycle_done() && !busy {
             // The next cycle is worth starting once a poll interval of new data exists.
             let interval: Ticks = self.config.poll_interval.into();
-            let oldest = self.planner.cursors().iter().map(|c| c.watermark).min().unwrap_or(now);
-            let ready_at = oldest.saturating_add(interval).saturating_add(self.config.delay.into());
+            let ready = self.planner.next_ready(interval).unwrap_or(now);
+            let ready_at = ready.saturating_add(self.config.delay.into());
             (ready_at.0.saturating_sub(now.0) / TICKS_PER_MS).clamp(1000, interval.0 / TICKS_PER_MS) as u64
         } else {
             0
@@ -261,6 +266,11 @@ impl Collector {
             return Ok((Vec::new(), 0));
         };
         telemetry::counter("rows_fetched_total", &[("table", table.name)], end as u64);
+        // An entity table's window becomes one state per entity.
+        let (answer, end) = match mapping::entity_key(table.name) {
+            Some(key) => crate::snapshot::merge(&answer, end, key, table.name)?,
+            None => (answer, end),
+        };
         let followers = self.planner.followers(window.table);
         if followers.is_empty() {
             self.pending = Some(Pending {
@@ -656,6 +666,45 @@ mod tests {
         Collector::new(&config.to_string(), None, Ticks::parse("2025-01-02T00:00:00Z").unwrap())
             .unwrap()
             .0
+    }
+
+    #[test]
+    fn an_entity_table_emits_one_merged_state_per_device_per_interval() {
+        let config = json!({
+            "tenant_id": "t", "client_id": "c", "client_secret": "s",
+            "login_endpoint": "http://127.0.0.1:9", "graph_endpoint": "http://127.0.0.1:9",
+            "tables": ["DeviceInfo"], "start_time": "2025-01-01T00:00:00Z", "overlap": "0s",
+        });
+        let now = Ticks::parse("2025-01-01T02:30:00Z").unwrap();
+        let mut c = Collector::new(&config.to_string(), None, now).unwrap().0;
+        let first_hour = json!({"schema": [], "results": [
+            {"Timestamp": "2025-01-01T00:10:00Z", "DeviceId": "a", "OSPlatform": "Windows11", "Model": "X1", "ReportId": 1},
+            {"Timestamp": "2025-01-01T00:20:00Z", "DeviceId": "b", "OSPlatform": "Linux", "ReportId": 2},
+            {"Timestamp": "2025-01-01T00:25:00Z", "DeviceId": "a", "OSPlatform": "Windows11", "Model": "", "ReportId": 3},
+        ]});
+        let mut http = Scripted::default()
+            .reply(200, TOKEN)
+            .reply(200, &first_hour.to_string())
+            .reply(200, &rows(&[]));
+        let batch = c.poll(&mut http, now).unwrap();
+        assert_eq!(batch.count, 2, "one state per device");
+        let events: Vec<serde_json::Value> = String::from_utf8(batch.events)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let a = events.iter().find(|e| e["device"]["uid"] == "a").unwrap();
+        assert_eq!(a["device"]["model"], "X1", "the partial row did not blank the model");
+        let batch = c.poll(&mut http, now).unwrap();
+        assert_eq!(batch.count, 0);
+        // The second hour, and nothing of the half hour after 02:00.
+        assert!(
+            kql(&http.sent[2]).contains("Timestamp < datetime(2025-01-01T02:00:00.0000000Z)"),
+            "{}",
+            kql(&http.sent[2])
+        );
+        assert!(batch.next_poll_ms > 0, "the cycle is done");
+        assert_eq!(http.sent.len(), 3);
     }
 
     #[test]

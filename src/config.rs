@@ -74,6 +74,14 @@ pub struct CollectorConfig {
     #[serde(default = "default_overlap", with = "humantime_serde")]
     pub overlap: Duration,
 
+    /// How often the entity tables (DeviceInfo, DeviceNetworkInfo,
+    /// DeviceFileCertificateInfo) are collected. They are snapshots that
+    /// Defender reports in partial rows about every 15 minutes; each
+    /// collection covers one interval and emits the latest state of each
+    /// device, adapter or file certificate in it.
+    #[serde(default = "default_entity_interval", with = "humantime_serde")]
+    pub entity_interval: Duration,
+
     /// How long to wait between collection cycles once caught up.
     #[serde(default = "default_poll_interval", with = "humantime_serde")]
     pub poll_interval: Duration,
@@ -155,6 +163,9 @@ pub fn default_max_calls_per_minute() -> u32 {
 }
 pub fn default_overlap() -> Duration {
     Duration::from_secs(10 * 60)
+}
+pub fn default_entity_interval() -> Duration {
+    Duration::from_secs(60 * 60)
 }
 pub fn default_poll_interval() -> Duration {
     Duration::from_secs(60)
@@ -365,6 +376,9 @@ impl CollectorConfig {
         }
         if self.overlap > Duration::from_secs(24 * 60 * 60) {
             return Err(Error::Config("`overlap` must be at most 24h".into()));
+        }
+        if self.entity_interval < Duration::from_secs(60) || self.entity_interval > Duration::from_secs(24 * 60 * 60) {
+            return Err(Error::Config("`entity_interval` must be between 1m and 24h".into()));
         }
         if self.poll_interval < Duration::from_secs(1) {
             return Err(Error::Config("`poll_interval` must be at least 1s".into()));

@@ -14,6 +14,7 @@
 //! - [`kql`]: the query text;
 //! - [`planner`]: windows, cycles and the checkpoint;
 //! - [`progress`]: backfill progress lines;
+//! - [`snapshot`]: entity tables' rows merged into the latest state per entity;
 //! - [`mapping`]: rows to OCSF events, one file per table family;
 //! - [`streams`]: the optional incident and alert streams of the security API;
 //! - [`collector`]: one poll, tying the above together;
@@ -32,6 +33,7 @@ pub mod kql;
 pub mod mapping;
 pub mod planner;
 pub mod progress;
+pub mod snapshot;
 pub mod streams;
 pub mod telemetry;
 pub mod time;

@@ -38,6 +38,11 @@ pub struct Cursor {
     pub recent: Vec<(Ticks, String)>,
     /// A late-row sweep is due in the current cycle.
     pub sweep_due: bool,
+    /// Entity tables are collected once per period, up to its last boundary.
+    pub period: Option<Ticks>,
+    /// How far the current cycle takes this table: the cycle's end, or for
+    /// a periodic table the last period boundary before it.
+    pub until: Ticks,
 }
 
 /// A window to query.
@@ -148,6 +153,8 @@ impl Planner {
                 floor,
                 recent,
                 sweep_due: false,
+                period: None,
+                until: watermark,
             });
         }
         Ok(Planner {
@@ -181,7 +188,12 @@ impl Planner {
         if starts {
             self.cycle_end = Some(end);
             for c in &mut self.cursors {
-                c.sweep_due = c.follows.is_none();
+                c.until = match c.period {
+                    Some(p) => Ticks(end.0 - end.0.rem_euclid(p.0.max(1))).max(c.watermark),
+                    None => end,
+                };
+                // A periodic table is swept only in the cycles that collect it.
+                c.sweep_due = c.follows.is_none() && (c.period.is_none() || c.watermark < c.until);
             }
             for c in &mut self.cursors {
                 if c.unavailable_until.is_some_and(|t| t <= now) {
@@ -207,6 +219,27 @@ impl Planner {
             return Some((i, from, c.watermark));
         }
         None
+    }
+
+    /// Makes `table` an entity table, collected once per `period`.
+    pub fn set_period(&mut self, table: &str, period: Ticks) {
+        if let Some(c) = self.cursors.iter_mut().find(|c| c.table == table) {
+            c.period = Some(period);
+        }
+    }
+
+    /// The data time at which the next cycle has something to do: a poll
+    /// interval past the furthest-behind event table, or a periodic table's
+    /// next period boundary.
+    pub fn next_ready(&self, interval: Ticks) -> Option<Ticks> {
+        self.cursors
+            .iter()
+            .filter(|c| c.follows.is_none())
+            .map(|c| match c.period {
+                Some(p) => Ticks(c.watermark.0 - c.watermark.0.rem_euclid(p.0.max(1))).saturating_add(p),
+                None => c.watermark.saturating_add(interval),
+            })
+            .min()
     }
 
     /// Records a finished sweep of table `index`.
@@ -271,13 +304,13 @@ impl Planner {
             .cursors
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.watermark < end && c.unavailable_until.is_none() && c.follows.is_none())
+            .filter(|(_, c)| c.watermark < c.until.min(end) && c.unavailable_until.is_none() && c.follows.is_none())
             .min_by_key(|(_, c)| c.watermark);
         match next {
             Some((i, c)) => Some(Window {
                 table: i,
                 start: c.watermark,
-                end: c.watermark.saturating_add(c.span).min(end),
+                end: c.watermark.saturating_add(c.span).min(c.until.min(end)),
             }),
             None => {
                 self.cycle_end = None;
@@ -293,7 +326,7 @@ impl Planner {
             Some(end) => self
                 .cursors
                 .iter()
-                .all(|c| c.watermark >= end || c.unavailable_until.is_some() || c.follows.is_some()),
+                .all(|c| c.watermark >= c.until.min(end) || c.unavailable_until.is_some() || c.follows.is_some()),
         }
     }
 
@@ -375,6 +408,51 @@ mod tests {
         assert!(p.cycle_done());
         assert_eq!(p.next_window(), None);
         assert_eq!(p.cycle_end(), None);
+    }
+
+    #[test]
+    fn an_entity_table_is_collected_once_per_period_up_to_its_last_boundary() {
+        let minute = Ticks(60 * 10_000_000);
+        let mut p = Planner::new(&["Events", "Entity"], None, t("2025-01-01T00:00:00Z"), HOUR).unwrap();
+        p.set_period("Entity", HOUR);
+        // 01:30: the event table goes to 01:30, the entity table to 01:00.
+        p.begin_cycle(t("2025-01-01T01:30:00Z"), Ticks(0));
+        let mut windows = Vec::new();
+        while let Some(w) = p.next_window() {
+            windows.push((w.table, w.start, w.end));
+            p.complete(&w, 0.3);
+        }
+        assert!(
+            windows.contains(&(1, t("2025-01-01T00:00:00Z"), t("2025-01-01T01:00:00Z"))),
+            "{windows:?}"
+        );
+        assert!(
+            !windows
+                .iter()
+                .any(|(table, _, end)| *table == 1 && *end > t("2025-01-01T01:00:00Z"))
+        );
+        assert_eq!(p.cursors()[0].watermark, t("2025-01-01T01:30:00Z"));
+        // The next cycle is due a poll interval after the events' watermark;
+        // the entity table's next boundary is later.
+        assert_eq!(p.next_ready(minute), Some(t("2025-01-01T01:31:00Z")));
+        // 01:31 .. 01:59: the entity table has nothing to do, and no sweep.
+        p.begin_cycle(t("2025-01-01T01:45:00Z"), Ticks(0));
+        assert!(!p.cursors()[1].sweep_due);
+        let w = p.next_window().unwrap();
+        assert_eq!(w.table, 0);
+        p.complete(&w, 0.3);
+        assert_eq!(p.next_window(), None);
+        // Past 02:00 the entity table's hour is collected, with its sweep.
+        p.begin_cycle(t("2025-01-01T02:01:00Z"), Ticks(0));
+        assert!(p.cursors()[1].sweep_due);
+        let mut entity = None;
+        while let Some(w) = p.next_window() {
+            if w.table == 1 {
+                entity = Some((w.start, w.end));
+            }
+            p.complete(&w, 0.3);
+        }
+        assert_eq!(entity, Some((t("2025-01-01T01:00:00Z"), t("2025-01-01T02:00:00Z"))));
     }
 
     #[test]

@@ -471,6 +471,19 @@ fn finish_logon(e: &mut Event, _ctx: &Context) {
 }
 
 // ---------------------------------------------------------------------------
+// Entity tables: snapshots of devices, adapters and file certificates, not
+// events. They are collected every `entity_interval`, and each collection
+// emits one state per entity, identified by these columns (see
+// `crate::snapshot`).
+// ---------------------------------------------------------------------------
+
+pub static ENTITY_KEYS: &[(&str, &[&str])] = &[
+    ("DeviceInfo", &["DeviceId"]),
+    ("DeviceNetworkInfo", &["DeviceId", "NetworkAdapterName"]),
+    ("DeviceFileCertificateInfo", &["DeviceId", "SHA1"]),
+];
+
+// ---------------------------------------------------------------------------
 // DeviceInfo → 5001 Device Inventory Info (guide §13)
 // ---------------------------------------------------------------------------
 

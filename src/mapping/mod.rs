@@ -190,6 +190,12 @@ pub fn table(name: &str) -> Option<&'static Table> {
     TABLES.iter().copied().find(|t| t.name == name)
 }
 
+/// The columns that identify one entity of an entity table (DeviceInfo,
+/// DeviceNetworkInfo, DeviceFileCertificateInfo); `None` for event tables.
+pub fn entity_key(name: &str) -> Option<&'static [&'static str]> {
+    device::ENTITY_KEYS.iter().find(|(t, _)| *t == name).map(|(_, key)| *key)
+}
+
 /// Appends `event` to `out` as one NDJSON line.
 pub fn write_event(out: &mut Vec<u8>, event: &serde_json::Value) {
     // Writing a `Value` to a `Vec` cannot fail: its keys are strings.
