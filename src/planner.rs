@@ -230,11 +230,14 @@ impl Planner {
 
     /// The data time at which the next cycle has something to do: a poll
     /// interval past the furthest-behind event table, or a periodic table's
-    /// next period boundary.
+    /// next period boundary. Tables marked unavailable do not count (they
+    /// are tried again with the first cycle after their hour): otherwise an
+    /// unlicensed table, whose watermark never moves, would start a cycle
+    /// every second.
     pub fn next_ready(&self, interval: Ticks) -> Option<Ticks> {
         self.cursors
             .iter()
-            .filter(|c| c.follows.is_none())
+            .filter(|c| c.follows.is_none() && c.unavailable_until.is_none())
             .map(|c| match c.period {
                 Some(p) => Ticks(c.watermark.0 - c.watermark.0.rem_euclid(p.0.max(1))).saturating_add(p),
                 None => c.watermark.saturating_add(interval),
@@ -453,6 +456,22 @@ mod tests {
             p.complete(&w, 0.3);
         }
         assert_eq!(entity, Some((t("2025-01-01T01:00:00Z"), t("2025-01-01T02:00:00Z"))));
+    }
+
+    #[test]
+    fn an_unavailable_table_does_not_make_the_next_cycle_due_at_once() {
+        let minute = Ticks(60 * 10_000_000);
+        let mut p = Planner::new(&["Licensed", "Unlicensed"], None, t("2025-01-01T00:00:00Z"), HOUR).unwrap();
+        p.begin_cycle(t("2025-01-01T00:30:00Z"), Ticks(0));
+        while let Some(w) = p.next_window() {
+            if w.table == 1 {
+                p.mark_unavailable(&w, t("2025-01-01T01:30:00Z"));
+            } else {
+                p.complete(&w, 0.1);
+            }
+        }
+        assert_eq!(p.cursors()[1].watermark, t("2025-01-01T00:00:00Z"), "it never moves");
+        assert_eq!(p.next_ready(minute), Some(t("2025-01-01T00:31:00Z")));
     }
 
     #[test]
