@@ -166,7 +166,12 @@ fn main() -> ExitCode {
                 Ok(b) => b,
                 Err(e) => return fail(&Failure::Config(format!("reading --component: {e}"))),
             };
-            let tenants = config.instances();
+            // Every tenant of the configuration, whichever shard collects it.
+            let tenants = RunConfig {
+                shard: None,
+                ..config.clone()
+            }
+            .instances();
             let mut all = Ok(true);
             for tenant in &tenants {
                 if tenants.len() > 1 {

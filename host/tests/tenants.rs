@@ -131,3 +131,29 @@ fn shards_split_the_tenants_each_to_exactly_one_instance() {
         "every tenant collected once"
     );
 }
+
+#[test]
+fn check_covers_every_tenant_whatever_the_shard() {
+    let names = ["contoso", "northwind"];
+    let servers: Vec<ReplayServer> = names.iter().map(|t| tenant_server(t, 1)).collect();
+    let entries: Vec<String> = names.iter().zip(&servers).map(|(t, s)| entry(t, s)).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &entries);
+    // Shard 0 of 3 collects neither tenant (pinned in config.rs), but
+    // `check` is about the configuration: it checks both.
+    let out = Command::new(env!("CARGO_BIN_EXE_defender-ocsf"))
+        .args(["check", "--config"])
+        .arg(&config)
+        .args(["--set", "shard={index: 0, count: 3}"])
+        .env(secret_var("contoso"), "contoso-secret")
+        .env(secret_var("northwind"), "wrong")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("tenant contoso:") && stdout.contains("tenant northwind:"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("AADSTS7000215"), "northwind's wrong secret is reported: {stdout}");
+    assert!(!out.status.success());
+}
