@@ -26,7 +26,7 @@ mod workload;
 
 use defender_ocsf_host::app::{self, RunOptions};
 use defender_ocsf_host::clock::Clock;
-use defender_ocsf_host::config::{OutputConfig, RunConfig};
+use defender_ocsf_host::config::RunConfig;
 use defender_ocsf_host::output::Stdout;
 use defender_ocsf_host::replay::{Credentials, Dataset, Fault, ReplayServer};
 use defender_ocsf_host::telemetry::Telemetry;
@@ -267,18 +267,7 @@ fn vm_rss_kib(pid: u32) -> Option<u64> {
 fn child() {
     let source: serde_json::Map<String, Value> = serde_json::from_str(&std::env::var("SOAK_CONFIG").unwrap()).unwrap();
     let stop_at: chrono::DateTime<chrono::Utc> = std::env::var("SOAK_STOP_AT").unwrap().parse().unwrap();
-    let config = RunConfig {
-        state_dir: std::env::var("SOAK_STATE").unwrap().into(),
-        log_level: "warn".into(),
-        output: OutputConfig::Stdout,
-        metrics_address: None,
-        log_file: None,
-        egress: Default::default(),
-        client_certificate: None,
-        tenants: Vec::new(),
-        shard: None,
-        source,
-    };
+    let config = RunConfig::for_source(std::env::var("SOAK_STATE").unwrap().into(), source);
     let clock = Clock::compressed();
     let options = RunOptions {
         clock: clock.clone(),

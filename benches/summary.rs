@@ -16,7 +16,7 @@
 mod workload;
 
 use defender_ocsf_host::app::{self, RunOptions};
-use defender_ocsf_host::config::{OutputConfig, RunConfig};
+use defender_ocsf_host::config::RunConfig;
 use defender_ocsf_host::output::Stdout;
 use defender_ocsf_host::replay::{Credentials, Dataset, ReplayServer};
 use defender_ocsf_host::runtime::{DEFAULT_COMPONENT, Limits, Runtime};
@@ -243,18 +243,7 @@ fn run_child(role: &str, server: &ReplayServer, dir: &std::path::Path, max_rows:
 /// The child: `defender-ocsf run --once` with stdout as the output.
 fn child(role: &str) {
     let source: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&std::env::var("BENCH_CONFIG").unwrap()).unwrap();
-    let config = RunConfig {
-        state_dir: std::env::var("BENCH_STATE").unwrap().into(),
-        log_level: "warn".into(),
-        output: OutputConfig::Stdout,
-        metrics_address: None,
-        log_file: None,
-        egress: Default::default(),
-        client_certificate: None,
-        tenants: Vec::new(),
-        shard: None,
-        source,
-    };
+    let config = RunConfig::for_source(std::env::var("BENCH_STATE").unwrap().into(), source);
     let options = RunOptions {
         once: true,
         ..RunOptions::default()

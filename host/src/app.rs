@@ -85,17 +85,7 @@ impl Default for RunOptions<'_> {
 /// Runs a source until `once` completes, `shutdown` is set, or it fails.
 pub fn run(config: &RunConfig, options: &RunOptions, sink: &mut dyn Sink, telemetry: Arc<Telemetry>) -> Result<Summary, Failure> {
     let bytes = options.component.unwrap_or(crate::runtime::DEFAULT_COMPONENT);
-    let runtime = Runtime::new(bytes, Some(&config.state_dir.join("cache")))?
-        .with_egress(Egress::new(config.egress.clone()).map_err(config_failure)?)
-        .with_clock(options.clock.clone())
-        .with_certificate(
-            config
-                .client_certificate
-                .as_ref()
-                .map(|c| c.load())
-                .transpose()
-                .map_err(config_failure)?,
-        );
+    let runtime = runtime(config, bytes, Some(&config.state_dir.join("cache")))?.with_clock(options.clock.clone());
     let store = CheckpointStore::new(&config.state_dir);
     let saved = store.load()?;
     let metrics = telemetry.clone();
@@ -310,6 +300,20 @@ impl Sink for &SharedSink<'_> {
     }
 }
 
+/// The component compiled (or loaded from `cache`), with the egress and the
+/// client certificate `config` asks for.
+fn runtime(config: &RunConfig, component: &[u8], cache: Option<&std::path::Path>) -> Result<Runtime, Failure> {
+    let certificate = config
+        .client_certificate
+        .as_ref()
+        .map(|c| c.load())
+        .transpose()
+        .map_err(config_failure)?;
+    Ok(Runtime::new(component, cache)?
+        .with_egress(Egress::new(config.egress.clone()).map_err(config_failure)?)
+        .with_certificate(certificate))
+}
+
 /// A setting the host could not use (a proxy URL, a certificate file): fix
 /// the configuration.
 fn config_failure(e: anyhow::Error) -> Failure {
@@ -345,16 +349,7 @@ pub fn check(config: &RunConfig, component: Option<&[u8]>, out: &mut dyn std::io
         all_ok &= ok;
         writeln!(out, "{}  {name}: {detail}", if ok { "PASS" } else { "FAIL" }).map_err(|e| Failure::Other(e.into()))
     };
-    let runtime = Runtime::new(component.unwrap_or(crate::runtime::DEFAULT_COMPONENT), None)?
-        .with_egress(Egress::new(config.egress.clone()).map_err(config_failure)?)
-        .with_certificate(
-            config
-                .client_certificate
-                .as_ref()
-                .map(|c| c.load())
-                .transpose()
-                .map_err(config_failure)?,
-        );
+    let runtime = runtime(config, component.unwrap_or(crate::runtime::DEFAULT_COMPONENT), None)?;
     let mut instance = runtime.instantiate(&Limits::default(), Arc::new(Telemetry::default()))?;
     match instance.init(&config.source_json(), None)? {
         Ok(info) => line(

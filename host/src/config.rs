@@ -358,6 +358,24 @@ impl RunConfig {
         })
     }
 
+    /// A configuration built in code (the demo, benchmarks): stdout output,
+    /// `warn` logs, the given state directory and component settings, and
+    /// the defaults for everything else.
+    pub fn for_source(state_dir: PathBuf, source: Map<String, Value>) -> RunConfig {
+        RunConfig {
+            state_dir,
+            log_level: "warn".into(),
+            output: OutputConfig::Stdout,
+            metrics_address: None,
+            log_file: None,
+            egress: crate::egress::EgressConfig::default(),
+            client_certificate: None,
+            tenants: Vec::new(),
+            shard: None,
+            source,
+        }
+    }
+
     /// One configuration per tenant this instance collects: the tenants of
     /// the `tenants:` list (each with its state under `state_dir/<tenant_id>`),
     /// or this configuration itself, less those another shard takes.

@@ -277,18 +277,7 @@ fn demo() -> ExitCode {
         "start_time": (now - chrono::Duration::hours(1)).to_rfc3339(),
         "delay": "1m",
     });
-    let config = RunConfig {
-        state_dir: state.clone(),
-        log_level: "warn".into(),
-        output: OutputConfig::Stdout,
-        metrics_address: None,
-        log_file: None,
-        egress: Default::default(),
-        client_certificate: None,
-        tenants: Vec::new(),
-        shard: None,
-        source: source.as_object().cloned().unwrap_or_default(),
-    };
+    let config = RunConfig::for_source(state.clone(), source.as_object().cloned().unwrap_or_default());
     eprintln!(
         "defender-ocsf demo: replaying DeviceProcessEvents from {} through the embedded component",
         server.url()
