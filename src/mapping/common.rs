@@ -274,11 +274,14 @@ pub fn network_protocol(e: &mut Event) {
 }
 
 /// `RemoteUrl`: a URL fills `url.url_string` and the destination host name;
-/// a bare host name fills only the host name.
+/// a bare host name fills only the host name. Anything else (`host:port`, a
+/// path, a fragment) also stays whole under `unmapped`, so nothing of it is
+/// lost.
 pub fn remote_url(e: &mut Event, endpoint: &str) {
-    let Some(Value::String(text)) = e.take_column("RemoteUrl") else {
+    let Some(Value::String(text)) = e.column("RemoteUrl", super::engine::Conv::Str) else {
         return;
     };
+    let is_url = text.contains("://");
     let host = match text.split_once("://") {
         Some((_, rest)) => {
             e.set("url.url_string", text.clone().into());
@@ -292,6 +295,9 @@ pub fn remote_url(e: &mut Event, endpoint: &str) {
         }
         None => text.split(['/', ':']).next().unwrap_or("").to_string(),
     };
+    if is_url || host == text {
+        e.take_column("RemoteUrl");
+    }
     if !host.is_empty() {
         e.set(&format!("{endpoint}.hostname"), host.into());
     }
@@ -366,6 +372,30 @@ pub fn actor_or_sensor(e: &mut Event, product: &str) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_remote_url_that_is_neither_a_url_nor_a_host_stays_whole() {
+        let with = |text: &str| {
+            let mut e = Event::default();
+            e.1.insert("RemoteUrl".into(), json!(text));
+            remote_url(&mut e, "dst_endpoint");
+            e
+        };
+        let e = with("https://a.example/x");
+        assert_eq!(e.get_str("url.url_string"), Some("https://a.example/x"));
+        assert_eq!(e.get_str("dst_endpoint.hostname"), Some("a.example"));
+        assert!(!e.1.contains_key("RemoteUrl"));
+        let e = with("a.example");
+        assert_eq!(e.get_str("dst_endpoint.hostname"), Some("a.example"));
+        assert!(!e.1.contains_key("RemoteUrl"));
+        // A port, or no host at all: the text is kept for `unmapped`.
+        let e = with("a.example:8443");
+        assert_eq!(e.get_str("dst_endpoint.hostname"), Some("a.example"));
+        assert_eq!(e.1.get("RemoteUrl"), Some(&json!("a.example:8443")));
+        let e = with(":a");
+        assert_eq!(e.get("dst_endpoint"), None);
+        assert_eq!(e.1.get("RemoteUrl"), Some(&json!(":a")));
+    }
 
     #[test]
     fn folder_only_paths_are_joined_with_the_name() {
