@@ -1,7 +1,7 @@
 //! The collector: one `poll` runs the next planned query, maps its rows and
 //! returns them as a batch with the checkpoint that covers them.
 
-use crate::config::{CollectorConfig, GRAPH_ROW_CAP};
+use crate::config::CollectorConfig;
 use crate::error::{Error, Result};
 use crate::graph::{GraphClient, HuntingResult, QueryError};
 use crate::http::HttpClient;
@@ -75,9 +75,22 @@ struct Pending {
     /// The next row to map, and the end of the rows that belong to the window.
     next: usize,
     end: usize,
+    /// The first rows, up to this one, lie before the watermark: they are
+    /// emitted only if not emitted before (late arrivals).
+    late: usize,
+    /// How many of those were late arrivals.
+    late_emitted: usize,
     /// Keys of the events emitted so far, for the late-row sweeps.
     keys: Vec<(Ticks, String)>,
+    /// For a one-tick window with more rows than an answer carries: the
+    /// hash buckets (`bucket`, of `buckets`) still to query, one a poll.
+    buckets: Vec<(u32, u32)>,
 }
+
+/// A one-tick window is split into at most this many hash buckets: enough
+/// for 100,000 × 2^16 rows at one instant. Only rows that are identical in
+/// every column can end up in one bucket together beyond that.
+const MAX_BUCKETS: u32 = 1 << 16;
 
 impl Collector {
     /// Configures a collector from the host's JSON and the last checkpoint.
@@ -91,6 +104,7 @@ impl Collector {
         let names: Vec<&'static str> = tables.iter().map(|t| t.name).collect();
         let start = config.start_ticks(now)?;
         let mut planner = Planner::new(&names, checkpoint, start, config.max_window.into())?;
+        planner.set_overlap(config.overlap.into());
         // Rows that belong to another table's events follow its windows and
         // are folded into them (evidence into alerts, guide §2; without
         // deprecated classes, attachments and URLs into their message).
@@ -215,6 +229,9 @@ impl Collector {
             }
         }
         self.context.collected_at = Some(now);
+        if self.pending.as_ref().is_some_and(|p| p.next >= p.end) {
+            self.next_bucket(http, now)?;
+        }
         if self.pending.is_some() {
             let (events, count) = self.continue_pending(now);
             return Ok(self.batch(events, count, now));
@@ -223,8 +240,7 @@ impl Collector {
             let (events, count) = stream.poll_page(http, &mut self.graph, &self.context, now, self.start)?;
             return Ok(self.batch(events, count, now));
         }
-        let overlap: Ticks = self.config.overlap.into();
-        if let Some((index, from, to)) = self.planner.next_sweep(overlap) {
+        if let Some((index, from, to)) = self.planner.next_sweep() {
             let (events, count) = self.sweep(http, now, index, from, to)?;
             return Ok(self.batch(events, count, now));
         }
@@ -262,8 +278,36 @@ impl Collector {
     /// its followers; any other is handed out in batches of at most
     /// [`MAX_BATCH_BYTES`] from the answer as it came.
     fn collect_window(&mut self, http: &mut dyn HttpClient, now: Ticks, window: Window, table: &'static Table) -> Result<(Vec<u8>, u32)> {
-        let Some((window, answer, end)) = self.fetch_shrinking(http, now, window, table)? else {
-            return Ok((Vec::new(), 0));
+        let (window, answer, end) = match self.fetch_shrinking(http, now, window, table)? {
+            Shrunk::Rows(window, answer, end) => (window, answer, end),
+            Shrunk::Unavailable => return Ok((Vec::new(), 0)),
+            // More rows at one instant than an answer carries: they are
+            // collected by hash buckets of their content, a bucket a poll.
+            Shrunk::OneTick(window, reason) => {
+                if mapping::entity_key(table.name).is_some() || !self.planner.followers(window.table).is_empty() {
+                    return Err(single_tick_overflow(table, window.start, &reason));
+                }
+                telemetry::warn(
+                    &format!(
+                        "{} holds more rows at the single timestamp {} than one answer carries ({reason}); collecting them in parts by a hash of their content",
+                        table.name,
+                        window.start.to_iso()
+                    ),
+                    &[("table", table.name)],
+                );
+                self.pending = Some(Pending {
+                    window,
+                    table,
+                    answer: HuntingResult::default(),
+                    next: 0,
+                    end: 0,
+                    late: 0,
+                    late_emitted: 0,
+                    keys: Vec::new(),
+                    buckets: vec![(1, 2), (0, 2)],
+                });
+                return Ok((Vec::new(), 0));
+            }
         };
         telemetry::counter("rows_fetched_total", &[("table", table.name)], end as u64);
         // An entity table's window becomes one state per entity.
@@ -271,6 +315,7 @@ impl Collector {
             Some(key) => crate::snapshot::merge(&answer, end, key, table.name)?,
             None => (answer, end),
         };
+        let late = before(&answer, end, window.watermark);
         let followers = self.planner.followers(window.table);
         if followers.is_empty() {
             self.pending = Some(Pending {
@@ -279,18 +324,32 @@ impl Collector {
                 answer,
                 next: 0,
                 end,
+                late,
+                late_emitted: 0,
                 keys: Vec::new(),
+                buckets: Vec::new(),
             });
             return Ok(self.continue_pending(now));
         }
         let mut events = Vec::with_capacity(end);
-        self.map_answer(table, &answer, 0..end, |event| events.push(event));
+        let mut late_emitted = 0;
+        self.map_answer(table, &answer, 0..late, |event| {
+            if self.is_new(window.table, &event) {
+                late_emitted += 1;
+                events.push(event);
+            }
+        });
+        self.late_rows(table, late_emitted, &window);
+        self.map_answer(table, &answer, late..end, |event| events.push(event));
         drop(answer);
         let keys: Vec<(Ticks, String)> = events.iter().filter_map(row_key).collect();
-        for follower in followers {
+        // Followers are looked for in the new part only: their rows of the
+        // stretch before the watermark went out with their leaders' then.
+        let (from, to) = (window.start.max(window.watermark), window.end);
+        for follower in followers.into_iter().filter(|_| from < to) {
             let follower_table = self.tables[follower];
             let mut joined = Vec::new();
-            self.fetch_range(http, now, follower_table, window.start, window.end, &mut |c, t, answer, rows| {
+            self.fetch_range(http, now, follower_table, from, to, &mut |c, t, answer, rows| {
                 telemetry::counter("rows_fetched_total", &[("table", t.name)], rows as u64);
                 c.map_answer(t, answer, 0..rows, |event| joined.push(event))
             })?;
@@ -321,7 +380,19 @@ impl Collector {
         let mut i = p.next;
         while i < p.end && out.len() < self.batch_bytes {
             let stop = (i + 64).min(p.end);
-            self.map_answer(p.table, &p.answer, i..stop, |event| {
+            let late_stop = stop.min(p.late).max(i);
+            self.map_answer(p.table, &p.answer, i..late_stop, |event| {
+                if self.is_new(p.window.table, &event) {
+                    p.late_emitted += 1;
+                    if let Some(key) = row_key(&event) {
+                        p.keys.push(key);
+                    }
+                    count_event(p.table.name, &event);
+                    mapping::write_event(&mut out, &event);
+                    count += 1;
+                }
+            });
+            self.map_answer(p.table, &p.answer, late_stop..stop, |event| {
                 if let Some(key) = row_key(&event) {
                     p.keys.push(key);
                 }
@@ -331,26 +402,83 @@ impl Collector {
             });
             i = stop;
         }
-        if i < p.end {
+        if i < p.end || !p.buckets.is_empty() {
             p.next = i;
             self.pending = Some(p);
         } else {
+            self.late_rows(p.table, p.late_emitted, &p.window);
             let keys = std::mem::take(&mut p.keys);
             self.finish_window(now, p.table, &p.window, p.end, keys);
         }
         (out, count)
     }
 
+    /// Loads the rows of the pending one-tick window's next hash bucket, or
+    /// splits that bucket in two when it holds more rows than one answer.
+    fn next_bucket(&mut self, http: &mut dyn HttpClient, now: Ticks) -> Result<()> {
+        let Some(mut p) = self.pending.take() else {
+            return Ok(());
+        };
+        let Some(&(bucket, buckets)) = p.buckets.last() else {
+            self.pending = Some(p);
+            return Ok(());
+        };
+        let take = self.config.graph_row_cap;
+        let query = kql::tick_bucket_query(p.table.name, p.window.start, bucket, buckets, take);
+        let answer = self
+            .graph
+            .run(http, now.0 / TICKS_PER_SECOND, &query, &kql::timespan(p.window.start, p.window.end));
+        let too_large = match answer {
+            Ok(result) if ((result.len() + result.malformed.len()) as u64) < u64::from(take) => {
+                p.buckets.pop();
+                self.report_malformed(p.table, &result, p.window.start);
+                telemetry::counter("rows_fetched_total", &[("table", p.table.name)], result.len() as u64);
+                p.late = before(&result, result.len(), p.window.watermark);
+                (p.next, p.end, p.answer) = (0, result.len(), result);
+                self.pending = Some(p);
+                return Ok(());
+            }
+            Ok(result) => format!("{} rows reached the limit of {take}", result.len() + result.malformed.len()),
+            Err(QueryError::TooLarge(message)) => message,
+            // Tried again on the next poll, after the host's backoff.
+            Err(QueryError::TableUnavailable(message)) => {
+                self.pending = Some(p);
+                return Err(Error::Transient(message));
+            }
+            Err(QueryError::Other(e)) => {
+                self.pending = Some(p);
+                return Err(e);
+            }
+        };
+        if buckets >= MAX_BUCKETS {
+            return Err(single_tick_overflow(p.table, p.window.start, &too_large));
+        }
+        p.buckets.pop();
+        p.buckets.push((bucket + buckets, buckets * 2));
+        p.buckets.push((bucket, buckets * 2));
+        telemetry::counter("window_splits_total", &[("table", p.table.name)], 1);
+        self.pending = Some(p);
+        Ok(())
+    }
+
+    /// Logs and counts the entries of `answer` that are not rows.
+    fn report_malformed(&self, table: &Table, answer: &HuntingResult, start: Ticks) {
+        for what in &answer.malformed {
+            telemetry::counter("rows_unmappable_total", &[("table", table.name)], 1);
+            telemetry::error(
+                &format!("{} returned an entry that is not a row, skipped: {what}", table.name),
+                &[("table", table.name), ("start", &start.to_iso())],
+            );
+        }
+    }
+
     /// Advances the watermark past a window whose every event was handed out.
     fn finish_window(&mut self, now: Ticks, table: &'static Table, window: &Window, rows: usize, keys: Vec<(Ticks, String)>) {
         self.planner
             .complete(window, rows as f64 / f64::from(self.config.max_rows_per_query));
-        self.planner.remember(window.table, keys, self.config.overlap.into());
-        if let Some(line) = self
-            .backfill
-            .as_mut()
-            .and_then(|b| b.window_done(Ticks(window.end.0 - window.start.0), rows, now))
-        {
+        self.planner.remember(window.table, keys);
+        let new_data = Ticks(window.end.0.saturating_sub(window.start.max(window.watermark).0).max(0));
+        if let Some(line) = self.backfill.as_mut().and_then(|b| b.window_done(new_data, rows, now)) {
             telemetry::info(&line, &[("table", table.name)]);
         }
         let lag_s = (now.0 - window.end.0) as f64 / TICKS_PER_SECOND as f64;
@@ -365,24 +493,20 @@ impl Collector {
         let mut events = Vec::new();
         self.fetch_range(http, now, table, from, to, &mut |c, t, answer, rows| {
             c.map_answer(t, answer, 0..rows, |event| {
-                if row_key(&event).is_some_and(|(_, k)| !c.planner.seen(index, &k)) {
+                if c.is_new(index, &event) {
                     events.push(event);
                 }
             })
         })?;
-        if !events.is_empty() {
-            telemetry::info(
-                &format!(
-                    "{} late rows of {} arrived after their window was collected; emitting them now",
-                    events.len(),
-                    table.name
-                ),
-                &[("table", table.name), ("from", &from.to_iso()), ("to", &to.to_iso())],
-            );
-            telemetry::counter("late_rows_total", &[("table", table.name)], events.len() as u64);
-        }
+        let swept = Window {
+            table: index,
+            start: from,
+            end: to,
+            watermark: to,
+        };
+        self.late_rows(table, events.len(), &swept);
         let keys: Vec<(Ticks, String)> = events.iter().filter_map(row_key).collect();
-        self.planner.remember(index, keys, self.config.overlap.into());
+        self.planner.remember(index, keys);
         self.planner.sweep_done(index);
         let mut out = Vec::new();
         for event in &events {
@@ -390,6 +514,32 @@ impl Collector {
             mapping::write_event(&mut out, event);
         }
         Ok((out, events.len() as u32))
+    }
+
+    /// Whether `event`, of a row before the watermark of table `index`, was
+    /// not emitted before: a late arrival.
+    fn is_new(&self, index: usize, event: &serde_json::Value) -> bool {
+        row_key(event).is_some_and(|(_, k)| !self.planner.seen(index, &k))
+    }
+
+    /// Says that `count` rows of `table` before the watermark of `window`
+    /// arrived after their own window had been collected.
+    fn late_rows(&self, table: &Table, count: usize, window: &Window) {
+        if count == 0 {
+            return;
+        }
+        telemetry::info(
+            &format!(
+                "{count} late rows of {} arrived after their window was collected; emitting them now",
+                table.name
+            ),
+            &[
+                ("table", table.name),
+                ("from", &window.start.to_iso()),
+                ("to", &window.watermark.to_iso()),
+            ],
+        );
+        telemetry::counter("late_rows_total", &[("table", table.name)], count as u64);
     }
 
     /// One query over `[start, end)`: its rows, or why they did not come.
@@ -405,13 +555,7 @@ impl Collector {
         let query = kql::window_query(table.name, start, end, take);
         match self.graph.run(http, now.0 / TICKS_PER_SECOND, &query, &kql::timespan(start, end)) {
             Ok(result) if ((result.len() + result.malformed.len()) as u64) < u64::from(take) => {
-                for what in &result.malformed {
-                    telemetry::counter("rows_unmappable_total", &[("table", table.name)], 1);
-                    telemetry::error(
-                        &format!("{} returned an entry that is not a row, skipped: {what}", table.name),
-                        &[("table", table.name), ("start", &start.to_iso())],
-                    );
-                }
+                self.report_malformed(table, &result, start);
                 let end = result.len();
                 Ok(Fetch::Rows(result, end))
             }
@@ -436,15 +580,8 @@ impl Collector {
     }
 
     /// The answer for the largest first part of `window` that fits one
-    /// query, with how many of its rows belong to that part. `None` when the
-    /// table is not available in this tenant.
-    fn fetch_shrinking(
-        &mut self,
-        http: &mut dyn HttpClient,
-        now: Ticks,
-        mut window: Window,
-        table: &'static Table,
-    ) -> Result<Option<(Window, HuntingResult, usize)>> {
+    /// query, with how many of its rows belong to that part.
+    fn fetch_shrinking(&mut self, http: &mut dyn HttpClient, now: Ticks, mut window: Window, table: &'static Table) -> Result<Shrunk> {
         let mut take = self.config.max_rows_per_query + 1;
         loop {
             let fetched = match self.query(http, now, table, window.start, window.end, take) {
@@ -461,7 +598,7 @@ impl Collector {
             };
             self.server_errors = 0;
             let too_large = match fetched {
-                Fetch::Rows(rows, end) => return Ok(Some((window, rows, end))),
+                Fetch::Rows(rows, end) => return Ok(Shrunk::Rows(window, rows, end)),
                 Fetch::Partial { rows, end, cut, reason } => {
                     telemetry::counter("window_splits_total", &[("table", table.name)], 1);
                     telemetry::debug(
@@ -473,7 +610,7 @@ impl Collector {
                             ("reason", &reason),
                         ],
                     );
-                    return Ok(Some((Window { end: cut, ..window }, rows, end)));
+                    return Ok(Shrunk::Rows(Window { end: cut, ..window }, rows, end));
                 }
                 Fetch::TooLarge(reason) => reason,
                 Fetch::Unavailable(message) => {
@@ -488,7 +625,7 @@ impl Collector {
                     );
                     telemetry::counter("tables_unavailable_total", &[("table", table.name)], 1);
                     self.planner.mark_unavailable(&window, now.saturating_add(Ticks::from_secs(3600)));
-                    return Ok(None);
+                    return Ok(Shrunk::Unavailable);
                 }
             };
             telemetry::counter("window_splits_total", &[("table", table.name)], 1);
@@ -501,8 +638,8 @@ impl Collector {
                     window = half;
                 }
                 // One 100 ns tick holds more rows than `take`: ask for all Graph allows.
-                None if take < GRAPH_ROW_CAP => take = GRAPH_ROW_CAP,
-                None => return Err(single_tick_overflow(table, window.start, &too_large)),
+                None if take < self.config.graph_row_cap => take = self.config.graph_row_cap,
+                None => return Ok(Shrunk::OneTick(window, too_large)),
             }
         }
     }
@@ -539,8 +676,8 @@ impl Collector {
                         // Later half first on the stack, so rows come out in order.
                         pending.push((mid, e, take));
                         pending.push((s, mid, take));
-                    } else if take < GRAPH_ROW_CAP {
-                        pending.push((s, e, GRAPH_ROW_CAP));
+                    } else if take < self.config.graph_row_cap {
+                        pending.push((s, e, self.config.graph_row_cap));
                     } else {
                         return Err(single_tick_overflow(table, s, &reason));
                     }
@@ -589,6 +726,18 @@ fn row_key(event: &serde_json::Value) -> Option<(Ticks, String)> {
     Some((Ticks(ms.saturating_mul(crate::time::TICKS_PER_MS)), uid.chars().take(16).collect()))
 }
 
+/// What [`Collector::fetch_shrinking`] found.
+enum Shrunk {
+    /// The answer for the window's largest first part that fits one query,
+    /// and how many of its rows belong to that part.
+    Rows(Window, HuntingResult, usize),
+    /// The window is one tick long and holds more rows than an answer
+    /// carries, for this reason.
+    OneTick(Window, String),
+    /// The table is not available in this tenant.
+    Unavailable,
+}
+
 /// What one query brought back.
 enum Fetch {
     /// Every row of the window: the answer, and how many rows it holds.
@@ -605,6 +754,12 @@ enum Fetch {
     /// Nothing usable: the window must be made smaller.
     TooLarge(String),
     Unavailable(String),
+}
+
+/// How many of the first `end` rows of `answer` (oldest first) lie before
+/// `time`.
+fn before(answer: &HuntingResult, end: usize, time: Ticks) -> usize {
+    (0..end).find(|&i| answer.time(i).is_none_or(|t| t >= time)).unwrap_or(end)
 }
 
 /// For a capped answer (rows oldest first): the time of its last row, and
@@ -628,7 +783,7 @@ fn cut_at_last_time(answer: &HuntingResult) -> Option<(Ticks, usize)> {
 
 fn single_tick_overflow(table: &Table, at: Ticks, reason: &str) -> Error {
     Error::Fatal(format!(
-        "{} holds more than {GRAPH_ROW_CAP} rows at the single timestamp {}, more than one Graph query can return ({reason}); these rows cannot be collected completely",
+        "{} holds more rows at the single timestamp {} than this collector can split into answers ({reason}); these rows cannot be collected completely. Please report this with the table's name",
         table.name,
         at.to_iso()
     ))
@@ -705,6 +860,59 @@ mod tests {
         );
         assert!(batch.next_poll_ms > 0, "the cycle is done");
         assert_eq!(http.sent.len(), 3);
+    }
+
+    #[test]
+    fn the_next_cycle_looks_again_at_the_overlap_in_its_one_query_and_emits_only_late_rows() {
+        let config = json!({
+            "tenant_id": "t", "client_id": "c", "client_secret": "s",
+            "login_endpoint": "http://127.0.0.1:9", "graph_endpoint": "http://127.0.0.1:9",
+            "tables": ["DeviceProcessEvents"], "start_time": "2025-01-01T00:00:00Z",
+            "delay": "5m", "overlap": "10m",
+        });
+        let row =
+            |t: &str, id: u32| json!({"Timestamp": t, "DeviceId": "d", "ActionType": "ProcessCreated", "ReportId": id, "ProcessId": id});
+        let answer = |rows: Vec<serde_json::Value>| json!({"schema": [], "results": rows}).to_string();
+        let now = Ticks::parse("2025-01-01T00:30:00Z").unwrap();
+        let mut c = Collector::new(&config.to_string(), None, now).unwrap().0;
+        let mut http = Scripted::default()
+            .reply(200, TOKEN)
+            .reply(200, &answer(vec![row("2025-01-01T00:20:00Z", 1), row("2025-01-01T00:21:00Z", 2)]));
+        assert_eq!(c.poll(&mut http, now).unwrap().count, 2);
+        assert!(c.poll(&mut http, now).unwrap().next_poll_ms > 0, "the first cycle ends");
+
+        // A minute later: the two rows again, one that arrived late, one new.
+        let now = Ticks::parse("2025-01-01T00:31:00Z").unwrap();
+        let mut http = Scripted::default().reply(
+            200,
+            &answer(vec![
+                row("2025-01-01T00:20:00Z", 1),
+                row("2025-01-01T00:21:00Z", 2),
+                row("2025-01-01T00:22:00Z", 3),
+                row("2025-01-01T00:25:30Z", 4),
+            ]),
+        );
+        crate::telemetry::take_lines();
+        let batch = c.poll(&mut http, now).unwrap();
+        assert_eq!(http.sent.len(), 1, "one call for the look back and the new minute");
+        assert!(
+            kql(&http.sent[0])
+                .contains("Timestamp >= datetime(2025-01-01T00:15:00.0000000Z) and Timestamp < datetime(2025-01-01T00:26:00.0000000Z)"),
+            "{}",
+            kql(&http.sent[0])
+        );
+        let ids: Vec<String> = String::from_utf8(batch.events)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["metadata"]["original_event_uid"].to_string())
+            .collect();
+        assert_eq!(ids, ["\"3\"", "\"4\""], "the late row and the new one, nothing twice");
+        assert!(batch.next_poll_ms > 0, "the cycle is done: no sweep call follows");
+        let lines = crate::telemetry::take_lines();
+        assert!(
+            lines.iter().any(|(_, l)| l.starts_with("1 late rows of DeviceProcessEvents")),
+            "{lines:?}"
+        );
     }
 
     #[test]
@@ -802,6 +1010,83 @@ mod tests {
         }
         assert_eq!(total as usize, times.len(), "every row once");
         assert_eq!(http.sent.len(), 2, "the parts come from the one answer");
+    }
+
+    #[test]
+    fn more_rows_at_one_instant_than_an_answer_carries_are_collected_by_hash_buckets() {
+        // Seven rows at one instant, and Graph's limit set to three rows.
+        let config = json!({
+            "tenant_id": "t", "client_id": "c", "client_secret": "s",
+            "login_endpoint": "http://127.0.0.1:9", "graph_endpoint": "http://127.0.0.1:9",
+            "tables": ["DeviceProcessEvents"], "start_time": "2025-01-01T00:00:00Z",
+            "max_rows_per_query": 2, "graph_row_cap": 3, "max_window": "1s", "delay": "0s",
+            "max_calls_per_minute": 1000,
+        });
+        let now = Ticks::parse("2025-01-01T00:00:01Z").unwrap();
+        let mut c = Collector::new(&config.to_string(), None, now).unwrap().0;
+        let tick = "2025-01-01T00:00:00.5000000Z";
+        let all: Vec<serde_json::Value> = (0..7)
+            .map(|i| json!({"Timestamp": tick, "DeviceId": "d", "ActionType": "ProcessCreated", "ReportId": i, "ProcessId": i}))
+            .collect();
+        // A Graph stand-in that evaluates the two query shapes; the bucket
+        // of row i among n buckets is i mod n.
+        struct Graph(Vec<serde_json::Value>, Vec<String>);
+        impl HttpClient for Graph {
+            fn send(&mut self, request: crate::http::Request) -> Result<crate::http::Response, crate::http::TransportError> {
+                let body = if request.url.contains("/token") {
+                    TOKEN.to_string()
+                } else {
+                    let q = kql(&request);
+                    self.1.push(q.clone());
+                    let take: usize = q.rsplit("take ").next().unwrap().parse().unwrap();
+                    let rows: Vec<&serde_json::Value> = match q.split_once("hash(tostring(pack_all()), ") {
+                        Some((_, rest)) => {
+                            let (n, i) = rest.split_once(") == ").unwrap();
+                            let (n, i): (u64, u64) = (n.parse().unwrap(), i.split(' ').next().unwrap().parse().unwrap());
+                            self.0.iter().filter(|r| r["ReportId"].as_u64().unwrap() % n == i).collect()
+                        }
+                        None => {
+                            let bound = |after: &str| Ticks::parse(q.split(after).nth(1).unwrap().split(')').next().unwrap()).unwrap();
+                            let (start, end) = (bound(">= datetime("), bound("< datetime("));
+                            self.0
+                                .iter()
+                                .filter(|r| (start..end).contains(&Ticks::parse(r["Timestamp"].as_str().unwrap()).unwrap()))
+                                .collect()
+                        }
+                    };
+                    let rows: Vec<_> = rows.into_iter().take(take.min(3)).collect();
+                    json!({"schema": [], "results": rows}).to_string()
+                };
+                Ok(crate::http::Response {
+                    status: 200,
+                    headers: vec![],
+                    body: body.into_bytes(),
+                })
+            }
+        }
+        let mut graph = Graph(all, Vec::new());
+        let mut ids = Vec::new();
+        for _ in 0..200 {
+            let batch = c.poll(&mut graph, now).unwrap();
+            for line in String::from_utf8(batch.events).unwrap().lines() {
+                let e: serde_json::Value = serde_json::from_str(line).unwrap();
+                ids.push(e["metadata"]["original_event_uid"].as_str().unwrap().to_string());
+            }
+            if batch.next_poll_ms > 0 {
+                break;
+            }
+        }
+        ids.sort();
+        assert_eq!(ids, ["0", "1", "2", "3", "4", "5", "6"], "every row once; queries: {:#?}", graph.1);
+        assert!(
+            graph.1.iter().any(|q| q.contains("hash(tostring(pack_all()), 4) == 2")),
+            "{:#?}",
+            graph.1
+        );
+        assert!(
+            c.planner.checkpoint(&[]).contains("2025-01-01T00:00:01.0000000Z"),
+            "the watermark passed the instant"
+        );
     }
 
     #[test]

@@ -96,6 +96,13 @@ pub struct CollectorConfig {
     #[serde(default = "default_max_rows_per_query")]
     pub max_rows_per_query: u32,
 
+    /// Graph's own limit on the rows of one answer, beyond which it
+    /// truncates without saying so (100,000, documented). An answer that
+    /// reaches it is treated as cut off. Lower it only to test, or if
+    /// Microsoft documents a lower limit.
+    #[serde(default = "default_graph_row_cap")]
+    pub graph_row_cap: u32,
+
     /// Graph calls per minute for this tenant, shared by every table and
     /// stream. Graph allows about 45; the portal and custom detections use
     /// the same allowance.
@@ -175,6 +182,9 @@ pub fn default_max_window() -> Duration {
 }
 pub fn default_max_rows_per_query() -> u32 {
     10_000
+}
+pub fn default_graph_row_cap() -> u32 {
+    GRAPH_ROW_CAP
 }
 /// The documented ceiling of one runHuntingQuery response.
 pub const GRAPH_ROW_CAP: u32 = 100_000;
@@ -358,10 +368,16 @@ impl CollectorConfig {
         if let Some(dup) = self.tables.iter().find(|t| !seen.insert(t.as_str())) {
             return Err(Error::Config(format!("`tables` lists `{dup}` twice")));
         }
-        if self.max_rows_per_query == 0 || self.max_rows_per_query >= GRAPH_ROW_CAP {
+        if self.graph_row_cap < 2 || self.graph_row_cap > GRAPH_ROW_CAP {
+            return Err(Error::Config(format!(
+                "`graph_row_cap` must be between 2 and {GRAPH_ROW_CAP}, got {}; leave it out to use Graph's documented limit",
+                self.graph_row_cap
+            )));
+        }
+        if self.max_rows_per_query == 0 || self.max_rows_per_query >= self.graph_row_cap {
             return Err(Error::Config(format!(
                 "`max_rows_per_query` must be between 1 and {}, got {}",
-                GRAPH_ROW_CAP - 1,
+                self.graph_row_cap - 1,
                 self.max_rows_per_query
             )));
         }

@@ -17,6 +17,21 @@ pub fn window_query(table: &str, start: Ticks, end: Ticks, take: u32) -> String 
     )
 }
 
+/// Rows of `table` at exactly `at` whose content falls in hash bucket
+/// `bucket` of `buckets`, at most `take`. The buckets of one count split
+/// the rows of that instant into disjoint parts, whatever the columns: how
+/// more rows than one answer carries, all with one timestamp, are collected.
+pub fn tick_bucket_query(table: &str, at: Ticks, bucket: u32, buckets: u32, take: u32) -> String {
+    debug_assert!(
+        table.chars().all(|c| c.is_ascii_alphanumeric()),
+        "table names come from the registry"
+    );
+    format!(
+        "{table} | where Timestamp == datetime({}) | where hash(tostring(pack_all()), {buckets}) == {bucket} | take {take}",
+        at.to_iso()
+    )
+}
+
 /// The `Timespan` for a window: one second wider on each side than the
 /// `where` clause, so that any rounding of the timespan by the service cannot
 /// cut rows off; the `where` clause is the exact filter.
@@ -47,6 +62,10 @@ mod tests {
                 Ticks::parse("2025-01-01T00:05:00Z").unwrap()
             ),
             "2024-12-31T23:59:59.0000000Z/2025-01-01T00:05:01.0000000Z"
+        );
+        assert_eq!(
+            tick_bucket_query("DeviceEvents", Ticks::parse("2025-01-01T00:00:00.0000001Z").unwrap(), 3, 4, 100000),
+            "DeviceEvents | where Timestamp == datetime(2025-01-01T00:00:00.0000001Z) | where hash(tostring(pack_all()), 4) == 3 | take 100000"
         );
     }
 }

@@ -10,6 +10,14 @@
 //! begins, and each table is collected up to that end in windows of at most
 //! `max_window`, the table furthest behind first. When every table has
 //! reached the end the cycle is over and the collector waits `poll_interval`.
+//!
+//! Rows can reach advanced hunting after their window was queried. Each
+//! cycle therefore looks again at the `overlap` before a table's watermark.
+//! For an event table that look is folded into the cycle's first window,
+//! which starts `overlap` before the watermark: one call, not two. Rows of
+//! that stretch that were emitted before are recognised by their keys
+//! (`recent`) and dropped. Entity tables, collected once a period, get a
+//! sweep of their own (`next_sweep`).
 
 use crate::error::{Error, Result};
 use crate::time::{TICKS_PER_SECOND, Ticks};
@@ -36,8 +44,13 @@ pub struct Cursor {
     /// Keys of rows already emitted with a time in the overlap before the
     /// watermark, for deduplicating late-row sweeps.
     pub recent: Vec<(Ticks, String)>,
-    /// A late-row sweep is due in the current cycle.
+    /// A late-row sweep of its own is due in the current cycle (entity
+    /// tables).
     pub sweep_due: bool,
+    /// The late-row look of this cycle, folded into the table's windows,
+    /// has got this far: the next window starts here instead of at the
+    /// watermark. `None` once the watermark is reached.
+    pub sweep_from: Option<Ticks>,
     /// Entity tables are collected once per period, up to its last boundary.
     pub period: Option<Ticks>,
     /// How far the current cycle takes this table: the cycle's end, or for
@@ -45,12 +58,16 @@ pub struct Cursor {
     pub until: Ticks,
 }
 
-/// A window to query.
+/// A window to query: `[start, end)`. Rows before `watermark` (when the
+/// window starts before it) were looked for before: those emitted already
+/// are dropped, the others are late arrivals.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Window {
     pub table: usize,
     pub start: Ticks,
     pub end: Ticks,
+    /// The table's watermark when the window was planned.
+    pub watermark: Ticks,
 }
 
 impl Window {
@@ -71,6 +88,8 @@ pub struct Planner {
     /// that re-enabling a table resumes where it stopped.
     dormant: BTreeMap<String, TableState>,
     max_window: Ticks,
+    /// How far before the watermark each cycle looks again for late rows.
+    overlap: Ticks,
     cycle_end: Option<Ticks>,
     /// Saved stream states, handed to the streams when they are created.
     streams: BTreeMap<String, StreamState>,
@@ -153,6 +172,7 @@ impl Planner {
                 floor,
                 recent,
                 sweep_due: false,
+                sweep_from: None,
                 period: None,
                 until: watermark,
             });
@@ -161,9 +181,16 @@ impl Planner {
             cursors,
             dormant: saved,
             max_window,
+            overlap: Ticks(0),
             cycle_end: None,
             streams,
         })
+    }
+
+    /// Sets how far before the watermark each cycle looks again for late
+    /// rows (none by default).
+    pub fn set_overlap(&mut self, overlap: Ticks) {
+        self.overlap = overlap;
     }
 
     pub fn cursors(&self) -> &[Cursor] {
@@ -192,8 +219,12 @@ impl Planner {
                     Some(p) => Ticks(end.0 - end.0.rem_euclid(p.0.max(1))).max(c.watermark),
                     None => end,
                 };
-                // A periodic table is swept only in the cycles that collect it.
-                c.sweep_due = c.follows.is_none() && (c.period.is_none() || c.watermark < c.until);
+                let from = c.watermark.saturating_sub(self.overlap).max(c.floor);
+                let look = c.follows.is_none() && from < c.watermark;
+                // An event table's look is its first window's first part; a
+                // periodic table is swept apart, in the cycles that collect it.
+                c.sweep_from = (look && c.period.is_none()).then_some(from);
+                c.sweep_due = look && c.period.is_some() && c.watermark < c.until;
             }
             for c in &mut self.cursors {
                 if c.unavailable_until.is_some_and(|t| t <= now) {
@@ -204,15 +235,16 @@ impl Planner {
         starts
     }
 
-    /// The next table due for a late-row sweep, and the range to sweep:
-    /// `[max(watermark - overlap, floor), watermark)`.
-    pub fn next_sweep(&mut self, overlap: Ticks) -> Option<(usize, Ticks, Ticks)> {
+    /// The next table due for a late-row sweep of its own, and the range to
+    /// sweep: `[max(watermark - overlap, floor), watermark)`.
+    pub fn next_sweep(&mut self) -> Option<(usize, Ticks, Ticks)> {
+        let overlap = self.overlap;
         for (i, c) in self.cursors.iter_mut().enumerate() {
             if !c.sweep_due || c.unavailable_until.is_some() {
                 continue;
             }
             let from = c.watermark.saturating_sub(overlap).max(c.floor);
-            if overlap.0 == 0 || from >= c.watermark {
+            if from >= c.watermark {
                 c.sweep_due = false;
                 continue;
             }
@@ -256,10 +288,10 @@ impl Planner {
     }
 
     /// Remembers emitted row keys of table `index` and forgets those older
-    /// than `overlap` before its watermark.
-    pub fn remember(&mut self, index: usize, keys: impl IntoIterator<Item = (Ticks, String)>, overlap: Ticks) {
+    /// than the overlap before its watermark.
+    pub fn remember(&mut self, index: usize, keys: impl IntoIterator<Item = (Ticks, String)>) {
         let c = &mut self.cursors[index];
-        let horizon = c.watermark.saturating_sub(overlap);
+        let horizon = c.watermark.saturating_sub(self.overlap);
         c.recent.extend(keys);
         c.recent.retain(|(t, _)| *t >= horizon);
         c.recent.sort();
@@ -300,20 +332,24 @@ impl Planner {
     }
 
     /// The next window of the current cycle: the table furthest behind, from
-    /// its watermark, at most its span long. `None` ends the cycle.
+    /// its watermark (or from where its late-row look stands), at most its
+    /// span past the watermark. `None` ends the cycle.
     pub fn next_window(&mut self) -> Option<Window> {
         let end = self.cycle_end?;
         let next = self
             .cursors
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.watermark < c.until.min(end) && c.unavailable_until.is_none() && c.follows.is_none())
+            .filter(|(_, c)| {
+                (c.watermark < c.until.min(end) || c.sweep_from.is_some()) && c.unavailable_until.is_none() && c.follows.is_none()
+            })
             .min_by_key(|(_, c)| c.watermark);
         match next {
             Some((i, c)) => Some(Window {
                 table: i,
-                start: c.watermark,
-                end: c.watermark.saturating_add(c.span).min(c.until.min(end)),
+                start: c.sweep_from.unwrap_or(c.watermark),
+                end: c.watermark.saturating_add(c.span).min(c.until.min(end)).max(c.watermark),
+                watermark: c.watermark,
             }),
             None => {
                 self.cycle_end = None;
@@ -326,24 +362,34 @@ impl Planner {
     pub fn cycle_done(&self) -> bool {
         match self.cycle_end {
             None => true,
-            Some(end) => self
-                .cursors
-                .iter()
-                .all(|c| c.watermark >= c.until.min(end) || c.unavailable_until.is_some() || c.follows.is_some()),
+            Some(end) => self.cursors.iter().all(|c| {
+                (c.watermark >= c.until.min(end) && c.sweep_from.is_none()) || c.unavailable_until.is_some() || c.follows.is_some()
+            }),
         }
     }
 
     /// Records that `window` was collected completely; `fullness` is the
-    /// share of the row limit it used, to size the next window.
+    /// share of the row limit it used, to size the next window. A window
+    /// that ends before the watermark (a part of the late-row look) moves
+    /// only the look.
     pub fn complete(&mut self, window: &Window, fullness: f64) {
         let max = self.max_window;
+        let c = &mut self.cursors[window.table];
+        debug_assert_eq!(c.sweep_from.unwrap_or(c.watermark), window.start, "windows complete in order");
+        if window.end < c.watermark {
+            c.sweep_from = Some(window.end);
+            return;
+        }
+        c.sweep_from = None;
+        let used = Ticks(window.end.0 - window.start.max(c.watermark).0);
+        c.watermark = window.end;
         for f in self.followers(window.table) {
             self.cursors[f].watermark = window.end;
         }
         let c = &mut self.cursors[window.table];
-        debug_assert_eq!(c.watermark, window.start, "windows complete in order");
-        c.watermark = window.end;
-        let used = Ticks(window.end.0 - window.start.0);
+        if used.0 == 0 {
+            return;
+        }
         c.span = if fullness > 0.5 {
             used
         } else if fullness < 0.125 {
@@ -418,6 +464,7 @@ mod tests {
         let minute = Ticks(60 * 10_000_000);
         let mut p = Planner::new(&["Events", "Entity"], None, t("2025-01-01T00:00:00Z"), HOUR).unwrap();
         p.set_period("Entity", HOUR);
+        p.set_overlap(Ticks(10 * minute.0));
         // 01:30: the event table goes to 01:30, the entity table to 01:00.
         p.begin_cycle(t("2025-01-01T01:30:00Z"), Ticks(0));
         let mut windows = Vec::new();
@@ -456,6 +503,55 @@ mod tests {
             p.complete(&w, 0.3);
         }
         assert_eq!(entity, Some((t("2025-01-01T01:00:00Z"), t("2025-01-01T02:00:00Z"))));
+    }
+
+    #[test]
+    fn each_cycle_starts_an_event_table_overlap_before_its_watermark_in_one_window() {
+        let minute = Ticks(60 * 10_000_000);
+        let mut p = Planner::new(&["A"], None, t("2025-01-01T00:00:00Z"), HOUR).unwrap();
+        p.set_overlap(Ticks(10 * minute.0));
+        // The first cycle starts at the floor: nothing before it to look at.
+        p.begin_cycle(t("2025-01-01T00:30:00Z"), Ticks(0));
+        let w = p.next_window().unwrap();
+        assert_eq!(
+            (w.start, w.end, w.watermark),
+            (t("2025-01-01T00:00:00Z"), t("2025-01-01T00:30:00Z"), w.start)
+        );
+        p.complete(&w, 0.1);
+        assert!(p.cycle_done());
+        assert_eq!(p.next_window(), None);
+
+        // The next one looks again at the last 10 minutes in the same window.
+        p.begin_cycle(t("2025-01-01T00:31:00Z"), Ticks(0));
+        assert!(!p.cursors()[0].sweep_due, "no sweep of its own");
+        let w = p.next_window().unwrap();
+        let watermark = t("2025-01-01T00:30:00Z");
+        assert_eq!(
+            (w.start, w.end, w.watermark),
+            (t("2025-01-01T00:20:00Z"), t("2025-01-01T00:31:00Z"), watermark)
+        );
+        // A part that ends inside the look moves the look, not the watermark.
+        let part = Window {
+            end: t("2025-01-01T00:25:00Z"),
+            ..w
+        };
+        p.complete(&part, 0.9);
+        assert_eq!(p.cursors()[0].watermark, watermark);
+        assert!(!p.cycle_done());
+        let rest = p.next_window().unwrap();
+        assert_eq!((rest.start, rest.end), (t("2025-01-01T00:25:00Z"), t("2025-01-01T00:31:00Z")));
+        assert_eq!(p.cursors()[0].span, HOUR, "a look-only part does not size the span");
+        p.complete(&rest, 0.1);
+        assert_eq!(p.cursors()[0].watermark, t("2025-01-01T00:31:00Z"));
+        assert!(p.cycle_done());
+        assert_eq!(p.next_window(), None);
+
+        // A cycle with no new data still looks back.
+        assert!(p.begin_cycle(t("2025-01-01T00:31:00Z"), Ticks(0)));
+        let w = p.next_window().unwrap();
+        assert_eq!((w.start, w.end), (t("2025-01-01T00:21:00Z"), t("2025-01-01T00:31:00Z")));
+        p.complete(&w, 0.0);
+        assert_eq!(p.next_window(), None);
     }
 
     #[test]
@@ -540,13 +636,15 @@ mod tests {
             table: 0,
             start: Ticks(10),
             end: Ticks(21),
+            watermark: Ticks(10),
         };
         assert_eq!(w.first_half().unwrap().end, Ticks(15));
         assert_eq!(
             Window {
                 table: 0,
                 start: Ticks(10),
-                end: Ticks(11)
+                end: Ticks(11),
+                watermark: Ticks(10),
             }
             .first_half(),
             None

@@ -3,7 +3,8 @@
 //! runs the real collector against it; the tests use it as their mock Graph.
 //!
 //! It evaluates the KQL the collector emits (a table, a half-open `Timestamp`
-//! range, `order by Timestamp asc` and `take`), and answers anything else the
+//! range or one instant, a hash bucket of the rows' content, `order by
+//! Timestamp asc` and `take`), and answers anything else the
 //! way advanced hunting answers a query it cannot resolve: 400 with a Kusto
 //! message. This is the only part of the host that knows about Defender.
 
@@ -119,48 +120,75 @@ pub struct Credentials {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WindowQuery {
     pub table: String,
+    /// Rows with `start <= Timestamp < end`, in nanoseconds.
     pub start: i64,
     pub end: i64,
+    /// Only rows whose content hashes to bucket `.0` of `.1`.
+    pub bucket: Option<(u64, u64)>,
     pub take: usize,
 }
 
-/// Parses `T | where Timestamp >= datetime(a) and Timestamp < datetime(b) | order by Timestamp asc | take n`,
-/// and `T | take n` (what `check` sends).
+/// Parses a table followed by these operators, each at most once:
+/// `where Timestamp >= datetime(a) and Timestamp < datetime(b)`,
+/// `where Timestamp == datetime(t)`, `where hash(tostring(pack_all()), n) == i`,
+/// `order by Timestamp asc` and a final `take n`.
 pub fn parse_query(query: &str) -> Result<WindowQuery, String> {
-    let parts: Vec<&str> = query.split('|').map(str::trim).collect();
-    if let [table, take] = parts.as_slice() {
-        let take = take
-            .strip_prefix("take ")
-            .and_then(|n| n.trim().parse().ok())
-            .ok_or_else(|| format!("Syntax error in `{take}`"))?;
-        return Ok(WindowQuery {
-            table: table.to_string(),
-            start: i64::MIN,
-            end: i64::MAX,
-            take,
-        });
-    }
-    let [table, filter, order, take] = parts.as_slice() else {
-        return Err(format!("Syntax error: the replay endpoint does not understand the query `{query}`"));
-    };
-    let bounds = filter
-        .strip_prefix("where Timestamp >= datetime(")
-        .and_then(|r| r.split_once(") and Timestamp < datetime("))
-        .and_then(|(a, r)| Some((a, r.strip_suffix(')')?)))
-        .ok_or_else(|| format!("Syntax error in `{filter}`"))?;
-    if *order != "order by Timestamp asc" {
-        return Err(format!("Syntax error in `{order}`"));
-    }
-    let take = take
-        .strip_prefix("take ")
-        .and_then(|n| n.trim().parse().ok())
-        .ok_or_else(|| format!("Syntax error in `{take}`"))?;
-    Ok(WindowQuery {
+    let mut parts = query.split('|').map(str::trim);
+    let table = parts.next().unwrap_or_default();
+    let mut q = WindowQuery {
         table: table.to_string(),
-        start: nanos(bounds.0).ok_or_else(|| format!("bad datetime {}", bounds.0))?,
-        end: nanos(bounds.1).ok_or_else(|| format!("bad datetime {}", bounds.1))?,
-        take,
-    })
+        start: i64::MIN,
+        end: i64::MAX,
+        bucket: None,
+        take: usize::MAX,
+    };
+    let datetime = |text: &str| nanos(text).ok_or_else(|| format!("bad datetime {text}"));
+    let mut taken = false;
+    for part in parts {
+        let syntax = || format!("Syntax error in `{part}`");
+        if taken {
+            return Err(format!("Syntax error: the replay endpoint expects `take` last in `{query}`"));
+        }
+        if let Some(rest) = part.strip_prefix("where Timestamp >= datetime(") {
+            let (a, b) = rest
+                .split_once(") and Timestamp < datetime(")
+                .and_then(|(a, r)| Some((a, r.strip_suffix(')')?)))
+                .ok_or_else(syntax)?;
+            (q.start, q.end) = (datetime(a)?, datetime(b)?);
+        } else if let Some(rest) = part.strip_prefix("where Timestamp == datetime(") {
+            let at = datetime(rest.strip_suffix(')').ok_or_else(syntax)?)?;
+            // Kusto keeps 100 ns ticks: the instant is that tick.
+            (q.start, q.end) = (at, at.saturating_add(100));
+        } else if let Some(rest) = part.strip_prefix("where hash(tostring(pack_all()), ") {
+            let (n, i) = rest.split_once(") == ").ok_or_else(syntax)?;
+            let (n, i): (u64, u64) = (n.parse().map_err(|_| syntax())?, i.parse().map_err(|_| syntax())?);
+            if n == 0 {
+                return Err(syntax());
+            }
+            q.bucket = Some((i, n));
+        } else if part == "order by Timestamp asc" {
+        } else if let Some(n) = part.strip_prefix("take ") {
+            q.take = n.trim().parse().map_err(|_| syntax())?;
+            taken = true;
+        } else {
+            return Err(format!(
+                "Syntax error: the replay endpoint does not understand `{part}` in `{query}`"
+            ));
+        }
+    }
+    if !taken {
+        return Err(format!("Syntax error: the replay endpoint expects a final `take` in `{query}`"));
+    }
+    Ok(q)
+}
+
+/// The hash bucket, out of `buckets`, of a row's content: a stand-in for
+/// Kusto's `hash(tostring(pack_all()), buckets)`, as stable.
+fn bucket_of(row: &Row, buckets: u64) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    serde_json::to_string(row).expect("a row serialises").hash(&mut h);
+    h.finish() % buckets
 }
 
 #[derive(Default)]
@@ -524,6 +552,7 @@ async fn handle(req: Request<hyper::body::Incoming>, shared: Arc<Shared>) -> Res
         let selected: Vec<&Row> = rows
             .iter()
             .filter(|(ts, _)| *ts >= q.start && *ts < q.end)
+            .filter(|(_, row)| q.bucket.is_none_or(|(i, n)| bucket_of(row, n) == i))
             .take(q.take)
             .take(shared.row_cap.lock().unwrap_or_else(|p| p.into_inner()).unwrap_or(usize::MAX))
             .map(|(_, r)| r)
@@ -715,6 +744,25 @@ mod tests {
         assert_eq!(parse_query("DeviceProcessEvents | take 0").unwrap().take, 0);
         assert!(parse_query("DeviceProcessEvents | take five").is_err());
         assert!(parse_query("DeviceProcessEvents | where x | take 5").is_err());
+        assert!(parse_query("DeviceProcessEvents | order by Timestamp asc").is_err(), "no take");
+        let q = parse_query(
+            "DeviceEvents | where Timestamp == datetime(2025-01-01T00:00:00.0000001Z) | where hash(tostring(pack_all()), 4) == 3 | take 9",
+        )
+        .unwrap();
+        assert_eq!((q.end - q.start, q.bucket, q.take), (100, Some((3, 4)), 9));
+        // The buckets of one count share out every row exactly once.
+        let rows: Vec<Row> = (0..50).map(|i| json!({"ReportId": i}).as_object().unwrap().clone()).collect();
+        let mut counts = [0; 4];
+        for row in &rows {
+            counts[bucket_of(row, 4) as usize] += 1;
+            assert_eq!(
+                bucket_of(row, 4),
+                bucket_of(row, 8) % 4,
+                "a bucket splits into two of twice the count"
+            );
+        }
+        assert_eq!(counts.iter().sum::<i32>(), 50);
+        assert!(counts.iter().all(|c| *c > 0), "{counts:?}");
     }
 
     #[test]
