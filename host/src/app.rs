@@ -200,7 +200,8 @@ pub fn run(config: &RunConfig, options: &RunOptions, sink: &mut dyn Sink, teleme
 /// of its own, with its own component instance, checkpoint and call budget,
 /// all delivering into `sink`. A tenant that fails is logged with its id and
 /// never stops the others; without `once` it is started again after
-/// [`TENANT_RESTART`]. With one tenant this is [`run`].
+/// [`TENANT_RESTART`]. Each tenant's metrics carry its `tenant` label.
+/// With one tenant this is [`run`].
 pub fn run_tenants(
     configs: &[RunConfig],
     options: &RunOptions,
@@ -215,8 +216,8 @@ pub fn run_tenants(
         let workers: Vec<_> = configs
             .iter()
             .map(|config| {
-                let (shared, telemetry) = (&shared, telemetry.clone());
                 let tenant = config.tenant_id().to_string();
+                let (shared, telemetry) = (&shared, Arc::new(telemetry.labelled("tenant", &tenant)));
                 let worker = std::thread::Builder::new()
                     .name(format!("tenant-{tenant}"))
                     .spawn_scoped(scope, move || run_tenant(config, options, shared, telemetry));

@@ -39,18 +39,36 @@ type Key = (String, Vec<(String, String)>);
 /// Counters and gauges, keyed by name and labels.
 #[derive(Default)]
 pub struct Telemetry {
-    counters: Mutex<BTreeMap<Key, u64>>,
-    gauges: Mutex<BTreeMap<Key, f64>>,
+    counters: std::sync::Arc<Mutex<BTreeMap<Key, u64>>>,
+    gauges: std::sync::Arc<Mutex<BTreeMap<Key, f64>>>,
+    /// Added to every series recorded through this handle.
+    labels: Vec<(String, String)>,
 }
 
 impl Telemetry {
+    /// A handle on the same series that adds the label `key="value"` to
+    /// everything recorded through it: each tenant's collector records
+    /// through one with its `tenant` label, so that `/metrics` keeps the
+    /// tenants apart.
+    pub fn labelled(&self, key: &str, value: &str) -> Telemetry {
+        let mut labels = self.labels.clone();
+        labels.push((key.to_string(), value.to_string()));
+        Telemetry {
+            counters: self.counters.clone(),
+            gauges: self.gauges.clone(),
+            labels,
+        }
+    }
+
     pub fn counter_add(&self, name: &str, mut labels: Vec<(String, String)>, value: u64) {
+        labels.extend(self.labels.iter().cloned());
         labels.sort();
         let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
         *counters.entry((name.to_string(), labels)).or_default() += value;
     }
 
     pub fn gauge_set(&self, name: &str, mut labels: Vec<(String, String)>, value: f64) {
+        labels.extend(self.labels.iter().cloned());
         labels.sort();
         let mut gauges = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
         gauges.insert((name.to_string(), labels), value);
@@ -167,5 +185,19 @@ mod tests {
         assert!(text.contains("defender_ocsf_events_emitted_total{table=\"A\\\"x\"} 5\n"), "{text}");
         assert!(text.contains("defender_ocsf_lag_seconds{table=\"B\"} 61.5\n"), "{text}");
         assert_eq!(t.counter_total("events_emitted_total"), 5);
+    }
+
+    #[test]
+    fn a_labelled_handle_records_into_the_same_series_with_its_label() {
+        let t = Telemetry::default();
+        let (a, b) = (t.labelled("tenant", "a"), t.labelled("tenant", "b"));
+        a.counter_add("batches_delivered_total", vec![], 2);
+        b.counter_add("batches_delivered_total", vec![], 3);
+        a.gauge_set("lag_seconds", vec![("table".into(), "T".into())], 7.0);
+        let text = t.render_prometheus();
+        assert!(text.contains("defender_ocsf_batches_delivered_total{tenant=\"a\"} 2\n"), "{text}");
+        assert!(text.contains("defender_ocsf_batches_delivered_total{tenant=\"b\"} 3\n"), "{text}");
+        assert!(text.contains("defender_ocsf_lag_seconds{table=\"T\",tenant=\"a\"} 7\n"), "{text}");
+        assert_eq!(t.counter_total("batches_delivered_total"), 5);
     }
 }

@@ -104,6 +104,37 @@ fn one_tenant_failing_never_stops_the_others_and_each_keeps_its_own_checkpoint()
 }
 
 #[test]
+fn each_tenants_metrics_carry_its_tenant_label() {
+    use defender_ocsf_host::app::{self, RunOptions};
+    use defender_ocsf_host::config::RunConfig;
+    use defender_ocsf_host::output::Stdout;
+    use defender_ocsf_host::telemetry::Telemetry;
+    let (a, b) = (tenant_server("tenant-a", 4), tenant_server("tenant-b", 3));
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &[entry("tenant-a", &a), entry("tenant-b", &b)]);
+    let env = |name: &str| {
+        [("tenant-a", "tenant-a-secret"), ("tenant-b", "tenant-b-secret")]
+            .iter()
+            .find(|(t, _)| secret_var(t) == name)
+            .map(|(_, s)| s.to_string())
+    };
+    let config = RunConfig::from_yaml(&std::fs::read_to_string(config).unwrap(), &env).unwrap();
+    let telemetry = std::sync::Arc::new(Telemetry::default());
+    let options = RunOptions {
+        once: true,
+        ..RunOptions::default()
+    };
+    let mut out = Vec::new();
+    app::run_tenants(&config.instances(), &options, &mut Stdout::new(&mut out), telemetry.clone()).unwrap();
+    let text = telemetry.render_prometheus();
+    for (tenant, rows) in [("tenant-a", 4), ("tenant-b", 3)] {
+        let line =
+            format!("defender_ocsf_events_emitted_total{{class_uid=\"1007\",table=\"DeviceProcessEvents\",tenant=\"{tenant}\"}} {rows}\n");
+        assert!(text.contains(&line), "{line} in:\n{text}");
+    }
+}
+
+#[test]
 fn shards_split_the_tenants_each_to_exactly_one_instance() {
     let names = ["contoso", "fabrikam", "northwind", "adatum", "litware"];
     let servers: Vec<ReplayServer> = names.iter().map(|t| tenant_server(t, 2)).collect();
