@@ -21,6 +21,7 @@
 //! real time that keeping every table current costs. The component's call
 //! budget (`max_calls_per_minute`) waits in real time, which a compressed
 //! clock cannot shorten: `SOAK_MAX_CALLS=1000` lifts it for that measurement.
+//! `SOAK_UNION=A,B,...` sets `union_tables`.
 
 mod workload;
 
@@ -120,6 +121,9 @@ fn main() {
     let mut config = config;
     if let Ok(calls) = std::env::var("SOAK_MAX_CALLS") {
         config["max_calls_per_minute"] = calls.parse::<u32>().expect("SOAK_MAX_CALLS is a number").into();
+    }
+    if let Ok(union) = std::env::var("SOAK_UNION") {
+        config["union_tables"] = union.split(',').map(str::trim).collect::<Vec<_>>().into();
     }
     // The child stops once its clock is past the last row plus the delay.
     let stop_at = start + span + chrono::Duration::minutes(10);

@@ -58,6 +58,8 @@ pub struct Collector {
     batch_bytes: usize,
     /// The progress of the current cycle, when it started far behind.
     backfill: Option<Backfill>,
+    /// The table that leads the union of `union_tables`, while it lasts.
+    union: Option<usize>,
 }
 
 /// The largest batch of events one poll returns. A 100,000-row answer maps
@@ -120,6 +122,9 @@ impl Collector {
                 planner.set_period(table.name, config.entity_interval.into());
             }
         }
+        let members: Vec<&str> = config.union_tables.iter().map(String::as_str).collect();
+        planner.set_union(&members);
+        let union = members.first().and_then(|first| names.iter().position(|n| n == first));
         let streams = [(config.incidents, Kind::Incidents), (config.alerts, Kind::Alerts)]
             .into_iter()
             .filter(|(on, _)| *on)
@@ -145,6 +150,7 @@ impl Collector {
             pending: None,
             batch_bytes: MAX_BATCH_BYTES,
             backfill: None,
+            union,
             config,
         };
         Ok((collector, info))
@@ -362,7 +368,7 @@ impl Collector {
         let mut out = Vec::new();
         let count = events.len() as u32;
         for event in &events {
-            count_event(table.name, event);
+            count_event(event);
             mapping::write_event(&mut out, event);
         }
         self.finish_window(now, table, &window, end, keys);
@@ -387,7 +393,7 @@ impl Collector {
                     if let Some(key) = row_key(&event) {
                         p.keys.push(key);
                     }
-                    count_event(p.table.name, &event);
+                    count_event(&event);
                     mapping::write_event(&mut out, &event);
                     count += 1;
                 }
@@ -396,7 +402,7 @@ impl Collector {
                 if let Some(key) = row_key(&event) {
                     p.keys.push(key);
                 }
-                count_event(p.table.name, &event);
+                count_event(&event);
                 mapping::write_event(&mut out, &event);
                 count += 1;
             });
@@ -424,7 +430,7 @@ impl Collector {
             return Ok(());
         };
         let take = self.config.graph_row_cap;
-        let query = kql::tick_bucket_query(p.table.name, p.window.start, bucket, buckets, take);
+        let query = kql::tick_bucket_query(&self.source(p.window.table), p.window.start, bucket, buckets, take);
         let answer = self
             .graph
             .run(http, now.0 / TICKS_PER_SECOND, &query, &kql::timespan(p.window.start, p.window.end));
@@ -510,10 +516,25 @@ impl Collector {
         self.planner.sweep_done(index);
         let mut out = Vec::new();
         for event in &events {
-            count_event(table.name, event);
+            count_event(event);
             mapping::write_event(&mut out, event);
         }
         Ok((out, events.len() as u32))
+    }
+
+    /// What a window of table `index` queries: the table, or the union it
+    /// leads.
+    fn source(&self, index: usize) -> String {
+        match self.union {
+            Some(leader) if leader == index => {
+                let names: Vec<&str> = std::iter::once(index)
+                    .chain(self.planner.union_members(index))
+                    .map(|i| self.tables[i].name)
+                    .collect();
+                kql::union_source(&names)
+            }
+            _ => self.tables[index].name.to_string(),
+        }
     }
 
     /// Whether `event`, of a row before the watermark of table `index`, was
@@ -552,7 +573,8 @@ impl Collector {
         end: Ticks,
         take: u32,
     ) -> Result<Fetch> {
-        let query = kql::window_query(table.name, start, end, take);
+        let index = self.tables.iter().position(|t| t.name == table.name).unwrap_or(0);
+        let query = kql::window_query(&self.source(index), start, end, take);
         match self.graph.run(http, now.0 / TICKS_PER_SECOND, &query, &kql::timespan(start, end)) {
             Ok(result) if ((result.len() + result.malformed.len()) as u64) < u64::from(take) => {
                 self.report_malformed(table, &result, start);
@@ -613,6 +635,19 @@ impl Collector {
                     return Ok(Shrunk::Rows(Window { end: cut, ..window }, rows, end));
                 }
                 Fetch::TooLarge(reason) => reason,
+                Fetch::Unavailable(message) if self.union == Some(window.table) => {
+                    // A union fails as a whole when one of its tables is not
+                    // available: its tables go on with queries of their own.
+                    telemetry::warn(
+                        &format!(
+                            "the union of `union_tables` failed: {message}. Its tables are collected with a query each from now on; remove the unavailable one from `union_tables` and `tables`"
+                        ),
+                        &[("table", table.name)],
+                    );
+                    self.planner.dissolve_union(window.table);
+                    self.union = None;
+                    return Ok(Shrunk::Unavailable);
+                }
                 Fetch::Unavailable(message) => {
                     // Not licensed or not in this tenant: say so once, try again
                     // in an hour, keep collecting the other tables.
@@ -687,6 +722,14 @@ impl Collector {
         Ok(())
     }
 
+    /// For a row of a union's answer, the table it came from (named in
+    /// [`kql::SOURCE_COLUMN`], which is taken off the row).
+    fn source_table(&self, row: &mut crate::graph::Row) -> Option<&'static Table> {
+        self.union?;
+        let name = row.remove(kql::SOURCE_COLUMN)?;
+        self.tables.iter().copied().find(|t| Some(t.name) == name.as_str())
+    }
+
     /// Maps rows `range` of `answer`, one at a time, handing each event to
     /// `emit`; a row that cannot be mapped is counted and logged.
     fn map_answer(
@@ -697,10 +740,10 @@ impl Collector {
         mut emit: impl FnMut(serde_json::Value),
     ) {
         for i in range {
-            let mapped = answer
-                .row(i)
-                .map_err(|reason| (reason, String::new()))
-                .and_then(|row| mapping::map_row(table, row, &self.context).map_err(|e| (e.to_string(), e.key)));
+            let mapped = answer.row(i).map_err(|reason| (reason, String::new())).and_then(|mut row| {
+                let table = self.source_table(&mut row).unwrap_or(table);
+                mapping::map_row(table, row, &self.context).map_err(|e| (e.to_string(), e.key))
+            });
             match mapped {
                 Ok(event) => emit(event),
                 Err((message, key)) => {
@@ -713,7 +756,8 @@ impl Collector {
 }
 
 /// Counts an emitted event by table and class.
-fn count_event(table: &str, event: &serde_json::Value) {
+fn count_event(event: &serde_json::Value) {
+    let table = event.pointer("/metadata/log_name").and_then(|v| v.as_str()).unwrap_or("");
     let class = event["class_uid"].as_u64().unwrap_or(0).to_string();
     telemetry::counter("events_emitted_total", &[("table", table), ("class_uid", &class)], 1);
 }

@@ -103,6 +103,14 @@ pub struct CollectorConfig {
     #[serde(default = "default_graph_row_cap")]
     pub graph_row_cap: u32,
 
+    /// Low-volume event tables that share one query per window, `union
+    /// withsource=SourceTable A, B, ...`, to save calls. Each must also be
+    /// in `tables`; entity tables and the alert and email tables that are
+    /// joined with others cannot take part. Empty (the default): every
+    /// table has its own query.
+    #[serde(default)]
+    pub union_tables: Vec<String>,
+
     /// Graph calls per minute for this tenant, shared by every table and
     /// stream. Graph allows about 45; the portal and custom detections use
     /// the same allowance.
@@ -368,6 +376,7 @@ impl CollectorConfig {
         if let Some(dup) = self.tables.iter().find(|t| !seen.insert(t.as_str())) {
             return Err(Error::Config(format!("`tables` lists `{dup}` twice")));
         }
+        self.validate_union()?;
         if self.graph_row_cap < 2 || self.graph_row_cap > GRAPH_ROW_CAP {
             return Err(Error::Config(format!(
                 "`graph_row_cap` must be between 2 and {GRAPH_ROW_CAP}, got {}; leave it out to use Graph's documented limit",
@@ -430,6 +439,45 @@ impl CollectorConfig {
     }
 
     /// The origins the component needs, for the host's allow-list.
+    /// `union_tables`: at least two distinct event tables, each collected,
+    /// none joined with another table.
+    fn validate_union(&self) -> Result<()> {
+        if self.union_tables.is_empty() {
+            return Ok(());
+        }
+        if self.union_tables.len() < 2 {
+            return Err(Error::Config(format!(
+                "`union_tables` needs at least two tables to share a query, got only `{}`; leave it out instead",
+                self.union_tables[0]
+            )));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for name in &self.union_tables {
+            if !seen.insert(name.as_str()) {
+                return Err(Error::Config(format!("`union_tables` lists `{name}` twice")));
+            }
+            if !self.tables.contains(name) {
+                return Err(Error::Config(format!(
+                    "`union_tables` lists `{name}`, which is not collected: add it to `tables` or remove it here"
+                )));
+            }
+            let joined = mapping::TABLES
+                .iter()
+                .any(|t| t.join.as_ref().is_some_and(|j| t.name == name || j.leader == name));
+            if mapping::entity_key(name).is_some() || joined {
+                return Err(Error::Config(format!(
+                    "`union_tables` cannot include `{name}`: {}",
+                    if joined {
+                        "its rows are joined with another table's, which needs queries of its own"
+                    } else {
+                        "it is an entity table, collected once per `entity_interval`"
+                    }
+                )));
+            }
+        }
+        Ok(())
+    }
+
     pub fn allowed_origins(&self) -> Vec<String> {
         let mut origins = vec![origin(&self.login_endpoint), origin(&self.graph_endpoint)];
         origins.dedup();
@@ -524,6 +572,48 @@ mod tests {
 
     /// Only registry table names and timestamps the collector formats reach
     /// KQL: a crafted value is refused before any query exists.
+    #[test]
+    fn union_tables_must_be_collected_event_tables_not_joined_ones() {
+        use serde_json::json;
+        let with = |tables: serde_json::Value, union: serde_json::Value| {
+            let mut v = minimal();
+            v["tables"] = tables;
+            v["union_tables"] = union;
+            CollectorConfig::from_json(&v.to_string()).map_err(|e| e.to_string())
+        };
+        let ok = with(
+            json!(["UrlClickEvents", "IdentityLogonEvents", "DeviceProcessEvents"]),
+            json!(["UrlClickEvents", "IdentityLogonEvents"]),
+        );
+        assert_eq!(ok.unwrap().union_tables, ["UrlClickEvents", "IdentityLogonEvents"]);
+        for (tables, union, says) in [
+            (json!(["UrlClickEvents"]), json!(["UrlClickEvents"]), "at least two"),
+            (
+                json!(["UrlClickEvents"]),
+                json!(["UrlClickEvents", "IdentityLogonEvents"]),
+                "`IdentityLogonEvents`, which is not collected",
+            ),
+            (
+                json!(["UrlClickEvents", "DeviceInfo"]),
+                json!(["UrlClickEvents", "DeviceInfo"]),
+                "it is an entity table",
+            ),
+            (
+                json!(["UrlClickEvents", "AlertInfo"]),
+                json!(["UrlClickEvents", "AlertInfo"]),
+                "joined with another table",
+            ),
+            (
+                json!(["UrlClickEvents", "IdentityLogonEvents"]),
+                json!(["UrlClickEvents", "UrlClickEvents"]),
+                "twice",
+            ),
+        ] {
+            let e = with(tables, union).unwrap_err();
+            assert!(e.contains("union_tables") && e.contains(says), "{e}");
+        }
+    }
+
     #[test]
     fn a_crafted_value_cannot_change_the_query() {
         for crafted in [

@@ -4,10 +4,24 @@
 
 use crate::time::Ticks;
 
-/// Rows of `table` with `start <= Timestamp < end`, oldest first, at most `take`.
+/// The column that names each row's table in a union's answer.
+pub const SOURCE_COLUMN: &str = "SourceTable";
+
+/// The rows of several tables as one: `union withsource=SourceTable A, B`.
+pub fn union_source(tables: &[&str]) -> String {
+    debug_assert!(tables.iter().all(|t| is_table_name(t)), "table names come from the registry");
+    format!("union withsource={SOURCE_COLUMN} {}", tables.join(", "))
+}
+
+fn is_table_name(name: &str) -> bool {
+    name.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+/// Rows of `table` (a table name, or a [`union_source`]) with
+/// `start <= Timestamp < end`, oldest first, at most `take`.
 pub fn window_query(table: &str, start: Ticks, end: Ticks, take: u32) -> String {
     debug_assert!(
-        table.chars().all(|c| c.is_ascii_alphanumeric()),
+        is_table_name(table) || table.starts_with("union withsource="),
         "table names come from the registry"
     );
     format!(
@@ -23,7 +37,7 @@ pub fn window_query(table: &str, start: Ticks, end: Ticks, take: u32) -> String 
 /// more rows than one answer carries, all with one timestamp, are collected.
 pub fn tick_bucket_query(table: &str, at: Ticks, bucket: u32, buckets: u32, take: u32) -> String {
     debug_assert!(
-        table.chars().all(|c| c.is_ascii_alphanumeric()),
+        is_table_name(table) || table.starts_with("union withsource="),
         "table names come from the registry"
     );
     format!(
@@ -66,6 +80,15 @@ mod tests {
         assert_eq!(
             tick_bucket_query("DeviceEvents", Ticks::parse("2025-01-01T00:00:00.0000001Z").unwrap(), 3, 4, 100000),
             "DeviceEvents | where Timestamp == datetime(2025-01-01T00:00:00.0000001Z) | where hash(tostring(pack_all()), 4) == 3 | take 100000"
+        );
+        assert_eq!(
+            window_query(
+                &union_source(&["UrlClickEvents", "IdentityDirectoryEvents"]),
+                Ticks::parse("2025-01-01T00:00:00Z").unwrap(),
+                Ticks::parse("2025-01-01T00:01:00Z").unwrap(),
+                11
+            ),
+            "union withsource=SourceTable UrlClickEvents, IdentityDirectoryEvents | where Timestamp >= datetime(2025-01-01T00:00:00.0000000Z) and Timestamp < datetime(2025-01-01T00:01:00.0000000Z) | order by Timestamp asc | take 11"
         );
     }
 }

@@ -37,8 +37,12 @@ pub struct Cursor {
     /// skipped until this time, then tried again.
     pub unavailable_until: Option<Ticks>,
     /// The table is collected together with this one (AlertEvidence with
-    /// AlertInfo): it gets no windows of its own and moves with its leader.
+    /// AlertInfo, or the first table of a union): it gets no windows of its
+    /// own and moves with its leader.
     pub follows: Option<usize>,
+    /// It follows as a member of its leader's union query, not with
+    /// queries of its own.
+    pub in_union: bool,
     /// Where collection of this table began.
     pub floor: Ticks,
     /// Keys of rows already emitted with a time in the overlap before the
@@ -169,6 +173,7 @@ impl Planner {
                 span: max_window,
                 unavailable_until: None,
                 follows: None,
+                in_union: false,
                 floor,
                 recent,
                 sweep_due: false,
@@ -288,14 +293,19 @@ impl Planner {
     }
 
     /// Remembers emitted row keys of table `index` and forgets those older
-    /// than the overlap before its watermark.
+    /// than the overlap before its watermark. A union's keys (which name
+    /// their table) are kept by each of its tables, so that each can go on
+    /// alone.
     pub fn remember(&mut self, index: usize, keys: impl IntoIterator<Item = (Ticks, String)>) {
-        let c = &mut self.cursors[index];
-        let horizon = c.watermark.saturating_sub(self.overlap);
-        c.recent.extend(keys);
-        c.recent.retain(|(t, _)| *t >= horizon);
-        c.recent.sort();
-        c.recent.dedup();
+        let keys: Vec<(Ticks, String)> = keys.into_iter().collect();
+        for i in std::iter::once(index).chain(self.union_members(index)) {
+            let c = &mut self.cursors[i];
+            let horizon = c.watermark.saturating_sub(self.overlap);
+            c.recent.extend(keys.iter().cloned());
+            c.recent.retain(|(t, _)| *t >= horizon);
+            c.recent.sort();
+            c.recent.dedup();
+        }
     }
 
     /// Makes `follower` move with `leader`. Both start from the earlier of
@@ -312,11 +322,64 @@ impl Planner {
         }
     }
 
-    /// The tables that move with the table at `index`.
+    /// The tables that move with the table at `index` and are queried
+    /// apart (joined tables).
     pub fn followers(&self, index: usize) -> Vec<usize> {
         (0..self.cursors.len())
-            .filter(|i| self.cursors[*i].follows == Some(index))
+            .filter(|i| self.cursors[*i].follows == Some(index) && !self.cursors[*i].in_union)
             .collect()
+    }
+
+    /// The other tables of the union query that table `index` leads.
+    pub fn union_members(&self, index: usize) -> Vec<usize> {
+        (0..self.cursors.len())
+            .filter(|i| self.cursors[*i].follows == Some(index) && self.cursors[*i].in_union)
+            .collect()
+    }
+
+    /// Makes `tables` share one query, led by the first. They start from
+    /// the earliest of their watermarks (rows between may be looked at
+    /// again; the keys they all bring along keep those from repeating).
+    pub fn set_union(&mut self, tables: &[&str]) {
+        let indexes: Vec<usize> = tables
+            .iter()
+            .filter_map(|t| self.cursors.iter().position(|c| c.table == *t))
+            .collect();
+        let [leader, ..] = indexes[..] else {
+            return;
+        };
+        let start = indexes
+            .iter()
+            .map(|i| self.cursors[*i].watermark)
+            .min()
+            .unwrap_or(self.cursors[leader].watermark);
+        let floor = indexes
+            .iter()
+            .map(|i| self.cursors[*i].floor)
+            .min()
+            .unwrap_or(self.cursors[leader].floor);
+        let mut recent: Vec<(Ticks, String)> = indexes.iter().flat_map(|i| self.cursors[*i].recent.clone()).collect();
+        recent.sort();
+        recent.dedup();
+        for &i in &indexes {
+            let c = &mut self.cursors[i];
+            c.watermark = start;
+            c.floor = floor;
+            c.recent = recent.clone();
+            if i != leader {
+                c.follows = Some(leader);
+                c.in_union = true;
+            }
+        }
+    }
+
+    /// Ends the union that table `index` leads: each of its tables is
+    /// queried on its own from where the union got.
+    pub fn dissolve_union(&mut self, index: usize) {
+        for i in self.union_members(index) {
+            self.cursors[i].follows = None;
+            self.cursors[i].in_union = false;
+        }
     }
 
     /// Halves the window length of table `index` (after repeated server
@@ -383,7 +446,7 @@ impl Planner {
         c.sweep_from = None;
         let used = Ticks(window.end.0 - window.start.max(c.watermark).0);
         c.watermark = window.end;
-        for f in self.followers(window.table) {
+        for f in self.followers(window.table).into_iter().chain(self.union_members(window.table)) {
             self.cursors[f].watermark = window.end;
         }
         let c = &mut self.cursors[window.table];
@@ -628,6 +691,40 @@ mod tests {
         p.complete(&w, 0.0);
         assert_eq!(p.cursors()[1].watermark, Ticks(1000));
         assert!(p.cycle_done());
+    }
+
+    #[test]
+    fn a_union_moves_as_one_from_its_earliest_watermark_and_can_be_dissolved() {
+        let saved = r#"{"version":1,"tables":{"A":{"watermark":"1970-01-01T00:00:00.0000100Z"},"B":{"watermark":"1970-01-01T00:00:00.0000050Z","recent":[[40,"kb"]]}}}"#;
+        let mut p = Planner::new(&["A", "B", "C"], Some(saved), Ticks(0), HOUR).unwrap();
+        p.set_overlap(Ticks(100));
+        p.set_union(&["A", "B"]);
+        assert_eq!(p.union_members(0), [1]);
+        assert!(p.followers(0).is_empty(), "a union member is not queried apart");
+        assert_eq!((p.cursors()[0].watermark, p.cursors()[1].watermark), (Ticks(50), Ticks(50)));
+        assert!(p.seen(0, "kb"), "the leader knows the members' keys");
+        p.begin_cycle(Ticks(1000), Ticks(0));
+        let mut tables = Vec::new();
+        while let Some(w) = p.next_window() {
+            tables.push(w.table);
+            p.complete(&w, 0.0);
+            p.remember(w.table, [(Ticks(990), format!("k{}", w.table))]);
+        }
+        assert!(!tables.contains(&1), "{tables:?}");
+        assert_eq!(p.cursors()[1].watermark, Ticks(1000));
+        assert!(
+            p.cursors()[1].recent.iter().any(|(_, k)| k == "k0"),
+            "members keep the union's keys"
+        );
+
+        p.dissolve_union(0);
+        p.begin_cycle(Ticks(2000), Ticks(0));
+        let mut tables = BTreeMap::new();
+        while let Some(w) = p.next_window() {
+            *tables.entry(w.table).or_insert(0) += 1;
+            p.complete(&w, 0.0);
+        }
+        assert_eq!(tables.keys().copied().collect::<Vec<_>>(), [0, 1, 2], "each table on its own");
     }
 
     #[test]

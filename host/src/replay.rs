@@ -2,7 +2,8 @@
 //! protocol and Graph's runHuntingQuery over a fixed set of rows. `demo`
 //! runs the real collector against it; the tests use it as their mock Graph.
 //!
-//! It evaluates the KQL the collector emits (a table, a half-open `Timestamp`
+//! It evaluates the KQL the collector emits (a table or `union withsource=`
+//! of tables, a half-open `Timestamp`
 //! range or one instant, a hash bucket of the rows' content, `order by
 //! Timestamp asc` and `take`), and answers anything else the
 //! way advanced hunting answers a query it cannot resolve: 400 with a Kusto
@@ -119,7 +120,10 @@ pub struct Credentials {
 /// A query the mock understood.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WindowQuery {
-    pub table: String,
+    /// The table, or the tables of a union.
+    pub tables: Vec<String>,
+    /// For a union: the column that names each row's table.
+    pub source_column: Option<String>,
     /// Rows with `start <= Timestamp < end`, in nanoseconds.
     pub start: i64,
     pub end: i64,
@@ -128,15 +132,24 @@ pub struct WindowQuery {
     pub take: usize,
 }
 
-/// Parses a table followed by these operators, each at most once:
+/// Parses a table (or `union withsource=C T1, T2, ...`) followed by these
+/// operators, each at most once:
 /// `where Timestamp >= datetime(a) and Timestamp < datetime(b)`,
 /// `where Timestamp == datetime(t)`, `where hash(tostring(pack_all()), n) == i`,
 /// `order by Timestamp asc` and a final `take n`.
 pub fn parse_query(query: &str) -> Result<WindowQuery, String> {
     let mut parts = query.split('|').map(str::trim);
-    let table = parts.next().unwrap_or_default();
+    let source = parts.next().unwrap_or_default();
+    let (tables, source_column) = match source.strip_prefix("union withsource=") {
+        Some(rest) => {
+            let (column, tables) = rest.split_once(' ').ok_or_else(|| format!("Syntax error in `{source}`"))?;
+            (tables.split(',').map(|t| t.trim().to_string()).collect(), Some(column.to_string()))
+        }
+        None => (vec![source.to_string()], None),
+    };
     let mut q = WindowQuery {
-        table: table.to_string(),
+        tables,
+        source_column,
         start: i64::MIN,
         end: i64::MAX,
         bucket: None,
@@ -542,16 +555,29 @@ async fn handle(req: Request<hyper::body::Incoming>, shared: Arc<Shared>) -> Res
             Ok(q) => q,
             Err(e) => return Ok(graph_error(StatusCode::BAD_REQUEST, "BadRequest", &e)),
         };
-        let Some(rows) = shared.dataset.tables.get(&q.table) else {
-            return Ok(graph_error(
-                StatusCode::BAD_REQUEST,
-                "BadRequest",
-                &format!("'where' operator: Failed to resolve table or column expression named '{}'", q.table),
-            ));
-        };
-        let selected: Vec<&Row> = rows
-            .iter()
-            .filter(|(ts, _)| *ts >= q.start && *ts < q.end)
+        // A union fails as a whole when one of its tables cannot be resolved.
+        // Rows are copied only to add the union's column.
+        let mut in_range: Vec<(i64, std::borrow::Cow<Row>)> = Vec::new();
+        for table in &q.tables {
+            let Some(rows) = shared.dataset.tables.get(table) else {
+                return Ok(graph_error(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    &format!("'where' operator: Failed to resolve table or column expression named '{table}'"),
+                ));
+            };
+            for (ts, row) in rows.iter().filter(|(ts, _)| *ts >= q.start && *ts < q.end) {
+                let mut row = std::borrow::Cow::Borrowed(row);
+                if let Some(column) = &q.source_column {
+                    row.to_mut().insert(column.clone(), Value::String(table.clone()));
+                }
+                in_range.push((*ts, row));
+            }
+        }
+        // Oldest first across the tables (a stable sort keeps each table's order).
+        in_range.sort_by_key(|(ts, _)| *ts);
+        let selected: Vec<std::borrow::Cow<Row>> = in_range
+            .into_iter()
             .filter(|(_, row)| q.bucket.is_none_or(|(i, n)| bucket_of(row, n) == i))
             .take(q.take)
             .take(shared.row_cap.lock().unwrap_or_else(|p| p.into_inner()).unwrap_or(usize::MAX))
@@ -561,7 +587,7 @@ async fn handle(req: Request<hyper::body::Incoming>, shared: Arc<Shared>) -> Res
             StatusCode::OK,
             json!({
                 "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#microsoft.graph.security.huntingQueryResults",
-                "schema": shared.schemas.get(&q.table).cloned().unwrap_or_default(),
+                "schema": shared.schemas.get(&q.tables[0]).cloned().unwrap_or_default(),
                 "results": selected,
             }),
         ));
@@ -738,9 +764,12 @@ mod tests {
     #[test]
     fn parses_the_collectors_query() {
         let q = parse_query("DeviceProcessEvents | where Timestamp >= datetime(2025-01-01T00:00:00.0000000Z) and Timestamp < datetime(2025-01-01T00:00:00.0000001Z) | order by Timestamp asc | take 5").unwrap();
-        assert_eq!(q.table, "DeviceProcessEvents");
+        assert_eq!(q.tables, ["DeviceProcessEvents"]);
         assert_eq!(q.end - q.start, 100);
         assert_eq!(q.take, 5);
+        let q = parse_query("union withsource=SourceTable UrlClickEvents, IdentityDirectoryEvents | take 1").unwrap();
+        assert_eq!(q.tables, ["UrlClickEvents", "IdentityDirectoryEvents"]);
+        assert_eq!(q.source_column.as_deref(), Some("SourceTable"));
         assert_eq!(parse_query("DeviceProcessEvents | take 0").unwrap().take, 0);
         assert!(parse_query("DeviceProcessEvents | take five").is_err());
         assert!(parse_query("DeviceProcessEvents | where x | take 5").is_err());

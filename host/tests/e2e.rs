@@ -712,3 +712,117 @@ fn map_turns_saved_rows_into_valid_events_and_names_the_rows_it_cannot_map() {
         "it lists the tables"
     );
 }
+
+/// Rows of three low-volume tables for `union_tables`, `n` of each, the
+/// last `minutes_ago` before now.
+fn low_volume_rows(n: usize, minutes_ago: i64) -> Vec<(&'static str, Row)> {
+    let base = Utc::now() - Duration::minutes(minutes_ago);
+    let mut rows = Vec::new();
+    for i in 0..n {
+        // Rows of different tables share timestamps.
+        let ts = iso(base - Duration::minutes(7 * (n - 1 - i) as i64));
+        let obj = |v: Value| v.as_object().unwrap().clone();
+        rows.push(("UrlClickEvents", obj(json!({"Timestamp": ts, "ActionType": "ClickAllowed", "Url": format!("https://example.com/{i}"), "AccountUpn": "a@example.com", "NetworkMessageId": format!("m{i}"), "ReportId": format!("u{i}")}))));
+        rows.push(("IdentityLogonEvents", obj(json!({"Timestamp": ts, "ActionType": "LogonSuccess", "AccountUpn": "a@example.com", "DeviceName": "dc1", "Protocol": "Kerberos", "ReportId": format!("l{i}")}))));
+        rows.push(("IdentityDirectoryEvents", obj(json!({"Timestamp": ts, "ActionType": "Account Password changed", "AccountUpn": "a@example.com", "Application": "Active Directory", "ReportId": format!("d{i}")}))));
+    }
+    rows
+}
+
+fn union_dataset(rows: &[(&'static str, Row)]) -> Dataset {
+    let mut d = Dataset::default();
+    for table in ["UrlClickEvents", "IdentityLogonEvents", "IdentityDirectoryEvents"] {
+        d.add(table, rows.iter().filter(|(t, _)| *t == table).map(|(_, r)| r.clone()))
+            .unwrap();
+    }
+    d
+}
+
+/// Events per `metadata.log_name`.
+fn per_table(out: &Output) -> std::collections::BTreeMap<String, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for e in events(out) {
+        *counts.entry(e["metadata"]["log_name"].as_str().unwrap().to_string()).or_default() += 1;
+    }
+    counts
+}
+
+#[test]
+fn union_tables_share_one_query_and_each_row_is_mapped_by_its_own_table_once() {
+    let rows = low_volume_rows(6, 3);
+    let server = ReplayServer::start(union_dataset(&rows), credentials()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let start = Utc::now() - Duration::hours(1);
+    let config = write_config(dir.path(), &server, start, "");
+    let union = "[UrlClickEvents, IdentityLogonEvents, IdentityDirectoryEvents]";
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("tables: [DeviceProcessEvents]", &format!("tables: {union}\nunion_tables: {union}"));
+    std::fs::write(&config, text).unwrap();
+
+    let out = run_once(&config);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let expected = std::collections::BTreeMap::from([
+        ("IdentityDirectoryEvents".to_string(), 6),
+        ("IdentityLogonEvents".to_string(), 6),
+        ("UrlClickEvents".to_string(), 6),
+    ]);
+    assert_eq!(per_table(&out), expected, "{stderr}");
+    let queries = server.queries();
+    assert!(
+        queries
+            .iter()
+            .all(|q| q.starts_with("union withsource=SourceTable UrlClickEvents, IdentityLogonEvents, IdentityDirectoryEvents | where")),
+        "{queries:#?}"
+    );
+    for e in events(&out) {
+        assert!(e["unmapped"].get("SourceTable").is_none(), "the union's column is not data: {e}");
+        // Each row went through its own table's mapping.
+        let class = e["class_uid"].as_u64().unwrap();
+        match e["metadata"]["log_name"].as_str().unwrap() {
+            "UrlClickEvents" => assert_eq!(class, 4012, "{e}"),
+            "IdentityLogonEvents" => assert_eq!(class, 3002, "{e}"),
+            _ => assert_eq!(e["category_uid"], 3, "{e}"),
+        }
+    }
+    drop(server);
+
+    // A row of one of them arrives late: the next run emits it alone.
+    let mut later = rows.clone();
+    let late = json!({"Timestamp": iso(Utc::now() - Duration::minutes(5)), "ActionType": "LogonFailed", "AccountUpn": "b@example.com", "DeviceName": "dc2", "Protocol": "Ntlm", "ReportId": "late"});
+    later.push(("IdentityLogonEvents", late.as_object().unwrap().clone()));
+    let server = ReplayServer::start(union_dataset(&later), credentials()).unwrap();
+    repoint(&config, &server);
+    let out = run_once(&config);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got = events(&out);
+    assert_eq!(got.len(), 1, "only the late row: {got:#?}");
+    assert_eq!(got[0]["metadata"]["log_name"], "IdentityLogonEvents");
+}
+
+#[test]
+fn a_union_with_an_unavailable_table_falls_back_to_a_query_per_table() {
+    let rows = low_volume_rows(3, 3);
+    let server = ReplayServer::start(union_dataset(&rows), credentials()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &server, Utc::now() - Duration::hours(1), "");
+    // IdentityQueryEvents is not in this tenant.
+    let union = "[UrlClickEvents, IdentityQueryEvents, IdentityLogonEvents, IdentityDirectoryEvents]";
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("tables: [DeviceProcessEvents]", &format!("tables: {union}\nunion_tables: {union}"));
+    std::fs::write(&config, text).unwrap();
+    let out = run_once(&config);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("the union of `union_tables` failed"), "{stderr}");
+    assert!(stderr.contains("IdentityQueryEvents is not available"), "{stderr}");
+    let expected = std::collections::BTreeMap::from([
+        ("IdentityDirectoryEvents".to_string(), 3),
+        ("IdentityLogonEvents".to_string(), 3),
+        ("UrlClickEvents".to_string(), 3),
+    ]);
+    assert_eq!(per_table(&out), expected, "{stderr}");
+    assert!(server.queries().iter().any(|q| q.starts_with("UrlClickEvents | where")));
+}
