@@ -430,7 +430,7 @@ impl Collector {
             return Ok(());
         };
         let take = self.config.graph_row_cap;
-        let query = kql::tick_bucket_query(&self.source(p.window.table), p.window.start, bucket, buckets, take);
+        let query = kql::tick_bucket_query(&self.source(p.table), p.window.start, bucket, buckets, take);
         let answer = self
             .graph
             .run(http, now.0 / TICKS_PER_SECOND, &query, &kql::timespan(p.window.start, p.window.end));
@@ -522,18 +522,17 @@ impl Collector {
         Ok((out, events.len() as u32))
     }
 
-    /// What a window of table `index` queries: the table, or the union it
-    /// leads.
-    fn source(&self, index: usize) -> String {
+    /// What a query of `table` asks: the table, or the union it leads.
+    fn source(&self, table: &Table) -> String {
         match self.union {
-            Some(leader) if leader == index => {
-                let names: Vec<&str> = std::iter::once(index)
-                    .chain(self.planner.union_members(index))
+            Some(leader) if self.tables[leader].name == table.name => {
+                let names: Vec<&str> = std::iter::once(leader)
+                    .chain(self.planner.union_members(leader))
                     .map(|i| self.tables[i].name)
                     .collect();
                 kql::union_source(&names)
             }
-            _ => self.tables[index].name.to_string(),
+            _ => table.name.to_string(),
         }
     }
 
@@ -573,8 +572,7 @@ impl Collector {
         end: Ticks,
         take: u32,
     ) -> Result<Fetch> {
-        let index = self.tables.iter().position(|t| t.name == table.name).unwrap_or(0);
-        let query = kql::window_query(&self.source(index), start, end, take);
+        let query = kql::window_query(&self.source(table), start, end, take);
         match self.graph.run(http, now.0 / TICKS_PER_SECOND, &query, &kql::timespan(start, end)) {
             Ok(result) if ((result.len() + result.malformed.len()) as u64) < u64::from(take) => {
                 self.report_malformed(table, &result, start);

@@ -338,8 +338,9 @@ impl Planner {
     }
 
     /// Makes `tables` share one query, led by the first. They start from
-    /// the earliest of their watermarks (rows between may be looked at
-    /// again; the keys they all bring along keep those from repeating).
+    /// the earliest of their watermarks, so nothing is skipped: a table
+    /// that was further on may emit rows between the two again once, apart
+    /// from those its saved keys recognise (as with [`Planner::set_follower`]).
     pub fn set_union(&mut self, tables: &[&str]) {
         let indexes: Vec<usize> = tables
             .iter()
