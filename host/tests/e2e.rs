@@ -738,6 +738,17 @@ fn union_dataset(rows: &[(&'static str, Row)]) -> Dataset {
     d
 }
 
+/// A configuration that collects the tables of `union` (a YAML list) in
+/// one union query.
+fn union_config(dir: &Path, server: &ReplayServer, union: &str) -> std::path::PathBuf {
+    let config = write_config(dir, server, Utc::now() - Duration::hours(1), "");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("tables: [DeviceProcessEvents]", &format!("tables: {union}\nunion_tables: {union}"));
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
 /// Events per `metadata.log_name`.
 fn per_table(out: &Output) -> std::collections::BTreeMap<String, usize> {
     let mut counts = std::collections::BTreeMap::new();
@@ -752,13 +763,11 @@ fn union_tables_share_one_query_and_each_row_is_mapped_by_its_own_table_once() {
     let rows = low_volume_rows(6, 3);
     let server = ReplayServer::start(union_dataset(&rows), credentials()).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let start = Utc::now() - Duration::hours(1);
-    let config = write_config(dir.path(), &server, start, "");
-    let union = "[UrlClickEvents, IdentityLogonEvents, IdentityDirectoryEvents]";
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("tables: [DeviceProcessEvents]", &format!("tables: {union}\nunion_tables: {union}"));
-    std::fs::write(&config, text).unwrap();
+    let config = union_config(
+        dir.path(),
+        &server,
+        "[UrlClickEvents, IdentityLogonEvents, IdentityDirectoryEvents]",
+    );
 
     let out = run_once(&config);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -806,13 +815,12 @@ fn a_union_with_an_unavailable_table_falls_back_to_a_query_per_table() {
     let rows = low_volume_rows(3, 3);
     let server = ReplayServer::start(union_dataset(&rows), credentials()).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &server, Utc::now() - Duration::hours(1), "");
     // IdentityQueryEvents is not in this tenant.
-    let union = "[UrlClickEvents, IdentityQueryEvents, IdentityLogonEvents, IdentityDirectoryEvents]";
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("tables: [DeviceProcessEvents]", &format!("tables: {union}\nunion_tables: {union}"));
-    std::fs::write(&config, text).unwrap();
+    let config = union_config(
+        dir.path(),
+        &server,
+        "[UrlClickEvents, IdentityQueryEvents, IdentityLogonEvents, IdentityDirectoryEvents]",
+    );
     let out = run_once(&config);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
