@@ -290,17 +290,22 @@ impl Collector {
             // More rows at one instant than an answer carries: they are
             // collected by hash buckets of their content, a bucket a poll.
             Shrunk::OneTick(window, reason) => {
-                if mapping::entity_key(table.name).is_some() || !self.planner.followers(window.table).is_empty() {
+                if mapping::entity_key(table.name).is_some() {
                     return Err(single_tick_overflow(table, window.start, &reason));
                 }
-                telemetry::warn(
-                    &format!(
-                        "{} holds more rows at the single timestamp {} than one answer carries ({reason}); collecting them in parts by a hash of their content",
-                        table.name,
-                        window.start.to_iso()
-                    ),
-                    &[("table", table.name)],
-                );
+                one_tick_warning(table, window.start, &reason);
+                if !self.planner.followers(window.table).is_empty() {
+                    // Joined with its followers: all the tick's rows at once.
+                    let mut events = Vec::new();
+                    self.fetch_tick(http, now, table, window.start, &mut |c, t, answer, rows| {
+                        telemetry::counter("rows_fetched_total", &[("table", t.name)], rows as u64);
+                        c.map_answer(t, answer, 0..rows, |event| events.push(event))
+                    })?;
+                    return match window.start < window.watermark {
+                        true => self.join_followers(http, now, table, window, events, Vec::new()),
+                        false => self.join_followers(http, now, table, window, Vec::new(), events),
+                    };
+                }
                 self.pending = Some(Pending {
                     window,
                     table,
@@ -337,17 +342,31 @@ impl Collector {
             });
             return Ok(self.continue_pending(now));
         }
-        let mut events = Vec::with_capacity(end);
-        let mut late_emitted = 0;
-        self.map_answer(table, &answer, 0..late, |event| {
-            if self.is_new(window.table, &event) {
-                late_emitted += 1;
-                events.push(event);
-            }
-        });
-        self.late_rows(table, late_emitted, &window);
+        let (mut before_watermark, mut events) = (Vec::new(), Vec::with_capacity(end));
+        self.map_answer(table, &answer, 0..late, |event| before_watermark.push(event));
         self.map_answer(table, &answer, late..end, |event| events.push(event));
         drop(answer);
+        self.join_followers(http, now, table, window, before_watermark, events)
+    }
+
+    /// Completes a window of a table that others follow: drops those of
+    /// its events from before the watermark that went out before, folds in
+    /// the followers' rows of the window's new part, and advances the
+    /// watermark.
+    fn join_followers(
+        &mut self,
+        http: &mut dyn HttpClient,
+        now: Ticks,
+        table: &'static Table,
+        window: Window,
+        before_watermark: Vec<serde_json::Value>,
+        new: Vec<serde_json::Value>,
+    ) -> Result<(Vec<u8>, u32)> {
+        let rows = before_watermark.len() + new.len();
+        let mut events: Vec<serde_json::Value> = before_watermark.into_iter().filter(|e| self.is_new(window.table, e)).collect();
+        self.late_rows(table, events.len(), &window);
+        events.extend(new);
+        let followers = self.planner.followers(window.table);
         let keys: Vec<(Ticks, String)> = events.iter().filter_map(row_key).collect();
         // Followers are looked for in the new part only: their rows of the
         // stretch before the watermark went out with their leaders' then.
@@ -371,8 +390,47 @@ impl Collector {
             count_event(event);
             mapping::write_event(&mut out, event);
         }
-        self.finish_window(now, table, &window, end, keys);
+        self.finish_window(now, table, &window, rows, keys);
         Ok((out, count))
+    }
+
+    /// Every row of `table` at the single tick `at`, however many: one
+    /// query per hash bucket of the rows' content, a full bucket split in
+    /// two of twice the count; each answer is handed to `each`.
+    fn fetch_tick(
+        &mut self,
+        http: &mut dyn HttpClient,
+        now: Ticks,
+        table: &'static Table,
+        at: Ticks,
+        each: &mut dyn FnMut(&mut Self, &'static Table, &HuntingResult, usize),
+    ) -> Result<()> {
+        let take = self.config.graph_row_cap;
+        let mut buckets = vec![(1u32, 2u32), (0, 2)];
+        while let Some(&(bucket, count)) = buckets.last() {
+            let query = kql::tick_bucket_query(&self.source(table), at, bucket, count, take);
+            let span = kql::timespan(at, at.saturating_add(Ticks(1)));
+            let too_large = match self.graph.run(http, now.0 / TICKS_PER_SECOND, &query, &span) {
+                Ok(result) if ((result.len() + result.malformed.len()) as u64) < u64::from(take) => {
+                    buckets.pop();
+                    self.report_malformed(table, &result, at);
+                    each(self, table, &result, result.len());
+                    continue;
+                }
+                Ok(result) => format!("{} rows reached the limit of {take}", result.len() + result.malformed.len()),
+                Err(QueryError::TooLarge(message)) => message,
+                Err(QueryError::TableUnavailable(message)) => return Err(Error::Transient(message)),
+                Err(QueryError::Other(e)) => return Err(e),
+            };
+            if count >= MAX_BUCKETS {
+                return Err(single_tick_overflow(table, at, &too_large));
+            }
+            buckets.pop();
+            buckets.push((bucket + count, count * 2));
+            buckets.push((bucket, count * 2));
+            telemetry::counter("window_splits_total", &[("table", table.name)], 1);
+        }
+        Ok(())
     }
 
     /// Maps the next part of the pending window; when it was the last part,
@@ -712,7 +770,8 @@ impl Collector {
                     } else if take < self.config.graph_row_cap {
                         pending.push((s, e, self.config.graph_row_cap));
                     } else {
-                        return Err(single_tick_overflow(table, s, &reason));
+                        one_tick_warning(table, s, &reason);
+                        self.fetch_tick(http, now, table, s, each)?;
                     }
                 }
             }
@@ -821,6 +880,18 @@ fn cut_at_last_time(answer: &HuntingResult) -> Option<(Ticks, usize)> {
         last = Some(t);
     }
     last.map(|t| (t, before))
+}
+
+/// Says that the rows of one instant are collected by hash buckets.
+fn one_tick_warning(table: &Table, at: Ticks, reason: &str) {
+    telemetry::warn(
+        &format!(
+            "{} holds more rows at the single timestamp {} than one answer carries ({reason}); collecting them in parts by a hash of their content",
+            table.name,
+            at.to_iso()
+        ),
+        &[("table", table.name)],
+    );
 }
 
 fn single_tick_overflow(table: &Table, at: Ticks, reason: &str) -> Error {
@@ -1054,70 +1125,88 @@ mod tests {
         assert_eq!(http.sent.len(), 2, "the parts come from the one answer");
     }
 
-    #[test]
-    fn more_rows_at_one_instant_than_an_answer_carries_are_collected_by_hash_buckets() {
-        // Seven rows at one instant, and Graph's limit set to three rows.
+    /// A Graph stand-in for one-tick tests: it evaluates window and hash
+    /// bucket queries over rows per table; the bucket of a row among n is
+    /// its `ReportId` mod n. It never returns more than three rows.
+    struct TickGraph(std::collections::BTreeMap<&'static str, Vec<serde_json::Value>>, Vec<String>);
+
+    impl HttpClient for TickGraph {
+        fn send(&mut self, request: crate::http::Request) -> Result<crate::http::Response, crate::http::TransportError> {
+            let body = if request.url.contains("/token") {
+                TOKEN.to_string()
+            } else {
+                let q = kql(&request);
+                self.1.push(q.clone());
+                let rows = &self.0[q.split(' ').next().unwrap()];
+                let take: usize = q.rsplit("take ").next().unwrap().parse().unwrap();
+                let rows: Vec<&serde_json::Value> = match q.split_once("hash(tostring(pack_all()), ") {
+                    Some((_, rest)) => {
+                        let (n, i) = rest.split_once(") == ").unwrap();
+                        let (n, i): (u64, u64) = (n.parse().unwrap(), i.split(' ').next().unwrap().parse().unwrap());
+                        rows.iter().filter(|r| r["ReportId"].as_u64().unwrap() % n == i).collect()
+                    }
+                    None => {
+                        let bound = |after: &str| Ticks::parse(q.split(after).nth(1).unwrap().split(')').next().unwrap()).unwrap();
+                        let (start, end) = (bound(">= datetime("), bound("< datetime("));
+                        rows.iter()
+                            .filter(|r| (start..end).contains(&Ticks::parse(r["Timestamp"].as_str().unwrap()).unwrap()))
+                            .collect()
+                    }
+                };
+                let rows: Vec<_> = rows.into_iter().take(take.min(3)).collect();
+                json!({"schema": [], "results": rows}).to_string()
+            };
+            Ok(crate::http::Response {
+                status: 200,
+                headers: vec![],
+                body: body.into_bytes(),
+            })
+        }
+    }
+
+    /// Polls until the cycle ends; the events.
+    fn collect_all(c: &mut Collector, graph: &mut TickGraph, now: Ticks) -> Vec<serde_json::Value> {
+        let mut events = Vec::new();
+        for _ in 0..200 {
+            let batch = c.poll(graph, now).unwrap();
+            for line in String::from_utf8(batch.events).unwrap().lines() {
+                events.push(serde_json::from_str(line).unwrap());
+            }
+            if batch.next_poll_ms > 0 {
+                return events;
+            }
+        }
+        panic!("the cycle did not end; queries: {:#?}", graph.1);
+    }
+
+    fn one_tick_collector(tables: serde_json::Value) -> Collector {
+        // Graph's limit set to three rows.
         let config = json!({
             "tenant_id": "t", "client_id": "c", "client_secret": "s",
             "login_endpoint": "http://127.0.0.1:9", "graph_endpoint": "http://127.0.0.1:9",
-            "tables": ["DeviceProcessEvents"], "start_time": "2025-01-01T00:00:00Z",
+            "tables": tables, "start_time": "2025-01-01T00:00:00Z",
             "max_rows_per_query": 2, "graph_row_cap": 3, "max_window": "1s", "delay": "0s",
             "max_calls_per_minute": 1000,
         });
-        let now = Ticks::parse("2025-01-01T00:00:01Z").unwrap();
-        let mut c = Collector::new(&config.to_string(), None, now).unwrap().0;
-        let tick = "2025-01-01T00:00:00.5000000Z";
+        Collector::new(&config.to_string(), None, Ticks::parse("2025-01-01T00:00:01Z").unwrap())
+            .unwrap()
+            .0
+    }
+
+    const TICK: &str = "2025-01-01T00:00:00.5000000Z";
+
+    #[test]
+    fn more_rows_at_one_instant_than_an_answer_carries_are_collected_by_hash_buckets() {
+        let mut c = one_tick_collector(json!(["DeviceProcessEvents"]));
         let all: Vec<serde_json::Value> = (0..7)
-            .map(|i| json!({"Timestamp": tick, "DeviceId": "d", "ActionType": "ProcessCreated", "ReportId": i, "ProcessId": i}))
+            .map(|i| json!({"Timestamp": TICK, "DeviceId": "d", "ActionType": "ProcessCreated", "ReportId": i, "ProcessId": i}))
             .collect();
-        // A Graph stand-in that evaluates the two query shapes; the bucket
-        // of row i among n buckets is i mod n.
-        struct Graph(Vec<serde_json::Value>, Vec<String>);
-        impl HttpClient for Graph {
-            fn send(&mut self, request: crate::http::Request) -> Result<crate::http::Response, crate::http::TransportError> {
-                let body = if request.url.contains("/token") {
-                    TOKEN.to_string()
-                } else {
-                    let q = kql(&request);
-                    self.1.push(q.clone());
-                    let take: usize = q.rsplit("take ").next().unwrap().parse().unwrap();
-                    let rows: Vec<&serde_json::Value> = match q.split_once("hash(tostring(pack_all()), ") {
-                        Some((_, rest)) => {
-                            let (n, i) = rest.split_once(") == ").unwrap();
-                            let (n, i): (u64, u64) = (n.parse().unwrap(), i.split(' ').next().unwrap().parse().unwrap());
-                            self.0.iter().filter(|r| r["ReportId"].as_u64().unwrap() % n == i).collect()
-                        }
-                        None => {
-                            let bound = |after: &str| Ticks::parse(q.split(after).nth(1).unwrap().split(')').next().unwrap()).unwrap();
-                            let (start, end) = (bound(">= datetime("), bound("< datetime("));
-                            self.0
-                                .iter()
-                                .filter(|r| (start..end).contains(&Ticks::parse(r["Timestamp"].as_str().unwrap()).unwrap()))
-                                .collect()
-                        }
-                    };
-                    let rows: Vec<_> = rows.into_iter().take(take.min(3)).collect();
-                    json!({"schema": [], "results": rows}).to_string()
-                };
-                Ok(crate::http::Response {
-                    status: 200,
-                    headers: vec![],
-                    body: body.into_bytes(),
-                })
-            }
-        }
-        let mut graph = Graph(all, Vec::new());
-        let mut ids = Vec::new();
-        for _ in 0..200 {
-            let batch = c.poll(&mut graph, now).unwrap();
-            for line in String::from_utf8(batch.events).unwrap().lines() {
-                let e: serde_json::Value = serde_json::from_str(line).unwrap();
-                ids.push(e["metadata"]["original_event_uid"].as_str().unwrap().to_string());
-            }
-            if batch.next_poll_ms > 0 {
-                break;
-            }
-        }
+        let mut graph = TickGraph([("DeviceProcessEvents", all)].into(), Vec::new());
+        let events = collect_all(&mut c, &mut graph, Ticks::parse("2025-01-01T00:00:01Z").unwrap());
+        let mut ids: Vec<&str> = events
+            .iter()
+            .map(|e| e["metadata"]["original_event_uid"].as_str().unwrap())
+            .collect();
         ids.sort();
         assert_eq!(ids, ["0", "1", "2", "3", "4", "5", "6"], "every row once; queries: {:#?}", graph.1);
         assert!(
@@ -1128,6 +1217,36 @@ mod tests {
         assert!(
             c.planner.checkpoint(&[]).contains("2025-01-01T00:00:01.0000000Z"),
             "the watermark passed the instant"
+        );
+    }
+
+    #[test]
+    fn alerts_and_their_evidence_at_one_overfull_instant_are_all_collected_and_joined() {
+        let mut c = one_tick_collector(json!(["AlertInfo", "AlertEvidence"]));
+        let alerts: Vec<serde_json::Value> = (0..5)
+            .map(|i| json!({"Timestamp": TICK, "AlertId": format!("a{i}"), "Title": "t", "Severity": "High", "ReportId": i}))
+            .collect();
+        let evidence: Vec<serde_json::Value> = (0..5)
+            .map(|i| json!({"Timestamp": TICK, "AlertId": format!("a{i}"), "EntityType": "Machine", "DeviceId": format!("d{i}"), "ReportId": i}))
+            .collect();
+        let mut graph = TickGraph([("AlertInfo", alerts), ("AlertEvidence", evidence)].into(), Vec::new());
+        let events = collect_all(&mut c, &mut graph, Ticks::parse("2025-01-01T00:00:01Z").unwrap());
+        let mut joined: Vec<(String, String)> = events
+            .iter()
+            .map(|e| {
+                (
+                    e["finding_info"]["uid"].as_str().unwrap().to_string(),
+                    e["evidences"][0]["device"]["uid"].as_str().unwrap_or("none").to_string(),
+                )
+            })
+            .collect();
+        joined.sort();
+        let expected: Vec<(String, String)> = (0..5).map(|i| (format!("a{i}"), format!("d{i}"))).collect();
+        assert_eq!(joined, expected, "each alert once, with its own evidence; queries: {:#?}", graph.1);
+        assert!(
+            graph.1.iter().any(|q| q.starts_with("AlertEvidence | where Timestamp == ")),
+            "{:#?}",
+            graph.1
         );
     }
 
