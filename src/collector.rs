@@ -290,10 +290,23 @@ impl Collector {
             // More rows at one instant than an answer carries: they are
             // collected by hash buckets of their content, a bucket a poll.
             Shrunk::OneTick(window, reason) => {
-                if mapping::entity_key(table.name).is_some() {
-                    return Err(single_tick_overflow(table, window.start, &reason));
-                }
                 one_tick_warning(table, window.start, &reason);
+                if let Some(key) = mapping::entity_key(table.name) {
+                    // Each bucket merged on its own: an entity whose rows
+                    // fall in two buckets gets two states, none is lost.
+                    let (mut events, mut failed) = (Vec::new(), None);
+                    self.fetch_tick(http, now, table, window.start, &mut |c, t, answer, rows| {
+                        telemetry::counter("rows_fetched_total", &[("table", t.name)], rows as u64);
+                        match crate::snapshot::merge(answer, rows, key, t.name) {
+                            Ok((merged, states)) => c.map_answer(t, &merged, 0..states, |event| events.push(event)),
+                            Err(e) => failed = Some(e),
+                        }
+                    })?;
+                    if let Some(e) = failed {
+                        return Err(e);
+                    }
+                    return self.join_followers(http, now, table, window, Vec::new(), events);
+                }
                 if !self.planner.followers(window.table).is_empty() {
                     // Joined with its followers: all the tick's rows at once.
                     let mut events = Vec::new();
@@ -1218,6 +1231,28 @@ mod tests {
             c.planner.checkpoint(&[]).contains("2025-01-01T00:00:01.0000000Z"),
             "the watermark passed the instant"
         );
+    }
+
+    #[test]
+    fn entity_rows_at_one_overfull_instant_are_all_collected_as_states() {
+        let config = json!({
+            "tenant_id": "t", "client_id": "c", "client_secret": "s",
+            "login_endpoint": "http://127.0.0.1:9", "graph_endpoint": "http://127.0.0.1:9",
+            "tables": ["DeviceInfo"], "start_time": "2025-01-01T00:00:00Z", "entity_interval": "1m",
+            "max_rows_per_query": 2, "graph_row_cap": 3, "max_window": "1s", "delay": "0s",
+            "max_calls_per_minute": 1000,
+        });
+        let now = Ticks::parse("2025-01-01T00:01:00Z").unwrap();
+        let mut c = Collector::new(&config.to_string(), None, now).unwrap().0;
+        let rows: Vec<serde_json::Value> = (0..5)
+            .map(|i| json!({"Timestamp": TICK, "DeviceId": format!("d{i}"), "OSPlatform": "Windows11", "ReportId": i}))
+            .collect();
+        let mut graph = TickGraph([("DeviceInfo", rows)].into(), Vec::new());
+        let events = collect_all(&mut c, &mut graph, now);
+        let mut devices: Vec<&str> = events.iter().map(|e| e["device"]["uid"].as_str().unwrap()).collect();
+        devices.sort();
+        assert_eq!(devices, ["d0", "d1", "d2", "d3", "d4"], "queries: {:#?}", graph.1);
+        assert!(graph.1.iter().any(|q| q.contains("hash(tostring(pack_all())")), "{:#?}", graph.1);
     }
 
     #[test]
