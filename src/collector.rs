@@ -288,7 +288,9 @@ impl Collector {
             Shrunk::Rows(window, answer, end) => (window, answer, end),
             Shrunk::Unavailable => return Ok((Vec::new(), 0)),
             // More rows at one instant than an answer carries: they are
-            // collected by hash buckets of their content, a bucket a poll.
+            // collected by hash buckets of their content; all buckets at
+            // once for an entity table or a table others follow, otherwise
+            // a bucket a poll (`next_bucket`).
             Shrunk::OneTick(window, reason) => {
                 one_tick_warning(table, window.start, &reason);
                 if let Some(key) = mapping::entity_key(table.name) {
