@@ -119,9 +119,10 @@ fn collect_through_faults(
     start: chrono::DateTime<Utc>,
     max_rows: u32,
     graph_cap: Option<u32>,
+    union: bool,
     plan: Vec<Option<Fault>>,
     token_lifetime: u64,
-) -> Result<(BTreeMap<String, usize>, bool), String> {
+) -> Result<(BTreeMap<String, usize>, Vec<String>), String> {
     use defender_ocsf_host::app::{self, RunOptions};
     use defender_ocsf_host::clock::Clock;
     use defender_ocsf_host::config::RunConfig;
@@ -143,6 +144,11 @@ fn collect_through_faults(
         "tables": ["DeviceProcessEvents"], "start_time": start.to_rfc3339(), "delay": "1m",
         "max_rows_per_query": max_rows, "state_dir": dir.path().join("state"), "max_calls_per_minute": 1000,
     });
+    if union {
+        let tables = json!(["DeviceProcessEvents", "DeviceNetworkEvents"]);
+        yaml["tables"] = tables.clone();
+        yaml["union_tables"] = tables;
+    }
     // Graph truncates silently at its cap; the collector is told the cap.
     if let Some(cap) = graph_cap {
         yaml["graph_row_cap"] = cap.into();
@@ -170,8 +176,7 @@ fn collect_through_faults(
             .entry(e["metadata"]["original_event_uid"].as_str().unwrap().to_string())
             .or_default() += 1;
     }
-    let by_buckets = server.queries().iter().any(|q| q.contains("hash(tostring(pack_all())"));
-    Ok((seen, by_buckets))
+    Ok((seen, server.queries()))
 }
 
 proptest! {
@@ -182,13 +187,15 @@ proptest! {
     /// one instant can hold more rows than an answer), and random faults
     /// (429 with Retry-After, 500, the CPU quota, the size limit, a service
     /// timeout, a dropped connection, an expired token, short-lived tokens)
-    /// anywhere in the run: every row in range is emitted exactly once.
+    /// anywhere in the run, with one table or two in one union query: every
+    /// row in range is emitted exactly once.
     #[test]
     fn every_row_in_range_exactly_once_whatever_the_faults(
         offsets in prop::collection::vec(0i64..40, 1..100),
         spread in 1i64..250,
         max_rows in 1u32..25,
         graph_cap in prop::option::of(2u32..6),
+        union in any::<bool>(),
         // Each query: no fault (None) or one of eight kinds.
         plan in prop::collection::vec(prop::option::weighted(0.3, 0u8..64), 0..40),
         token_lifetime in prop::sample::select(vec![3599u64, 1, 120]),
@@ -208,7 +215,19 @@ proptest! {
             chrono::DateTime::parse_from_rfc3339(r["Timestamp"].as_str().unwrap()).unwrap() >= start
         }).map(|r| (r["ReportId"].to_string(), 1)).collect();
         let mut dataset = Dataset::default();
-        dataset.add("DeviceProcessEvents", rows).unwrap();
+        if union {
+            // Every other row is a network event: the union shares one query.
+            let (network, process): (Vec<_>, Vec<_>) = rows.into_iter().enumerate().partition(|(i, _)| i % 2 == 1);
+            let network = network.into_iter().map(|(_, mut r)| {
+                r.insert("ActionType".into(), "ConnectionSuccess".into());
+                r.insert("RemoteIP".into(), "10.0.0.1".into());
+                r
+            });
+            dataset.add("DeviceProcessEvents", process.into_iter().map(|(_, r)| r)).unwrap();
+            dataset.add("DeviceNetworkEvents", network).unwrap();
+        } else {
+            dataset.add("DeviceProcessEvents", rows).unwrap();
+        }
         let plan: Vec<Option<Fault>> = plan.into_iter().map(|k| k.map(fault)).collect();
         // The most rows any one instant holds.
         let mut per_instant = BTreeMap::new();
@@ -216,9 +235,12 @@ proptest! {
             *per_instant.entry(off * spread).or_insert(0u32) += 1;
         }
         let tie = per_instant.values().copied().max().unwrap_or(0);
-        let (seen, by_buckets) = collect_through_faults(dataset, start, max_rows, graph_cap, plan, token_lifetime)
+        let (seen, queries) = collect_through_faults(dataset, start, max_rows, graph_cap, union, plan, token_lifetime)
             .map_err(TestCaseError::fail)?;
         prop_assert_eq!(seen, expected);
+        let by_buckets = queries.iter().any(|q| q.contains("hash(tostring(pack_all())"));
+        let mut windows = queries.iter().filter(|q| q.contains("Timestamp >="));
+        prop_assert!(windows.all(|q| q.starts_with("union withsource=") == union), "{:?}", queries);
         if let Some(cap) = graph_cap {
             // An instant with more rows than an answer carries was collected by buckets.
             prop_assert!(tie < cap || by_buckets, "{} rows at one instant, cap {}", tie, cap);
