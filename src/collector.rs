@@ -420,30 +420,11 @@ impl Collector {
         at: Ticks,
         each: &mut dyn FnMut(&mut Self, &'static Table, &HuntingResult, usize),
     ) -> Result<()> {
-        let take = self.config.graph_row_cap;
         let mut buckets = vec![(1u32, 2u32), (0, 2)];
-        while let Some(&(bucket, count)) = buckets.last() {
-            let query = kql::tick_bucket_query(&self.source(table), at, bucket, count, take);
-            let span = kql::timespan(at, at.saturating_add(Ticks(1)));
-            let too_large = match self.graph.run(http, now.0 / TICKS_PER_SECOND, &query, &span) {
-                Ok(result) if ((result.len() + result.malformed.len()) as u64) < u64::from(take) => {
-                    buckets.pop();
-                    self.report_malformed(table, &result, at);
-                    each(self, table, &result, result.len());
-                    continue;
-                }
-                Ok(result) => format!("{} rows reached the limit of {take}", result.len() + result.malformed.len()),
-                Err(QueryError::TooLarge(message)) => message,
-                Err(QueryError::TableUnavailable(message)) => return Err(Error::Transient(message)),
-                Err(QueryError::Other(e)) => return Err(e),
-            };
-            if count >= MAX_BUCKETS {
-                return Err(single_tick_overflow(table, at, &too_large));
+        while !buckets.is_empty() {
+            if let Some(result) = self.bucket_step(http, now, table, at, &mut buckets)? {
+                each(self, table, &result, result.len());
             }
-            buckets.pop();
-            buckets.push((bucket + count, count * 2));
-            buckets.push((bucket, count * 2));
-            telemetry::counter("window_splits_total", &[("table", table.name)], 1);
         }
         Ok(())
     }
@@ -498,46 +479,58 @@ impl Collector {
         let Some(mut p) = self.pending.take() else {
             return Ok(());
         };
-        let Some(&(bucket, buckets)) = p.buckets.last() else {
-            self.pending = Some(p);
-            return Ok(());
-        };
-        let take = self.config.graph_row_cap;
-        let query = kql::tick_bucket_query(&self.source(p.table), p.window.start, bucket, buckets, take);
-        let answer = self
-            .graph
-            .run(http, now.0 / TICKS_PER_SECOND, &query, &kql::timespan(p.window.start, p.window.end));
-        let too_large = match answer {
-            Ok(result) if ((result.len() + result.malformed.len()) as u64) < u64::from(take) => {
-                p.buckets.pop();
-                self.report_malformed(p.table, &result, p.window.start);
+        // An error leaves the bucket in place: it is tried again on the
+        // next poll, after the host's backoff.
+        let step = self.bucket_step(http, now, p.table, p.window.start, &mut p.buckets);
+        let step = match step {
+            Ok(Some(result)) => {
                 telemetry::counter("rows_fetched_total", &[("table", p.table.name)], result.len() as u64);
                 p.late = before(&result, result.len(), p.window.watermark);
                 (p.next, p.end, p.answer) = (0, result.len(), result);
-                self.pending = Some(p);
-                return Ok(());
+                Ok(())
+            }
+            other => other.map(|_| ()),
+        };
+        self.pending = Some(p);
+        step
+    }
+
+    /// Queries the last of `buckets` (hash buckets of the rows of `table`
+    /// at the tick `at`): its rows, taken off the list, or `None` when it
+    /// held more than one answer and was split into two of twice the count.
+    fn bucket_step(
+        &mut self,
+        http: &mut dyn HttpClient,
+        now: Ticks,
+        table: &'static Table,
+        at: Ticks,
+        buckets: &mut Vec<(u32, u32)>,
+    ) -> Result<Option<HuntingResult>> {
+        let Some(&(bucket, count)) = buckets.last() else {
+            return Ok(None);
+        };
+        let take = self.config.graph_row_cap;
+        let query = kql::tick_bucket_query(&self.source(table), at, bucket, count, take);
+        let span = kql::timespan(at, at.saturating_add(Ticks(1)));
+        let too_large = match self.graph.run(http, now.0 / TICKS_PER_SECOND, &query, &span) {
+            Ok(result) if ((result.len() + result.malformed.len()) as u64) < u64::from(take) => {
+                buckets.pop();
+                self.report_malformed(table, &result, at);
+                return Ok(Some(result));
             }
             Ok(result) => format!("{} rows reached the limit of {take}", result.len() + result.malformed.len()),
             Err(QueryError::TooLarge(message)) => message,
-            // Tried again on the next poll, after the host's backoff.
-            Err(QueryError::TableUnavailable(message)) => {
-                self.pending = Some(p);
-                return Err(Error::Transient(message));
-            }
-            Err(QueryError::Other(e)) => {
-                self.pending = Some(p);
-                return Err(e);
-            }
+            Err(QueryError::TableUnavailable(message)) => return Err(Error::Transient(message)),
+            Err(QueryError::Other(e)) => return Err(e),
         };
-        if buckets >= MAX_BUCKETS {
-            return Err(single_tick_overflow(p.table, p.window.start, &too_large));
+        if count >= MAX_BUCKETS {
+            return Err(single_tick_overflow(table, at, &too_large));
         }
-        p.buckets.pop();
-        p.buckets.push((bucket + buckets, buckets * 2));
-        p.buckets.push((bucket, buckets * 2));
-        telemetry::counter("window_splits_total", &[("table", p.table.name)], 1);
-        self.pending = Some(p);
-        Ok(())
+        buckets.pop();
+        buckets.push((bucket + count, count * 2));
+        buckets.push((bucket, count * 2));
+        telemetry::counter("window_splits_total", &[("table", table.name)], 1);
+        Ok(None)
     }
 
     /// Logs and counts the entries of `answer` that are not rows.
