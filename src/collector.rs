@@ -927,18 +927,29 @@ mod tests {
         json!({"schema": [{"name": "Timestamp", "type": "DateTime"}], "results": results}).to_string()
     }
 
+    /// A collector configuration for tests: fixed credentials, endpoints
+    /// nobody listens on, and the given settings.
+    fn test_config(settings: serde_json::Value) -> serde_json::Value {
+        let mut config = json!({
+            "tenant_id": "t", "client_id": "c", "client_secret": "s",
+            "login_endpoint": "http://127.0.0.1:9", "graph_endpoint": "http://127.0.0.1:9",
+        });
+        for (key, value) in settings.as_object().expect("settings are an object") {
+            config[key] = value.clone();
+        }
+        config
+    }
+
     fn kql(request: &crate::http::Request) -> String {
         let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
         body["Query"].as_str().unwrap().to_string()
     }
 
     fn collector(max_rows: u32) -> Collector {
-        let config = json!({
-            "tenant_id": "t", "client_id": "c", "client_secret": "s",
-            "login_endpoint": "http://127.0.0.1:9", "graph_endpoint": "http://127.0.0.1:9",
+        let config = test_config(json!({
             "tables": ["DeviceProcessEvents"], "start_time": "2025-01-01T00:00:00Z",
             "max_rows_per_query": max_rows, "max_window": "1h",
-        });
+        }));
         Collector::new(&config.to_string(), None, Ticks::parse("2025-01-02T00:00:00Z").unwrap())
             .unwrap()
             .0
@@ -946,11 +957,9 @@ mod tests {
 
     #[test]
     fn an_entity_table_emits_one_merged_state_per_device_per_interval() {
-        let config = json!({
-            "tenant_id": "t", "client_id": "c", "client_secret": "s",
-            "login_endpoint": "http://127.0.0.1:9", "graph_endpoint": "http://127.0.0.1:9",
+        let config = test_config(json!({
             "tables": ["DeviceInfo"], "start_time": "2025-01-01T00:00:00Z", "overlap": "0s",
-        });
+        }));
         let now = Ticks::parse("2025-01-01T02:30:00Z").unwrap();
         let mut c = Collector::new(&config.to_string(), None, now).unwrap().0;
         let first_hour = json!({"schema": [], "results": [
@@ -985,12 +994,10 @@ mod tests {
 
     #[test]
     fn the_next_cycle_looks_again_at_the_overlap_in_its_one_query_and_emits_only_late_rows() {
-        let config = json!({
-            "tenant_id": "t", "client_id": "c", "client_secret": "s",
-            "login_endpoint": "http://127.0.0.1:9", "graph_endpoint": "http://127.0.0.1:9",
+        let config = test_config(json!({
             "tables": ["DeviceProcessEvents"], "start_time": "2025-01-01T00:00:00Z",
             "delay": "5m", "overlap": "10m",
-        });
+        }));
         let row =
             |t: &str, id: u32| json!({"Timestamp": t, "DeviceId": "d", "ActionType": "ProcessCreated", "ReportId": id, "ProcessId": id});
         let answer = |rows: Vec<serde_json::Value>| json!({"schema": [], "results": rows}).to_string();
@@ -1189,13 +1196,11 @@ mod tests {
 
     fn one_tick_collector(tables: serde_json::Value) -> Collector {
         // Graph's limit set to three rows.
-        let config = json!({
-            "tenant_id": "t", "client_id": "c", "client_secret": "s",
-            "login_endpoint": "http://127.0.0.1:9", "graph_endpoint": "http://127.0.0.1:9",
+        let config = test_config(json!({
             "tables": tables, "start_time": "2025-01-01T00:00:00Z",
             "max_rows_per_query": 2, "graph_row_cap": 3, "max_window": "1s", "delay": "0s",
             "max_calls_per_minute": 1000,
-        });
+        }));
         Collector::new(&config.to_string(), None, Ticks::parse("2025-01-01T00:00:01Z").unwrap())
             .unwrap()
             .0
@@ -1230,13 +1235,11 @@ mod tests {
 
     #[test]
     fn entity_rows_at_one_overfull_instant_are_all_collected_as_states() {
-        let config = json!({
-            "tenant_id": "t", "client_id": "c", "client_secret": "s",
-            "login_endpoint": "http://127.0.0.1:9", "graph_endpoint": "http://127.0.0.1:9",
+        let config = test_config(json!({
             "tables": ["DeviceInfo"], "start_time": "2025-01-01T00:00:00Z", "entity_interval": "1m",
             "max_rows_per_query": 2, "graph_row_cap": 3, "max_window": "1s", "delay": "0s",
             "max_calls_per_minute": 1000,
-        });
+        }));
         let now = Ticks::parse("2025-01-01T00:01:00Z").unwrap();
         let mut c = Collector::new(&config.to_string(), None, now).unwrap().0;
         let rows: Vec<serde_json::Value> = (0..5)
