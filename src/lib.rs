@@ -19,6 +19,7 @@
 //! - [`streams`]: the optional incident and alert streams of the security API;
 //! - [`collector`]: one poll, tying the above together;
 //! - [`convert`]: mapping a saved answer without collecting;
+//! - [`memcmp`]: the component's word-at-a-time `memcmp`;
 //! - `component` (wasm only): the WIT bindings and the `wasi:http` client.
 
 pub mod auth;
@@ -31,6 +32,7 @@ pub mod graph;
 pub mod http;
 pub mod kql;
 pub mod mapping;
+pub mod memcmp;
 pub mod planner;
 pub mod progress;
 pub mod snapshot;
