@@ -106,12 +106,9 @@ impl Event {
             };
             rest = tail;
         }
-        match node.get_mut(rest) {
-            Some(slot) => *slot = value,
-            None => {
-                node.insert(rest.to_string(), value);
-            }
-        }
+        // Most attributes are new: one search that inserts beats a lookup
+        // first (a set key keeps its place; only the value is replaced).
+        node.insert(rest.to_string(), value);
     }
 
     /// The attribute at `path`, if set.
