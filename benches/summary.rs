@@ -61,6 +61,10 @@ fn main() {
         return;
     }
     let min = Duration::from_secs(3);
+    if let Ok(files) = std::env::var("BENCH_COMPARE") {
+        compare(&files.split(',').collect::<Vec<_>>());
+        return;
+    }
     let runtime = Runtime::new(DEFAULT_COMPONENT, None).expect("the embedded component compiles");
     let limits = Limits {
         memory_bytes: 2 << 30,
@@ -112,6 +116,55 @@ fn main() {
     }
     if wanted("startup") {
         startup();
+    }
+}
+
+/// `BENCH_COMPARE=<a.wasm>,<b.wasm>,...`: the mapping rate of two or more
+/// builds of the component, measured in one process. The shared machine moves
+/// rates by ±20 % from one run to the next, so separate runs cannot show a
+/// 10 % change; here the components' runs alternate, and each one's median of
+/// 8 is reported. Every component must map each workload to the same bytes.
+fn compare(files: &[&str]) {
+    const ROWS: usize = 20_000;
+    const RUNS: usize = 8;
+    let limits = Limits {
+        memory_bytes: 2 << 30,
+        ..Limits::default()
+    };
+    let runtimes: Vec<Runtime> = files
+        .iter()
+        .map(|file| {
+            let bytes = std::fs::read(file).unwrap_or_else(|e| panic!("BENCH_COMPARE: cannot read {file}: {e}"));
+            Runtime::new(&bytes, None).unwrap_or_else(|e| panic!("BENCH_COMPARE: {file} is not a collector component: {e}"))
+        })
+        .collect();
+    let mut instances: Vec<_> = runtimes
+        .iter()
+        .map(|runtime| runtime.instantiate(&limits, Arc::new(Telemetry::default())).unwrap())
+        .collect();
+    for table in ["DeviceProcessEvents", "DeviceNetworkEvents", "DeviceEvents"] {
+        let base = chrono::DateTime::parse_from_rfc3339("2026-11-01T08:00:00Z").unwrap().to_utc();
+        let body = workload::answer(table, &workload::rows(table, ROWS, base));
+        let outputs: Vec<Vec<u8>> = instances
+            .iter_mut()
+            .map(|instance| instance.map_results(table, OPTIONS, &body).unwrap().unwrap().events)
+            .collect();
+        assert!(
+            outputs.windows(2).all(|pair| pair[0] == pair[1]),
+            "the components map {table} differently"
+        );
+        let mut rates = vec![Vec::with_capacity(RUNS); instances.len()];
+        for _ in 0..RUNS {
+            for (instance, rates) in instances.iter_mut().zip(&mut rates) {
+                let started = Instant::now();
+                std::hint::black_box(instance.map_results(table, OPTIONS, &body).unwrap().unwrap());
+                rates.push(ROWS as f64 / started.elapsed().as_secs_f64());
+            }
+        }
+        for (i, mut rates) in rates.into_iter().enumerate() {
+            rates.sort_by(f64::total_cmp);
+            report(&format!("compare_rows_per_s.{table}.{i}"), rates[RUNS / 2], "rows/s");
+        }
     }
 }
 
