@@ -395,16 +395,23 @@ pub fn row_uid(table: &Table, row: &Row) -> String {
         hasher.update([0x1f]);
         match row.get(*column) {
             // The same instant may be written with 0 to 7 fractional digits.
-            Some(Value::String(s)) if *column == "Timestamp" && Ticks::parse(s).is_ok() => {
-                hasher.update(Ticks::parse(s).map(|t| t.0).unwrap_or_default().to_string().as_bytes())
-            }
+            Some(Value::String(s)) if *column == "Timestamp" => match Ticks::parse(s) {
+                Ok(t) => hasher.update(t.0.to_string().as_bytes()),
+                Err(_) => hasher.update(s.as_bytes()),
+            },
             Some(Value::String(s)) => hasher.update(s.as_bytes()),
             Some(Value::Null) | None => {}
             Some(other) => hasher.update(other.to_string().as_bytes()),
         }
     }
     let digest = hasher.finalize();
-    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut uid = String::with_capacity(32);
+    for b in &digest[..16] {
+        uid.push(char::from(HEX[usize::from(b >> 4)]));
+        uid.push(char::from(HEX[usize::from(b & 0x0f)]));
+    }
+    uid
 }
 
 fn describe_key(table: &Table, row: &Row) -> String {
