@@ -438,7 +438,6 @@ impl CollectorConfig {
         format!("{}/.default", self.graph_endpoint)
     }
 
-    /// The origins the component needs, for the host's allow-list.
     /// `union_tables`: at least two distinct event tables, each collected,
     /// none joined with another table.
     fn validate_union(&self) -> Result<()> {
@@ -478,6 +477,7 @@ impl CollectorConfig {
         Ok(())
     }
 
+    /// The origins the component needs, for the host's allow-list.
     pub fn allowed_origins(&self) -> Vec<String> {
         let mut origins = vec![origin(&self.login_endpoint), origin(&self.graph_endpoint)];
         origins.dedup();
@@ -570,8 +570,6 @@ mod tests {
         assert!(e.contains("tenant_id"), "{e}");
     }
 
-    /// Only registry table names and timestamps the collector formats reach
-    /// KQL: a crafted value is refused before any query exists.
     #[test]
     fn union_tables_must_be_collected_event_tables_not_joined_ones() {
         use serde_json::json;
@@ -614,6 +612,8 @@ mod tests {
         }
     }
 
+    /// Only registry table names and timestamps the collector formats reach
+    /// KQL: a crafted value is refused before any query exists.
     #[test]
     fn a_crafted_value_cannot_change_the_query() {
         for crafted in [

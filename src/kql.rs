@@ -17,13 +17,15 @@ fn is_table_name(name: &str) -> bool {
     name.chars().all(|c| c.is_ascii_alphanumeric())
 }
 
+/// A registry table name or a [`union_source`] of them.
+fn is_source(source: &str) -> bool {
+    is_table_name(source) || source.starts_with("union withsource=")
+}
+
 /// Rows of `table` (a table name, or a [`union_source`]) with
 /// `start <= Timestamp < end`, oldest first, at most `take`.
 pub fn window_query(table: &str, start: Ticks, end: Ticks, take: u32) -> String {
-    debug_assert!(
-        is_table_name(table) || table.starts_with("union withsource="),
-        "table names come from the registry"
-    );
+    debug_assert!(is_source(table), "table names come from the registry");
     format!(
         "{table} | where Timestamp >= datetime({}) and Timestamp < datetime({}) | order by Timestamp asc | take {take}",
         start.to_iso(),
@@ -36,10 +38,7 @@ pub fn window_query(table: &str, start: Ticks, end: Ticks, take: u32) -> String 
 /// the rows of that instant into disjoint parts, whatever the columns: how
 /// more rows than one answer carries, all with one timestamp, are collected.
 pub fn tick_bucket_query(table: &str, at: Ticks, bucket: u32, buckets: u32, take: u32) -> String {
-    debug_assert!(
-        is_table_name(table) || table.starts_with("union withsource="),
-        "table names come from the registry"
-    );
+    debug_assert!(is_source(table), "table names come from the registry");
     format!(
         "{table} | where Timestamp == datetime({}) | where hash(tostring(pack_all()), {buckets}) == {bucket} | take {take}",
         at.to_iso()
