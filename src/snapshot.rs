@@ -9,13 +9,13 @@
 use crate::error::Result;
 use crate::graph::{self, HuntingResult};
 use crate::telemetry;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// The latest state of each entity among the first `end` rows of `answer`,
 /// as an answer of its own (newest state last) and its length. Rows that
 /// lack a key column stand alone.
 pub fn merge(answer: &HuntingResult, end: usize, key: &[&str], table: &str) -> Result<(HuntingResult, usize)> {
-    let mut states: Vec<Map<String, Value>> = Vec::new();
+    let mut states: Vec<graph::Row> = Vec::new();
     // Entity key → index in `states`, and the order of last update.
     let mut index: std::collections::HashMap<Vec<String>, usize> = std::collections::HashMap::new();
     let mut touched: Vec<(usize, usize)> = Vec::new();
@@ -67,7 +67,7 @@ pub fn merge(answer: &HuntingResult, end: usize, key: &[&str], table: &str) -> R
         .iter()
         .map(|(name, kind)| serde_json::json!({"name": name, "type": kind}))
         .collect();
-    let results: Vec<&Map<String, Value>> = order.iter().map(|s| &states[*s]).collect();
+    let results: Vec<&graph::Row> = order.iter().map(|s| &states[*s]).collect();
     let body = serde_json::to_vec(&serde_json::json!({"schema": schema, "results": results}))
         .map_err(|e| crate::error::Error::Fatal(format!("merging {table} rows: {e}")))?;
     let merged = graph::parse_response(body)?;

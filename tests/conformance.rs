@@ -8,7 +8,6 @@ mod ocsf_schema;
 use defender_ocsf_collector::mapping::{self, Context};
 use defender_ocsf_collector::time::Ticks;
 use ocsf_schema::{Schemas, shared_or_skip};
-use serde_json::Value;
 use std::collections::BTreeMap;
 
 #[test]
@@ -50,7 +49,7 @@ fn conformance(no_deprecated_classes: bool) {
             continue;
         };
         for (i, line) in text.lines().enumerate() {
-            let row: serde_json::Map<String, Value> = serde_json::from_str(line).unwrap();
+            let row: defender_ocsf_collector::graph::Row = serde_json::from_str(line).unwrap();
             match mapping::map_row(table, row, &ctx) {
                 Ok(event) => {
                     *per_table.entry(name.clone()).or_default() += 1;

@@ -85,7 +85,7 @@ fn golden_rows_map_to_the_expected_events() {
             collected_at: Some(Ticks(0)),
         };
         let label = format!("{} {:?}", case.table, case.row.get("ActionType"));
-        let event = match mapping::map_row(table, case.row.clone(), &ctx) {
+        let event = match mapping::map_row(table, case.row.clone().into_iter().collect(), &ctx) {
             Ok(e) => e,
             Err(e) => {
                 failures.push(format!("{label}: {e}"));

@@ -89,7 +89,7 @@ proptest! {
     fn any_row_of_any_table_maps_without_panic(index in 0..mapping::TABLES.len(), row in row(), no_deprecated in any::<bool>()) {
         let table = mapping::TABLES[index];
         let ctx = Context { tenant_uid: Some("t".into()), no_deprecated_classes: no_deprecated, collected_at: Some(Ticks(0)) };
-        match mapping::map_row(table, row.clone(), &ctx) {
+        match mapping::map_row(table, row.clone().into_iter().collect(), &ctx) {
             Ok(e) => {
                 let class = e["class_uid"].as_u64().unwrap();
                 let activity = e["activity_id"].as_u64().unwrap();

@@ -814,7 +814,7 @@ mod tests {
             tenant_uid: Some("tenant-1".into()),
             ..Context::default()
         };
-        map_row(table, row.as_object().unwrap().clone(), &ctx).unwrap()
+        map_row(table, serde_json::from_value(row).unwrap(), &ctx).unwrap()
     }
 
     /// A Windows ProcessCreated row, written for this test, mapped field by field.
@@ -912,7 +912,7 @@ mod tests {
     fn a_row_without_a_timestamp_is_an_error_naming_its_key() {
         let ctx = Context::default();
         let row = json!({"DeviceId": "d1", "ReportId": 5, "ActionType": "ProcessCreated"});
-        let err = map_row(&DEVICE_PROCESS_EVENTS, row.as_object().unwrap().clone(), &ctx).unwrap_err();
+        let err = map_row(&DEVICE_PROCESS_EVENTS, serde_json::from_value(row).unwrap(), &ctx).unwrap_err();
         assert_eq!(err.table, "DeviceProcessEvents");
         assert!(
             err.to_string().contains("DeviceId=d1") && err.to_string().contains("ReportId=5"),
