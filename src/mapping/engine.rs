@@ -92,9 +92,17 @@ pub struct Event(pub Map<String, Value>, pub Row);
 impl Event {
     /// Sets the attribute at `path`, creating the objects on the way.
     pub fn set(&mut self, path: &str, value: Value) {
+        let (parent, leaf) = split_last(path);
+        // Most attributes are new: one search that inserts beats a lookup
+        // first (a set key keeps its place; only the value is replaced).
+        self.object_at(parent).insert(leaf.to_string(), value);
+    }
+
+    /// The object at `path` (the root for `None`), created with the
+    /// objects on the way; a value in the way is replaced by an object.
+    fn object_at(&mut self, path: Option<&str>) -> &mut Map<String, Value> {
         let mut node = &mut self.0;
-        let mut rest = path;
-        while let Some((part, tail)) = split_first(rest) {
+        for part in path.into_iter().flat_map(segments) {
             // Look up before inserting: most parents exist already, and a
             // key is allocated only when it is new.
             if !matches!(node.get(part), Some(Value::Object(_))) {
@@ -104,11 +112,8 @@ impl Event {
                 Some(Value::Object(child)) => child,
                 _ => unreachable!("made an object above"),
             };
-            rest = tail;
         }
-        // Most attributes are new: one search that inserts beats a lookup
-        // first (a set key keeps its place; only the value is replaced).
-        node.insert(rest.to_string(), value);
+        node
     }
 
     /// The attribute at `path`, if set.
@@ -128,19 +133,8 @@ impl Event {
 
     /// Appends to the array at `path`, creating it.
     pub fn push(&mut self, path: &str, value: Value) {
-        match self.get_mut(path) {
-            Some(Value::Array(items)) => items.push(value),
-            _ => self.set(path, Value::Array(vec![value])),
-        }
-    }
-
-    fn get_mut(&mut self, path: &str) -> Option<&mut Value> {
-        let mut parts = segments(path);
-        let mut value = self.0.get_mut(parts.next()?)?;
-        for part in parts {
-            value = value.as_object_mut()?.get_mut(part)?;
-        }
-        Some(value)
+        let (parent, leaf) = split_last(path);
+        push_in(self.object_at(parent), leaf, value);
     }
 
     /// Copies the attribute at `from` to `to`, if `from` is set.
@@ -189,26 +183,34 @@ impl Event {
     /// Takes a left-over column if it converts, and puts it at `path`.
     /// Returns whether it was taken.
     pub fn map_column(&mut self, column: &str, path: &str, conv: Conv) -> bool {
-        let Some((key, v)) = self.1.remove_entry(column) else {
-            return false;
-        };
+        match self.take_converted(column, conv) {
+            Some(out) => {
+                put(self, path, conv, out);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Takes a left-over column and converts it. A cell that does not
+    /// convert stays in the row, to land under `unmapped`; an absent one
+    /// (null or `""`) is dropped.
+    fn take_converted(&mut self, column: &str, conv: Conv) -> Option<Value> {
+        let (key, v) = self.1.remove_entry(column)?;
         if is_absent(&v) {
-            return false;
+            return None;
         }
         // A string column kept as a string moves without a copy.
-        let out = match (v, conv) {
-            (Value::String(s), Conv::Str | Conv::Hash(_) | Conv::NamedItem | Conv::Integrity | Conv::Item) => Value::String(s),
-            (v, conv) => match convert(&v, conv) {
-                Some(out) => out,
-                None => {
-                    // Does not convert: it stays, to land under `unmapped`.
+        match (v, conv) {
+            (Value::String(s), Conv::Str | Conv::Hash(_) | Conv::NamedItem | Conv::Integrity | Conv::Item) => Some(Value::String(s)),
+            (v, conv) => {
+                let out = convert(&v, conv);
+                if out.is_none() {
                     self.1.insert(key, v);
-                    return false;
                 }
-            },
-        };
-        put(self, path, conv, out);
-        true
+                out
+            }
+        }
     }
 
     /// The parsed `AdditionalFields` object (JSON text or value), if any.
@@ -227,6 +229,14 @@ impl Event {
 fn split_first(path: &str) -> Option<(&str, &str)> {
     let dot = path.bytes().position(|b| b == b'.')?;
     Some((&path[..dot], &path[dot + 1..]))
+}
+
+/// The parent path of a dotted path, if any, and its last segment.
+fn split_last(path: &str) -> (Option<&str>, &str) {
+    match path.bytes().rposition(|b| b == b'.') {
+        Some(dot) => (Some(&path[..dot]), &path[dot + 1..]),
+        None => (None, path),
+    }
 }
 
 /// The segments of a dotted path.
@@ -354,24 +364,61 @@ pub fn integrity_id(level: &str) -> u32 {
 
 /// Puts a converted value at `to`, the way `conv` says.
 pub fn put(event: &mut Event, to: &str, conv: Conv, out: Value) {
+    let (parent, leaf) = split_last(to);
+    put_in(event.object_at(parent), leaf, conv, out);
+}
+
+/// Puts a converted value at `leaf` of `node`, the way `conv` says.
+fn put_in(node: &mut Map<String, Value>, leaf: &str, conv: Conv, out: Value) {
     match conv {
-        Conv::Hash(algorithm_id) => event.push(to, serde_json::json!({"algorithm_id": algorithm_id, "value": out})),
-        Conv::NamedItem => event.push(to, serde_json::json!({"name": out})),
-        Conv::Item | Conv::EmailItem => event.push(to, out),
+        Conv::Hash(algorithm_id) => push_in(node, leaf, serde_json::json!({"algorithm_id": algorithm_id, "value": out})),
+        Conv::NamedItem => push_in(node, leaf, serde_json::json!({"name": out})),
+        Conv::Item | Conv::EmailItem => push_in(node, leaf, out),
         Conv::Integrity => {
             let id = integrity_id(out.as_str().unwrap_or(""));
-            event.set(&format!("{to}_id"), Value::from(id));
-            event.set(to, out);
+            node.insert(format!("{leaf}_id"), Value::from(id));
+            node.insert(leaf.to_string(), out);
         }
-        _ => event.set(to, out),
+        _ => {
+            node.insert(leaf.to_string(), out);
+        }
+    }
+}
+
+/// Appends to the array at `leaf` of `node`, creating it (and replacing
+/// a value that is not an array).
+fn push_in(node: &mut Map<String, Value>, leaf: &str, value: Value) {
+    match node.get_mut(leaf) {
+        Some(Value::Array(items)) => items.push(value),
+        _ => {
+            node.insert(leaf.to_string(), Value::Array(vec![value]));
+        }
     }
 }
 
 /// Applies `fields` to the event's left-over columns: converted cells are
 /// taken, cells that do not convert stay (and end up under `unmapped`).
+///
+/// Consecutive fields under one parent object (`actor.process.file.name`,
+/// `actor.process.file.path`, ...) are put through a single walk of the tree
+/// to that object, which is made only when one of their cells converts.
+/// The order of the puts is the order of the fields.
 pub fn apply(event: &mut Event, fields: &[Field]) {
-    for field in fields {
-        event.map_column(field.column, field.to, field.conv);
+    let mut taken: Vec<(&Field, Value)> = Vec::new();
+    let mut rest = fields;
+    while let Some(first) = rest.first() {
+        let (parent, _) = split_last(first.to);
+        let run = rest.iter().take_while(|f| split_last(f.to).0 == parent).count();
+        let (group, tail) = rest.split_at(run);
+        rest = tail;
+        taken.extend(group.iter().filter_map(|f| Some((f, event.take_converted(f.column, f.conv)?))));
+        if taken.is_empty() {
+            continue;
+        }
+        let node = event.object_at(parent);
+        for (field, out) in taken.drain(..) {
+            put_in(node, split_last(field.to).1, field.conv, out);
+        }
     }
 }
 
