@@ -29,7 +29,9 @@ pub type Row = HashMap<String, Value, foldhash::fast::RandomState>;
 pub struct HuntingResult {
     /// Column names and their declared types (`DateTime`, `String`, `Int64`, ...).
     pub schema: Vec<(String, String)>,
-    body: Vec<u8>,
+    /// Checked to be UTF-8 once, so that parsing a row does not check its
+    /// strings again.
+    body: String,
     /// Where each row (a JSON object) lies in `body`.
     rows: Vec<(u32, u32)>,
     /// Entries of `results` that are not rows (not JSON objects), described
@@ -47,7 +49,7 @@ impl HuntingResult {
         self.rows.is_empty()
     }
 
-    fn raw(&self, i: usize) -> &[u8] {
+    fn raw(&self, i: usize) -> &str {
         let (start, end) = self.rows[i];
         &self.body[start as usize..end as usize]
     }
@@ -57,7 +59,7 @@ impl HuntingResult {
         // Room for every declared column, so that the map never grows while
         // it is filled (within reason: the schema is the server's word).
         let columns = self.schema.len().clamp(8, 512);
-        let mut de = serde_json::Deserializer::from_slice(self.raw(i));
+        let mut de = serde_json::Deserializer::from_str(self.raw(i));
         serde::de::DeserializeSeed::deserialize(RowSeed(columns), &mut de)
             .and_then(|row| de.end().map(|()| row))
             .map_err(|e| format!("row {i} could not be read: {e}"))
@@ -75,7 +77,7 @@ impl HuntingResult {
             #[serde(rename = "Timestamp", borrow, default)]
             timestamp: Option<std::borrow::Cow<'a, str>>,
         }
-        let t: TimeOnly = serde_json::from_slice(self.raw(i)).ok()?;
+        let t: TimeOnly = serde_json::from_str(self.raw(i)).ok()?;
         Ticks::parse(&t.timestamp?).ok()
     }
 }
@@ -132,12 +134,17 @@ pub fn parse_response(body: impl Into<Vec<u8>>) -> Result<HuntingResult, Error> 
             body.len()
         )));
     }
-    let raw: RawResult = serde_json::from_slice(&body).map_err(|e| {
+    let not_results = |body: &[u8], why: &dyn std::fmt::Display| {
         let start = String::from_utf8_lossy(&body[..body.len().min(120)]).into_owned();
         Error::Transient(format!(
-            "Graph returned a response that is not valid hunting results ({e}); it starts with: {start:?}"
+            "Graph returned a response that is not valid hunting results ({why}); it starts with: {start:?}"
         ))
+    };
+    let body = String::from_utf8(body).map_err(|e| {
+        let why = format!("it is not UTF-8 text: {}", e.utf8_error());
+        not_results(e.as_bytes(), &why)
     })?;
+    let raw: RawResult = serde_json::from_str(&body).map_err(|e| not_results(body.as_bytes(), &e))?;
     let results = raw
         .results
         .ok_or_else(|| Error::Transient("Graph returned a response without `results`; a proxy may have answered".into()))?;
@@ -456,6 +463,19 @@ mod tests {
         assert!(e.contains("<html>502"), "{e}");
         let e = parse_response(br#"{"schema":[]}"#).unwrap_err().to_string();
         assert!(e.contains("without `results`"), "{e}");
+        // Latin-1 where UTF-8 belongs: named, with the position, and the start shown.
+        let e = parse_response(&b"{\"schema\":[],\"results\":[{\"a\":\"caf\xe9\"}]}"[..])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not UTF-8") && e.contains("index 33") && e.contains("results"), "{e}");
+    }
+
+    #[test]
+    fn rows_keep_their_escapes_and_unicode() {
+        let body = r#"{"schema":[],"results":[{"Path":"C:\\Windows\\\u00e9\"x\"","Name":"Ωmega ✓"}]}"#;
+        let row = parse_response(body).unwrap().row(0).unwrap();
+        assert_eq!(row["Path"], "C:\\Windows\\é\"x\"");
+        assert_eq!(row["Name"], "Ωmega ✓");
     }
 
     #[test]
