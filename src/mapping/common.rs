@@ -2,7 +2,7 @@
 //! the reporting device, the acting (initiating) process, and the fix-ups
 //! that keep OCSF objects valid (guide §0.2–§0.5).
 
-use super::engine::{Conv::*, Event, Field, f};
+use super::engine::{Conv::*, Event, Field, f, join};
 use serde_json::Value;
 
 /// The device that reported the row (guide §0.2).
@@ -79,8 +79,8 @@ pub fn finish_file(e: &mut Event, path: &str) {
     if e.get(path).is_none() {
         return;
     }
-    let name_path = format!("{path}.name");
-    let path_path = format!("{path}.path");
+    let name_path = join(path, "name");
+    let path_path = join(path, "path");
     let name = e.get_str(&name_path).map(str::to_string);
     if let Some(full) = e.get_str(&path_path).map(str::to_string) {
         let sep = if full.contains('\\') { '\\' } else { '/' };
@@ -94,17 +94,17 @@ pub fn finish_file(e: &mut Event, path: &str) {
         };
         if let Some(i) = full.rfind(sep) {
             if i > 0 {
-                e.set(&format!("{path}.parent_folder"), full[..i].to_string().into());
+                e.set(&join(path, "parent_folder"), full[..i].to_string().into());
             }
             if name.is_none() && i + 1 < full.len() {
                 e.set(&name_path, full[i + 1..].to_string().into());
             }
         }
     }
-    require_any(e, &format!("{path}.product"), &["name", "uid"]);
+    require_any(e, &join(path, "product"), &["name", "uid"]);
     if e.get(&name_path).is_some() {
-        e.set(&format!("{path}.type_id"), 1.into());
-        e.set(&format!("{path}.type"), "Regular File".into());
+        e.set(&join(path, "type_id"), 1.into());
+        e.set(&join(path, "type"), "Regular File".into());
     } else {
         move_to_unmapped(e, path);
     }
@@ -117,13 +117,13 @@ pub fn finish_process(e: &mut Event, path: &str) {
     if e.get(path).is_none() {
         return;
     }
-    let file = format!("{path}.file");
+    let file = join(path, "file");
     finish_file(e, &file);
-    e.copy(&format!("{file}.name"), &format!("{path}.name"));
-    e.copy(&format!("{file}.path"), &format!("{path}.path"));
-    require_any(e, &format!("{path}.user"), &["name", "uid", "account"]);
-    drop_unknown_process(e, &format!("{path}.parent_process"));
-    require_any(e, &format!("{path}.parent_process"), &["pid", "uid", "cpid"]);
+    e.copy(&join(&file, "name"), &join(path, "name"));
+    e.copy(&join(&file, "path"), &join(path, "path"));
+    require_any(e, &join(path, "user"), &["name", "uid", "account"]);
+    drop_unknown_process(e, &join(path, "parent_process"));
+    require_any(e, &join(path, "parent_process"), &["pid", "uid", "cpid"]);
     require_any(e, path, &["pid", "uid", "cpid"]);
 }
 
@@ -299,7 +299,7 @@ pub fn remote_url(e: &mut Event, endpoint: &str) {
         e.take_column("RemoteUrl");
     }
     if !host.is_empty() {
-        e.set(&format!("{endpoint}.hostname"), host.into());
+        e.set(&join(endpoint, "hostname"), host.into());
     }
 }
 

@@ -1,7 +1,7 @@
 //! The Device* tables of Defender for Endpoint (guide §4–§8, §21).
 
 use super::common::{self, DEVICE, INITIATING_PROCESS};
-use super::engine::{Context, Conv::*, Event, Field, f};
+use super::engine::{Context, Conv::*, Event, Field, f, join};
 use super::{Activity, Product, Shape, Table};
 use serde_json::Value;
 
@@ -335,13 +335,13 @@ fn finish_registry(e: &mut Event, _ctx: &Context) {
     let renamed = e.get_str("metadata.event_code") == Some("RegistryKeyRenamed");
     for (object, previous) in [("reg_key", "prev_reg_key"), ("reg_value", "prev_reg_value")] {
         // Deletes report the key only as the previous key (guide §8).
-        let path = format!("{object}.path");
+        let path = join(object, "path");
         if e.get(&path).is_none() {
-            e.copy(&format!("{previous}.path"), &path);
+            e.copy(&join(previous, "path"), &path);
         }
-        let same = e.get(&format!("{previous}.path")) == e.get(&path)
-            && e.get(&format!("{previous}.name")).is_none()
-            && e.get(&format!("{previous}.data")).is_none();
+        let same = e.get(&join(previous, "path")) == e.get(&path)
+            && e.get(&join(previous, "name")).is_none()
+            && e.get(&join(previous, "data")).is_none();
         if same && !renamed {
             if let Some(p) = e.0.remove(previous) {
                 // The previous key carried no information beyond the key itself.

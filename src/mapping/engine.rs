@@ -231,6 +231,12 @@ fn split_first(path: &str) -> Option<(&str, &str)> {
     Some((&path[..dot], &path[dot + 1..]))
 }
 
+/// The dotted path `path.leaf`. A plain concatenation: `format!` costs
+/// twenty times as much, and finish steps build a few dozen paths a row.
+pub fn join(path: &str, leaf: &str) -> String {
+    [path, ".", leaf].concat()
+}
+
 /// The parent path of a dotted path, if any, and its last segment.
 fn split_last(path: &str) -> (Option<&str>, &str) {
     match path.bytes().rposition(|b| b == b'.') {
@@ -376,7 +382,7 @@ fn put_in(node: &mut Map<String, Value>, leaf: &str, conv: Conv, out: Value) {
         Conv::Item | Conv::EmailItem => push_in(node, leaf, out),
         Conv::Integrity => {
             let id = integrity_id(out.as_str().unwrap_or(""));
-            node.insert(format!("{leaf}_id"), Value::from(id));
+            node.insert([leaf, "_id"].concat(), Value::from(id));
             node.insert(leaf.to_string(), out);
         }
         _ => {

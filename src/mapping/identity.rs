@@ -3,7 +3,7 @@
 
 use super::common;
 use super::device::{auth_protocol_id, logon_type_id};
-use super::engine::{Context, Conv::*, Event, Field, f};
+use super::engine::{Context, Conv::*, Event, Field, f, join};
 use super::{Activity, Product, Shape, Table};
 use serde_json::Value;
 
@@ -144,8 +144,8 @@ fn finish_query(e: &mut Event, _ctx: &Context) {
 
 /// A user needs a name or id; fall back to the UPN as the name.
 fn identity_user(e: &mut Event, path: &str) {
-    if e.get(&format!("{path}.name")).is_none() && e.get(&format!("{path}.uid")).is_none() {
-        e.copy(&format!("{path}.email_addr"), &format!("{path}.name"));
+    if e.get(&join(path, "name")).is_none() && e.get(&join(path, "uid")).is_none() {
+        e.copy(&join(path, "email_addr"), &join(path, "name"));
     }
     common::require_any(e, path, &["name", "uid", "account"]);
 }
