@@ -17,9 +17,9 @@ use std::collections::HashMap;
 /// A hash map rather than a B-tree: mapping looks up and takes every column
 /// by name, and column names share long prefixes (`InitiatingProcessVersionInfo…`),
 /// which a B-tree compares over and over. In the component, where a byte
-/// comparison costs more than natively, this made mapping 12–19 % faster
-/// (docs/performance.md). Its order is no one's concern: what is left of a
-/// row lands under `unmapped`, an ordered map.
+/// comparison costs more than natively, this made mapping faster by up to a
+/// fifth (docs/performance.md); natively it is a wash. Its order is no one's
+/// concern: what is left of a row lands under `unmapped`, an ordered map.
 pub type Row = HashMap<String, Value, foldhash::fast::RandomState>;
 
 /// A parsed `huntingQueryResults`. The answer's bytes are kept as they came
