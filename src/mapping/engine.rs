@@ -643,6 +643,42 @@ mod tests {
         assert_eq!(split_first("time"), None);
     }
 
+    fn event_with(row: serde_json::Value) -> Event {
+        Event(Map::new(), serde_json::from_value(row).unwrap())
+    }
+
+    #[test]
+    fn a_run_of_fields_makes_its_parent_only_when_a_cell_converts() {
+        use Conv::*;
+        const FIELDS: &[Field] = &[
+            f("Local", "src.ip", Ip),
+            f("Port", "src.port", Port),
+            f("Md5", "src.file.hashes", Hash(1)),
+            f("Level", "src.file.integrity", Integrity),
+            f("Name", "name", Str),
+        ];
+        // Nothing converts: no `src` at all, and the cells that did not
+        // convert stay for `unmapped`; absent ones are dropped.
+        let mut e = event_with(json!({"Local": "not an ip", "Port": 70000, "Md5": "", "Level": null}));
+        apply(&mut e, FIELDS);
+        assert_eq!(e.0, Map::new());
+        assert_eq!(e.1.len(), 2);
+        assert!(e.1.contains_key("Local") && e.1.contains_key("Port"));
+
+        // A later cell of a run converts although an earlier one does not;
+        // each run lands in its own parent, in field order.
+        let mut e = event_with(json!({"Local": "x", "Port": "443", "Md5": "ab", "Level": "High", "Name": "n"}));
+        apply(&mut e, FIELDS);
+        assert_eq!(
+            e.0,
+            json!({"src": {"port": 443, "file": {"hashes": [{"algorithm_id": 1, "value": "ab"}], "integrity": "High", "integrity_id": 4}}, "name": "n"})
+                .as_object()
+                .unwrap()
+                .clone()
+        );
+        assert_eq!(e.1.keys().collect::<Vec<_>>(), ["Local"]);
+    }
+
     #[test]
     fn integrity_levels() {
         assert_eq!(integrity_id("System"), 5);
