@@ -66,17 +66,12 @@ fn main() {
         return;
     }
     let runtime = Runtime::new(DEFAULT_COMPONENT, None).expect("the embedded component compiles");
-    let limits = Limits {
-        memory_bytes: 2 << 30,
-        ..Limits::default()
-    };
+    let limits = mapping_limits();
     let mut instance = runtime.instantiate(&limits, Arc::new(Telemetry::default())).unwrap();
 
     const ROWS: usize = 20_000;
     for table in ["DeviceProcessEvents", "DeviceNetworkEvents", "DeviceEvents"] {
-        let base = chrono::DateTime::parse_from_rfc3339("2026-11-01T08:00:00Z").unwrap().to_utc();
-        let rows = workload::rows(table, ROWS, base);
-        let body = workload::answer(table, &rows);
+        let body = mapping_answer(table, ROWS);
         report(&format!("workload_bytes_per_row.{table}"), body.len() as f64 / ROWS as f64, "bytes");
 
         let native = defender_ocsf_collector::convert::convert(table, OPTIONS, body.as_slice()).unwrap();
@@ -119,6 +114,20 @@ fn main() {
     }
 }
 
+/// The answer of `rows` workload rows of `table` that the mapping figures map.
+fn mapping_answer(table: &str, rows: usize) -> Vec<u8> {
+    let base = chrono::DateTime::parse_from_rfc3339("2026-11-01T08:00:00Z").unwrap().to_utc();
+    workload::answer(table, &workload::rows(table, rows, base))
+}
+
+/// Room for a 20,000-row answer and its events in the component's memory.
+fn mapping_limits() -> Limits {
+    Limits {
+        memory_bytes: 2 << 30,
+        ..Limits::default()
+    }
+}
+
 /// `BENCH_COMPARE=<a.wasm>,<b.wasm>,...`: the mapping rate of two or more
 /// builds of the component, measured in one process. The shared machine moves
 /// rates by ±20 % from one run to the next, so separate runs cannot show a
@@ -127,10 +136,7 @@ fn main() {
 fn compare(files: &[&str]) {
     const ROWS: usize = 20_000;
     const RUNS: usize = 8;
-    let limits = Limits {
-        memory_bytes: 2 << 30,
-        ..Limits::default()
-    };
+    let limits = mapping_limits();
     let runtimes: Vec<Runtime> = files
         .iter()
         .map(|file| {
@@ -143,8 +149,7 @@ fn compare(files: &[&str]) {
         .map(|runtime| runtime.instantiate(&limits, Arc::new(Telemetry::default())).unwrap())
         .collect();
     for table in ["DeviceProcessEvents", "DeviceNetworkEvents", "DeviceEvents"] {
-        let base = chrono::DateTime::parse_from_rfc3339("2026-11-01T08:00:00Z").unwrap().to_utc();
-        let body = workload::answer(table, &workload::rows(table, ROWS, base));
+        let body = mapping_answer(table, ROWS);
         let outputs: Vec<Vec<u8>> = instances
             .iter_mut()
             .map(|instance| instance.map_results(table, OPTIONS, &body).unwrap().unwrap().events)
