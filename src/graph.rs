@@ -476,6 +476,12 @@ mod tests {
         let row = parse_response(body).unwrap().row(0).unwrap();
         assert_eq!(row["Path"], "C:\\Windows\\é\"x\"");
         assert_eq!(row["Name"], "Ωmega ✓");
+        // A column sent twice keeps its last value, as a JSON object's reader would.
+        let twice = parse_response(r#"{"schema":[],"results":[{"A":1,"A":2}]}"#)
+            .unwrap()
+            .row(0)
+            .unwrap();
+        assert_eq!((twice.len(), &twice["A"]), (1, &serde_json::json!(2)));
     }
 
     #[test]
