@@ -3,7 +3,9 @@
 //!
 //! 1. mapping throughput inside the component (wasmtime), per table;
 //! 2. the same code compiled natively, in the same run, and beside it the
-//!    floor of the engine's design (parsing rows, writing events, no mapping);
+//!    floor of the engine's design (parsing rows, writing events, no mapping)
+//!    and the copy floor of any design (copy-floor/: every cell of the
+//!    answer copied to the output, nothing mapped), natively and in wasmtime;
 //! 3. the DeviceProcessEvents → 1007 mapping as a VRL program (`vrl` crate);
 //! 4. peak RSS of a host process collecting a 100,000-row answer;
 //! 5. time from process start to the first query, with a cached compiled
@@ -14,6 +16,8 @@
 //! `run --once` code (`app::run`, what the binary's `run` calls) against a
 //! replay endpoint in the parent.
 
+#[path = "copy-floor/src/lib.rs"]
+mod copy_floor;
 mod workload;
 
 use defender_ocsf_host::app::{self, RunOptions};
@@ -90,9 +94,13 @@ fn main() {
         report(&format!("native_rows_per_s.{table}"), native_rate, "rows/s");
         let floor = floor_rows_per_second(&body, &native.events, ROWS, min);
         report(&format!("native_floor_rows_per_s.{table}"), floor, "rows/s");
+        let copy_floor = native_copy_floor(&body, ROWS, min);
+        report(&format!("native_copy_floor_rows_per_s.{table}"), copy_floor, "rows/s");
         if std::env::var("BENCH_NATIVE_ONLY").is_ok() {
             continue;
         }
+        let copy_floor = component_copy_floor(&body, min);
+        report(&format!("component_copy_floor_rows_per_s.{table}"), copy_floor, "rows/s");
         let component_rate = rows_per_second(ROWS, min, || {
             std::hint::black_box(instance.map_results(table, OPTIONS, &body).unwrap().unwrap());
         });
@@ -193,6 +201,87 @@ fn floor_rows_per_second(body: &[u8], events: &[u8], rows: usize, min: Duration)
         }
         std::hint::black_box(out);
     })
+}
+
+/// The copy floor natively: every cell of the answer copied to the output
+/// (`copy-floor/src/lib.rs`), the least any mapping does.
+fn native_copy_floor(body: &[u8], rows: usize, min: Duration) -> f64 {
+    let answer = std::str::from_utf8(body).unwrap();
+    let mut out = Vec::with_capacity(body.len() + body.len() / 8);
+    assert_eq!(copy_floor::copy_floor(answer, &mut out).unwrap(), rows);
+    // It does copy every cell: each line is its row.
+    let answer_rows = serde_json::from_str::<serde_json::Value>(answer).unwrap()["results"].take();
+    let lines: Vec<serde_json::Value> = serde_json::Deserializer::from_slice(&out).into_iter().map(Result::unwrap).collect();
+    assert_eq!(serde_json::Value::Array(lines), answer_rows, "the copy floor copies every cell");
+    rows_per_second(rows, min, || {
+        out.clear();
+        std::hint::black_box(copy_floor::copy_floor(answer, &mut out).unwrap());
+    })
+}
+
+/// The copy floor inside a component: `copy-floor/` built for wasm32-wasip2
+/// (once, into `target/copy-floor`) and run as a WASI command in wasmtime,
+/// with epoch interruption on as in the host's runtime. It reads the answer
+/// on stdin, times itself like [`rows_per_second`] and prints its rate.
+fn component_copy_floor(body: &[u8], min: Duration) -> f64 {
+    use wasmtime::component::{Component, Linker, ResourceTable};
+    use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
+    use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+    struct Guest(WasiCtx, ResourceTable);
+    impl WasiView for Guest {
+        fn ctx(&mut self) -> WasiCtxView<'_> {
+            WasiCtxView {
+                ctx: &mut self.0,
+                table: &mut self.1,
+            }
+        }
+    }
+    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    let file = BUILT.get_or_init(build_copy_floor);
+    let mut config = wasmtime::Config::new();
+    config.epoch_interruption(true);
+    let engine = wasmtime::Engine::new(&config).unwrap();
+    let component = Component::from_file(&engine, file).unwrap();
+    let mut linker = Linker::<Guest>::new(&engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).unwrap();
+    let stdout = MemoryOutputPipe::new(1 << 10);
+    let wasi = WasiCtx::builder()
+        .stdin(MemoryInputPipe::new(body.to_vec()))
+        .stdout(stdout.clone())
+        .inherit_stderr()
+        .args(&["copy-floor".to_string(), min.as_secs_f64().to_string()])
+        .build();
+    let mut store = wasmtime::Store::new(&engine, Guest(wasi, ResourceTable::new()));
+    store.set_epoch_deadline(1); // the epoch never moves here: the checks cost, never trap
+    let command = wasmtime_wasi::p2::bindings::sync::Command::instantiate(&mut store, &component, &linker).unwrap();
+    command.wasi_cli_run().call_run(&mut store).unwrap().expect("the copy floor ran");
+    let printed = String::from_utf8(stdout.contents().to_vec()).unwrap();
+    printed
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("the copy floor printed {printed:?}"))
+}
+
+/// Builds `copy-floor/` for wasm32-wasip2 and returns the component's path.
+fn build_copy_floor() -> std::path::PathBuf {
+    let crate_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("copy-floor");
+    let target_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/copy-floor");
+    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cargo
+        .args(["build", "--release", "--locked", "--target", "wasm32-wasip2", "--manifest-path"])
+        .arg(crate_dir.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target_dir);
+    // The bench's own flags and profile settings are not the guest's.
+    for (key, _) in std::env::vars() {
+        if key.ends_with("RUSTFLAGS") || key.starts_with("CARGO_PROFILE_") || key == "CARGO_TARGET_DIR" || key == "CARGO_BUILD_TARGET" {
+            cargo.env_remove(key);
+        }
+    }
+    let status = cargo.status().expect("running cargo to build copy-floor");
+    assert!(status.success(), "building benches/copy-floor for wasm32-wasip2 failed (see above)");
+    target_dir.join("wasm32-wasip2/release/copy-floor.wasm")
 }
 
 /// Figure 4: a host process collects one 100,000-row answer of about 50 MB.
