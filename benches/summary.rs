@@ -99,7 +99,7 @@ fn main() {
         if std::env::var("BENCH_NATIVE_ONLY").is_ok() {
             continue;
         }
-        let copy_floor = component_copy_floor(&body, min);
+        let copy_floor = component_copy_floor(&body, ROWS, min);
         report(&format!("component_copy_floor_rows_per_s.{table}"), copy_floor, "rows/s");
         let component_rate = rows_per_second(ROWS, min, || {
             std::hint::black_box(instance.map_results(table, OPTIONS, &body).unwrap().unwrap());
@@ -222,8 +222,9 @@ fn native_copy_floor(body: &[u8], rows: usize, min: Duration) -> f64 {
 /// The copy floor inside a component: `copy-floor/` built for wasm32-wasip2
 /// (once, into `target/copy-floor`) and run as a WASI command in wasmtime,
 /// with epoch interruption on as in the host's runtime. It reads the answer
-/// on stdin, times itself like [`rows_per_second`] and prints its rate.
-fn component_copy_floor(body: &[u8], min: Duration) -> f64 {
+/// on stdin, times itself like [`rows_per_second`] and prints how many rows
+/// it copied and its rate.
+fn component_copy_floor(body: &[u8], rows: usize, min: Duration) -> f64 {
     use wasmtime::component::{Component, Linker, ResourceTable};
     use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
     use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -257,10 +258,13 @@ fn component_copy_floor(body: &[u8], min: Duration) -> f64 {
     let command = wasmtime_wasi::p2::bindings::sync::Command::instantiate(&mut store, &component, &linker).unwrap();
     command.wasi_cli_run().call_run(&mut store).unwrap().expect("the copy floor ran");
     let printed = String::from_utf8(stdout.contents().to_vec()).unwrap();
-    printed
+    let (copied, rate) = printed
         .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("the copy floor printed {printed:?}"))
+        .split_once(' ')
+        .and_then(|(copied, rate)| Some((copied.parse::<usize>().ok()?, rate.parse::<f64>().ok()?)))
+        .unwrap_or_else(|| panic!("the copy floor printed {printed:?}"));
+    assert_eq!(copied, rows, "the copy floor in the component copies every row");
+    rate
 }
 
 /// Builds `copy-floor/` for wasm32-wasip2 and returns the component's path.
