@@ -209,10 +209,17 @@ fn native_copy_floor(body: &[u8], rows: usize, min: Duration) -> f64 {
     let answer = std::str::from_utf8(body).unwrap();
     let mut out = Vec::with_capacity(body.len() + body.len() / 8);
     assert_eq!(copy_floor::copy_floor(answer, &mut out).unwrap(), rows);
-    // It does copy every cell: each line is its row.
-    let answer_rows = serde_json::from_str::<serde_json::Value>(answer).unwrap()["results"].take();
-    let lines: Vec<serde_json::Value> = serde_json::Deserializer::from_slice(&out).into_iter().map(Result::unwrap).collect();
-    assert_eq!(serde_json::Value::Array(lines), answer_rows, "the copy floor copies every cell");
+    // It does copy every cell: each line is its row (compared row by row,
+    // as the collector reads them, to hold one row at a time).
+    let rows_in = defender_ocsf_collector::graph::parse_response(body).unwrap();
+    let lines = serde_json::Deserializer::from_slice(&out).into_iter::<std::collections::BTreeMap<String, serde_json::Value>>();
+    let mut copied = 0;
+    for (i, line) in lines.enumerate() {
+        let row: std::collections::BTreeMap<_, _> = rows_in.row(i).unwrap().into_iter().collect();
+        assert_eq!(line.unwrap(), row, "the copy floor copies every cell of row {i}");
+        copied += 1;
+    }
+    assert_eq!(copied, rows);
     rows_per_second(rows, min, || {
         out.clear();
         std::hint::black_box(copy_floor::copy_floor(answer, &mut out).unwrap());
