@@ -227,7 +227,7 @@ fn native_copy_floor(body: &[u8], rows: usize, min: Duration) -> f64 {
 }
 
 /// The copy floor inside a component: `copy-floor/` built for wasm32-wasip2
-/// (once, into `target/copy-floor`) and run as a WASI command in wasmtime,
+/// and compiled (once, into `target/copy-floor`) and run as a WASI command in wasmtime,
 /// with epoch interruption on as in the host's runtime. It reads the answer
 /// on stdin, times itself like [`rows_per_second`] and prints how many rows
 /// it copied and its rate.
@@ -245,13 +245,16 @@ fn component_copy_floor(body: &[u8], rows: usize, min: Duration) -> f64 {
             }
         }
     }
-    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    let file = BUILT.get_or_init(build_copy_floor);
-    let mut config = wasmtime::Config::new();
-    config.epoch_interruption(true);
-    let engine = wasmtime::Engine::new(&config).unwrap();
-    let component = Component::from_file(&engine, file).unwrap();
-    let mut linker = Linker::<Guest>::new(&engine);
+    // Built and compiled once, for every table's run.
+    static COMPILED: std::sync::OnceLock<(wasmtime::Engine, Component)> = std::sync::OnceLock::new();
+    let (engine, component) = COMPILED.get_or_init(|| {
+        let mut config = wasmtime::Config::new();
+        config.epoch_interruption(true);
+        let engine = wasmtime::Engine::new(&config).unwrap();
+        let component = Component::from_file(&engine, build_copy_floor()).unwrap();
+        (engine, component)
+    });
+    let mut linker = Linker::<Guest>::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).unwrap();
     let stdout = MemoryOutputPipe::new(1 << 10);
     let wasi = WasiCtx::builder()
@@ -260,9 +263,9 @@ fn component_copy_floor(body: &[u8], rows: usize, min: Duration) -> f64 {
         .inherit_stderr()
         .args(&["copy-floor".to_string(), min.as_secs_f64().to_string()])
         .build();
-    let mut store = wasmtime::Store::new(&engine, Guest(wasi, ResourceTable::new()));
+    let mut store = wasmtime::Store::new(engine, Guest(wasi, ResourceTable::new()));
     store.set_epoch_deadline(1); // the epoch never moves here: the checks cost, never trap
-    let command = wasmtime_wasi::p2::bindings::sync::Command::instantiate(&mut store, &component, &linker).unwrap();
+    let command = wasmtime_wasi::p2::bindings::sync::Command::instantiate(&mut store, component, &linker).unwrap();
     command.wasi_cli_run().call_run(&mut store).unwrap().expect("the copy floor ran");
     let printed = String::from_utf8(stdout.contents().to_vec()).unwrap();
     let (copied, rate) = printed
