@@ -5,7 +5,9 @@
 //! 2. the same code compiled natively, in the same run, and beside it the
 //!    floor of the engine's design (parsing rows, writing events, no mapping)
 //!    and the copy floor of any design (copy-floor/: every cell of the
-//!    answer copied to the output, nothing mapped), natively and in wasmtime;
+//!    answer copied to the output, nothing mapped), natively and in wasmtime,
+//!    and the DeviceProcessEvents mapping written in the typed, direct design
+//!    (copy-floor/src/typed.rs), natively and in wasmtime;
 //! 3. the DeviceProcessEvents → 1007 mapping as a VRL program (`vrl` crate);
 //! 4. peak RSS of a host process collecting a 100,000-row answer;
 //! 5. time from process start to the first query, with a cached compiled
@@ -96,11 +98,25 @@ fn main() {
         report(&format!("native_floor_rows_per_s.{table}"), floor, "rows/s");
         let copy_floor = native_copy_floor(&body, ROWS, min);
         report(&format!("native_copy_floor_rows_per_s.{table}"), copy_floor, "rows/s");
+        let typed_checksum = (table == "DeviceProcessEvents").then(|| {
+            check_typed_edges(&workload::rows(table, 2_000, chrono::Utc::now()));
+            let (native_typed, checksum) = native_typed(&body, &native.events, ROWS, min);
+            report("native_typed_rows_per_s.DeviceProcessEvents", native_typed, "rows/s");
+            checksum
+        });
         if std::env::var("BENCH_NATIVE_ONLY").is_ok() {
             continue;
         }
-        let copy_floor = component_copy_floor(&body, ROWS, min);
+        let (copy_floor, _) = component_copy_floor(&body, ROWS, min, "copy");
         report(&format!("component_copy_floor_rows_per_s.{table}"), copy_floor, "rows/s");
+        if let Some(checksum) = typed_checksum {
+            let (typed, in_component) = component_copy_floor(&body, ROWS, min, "typed");
+            assert_eq!(
+                in_component, checksum,
+                "the typed mapping writes the same bytes in the component as natively"
+            );
+            report("component_typed_rows_per_s.DeviceProcessEvents", typed, "rows/s");
+        }
         let component_rate = rows_per_second(ROWS, min, || {
             std::hint::black_box(instance.map_results(table, OPTIONS, &body).unwrap().unwrap());
         });
@@ -226,12 +242,140 @@ fn native_copy_floor(body: &[u8], rows: usize, min: Duration) -> f64 {
     })
 }
 
+/// The DeviceProcessEvents mapping in the typed, direct design
+/// (`copy-floor/src/typed.rs`), natively. It is first checked to emit the
+/// collector's events (`expected`), row by row, as JSON values; returns its
+/// rate and the checksum of its output.
+fn native_typed(body: &[u8], expected: &[u8], rows: usize, min: Duration) -> (f64, u64) {
+    let answer = std::str::from_utf8(body).unwrap();
+    let tenant = Some(tenant_id());
+    let mut out = Vec::with_capacity(body.len() + body.len() / 2);
+    let map = |out: &mut Vec<u8>| {
+        out.clear();
+        copy_floor::typed::map_device_process_events(answer, tenant.as_deref(), out).unwrap()
+    };
+    assert_eq!(map(&mut out), (rows, 0));
+    let ours = serde_json::Deserializer::from_slice(&out).into_iter::<serde_json::Value>();
+    let theirs = serde_json::Deserializer::from_slice(expected).into_iter::<serde_json::Value>();
+    let mut compared = 0;
+    for (i, (ours, theirs)) in ours.zip(theirs).enumerate() {
+        assert_eq!(
+            ours.unwrap(),
+            theirs.unwrap(),
+            "the typed mapping emits the collector's event for row {i}"
+        );
+        compared += 1;
+    }
+    assert_eq!(compared, rows);
+    let checksum = copy_floor::checksum(&out);
+    let rate = rows_per_second(rows, min, || {
+        std::hint::black_box(map(&mut out));
+    });
+    (rate, checksum)
+}
+
+/// Checks the typed mapping against the collector's on rows that take its
+/// rare paths: workload rows with cells replaced at random (a fixed seed) by
+/// null, `""`, numbers, numeric and boolean text, blanks, objects and bad
+/// timestamps, which reject rows, move objects to `unmapped` and drop unknown
+/// processes; and the real rows of `../shared/samples` when it is present.
+fn check_typed_edges(rows: &[serde_json::Map<String, serde_json::Value>]) {
+    use serde_json::{Value, json};
+    let replacements = [
+        Value::Null,
+        json!(""),
+        json!(0),
+        json!("0"),
+        json!(" 42 "),
+        json!(18446744073709551615u64),
+        json!(1.5),
+        json!(true),
+        json!("TRUE"),
+        json!("x"),
+        json!({"a": 1}),
+        json!("C:\\Temp\\"),
+        json!("/usr/bin/"),
+        json!("name.exe"),
+        json!("not-a-time"),
+        json!("2026-11-01T10:00:00"),
+        json!("a@b"),
+        json!("{\"k\": [1, \"\\u00e9\"]}"),
+    ];
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let mut mutated = Vec::new();
+    for row in rows.iter().take(2_000) {
+        let mut row = row.clone();
+        let columns: Vec<String> = row.keys().cloned().collect();
+        for _ in 0..1 + next(12) {
+            let column = &columns[next(columns.len())];
+            row.insert(column.clone(), replacements[next(replacements.len())].clone());
+        }
+        mutated.push(row);
+    }
+    // Only the pid (0 or not), only a user without a name, no file name.
+    let mut only_pid = rows[0].clone();
+    only_pid.retain(|k, _| k == "Timestamp" || k == "DeviceId" || k == "ActionType" || k == "ProcessId" || k == "InitiatingProcessId");
+    only_pid.insert("InitiatingProcessId".into(), json!(0));
+    mutated.push(only_pid.clone());
+    only_pid.insert("ProcessId".into(), json!(0));
+    only_pid.insert("InitiatingProcessAccountDomain".into(), json!("d"));
+    only_pid.insert("InitiatingProcessFolderPath".into(), json!("nofolder"));
+    mutated.push(only_pid);
+    let mut answers = vec![("mutated workload rows", workload::answer("DeviceProcessEvents", &mutated))];
+    // `../shared` beside the repository, or where DEFENDER_OCSF_SHARED says
+    // (as the tests find it).
+    let shared = std::env::var("DEFENDER_OCSF_SHARED")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+    let samples = shared.join("samples/normalized/DeviceProcessEvents.ndjson");
+    match std::fs::read_to_string(&samples) {
+        Ok(text) => {
+            let real: Vec<_> = text
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            answers.push(("the shared sample rows", workload::answer("DeviceProcessEvents", &real)));
+        }
+        Err(_) => eprintln!("\n*** NOT CHECKED on real rows: {} is absent ***\n", samples.display()),
+    }
+    let tenant = tenant_id();
+    for (what, body) in answers {
+        let expected = defender_ocsf_collector::convert::convert("DeviceProcessEvents", OPTIONS, body.as_slice()).unwrap();
+        let mut out = Vec::new();
+        let (read, rejected) =
+            copy_floor::typed::map_device_process_events(std::str::from_utf8(&body).unwrap(), Some(&tenant), &mut out).unwrap();
+        assert_eq!(
+            rejected,
+            expected.rejected.len(),
+            "the typed mapping rejects the rows the collector rejects ({what})"
+        );
+        assert_eq!(read - rejected, expected.count as usize);
+        let ours = serde_json::Deserializer::from_slice(&out).into_iter::<Value>();
+        let theirs = serde_json::Deserializer::from_slice(&expected.events).into_iter::<Value>();
+        for (i, (ours, theirs)) in ours.zip(theirs).enumerate() {
+            assert_eq!(
+                ours.unwrap(),
+                theirs.unwrap(),
+                "the typed mapping emits the collector's event {i} of {what}"
+            );
+        }
+    }
+}
+
 /// The copy floor inside a component: `copy-floor/` built for wasm32-wasip2
 /// and compiled (once, into `target/copy-floor`) and run as a WASI command in wasmtime,
 /// with epoch interruption on as in the host's runtime. It reads the answer
 /// on stdin, times itself like [`rows_per_second`] and prints how many rows
-/// it copied and its rate.
-fn component_copy_floor(body: &[u8], rows: usize, min: Duration) -> f64 {
+/// it copied, its rate and a checksum of its output, which this returns with
+/// the rate. `mode` `typed` runs the typed DeviceProcessEvents mapping instead.
+fn component_copy_floor(body: &[u8], rows: usize, min: Duration, mode: &str) -> (f64, u64) {
     use wasmtime::component::{Component, Linker, ResourceTable};
     use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
     use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -261,20 +405,33 @@ fn component_copy_floor(body: &[u8], rows: usize, min: Duration) -> f64 {
         .stdin(MemoryInputPipe::new(body.to_vec()))
         .stdout(stdout.clone())
         .inherit_stderr()
-        .args(&["copy-floor".to_string(), min.as_secs_f64().to_string()])
+        .args(&[
+            "copy-floor".to_string(),
+            min.as_secs_f64().to_string(),
+            mode.to_string(),
+            tenant_id(),
+        ])
         .build();
     let mut store = wasmtime::Store::new(engine, Guest(wasi, ResourceTable::new()));
     store.set_epoch_deadline(1); // the epoch never moves here: the checks cost, never trap
     let command = wasmtime_wasi::p2::bindings::sync::Command::instantiate(&mut store, component, &linker).unwrap();
     command.wasi_cli_run().call_run(&mut store).unwrap().expect("the copy floor ran");
     let printed = String::from_utf8(stdout.contents().to_vec()).unwrap();
-    let (copied, rate) = printed
-        .trim()
-        .split_once(' ')
-        .and_then(|(copied, rate)| Some((copied.parse::<usize>().ok()?, rate.parse::<f64>().ok()?)))
-        .unwrap_or_else(|| panic!("the copy floor printed {printed:?}"));
-    assert_eq!(copied, rows, "the copy floor in the component copies every row");
-    rate
+    let mut fields = printed.split_whitespace();
+    let (copied, rate, checksum) = (|| {
+        let copied = fields.next()?.parse::<usize>().ok()?;
+        let rate = fields.next()?.parse::<f64>().ok()?;
+        Some((copied, rate, u64::from_str_radix(fields.next()?, 16).ok()?))
+    })()
+    .unwrap_or_else(|| panic!("the copy floor printed {printed:?}"));
+    assert_eq!(copied, rows, "the copy floor in the component reads every row");
+    (rate, checksum)
+}
+
+/// The tenant id of [`OPTIONS`].
+fn tenant_id() -> String {
+    let options: serde_json::Value = serde_json::from_str(OPTIONS).unwrap();
+    options["tenant_id"].as_str().unwrap().to_string()
 }
 
 /// Builds `copy-floor/` for wasm32-wasip2 and returns the component's path.
