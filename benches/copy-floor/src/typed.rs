@@ -12,7 +12,10 @@
 //!
 //! Not the product: a measurement, for the one table the throughput goal
 //! names. Of the collector's options it takes the tenant id; column names
-//! with escapes are an error, as in the copy floor.
+//! with escapes are an error, as in the copy floor. The few helpers it shares
+//! with the collector (`is_email`, `integrity_id`, the timestamp parse) are
+//! repeated here: this crate is built on its own as a WASI command, and the
+//! collector, a component with its own exports, cannot be linked into it.
 
 use super::RowSink;
 use serde::de::MapAccess;
@@ -443,21 +446,16 @@ impl<'a> Process<'a> {
     }
 
     fn is_empty(&self) -> bool {
-        self.pid.is_none()
-            && self.uid.is_none()
-            && self.cmd_line.is_none()
-            && self.created_time.is_none()
-            && self.integrity.is_none()
-            && self.file.is_empty()
-            && self.user.fields.iter().all(Option::is_none)
-            && self.session_uid.is_none()
-            && self.parent.iter().all(Option::is_none)
+        self.pid.is_none() && self.nothing_but_pid()
     }
 
     /// Only `pid: 0`: Defender's "no such process".
     fn is_unknown(&self) -> bool {
-        matches!(self.pid, Some(J::Int(0)))
-            && self.uid.is_none()
+        matches!(self.pid, Some(J::Int(0))) && self.nothing_but_pid()
+    }
+
+    fn nothing_but_pid(&self) -> bool {
+        self.uid.is_none()
             && self.cmd_line.is_none()
             && self.created_time.is_none()
             && self.integrity.is_none()
