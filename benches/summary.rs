@@ -99,7 +99,7 @@ fn main() {
         let copy_floor = native_copy_floor(&body, ROWS, min);
         report(&format!("native_copy_floor_rows_per_s.{table}"), copy_floor, "rows/s");
         let typed_checksum = (table == "DeviceProcessEvents").then(|| {
-            check_typed_edges(&workload::rows(table, 2_000, chrono::Utc::now()));
+            check_typed_edges(&workload::rows(table, 2_000, workload_start()));
             let (native_typed, checksum) = native_typed(&body, &native.events, ROWS, min);
             report("native_typed_rows_per_s.DeviceProcessEvents", native_typed, "rows/s");
             checksum
@@ -140,8 +140,12 @@ fn main() {
 
 /// The answer of `rows` workload rows of `table` that the mapping figures map.
 fn mapping_answer(table: &str, rows: usize) -> Vec<u8> {
-    let base = chrono::DateTime::parse_from_rfc3339("2026-11-01T08:00:00Z").unwrap().to_utc();
-    workload::answer(table, &workload::rows(table, rows, base))
+    workload::answer(table, &workload::rows(table, rows, workload_start()))
+}
+
+/// The time of the mapping workloads' first row.
+fn workload_start() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339("2026-11-01T08:00:00Z").unwrap().to_utc()
 }
 
 /// Room for a 20,000-row answer and its events in the component's memory.
@@ -359,13 +363,16 @@ fn check_typed_edges(rows: &[serde_json::Map<String, serde_json::Value>]) {
         assert_eq!(read - rejected, expected.count as usize);
         let ours = serde_json::Deserializer::from_slice(&out).into_iter::<Value>();
         let theirs = serde_json::Deserializer::from_slice(&expected.events).into_iter::<Value>();
+        let mut compared = 0;
         for (i, (ours, theirs)) in ours.zip(theirs).enumerate() {
             assert_eq!(
                 ours.unwrap(),
                 theirs.unwrap(),
                 "the typed mapping emits the collector's event {i} of {what}"
             );
+            compared += 1;
         }
+        assert_eq!(compared, expected.count as usize, "as many events as the collector ({what})");
     }
 }
 
