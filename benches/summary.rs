@@ -71,6 +71,10 @@ fn main() {
         compare(&files.split(',').collect::<Vec<_>>());
         return;
     }
+    if std::env::var("BENCH_EPOCH_COMPARE").is_ok() {
+        epoch_compare(min);
+        return;
+    }
     let runtime = Runtime::new(DEFAULT_COMPONENT, None).expect("the embedded component compiles");
     let limits = mapping_limits();
     let mut instance = runtime.instantiate(&limits, Arc::new(Telemetry::default())).unwrap();
@@ -197,6 +201,28 @@ fn compare(files: &[&str]) {
         for (i, mut rates) in rates.into_iter().enumerate() {
             rates.sort_by(f64::total_cmp);
             report(&format!("compare_rows_per_s.{table}.{i}"), rates[RUNS / 2], "rows/s");
+        }
+    }
+}
+
+/// `BENCH_EPOCH_COMPARE=1`: what wasmtime's epoch checks, which let the host
+/// bound a call into the component, cost the copy floor and the typed
+/// mapping: each run with epoch interruption on and off, alternated, three
+/// rounds, the median printed as `epoch_compare_rows_per_s.<mode>.<on|off>`.
+fn epoch_compare(min: Duration) {
+    const ROWS: usize = 20_000;
+    const ROUNDS: usize = 3;
+    let body = mapping_answer("DeviceProcessEvents", ROWS);
+    for mode in ["copy", "typed"] {
+        let mut rates = [Vec::new(), Vec::new()];
+        for _ in 0..ROUNDS {
+            for (epoch, rates) in [true, false].into_iter().zip(&mut rates) {
+                rates.push(run_copy_floor(&body, ROWS, min, mode, epoch).0);
+            }
+        }
+        for (name, mut rates) in ["on", "off"].into_iter().zip(rates) {
+            rates.sort_by(f64::total_cmp);
+            report(&format!("epoch_compare_rows_per_s.{mode}.{name}"), rates[ROUNDS / 2], "rows/s");
         }
     }
 }
@@ -383,6 +409,11 @@ fn check_typed_edges(rows: &[serde_json::Map<String, serde_json::Value>]) {
 /// it copied, its rate and a checksum of its output, which this returns with
 /// the rate. `mode` `typed` runs the typed DeviceProcessEvents mapping instead.
 fn component_copy_floor(body: &[u8], rows: usize, min: Duration, mode: &str) -> (f64, u64) {
+    run_copy_floor(body, rows, min, mode, true)
+}
+
+/// [`component_copy_floor`], with epoch interruption on or off.
+fn run_copy_floor(body: &[u8], rows: usize, min: Duration, mode: &str, epoch: bool) -> (f64, u64) {
     use wasmtime::component::{Component, Linker, ResourceTable};
     use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
     use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -396,11 +427,12 @@ fn component_copy_floor(body: &[u8], rows: usize, min: Duration, mode: &str) -> 
             }
         }
     }
-    // Built and compiled once, for every table's run.
-    static COMPILED: std::sync::OnceLock<(wasmtime::Engine, Component)> = std::sync::OnceLock::new();
-    let (engine, component) = COMPILED.get_or_init(|| {
+    // Built and compiled once (for each setting of epoch interruption), for
+    // every table's run.
+    static COMPILED: [std::sync::OnceLock<(wasmtime::Engine, Component)>; 2] = [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
+    let (engine, component) = COMPILED[usize::from(epoch)].get_or_init(|| {
         let mut config = wasmtime::Config::new();
-        config.epoch_interruption(true);
+        config.epoch_interruption(epoch);
         let engine = wasmtime::Engine::new(&config).unwrap();
         let component = Component::from_file(&engine, build_copy_floor()).unwrap();
         (engine, component)
@@ -420,7 +452,9 @@ fn component_copy_floor(body: &[u8], rows: usize, min: Duration, mode: &str) -> 
         ])
         .build();
     let mut store = wasmtime::Store::new(engine, Guest(wasi, ResourceTable::new()));
-    store.set_epoch_deadline(1); // the epoch never moves here: the checks cost, never trap
+    if epoch {
+        store.set_epoch_deadline(1); // the epoch never moves here: the checks cost, never trap
+    }
     let command = wasmtime_wasi::p2::bindings::sync::Command::instantiate(&mut store, component, &linker).unwrap();
     command.wasi_cli_run().call_run(&mut store).unwrap().expect("the copy floor ran");
     let printed = String::from_utf8(stdout.contents().to_vec()).unwrap();
