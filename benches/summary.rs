@@ -285,18 +285,7 @@ fn native_typed(body: &[u8], expected: &[u8], rows: usize, min: Duration) -> (f6
         copy_floor::typed::map_device_process_events(answer, tenant.as_deref(), out).unwrap()
     };
     assert_eq!(map(&mut out), (rows, 0));
-    let ours = serde_json::Deserializer::from_slice(&out).into_iter::<serde_json::Value>();
-    let theirs = serde_json::Deserializer::from_slice(expected).into_iter::<serde_json::Value>();
-    let mut compared = 0;
-    for (i, (ours, theirs)) in ours.zip(theirs).enumerate() {
-        assert_eq!(
-            ours.unwrap(),
-            theirs.unwrap(),
-            "the typed mapping emits the collector's event for row {i}"
-        );
-        compared += 1;
-    }
-    assert_eq!(compared, rows);
+    assert_same_events("the typed mapping", &out, expected);
     let checksum = copy_floor::checksum(&out);
     let rate = rows_per_second(rows, min, || {
         std::hint::black_box(map(&mut out));
@@ -387,18 +376,7 @@ fn check_typed_edges(rows: &[serde_json::Map<String, serde_json::Value>]) {
             "the typed mapping rejects the rows the collector rejects ({what})"
         );
         assert_eq!(read - rejected, expected.count as usize);
-        let ours = serde_json::Deserializer::from_slice(&out).into_iter::<Value>();
-        let theirs = serde_json::Deserializer::from_slice(&expected.events).into_iter::<Value>();
-        let mut compared = 0;
-        for (i, (ours, theirs)) in ours.zip(theirs).enumerate() {
-            assert_eq!(
-                ours.unwrap(),
-                theirs.unwrap(),
-                "the typed mapping emits the collector's event {i} of {what}"
-            );
-            compared += 1;
-        }
-        assert_eq!(compared, expected.count as usize, "as many events as the collector ({what})");
+        assert_same_events(&format!("the typed mapping, on {what},"), &out, &expected.events);
     }
 }
 
@@ -703,23 +681,24 @@ mod vrl_bench {
             }
             out
         };
-        super::assert_same_events(&map(body), expected);
+        super::assert_same_events("the VRL program", &map(body), expected);
         super::rows_per_second(rows, min, || {
             std::hint::black_box(map(body));
         })
     }
 }
 
-/// Fails loudly unless both NDJSON texts hold the same events, line by line.
-fn assert_same_events(vrl: &[u8], ours: &[u8]) {
-    let a: Vec<&[u8]> = vrl.split(|b| *b == b'\n').collect();
+/// Checks that `theirs` (NDJSON from `who`) holds the collector's events
+/// `ours`, row by row, compared as JSON values, and as many of them.
+fn assert_same_events(who: &str, theirs: &[u8], ours: &[u8]) {
+    let a: Vec<&[u8]> = theirs.split(|b| *b == b'\n').collect();
     let b: Vec<&[u8]> = ours.split(|b| *b == b'\n').collect();
-    assert_eq!(a.len(), b.len(), "the VRL program emits as many events");
+    assert_eq!(a.len(), b.len(), "{who} emits as many events as the collector");
     for (i, (x, y)) in a.iter().zip(&b).enumerate().filter(|(_, (x, _))| !x.is_empty()) {
         let x: serde_json::Value = serde_json::from_slice(x).unwrap();
         let y: serde_json::Value = serde_json::from_slice(y).unwrap();
         if x != y {
-            panic!("the VRL program is not an equivalent of the collector's mapping (row {i}):\nVRL:  {x}\nours: {y}");
+            panic!("{who} is not an equivalent of the collector's mapping (event {i}):\n{who}: {x}\nours: {y}");
         }
     }
 }
