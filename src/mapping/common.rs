@@ -145,7 +145,7 @@ pub fn finish_actor(e: &mut Event) {
 /// Process Activity requires a `process`. When a row names none, Defender's
 /// own "unknown process" (pid 0) stands in, with a label that says so.
 pub fn unknown_process(e: &mut Event) {
-    if e.get("process").is_none() {
+    if is_unset(e, "process") {
         e.set("process.pid", 0.into());
         e.push("metadata.labels", "process-unknown".into());
     }
@@ -363,8 +363,19 @@ pub fn finish_endpoints(e: &mut Event) {
 /// System-activity classes need an `actor`. When a row names no initiating
 /// process or account, the sensor that reported it is the actor (guide §22).
 pub fn actor_or_sensor(e: &mut Event, product: &str) {
-    if e.get("actor").is_none() {
+    if is_unset(e, "actor") {
         e.set("actor.app_name", product.into());
+    }
+}
+
+/// Whether the object at `path` is absent or empty: finish steps that move
+/// or drop its members leave it empty, and it is pruned before the event
+/// goes out.
+fn is_unset(e: &Event, path: &str) -> bool {
+    match e.get(path) {
+        None => true,
+        Some(Value::Object(o)) => o.is_empty(),
+        Some(_) => false,
     }
 }
 

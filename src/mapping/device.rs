@@ -63,6 +63,9 @@ fn finish_process_events(e: &mut Event, _ctx: &Context) {
     common::finish_device(e);
     common::finish_process(e, "process");
     common::finish_actor(e);
+    // OCSF requires `process` and `actor` (rules 12 and 13 of docs/mapping.md).
+    common::unknown_process(e);
+    common::actor_or_sensor(e, Product::Endpoint.name());
     // Defender reports the initiating process, which is the creator and, as
     // far as anyone can tell from the data, the parent (guide §4, PAR).
     e.copy("actor.process", "process.parent_process");
@@ -885,6 +888,28 @@ mod tests {
             json!({"ProcessTokenElevation": "TokenElevationTypeFull",
             "AdditionalFields": {"ProcessStartKey": 7}, "BrandNewColumn": [1, 2]})
         );
+    }
+
+    /// OCSF requires `process` and `actor` in 1007: a row that names no
+    /// process gets Defender's "none" (pid 0, labelled), and one whose
+    /// initiating process is "none" gets the sensor as its actor, even when
+    /// the finish steps emptied the actor's objects.
+    #[test]
+    fn process_events_without_a_process_or_an_actor_are_still_valid_ocsf() {
+        let e = map(
+            &DEVICE_PROCESS_EVENTS,
+            json!({"Timestamp": "2025-01-01T00:00:00Z", "DeviceId": "d", "ActionType": "ProcessCreated", "ProcessId": 5, "InitiatingProcessId": 0}),
+        );
+        assert_eq!(e["actor"], json!({"app_name": "Microsoft Defender for Endpoint"}));
+        assert_eq!(e["process"], json!({"pid": 5}));
+        let e = map(
+            &DEVICE_PROCESS_EVENTS,
+            json!({"Timestamp": "2025-01-01T00:00:00Z", "DeviceId": "d", "InitiatingProcessId": 7, "InitiatingProcessAccountDomain": "d"}),
+        );
+        assert_eq!(e["process"], json!({"pid": 0, "parent_process": {"pid": 7}}));
+        assert_eq!(e["metadata"]["labels"], json!(["process-unknown"]));
+        assert_eq!(e["actor"]["process"], json!({"pid": 7}));
+        assert_eq!(e["unmapped"]["actor"]["user"], json!({"domain": "d"}));
     }
 
     #[test]
