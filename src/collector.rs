@@ -441,24 +441,22 @@ impl Collector {
         while i < p.end && out.len() < self.batch_bytes {
             let stop = (i + 64).min(p.end);
             let late_stop = stop.min(p.late).max(i);
-            self.map_answer(p.table, &p.answer, i..late_stop, |event| {
-                if self.is_new(p.window.table, &event) {
-                    p.late_emitted += 1;
-                    if let Some(key) = row_key(&event) {
-                        p.keys.push(key);
-                    }
-                    count_event(&event);
-                    mapping::write_event(&mut out, &event);
-                    count += 1;
+            self.write_answer(p.table, &p.answer, i..late_stop, &mut out, |written| {
+                let key = written_key(written);
+                if self.planner.seen(p.window.table, &key.1) {
+                    return false;
                 }
-            });
-            self.map_answer(p.table, &p.answer, late_stop..stop, |event| {
-                if let Some(key) = row_key(&event) {
-                    p.keys.push(key);
-                }
-                count_event(&event);
-                mapping::write_event(&mut out, &event);
+                p.late_emitted += 1;
+                p.keys.push(key);
+                count_written(written);
                 count += 1;
+                true
+            });
+            self.write_answer(p.table, &p.answer, late_stop..stop, &mut out, |written| {
+                p.keys.push(written_key(written));
+                count_written(written);
+                count += 1;
+                true
             });
             i = stop;
         }
@@ -562,12 +560,16 @@ impl Collector {
     /// those not emitted before.
     fn sweep(&mut self, http: &mut dyn HttpClient, now: Ticks, index: usize, from: Ticks, to: Ticks) -> Result<(Vec<u8>, u32)> {
         let table = self.tables[index];
-        let mut events = Vec::new();
+        let (mut out, mut keys) = (Vec::new(), Vec::new());
         self.fetch_range(http, now, table, from, to, &mut |c, t, answer, rows| {
-            c.map_answer(t, answer, 0..rows, |event| {
-                if c.is_new(index, &event) {
-                    events.push(event);
+            c.write_answer(t, answer, 0..rows, &mut out, |written| {
+                let key = written_key(written);
+                if c.planner.seen(index, &key.1) {
+                    return false;
                 }
+                keys.push(key);
+                count_written(written);
+                true
             })
         })?;
         let swept = Window {
@@ -576,16 +578,11 @@ impl Collector {
             end: to,
             watermark: to,
         };
-        self.late_rows(table, events.len(), &swept);
-        let keys: Vec<(Ticks, String)> = events.iter().filter_map(row_key).collect();
+        let count = keys.len();
+        self.late_rows(table, count, &swept);
         self.planner.remember(index, keys);
         self.planner.sweep_done(index);
-        let mut out = Vec::new();
-        for event in &events {
-            count_event(event);
-            mapping::write_event(&mut out, event);
-        }
-        Ok((out, events.len() as u32))
+        Ok((out, count as u32))
     }
 
     /// What a query of `table` asks: the table, or the union it leads.
@@ -795,6 +792,30 @@ impl Collector {
         self.tables.iter().copied().find(|t| Some(t.name) == name.as_str())
     }
 
+    /// Maps rows `range` of `answer` to NDJSON in `out`, one at a time; an
+    /// event stays in `out` only if `keep`, shown its summary, says so. A
+    /// row that cannot be mapped is counted and logged.
+    fn write_answer(
+        &self,
+        table: &'static Table,
+        answer: &HuntingResult,
+        range: std::ops::Range<usize>,
+        out: &mut Vec<u8>,
+        mut keep: impl FnMut(&mapping::Written) -> bool,
+    ) {
+        for i in range {
+            let start = out.len();
+            match mapping::write_row(table, answer, i, &self.context, out, |row| self.source_table(row)) {
+                Ok(written) if keep(&written) => {}
+                Ok(_) => out.truncate(start),
+                Err((message, key)) => {
+                    telemetry::counter("rows_unmappable_total", &[("table", table.name)], 1);
+                    telemetry::error(&message, &[("table", table.name), ("key", &key)]);
+                }
+            }
+        }
+    }
+
     /// Maps rows `range` of `answer`, one at a time, handing each event to
     /// `emit`; a row that cannot be mapped is counted and logged.
     fn map_answer(
@@ -823,8 +844,20 @@ impl Collector {
 /// Counts an emitted event by table and class.
 fn count_event(event: &serde_json::Value) {
     let table = event.pointer("/metadata/log_name").and_then(|v| v.as_str()).unwrap_or("");
-    let class = event["class_uid"].as_u64().unwrap_or(0).to_string();
-    telemetry::counter("events_emitted_total", &[("table", table), ("class_uid", &class)], 1);
+    count(table, event["class_uid"].as_u64().unwrap_or(0));
+}
+
+/// Counts an event written straight to NDJSON by table and class.
+fn count_written(written: &mapping::Written) {
+    count(written.table, u64::from(written.class_uid));
+}
+
+fn count(table: &str, class_uid: u64) {
+    telemetry::counter(
+        "events_emitted_total",
+        &[("table", table), ("class_uid", &class_uid.to_string())],
+        1,
+    );
 }
 
 /// An event's time and the short form of its `metadata.uid` (a hash of the
@@ -832,7 +865,19 @@ fn count_event(event: &serde_json::Value) {
 fn row_key(event: &serde_json::Value) -> Option<(Ticks, String)> {
     let uid = event.pointer("/metadata/uid")?.as_str()?;
     let ms = event.get("time")?.as_i64()?;
-    Some((Ticks(ms.saturating_mul(crate::time::TICKS_PER_MS)), uid.chars().take(16).collect()))
+    Some(key(ms, uid))
+}
+
+/// [`row_key`] of an event written straight to NDJSON.
+fn written_key(written: &mapping::Written) -> (Ticks, String) {
+    key(written.time_ms, &written.uid)
+}
+
+fn key(time_ms: i64, uid: &str) -> (Ticks, String) {
+    (
+        Ticks(time_ms.saturating_mul(crate::time::TICKS_PER_MS)),
+        uid.chars().take(16).collect(),
+    )
 }
 
 /// What [`Collector::fetch_shrinking`] found.

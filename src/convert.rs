@@ -56,15 +56,9 @@ pub fn convert(table: &str, options_json: &str, body: impl Into<Vec<u8>>) -> Res
     };
     out.events.reserve(size + size / 2);
     for i in 0..result.len() {
-        let mapped = result
-            .row(i)
-            .and_then(|row| mapping::map_row(table, row, &context).map_err(|e| e.to_string()));
-        match mapped {
-            Ok(event) => {
-                mapping::write_event(&mut out.events, &event);
-                out.count += 1;
-            }
-            Err(e) => out.rejected.push(e),
+        match mapping::write_row(table, &result, i, &context, &mut out.events, |_| None) {
+            Ok(_) => out.count += 1,
+            Err((message, _)) => out.rejected.push(message),
         }
     }
     Ok(out)

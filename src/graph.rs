@@ -49,7 +49,8 @@ impl HuntingResult {
         self.rows.is_empty()
     }
 
-    fn raw(&self, i: usize) -> &str {
+    /// Row `i` as the answer holds it: the JSON text of one object.
+    pub fn raw(&self, i: usize) -> &str {
         let (start, end) = self.rows[i];
         &self.body[start as usize..end as usize]
     }

@@ -13,6 +13,7 @@ pub mod alert;
 pub mod common;
 pub mod device;
 pub mod device_events;
+pub mod direct;
 pub mod doc;
 pub mod email;
 pub mod engine;
@@ -194,6 +195,53 @@ pub fn table(name: &str) -> Option<&'static Table> {
 /// DeviceNetworkInfo, DeviceFileCertificateInfo); `None` for event tables.
 pub fn entity_key(name: &str) -> Option<&'static [&'static str]> {
     device::ENTITY_KEYS.iter().find(|(t, _)| *t == name).map(|(_, key)| *key)
+}
+
+/// What the collector needs to know of an event it holds only as NDJSON.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Written {
+    /// `metadata.log_name`: the table of the row.
+    pub table: &'static str,
+    pub class_uid: u32,
+    /// `time`, epoch milliseconds.
+    pub time_ms: i64,
+    /// `metadata.uid`, the hash of the row's key.
+    pub uid: String,
+}
+
+impl Written {
+    /// The summary of an event of `table` made by the engine.
+    pub fn of(table: &'static Table, event: &serde_json::Value) -> Written {
+        Written {
+            table: table.name,
+            class_uid: event["class_uid"].as_u64().unwrap_or(0) as u32,
+            time_ms: event["time"].as_i64().unwrap_or(0),
+            uid: event["metadata"]["uid"].as_str().unwrap_or("").to_string(),
+        }
+    }
+}
+
+/// Maps row `i` of `answer` and appends its event to `out` as one NDJSON
+/// line: straight from the answer's text where a direct writer takes the
+/// row ([`direct`]), through the engine otherwise. `own_table` names the
+/// table of a row that says which it is from (a union's rows); otherwise
+/// it is `table`. An error is a message and the row's key, for the log.
+pub fn write_row(
+    table: &'static Table,
+    answer: &crate::graph::HuntingResult,
+    i: usize,
+    ctx: &Context,
+    out: &mut Vec<u8>,
+    own_table: impl FnOnce(&mut crate::graph::Row) -> Option<&'static Table>,
+) -> Result<Written, (String, String)> {
+    if let Some(written) = direct::write(table, answer.raw(i), ctx, out) {
+        return Ok(written);
+    }
+    let mut row = answer.row(i).map_err(|reason| (reason, String::new()))?;
+    let table = own_table(&mut row).unwrap_or(table);
+    let event = map_row(table, row, ctx).map_err(|e| (e.to_string(), e.key))?;
+    write_event(out, &event);
+    Ok(Written::of(table, &event))
 }
 
 /// Appends `event` to `out` as one NDJSON line.
