@@ -322,6 +322,18 @@ fn rows_it_declines_are_mapped_or_rejected_by_the_engine() {
     }
 }
 
+/// Whitespace an answer holds between the items of an object or array
+/// cell must not reach the output: a newline would split the NDJSON line.
+#[test]
+fn cells_with_whitespace_inside_stay_on_one_line() {
+    let body = "{\"schema\":[],\"results\":[{\"Timestamp\": \"2025-01-01T00:00:00Z\",\n  \"DeviceId\": \"d\", \"ProcessId\": 1,\n  \"New\": [1,\n 2.50, {\"a\" :\t\"b\"}],\n  \"AdditionalFields\": {\"k\":\r\n true}, \"ProcessCommandLine\": {\"x\": [ ]}\n}]}";
+    let answer = parse_response(body.to_string()).unwrap();
+    let events = compare("whitespace", &answer, &ctx());
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["unmapped"]["New"], json!([1, 2.5, {"a": "b"}]));
+    assert_eq!(events[0]["unmapped"]["ProcessCommandLine"], json!({"x": []}));
+}
+
 #[test]
 fn escaped_surrogates_are_found_and_escaped_backslashes_are_not_taken_for_them() {
     use super::has_surrogate_escape as found;
