@@ -6,8 +6,8 @@
 //!    floor of the engine's design (parsing rows, writing events, no mapping)
 //!    and the copy floor of any design (copy-floor/: every cell of the
 //!    answer copied to the output, nothing mapped), natively and in wasmtime,
-//!    and the DeviceProcessEvents mapping written in the typed, direct design
-//!    (copy-floor/src/typed.rs), natively and in wasmtime;
+//!    and for DeviceProcessEvents, which the collector writes directly
+//!    (`mapping::direct`), its engine's rate natively;
 //! 3. the DeviceProcessEvents → 1007 mapping as a VRL program (`vrl` crate);
 //! 4. peak RSS of a host process collecting a 100,000-row answer;
 //! 5. time from process start to the first query, with a cached compiled
@@ -102,25 +102,15 @@ fn main() {
         report(&format!("native_floor_rows_per_s.{table}"), floor, "rows/s");
         let copy_floor = native_copy_floor(&body, ROWS, min);
         report(&format!("native_copy_floor_rows_per_s.{table}"), copy_floor, "rows/s");
-        let typed_checksum = (table == "DeviceProcessEvents").then(|| {
-            check_typed_edges(&workload::rows(table, 2_000, workload_start()));
-            let (native_typed, checksum) = native_typed(&body, &native.events, ROWS, min);
-            report("native_typed_rows_per_s.DeviceProcessEvents", native_typed, "rows/s");
-            checksum
-        });
+        if table == "DeviceProcessEvents" {
+            let engine = native_engine(table, &body, &native.events, ROWS, min);
+            report(&format!("native_engine_rows_per_s.{table}"), engine, "rows/s");
+        }
         if std::env::var("BENCH_NATIVE_ONLY").is_ok() {
             continue;
         }
-        let (copy_floor, _) = component_copy_floor(&body, ROWS, min, "copy");
+        let copy_floor = component_copy_floor(&body, ROWS, min);
         report(&format!("component_copy_floor_rows_per_s.{table}"), copy_floor, "rows/s");
-        if let Some(checksum) = typed_checksum {
-            let (typed, in_component) = component_copy_floor(&body, ROWS, min, "typed");
-            assert_eq!(
-                in_component, checksum,
-                "the typed mapping writes the same bytes in the component as natively"
-            );
-            report("component_typed_rows_per_s.DeviceProcessEvents", typed, "rows/s");
-        }
         let component_rate = rows_per_second(ROWS, min, || {
             std::hint::black_box(instance.map_results(table, OPTIONS, &body).unwrap().unwrap());
         });
@@ -206,24 +196,22 @@ fn compare(files: &[&str]) {
 }
 
 /// `BENCH_EPOCH_COMPARE=1`: what wasmtime's epoch checks, which let the host
-/// bound a call into the component, cost the copy floor and the typed
-/// mapping: each run with epoch interruption on and off, alternated, three
-/// rounds, the median printed as `epoch_compare_rows_per_s.<mode>.<on|off>`.
+/// bound a call into the component, cost the copy floor: its runs with epoch
+/// interruption on and off, alternated, three rounds, the median printed as
+/// `epoch_compare_rows_per_s.copy.<on|off>`.
 fn epoch_compare(min: Duration) {
     const ROWS: usize = 20_000;
     const ROUNDS: usize = 3;
     let body = mapping_answer("DeviceProcessEvents", ROWS);
-    for mode in ["copy", "typed"] {
-        let mut rates = [Vec::new(), Vec::new()];
-        for _ in 0..ROUNDS {
-            for (epoch, rates) in [true, false].into_iter().zip(&mut rates) {
-                rates.push(run_copy_floor(&body, ROWS, min, mode, epoch).0);
-            }
+    let mut rates = [Vec::new(), Vec::new()];
+    for _ in 0..ROUNDS {
+        for (epoch, rates) in [true, false].into_iter().zip(&mut rates) {
+            rates.push(run_copy_floor(&body, ROWS, min, epoch));
         }
-        for (name, mut rates) in ["on", "off"].into_iter().zip(rates) {
-            rates.sort_by(f64::total_cmp);
-            report(&format!("epoch_compare_rows_per_s.{mode}.{name}"), rates[ROUNDS / 2], "rows/s");
-        }
+    }
+    for (name, mut rates) in ["on", "off"].into_iter().zip(rates) {
+        rates.sort_by(f64::total_cmp);
+        report(&format!("epoch_compare_rows_per_s.copy.{name}"), rates[ROUNDS / 2], "rows/s");
     }
 }
 
@@ -272,126 +260,42 @@ fn native_copy_floor(body: &[u8], rows: usize, min: Duration) -> f64 {
     })
 }
 
-/// The DeviceProcessEvents mapping in the typed, direct design
-/// (`copy-floor/src/typed.rs`), natively. It is first checked to emit the
-/// collector's events (`expected`), row by row, as JSON values; returns its
-/// rate and the checksum of its output.
-fn native_typed(body: &[u8], expected: &[u8], rows: usize, min: Duration) -> (f64, u64) {
-    let answer = std::str::from_utf8(body).unwrap();
-    let tenant = Some(tenant_id());
-    let mut out = Vec::with_capacity(body.len() + body.len() / 2);
-    let map = |out: &mut Vec<u8>| {
-        out.clear();
-        copy_floor::typed::map_device_process_events(answer, tenant.as_deref(), out).unwrap()
+/// What `table` maps at through the engine alone (`mapping::map_row`, each
+/// event written from its tree), natively: the path a table without a
+/// direct writer takes, and the rows a direct writer declines. It is first
+/// checked to emit the same events as the collector (`expected`).
+fn native_engine(table: &str, body: &[u8], expected: &[u8], rows: usize, min: Duration) -> f64 {
+    use defender_ocsf_collector::mapping;
+    let table = mapping::table(table).unwrap();
+    let answer = defender_ocsf_collector::graph::parse_response(body).unwrap();
+    let context = mapping::Context {
+        tenant_uid: Some(tenant_id()),
+        ..mapping::Context::default()
     };
-    assert_eq!(map(&mut out), (rows, 0));
-    assert_same_events("the typed mapping", &out, expected);
-    let checksum = copy_floor::checksum(&out);
-    let rate = rows_per_second(rows, min, || {
-        std::hint::black_box(map(&mut out));
-    });
-    (rate, checksum)
-}
-
-/// Checks the typed mapping against the collector's on rows that take its
-/// rare paths: workload rows with cells replaced at random (a fixed seed) by
-/// null, `""`, numbers, numeric and boolean text, blanks, objects and bad
-/// timestamps, which reject rows, move objects to `unmapped` and drop unknown
-/// processes; and the real rows of `../shared/samples` when it is present.
-fn check_typed_edges(rows: &[serde_json::Map<String, serde_json::Value>]) {
-    use serde_json::{Value, json};
-    let replacements = [
-        Value::Null,
-        json!(""),
-        json!(0),
-        json!("0"),
-        json!(" 42 "),
-        json!(18446744073709551615u64),
-        json!(1.5),
-        json!(true),
-        json!("TRUE"),
-        json!("x"),
-        json!({"a": 1}),
-        json!("C:\\Temp\\"),
-        json!("/usr/bin/"),
-        json!("name.exe"),
-        json!("not-a-time"),
-        json!("2026-11-01T10:00:00"),
-        json!("a@b"),
-        json!("{\"k\": [1, \"\\u00e9\"]}"),
-    ];
-    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut next = move |n: usize| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        (seed % n as u64) as usize
+    let map = || {
+        let mut out = Vec::with_capacity(expected.len());
+        for i in 0..answer.len() {
+            mapping::write_event(&mut out, &mapping::map_row(table, answer.row(i).unwrap(), &context).unwrap());
+        }
+        out
     };
-    let mut mutated = Vec::new();
-    for row in rows.iter().take(2_000) {
-        let mut row = row.clone();
-        let columns: Vec<String> = row.keys().cloned().collect();
-        for _ in 0..1 + next(12) {
-            let column = &columns[next(columns.len())];
-            row.insert(column.clone(), replacements[next(replacements.len())].clone());
-        }
-        mutated.push(row);
-    }
-    // Only the pid (0 or not), only a user without a name, no file name.
-    let mut only_pid = rows[0].clone();
-    only_pid.retain(|k, _| k == "Timestamp" || k == "DeviceId" || k == "ActionType" || k == "ProcessId" || k == "InitiatingProcessId");
-    only_pid.insert("InitiatingProcessId".into(), json!(0));
-    mutated.push(only_pid.clone());
-    only_pid.insert("ProcessId".into(), json!(0));
-    only_pid.insert("InitiatingProcessAccountDomain".into(), json!("d"));
-    only_pid.insert("InitiatingProcessFolderPath".into(), json!("nofolder"));
-    mutated.push(only_pid);
-    let mut answers = vec![("mutated workload rows", workload::answer("DeviceProcessEvents", &mutated))];
-    // `../shared` beside the repository, or where DEFENDER_OCSF_SHARED says
-    // (as the tests find it).
-    let shared = std::env::var("DEFENDER_OCSF_SHARED")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
-    let samples = shared.join("samples/normalized/DeviceProcessEvents.ndjson");
-    match std::fs::read_to_string(&samples) {
-        Ok(text) => {
-            let real: Vec<_> = text
-                .lines()
-                .filter(|l| !l.trim().is_empty())
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect();
-            answers.push(("the shared sample rows", workload::answer("DeviceProcessEvents", &real)));
-        }
-        Err(_) => eprintln!("\n*** NOT CHECKED on real rows: {} is absent ***\n", samples.display()),
-    }
-    let tenant = tenant_id();
-    for (what, body) in answers {
-        let expected = defender_ocsf_collector::convert::convert("DeviceProcessEvents", OPTIONS, body.as_slice()).unwrap();
-        let mut out = Vec::new();
-        let (read, rejected) =
-            copy_floor::typed::map_device_process_events(std::str::from_utf8(&body).unwrap(), Some(&tenant), &mut out).unwrap();
-        assert_eq!(
-            rejected,
-            expected.rejected.len(),
-            "the typed mapping rejects the rows the collector rejects ({what})"
-        );
-        assert_eq!(read - rejected, expected.count as usize);
-        assert_same_events(&format!("the typed mapping, on {what},"), &out, &expected.events);
-    }
+    assert_same_events("the engine", &map(), expected);
+    rows_per_second(rows, min, || {
+        std::hint::black_box(map());
+    })
 }
 
 /// The copy floor inside a component: `copy-floor/` built for wasm32-wasip2
 /// and compiled (once, into `target/copy-floor`) and run as a WASI command in wasmtime,
 /// with epoch interruption on as in the host's runtime. It reads the answer
 /// on stdin, times itself like [`rows_per_second`] and prints how many rows
-/// it copied, its rate and a checksum of its output, which this returns with
-/// the rate. `mode` `typed` runs the typed DeviceProcessEvents mapping instead.
-fn component_copy_floor(body: &[u8], rows: usize, min: Duration, mode: &str) -> (f64, u64) {
-    run_copy_floor(body, rows, min, mode, true)
+/// it copied and its rate, which this returns.
+fn component_copy_floor(body: &[u8], rows: usize, min: Duration) -> f64 {
+    run_copy_floor(body, rows, min, true)
 }
 
 /// [`component_copy_floor`], with epoch interruption on or off.
-fn run_copy_floor(body: &[u8], rows: usize, min: Duration, mode: &str, epoch: bool) -> (f64, u64) {
+fn run_copy_floor(body: &[u8], rows: usize, min: Duration, epoch: bool) -> f64 {
     use wasmtime::component::{Component, Linker, ResourceTable};
     use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
     use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -422,12 +326,7 @@ fn run_copy_floor(body: &[u8], rows: usize, min: Duration, mode: &str, epoch: bo
         .stdin(MemoryInputPipe::new(body.to_vec()))
         .stdout(stdout.clone())
         .inherit_stderr()
-        .args(&[
-            "copy-floor".to_string(),
-            min.as_secs_f64().to_string(),
-            mode.to_string(),
-            tenant_id(),
-        ])
+        .args(&["copy-floor".to_string(), min.as_secs_f64().to_string()])
         .build();
     let mut store = wasmtime::Store::new(engine, Guest(wasi, ResourceTable::new()));
     if epoch {
@@ -437,14 +336,10 @@ fn run_copy_floor(body: &[u8], rows: usize, min: Duration, mode: &str, epoch: bo
     command.wasi_cli_run().call_run(&mut store).unwrap().expect("the copy floor ran");
     let printed = String::from_utf8(stdout.contents().to_vec()).unwrap();
     let mut fields = printed.split_whitespace();
-    let (copied, rate, checksum) = (|| {
-        let copied = fields.next()?.parse::<usize>().ok()?;
-        let rate = fields.next()?.parse::<f64>().ok()?;
-        Some((copied, rate, u64::from_str_radix(fields.next()?, 16).ok()?))
-    })()
-    .unwrap_or_else(|| panic!("the copy floor printed {printed:?}"));
+    let (copied, rate) = (|| Some((fields.next()?.parse::<usize>().ok()?, fields.next()?.parse::<f64>().ok()?)))()
+        .unwrap_or_else(|| panic!("the copy floor printed {printed:?}"));
     assert_eq!(copied, rows, "the copy floor in the component reads every row");
-    (rate, checksum)
+    rate
 }
 
 /// The tenant id of [`OPTIONS`].
