@@ -269,7 +269,7 @@ impl<'a> Process<'a> {
             && self.parent.iter().all(Option::is_none)
     }
 
-    /// The collector's `finish_process` (with `finish_file`): `moved`
+    /// `common::finish_process` (with `finish_file`): `moved`
     /// collects what OCSF would reject, under its path below `unmapped`.
     fn finish(&mut self, path: &str, moved: &mut Vec<(String, Vec<u8>)>) {
         if self.is_empty() {
@@ -535,7 +535,9 @@ pub(super) fn write(table: &'static Table, json: &str, ctx: &Context, out: &mut 
         write_str(out, tenant);
     }
 
-    // The new process, then the initiating one (the field lists' order).
+    // The processes and their finish steps, before `metadata` closes: its
+    // labels depend on them. The new process, then the initiating one (the
+    // field lists' order).
     let mut process = Process::take(&mut row, &NEW_PROCESS);
     process.session_uid = row.take(C::LogonId, string);
     let mut initiating = Process::take(&mut row, &INITIATING_PROCESS);
