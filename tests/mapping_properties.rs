@@ -9,6 +9,10 @@ use defender_ocsf_collector::time::Ticks;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
+#[path = "support/json_cells.rs"]
+mod json_cells;
+use json_cells::json_value;
+
 /// Column names the mappings know, plus unknown ones.
 const COLUMNS: &[&str] = &[
     "Timestamp",
@@ -51,27 +55,6 @@ const COLUMNS: &[&str] = &[
     "QueryTarget",
     "BrandNewColumn",
 ];
-
-fn json_value() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(Value::from),
-        any::<u64>().prop_map(Value::from),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
-        ".{0,40}".prop_map(Value::String),
-        Just(json!("2025-01-01T00:00:00.1234567Z")),
-        Just(json!("{\"a\":[1,2,{\"b\":null}]}")),
-        Just(json!("10.0.0.1")),
-        Just(json!("ProcessCreated")),
-    ];
-    leaf.prop_recursive(3, 16, 4, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::btree_map("[a-zA-Z]{1,8}", inner, 0..4).prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
-}
 
 fn row() -> impl Strategy<Value = Map<String, Value>> {
     prop::collection::btree_map(prop::sample::select(COLUMNS), json_value(), 0..20).prop_map(|m| {

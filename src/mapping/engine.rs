@@ -457,6 +457,11 @@ pub fn row_uid(table: &Table, row: &Row) -> String {
             Some(other) => hasher.update(other.to_string().as_bytes()),
         }
     }
+    uid_of(hasher)
+}
+
+/// `metadata.uid` from the hash of a row's key: its first 16 bytes in hex.
+pub(crate) fn uid_of(hasher: Sha256) -> String {
     let digest = hasher.finalize();
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut uid = String::with_capacity(32);

@@ -318,14 +318,7 @@ fn row_uid<const N: usize>(table: &Table, row: &Cells<N>, slot: fn(&str) -> Opti
             _ => hasher.update(serde_json::from_str::<serde_json::Value>(raw).ok()?.to_string().as_bytes()),
         }
     }
-    let digest = hasher.finalize();
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut uid = String::with_capacity(32);
-    for b in &digest[..16] {
-        uid.push(char::from(HEX[usize::from(b >> 4)]));
-        uid.push(char::from(HEX[usize::from(b & 0x0f)]));
-    }
-    Some(uid)
+    Some(super::engine::uid_of(hasher))
 }
 
 /// `unmapped`: every cell left (`AdditionalFields` parsed when it is JSON

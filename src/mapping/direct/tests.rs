@@ -5,6 +5,8 @@
 //! sample rows, thousands of both with cells replaced at random, rows made
 //! by proptest, and one row for each rare path.
 
+#[path = "../../../tests/support/json_cells.rs"]
+mod json_cells;
 #[path = "../../../tests/support/ocsf_schema.rs"]
 mod ocsf_schema;
 
@@ -351,30 +353,6 @@ fn other_tables_are_left_to_the_engine() {
     assert!(write(network, answer.raw(0), &ctx(), &mut Vec::new()).is_none());
 }
 
-/// Column names of the table, some unknown ones, and values of every type.
-fn cell() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(Value::from),
-        any::<u64>().prop_map(Value::from),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
-        ".{0,24}".prop_map(Value::String),
-        "[a-zA-Z0-9 ._\\\\/:-]{0,24}".prop_map(Value::String),
-        Just(json!("2025-01-01T00:00:00.1234567Z")),
-        Just(json!("{\"a\":[1,2,{\"b\":null}]}")),
-        Just(json!("ProcessCreated")),
-        Just(json!("0")),
-        Just(json!("High")),
-    ];
-    leaf.prop_recursive(2, 8, 3, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
-            prop::collection::btree_map("[a-z]{1,4}", inner, 0..3).prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -382,7 +360,7 @@ proptest! {
     fn any_row_is_written_as_the_engine_maps_it(
         cells in prop::collection::btree_map(
             prop::sample::select(full_row().keys().cloned().chain(["Other".to_string()]).collect::<Vec<_>>()),
-            cell(),
+            json_cells::json_value(),
             0..40,
         ),
         valid_time in any::<bool>(),
