@@ -6,6 +6,9 @@
 //! ([`Activity`]), and the few derived attributes a list cannot express (a
 //! `finish` function). The engine here applies them and keeps every column
 //! that no field consumed under `unmapped`, so a new column is never dropped.
+//! DeviceProcessEvents, the busiest table, is also written a second way,
+//! straight from the answer's text ([`direct`]), and checked against the
+//! engine; [`write_row`] picks the way for each row.
 //!
 //! Null and `""` cells mean "absent" and are left out everywhere.
 
