@@ -223,13 +223,21 @@ fn unescape(escaped: &str) -> Option<String> {
 
 /// `Conv::Int`: a JSON integer or a numeric string; exact to 64 bits.
 fn int(raw: &str) -> Option<J<'_>> {
-    let quoted = raw.starts_with('"');
-    let text = if quoted { text(raw)? } else { Cow::Borrowed(raw) };
-    let digits = if quoted { text.trim() } else { &text };
-    match digits.parse::<i64>() {
-        Ok(n) => Some(J::Int(n)),
-        Err(_) => digits.parse::<u64>().ok().map(J::UInt),
+    if raw.starts_with('"') {
+        let text = text(raw)?;
+        let digits = text.trim();
+        return match digits.parse::<i64>() {
+            Ok(n) => Some(J::Int(n)),
+            Err(_) => digits.parse::<u64>().ok().map(J::UInt),
+        };
     }
+    if is_plain_int(raw) {
+        return raw.parse::<i64>().map(J::Int).or_else(|_| raw.parse::<u64>().map(J::UInt)).ok();
+    }
+    // Any other number as serde_json reads it: an integer only without a
+    // fraction or an exponent, and `-0` is a float (found by the fuzz target).
+    let n: serde_json::Number = serde_json::from_str(raw).ok()?;
+    n.as_i64().map(J::Int).or_else(|| n.as_u64().map(J::UInt))
 }
 
 /// `Conv::Bool`: `true`/`false`, `1`/`0` and their string forms.
@@ -324,7 +332,8 @@ fn row_uid<const N: usize>(table: &Table, row: &Cells<N>, slot: fn(&str) -> Opti
 /// `unmapped`: every cell left (`AdditionalFields` parsed when it is JSON
 /// text, as the engine's `parse_dynamic` does) and the objects the finish
 /// steps moved there, by dotted path. `None` for a cell serde_json would
-/// not read (a number out of range), which the engine rejects the row for.
+/// not read (a number out of range), which the engine rejects the row for,
+/// and for a column named like a moved object.
 fn write_unmapped(out: &mut Vec<u8>, rest: &[(&str, &RawValue)], moved: Vec<(String, Vec<u8>)>) -> Option<()> {
     let rest = rest.iter().filter(|(_, v)| !is_absent(v.get()));
     if moved.is_empty() {
@@ -347,7 +356,14 @@ fn write_unmapped(out: &mut Vec<u8>, rest: &[(&str, &RawValue)], moved: Vec<(Str
         }
         return Some(());
     }
-    // Rare: objects moved by the finish steps, merged into nested paths.
+    // Rare: objects moved by the finish steps, merged into nested paths. A
+    // column named like one of them (`process`; Defender's are PascalCase)
+    // is left to the engine, whose column then replaces the object.
+    let first_segment = |path: &str| path.split('.').next().unwrap_or_default().to_string();
+    let moved_roots: Vec<String> = moved.iter().map(|(path, _)| first_segment(path)).collect();
+    if rest.clone().any(|(name, _)| moved_roots.iter().any(|root| root == name)) {
+        return None;
+    }
     let mut unmapped = serde_json::Map::new();
     for (name, value) in rest {
         let v = match dynamic(name, value.get()) {
