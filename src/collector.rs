@@ -844,15 +844,15 @@ impl Collector {
 /// Counts an emitted event by table and class.
 fn count_event(event: &serde_json::Value) {
     let table = event.pointer("/metadata/log_name").and_then(|v| v.as_str()).unwrap_or("");
-    count(table, event["class_uid"].as_u64().unwrap_or(0));
+    count_emitted(table, event["class_uid"].as_u64().unwrap_or(0));
 }
 
 /// Counts an event written straight to NDJSON by table and class.
 fn count_written(written: &mapping::Written) {
-    count(written.table, u64::from(written.class_uid));
+    count_emitted(written.table, u64::from(written.class_uid));
 }
 
-fn count(table: &str, class_uid: u64) {
+fn count_emitted(table: &str, class_uid: u64) {
     telemetry::counter(
         "events_emitted_total",
         &[("table", table), ("class_uid", &class_uid.to_string())],
@@ -865,15 +865,15 @@ fn count(table: &str, class_uid: u64) {
 fn row_key(event: &serde_json::Value) -> Option<(Ticks, String)> {
     let uid = event.pointer("/metadata/uid")?.as_str()?;
     let ms = event.get("time")?.as_i64()?;
-    Some(key(ms, uid))
+    Some(seen_key(ms, uid))
 }
 
 /// [`row_key`] of an event written straight to NDJSON.
 fn written_key(written: &mapping::Written) -> (Ticks, String) {
-    key(written.time_ms, &written.uid)
+    seen_key(written.time_ms, &written.uid)
 }
 
-fn key(time_ms: i64, uid: &str) -> (Ticks, String) {
+fn seen_key(time_ms: i64, uid: &str) -> (Ticks, String) {
     (
         Ticks(time_ms.saturating_mul(crate::time::TICKS_PER_MS)),
         uid.chars().take(16).collect(),
