@@ -423,17 +423,17 @@ fn merge(into: &mut serde_json::Value, value: serde_json::Value) {
     }
 }
 
-/// `AdditionalFields` holding JSON text (an object or array), parsed.
+/// `AdditionalFields` holding JSON text, parsed by the engine's rule
+/// ([`parse_dynamic`](super::engine::parse_dynamic)); `None` for any other
+/// cell, and for text that stays text.
 fn dynamic(name: &str, raw: &str) -> Option<serde_json::Value> {
     if name != "AdditionalFields" || !raw.starts_with('"') {
         return None;
     }
-    let text = text(raw)?;
-    let t = text.trim_start();
-    if !(t.starts_with('{') || t.starts_with('[')) {
-        return None;
+    match super::engine::parse_dynamic(&serde_json::Value::String(text(raw)?.into_owned())) {
+        serde_json::Value::String(_) => None,
+        parsed => Some(parsed),
     }
-    serde_json::from_str(&text).ok()
 }
 
 #[cfg(test)]
