@@ -3,7 +3,7 @@
 //! receives them as a JSON object and rejects keys it does not know.
 //!
 //! `${VAR}` and `${VAR:-default}` in any string value are replaced with
-//! environment variables, as in Vector; `$$` is a literal `$`. Values are
+//! environment variables, in Vector's syntax; `$$` is a literal `$`. Values are
 //! replaced after parsing, so a secret with YAML-special characters is safe.
 
 use anyhow::{Context, Result, anyhow, bail};

@@ -56,6 +56,45 @@ pub fn default_ack_timeout() -> Duration {
     Duration::from_secs(60)
 }
 
+/// How long to wait for the receiver's HELO before saying it has no
+/// Shared_Key (at most the ack timeout).
+const HELO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The receiver answered the handshake and refused us: sending again with
+/// the same key cannot succeed.
+#[derive(Debug)]
+struct Refused(String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for Refused {}
+
+/// What a failed read while waiting for the handshake's `expected` message
+/// (HELO or PONG) usually means, in words that say what to check.
+fn handshake_error(config: &ForwardOutput, expected: &str, e: &rmpv::decode::Error) -> anyhow::Error {
+    use std::io::ErrorKind;
+    let kind = match e {
+        rmpv::decode::Error::InvalidMarkerRead(io) | rmpv::decode::Error::InvalidDataRead(io) => Some(io.kind()),
+        rmpv::decode::Error::DepthLimitExceeded => None,
+    };
+    let address = &config.address;
+    match kind {
+        Some(ErrorKind::WouldBlock | ErrorKind::TimedOut) if expected == "HELO" => anyhow!(
+            "the forward receiver {address} sent no HELO within {}s: its input has no Shared_Key set; set the same key there as \
+             `output.shared_key`, or remove `output.shared_key`",
+            config.timeout.min(HELO_TIMEOUT).as_secs()
+        ),
+        Some(ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted) => anyhow!(
+            "the forward receiver {address} closed the connection during the shared-key handshake (waiting for its {expected}): \
+             this usually means its Shared_Key differs from `output.shared_key`, or it has no Shared_Key set; its log says which"
+        ),
+        _ => anyhow!("waiting for the forward receiver's {expected}: {e}"),
+    }
+}
+
 fn hex_sha512(parts: &[&[u8]]) -> String {
     let mut h = Sha512::new();
     for p in parts {
@@ -98,16 +137,27 @@ pub struct Forward {
     connection: Option<(TcpStream, BufReader<TcpStream>)>,
     shutdown: Arc<AtomicBool>,
     sequence: u64,
+    max_attempts: Option<u32>,
 }
 
 impl Forward {
+    /// A sink that re-sends an unacknowledged batch until the receiver acks
+    /// it or `shutdown` is set.
     pub fn new(config: &ForwardOutput, shutdown: Arc<AtomicBool>) -> Forward {
         Forward {
             config: config.clone(),
             connection: None,
             shutdown,
             sequence: 0,
+            max_attempts: None,
         }
+    }
+
+    /// Gives a batch up after `attempts` failed sends (`run --once`), with
+    /// the last failure's message, instead of re-sending it for ever.
+    pub fn give_up_after(mut self, attempts: u32) -> Forward {
+        self.max_attempts = Some(attempts.max(1));
+        self
     }
 
     fn connect(&mut self) -> Result<()> {
@@ -118,28 +168,28 @@ impl Forward {
         let mut reader = BufReader::new(stream.try_clone()?);
         let mut writer = stream;
         if let Some(key) = &self.config.shared_key {
+            // A receiver without Shared_Key sends no HELO: do not wait the
+            // whole ack timeout to say so.
+            writer.set_read_timeout(Some(self.config.timeout.min(HELO_TIMEOUT)))?;
             // HELO: ["HELO", {"nonce", "auth", "keepalive"}]
-            let helo = rmpv::decode::read_value(&mut reader).context("waiting for the receiver's HELO (is Shared_Key set on its side?)")?;
+            let helo = rmpv::decode::read_value(&mut reader).map_err(|e| handshake_error(&self.config, "HELO", &e))?;
+            writer.set_read_timeout(Some(self.config.timeout))?;
             let options = helo
                 .as_array()
                 .filter(|a| a.first().and_then(Mp::as_str) == Some("HELO"))
                 .and_then(|a| a.get(1))
                 .ok_or_else(|| anyhow!("the receiver did not start with HELO"))?;
             let nonce = field(options, "nonce").and_then(as_bytes).unwrap_or_default();
-            let salt: Vec<u8> = format!(
-                "{:x}",
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_nanos())
-            )
-            .into_bytes();
+            let salt = format!("{:x}", crate::output::nanos_now());
             let host = self.config.self_hostname.as_bytes();
-            let digest = hex_sha512(&[&salt, host, &nonce, key.as_bytes()]);
-            // PING: ["PING", self_hostname, shared_key_salt, digest, username, password digest]
+            let digest = hex_sha512(&[salt.as_bytes(), host, &nonce, key.as_bytes()]);
+            // PING: ["PING", self_hostname, shared_key_salt, digest, username, password digest].
+            // The salt is a str: Fluent Bit's in_forward refuses a bin salt
+            // ("Invalid shared_key_salt type message") and closes the connection.
             let ping = Mp::Array(vec![
                 Mp::from("PING"),
                 Mp::from(self.config.self_hostname.as_str()),
-                Mp::Binary(salt.clone()),
+                Mp::from(salt.as_str()),
                 Mp::from(digest),
                 Mp::from(""),
                 Mp::from(""),
@@ -147,19 +197,25 @@ impl Forward {
             rmpv::encode::write_value(&mut writer, &ping)?;
             writer.flush()?;
             // PONG: ["PONG", ok, reason, server_hostname, digest]
-            let pong = rmpv::decode::read_value(&mut reader).context("waiting for the receiver's PONG")?;
+            let pong = rmpv::decode::read_value(&mut reader).map_err(|e| handshake_error(&self.config, "PONG", &e))?;
             let items = pong.as_array().ok_or_else(|| anyhow!("the receiver did not answer PONG"))?;
             if items.first().and_then(Mp::as_str) != Some("PONG") {
                 bail!("the receiver did not answer PONG");
             }
             if items.get(1).and_then(Mp::as_bool) != Some(true) {
                 let reason = items.get(2).and_then(Mp::as_str).unwrap_or("no reason given");
-                bail!("the forward receiver refused the shared key ({reason}); check `output.shared_key` against its Shared_Key");
+                return Err(Refused(format!(
+                    "the forward receiver refused the shared key ({reason}); check `output.shared_key` against its Shared_Key"
+                ))
+                .into());
             }
             let server = items.get(3).and_then(as_bytes).unwrap_or_default();
-            let expected = hex_sha512(&[&salt, &server, &nonce, key.as_bytes()]);
+            let expected = hex_sha512(&[salt.as_bytes(), &server, &nonce, key.as_bytes()]);
             if items.get(4).and_then(as_bytes).as_deref() != Some(expected.as_bytes()) {
-                bail!("the forward receiver's PONG digest is wrong: it does not know the shared key");
+                return Err(Refused(
+                    "the forward receiver's PONG digest is wrong: it does not know the shared key; check `output.shared_key` against its Shared_Key".into(),
+                )
+                .into());
             }
         }
         self.connection = Some((writer, reader));
@@ -214,16 +270,19 @@ impl Sink for Forward {
         rmpv::encode::write_value(&mut bytes, &message)?;
         let mut attempt = 0u32;
         loop {
-            let reason = match self.send(&bytes, &chunk) {
+            let (reason, refused) = match self.send(&bytes, &chunk) {
                 Ok(()) => return Ok(()),
-                Err(e) => format!("{e:#}"),
+                Err(e) => (format!("{e:#}"), e.is::<Refused>()),
             };
             // The connection state is unknown after a failure: start afresh.
             self.connection = None;
-            if reason.contains("shared key") {
+            attempt += 1;
+            if refused {
                 return Err(anyhow!(reason));
             }
-            attempt += 1;
+            if self.max_attempts.is_some_and(|max| attempt >= max) {
+                bail!("the forward receiver {} did not take the batch in {attempt} attempts: {reason}", self.config.address);
+            }
             let wait = Duration::from_millis((500u64 << attempt.min(7)).min(60_000));
             tracing::warn!(
                 address = %self.config.address, events = count, attempt, retry_in_ms = wait.as_millis() as u64,

@@ -119,13 +119,20 @@ fn main() -> ExitCode {
                 critical: shutdown.critical,
                 ..RunOptions::default()
             };
+            // With --once a receiver that never takes a batch ends the run,
+            // as repeated API failures do, instead of holding it for ever.
+            let attempts = options.max_retries + 1;
             let mut sink: Box<dyn Sink + Send> = match &config.output {
                 OutputConfig::Stdout => Box::new(Stdout::new(std::io::stdout())),
                 OutputConfig::Http(http) => match Http::new(http, options.shutdown.clone()) {
+                    Ok(s) if once => Box::new(s.give_up_after(attempts)),
                     Ok(s) => Box::new(s),
                     Err(e) => return fail(&Failure::Config(format!("{e:#}"))),
                 },
-                OutputConfig::Forward(forward) => Box::new(Forward::new(forward, options.shutdown.clone())),
+                OutputConfig::Forward(forward) => {
+                    let sink = Forward::new(forward, options.shutdown.clone());
+                    Box::new(if once { sink.give_up_after(attempts) } else { sink })
+                }
             };
             let metrics = Arc::new(Telemetry::default());
             if let Some(address) = &config.metrics_address {

@@ -57,6 +57,7 @@ pub struct Http {
     headers: reqwest::header::HeaderMap,
     gzip: bool,
     shutdown: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    max_attempts: Option<u32>,
 }
 
 impl Http {
@@ -96,7 +97,15 @@ impl Http {
             headers,
             gzip,
             shutdown,
+            max_attempts: None,
         })
+    }
+
+    /// Gives a batch up after `attempts` failed sends (`run --once`), with
+    /// the last failure's message, instead of re-sending it for ever.
+    pub fn give_up_after(mut self, attempts: u32) -> Http {
+        self.max_attempts = Some(attempts.max(1));
+        self
     }
 }
 
@@ -123,6 +132,9 @@ impl Sink for Http {
                 Err(e) => format!("the request failed: {e}"),
             };
             attempt += 1;
+            if self.max_attempts.is_some_and(|max| attempt >= max) {
+                anyhow::bail!("the receiver {} did not take the batch in {attempt} attempts: {reason}", self.url);
+            }
             let wait = std::time::Duration::from_millis((500u64 << attempt.min(7)).min(60_000));
             tracing::warn!(
                 url = %self.url, events = count, attempt, retry_in_ms = wait.as_millis() as u64,

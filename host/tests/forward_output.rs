@@ -30,6 +30,25 @@ struct FakeFluentBit {
     withhold: Arc<Mutex<usize>>,
 }
 
+/// A receiver that closes every connection right after accepting it, as
+/// Fluent Bit's in_forward does during the handshake when the keys differ.
+fn closing_receiver() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let helo = Mp::Array(vec![
+                Mp::from("HELO"),
+                Mp::Map(vec![(Mp::from("nonce"), Mp::Binary(b"n".to_vec()))]),
+            ]);
+            let _ = rmpv::encode::write_value(&mut stream, &helo);
+            let _ = rmpv::decode::read_value(&mut stream);
+        }
+    });
+    address
+}
+
 fn sha512_hex(parts: &[&[u8]]) -> String {
     let mut h = Sha512::new();
     for p in parts {
@@ -76,6 +95,11 @@ impl FakeFluentBit {
                         continue;
                     };
                     let p = ping.as_array().unwrap();
+                    // As Fluent Bit's in_forward: a salt that is not a str
+                    // is refused by closing the connection, without a PONG.
+                    if !p[2].is_str() {
+                        continue;
+                    }
                     let (host, salt, digest) = (bytes(&p[1]), bytes(&p[2]), bytes(&p[3]));
                     let ok = digest == sha512_hex(&[&salt, &host, &nonce, key.as_bytes()]).into_bytes();
                     let pong = Mp::Array(vec![
@@ -286,4 +310,26 @@ fn withheld_acks_are_resent_and_a_restart_resends_exactly_the_unacked_batches() 
         10,
         "exactly the unacknowledged events are re-sent"
     );
+}
+
+#[test]
+fn once_gives_up_on_a_receiver_that_closes_the_handshake_and_says_why() {
+    let server = ReplayServer::start(dataset(3), credentials()).unwrap();
+    let fluent = FakeFluentBit {
+        address: closing_receiver(),
+        log: Arc::default(),
+        withhold: Arc::default(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_once(&config(dir.path(), &server, &fluent, "  shared_key: ${FW_KEY}\n"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("closed the connection during the shared-key handshake")
+            && stderr.contains("Shared_Key differs from `output.shared_key`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("did not take the batch in 6 attempts"), "{stderr}");
+    assert!(!stderr.contains("s3cret-key"));
+    assert!(!dir.path().join("state/checkpoint.json").exists());
 }
