@@ -85,6 +85,7 @@ impl Default for RunOptions<'_> {
 /// Runs a source until `once` completes, `shutdown` is set, or it fails.
 pub fn run(config: &RunConfig, options: &RunOptions, sink: &mut dyn Sink, telemetry: Arc<Telemetry>) -> Result<Summary, Failure> {
     let bytes = options.component.unwrap_or(crate::runtime::DEFAULT_COMPONENT);
+    crate::state::probe_writable(&config.state_dir).map_err(config_failure)?;
     let runtime = runtime(config, bytes, Some(&config.state_dir.join("cache")))?.with_clock(options.clock.clone());
     let store = CheckpointStore::new(&config.state_dir);
     let saved = store.load()?;
@@ -369,8 +370,7 @@ pub fn check(config: &RunConfig, component: Option<&[u8]>, out: &mut dyn std::io
             return Err(failure);
         }
     }
-    let probe = config.state_dir.join(".write-test");
-    match crate::state::write_atomically(&probe, b"ok").and_then(|_| std::fs::remove_file(&probe).map_err(Into::into)) {
+    match crate::state::probe_writable(&config.state_dir) {
         Ok(()) => line(true, "state directory", &format!("{} is writable", config.state_dir.display()))?,
         Err(e) => line(false, "state directory", &format!("{e:#}"))?,
     }
@@ -378,6 +378,23 @@ pub fn check(config: &RunConfig, component: Option<&[u8]>, out: &mut dyn std::io
         line(step.ok, &step.name, &step.detail)?;
     }
     Ok(all_ok)
+}
+
+/// Starts the component with `config` as [`run`] would, without collecting:
+/// the state directory must be writable and the component must accept the
+/// settings. A program that embeds the collector (the Fluent Bit plugin)
+/// calls it to refuse a bad configuration at once, with the message `run`
+/// would give. It needs no network; the compiled component is cached in
+/// the state directory for the run that follows.
+pub fn preflight(config: &RunConfig, component: Option<&[u8]>) -> Result<(), Failure> {
+    crate::state::probe_writable(&config.state_dir).map_err(config_failure)?;
+    let bytes = component.unwrap_or(crate::runtime::DEFAULT_COMPONENT);
+    let runtime = runtime(config, bytes, Some(&config.state_dir.join("cache")))?;
+    let mut instance = runtime.instantiate(&Limits::default(), Arc::new(Telemetry::default()))?;
+    match instance.init(&config.source_json(), None)? {
+        Ok(_) => Ok(()),
+        Err(e) => Err(source_failure(e, "starting")),
+    }
 }
 
 /// What `map` did.

@@ -32,6 +32,56 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     result
 }
 
+/// Checks that checkpoints can be saved in `dir` before anything is
+/// delivered: creates it, writes and fsyncs a probe file, and removes it.
+/// A checkpoint that cannot be saved after a delivered batch would have
+/// every restart deliver that batch again. The error names the directory,
+/// the user the process runs as, and the fix.
+pub fn probe_writable(dir: &Path) -> Result<()> {
+    let probe = dir.join(format!(".write-test-{}", std::process::id()));
+    let result = (|| -> std::io::Result<()> {
+        fs::create_dir_all(dir)?;
+        let mut file = File::create(&probe)?;
+        file.write_all(b"ok")?;
+        file.sync_all()?;
+        fs::remove_file(&probe)
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_file(&probe);
+        bail!(
+            "the state directory {} cannot be written ({e}); the process runs as {}: create the directory and give that user \
+             write access to it (for example `install -d -o {} {}`), or set `state_dir` to a directory it can write",
+            dir.display(),
+            current_user(),
+            current_user_name().unwrap_or_else(|| current_uid().to_string()),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// The effective user, as `name (uid N)` where the name is known.
+fn current_user() -> String {
+    match current_user_name() {
+        Some(name) => format!("{name} (uid {})", current_uid()),
+        None => format!("uid {}", current_uid()),
+    }
+}
+
+fn current_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata("/proc/self").map_or(u32::MAX, |m| m.uid())
+}
+
+fn current_user_name() -> Option<String> {
+    let uid = current_uid().to_string();
+    let passwd = fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        (fields.get(2) == Some(&uid.as_str())).then(|| fields[0].to_string())
+    })
+}
+
 const FORMAT: &str = "defender-ocsf-checkpoint";
 
 #[derive(Serialize, Deserialize)]

@@ -175,10 +175,19 @@ fn an_unwritable_state_directory_is_a_clear_error_and_nothing_is_lost() {
     std::fs::write(dir.path().join("state"), "not a directory").unwrap();
     let out = run(&["run", "--once"], &config);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(stderr.contains("state"), "{stderr}");
-    // The batch may have been written, but its checkpoint was not saved: a
-    // run with a usable state directory delivers it again.
+    assert_eq!(out.status.code(), Some(2), "a configuration to fix: {stderr}");
+    // Checked before the first batch: nothing is delivered that a restart
+    // would deliver again.
+    assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
+    let state = dir.path().join("state").display().to_string();
+    assert!(
+        stderr.contains(&format!("the state directory {state} cannot be written")) && stderr.contains("the process runs as"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("install -d -o"), "says how to fix it: {stderr}");
+    let checked = run(&["check"], &config);
+    let report = String::from_utf8_lossy(&checked.stdout);
+    assert!(report.contains("FAIL  state directory") && report.contains("cannot be written"), "{report}");
     std::fs::remove_file(dir.path().join("state")).unwrap();
     let again = run(&["run", "--once"], &config);
     assert!(again.status.success());
