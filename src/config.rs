@@ -298,7 +298,17 @@ impl CollectorConfig {
     /// Parses and checks the JSON the host hands over. Every message names
     /// the key to fix.
     pub fn from_json(json: &str) -> Result<CollectorConfig> {
-        let mut config: CollectorConfig = serde_json::from_str(json).map_err(|e| Error::Config(e.to_string()))?;
+        let mut deserializer = serde_json::Deserializer::from_str(json);
+        let mut config: CollectorConfig = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+            // The position in the host's JSON means nothing to the user; the
+            // key does.
+            let inner = e.inner().to_string();
+            let message = inner.rsplit_once(" at line ").map_or(inner.as_str(), |(m, _)| m);
+            match e.path().to_string().as_str() {
+                "." => Error::Config(message.to_string()),
+                path => Error::Config(format!("`{path}`: {message}")),
+            }
+        })?;
         config.validate()?;
         Ok(config)
     }
@@ -517,6 +527,24 @@ mod tests {
             c.allowed_origins(),
             vec!["https://login.microsoftonline.com", "https://graph.microsoft.com"]
         );
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_form_names_its_key_not_a_json_position() {
+        let with = |extra: serde_json::Value| {
+            let mut v = minimal();
+            v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            CollectorConfig::from_json(&v.to_string()).unwrap_err().to_string()
+        };
+        let e = with(serde_json::json!({"delay": "soon"}));
+        assert!(e.contains("`delay`: `soon` is not a duration"), "{e}");
+        assert!(!e.contains("line 1"), "{e}");
+        let e = with(serde_json::json!({"max_rows_per_query": "many"}));
+        assert!(e.contains("`max_rows_per_query`: invalid type"), "{e}");
+        let e = with(serde_json::json!({"ocsf": {"deprecated_classes": "yes"}}));
+        assert!(e.contains("`ocsf.deprecated_classes`"), "{e}");
+        let e = with(serde_json::json!({"tabels": []}));
+        assert!(e.contains("unknown field `tabels`"), "{e}");
     }
 
     #[test]

@@ -219,11 +219,7 @@ impl RunConfig {
 
     /// Parses YAML text with `key=value` overrides.
     pub fn from_yaml_with_sets(text: &str, sets: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<RunConfig> {
-        let value: Value = serde_yaml_ng::from_str(text).map_err(|e| anyhow!("the configuration is not valid YAML: {e}"))?;
-        let mut value = match value {
-            Value::Null => Value::Object(Map::new()),
-            other => other,
-        };
+        let mut value = parse_yaml(text)?;
         for set in sets {
             apply_set(&mut value, set)?;
         }
@@ -233,6 +229,50 @@ impl RunConfig {
         for (key, value) in map.iter_mut() {
             interpolate_value(value, env).with_context(|| format!("in `{key}`"))?;
         }
+        RunConfig::from_map(map)
+    }
+
+    /// The configuration of a file (if any), with `overrides` on top: keys
+    /// whose values are already final, such as a Fluent Bit input's
+    /// properties, which Fluent Bit has interpolated itself. A dotted key
+    /// (`ocsf.deprecated_classes`) reaches into a section. Only the file's
+    /// text is interpolated, with `env`.
+    pub fn from_file_and_overrides(
+        file: Option<&Path>,
+        overrides: Vec<(String, Value)>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<RunConfig> {
+        let mut map = match file {
+            None => Map::new(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the configuration file {}", path.display()))?;
+                let Value::Object(mut map) = parse_yaml(&text).with_context(|| format!("in {}", path.display()))? else {
+                    bail!("{}: the configuration must be a YAML mapping of keys to values", path.display());
+                };
+                for (key, value) in map.iter_mut() {
+                    interpolate_value(value, env).with_context(|| format!("in `{key}` of {}", path.display()))?;
+                }
+                map
+            }
+        };
+        for (key, value) in overrides {
+            let mut parts: Vec<&str> = key.split('.').collect();
+            let last = parts.pop().unwrap_or_default();
+            let mut node = &mut map;
+            for part in parts {
+                let entry = node.entry(part.to_string()).or_insert_with(|| Value::Object(Map::new()));
+                node = match entry {
+                    Value::Object(m) => m,
+                    _ => bail!("`{key}`: `{part}` is not a section"),
+                };
+            }
+            node.insert(last.to_string(), value);
+        }
+        RunConfig::from_map(map)
+    }
+
+    fn from_map(mut map: Map<String, Value>) -> Result<RunConfig> {
         let tenants = match map.remove("tenants") {
             None => Vec::new(),
             Some(Value::Array(list)) if !list.is_empty() => list,
@@ -476,6 +516,15 @@ fn is_path_safe(id: &str) -> bool {
     !id.is_empty() && id != "." && id != ".." && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
 }
 
+/// YAML text as a JSON value; an empty document is an empty mapping.
+fn parse_yaml(text: &str) -> Result<Value> {
+    let value: Value = serde_yaml_ng::from_str(text).map_err(|e| anyhow!("the configuration is not valid YAML: {e}"))?;
+    Ok(match value {
+        Value::Null => Value::Object(Map::new()),
+        other => other,
+    })
+}
+
 /// Applies one `key=value` (dotted keys for sections; the value is read as
 /// YAML, so `tables=[A, B]` and `incidents=true` work).
 fn apply_set(config: &mut Value, set: &str) -> Result<()> {
@@ -676,6 +725,33 @@ mod tests {
         assert_eq!(Shard::of("Contoso", 3), Shard::of("contoso", 3), "ids compare case-insensitively");
         let one = RunConfig::from_yaml("tenant_id: contoso\nshard: {index: 0, count: 3}", &env).unwrap();
         assert_eq!(one.instances().len(), usize::from(Shard::of("contoso", 3) == 0));
+    }
+
+    #[test]
+    fn overrides_are_final_and_sit_on_top_of_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.yaml");
+        std::fs::write(&file, "tenant_id: t\nclient_secret: ${SECRET}\ndelay: 5m\nocsf: {deprecated_classes: true}\n").unwrap();
+        let c = RunConfig::from_file_and_overrides(
+            Some(&file),
+            vec![
+                ("delay".into(), Value::String("1m".into())),
+                ("client_id".into(), Value::String("$${NOT_EXPANDED}".into())),
+                ("ocsf.deprecated_classes".into(), Value::Bool(false)),
+                ("state_dir".into(), Value::String("/tmp/s".into())),
+            ],
+            &env,
+        )
+        .unwrap();
+        assert_eq!(c.source["client_secret"], "p@ss: *word #1", "the file is interpolated");
+        assert_eq!(c.source["client_id"], "$${NOT_EXPANDED}", "overrides are not");
+        assert_eq!(c.source["delay"], "1m");
+        assert_eq!(c.source["ocsf"], serde_json::json!({"deprecated_classes": false}));
+        assert_eq!(c.state_dir, PathBuf::from("/tmp/s"));
+        let none = RunConfig::from_file_and_overrides(None, vec![("tenant_id".into(), Value::String("t".into()))], &env).unwrap();
+        assert_eq!(none.source["tenant_id"], "t");
+        let e = RunConfig::from_file_and_overrides(Some(&dir.path().join("missing.yaml")), vec![], &env).unwrap_err();
+        assert!(format!("{e:#}").contains("missing.yaml"), "{e:#}");
     }
 
     #[test]

@@ -103,23 +103,6 @@ fn hex_sha512(parts: &[&[u8]]) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A JSON value as MessagePack (strings stay strings, integers stay exact).
-pub fn to_msgpack(v: &serde_json::Value) -> Mp {
-    match v {
-        serde_json::Value::Null => Mp::Nil,
-        serde_json::Value::Bool(b) => Mp::Boolean(*b),
-        serde_json::Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
-            (Some(u), _, _) => Mp::from(u),
-            (_, Some(i), _) => Mp::from(i),
-            (_, _, Some(f)) => Mp::F64(f),
-            _ => Mp::String(n.to_string().into()),
-        },
-        serde_json::Value::String(s) => Mp::String(s.as_str().into()),
-        serde_json::Value::Array(items) => Mp::Array(items.iter().map(to_msgpack).collect()),
-        serde_json::Value::Object(map) => Mp::Map(map.iter().map(|(k, v)| (Mp::String(k.as_str().into()), to_msgpack(v))).collect()),
-    }
-}
-
 fn as_bytes(v: &Mp) -> Option<Vec<u8>> {
     match v {
         Mp::Binary(b) => Some(b.clone()),
@@ -194,7 +177,12 @@ impl Forward {
                 Mp::from(""),
                 Mp::from(""),
             ]);
-            rmpv::encode::write_value(&mut writer, &ping)?;
+            // In one write: Fluent Bit reads the PING with a single read and
+            // fails the handshake on a partial message, which an encoder
+            // writing field by field into the socket produces under load.
+            let mut message = Vec::new();
+            rmpv::encode::write_value(&mut message, &ping)?;
+            writer.write_all(&message)?;
             writer.flush()?;
             // PONG: ["PONG", ok, reason, server_hostname, digest]
             let pong = rmpv::decode::read_value(&mut reader).map_err(|e| handshake_error(&self.config, "PONG", &e))?;
@@ -241,17 +229,7 @@ impl Forward {
 
 impl Sink for Forward {
     fn deliver(&mut self, events: &[u8], count: u32) -> Result<()> {
-        // Entries: a MessagePack stream of [EventTime, record], the record being the OCSF event.
-        let mut entries = Vec::with_capacity(events.len());
-        for line in events.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            let event: serde_json::Value = serde_json::from_slice(line).context("an event is not JSON")?;
-            let ms = event.get("time").and_then(serde_json::Value::as_i64).unwrap_or(0);
-            let mut time = Vec::with_capacity(8);
-            time.extend_from_slice(&((ms.div_euclid(1000)) as u32).to_be_bytes());
-            time.extend_from_slice(&((ms.rem_euclid(1000) * 1_000_000) as u32).to_be_bytes());
-            let entry = Mp::Array(vec![Mp::Ext(0, time), to_msgpack(&event)]);
-            rmpv::encode::write_value(&mut entries, &entry)?;
-        }
+        let entries = crate::msgpack::event_entries(events)?;
         self.sequence += 1;
         let chunk = format!(
             "{:016x}{:08x}",

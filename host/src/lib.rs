@@ -11,6 +11,9 @@
 //! - [`state`]: checkpoints on disk, written atomically;
 //! - [`output`]: the sinks events are delivered to (stdout, HTTP);
 //! - [`forward`]: the Fluentd Forward protocol sink;
+//! - [`handoff`]: the sink that hands batches to another thread (the Fluent
+//!   Bit input plugin) and waits until they are taken;
+//! - [`msgpack`]: events as MessagePack records, as Fluent Bit takes them;
 //! - [`app`]: the poll-deliver-save loop;
 //! - [`shutdown`]: SIGTERM/SIGINT handling;
 //! - [`clock`]: real time, or compressed time for soak runs;
@@ -23,6 +26,8 @@ pub mod config;
 pub mod credentials;
 pub mod egress;
 pub mod forward;
+pub mod handoff;
+pub mod msgpack;
 pub mod output;
 pub mod policy;
 pub mod replay;

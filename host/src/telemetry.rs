@@ -6,17 +6,7 @@ use std::sync::Mutex;
 /// Sets up JSON logs at `level` (`error`..`trace`; `RUST_LOG` overrides it)
 /// on stderr, or appended to `file`. Stdout is reserved for events.
 pub fn init_logging(level: &str, file: Option<&std::path::Path>) -> anyhow::Result<()> {
-    // The level applies to the collector's own logs; libraries (wasmtime,
-    // cranelift, hyper) stay at warn, or `trace` would log every compiled
-    // instruction. RUST_LOG overrides all of it.
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("warn,defender_ocsf_host={level},defender_ocsf={level},component={level}"))
-    });
-    let builder = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_env_filter(filter);
+    let builder = json_logs(level);
     match file {
         None => {
             let _ = builder.with_writer(std::io::stderr).try_init();
@@ -32,6 +22,37 @@ pub fn init_logging(level: &str, file: Option<&std::path::Path>) -> anyhow::Resu
         }
     }
     Ok(())
+}
+
+/// Sets up the same JSON logs written through `writer`, such as a host
+/// program's own log (the Fluent Bit plugin's). The first call in a process
+/// wins; later ones change nothing.
+pub fn init_logging_to<W>(level: &str, writer: W)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let _ = json_logs(level).with_writer(writer).try_init();
+}
+
+/// JSON lines, one event each, with the fields at the top level.
+fn json_logs(
+    level: &str,
+) -> tracing_subscriber::fmt::SubscriberBuilder<
+    tracing_subscriber::fmt::format::JsonFields,
+    tracing_subscriber::fmt::format::Format<tracing_subscriber::fmt::format::Json>,
+    tracing_subscriber::EnvFilter,
+> {
+    // The level applies to the collector's own logs; libraries (wasmtime,
+    // cranelift, hyper) stay at warn, or `trace` would log every compiled
+    // instruction. RUST_LOG overrides all of it.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("warn,defender_ocsf_host={level},defender_ocsf={level},component={level}"))
+    });
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_env_filter(filter)
 }
 
 type Key = (String, Vec<(String, String)>);

@@ -59,6 +59,11 @@ pub fn environment() -> Vec<(&'static str, String)> {
 /// `n` DeviceProcessEvents rows spread over the last hour, old enough for
 /// any `delay` up to 5 minutes, each with a distinct ReportId.
 pub fn replay(n: usize) -> ReplayServer {
+    replay_for(n, credentials())
+}
+
+/// As [`replay`], for a tenant of its own.
+pub fn replay_for(n: usize, credentials: Credentials) -> ReplayServer {
     let mut dataset = Dataset::default();
     let first = Utc::now() - Duration::minutes(55);
     let rows = (0..n).map(|i| {
@@ -75,7 +80,7 @@ pub fn replay(n: usize) -> ReplayServer {
         .clone()
     });
     dataset.add("DeviceProcessEvents", rows).unwrap();
-    ReplayServer::start(dataset, credentials()).unwrap()
+    ReplayServer::start(dataset, credentials).unwrap()
 }
 
 /// The collector settings that point an example at the replayed Graph
@@ -179,6 +184,10 @@ impl Running {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn output(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -232,6 +241,33 @@ pub fn wait_until(seconds: u64, mut ready: impl FnMut() -> bool) -> bool {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     ready()
+}
+
+/// Starts a pipeline with `start(name)`, waits until `rows` events are in
+/// `sink_dir`, stops it, checks them, then starts it again, waits until its
+/// collector has polled `server` again, and checks that nothing was added.
+/// Returns the first run's output.
+pub fn run_then_restart(start: impl Fn(&str) -> Running, sink_dir: &Path, server: &ReplayServer, rows: usize) -> String {
+    let first = start("first");
+    let arrived = wait_until(120, || events_in(sink_dir).len() >= rows);
+    let output = first.output();
+    assert!(arrived, "not every row arrived:\n{output}");
+    let status = first.stop();
+    assert!(status.success(), "{status}\n{output}");
+    assert_each_row_once(&events_in(sink_dir), rows, "first run");
+
+    let queries = server.query_count();
+    let second = start("second");
+    assert!(
+        wait_until(60, || server.query_count() > queries + 1),
+        "the restarted collector polls again: {}",
+        second.output()
+    );
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let status = second.stop();
+    assert!(status.success(), "{status}");
+    assert_each_row_once(&events_in(sink_dir), rows, "after a restart");
+    output
 }
 
 /// Checks that `events` are the `n` replayed rows, each exactly once, as
