@@ -519,7 +519,7 @@ impl Collector {
             Ok(result) => format!("{} rows reached the limit of {take}", result.len() + result.malformed.len()),
             Err(QueryError::TooLarge(message)) => message,
             Err(QueryError::TableUnavailable(message)) => return Err(Error::Transient(message)),
-            Err(QueryError::Other(e)) => return Err(e),
+            Err(QueryError::Other(e)) => return Err(for_table(e, table)),
         };
         if count >= MAX_BUCKETS {
             return Err(single_tick_overflow(table, at, &too_large));
@@ -658,7 +658,7 @@ impl Collector {
             }
             Err(QueryError::TooLarge(message)) => Ok(Fetch::TooLarge(message)),
             Err(QueryError::TableUnavailable(message)) => Ok(Fetch::Unavailable(message)),
-            Err(QueryError::Other(e)) => Err(e),
+            Err(QueryError::Other(e)) => Err(for_table(e, table)),
         }
     }
 
@@ -945,6 +945,17 @@ fn one_tick_warning(table: &Table, at: Ticks, reason: &str) {
         ),
         &[("table", table.name)],
     );
+}
+
+/// A throttling of the query for `table`, saying which table it was.
+fn for_table(e: Error, table: &Table) -> Error {
+    match e {
+        Error::Throttled { retry_after_ms, message } => Error::Throttled {
+            retry_after_ms,
+            message: format!("{}: {message}", table.name),
+        },
+        other => other,
+    }
 }
 
 fn single_tick_overflow(table: &Table, at: Ticks, reason: &str) -> Error {

@@ -109,16 +109,27 @@ pub fn run(config: &RunConfig, options: &RunOptions, sink: &mut dyn Sink, teleme
 
     let mut summary = Summary::default();
     let mut failures = 0u32;
+    let mut throttled = 0u32;
     let mut last_summary = Instant::now();
     while !options.shutdown.load(Ordering::SeqCst) {
         let batch = match instance.poll()? {
             Ok(batch) => {
                 failures = 0;
+                throttled = 0;
                 batch
             }
             Err(SourceError::Throttled(t)) => {
                 metrics.counter_add("throttled_total", vec![], 1);
-                tracing::warn!(retry_after_ms = t.retry_after_ms, "throttled by the API: {}", t.message);
+                // Bounded as temporary failures are: a throttling that never
+                // lifts must not hold `--once` for ever.
+                throttled += 1;
+                if options.once && throttled > options.max_retries {
+                    return Err(Failure::Other(anyhow!(
+                        "giving up after {throttled} throttled attempts in a row: {}",
+                        t.message
+                    )));
+                }
+                tracing::warn!(retry_after_ms = t.retry_after_ms, attempt = throttled, "throttled by the API: {}", t.message);
                 options.clock.sleep(Duration::from_millis(t.retry_after_ms), &options.shutdown);
                 continue;
             }

@@ -13,9 +13,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-/// Microsoft Defender XDR advanced hunting to OCSF 1.8.0, for Vector and Fluent Bit.
+/// Collects Microsoft Defender XDR advanced-hunting data and emits OCSF 1.8.0 events.
+///
+/// It polls Microsoft Graph (runHuntingQuery) for every configured table, maps each row to OCSF, and
+/// delivers the events to stdout (for Vector's exec source), to Vector's http_server or to Fluent
+/// Bit's forward input, saving its checkpoint only after delivery. Fluent Bit can also load it as
+/// its input plugin (see the README). Start with `defender-ocsf demo`, then `defender-ocsf check
+/// --config FILE`.
 #[derive(Parser)]
-#[command(name = "defender-ocsf", version, about)]
+#[command(name = "defender-ocsf", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -834,3 +834,16 @@ fn a_union_with_an_unavailable_table_falls_back_to_a_query_per_table() {
     assert_eq!(per_table(&out), expected, "{stderr}");
     assert!(server.queries().iter().any(|q| q.starts_with("UrlClickEvents | where")));
 }
+
+#[test]
+fn help_opens_with_what_the_program_is() {
+    for flag in ["--help", "-h"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_defender-ocsf")).arg(flag).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success());
+        assert!(
+            text.starts_with("Collects Microsoft Defender XDR advanced-hunting data and emits OCSF 1.8.0 events"),
+            "{flag}: {text}"
+        );
+    }
+}

@@ -113,3 +113,21 @@ fn persistent_server_errors_fail_once_runs_with_the_reason() {
         "nothing was delivered, so nothing is checkpointed"
     );
 }
+
+/// A throttling that never lifts ends `--once` after a bounded number of
+/// attempts, as repeated server errors do, naming the table; nothing is
+/// delivered, and no checkpoint passes the rows.
+#[test]
+fn once_gives_up_on_a_permanent_429_and_names_the_table() {
+    let server = ReplayServer::start(dataset(5), credentials()).unwrap();
+    server.fail_next(std::iter::repeat_n(Fault::throttled(1), 50));
+    let dir = tempfile::tempdir().unwrap();
+    let (events, stderr, ok) = run(&server, dir.path());
+    assert!(!ok, "{stderr}");
+    assert!(events.is_empty());
+    assert!(
+        stderr.contains("giving up after 6 throttled attempts in a row: DeviceProcessEvents: "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("throttled by the API: DeviceProcessEvents"), "{stderr}");
+}
