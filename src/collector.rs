@@ -636,7 +636,25 @@ impl Collector {
         take: u32,
     ) -> Result<Fetch> {
         let query = kql::window_query(&self.source(table), start, end, take);
-        match self.graph.run(http, now.0 / TICKS_PER_SECOND, &query, &kql::timespan(start, end)) {
+        let began = crate::budget::monotonic_ms();
+        let answer = self.graph.run(http, now.0 / TICKS_PER_SECOND, &query, &kql::timespan(start, end));
+        let (start_text, end_text) = (start.to_string(), end.to_string());
+        let duration = crate::budget::monotonic_ms().saturating_sub(began).to_string();
+        let rows = match &answer {
+            Ok(result) => (result.len() + result.malformed.len()).to_string(),
+            Err(_) => "error".to_string(),
+        };
+        telemetry::debug(
+            "query",
+            &[
+                ("table", table.name),
+                ("start", &start_text),
+                ("end", &end_text),
+                ("rows", &rows),
+                ("duration_ms", &duration),
+            ],
+        );
+        match answer {
             Ok(result) if ((result.len() + result.malformed.len()) as u64) < u64::from(take) => {
                 self.report_malformed(table, &result, start);
                 let end = result.len();

@@ -259,8 +259,7 @@ fn main() -> ExitCode {
 }
 
 fn fail(failure: &Failure) -> ExitCode {
-    tracing::error!("{failure}");
-    eprintln!("defender-ocsf: {failure}");
+    telemetry::fatal(&failure.to_string());
     match failure {
         Failure::Config(_) => ExitCode::from(2),
         Failure::Other(_) => ExitCode::from(1),
@@ -268,7 +267,7 @@ fn fail(failure: &Failure) -> ExitCode {
 }
 
 fn demo() -> ExitCode {
-    let _ = telemetry::init_logging("warn", None);
+    let _ = telemetry::init_logging("info", None);
     let credentials = Credentials {
         tenant_id: "00000000-0000-4000-8000-00000000d3e0".into(),
         client_id: "11111111-1111-4111-8111-111111111111".into(),
@@ -291,10 +290,7 @@ fn demo() -> ExitCode {
         "delay": "1m",
     });
     let config = RunConfig::for_source(state.clone(), source.as_object().cloned().unwrap_or_default());
-    eprintln!(
-        "defender-ocsf demo: replaying DeviceProcessEvents from {} through the embedded component",
-        server.url()
-    );
+    tracing::info!(replay = %server.url(), "demo: replaying DeviceProcessEvents through the embedded component");
     let options = RunOptions {
         once: true,
         ..RunOptions::default()
@@ -304,10 +300,10 @@ fn demo() -> ExitCode {
     let _ = std::fs::remove_dir_all(&state);
     match result {
         Ok(summary) => {
-            eprintln!(
-                "defender-ocsf demo: {} OCSF events from {} queries; point `run --config` at a real tenant next (see README)",
-                summary.events,
-                server.queries().len()
+            tracing::info!(
+                events = summary.events,
+                queries = server.queries().len(),
+                "demo: done; point `run --config` at a real tenant next (see README)"
             );
             ExitCode::SUCCESS
         }

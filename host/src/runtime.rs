@@ -98,19 +98,16 @@ impl WasiHttpView for HostState {
     }
 }
 
-fn pairs(fields: &[(String, String)]) -> String {
-    fields.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
-}
-
 impl wit_host::Host for HostState {
     fn log(&mut self, level: Level, message: String, fields: Vec<(String, String)>) {
-        let fields = pairs(&fields);
+        // The log line spreads these out as fields of its own.
+        let fields = crate::telemetry::component_fields(&fields);
         match level {
-            Level::Trace => tracing::trace!(target: "component", fields = %fields, "{message}"),
-            Level::Debug => tracing::debug!(target: "component", fields = %fields, "{message}"),
-            Level::Info => tracing::info!(target: "component", fields = %fields, "{message}"),
-            Level::Warn => tracing::warn!(target: "component", fields = %fields, "{message}"),
-            Level::Error => tracing::error!(target: "component", fields = %fields, "{message}"),
+            Level::Trace => tracing::trace!(target: "component", component_fields = %fields, "{message}"),
+            Level::Debug => tracing::debug!(target: "component", component_fields = %fields, "{message}"),
+            Level::Info => tracing::info!(target: "component", component_fields = %fields, "{message}"),
+            Level::Warn => tracing::warn!(target: "component", component_fields = %fields, "{message}"),
+            Level::Error => tracing::error!(target: "component", component_fields = %fields, "{message}"),
         }
     }
 

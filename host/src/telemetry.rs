@@ -1,4 +1,4 @@
-//! Logs (structured JSON on stderr) and the metrics the component reports.
+//! Logs (JSON lines on stderr, or in a file) and the metrics the component reports.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -9,7 +9,9 @@ pub fn init_logging(level: &str, file: Option<&std::path::Path>) -> anyhow::Resu
     let builder = json_logs(level);
     match file {
         None => {
-            let _ = builder.with_writer(std::io::stderr).try_init();
+            if builder.with_writer(std::io::stderr).try_init().is_ok() {
+                let _ = LOGS.set(LogsTo::Stderr);
+            }
         }
         Some(path) => {
             use anyhow::Context;
@@ -18,10 +20,43 @@ pub fn init_logging(level: &str, file: Option<&std::path::Path>) -> anyhow::Resu
                 .append(true)
                 .open(path)
                 .with_context(|| format!("`log_file` {}: cannot open it for appending", path.display()))?;
-            let _ = builder.with_writer(std::sync::Mutex::new(f)).try_init();
+            if builder.with_writer(std::sync::Mutex::new(f)).try_init().is_ok() {
+                let _ = LOGS.set(LogsTo::Elsewhere);
+            }
         }
     }
     Ok(())
+}
+
+/// Where the logs of this process go, once set up.
+enum LogsTo {
+    Stderr,
+    Elsewhere,
+}
+
+static LOGS: std::sync::OnceLock<LogsTo> = std::sync::OnceLock::new();
+
+/// Reports the error that ends the program: once on stderr, as a JSON log
+/// line, and in the log file too when the logs go there.
+pub fn fatal(message: &str) {
+    match LOGS.get() {
+        Some(LogsTo::Stderr) => tracing::error!("{message}"),
+        Some(LogsTo::Elsewhere) => {
+            tracing::error!("{message}");
+            eprintln!("{}", error_line(message));
+        }
+        None => eprintln!("{}", error_line(message)),
+    }
+}
+
+/// `message` as an ERROR log line, for when no logging is set up.
+fn error_line(message: &str) -> String {
+    json_line(&[
+        ("timestamp".into(), now_text().into()),
+        ("level".into(), "ERROR".into()),
+        ("message".into(), message.into()),
+        ("target".into(), "defender_ocsf_host".into()),
+    ])
 }
 
 /// Sets up the same JSON logs written through `writer`, such as a host
@@ -31,28 +66,155 @@ pub fn init_logging_to<W>(level: &str, writer: W)
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
-    let _ = json_logs(level).with_writer(writer).try_init();
+    if json_logs(level).with_writer(writer).try_init().is_ok() {
+        let _ = LOGS.set(LogsTo::Elsewhere);
+    }
 }
 
-/// JSON lines, one event each, with the fields at the top level.
+/// The field that carries a component's log fields, as JSON text; the log
+/// line spreads them out as fields of its own.
+pub const COMPONENT_FIELDS: &str = "component_fields";
+
+/// JSON lines, one event each: `timestamp`, `level` and `message` first,
+/// then the event's fields (a component's among them), then `target`.
 fn json_logs(
     level: &str,
 ) -> tracing_subscriber::fmt::SubscriberBuilder<
-    tracing_subscriber::fmt::format::JsonFields,
-    tracing_subscriber::fmt::format::Format<tracing_subscriber::fmt::format::Json>,
+    tracing_subscriber::fmt::format::DefaultFields,
+    JsonLines,
     tracing_subscriber::EnvFilter,
 > {
-    // The level applies to the collector's own logs; libraries (wasmtime,
-    // cranelift, hyper) stay at warn, or `trace` would log every compiled
-    // instruction. RUST_LOG overrides all of it.
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("warn,defender_ocsf_host={level},defender_ocsf={level},component={level}"))
-    });
-    tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_env_filter(filter)
+    tracing_subscriber::fmt().event_format(JsonLines).with_env_filter(filter(level))
+}
+
+/// `level` for the collector's own logs. Libraries (wasmtime, cranelift,
+/// hyper) stay at warn, or `debug` would log every compiled function.
+/// `RUST_LOG` overrides: a bare level (`RUST_LOG=debug`) applies to the
+/// collector's logs alone; directives (`RUST_LOG=warn,cranelift=debug`)
+/// are taken as written.
+fn filter(level: &str) -> tracing_subscriber::EnvFilter {
+    let ours = |level: &str| format!("warn,defender_ocsf={level},component={level}");
+    match std::env::var("RUST_LOG") {
+        Ok(bare) if ["error", "warn", "info", "debug", "trace"].contains(&bare.trim().to_ascii_lowercase().as_str()) => {
+            tracing_subscriber::EnvFilter::new(ours(bare.trim()))
+        }
+        Ok(directives) if !directives.trim().is_empty() => tracing_subscriber::EnvFilter::new(directives),
+        _ => tracing_subscriber::EnvFilter::new(ours(level)),
+    }
+}
+
+/// The log line format.
+pub struct JsonLines;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for JsonLines
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let meta = event.metadata();
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let mut line = vec![
+            ("timestamp".to_string(), now_text().into()),
+            ("level".to_string(), meta.level().as_str().into()),
+            ("message".to_string(), fields.message.unwrap_or_default().into()),
+        ];
+        for (key, value) in fields.others {
+            if !line.iter().any(|(k, _)| *k == key) && key != "target" {
+                line.push((key, value));
+            }
+        }
+        line.push(("target".into(), meta.target().into()));
+        writeln!(writer, "{}", json_line(&line))
+    }
+}
+
+fn now_text() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// Fields as one JSON object, in their order.
+fn json_line(fields: &[(String, serde_json::Value)]) -> String {
+    let mut out = String::from("{");
+    for (i, (key, value)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&serde_json::Value::String(key.clone()).to_string());
+        out.push(':');
+        out.push_str(&value.to_string());
+    }
+    out.push('}');
+    out
+}
+
+/// An event's fields, in the order recorded.
+#[derive(Default)]
+struct Fields {
+    message: Option<String>,
+    others: Vec<(String, serde_json::Value)>,
+}
+
+impl Fields {
+    fn add(&mut self, name: &str, value: serde_json::Value) {
+        match (name, value) {
+            ("message", serde_json::Value::String(text)) => self.message = Some(text),
+            (COMPONENT_FIELDS, serde_json::Value::String(text)) => match serde_json::from_str(&text) {
+                Ok(pairs) => self.others.extend::<Vec<(String, serde_json::Value)>>(pairs),
+                Err(_) => self.others.push((COMPONENT_FIELDS.into(), text.into())),
+            },
+            (name, value) => self.others.push((name.to_string(), value)),
+        }
+    }
+}
+
+impl tracing::field::Visit for Fields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.add(field.name(), format!("{value:?}").into());
+    }
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.add(field.name(), value.into());
+    }
+    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+        self.add(field.name(), value.into());
+    }
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        self.add(field.name(), value.into());
+    }
+    fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
+        self.add(field.name(), value.into());
+    }
+    fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
+        self.add(field.name(), value.into());
+    }
+}
+
+/// A component's log fields as the JSON text [`COMPONENT_FIELDS`] carries,
+/// `[[name, value], ...]` in their order: whole numbers and `true`/`false`
+/// as JSON values, anything else as text.
+pub fn component_fields(fields: &[(String, String)]) -> String {
+    let pairs: Vec<(String, serde_json::Value)> = fields
+        .iter()
+        .map(|(k, v)| {
+            let value = match v.as_str() {
+                "true" => true.into(),
+                "false" => false.into(),
+                text => match (text.parse::<i64>(), text.parse::<u64>()) {
+                    (Ok(n), _) if n.to_string() == text => n.into(),
+                    (_, Ok(n)) if n.to_string() == text => n.into(),
+                    _ => text.into(),
+                },
+            };
+            (k.clone(), value)
+        })
+        .collect();
+    serde_json::to_string(&pairs).unwrap_or_default()
 }
 
 type Key = (String, Vec<(String, String)>);
@@ -194,6 +356,29 @@ pub fn serve_metrics(address: &str, telemetry: std::sync::Arc<Telemetry>) -> any
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A component's fields become fields of the line, in their order, with
+    /// numbers as numbers; nothing is left as `"fields":"table=..."`.
+    #[test]
+    fn component_fields_are_fields_of_the_line() {
+        let text = component_fields(&[
+            ("table".into(), "DeviceFileEvents".into()),
+            ("rows".into(), "500".into()),
+            ("big".into(), "18446744073709551615".into()),
+            ("ok".into(), "true".into()),
+            ("window".into(), "2026-01-01T00:00:00Z".into()),
+            ("padded".into(), "007".into()),
+        ]);
+        let mut fields = Fields::default();
+        fields.add("message", "query".into());
+        fields.add(COMPONENT_FIELDS, text.into());
+        let mut line = vec![("message".to_string(), fields.message.clone().unwrap().into())];
+        line.extend(fields.others);
+        assert_eq!(
+            json_line(&line),
+            r#"{"message":"query","table":"DeviceFileEvents","rows":500,"big":18446744073709551615,"ok":true,"window":"2026-01-01T00:00:00Z","padded":"007"}"#
+        );
+    }
 
     #[test]
     fn renders_prometheus_text() {

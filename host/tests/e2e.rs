@@ -847,3 +847,49 @@ fn help_opens_with_what_the_program_is() {
         );
     }
 }
+
+/// Logs are JSON lines whose fields are fields (never `"fields":"k=v"`),
+/// `RUST_LOG=debug` shows each query of the collector without flooding the
+/// log with wasmtime's, and `demo` logs as `run` does.
+#[test]
+fn logs_are_json_with_real_fields_and_debug_shows_each_query() {
+    let out = Command::new(env!("CARGO_BIN_EXE_defender-ocsf"))
+        .arg("demo")
+        .env("RUST_LOG", "debug")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect();
+    for line in &lines {
+        let target = line["target"].as_str().unwrap();
+        assert!(target.starts_with("defender_ocsf") || target == "component", "a dependency's log: {line}");
+        assert!(line.get("fields").is_none() && line.get("component_fields").is_none(), "{line}");
+        assert!(line["timestamp"].is_string() && line["level"].is_string() && line["message"].is_string(), "{line}");
+    }
+    let query = lines.iter().find(|l| l["message"] == "query").unwrap_or_else(|| panic!("{stderr}"));
+    assert_eq!(query["table"], "DeviceProcessEvents");
+    assert_eq!(query["rows"], 5);
+    assert!(query["duration_ms"].is_u64() && query["start"].is_string() && query["end"].is_string(), "{query}");
+    assert!(lines.iter().any(|l| l["message"].as_str().unwrap().starts_with("demo: done")), "{stderr}");
+}
+
+/// The error that ends a run is printed once, as a JSON line, with exit 2
+/// for a configuration to fix.
+#[test]
+fn a_fatal_error_is_one_json_line() {
+    let out = Command::new(env!("CARGO_BIN_EXE_defender-ocsf"))
+        .args(["run", "--config", "/nonexistent/defender.yaml"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    let line: Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(line["level"], "ERROR");
+    assert!(line["message"].as_str().unwrap().contains("/nonexistent/defender.yaml"), "{line}");
+}
