@@ -130,6 +130,13 @@ impl Collector {
             .filter(|(on, _)| *on)
             .map(|(_, kind)| Stream::new(kind, planner.stream_state(kind.name())))
             .collect();
+        // Each table's series, present from the start at 0.
+        for table in &tables {
+            telemetry::counter("rows_fetched_total", &[("table", table.name)], 0);
+            for outcome in QUERY_OUTCOMES {
+                telemetry::counter("queries_total", &[("table", table.name), ("outcome", outcome)], 0);
+            }
+        }
         let info = SourceInfo {
             name: "defender-xdr".into(),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -510,7 +517,9 @@ impl Collector {
         let take = self.config.graph_row_cap;
         let query = kql::tick_bucket_query(&self.source(table), at, bucket, count, take);
         let span = kql::timespan(at, at.saturating_add(Ticks(1)));
-        let too_large = match self.graph.run(http, now.0 / TICKS_PER_SECOND, &query, &span) {
+        let answer = self.graph.run(http, now.0 / TICKS_PER_SECOND, &query, &span);
+        count_query(table, &answer);
+        let too_large = match answer {
             Ok(result) if ((result.len() + result.malformed.len()) as u64) < u64::from(take) => {
                 buckets.pop();
                 self.report_malformed(table, &result, at);
@@ -654,6 +663,7 @@ impl Collector {
                 ("duration_ms", &duration),
             ],
         );
+        count_query(table, &answer);
         match answer {
             Ok(result) if ((result.len() + result.malformed.len()) as u64) < u64::from(take) => {
                 self.report_malformed(table, &result, start);
@@ -963,6 +973,21 @@ fn one_tick_warning(table: &Table, at: Ticks, reason: &str) {
         ),
         &[("table", table.name)],
     );
+}
+
+/// The outcomes `queries_total` counts, each present from the start at 0.
+pub const QUERY_OUTCOMES: &[&str] = &["ok", "too_large", "unavailable", "throttled", "error"];
+
+/// Counts one advanced-hunting query of `table` by its outcome.
+fn count_query(table: &Table, answer: &std::result::Result<HuntingResult, QueryError>) {
+    let outcome = match answer {
+        Ok(_) => "ok",
+        Err(QueryError::TooLarge(_)) => "too_large",
+        Err(QueryError::TableUnavailable(_)) => "unavailable",
+        Err(QueryError::Other(Error::Throttled { .. })) => "throttled",
+        Err(QueryError::Other(_)) => "error",
+    };
+    telemetry::counter("queries_total", &[("table", table.name), ("outcome", outcome)], 1);
 }
 
 /// A throttling of the query for `table`, saying which table it was.

@@ -7,7 +7,7 @@ use crate::egress::Egress;
 use crate::output::{Sink, Undelivered};
 use crate::runtime::{Limits, Runtime, SourceError};
 use crate::state::CheckpointStore;
-use crate::telemetry::Telemetry;
+use crate::telemetry::{Health, Telemetry};
 use anyhow::{Result, anyhow};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -90,10 +90,21 @@ pub fn run(config: &RunConfig, options: &RunOptions, sink: &mut dyn Sink, teleme
     let store = CheckpointStore::new(&config.state_dir);
     let saved = store.load()?;
     let metrics = telemetry.clone();
+    // Present from the start, at 0, as Prometheus expects.
+    metrics.counter_add("throttled_total", vec![], 0);
+    metrics.counter_add("batches_delivered_total", vec![], 0);
+    for kind in crate::telemetry::ERROR_KINDS {
+        metrics.counter_add("errors_total", vec![("kind".into(), (*kind).into())], 0);
+    }
+    metrics.set_health(Health::Starting);
     let mut instance = runtime.instantiate(&options.limits, telemetry)?;
     let info = match instance.init(&config.source_json(), saved.as_ref().map(|s| s.checkpoint.as_str()))? {
         Ok(info) => info,
-        Err(e) => return Err(source_failure(e, "starting")),
+        Err(e) => {
+            let failure = source_failure(e, "starting");
+            metrics.set_health(Health::Failing(failure.to_string()));
+            return Err(failure);
+        }
     };
     if let Some(saved) = &saved {
         store.check_source(saved, &info.name)?;
@@ -116,6 +127,7 @@ pub fn run(config: &RunConfig, options: &RunOptions, sink: &mut dyn Sink, teleme
             Ok(batch) => {
                 failures = 0;
                 throttled = 0;
+                metrics.set_health(Health::Ready);
                 batch
             }
             Err(SourceError::Throttled(t)) => {
@@ -135,6 +147,7 @@ pub fn run(config: &RunConfig, options: &RunOptions, sink: &mut dyn Sink, teleme
             }
             Err(SourceError::Transient(message)) => {
                 metrics.counter_add("errors_total", vec![("kind".into(), "transient".into())], 1);
+                metrics.set_health(Health::Failing(format!("temporary failure: {message}")));
                 failures += 1;
                 if options.once && failures > options.max_retries {
                     return Err(Failure::Other(anyhow!("giving up after {failures} attempts: {message}")));
@@ -156,7 +169,9 @@ pub fn run(config: &RunConfig, options: &RunOptions, sink: &mut dyn Sink, teleme
                     _ => "fatal",
                 };
                 metrics.counter_add("errors_total", vec![("kind".into(), kind.into())], 1);
-                return Err(source_failure(e, "collecting"));
+                let failure = source_failure(e, "collecting");
+                metrics.set_health(Health::Failing(failure.to_string()));
+                return Err(failure);
             }
         };
         let guard = options.critical.lock().unwrap_or_else(|p| p.into_inner());

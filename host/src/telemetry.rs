@@ -219,14 +219,52 @@ pub fn component_fields(fields: &[(String, String)]) -> String {
 
 type Key = (String, Vec<(String, String)>);
 
-/// Counters and gauges, keyed by name and labels.
+/// Counters and gauges, keyed by name and labels, and the health of the
+/// collectors that record into them.
 #[derive(Default)]
 pub struct Telemetry {
     counters: std::sync::Arc<Mutex<BTreeMap<Key, u64>>>,
     gauges: std::sync::Arc<Mutex<BTreeMap<Key, f64>>>,
+    /// Each collector's state, by its labels (its tenant's).
+    health: std::sync::Arc<Mutex<BTreeMap<Vec<(String, String)>, Health>>>,
     /// Added to every series recorded through this handle.
     labels: Vec<(String, String)>,
 }
+
+/// A collector's state, for `/readyz`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// Started, not yet through a collection step.
+    Starting,
+    /// Its last step succeeded: configured, authenticated, collecting.
+    Ready,
+    /// Its last step failed, and why.
+    Failing(String),
+}
+
+/// What each metric means, for `# HELP`. A name missing here is described
+/// as reported by the source component.
+const HELP: &[(&str, &str)] = &[
+    ("batches_delivered_total", "Batches delivered to the output, each followed by its checkpoint."),
+    ("budget_waits_total", "Times a query waited for the per-minute call budget."),
+    ("build_info", "Always 1; the labels name the version."),
+    ("errors_total", "Failed collection steps, by kind (transient, auth, permission, config, fatal)."),
+    ("events_emitted_total", "OCSF events emitted, by table and class."),
+    ("graph_requests_total", "Requests to Microsoft Graph, by HTTP status."),
+    ("lag_seconds", "How far each table's collection is behind real time."),
+    ("last_success_timestamp_seconds", "When a batch was last delivered (Unix seconds)."),
+    ("late_rows_total", "Rows found by the look-back over `overlap` that arrived after their window was collected."),
+    ("queries_total", "Advanced-hunting window queries, by table and outcome (ok, too_large, unavailable, throttled, error)."),
+    ("rows_fetched_total", "Rows received from advanced hunting, by table."),
+    ("rows_unmappable_total", "Rows that could not be mapped to OCSF (logged with their table and key)."),
+    ("tables_unavailable_total", "Times a table was found unavailable in the tenant (no license)."),
+    ("throttled_total", "Times the API throttled collection (429 or the CPU quota)."),
+    ("token_requests_total", "Token requests to the identity platform, by HTTP status."),
+    ("window_splits_total", "Windows split or shortened because their answer was too large, by table."),
+];
+
+/// The kinds of `errors_total`, present from the start at 0.
+pub const ERROR_KINDS: &[&str] = &["transient", "auth", "permission", "config", "fatal"];
 
 impl Telemetry {
     /// A handle on the same series that adds the label `key="value"` to
@@ -239,6 +277,7 @@ impl Telemetry {
         Telemetry {
             counters: self.counters.clone(),
             gauges: self.gauges.clone(),
+            health: self.health.clone(),
             labels,
         }
     }
@@ -271,12 +310,22 @@ impl Telemetry {
                 .collect();
             format!("{{{}}}", inner.join(","))
         }
+        fn head(out: &mut String, name: &str, kind: &str) {
+            let help = HELP
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or("Reported by the source component.", |(_, h)| *h);
+            let _ = writeln!(out, "# HELP defender_ocsf_{name} {help}");
+            let _ = writeln!(out, "# TYPE defender_ocsf_{name} {kind}");
+        }
         let mut out = String::new();
+        head(&mut out, "build_info", "gauge");
+        let _ = writeln!(out, "defender_ocsf_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
         let counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
         let mut last = "";
         for ((name, l), v) in counters.iter() {
             if name != last {
-                let _ = writeln!(out, "# TYPE defender_ocsf_{name} counter");
+                head(&mut out, name, "counter");
                 last = name;
             }
             let _ = writeln!(out, "defender_ocsf_{name}{} {v}", labels(l));
@@ -285,12 +334,38 @@ impl Telemetry {
         let mut last = "";
         for ((name, l), v) in gauges.iter() {
             if name != last {
-                let _ = writeln!(out, "# TYPE defender_ocsf_{name} gauge");
+                head(&mut out, name, "gauge");
                 last = name;
             }
             let _ = writeln!(out, "defender_ocsf_{name}{} {v}", labels(l));
         }
         out
+    }
+
+    /// Records this collector's state for `/readyz`.
+    pub fn set_health(&self, health: Health) {
+        self.health.lock().unwrap_or_else(|p| p.into_inner()).insert(self.labels.clone(), health);
+    }
+
+    /// Whether every collector is ready (`/readyz`): `Err` says which is not,
+    /// and why.
+    pub fn readiness(&self) -> Result<(), String> {
+        let health = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        if health.is_empty() {
+            return Err("starting".into());
+        }
+        let waiting: Vec<String> = health
+            .iter()
+            .filter(|(_, h)| **h != Health::Ready)
+            .map(|(labels, h)| {
+                let who: Vec<String> = labels.iter().map(|(k, v)| format!("{k} {v}: ")).collect();
+                match h {
+                    Health::Failing(why) => format!("{}failing: {why}", who.concat()),
+                    _ => format!("{}starting", who.concat()),
+                }
+            })
+            .collect();
+        if waiting.is_empty() { Ok(()) } else { Err(waiting.join("\n")) }
     }
 
     /// The largest value of a gauge over its label sets.
@@ -306,8 +381,10 @@ impl Telemetry {
     }
 }
 
-/// Serves `GET /metrics` in Prometheus text format on `address` until the
-/// process ends.
+/// Serves `GET /metrics` in Prometheus text format, `GET /healthz` (200
+/// while the process runs) and `GET /readyz` (200 once every collector is
+/// configured, authenticated and its last step succeeded; 503 with the
+/// reason otherwise) on `address` until the process ends.
 pub fn serve_metrics(address: &str, telemetry: std::sync::Arc<Telemetry>) -> anyhow::Result<std::net::SocketAddr> {
     use anyhow::Context;
     let listener = std::net::TcpListener::bind(address).with_context(|| format!("`metrics_address` {address}: cannot listen"))?;
@@ -329,10 +406,16 @@ pub fn serve_metrics(address: &str, telemetry: std::sync::Arc<Telemetry>) -> any
                     let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                         let telemetry = telemetry.clone();
                         async move {
-                            let (status, body) = if req.uri().path() == "/metrics" {
-                                (200, telemetry.render_prometheus())
-                            } else {
-                                (404, "try /metrics\n".to_string())
+                            let (status, body) = match req.uri().path() {
+                                "/metrics" => (200, telemetry.render_prometheus()),
+                                // The process is up.
+                                "/healthz" => (200, "ok\n".to_string()),
+                                // Configured, authenticated, and the last step succeeded.
+                                "/readyz" => match telemetry.readiness() {
+                                    Ok(()) => (200, "ready\n".to_string()),
+                                    Err(why) => (503, format!("{why}\n")),
+                                },
+                                _ => (404, "try /metrics, /healthz or /readyz\n".to_string()),
                             };
                             Ok::<_, std::convert::Infallible>(
                                 hyper::Response::builder()
@@ -388,9 +471,29 @@ mod tests {
         t.gauge_set("lag_seconds", vec![("table".into(), "B".into())], 61.5);
         let text = t.render_prometheus();
         assert!(text.contains("# TYPE defender_ocsf_events_emitted_total counter\n"), "{text}");
+        assert!(text.contains("# HELP defender_ocsf_events_emitted_total OCSF events emitted"), "{text}");
+        assert!(text.contains("# HELP defender_ocsf_lag_seconds "), "{text}");
+        assert!(text.contains(&format!("defender_ocsf_build_info{{version=\"{}\"}} 1\n", env!("CARGO_PKG_VERSION"))), "{text}");
+        // Every series has its HELP and TYPE.
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let name = line.split(['{', ' ']).next().unwrap();
+            assert!(text.contains(&format!("# HELP {name} ")) && text.contains(&format!("# TYPE {name} ")), "{name}");
+        }
         assert!(text.contains("defender_ocsf_events_emitted_total{table=\"A\\\"x\"} 5\n"), "{text}");
         assert!(text.contains("defender_ocsf_lag_seconds{table=\"B\"} 61.5\n"), "{text}");
         assert_eq!(t.counter_total("events_emitted_total"), 5);
+    }
+
+    #[test]
+    fn ready_once_every_collector_is() {
+        let t = Telemetry::default();
+        assert_eq!(t.readiness(), Err("starting".into()));
+        let (a, b) = (t.labelled("tenant", "a"), t.labelled("tenant", "b"));
+        a.set_health(Health::Ready);
+        b.set_health(Health::Failing("authentication failed: AADSTS7000215".into()));
+        assert_eq!(t.readiness(), Err("tenant b: failing: authentication failed: AADSTS7000215".into()));
+        b.set_health(Health::Ready);
+        assert_eq!(t.readiness(), Ok(()));
     }
 
     #[test]

@@ -134,16 +134,33 @@ fn metrics_are_served_in_prometheus_format() {
         lines.next().unwrap().unwrap();
     }
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    use std::io::{Read, Write};
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
+    let get = |path: &str| {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        use std::io::{Read, Write};
+        stream
+            .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+            .unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).unwrap();
+        text
+    };
+    let text = get("/metrics");
+    let healthz = get("/healthz");
+    let readyz = get("/readyz");
     terminate(&child);
     child.wait().unwrap();
+    assert!(healthz.starts_with("HTTP/1.1 200"), "{healthz}");
+    assert!(readyz.starts_with("HTTP/1.1 200") && readyz.ends_with("ready\n"), "{readyz}");
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    // Prometheus conventions: HELP and TYPE, build_info, counters at 0 from
+    // the start, a table label on the query counter.
+    assert!(text.contains("# HELP defender_ocsf_events_emitted_total "), "{text}");
+    assert!(text.contains("# TYPE defender_ocsf_events_emitted_total counter"), "{text}");
+    assert!(text.contains("defender_ocsf_build_info{version=\""), "{text}");
+    assert!(text.contains("defender_ocsf_throttled_total 0\n"), "{text}");
+    assert!(text.contains("defender_ocsf_errors_total{kind=\"auth\"} 0\n"), "{text}");
+    assert!(text.contains("defender_ocsf_queries_total{outcome=\"ok\",table=\"DeviceProcessEvents\"} "), "{text}");
+    assert!(text.contains("defender_ocsf_queries_total{outcome=\"throttled\",table=\"DeviceProcessEvents\"} 0\n"), "{text}");
     assert!(
         text.contains("defender_ocsf_events_emitted_total{class_uid=\"1007\",table=\"DeviceProcessEvents\"} 4"),
         "{text}"
@@ -155,4 +172,43 @@ fn metrics_are_served_in_prometheus_format() {
     assert!(text.contains("defender_ocsf_lag_seconds{table=\"DeviceProcessEvents\"}"), "{text}");
     assert!(text.contains("defender_ocsf_last_success_timestamp_seconds "), "{text}");
     assert!(text.contains("defender_ocsf_graph_requests_total{status=\"200\"}"), "{text}");
+}
+
+/// `/readyz` answers 503 with the reason while a collector fails (here a
+/// wrong secret), and `/healthz` 200 as long as the process runs.
+#[test]
+fn readyz_says_why_a_collector_is_not_ready() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let server = ReplayServer::start(dataset(4), credentials()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Two tenants: one with a wrong secret fails, the other collects; the
+    // process stays up for the healthy one.
+    let extra = format!(
+        "metrics_address: 127.0.0.1:{port}\ntenants:\n  - {{tenant_id: sig-tenant}}\n  - {{tenant_id: other-tenant, client_secret: wrong}}\n"
+    );
+    let mut child = start_with(dir.path(), &server, &extra);
+    let get = |path: &str| -> String {
+        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return String::new() };
+        use std::io::{Read, Write};
+        let _ = stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes());
+        let mut text = String::new();
+        let _ = stream.read_to_string(&mut text);
+        text
+    };
+    let t0 = std::time::Instant::now();
+    let mut readyz = String::new();
+    while t0.elapsed() < std::time::Duration::from_secs(30) {
+        readyz = get("/readyz");
+        if readyz.contains("failing") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let healthz = get("/healthz");
+    terminate(&child);
+    child.wait().unwrap();
+    assert!(readyz.starts_with("HTTP/1.1 503"), "{readyz}");
+    assert!(readyz.contains("tenant other-tenant: failing: authentication failed"), "{readyz}");
+    assert!(!readyz.contains("wrong"), "never the secret: {readyz}");
+    assert!(healthz.starts_with("HTTP/1.1 200"), "{healthz}");
 }
