@@ -59,6 +59,17 @@ enum Command {
         /// Collect every table up to now minus `delay`, then exit.
         #[arg(long)]
         once: bool,
+        /// On a configuration or credential error, stay running instead of
+        /// exiting: log what to fix, report it on `/readyz` and in
+        /// `errors_total`, and try again every `--retry-interval`. For
+        /// supervisors that restart an exited program at once, such as
+        /// Vector's `exec` source, which would otherwise ask Entra ID for a
+        /// token every few seconds with a wrong secret.
+        #[arg(long, conflicts_with = "once")]
+        stay_up: bool,
+        /// With `--stay-up`, the wait between attempts.
+        #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+        retry_interval: std::time::Duration,
         /// Run this component instead of the embedded one.
         #[arg(long, value_name = "PATH")]
         component: Option<PathBuf>,
@@ -100,70 +111,33 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { config, once, component } => {
-            let config = match config.load() {
-                Ok(c) => c,
-                Err(e) => return fail(&Failure::Config(format!("{e:#}"))),
-            };
-            if let Err(e) = telemetry::init_logging(&config.log_level, config.log_file.as_deref()) {
-                return fail(&Failure::Config(format!("{e:#}")));
-            }
-            let bytes = match component.as_deref().map(std::fs::read).transpose() {
-                Ok(b) => b,
-                Err(e) => return fail(&Failure::Config(format!("reading --component: {e}"))),
-            };
+        Command::Run {
+            config,
+            once,
+            stay_up,
+            retry_interval,
+            component,
+        } => {
             let shutdown = match Shutdown::install() {
                 Ok(s) => s,
-                Err(e) => {
-                    return fail(&Failure::Other(anyhow::anyhow!("installing signal handlers: {e}")));
-                }
-            };
-            let options = RunOptions {
-                component: bytes.as_deref(),
-                once,
-                shutdown: shutdown.requested,
-                critical: shutdown.critical,
-                ..RunOptions::default()
-            };
-            // With --once a receiver that never takes a batch ends the run,
-            // as repeated API failures do, instead of holding it for ever.
-            let attempts = options.max_retries + 1;
-            let mut sink: Box<dyn Sink + Send> = match &config.output {
-                OutputConfig::Stdout => Box::new(Stdout::new(std::io::stdout())),
-                OutputConfig::Http(http) => match Http::new(http, options.shutdown.clone()) {
-                    Ok(s) if once => Box::new(s.give_up_after(attempts)),
-                    Ok(s) => Box::new(s),
-                    Err(e) => return fail(&Failure::Config(format!("{e:#}"))),
-                },
-                OutputConfig::Forward(forward) => {
-                    let sink = Forward::new(forward, options.shutdown.clone());
-                    Box::new(if once { sink.give_up_after(attempts) } else { sink })
-                }
+                Err(e) => return fail(&Failure::Other(anyhow::anyhow!("installing signal handlers: {e}"))),
             };
             let metrics = Arc::new(Telemetry::default());
-            if let Some(address) = &config.metrics_address {
-                match telemetry::serve_metrics(address, metrics.clone()) {
-                    Ok(bound) => tracing::info!(%bound, "serving metrics at /metrics"),
-                    Err(e) => return fail(&Failure::Config(format!("{e:#}"))),
+            let mut served = None;
+            loop {
+                let code = run(&config, once, component.as_deref(), &shutdown, &metrics, &mut served);
+                if !stay_up || code != ExitCode::from(2) || shutdown.requested.load(std::sync::atomic::Ordering::SeqCst) {
+                    return code;
                 }
-            }
-            let tenants = config.instances();
-            if tenants.is_empty() {
-                // Another shard has every tenant: wait (a pod that exited
-                // would only be restarted), or with --once, done.
-                tracing::warn!(shard = ?config.shard, "no tenant falls to this shard; nothing to collect");
-                while !once && !options.shutdown.load(std::sync::atomic::Ordering::SeqCst) {
-                    std::thread::sleep(std::time::Duration::from_millis(200));
+                tracing::error!(
+                    retry_in_s = retry_interval.as_secs(),
+                    "staying up (--stay-up): fix the configuration or the credentials; trying again in {}",
+                    humantime::format_duration(retry_interval)
+                );
+                defender_ocsf_host::clock::Clock::default().sleep(retry_interval, &shutdown.requested);
+                if shutdown.requested.load(std::sync::atomic::Ordering::SeqCst) {
+                    return ExitCode::SUCCESS;
                 }
-                return ExitCode::SUCCESS;
-            }
-            if let Some(shard) = config.shard {
-                let ids: Vec<&str> = tenants.iter().map(|t| t.tenant_id()).collect();
-                tracing::info!(index = shard.index, count = shard.count, tenants = %ids.join(", "), "collecting this shard's tenants");
-            }
-            match app::run_tenants(&tenants, &options, sink.as_mut(), metrics) {
-                Ok(_) => ExitCode::SUCCESS,
-                Err(e) => fail(&e),
             }
         }
         Command::Check { config, component } => {
@@ -255,6 +229,80 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
+    }
+}
+
+/// `run`: one attempt, from reading the configuration to the end of the
+/// collection. The exit code says how it ended (2: configuration or
+/// credentials).
+fn run(
+    args: &ConfigArgs,
+    once: bool,
+    component: Option<&std::path::Path>,
+    shutdown: &Shutdown,
+    metrics: &Arc<Telemetry>,
+    served: &mut Option<String>,
+) -> ExitCode {
+    let config = match args.load() {
+        Ok(c) => c,
+        Err(e) => return fail(&Failure::Config(format!("{e:#}"))),
+    };
+    if let Err(e) = telemetry::init_logging(&config.log_level, config.log_file.as_deref()) {
+        return fail(&Failure::Config(format!("{e:#}")));
+    }
+    let bytes = match component.map(std::fs::read).transpose() {
+        Ok(b) => b,
+        Err(e) => return fail(&Failure::Config(format!("reading --component: {e}"))),
+    };
+    let options = RunOptions {
+        component: bytes.as_deref(),
+        once,
+        shutdown: shutdown.requested.clone(),
+        critical: shutdown.critical.clone(),
+        ..RunOptions::default()
+    };
+    // With --once a receiver that never takes a batch ends the run,
+    // as repeated API failures do, instead of holding it for ever.
+    let attempts = options.max_retries + 1;
+    let mut sink: Box<dyn Sink + Send> = match &config.output {
+        OutputConfig::Stdout => Box::new(Stdout::new(std::io::stdout())),
+        OutputConfig::Http(http) => match Http::new(http, options.shutdown.clone()) {
+            Ok(s) if once => Box::new(s.give_up_after(attempts)),
+            Ok(s) => Box::new(s),
+            Err(e) => return fail(&Failure::Config(format!("{e:#}"))),
+        },
+        OutputConfig::Forward(forward) => {
+            let sink = Forward::new(forward, options.shutdown.clone());
+            Box::new(if once { sink.give_up_after(attempts) } else { sink })
+        }
+    };
+    // Served once, across the attempts of --stay-up.
+    if let Some(address) = config.metrics_address.as_ref().filter(|a| served.as_ref() != Some(*a)) {
+        match telemetry::serve_metrics(address, metrics.clone()) {
+            Ok(bound) => {
+                tracing::info!(%bound, "serving metrics at /metrics, /healthz and /readyz");
+                *served = Some(address.clone());
+            }
+            Err(e) => return fail(&Failure::Config(format!("{e:#}"))),
+        }
+    }
+    let tenants = config.instances();
+    if tenants.is_empty() {
+        // Another shard has every tenant: wait (a pod that exited
+        // would only be restarted), or with --once, done.
+        tracing::warn!(shard = ?config.shard, "no tenant falls to this shard; nothing to collect");
+        while !once && !options.shutdown.load(std::sync::atomic::Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        return ExitCode::SUCCESS;
+    }
+    if let Some(shard) = config.shard {
+        let ids: Vec<&str> = tenants.iter().map(|t| t.tenant_id()).collect();
+        tracing::info!(index = shard.index, count = shard.count, tenants = %ids.join(", "), "collecting this shard's tenants");
+    }
+    match app::run_tenants(&tenants, &options, sink.as_mut(), metrics.clone()) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
     }
 }
 

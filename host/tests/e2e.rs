@@ -893,3 +893,44 @@ fn a_fatal_error_is_one_json_line() {
     assert_eq!(line["level"], "ERROR");
     assert!(line["message"].as_str().unwrap().contains("/nonexistent/defender.yaml"), "{line}");
 }
+
+/// With `--stay-up` a wrong secret does not end the program, which a
+/// supervisor such as Vector's exec source would restart at once: it logs
+/// what to fix, asks again only after `--retry-interval`, and a SIGTERM still
+/// stops it at once with exit 0.
+#[test]
+fn stay_up_retries_a_wrong_secret_slowly_instead_of_exiting() {
+    let (dataset, _, first) = dataset();
+    let server = ReplayServer::start(
+        dataset,
+        Credentials {
+            client_secret: "the-real-one".into(),
+            ..credentials()
+        },
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &server, first, "");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_defender-ocsf"))
+        .args(["run", "--stay-up", "--retry-interval", "2s", "--config"])
+        .arg(&config)
+        .env("E2E_SECRET", SECRET)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    assert!(child.try_wait().unwrap().is_none(), "still running after the credential error");
+    let requests = server.token_requests();
+    assert!((2..=4).contains(&requests), "one token request per 2 s attempt, not a storm: {requests}");
+    let t0 = std::time::Instant::now();
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let status = child.wait().unwrap();
+    assert!(t0.elapsed() < std::time::Duration::from_secs(5), "a stop while waiting is prompt");
+    assert_eq!(status.code(), Some(0));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("AADSTS7000215"), "{stderr}");
+    assert!(stderr.contains("staying up (--stay-up)"), "{stderr}");
+    assert!(!stderr.contains(SECRET), "{stderr}");
+}

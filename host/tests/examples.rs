@@ -90,7 +90,7 @@ fn the_inline_example_is_a_valid_collector_configuration() {
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
-    assert_eq!(command, ["defender-ocsf", "run", "--config-env", "DEFENDER_OCSF"]);
+    assert_eq!(command, ["defender-ocsf", "run", "--stay-up", "--config-env", "DEFENDER_OCSF"]);
     let inline = source["environment"]["DEFENDER_OCSF"].as_str().unwrap();
     assert!(!inline.contains("$$"), "{inline}");
     accept(inline, "exec-inline.yaml");
@@ -136,7 +136,11 @@ fn the_vector_examples_wire_the_collector_as_documented() {
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
-    assert_eq!(&command[..3], ["defender-ocsf", "run", "--config"]);
+    assert_eq!(
+        &command[..4],
+        ["defender-ocsf", "run", "--stay-up", "--config"],
+        "a credential error must not become a respawn loop"
+    );
 
     let http: serde_yaml_ng::Value =
         serde_yaml_ng::from_str(&std::fs::read_to_string(examples().join("vector/http_server.yaml")).unwrap()).unwrap();

@@ -79,7 +79,7 @@ fn vector_exec_example() {
     let mut doc = example("vector/exec.yaml");
     with_binary(&mut doc);
     localize(&mut doc, root);
-    write_yaml(Path::new(doc["sources"]["defender"]["command"][3].as_str().unwrap()), &config);
+    write_yaml(Path::new(doc["sources"]["defender"]["command"][4].as_str().unwrap()), &config);
     run_exec_example(doc, root, &server, false);
 }
 
