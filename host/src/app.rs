@@ -101,7 +101,7 @@ pub fn run(config: &RunConfig, options: &RunOptions, sink: &mut dyn Sink, teleme
     let info = match instance.init(&config.source_json(), saved.as_ref().map(|s| s.checkpoint.as_str()))? {
         Ok(info) => info,
         Err(e) => {
-            let failure = source_failure(e, "starting");
+            let failure = init_failure(config, e, "starting");
             metrics.set_health(Health::Failing(failure.to_string()));
             return Err(failure);
         }
@@ -348,6 +348,15 @@ fn config_failure(e: anyhow::Error) -> Failure {
     Failure::Config(format!("{e:#}"))
 }
 
+/// [`source_failure`] for the component's `init`, whose configuration errors
+/// are about `config`: they point at the line and suggest the key.
+fn init_failure(config: &RunConfig, e: SourceError, doing: &str) -> Failure {
+    match e {
+        SourceError::Config(m) => Failure::Config(format!("configuration error: {}", config.explain(&m))),
+        other => source_failure(other, doing),
+    }
+}
+
 fn source_failure(e: SourceError, doing: &str) -> Failure {
     match e {
         SourceError::Config(m) => Failure::Config(format!("configuration error: {m}")),
@@ -391,7 +400,7 @@ pub fn check(config: &RunConfig, component: Option<&[u8]>, out: &mut dyn std::io
             ),
         )?,
         Err(e) => {
-            let failure = source_failure(e, "checking");
+            let failure = init_failure(config, e, "checking");
             line(false, "configuration", &failure.to_string())?;
             return Err(failure);
         }
@@ -419,7 +428,7 @@ pub fn preflight(config: &RunConfig, component: Option<&[u8]>) -> Result<(), Fai
     let mut instance = runtime.instantiate(&Limits::default(), Arc::new(Telemetry::default()))?;
     match instance.init(&config.source_json(), None)? {
         Ok(_) => Ok(()),
-        Err(e) => Err(source_failure(e, "starting")),
+        Err(e) => Err(init_failure(config, e, "starting")),
     }
 }
 

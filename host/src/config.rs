@@ -53,6 +53,23 @@ pub struct RunConfig {
     /// This instance's share of the tenants, when several instances split
     /// them.
     pub shard: Option<Shard>,
+    /// Where the configuration was read from, to point errors at the line.
+    pub origin: Option<Origin>,
+}
+
+/// A configuration's text and where it came from (a file's path, or the
+/// environment variable of `--config-env`).
+#[derive(Clone)]
+pub struct Origin {
+    pub name: String,
+    pub text: String,
+}
+
+impl std::fmt::Debug for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The text may hold a secret written inline.
+        f.debug_struct("Origin").field("name", &self.name).finish_non_exhaustive()
+    }
 }
 
 /// One tenant of a `tenants:` list.
@@ -209,7 +226,37 @@ impl RunConfig {
             (None, None) => bail!("say where the configuration is: --config FILE, --config-env VAR, or --set key=value"),
             (Some(_), Some(_)) => bail!("use either --config or --config-env, not both"),
         };
-        RunConfig::from_yaml_with_sets(&text, sets, &env).with_context(|| format!("in {origin}"))
+        let mut config = RunConfig::from_yaml_with_sets(&text, sets, &env).with_context(|| format!("in {origin}"))?;
+        config.origin = Some(Origin { name: origin, text });
+        Ok(config)
+    }
+
+    /// A message of the source component about its settings, made easier to
+    /// act on: where the key it names stands in the configuration (line and
+    /// column), and for an unknown key the nearest known one and the keys the
+    /// host itself reads.
+    pub fn explain(&self, message: &str) -> String {
+        let mut out = String::new();
+        let key = first_quoted(message);
+        if let (Some(origin), Some(key)) = (&self.origin, key) {
+            match locate(&origin.text, key) {
+                Some((line, column)) => out.push_str(&format!("in {}, line {line} column {column}: ", origin.name)),
+                None => out.push_str(&format!("in {}: ", origin.name)),
+            }
+        }
+        out.push_str(message);
+        if let (true, Some(key)) = (message.contains("unknown field `"), key) {
+            let expected: Vec<&str> = message
+                .split_once("expected")
+                .map(|(_, list)| list.split('`').skip(1).step_by(2).collect())
+                .unwrap_or_default();
+            let known = expected.iter().copied().chain(HOST_KEYS.iter().copied());
+            if let Some(near) = nearest(key, known) {
+                out.push_str(&format!("; did you mean `{near}`?"));
+            }
+            out.push_str(&format!("; defender-ocsf itself also reads `{}`", HOST_KEYS.join("`, `")));
+        }
+        out
     }
 
     /// Parses YAML text, looking environment variables up with `env`.
@@ -226,9 +273,7 @@ impl RunConfig {
         let Value::Object(mut map) = value else {
             bail!("the configuration must be a YAML mapping of keys to values");
         };
-        for (key, value) in map.iter_mut() {
-            interpolate_value(value, env).with_context(|| format!("in `{key}`"))?;
-        }
+        interpolate_map(&mut map, env)?;
         RunConfig::from_map(map)
     }
 
@@ -250,9 +295,7 @@ impl RunConfig {
                 let Value::Object(mut map) = parse_yaml(&text).with_context(|| format!("in {}", path.display()))? else {
                     bail!("{}: the configuration must be a YAML mapping of keys to values", path.display());
                 };
-                for (key, value) in map.iter_mut() {
-                    interpolate_value(value, env).with_context(|| format!("in `{key}` of {}", path.display()))?;
-                }
+                interpolate_map(&mut map, env).with_context(|| format!("in {}", path.display()))?;
                 map
             }
         };
@@ -395,6 +438,7 @@ impl RunConfig {
             egress: crate::egress::EgressConfig { proxy, ca_file },
             client_certificate,
             source: map,
+            origin: None,
         })
     }
 
@@ -413,6 +457,7 @@ impl RunConfig {
             tenants: Vec::new(),
             shard: None,
             source,
+            origin: None,
         }
     }
 
@@ -516,6 +561,63 @@ fn is_path_safe(id: &str) -> bool {
     !id.is_empty() && id != "." && id != ".." && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
 }
 
+/// The first word between backticks in `message`.
+fn first_quoted(message: &str) -> Option<&str> {
+    message.split('`').nth(1).filter(|k| !k.is_empty() && !k.contains(' '))
+}
+
+/// Line and column (from 1) of `key` in YAML `text`: a top-level key at the
+/// start of a line, or the last part of a dotted key inside its section.
+fn locate(text: &str, key: &str) -> Option<(usize, usize)> {
+    let mut parts = key.split('.');
+    let top = parts.next()?;
+    let lines: Vec<&str> = text.lines().collect();
+    let mut at = lines.iter().position(|l| l.starts_with(&format!("{top}:")))?;
+    let mut column = 1;
+    for part in parts {
+        let inner = lines[at + 1..]
+            .iter()
+            .take_while(|l| l.starts_with(' ') || l.trim().is_empty())
+            .position(|l| l.trim_start().starts_with(&format!("{part}:")));
+        match inner {
+            Some(offset) => {
+                at += 1 + offset;
+                column = lines[at].len() - lines[at].trim_start().len() + 1;
+            }
+            None => {
+                // `ocsf: {deprecated_classes: x}`: the section's line.
+                column = lines[at].find(part).map_or(column, |c| c + 1);
+            }
+        }
+    }
+    Some((at + 1, column))
+}
+
+/// The known key nearest to `key` by edit distance, if it is near enough to
+/// be a typo.
+fn nearest<'a>(key: &str, known: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut previous = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let cost = usize::from(ca != *cb);
+                let next = (row[j + 1] + 1).min(row[j] + 1).min(previous + cost);
+                previous = row[j + 1];
+                row[j + 1] = next;
+            }
+        }
+        row[b.len()]
+    }
+    known
+        .map(|k| (distance(key, k), k))
+        .filter(|(d, k)| *d > 0 && *d <= (k.len() / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
 /// YAML text as a JSON value; an empty document is an empty mapping.
 fn parse_yaml(text: &str) -> Result<Value> {
     let value: Value = serde_yaml_ng::from_str(text).map_err(|e| anyhow!("the configuration is not valid YAML: {e}"))?;
@@ -549,11 +651,34 @@ fn apply_set(config: &mut Value, set: &str) -> Result<()> {
     Ok(())
 }
 
-fn interpolate_value(value: &mut Value, env: &dyn Fn(&str) -> Option<String>) -> Result<()> {
+/// Interpolates every value of `map`. Every environment variable that is
+/// missing is named in one error, with the key that uses it, so that one
+/// attempt shows all there is to set.
+fn interpolate_map(map: &mut Map<String, Value>, env: &dyn Fn(&str) -> Option<String>) -> Result<()> {
+    let mut missing = Vec::new();
+    for (key, value) in map.iter_mut() {
+        let mut names = Vec::new();
+        interpolate_value(value, env, &mut names).with_context(|| format!("in `{key}`"))?;
+        missing.extend(names.into_iter().map(|name| format!("{name} (in `{key}`)")));
+    }
+    match missing.len() {
+        0 => Ok(()),
+        1 => bail!(
+            "the environment variable {} is not set; set it where defender-ocsf runs, or give a default as ${{VAR:-default}}",
+            missing[0]
+        ),
+        _ => bail!(
+            "these environment variables are not set: {}; set them where defender-ocsf runs, or give defaults as ${{VAR:-default}}",
+            missing.join(", ")
+        ),
+    }
+}
+
+fn interpolate_value(value: &mut Value, env: &dyn Fn(&str) -> Option<String>, missing: &mut Vec<String>) -> Result<()> {
     match value {
-        Value::String(s) => *s = interpolate(s, env)?,
-        Value::Array(items) => items.iter_mut().try_for_each(|v| interpolate_value(v, env))?,
-        Value::Object(map) => map.values_mut().try_for_each(|v| interpolate_value(v, env))?,
+        Value::String(s) => *s = interpolate_into(s, env, missing)?,
+        Value::Array(items) => items.iter_mut().try_for_each(|v| interpolate_value(v, env, missing))?,
+        Value::Object(map) => map.values_mut().try_for_each(|v| interpolate_value(v, env, missing))?,
         _ => {}
     }
     Ok(())
@@ -562,6 +687,17 @@ fn interpolate_value(value: &mut Value, env: &dyn Fn(&str) -> Option<String>) ->
 /// Replaces `${VAR}`, `${VAR:-default}` and `$$` in `text`. A missing variable
 /// without a default is an error that names the variable (never its value).
 pub fn interpolate(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String> {
+    let mut missing = Vec::new();
+    let out = interpolate_into(text, env, &mut missing)?;
+    match missing.first() {
+        Some(name) => bail!("the environment variable {name} is not set"),
+        None => Ok(out),
+    }
+}
+
+/// [`interpolate`], adding the names of missing variables to `missing`
+/// instead of failing on the first.
+fn interpolate_into(text: &str, env: &dyn Fn(&str) -> Option<String>, missing: &mut Vec<String>) -> Result<String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.find('$') {
@@ -582,7 +718,7 @@ pub fn interpolate(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<S
             match (env(name), default) {
                 (Some(v), _) if !v.is_empty() || default.is_none() => out.push_str(&v),
                 (_, Some(d)) => out.push_str(d),
-                (None, None) => bail!("the environment variable {name} is not set"),
+                (None, None) => missing.push(name.to_string()),
                 (Some(_), None) => unreachable!("handled by the first arm"),
             }
             rest = &inner[end + 1..];
@@ -619,6 +755,45 @@ mod tests {
         assert_eq!(c.state_dir, PathBuf::from("/tmp/s"));
         assert!(!c.source.contains_key("state_dir"), "host keys are not passed on");
         assert_eq!(c.log_level, "info");
+    }
+
+    #[test]
+    fn a_component_message_points_at_the_line_and_suggests_the_key() {
+        let text = "tenant_id: t\ndelay: 5\ntabels: [DeviceEvents]\nocsf:\n  deprecated_classes: maybe\n";
+        let mut c = RunConfig::from_yaml(text, &env).unwrap();
+        c.origin = Some(Origin {
+            name: "/etc/defender-ocsf/defender.yaml".into(),
+            text: text.into(),
+        });
+        assert_eq!(
+            c.explain("`delay`: invalid type: integer `5`, expected a string"),
+            "in /etc/defender-ocsf/defender.yaml, line 2 column 1: `delay`: invalid type: integer `5`, expected a string"
+        );
+        let unknown = c.explain("unknown field `tabels`, expected one of `tenant_id`, `tables`, `delay`");
+        assert!(unknown.starts_with("in /etc/defender-ocsf/defender.yaml, line 3 column 1: unknown field `tabels`"), "{unknown}");
+        assert!(unknown.contains("did you mean `tables`?") && unknown.contains("`state_dir`"), "{unknown}");
+        let nested = c.explain("`ocsf.deprecated_classes`: invalid type: string \"maybe\", expected a boolean");
+        assert!(nested.starts_with("in /etc/defender-ocsf/defender.yaml, line 5 column 3: "), "{nested}");
+        let host_key = c.explain("unknown field `stat_dir`, expected one of `tenant_id`");
+        assert!(host_key.contains("did you mean `state_dir`?"), "{host_key}");
+        assert!(!c.explain("unknown field `zzzzzz`, expected `tenant_id`").contains("did you mean"));
+        c.origin = None;
+        assert_eq!(c.explain("`delay`: bad"), "`delay`: bad");
+    }
+
+    #[test]
+    fn every_missing_variable_is_named_at_once() {
+        let e = RunConfig::from_yaml(
+            "tenant_id: ${NO_TENANT}\nclient_secret: ${NO_SECRET}\nclient_id: ${NO_ID:-fallback}\noutput: {type: http, url: '${NO_URL}'}\n",
+            &env,
+        )
+        .unwrap_err();
+        let text = format!("{e:#}");
+        assert!(
+            text.contains("NO_TENANT (in `tenant_id`)") && text.contains("NO_SECRET (in `client_secret`)") && text.contains("NO_URL (in `output`)"),
+            "{text}"
+        );
+        assert!(!text.contains("NO_ID"), "a default covers it: {text}");
     }
 
     #[test]

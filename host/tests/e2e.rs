@@ -249,10 +249,21 @@ fn unknown_keys_exit_2_and_name_the_key() {
     let (dataset, _, first) = dataset();
     let server = ReplayServer::start(dataset, credentials()).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let out = run_once(&write_config(dir.path(), &server, first, "tenant: oops\n"));
+    let config = write_config(dir.path(), &server, first, "tabels: [DeviceEvents]\n");
+    let out = run_once(&config);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("unknown field `tenant`"), "{stderr}");
+    assert!(stderr.contains("unknown field `tabels`"), "{stderr}");
+    // Where it stands, what was meant, and the host's own keys.
+    let text = std::fs::read_to_string(&config).unwrap();
+    let line = text.lines().position(|l| l.starts_with("tabels:")).unwrap() + 1;
+    assert!(stderr.contains(&format!("in {}, line {line} column 1: ", config.display())), "{stderr}");
+    assert!(stderr.contains("did you mean `tables`?") && stderr.contains("`state_dir`"), "{stderr}");
+    // A value of the wrong form names its key and line too.
+    let config = write_config(dir.path(), &server, first, "max_window: 5\n");
+    let stderr = String::from_utf8_lossy(&run_once(&config).stderr).to_string();
+    assert!(stderr.contains("`max_window`: invalid type: integer `5`"), "{stderr}");
+    assert!(stderr.contains(", line ") && !stderr.contains("line 1 column 2"), "{stderr}");
 }
 
 #[test]
