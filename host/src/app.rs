@@ -8,7 +8,7 @@ use crate::output::{Sink, Undelivered};
 use crate::runtime::{Limits, Runtime, SourceError};
 use crate::state::CheckpointStore;
 use crate::telemetry::{Health, Telemetry};
-use anyhow::{Result, anyhow};
+use anyhow::{Result, anyhow, bail};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -377,19 +377,66 @@ fn backoff(attempt: u32) -> Duration {
     base + base.mul_f64(f64::from(nanos % 250) / 1000.0)
 }
 
-/// `defender-ocsf check`: the configuration, the state directory, then the
-/// component's own checks (credentials, one tiny request per data source).
-/// Prints one PASS or FAIL line per step to `out`; returns whether all passed.
-pub fn check(config: &RunConfig, component: Option<&[u8]>, out: &mut dyn std::io::Write) -> Result<bool, Failure> {
-    let mut all_ok = true;
-    let mut line = |ok: bool, name: &str, detail: &str| -> Result<(), Failure> {
-        all_ok &= ok;
-        writeln!(out, "{}  {name}: {detail}", if ok { "PASS" } else { "FAIL" }).map_err(|e| Failure::Other(e.into()))
+/// What `check` found.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Checked {
+    /// A step failed.
+    pub failed: bool,
+    /// A failed step is the configuration's or the credentials' (exit 2).
+    pub to_fix: bool,
+    /// Steps that passed with a warning.
+    pub warnings: usize,
+}
+
+impl Checked {
+    /// The exit code of `check`, as for `run`: 2 for a configuration or the
+    /// credentials to fix, 1 for any other failure, 0 when every step passed
+    /// (warnings allowed).
+    pub fn exit_code(&self) -> u8 {
+        match (self.to_fix, self.failed) {
+            (true, _) => 2,
+            (false, true) => 1,
+            (false, false) => 0,
+        }
+    }
+
+    pub fn and(self, other: Checked) -> Checked {
+        Checked {
+            failed: self.failed || other.failed,
+            to_fix: self.to_fix || other.to_fix,
+            warnings: self.warnings + other.warnings,
+        }
+    }
+}
+
+/// How a `check` step that passed with a warning begins its detail.
+const WARNING: &str = "warning: ";
+
+/// `defender-ocsf check`: the configuration, the state directory, the
+/// output, then the component's own checks (credentials, one tiny request
+/// per data source). Prints one PASS, WARN or FAIL line per step to `out`.
+pub fn check(config: &RunConfig, component: Option<&[u8]>, out: &mut dyn std::io::Write) -> Result<Checked, Failure> {
+    let mut checked = Checked::default();
+    let mut line = |ok: bool, to_fix: bool, name: &str, detail: &str| -> Result<(), Failure> {
+        let (label, detail) = match (ok, detail.strip_prefix(WARNING)) {
+            (true, Some(warning)) => {
+                checked.warnings += 1;
+                ("WARN", warning)
+            }
+            (true, None) => ("PASS", detail),
+            (false, _) => {
+                checked.failed = true;
+                checked.to_fix |= to_fix;
+                ("FAIL", detail)
+            }
+        };
+        writeln!(out, "{label}  {name}: {detail}").map_err(|e| Failure::Other(e.into()))
     };
     let runtime = runtime(config, component.unwrap_or(crate::runtime::DEFAULT_COMPONENT), None)?;
     let mut instance = runtime.instantiate(&Limits::default(), Arc::new(Telemetry::default()))?;
     match instance.init(&config.source_json(), None)? {
         Ok(info) => line(
+            true,
             true,
             "configuration",
             &format!(
@@ -401,18 +448,72 @@ pub fn check(config: &RunConfig, component: Option<&[u8]>, out: &mut dyn std::io
         )?,
         Err(e) => {
             let failure = init_failure(config, e, "checking");
-            line(false, "configuration", &failure.to_string())?;
+            line(false, true, "configuration", &failure.to_string())?;
             return Err(failure);
         }
     }
     match crate::state::probe_writable(&config.state_dir) {
-        Ok(()) => line(true, "state directory", &format!("{} is writable", config.state_dir.display()))?,
-        Err(e) => line(false, "state directory", &format!("{e:#}"))?,
+        Ok(()) => line(true, true, "state directory", &format!("{} is writable", config.state_dir.display()))?,
+        Err(e) => line(false, true, "state directory", &format!("{e:#}"))?,
+    }
+    match probe_output(&config.output) {
+        Ok(detail) => line(true, false, "output", &detail)?,
+        Err(e) => line(false, false, "output", &format!("{e:#}"))?,
     }
     for step in instance.check()? {
-        line(step.ok, &step.name, &step.detail)?;
+        let credentials = step.name.starts_with("credentials");
+        line(step.ok, credentials, &step.name, &step.detail)?;
     }
-    Ok(all_ok)
+    Ok(checked)
+}
+
+/// Whether events can reach the output: the HTTP receiver or the forward
+/// receiver accepts a connection (the forward one also the shared-key
+/// handshake); stdout needs nothing.
+fn probe_output(output: &crate::config::OutputConfig) -> anyhow::Result<String> {
+    use crate::config::OutputConfig;
+    use anyhow::Context;
+    match output {
+        OutputConfig::Stdout => Ok("events go to stdout, one OCSF object per line".into()),
+        OutputConfig::Http(http) => {
+            let url = reqwest::Url::parse(&http.url).with_context(|| format!("`output.url` {} is not a URL", http.url))?;
+            let host = url.host_str().context("`output.url` has no host")?;
+            let port = url.port_or_known_default().context("`output.url` has no port")?;
+            let address = format!("{host}:{port}");
+            connect(&address).map(|()| format!("{address} accepts connections ({})", http.url))
+        }
+        OutputConfig::Forward(forward) => {
+            let mut sink = crate::forward::Forward::new(forward, Arc::new(AtomicBool::new(false)));
+            sink.probe()?;
+            Ok(match forward.shared_key {
+                Some(_) => format!("{} accepts connections and the shared key", forward.address),
+                None => format!("{} accepts connections", forward.address),
+            })
+        }
+    }
+}
+
+/// Opens and closes a TCP connection to `address`, with a short timeout.
+fn connect(address: &str) -> anyhow::Result<()> {
+    use std::net::ToSocketAddrs;
+    let addresses: Vec<_> = address
+        .to_socket_addrs()
+        .map_err(|e| anyhow!("cannot resolve {address}: {e}"))?
+        .collect();
+    let mut last = None;
+    for a in addresses {
+        match std::net::TcpStream::connect_timeout(&a, Duration::from_secs(5)) {
+            Ok(_) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+    }
+    match last {
+        Some(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            bail!("{address}: connection refused; is the receiver running and listening there?")
+        }
+        Some(e) => bail!("{address}: {e}"),
+        None => bail!("{address} resolves to no address"),
+    }
 }
 
 /// Starts the component with `config` as [`run`] would, without collecting:

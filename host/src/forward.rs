@@ -210,6 +210,14 @@ impl Forward {
         Ok(())
     }
 
+    /// Connects, with the shared-key handshake when one is set, and closes
+    /// the connection again (`check`).
+    pub fn probe(&mut self) -> Result<()> {
+        let connected = self.connect();
+        self.connection = None;
+        connected
+    }
+
     /// Sends one PackedForward message and waits for its ack.
     fn send(&mut self, message: &[u8], chunk: &str) -> Result<()> {
         if self.connection.is_none() {

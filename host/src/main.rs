@@ -159,28 +159,44 @@ fn main() -> ExitCode {
                 ..config.clone()
             }
             .instances();
-            let mut all = Ok(true);
+            let mut all = Ok(app::Checked::default());
             for tenant in &tenants {
                 if tenants.len() > 1 {
                     println!("tenant {}:", tenant.tenant_id());
                 }
                 match app::check(tenant, bytes.as_deref(), &mut std::io::stdout()) {
-                    Ok(ok) => all = all.map(|a| a && ok),
+                    Ok(checked) => all = all.map(|a| a.and(checked)),
                     Err(e) if tenants.len() > 1 => {
                         println!("FAIL  {e}");
-                        all = Ok(false);
+                        let to_fix = matches!(e, Failure::Config(_));
+                        all = all.map(|a| {
+                            a.and(app::Checked {
+                                failed: true,
+                                to_fix,
+                                warnings: 0,
+                            })
+                        });
                     }
                     Err(e) => all = Err(e),
                 }
             }
+            let origin = config.origin.as_ref().map_or("<file>".to_string(), |o| o.name.clone());
             match all {
-                Ok(true) => {
-                    println!("All checks passed. Start collecting with: defender-ocsf run --config <file>");
+                Ok(checked) if !checked.failed => {
+                    let warned = match checked.warnings {
+                        0 => String::new(),
+                        n => format!(" ({n} warnings above)"),
+                    };
+                    let how = match config.origin.as_ref().and_then(|o| o.name.strip_prefix("the environment variable ")) {
+                        Some(var) => format!("--config-env {var}"),
+                        None => format!("--config {origin}"),
+                    };
+                    println!("All checks passed{warned}. Start collecting with: defender-ocsf run {how}");
                     ExitCode::SUCCESS
                 }
-                Ok(false) => {
+                Ok(checked) => {
                     println!("Some checks failed; see docs/setup-azure.md for what each message means.");
-                    ExitCode::from(1)
+                    ExitCode::from(checked.exit_code())
                 }
                 Err(e) => fail(&e),
             }

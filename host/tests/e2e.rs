@@ -5,7 +5,7 @@
 mod ocsf_schema;
 
 use chrono::{Duration, Utc};
-use defender_ocsf_host::replay::{Credentials, Dataset, ReplayServer, Row};
+use defender_ocsf_host::replay::{Credentials, Dataset, Fault, ReplayServer, Row};
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
@@ -543,11 +543,16 @@ fn check_passes_each_step_and_names_what_fails() {
     for step in [
         "PASS  configuration",
         "PASS  state directory",
-        "PASS  token from",
+        "PASS  output: events go to stdout",
+        "PASS  credentials: token from",
         "PASS  advanced hunting: DeviceProcessEvents",
     ] {
         assert!(stdout.contains(step), "missing `{step}` in:\n{stdout}");
     }
+    assert!(
+        stdout.contains(&format!("All checks passed. Start collecting with: defender-ocsf run --config {}", config.display())),
+        "the success line names the real file: {stdout}"
+    );
     assert!(
         server.queries().iter().all(|q| q.ends_with("| take 0")),
         "check collects nothing: {:?}",
@@ -555,19 +560,42 @@ fn check_passes_each_step_and_names_what_fails() {
     );
     assert!(!dir.path().join("state/checkpoint.json").exists());
 
-    // An unlicensed table fails its step, with the reason; the others pass.
+    // An unlicensed table is a warning with the reason, and a `tables:` line
+    // of those that answered is ready to paste; the others pass.
     let text = std::fs::read_to_string(&config)
         .unwrap()
         .replace("tables: [DeviceProcessEvents]", "tables: [DeviceProcessEvents, EmailEvents]");
     std::fs::write(&config, text).unwrap();
     let out = check(&config);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert_eq!(out.status.code(), Some(0), "warnings allowed: {stdout}");
     assert!(
-        stdout.contains("FAIL  advanced hunting: EmailEvents") && stdout.contains("Defender for Office 365"),
+        stdout.contains("WARN  advanced hunting: EmailEvents") && stdout.contains("Defender for Office 365"),
         "{stdout}"
     );
     assert!(stdout.contains("PASS  advanced hunting: DeviceProcessEvents"), "{stdout}");
+    assert!(stdout.contains("PASS  tables that answered: tables: [DeviceProcessEvents]\n"), "{stdout}");
+    assert!(stdout.contains("All checks passed (1 warnings above)"), "{stdout}");
+
+    // One 429 is retried before it counts.
+    server.fail_next([Fault::throttled(1)]);
+    let out = check(&config);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("PASS  advanced hunting: DeviceProcessEvents"), "{stdout}");
+
+    // The output is tested too: a receiver that is not there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let with_output = dir.path().join("with-output.yaml");
+    std::fs::write(
+        &with_output,
+        std::fs::read_to_string(&config).unwrap() + &format!("output: {{type: http, url: 'http://127.0.0.1:{closed}/'}}\n"),
+    )
+    .unwrap();
+    let out = check(&with_output);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAIL  output: ") && stdout.contains("connection refused"), "{stdout}");
 
     // A wrong secret stops at the token step, with the advice.
     drop(server);
@@ -583,8 +611,8 @@ fn check_passes_each_step_and_names_what_fails() {
     repoint(&config, &server);
     let out = check(&config);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stdout.contains("FAIL  token from") && stdout.contains("AADSTS7000215"), "{stdout}");
+    assert_eq!(out.status.code(), Some(2), "credentials to fix, as `run` says: {stdout}");
+    assert!(stdout.contains("FAIL  credentials: token from") && stdout.contains("AADSTS7000215"), "{stdout}");
     assert!(!stdout.contains("advanced hunting:"), "no queries without a token: {stdout}");
     assert!(!stdout.contains(SECRET));
 
