@@ -84,6 +84,10 @@ fn current_user_name() -> Option<String> {
 
 const FORMAT: &str = "defender-ocsf-checkpoint";
 
+/// The version this build writes. Version 1 kept the component's
+/// checkpoint as a JSON string holding JSON; it is still read.
+const VERSION: u32 = 2;
+
 #[derive(Serialize, Deserialize)]
 struct CheckpointFile {
     format: String,
@@ -92,8 +96,13 @@ struct CheckpointFile {
     /// read by a component it was not written by.
     source: String,
     saved_at: String,
-    /// The component's opaque checkpoint.
-    checkpoint: String,
+    /// The component's checkpoint, as the JSON it is (version 2), so that an
+    /// operator reads the watermarks as they are; in version 1, a string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    checkpoint: Option<Box<serde_json::value::RawValue>>,
+    /// A checkpoint that is not JSON: the contract lets it be any text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    checkpoint_text: Option<String>,
 }
 
 /// A checkpoint read back from disk.
@@ -138,12 +147,22 @@ impl CheckpointStore {
             Ok(f) => f,
             Err(e) => bail!("the checkpoint {} is corrupt ({e}). {reset}", self.path.display()),
         };
-        if file.format != FORMAT || file.version != 1 {
+        if file.format != FORMAT || !(1..=VERSION).contains(&file.version) {
             bail!("{} is not a checkpoint this version writes. {reset}", self.path.display());
         }
+        let checkpoint = match (file.version, file.checkpoint, file.checkpoint_text) {
+            // Version 1: the checkpoint is a JSON string.
+            (1, Some(raw), None) => match serde_json::from_str::<String>(raw.get()) {
+                Ok(text) => text,
+                Err(e) => bail!("the checkpoint {} is corrupt ({e}). {reset}", self.path.display()),
+            },
+            (_, Some(raw), None) => raw.get().to_string(),
+            (_, None, Some(text)) => text,
+            _ => bail!("the checkpoint {} is corrupt (no checkpoint in it). {reset}", self.path.display()),
+        };
         Ok(Some(Saved {
             source: file.source,
-            checkpoint: file.checkpoint,
+            checkpoint,
         }))
     }
 
@@ -160,12 +179,18 @@ impl CheckpointStore {
     }
 
     pub fn save(&self, source: &str, checkpoint: &str) -> Result<()> {
+        // Kept byte for byte: RawValue is the component's own text.
+        let (checkpoint, checkpoint_text) = match serde_json::value::RawValue::from_string(checkpoint.to_string()) {
+            Ok(raw) => (Some(raw), None),
+            Err(_) => (None, Some(checkpoint.to_string())),
+        };
         let file = CheckpointFile {
             format: FORMAT.into(),
-            version: 1,
+            version: VERSION,
             source: source.into(),
             saved_at: chrono::Utc::now().to_rfc3339(),
-            checkpoint: checkpoint.into(),
+            checkpoint,
+            checkpoint_text,
         };
         let bytes = serde_json::to_vec_pretty(&file)?;
         write_atomically(&self.path, &bytes).with_context(|| format!("saving the checkpoint {}", self.path.display()))
@@ -208,6 +233,21 @@ mod tests {
                 .to_string()
                 .contains("belongs to the source `s`")
         );
+
+        // The watermarks are JSON in the file, not JSON inside a string.
+        let file: serde_json::Value = serde_json::from_str(&fs::read_to_string(store.path()).unwrap()).unwrap();
+        assert_eq!(file["checkpoint"], serde_json::json!({"x": 1}), "{file}");
+        assert_eq!(file["version"], 2);
+        // Any text stays possible, as the contract allows.
+        store.save("s", "not json").unwrap();
+        assert_eq!(store.load().unwrap().unwrap().checkpoint, "not json");
+        // Version 1, read once: the next save writes version 2.
+        fs::write(
+            store.path(),
+            r#"{"format":"defender-ocsf-checkpoint","version":1,"source":"s","saved_at":"2026-01-01T00:00:00Z","checkpoint":"{\"w\":{\"T\":9007199254740993}}"}"#,
+        )
+        .unwrap();
+        assert_eq!(store.load().unwrap().unwrap().checkpoint, r#"{"w":{"T":9007199254740993}}"#);
 
         fs::write(store.path(), "{\"format\":\"defender-ocsf-checkp").unwrap();
         let e = store.load().unwrap_err().to_string();
