@@ -768,6 +768,9 @@ impl Collector {
                         &[("table", table.name)],
                     );
                     telemetry::counter("tables_unavailable_total", &[("table", table.name)], 1);
+                    if let (Some(backfill), Some(cursor)) = (self.backfill.as_mut(), self.planner.cursors().get(window.table)) {
+                        backfill.drop_table(Ticks(cursor.until.0.saturating_sub(cursor.watermark.0)));
+                    }
                     self.planner.mark_unavailable(&window, now.saturating_add(Ticks::from_secs(3600)));
                     return Ok(Shrunk::Unavailable);
                 }

@@ -58,6 +58,13 @@ impl Backfill {
         Some(self.line(now))
     }
 
+    /// A table turned out not to answer (no license): the `remaining` data
+    /// time it had is no longer to collect, so it leaves the share and the
+    /// estimate.
+    pub fn drop_table(&mut self, remaining: Ticks) {
+        self.total = Ticks(self.total.0.saturating_sub(remaining.0.max(0)).max(self.covered.0));
+    }
+
     /// The closing line.
     pub fn finished(&self, now: Ticks) -> String {
         format!(
@@ -129,5 +136,26 @@ mod tests {
         );
         assert_eq!(b.window_done(secs(1), 0, secs(1_050)), None, "not again within 30 s");
         assert_eq!(b.finished(secs(1_160)), "backfill complete: 12 windows, 12000 rows in 2 min 40 s");
+    }
+
+    /// A table that does not answer leaves the estimate: 54 % done was
+    /// really all but done when the rest was an unlicensed table's.
+    #[test]
+    fn a_table_that_does_not_answer_leaves_the_estimate() {
+        let mut b = Backfill::start(secs(4 * 86_400), secs(0)).unwrap();
+        assert_eq!(b.window_done(secs(2 * 86_400), 100, secs(1)), None);
+        // Half done by data time; the other half was an unlicensed table's.
+        b.drop_table(secs(2 * 86_400 - 3_600));
+        let line = b.window_done(Ticks(0), 0, secs(40)).unwrap();
+        assert!(line.starts_with("backfill: 98% of 2 d 1 h of data done"), "{line}");
+        assert!(line.ends_with("about 0 s left"), "{line}");
+        // Never below what is already covered.
+        b.drop_table(secs(10 * 86_400));
+        let line = b.window_done(Ticks(0), 0, secs(80)).unwrap();
+        assert!(line.starts_with("backfill: 100% of 2 d 0 h"), "{line}");
+        // Without the drop the same point read 50 %.
+        let mut kept = Backfill::start(secs(4 * 86_400), secs(0)).unwrap();
+        assert_eq!(kept.window_done(secs(2 * 86_400), 100, secs(1)), None);
+        assert!(kept.window_done(Ticks(0), 0, secs(40)).unwrap().starts_with("backfill: 50%"));
     }
 }
