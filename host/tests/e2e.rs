@@ -196,17 +196,20 @@ fn run_once_emits_each_row_once_and_a_second_run_emits_nothing() {
     assert_eq!(events(&again).len(), 0, "a second run re-emitted rows");
 }
 
+/// The replay endpoint with the usual rows, whose app has another secret
+/// than the one the configuration gives, and the first row's time.
+fn expecting_another_secret() -> (ReplayServer, chrono::DateTime<Utc>) {
+    let (dataset, _, first) = dataset();
+    let credentials = Credentials {
+        client_secret: "the-real-one".into(),
+        ..credentials()
+    };
+    (ReplayServer::start(dataset, credentials).unwrap(), first)
+}
+
 #[test]
 fn a_wrong_secret_exits_2_with_advice_and_without_the_secret() {
-    let (dataset, _, first) = dataset();
-    let server = ReplayServer::start(
-        dataset,
-        Credentials {
-            client_secret: "the-real-one".into(),
-            ..credentials()
-        },
-    )
-    .unwrap();
+    let (server, first) = expecting_another_secret();
     let dir = tempfile::tempdir().unwrap();
     let out = run_once(&write_config(dir.path(), &server, first, ""));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -939,15 +942,7 @@ fn a_fatal_error_is_one_json_line() {
 /// stops it at once with exit 0.
 #[test]
 fn stay_up_retries_a_wrong_secret_slowly_instead_of_exiting() {
-    let (dataset, _, first) = dataset();
-    let server = ReplayServer::start(
-        dataset,
-        Credentials {
-            client_secret: "the-real-one".into(),
-            ..credentials()
-        },
-    )
-    .unwrap();
+    let (server, first) = expecting_another_secret();
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &server, first, "");
     let mut child = Command::new(env!("CARGO_BIN_EXE_defender-ocsf"))
