@@ -22,6 +22,12 @@
 //! budget (`max_calls_per_minute`) waits in real time, which a compressed
 //! clock cannot shorten: `SOAK_MAX_CALLS=1000` lifts it for that measurement.
 //! `SOAK_UNION=A,B,...` sets `union_tables`.
+//!
+//! `SOAK_BACKFILL_DAYS=7` measures a backfill instead: the rows lie in the
+//! past days, `start_time` is that far back, and the collector runs one
+//! cycle (`--once`) up to now. It reports the calls and the wall time that
+//! took; `SOAK_MAX_WINDOW` (default the collector's) sets `max_window`, so
+//! that `SOAK_MAX_WINDOW=1h` gives the figure of the former default.
 
 mod workload;
 
@@ -62,13 +68,21 @@ fn main() {
         return;
     }
     // `cargo bench` passes `--bench`; nothing else is taken from the command line.
-    let hours = env_number("SOAK_HOURS", env_number("SOAK_DAYS", 3) * 24);
+    let backfill_days = env_number("SOAK_BACKFILL_DAYS", 0);
+    let hours = match backfill_days {
+        0 => env_number("SOAK_HOURS", env_number("SOAK_DAYS", 3) * 24),
+        days => days * 24,
+    };
     let per_hour = env_number("SOAK_ROWS_PER_HOUR", 360);
     let delay = std::env::var("SOAK_DELAY").unwrap_or_else(|_| "5m".into());
     let all_tables = std::env::var("SOAK_TABLES").is_ok_and(|v| v == "all");
     let fault_every = env_number("SOAK_FAULT_EVERY", FAULT_EVERY as u64) as usize;
-    let start = chrono::Utc::now() - chrono::Duration::minutes(30);
     let span = chrono::Duration::hours(hours as i64);
+    // A backfill: the rows lie in the past, before `now - delay`.
+    let start = match backfill_days {
+        0 => chrono::Utc::now() - chrono::Duration::minutes(30),
+        _ => chrono::Utc::now() - span - chrono::Duration::minutes(30),
+    };
     let per_table = (hours * per_hour) as usize;
     let step = span / per_table as i32;
 
@@ -125,8 +139,15 @@ fn main() {
     if let Ok(union) = std::env::var("SOAK_UNION") {
         config["union_tables"] = union.split(',').map(str::trim).collect::<Vec<_>>().into();
     }
-    // The child stops once its clock is past the last row plus the delay.
-    let stop_at = start + span + chrono::Duration::minutes(10);
+    if let Ok(window) = std::env::var("SOAK_MAX_WINDOW") {
+        config["max_window"] = window.into();
+    }
+    // The child stops once its clock is past the last row plus the delay;
+    // a backfill's once it has caught up (`--once`).
+    let stop_at = match backfill_days {
+        0 => start + span + chrono::Duration::minutes(10),
+        _ => chrono::Utc::now() + chrono::Duration::days(1),
+    };
 
     eprintln!(
         "soak: {hours} simulated hours, {served} rows in {} of {} tables; faults every {fault_every} queries (0: none)",
@@ -139,6 +160,7 @@ fn main() {
         .env("SOAK_CONFIG", config.to_string())
         .env("SOAK_STATE", dir.join("state"))
         .env("SOAK_STOP_AT", stop_at.to_rfc3339())
+        .env("SOAK_ONCE", if backfill_days > 0 { "1" } else { "" })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -220,6 +242,11 @@ fn main() {
     let repeated: usize = emitted.values().map(|n| n.saturating_sub(1)).sum();
     let invented = emitted.keys().filter(|k| !expected.contains_key(*k)).count();
     let queries = server.query_count();
+    if backfill_days > 0 {
+        report("backfill_days", backfill_days as f64, "days");
+        report("backfill_calls", server.query_count() as f64, "queries");
+        report("backfill_wall_time", elapsed.as_secs_f64(), "s");
+    }
     report("simulated_hours", hours as f64, "hours");
     report("tables", collected.len() as f64, "tables");
     report("calls_per_minute", queries as f64 / (hours as f64 * 60.0), "calls/min");
@@ -275,6 +302,8 @@ fn child() {
     let clock = Clock::compressed();
     let options = RunOptions {
         clock: clock.clone(),
+        // A backfill: one cycle, up to now.
+        once: std::env::var("SOAK_ONCE").is_ok_and(|v| v == "1"),
         ..RunOptions::default()
     };
     let shutdown = options.shutdown.clone();

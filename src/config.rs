@@ -87,7 +87,9 @@ pub struct CollectorConfig {
     pub poll_interval: Duration,
 
     /// The largest time window one query covers. Smaller windows are used
-    /// automatically when a window holds too many rows.
+    /// automatically when a window holds too many rows: windows are bounded
+    /// by `max_rows_per_query`, and this caps how long a quiet table's
+    /// window may grow (an entity table's stays within `entity_interval`).
     #[serde(default = "default_max_window", with = "humantime_serde")]
     pub max_window: Duration,
 

@@ -262,6 +262,9 @@ impl Planner {
     pub fn set_period(&mut self, table: &str, period: Ticks) {
         if let Some(c) = self.cursors.iter_mut().find(|c| c.table == table) {
             c.period = Some(period);
+            // One window per period at most: its rows merge into one state
+            // per entity, which a longer window would blur.
+            c.span = c.span.min(period);
         }
     }
 
@@ -437,8 +440,8 @@ impl Planner {
     /// that ends before the watermark (a part of the late-row look) moves
     /// only the look.
     pub fn complete(&mut self, window: &Window, fullness: f64) {
-        let max = self.max_window;
         let c = &mut self.cursors[window.table];
+        let max = c.period.map_or(self.max_window, |p| p.min(self.max_window));
         debug_assert_eq!(c.sweep_from.unwrap_or(c.watermark), window.start, "windows complete in order");
         if window.end < c.watermark {
             c.sweep_from = Some(window.end);
@@ -726,6 +729,26 @@ mod tests {
             p.complete(&w, 0.0);
         }
         assert_eq!(tables.keys().copied().collect::<Vec<_>>(), [0, 1, 2], "each table on its own");
+    }
+
+    /// An entity table's windows never outgrow its period, whatever
+    /// `max_window` allows: each window's rows merge into one state per
+    /// entity.
+    #[test]
+    fn an_entity_table_keeps_windows_of_its_period() {
+        let day = Ticks(HOUR.0 * 24);
+        let mut p = Planner::new(&["DeviceInfo", "DeviceEvents"], None, Ticks(0), day).unwrap();
+        p.set_period("DeviceInfo", HOUR);
+        p.begin_cycle(Ticks(HOUR.0 * 48), Ticks(0));
+        let mut entity = Vec::new();
+        while let Some(w) = p.next_window() {
+            if w.table == 0 {
+                entity.push(w.end.0 - w.start.0);
+            }
+            p.complete(&w, 0.0);
+        }
+        assert!(!entity.is_empty() && entity.iter().all(|len| *len <= HOUR.0), "{entity:?}");
+        assert_eq!(p.cursors()[1].span, day, "an event table grows to max_window");
     }
 
     #[test]
