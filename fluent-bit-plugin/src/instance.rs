@@ -83,11 +83,10 @@ impl Instance {
                 _ => format!("tenant {}: {e}", tenant.tenant_id()),
             })?;
         }
-        let metrics = Arc::new(Telemetry::default());
-        if let Some(address) = &config.metrics_address {
-            let bound = telemetry::serve_metrics(address, metrics.clone()).map_err(|e| format!("{e:#}"))?;
-            tracing::info!(%bound, "serving metrics at /metrics");
-        }
+        let metrics = match &config.metrics_address {
+            None => Arc::new(Telemetry::default()),
+            Some(address) => served_metrics(address)?,
+        };
         let shutdown = Arc::new(AtomicBool::new(false));
         let (mut sink, taker) = handoff::channel(QUEUE, shutdown.clone());
         let stop = shutdown.clone();
@@ -167,6 +166,23 @@ impl Instance {
     fn lock_in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<usize, (Box<[u8]>, Vec<Batch>)>> {
         self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// Metrics servers of this process, by address. A server keeps its port for
+/// the life of the process, so an input started again (Fluent Bit's hot
+/// reload) records into the one already serving its address.
+static SERVED: Mutex<Vec<(String, Arc<Telemetry>)>> = Mutex::new(Vec::new());
+
+fn served_metrics(address: &str) -> Result<Arc<Telemetry>, String> {
+    let mut served = SERVED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, metrics)) = served.iter().find(|(a, _)| a == address) {
+        return Ok(metrics.clone());
+    }
+    let metrics = Arc::new(Telemetry::default());
+    let bound = telemetry::serve_metrics(address, metrics.clone()).map_err(|e| format!("{e:#}"))?;
+    tracing::info!(%bound, "serving metrics at /metrics, /healthz and /readyz");
+    served.push((address.to_string(), metrics.clone()));
+    Ok(metrics)
 }
 
 fn release(dirs: &[PathBuf]) {

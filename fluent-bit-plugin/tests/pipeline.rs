@@ -152,7 +152,11 @@ fn hot_reload_resumes_from_the_checkpoint() {
     let server = replay(ROWS);
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let file = prepare(root, &server, |doc| doc["service"]["hot_reload"] = "on".into());
+    let port = free_port();
+    let file = prepare(root, &server, |doc| {
+        doc["service"]["hot_reload"] = "on".into();
+        doc["pipeline"]["inputs"][0]["metrics_address"] = format!("127.0.0.1:{port}").into();
+    });
     let sink_dir = root.join("var/log/ocsf");
     let mut running = fluent_bit(&binary, &file, root.join("fluent-bit.log"));
     assert!(wait_until(120, || events_in(&sink_dir).len() >= ROWS), "{}", running.output());
@@ -163,6 +167,12 @@ fn hot_reload_resumes_from_the_checkpoint() {
     assert!(running.exited().is_none(), "{}", running.output());
     let output = running.output();
     assert!(output.contains("\"resumed\":true"), "{output}");
+    // The metrics server outlives the reload and serves the new input.
+    let mut metrics = String::new();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    std::io::Write::write_all(&mut stream, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    std::io::Read::read_to_string(&mut stream, &mut metrics).unwrap();
+    assert!(metrics.contains("defender_ocsf_queries_total{outcome=\"ok\",table=\"DeviceProcessEvents\"}"), "{metrics}");
     assert!(running.stop().success());
     assert_each_row_once(&events_in(&sink_dir), ROWS, "after a hot reload");
 }
