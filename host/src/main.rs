@@ -126,8 +126,13 @@ fn main() -> ExitCode {
             let mut served = None;
             loop {
                 let code = run(&config, once, component.as_deref(), &shutdown, &metrics, &mut served);
-                if !stay_up || code != ExitCode::from(2) || shutdown.requested.load(std::sync::atomic::Ordering::SeqCst) {
+                if !stay_up || code != ExitCode::from(2) {
                     return code;
+                }
+                // Staying up was the plan: a stop that came during the failed
+                // attempt ends it as a stop during the wait would, with 0.
+                if shutdown.requested.load(std::sync::atomic::Ordering::SeqCst) {
+                    return ExitCode::SUCCESS;
                 }
                 tracing::error!(
                     retry_in_s = retry_interval.as_secs(),
