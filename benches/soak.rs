@@ -27,7 +27,11 @@
 //! past days, `start_time` is that far back, and the collector runs one
 //! cycle (`--once`) up to now. It reports the calls and the wall time that
 //! took; `SOAK_MAX_WINDOW` (default the collector's) sets `max_window`, so
-//! that `SOAK_MAX_WINDOW=1h` gives the figure of the former default.
+//! that `SOAK_MAX_WINDOW=1h` gives the figure of the former default. The
+//! call budget is lifted for it (unless `SOAK_MAX_CALLS` says otherwise);
+//! `backfill_minutes_at_budget` is what the calls take at the default 40 a
+//! minute, and `first_event_age` how old the first event emitted was (live
+//! data comes first).
 
 mod workload;
 
@@ -133,8 +137,10 @@ fn main() {
     // The component's call budget waits in real time inside a poll; a
     // measurement of the calls the collector needs lifts it.
     let mut config = config;
-    if let Ok(calls) = std::env::var("SOAK_MAX_CALLS") {
-        config["max_calls_per_minute"] = calls.parse::<u32>().expect("SOAK_MAX_CALLS is a number").into();
+    match std::env::var("SOAK_MAX_CALLS") {
+        Ok(calls) => config["max_calls_per_minute"] = calls.parse::<u32>().expect("SOAK_MAX_CALLS is a number").into(),
+        Err(_) if backfill_days > 0 => config["max_calls_per_minute"] = 1000.into(),
+        Err(_) => {}
     }
     if let Ok(union) = std::env::var("SOAK_UNION") {
         config["union_tables"] = union.split(',').map(str::trim).collect::<Vec<_>>().into();
@@ -171,6 +177,7 @@ fn main() {
     let done = Arc::new(AtomicBool::new(false));
     let faults_injected = Arc::new(AtomicUsize::new(0));
     let lag_max: Mutex<Option<f64>> = Mutex::new(None);
+    let first_event_age: Mutex<Option<f64>> = Mutex::new(None);
     let (emitted, rss) = std::thread::scope(|scope| {
         let server = &server;
         let (done2, injected) = (done.clone(), faults_injected.clone());
@@ -208,6 +215,7 @@ fn main() {
         }
         let stderr = child.stderr.take().unwrap();
         let lag_max = &lag_max;
+        let first_event_age = &first_event_age;
         let log = scope.spawn(move || {
             let mut errors = Vec::new();
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -222,6 +230,11 @@ fn main() {
         let mut emitted: BTreeMap<String, usize> = BTreeMap::new();
         for line in BufReader::new(child.stdout.take().unwrap()).lines() {
             let line = line.unwrap();
+            if emitted.is_empty() {
+                let event: Value = serde_json::from_str(&line).expect("each line is one JSON event");
+                let time = event["time"].as_i64().expect("every event has a time");
+                *first_event_age.lock().unwrap() = Some((chrono::Utc::now().timestamp_millis() - time) as f64 / 3_600_000.0);
+            }
             *emitted.entry(uid(line.as_bytes())).or_default() += 1;
             let n = seen.fetch_add(1, Ordering::SeqCst) + 1;
             if n % (served / 10).max(1) == 0 {
@@ -244,8 +257,12 @@ fn main() {
     let queries = server.query_count();
     if backfill_days > 0 {
         report("backfill_days", backfill_days as f64, "days");
-        report("backfill_calls", server.query_count() as f64, "queries");
+        report("backfill_calls", queries as f64, "queries");
         report("backfill_wall_time", elapsed.as_secs_f64(), "s");
+        report("backfill_minutes_at_budget", queries as f64 / 40.0, "min");
+        if let Some(age) = *first_event_age.lock().unwrap() {
+            report("first_event_age", age, "hours");
+        }
     }
     report("simulated_hours", hours as f64, "hours");
     report("tables", collected.len() as f64, "tables");

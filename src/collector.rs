@@ -246,19 +246,36 @@ impl Collector {
 
     fn poll_once(&mut self, http: &mut dyn HttpClient, now: Ticks) -> Result<Batch> {
         let end = now.saturating_sub(self.config.delay.into());
+        // Live data first: once this cycle's live edges are in and the next
+        // cycle is due, it begins, even while history is left; history
+        // windows take only the calls that live collection leaves over.
+        let interval: Ticks = self.config.poll_interval.into();
+        if self.pending.is_none()
+            && !self.streams.iter().any(|s| s.due)
+            && self.planner.next_ready(interval).is_some_and(|ready| ready <= end)
+        {
+            self.planner.end_cycle_for_live();
+        }
         if self.planner.begin_cycle(end, now) {
             for stream in &mut self.streams {
                 stream.due = true;
             }
-            let behind = self
-                .planner
-                .cursors()
-                .iter()
-                .map(|c| c.until.0.saturating_sub(c.watermark.0).max(0))
-                .sum::<i64>();
-            self.backfill = Backfill::start(Ticks(behind), now);
-            if let Some(backfill) = &self.backfill {
-                telemetry::info(&backfill.begun(), &[]);
+            let behind = Ticks(
+                self.planner
+                    .cursors()
+                    .iter()
+                    .filter(|c| c.follows.is_none() && c.unavailable_until.is_none())
+                    .map(|c| c.behind().0)
+                    .sum(),
+            );
+            match &mut self.backfill {
+                Some(backfill) => backfill.restate(behind),
+                None => {
+                    self.backfill = Backfill::start(behind, now);
+                    if let Some(backfill) = &self.backfill {
+                        telemetry::info(&backfill.begun(), &[]);
+                    }
+                }
             }
         }
         self.context.collected_at = Some(now);
@@ -577,11 +594,25 @@ impl Collector {
             .complete(window, rows as f64 / f64::from(self.config.max_rows_per_query));
         self.planner.remember(window.table, keys);
         let new_data = Ticks(window.end.0.saturating_sub(window.start.max(window.watermark).0).max(0));
-        if let Some(line) = self.backfill.as_mut().and_then(|b| b.window_done(new_data, rows, now)) {
-            telemetry::info(&line, &[("table", table.name)]);
+        if let Some(backfill) = self.backfill.as_mut() {
+            let left: Vec<(&str, Ticks)> = self
+                .planner
+                .cursors()
+                .iter()
+                .filter(|c| c.follows.is_none() && c.unavailable_until.is_none())
+                .map(|c| (c.table, c.behind()))
+                .collect();
+            if let Some(line) = backfill.window_done(new_data, rows, now, &left) {
+                telemetry::info(&line, &[]);
+            }
         }
-        let lag_s = (now.0 - window.end.0) as f64 / TICKS_PER_SECOND as f64;
-        telemetry::gauge("lag_seconds", &[("table", table.name)], lag_s);
+        let cursor = &self.planner.cursors()[window.table];
+        let history_s = cursor.history_left().0 as f64 / TICKS_PER_SECOND as f64;
+        telemetry::gauge("history_left_seconds", &[("table", table.name)], history_s);
+        if !window.history {
+            let lag_s = (now.0 - window.end.0) as f64 / TICKS_PER_SECOND as f64;
+            telemetry::gauge("lag_seconds", &[("table", table.name)], lag_s);
+        }
     }
 
     /// Looks again at `[from, to)`, just before the watermark, for rows that
@@ -606,6 +637,7 @@ impl Collector {
             start: from,
             end: to,
             watermark: to,
+            history: false,
         };
         let count = keys.len();
         self.late_rows(table, count, &swept);
@@ -769,7 +801,7 @@ impl Collector {
                     );
                     telemetry::counter("tables_unavailable_total", &[("table", table.name)], 1);
                     if let (Some(backfill), Some(cursor)) = (self.backfill.as_mut(), self.planner.cursors().get(window.table)) {
-                        backfill.drop_table(Ticks(cursor.until.0.saturating_sub(cursor.watermark.0)));
+                        backfill.drop_table(cursor.behind());
                     }
                     self.planner.mark_unavailable(&window, now.saturating_add(Ticks::from_secs(3600)));
                     return Ok(Shrunk::Unavailable);
@@ -1071,6 +1103,10 @@ mod tests {
         body["Query"].as_str().unwrap().to_string()
     }
 
+    /// Less than two hours after the test collector's `start_time`: no
+    /// live edge is collected ahead of history.
+    const NEAR: &str = "2025-01-01T02:00:00Z";
+
     fn collector(max_rows: u32) -> Collector {
         let config = test_config(json!({
             "tables": ["DeviceProcessEvents"], "start_time": "2025-01-01T00:00:00Z",
@@ -1197,9 +1233,33 @@ mod tests {
                 .any(|l| l.contains("% of 23 h 55 min of data done") && l.contains("left")),
             "{progress:?}"
         );
+        // 24 windows of an hour, and one more for the cycle that began
+        // during the backfill (a minute had passed: 3 s a poll).
         assert!(
-            progress.last().unwrap().starts_with("backfill complete: 24 windows"),
+            progress.last().unwrap().starts_with("backfill complete: 25 windows"),
             "{progress:?}"
+        );
+        assert!(
+            progress[1].ends_with("left; left: DeviceProcessEvents 12 h 55 min"),
+            "per table: {progress:?}"
+        );
+        // Live data first: the last hour before `now - delay`, then history
+        // from `start_time`.
+        let queried: Vec<String> = http.sent[1..].iter().map(kql).collect();
+        assert!(
+            queried[0].contains("Timestamp >= datetime(2025-01-01T22:55:00.0000000Z)"),
+            "{}",
+            queried[0]
+        );
+        assert!(
+            queried[0].contains("Timestamp < datetime(2025-01-01T23:55:00.0000000Z)"),
+            "{}",
+            queried[0]
+        );
+        assert!(
+            queried[1].contains("Timestamp >= datetime(2025-01-01T00:00:00.0000000Z)"),
+            "{}",
+            queried[1]
         );
 
         // Caught up, the next cycle is not a backfill.
@@ -1216,14 +1276,14 @@ mod tests {
             200,
             &rows(&["2025-01-01T00:00:01Z", "2025-01-01T00:00:02Z", "2025-01-01T00:00:02Z"]),
         );
-        let batch = c.poll(&mut http, Ticks::parse("2025-01-02T00:00:00Z").unwrap()).unwrap();
+        let batch = c.poll(&mut http, Ticks::parse(NEAR).unwrap()).unwrap();
         assert_eq!(batch.count, 1, "only the row before the last time is complete");
         assert_eq!(http.sent.len(), 2, "no halving query");
         assert!(batch.checkpoint.contains("2025-01-01T00:00:02.0000000Z"), "{}", batch.checkpoint);
 
         // The next window starts at that time and gets both tied rows.
         http = Scripted::default().reply(200, &rows(&["2025-01-01T00:00:02Z", "2025-01-01T00:00:02Z"]));
-        let batch = c.poll(&mut http, Ticks::parse("2025-01-02T00:00:00Z").unwrap()).unwrap();
+        let batch = c.poll(&mut http, Ticks::parse(NEAR).unwrap()).unwrap();
         assert!(
             kql(&http.sent[0]).contains("Timestamp >= datetime(2025-01-01T00:00:02.0000000Z)"),
             "{}",
@@ -1241,7 +1301,7 @@ mod tests {
             .collect();
         let times: Vec<&str> = times.iter().map(String::as_str).collect();
         let mut http = Scripted::default().reply(200, TOKEN).reply(200, &rows(&times));
-        let now = Ticks::parse("2025-01-02T00:00:00Z").unwrap();
+        let now = Ticks::parse(NEAR).unwrap();
         let first = c.poll(&mut http, now).unwrap();
         assert!(
             first.count > 0 && (first.count as usize) < times.len(),
@@ -1417,7 +1477,7 @@ mod tests {
         ] {
             let mut c = collector(2);
             let mut http = Scripted::default().reply(200, TOKEN).reply(200, &answer).reply(200, &rows(&[]));
-            let batch = c.poll(&mut http, Ticks::parse("2025-01-02T00:00:00Z").unwrap()).unwrap();
+            let batch = c.poll(&mut http, Ticks::parse(NEAR).unwrap()).unwrap();
             assert_eq!(batch.count, 0);
             assert_eq!(http.sent.len(), 3);
             assert!(

@@ -187,8 +187,10 @@ pub fn default_entity_interval() -> Duration {
 pub fn default_poll_interval() -> Duration {
     Duration::from_secs(60)
 }
+/// A day: a quiet table costs one call a day; a busy one's windows are
+/// bounded by `max_rows_per_query`, not by this.
 pub fn default_max_window() -> Duration {
-    Duration::from_secs(60 * 60)
+    Duration::from_secs(24 * 60 * 60)
 }
 pub fn default_max_rows_per_query() -> u32 {
     10_000

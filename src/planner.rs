@@ -11,6 +11,18 @@
 //! `max_window`, the table furthest behind first. When every table has
 //! reached the end the cycle is over and the collector waits `poll_interval`.
 //!
+//! Live data comes first. A table more than two live spans behind (a first
+//! start from `start_time`, a restart after a long stop) does not walk up
+//! from its watermark: the cycle first collects its recent edge, the last
+//! [`LIVE_SPAN`] (or an entity table's last period), as a stretch *ahead*
+//! of the watermark. History, from the watermark up to that stretch, is
+//! collected in the windows that the live edges leave over: a cycle's live
+//! windows come before any history window, and the collector begins the
+//! next cycle as soon as it is due even while history remains. When the
+//! watermark reaches a stretch collected ahead, it jumps past it. The
+//! checkpoint keeps the stretches, so a restart neither repeats nor skips
+//! them.
+//!
 //! Rows can reach advanced hunting after their window was queried. Each
 //! cycle therefore looks again at the `overlap` before a table's watermark.
 //! For an event table that look is folded into the cycle's first window,
@@ -60,7 +72,52 @@ pub struct Cursor {
     /// How far the current cycle takes this table: the cycle's end, or for
     /// a periodic table the last period boundary before it.
     pub until: Ticks,
+    /// Stretches `[from, to)` above the watermark that are collected already
+    /// (live data first), in time order and apart. The last one's end is the
+    /// table's live edge; history fills the gap below the first.
+    pub ahead: Vec<(Ticks, Ticks)>,
+    /// The window length to try next for history (below the first stretch
+    /// ahead), sized apart from the live edge's, whose windows are short.
+    pub history_span: Ticks,
 }
+
+impl Cursor {
+    /// Where the next live window starts: every row before it and at or
+    /// after the watermark's gap is collected.
+    pub fn edge(&self) -> Ticks {
+        self.ahead.last().map_or(self.watermark, |s| s.1)
+    }
+
+    /// The data time still to collect up to `until`: the span from the
+    /// watermark, less the stretches already collected ahead.
+    pub fn behind(&self) -> Ticks {
+        let ahead: i64 = self.ahead.iter().map(|(from, to)| to.0 - from.0).sum();
+        Ticks((self.until.0.max(self.edge().0) - self.watermark.0 - ahead).max(0))
+    }
+
+    /// The history still to collect: from the watermark to the last stretch
+    /// collected ahead, less the stretches.
+    pub fn history_left(&self) -> Ticks {
+        match self.ahead.last() {
+            None => Ticks(0),
+            Some(last) => {
+                let ahead: i64 = self.ahead.iter().map(|(from, to)| to.0 - from.0).sum();
+                Ticks((last.1.0 - self.watermark.0 - ahead).max(0))
+            }
+        }
+    }
+
+    /// The earliest time a late-row look may reach back to: the floor, or
+    /// the start of the stretch the live edge is in (below it lies history
+    /// not collected yet, which a look must not take).
+    fn look_floor(&self) -> Ticks {
+        self.ahead.last().map_or(self.floor, |s| s.0.max(self.floor))
+    }
+}
+
+/// A table this far behind starts its live edge this far back, and its
+/// history in windows apart. Twice this behind, the split is made.
+pub const LIVE_SPAN: Ticks = Ticks(3600 * TICKS_PER_SECOND);
 
 /// A window to query: `[start, end)`. Rows before `watermark` (when the
 /// window starts before it) were looked for before: those emitted already
@@ -70,8 +127,11 @@ pub struct Window {
     pub table: usize,
     pub start: Ticks,
     pub end: Ticks,
-    /// The table's watermark when the window was planned.
+    /// The table's watermark when the window was planned (its live edge,
+    /// for a live window).
     pub watermark: Ticks,
+    /// A window of history, below the first stretch collected ahead.
+    pub history: bool,
 }
 
 impl Window {
@@ -131,9 +191,18 @@ struct TableState {
     /// watermark: `[ticks, key]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     recent: Vec<(i64, String)>,
+    /// Stretches above the watermark collected already (live data first):
+    /// `[from, to]`, ISO 8601. Version 2 of the checkpoint; a collector that
+    /// reads only version 1 refuses it rather than collect them again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    ahead: Vec<(String, String)>,
 }
 
+/// The version written when no table has a stretch ahead, readable by every
+/// earlier collector.
 const CHECKPOINT_VERSION: u32 = 1;
+/// The version written when a table has stretches ahead of its watermark.
+const CHECKPOINT_VERSION_AHEAD: u32 = 2;
 
 impl Planner {
     /// A planner for `tables`, resuming from `checkpoint` where given;
@@ -144,9 +213,9 @@ impl Planner {
             Some(text) => {
                 let doc: CheckpointDoc =
                     serde_json::from_str(text).map_err(|e| Error::Fatal(format!("the saved checkpoint is not readable ({e})")))?;
-                if doc.version != CHECKPOINT_VERSION {
+                if doc.version != CHECKPOINT_VERSION && doc.version != CHECKPOINT_VERSION_AHEAD {
                     return Err(Error::Fatal(format!(
-                        "the saved checkpoint has version {}, this collector reads version {CHECKPOINT_VERSION}",
+                        "the saved checkpoint has version {}, this collector reads versions {CHECKPOINT_VERSION} and {CHECKPOINT_VERSION_AHEAD}; it was written by a newer defender-ocsf",
                         doc.version
                     )));
                 }
@@ -156,16 +225,30 @@ impl Planner {
         let mut cursors = Vec::with_capacity(tables.len());
         for table in tables {
             let unreadable = |e: String| Error::Fatal(format!("the saved checkpoint of {table} is not readable: {e}"));
-            let (watermark, floor, recent) = match saved.remove(*table) {
+            let (watermark, floor, recent, ahead) = match saved.remove(*table) {
                 Some(state) => {
                     let watermark = Ticks::parse(&state.watermark).map_err(unreadable)?;
                     let floor = match &state.floor {
                         Some(f) => Ticks::parse(f).map_err(unreadable)?,
                         None => watermark,
                     };
-                    (watermark, floor, state.recent.into_iter().map(|(t, k)| (Ticks(t), k)).collect())
+                    let mut ahead = Vec::with_capacity(state.ahead.len());
+                    let mut last = watermark;
+                    for (from, to) in &state.ahead {
+                        let (from, to) = (Ticks::parse(from).map_err(unreadable)?, Ticks::parse(to).map_err(unreadable)?);
+                        if from < last || to < from {
+                            return Err(unreadable(format!(
+                                "its stretches ahead of the watermark are out of order at {}",
+                                from.to_iso()
+                            )));
+                        }
+                        ahead.push((from, to));
+                        last = to;
+                    }
+                    let recent = state.recent.into_iter().map(|(t, k)| (Ticks(t), k)).collect();
+                    (watermark, floor, recent, ahead)
                 }
-                None => (start, start, Vec::new()),
+                None => (start, start, Vec::new(), Vec::new()),
             };
             cursors.push(Cursor {
                 table,
@@ -180,6 +263,8 @@ impl Planner {
                 sweep_from: None,
                 period: None,
                 until: watermark,
+                ahead,
+                history_span: max_window,
             });
         }
         Ok(Planner {
@@ -219,17 +304,28 @@ impl Planner {
         let starts = self.cycle_end.is_none();
         if starts {
             self.cycle_end = Some(end);
-            for c in &mut self.cursors {
+            for i in 0..self.cursors.len() {
+                let c = &mut self.cursors[i];
                 c.until = match c.period {
-                    Some(p) => Ticks(end.0 - end.0.rem_euclid(p.0.max(1))).max(c.watermark),
-                    None => end,
+                    Some(p) => Ticks(end.0 - end.0.rem_euclid(p.0.max(1))).max(c.edge()),
+                    None => end.max(c.edge()),
                 };
-                let from = c.watermark.saturating_sub(self.overlap).max(c.floor);
-                let look = c.follows.is_none() && from < c.watermark;
+                // Far behind: the recent edge first, as a stretch ahead.
+                let live = c.period.unwrap_or(LIVE_SPAN);
+                let live_from = c.until.saturating_sub(live);
+                if c.follows.is_none() && live_from > c.edge().saturating_add(live) {
+                    c.ahead.push((live_from, live_from));
+                    c.sweep_from = None;
+                    self.sync_followers(i);
+                }
+                let c = &mut self.cursors[i];
+                let edge = c.edge();
+                let from = edge.saturating_sub(self.overlap).max(c.look_floor());
+                let look = c.follows.is_none() && from < edge;
                 // An event table's look is its first window's first part; a
                 // periodic table is swept apart, in the cycles that collect it.
                 c.sweep_from = (look && c.period.is_none()).then_some(from);
-                c.sweep_due = look && c.period.is_some() && c.watermark < c.until;
+                c.sweep_due = look && c.period.is_some() && edge < c.until;
             }
             for c in &mut self.cursors {
                 if c.unavailable_until.is_some_and(|t| t <= now) {
@@ -240,6 +336,37 @@ impl Planner {
         starts
     }
 
+    /// Ends the current cycle where only history is left, so that the next
+    /// one can collect the live edges again; false (and nothing changes)
+    /// while a live window or sweep of this cycle is still to come.
+    pub fn end_cycle_for_live(&mut self) -> bool {
+        if self.cycle_end.is_none() || !self.live_done() {
+            return false;
+        }
+        self.cycle_end = None;
+        true
+    }
+
+    /// True when every table's live edge has reached the current cycle's
+    /// end (history may remain).
+    pub fn live_done(&self) -> bool {
+        let Some(end) = self.cycle_end else {
+            return true;
+        };
+        self.cursors.iter().all(|c| {
+            (c.edge() >= c.until.min(end) && c.sweep_from.is_none() && !c.sweep_due) || c.unavailable_until.is_some() || c.follows.is_some()
+        })
+    }
+
+    /// Makes the tables that follow table `index` stand where it stands.
+    fn sync_followers(&mut self, index: usize) {
+        let (watermark, ahead) = (self.cursors[index].watermark, self.cursors[index].ahead.clone());
+        for f in self.followers(index).into_iter().chain(self.union_members(index)) {
+            self.cursors[f].watermark = watermark;
+            self.cursors[f].ahead.clone_from(&ahead);
+        }
+    }
+
     /// The next table due for a late-row sweep of its own, and the range to
     /// sweep: `[max(watermark - overlap, floor), watermark)`.
     pub fn next_sweep(&mut self) -> Option<(usize, Ticks, Ticks)> {
@@ -248,12 +375,13 @@ impl Planner {
             if !c.sweep_due || c.unavailable_until.is_some() {
                 continue;
             }
-            let from = c.watermark.saturating_sub(overlap).max(c.floor);
-            if from >= c.watermark {
+            let edge = c.edge();
+            let from = edge.saturating_sub(overlap).max(c.look_floor());
+            if from >= edge {
                 c.sweep_due = false;
                 continue;
             }
-            return Some((i, from, c.watermark));
+            return Some((i, from, edge));
         }
         None
     }
@@ -265,11 +393,12 @@ impl Planner {
             // One window per period at most: its rows merge into one state
             // per entity, which a longer window would blur.
             c.span = c.span.min(period);
+            c.history_span = c.history_span.min(period);
         }
     }
 
     /// The data time at which the next cycle has something to do: a poll
-    /// interval past the furthest-behind event table, or a periodic table's
+    /// interval past the furthest-behind live edge, or a periodic table's
     /// next period boundary. Tables marked unavailable do not count (they
     /// are tried again with the first cycle after their hour): otherwise an
     /// unlicensed table, whose watermark never moves, would start a cycle
@@ -278,9 +407,12 @@ impl Planner {
         self.cursors
             .iter()
             .filter(|c| c.follows.is_none() && c.unavailable_until.is_none())
-            .map(|c| match c.period {
-                Some(p) => Ticks(c.watermark.0 - c.watermark.0.rem_euclid(p.0.max(1))).saturating_add(p),
-                None => c.watermark.saturating_add(interval),
+            .map(|c| {
+                let edge = c.edge();
+                match c.period {
+                    Some(p) => Ticks(edge.0 - edge.0.rem_euclid(p.0.max(1))).saturating_add(p),
+                    None => edge.saturating_add(interval),
+                }
             })
             .min()
     }
@@ -303,7 +435,7 @@ impl Planner {
         let keys: Vec<(Ticks, String)> = keys.into_iter().collect();
         for i in std::iter::once(index).chain(self.union_members(index)) {
             let c = &mut self.cursors[i];
-            let horizon = c.watermark.saturating_sub(self.overlap);
+            let horizon = c.edge().saturating_sub(self.overlap);
             c.recent.extend(keys.iter().cloned());
             c.recent.retain(|(t, _)| *t >= horizon);
             c.recent.sort();
@@ -322,6 +454,11 @@ impl Planner {
             self.cursors[f].watermark = start;
             self.cursors[l].watermark = start;
             self.cursors[f].follows = Some(l);
+            if self.cursors[f].ahead != self.cursors[l].ahead {
+                // Collected apart: only what both collected counts as done.
+                self.cursors[f].ahead.clear();
+                self.cursors[l].ahead.clear();
+            }
         }
     }
 
@@ -365,11 +502,15 @@ impl Planner {
         let mut recent: Vec<(Ticks, String)> = indexes.iter().flat_map(|i| self.cursors[*i].recent.clone()).collect();
         recent.sort();
         recent.dedup();
+        // Stretches ahead count only where every table of the union has them.
+        let same = indexes.iter().all(|i| self.cursors[*i].ahead == self.cursors[leader].ahead);
+        let ahead = if same { self.cursors[leader].ahead.clone() } else { Vec::new() };
         for &i in &indexes {
             let c = &mut self.cursors[i];
             c.watermark = start;
             c.floor = floor;
             c.recent = recent.clone();
+            c.ahead.clone_from(&ahead);
             if i != leader {
                 c.follows = Some(leader);
                 c.in_union = true;
@@ -391,6 +532,7 @@ impl Planner {
     pub fn halve_span(&mut self, index: usize) {
         let c = &mut self.cursors[index];
         c.span = Ticks((c.span.0 / 2).max(TICKS_PER_SECOND));
+        c.history_span = Ticks((c.history_span.0 / 2).max(TICKS_PER_SECOND));
     }
 
     /// Skips the table of `window` until `until`.
@@ -398,25 +540,43 @@ impl Planner {
         self.cursors[window.table].unavailable_until = Some(until);
     }
 
-    /// The next window of the current cycle: the table furthest behind, from
-    /// its watermark (or from where its late-row look stands), at most its
-    /// span past the watermark. `None` ends the cycle.
+    /// The next window of the current cycle. Live windows first: the table
+    /// whose live edge is furthest behind, from that edge (or from where its
+    /// late-row look stands), at most its span past the edge. Then history:
+    /// the table whose watermark is furthest behind, up to its first stretch
+    /// collected ahead. `None` ends the cycle.
     pub fn next_window(&mut self) -> Option<Window> {
         let end = self.cycle_end?;
-        let next = self
+        let eligible = |c: &&Cursor| c.unavailable_until.is_none() && c.follows.is_none();
+        let live = self
             .cursors
             .iter()
             .enumerate()
-            .filter(|(_, c)| {
-                (c.watermark < c.until.min(end) || c.sweep_from.is_some()) && c.unavailable_until.is_none() && c.follows.is_none()
-            })
+            .filter(|(_, c)| eligible(c) && (c.edge() < c.until.min(end) || c.sweep_from.is_some()))
+            .min_by_key(|(_, c)| c.edge());
+        if let Some((i, c)) = live {
+            let edge = c.edge();
+            return Some(Window {
+                table: i,
+                start: c.sweep_from.unwrap_or(edge),
+                end: edge.saturating_add(c.span).min(c.until.min(end)).max(edge),
+                watermark: edge,
+                history: false,
+            });
+        }
+        let history = self
+            .cursors
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| eligible(c) && !c.ahead.is_empty())
             .min_by_key(|(_, c)| c.watermark);
-        match next {
+        match history {
             Some((i, c)) => Some(Window {
                 table: i,
-                start: c.sweep_from.unwrap_or(c.watermark),
-                end: c.watermark.saturating_add(c.span).min(c.until.min(end)).max(c.watermark),
+                start: c.watermark,
+                end: c.watermark.saturating_add(c.history_span).min(c.ahead[0].0),
                 watermark: c.watermark,
+                history: true,
             }),
             None => {
                 self.cycle_end = None;
@@ -425,45 +585,58 @@ impl Planner {
         }
     }
 
-    /// True when the current cycle has no window left.
+    /// True when the current cycle has no window left, live or history.
     pub fn cycle_done(&self) -> bool {
-        match self.cycle_end {
-            None => true,
-            Some(end) => self.cursors.iter().all(|c| {
-                (c.watermark >= c.until.min(end) && c.sweep_from.is_none()) || c.unavailable_until.is_some() || c.follows.is_some()
-            }),
-        }
+        self.cycle_end.is_none()
+            || (self.live_done()
+                && self
+                    .cursors
+                    .iter()
+                    .all(|c| c.ahead.is_empty() || c.unavailable_until.is_some() || c.follows.is_some()))
     }
 
     /// Records that `window` was collected completely; `fullness` is the
     /// share of the row limit it used, to size the next window. A window
-    /// that ends before the watermark (a part of the late-row look) moves
-    /// only the look.
+    /// that ends before the live edge (a part of the late-row look) moves
+    /// only the look. A history window that reaches a stretch collected
+    /// ahead moves the watermark past it.
     pub fn complete(&mut self, window: &Window, fullness: f64) {
+        let max = {
+            let c = &self.cursors[window.table];
+            c.period.map_or(self.max_window, |p| p.min(self.max_window))
+        };
         let c = &mut self.cursors[window.table];
-        let max = c.period.map_or(self.max_window, |p| p.min(self.max_window));
-        debug_assert_eq!(c.sweep_from.unwrap_or(c.watermark), window.start, "windows complete in order");
-        if window.end < c.watermark {
+        if window.history {
+            debug_assert_eq!(c.watermark, window.start, "history windows complete in order");
+            let used = Ticks(window.end.0 - window.start.0);
+            c.watermark = window.end;
+            while let Some(&(from, to)) = c.ahead.first() {
+                if c.watermark < from {
+                    break;
+                }
+                c.watermark = c.watermark.max(to);
+                c.ahead.remove(0);
+            }
+            c.history_span = adapt(c.history_span, used, fullness, max);
+            self.sync_followers(window.table);
+            return;
+        }
+        let edge = c.edge();
+        debug_assert_eq!(c.sweep_from.unwrap_or(edge), window.start, "windows complete in order");
+        if window.end < edge {
             c.sweep_from = Some(window.end);
             return;
         }
         c.sweep_from = None;
-        let used = Ticks(window.end.0 - window.start.max(c.watermark).0);
-        c.watermark = window.end;
-        for f in self.followers(window.table).into_iter().chain(self.union_members(window.table)) {
-            self.cursors[f].watermark = window.end;
+        let used = Ticks(window.end.0 - window.start.max(edge).0);
+        match c.ahead.last_mut() {
+            Some(stretch) => stretch.1 = window.end,
+            None => c.watermark = window.end,
         }
-        let c = &mut self.cursors[window.table];
-        if used.0 == 0 {
-            return;
+        if used.0 > 0 {
+            c.span = adapt(c.span, used, fullness, max);
         }
-        c.span = if fullness > 0.5 {
-            used
-        } else if fullness < 0.125 {
-            Ticks(used.0.saturating_mul(2)).min(max).max(c.span)
-        } else {
-            c.span
-        };
+        self.sync_followers(window.table);
     }
 
     /// The checkpoint text for the current progress of the tables and of
@@ -477,6 +650,7 @@ impl Planner {
                     watermark: c.watermark.to_iso(),
                     floor: Some(c.floor.to_iso()),
                     recent: c.recent.iter().map(|(t, k)| (t.0, k.clone())).collect(),
+                    ahead: c.ahead.iter().map(|(from, to)| (from.to_iso(), to.to_iso())).collect(),
                 },
             );
         }
@@ -484,12 +658,32 @@ impl Planner {
         for (name, state) in streams {
             all_streams.insert(name.to_string(), (*state).clone());
         }
+        let version = if tables.values().any(|t| !t.ahead.is_empty()) {
+            CHECKPOINT_VERSION_AHEAD
+        } else {
+            CHECKPOINT_VERSION
+        };
         serde_json::to_string(&CheckpointDoc {
-            version: CHECKPOINT_VERSION,
+            version,
             tables,
             streams: all_streams,
         })
         .expect("a map of strings serialises")
+    }
+}
+
+/// The next window length after one of `used` data time that filled
+/// `fullness` of the row limit: a full one's length, twice a sparse one's
+/// (up to `max`), or the same.
+fn adapt(span: Ticks, used: Ticks, fullness: f64, max: Ticks) -> Ticks {
+    if used.0 == 0 {
+        span
+    } else if fullness > 0.5 {
+        used
+    } else if fullness < 0.125 {
+        Ticks(used.0.saturating_mul(2)).min(max).max(span)
+    } else {
+        span
     }
 }
 
@@ -758,6 +952,7 @@ mod tests {
             start: Ticks(10),
             end: Ticks(21),
             watermark: Ticks(10),
+            history: false,
         };
         assert_eq!(w.first_half().unwrap().end, Ticks(15));
         assert_eq!(
@@ -766,13 +961,15 @@ mod tests {
                 start: Ticks(10),
                 end: Ticks(11),
                 watermark: Ticks(10),
+                history: false,
             }
             .first_half(),
             None
         );
 
         let mut p = Planner::new(&["A"], None, Ticks(0), HOUR).unwrap();
-        p.begin_cycle(Ticks(HOUR.0 * 10), Ticks(0));
+        // Two hours: not far enough behind for a live edge ahead.
+        p.begin_cycle(Ticks(HOUR.0 * 2), Ticks(0));
         let w = p.next_window().unwrap().first_half().unwrap();
         p.complete(&w, 0.9);
         assert_eq!(
@@ -783,5 +980,180 @@ mod tests {
         let w = p.next_window().unwrap();
         p.complete(&w, 0.0);
         assert_eq!(p.next_window().unwrap().end.0 - w.end.0, HOUR.0, "a sparse window grows it back");
+    }
+    /// Far behind, a table's last hour comes first, then its history from
+    /// the watermark; the watermark jumps over the hour when history
+    /// reaches it, and a checkpoint taken in between resumes both.
+    #[test]
+    fn live_data_first_then_history_and_the_checkpoint_keeps_the_stretch() {
+        let mut p = Planner::new(&["A"], None, t("2025-01-01T00:00:00Z"), Ticks(HOUR.0 * 24)).unwrap();
+        p.begin_cycle(t("2025-01-02T00:00:00Z"), Ticks(0));
+        let live = p.next_window().unwrap();
+        assert_eq!(
+            (live.start, live.end, live.history),
+            (t("2025-01-01T23:00:00Z"), t("2025-01-02T00:00:00Z"), false)
+        );
+        p.complete(&live, 0.0);
+        assert!(p.live_done() && !p.cycle_done(), "history is left");
+        assert_eq!(p.cursors()[0].watermark, t("2025-01-01T00:00:00Z"));
+        assert_eq!(p.cursors()[0].edge(), t("2025-01-02T00:00:00Z"));
+        assert_eq!(p.cursors()[0].history_left(), Ticks(HOUR.0 * 23));
+
+        let saved = p.checkpoint(&[]);
+        assert!(saved.starts_with(r#"{"version":2,"#), "{saved}");
+        let mut q = Planner::new(&["A"], Some(&saved), Ticks(0), Ticks(HOUR.0 * 24)).unwrap();
+        assert_eq!(q.cursors()[0].ahead, p.cursors()[0].ahead);
+        q.begin_cycle(t("2025-01-02T00:00:00Z"), Ticks(0));
+        // The look before the edge stays within the stretch collected ahead.
+        q.set_overlap(Ticks(HOUR.0 * 2));
+        q.cycle_end = None;
+        q.begin_cycle(t("2025-01-02T00:00:00Z"), Ticks(0));
+        let look = q.next_window().unwrap();
+        assert_eq!(
+            (look.start, look.end, look.history),
+            (t("2025-01-01T23:00:00Z"), t("2025-01-02T00:00:00Z"), false)
+        );
+        q.complete(&look, 0.0);
+        let history = q.next_window().unwrap();
+        assert_eq!(
+            (history.start, history.end, history.history),
+            (t("2025-01-01T00:00:00Z"), t("2025-01-01T23:00:00Z"), true)
+        );
+        q.complete(&history, 0.0);
+        assert_eq!(q.cursors()[0].watermark, t("2025-01-02T00:00:00Z"), "past the stretch");
+        assert!(q.cursors()[0].ahead.is_empty());
+        assert!(q.cycle_done());
+        assert!(
+            q.checkpoint(&[]).starts_with(r#"{"version":1,"#),
+            "readable by earlier versions again"
+        );
+    }
+
+    /// A cycle ends for the next one only once its live windows are done;
+    /// the next one collects the live edge again before more history.
+    #[test]
+    fn history_yields_to_the_next_cycles_live_edge() {
+        let mut p = Planner::new(&["A", "B"], None, t("2025-01-01T00:00:00Z"), HOUR).unwrap();
+        p.begin_cycle(t("2025-01-02T00:00:00Z"), Ticks(0));
+        let first = p.next_window().unwrap();
+        assert!(!p.end_cycle_for_live(), "B's live edge is not in yet");
+        p.complete(&first, 0.0);
+        let second = p.next_window().unwrap();
+        assert_ne!(second.table, first.table);
+        assert!(!second.history);
+        p.complete(&second, 0.0);
+        let history = p.next_window().unwrap();
+        assert!(history.history);
+        p.complete(&history, 0.0);
+        assert!(p.end_cycle_for_live());
+        p.begin_cycle(t("2025-01-02T00:01:00Z"), Ticks(0));
+        let live = p.next_window().unwrap();
+        assert_eq!(
+            (live.start, live.end, live.history),
+            (t("2025-01-02T00:00:00Z"), t("2025-01-02T00:01:00Z"), false)
+        );
+    }
+
+    /// A restart days after a stop in the middle of a backfill collects a
+    /// second stretch ahead; history fills both gaps in time order.
+    #[test]
+    fn a_second_gap_gets_a_stretch_of_its_own() {
+        let saved = r#"{"version":2,"tables":{"A":{"watermark":"2025-01-01T00:00:00.0000000Z","ahead":[["2025-01-02T00:00:00.0000000Z","2025-01-02T01:00:00.0000000Z"]]}}}"#;
+        let mut p = Planner::new(&["A"], Some(saved), Ticks(0), Ticks(HOUR.0 * 24)).unwrap();
+        p.begin_cycle(t("2025-01-05T00:00:00Z"), Ticks(0));
+        let mut windows = Vec::new();
+        while let Some(w) = p.next_window() {
+            windows.push((w.start, w.end, w.history));
+            p.complete(&w, 0.0);
+        }
+        assert_eq!(
+            windows,
+            [
+                (t("2025-01-04T23:00:00Z"), t("2025-01-05T00:00:00Z"), false),
+                (t("2025-01-01T00:00:00Z"), t("2025-01-02T00:00:00Z"), true),
+                (t("2025-01-02T01:00:00Z"), t("2025-01-03T01:00:00Z"), true),
+                (t("2025-01-03T01:00:00Z"), t("2025-01-04T01:00:00Z"), true),
+                (t("2025-01-04T01:00:00Z"), t("2025-01-04T23:00:00Z"), true),
+            ]
+        );
+        assert_eq!(p.cursors()[0].watermark, t("2025-01-05T00:00:00Z"));
+        let bad = saved.replace("2025-01-02T00:00:00.0000000Z", "2024-12-01T00:00:00.0000000Z");
+        let e = Planner::new(&["A"], Some(&bad), Ticks(0), HOUR).unwrap_err();
+        assert!(e.to_string().contains("out of order"), "{e}");
+    }
+
+    /// A follower stands where its leader stands, stretches ahead included.
+    #[test]
+    fn a_follower_shares_its_leaders_stretch_ahead() {
+        let mut p = Planner::new(&["Info", "Evidence"], None, t("2025-01-01T00:00:00Z"), HOUR).unwrap();
+        p.set_follower("Evidence", "Info");
+        p.begin_cycle(t("2025-01-02T00:00:00Z"), Ticks(0));
+        assert_eq!(p.cursors()[1].ahead, p.cursors()[0].ahead);
+        let w = p.next_window().unwrap();
+        p.complete(&w, 0.0);
+        assert_eq!(p.cursors()[1].edge(), t("2025-01-02T00:00:00Z"));
+        while let Some(w) = p.next_window() {
+            p.complete(&w, 0.0);
+        }
+        assert_eq!(p.cursors()[1].watermark, t("2025-01-02T00:00:00Z"));
+        assert!(p.cursors()[1].ahead.is_empty());
+    }
+
+    proptest::proptest! {
+        /// However cycles, row counts and cuts fall, the new data of the
+        /// windows (each window less its late-row look) tiles the time from
+        /// the start to the last cycle's end exactly once.
+        #[test]
+        fn windows_tile_time_exactly_once(
+            steps in proptest::collection::vec((0u8..4, 0u32..100), 1..200),
+            gaps in proptest::collection::vec(1i64..(80 * 3600), 1..8),
+        ) {
+            let start = t("2025-01-01T00:00:00Z");
+            let mut p = Planner::new(&["A", "B"], None, start, Ticks(HOUR.0 * 24)).unwrap();
+            p.set_overlap(Ticks(600 * TICKS_PER_SECOND));
+            let mut end = start;
+            let mut covered: Vec<(usize, Ticks, Ticks)> = Vec::new();
+            let mut gaps = gaps.into_iter().cycle();
+            for (kind, fill) in steps {
+                if p.cycle_end().is_none() || (kind == 0 && p.end_cycle_for_live()) {
+                    end = end.saturating_add(Ticks(gaps.next().unwrap() * TICKS_PER_SECOND));
+                    p.begin_cycle(end, Ticks(0));
+                }
+                let Some(mut w) = p.next_window() else { continue };
+                if kind == 1 {
+                    // An answer cut short: the window ends earlier.
+                    w = w.first_half().unwrap_or(w);
+                }
+                let new_from = w.start.max(w.watermark);
+                if w.end > new_from {
+                    covered.push((w.table, new_from, w.end));
+                }
+                p.complete(&w, f64::from(fill) / 100.0);
+            }
+            while p.cycle_end().is_some() {
+                match p.next_window() {
+                    Some(w) => {
+                        let new_from = w.start.max(w.watermark);
+                        if w.end > new_from {
+                            covered.push((w.table, new_from, w.end));
+                        }
+                        // Sparse: the spans grow back, the drain is short.
+                        p.complete(&w, 0.0);
+                    }
+                    None => break,
+                }
+            }
+            for table in 0..2 {
+                let mut spans: Vec<(Ticks, Ticks)> = covered.iter().filter(|c| c.0 == table).map(|c| (c.1, c.2)).collect();
+                spans.sort();
+                let mut at = start;
+                for (from, to) in spans {
+                    proptest::prop_assert_eq!(from, at, "table {} has a gap or overlap", table);
+                    at = to;
+                }
+                proptest::prop_assert_eq!(at, end);
+                proptest::prop_assert_eq!(p.cursors()[table].watermark, end);
+            }
+        }
     }
 }

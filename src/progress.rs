@@ -1,8 +1,10 @@
 //! Backfill progress: when a cycle starts far behind (a first start from
 //! `start_time`, or a restart after a long stop), how much of the way is
-//! done, how fast, and about how long the rest will take. The collector
-//! logs it at most every [`REPORT_EVERY`] and once more at the end; the host
-//! writes those logs on stderr.
+//! done, how fast, about how long the rest will take, and what each table
+//! still has to collect. The collector logs it at most every
+//! [`REPORT_EVERY`] and once more at the end; the host writes those logs on
+//! stderr. Only tables that answer count: one found unavailable leaves the
+//! estimate ([`Backfill::drop_table`]).
 
 use crate::time::{TICKS_PER_SECOND, Ticks};
 
@@ -46,8 +48,10 @@ impl Backfill {
         )
     }
 
-    /// Counts a completed window; returns a progress line when one is due.
-    pub fn window_done(&mut self, span: Ticks, rows: usize, now: Ticks) -> Option<String> {
+    /// Counts a completed window; returns a progress line when one is due,
+    /// naming what each table has `left` (tables with nothing left are
+    /// left out).
+    pub fn window_done(&mut self, span: Ticks, rows: usize, now: Ticks, left: &[(&str, Ticks)]) -> Option<String> {
         self.covered = Ticks(self.covered.0.saturating_add(span.0));
         self.windows += 1;
         self.rows += rows as u64;
@@ -55,7 +59,13 @@ impl Backfill {
             return None;
         }
         self.last_report = now;
-        Some(self.line(now))
+        Some(self.line(now, left))
+    }
+
+    /// A new cycle began while the backfill goes on: `behind` is what is
+    /// left to collect now, with the new cycle's live data.
+    pub fn restate(&mut self, behind: Ticks) {
+        self.total = Ticks(self.covered.0.saturating_add(behind.0.max(0)));
     }
 
     /// A table turned out not to answer (no license): the `remaining` data
@@ -75,7 +85,7 @@ impl Backfill {
         )
     }
 
-    fn line(&self, now: Ticks) -> String {
+    fn line(&self, now: Ticks, per_table: &[(&str, Ticks)]) -> String {
         let elapsed = (now.0 - self.started.0).max(1);
         let share = (self.covered.0 as f64 / self.total.0.max(1) as f64).min(1.0);
         let rate = self.rows as f64 * TICKS_PER_SECOND as f64 / elapsed as f64;
@@ -84,8 +94,18 @@ impl Backfill {
         } else {
             "no estimate yet".to_string()
         };
+        let mut tables: Vec<&(&str, Ticks)> = per_table.iter().filter(|(_, t)| t.0 > 0).collect();
+        tables.sort_by_key(|(name, t)| (std::cmp::Reverse(*t), *name));
+        let mut per_table: Vec<String> = tables.iter().take(5).map(|(name, t)| format!("{name} {}", duration(t.0))).collect();
+        if tables.len() > 5 {
+            per_table.push(format!("{} more", tables.len() - 5));
+        }
+        let per_table = match per_table.is_empty() {
+            true => String::new(),
+            false => format!("; left: {}", per_table.join(", ")),
+        };
         format!(
-            "backfill: {:.0}% of {} of data done, {} windows, {} rows, {rate:.0} rows/s, {left}",
+            "backfill: {:.0}% of {} of data done, {} windows, {} rows, {rate:.0} rows/s, {left}{per_table}",
             share * 100.0,
             duration(self.total.0),
             self.windows,
@@ -126,15 +146,16 @@ mod tests {
         let mut b = Backfill::start(secs(4 * 86_400), secs(1_000)).unwrap();
         // A day of data in 10 windows over 20 s: no line yet.
         for i in 1..=10 {
-            assert_eq!(b.window_done(secs(8_640), 1_000, secs(1_000 + 2 * i)), None);
+            assert_eq!(b.window_done(secs(8_640), 1_000, secs(1_000 + 2 * i), &[]), None);
         }
         // The next window at 40 s: a quarter done in 40 s, so 120 s left.
-        let line = b.window_done(Ticks(0), 2_000, secs(1_040)).unwrap();
+        let left = [("B", secs(86_400)), ("Done", Ticks(0)), ("A", secs(2 * 86_400))];
+        let line = b.window_done(Ticks(0), 2_000, secs(1_040), &left).unwrap();
         assert_eq!(
             line,
-            "backfill: 25% of 4 d 0 h of data done, 11 windows, 12000 rows, 300 rows/s, about 2 min 0 s left"
+            "backfill: 25% of 4 d 0 h of data done, 11 windows, 12000 rows, 300 rows/s, about 2 min 0 s left; left: A 2 d 0 h, B 1 d 0 h"
         );
-        assert_eq!(b.window_done(secs(1), 0, secs(1_050)), None, "not again within 30 s");
+        assert_eq!(b.window_done(secs(1), 0, secs(1_050), &left), None, "not again within 30 s");
         assert_eq!(b.finished(secs(1_160)), "backfill complete: 12 windows, 12000 rows in 2 min 40 s");
     }
 
@@ -143,19 +164,43 @@ mod tests {
     #[test]
     fn a_table_that_does_not_answer_leaves_the_estimate() {
         let mut b = Backfill::start(secs(4 * 86_400), secs(0)).unwrap();
-        assert_eq!(b.window_done(secs(2 * 86_400), 100, secs(1)), None);
+        assert_eq!(b.window_done(secs(2 * 86_400), 100, secs(1), &[]), None);
         // Half done by data time; the other half was an unlicensed table's.
         b.drop_table(secs(2 * 86_400 - 3_600));
-        let line = b.window_done(Ticks(0), 0, secs(40)).unwrap();
+        let line = b.window_done(Ticks(0), 0, secs(40), &[]).unwrap();
         assert!(line.starts_with("backfill: 98% of 2 d 1 h of data done"), "{line}");
         assert!(line.ends_with("about 0 s left"), "{line}");
         // Never below what is already covered.
         b.drop_table(secs(10 * 86_400));
-        let line = b.window_done(Ticks(0), 0, secs(80)).unwrap();
+        let line = b.window_done(Ticks(0), 0, secs(80), &[]).unwrap();
         assert!(line.starts_with("backfill: 100% of 2 d 0 h"), "{line}");
         // Without the drop the same point read 50 %.
         let mut kept = Backfill::start(secs(4 * 86_400), secs(0)).unwrap();
-        assert_eq!(kept.window_done(secs(2 * 86_400), 100, secs(1)), None);
-        assert!(kept.window_done(Ticks(0), 0, secs(40)).unwrap().starts_with("backfill: 50%"));
+        assert_eq!(kept.window_done(secs(2 * 86_400), 100, secs(1), &[]), None);
+        assert!(kept.window_done(Ticks(0), 0, secs(40), &[]).unwrap().starts_with("backfill: 50%"));
+    }
+
+    /// A cycle that begins during a backfill adds its live data to the
+    /// total, keeping what is covered: the share goes on from where it was
+    /// instead of starting over or passing 100 %.
+    #[test]
+    fn a_new_cycle_restates_what_is_left() {
+        let mut b = Backfill::start(secs(4 * 86_400), secs(0)).unwrap();
+        assert_eq!(b.window_done(secs(86_400), 10, secs(1), &[]), None);
+        b.restate(secs(3 * 86_400 + 3_600));
+        let line = b.window_done(Ticks(0), 0, secs(40), &[]).unwrap();
+        assert!(line.starts_with("backfill: 25% of 4 d 1 h of data done"), "{line}");
+    }
+
+    #[test]
+    fn names_at_most_five_tables_most_behind_first() {
+        let mut b = Backfill::start(secs(4 * 86_400), secs(0)).unwrap();
+        let left: Vec<(String, Ticks)> = (1..=7).map(|i| (format!("T{i}"), secs(i * 3_600))).collect();
+        let left: Vec<(&str, Ticks)> = left.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+        let line = b.window_done(secs(3_600), 10, secs(40), &left).unwrap();
+        assert!(
+            line.ends_with("; left: T7 7 h 0 min, T6 6 h 0 min, T5 5 h 0 min, T4 4 h 0 min, T3 3 h 0 min, 2 more"),
+            "{line}"
+        );
     }
 }
