@@ -324,6 +324,7 @@ fn child() {
         ..RunOptions::default()
     };
     let shutdown = options.shutdown.clone();
+    let finished = options.shutdown.clone();
     let telemetry = Arc::new(Telemetry::default());
     let metrics = telemetry.clone();
     // The lag the collector reports (`lag_seconds`: how far behind real time
@@ -341,10 +342,15 @@ fn child() {
                 shutdown.store(true, Ordering::SeqCst);
                 return worst;
             }
+            // A backfill (`--once`) ends on its own, long before `stop_at`.
+            if shutdown.load(Ordering::SeqCst) {
+                return worst;
+            }
             std::thread::sleep(Duration::from_millis(2));
         }
     });
     let mut sink = Stdout::new(std::io::stdout().lock());
     app::run(&config, &options, &mut sink, telemetry).unwrap_or_else(|e| panic!("soak child: {e}"));
+    finished.store(true, Ordering::SeqCst);
     eprintln!("LAG_MAX_S={:.1}", watcher.join().unwrap());
 }
