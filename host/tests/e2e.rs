@@ -7,7 +7,7 @@ mod ocsf_schema;
 use chrono::{Duration, Utc};
 use defender_ocsf_host::replay::{Credentials, Dataset, Fault, ReplayServer, Row};
 use serde_json::{Value, json};
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -194,6 +194,63 @@ fn run_once_emits_each_row_once_and_a_second_run_emits_nothing() {
     let again = run_once(&config);
     assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
     assert_eq!(events(&again).len(), 0, "a second run re-emitted rows");
+}
+
+/// Six hours behind, the first events out are the current hour's; a run
+/// stopped in the middle of the history after it (a 403 on a later query)
+/// leaves a checkpoint with the hour collected ahead, and the next run
+/// collects the rest of the history: every row once over both runs.
+#[test]
+fn a_backfill_delivers_the_current_hour_first_and_resumes_its_history_after_a_stop() {
+    let now = Utc::now();
+    let first = now - Duration::hours(6);
+    let rows: Vec<Row> = (0..48u64)
+        .map(|i| process_row(&iso(first + Duration::seconds(i as i64 * 449)), (i % 3) as u32, 7_000 + i))
+        .collect();
+    let mut dataset = Dataset::default();
+    dataset.add("DeviceProcessEvents", rows.clone()).unwrap();
+    let server = ReplayServer::start(dataset, credentials()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &server, first, "max_calls_per_minute: 1000\n");
+    // Four answers, then a permission error that ends `--once`.
+    let forbidden = Fault {
+        status: 403,
+        body: json!({"error": {"code": "Forbidden", "message": "Missing role permissions on the request."}}).to_string(),
+        retry_after: None,
+    };
+    server.schedule([None, None, None, None, Some(forbidden)]);
+    let stopped = run_once(&config);
+    assert_eq!(stopped.status.code(), Some(2), "{}", String::from_utf8_lossy(&stopped.stderr));
+    let early = events(&stopped);
+    assert!(!early.is_empty(), "{}", String::from_utf8_lossy(&stopped.stderr));
+    let hour_ago = (now - Duration::minutes(62)).timestamp_millis();
+    assert!(
+        early[0]["time"].as_i64().unwrap() >= hour_ago,
+        "the first event is the current hour's: {}",
+        early[0]["metadata"]["original_time"]
+    );
+    let saved = std::fs::read_to_string(dir.path().join("state/checkpoint.json")).unwrap();
+    assert!(saved.contains(r#""ahead":"#) && saved.contains(r#"{"version":2,"#), "{saved}");
+    let queries = server.queries();
+    let from = queries[0].split("Timestamp >= datetime(").nth(1).and_then(|r| r.split(')').next()).unwrap();
+    let from = chrono::DateTime::parse_from_rfc3339(from).unwrap();
+    assert!(
+        from > now - Duration::minutes(62) && from < now - Duration::minutes(60),
+        "the first query is the live hour: {}",
+        queries[0]
+    );
+
+    let finished = run_once(&config);
+    assert!(finished.status.success(), "{}", String::from_utf8_lossy(&finished.stderr));
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for e in early.iter().chain(&events(&finished)) {
+        *counts.entry(e["metadata"]["original_event_uid"].as_str().unwrap().to_string()).or_default() += 1;
+    }
+    let expected: BTreeSet<String> = rows.iter().map(|r| r["ReportId"].as_u64().unwrap().to_string()).collect();
+    assert_eq!(counts.keys().cloned().collect::<BTreeSet<_>>(), expected, "every row");
+    assert!(counts.values().all(|n| *n == 1), "each once: {counts:?}");
+    let saved = std::fs::read_to_string(dir.path().join("state/checkpoint.json")).unwrap();
+    assert!(saved.contains(r#"{"version":1,"#), "caught up, readable by earlier versions: {saved}");
 }
 
 /// The replay endpoint with the usual rows, whose app has another secret
@@ -792,7 +849,7 @@ fn union_config(dir: &Path, server: &ReplayServer, union: &str) -> std::path::Pa
 }
 
 /// Events per `metadata.log_name`.
-fn per_table(out: &Output) -> std::collections::BTreeMap<String, usize> {
+fn per_table(out: &Output) -> BTreeMap<String, usize> {
     let mut counts = std::collections::BTreeMap::new();
     for e in events(out) {
         *counts.entry(e["metadata"]["log_name"].as_str().unwrap().to_string()).or_default() += 1;
