@@ -1261,6 +1261,17 @@ mod tests {
             "{}",
             queried[1]
         );
+        // The cycle that began a minute in collected its live edge (with its
+        // late-row look) before the rest of the history.
+        let second_live = queried
+            .iter()
+            .position(|q| q.contains("Timestamp >= datetime(2025-01-01T23:45:00.0000000Z)"))
+            .unwrap_or_else(|| panic!("{queried:#?}"));
+        let last_history = queried
+            .iter()
+            .rposition(|q| q.contains("Timestamp < datetime(2025-01-01T22:55:00.0000000Z)"))
+            .unwrap_or_else(|| panic!("{queried:#?}"));
+        assert!(second_live < last_history, "{queried:#?}");
 
         // Caught up, the next cycle is not a backfill.
         let mut http = Scripted::default().reply(200, &rows(&[]));
