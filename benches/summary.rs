@@ -8,7 +8,9 @@
 //!    answer copied to the output, nothing mapped), natively and in wasmtime,
 //!    and for DeviceProcessEvents, which the collector writes directly
 //!    (`mapping::direct`), its engine's rate natively;
-//! 3. the DeviceProcessEvents → 1007 mapping as a VRL program (`vrl` crate);
+//! 3. the DeviceProcessEvents → 1007 mapping as a VRL program (`vrl` crate,
+//!    the 0.34 line that Vector 0.58 runs), with the system allocator and,
+//!    in a process of its own, with jemalloc as Vector ships;
 //! 4. peak RSS of a host process collecting a 100,000-row answer;
 //! 5. time from process start to the first query, with a cached compiled
 //!    component.
@@ -33,6 +35,69 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const CHILD: &str = "DEFENDER_OCSF_BENCH_CHILD";
+/// Set in the environment of the child that measures VRL with jemalloc.
+const JEMALLOC: &std::ffi::CStr = c"DEFENDER_OCSF_BENCH_JEMALLOC";
+/// Rows of each mapping workload.
+const ROWS: usize = 20_000;
+
+/// The allocator: the system's, except in the child that measures VRL as
+/// Vector ships it, with jemalloc ([`JEMALLOC`] in its environment). The
+/// choice is made at the first allocation and never changes (this program
+/// never changes its own environment), so every block is freed by the
+/// allocator that gave it.
+struct Allocator;
+
+/// 0: not chosen yet, 1: the system's, 2: jemalloc.
+static CHOICE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+impl Allocator {
+    #[inline]
+    fn jemalloc() -> bool {
+        match CHOICE.load(std::sync::atomic::Ordering::Relaxed) {
+            1 => false,
+            2 => true,
+            _ => {
+                // SAFETY: `getenv` reads the environment without allocating,
+                // and nothing in this program writes the environment.
+                let on = unsafe { !libc::getenv(JEMALLOC.as_ptr()).is_null() };
+                CHOICE.store(if on { 2 } else { 1 }, std::sync::atomic::Ordering::Relaxed);
+                on
+            }
+        }
+    }
+}
+
+// SAFETY: each call goes to one of two allocators, the same one for the
+// whole life of the process.
+unsafe impl std::alloc::GlobalAlloc for Allocator {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        match Self::jemalloc() {
+            true => unsafe { tikv_jemallocator::Jemalloc.alloc(layout) },
+            false => unsafe { std::alloc::System.alloc(layout) },
+        }
+    }
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        match Self::jemalloc() {
+            true => unsafe { tikv_jemallocator::Jemalloc.alloc_zeroed(layout) },
+            false => unsafe { std::alloc::System.alloc_zeroed(layout) },
+        }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        match Self::jemalloc() {
+            true => unsafe { tikv_jemallocator::Jemalloc.dealloc(ptr, layout) },
+            false => unsafe { std::alloc::System.dealloc(ptr, layout) },
+        }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        match Self::jemalloc() {
+            true => unsafe { tikv_jemallocator::Jemalloc.realloc(ptr, layout, new_size) },
+            false => unsafe { std::alloc::System.realloc(ptr, layout, new_size) },
+        }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Allocator = Allocator;
 const OPTIONS: &str = r#"{"tenant_id":"00000000-0000-4000-8000-000000000001"}"#;
 
 /// `BENCH_ONLY=<text>` runs only the figures whose name contains it (for
@@ -63,7 +128,10 @@ fn rows_per_second(rows: usize, min: Duration, mut f: impl FnMut()) -> f64 {
 
 fn main() {
     if let Ok(role) = std::env::var(CHILD) {
-        child(&role);
+        match role.as_str() {
+            "vrl" => vrl_child(),
+            _ => child(&role),
+        }
         return;
     }
     let min = Duration::from_secs(3);
@@ -79,7 +147,6 @@ fn main() {
     let limits = mapping_limits();
     let mut instance = runtime.instantiate(&limits, Arc::new(Telemetry::default())).unwrap();
 
-    const ROWS: usize = 20_000;
     for table in ["DeviceProcessEvents", "DeviceNetworkEvents", "DeviceEvents"] {
         let body = mapping_answer(table, ROWS);
         report(&format!("workload_bytes_per_row.{table}"), body.len() as f64 / ROWS as f64, "bytes");
@@ -120,6 +187,11 @@ fn main() {
             let vrl_rate = vrl_bench::rows_per_second(&body, &native.events, ROWS, min);
             report("vrl_rows_per_s.DeviceProcessEvents", vrl_rate, "rows/s");
             report("component_over_vrl.DeviceProcessEvents", component_rate / vrl_rate, "ratio");
+            let codec = vrl_bench::codec_rows_per_second(&body, ROWS, min);
+            report("vrl_codec_floor_rows_per_s.DeviceProcessEvents", codec, "rows/s");
+            let jemalloc_rate = vrl_with_jemalloc();
+            report("vrl_jemalloc_rows_per_s.DeviceProcessEvents", jemalloc_rate, "rows/s");
+            report("component_over_vrl_jemalloc.DeviceProcessEvents", component_rate / jemalloc_rate, "ratio");
         }
     }
     drop(instance);
@@ -500,6 +572,32 @@ fn run_child(role: &str, server: &ReplayServer, dir: &std::path::Path, max_rows:
     ChildRun { started, max_rss_kib: hwm }
 }
 
+/// The VRL figure with jemalloc, measured by a child process whose
+/// allocator it is.
+fn vrl_with_jemalloc() -> f64 {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .env(CHILD, "vrl")
+        .env(JEMALLOC.to_str().unwrap(), "1")
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "the VRL child failed");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("VRL_ROWS_PER_S=").map(|v| v.trim().parse::<f64>().unwrap()))
+        .expect("the VRL child reports its rate")
+}
+
+/// The VRL child: the same workload and check, with jemalloc.
+fn vrl_child() {
+    assert!(Allocator::jemalloc(), "the VRL child runs with jemalloc");
+    let table = "DeviceProcessEvents";
+    let body = mapping_answer(table, ROWS);
+    let native = defender_ocsf_collector::convert::convert(table, OPTIONS, body.as_slice()).unwrap();
+    let rate = vrl_bench::rows_per_second(&body, &native.events, ROWS, Duration::from_secs(3));
+    println!("VRL_ROWS_PER_S={rate}");
+}
+
 /// The child: `defender-ocsf run --once` with stdout as the output.
 fn child(role: &str) {
     let source: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&std::env::var("BENCH_CONFIG").unwrap()).unwrap();
@@ -582,6 +680,21 @@ mod vrl_bench {
         super::assert_same_events("the VRL program", &map(body), expected);
         super::rows_per_second(rows, min, || {
             std::hint::black_box(map(body));
+        })
+    }
+
+    /// The harness alone: the answer decoded into VRL values and each row
+    /// encoded again, with no program run. What the VRL figure spends
+    /// outside the program.
+    pub fn codec_rows_per_second(body: &[u8], rows: usize, min: Duration) -> f64 {
+        super::rows_per_second(rows, min, || {
+            let answer: Answer = serde_json::from_slice(body).unwrap();
+            let mut out = Vec::with_capacity(body.len() * 2);
+            for row in answer.results {
+                serde_json::to_writer(&mut out, &row).unwrap();
+                out.push(b'\n');
+            }
+            std::hint::black_box(out);
         })
     }
 }
