@@ -135,6 +135,10 @@ fn main() {
         return;
     }
     let min = Duration::from_secs(3);
+    if let Ok(path) = std::env::var("BENCH_WRITE_ROWS") {
+        write_rows(std::path::Path::new(&path));
+        return;
+    }
     if let Ok(files) = std::env::var("BENCH_COMPARE") {
         compare(&files.split(',').collect::<Vec<_>>());
         return;
@@ -205,6 +209,26 @@ fn main() {
 }
 
 /// The answer of `rows` workload rows of `table` that the mapping figures map.
+/// `BENCH_WRITE_ROWS=<path>`: the DeviceProcessEvents workload's rows as
+/// NDJSON at `path`, and the collector's events for them at
+/// `<path>.expected`, for `benches/vector-remap.sh` (the VRL program in the
+/// real Vector).
+fn write_rows(path: &std::path::Path) {
+    let table = "DeviceProcessEvents";
+    let body = mapping_answer(table, ROWS);
+    let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let mut out = Vec::with_capacity(body.len());
+    for row in answer["results"].as_array().expect("an answer has results") {
+        serde_json::to_writer(&mut out, row).unwrap();
+        out.push(b'\n');
+    }
+    std::fs::write(path, out).unwrap();
+    let native = defender_ocsf_collector::convert::convert(table, OPTIONS, body.as_slice()).unwrap();
+    let mut expected = path.as_os_str().to_owned();
+    expected.push(".expected");
+    std::fs::write(expected, native.events).unwrap();
+}
+
 fn mapping_answer(table: &str, rows: usize) -> Vec<u8> {
     workload::answer(table, &workload::rows(table, rows, workload_start()))
 }
