@@ -245,6 +245,15 @@ impl Planner {
                         ahead.push((from, to));
                         last = to;
                     }
+                    // A stretch the watermark has reached is behind it.
+                    let mut watermark = watermark;
+                    while let Some(&(from, to)) = ahead.first() {
+                        if watermark < from {
+                            break;
+                        }
+                        watermark = watermark.max(to);
+                        ahead.remove(0);
+                    }
                     let recent = state.recent.into_iter().map(|(t, k)| (Ticks(t), k)).collect();
                     (watermark, floor, recent, ahead)
                 }
@@ -304,16 +313,23 @@ impl Planner {
         let starts = self.cycle_end.is_none();
         if starts {
             self.cycle_end = Some(end);
+            for c in &mut self.cursors {
+                if c.unavailable_until.is_some_and(|t| t <= now) {
+                    c.unavailable_until = None;
+                }
+            }
             for i in 0..self.cursors.len() {
                 let c = &mut self.cursors[i];
                 c.until = match c.period {
                     Some(p) => Ticks(end.0 - end.0.rem_euclid(p.0.max(1))).max(c.edge()),
                     None => end.max(c.edge()),
                 };
-                // Far behind: the recent edge first, as a stretch ahead.
+                // Far behind: the recent edge first, as a stretch ahead. Not
+                // for a table that does not answer: its edge stands still,
+                // and it would gain an empty stretch every other hour.
                 let live = c.period.unwrap_or(LIVE_SPAN);
                 let live_from = c.until.saturating_sub(live);
-                if c.follows.is_none() && live_from > c.edge().saturating_add(live) {
+                if c.follows.is_none() && c.unavailable_until.is_none() && live_from > c.edge().saturating_add(live) {
                     c.ahead.push((live_from, live_from));
                     c.sweep_from = None;
                     self.sync_followers(i);
@@ -326,11 +342,6 @@ impl Planner {
                 // periodic table is swept apart, in the cycles that collect it.
                 c.sweep_from = (look && c.period.is_none()).then_some(from);
                 c.sweep_due = look && c.period.is_some() && edge < c.until;
-            }
-            for c in &mut self.cursors {
-                if c.unavailable_until.is_some_and(|t| t <= now) {
-                    c.unavailable_until = None;
-                }
             }
         }
         starts
@@ -1080,6 +1091,40 @@ mod tests {
         let bad = saved.replace("2025-01-02T00:00:00.0000000Z", "2024-12-01T00:00:00.0000000Z");
         let e = Planner::new(&["A"], Some(&bad), Ticks(0), HOUR).unwrap_err();
         assert!(e.to_string().contains("out of order"), "{e}");
+    }
+
+    /// A table that does not answer gets no stretches while it does not:
+    /// its checkpoint stays version 1 and does not grow.
+    #[test]
+    fn an_unavailable_table_gets_no_stretch_ahead() {
+        let mut p = Planner::new(&["Unlicensed"], None, t("2025-01-01T00:00:00Z"), HOUR).unwrap();
+        p.begin_cycle(t("2025-01-01T00:30:00Z"), Ticks(0));
+        let w = p.next_window().unwrap();
+        p.mark_unavailable(&w, t("2025-01-02T00:00:00Z"));
+        assert_eq!(p.next_window(), None);
+        for hour in 1..20 {
+            let end = Ticks(t("2025-01-01T00:30:00Z").0 + HOUR.0 * hour);
+            p.begin_cycle(end, end);
+            while let Some(w) = p.next_window() {
+                p.complete(&w, 0.0);
+            }
+        }
+        assert!(p.cursors()[0].ahead.is_empty());
+        assert!(p.checkpoint(&[]).starts_with(r#"{"version":1,"#));
+        // Due again, and far behind: its current hour first.
+        let end = t("2025-01-02T00:30:00Z");
+        p.begin_cycle(end, end);
+        let w = p.next_window().unwrap();
+        assert_eq!((w.start, w.end, w.history), (t("2025-01-01T23:30:00Z"), end, false));
+    }
+
+    /// A saved stretch that the watermark has reached is merged on load.
+    #[test]
+    fn a_stretch_at_the_watermark_is_merged_on_load() {
+        let saved = r#"{"version":2,"tables":{"A":{"watermark":"2025-01-02T00:00:00.0000000Z","ahead":[["2025-01-02T00:00:00.0000000Z","2025-01-02T01:00:00.0000000Z"]]}}}"#;
+        let p = Planner::new(&["A"], Some(saved), Ticks(0), HOUR).unwrap();
+        assert_eq!(p.cursors()[0].watermark, t("2025-01-02T01:00:00Z"));
+        assert!(p.cursors()[0].ahead.is_empty());
     }
 
     /// A follower stands where its leader stands, stretches ahead included.
