@@ -379,7 +379,8 @@ impl Planner {
     }
 
     /// The next table due for a late-row sweep of its own, and the range to
-    /// sweep: `[max(watermark - overlap, floor), watermark)`.
+    /// sweep: `[max(edge - overlap, floor), edge)`, never below the stretch
+    /// the live edge is in.
     pub fn next_sweep(&mut self) -> Option<(usize, Ticks, Ticks)> {
         let overlap = self.overlap;
         for (i, c) in self.cursors.iter_mut().enumerate() {
