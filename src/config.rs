@@ -380,8 +380,9 @@ impl CollectorConfig {
         for table in &self.tables {
             if mapping::table(table).is_none() {
                 let known: Vec<&str> = mapping::TABLES.iter().map(|t| t.name).collect();
+                let hint = nearest(table, &known).map_or(String::new(), |near| format!(" (did you mean `{near}`?)"));
                 return Err(Error::Config(format!(
-                    "`tables` names `{table}`, which this collector does not map; known tables: {}",
+                    "`tables` names `{table}`, which this collector does not map{hint}; known tables: {}",
                     known.join(", ")
                 )));
             }
@@ -509,6 +510,18 @@ pub fn origin(url: &str) -> String {
         }
         None => url.to_string(),
     }
+}
+
+/// The name in `known` nearest to `name`, ignoring case, if it is near
+/// enough to be a typo.
+fn nearest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
+    let name = name.to_ascii_lowercase();
+    known
+        .iter()
+        .map(|k| (strsim::levenshtein(&name, &k.to_ascii_lowercase()), *k))
+        .filter(|(d, k)| *d <= (k.len() / 4).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
 }
 
 #[cfg(test)]
@@ -641,6 +654,26 @@ mod tests {
         ] {
             let e = with(tables, union).unwrap_err();
             assert!(e.contains("union_tables") && e.contains(says), "{e}");
+        }
+    }
+
+    /// A near-miss table name gets a suggestion; a name far from every
+    /// table gets none.
+    #[test]
+    fn a_misspelt_table_name_gets_a_suggestion() {
+        for (given, near) in [
+            ("DeviceProcesEvents", Some("DeviceProcessEvents")),
+            ("deviceprocessevents", Some("DeviceProcessEvents")),
+            ("EmailEvent", Some("EmailEvents")),
+            ("SecurityEvent", None),
+        ] {
+            let mut v = minimal();
+            v["tables"] = serde_json::json!([given]);
+            let e = CollectorConfig::from_json(&v.to_string()).unwrap_err().to_string();
+            match near {
+                Some(near) => assert!(e.contains(&format!("(did you mean `{near}`?)")), "{given}: {e}"),
+                None => assert!(!e.contains("did you mean"), "{given}: {e}"),
+            }
         }
     }
 

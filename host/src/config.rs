@@ -596,23 +596,8 @@ fn locate(text: &str, key: &str) -> Option<(usize, usize)> {
 /// The known key nearest to `key` by edit distance, if it is near enough to
 /// be a typo.
 fn nearest<'a>(key: &str, known: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    fn distance(a: &str, b: &str) -> usize {
-        let b: Vec<char> = b.chars().collect();
-        let mut row: Vec<usize> = (0..=b.len()).collect();
-        for (i, ca) in a.chars().enumerate() {
-            let mut previous = row[0];
-            row[0] = i + 1;
-            for (j, cb) in b.iter().enumerate() {
-                let cost = usize::from(ca != *cb);
-                let next = (row[j + 1] + 1).min(row[j] + 1).min(previous + cost);
-                previous = row[j + 1];
-                row[j + 1] = next;
-            }
-        }
-        row[b.len()]
-    }
     known
-        .map(|k| (distance(key, k), k))
+        .map(|k| (strsim::levenshtein(key, k), k))
         .filter(|(d, k)| *d > 0 && *d <= (k.len() / 3).max(1))
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
