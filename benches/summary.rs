@@ -195,9 +195,14 @@ fn main() {
             report("vrl_codec_floor_rows_per_s.DeviceProcessEvents", codec, "rows/s");
             let jemalloc_rate = vrl_with_jemalloc();
             report("vrl_jemalloc_rows_per_s.DeviceProcessEvents", jemalloc_rate, "rows/s");
-            report("component_over_vrl_jemalloc.DeviceProcessEvents", component_rate / jemalloc_rate, "ratio");
+            report(
+                "component_over_vrl_jemalloc.DeviceProcessEvents",
+                component_rate / jemalloc_rate,
+                "ratio",
+            );
         }
     }
+    per_table(&mut instance, min);
     drop(instance);
 
     if wanted("peak_rss") {
@@ -205,6 +210,76 @@ fn main() {
     }
     if wanted("startup") {
         startup();
+    }
+}
+
+/// Rows per table in the per-table figures.
+const PER_TABLE_ROWS: usize = 10_000;
+
+/// `component_rows_per_s.per_table.<table>` for every table the collector
+/// maps: the shared sample rows of the table that have a `Timestamp`
+/// (`../shared/samples/normalized`, real public Defender records), repeated to `PER_TABLE_ROWS` rows, through
+/// the component. Each is checked first to map every row, as natively.
+fn per_table(instance: &mut defender_ocsf_host::runtime::Instance, min: Duration) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/samples/normalized");
+    if !dir.is_dir() {
+        if std::env::var_os("CI").is_some() {
+            panic!("{} is missing; the per-table figures need it", dir.display());
+        }
+        println!("SKIPPED per-table figures: {} is missing", dir.display());
+        return;
+    }
+    let mut slowest = f64::MAX;
+    for table in defender_ocsf_collector::mapping::TABLES {
+        let name = format!("component_rows_per_s.per_table.{}", table.name);
+        if !wanted(&name) {
+            continue;
+        }
+        let path = dir.join(format!("{}.ndjson", table.name));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let samples: Vec<serde_json::Map<String, serde_json::Value>> = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+            // A few sample rows have no `Timestamp`, which the collector
+            // rejects unless it knows when it collected them.
+            .filter(|row: &serde_json::Map<String, serde_json::Value>| {
+                row.get("Timestamp").is_some_and(|t| t.as_str().is_some_and(|t| !t.is_empty()))
+            })
+            .collect();
+        assert!(!samples.is_empty(), "{} has no rows", path.display());
+        let rows: Vec<_> = samples.iter().cycle().take(PER_TABLE_ROWS).cloned().collect();
+        let body = workload::answer(table.name, &rows);
+        let native = defender_ocsf_collector::convert::convert(table.name, OPTIONS, body.as_slice()).unwrap();
+        assert_eq!(
+            native.count as usize,
+            rows.len(),
+            "{}: every row maps: {:?}",
+            table.name,
+            native.rejected.first()
+        );
+        if std::env::var("BENCH_NATIVE_ONLY").is_ok() {
+            continue;
+        }
+        let in_component = instance.map_results(table.name, OPTIONS, &body).unwrap().unwrap();
+        assert_eq!(
+            in_component.events, native.events,
+            "{}: the component and native code map alike",
+            table.name
+        );
+        let rate = rows_per_second(rows.len(), min, || {
+            std::hint::black_box(instance.map_results(table.name, OPTIONS, &body).unwrap().unwrap());
+        });
+        report(&name, rate, "rows/s");
+        report(
+            &format!("workload_bytes_per_row.per_table.{}", table.name),
+            body.len() as f64 / rows.len() as f64,
+            "bytes",
+        );
+        slowest = slowest.min(rate);
+    }
+    if slowest < f64::MAX {
+        report("component_rows_per_s.per_table.slowest", slowest, "rows/s");
     }
 }
 
