@@ -32,6 +32,8 @@ pub mod graph;
 pub mod http;
 pub mod kql;
 pub mod mapping;
+#[cfg(test)]
+mod reference;
 pub mod memcmp;
 pub mod planner;
 pub mod progress;

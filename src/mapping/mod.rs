@@ -20,6 +20,8 @@ pub mod direct;
 pub mod doc;
 pub mod email;
 pub mod engine;
+pub mod cells;
+pub mod event;
 pub mod graph_security;
 pub mod identity;
 pub mod ocsf;

@@ -1,0 +1,251 @@
+//! A row's cells, borrowed from the answer, found by column in a slot each.
+//!
+//! A [`Columns`] is made once per answer from its `schema` (and the columns
+//! the mapping reads): it gives every column name a slot. A row is then read
+//! once, front to back; a cell whose column sits where the schema says is
+//! placed without a lookup, any other by one hash lookup, and a column the
+//! columns do not know is kept aside (it is bound for `unmapped`).
+
+use super::event::{Cell, Key};
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+
+/// Column names to slots, for one answer.
+#[derive(Debug, Default)]
+pub struct Columns {
+    /// The answer's columns in schema order: slot `i` is `names[i]`.
+    names: Vec<String>,
+    index: HashMap<String, usize, foldhash::fast::RandomState>,
+}
+
+impl Columns {
+    /// The slots of the answer's `schema` columns, then of `also` (the
+    /// columns the mapping reads, which a row may carry without a schema).
+    pub fn new<'s>(schema: impl IntoIterator<Item = &'s str>, also: impl IntoIterator<Item = &'s str>) -> Columns {
+        let mut columns = Columns::default();
+        for name in schema.into_iter().chain(also) {
+            columns.add(name);
+        }
+        columns
+    }
+
+    /// The slot of `name`, made if it has none.
+    pub fn add(&mut self, name: &str) -> usize {
+        if let Some(&i) = self.index.get(name) {
+            return i;
+        }
+        self.names.push(name.to_string());
+        self.index.insert(name.to_string(), self.names.len() - 1);
+        self.names.len() - 1
+    }
+
+    /// The slot of `name`, if it has one.
+    pub fn slot(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}
+
+/// One row's cells.
+#[derive(Debug)]
+pub struct Cells<'a> {
+    /// A cell per slot, with its column name as the row wrote it.
+    slots: Vec<Option<(Key<'a>, Cell<'a>)>>,
+    /// Cells of columns without a slot, in row order.
+    extra: Vec<(Key<'a>, Cell<'a>)>,
+}
+
+/// A column name, borrowed from the answer unless it holds escapes.
+struct Name<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Name<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct NameVisitor;
+        impl<'de> Visitor<'de> for NameVisitor {
+            type Value = Name<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a column name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(NameVisitor)
+    }
+}
+
+impl<'a> Cells<'a> {
+    /// Reads the row `text` (one JSON object). A column given twice keeps
+    /// its last value. The error says what is wrong with the text.
+    pub fn read(text: &'a str, columns: &Columns) -> Result<Cells<'a>, String> {
+        struct Reader<'c>(&'c Columns);
+        impl<'de> Visitor<'de> for Reader<'_> {
+            type Value = Cells<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a row (a JSON object)")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Cells<'de>, A::Error> {
+                let columns = self.0;
+                let mut row = Cells {
+                    slots: vec![None; columns.len()],
+                    extra: Vec::new(),
+                };
+                let mut i = 0;
+                while let Some((Name(name), value)) = map.next_entry::<Name<'de>, &'de RawValue>()? {
+                    check(value.get()).map_err(serde::de::Error::custom)?;
+                    let slot = match columns.names.get(i) {
+                        Some(n) if *n == *name => Some(i),
+                        _ => columns.slot(&name),
+                    };
+                    i += 1;
+                    match slot {
+                        Some(s) => row.slots[s] = Some((name, Cell::Raw(value))),
+                        None => match row.extra.iter_mut().find(|(n, _)| *n == name) {
+                            Some(cell) => cell.1 = Cell::Raw(value),
+                            None => row.extra.push((name, Cell::Raw(value))),
+                        },
+                    }
+                }
+                Ok(row)
+            }
+        }
+        let mut de = serde_json::Deserializer::from_str(text);
+        let row = de.deserialize_map(Reader(columns)).map_err(|e| e.to_string())?;
+        de.end().map_err(|e| e.to_string())?;
+        if has_surrogate_escape(text) {
+            // serde_json checks the pairing of escaped surrogates only when
+            // it reads a string, which borrowed cells skip.
+            serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|e| e.to_string())?;
+            serde_json::from_str::<serde_json::Value>(text).map_err(|e| e.to_string())?;
+        }
+        Ok(row)
+    }
+
+    /// The cell of slot `slot`, unless absent (null or `""`).
+    pub fn at(&self, slot: usize) -> Option<&Cell<'a>> {
+        self.slots.get(slot)?.as_ref().map(|(_, c)| c).filter(|c| !c.is_absent())
+    }
+
+    /// Takes the cell of slot `slot`, absent or not.
+    pub fn take_at(&mut self, slot: usize) -> Option<(Key<'a>, Cell<'a>)> {
+        self.slots.get_mut(slot)?.take()
+    }
+
+    /// Puts a cell back in slot `slot` (a conversion that failed).
+    pub fn put_at(&mut self, slot: usize, name: Key<'a>, cell: Cell<'a>) {
+        if let Some(s) = self.slots.get_mut(slot) {
+            *s = Some((name, cell));
+        }
+    }
+
+    /// The cell of column `name`, unless absent.
+    pub fn get(&self, columns: &Columns, name: &str) -> Option<&Cell<'a>> {
+        match columns.slot(name) {
+            Some(s) => self.at(s),
+            None => self.extra.iter().find(|(n, _)| n == name).map(|(_, c)| c).filter(|c| !c.is_absent()),
+        }
+    }
+
+    /// Takes the cell of column `name`, absent or not.
+    pub fn take(&mut self, columns: &Columns, name: &str) -> Option<(Key<'a>, Cell<'a>)> {
+        match columns.slot(name) {
+            Some(s) => self.take_at(s),
+            None => {
+                let i = self.extra.iter().position(|(n, _)| n == name)?;
+                Some(self.extra.remove(i))
+            }
+        }
+    }
+
+    /// Sets the cell of column `name`.
+    pub fn put(&mut self, columns: &Columns, name: Key<'a>, cell: Cell<'a>) {
+        match columns.slot(&name) {
+            Some(s) => self.put_at(s, name, cell),
+            None => match self.extra.iter_mut().find(|(n, _)| *n == name) {
+                Some(c) => c.1 = cell,
+                None => self.extra.push((name, cell)),
+            },
+        }
+    }
+
+    /// Every cell left, in slot then row order, absent ones included.
+    pub fn into_rest(self) -> impl Iterator<Item = (Key<'a>, Cell<'a>)> {
+        self.slots.into_iter().flatten().chain(self.extra)
+    }
+
+    /// Every cell left, by reference.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Cell<'a>)> {
+        self.slots.iter().flatten().chain(&self.extra).map(|(k, c)| (k.as_ref(), c))
+    }
+}
+
+/// A cell's JSON text is what serde_json would read as a value: numbers
+/// other than plain integers are checked to be in range (serde_json rejects
+/// `1e400`), as a row parsed into values would be.
+fn check(raw: &str) -> Result<(), String> {
+    match raw.as_bytes().first() {
+        Some(b'-' | b'0'..=b'9') if !super::event::is_plain_int(raw) => {
+            serde_json::from_str::<serde_json::Number>(raw).map(|_| ()).map_err(|e| e.to_string())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Whether `text` holds an escaped UTF-16 surrogate, `\uD800` to `\uDFFF`.
+fn has_surrogate_escape(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    // After a backslash and the ASCII byte it escapes.
+    while let Some(at) = text.get(from..).and_then(|rest| rest.find('\\')) {
+        let i = from + at;
+        if bytes.get(i + 1) == Some(&b'u')
+            && matches!(bytes.get(i + 2), Some(b'd' | b'D'))
+            && matches!(bytes.get(i + 3), Some(b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F'))
+        {
+            return true;
+        }
+        from = i + 2;
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_land_in_their_slots_whatever_the_order() {
+        let columns = Columns::new(["A", "B"], ["C"]);
+        let row = Cells::read(r#"{"B":"x","A":1,"D":null,"C":"","A":2}"#, &columns).unwrap();
+        assert_eq!(row.at(0).unwrap().to_value(), serde_json::json!(2), "the last value of a column given twice");
+        assert_eq!(row.at(1).unwrap().to_value(), serde_json::json!("x"));
+        assert!(row.at(2).is_none(), "\"\" is absent");
+        assert!(row.get(&columns, "D").is_none(), "null is absent");
+        assert_eq!(row.iter().count(), 4);
+    }
+
+    #[test]
+    fn text_that_a_value_parse_refuses_is_refused() {
+        let columns = Columns::new([], []);
+        assert!(Cells::read(r#"{"A":1e400}"#, &columns).is_err());
+        assert!(Cells::read(r#"{"A":"\ud800"}"#, &columns).is_err());
+        assert!(Cells::read(r#"{"A":"\ud83d\ude00"}"#, &columns).is_ok());
+        assert!(Cells::read(r#"{"A":1} x"#, &columns).is_err());
+        assert!(Cells::read(r#"[1]"#, &columns).is_err());
+        let row = Cells::read(r#"{"A\u0042":1}"#, &columns).unwrap();
+        assert_eq!(row.iter().next().unwrap().0, "AB");
+    }
+}

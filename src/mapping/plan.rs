@@ -1,0 +1,502 @@
+//! The mapping of one answer, compiled once: every column the tables' field
+//! lists read gets a slot ([`Columns`]), every field list becomes runs of
+//! (slot, leaf, conversion) under one parent object, and each row is read
+//! once, mapped from its borrowed cells and written straight to the output.
+
+use super::cells::{Cells, Columns};
+use super::engine::{Context, Conv, MapError, is_email, parse_dynamic};
+use super::event::{Cell, Event, Key, Obj, V, push_in, split_last, unquote};
+use super::{Shape, Table, Written, ocsf};
+use crate::time::Ticks;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::borrow::Cow;
+
+/// One field of a run: the cell of `slot` converted by `conv` goes to `leaf`.
+struct Put {
+    slot: usize,
+    leaf: &'static str,
+    conv: Conv,
+}
+
+/// Consecutive fields under one parent object, put through one walk of the tree.
+struct Run {
+    parent: Option<&'static str>,
+    puts: Vec<Put>,
+}
+
+/// A table's shapes, compiled against one answer's columns.
+struct Compiled {
+    table: &'static Table,
+    /// (shape, its runs), for the table's shape and each activity's own.
+    shapes: Vec<(*const Shape, Vec<Run>)>,
+}
+
+/// The mapping of one answer's rows: its columns and the compiled tables.
+pub struct Plan {
+    columns: Columns,
+    tables: Vec<Compiled>,
+    timestamp: usize,
+    action_type: usize,
+    report_id: usize,
+}
+
+impl Plan {
+    /// Compiles `tables` (the first is the answer's own; the others are a
+    /// union's members) against the answer's `schema` column names.
+    pub fn new<'s>(tables: &[&'static Table], schema: impl IntoIterator<Item = &'s str>) -> Plan {
+        let mut columns = Columns::new(schema, ["Timestamp", "ActionType", "ReportId"]);
+        let compiled = tables
+            .iter()
+            .map(|table| {
+                let mut shapes: Vec<&'static Shape> = vec![table.shape];
+                for activity in table.all_activities() {
+                    if let Some(shape) = activity.shape {
+                        if !shapes.iter().any(|s| std::ptr::eq(*s, shape)) {
+                            shapes.push(shape);
+                        }
+                    }
+                }
+                for column in table.key {
+                    columns.add(column);
+                }
+                let shapes = shapes.into_iter().map(|shape| (shape as *const Shape, compile(shape, &mut columns))).collect();
+                Compiled { table, shapes }
+            })
+            .collect();
+        Plan {
+            timestamp: columns.slot("Timestamp").unwrap_or_default(),
+            action_type: columns.slot("ActionType").unwrap_or_default(),
+            report_id: columns.slot("ReportId").unwrap_or_default(),
+            columns,
+            tables: compiled,
+        }
+    }
+
+    /// The answer's columns.
+    pub fn columns(&self) -> &Columns {
+        &self.columns
+    }
+
+    /// Maps the row `text` and appends its event to `out` as one NDJSON
+    /// line. `pick` may take a cell that names the row's own table (a
+    /// union's source column); otherwise the row is the first table's. On
+    /// an error, `out` is as it was.
+    pub fn write_row<'a>(
+        &self,
+        text: &'a str,
+        ctx: &'a Context,
+        out: &mut Vec<u8>,
+        pick: impl FnOnce(&mut Cells<'a>, &Columns) -> Option<&'static Table>,
+    ) -> Result<Written, MapError> {
+        let mut row = Cells::read(text, &self.columns).map_err(|reason| MapError {
+            table: self.tables.first().map_or("", |t| t.table.name).to_string(),
+            key: String::new(),
+            reason: format!("the row could not be read: {reason}"),
+        })?;
+        let table = pick(&mut row, &self.columns);
+        let compiled = table
+            .and_then(|t| self.tables.iter().find(|c| std::ptr::eq(c.table, t)))
+            .or(self.tables.first())
+            .expect("a plan has a table");
+        let start = out.len();
+        let result = self.map(compiled, row, ctx, out);
+        if result.is_err() {
+            out.truncate(start);
+        }
+        result
+    }
+
+    fn map<'a>(&self, compiled: &Compiled, mut row: Cells<'a>, ctx: &'a Context, out: &mut Vec<u8>) -> Result<Written, MapError> {
+        let table = compiled.table;
+        let fail = |row: &Cells, reason: String| MapError {
+            table: table.name.to_string(),
+            key: describe_key(table, row, &self.columns),
+            reason,
+        };
+        let (time, timestamp) = match row.at(self.timestamp) {
+            Some(Cell::Raw(raw)) if raw.get().starts_with('"') => {
+                let text = unquote(raw.get()).unwrap_or_default();
+                let time = Ticks::parse(&text).map_err(|e| fail(&row, format!("bad Timestamp: {e}")))?;
+                (time, Some(V::Cell(raw.get())))
+            }
+            Some(Cell::Owned(Value::String(s))) => {
+                let time = Ticks::parse(s).map_err(|e| fail(&row, format!("bad Timestamp: {e}")))?;
+                (time, Some(V::Str(Cow::Owned(s.clone()))))
+            }
+            Some(other) => return Err(fail(&row, format!("Timestamp is not a string: {}", other.to_value()))),
+            None => match ctx.collected_at {
+                Some(t) => (t, None),
+                None => return Err(fail(&row, "the row has no Timestamp".into())),
+            },
+        };
+        let uid = row_uid(table, &row, &self.columns, time);
+        row.take_at(self.timestamp);
+
+        let action_type: Option<Cow<'a, str>> = match row.take_at(self.action_type) {
+            Some((_, c)) if c.is_absent() => None,
+            Some((_, Cell::Raw(raw))) => match raw.get().starts_with('"') {
+                true => unquote(raw.get()).map(|t| match t {
+                    Cow::Borrowed(_) => Cow::Borrowed(&raw.get()[1..raw.get().len() - 1]),
+                    Cow::Owned(o) => Cow::Owned(o),
+                }),
+                false => Some(Cow::Owned(Cell::Raw(raw).to_value().to_string())),
+            },
+            Some((_, Cell::Owned(v))) => Some(Cow::Owned(match v {
+                Value::String(s) => s,
+                v => v.to_string(),
+            })),
+            None => None,
+        };
+        let (mut activity, is_fallback) = table.activity(action_type.as_deref());
+        if ctx.no_deprecated_classes {
+            if let Some(successor) = activity.successor {
+                activity = successor;
+            }
+        }
+        let class = ocsf::class(activity.class_uid);
+
+        let mut e = Event::new(row, &self.columns);
+        e.set("class_uid", activity.class_uid);
+        e.set("class_name", class.name);
+        e.set("category_uid", class.category_uid);
+        e.set("category_name", ocsf::category_name(class.category_uid));
+        e.set("activity_id", activity.activity_id);
+        let activity_name: Cow<'a, str> = match (&action_type, activity.activity_id, is_fallback) {
+            (Some(a), 99, _) | (Some(a), _, true) => a.clone(),
+            _ => Cow::Borrowed(class.activity_name(activity.activity_id)),
+        };
+        e.set("type_uid", u64::from(activity.class_uid) * 100 + u64::from(activity.activity_id));
+        e.set("type_name", format!("{}: {}", class.name, activity_name));
+        e.set("activity_name", activity_name);
+        e.set("severity_id", 1);
+        e.set("severity", "Informational");
+        e.set("time", time.to_epoch_ms());
+        if let Some(status_id) = activity.status_id {
+            e.set("status_id", status_id);
+            e.set("status", ocsf::status_name(status_id));
+        }
+        for (path, value) in activity.sets {
+            e.set(path, *value);
+        }
+        e.set("metadata.version", ocsf::VERSION);
+        e.set("metadata.product.name", table.product.name());
+        e.set("metadata.product.vendor_name", "Microsoft");
+        e.set("metadata.log_name", table.name);
+        match timestamp {
+            Some(t) => e.set("metadata.original_time", t),
+            None => e.push("metadata.labels", "time-is-collection-time"),
+        }
+        e.set("metadata.uid", uid.clone());
+        if let Some(a) = action_type {
+            e.set("metadata.event_code", a);
+        }
+        match e.row.take_at(self.report_id) {
+            Some((_, c)) if c.is_absent() => {}
+            Some((_, Cell::Raw(raw))) if raw.get().starts_with('"') => e.set("metadata.original_event_uid", V::Cell(raw.get())),
+            Some((_, Cell::Raw(raw))) if super::event::is_plain_int(raw.get()) => e.set("metadata.original_event_uid", V::Quoted(raw.get())),
+            Some((_, Cell::Raw(raw))) if matches!(raw.get().as_bytes()[0], b'-' | b'0'..=b'9') => {
+                e.set("metadata.original_event_uid", Cell::Raw(raw).to_value().to_string())
+            }
+            Some((name, cell)) => e.row.put_at(self.report_id, name, cell),
+            None => {}
+        }
+        if let Some(t) = &ctx.tenant_uid {
+            e.set("metadata.tenant_uid", t.as_str());
+        }
+
+        let shape = activity.shape.unwrap_or(table.shape);
+        let runs = compiled
+            .shapes
+            .iter()
+            .find(|(s, _)| std::ptr::eq(*s, shape))
+            .map(|(_, runs)| runs.as_slice())
+            .unwrap_or_default();
+        apply(&mut e, runs);
+        (shape.finish)(&mut e, ctx);
+        for (path, value) in activity.sets {
+            e.set(path, *value);
+        }
+        ocsf::set_captions(&mut e);
+        prune_empty(&mut e.root);
+        if e.get("device").is_some() {
+            e.set("metadata.profiles", V::Arr(vec![V::from("host")]));
+        }
+        let Event { mut root, row, .. } = e;
+        let mut unmapped = Obj::new();
+        for (name, cell) in row.into_rest() {
+            if cell.is_absent() {
+                continue;
+            }
+            let value = match (&*name, cell) {
+                ("AdditionalFields", cell) => V::from(parse_dynamic(&cell.to_value())),
+                (_, Cell::Raw(raw)) => V::Cell(raw.get()),
+                (_, Cell::Owned(v)) => V::from(v),
+            };
+            unmapped.insert(name, value);
+        }
+        if !unmapped.is_empty() {
+            match root.get_mut("unmapped") {
+                // A finish step may already have moved an invalid object here.
+                Some(V::Obj(existing)) => {
+                    for (k, v) in unmapped.0 {
+                        existing.insert(k, v);
+                    }
+                }
+                _ => root.insert("unmapped", V::Obj(unmapped)),
+            }
+        }
+        root.write(out);
+        out.push(b'\n');
+        Ok(Written {
+            table: table.name,
+            class_uid: activity.class_uid,
+            time_ms: time.to_epoch_ms(),
+            uid,
+        })
+    }
+}
+
+/// Compiles a shape's field lists into runs against `columns`.
+fn compile(shape: &Shape, columns: &mut Columns) -> Vec<Run> {
+    let mut runs: Vec<Run> = Vec::new();
+    for fields in shape.fields {
+        let mut rest = *fields;
+        while let Some(first) = rest.first() {
+            let (parent, _) = split_last(first.to);
+            let n = rest.iter().take_while(|f| split_last(f.to).0 == parent).count();
+            let (group, tail) = rest.split_at(n);
+            rest = tail;
+            runs.push(Run {
+                parent,
+                puts: group
+                    .iter()
+                    .map(|f| Put {
+                        slot: columns.add(f.column),
+                        leaf: split_last(f.to).1,
+                        conv: f.conv,
+                    })
+                    .collect(),
+            });
+        }
+    }
+    runs
+}
+
+/// Applies the runs to the event's left-over cells: converted cells are
+/// taken, cells that do not convert stay (and end up under `unmapped`).
+fn apply<'a>(e: &mut Event<'a, '_>, runs: &[Run]) {
+    let mut taken: Vec<(&Put, V<'a>)> = Vec::new();
+    for run in runs {
+        for put in &run.puts {
+            let Some((name, cell)) = e.row.take_at(put.slot) else {
+                continue;
+            };
+            if cell.is_absent() {
+                continue;
+            }
+            match convert(&cell, put.conv) {
+                Some(v) => taken.push((put, v)),
+                None => e.row.put_at(put.slot, name, cell),
+            }
+        }
+        if taken.is_empty() {
+            continue;
+        }
+        let node = e.object_at_static(run.parent);
+        for (put, v) in taken.drain(..) {
+            put_in(node, put.leaf, put.conv, v);
+        }
+    }
+}
+
+/// Takes a left-over column if it converts, and puts it at `path`.
+/// Returns whether it was taken.
+pub fn map_column<'a>(e: &mut Event<'a, '_>, column: &str, path: &str, conv: Conv) -> bool {
+    let Some((name, cell)) = e.row.take(e.columns, column) else {
+        return false;
+    };
+    if cell.is_absent() {
+        return false;
+    }
+    match convert(&cell, conv) {
+        Some(v) => {
+            let (parent, leaf) = split_last(path);
+            let node = e.object_at(parent);
+            put_in_owned(node, leaf, conv, v);
+            true
+        }
+        None => {
+            e.row.put(e.columns, name, cell);
+            false
+        }
+    }
+}
+
+/// Puts a converted value at `leaf` of `node`, the way `conv` says.
+pub fn put_in<'a>(node: &mut Obj<'a>, leaf: &'static str, conv: Conv, v: V<'a>) {
+    match conv {
+        Conv::Hash(id) => push_in(node, Cow::Borrowed(leaf), hash(id, v)),
+        Conv::NamedItem => push_in(node, Cow::Borrowed(leaf), named(v)),
+        Conv::Item | Conv::EmailItem => push_in(node, Cow::Borrowed(leaf), v),
+        Conv::Integrity => {
+            let id = integrity_of(&v);
+            node.insert(Cow::Owned([leaf, "_id"].concat()), V::from(id));
+            node.insert(leaf, v);
+        }
+        _ => node.insert(leaf, v),
+    }
+}
+
+/// As [`put_in`], for a leaf made at run time.
+pub fn put_in_owned<'a>(node: &mut Obj<'a>, leaf: &str, conv: Conv, v: V<'a>) {
+    let key: Key<'a> = Cow::Owned(leaf.to_string());
+    match conv {
+        Conv::Hash(id) => push_in(node, key, hash(id, v)),
+        Conv::NamedItem => push_in(node, key, named(v)),
+        Conv::Item | Conv::EmailItem => push_in(node, key, v),
+        Conv::Integrity => {
+            let id = integrity_of(&v);
+            node.insert(Cow::Owned([leaf, "_id"].concat()), V::from(id));
+            node.insert(key, v);
+        }
+        _ => node.insert(key, v),
+    }
+}
+
+fn hash(algorithm_id: u8, v: V<'_>) -> V<'_> {
+    V::Obj(Obj(vec![(Cow::Borrowed("algorithm_id"), V::from(algorithm_id)), (Cow::Borrowed("value"), v)]))
+}
+
+fn named(v: V<'_>) -> V<'_> {
+    V::Obj(Obj(vec![(Cow::Borrowed("name"), v)]))
+}
+
+fn integrity_of(v: &V) -> u32 {
+    super::engine::integrity_id(v.as_str().as_deref().unwrap_or(""))
+}
+
+/// Converts one cell, as [`super::engine::convert`] converts its value.
+/// `None` means it does not convert.
+pub fn convert<'a>(cell: &Cell<'a>, conv: Conv) -> Option<V<'a>> {
+    let raw = match cell {
+        Cell::Raw(raw) => raw.get(),
+        Cell::Owned(v) => return super::engine::convert(v, conv).map(V::from),
+    };
+    let first = raw.as_bytes()[0];
+    let is_string = first == b'"';
+    match conv {
+        Conv::Str | Conv::Hash(_) | Conv::NamedItem | Conv::Integrity | Conv::Item => match first {
+            b'"' => Some(V::Cell(raw)),
+            b't' | b'f' => Some(V::Quoted(raw)),
+            _ if super::event::is_plain_int(raw) => Some(V::Quoted(raw)),
+            b'-' | b'0'..=b'9' => Some(V::Str(Cow::Owned(serde_json::from_str::<serde_json::Number>(raw).ok()?.to_string()))),
+            _ => None,
+        },
+        Conv::Int => int(raw),
+        Conv::Port => int(raw).filter(|n| n.as_u64().is_some_and(|p| p <= 65535)),
+        Conv::Bool => match raw {
+            "true" | "1" => Some(V::Bool(true)),
+            "false" | "0" => Some(V::Bool(false)),
+            _ if is_string => match unquote(raw)?.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" => Some(V::Bool(true)),
+                "false" | "0" => Some(V::Bool(false)),
+                _ => None,
+            },
+            _ => None,
+        },
+        Conv::Time if is_string => Ticks::parse(&unquote(raw)?).ok().map(|t| V::Int(t.to_epoch_ms())),
+        Conv::Json if is_string => match parse_dynamic(&Value::String(unquote(raw)?.into_owned())) {
+            Value::String(_) => Some(V::Cell(raw)),
+            parsed => Some(V::from(parsed)),
+        },
+        Conv::Json => Some(V::Cell(raw)),
+        Conv::Ip if is_string => {
+            let text = unquote(raw)?;
+            let trimmed = text.trim();
+            if trimmed.parse::<std::net::IpAddr>().is_err() {
+                return None;
+            }
+            Some(match (trimmed.len() == text.len(), text) {
+                (true, Cow::Borrowed(_)) => V::Cell(raw),
+                (_, text) => V::Str(Cow::Owned(text.trim().to_string())),
+            })
+        }
+        Conv::Email | Conv::EmailItem if is_string => is_email(&unquote(raw)?).then_some(V::Cell(raw)),
+        Conv::Time | Conv::Ip | Conv::Email | Conv::EmailItem => None,
+    }
+}
+
+/// `Conv::Int`: a JSON integer or a numeric string; exact to 64 bits.
+fn int(raw: &str) -> Option<V<'_>> {
+    if raw.starts_with('"') {
+        let text = unquote(raw)?;
+        let digits = text.trim();
+        return match digits.parse::<i64>() {
+            Ok(n) => Some(V::Int(n)),
+            Err(_) => digits.parse::<u64>().ok().map(V::UInt),
+        };
+    }
+    if super::event::is_plain_int(raw) {
+        return raw.parse::<i64>().map(V::Int).or_else(|_| raw.parse::<u64>().map(V::UInt)).ok();
+    }
+    if !matches!(raw.as_bytes()[0], b'-' | b'0'..=b'9') {
+        return None;
+    }
+    // Any other number as serde_json reads it: an integer only without a
+    // fraction or an exponent, and `-0` is a float.
+    let n: serde_json::Number = serde_json::from_str(raw).ok()?;
+    n.as_i64().map(V::Int).or_else(|| n.as_u64().map(V::UInt))
+}
+
+/// Removes objects left empty by the finish steps (an `actor` whose only
+/// process was "none", ...), which OCSF would reject.
+fn prune_empty(o: &mut Obj) {
+    o.retain(|_, v| match v {
+        V::Obj(inner) => {
+            prune_empty(inner);
+            !inner.is_empty()
+        }
+        _ => true,
+    });
+}
+
+/// A stable id for a row: a hash of the table and its key columns' values
+/// (`Timestamp` as its 100 ns ticks: the same instant may be written with 0
+/// to 7 fractional digits).
+fn row_uid(table: &Table, row: &Cells, columns: &Columns, time: Ticks) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(table.name.as_bytes());
+    for column in table.key {
+        hasher.update([0x1f]);
+        let cell = columns.slot(column).and_then(|s| row.at(s)).or_else(|| row.get(columns, column));
+        let Some(cell) = cell else { continue };
+        match cell {
+            Cell::Raw(raw) if raw.get().starts_with('"') && *column == "Timestamp" => {
+                hasher.update(itoa::Buffer::new().format(time.0).as_bytes())
+            }
+            Cell::Raw(raw) if raw.get().starts_with('"') => hasher.update(unquote(raw.get()).unwrap_or_default().as_bytes()),
+            Cell::Raw(raw) if super::event::is_plain_int(raw.get()) => hasher.update(raw.get().as_bytes()),
+            Cell::Owned(Value::String(s)) if *column == "Timestamp" => match Ticks::parse(s) {
+                Ok(t) => hasher.update(t.0.to_string().as_bytes()),
+                Err(_) => hasher.update(s.as_bytes()),
+            },
+            Cell::Owned(Value::String(s)) => hasher.update(s.as_bytes()),
+            other => hasher.update(other.to_value().to_string().as_bytes()),
+        }
+    }
+    super::engine::uid_of(hasher)
+}
+
+fn describe_key(table: &Table, row: &Cells, columns: &Columns) -> String {
+    table
+        .key
+        .iter()
+        .map(|c| match row.get(columns, c).map(Cell::to_value) {
+            Some(Value::String(s)) => format!("{c}={s}"),
+            Some(v) => format!("{c}={v}"),
+            None => format!("{c}=<missing>"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}

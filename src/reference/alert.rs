@@ -1,0 +1,302 @@
+//! AlertInfo and AlertEvidence → 2004 Detection Finding (guide §1–§2).
+//! An evidence row becomes one `evidences[]` entry; on its own (no alert row
+//! in the same window) it is a valid finding with activity 2 Update.
+
+use super::common;
+use super::engine::{Context, Conv::*, Event, Field, f};
+use super::{Activity, Product, Shape, Table};
+use serde_json::{Value, json};
+
+const ALERT: &[Field] = &[
+    f("AlertId", "finding_info.uid", Str),
+    f("Title", "finding_info.title", Str),
+    f("Category", "finding_info.types", Item),
+    f("ServiceSource", "finding_info.product.name", Str),
+    f("DetectionSource", "finding_info.product.feature.name", Str),
+];
+
+/// Evidence columns, gathered under a temporary `evidence` object that
+/// `finish_evidence` turns into the `evidences[]` entry its EntityType says.
+const EVIDENCE: &[Field] = &[
+    f("FileName", "evidence.file.name", Str),
+    f("FolderPath", "evidence.file.path", Str),
+    f("SHA1", "evidence.file.hashes", Hash(2)),
+    f("SHA256", "evidence.file.hashes", Hash(3)),
+    f("FileSize", "evidence.file.size", Int),
+    f("ProcessCommandLine", "evidence.process.cmd_line", Str),
+    f("AccountName", "evidence.user.name", Str),
+    f("AccountDomain", "evidence.user.domain", Str),
+    f("AccountSid", "evidence.user.uid", Str),
+    f("AccountObjectId", "evidence.user.uid_alt", Str),
+    f("AccountUpn", "evidence.user.email_addr", Email),
+    f("DeviceId", "evidence.device.uid", Str),
+    f("DeviceName", "evidence.device.hostname", Str),
+    f("LocalIP", "evidence.src_endpoint.ip", Ip),
+    f("RemoteIP", "evidence.dst_endpoint.ip", Ip),
+    f("RemoteUrl", "evidence.url.url_string", Str),
+    f("NetworkMessageId", "evidence.email.uid", Str),
+    f("EmailSubject", "evidence.email.subject", Str),
+    f("RegistryKey", "evidence.reg_key.path", Str),
+    f("EntityType", "evidence.name", Str),
+];
+
+/// An `evidences[]` entry needs one of these (OCSF 1.8.0 `evidences` constraint).
+const EVIDENCE_MEMBERS: &[&str] = &[
+    "actor",
+    "api",
+    "connection_info",
+    "data",
+    "database",
+    "databucket",
+    "device",
+    "dst_endpoint",
+    "email",
+    "file",
+    "process",
+    "query",
+    "src_endpoint",
+    "url",
+    "user",
+    "job",
+    "script",
+    "reg_key",
+    "reg_value",
+    "win_service",
+];
+
+static ALERT_SHAPE: Shape = Shape {
+    fields: &[ALERT],
+    finish: finish_alert,
+};
+static EVIDENCE_SHAPE: Shape = Shape {
+    fields: &[ALERT, EVIDENCE],
+    finish: finish_evidence,
+};
+
+pub static ALERT_INFO: Table = Table {
+    name: "AlertInfo",
+    product: Product::Xdr,
+    key: &["AlertId", "Timestamp"],
+    activities: &[],
+    prefixes: &[],
+    fallback: Activity::new(2004, 1),
+    shape: &ALERT_SHAPE,
+    join: None,
+};
+
+pub static ALERT_EVIDENCE: Table = Table {
+    name: "AlertEvidence",
+    product: Product::Xdr,
+    key: &[
+        "AlertId",
+        "Timestamp",
+        "EntityType",
+        "EvidenceRole",
+        "DeviceId",
+        "FileName",
+        "SHA1",
+        "AccountSid",
+        "AccountObjectId",
+        "RemoteIP",
+        "RemoteUrl",
+        "NetworkMessageId",
+        "RegistryKey",
+        "ProcessCommandLine",
+    ],
+    activities: &[],
+    prefixes: &[],
+    fallback: Activity::new(2004, 2),
+    shape: &EVIDENCE_SHAPE,
+    join: Some(super::Join {
+        leader: "AlertInfo",
+        only_without_deprecated: false,
+        fold: fold_evidence,
+    }),
+};
+
+/// Alert severity to OCSF `severity_id` (guide §1); a value OCSF has no id
+/// for is 99 Other with its own text.
+pub(crate) fn severity_id(text: &str) -> (u32, String) {
+    match text.to_ascii_lowercase().as_str() {
+        "informational" => (1, "Informational".into()),
+        "low" => (2, "Low".into()),
+        "medium" => (3, "Medium".into()),
+        "high" => (4, "High".into()),
+        "" | "unknown" => (0, "Unknown".into()),
+        _ => (99, text.to_string()),
+    }
+}
+
+/// "Name (T1234.001)" entries to `attacks[]`; ids with a dot are sub-techniques.
+pub(crate) fn attacks(items: &[Value]) -> Option<Vec<Value>> {
+    let mut out = Vec::new();
+    for item in items {
+        let text = item.as_str()?;
+        let (name, uid) = match text.rsplit_once('(') {
+            Some((n, rest)) => (n.trim(), rest.trim_end_matches(')').trim()),
+            None => (text.trim(), ""),
+        };
+        if !uid.starts_with('T') {
+            return None;
+        }
+        let technique = json!({"uid": uid, "name": name});
+        out.push(match uid.split_once('.') {
+            Some((parent, _)) => json!({"technique": {"uid": parent}, "sub_technique": technique}),
+            None => json!({"technique": technique}),
+        });
+    }
+    Some(out)
+}
+
+fn finish_alert(e: &mut Event, _ctx: &Context) {
+    if let Some(Value::String(s)) = e.take_column("Severity") {
+        let (id, name) = severity_id(&s);
+        e.set("severity_id", id.into());
+        e.set("severity", name.into());
+    }
+    if let Some(Value::Array(items)) = e.column("AttackTechniques", Json) {
+        if let Some(list) = attacks(&items) {
+            e.take_column("AttackTechniques");
+            if !list.is_empty() {
+                e.set("finding_info.attacks", Value::Array(list));
+            }
+        }
+    } else if e.column("AttackTechniques", Str) == Some(Value::String(String::new())) {
+        e.take_column("AttackTechniques");
+    }
+    if let Some(Value::Array(items)) = e.column("Categories", Json) {
+        if items.iter().all(Value::is_string) {
+            e.take_column("Categories");
+            for item in items {
+                e.push("finding_info.types", item);
+            }
+        }
+    }
+    if e.get("finding_info.product").is_some() {
+        e.set("finding_info.product.vendor_name", "Microsoft".into());
+        common::require_any(e, "finding_info.product", &["name", "uid"]);
+    }
+    e.set("is_alert", true.into());
+}
+
+fn finish_evidence(e: &mut Event, ctx: &Context) {
+    finish_alert(e, ctx);
+    if let Some(Value::String(family)) = e.take_column("ThreatFamily") {
+        e.push("malware", json!({"name": family, "classification_ids": [0]}));
+    }
+    let entity = e.get_str("evidence.name").unwrap_or("").to_ascii_lowercase();
+    // A process's image is its file.
+    if entity == "process" {
+        if let Some(file) =
+            e.0.get_mut("evidence")
+                .and_then(|v| v.as_object_mut())
+                .and_then(|o| o.remove("file"))
+        {
+            e.set("evidence.process.file", file);
+        }
+        common::map_additional(e, &[("ProcessId", "evidence.process.pid", Int)]);
+    }
+    if e.get_str("evidence.src_endpoint.ip").is_some() || e.get_str("evidence.dst_endpoint.ip").is_some() {
+        // EvidenceDirection says which side the device's address is on.
+        if e.column("EvidenceDirection", Str) == Some(Value::String("Destination".into())) {
+            let ev = e.0.get_mut("evidence").and_then(|v| v.as_object_mut());
+            if let Some(ev) = ev {
+                let src = ev.remove("src_endpoint");
+                let dst = ev.remove("dst_endpoint");
+                if let Some(s) = src {
+                    ev.insert("dst_endpoint".into(), s);
+                }
+                if let Some(d) = dst {
+                    ev.insert("src_endpoint".into(), d);
+                }
+            }
+        }
+    }
+    if let Some(Value::String(key)) = e.get("evidence.reg_key.path").cloned() {
+        if e.map_column("RegistryValueName", "evidence.reg_value.name", Str) {
+            e.set("evidence.reg_value.path", key.into());
+            e.map_column("RegistryValueData", "evidence.reg_value.data", Str);
+        }
+    }
+    if let Some(Value::String(app)) = e.take_column("Application") {
+        // An application is a resource; `data` makes the entry a valid evidence.
+        let mut resource = json!({"name": app});
+        if let Some(Value::String(id)) = e.take_column("ApplicationId") {
+            resource["uid"] = id.into();
+        }
+        e.set("evidence.data", json!({"application": resource.clone()}));
+        e.push("evidence.resources", resource);
+    }
+    common::finish_file(e, "evidence.file");
+    common::finish_process(e, "evidence.process");
+    common::require_any(e, "evidence.process", &["pid", "uid", "cpid"]);
+    common::require_any(e, "evidence.user", &["name", "uid", "account"]);
+    common::require_any(e, "evidence.email", &["from", "to"]);
+    if e.get("evidence.device").is_some() {
+        e.set("evidence.device.type_id", 0.into());
+        e.set("evidence.device.type", "Unknown".into());
+    }
+    common::require_any(e, "evidence.src_endpoint", common::ENDPOINT_IDENTITY);
+    common::require_any(e, "evidence.dst_endpoint", common::ENDPOINT_IDENTITY);
+    if e.get("evidence.reg_key").is_some() || e.get("evidence.reg_value").is_some() {
+        common::windows_extension(e);
+    }
+    if let Some(Value::Object(evidence)) = e.0.remove("evidence") {
+        if evidence.keys().any(|k| EVIDENCE_MEMBERS.contains(&k.as_str())) {
+            e.push("evidences", Value::Object(evidence));
+        } else {
+            common::merge(e, "unmapped.evidence", Value::Object(evidence));
+        }
+    }
+}
+
+/// Folds evidence events into the finding of their alert (joined on
+/// `finding_info.uid`): their `evidences[]` join the alert's, and what they
+/// kept under `unmapped` is kept under the alert's `unmapped.AlertEvidence`.
+/// Evidence whose alert is not among `alerts` is returned to stand alone.
+pub fn fold_evidence(alerts: &mut [Value], evidence: Vec<Value>) -> Vec<Value> {
+    let mut alone = Vec::new();
+    for ev in evidence {
+        let uid = ev.pointer("/finding_info/uid").cloned();
+        let target = alerts
+            .iter_mut()
+            .find(|a| uid.is_some() && a.pointer("/finding_info/uid") == uid.as_ref());
+        let Some(alert) = target else {
+            alone.push(ev);
+            continue;
+        };
+        if let Some(Value::Array(items)) = ev.get("evidences") {
+            for item in items {
+                push(alert, "evidences", item.clone());
+            }
+        }
+        if let Some(Value::Array(items)) = ev.get("malware") {
+            for item in items {
+                push(alert, "malware", item.clone());
+            }
+        }
+        if let Some(u) = ev.get("unmapped") {
+            let unmapped = alert.as_object_mut().and_then(|a| {
+                a.entry("unmapped")
+                    .or_insert_with(|| json!({}))
+                    .as_object_mut()
+                    .map(|u| u.entry("AlertEvidence").or_insert_with(|| json!([])))
+            });
+            if let Some(Value::Array(list)) = unmapped {
+                list.push(u.clone());
+            }
+        }
+        if ev.pointer("/metadata/extensions").is_some() {
+            alert["metadata"]["extensions"] = ev["metadata"]["extensions"].clone();
+        }
+    }
+    alone
+}
+
+fn push(target: &mut Value, key: &str, item: Value) {
+    if let Some(obj) = target.as_object_mut() {
+        if let Value::Array(list) = obj.entry(key).or_insert_with(|| json!([])) {
+            list.push(item);
+        }
+    }
+}

@@ -1,0 +1,489 @@
+//! DeviceEvents: Defender for Endpoint's miscellaneous events, fanned out by
+//! ActionType to a dozen OCSF classes (guide §21). Each class has its shape
+//! here; the ActionType table below picks one.
+
+use super::common::{self, DEVICE, INITIATING_PROCESS};
+use super::device::{DEVICE_KEY, ENDPOINTS, FILE, MODULE_FILE};
+use super::engine::{Context, Conv::*, Event, Field, f};
+use super::{Activity, Product, Shape, Table};
+use serde_json::{Value, json};
+
+const PRODUCT: &str = "Microsoft Defender for Endpoint";
+
+/// The process an API call or memory operation targets, and its account.
+const TARGET_PROCESS: &[Field] = &[
+    f("ProcessId", "process.pid", Int),
+    f("FileName", "process.file.name", Str),
+    f("FolderPath", "process.file.path", Str),
+    f("ProcessCommandLine", "process.cmd_line", Str),
+    f("ProcessCreationTime", "process.created_time", Time),
+    f("MD5", "process.file.hashes", Hash(1)),
+    f("SHA1", "process.file.hashes", Hash(2)),
+    f("SHA256", "process.file.hashes", Hash(3)),
+    f("FileSize", "process.file.size", Int),
+    f("AccountName", "process.user.name", Str),
+    f("AccountDomain", "process.user.domain", Str),
+    f("AccountSid", "process.user.uid", Str),
+    f("LogonId", "process.session.uid", Str),
+];
+
+/// The account an account or group ActionType is about.
+const TARGET_USER: &[Field] = &[
+    f("AccountName", "user.name", Str),
+    f("AccountDomain", "user.domain", Str),
+    f("AccountSid", "user.uid", Str),
+];
+
+/// What a detection is about, as its evidence.
+const EVIDENCE: &[Field] = &[
+    f("FileName", "evidence.file.name", Str),
+    f("FolderPath", "evidence.file.path", Str),
+    f("MD5", "evidence.file.hashes", Hash(1)),
+    f("SHA1", "evidence.file.hashes", Hash(2)),
+    f("SHA256", "evidence.file.hashes", Hash(3)),
+    f("FileSize", "evidence.file.size", Int),
+    f("ProcessId", "evidence.process.pid", Int),
+    f("ProcessCommandLine", "evidence.process.cmd_line", Str),
+    f("RemoteUrl", "evidence.url.url_string", Str),
+];
+
+const DEVICE_ENDPOINTS: &[Field] = &[f("RemoteDeviceName", "dst_endpoint.hostname", Str)];
+
+static PROCESS: Shape = Shape {
+    fields: &[DEVICE, TARGET_PROCESS, INITIATING_PROCESS],
+    finish: finish_process,
+};
+static MEMORY: Shape = Shape {
+    fields: &[DEVICE, TARGET_PROCESS, INITIATING_PROCESS],
+    finish: finish_memory,
+};
+static FILE_SHAPE: Shape = Shape {
+    fields: &[DEVICE, FILE, INITIATING_PROCESS],
+    finish: finish_file,
+};
+static MODULE: Shape = Shape {
+    fields: &[DEVICE, MODULE_FILE, INITIATING_PROCESS],
+    finish: finish_driver,
+};
+static JOB: Shape = Shape {
+    fields: &[DEVICE, TARGET_USER, INITIATING_PROCESS],
+    finish: finish_job,
+};
+static NETWORK: Shape = Shape {
+    fields: &[DEVICE, ENDPOINTS, DEVICE_ENDPOINTS, INITIATING_PROCESS],
+    finish: finish_network,
+};
+static DETECTION: Shape = Shape {
+    fields: &[DEVICE, EVIDENCE, INITIATING_PROCESS],
+    finish: finish_detection,
+};
+static ACCOUNT: Shape = Shape {
+    fields: &[DEVICE, TARGET_USER, INITIATING_PROCESS],
+    finish: finish_account,
+};
+static GROUP: Shape = Shape {
+    fields: &[DEVICE, TARGET_USER, INITIATING_PROCESS],
+    finish: finish_group,
+};
+static APP: Shape = Shape {
+    fields: &[DEVICE, INITIATING_PROCESS],
+    finish: finish_app,
+};
+static SCAN: Shape = Shape {
+    fields: &[DEVICE, INITIATING_PROCESS],
+    finish: finish_scan,
+};
+static PERIPHERAL: Shape = Shape {
+    fields: &[DEVICE, INITIATING_PROCESS],
+    finish: finish_peripheral,
+};
+static CONFIG: Shape = Shape {
+    fields: &[DEVICE, INITIATING_PROCESS],
+    finish: finish_config,
+};
+
+const fn detection(disposition_id: i64) -> Activity {
+    Activity::new(2004, 1)
+        .sets(match disposition_id {
+            2 => &[("disposition_id", 2), ("action_id", 2)],
+            13 => &[("disposition_id", 13)],
+            _ => &[("disposition_id", 15)],
+        })
+        .shape(&DETECTION)
+}
+
+const PNP_CONNECT: Activity = Activity::new(1010, 1).shape(&PERIPHERAL);
+const PNP_DISCONNECT: Activity = Activity::new(1010, 2).shape(&PERIPHERAL);
+const BOOT_STATE_CHANGE: Activity = Activity::new(5019, 2).shape(&CONFIG);
+
+pub static DEVICE_EVENTS: Table = Table {
+    name: "DeviceEvents",
+    product: Product::Endpoint,
+    key: DEVICE_KEY,
+    activities: &[
+        // Process Activity: injections, opens, WMI launches, reflexive API calls.
+        (
+            "CreateRemoteThreadApiCall",
+            Activity::new(1007, 4).sets(&[("injection_type_id", 1)]),
+        ),
+        (
+            "QueueUserApcRemoteApiCall",
+            Activity::new(1007, 4).sets(&[("injection_type_id", 3)]),
+        ),
+        (
+            "SetThreadContextRemoteApiCall",
+            Activity::new(1007, 4).sets(&[("injection_type_id", 99)]),
+        ),
+        ("OpenProcessApiCall", Activity::new(1007, 3)),
+        ("ProcessCreatedUsingWmiQuery", Activity::new(1007, 1)),
+        ("ProcessPrimaryTokenModified", Activity::new(1007, 99)),
+        ("GetAsyncKeyStateApiCall", Activity::new(1007, 99)),
+        ("GetClipboardData", Activity::new(1007, 99)),
+        ("ScreenshotTaken", Activity::new(1007, 99)),
+        ("PowerShellCommand", Activity::new(1007, 99)),
+        // Memory Activity.
+        ("NtAllocateVirtualMemoryApiCall", Activity::new(1004, 1).shape(&MEMORY)),
+        ("NtAllocateVirtualMemoryRemoteApiCall", Activity::new(1004, 1).shape(&MEMORY)),
+        ("NtProtectVirtualMemoryApiCall", Activity::new(1004, 2).shape(&MEMORY)),
+        ("MemoryRemoteProtect", Activity::new(1004, 2).shape(&MEMORY)),
+        ("NtMapViewOfSectionRemoteApiCall", Activity::new(1004, 9).shape(&MEMORY)),
+        ("ReadProcessMemoryApiCall", Activity::new(1004, 7).shape(&MEMORY)),
+        ("WriteProcessMemoryApiCall", Activity::new(1004, 8).shape(&MEMORY)),
+        ("WriteToLsassProcessMemory", Activity::new(1004, 8).shape(&MEMORY)),
+        // Module Activity.
+        ("DriverLoad", Activity::new(1005, 1).shape(&MODULE)),
+        // Scheduled Job Activity.
+        ("ScheduledTaskCreated", Activity::new(1006, 1).shape(&JOB)),
+        ("ScheduledTaskUpdated", Activity::new(1006, 2).shape(&JOB)),
+        ("ScheduledTaskDeleted", Activity::new(1006, 3).shape(&JOB)),
+        ("ScheduledTaskEnabled", Activity::new(1006, 4).shape(&JOB)),
+        ("ScheduledTaskDisabled", Activity::new(1006, 5).shape(&JOB)),
+        // DNS and Network Activity.
+        ("DnsQueryResponse", Activity::new(4003, 2).shape(&NETWORK)),
+        (
+            "FirewallInboundConnectionBlocked",
+            Activity::new(4001, 5)
+                .sets(&[("disposition_id", 2), ("action_id", 2), ("connection_info.direction_id", 1)])
+                .shape(&NETWORK),
+        ),
+        (
+            "FirewallInboundConnectionToAppBlocked",
+            Activity::new(4001, 5)
+                .sets(&[("disposition_id", 2), ("action_id", 2), ("connection_info.direction_id", 1)])
+                .shape(&NETWORK),
+        ),
+        (
+            "FirewallOutboundConnectionBlocked",
+            Activity::new(4001, 5)
+                .sets(&[("disposition_id", 2), ("action_id", 2), ("connection_info.direction_id", 2)])
+                .shape(&NETWORK),
+        ),
+        (
+            "NetworkProtectionUserBypassEvent",
+            Activity::new(4001, 99)
+                .sets(&[("disposition_id", 1), ("action_id", 1)])
+                .shape(&NETWORK),
+        ),
+        ("RemoteDesktopConnection", Activity::new(4001, 1).shape(&NETWORK)),
+        ("UntrustedWifiConnection", Activity::new(4001, 1).shape(&NETWORK)),
+        ("LdapSearch", Activity::new(4001, 99).shape(&NETWORK)),
+        // Detection Finding.
+        ("AntivirusDetection", detection(15)),
+        ("AntivirusReport", detection(15)),
+        ("TamperingAttempt", detection(15)),
+        ("OtherAlertRelatedActivity", detection(15)),
+        ("AntivirusMalwareBlocked", detection(2)),
+        ("AntivirusMalwareActionFailed", detection(13)),
+        (
+            "SmartScreenUserOverride",
+            Activity::new(2004, 1)
+                .sets(&[("disposition_id", 1), ("action_id", 1)])
+                .shape(&DETECTION),
+        ),
+        // Scan Activity.
+        ("AntivirusScanCompleted", Activity::new(6007, 2).status(1).shape(&SCAN)),
+        ("AntivirusScanCancelled", Activity::new(6007, 3).shape(&SCAN)),
+        ("AntivirusScanFailed", Activity::new(6007, 6).status(2).shape(&SCAN)),
+        // Device Config State Change: protection content updates (decision, docs/mapping.md).
+        ("AntivirusDefinitionsUpdated", Activity::new(5019, 1).status(1).shape(&CONFIG)),
+        ("AntivirusDefinitionsUpdateFailed", Activity::new(5019, 1).status(2).shape(&CONFIG)),
+        (
+            "AntivirusEmergencyUpdatesInstalled",
+            Activity::new(5019, 1).status(1).shape(&CONFIG),
+        ),
+        // Device Config State (deprecated) for boot attestation; 5019 without deprecated classes.
+        (
+            "DeviceBootAttestationInfo",
+            Activity::new(5002, 2).shape(&CONFIG).successor(&BOOT_STATE_CHANGE),
+        ),
+        // Application Lifecycle.
+        ("FirewallServiceStopped", Activity::new(6002, 4).shape(&APP)),
+        ("AppGuardCreateContainer", Activity::new(6002, 3).shape(&APP)),
+        ("AppGuardResumeContainer", Activity::new(6002, 3).shape(&APP)),
+        ("AppGuardStopContainer", Activity::new(6002, 4).shape(&APP)),
+        ("AppGuardSuspendContainer", Activity::new(6002, 99).shape(&APP)),
+        ("ServiceInstalled", Activity::new(6002, 1).shape(&APP)),
+        // Peripheral Device Query (deprecated); 1010 Peripheral Activity without deprecated classes.
+        (
+            "PnpDeviceConnected",
+            Activity::new(5014, 1)
+                .sets(&[("query_result_id", 1)])
+                .shape(&PERIPHERAL)
+                .successor(&PNP_CONNECT),
+        ),
+        (
+            "UsbDriveMounted",
+            Activity::new(5014, 1)
+                .sets(&[("query_result_id", 1)])
+                .shape(&PERIPHERAL)
+                .successor(&PNP_CONNECT),
+        ),
+        (
+            "UsbDriveUnmounted",
+            Activity::new(5014, 1)
+                .sets(&[("query_result_id", 3)])
+                .shape(&PERIPHERAL)
+                .successor(&PNP_DISCONNECT),
+        ),
+        // Account Change and Group Management.
+        ("UserAccountCreated", Activity::new(3001, 1).shape(&ACCOUNT)),
+        ("UserAccountDeleted", Activity::new(3001, 6).shape(&ACCOUNT)),
+        ("UserAccountModified", Activity::new(3001, 99).shape(&ACCOUNT)),
+        ("PasswordChangeAttempt", Activity::new(3001, 3).shape(&ACCOUNT)),
+        ("AccountCheckedForBlankPassword", Activity::new(3001, 99).shape(&ACCOUNT)),
+        ("UserAccountAddedToLocalGroup", Activity::new(3006, 3).shape(&GROUP)),
+        ("UserAccountRemovedFromLocalGroup", Activity::new(3006, 4).shape(&GROUP)),
+        ("SecurityGroupCreated", Activity::new(3006, 6).shape(&GROUP)),
+        ("SecurityGroupDeleted", Activity::new(3006, 5).shape(&GROUP)),
+        ("LogonRightsSettingEnabled", Activity::new(3006, 1).shape(&GROUP)),
+        // File System Activity.
+        ("SensitiveFileRead", Activity::new(1001, 2).shape(&FILE_SHAPE)),
+        ("ShellLinkCreateFileEvent", Activity::new(1001, 1).shape(&FILE_SHAPE)),
+    ],
+    // Families of protection events: all Detection Findings; the disposition
+    // comes from the suffix (Blocked, Audited, ...) in `finish_detection`.
+    prefixes: &[
+        ("Asr", Activity::new(2004, 1).shape(&DETECTION)),
+        ("ExploitGuard", Activity::new(2004, 1).shape(&DETECTION)),
+        ("ControlledFolderAccessViolation", Activity::new(2004, 1).shape(&DETECTION)),
+        ("AppControl", Activity::new(2004, 1).shape(&DETECTION)),
+        ("AppLocker", Activity::new(2004, 1).shape(&DETECTION)),
+        ("SmartScreen", Activity::new(2004, 1).shape(&DETECTION)),
+    ],
+    // Everything else: Process Activity "Other", named by its ActionType.
+    fallback: Activity::new(1007, 99),
+    shape: &PROCESS,
+    join: None,
+};
+
+/// Process Activity: the target process, or the acting process itself for
+/// reflexive ActionTypes (a screenshot, a token change) and rows that name
+/// no target.
+fn finish_process(e: &mut Event, _ctx: &Context) {
+    common::map_additional(e, &[("DesiredAccess", "requested_permissions", Int)]);
+    common::finish_device(e);
+    common::finish_process(e, "process");
+    common::finish_actor(e);
+    if e.get("process").is_none() {
+        e.copy("actor.process", "process");
+    }
+    if e.get("process").is_none() {
+        // The only process known may be an id in AdditionalFields.
+        common::map_additional(e, &[("CallerProcessID", "process.pid", Int), ("ProcessId", "process.pid", Int)]);
+    }
+    common::unknown_process(e);
+    common::actor_or_sensor(e, PRODUCT);
+}
+
+fn finish_memory(e: &mut Event, ctx: &Context) {
+    common::map_additional(
+        e,
+        &[
+            ("BaseAddress", "base_address", Str),
+            ("RegionSize", "size", Int),
+            ("ProtectionMask", "requested_permissions", Int),
+        ],
+    );
+    finish_process(e, ctx);
+}
+
+fn finish_file(e: &mut Event, _ctx: &Context) {
+    common::finish_device(e);
+    common::finish_file(e, "file");
+    common::finish_actor(e);
+    common::actor_or_sensor(e, PRODUCT);
+}
+
+fn finish_driver(e: &mut Event, ctx: &Context) {
+    super::device::finish_module(e, ctx);
+    common::actor_or_sensor(e, PRODUCT);
+}
+
+fn finish_job(e: &mut Event, _ctx: &Context) {
+    common::map_additional(e, &[("TaskName", "job.name", Str), ("SubjectUserName", "job.user.name", Str)]);
+    // Account* here is the account the task runs as.
+    if let Some(user) = e.0.remove("user") {
+        if e.get("job").is_some() {
+            e.set("job.user", user);
+        } else {
+            common::merge(e, "unmapped.user", user);
+        }
+    }
+    common::require_any(e, "job.user", &["name", "uid", "account"]);
+    common::finish_device(e);
+    common::finish_actor(e);
+}
+
+fn finish_network(e: &mut Event, _ctx: &Context) {
+    common::remote_url(e, "dst_endpoint");
+    if e.get("class_uid") == Some(&4003.into()) {
+        common::map_additional(
+            e,
+            &[("DnsQueryString", "query.hostname", Str), ("QueryName", "query.hostname", Str)],
+        );
+        common::move_to_unmapped(e, "url");
+    }
+    if e.get("connection_info").is_some() {
+        e.set_default("connection_info.direction_id", 0.into());
+    }
+    common::finish_endpoints(e);
+    if e.get("src_endpoint").is_none() && e.get("dst_endpoint").is_none() {
+        e.copy("device.uid", "src_endpoint.uid");
+        e.copy("device.hostname", "src_endpoint.hostname");
+    }
+    common::finish_device(e);
+    common::finish_actor(e);
+}
+
+fn finish_detection(e: &mut Event, ctx: &Context) {
+    let action = e.get_str("metadata.event_code").unwrap_or("").to_string();
+    if e.get("disposition_id").is_none() {
+        let (disposition, action_id) = if action.ends_with("Blocked") || action.ends_with("Enforced") {
+            (2, Some(2))
+        } else {
+            (15, None)
+        };
+        e.set("disposition_id", disposition.into());
+        if let Some(a) = action_id {
+            e.set("action_id", a.into());
+        }
+    }
+    let uid = common_uid(e);
+    common::map_additional(e, &[("RuleId", "finding_info.uid", Str), ("ThreatName", "finding_info.title", Str)]);
+    e.set_default("finding_info.uid", uid.into());
+    e.set_default("finding_info.title", action.into());
+    e.set("finding_info.product.name", PRODUCT.into());
+    e.set("finding_info.product.vendor_name", "Microsoft".into());
+    e.set("is_alert", true.into());
+    if e.get_str("finding_info.title") != e.get_str("metadata.event_code") {
+        let threat = e.get("finding_info.title").cloned().unwrap_or_default();
+        e.push("malware", json!({"name": threat, "classification_ids": [0]}));
+    }
+    // The file, process or URL the detection names is its evidence.
+    common::finish_file(e, "evidence.file");
+    common::require_any(e, "evidence.process", &["pid", "uid", "cpid"]);
+    if let Some(Value::Object(evidence)) = e.0.remove("evidence") {
+        if !evidence.is_empty() {
+            e.push("evidences", Value::Object(evidence));
+        }
+    }
+    common::finish_device(e);
+    common::finish_actor(e);
+    let _ = ctx;
+}
+
+/// The event's own `metadata.uid`, the finding id when the row has no rule id.
+fn common_uid(e: &Event) -> String {
+    e.get_str("metadata.uid").unwrap_or_default().to_string()
+}
+
+fn finish_account(e: &mut Event, _ctx: &Context) {
+    common::require_any(e, "user", &["name", "uid", "account"]);
+    common::finish_device(e);
+    common::finish_actor(e);
+}
+
+fn finish_group(e: &mut Event, _ctx: &Context) {
+    common::map_additional(
+        e,
+        &[
+            ("GroupName", "group.name", Str),
+            ("GroupDomainName", "group.domain", Str),
+            ("GroupSid", "group.uid", Str),
+        ],
+    );
+    common::require_any(e, "user", &["name", "uid", "account"]);
+    common::finish_device(e);
+    common::finish_actor(e);
+}
+
+fn finish_app(e: &mut Event, _ctx: &Context) {
+    let action = e.get_str("metadata.event_code").unwrap_or("").to_string();
+    let app = if action.starts_with("Firewall") {
+        "Windows Defender Firewall"
+    } else if action.starts_with("AppGuard") {
+        "Microsoft Defender Application Guard"
+    } else {
+        ""
+    };
+    if app.is_empty() {
+        // ServiceInstalled: the service is the application installed.
+        common::map_additional(e, &[("ServiceName", "app.name", Str)]);
+        if e.map_column("FolderPath", "app.path", Str) {
+            e.take_column("FileName");
+        }
+    } else {
+        e.set("app.name", app.into());
+        e.set("app.vendor_name", "Microsoft".into());
+    }
+    common::finish_device(e);
+    common::finish_actor(e);
+}
+
+fn finish_scan(e: &mut Event, _ctx: &Context) {
+    common::map_additional(e, &[("ScanId", "scan.uid", Str), ("ScanTypeIndex", "scan.name", Str)]);
+    e.set("scan.type_id", 0.into());
+    e.set("scan.type", "Unknown".into());
+    common::finish_device(e);
+    common::finish_actor(e);
+}
+
+fn finish_peripheral(e: &mut Event, _ctx: &Context) {
+    common::map_additional(
+        e,
+        &[
+            ("ClassName", "peripheral_device.class", Str),
+            ("DeviceDescription", "peripheral_device.name", Str),
+            ("ProductName", "peripheral_device.name", Str),
+            ("DeviceId", "peripheral_device.uid", Str),
+            ("Manufacturer", "peripheral_device.vendor_name", Str),
+            ("SerialNumber", "peripheral_device.serial_number", Str),
+            ("ProductRevision", "peripheral_device.model", Str),
+        ],
+    );
+    if let Some(Value::Object(mut fields)) = e.column("AdditionalFields", Json) {
+        if let Some(Value::Array(ids)) = fields.get("VendorIds").map(super::engine::parse_dynamic) {
+            if ids.iter().all(Value::is_string) {
+                e.set("peripheral_device.vendor_id_list", Value::Array(ids));
+                fields.remove("VendorIds");
+                e.1.insert("AdditionalFields".into(), Value::Object(fields));
+            }
+        }
+    }
+    if e.get_str("metadata.event_code").is_some_and(|a| a.starts_with("UsbDrive")) {
+        e.set("peripheral_device.type_id", 1.into());
+        e.set("peripheral_device.type", "External Storage".into());
+    }
+    if e.get("peripheral_device").is_some() && e.get("peripheral_device.name").is_none() {
+        e.copy("peripheral_device.class", "peripheral_device.name");
+    }
+    common::require_any(e, "peripheral_device", &["name"]);
+    common::finish_device(e);
+    common::finish_actor(e);
+    common::actor_or_sensor(e, PRODUCT);
+}
+
+fn finish_config(e: &mut Event, _ctx: &Context) {
+    common::finish_device(e);
+    common::finish_actor(e);
+}

@@ -1,0 +1,287 @@
+//! The Identity* tables of Defender for Identity (guide §10–§12).
+//! `Account*` is the account that acted (§0.4); `Target*` is the one acted on.
+
+use super::common;
+use super::device::{auth_protocol_id, logon_type_id};
+use super::engine::{Context, Conv::*, Event, Field, f, join};
+use super::{Activity, Product, Shape, Table};
+use serde_json::Value;
+
+const IDENTITY_KEY: &[&str] = &["ReportId", "Timestamp", "ActionType", "AccountSid", "AccountUpn"];
+
+/// The source and destination of the activity.
+const ENDPOINTS: &[Field] = &[
+    f("IPAddress", "src_endpoint.ip", Ip),
+    f("Port", "src_endpoint.port", Port),
+    f("DeviceName", "src_endpoint.hostname", Str),
+    f("Location", "src_endpoint.location.country", Str),
+    f("DestinationIPAddress", "dst_endpoint.ip", Ip),
+    f("DestinationPort", "dst_endpoint.port", Port),
+    f("DestinationDeviceName", "dst_endpoint.hostname", Str),
+];
+
+/// The account that logged on (IdentityLogonEvents).
+const LOGON_USER: &[Field] = &[
+    f("AccountName", "user.name", Str),
+    f("AccountDomain", "user.domain", Str),
+    f("AccountSid", "user.uid", Str),
+    f("AccountObjectId", "user.uid_alt", Str),
+    f("AccountUpn", "user.email_addr", Email),
+    f("AccountDisplayName", "user.full_name", Str),
+];
+
+/// The account that acted (query and directory tables).
+const ACTOR_USER: &[Field] = &[
+    f("AccountName", "actor.user.name", Str),
+    f("AccountDomain", "actor.user.domain", Str),
+    f("AccountSid", "actor.user.uid", Str),
+    f("AccountObjectId", "actor.user.uid_alt", Str),
+    f("AccountUpn", "actor.user.email_addr", Email),
+    f("AccountDisplayName", "actor.user.full_name", Str),
+];
+
+/// The account acted on.
+const TARGET_USER: &[Field] = &[
+    f("TargetAccountUpn", "user.email_addr", Email),
+    f("TargetAccountDisplayName", "user.full_name", Str),
+];
+
+// ---------------------------------------------------------------------------
+// IdentityLogonEvents → 3002 Authentication
+// ---------------------------------------------------------------------------
+
+static LOGON: Shape = Shape {
+    fields: &[
+        LOGON_USER,
+        ENDPOINTS,
+        &[f("Application", "service.name", Str), f("FailureReason", "status_detail", Str)],
+    ],
+    finish: finish_logon,
+};
+
+pub static IDENTITY_LOGON_EVENTS: Table = Table {
+    name: "IdentityLogonEvents",
+    product: Product::Identity,
+    key: IDENTITY_KEY,
+    activities: &[
+        ("LogonSuccess", Activity::new(3002, 1).status(1)),
+        ("LogonFailed", Activity::new(3002, 1).status(2)),
+    ],
+    prefixes: &[],
+    fallback: Activity::new(3002, 99),
+    shape: &LOGON,
+    join: None,
+};
+
+fn finish_logon(e: &mut Event, _ctx: &Context) {
+    if let Some(Value::String(t)) = e.take_column("LogonType") {
+        e.set("logon_type_id", logon_type_id(&t).into());
+        e.set("logon_type", t.into());
+    }
+    if let Some(Value::String(p)) = e.take_column("Protocol") {
+        let id = auth_protocol_id(&p);
+        e.set("auth_protocol_id", id.into());
+        if id == 12
+            && e.get_str("logon_type")
+                .is_some_and(|t| t.to_ascii_lowercase().contains("cleartext"))
+        {
+            e.set("is_cleartext", true.into());
+        }
+        e.set("auth_protocol", p.into());
+    }
+    // A user needs a name or id; the display name alone is not one.
+    if e.get("user.name").is_none() && e.get("user.uid").is_none() {
+        e.copy("user.email_addr", "user.name");
+    }
+    common::require_any(e, "user", &["name", "uid", "account"]);
+    common::finish_endpoints(e);
+    common::require_any(e, "src_endpoint.location", &["country", "city", "region", "postal_code"]);
+}
+
+// ---------------------------------------------------------------------------
+// IdentityQueryEvents → 4003 DNS Activity / 4001 Network Activity (guide §11)
+// ---------------------------------------------------------------------------
+
+static QUERY: Shape = Shape {
+    fields: &[ACTOR_USER, ENDPOINTS, &[f("Protocol", "app_protocol_name", Str)]],
+    finish: finish_query,
+};
+static DNS_QUERY: Shape = Shape {
+    fields: &[
+        ACTOR_USER,
+        ENDPOINTS,
+        &[f("QueryTarget", "query.hostname", Str), f("QueryType", "query.type", Str)],
+    ],
+    finish: finish_query,
+};
+
+pub static IDENTITY_QUERY_EVENTS: Table = Table {
+    name: "IdentityQueryEvents",
+    product: Product::Identity,
+    key: IDENTITY_KEY,
+    activities: &[
+        ("DNS query", Activity::new(4003, 1).shape(&DNS_QUERY)),
+        ("DnsQuery", Activity::new(4003, 1).shape(&DNS_QUERY)),
+        ("LDAP query", Activity::new(4001, 99)),
+        ("LdapQuery", Activity::new(4001, 99)),
+        ("SAMR query", Activity::new(4001, 99)),
+    ],
+    prefixes: &[],
+    fallback: Activity::new(4001, 99),
+    shape: &QUERY,
+    join: None,
+};
+
+fn finish_query(e: &mut Event, _ctx: &Context) {
+    identity_user(e, "actor.user");
+    common::finish_endpoints(e);
+    common::require_any(e, "src_endpoint.location", &["country", "city", "region", "postal_code"]);
+    if e.get("src_endpoint").is_none() && e.get("dst_endpoint").is_none() {
+        // Network classes need an endpoint; the queried target names one.
+        e.map_column("TargetDeviceName", "dst_endpoint.hostname", Str);
+    }
+}
+
+/// A user needs a name or id; fall back to the UPN as the name.
+fn identity_user(e: &mut Event, path: &str) {
+    if e.get(&join(path, "name")).is_none() && e.get(&join(path, "uid")).is_none() {
+        e.copy(&join(path, "email_addr"), &join(path, "name"));
+    }
+    common::require_any(e, path, &["name", "uid", "account"]);
+}
+
+// ---------------------------------------------------------------------------
+// IdentityDirectoryEvents → 3001 / 3006 / 1006 / 6002 (guide §12)
+// ---------------------------------------------------------------------------
+
+static DIRECTORY: Shape = Shape {
+    fields: &[ACTOR_USER, TARGET_USER, ENDPOINTS],
+    finish: finish_directory,
+};
+static GROUP: Shape = Shape {
+    fields: &[ACTOR_USER, TARGET_USER, ENDPOINTS],
+    finish: finish_group,
+};
+static TASK: Shape = Shape {
+    fields: &[ACTOR_USER, TARGET_USER, ENDPOINTS],
+    finish: finish_task,
+};
+static SERVICE: Shape = Shape {
+    fields: &[ACTOR_USER, TARGET_USER, ENDPOINTS],
+    finish: finish_service,
+};
+
+pub static IDENTITY_DIRECTORY_EVENTS: Table = Table {
+    name: "IdentityDirectoryEvents",
+    product: Product::Identity,
+    key: IDENTITY_KEY,
+    activities: &[
+        ("Account Password changed", Activity::new(3001, 3)),
+        ("Account Password expired", Activity::new(3001, 99)),
+        ("Security Principal created", Activity::new(3001, 1)),
+        ("User Account Created", Activity::new(3001, 1)),
+        ("Computer Account Created", Activity::new(3001, 1)),
+        ("Device Account Created", Activity::new(3001, 1)),
+        ("Security Principal deleted changed", Activity::new(3001, 6)),
+        ("Account Disabled changed", Activity::new(3001, 5)),
+        ("Account Locked changed", Activity::new(3001, 9)),
+        ("Account Unlock changed", Activity::new(3001, 12)),
+        ("Group Membership changed", Activity::new(3006, 3).shape(&GROUP)),
+        ("Task scheduling", Activity::new(1006, 1).shape(&TASK)),
+        ("Service creation", Activity::new(6002, 1).shape(&SERVICE)),
+    ],
+    prefixes: &[],
+    // Every other "... changed", replication, remote execution: 3001 Other.
+    fallback: Activity::new(3001, 99),
+    shape: &DIRECTORY,
+    join: None,
+};
+
+/// AdditionalFields keys of the object acted on.
+fn additional_str(e: &Event, keys: &[&str]) -> Option<String> {
+    let fields = e.additional_fields()?;
+    keys.iter()
+        .find_map(|k| fields.get(*k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string))
+}
+
+fn finish_directory(e: &mut Event, _ctx: &Context) {
+    identity_user(e, "actor.user");
+    common::map_additional(
+        e,
+        &[
+            ("TARGET_OBJECT.USER", "user.name", Str),
+            ("TARGET_OBJECT.ENTITY_USER", "user.name", Str),
+            ("TARGET_OBJECT.SID", "user.uid", Str),
+        ],
+    );
+    // An enable/unlock is the same ActionType as disable/lock, told apart by the new value.
+    let new_value = additional_str(e, &["TO.ACCOUNT_STATE", "TO.ACCOUNT_LOCKED"]).map(|s| s.to_ascii_lowercase());
+    match (e.get("activity_id").and_then(Value::as_u64), new_value.as_deref()) {
+        (Some(5), Some("enabled" | "false")) => e.set_activity(2),
+        (Some(9), Some("unlocked" | "false")) => e.set_activity(12),
+        _ => {}
+    }
+    identity_user(e, "user");
+    if e.get("user").is_none() {
+        // The account changed is named only by the actor's columns (for
+        // example, a password change by the account itself).
+        e.copy("actor.user", "user");
+    }
+    common::finish_endpoints(e);
+    common::require_any(e, "src_endpoint.location", &["country", "city", "region", "postal_code"]);
+    // IAM classes have a source endpoint only; jobs and app lifecycle neither.
+    match e.get("class_uid").and_then(Value::as_u64) {
+        Some(3001 | 3006) => common::move_to_unmapped(e, "dst_endpoint"),
+        Some(1006 | 6002) => {
+            common::move_to_unmapped(e, "src_endpoint");
+            common::move_to_unmapped(e, "dst_endpoint");
+        }
+        _ => {}
+    }
+}
+
+fn finish_group(e: &mut Event, ctx: &Context) {
+    let added = additional_str(e, &["TO.GROUP"]);
+    let removed = additional_str(e, &["FROM.GROUP"]);
+    match (added, removed) {
+        (Some(g), _) => {
+            common::map_additional(e, &[("TO.GROUP", "group.name", Str)]);
+            let _ = g;
+        }
+        (None, Some(_)) => {
+            e.set_activity(4);
+            common::map_additional(e, &[("FROM.GROUP", "group.name", Str)]);
+        }
+        (None, None) => {}
+    }
+    finish_directory(e, ctx);
+    if e.get("group").is_none() {
+        // 3006 requires a group; without one the row is an account change.
+        e.set("class_uid", 3001.into());
+        e.set("class_name", "Account Change".into());
+        e.set_activity(99);
+        let action = e.get_str("metadata.event_code").unwrap_or("").to_string();
+        e.set("activity_name", action.clone().into());
+        e.set("type_name", format!("Account Change: {action}").into());
+    }
+}
+
+fn finish_task(e: &mut Event, ctx: &Context) {
+    common::map_additional(e, &[("TaskName", "job.name", Str), ("TARGET_OBJECT.TASK", "job.name", Str)]);
+    e.map_column("TargetDeviceName", "device.hostname", Str);
+    finish_directory(e, ctx);
+    if let Some(user) = e.0.remove("user") {
+        common::merge(e, "unmapped.user", user);
+    }
+    if e.get("device").is_some() {
+        common::finish_device(e);
+    }
+}
+
+fn finish_service(e: &mut Event, ctx: &Context) {
+    common::map_additional(e, &[("ServiceName", "app.name", Str), ("TARGET_OBJECT.SERVICE", "app.name", Str)]);
+    finish_directory(e, ctx);
+    if let Some(user) = e.0.remove("user") {
+        common::merge(e, "unmapped.user", user);
+    }
+}

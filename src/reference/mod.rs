@@ -1,0 +1,235 @@
+#![allow(dead_code, unused_imports)]
+//! A frozen copy of the mapping as it was before it was compiled into
+//! plans (`crate::mapping::plan`): the `Value`-tree engine and its tables,
+//! kept only for the differential test that shows the plans emit the same
+//! events. It is removed once that test has passed.
+//!
+//! Mappings are data: each table family's file lists, per table, which
+//! column goes to which OCSF attribute and how the value is converted
+//! ([`Field`]), how an ActionType picks the class and activity
+//! ([`Activity`]), and the few derived attributes a list cannot express (a
+//! `finish` function). The engine here applies them and keeps every column
+//! that no field consumed under `unmapped`, so a new column is never dropped.
+//! DeviceProcessEvents, the busiest table, is also written a second way,
+//! straight from the answer's text ([`direct`]), and checked against the
+//! engine; [`write_row`] picks the way for each row.
+//!
+//! Null and `""` cells mean "absent" and are left out everywhere.
+
+pub mod alert;
+pub mod common;
+pub mod device;
+pub mod device_events;
+pub mod email;
+pub mod engine;
+pub mod graph_security;
+pub mod identity;
+pub mod ocsf;
+
+pub use engine::{Context, MapError, map_row};
+
+use engine::Field;
+
+/// The product that reports a table family (`metadata.product.name`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Product {
+    Endpoint,
+    Identity,
+    Office365,
+    Xdr,
+}
+
+impl Product {
+    pub fn name(self) -> &'static str {
+        match self {
+            Product::Endpoint => "Microsoft Defender for Endpoint",
+            Product::Identity => "Microsoft Defender for Identity",
+            Product::Office365 => "Microsoft Defender for Office 365",
+            Product::Xdr => "Microsoft Defender XDR",
+        }
+    }
+}
+
+/// The columns and derived attributes of one kind of event: what a row
+/// becomes once its class is known.
+pub struct Shape {
+    /// Column-to-attribute lists, applied in order.
+    pub fields: &'static [&'static [Field]],
+    /// Derived attributes, applied after the fields.
+    pub finish: fn(&mut engine::Event, &engine::Context),
+}
+
+/// The class and activity an ActionType maps to, and what comes with them.
+#[derive(Clone, Copy)]
+pub struct Activity {
+    pub class_uid: u32,
+    pub activity_id: u32,
+    /// `status_id` for ActionTypes that report an outcome (1 Success, 2 Failure).
+    pub status_id: Option<u32>,
+    /// Fixed attributes, such as `disposition_id` or `connection_info.direction_id`.
+    pub sets: &'static [(&'static str, i64)],
+    /// The shape for this activity, when it differs from the table's.
+    pub shape: Option<&'static Shape>,
+    /// What to emit instead when deprecated classes are turned off.
+    pub successor: Option<&'static Activity>,
+}
+
+impl Activity {
+    pub const fn new(class_uid: u32, activity_id: u32) -> Activity {
+        Activity {
+            class_uid,
+            activity_id,
+            status_id: None,
+            sets: &[],
+            shape: None,
+            successor: None,
+        }
+    }
+    pub const fn status(self, status_id: u32) -> Activity {
+        Activity {
+            status_id: Some(status_id),
+            ..self
+        }
+    }
+    pub const fn sets(self, sets: &'static [(&'static str, i64)]) -> Activity {
+        Activity { sets, ..self }
+    }
+    pub const fn shape(self, shape: &'static Shape) -> Activity {
+        Activity {
+            shape: Some(shape),
+            ..self
+        }
+    }
+    pub const fn successor(self, successor: &'static Activity) -> Activity {
+        Activity {
+            successor: Some(successor),
+            ..self
+        }
+    }
+}
+
+/// Everything the engine needs to know about one advanced-hunting table.
+pub struct Table {
+    /// The advanced-hunting table name, as used in KQL.
+    pub name: &'static str,
+    pub product: Product,
+    /// Columns whose values identify a row (graph-api.md §1.6). They feed
+    /// `metadata.uid`, a stable id downstream systems can deduplicate on.
+    pub key: &'static [&'static str],
+    /// ActionType (matched case-insensitively) to class and activity.
+    pub activities: &'static [(&'static str, Activity)],
+    /// ActionType prefixes (case-insensitive), tried after `activities`.
+    pub prefixes: &'static [(&'static str, Activity)],
+    /// The activity of a row without an ActionType, or with one not listed;
+    /// in the latter case its `activity_name` is the ActionType itself.
+    pub fallback: Activity,
+    /// The shape of every activity that does not name its own.
+    pub shape: &'static Shape,
+    /// Rows of this table that belong to another table's events, and are
+    /// folded into them when both are collected (AlertEvidence into AlertInfo).
+    pub join: Option<Join>,
+}
+
+/// How a table's events fold into the events of the table they belong to.
+pub struct Join {
+    /// The table whose windows this one follows.
+    pub leader: &'static str,
+    /// Only without deprecated classes (the deprecated classes stand alone).
+    pub only_without_deprecated: bool,
+    /// Folds `events` into `leaders`; returns those whose leader is absent.
+    pub fold: fn(&mut [serde_json::Value], Vec<serde_json::Value>) -> Vec<serde_json::Value>,
+}
+
+impl Table {
+    /// The activity for an ActionType, and whether it is the fallback.
+    pub fn activity(&self, action_type: Option<&str>) -> (&Activity, bool) {
+        let Some(a) = action_type else {
+            return (&self.fallback, false);
+        };
+        if let Some((_, act)) = self.activities.iter().find(|(name, _)| name.eq_ignore_ascii_case(a)) {
+            return (act, false);
+        }
+        let lower = a.to_ascii_lowercase();
+        match self.prefixes.iter().find(|(p, _)| lower.starts_with(&p.to_ascii_lowercase())) {
+            Some((_, act)) => (act, false),
+            None => (&self.fallback, true),
+        }
+    }
+
+    /// Every activity this table can produce.
+    pub fn all_activities(&self) -> impl Iterator<Item = &Activity> {
+        self.activities
+            .iter()
+            .chain(self.prefixes.iter())
+            .map(|(_, a)| a)
+            .chain([&self.fallback])
+            .flat_map(|a| [Some(a), a.successor].into_iter().flatten())
+    }
+}
+
+/// Every table the collector maps, in default collection order.
+pub static TABLES: &[&Table] = &[
+    &alert::ALERT_INFO,
+    &alert::ALERT_EVIDENCE,
+    &device::DEVICE_PROCESS_EVENTS,
+    &device::DEVICE_NETWORK_EVENTS,
+    &device::DEVICE_FILE_EVENTS,
+    &device::DEVICE_REGISTRY_EVENTS,
+    &device::DEVICE_LOGON_EVENTS,
+    &device::DEVICE_IMAGE_LOAD_EVENTS,
+    &device::DEVICE_INFO,
+    &device::DEVICE_NETWORK_INFO,
+    &device::DEVICE_FILE_CERTIFICATE_INFO,
+    &device_events::DEVICE_EVENTS,
+    &identity::IDENTITY_LOGON_EVENTS,
+    &identity::IDENTITY_QUERY_EVENTS,
+    &identity::IDENTITY_DIRECTORY_EVENTS,
+    &email::EMAIL_EVENTS,
+    &email::EMAIL_ATTACHMENT_INFO,
+    &email::EMAIL_URL_INFO,
+    &email::EMAIL_POST_DELIVERY_EVENTS,
+    &email::URL_CLICK_EVENTS,
+];
+
+/// The table with this name, compared exactly (KQL table names are case-sensitive).
+pub fn table(name: &str) -> Option<&'static Table> {
+    TABLES.iter().copied().find(|t| t.name == name)
+}
+
+/// The columns that identify one entity of an entity table (DeviceInfo,
+/// DeviceNetworkInfo, DeviceFileCertificateInfo); `None` for event tables.
+pub fn entity_key(name: &str) -> Option<&'static [&'static str]> {
+    device::ENTITY_KEYS.iter().find(|(t, _)| *t == name).map(|(_, key)| *key)
+}
+
+/// What the collector needs to know of an event it holds only as NDJSON.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Written {
+    /// `metadata.log_name`: the table of the row.
+    pub table: &'static str,
+    pub class_uid: u32,
+    /// `time`, epoch milliseconds.
+    pub time_ms: i64,
+    /// `metadata.uid`, the hash of the row's key.
+    pub uid: String,
+}
+
+impl Written {
+    /// The summary of an event of `table` made by the engine.
+    pub fn of(table: &'static Table, event: &serde_json::Value) -> Written {
+        Written {
+            table: table.name,
+            class_uid: event["class_uid"].as_u64().unwrap_or(0) as u32,
+            time_ms: event["time"].as_i64().unwrap_or(0),
+            uid: event["metadata"]["uid"].as_str().unwrap_or("").to_string(),
+        }
+    }
+}
+
+/// Appends `event` to `out` as one NDJSON line.
+pub fn write_event(out: &mut Vec<u8>, event: &serde_json::Value) {
+    // Writing a `Value` to a `Vec` cannot fail: its keys are strings.
+    if serde_json::to_writer(&mut *out, event).is_ok() {
+        out.push(b'\n');
+    }
+}
