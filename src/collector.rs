@@ -7,6 +7,8 @@ use crate::graph::{GraphClient, HuntingResult, QueryError};
 use crate::http::HttpClient;
 use crate::kql;
 use crate::mapping::graph_security::Kind;
+use crate::mapping::cells::{Cells, Columns};
+use crate::mapping::plan::Plan;
 use crate::mapping::{self, Context, Table};
 use crate::planner::{Planner, Window};
 use crate::progress::Backfill;
@@ -869,10 +871,21 @@ impl Collector {
 
     /// For a row of a union's answer, the table it came from (named in
     /// [`kql::SOURCE_COLUMN`], which is taken off the row).
-    fn source_table(&self, row: &mut crate::graph::Row) -> Option<&'static Table> {
+    fn source_table(&self, row: &mut Cells, columns: &Columns) -> Option<&'static Table> {
         self.union?;
-        let name = row.remove(kql::SOURCE_COLUMN)?;
+        let (_, cell) = row.take(columns, kql::SOURCE_COLUMN)?;
+        let name = cell.to_value();
         self.tables.iter().copied().find(|t| Some(t.name) == name.as_str())
+    }
+
+    /// The mapping of `answer`'s rows, compiled once: those of `table`,
+    /// and of each table a union's rows may name.
+    fn plan(&self, table: &'static Table, answer: &HuntingResult) -> Plan {
+        let mut tables = vec![table];
+        if self.union.is_some() {
+            tables.extend(self.tables.iter().copied().filter(|t| !std::ptr::eq(*t, table)));
+        }
+        Plan::new(&tables, answer.schema.iter().map(|(name, _)| name.as_str()))
     }
 
     /// Maps rows `range` of `answer` to NDJSON in `out`, one at a time; an
@@ -886,21 +899,22 @@ impl Collector {
         out: &mut Vec<u8>,
         mut keep: impl FnMut(&mapping::Written) -> bool,
     ) {
+        let plan = self.plan(table, answer);
         for i in range {
             let start = out.len();
-            match mapping::write_row(table, answer, i, &self.context, out, |row| self.source_table(row)) {
+            match plan.write_row(answer.raw(i), &self.context, out, |row, columns| self.source_table(row, columns)) {
                 Ok(written) if keep(&written) => {}
                 Ok(_) => out.truncate(start),
-                Err((message, key)) => {
+                Err(e) => {
                     telemetry::counter("rows_unmappable_total", &[("table", table.name)], 1);
-                    telemetry::error(&message, &[("table", table.name), ("key", &key)]);
+                    telemetry::error(&e.to_string(), &[("table", table.name), ("key", &e.key)]);
                 }
             }
         }
     }
 
     /// Maps rows `range` of `answer`, one at a time, handing each event to
-    /// `emit`; a row that cannot be mapped is counted and logged.
+    /// `emit` as a value; a row that cannot be mapped is counted and logged.
     fn map_answer(
         &self,
         table: &'static Table,
@@ -908,17 +922,12 @@ impl Collector {
         range: std::ops::Range<usize>,
         mut emit: impl FnMut(serde_json::Value),
     ) {
-        for i in range {
-            let mapped = answer.row(i).map_err(|reason| (reason, String::new())).and_then(|mut row| {
-                let table = self.source_table(&mut row).unwrap_or(table);
-                mapping::map_row(table, row, &self.context).map_err(|e| (e.to_string(), e.key))
-            });
-            match mapped {
-                Ok(event) => emit(event),
-                Err((message, key)) => {
-                    telemetry::counter("rows_unmappable_total", &[("table", table.name)], 1);
-                    telemetry::error(&message, &[("table", table.name), ("key", &key)]);
-                }
+        let mut line = Vec::new();
+        self.write_answer(table, answer, range, &mut line, |_| true);
+        for event in serde_json::Deserializer::from_slice(&line).into_iter::<serde_json::Value>() {
+            // The plan wrote each line from values; they read back.
+            if let Ok(event) = event {
+                emit(event);
             }
         }
     }

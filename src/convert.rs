@@ -55,10 +55,11 @@ pub fn convert(table: &str, options_json: &str, body: impl Into<Vec<u8>>) -> Res
         ..Converted::default()
     };
     out.events.reserve(size + size / 2);
+    let plan = mapping::plan::Plan::new(&[table], result.schema.iter().map(|(name, _)| name.as_str()));
     for i in 0..result.len() {
-        match mapping::write_row(table, &result, i, &context, &mut out.events, |_| None) {
+        match plan.write_row(result.raw(i), &context, &mut out.events, |_, _| None) {
             Ok(_) => out.count += 1,
-            Err((message, _)) => out.rejected.push(message),
+            Err(e) => out.rejected.push(e.to_string()),
         }
     }
     Ok(out)

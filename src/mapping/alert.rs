@@ -3,7 +3,8 @@
 //! in the same window) it is a valid finding with activity 2 Update.
 
 use super::common;
-use super::engine::{Context, Conv::*, Event, Field, f};
+use super::engine::{Context, Conv::*, Field, f};
+use super::event::{Event, V};
 use super::{Activity, Product, Shape, Table};
 use serde_json::{Value, json};
 
@@ -151,8 +152,8 @@ pub(crate) fn attacks(items: &[Value]) -> Option<Vec<Value>> {
 fn finish_alert(e: &mut Event, _ctx: &Context) {
     if let Some(Value::String(s)) = e.take_column("Severity") {
         let (id, name) = severity_id(&s);
-        e.set("severity_id", id.into());
-        e.set("severity", name.into());
+        e.set("severity_id", id);
+        e.set("severity", name);
     }
     if let Some(Value::Array(items)) = e.column("AttackTechniques", Json) {
         if let Some(list) = attacks(&items) {
@@ -173,25 +174,21 @@ fn finish_alert(e: &mut Event, _ctx: &Context) {
         }
     }
     if e.get("finding_info.product").is_some() {
-        e.set("finding_info.product.vendor_name", "Microsoft".into());
+        e.set("finding_info.product.vendor_name", "Microsoft");
         common::require_any(e, "finding_info.product", &["name", "uid"]);
     }
-    e.set("is_alert", true.into());
+    e.set("is_alert", true);
 }
 
 fn finish_evidence(e: &mut Event, ctx: &Context) {
     finish_alert(e, ctx);
     if let Some(Value::String(family)) = e.take_column("ThreatFamily") {
-        e.push("malware", json!({"name": family, "classification_ids": [0]}));
+        e.push("malware", V::from(json!({"name": family, "classification_ids": [0]})));
     }
-    let entity = e.get_str("evidence.name").unwrap_or("").to_ascii_lowercase();
+    let entity = e.get_str("evidence.name").as_deref().unwrap_or("").to_ascii_lowercase();
     // A process's image is its file.
     if entity == "process" {
-        if let Some(file) =
-            e.0.get_mut("evidence")
-                .and_then(|v| v.as_object_mut())
-                .and_then(|o| o.remove("file"))
-        {
+        if let Some(file) = e.remove("evidence.file") {
             e.set("evidence.process.file", file);
         }
         common::map_additional(e, &[("ProcessId", "evidence.process.pid", Int)]);
@@ -199,22 +196,22 @@ fn finish_evidence(e: &mut Event, ctx: &Context) {
     if e.get_str("evidence.src_endpoint.ip").is_some() || e.get_str("evidence.dst_endpoint.ip").is_some() {
         // EvidenceDirection says which side the device's address is on.
         if e.column("EvidenceDirection", Str) == Some(Value::String("Destination".into())) {
-            let ev = e.0.get_mut("evidence").and_then(|v| v.as_object_mut());
+            let ev = e.root.get_mut("evidence").and_then(V::as_obj_mut);
             if let Some(ev) = ev {
                 let src = ev.remove("src_endpoint");
                 let dst = ev.remove("dst_endpoint");
                 if let Some(s) = src {
-                    ev.insert("dst_endpoint".into(), s);
+                    ev.insert("dst_endpoint", s);
                 }
                 if let Some(d) = dst {
-                    ev.insert("src_endpoint".into(), d);
+                    ev.insert("src_endpoint", d);
                 }
             }
         }
     }
-    if let Some(Value::String(key)) = e.get("evidence.reg_key.path").cloned() {
+    if let Some(key) = e.get_str("evidence.reg_key.path").map(std::borrow::Cow::into_owned) {
         if e.map_column("RegistryValueName", "evidence.reg_value.name", Str) {
-            e.set("evidence.reg_value.path", key.into());
+            e.set("evidence.reg_value.path", key);
             e.map_column("RegistryValueData", "evidence.reg_value.data", Str);
         }
     }
@@ -224,8 +221,8 @@ fn finish_evidence(e: &mut Event, ctx: &Context) {
         if let Some(Value::String(id)) = e.take_column("ApplicationId") {
             resource["uid"] = id.into();
         }
-        e.set("evidence.data", json!({"application": resource.clone()}));
-        e.push("evidence.resources", resource);
+        e.set("evidence.data", V::from(json!({"application": resource.clone()})));
+        e.push("evidence.resources", V::from(resource));
     }
     common::finish_file(e, "evidence.file");
     common::finish_process(e, "evidence.process");
@@ -233,19 +230,19 @@ fn finish_evidence(e: &mut Event, ctx: &Context) {
     common::require_any(e, "evidence.user", &["name", "uid", "account"]);
     common::require_any(e, "evidence.email", &["from", "to"]);
     if e.get("evidence.device").is_some() {
-        e.set("evidence.device.type_id", 0.into());
-        e.set("evidence.device.type", "Unknown".into());
+        e.set("evidence.device.type_id", 0);
+        e.set("evidence.device.type", "Unknown");
     }
     common::require_any(e, "evidence.src_endpoint", common::ENDPOINT_IDENTITY);
     common::require_any(e, "evidence.dst_endpoint", common::ENDPOINT_IDENTITY);
     if e.get("evidence.reg_key").is_some() || e.get("evidence.reg_value").is_some() {
         common::windows_extension(e);
     }
-    if let Some(Value::Object(evidence)) = e.0.remove("evidence") {
-        if evidence.keys().any(|k| EVIDENCE_MEMBERS.contains(&k.as_str())) {
-            e.push("evidences", Value::Object(evidence));
+    if let Some(V::Obj(evidence)) = e.root.remove("evidence") {
+        if evidence.iter().any(|(k, _)| EVIDENCE_MEMBERS.contains(&k)) {
+            e.push("evidences", V::Obj(evidence));
         } else {
-            common::merge(e, "unmapped.evidence", Value::Object(evidence));
+            common::merge(e, "unmapped.evidence", V::Obj(evidence));
         }
     }
 }

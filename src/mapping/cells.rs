@@ -134,6 +134,14 @@ impl<'a> Cells<'a> {
         Ok(row)
     }
 
+    /// A row without cells (for events made from something else than a row).
+    pub fn empty() -> Cells<'a> {
+        Cells {
+            slots: Vec::new(),
+            extra: Vec::new(),
+        }
+    }
+
     /// The cell of slot `slot`, unless absent (null or `""`).
     pub fn at(&self, slot: usize) -> Option<&Cell<'a>> {
         self.slots.get(slot)?.as_ref().map(|(_, c)| c).filter(|c| !c.is_absent())

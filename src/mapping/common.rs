@@ -2,8 +2,11 @@
 //! the reporting device, the acting (initiating) process, and the fix-ups
 //! that keep OCSF objects valid (guide §0.2–§0.5).
 
-use super::engine::{Conv::*, Event, Field, f, join};
+use super::engine::{Conv, Conv::*, Field, f, join};
+use super::event::{Event, V, split_last};
+use super::plan::put_in_owned;
 use serde_json::Value;
+use std::borrow::Cow;
 
 /// The device that reported the row (guide §0.2).
 pub const DEVICE: &[Field] = &[
@@ -57,18 +60,18 @@ pub const INITIATING_PROCESS: &[Field] = &[
 
 /// `device.name`/`domain` from the FQDN, and the required `type_id`.
 pub fn finish_device(e: &mut Event) {
-    if let Some(host) = e.get_str("device.hostname").map(str::to_string) {
+    if let Some(host) = e.get_str("device.hostname").map(Cow::into_owned) {
         match host.split_once('.') {
             Some((name, domain)) if !name.is_empty() && !domain.is_empty() => {
-                e.set("device.name", name.into());
-                e.set("device.domain", domain.into());
+                e.set("device.name", name.to_string());
+                e.set("device.domain", domain.to_string());
             }
-            _ => e.set("device.name", host.into()),
+            _ => e.set("device.name", host),
         }
     }
     if e.get("device").is_some() {
-        e.set_default("device.type_id", 0.into());
-        e.set_default("device.type", "Unknown".into());
+        e.set_default("device.type_id", 0);
+        e.set_default("device.type", "Unknown");
     }
 }
 
@@ -81,30 +84,30 @@ pub fn finish_file(e: &mut Event, path: &str) {
     }
     let name_path = join(path, "name");
     let path_path = join(path, "path");
-    let name = e.get_str(&name_path).map(str::to_string);
-    if let Some(full) = e.get_str(&path_path).map(str::to_string) {
+    let name = e.get_str(&name_path).map(Cow::into_owned);
+    if let Some(full) = e.get_str(&path_path).map(Cow::into_owned) {
         let sep = if full.contains('\\') { '\\' } else { '/' };
         let full = match &name {
             Some(n) if !full.to_lowercase().ends_with(&n.to_lowercase()) => {
                 let joined = format!("{}{sep}{n}", full.trim_end_matches(sep));
-                e.set(&path_path, joined.clone().into());
+                e.set_owned(&path_path, joined.clone());
                 joined
             }
             _ => full,
         };
         if let Some(i) = full.rfind(sep) {
             if i > 0 {
-                e.set(&join(path, "parent_folder"), full[..i].to_string().into());
+                e.set_owned(&join(path, "parent_folder"), full[..i].to_string());
             }
             if name.is_none() && i + 1 < full.len() {
-                e.set(&name_path, full[i + 1..].to_string().into());
+                e.set_owned(&name_path, full[i + 1..].to_string());
             }
         }
     }
     require_any(e, &join(path, "product"), &["name", "uid"]);
     if e.get(&name_path).is_some() {
-        e.set(&join(path, "type_id"), 1.into());
-        e.set(&join(path, "type"), "Regular File".into());
+        e.set_owned(&join(path, "type_id"), 1);
+        e.set_owned(&join(path, "type"), "Regular File");
     } else {
         move_to_unmapped(e, path);
     }
@@ -146,19 +149,17 @@ pub fn finish_actor(e: &mut Event) {
 /// own "unknown process" (pid 0) stands in, with a label that says so.
 pub fn unknown_process(e: &mut Event) {
     if is_unset(e, "process") {
-        e.set("process.pid", 0.into());
-        e.push("metadata.labels", "process-unknown".into());
+        e.set("process.pid", 0);
+        e.push("metadata.labels", "process-unknown");
     }
 }
 
 /// Removes the process at `path` when all it says is pid 0, Defender's
 /// "no such process".
 pub fn drop_unknown_process(e: &mut Event, path: &str) {
-    let unknown = matches!(e.get(path), Some(Value::Object(p)) if p.len() == 1 && p.get("pid") == Some(&Value::from(0)));
+    let unknown = matches!(e.get(path), Some(V::Obj(p)) if p.len() == 1 && p.get("pid").and_then(V::as_i64) == Some(0));
     if unknown {
-        if let Some((parent, leaf)) = path.rsplit_once('.') {
-            remove_child(e, parent, leaf);
-        }
+        e.remove(path);
     }
 }
 
@@ -167,7 +168,7 @@ pub fn drop_unknown_process(e: &mut Event, path: &str) {
 pub fn require_any(e: &mut Event, path: &str, keys: &[&str]) {
     let ok = match e.get(path) {
         None => return,
-        Some(Value::Object(o)) => keys.iter().any(|k| o.contains_key(*k)),
+        Some(V::Obj(o)) => keys.iter().any(|k| o.contains_key(k)),
         Some(_) => false,
     };
     if !ok {
@@ -177,55 +178,39 @@ pub fn require_any(e: &mut Event, path: &str, keys: &[&str]) {
 
 /// Removes the attribute at `path` and keeps it under `unmapped.<path>`.
 pub fn move_to_unmapped(e: &mut Event, path: &str) {
-    let (parent, leaf) = match path.rsplit_once('.') {
-        Some((p, l)) => (Some(p), l),
-        None => (None, path),
-    };
-    let removed = match parent {
-        Some(p) => match e.get(p).is_some() {
-            true => remove_child(e, p, leaf),
-            false => None,
-        },
-        None => e.0.remove(leaf),
-    };
-    if let Some(v) = removed {
+    if let Some(v) = e.remove(path) {
         merge(e, &format!("unmapped.{path}"), v);
     }
 }
 
 /// Sets `path` to `value`, merging objects into what is already there, so
 /// that two moves to the same place keep both.
-pub fn merge(e: &mut Event, path: &str, value: Value) {
-    fn deep(into: &mut Value, value: Value) {
+pub fn merge<'a>(e: &mut Event<'a, '_>, path: &str, value: V<'a>) {
+    fn deep<'a>(into: &mut V<'a>, value: V<'a>) {
         match (into, value) {
-            (Value::Object(a), Value::Object(b)) => {
-                for (k, v) in b {
+            (V::Obj(a), V::Obj(b)) => {
+                for (k, v) in b.0 {
                     match a.get_mut(&k) {
                         Some(existing) => deep(existing, v),
-                        None => {
-                            a.insert(k, v);
-                        }
+                        None => a.insert(k, v),
                     }
                 }
             }
             (slot, v) => *slot = v,
         }
     }
-    match e.get(path).cloned() {
-        Some(mut existing) => {
-            deep(&mut existing, value);
-            e.set(path, existing);
-        }
-        None => e.set(path, value),
+    match e.get_mut(path) {
+        Some(existing) => deep(existing, value),
+        None => e.set_owned(path, value),
     }
 }
 
-fn remove_child(e: &mut Event, parent: &str, leaf: &str) -> Option<Value> {
-    let mut node = &mut e.0;
-    for part in parent.split('.') {
-        node = node.get_mut(part)?.as_object_mut()?;
-    }
-    node.remove(leaf)
+/// A `malware` entry named `name` (classification 0, Unknown).
+pub fn malware(name: V<'_>) -> V<'_> {
+    V::Obj(super::event::Obj(vec![
+        ("name".into(), name),
+        ("classification_ids".into(), V::Arr(vec![V::Int(0)])),
+    ]))
 }
 
 /// True when the file path is a Windows one.
@@ -237,17 +222,14 @@ pub fn is_windows_path(path: &str) -> bool {
 pub fn windows_extension(e: &mut Event) {
     e.set(
         "metadata.extensions",
-        serde_json::json!([{"name": "win", "uid": "2", "version": "1.8.0"}]),
+        V::from(serde_json::json!([{"name": "win", "uid": "2", "version": "1.8.0"}])),
     );
 }
 
 /// `Protocol` (Tcp, Udp, TcpV4, Icmp, IcmpV6, ...) to `connection_info`
 /// protocol name, number and IP version. An unknown value stays in the row.
 pub fn network_protocol(e: &mut Event) {
-    let Some(text) = e
-        .column("Protocol", super::engine::Conv::Str)
-        .and_then(|v| v.as_str().map(str::to_string))
-    else {
+    let Some(text) = e.column("Protocol", Conv::Str).and_then(|v| v.as_str().map(str::to_string)) else {
         return;
     };
     let lower = text.to_ascii_lowercase();
@@ -265,11 +247,12 @@ pub fn network_protocol(e: &mut Event) {
         ("icmp", _) => 1,
         _ => return,
     };
+    let base = base.to_string();
     e.take_column("Protocol");
-    e.set("connection_info.protocol_name", base.into());
-    e.set("connection_info.protocol_num", number.into());
+    e.set("connection_info.protocol_name", base);
+    e.set("connection_info.protocol_num", number);
     if let Some(v) = version {
-        e.set("connection_info.protocol_ver_id", v.into());
+        e.set("connection_info.protocol_ver_id", v);
     }
 }
 
@@ -278,13 +261,13 @@ pub fn network_protocol(e: &mut Event) {
 /// path, a fragment) also stays whole under `unmapped`, so nothing of it is
 /// lost.
 pub fn remote_url(e: &mut Event, endpoint: &str) {
-    let Some(Value::String(text)) = e.column("RemoteUrl", super::engine::Conv::Str) else {
+    let Some(Value::String(text)) = e.column("RemoteUrl", Conv::Str) else {
         return;
     };
     let is_url = text.contains("://");
     let host = match text.split_once("://") {
         Some((_, rest)) => {
-            e.set("url.url_string", text.clone().into());
+            e.set("url.url_string", text.clone());
             rest.split(['/', '?', '#'])
                 .next()
                 .unwrap_or("")
@@ -299,26 +282,26 @@ pub fn remote_url(e: &mut Event, endpoint: &str) {
         e.take_column("RemoteUrl");
     }
     if !host.is_empty() {
-        e.set(&join(endpoint, "hostname"), host.into());
+        e.set_owned(&join(endpoint, "hostname"), host);
     }
 }
 
 /// Swaps `src_endpoint` and `dst_endpoint` (inbound rows report the device
 /// as "local" and the peer as "remote").
 pub fn swap_endpoints(e: &mut Event) {
-    let src = e.0.remove("src_endpoint");
-    let dst = e.0.remove("dst_endpoint");
+    let src = e.root.remove("src_endpoint");
+    let dst = e.root.remove("dst_endpoint");
     if let Some(d) = dst {
-        e.0.insert("src_endpoint".into(), d);
+        e.root.insert("src_endpoint", d);
     }
     if let Some(s) = src {
-        e.0.insert("dst_endpoint".into(), s);
+        e.root.insert("dst_endpoint", s);
     }
 }
 
 /// Moves keys out of the `AdditionalFields` column to OCSF paths, leaving
 /// the rest of the object to `unmapped`.
-pub fn map_additional(e: &mut Event, keys: &[(&str, &str, super::engine::Conv)]) {
+pub fn map_additional(e: &mut Event, keys: &[(&str, &str, Conv)]) {
     let Some(mut fields) = e.additional_fields() else {
         return;
     };
@@ -329,14 +312,15 @@ pub fn map_additional(e: &mut Event, keys: &[(&str, &str, super::engine::Conv)])
                 continue;
             }
             if let Some(out) = super::engine::convert(v, *conv) {
-                super::engine::put(e, path, *conv, out);
+                let (parent, leaf) = split_last(path);
+                put_in_owned(e.object_at(parent), leaf, *conv, V::from(out));
                 fields.remove(*key);
                 changed = true;
             }
         }
     }
     if changed {
-        e.1.insert("AdditionalFields".into(), Value::Object(fields));
+        e.put_column("AdditionalFields", Value::Object(fields));
     }
 }
 
@@ -362,19 +346,19 @@ pub fn finish_endpoints(e: &mut Event) {
 
 /// System-activity classes need an `actor`. When a row names no initiating
 /// process or account, the sensor that reported it is the actor (guide §22).
-pub fn actor_or_sensor(e: &mut Event, product: &str) {
+pub fn actor_or_sensor(e: &mut Event, product: &'static str) {
     if is_unset(e, "actor") {
-        e.set("actor.app_name", product.into());
+        e.set("actor.app_name", product);
     }
 }
 
 /// Whether the object at `path` is absent or empty: finish steps that move
 /// or drop its members leave it empty, and it is pruned before the event
 /// goes out.
-fn is_unset(e: &Event, path: &str) -> bool {
+pub fn is_unset(e: &Event, path: &str) -> bool {
     match e.get(path) {
         None => true,
-        Some(Value::Object(o)) => o.is_empty(),
+        Some(V::Obj(o)) => o.is_empty(),
         Some(_) => false,
     }
 }
@@ -382,98 +366,118 @@ fn is_unset(e: &Event, path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mapping::cells::{Cells, Columns};
     use serde_json::json;
+
+    /// Runs `f` on an event whose row is `row` (JSON text) and returns the
+    /// event as a value, with its left-over columns under `"<row>"`.
+    fn with(row: &str, f: impl FnOnce(&mut Event)) -> Value {
+        let columns = Columns::default();
+        let mut e = Event::new(Cells::read(row, &columns).unwrap(), &columns);
+        f(&mut e);
+        let rest: serde_json::Map<String, Value> = e.row.iter().map(|(k, c)| (k.to_string(), c.to_value())).collect();
+        let mut v = std::mem::take(&mut e.root);
+        v.insert("<row>", V::from(Value::Object(rest)));
+        V::Obj(v).to_value()
+    }
 
     #[test]
     fn a_remote_url_that_is_neither_a_url_nor_a_host_stays_whole() {
-        let with = |text: &str| {
-            let mut e = Event::default();
-            e.1.insert("RemoteUrl".into(), json!(text));
-            remote_url(&mut e, "dst_endpoint");
-            e
-        };
-        let e = with("https://a.example/x");
-        assert_eq!(e.get_str("url.url_string"), Some("https://a.example/x"));
-        assert_eq!(e.get_str("dst_endpoint.hostname"), Some("a.example"));
-        assert!(!e.1.contains_key("RemoteUrl"));
-        let e = with("a.example");
-        assert_eq!(e.get_str("dst_endpoint.hostname"), Some("a.example"));
-        assert!(!e.1.contains_key("RemoteUrl"));
+        let url = |text: &str| with(&json!({"RemoteUrl": text}).to_string(), |e| remote_url(e, "dst_endpoint"));
+        let e = url("https://a.example/x");
+        assert_eq!(e["url"]["url_string"], "https://a.example/x");
+        assert_eq!(e["dst_endpoint"]["hostname"], "a.example");
+        assert_eq!(e["<row>"], json!({}));
+        let e = url("a.example");
+        assert_eq!(e["dst_endpoint"]["hostname"], "a.example");
+        assert_eq!(e["<row>"], json!({}));
         // A port, or no host at all: the text is kept for `unmapped`.
-        let e = with("a.example:8443");
-        assert_eq!(e.get_str("dst_endpoint.hostname"), Some("a.example"));
-        assert_eq!(e.1.get("RemoteUrl"), Some(&json!("a.example:8443")));
-        let e = with(":a");
+        let e = url("a.example:8443");
+        assert_eq!(e["dst_endpoint"]["hostname"], "a.example");
+        assert_eq!(e["<row>"]["RemoteUrl"], "a.example:8443");
+        let e = url(":a");
         assert_eq!(e.get("dst_endpoint"), None);
-        assert_eq!(e.1.get("RemoteUrl"), Some(&json!(":a")));
+        assert_eq!(e["<row>"]["RemoteUrl"], ":a");
     }
 
     #[test]
     fn folder_only_paths_are_joined_with_the_name() {
-        let mut e = Event::default();
-        e.set("file.name", json!("a.exe"));
-        e.set("file.path", json!("C:\\Windows\\"));
-        finish_file(&mut e, "file");
-        assert_eq!(e.get_str("file.path"), Some("C:\\Windows\\a.exe"));
-        assert_eq!(e.get_str("file.parent_folder"), Some("C:\\Windows"));
-        assert_eq!(e.get("file.type_id"), Some(&json!(1)));
+        let e = with("{}", |e| {
+            e.set("file.name", "a.exe");
+            e.set("file.path", "C:\\Windows\\");
+            finish_file(e, "file");
+        });
+        assert_eq!(e["file"]["path"], "C:\\Windows\\a.exe");
+        assert_eq!(e["file"]["parent_folder"], "C:\\Windows");
+        assert_eq!(e["file"]["type_id"], 1);
     }
 
     #[test]
     fn a_file_without_a_name_takes_it_from_the_path_or_moves_to_unmapped() {
-        let mut e = Event::default();
-        e.set("file.path", json!("/usr/bin/tar"));
-        finish_file(&mut e, "file");
-        assert_eq!(e.get_str("file.name"), Some("tar"));
+        let e = with("{}", |e| {
+            e.set("file.path", "/usr/bin/tar");
+            finish_file(e, "file");
+        });
+        assert_eq!(e["file"]["name"], "tar");
 
-        let mut e = Event::default();
-        e.push("process.file.hashes", json!({"algorithm_id": 2, "value": "ab"}));
-        e.set("process.pid", json!(4));
-        finish_process(&mut e, "process");
-        assert!(e.get("process.file").is_none());
-        assert_eq!(
-            e.get("unmapped.process.file.hashes"),
-            Some(&json!([{"algorithm_id": 2, "value": "ab"}]))
-        );
+        let e = with("{}", |e| {
+            e.push("process.file.hashes", json!({"algorithm_id": 2, "value": "ab"}));
+            e.set("process.pid", 4);
+            finish_process(e, "process");
+        });
+        assert_eq!(e["process"].get("file"), None);
+        assert_eq!(e["unmapped"]["process"]["file"]["hashes"], json!([{"algorithm_id": 2, "value": "ab"}]));
     }
 
     #[test]
     fn a_parent_without_pid_is_kept_under_unmapped() {
-        let mut e = Event::default();
-        e.set("actor.process.pid", json!(10));
-        e.set("actor.process.parent_process.name", json!("explorer.exe"));
-        finish_actor(&mut e);
-        assert!(e.get("actor.process.parent_process").is_none());
-        assert_eq!(e.get_str("unmapped.actor.process.parent_process.name"), Some("explorer.exe"));
+        let e = with("{}", |e| {
+            e.set("actor.process.pid", 10);
+            e.set("actor.process.parent_process.name", "explorer.exe");
+            finish_actor(e);
+        });
+        assert_eq!(e["actor"]["process"].get("parent_process"), None);
+        assert_eq!(e["unmapped"]["actor"]["process"]["parent_process"]["name"], "explorer.exe");
     }
 
     #[test]
     fn pid_zero_alone_means_no_actor_process() {
-        let mut e = Event::default();
-        e.set("actor.process.pid", json!(0));
-        e.set("actor.session.uid", json!("999"));
-        finish_actor(&mut e);
-        assert!(e.get("actor.process").is_none());
-        assert_eq!(e.get_str("actor.session.uid"), Some("999"));
+        let e = with("{}", |e| {
+            e.set("actor.process.pid", 0);
+            e.set("actor.session.uid", "999");
+            finish_actor(e);
+        });
+        assert_eq!(e["actor"].get("process"), None);
+        assert_eq!(e["actor"]["session"]["uid"], "999");
     }
 
     #[test]
     fn two_moves_to_the_same_place_keep_both() {
-        let mut e = Event::default();
-        e.set("evidence.file.path", json!("x"));
-        e.set("evidence.name", json!("File"));
-        move_to_unmapped(&mut e, "evidence.file");
-        move_to_unmapped(&mut e, "evidence");
-        assert_eq!(e.get("unmapped.evidence"), Some(&json!({"file": {"path": "x"}, "name": "File"})));
+        let e = with("{}", |e| {
+            e.set("evidence.file.path", "x");
+            e.set("evidence.name", "File");
+            move_to_unmapped(e, "evidence.file");
+            move_to_unmapped(e, "evidence");
+        });
+        assert_eq!(e["unmapped"]["evidence"], json!({"file": {"path": "x"}, "name": "File"}));
     }
 
     #[test]
     fn device_name_is_split() {
-        let mut e = Event::default();
-        e.set("device.hostname", json!("ws1.contoso.local"));
-        finish_device(&mut e);
-        assert_eq!(e.get_str("device.name"), Some("ws1"));
-        assert_eq!(e.get_str("device.domain"), Some("contoso.local"));
-        assert_eq!(e.get("device.type_id"), Some(&json!(0)));
+        let e = with("{}", |e| {
+            e.set("device.hostname", "ws1.contoso.local");
+            finish_device(e);
+        });
+        assert_eq!(e["device"]["name"], "ws1");
+        assert_eq!(e["device"]["domain"], "contoso.local");
+        assert_eq!(e["device"]["type_id"], 0);
+    }
+
+    #[test]
+    fn a_key_taken_from_additional_fields_leaves_the_rest_as_a_column() {
+        let row = json!({"AdditionalFields": "{\"ProcessId\": \"42\", \"Other\": 1}"}).to_string();
+        let e = with(&row, |e| map_additional(e, &[("ProcessId", "process.pid", Int)]));
+        assert_eq!(e["process"]["pid"], 42);
+        assert_eq!(e["<row>"]["AdditionalFields"], json!({"Other": 1}));
     }
 }

@@ -1,7 +1,8 @@
 //! The Device* tables of Defender for Endpoint (guide §4–§8, §21).
 
 use super::common::{self, DEVICE, INITIATING_PROCESS};
-use super::engine::{Context, Conv::*, Event, Field, f, join};
+use super::engine::{Context, Conv::*, Field, f, join};
+use super::event::{Event, V};
 use super::{Activity, Product, Shape, Table};
 use serde_json::Value;
 
@@ -73,9 +74,9 @@ fn finish_process_events(e: &mut Event, _ctx: &Context) {
     // Defender reports the initiating process, which is the creator and, as
     // far as anyone can tell from the data, the parent (guide §4, PAR).
     e.copy("actor.process", "process.parent_process");
-    let windows = e.get_str("process.file.path").is_some_and(common::is_windows_path);
-    if windows && e.get("activity_id") == Some(&1.into()) {
-        e.set("launch_type_id", 1.into());
+    let windows = e.get_str("process.file.path").is_some_and(|p| common::is_windows_path(&p));
+    if windows && e.get("activity_id").and_then(V::as_i64) == Some(1) {
+        e.set("launch_type_id", 1);
     }
 }
 
@@ -137,28 +138,28 @@ pub static DEVICE_NETWORK_EVENTS: Table = Table {
 };
 
 fn finish_network(e: &mut Event, _ctx: &Context) {
-    let action = e.get_str("metadata.event_code").unwrap_or("").to_string();
+    let action = e.get_str("metadata.event_code").as_deref().as_deref().unwrap_or("").to_string();
     // *Inspected rows (Http/Ssl/Ssh/Ntlm/NetworkSignature...) are traffic
     // inspections (guide §5).
-    if action.ends_with("Inspected") && e.get("class_uid") == Some(&4001.into()) {
-        e.set("activity_id", 6.into());
-        e.set("activity_name", "Traffic".into());
-        e.set("type_uid", 400106.into());
-        e.set("type_name", "Network Activity: Traffic".into());
+    if action.ends_with("Inspected") && e.get("class_uid").and_then(V::as_i64) == Some(4001) {
+        e.set("activity_id", 6);
+        e.set("activity_name", "Traffic");
+        e.set("type_uid", 400106);
+        e.set("type_name", "Network Activity: Traffic");
     }
     if action.starts_with("Inbound") || action == "ListeningConnectionCreated" {
         common::swap_endpoints(e);
     }
     common::remote_url(e, "dst_endpoint");
     common::network_protocol(e);
-    if e.get("class_uid") == Some(&4003.into()) {
+    if e.get("class_uid").and_then(V::as_i64) == Some(4003) {
         common::map_additional(e, &[("query", "query.hostname", Str), ("DnsQueryString", "query.hostname", Str)]);
         // DNS Activity has no `url`; the host name stays on the endpoint.
         common::move_to_unmapped(e, "url");
     }
     boundary(e);
     if e.get("connection_info").is_some() {
-        e.set_default("connection_info.direction_id", 0.into());
+        e.set_default("connection_info.direction_id", 0);
     }
     common::finish_endpoints(e);
     if e.get("src_endpoint").is_none() && e.get("dst_endpoint").is_none() {
@@ -182,7 +183,7 @@ fn boundary(e: &mut Event) {
     if id != 99 {
         e.take_column("RemoteIPType");
     }
-    e.set("connection_info.boundary_id", id.into());
+    e.set("connection_info.boundary_id", id);
 }
 
 // ---------------------------------------------------------------------------
@@ -249,7 +250,7 @@ fn finish_file_events(e: &mut Event, _ctx: &Context) {
     common::finish_file(e, "file_result");
     // A rename row may lack the previous name: then the renamed file is the target.
     if e.get("file").is_none() {
-        if let Some(v) = e.0.remove("file_result") {
+        if let Some(v) = e.root.remove("file_result") {
             e.set("file", v);
         }
     }
@@ -289,8 +290,8 @@ pub(crate) fn finish_module(e: &mut Event, _ctx: &Context) {
     common::finish_device(e);
     common::finish_file(e, "module.file");
     // OCSF needs a load type or a function name; Defender reports standard loads.
-    e.set_default("module.load_type_id", 1.into());
-    e.set_default("module.load_type", "Standard".into());
+    e.set_default("module.load_type_id", 1);
+    e.set_default("module.load_type", "Standard");
     common::finish_actor(e);
 }
 
@@ -339,18 +340,18 @@ pub static DEVICE_REGISTRY_EVENTS: Table = Table {
 
 fn finish_registry(e: &mut Event, _ctx: &Context) {
     common::windows_extension(e);
-    let renamed = e.get_str("metadata.event_code") == Some("RegistryKeyRenamed");
+    let renamed = e.get_str("metadata.event_code").as_deref() == Some("RegistryKeyRenamed");
     for (object, previous) in [("reg_key", "prev_reg_key"), ("reg_value", "prev_reg_value")] {
         // Deletes report the key only as the previous key (guide §8).
         let path = join(object, "path");
         if e.get(&path).is_none() {
             e.copy(&join(previous, "path"), &path);
         }
-        let same = e.get(&join(previous, "path")) == e.get(&path)
+        let same = e.get(&join(previous, "path")).map(V::to_value) == e.get(&path).map(V::to_value)
             && e.get(&join(previous, "name")).is_none()
             && e.get(&join(previous, "data")).is_none();
         if same && !renamed {
-            if let Some(p) = e.0.remove(previous) {
+            if let Some(p) = e.root.remove(previous) {
                 // The previous key carried no information beyond the key itself.
                 let _ = p;
             }
@@ -368,7 +369,7 @@ fn finish_registry(e: &mut Event, _ctx: &Context) {
             "String" => 10,
             _ => 99,
         };
-        e.set("reg_value.type_id", id.into());
+        e.set("reg_value.type_id", id);
         if id != 99 {
             e.take_column("RegistryValueType");
         }
@@ -377,8 +378,8 @@ fn finish_registry(e: &mut Event, _ctx: &Context) {
     common::require_any(e, "prev_reg_value", &["name"]);
     if e.get("reg_value").is_some() && e.get("reg_value.name").is_none() {
         // The key's default value has no name.
-        e.set("reg_value.name", "(default)".into());
-        e.set("reg_value.is_default", true.into());
+        e.set("reg_value.name", "(default)");
+        e.set("reg_value.is_default", true);
     }
     common::require_any(e, "prev_reg_value", &["path"]);
     common::finish_device(e);
@@ -450,23 +451,23 @@ pub(crate) fn auth_protocol_id(text: &str) -> u32 {
 
 fn finish_logon(e: &mut Event, _ctx: &Context) {
     if let Some(Value::String(t)) = e.take_column("LogonType") {
-        e.set("logon_type_id", logon_type_id(&t).into());
-        e.set("logon_type", t.into());
+        e.set("logon_type_id", logon_type_id(&t));
+        e.set("logon_type", t);
     }
     if let Some(Value::String(p)) = e.take_column("Protocol") {
-        e.set("auth_protocol_id", auth_protocol_id(&p).into());
-        e.set("auth_protocol", p.into());
+        e.set("auth_protocol_id", auth_protocol_id(&p));
+        e.set("auth_protocol", p);
     }
     if let Some(admin) = e.column("IsLocalAdmin", Bool) {
         e.take_column("IsLocalAdmin");
         if admin == Value::Bool(true) {
-            e.set("user.type_id", 2.into());
-            e.set("user.type", "Admin".into());
+            e.set("user.type_id", 2);
+            e.set("user.type", "Admin");
         }
     }
     common::map_additional(e, &[("IsLocalLogon", "unmapped_is_local_logon", Bool)]);
-    if let Some(Value::Bool(local)) = e.0.remove("unmapped_is_local_logon") {
-        e.set("is_remote", (!local).into());
+    if let Some(local) = e.root.remove("unmapped_is_local_logon").as_ref().and_then(V::as_bool) {
+        e.set("is_remote", !local);
     }
     common::finish_endpoints(e);
     common::finish_device(e);
@@ -539,8 +540,8 @@ pub(crate) fn os_type_id(platform: &str) -> u32 {
 }
 
 fn finish_device_info(e: &mut Event, _ctx: &Context) {
-    if let Some(name) = e.get_str("device.os.name").map(str::to_string) {
-        e.set("device.os.type_id", os_type_id(&name).into());
+    if let Some(name) = e.get_str("device.os.name").map(std::borrow::Cow::into_owned) {
+        e.set("device.os.type_id", os_type_id(&name));
     }
     if let Some(Value::String(arch)) = e.column("OSArchitecture", Str) {
         let bits = if arch.contains("64") {
@@ -552,7 +553,7 @@ fn finish_device_info(e: &mut Event, _ctx: &Context) {
         };
         if let Some(b) = bits {
             e.take_column("OSArchitecture");
-            e.set("device.os.cpu_bits", b.into());
+            e.set("device.os.cpu_bits", b);
         }
     }
     if let Some(Value::String(kind)) = e.column("DeviceType", Str) {
@@ -562,9 +563,9 @@ fn finish_device_info(e: &mut Event, _ctx: &Context) {
             "Mobile" => 5,
             _ => 99,
         };
-        e.set("device.type_id", id.into());
+        e.set("device.type_id", id);
         if id == 99 {
-            e.set("device.type", kind.into());
+            e.set("device.type", kind);
         }
         e.take_column("DeviceType");
     }
@@ -577,7 +578,7 @@ fn finish_device_info(e: &mut Event, _ctx: &Context) {
         };
         if let Some(id) = id {
             e.take_column("ExposureLevel");
-            e.set("device.risk_level_id", id.into());
+            e.set("device.risk_level_id", id);
         }
     }
     if let Some(Value::String(version)) = e.take_column("ClientVersion") {
@@ -605,13 +606,13 @@ fn finish_device_info(e: &mut Event, _ctx: &Context) {
                 ("Sid", "actor.user.uid"),
             ] {
                 if let Some(Value::String(v)) = first.get(key).filter(|v| !super::engine::is_absent(v)) {
-                    e.set(path, v.clone().into());
+                    e.set(path, v.clone());
                 }
             }
         }
     }
     if e.get("device.os").is_some() {
-        e.set_default("device.os.type_id", 0.into());
+        e.set_default("device.os.type_id", 0);
         common::require_any(e, "device.os", &["name"]);
     }
     common::finish_device(e);
@@ -641,7 +642,7 @@ fn finish_device_network_info(e: &mut Event, _ctx: &Context) {
     // Defender writes MACs as 00-15-5D-...; OCSF wants colons.
     if let Some(mac) = e.get_str("device.mac").map(|m| m.replace('-', ":").to_ascii_lowercase()) {
         if is_mac(&mac) {
-            e.set("device.mac", mac.into());
+            e.set("device.mac", mac);
         } else {
             common::move_to_unmapped(e, "device.mac");
         }
@@ -660,7 +661,7 @@ fn finish_device_network_info(e: &mut Event, _ctx: &Context) {
         interface.insert("name".into(), n);
     }
     if let Some(mac) = e.get("device.mac") {
-        interface.insert("mac".into(), mac.clone());
+        interface.insert("mac".into(), mac.to_value());
     }
     if let Some(id) = type_id {
         interface.insert("type_id".into(), id.into());
@@ -712,11 +713,11 @@ fn finish_device_network_info(e: &mut Event, _ctx: &Context) {
             .collect();
         e.take_column("IPAddresses");
         if !leftovers.is_empty() {
-            e.1.insert("IPAddresses".into(), Value::Array(leftovers));
+            e.put_column("IPAddresses", Value::Array(leftovers));
         }
     }
     if !interfaces.is_empty() {
-        e.set("device.network_interfaces", Value::Array(interfaces));
+        e.set("device.network_interfaces", V::from(Value::Array(interfaces)));
     }
     common::finish_device(e);
 }
@@ -768,38 +769,41 @@ pub static DEVICE_FILE_CERTIFICATE_INFO: Table = Table {
 };
 
 fn finish_certificate(e: &mut Event, _ctx: &Context) {
-    e.set("query_evidence.query_type", "File".into());
+    e.set("query_evidence.query_type", "File");
     // The table has no file name and OCSF requires one: the SHA1 stands in,
     // and a label says so.
-    let sha1 = e
-        .get("query_evidence.file.hashes")
-        .and_then(|h| h.get(0))
-        .and_then(|h| h.get("value"))
-        .and_then(Value::as_str)
-        .map(str::to_string);
+    let sha1 = match e.get("query_evidence.file.hashes") {
+        Some(V::Arr(hashes)) => hashes
+            .first()
+            .and_then(V::as_obj)
+            .and_then(|h| h.get("value"))
+            .and_then(V::as_str)
+            .map(std::borrow::Cow::into_owned),
+        _ => None,
+    };
     if let Some(sha1) = sha1 {
-        e.set("query_evidence.file.name", sha1.into());
-        e.set("query_evidence.file.type_id", 1.into());
-        e.set("query_evidence.file.type", "Regular File".into());
-        e.push("metadata.labels", "file-name-is-sha1".into());
+        e.set("query_evidence.file.name", sha1);
+        e.set("query_evidence.file.type_id", 1);
+        e.set("query_evidence.file.type", "Regular File");
+        e.push("metadata.labels", "file-name-is-sha1");
     }
     let signed = e.column("IsSigned", Bool);
     if signed == Some(Value::Bool(false)) {
         common::move_to_unmapped(e, "query_evidence.file.signature");
     } else if e.get("query_evidence.file.signature").is_some() {
         let trusted = e.column("IsTrusted", Bool);
-        e.set("query_evidence.file.signature.algorithm_id", 4.into());
-        e.set("query_evidence.file.signature.algorithm", "Authenticode".into());
+        e.set("query_evidence.file.signature.algorithm_id", 4);
+        e.set("query_evidence.file.signature.algorithm", "Authenticode");
         if let Some(Value::Bool(t)) = trusted {
             e.take_column("IsTrusted");
-            e.set("query_evidence.file.signature.state_id", if t { 1 } else { 6 }.into());
+            e.set("query_evidence.file.signature.state_id", if t { 1 } else { 6 });
         }
         if signed.is_some() {
             e.take_column("IsSigned");
         }
         common::require_any(e, "query_evidence.file.signature.certificate", &["issuer"]);
         let cert_ok =
-            matches!(e.get("query_evidence.file.signature.certificate"), Some(Value::Object(c)) if c.contains_key("serial_number"));
+            matches!(e.get("query_evidence.file.signature.certificate"), Some(V::Obj(c)) if c.contains_key("serial_number"));
         if !cert_ok {
             common::move_to_unmapped(e, "query_evidence.file.signature.certificate");
         }
@@ -816,7 +820,7 @@ mod tests {
     use crate::mapping::map_row;
     use serde_json::{Value, json};
 
-    fn map(table: &Table, row: Value) -> Value {
+    fn map(table: &'static Table, row: Value) -> Value {
         let ctx = Context {
             tenant_uid: Some("tenant-1".into()),
             ..Context::default()

@@ -2,11 +2,12 @@
 //! ActionType to a dozen OCSF classes (guide §21). Each class has its shape
 //! here; the ActionType table below picks one.
 
-use super::common::{self, DEVICE, INITIATING_PROCESS};
+use super::common::{self, DEVICE, INITIATING_PROCESS, malware};
 use super::device::{DEVICE_KEY, ENDPOINTS, FILE, MODULE_FILE};
-use super::engine::{Context, Conv::*, Event, Field, f};
+use super::engine::{Context, Conv::*, Field, f};
+use super::event::{Event, V};
 use super::{Activity, Product, Shape, Table};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const PRODUCT: &str = "Microsoft Defender for Endpoint";
 
@@ -322,7 +323,7 @@ fn finish_driver(e: &mut Event, ctx: &Context) {
 fn finish_job(e: &mut Event, _ctx: &Context) {
     common::map_additional(e, &[("TaskName", "job.name", Str), ("SubjectUserName", "job.user.name", Str)]);
     // Account* here is the account the task runs as.
-    if let Some(user) = e.0.remove("user") {
+    if let Some(user) = e.root.remove("user") {
         if e.get("job").is_some() {
             e.set("job.user", user);
         } else {
@@ -336,7 +337,7 @@ fn finish_job(e: &mut Event, _ctx: &Context) {
 
 fn finish_network(e: &mut Event, _ctx: &Context) {
     common::remote_url(e, "dst_endpoint");
-    if e.get("class_uid") == Some(&4003.into()) {
+    if e.get("class_uid").and_then(V::as_i64) == Some(4003) {
         common::map_additional(
             e,
             &[("DnsQueryString", "query.hostname", Str), ("QueryName", "query.hostname", Str)],
@@ -344,7 +345,7 @@ fn finish_network(e: &mut Event, _ctx: &Context) {
         common::move_to_unmapped(e, "url");
     }
     if e.get("connection_info").is_some() {
-        e.set_default("connection_info.direction_id", 0.into());
+        e.set_default("connection_info.direction_id", 0);
     }
     common::finish_endpoints(e);
     if e.get("src_endpoint").is_none() && e.get("dst_endpoint").is_none() {
@@ -356,35 +357,35 @@ fn finish_network(e: &mut Event, _ctx: &Context) {
 }
 
 fn finish_detection(e: &mut Event, ctx: &Context) {
-    let action = e.get_str("metadata.event_code").unwrap_or("").to_string();
+    let action = e.get_str("metadata.event_code").as_deref().unwrap_or("").to_string();
     if e.get("disposition_id").is_none() {
         let (disposition, action_id) = if action.ends_with("Blocked") || action.ends_with("Enforced") {
             (2, Some(2))
         } else {
             (15, None)
         };
-        e.set("disposition_id", disposition.into());
+        e.set("disposition_id", disposition);
         if let Some(a) = action_id {
-            e.set("action_id", a.into());
+            e.set("action_id", a);
         }
     }
     let uid = common_uid(e);
     common::map_additional(e, &[("RuleId", "finding_info.uid", Str), ("ThreatName", "finding_info.title", Str)]);
-    e.set_default("finding_info.uid", uid.into());
-    e.set_default("finding_info.title", action.into());
-    e.set("finding_info.product.name", PRODUCT.into());
-    e.set("finding_info.product.vendor_name", "Microsoft".into());
-    e.set("is_alert", true.into());
+    e.set_default("finding_info.uid", uid);
+    e.set_default("finding_info.title", action);
+    e.set("finding_info.product.name", PRODUCT);
+    e.set("finding_info.product.vendor_name", "Microsoft");
+    e.set("is_alert", true);
     if e.get_str("finding_info.title") != e.get_str("metadata.event_code") {
-        let threat = e.get("finding_info.title").cloned().unwrap_or_default();
-        e.push("malware", json!({"name": threat, "classification_ids": [0]}));
+        let threat = e.get("finding_info.title").cloned().unwrap_or(V::Null);
+        e.push("malware", malware(threat));
     }
     // The file, process or URL the detection names is its evidence.
     common::finish_file(e, "evidence.file");
     common::require_any(e, "evidence.process", &["pid", "uid", "cpid"]);
-    if let Some(Value::Object(evidence)) = e.0.remove("evidence") {
+    if let Some(V::Obj(evidence)) = e.root.remove("evidence") {
         if !evidence.is_empty() {
-            e.push("evidences", Value::Object(evidence));
+            e.push("evidences", V::Obj(evidence));
         }
     }
     common::finish_device(e);
@@ -418,7 +419,7 @@ fn finish_group(e: &mut Event, _ctx: &Context) {
 }
 
 fn finish_app(e: &mut Event, _ctx: &Context) {
-    let action = e.get_str("metadata.event_code").unwrap_or("").to_string();
+    let action = e.get_str("metadata.event_code").as_deref().unwrap_or("").to_string();
     let app = if action.starts_with("Firewall") {
         "Windows Defender Firewall"
     } else if action.starts_with("AppGuard") {
@@ -433,8 +434,8 @@ fn finish_app(e: &mut Event, _ctx: &Context) {
             e.take_column("FileName");
         }
     } else {
-        e.set("app.name", app.into());
-        e.set("app.vendor_name", "Microsoft".into());
+        e.set("app.name", app);
+        e.set("app.vendor_name", "Microsoft");
     }
     common::finish_device(e);
     common::finish_actor(e);
@@ -442,8 +443,8 @@ fn finish_app(e: &mut Event, _ctx: &Context) {
 
 fn finish_scan(e: &mut Event, _ctx: &Context) {
     common::map_additional(e, &[("ScanId", "scan.uid", Str), ("ScanTypeIndex", "scan.name", Str)]);
-    e.set("scan.type_id", 0.into());
-    e.set("scan.type", "Unknown".into());
+    e.set("scan.type_id", 0);
+    e.set("scan.type", "Unknown");
     common::finish_device(e);
     common::finish_actor(e);
 }
@@ -464,15 +465,15 @@ fn finish_peripheral(e: &mut Event, _ctx: &Context) {
     if let Some(Value::Object(mut fields)) = e.column("AdditionalFields", Json) {
         if let Some(Value::Array(ids)) = fields.get("VendorIds").map(super::engine::parse_dynamic) {
             if ids.iter().all(Value::is_string) {
-                e.set("peripheral_device.vendor_id_list", Value::Array(ids));
+                e.set("peripheral_device.vendor_id_list", V::from(Value::Array(ids)));
                 fields.remove("VendorIds");
-                e.1.insert("AdditionalFields".into(), Value::Object(fields));
+                e.put_column("AdditionalFields", Value::Object(fields));
             }
         }
     }
     if e.get_str("metadata.event_code").is_some_and(|a| a.starts_with("UsbDrive")) {
-        e.set("peripheral_device.type_id", 1.into());
-        e.set("peripheral_device.type", "External Storage".into());
+        e.set("peripheral_device.type_id", 1);
+        e.set("peripheral_device.type", "External Storage");
     }
     if e.get("peripheral_device").is_some() && e.get("peripheral_device.name").is_none() {
         e.copy("peripheral_device.class", "peripheral_device.name");

@@ -4,7 +4,8 @@
 //! RFC 5322 Message-ID (`email.message_uid`). Never the other way round.
 
 use super::common;
-use super::engine::{Context, Conv::*, Event, Field, f};
+use super::engine::{Context, Conv::*, Field, f};
+use super::event::{Event, V};
 use super::{Activity, Join, Product, Shape, Table};
 use serde_json::{Value, json};
 
@@ -45,16 +46,16 @@ fn finish_email_events(e: &mut Event, _ctx: &Context) {
     e.copy("email.uid", "message_trace_uid");
     match e.take_column("EmailDirection").as_ref().and_then(Value::as_str) {
         Some("Outbound") => {
-            e.set("direction_id", 2.into());
+            e.set("direction_id", 2);
             e.set_activity(1);
         }
-        Some("Inbound") => e.set("direction_id", 1.into()),
-        Some("Intra-org") => e.set("direction_id", 3.into()),
+        Some("Inbound") => e.set("direction_id", 1),
+        Some("Intra-org") => e.set("direction_id", 3),
         Some(other) => {
-            e.set("direction_id", 99.into());
-            e.set("direction", other.to_string().into());
+            e.set("direction_id", 99);
+            e.set("direction", other.to_string());
         }
-        None => e.set("direction_id", 0.into()),
+        None => e.set("direction_id", 0),
     }
     let (disposition, action) = match e.column("DeliveryAction", Str).as_ref().and_then(Value::as_str) {
         Some("Delivered") => (Some(1), Some(1)),
@@ -65,15 +66,15 @@ fn finish_email_events(e: &mut Event, _ctx: &Context) {
     };
     if let (Some(d), Some(a)) = (disposition, action) {
         e.take_column("DeliveryAction");
-        e.set("disposition_id", d.into());
-        e.set("action_id", a.into());
+        e.set("disposition_id", d);
+        e.set("action_id", a);
     }
     if e.column("DeliveryLocation", Str) == Some(Value::String("Quarantine".into())) {
-        e.set("disposition_id", 3.into());
+        e.set("disposition_id", 3);
     }
     if e.column("DeliveryLocation", Str) == Some(Value::String("Failed".into())) {
-        e.set("status_id", 2.into());
-        e.set("status", "Failure".into());
+        e.set("status_id", 2);
+        e.set("status", "Failure");
     }
     authentication(e);
     threats(e);
@@ -91,12 +92,12 @@ fn authentication(e: &mut Event) {
         ("DMARC", "email_auth.dmarc"),
     ] {
         if let Some(Value::String(v)) = details.remove(key) {
-            e.set(path, v.into());
+            e.set(path, v);
         }
     }
     e.take_column("AuthenticationDetails");
     if !details.is_empty() {
-        e.1.insert("AuthenticationDetails".into(), Value::Object(details));
+        e.put_column("AuthenticationDetails", Value::Object(details));
     }
 }
 
@@ -179,13 +180,13 @@ pub static EMAIL_ATTACHMENT_INFO: Table = Table {
 fn finish_attachment(e: &mut Event, _ctx: &Context) {
     // The file ext is written without its dot.
     if let Some(ext) = e.get_str("file.ext").map(|x| x.trim_start_matches('.').to_string()) {
-        e.set("file.ext", ext.into());
+        e.set("file.ext", ext);
     }
     common::finish_file(e, "file");
     threats(e);
     if e.get("email").is_some() {
         // 4009: the attachment is one of the message's files.
-        if let Some(file) = e.0.remove("file") {
+        if let Some(file) = e.root.remove("file") {
             e.push("email.files", file);
         }
         finish_email_object(e);
@@ -287,10 +288,10 @@ pub static URL_CLICK_EVENTS: Table = Table {
 
 fn finish_click(e: &mut Event, _ctx: &Context) {
     if e.get("email").is_some() {
-        e.set("direction_id", 0.into());
+        e.set("direction_id", 0);
         // `email.urls` holds url objects.
-        if let Some(Value::String(u)) = e.get("email.urls").cloned() {
-            e.set("email.urls", json!([{"url_string": u}]));
+        if let Some(u) = e.get("email.urls").filter(|u| u.as_str().is_some()).cloned() {
+            e.set("email.urls", V::Arr(vec![V::Obj(super::event::Obj(vec![("url_string".into(), u)]))]));
         }
         finish_email_object(e);
     } else {
@@ -344,18 +345,18 @@ fn finish_post_delivery(e: &mut Event, _ctx: &Context) {
         } else {
             e.take_column("Action");
         }
-        e.set("disposition_id", d.into());
+        e.set("disposition_id", d);
     }
     match e.column("ActionResult", Str).as_ref().and_then(Value::as_str) {
         Some("Success") => {
             e.take_column("ActionResult");
-            e.set("status_id", 1.into());
-            e.set("status", "Success".into());
+            e.set("status_id", 1);
+            e.set("status", "Success");
         }
         Some("Error") => {
             e.take_column("ActionResult");
-            e.set("status_id", 2.into());
-            e.set("status", "Failure".into());
+            e.set("status_id", 2);
+            e.set("status", "Failure");
         }
         _ => {}
     }

@@ -420,6 +420,11 @@ impl<'a, 'c> Event<'a, 'c> {
         }
     }
 
+    /// The event as a `serde_json` value (its left-over cells aside).
+    pub fn into_value(self) -> Value {
+        Value::Object(self.root.to_map())
+    }
+
     /// Sets the attribute at `path`, creating the objects on the way (and
     /// replacing a value in the way by an object).
     pub fn set(&mut self, path: &'static str, value: impl Into<V<'a>>) {
@@ -529,6 +534,12 @@ impl<'a, 'c> Event<'a, 'c> {
     /// A left-over column, as a value, converted, without taking it.
     pub fn column(&self, column: &str, conv: super::engine::Conv) -> Option<Value> {
         super::engine::convert(&self.row.get(self.columns, column)?.to_value(), conv)
+    }
+
+    /// Takes a left-over column if it converts, and puts it at `path`.
+    /// Returns whether it was taken.
+    pub fn map_column(&mut self, column: &str, path: &str, conv: super::engine::Conv) -> bool {
+        super::plan::map_column(self, column, path, conv)
     }
 
     /// Puts a value back as column `column` (what is left of a dynamic

@@ -3,7 +3,9 @@
 //! Every property not mapped is kept under `unmapped`.
 
 use super::alert::attacks;
-use super::engine::{Context, Event, MapError, is_absent};
+use super::engine::{Context, MapError, is_absent};
+use super::cells::{Cells, Columns};
+use super::event::{Event, V};
 use super::ocsf;
 use crate::time::Ticks;
 use serde_json::{Map, Value, json};
@@ -55,8 +57,8 @@ fn time_ms(text: &str) -> Option<i64> {
 
 fn severity(e: &mut Event, obj: &mut Map<String, Value>) {
     let (id, name) = super::alert::severity_id(&take_str(obj, "severity").unwrap_or_default());
-    e.set("severity_id", id.into());
-    e.set("severity", name.into());
+    e.set("severity_id", id);
+    e.set("severity", name);
 }
 
 /// Graph status to OCSF finding status (TZ).
@@ -72,11 +74,11 @@ fn status(e: &mut Event, obj: &mut Map<String, Value>) -> u32 {
     if id != 99 {
         obj.remove("status");
     } else if let Some(Value::String(s)) = obj.get("status") {
-        e.set("status", s.clone().into());
+        e.set("status", s.clone());
     }
-    e.set("status_id", id.into());
+    e.set("status_id", id);
     if id != 99 {
-        e.set("status", name.into());
+        e.set("status", name);
     }
     id
 }
@@ -96,7 +98,7 @@ fn verdict(e: &mut Event, obj: &mut Map<String, Value>) {
     };
     if let Some(id) = id {
         obj.remove("classification");
-        e.set("verdict_id", id.into());
+        e.set("verdict_id", id);
     }
 }
 
@@ -111,30 +113,30 @@ fn activity(e: &mut Event, class_uid: u32, status_id: u32, created: &Option<Stri
     };
     let class = ocsf::class(class_uid);
     let name = class.activity_name(activity_id);
-    e.set("class_uid", class_uid.into());
-    e.set("class_name", class.name.into());
-    e.set("category_uid", class.category_uid.into());
-    e.set("category_name", ocsf::category_name(class.category_uid).into());
-    e.set("activity_id", activity_id.into());
-    e.set("activity_name", name.into());
-    e.set("type_uid", (u64::from(class_uid) * 100 + u64::from(activity_id)).into());
-    e.set("type_name", format!("{}: {name}", class.name).into());
+    e.set("class_uid", class_uid);
+    e.set("class_name", class.name);
+    e.set("category_uid", class.category_uid);
+    e.set("category_name", ocsf::category_name(class.category_uid));
+    e.set("activity_id", activity_id);
+    e.set("activity_name", name);
+    e.set("type_uid", u64::from(class_uid) * 100 + u64::from(activity_id));
+    e.set("type_name", format!("{}: {name}", class.name));
 }
 
 fn metadata(e: &mut Event, obj: &mut Map<String, Value>, kind: Kind, ctx: &Context, id: &str, updated: &Option<String>) {
-    e.set("metadata.version", ocsf::VERSION.into());
-    e.set("metadata.product.name", "Microsoft Defender XDR".into());
-    e.set("metadata.product.vendor_name", "Microsoft".into());
-    e.set("metadata.log_name", kind.path().into());
-    e.set("metadata.original_event_uid", id.into());
+    e.set("metadata.version", ocsf::VERSION);
+    e.set("metadata.product.name", "Microsoft Defender XDR");
+    e.set("metadata.product.vendor_name", "Microsoft");
+    e.set("metadata.log_name", kind.path());
+    e.set("metadata.original_event_uid", id.to_string());
     // One event per version of the object: the id and its update time.
     let uid = format!("{}:{id}:{}", kind.name(), updated.as_deref().unwrap_or(""));
-    e.set("metadata.uid", uid.into());
+    e.set("metadata.uid", uid);
     if let Some(u) = updated {
-        e.set("metadata.original_time", u.clone().into());
+        e.set("metadata.original_time", u.clone());
     }
     if let Some(t) = take_str(obj, "tenantId").or_else(|| ctx.tenant_uid.clone()) {
-        e.set("metadata.tenant_uid", t.into());
+        e.set("metadata.tenant_uid", t);
     }
     obj.remove("@odata.type");
 }
@@ -171,27 +173,28 @@ fn identify(kind: Kind, obj: &mut Map<String, Value>) -> Result<(String, Option<
 pub fn map_incident(mut obj: Map<String, Value>, ctx: &Context) -> Result<Value, MapError> {
     let kind = Kind::Incidents;
     let (id, created, updated, time) = identify(kind, &mut obj)?;
-    let mut e = Event::default();
+    let columns = Columns::default();
+    let mut e = Event::new(Cells::empty(), &columns);
     let status_id = status(&mut e, &mut obj);
     activity(&mut e, 2005, status_id, &created, &updated);
-    e.set("time", time.into());
+    e.set("time", time);
     if let Some(c) = created.as_deref().and_then(time_ms) {
-        e.set("start_time", c.into());
+        e.set("start_time", c);
     }
     severity(&mut e, &mut obj);
     verdict(&mut e, &mut obj);
     if let Some(t) = take_str(&mut obj, "displayName") {
-        e.set("message", t.into());
+        e.set("message", t);
     }
     if let Some(d) = take_str(&mut obj, "description") {
-        e.set("desc", d.into());
+        e.set("desc", d);
     }
     if let Some(u) = take_str(&mut obj, "incidentWebUrl") {
-        e.set("src_url", u.into());
+        e.set("src_url", u);
     }
     if let Some(score) = obj.get("priorityScore").and_then(Value::as_i64) {
         obj.remove("priorityScore");
-        e.set("risk_score", score.into());
+        e.set("risk_score", score);
         let (pid, pname) = if score > 85 {
             (4, "Critical")
         } else if score >= 15 {
@@ -199,18 +202,18 @@ pub fn map_incident(mut obj: Map<String, Value>, ctx: &Context) -> Result<Value,
         } else {
             (1, "Low")
         };
-        e.set("priority_id", pid.into());
-        e.set("priority", pname.into());
+        e.set("priority_id", pid);
+        e.set("priority", pname);
     }
     // 1.8.0 requires an assignee or an assignee group, also before anyone is assigned.
     match take_str(&mut obj, "assignedTo") {
         Some(who) => {
-            e.set("assignee.name", who.clone().into());
+            e.set("assignee.name", who.clone());
             if super::engine::is_email(&who) {
-                e.set("assignee.email_addr", who.into());
+                e.set("assignee.email_addr", who);
             }
         }
-        None => e.set("assignee_group.name", "Unassigned".into()),
+        None => e.set("assignee_group.name", "Unassigned"),
     }
     // The alerts, when expanded; otherwise the incident's own id and title.
     let mut list = Vec::new();
@@ -254,38 +257,39 @@ pub fn map_incident(mut obj: Map<String, Value>, ctx: &Context) -> Result<Value,
 pub fn map_alert(mut obj: Map<String, Value>, ctx: &Context) -> Result<Value, MapError> {
     let kind = Kind::Alerts;
     let (id, created, updated, time) = identify(kind, &mut obj)?;
-    let mut e = Event::default();
+    let columns = Columns::default();
+    let mut e = Event::new(Cells::empty(), &columns);
     let status_id = status(&mut e, &mut obj);
     activity(&mut e, 2004, status_id, &created, &updated);
     // A status is part of the incident profile; the alert keeps it under unmapped.
-    if let Some(s) = e.0.remove("status_id") {
+    if let Some(s) = e.root.remove("status_id") {
         e.set("unmapped.status_id", s);
-        if let Some(n) = e.0.remove("status") {
+        if let Some(n) = e.root.remove("status") {
             e.set("unmapped.status", n);
         }
     }
-    e.set("time", time.into());
-    e.set("is_alert", true.into());
+    e.set("time", time);
+    e.set("is_alert", true);
     severity(&mut e, &mut obj);
     verdict(&mut e, &mut obj);
-    e.set("finding_info.uid", id.clone().into());
+    e.set("finding_info.uid", id.clone());
     if let Some(t) = take_str(&mut obj, "title") {
-        e.set("finding_info.title", t.into());
+        e.set("finding_info.title", t);
     }
     if let Some(d) = take_str(&mut obj, "description") {
-        e.set("finding_info.desc", d.into());
+        e.set("finding_info.desc", d);
     }
     if let Some(c) = take_str(&mut obj, "category") {
-        e.push("finding_info.types", c.into());
+        e.push("finding_info.types", c);
     }
     if let Some(u) = take_str(&mut obj, "alertWebUrl") {
-        e.set("finding_info.src_url", u.into());
+        e.set("finding_info.src_url", u);
     }
     if let Some(c) = created.as_deref().and_then(time_ms) {
-        e.set("finding_info.created_time", c.into());
+        e.set("finding_info.created_time", c);
     }
     if let Some(u) = updated.as_deref().and_then(time_ms) {
-        e.set("finding_info.modified_time", u.into());
+        e.set("finding_info.modified_time", u);
     }
     for (key, path) in [
         ("firstActivityDateTime", "finding_info.first_seen_time"),
@@ -293,15 +297,15 @@ pub fn map_alert(mut obj: Map<String, Value>, ctx: &Context) -> Result<Value, Ma
     ] {
         if let Some(t) = obj.get(key).and_then(Value::as_str).and_then(time_ms) {
             obj.remove(key);
-            e.set(path, t.into());
+            e.set(path, t);
         }
     }
     if let Some(s) = take_str(&mut obj, "serviceSource") {
-        e.set("finding_info.product.name", s.into());
-        e.set("finding_info.product.vendor_name", "Microsoft".into());
+        e.set("finding_info.product.name", s);
+        e.set("finding_info.product.vendor_name", "Microsoft");
     }
     if let Some(d) = take_str(&mut obj, "detectionSource") {
-        e.set("finding_info.product.feature.name", d.into());
+        e.set("finding_info.product.feature.name", d);
     }
     if let Some(Value::Array(techniques)) = obj.get("mitreTechniques") {
         let list: Vec<Value> = techniques
@@ -333,9 +337,13 @@ fn finish_unmapped(mut e: Event, obj: Map<String, Value>) -> Result<Value, MapEr
     ocsf::set_captions(&mut e);
     let rest: Map<String, Value> = obj.into_iter().filter(|(_, v)| !is_absent(v)).collect();
     if !rest.is_empty() {
-        match e.0.get_mut("unmapped") {
-            Some(Value::Object(u)) => u.extend(rest),
-            _ => e.set("unmapped", Value::Object(rest)),
+        match e.root.get_mut("unmapped") {
+            Some(V::Obj(u)) => {
+                for (k, v) in rest {
+                    u.insert(k, V::from(v));
+                }
+            }
+            _ => e.set("unmapped", V::from(Value::Object(rest))),
         }
     }
     Ok(e.into_value())

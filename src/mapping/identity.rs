@@ -3,7 +3,8 @@
 
 use super::common;
 use super::device::{auth_protocol_id, logon_type_id};
-use super::engine::{Context, Conv::*, Event, Field, f, join};
+use super::engine::{Context, Conv::*, Field, f, join};
+use super::event::{Event, V};
 use super::{Activity, Product, Shape, Table};
 use serde_json::Value;
 
@@ -75,19 +76,19 @@ pub static IDENTITY_LOGON_EVENTS: Table = Table {
 
 fn finish_logon(e: &mut Event, _ctx: &Context) {
     if let Some(Value::String(t)) = e.take_column("LogonType") {
-        e.set("logon_type_id", logon_type_id(&t).into());
-        e.set("logon_type", t.into());
+        e.set("logon_type_id", logon_type_id(&t));
+        e.set("logon_type", t);
     }
     if let Some(Value::String(p)) = e.take_column("Protocol") {
         let id = auth_protocol_id(&p);
-        e.set("auth_protocol_id", id.into());
+        e.set("auth_protocol_id", id);
         if id == 12
             && e.get_str("logon_type")
                 .is_some_and(|t| t.to_ascii_lowercase().contains("cleartext"))
         {
-            e.set("is_cleartext", true.into());
+            e.set("is_cleartext", true);
         }
-        e.set("auth_protocol", p.into());
+        e.set("auth_protocol", p);
     }
     // A user needs a name or id; the display name alone is not one.
     if e.get("user.name").is_none() && e.get("user.uid").is_none() {
@@ -216,7 +217,7 @@ fn finish_directory(e: &mut Event, _ctx: &Context) {
     );
     // An enable/unlock is the same ActionType as disable/lock, told apart by the new value.
     let new_value = additional_str(e, &["TO.ACCOUNT_STATE", "TO.ACCOUNT_LOCKED"]).map(|s| s.to_ascii_lowercase());
-    match (e.get("activity_id").and_then(Value::as_u64), new_value.as_deref()) {
+    match (e.get("activity_id").and_then(V::as_u64), new_value.as_deref()) {
         (Some(5), Some("enabled" | "false")) => e.set_activity(2),
         (Some(9), Some("unlocked" | "false")) => e.set_activity(12),
         _ => {}
@@ -230,7 +231,7 @@ fn finish_directory(e: &mut Event, _ctx: &Context) {
     common::finish_endpoints(e);
     common::require_any(e, "src_endpoint.location", &["country", "city", "region", "postal_code"]);
     // IAM classes have a source endpoint only; jobs and app lifecycle neither.
-    match e.get("class_uid").and_then(Value::as_u64) {
+    match e.get("class_uid").and_then(V::as_u64) {
         Some(3001 | 3006) => common::move_to_unmapped(e, "dst_endpoint"),
         Some(1006 | 6002) => {
             common::move_to_unmapped(e, "src_endpoint");
@@ -257,12 +258,12 @@ fn finish_group(e: &mut Event, ctx: &Context) {
     finish_directory(e, ctx);
     if e.get("group").is_none() {
         // 3006 requires a group; without one the row is an account change.
-        e.set("class_uid", 3001.into());
-        e.set("class_name", "Account Change".into());
+        e.set("class_uid", 3001);
+        e.set("class_name", "Account Change");
         e.set_activity(99);
-        let action = e.get_str("metadata.event_code").unwrap_or("").to_string();
-        e.set("activity_name", action.clone().into());
-        e.set("type_name", format!("Account Change: {action}").into());
+        let action = e.get_str("metadata.event_code").as_deref().unwrap_or("").to_string();
+        e.set("activity_name", action.clone());
+        e.set("type_name", format!("Account Change: {action}"));
     }
 }
 
@@ -270,7 +271,7 @@ fn finish_task(e: &mut Event, ctx: &Context) {
     common::map_additional(e, &[("TaskName", "job.name", Str), ("TARGET_OBJECT.TASK", "job.name", Str)]);
     e.map_column("TargetDeviceName", "device.hostname", Str);
     finish_directory(e, ctx);
-    if let Some(user) = e.0.remove("user") {
+    if let Some(user) = e.root.remove("user") {
         common::merge(e, "unmapped.user", user);
     }
     if e.get("device").is_some() {
@@ -281,7 +282,7 @@ fn finish_task(e: &mut Event, ctx: &Context) {
 fn finish_service(e: &mut Event, ctx: &Context) {
     common::map_additional(e, &[("ServiceName", "app.name", Str), ("TARGET_OBJECT.SERVICE", "app.name", Str)]);
     finish_directory(e, ctx);
-    if let Some(user) = e.0.remove("user") {
+    if let Some(user) = e.root.remove("user") {
         common::merge(e, "unmapped.user", user);
     }
 }

@@ -16,12 +16,12 @@ pub mod alert;
 pub mod common;
 pub mod device;
 pub mod device_events;
-pub mod direct;
 pub mod doc;
 pub mod email;
 pub mod engine;
 pub mod cells;
 pub mod event;
+pub mod plan;
 pub mod graph_security;
 pub mod identity;
 pub mod ocsf;
@@ -56,7 +56,7 @@ pub struct Shape {
     /// Column-to-attribute lists, applied in order.
     pub fields: &'static [&'static [Field]],
     /// Derived attributes, applied after the fields.
-    pub finish: fn(&mut engine::Event, &engine::Context),
+    pub finish: fn(&mut event::Event, &engine::Context),
 }
 
 /// The class and activity an ActionType maps to, and what comes with them.
@@ -224,29 +224,6 @@ impl Written {
             uid: event["metadata"]["uid"].as_str().unwrap_or("").to_string(),
         }
     }
-}
-
-/// Maps row `i` of `answer` and appends its event to `out` as one NDJSON
-/// line: straight from the answer's text where a direct writer takes the
-/// row ([`direct`]), through the engine otherwise. `own_table` names the
-/// table of a row that says which it is from (a union's rows); otherwise
-/// it is `table`. An error is a message and the row's key, for the log.
-pub fn write_row(
-    table: &'static Table,
-    answer: &crate::graph::HuntingResult,
-    i: usize,
-    ctx: &Context,
-    out: &mut Vec<u8>,
-    own_table: impl FnOnce(&mut crate::graph::Row) -> Option<&'static Table>,
-) -> Result<Written, (String, String)> {
-    if let Some(written) = direct::write(table, answer.raw(i), ctx, out) {
-        return Ok(written);
-    }
-    let mut row = answer.row(i).map_err(|reason| (reason, String::new()))?;
-    let table = own_table(&mut row).unwrap_or(table);
-    let event = map_row(table, row, ctx).map_err(|e| (e.to_string(), e.key))?;
-    write_event(out, &event);
-    Ok(Written::of(table, &event))
 }
 
 /// Appends `event` to `out` as one NDJSON line.

@@ -535,11 +535,11 @@ const CAPTIONS: &[(&str, &str, &[(i64, &str)])] = &[
 ];
 
 /// Fills caption attributes from their ids, unless already set.
-pub fn set_captions(e: &mut super::engine::Event) {
+pub fn set_captions(e: &mut super::event::Event) {
     for (id_path, caption_path, names) in CAPTIONS {
-        if let Some(id) = e.get(id_path).and_then(serde_json::Value::as_i64) {
+        if let Some(id) = e.get(id_path).and_then(super::event::V::as_i64) {
             if let Some((_, name)) = names.iter().find(|(i, _)| *i == id) {
-                e.set_default(caption_path, (*name).into());
+                e.set_default(caption_path, *name);
             }
         }
     }

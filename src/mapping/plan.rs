@@ -248,10 +248,14 @@ impl Plan {
         }
         root.write(out);
         out.push(b'\n');
+        // A finish step may change the class (an ActionType's rows of
+        // another kind) and does not touch the time or uid; read all three
+        // from the event as written.
+        let number = |key: &str| root.get(key).and_then(V::as_i64);
         Ok(Written {
             table: table.name,
-            class_uid: activity.class_uid,
-            time_ms: time.to_epoch_ms(),
+            class_uid: number("class_uid").and_then(|c| u32::try_from(c).ok()).unwrap_or(activity.class_uid),
+            time_ms: number("time").unwrap_or_else(|| time.to_epoch_ms()),
             uid,
         })
     }

@@ -233,3 +233,6 @@ pub fn write_event(out: &mut Vec<u8>, event: &serde_json::Value) {
         out.push(b'\n');
     }
 }
+
+#[cfg(test)]
+mod differential;
