@@ -4,11 +4,10 @@
 //! column goes to which OCSF attribute and how the value is converted
 //! ([`Field`]), how an ActionType picks the class and activity
 //! ([`Activity`]), and the few derived attributes a list cannot express (a
-//! `finish` function). The engine here applies them and keeps every column
-//! that no field consumed under `unmapped`, so a new column is never dropped.
-//! DeviceProcessEvents, the busiest table, is also written a second way,
-//! straight from the answer's text ([`direct`]), and checked against the
-//! engine; [`write_row`] picks the way for each row.
+//! `finish` function). [`plan`] compiles them once per answer and maps each
+//! row from its borrowed cells ([`cells`]) into an event tree ([`event`])
+//! written straight to NDJSON; every column that no field consumed is kept
+//! under `unmapped`, so a new column is never dropped.
 //!
 //! Null and `""` cells mean "absent" and are left out everywhere.
 

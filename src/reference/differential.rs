@@ -270,6 +270,12 @@ fn rows_the_answer_text_makes_rare_map_alike() {
         r#"{"Timestamp":"2025-01-01T00:00:00Z","ProcessId":1e400}"#,
         // Whitespace inside an object cell, and a newline in a string.
         "{\"Timestamp\":\"2025-01-01T00:00:00Z\",\"AdditionalFields\":{ \"a\" :\n [1, 2] },\"X\":\"a\\nb\",\"ProcessId\":1}",
+        // Columns named like objects the finish steps move to `unmapped`,
+        // and like `unmapped` itself (found by the direct writer's fuzzing).
+        r#"{"Timestamp":"2025-01-01T00:00:00Z","ProcessFileName":"x","FileName":"a","process":"a column","actor":{"x":1},"unmapped":7,"InitiatingProcessParentFileName":"p"}"#,
+        r#"{"Timestamp":"2025-01-01T00:00:00Z","InitiatingProcessAccountDomain":"d","process":{"pid":1},"ProcessId":"not a pid"}"#,
+        // A float that does not read back exactly as serde_json writes it.
+        r#"{"Timestamp":"2025-01-01T00:00:00Z","ProcessId":1,"X":0.30000000000000004,"Y":1.7976931348623157e308}"#,
         // Not a row.
         r#"[1,2]"#,
         r#"{"Timestamp":"2025-01-01T00:00:00Z"} trailing"#,
