@@ -3,11 +3,9 @@
 //!
 //! 1. mapping throughput inside the component (wasmtime), per table;
 //! 2. the same code compiled natively, in the same run, and beside it the
-//!    floor of the engine's design (parsing rows, writing events, no mapping)
-//!    and the copy floor of any design (copy-floor/: every cell of the
-//!    answer copied to the output, nothing mapped), natively and in wasmtime,
-//!    and for DeviceProcessEvents, which the collector writes directly
-//!    (`mapping::direct`), its engine's rate natively;
+//!    copy floor of any design (copy-floor/: every cell of the answer copied
+//!    to the output, nothing mapped), natively and in wasmtime; then every
+//!    one of the 20 tables in the component (`per_table`);
 //! 3. the DeviceProcessEvents → 1007 mapping as a VRL program (`vrl` crate,
 //!    the 0.34 line that Vector 0.58 runs), with the system allocator and,
 //!    in a process of its own, with jemalloc as Vector ships;
@@ -169,14 +167,8 @@ fn main() {
             std::hint::black_box(defender_ocsf_collector::convert::convert(table, OPTIONS, body.as_slice()).unwrap());
         });
         report(&format!("native_rows_per_s.{table}"), native_rate, "rows/s");
-        let floor = floor_rows_per_second(&body, &native.events, ROWS, min);
-        report(&format!("native_floor_rows_per_s.{table}"), floor, "rows/s");
         let copy_floor = native_copy_floor(&body, ROWS, min);
         report(&format!("native_copy_floor_rows_per_s.{table}"), copy_floor, "rows/s");
-        if table == "DeviceProcessEvents" {
-            let engine = native_engine(table, &body, &native.events, ROWS, min);
-            report(&format!("native_engine_rows_per_s.{table}"), engine, "rows/s");
-        }
         if std::env::var("BENCH_NATIVE_ONLY").is_ok() {
             continue;
         }
@@ -348,7 +340,7 @@ fn compare(files: &[&str]) {
             .map(|instance| instance.map_results(table, OPTIONS, &body).unwrap().unwrap().events)
             .collect();
         // The same events; their keys' order may differ between builds
-        // (the engine sorts them, a direct writer does not).
+        // (components from before #16 sorted them; the plans keep the mapping's order).
         for (i, pair) in outputs.windows(2).enumerate() {
             if pair[0] != pair[1] {
                 assert_same_events(&format!("component {} on {table}", i + 1), &pair[1], &pair[0]);
@@ -389,28 +381,6 @@ fn epoch_compare(min: Duration) {
     }
 }
 
-/// What any mapping that builds `serde_json::Value` trees pays before it maps
-/// anything: parsing each row into a map (as the collector does) and writing
-/// each finished event, from trees made beforehand, as NDJSON. Not a goal: it
-/// says how far the engine's design lets mapping go (docs/performance.md).
-fn floor_rows_per_second(body: &[u8], events: &[u8], rows: usize, min: Duration) -> f64 {
-    let answer = defender_ocsf_collector::graph::parse_response(body).unwrap();
-    let trees: Vec<serde_json::Value> = events
-        .split(|b| *b == b'\n')
-        .filter(|line| !line.is_empty())
-        .map(|line| serde_json::from_slice(line).unwrap())
-        .collect();
-    assert_eq!(trees.len(), rows);
-    rows_per_second(rows, min, || {
-        let mut out = Vec::with_capacity(events.len());
-        for (i, event) in trees.iter().enumerate() {
-            std::hint::black_box(answer.row(i).unwrap());
-            defender_ocsf_collector::mapping::write_event(&mut out, event);
-        }
-        std::hint::black_box(out);
-    })
-}
-
 /// The copy floor natively: every cell of the answer copied to the output
 /// (`copy-floor/src/lib.rs`), the least any mapping does.
 fn native_copy_floor(body: &[u8], rows: usize, min: Duration) -> f64 {
@@ -431,31 +401,6 @@ fn native_copy_floor(body: &[u8], rows: usize, min: Duration) -> f64 {
     rows_per_second(rows, min, || {
         out.clear();
         std::hint::black_box(copy_floor::copy_floor(answer, &mut out).unwrap());
-    })
-}
-
-/// What `table` maps at through the engine alone (`mapping::map_row`, each
-/// event written from its tree), natively: the path a table without a
-/// direct writer takes, and the rows a direct writer declines. It is first
-/// checked to emit the same events as the collector (`expected`).
-fn native_engine(table: &str, body: &[u8], expected: &[u8], rows: usize, min: Duration) -> f64 {
-    use defender_ocsf_collector::mapping;
-    let table = mapping::table(table).unwrap();
-    let answer = defender_ocsf_collector::graph::parse_response(body).unwrap();
-    let context = mapping::Context {
-        tenant_uid: Some(tenant_id()),
-        ..mapping::Context::default()
-    };
-    let map = || {
-        let mut out = Vec::with_capacity(expected.len());
-        for i in 0..answer.len() {
-            mapping::write_event(&mut out, &mapping::map_row(table, answer.row(i).unwrap(), &context).unwrap());
-        }
-        out
-    };
-    assert_same_events("the engine", &map(), expected);
-    rows_per_second(rows, min, || {
-        std::hint::black_box(map());
     })
 }
 

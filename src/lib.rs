@@ -19,7 +19,6 @@
 //! - [`streams`]: the optional incident and alert streams of the security API;
 //! - [`collector`]: one poll, tying the above together;
 //! - [`convert`]: mapping a saved answer without collecting;
-//! - [`memcmp`]: the component's word-at-a-time `memcmp`;
 //! - `component` (wasm only): the WIT bindings and the `wasi:http` client.
 
 pub mod auth;
@@ -34,7 +33,6 @@ pub mod kql;
 pub mod mapping;
 #[cfg(test)]
 mod reference;
-pub mod memcmp;
 pub mod planner;
 pub mod progress;
 pub mod snapshot;

@@ -3,7 +3,7 @@
 //! in the same window) it is a valid finding with activity 2 Update.
 
 use super::common;
-use super::engine::{Context, Conv::*, Field, f};
+use super::field::{Context, Conv::*, Field, f};
 use super::event::{Event, V};
 use super::{Activity, Product, Shape, Table};
 use serde_json::{Value, json};

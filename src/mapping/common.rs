@@ -2,7 +2,7 @@
 //! the reporting device, the acting (initiating) process, and the fix-ups
 //! that keep OCSF objects valid (guide §0.2–§0.5).
 
-use super::engine::{Conv, Conv::*, Field, f, join};
+use super::field::{Conv, Conv::*, Field, f, join};
 use super::event::{Event, V, split_last};
 use super::plan::put_in_owned;
 use serde_json::Value;
@@ -308,10 +308,10 @@ pub fn map_additional(e: &mut Event, keys: &[(&str, &str, Conv)]) {
     let mut changed = false;
     for (key, path, conv) in keys {
         if let Some(v) = fields.get(*key) {
-            if super::engine::is_absent(v) {
+            if super::field::is_absent(v) {
                 continue;
             }
-            if let Some(out) = super::engine::convert(v, *conv) {
+            if let Some(out) = super::field::convert(v, *conv) {
                 let (parent, leaf) = split_last(path);
                 put_in_owned(e.object_at(parent), leaf, *conv, V::from(out));
                 fields.remove(*key);

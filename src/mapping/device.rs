@@ -1,7 +1,7 @@
 //! The Device* tables of Defender for Endpoint (guide §4–§8, §21).
 
 use super::common::{self, DEVICE, INITIATING_PROCESS};
-use super::engine::{Context, Conv::*, Field, f, join};
+use super::field::{Context, Conv::*, Field, f, join};
 use super::event::{Event, V};
 use super::{Activity, Product, Shape, Table};
 use serde_json::Value;
@@ -605,7 +605,7 @@ fn finish_device_info(e: &mut Event, _ctx: &Context) {
                 ("DomainName", "actor.user.domain"),
                 ("Sid", "actor.user.uid"),
             ] {
-                if let Some(Value::String(v)) = first.get(key).filter(|v| !super::engine::is_absent(v)) {
+                if let Some(Value::String(v)) = first.get(key).filter(|v| !super::field::is_absent(v)) {
                     e.set(path, v.clone());
                 }
             }

@@ -4,7 +4,7 @@
 
 use super::common::{self, DEVICE, INITIATING_PROCESS, malware};
 use super::device::{DEVICE_KEY, ENDPOINTS, FILE, MODULE_FILE};
-use super::engine::{Context, Conv::*, Field, f};
+use super::field::{Context, Conv::*, Field, f};
 use super::event::{Event, V};
 use super::{Activity, Product, Shape, Table};
 use serde_json::Value;
@@ -463,7 +463,7 @@ fn finish_peripheral(e: &mut Event, _ctx: &Context) {
         ],
     );
     if let Some(Value::Object(mut fields)) = e.column("AdditionalFields", Json) {
-        if let Some(Value::Array(ids)) = fields.get("VendorIds").map(super::engine::parse_dynamic) {
+        if let Some(Value::Array(ids)) = fields.get("VendorIds").map(super::field::parse_dynamic) {
             if ids.iter().all(Value::is_string) {
                 e.set("peripheral_device.vendor_id_list", V::from(Value::Array(ids)));
                 fields.remove("VendorIds");

@@ -2,7 +2,7 @@
 //! document cannot drift from the code: `cargo run --example mapping-doc`
 //! writes it, and a test fails when the committed file differs.
 
-use super::engine::Conv;
+use super::field::Conv;
 use super::{Activity, Shape, TABLES, Table, ocsf};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;

@@ -4,7 +4,7 @@
 //! RFC 5322 Message-ID (`email.message_uid`). Never the other way round.
 
 use super::common;
-use super::engine::{Context, Conv::*, Field, f};
+use super::field::{Context, Conv::*, Field, f};
 use super::event::{Event, V};
 use super::{Activity, Join, Product, Shape, Table};
 use serde_json::{Value, json};

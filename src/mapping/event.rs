@@ -386,7 +386,7 @@ impl Cell<'_> {
     pub fn is_absent(&self) -> bool {
         match self {
             Cell::Raw(raw) => matches!(raw.get(), "null" | "\"\""),
-            Cell::Owned(v) => super::engine::is_absent(v),
+            Cell::Owned(v) => super::field::is_absent(v),
         }
     }
 
@@ -532,13 +532,13 @@ impl<'a, 'c> Event<'a, 'c> {
     }
 
     /// A left-over column, as a value, converted, without taking it.
-    pub fn column(&self, column: &str, conv: super::engine::Conv) -> Option<Value> {
-        super::engine::convert(&self.row.get(self.columns, column)?.to_value(), conv)
+    pub fn column(&self, column: &str, conv: super::field::Conv) -> Option<Value> {
+        super::field::convert(&self.row.get(self.columns, column)?.to_value(), conv)
     }
 
     /// Takes a left-over column if it converts, and puts it at `path`.
     /// Returns whether it was taken.
-    pub fn map_column(&mut self, column: &str, path: &str, conv: super::engine::Conv) -> bool {
+    pub fn map_column(&mut self, column: &str, path: &str, conv: super::field::Conv) -> bool {
         super::plan::map_column(self, column, path, conv)
     }
 
@@ -550,7 +550,7 @@ impl<'a, 'c> Event<'a, 'c> {
 
     /// The parsed `AdditionalFields` object (JSON text or value), if any.
     pub fn additional_fields(&self) -> Option<serde_json::Map<String, Value>> {
-        match self.row.get(self.columns, "AdditionalFields").map(|c| super::engine::parse_dynamic(&c.to_value())) {
+        match self.row.get(self.columns, "AdditionalFields").map(|c| super::field::parse_dynamic(&c.to_value())) {
             Some(Value::Object(m)) => Some(m),
             _ => None,
         }

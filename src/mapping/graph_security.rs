@@ -3,7 +3,7 @@
 //! Every property not mapped is kept under `unmapped`.
 
 use super::alert::attacks;
-use super::engine::{Context, MapError, is_absent};
+use super::field::{Context, MapError, is_absent};
 use super::cells::{Cells, Columns};
 use super::event::{Event, V};
 use super::ocsf;
@@ -209,7 +209,7 @@ pub fn map_incident(mut obj: Map<String, Value>, ctx: &Context) -> Result<Value,
     match take_str(&mut obj, "assignedTo") {
         Some(who) => {
             e.set("assignee.name", who.clone());
-            if super::engine::is_email(&who) {
+            if super::field::is_email(&who) {
                 e.set("assignee.email_addr", who);
             }
         }

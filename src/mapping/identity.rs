@@ -3,7 +3,7 @@
 
 use super::common;
 use super::device::{auth_protocol_id, logon_type_id};
-use super::engine::{Context, Conv::*, Field, f, join};
+use super::field::{Context, Conv::*, Field, f, join};
 use super::event::{Event, V};
 use super::{Activity, Product, Shape, Table};
 use serde_json::Value;

@@ -17,7 +17,7 @@ pub mod device;
 pub mod device_events;
 pub mod doc;
 pub mod email;
-pub mod engine;
+pub mod field;
 pub mod cells;
 pub mod event;
 pub mod plan;
@@ -25,9 +25,9 @@ pub mod graph_security;
 pub mod identity;
 pub mod ocsf;
 
-pub use engine::{Context, MapError, map_row};
+pub use field::{Context, MapError, map_row};
 
-use engine::Field;
+use field::Field;
 
 /// The product that reports a table family (`metadata.product.name`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,7 +55,7 @@ pub struct Shape {
     /// Column-to-attribute lists, applied in order.
     pub fields: &'static [&'static [Field]],
     /// Derived attributes, applied after the fields.
-    pub finish: fn(&mut event::Event, &engine::Context),
+    pub finish: fn(&mut event::Event, &field::Context),
 }
 
 /// The class and activity an ActionType maps to, and what comes with them.
@@ -107,7 +107,7 @@ impl Activity {
     }
 }
 
-/// Everything the engine needs to know about one advanced-hunting table.
+/// Everything the mapping needs to know about one advanced-hunting table.
 pub struct Table {
     /// The advanced-hunting table name, as used in KQL.
     pub name: &'static str,
@@ -213,19 +213,8 @@ pub struct Written {
     pub uid: String,
 }
 
-impl Written {
-    /// The summary of an event of `table` made by the engine.
-    pub fn of(table: &'static Table, event: &serde_json::Value) -> Written {
-        Written {
-            table: table.name,
-            class_uid: event["class_uid"].as_u64().unwrap_or(0) as u32,
-            time_ms: event["time"].as_i64().unwrap_or(0),
-            uid: event["metadata"]["uid"].as_str().unwrap_or("").to_string(),
-        }
-    }
-}
-
-/// Appends `event` to `out` as one NDJSON line.
+/// Appends `event` to `out` as one NDJSON line (the events of joined
+/// tables, which are folded as values).
 pub fn write_event(out: &mut Vec<u8>, event: &serde_json::Value) {
     // Writing a `Value` to a `Vec` cannot fail: its keys are strings.
     if serde_json::to_writer(&mut *out, event).is_ok() {

@@ -4,7 +4,7 @@
 //! once, mapped from its borrowed cells and written straight to the output.
 
 use super::cells::{Cells, Columns};
-use super::engine::{Context, Conv, MapError, is_email, parse_dynamic};
+use super::field::{Context, Conv, MapError, is_email, parse_dynamic};
 use super::event::{Cell, Event, Key, Obj, V, push_in, split_last, unquote};
 use super::{Shape, Table, Written, ocsf};
 use crate::time::Ticks;
@@ -377,15 +377,15 @@ fn named(v: V<'_>) -> V<'_> {
 }
 
 fn integrity_of(v: &V) -> u32 {
-    super::engine::integrity_id(v.as_str().as_deref().unwrap_or(""))
+    super::field::integrity_id(v.as_str().as_deref().unwrap_or(""))
 }
 
-/// Converts one cell, as [`super::engine::convert`] converts its value.
+/// Converts one cell, as [`super::field::convert`] converts its value.
 /// `None` means it does not convert.
 pub fn convert<'a>(cell: &Cell<'a>, conv: Conv) -> Option<V<'a>> {
     let raw = match cell {
         Cell::Raw(raw) => raw.get(),
-        Cell::Owned(v) => return super::engine::convert(v, conv).map(V::from),
+        Cell::Owned(v) => return super::field::convert(v, conv).map(V::from),
     };
     let first = raw.as_bytes()[0];
     let is_string = first == b'"';
@@ -489,7 +489,7 @@ fn row_uid(table: &Table, row: &Cells, columns: &Columns, time: Ticks) -> String
             other => hasher.update(other.to_value().to_string().as_bytes()),
         }
     }
-    super::engine::uid_of(hasher)
+    super::field::uid_of(hasher)
 }
 
 fn describe_key(table: &Table, row: &Cells, columns: &Columns) -> String {
