@@ -54,7 +54,10 @@ pub fn convert(table: &str, options_json: &str, body: impl Into<Vec<u8>>) -> Res
         rejected: result.malformed.clone(),
         ..Converted::default()
     };
-    out.events.reserve(size + size / 2);
+    // Events are about one and a half times their rows (keys the answer does
+    // not hold), up to twice; growing a buffer of this size once more
+    // copies all of it.
+    out.events.reserve(size * 2);
     let plan = mapping::plan::Plan::new(&[table], result.schema.iter().map(|(name, _)| name.as_str()));
     for i in 0..result.len() {
         match plan.write_row(result.raw(i), &context, &mut out.events, |_, _| None) {

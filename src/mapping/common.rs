@@ -3,7 +3,7 @@
 //! that keep OCSF objects valid (guide §0.2–§0.5).
 
 use super::field::{Conv, Conv::*, Field, f, join};
-use super::event::{Event, V, split_last};
+use super::event::{Cell, Event, V, split_last};
 use super::plan::put_in_owned;
 use serde_json::Value;
 use std::borrow::Cow;
@@ -88,7 +88,7 @@ pub fn finish_file(e: &mut Event, path: &str) {
     if let Some(full) = e.get_str(&path_path).map(Cow::into_owned) {
         let sep = if full.contains('\\') { '\\' } else { '/' };
         let full = match &name {
-            Some(n) if !full.to_lowercase().ends_with(&n.to_lowercase()) => {
+            Some(n) if !ends_with_ignoring_case(&full, n) => {
                 let joined = format!("{}{sep}{n}", full.trim_end_matches(sep));
                 e.set_owned(&path_path, joined.clone());
                 joined
@@ -111,6 +111,15 @@ pub fn finish_file(e: &mut Event, path: &str) {
     } else {
         move_to_unmapped(e, path);
     }
+}
+
+/// Whether `text` ends with `suffix`, compared lower-cased (Unicode's rules;
+/// ASCII text, nearly every path, without copying it).
+fn ends_with_ignoring_case(text: &str, suffix: &str) -> bool {
+    if text.is_ascii() && suffix.is_ascii() {
+        return text.len() >= suffix.len() && text.as_bytes()[text.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes());
+    }
+    text.to_lowercase().ends_with(&suffix.to_lowercase())
 }
 
 /// Completes the process object at `path`: `name` and `path` from its file,
@@ -302,10 +311,21 @@ pub fn swap_endpoints(e: &mut Event) {
 /// Moves keys out of the `AdditionalFields` column to OCSF paths, leaving
 /// the rest of the object to `unmapped`.
 pub fn map_additional(e: &mut Event, keys: &[(&str, &str, Conv)]) {
-    let Some(mut fields) = e.additional_fields() else {
+    let Some((name, cell)) = e.row.take(e.columns, "AdditionalFields") else {
         return;
     };
-    let mut changed = false;
+    // The object, moved out of a cell a step before put back, or parsed
+    // from the answer's; any other cell goes back as it was.
+    let mut fields = match cell {
+        Cell::Owned(Value::Object(fields)) => fields,
+        cell => match (cell.is_absent(), cell.dynamic()) {
+            (false, Value::Object(fields)) => fields,
+            _ => {
+                e.row.put(e.columns, name, cell);
+                return;
+            }
+        },
+    };
     for (key, path, conv) in keys {
         if let Some(v) = fields.get(*key) {
             if super::field::is_absent(v) {
@@ -315,13 +335,10 @@ pub fn map_additional(e: &mut Event, keys: &[(&str, &str, Conv)]) {
                 let (parent, leaf) = split_last(path);
                 put_in_owned(e.object_at(parent), leaf, *conv, V::from(out));
                 fields.remove(*key);
-                changed = true;
             }
         }
     }
-    if changed {
-        e.put_column("AdditionalFields", Value::Object(fields));
-    }
+    e.row.put(e.columns, name, Cell::Owned(Value::Object(fields)));
 }
 
 /// What a `network_endpoint` needs to be one; an endpoint with only a port

@@ -36,6 +36,9 @@ pub enum V<'a> {
     Bool(bool),
     /// Any other number (a float), as serde_json holds it.
     Num(serde_json::Number),
+    /// A value kept whole, as serde_json holds it (a dynamic column under
+    /// `unmapped`), written as serde_json writes it.
+    Json(Box<Value>),
     Null,
     Obj(Obj<'a>),
     Arr(Vec<V<'a>>),
@@ -98,7 +101,7 @@ impl<'a> Obj<'a> {
                 i
             }
             None => {
-                self.0.push((make(), V::Obj(Obj::new())));
+                self.0.push((make(), V::Obj(Obj(Vec::with_capacity(8)))));
                 self.0.len() - 1
             }
         };
@@ -197,6 +200,7 @@ impl<'a> V<'a> {
             V::UInt(n) => Value::from(*n),
             V::Bool(b) => Value::Bool(*b),
             V::Num(n) => Value::Number(n.clone()),
+            V::Json(v) => (**v).clone(),
             V::Null => Value::Null,
             V::Obj(o) => Value::Object(o.to_map()),
             V::Arr(items) => Value::Array(items.iter().map(V::to_value).collect()),
@@ -217,6 +221,10 @@ impl<'a> V<'a> {
             V::UInt(n) => out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
             V::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
             V::Num(n) => out.extend_from_slice(n.to_string().as_bytes()),
+            V::Json(v) => {
+                // Writing a `Value` to a Vec cannot fail: its keys are strings.
+                let _ = serde_json::to_writer(&mut *out, v);
+            }
             V::Null => out.extend_from_slice(b"null"),
             V::Obj(o) => o.write(out),
             V::Arr(items) => {
@@ -241,7 +249,16 @@ impl Obj<'_> {
             if i > 0 {
                 out.push(b',');
             }
-            write_key(out, k);
+            match k {
+                // The mapping's own names, and names borrowed from the answer
+                // (serde_json borrows only a name without escapes), need none.
+                Cow::Borrowed(name) => {
+                    out.push(b'"');
+                    out.extend_from_slice(name.as_bytes());
+                    out.push(b'"');
+                }
+                Cow::Owned(name) => write_key(out, name),
+            }
             out.push(b':');
             v.write(out);
         }
@@ -390,6 +407,37 @@ impl Cell<'_> {
         }
     }
 
+    /// The cell as a dynamic column's value: JSON text (an object or an
+    /// array) parsed, anything else as it is (`field::parse_dynamic`),
+    /// read straight from the answer.
+    pub fn dynamic(&self) -> Value {
+        match self {
+            Cell::Raw(raw) if raw.get().starts_with('"') => match unquote(raw.get()) {
+                Some(text) => {
+                    let t = text.trim_start();
+                    if t.starts_with('{') || t.starts_with('[') {
+                        if let Ok(parsed) = serde_json::from_str::<Value>(&text) {
+                            return parsed;
+                        }
+                    }
+                    Value::String(text.into_owned())
+                }
+                None => Value::Null,
+            },
+            Cell::Raw(raw) => serde_json::from_str(raw.get()).unwrap_or(Value::Null),
+            Cell::Owned(v) => super::field::parse_dynamic(v),
+        }
+    }
+
+    /// As [`Cell::dynamic`], taking the cell.
+    pub fn into_dynamic(self) -> Value {
+        match self {
+            Cell::Owned(Value::String(s)) => super::field::parse_dynamic(&Value::String(s)),
+            Cell::Owned(v) => v,
+            raw => raw.dynamic(),
+        }
+    }
+
     /// The cell as a `serde_json` value (a cell of the answer was checked
     /// when the row was read).
     pub fn to_value(&self) -> Value {
@@ -414,7 +462,7 @@ pub struct Event<'a, 'c> {
 impl<'a, 'c> Event<'a, 'c> {
     pub fn new(row: super::cells::Cells<'a>, columns: &'c super::cells::Columns) -> Self {
         Event {
-            root: Obj::new(),
+            root: Obj(Vec::with_capacity(32)),
             row,
             columns,
         }
@@ -435,15 +483,15 @@ impl<'a, 'c> Event<'a, 'c> {
     /// As [`Event::set`], for a path made at run time.
     pub fn set_owned(&mut self, path: &str, value: impl Into<V<'a>>) {
         let (parent, leaf) = split_last(path);
-        let leaf = Cow::Owned(leaf.to_string());
+        let leaf = key_of(leaf);
         self.object_at(parent).insert(leaf, value.into());
     }
 
     /// The object at `path` (the root for `None`), made with the objects on the way.
     pub fn object_at(&mut self, path: Option<&str>) -> &mut Obj<'a> {
         let mut node = &mut self.root;
-        for part in path.into_iter().flat_map(|p| p.split('.')) {
-            node = node.child(part, || Cow::Owned(part.to_string()));
+        for part in path.into_iter().flat_map(segments) {
+            node = node.child(part, || key_of(part));
         }
         node
     }
@@ -452,7 +500,7 @@ impl<'a, 'c> Event<'a, 'c> {
     /// its keys are borrowed from the path.
     pub fn object_at_static(&mut self, path: Option<&'static str>) -> &mut Obj<'a> {
         let mut node = &mut self.root;
-        for part in path.into_iter().flat_map(|p| p.split('.')) {
+        for part in path.into_iter().flat_map(segments) {
             node = node.child(part, || Cow::Borrowed(part));
         }
         node
@@ -460,7 +508,7 @@ impl<'a, 'c> Event<'a, 'c> {
 
     /// The attribute at `path`, if set.
     pub fn get(&self, path: &str) -> Option<&V<'a>> {
-        let mut parts = path.split('.');
+        let mut parts = segments(path);
         let mut value = self.root.get(parts.next()?)?;
         for part in parts {
             value = value.as_obj()?.get(part)?;
@@ -470,7 +518,7 @@ impl<'a, 'c> Event<'a, 'c> {
 
     /// The attribute at `path`, if set, to change it.
     pub fn get_mut(&mut self, path: &str) -> Option<&mut V<'a>> {
-        let mut parts = path.split('.');
+        let mut parts = segments(path);
         let mut value = self.root.get_mut(parts.next()?)?;
         for part in parts {
             value = value.as_obj_mut()?.get_mut(part)?;
@@ -550,11 +598,45 @@ impl<'a, 'c> Event<'a, 'c> {
 
     /// The parsed `AdditionalFields` object (JSON text or value), if any.
     pub fn additional_fields(&self) -> Option<serde_json::Map<String, Value>> {
-        match self.row.get(self.columns, "AdditionalFields").map(|c| super::field::parse_dynamic(&c.to_value())) {
+        match self.row.get(self.columns, "AdditionalFields").map(Cell::dynamic) {
             Some(Value::Object(m)) => Some(m),
             _ => None,
         }
     }
+}
+
+/// The key for a segment of a path made at run time: the names the finish
+/// steps build paths of are the mapping's own, borrowed; any other is copied.
+pub fn key_of<'a>(part: &str) -> Key<'a> {
+    let known = match part {
+        "name" => "name",
+        "path" => "path",
+        "parent_folder" => "parent_folder",
+        "type_id" => "type_id",
+        "type" => "type",
+        "file" => "file",
+        "process" => "process",
+        "parent_process" => "parent_process",
+        "user" => "user",
+        "actor" => "actor",
+        "hostname" => "hostname",
+        "unmapped" => "unmapped",
+        "evidence" => "evidence",
+        "product" => "product",
+        "uid" => "uid",
+        "pid" => "pid",
+        "data" => "data",
+        "src_endpoint" => "src_endpoint",
+        "dst_endpoint" => "dst_endpoint",
+        "query" => "query",
+        "url" => "url",
+        "device" => "device",
+        "signature" => "signature",
+        "certificate" => "certificate",
+        "query_evidence" => "query_evidence",
+        _ => return Cow::Owned(part.to_string()),
+    };
+    Cow::Borrowed(known)
 }
 
 /// Appends to the array at `leaf` of `node`, creating it (and replacing a
@@ -564,6 +646,25 @@ pub fn push_in<'a>(node: &mut Obj<'a>, leaf: Key<'a>, value: V<'a>) {
         Some(V::Arr(items)) => items.push(value),
         _ => node.insert(leaf, V::Arr(vec![value])),
     }
+}
+
+/// The segments of a dotted path. A plain byte scan: paths are a few short
+/// words, for which `str::split`'s general searcher costs more than the search.
+pub fn segments(path: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(path);
+    std::iter::from_fn(move || {
+        let path = rest?;
+        match path.bytes().position(|b| b == b'.') {
+            Some(dot) => {
+                rest = Some(&path[dot + 1..]);
+                Some(&path[..dot])
+            }
+            None => {
+                rest = None;
+                Some(path)
+            }
+        }
+    })
 }
 
 /// The parent path of a dotted path, if any, and its last segment.

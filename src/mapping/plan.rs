@@ -229,7 +229,10 @@ impl Plan {
                 continue;
             }
             let value = match (&*name, cell) {
-                ("AdditionalFields", cell) => V::from(parse_dynamic(&cell.to_value())),
+                ("AdditionalFields", cell) => match cell.into_dynamic() {
+                    Value::String(s) => V::Str(Cow::Owned(s)),
+                    v => V::Json(Box::new(v)),
+                },
                 (_, Cell::Raw(raw)) => V::Cell(raw.get()),
                 (_, Cell::Owned(v)) => V::from(v),
             };
