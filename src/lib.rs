@@ -31,8 +31,6 @@ pub mod graph;
 pub mod http;
 pub mod kql;
 pub mod mapping;
-#[cfg(test)]
-mod reference;
 pub mod planner;
 pub mod progress;
 pub mod snapshot;
