@@ -507,3 +507,75 @@ fn describe_key(table: &Table, row: &Cells, columns: &Columns) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mapping::field::{Conv::*, Field, f};
+    use serde_json::json;
+
+    const FIELDS: &[Field] = &[
+        f("Local", "src.ip", Ip),
+        f("Port", "src.port", Port),
+        f("Md5", "src.file.hashes", Hash(1)),
+        f("Level", "src.file.integrity", Integrity),
+        f("Name", "name", Str),
+    ];
+
+    fn nothing(_: &mut Event, _: &Context) {}
+
+    static SHAPE: Shape = Shape {
+        fields: &[FIELDS],
+        finish: nothing,
+    };
+
+    /// The event's tree and the cells left, after the runs of `SHAPE`.
+    fn applied(text: &str) -> (Value, Vec<String>) {
+        let mut columns = Columns::default();
+        let runs = compile(&SHAPE, &mut columns);
+        let mut e = Event::new(Cells::read(text, &columns).unwrap(), &columns);
+        apply(&mut e, &runs);
+        let left = e.row.iter().filter(|(_, c)| !c.is_absent()).map(|(k, _)| k.to_string()).collect();
+        (V::Obj(e.root).to_value(), left)
+    }
+
+    #[test]
+    fn a_run_of_fields_makes_its_parent_only_when_a_cell_converts() {
+        // Nothing converts: no `src` at all, and the cells that did not
+        // convert stay for `unmapped`; absent ones are dropped.
+        let (event, left) = applied(r#"{"Local": "not an ip", "Port": 70000, "Md5": "", "Level": null}"#);
+        assert_eq!(event, json!({}));
+        assert_eq!(left, ["Local", "Port"]);
+
+        // A later cell of a run converts although an earlier one does not;
+        // each run lands in its own parent.
+        let (event, left) = applied(r#"{"Local": "x", "Port": "443", "Md5": "ab", "Level": "High", "Name": "n"}"#);
+        assert_eq!(
+            event,
+            json!({"src": {"port": 443, "file": {"hashes": [{"algorithm_id": 1, "value": "ab"}], "integrity": "High", "integrity_id": 4}}, "name": "n"})
+        );
+        assert_eq!(left, ["Local"]);
+    }
+
+    #[test]
+    fn cells_convert_as_their_values_do() {
+        let conv = |raw: &str, conv: Conv| convert(&Cell::Raw(serde_json::from_str(raw).unwrap()), conv).map(|v| v.to_value());
+        assert_eq!(conv("\"42\"", Int), Some(json!(42)));
+        assert_eq!(conv("18984951960", Int), Some(json!(18984951960u64)));
+        assert_eq!(conv("18446744073709551615", Int), Some(json!(18446744073709551615u64)));
+        assert_eq!(conv("-0", Int), None, "serde_json reads -0 as a float");
+        assert_eq!(conv("\"x\"", Int), None);
+        assert_eq!(conv("\"1\"", Bool), Some(json!(true)));
+        assert_eq!(conv("0", Bool), Some(json!(false)));
+        assert_eq!(conv("\"TRUE\"", Bool), Some(json!(true)));
+        assert_eq!(conv("\"2024-09-10T03:59:59.29Z\"", Time), Some(json!(1725940799290i64)));
+        assert_eq!(conv("\"{\\\"a\\\":1}\"", Json), Some(json!({"a": 1})));
+        assert_eq!(conv("{\"a\": 1}", Json), Some(json!({"a": 1})));
+        assert_eq!(conv("\"not json\"", Json), Some(json!("not json")));
+        assert_eq!(conv("\" 10.0.0.1 \"", Ip), Some(json!("10.0.0.1")));
+        assert_eq!(conv("1.5", Str), Some(json!("1.5")));
+        assert_eq!(conv("true", Str), Some(json!("true")));
+        assert_eq!(conv("\"user@localhost\"", Email), None);
+        assert_eq!(conv("65536", Port), None);
+    }
+}
