@@ -924,11 +924,9 @@ impl Collector {
     ) {
         let mut line = Vec::new();
         self.write_answer(table, answer, range, &mut line, |_| true);
-        for event in serde_json::Deserializer::from_slice(&line).into_iter::<serde_json::Value>() {
-            // The plan wrote each line from values; they read back.
-            if let Ok(event) = event {
-                emit(event);
-            }
+        // The plan wrote each line as JSON; every one reads back.
+        for event in serde_json::Deserializer::from_slice(&line).into_iter::<serde_json::Value>().flatten() {
+            emit(event);
         }
     }
 }
