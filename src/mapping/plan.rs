@@ -95,10 +95,16 @@ impl Plan {
             reason: format!("the row could not be read: {reason}"),
         })?;
         let table = pick(&mut row, &self.columns);
-        let compiled = table
+        let Some(compiled) = table
             .and_then(|t| self.tables.iter().find(|c| std::ptr::eq(c.table, t)))
             .or(self.tables.first())
-            .expect("a plan has a table");
+        else {
+            return Err(MapError {
+                table: String::new(),
+                key: String::new(),
+                reason: "the plan was compiled for no table".into(),
+            });
+        };
         let start = out.len();
         let result = self.map(compiled, row, ctx, out);
         if result.is_err() {
@@ -223,7 +229,8 @@ impl Plan {
             e.set("metadata.profiles", V::Arr(vec![V::from("host")]));
         }
         let Event { mut root, row, .. } = e;
-        let mut unmapped = Obj::new();
+        // Each column is in one slot or once among the rest: no key repeats.
+        let mut unmapped = Obj(Vec::with_capacity(16));
         for (name, cell) in row.into_rest() {
             if cell.is_absent() {
                 continue;
@@ -236,7 +243,7 @@ impl Plan {
                 (_, Cell::Raw(raw)) => V::Cell(raw.get()),
                 (_, Cell::Owned(v)) => V::from(v),
             };
-            unmapped.insert(name, value);
+            unmapped.0.push((name, value));
         }
         if !unmapped.is_empty() {
             match root.get_mut("unmapped") {
