@@ -3,8 +3,8 @@
 //! that keep OCSF objects valid (guide §0.2–§0.5).
 
 use super::field::{Conv, Conv::*, Field, f, join};
-use super::event::{Cell, Event, V, split_last};
-use super::plan::put_in_owned;
+use super::event::{Cell, Event, V, key_of, split_last};
+use super::plan::put_in;
 use serde_json::Value;
 use std::borrow::Cow;
 
@@ -333,7 +333,7 @@ pub fn map_additional(e: &mut Event, keys: &[(&str, &str, Conv)]) {
             }
             if let Some(out) = super::field::convert(v, *conv) {
                 let (parent, leaf) = split_last(path);
-                put_in_owned(e.object_at(parent), leaf, *conv, V::from(out));
+                put_in(e.object_at(parent), key_of(leaf), *conv, V::from(out));
                 fields.remove(*key);
             }
         }

@@ -5,7 +5,7 @@
 
 use super::cells::{Cells, Columns};
 use super::field::{Context, Conv, MapError, is_email, parse_dynamic};
-use super::event::{Cell, Event, Key, Obj, V, push_in, split_last, unquote};
+use super::event::{Cell, Event, Key, Obj, V, key_of, push_in, split_last, unquote};
 use super::{Shape, Table, Written, ocsf};
 use crate::time::Ticks;
 use serde_json::Value;
@@ -319,7 +319,7 @@ fn apply<'a>(e: &mut Event<'a, '_>, runs: &[Run]) {
         }
         let node = e.object_at_static(run.parent);
         for (put, v) in taken.drain(..) {
-            put_in(node, put.leaf, put.conv, v);
+            put_in(node, Cow::Borrowed(put.leaf), put.conv, v);
         }
     }
 }
@@ -337,7 +337,7 @@ pub fn map_column<'a>(e: &mut Event<'a, '_>, column: &str, path: &str, conv: Con
         Some(v) => {
             let (parent, leaf) = split_last(path);
             let node = e.object_at(parent);
-            put_in_owned(node, leaf, conv, v);
+            put_in(node, key_of(leaf), conv, v);
             true
         }
         None => {
@@ -348,33 +348,17 @@ pub fn map_column<'a>(e: &mut Event<'a, '_>, column: &str, path: &str, conv: Con
 }
 
 /// Puts a converted value at `leaf` of `node`, the way `conv` says.
-pub fn put_in<'a>(node: &mut Obj<'a>, leaf: &'static str, conv: Conv, v: V<'a>) {
+pub fn put_in<'a>(node: &mut Obj<'a>, leaf: Key<'a>, conv: Conv, v: V<'a>) {
     match conv {
-        Conv::Hash(id) => push_in(node, Cow::Borrowed(leaf), hash(id, v)),
-        Conv::NamedItem => push_in(node, Cow::Borrowed(leaf), named(v)),
-        Conv::Item | Conv::EmailItem => push_in(node, Cow::Borrowed(leaf), v),
+        Conv::Hash(id) => push_in(node, leaf, hash(id, v)),
+        Conv::NamedItem => push_in(node, leaf, named(v)),
+        Conv::Item | Conv::EmailItem => push_in(node, leaf, v),
         Conv::Integrity => {
             let id = integrity_of(&v);
-            node.insert(Cow::Owned([leaf, "_id"].concat()), V::from(id));
+            node.insert(Cow::Owned([leaf.as_ref(), "_id"].concat()), V::from(id));
             node.insert(leaf, v);
         }
         _ => node.insert(leaf, v),
-    }
-}
-
-/// As [`put_in`], for a leaf made at run time.
-pub fn put_in_owned<'a>(node: &mut Obj<'a>, leaf: &str, conv: Conv, v: V<'a>) {
-    let key: Key<'a> = Cow::Owned(leaf.to_string());
-    match conv {
-        Conv::Hash(id) => push_in(node, key, hash(id, v)),
-        Conv::NamedItem => push_in(node, key, named(v)),
-        Conv::Item | Conv::EmailItem => push_in(node, key, v),
-        Conv::Integrity => {
-            let id = integrity_of(&v);
-            node.insert(Cow::Owned([leaf, "_id"].concat()), V::from(id));
-            node.insert(key, v);
-        }
-        _ => node.insert(key, v),
     }
 }
 
