@@ -138,7 +138,7 @@ pub static DEVICE_NETWORK_EVENTS: Table = Table {
 };
 
 fn finish_network(e: &mut Event, _ctx: &Context) {
-    let action = e.get_str("metadata.event_code").as_deref().as_deref().unwrap_or("").to_string();
+    let action = e.get_str("metadata.event_code").as_deref().unwrap_or("").to_string();
     // *Inspected rows (Http/Ssl/Ssh/Ntlm/NetworkSignature...) are traffic
     // inspections (guide §5).
     if action.ends_with("Inspected") && e.get("class_uid").and_then(V::as_i64) == Some(4001) {
