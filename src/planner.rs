@@ -91,8 +91,12 @@ impl Cursor {
     /// The data time still to collect up to `until`: the span from the
     /// watermark, less the stretches already collected ahead.
     pub fn behind(&self) -> Ticks {
-        let ahead: i64 = self.ahead.iter().map(|(from, to)| to.0 - from.0).sum();
-        Ticks((self.until.0.max(self.edge().0) - self.watermark.0 - ahead).max(0))
+        Ticks((self.until.0.max(self.edge().0) - self.watermark.0 - self.collected_ahead()).max(0))
+    }
+
+    /// The length of the stretches collected ahead.
+    fn collected_ahead(&self) -> i64 {
+        self.ahead.iter().map(|(from, to)| to.0 - from.0).sum()
     }
 
     /// The history still to collect: from the watermark to the last stretch
@@ -100,10 +104,7 @@ impl Cursor {
     pub fn history_left(&self) -> Ticks {
         match self.ahead.last() {
             None => Ticks(0),
-            Some(last) => {
-                let ahead: i64 = self.ahead.iter().map(|(from, to)| to.0 - from.0).sum();
-                Ticks((last.1.0 - self.watermark.0 - ahead).max(0))
-            }
+            Some(last) => Ticks((last.1.0 - self.watermark.0 - self.collected_ahead()).max(0)),
         }
     }
 
@@ -112,6 +113,18 @@ impl Cursor {
     /// not collected yet, which a look must not take).
     fn look_floor(&self) -> Ticks {
         self.ahead.last().map_or(self.floor, |s| s.0.max(self.floor))
+    }
+}
+
+/// Moves `watermark` past every stretch collected ahead that it has
+/// reached, which are then behind it.
+fn pass_reached(watermark: &mut Ticks, ahead: &mut Vec<(Ticks, Ticks)>) {
+    while let Some(&(from, to)) = ahead.first() {
+        if *watermark < from {
+            break;
+        }
+        *watermark = (*watermark).max(to);
+        ahead.remove(0);
     }
 }
 
@@ -245,15 +258,8 @@ impl Planner {
                         ahead.push((from, to));
                         last = to;
                     }
-                    // A stretch the watermark has reached is behind it.
                     let mut watermark = watermark;
-                    while let Some(&(from, to)) = ahead.first() {
-                        if watermark < from {
-                            break;
-                        }
-                        watermark = watermark.max(to);
-                        ahead.remove(0);
-                    }
+                    pass_reached(&mut watermark, &mut ahead);
                     let recent = state.recent.into_iter().map(|(t, k)| (Ticks(t), k)).collect();
                     (watermark, floor, recent, ahead)
                 }
@@ -622,13 +628,7 @@ impl Planner {
             debug_assert_eq!(c.watermark, window.start, "history windows complete in order");
             let used = Ticks(window.end.0 - window.start.0);
             c.watermark = window.end;
-            while let Some(&(from, to)) = c.ahead.first() {
-                if c.watermark < from {
-                    break;
-                }
-                c.watermark = c.watermark.max(to);
-                c.ahead.remove(0);
-            }
+            pass_reached(&mut c.watermark, &mut c.ahead);
             c.history_span = adapt(c.history_span, used, fullness, max);
             self.sync_followers(window.table);
             return;
