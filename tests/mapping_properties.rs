@@ -1,7 +1,7 @@
 //! Property tests (bounded, run in CI): any row of any table, with columns
 //! of any JSON type, maps without panicking to an event with a consistent
-//! envelope, or to an error that names the table; and every column that
-//! held a value is somewhere in the event.
+//! envelope and true captions, or to an error that names the table; and
+//! every column that held a value is somewhere in the event.
 
 use defender_ocsf_collector::graph::parse_response;
 use defender_ocsf_collector::mapping::{self, Context};
@@ -12,6 +12,17 @@ use serde_json::{Map, Value, json};
 #[path = "support/json_cells.rs"]
 mod json_cells;
 use json_cells::json_value;
+
+#[path = "support/ocsf_schema.rs"]
+mod ocsf_schema;
+
+/// The schema's captions, loaded once for all cases (`None` when `../shared` is absent).
+fn captions() -> Option<&'static ocsf_schema::Captions> {
+    static CAPTIONS: std::sync::OnceLock<Option<ocsf_schema::Captions>> = std::sync::OnceLock::new();
+    CAPTIONS
+        .get_or_init(|| ocsf_schema::shared_or_skip("caption checks of the property tests").map(|s| ocsf_schema::Captions::load(&s)))
+        .as_ref()
+}
 
 /// Column names the mappings know, plus unknown ones.
 const COLUMNS: &[&str] = &[
@@ -82,6 +93,10 @@ proptest! {
                 prop_assert_eq!(&e["metadata"]["log_name"], table.name);
                 if activity == 99 {
                     prop_assert!(e["activity_name"].as_str().is_some_and(|s| !s.is_empty()));
+                }
+                if let Some(captions) = captions() {
+                    let wrong = captions.errors(&e);
+                    prop_assert!(wrong.is_empty(), "captions: {:?}\n  {}", wrong, e);
                 }
                 // Nothing is dropped: each present value shows up in the event.
                 let text = e.to_string();

@@ -668,6 +668,7 @@ fn finish_device_network_info(e: &mut Event, _ctx: &Context) {
         if id == 99 {
             interface.insert("type".into(), kind.clone().unwrap_or_default());
         } else {
+            interface.insert("type".into(), ["Unknown", "Wired", "Wireless", "Mobile", "Tunnel"][id as usize].into());
             e.take_column("NetworkAdapterType");
         }
     }
@@ -797,6 +798,7 @@ fn finish_certificate(e: &mut Event, _ctx: &Context) {
         if let Some(Value::Bool(t)) = trusted {
             e.take_column("IsTrusted");
             e.set("query_evidence.file.signature.state_id", if t { 1 } else { 6 });
+            e.set("query_evidence.file.signature.state", if t { "Valid" } else { "Untrusted" });
         }
         if signed.is_some() {
             e.take_column("IsSigned");
@@ -882,7 +884,7 @@ mod tests {
         );
         assert_eq!(e["process"]["session"]["uid"], "999");
         assert_eq!(e["process"]["file"]["size"], 289792);
-        assert_eq!(e["process"]["file"]["hashes"], json!([{"algorithm_id": 2, "value": "s1"}]));
+        assert_eq!(e["process"]["file"]["hashes"], json!([{"algorithm_id": 2, "algorithm": "SHA-1", "value": "s1"}]));
         assert_eq!(e["process"]["created_time"], 1738555506100i64);
         // The initiating process is the actor, never the new process's parent only.
         assert_eq!(e["actor"]["process"]["pid"], 4120);

@@ -120,7 +120,7 @@ pub struct Table {
     /// ActionType prefixes (case-insensitive), tried after `activities`.
     pub prefixes: &'static [(&'static str, Activity)],
     /// The activity of a row without an ActionType, or with one not listed;
-    /// in the latter case its `activity_name` is the ActionType itself.
+    /// when it is 99 Other, its `activity_name` is the ActionType itself.
     pub fallback: Activity,
     /// The shape of every activity that does not name its own.
     pub shape: &'static Shape,

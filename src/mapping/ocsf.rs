@@ -313,6 +313,18 @@ pub fn status_name(id: u32) -> &'static str {
     }
 }
 
+/// The caption of a `fingerprint.algorithm_id`.
+pub fn hash_algorithm(id: u8) -> &'static str {
+    match id {
+        1 => "MD5",
+        2 => "SHA-1",
+        3 => "SHA-256",
+        4 => "SHA-512",
+        99 => "Other",
+        _ => "Unknown",
+    }
+}
+
 /// Caption attributes filled from their `_id` siblings (`disposition` from
 /// `disposition_id`, ...), wherever the mapping set the id but not the text.
 const CAPTIONS: &[(&str, &str, &[(i64, &str)])] = &[
@@ -391,6 +403,16 @@ const CAPTIONS: &[(&str, &str, &[(i64, &str)])] = &[
         "connection_info.boundary_id",
         "connection_info.boundary",
         &[(0, "Unknown"), (1, "Localhost"), (2, "Internal"), (3, "External"), (99, "Other")],
+    ),
+    (
+        "connection_info.protocol_ver_id",
+        "connection_info.protocol_ver",
+        &[
+            (0, "Unknown"),
+            (4, "Internet Protocol version 4 (IPv4)"),
+            (6, "Internet Protocol version 6 (IPv6)"),
+            (99, "Other"),
+        ],
     ),
     (
         "query_result_id",
@@ -473,6 +495,14 @@ const CAPTIONS: &[(&str, &str, &[(i64, &str)])] = &[
             (5, "Mobile"),
             (6, "Virtual"),
             (7, "IOT"),
+            (8, "Browser"),
+            (9, "Firewall"),
+            (10, "Switch"),
+            (11, "Hub"),
+            (12, "Router"),
+            (13, "IDS"),
+            (14, "IPS"),
+            (15, "Load Balancer"),
             (99, "Other"),
         ],
     ),
@@ -534,12 +564,18 @@ const CAPTIONS: &[(&str, &str, &[(i64, &str)])] = &[
     ),
 ];
 
-/// Fills caption attributes from their ids, unless already set.
+/// Sets caption attributes from their ids: the schema's caption, whatever
+/// a mapping wrote from the source ("Ntlm" becomes "NTLM"), except for 99
+/// Other, whose caption is the source's own word ("Other" when none).
 pub fn set_captions(e: &mut super::event::Event) {
     for (id_path, caption_path, names) in CAPTIONS {
         if let Some(id) = e.get(id_path).and_then(super::event::V::as_i64) {
             if let Some((_, name)) = names.iter().find(|(i, _)| *i == id) {
-                e.set_default(caption_path, *name);
+                if id == 99 {
+                    e.set_default(caption_path, *name);
+                } else {
+                    e.set(caption_path, *name);
+                }
             }
         }
     }

@@ -154,7 +154,7 @@ impl Plan {
             })),
             None => None,
         };
-        let (mut activity, is_fallback) = table.activity(action_type.as_deref());
+        let (mut activity, _) = table.activity(action_type.as_deref());
         if ctx.no_deprecated_classes {
             if let Some(successor) = activity.successor {
                 activity = successor;
@@ -168,8 +168,11 @@ impl Plan {
         e.set("category_uid", class.category_uid);
         e.set("category_name", ocsf::category_name(class.category_uid));
         e.set("activity_id", activity.activity_id);
-        let activity_name: Cow<'a, str> = match (&action_type, activity.activity_id, is_fallback) {
-            (Some(a), 99, _) | (Some(a), _, true) => a.clone(),
+        // 99 Other is named by the source's word; any other id by the schema's
+        // caption, even for an ActionType the table does not list (it stays
+        // in `metadata.event_code`).
+        let activity_name: Cow<'a, str> = match (&action_type, activity.activity_id) {
+            (Some(a), 99) => a.clone(),
             _ => Cow::Borrowed(class.activity_name(activity.activity_id)),
         };
         e.set("type_uid", u64::from(activity.class_uid) * 100 + u64::from(activity.activity_id));
@@ -363,7 +366,11 @@ pub fn put_in<'a>(node: &mut Obj<'a>, leaf: Key<'a>, conv: Conv, v: V<'a>) {
 }
 
 fn hash(algorithm_id: u8, v: V<'_>) -> V<'_> {
-    V::Obj(Obj(vec![(Cow::Borrowed("algorithm_id"), V::from(algorithm_id)), (Cow::Borrowed("value"), v)]))
+    V::Obj(Obj(vec![
+        (Cow::Borrowed("algorithm_id"), V::from(algorithm_id)),
+        (Cow::Borrowed("algorithm"), V::Str(Cow::Borrowed(ocsf::hash_algorithm(algorithm_id)))),
+        (Cow::Borrowed("value"), v),
+    ]))
 }
 
 fn named(v: V<'_>) -> V<'_> {
@@ -543,7 +550,7 @@ mod tests {
         let (event, left) = applied(r#"{"Local": "x", "Port": "443", "Md5": "ab", "Level": "High", "Name": "n"}"#);
         assert_eq!(
             event,
-            json!({"src": {"port": 443, "file": {"hashes": [{"algorithm_id": 1, "value": "ab"}], "integrity": "High", "integrity_id": 4}}, "name": "n"})
+            json!({"src": {"port": 443, "file": {"hashes": [{"algorithm_id": 1, "algorithm": "MD5", "value": "ab"}], "integrity": "High", "integrity_id": 4}}, "name": "n"})
         );
         assert_eq!(left, ["Local"]);
     }

@@ -45,6 +45,7 @@ pub struct Schemas {
     dir: PathBuf,
     files: HashMap<u64, String>,
     compiled: HashMap<u64, jsonschema::Validator>,
+    captions: Captions,
 }
 
 impl Schemas {
@@ -61,12 +62,13 @@ impl Schemas {
             dir,
             files,
             compiled: HashMap::new(),
+            captions: Captions::load(shared),
         }
     }
 
     /// Every schema error of `event`, as "path: message" lines; empty when valid.
     /// Also checks what the schemas cannot: type_uid = class_uid × 100 + activity_id,
-    /// and an activity_name when activity_id is 99.
+    /// an activity_name when activity_id is 99, and every caption ([`Captions`]).
     pub fn errors(&mut self, event: &Value) -> Vec<String> {
         let Some(class) = event["class_uid"].as_u64() else {
             return vec!["class_uid is missing".into()];
@@ -90,7 +92,77 @@ impl Schemas {
         if activity == 99 && event["activity_name"].as_str().is_none_or(str::is_empty) {
             errors.push("activity_id 99 without activity_name".into());
         }
+        errors.extend(self.captions.errors(event));
         errors
+    }
+}
+
+/// The captions of OCSF 1.8.0's enums, read from the compiled schema
+/// (`ocsf/ocsf-1.8.0.compiled.json`). The JSON Schemas check that an `_id`
+/// is in its enum but not that its caption sibling says the same: this does.
+pub struct Captions {
+    classes: HashMap<u64, Value>,
+    objects: serde_json::Map<String, Value>,
+}
+
+impl Captions {
+    pub fn load(shared: &Path) -> Captions {
+        let path = shared.join("ocsf").join("ocsf-1.8.0.compiled.json");
+        let mut compiled: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let classes = compiled["classes"]
+            .as_object()
+            .unwrap()
+            .values()
+            .filter_map(|c| Some((c["uid"].as_u64()?, c["attributes"].clone())))
+            .collect();
+        let objects = std::mem::take(compiled["objects"].as_object_mut().unwrap());
+        Captions { classes, objects }
+    }
+
+    /// Every `X_id` (at any depth, in arrays too) whose enum has a caption
+    /// sibling `X`: unless the id is 99 Other, whose caption is the source's
+    /// own word, `X` must be present and equal to the schema's caption.
+    pub fn errors(&self, event: &Value) -> Vec<String> {
+        let mut errors = Vec::new();
+        let class = event["class_uid"].as_u64().unwrap_or(0);
+        match (self.classes.get(&class), event.as_object()) {
+            (Some(attrs), Some(obj)) => self.walk(attrs, obj, "", &mut errors),
+            _ => errors.push(format!("class {class} is not in the compiled schema")),
+        }
+        errors
+    }
+
+    fn walk(&self, attrs: &Value, obj: &serde_json::Map<String, Value>, path: &str, errors: &mut Vec<String>) {
+        let Some(attrs) = attrs.as_object() else { return };
+        for (name, attr) in attrs {
+            let Some(value) = obj.get(name) else { continue };
+            if let (Some(sibling), Some(id)) = (attr["sibling"].as_str(), value.as_i64()) {
+                if let Some(names) = attr["enum"].as_object() {
+                    match names.get(&id.to_string()).and_then(|e| e["caption"].as_str()) {
+                        // 99 Other, and a type_uid of activity 99 ("Class: <the source's word>").
+                        _ if id == 99 || (name == "type_uid" && id % 100 == 99) => {}
+                        Some(want) if obj.get(sibling).and_then(Value::as_str) == Some(want) => {}
+                        Some(want) => errors.push(format!(
+                            "{path}{name} {id}: {path}{sibling} is {}, the schema's caption is {want:?}",
+                            obj.get(sibling).map_or("missing".to_string(), Value::to_string)
+                        )),
+                        None => errors.push(format!("{path}{name} {id} is not in its enum")),
+                    }
+                }
+            }
+            if let Some(object) = attr["object_type"].as_str().and_then(|t| self.objects.get(t)) {
+                let items: Vec<&Value> = match value {
+                    Value::Array(items) => items.iter().collect(),
+                    v => vec![v],
+                };
+                for (i, item) in items.into_iter().enumerate() {
+                    if let Some(inner) = item.as_object() {
+                        let at = if value.is_array() { format!("{path}{name}[{i}].") } else { format!("{path}{name}.") };
+                        self.walk(&object["attributes"], inner, &at, errors);
+                    }
+                }
+            }
+        }
     }
 }
 
