@@ -138,9 +138,11 @@ pub struct CollectorConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OcsfOptions {
-    /// Emit the classes OCSF 1.8.0 deprecates (4011, 4012, 5002, 5014), as
-    /// other OCSF feeds of Defender do. `false` emits their successors:
-    /// 4009 with `email.files[]`/`email.urls[]`, 1010 and 5019.
+    /// Emit the classes OCSF 1.8.0 deprecates (4011, 4012, 5014), as other
+    /// OCSF feeds of Defender do. `false` emits their successors (4009 with
+    /// `email.files[]`/`email.urls[]`, 1010), and 201004 Windows Service
+    /// Activity and 1008 Event Log Activity for service installs and
+    /// cleared Security logs (docs/mapping.md, decision 8).
     #[serde(default = "default_deprecated_classes")]
     pub deprecated_classes: bool,
 }

@@ -5,6 +5,7 @@
 use crate::error::{Error, Result};
 use crate::graph;
 use crate::mapping::{self, Context};
+use crate::time::Ticks;
 use serde::Deserialize;
 
 /// The options of a conversion, a subset of the source's configuration.
@@ -17,6 +18,11 @@ pub struct Options {
     /// As `ocsf.deprecated_classes` of the source (default true).
     #[serde(default)]
     pub deprecated_classes: Option<bool>,
+    /// When the rows were collected (RFC 3339): a row without a `Timestamp`
+    /// takes it, labelled `time-is-collection-time`, as in collection.
+    /// Without it, such a row is rejected.
+    #[serde(default)]
+    pub collected_at: Option<String>,
 }
 
 /// The events of one answer, and the rows that could not be mapped.
@@ -43,10 +49,15 @@ pub fn convert(table: &str, options_json: &str, body: impl Into<Vec<u8>>) -> Res
             mapping::TABLES.iter().map(|t| t.name).collect::<Vec<_>>().join(", ")
         ))
     })?;
+    let collected_at = match options.collected_at.as_deref().map(Ticks::parse) {
+        Some(Ok(t)) => Some(t),
+        Some(Err(e)) => return Err(Error::Config(format!("conversion options: `collected_at` is not an RFC 3339 time: {e}"))),
+        None => None,
+    };
     let context = Context {
         tenant_uid: options.tenant_id,
         no_deprecated_classes: !options.deprecated_classes.unwrap_or(true),
-        collected_at: None,
+        collected_at,
     };
     let size = body.len();
     let result = graph::parse_response(body).map_err(|e| Error::Config(format!("the input is not a runHuntingQuery answer: {e}")))?;
@@ -89,6 +100,20 @@ mod tests {
         );
         assert_eq!(out.rejected.len(), 2, "{:?}", out.rejected);
         assert!(out.rejected.iter().any(|r| r.contains("Timestamp")), "{:?}", out.rejected);
+    }
+
+    /// `map` agrees with collection (docs/mapping.md, decision 11): given
+    /// the time of mapping, a row without a Timestamp takes it, labelled.
+    #[test]
+    fn a_row_without_a_timestamp_takes_the_collection_time_when_given() {
+        let body = br#"{"schema":[],"results":[{"DeviceId":"d","ActionType":"ProcessCreated","ProcessId":4}]}"#;
+        let out = convert("DeviceProcessEvents", r#"{"collected_at":"2026-12-03T10:00:00Z"}"#, body.as_slice()).unwrap();
+        assert_eq!((out.count, out.rejected.len()), (1, 0), "{:?}", out.rejected);
+        let event: serde_json::Value = serde_json::from_slice(&out.events).unwrap();
+        assert_eq!(event["time"], 1796292000000i64);
+        assert_eq!(event["metadata"]["labels"], serde_json::json!(["time-is-collection-time"]));
+        let e = convert("DeviceProcessEvents", r#"{"collected_at":"yesterday"}"#, body.as_slice()).unwrap_err().to_string();
+        assert!(e.contains("collected_at"), "{e}");
     }
 
     #[test]

@@ -76,3 +76,46 @@ fn conformance(no_deprecated_classes: bool) {
         assert!(left.is_empty(), "deprecated classes still emitted: {left:?}");
     }
 }
+
+/// `mapping::ocsf::requires`, which rejects a row that cannot make a valid
+/// event, says what the compiled OCSF 1.8.0 schema says each class requires
+/// at the top level (required objects and `at_least_one` constraints).
+#[test]
+fn class_requirements_match_the_compiled_schema() {
+    let Some(shared) = shared_or_skip("class requirements against the compiled schema") else {
+        return;
+    };
+    let compiled: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(shared.join("ocsf").join("ocsf-1.8.0.compiled.json")).unwrap()).unwrap();
+    let mut checked = 0;
+    for class in compiled["classes"].as_object().unwrap().values() {
+        let Some(uid) = class["uid"].as_u64() else { continue };
+        if !mapping::ocsf::CLASSES.iter().any(|c| u64::from(c.uid) == uid) {
+            continue;
+        }
+        let mut want: Vec<Vec<String>> = class["attributes"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(name, a)| {
+                a["requirement"] == "required" && a["type"] == "object_t" && !["osint", "cloud", "metadata"].contains(&name.as_str())
+            })
+            .map(|(name, _)| vec![name.clone()])
+            .collect();
+        if let Some(any) = class["constraints"]["at_least_one"].as_array() {
+            want.push(any.iter().map(|a| a.as_str().unwrap().to_string()).collect());
+        }
+        let normalize = |mut v: Vec<Vec<String>>| {
+            v.iter_mut().for_each(|any| any.sort());
+            v.sort();
+            v
+        };
+        let have: Vec<Vec<String>> = mapping::ocsf::requires(uid as u32)
+            .iter()
+            .map(|any| any.iter().map(|a| a.to_string()).collect())
+            .collect();
+        assert_eq!(normalize(have), normalize(want), "class {uid}");
+        checked += 1;
+    }
+    assert_eq!(checked, mapping::ocsf::CLASSES.len(), "a class of mapping::ocsf::CLASSES is not in the compiled schema");
+}

@@ -233,7 +233,11 @@ fn main() -> ExitCode {
                 Ok(b) => b,
                 Err(e) => return fail(&Failure::Config(format!("reading --component: {e}"))),
             };
-            let options = serde_json::json!({"tenant_id": tenant_id, "deprecated_classes": !no_deprecated_classes}).to_string();
+            // A row without a Timestamp takes the time it is mapped, as in
+            // collection, labelled `time-is-collection-time`.
+            let collected_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+            let options = serde_json::json!({"tenant_id": tenant_id, "deprecated_classes": !no_deprecated_classes, "collected_at": collected_at})
+                .to_string();
             match app::map(&table, &options, &input, bytes.as_deref(), &mut std::io::stdout().lock()) {
                 Ok(summary) if summary.rejected.is_empty() => ExitCode::SUCCESS,
                 Ok(summary) => {

@@ -150,11 +150,17 @@ pub(crate) fn attacks(items: &[Value]) -> Option<Vec<Value>> {
 }
 
 fn finish_alert(e: &mut Event, _ctx: &Context) {
-    if let Some(Value::String(s)) = e.take_column("Severity") {
-        let (id, name) = severity_id(&s);
-        e.set("severity_id", id);
-        e.set("severity", name);
-    }
+    // A finding without a severity has an unknown one, not Informational.
+    let (id, name) = match e.take_column("Severity") {
+        Some(Value::String(s)) => severity_id(&s),
+        Some(other) => {
+            e.put_column("Severity", other);
+            (0, "Unknown".into())
+        }
+        None => (0, "Unknown".into()),
+    };
+    e.set("severity_id", id);
+    e.set("severity", name);
     if let Some(Value::Array(items)) = e.column("AttackTechniques", Json) {
         if let Some(list) = attacks(&items) {
             e.take_column("AttackTechniques");
@@ -193,21 +199,34 @@ fn finish_evidence(e: &mut Event, ctx: &Context) {
         }
         common::map_additional(e, &[("ProcessId", "evidence.process.pid", Int)]);
     }
-    if e.get_str("evidence.src_endpoint.ip").is_some() || e.get_str("evidence.dst_endpoint.ip").is_some() {
-        // EvidenceDirection says which side the device's address is on.
-        if e.column("EvidenceDirection", Str) == Some(Value::String("Destination".into())) {
-            let ev = e.root.get_mut("evidence").and_then(V::as_obj_mut);
-            if let Some(ev) = ev {
-                let src = ev.remove("src_endpoint");
-                let dst = ev.remove("dst_endpoint");
-                if let Some(s) = src {
-                    ev.insert("dst_endpoint", s);
-                }
-                if let Some(d) = dst {
-                    ev.insert("src_endpoint", d);
-                }
+    // An IP entity names one address (in RemoteIP or LocalIP), and
+    // EvidenceDirection says which end of the connection it was (guide §2).
+    let side = match e.column("EvidenceDirection", Str).as_ref().and_then(Value::as_str) {
+        Some(d) if d.eq_ignore_ascii_case("Source") => Some("src_endpoint"),
+        Some(d) if d.eq_ignore_ascii_case("Destination") => Some("dst_endpoint"),
+        _ => None,
+    };
+    if let (Some(side), Some(ev)) = (side, e.root.get_mut("evidence").and_then(V::as_obj_mut)) {
+        let ends = ["src_endpoint", "dst_endpoint"].map(|k| ev.contains_key(k));
+        if ends == [true, false] || ends == [false, true] {
+            let end = ev.remove("src_endpoint").or_else(|| ev.remove("dst_endpoint"));
+            if let Some(end) = end {
+                ev.insert(side, end);
             }
         }
+    }
+    if entity == "mailmessage" {
+        // The message's sender and recipient are in AdditionalFields:
+        // P2Sender is the header From, Sender the envelope (P1) sender.
+        common::map_additional(
+            e,
+            &[
+                ("P2Sender", "evidence.email.from", Email),
+                ("Sender", "evidence.email.smtp_from", Email),
+                ("Recipient", "evidence.email.to", EmailItem),
+                ("InternetMessageId", "evidence.email.message_uid", Str),
+            ],
+        );
     }
     if let Some(key) = e.get_str("evidence.reg_key.path").map(std::borrow::Cow::into_owned) {
         if e.map_column("RegistryValueName", "evidence.reg_value.name", Str) {

@@ -154,15 +154,6 @@ pub fn finish_actor(e: &mut Event) {
     require_any(e, "actor.user", &["name", "uid", "account"]);
 }
 
-/// Process Activity requires a `process`. When a row names none, Defender's
-/// own "unknown process" (pid 0) stands in, with a label that says so.
-pub fn unknown_process(e: &mut Event) {
-    if is_unset(e, "process") {
-        e.set("process.pid", 0);
-        e.push("metadata.labels", "process-unknown");
-    }
-}
-
 /// Removes the process at `path` when all it says is pid 0, Defender's
 /// "no such process".
 pub fn drop_unknown_process(e: &mut Event, path: &str) {
@@ -331,6 +322,12 @@ pub fn map_additional(e: &mut Event, keys: &[(&str, &str, Conv)]) {
             if super::field::is_absent(v) {
                 continue;
             }
+            // A value already there (from a column, or an earlier key) is
+            // never overwritten: the key then stays under `unmapped`.
+            let appends = matches!(conv, Hash(_) | NamedItem | Item | EmailItem);
+            if !appends && e.get(path).is_some() {
+                continue;
+            }
             if let Some(out) = super::field::convert(v, *conv) {
                 let (parent, leaf) = split_last(path);
                 put_in(e.object_at(parent), key_of(leaf), *conv, V::from(out));
@@ -339,6 +336,87 @@ pub fn map_additional(e: &mut Event, keys: &[(&str, &str, Conv)]) {
         }
     }
     e.row.put(e.columns, name, Cell::Owned(Value::Object(fields)));
+}
+
+/// DNS details from `AdditionalFields` (guide §5, §21): the query's name,
+/// type, class and transaction id, the response code, and the answers with
+/// their TTLs. Keys that do not convert stay under `unmapped`.
+pub fn dns(e: &mut Event) {
+    map_additional(
+        e,
+        &[
+            ("query", "query.hostname", Str),
+            ("DnsQueryString", "query.hostname", Str),
+            ("QueryName", "query.hostname", Str),
+            ("qtype_name", "query.type", Str),
+            ("qclass_name", "query.class", Str),
+            ("trans_id", "query.packet_uid", Int),
+        ],
+    );
+    dns_rcode(e);
+    let Some(Value::Object(mut fields)) = e.column("AdditionalFields", Json) else {
+        return;
+    };
+    let answers = match fields.get("answers").map(super::field::parse_dynamic) {
+        Some(Value::Array(items)) if !items.is_empty() && items.iter().all(|a| a.as_str().is_some_and(|s| !s.is_empty())) => items,
+        _ => return,
+    };
+    let ttls = match fields.get("TTLs").map(super::field::parse_dynamic) {
+        Some(Value::Array(t)) if t.len() == answers.len() => t.iter().map(whole_number).collect::<Option<Vec<i64>>>(),
+        _ => None,
+    };
+    let list = answers
+        .into_iter()
+        .enumerate()
+        .map(|(i, rdata)| {
+            let mut answer = serde_json::Map::new();
+            answer.insert("rdata".into(), rdata);
+            if let Some(t) = ttls.as_ref() {
+                answer.insert("ttl".into(), t[i].into());
+            }
+            Value::Object(answer)
+        })
+        .collect();
+    e.set("answers", V::from(Value::Array(list)));
+    fields.remove("answers");
+    if ttls.is_some() {
+        fields.remove("TTLs");
+    }
+    e.put_column("AdditionalFields", Value::Object(fields));
+}
+
+/// `rcode` (a number) to `rcode_id`, the schema's caption going to `rcode`
+/// (`set_captions`); a code OCSF does not list is 99 Other, named by `rcode_name`.
+fn dns_rcode(e: &mut Event) {
+    let Some(Value::Object(mut fields)) = e.column("AdditionalFields", Json) else {
+        return;
+    };
+    let Some(code) = fields.get("rcode").and_then(|v| super::field::convert(v, Int)).and_then(|v| v.as_i64()) else {
+        return;
+    };
+    let name = fields.get("rcode_name").and_then(Value::as_str).map(str::to_string);
+    let listed = matches!(code, 0..=11 | 16..=23);
+    if listed {
+        e.set("rcode_id", code);
+        fields.remove("rcode");
+        fields.remove("rcode_name");
+    } else if let Some(name) = name {
+        e.set("rcode_id", 99);
+        e.set("rcode", name);
+        fields.remove("rcode_name");
+    } else {
+        return;
+    }
+    e.put_column("AdditionalFields", Value::Object(fields));
+}
+
+/// A TTL such as `1200` or `1200.0` as a whole number of seconds.
+fn whole_number(v: &Value) -> Option<i64> {
+    match super::field::parse_dynamic(v) {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64)),
+        Value::String(s) => s.trim().parse::<f64>().ok().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64),
+        _ => None,
+    }
 }
 
 /// What a `network_endpoint` needs to be one; an endpoint with only a port

@@ -69,7 +69,6 @@ fn finish_process_events(e: &mut Event, _ctx: &Context) {
     common::finish_process(e, "process");
     common::finish_actor(e);
     // OCSF requires `process` and `actor` (rules 12 and 13 of docs/mapping.md).
-    common::unknown_process(e);
     common::actor_or_sensor(e, Product::Endpoint.name());
     // Defender reports the initiating process, which is the creator and, as
     // far as anyone can tell from the data, the parent (guide §4, PAR).
@@ -153,7 +152,7 @@ fn finish_network(e: &mut Event, _ctx: &Context) {
     common::remote_url(e, "dst_endpoint");
     common::network_protocol(e);
     if e.get("class_uid").and_then(V::as_i64) == Some(4003) {
-        common::map_additional(e, &[("query", "query.hostname", Str), ("DnsQueryString", "query.hostname", Str)]);
+        common::dns(e);
         // DNS Activity has no `url`; the host name stays on the endpoint.
         common::move_to_unmapped(e, "url");
     }
@@ -458,12 +457,12 @@ fn finish_logon(e: &mut Event, _ctx: &Context) {
         e.set("auth_protocol_id", auth_protocol_id(&p));
         e.set("auth_protocol", p);
     }
-    if let Some(admin) = e.column("IsLocalAdmin", Bool) {
+    // true makes the user an Admin; false says nothing OCSF's user types
+    // can hold (not an admin is not "User"), so it stays under `unmapped`.
+    if e.column("IsLocalAdmin", Bool) == Some(Value::Bool(true)) {
         e.take_column("IsLocalAdmin");
-        if admin == Value::Bool(true) {
-            e.set("user.type_id", 2);
-            e.set("user.type", "Admin");
-        }
+        e.set("user.type_id", 2);
+        e.set("user.type", "Admin");
     }
     common::map_additional(e, &[("IsLocalLogon", "unmapped_is_local_logon", Bool)]);
     if let Some(local) = e.root.remove("unmapped_is_local_logon").as_ref().and_then(V::as_bool) {
@@ -639,8 +638,9 @@ pub static DEVICE_NETWORK_INFO: Table = Table {
 };
 
 fn finish_device_network_info(e: &mut Event, _ctx: &Context) {
-    // Defender writes MACs as 00-15-5D-...; OCSF wants colons.
-    if let Some(mac) = e.get_str("device.mac").map(|m| m.replace('-', ":").to_ascii_lowercase()) {
+    // Defender writes MACs as 00-15-5D-... or as bare hex (000D3A9EC781);
+    // OCSF wants colons.
+    if let Some(mac) = e.get_str("device.mac").map(|m| normalize_mac(&m)) {
         if is_mac(&mac) {
             e.set("device.mac", mac);
         } else {
@@ -721,6 +721,24 @@ fn finish_device_network_info(e: &mut Event, _ctx: &Context) {
         e.set("device.network_interfaces", V::from(Value::Array(interfaces)));
     }
     common::finish_device(e);
+}
+
+/// `00-15-5D-01-02-03`, `00155D010203` or `00:15:5D:01:02:03` as
+/// `00:15:5d:01:02:03`. Anything else is only lowercased with dashes made
+/// colons, for `is_mac` to judge.
+fn normalize_mac(m: &str) -> String {
+    let m = m.trim().to_ascii_lowercase();
+    if m.len() == 12 && m.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let mut out = String::with_capacity(17);
+        for (i, c) in m.chars().enumerate() {
+            if i > 0 && i % 2 == 0 {
+                out.push(':');
+            }
+            out.push(c);
+        }
+        return out;
+    }
+    m.replace('-', ":")
 }
 
 fn is_mac(s: &str) -> bool {
@@ -900,26 +918,38 @@ mod tests {
         );
     }
 
-    /// OCSF requires `process` and `actor` in 1007: a row that names no
-    /// process gets Defender's "none" (pid 0, labelled), and one whose
-    /// initiating process is "none" gets the sensor as its actor, even when
-    /// the finish steps emptied the actor's objects.
+    /// OCSF requires `process` and `actor` in 1007: a row whose initiating
+    /// process is "none" gets the sensor as its actor, even when the finish
+    /// steps emptied the actor's objects; a row that names no process is
+    /// rejected, naming the columns that would give one (no placeholder).
     #[test]
-    fn process_events_without_a_process_or_an_actor_are_still_valid_ocsf() {
+    fn process_events_without_a_process_or_an_actor() {
         let e = map(
             &DEVICE_PROCESS_EVENTS,
             json!({"Timestamp": "2025-01-01T00:00:00Z", "DeviceId": "d", "ActionType": "ProcessCreated", "ProcessId": 5, "InitiatingProcessId": 0}),
         );
         assert_eq!(e["actor"], json!({"app_name": "Microsoft Defender for Endpoint"}));
         assert_eq!(e["process"], json!({"pid": 5}));
-        let e = map(
-            &DEVICE_PROCESS_EVENTS,
-            json!({"Timestamp": "2025-01-01T00:00:00Z", "DeviceId": "d", "InitiatingProcessId": 7, "InitiatingProcessAccountDomain": "d"}),
-        );
-        assert_eq!(e["process"], json!({"pid": 0, "parent_process": {"pid": 7}}));
-        assert_eq!(e["metadata"]["labels"], json!(["process-unknown"]));
-        assert_eq!(e["actor"]["process"], json!({"pid": 7}));
-        assert_eq!(e["unmapped"]["actor"]["user"], json!({"domain": "d"}));
+        let ctx = Context::default();
+        let row = json!({"Timestamp": "2025-01-01T00:00:00Z", "DeviceId": "d", "InitiatingProcessId": 7, "InitiatingProcessAccountDomain": "d"});
+        let err = map_row(&DEVICE_PROCESS_EVENTS, serde_json::from_value(row).unwrap(), &ctx).unwrap_err();
+        assert!(err.reason.contains("requires `process`") && err.reason.contains("ProcessId"), "{err}");
+    }
+
+    /// Microsoft's runHuntingQuery examples project `Timestamp, FileName,
+    /// InitiatingProcessFileName` (and sometimes DeviceId): OCSF 1007 needs a
+    /// device and a process id, so each is a clear rejection naming what is
+    /// missing, never an event with a made-up process.
+    #[test]
+    fn projected_rows_are_rejected_with_the_missing_columns() {
+        let ctx = Context::default();
+        let row = json!({"Timestamp": "2024-03-26T09:39:50.7688641Z", "FileName": "cmd.exe", "InitiatingProcessFileName": "powershell.exe"});
+        let err = map_row(&DEVICE_PROCESS_EVENTS, serde_json::from_value(row).unwrap(), &ctx).unwrap_err();
+        assert!(err.reason.contains("requires `device`") && err.reason.contains("DeviceId, DeviceName"), "{err}");
+        let row = json!({"Timestamp": "2020-02-05T01:10:26.2648757Z", "FileName": "csc.exe", "InitiatingProcessFileName": "powershell.exe", "DeviceId": "10cb"});
+        let err = map_row(&DEVICE_PROCESS_EVENTS, serde_json::from_value(row).unwrap(), &ctx).unwrap_err();
+        assert!(err.reason.contains("requires `process`") && err.reason.contains("ProcessId"), "{err}");
+        assert_eq!(err.table, "DeviceProcessEvents");
     }
 
     #[test]

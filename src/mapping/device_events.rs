@@ -102,20 +102,33 @@ static CONFIG: Shape = Shape {
     fields: &[DEVICE, INITIATING_PROCESS],
     finish: finish_config,
 };
+static SERVICE: Shape = Shape {
+    fields: &[DEVICE, INITIATING_PROCESS],
+    finish: finish_service,
+};
+static EVENT_LOG: Shape = Shape {
+    fields: &[DEVICE, INITIATING_PROCESS],
+    finish: finish_event_log,
+};
 
 const fn detection(disposition_id: i64) -> Activity {
     Activity::new(2004, 1)
         .sets(match disposition_id {
             2 => &[("disposition_id", 2), ("action_id", 2)],
             13 => &[("disposition_id", 13)],
-            _ => &[("disposition_id", 15)],
+            // Detected, unless the antivirus says what it did
+            // (`finish_detection`, `antivirus_outcome`).
+            _ => &[],
         })
         .shape(&DETECTION)
 }
 
 const PNP_CONNECT: Activity = Activity::new(1010, 1).shape(&PERIPHERAL);
 const PNP_DISCONNECT: Activity = Activity::new(1010, 2).shape(&PERIPHERAL);
-const BOOT_STATE_CHANGE: Activity = Activity::new(5019, 2).shape(&CONFIG);
+/// Without deprecated classes, the classes the guide names for these
+/// (outside the agreed set the default keeps; docs/mapping.md says why).
+const SERVICE_CREATE: Activity = Activity::new(201004, 1).shape(&SERVICE);
+const LOG_CLEAR: Activity = Activity::new(1008, 1).shape(&EVENT_LOG);
 
 pub static DEVICE_EVENTS: Table = Table {
     name: "DeviceEvents",
@@ -212,18 +225,16 @@ pub static DEVICE_EVENTS: Table = Table {
             "AntivirusEmergencyUpdatesInstalled",
             Activity::new(5019, 1).status(1).shape(&CONFIG),
         ),
-        // Device Config State (deprecated) for boot attestation; 5019 without deprecated classes.
-        (
-            "DeviceBootAttestationInfo",
-            Activity::new(5002, 2).shape(&CONFIG).successor(&BOOT_STATE_CHANGE),
-        ),
+        // Boot attestation: Device Config State Change, Collect (guide §21).
+        ("DeviceBootAttestationInfo", Activity::new(5019, 2).shape(&CONFIG)),
         // Application Lifecycle.
         ("FirewallServiceStopped", Activity::new(6002, 4).shape(&APP)),
         ("AppGuardCreateContainer", Activity::new(6002, 3).shape(&APP)),
         ("AppGuardResumeContainer", Activity::new(6002, 3).shape(&APP)),
         ("AppGuardStopContainer", Activity::new(6002, 4).shape(&APP)),
         ("AppGuardSuspendContainer", Activity::new(6002, 99).shape(&APP)),
-        ("ServiceInstalled", Activity::new(6002, 1).shape(&APP)),
+        ("ServiceInstalled", Activity::new(6002, 1).shape(&APP).successor(&SERVICE_CREATE)),
+        ("SecurityLogCleared", Activity::new(1007, 99).successor(&LOG_CLEAR)),
         // Peripheral Device Query (deprecated); 1010 Peripheral Activity without deprecated classes.
         (
             "PnpDeviceConnected",
@@ -292,7 +303,15 @@ fn finish_process(e: &mut Event, _ctx: &Context) {
         // The only process known may be an id in AdditionalFields.
         common::map_additional(e, &[("CallerProcessID", "process.pid", Int), ("ProcessId", "process.pid", Int)]);
     }
-    common::unknown_process(e);
+    if common::is_unset(e, "process") {
+        // Defender reports some process ActionTypes (a WMI-created process)
+        // with no process at all. OCSF requires one: Defender's own "no
+        // process" id, 0, stands in, labelled so that no reader takes it for
+        // a real pid. (DeviceProcessEvents, whose rows always carry the
+        // process, rejects a row without one instead: that is a projection.)
+        e.set("process.pid", 0);
+        e.push("metadata.labels", "process-unknown");
+    }
     common::actor_or_sensor(e, PRODUCT);
 }
 
@@ -321,7 +340,7 @@ fn finish_driver(e: &mut Event, ctx: &Context) {
 }
 
 fn finish_job(e: &mut Event, _ctx: &Context) {
-    common::map_additional(e, &[("TaskName", "job.name", Str), ("SubjectUserName", "job.user.name", Str)]);
+    common::map_additional(e, &[("TaskName", "job.name", Str)]);
     // Account* here is the account the task runs as.
     if let Some(user) = e.root.remove("user") {
         if e.get("job").is_some() {
@@ -329,6 +348,11 @@ fn finish_job(e: &mut Event, _ctx: &Context) {
         } else {
             common::merge(e, "unmapped.user", user);
         }
+    }
+    // Without Account*, the task's user is AdditionalFields' SubjectUserName;
+    // with them, that key stays under `unmapped` (never overwritten).
+    if e.get("job").is_some() && e.get("job.user").is_none() {
+        common::map_additional(e, &[("SubjectUserName", "job.user.name", Str)]);
     }
     common::require_any(e, "job.user", &["name", "uid", "account"]);
     common::finish_device(e);
@@ -338,10 +362,7 @@ fn finish_job(e: &mut Event, _ctx: &Context) {
 fn finish_network(e: &mut Event, _ctx: &Context) {
     common::remote_url(e, "dst_endpoint");
     if e.get("class_uid").and_then(V::as_i64) == Some(4003) {
-        common::map_additional(
-            e,
-            &[("DnsQueryString", "query.hostname", Str), ("QueryName", "query.hostname", Str)],
-        );
+        common::dns(e);
         common::move_to_unmapped(e, "url");
     }
     if e.get("connection_info").is_some() {
@@ -358,12 +379,11 @@ fn finish_network(e: &mut Event, _ctx: &Context) {
 
 fn finish_detection(e: &mut Event, ctx: &Context) {
     let action = e.get_str("metadata.event_code").as_deref().unwrap_or("").to_string();
+    antivirus_outcome(e);
     if e.get("disposition_id").is_none() {
-        let (disposition, action_id) = if action.ends_with("Blocked") || action.ends_with("Enforced") {
-            (2, Some(2))
-        } else {
-            (15, None)
-        };
+        // AppLockerBlock* (AppLockerBlockExecutable, ...) name the block first.
+        let blocked = action.ends_with("Blocked") || action.ends_with("Enforced") || action.starts_with("AppLockerBlock");
+        let (disposition, action_id) = if blocked { (2, Some(2)) } else { (15, None) };
         e.set("disposition_id", disposition);
         if let Some(a) = action_id {
             e.set("action_id", a);
@@ -391,6 +411,56 @@ fn finish_detection(e: &mut Event, ctx: &Context) {
     common::finish_device(e);
     common::finish_actor(e);
     let _ = ctx;
+}
+
+/// What Defender Antivirus reports in `AdditionalFields` of its detections:
+/// the threat's `Severity`, the `Action` taken and `WasRemediated` (guide
+/// §21, the disposition table of event 1117). The outcome overrides the
+/// ActionType's default disposition.
+fn antivirus_outcome(e: &mut Event) {
+    let Some(Value::Object(mut fields)) = e.column("AdditionalFields", Json) else {
+        return;
+    };
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(|s| s.trim().to_ascii_lowercase().replace([' ', '_'], ""));
+    let severity = match text(fields.get("Severity")).as_deref() {
+        Some("low") => Some((2, "Low")),
+        Some("moderate" | "medium") => Some((3, "Medium")),
+        Some("high") => Some((4, "High")),
+        Some("severe" | "critical") => Some((5, "Critical")),
+        _ => None,
+    };
+    if let Some((id, name)) = severity {
+        e.set("severity_id", id);
+        e.set("severity", name);
+        fields.remove("Severity");
+    }
+    let outcome = match text(fields.get("Action")).as_deref() {
+        Some("quarantine" | "quarantined") => Some((3, Some(2))),
+        Some("remove" | "removed") => Some((5, Some(2))),
+        Some("block" | "blocked") => Some((2, Some(2))),
+        Some("clean" | "cleaned") => Some((11, Some(2))),
+        Some("allow" | "allowed") => Some((1, Some(1))),
+        Some("noaction") => Some((16, None)),
+        _ => None,
+    };
+    let remediated = fields.get("WasRemediated").and_then(super::field::parse_bool);
+    match (outcome, remediated) {
+        (Some((disposition, action_id)), _) => {
+            e.set("disposition_id", disposition);
+            if let Some(a) = action_id {
+                e.set("action_id", a);
+            }
+            fields.remove("Action");
+        }
+        (None, Some(true)) => {
+            e.set("disposition_id", 11);
+            fields.remove("WasRemediated");
+        }
+        _ => {}
+    }
+    if severity.is_some() || outcome.is_some() || remediated == Some(true) {
+        e.put_column("AdditionalFields", Value::Object(fields));
+    }
 }
 
 /// The event's own `metadata.uid`, the finding id when the row has no rule id.
@@ -428,10 +498,11 @@ fn finish_app(e: &mut Event, _ctx: &Context) {
         ""
     };
     if app.is_empty() {
-        // ServiceInstalled: the service is the application installed.
+        // ServiceInstalled: the service is the application installed, its
+        // path the service binary (FolderPath joined with FileName).
         common::map_additional(e, &[("ServiceName", "app.name", Str)]);
-        if e.map_column("FolderPath", "app.path", Str) {
-            e.take_column("FileName");
+        if let Some(path) = service_binary(e) {
+            e.set("app.path", path);
         }
     } else {
         e.set("app.name", app);
@@ -439,6 +510,85 @@ fn finish_app(e: &mut Event, _ctx: &Context) {
     }
     common::finish_device(e);
     common::finish_actor(e);
+}
+
+/// The service binary's full path from `FolderPath` and `FileName`, which
+/// are taken; `None` (and both left) when there is no folder.
+fn service_binary(e: &mut Event) -> Option<String> {
+    let Some(Value::String(folder)) = e.column("FolderPath", Str) else {
+        return None;
+    };
+    e.take_column("FolderPath");
+    let path = match e.take_column("FileName") {
+        Some(Value::String(name)) if !folder.ends_with(name.as_str()) => {
+            let sep = if folder.contains('/') && !folder.contains('\\') { '/' } else { '\\' };
+            format!("{}{sep}{name}", folder.trim_end_matches(['\\', '/']))
+        }
+        _ => folder,
+    };
+    Some(path)
+}
+
+/// ServiceInstalled as 201004 Windows Service Activity, Create: the service
+/// from `AdditionalFields` (name, account, start and service types), its
+/// binary as `service_file`.
+fn finish_service(e: &mut Event, _ctx: &Context) {
+    common::map_additional(
+        e,
+        &[("ServiceName", "win_service.name", Str), ("ServiceAccount", "win_service.service_start_name", Str)],
+    );
+    if let Some(Value::Object(mut fields)) = e.column("AdditionalFields", Json) {
+        let number = |k: &str| fields.get(k).and_then(|v| super::field::convert(v, Int)).and_then(|v| v.as_i64());
+        // Windows' Start value 0..4 (Boot, System, Automatic, Manual, Disabled) is OCSF's id minus one.
+        let start = number("ServiceStartType").filter(|n| (0..=4).contains(n)).map(|n| n + 1);
+        let kind = number("ServiceType").map(|n| match n {
+            1 => (1, None),
+            2 => (2, None),
+            16 => (3, None),
+            32 => (4, None),
+            other => (99, Some(other)),
+        });
+        if e.get("win_service.name").is_some() {
+            if let Some(id) = start {
+                e.set("win_service.service_start_type_id", id);
+                fields.remove("ServiceStartType");
+            }
+            if let Some((id, raw)) = kind {
+                e.set("win_service.service_type_id", id);
+                if let Some(raw) = raw {
+                    e.set("win_service.service_type", format!("0x{raw:x}"));
+                }
+                fields.remove("ServiceType");
+            }
+            e.put_column("AdditionalFields", Value::Object(fields));
+        }
+    }
+    if e.get("win_service.name").is_some() {
+        if let Some(path) = service_binary(e) {
+            e.set("win_service.service_file.path", path);
+            common::finish_file(e, "win_service.service_file");
+        }
+    }
+    common::require_any(
+        e,
+        "win_service",
+        &["cmd_line", "service_start_name", "service_start_type_id", "service_type_id", "service_file"],
+    );
+    common::windows_extension(e);
+    common::finish_device(e);
+    common::finish_actor(e);
+    common::actor_or_sensor(e, PRODUCT);
+}
+
+/// SecurityLogCleared as 1008 Event Log Activity, Clear: the Windows
+/// Security log (event 1102), an operating-system log.
+fn finish_event_log(e: &mut Event, _ctx: &Context) {
+    e.set("log_name", "Security");
+    e.set("log_type_id", 1);
+    e.set("log_type", "OS");
+    common::finish_device(e);
+    common::finish_actor(e);
+    common::actor_or_sensor(e, PRODUCT);
 }
 
 fn finish_scan(e: &mut Event, _ctx: &Context) {

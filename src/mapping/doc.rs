@@ -21,7 +21,9 @@ const DECISIONS: &str = r#"## Decisions
    would be invalid (a process with no pid, a file with no name, an endpoint with only a port) moves
    to `unmapped.<its OCSF path>` instead of breaking the event.
 3. **Unknown ActionTypes** take the table's fallback class and activity 99 with `activity_name` set to the
-   ActionType, so new ActionTypes still produce valid events. A table the collector does not know is a
+   ActionType, so new ActionTypes still produce valid events. (A table whose fallback is a listed
+   activity, such as DeviceInfo's 2 Collect, keeps that activity's caption; the ActionType stays in
+   `metadata.event_code`.) A table the collector does not know is a
    configuration error that lists the known tables.
 4. **`OpenProcess`** (DeviceProcessEvents) is 1007 activity 3 Open, not 99: OCSF has the precise activity.
 5. **`*Inspected`** network rows (Http, Ssl, Ssh, Ntlm, NetworkSignature, ...) are 4001 activity 6 Traffic;
@@ -29,31 +31,41 @@ const DECISIONS: &str = r#"## Decisions
 6. **Protection content updates.** `AntivirusDefinitionsUpdated/UpdateFailed/EmergencyUpdatesInstalled`
    are 5019 Device Config State Change (the guide's alternative to 6002), so that 5019 has a source in the
    default output; 6002 still comes from firewall, Application Guard and service installs.
-7. **`DeviceBootAttestationInfo`** is 5002 Device Config State (deprecated); with
-   `ocsf.deprecated_classes: false` it is 5019, the class OCSF 1.5 points to for state reports.
-8. **Services.** `ServiceInstalled` (DeviceEvents) and `Service creation` (IdentityDirectoryEvents) are 6002
-   Application Lifecycle, activity 1 Install, with the service as the app: the guide's 201004 is outside
-   the product's class list. `SecurityLogCleared` falls back to 1007/99 for the same reason (1008).
+7. **`DeviceBootAttestationInfo`** is 5019 Device Config State Change, 2 Collect, as the guide says.
+8. **Services and the Security log.** By default `ServiceInstalled` (DeviceEvents) and `Service
+   creation` (IdentityDirectoryEvents) are 6002 Application Lifecycle, 1 Install, with the service as
+   the app (its binary, `FolderPath` joined with `FileName`, as `app.path`), and `SecurityLogCleared` is
+   1007/99. These keep the default output within the class list earlier releases promised, so that
+   rules written against it keep matching. With `ocsf.deprecated_classes: false` (the mode that opts
+   into OCSF's current classes) `ServiceInstalled` is 201004 Windows Service Activity, 1 Create
+   (`win_service` with name, account, start and service types, and `service_file`), and
+   `SecurityLogCleared` is 1008 Event Log Activity, 1 Clear, of the Security log.
 9. **DeviceFileCertificateInfo** has no file name, which OCSF requires. It becomes 5040 Live Evidence
    Info (query type File, result Exists) with the SHA1 standing in for the name and the label
    `file-name-is-sha1`.
-10. **Deprecated classes.** By default the output uses 4011, 4012, 5002 and 5014, as other OCSF feeds of
+10. **Deprecated classes.** By default the output uses 4011, 4012 and 5014, as other OCSF feeds of
     Defender do. `ocsf.deprecated_classes: false` emits 4009 with `email.files[]` (EmailAttachmentInfo),
     4009 with `email.urls[]` and the clicking user in `email.to` (UrlClickEvents), 1010 Peripheral
-    Activity (PnP and USB rows) and 5019. In that mode EmailAttachmentInfo and EmailUrlInfo follow
+    Activity (PnP and USB rows), and the classes of decision 8. In that mode EmailAttachmentInfo and EmailUrlInfo follow
     EmailEvents' windows and fold into the message they belong to (`email.files[]`, `email.urls[]`, on
     every recipient's event). An EmailUrlInfo row whose message is not in the window stays 4012: 4009
     requires a sender or a recipient, which that table does not carry.
 11. **Missing `Timestamp`.** A row without one (seen in portal exports) takes the collection time and
-    the label `time-is-collection-time`, instead of being dropped.
-12. **Process Activity without any process.** OCSF requires `process`. When a row names none,
-    Defender's own "no process" value (pid 0) stands in, with the label `process-unknown`. Reflexive
-    ActionTypes (screenshot, clipboard, token change) use the acting process.
+    the label `time-is-collection-time`, instead of being dropped. `defender-ocsf map` does the same,
+    with the time of mapping.
+12. **Rows that lack what a class requires.** A row that cannot give an object OCSF requires (a
+    DeviceProcessEvents row projected to `Timestamp, FileName, InitiatingProcessFileName`, as in
+    Microsoft's runHuntingQuery examples, has no device and no process id) is rejected, counted and
+    named with the columns that would give it; nothing is made up. One exception, labelled: DeviceEvents
+    process ActionTypes that Defender itself reports with no process at all (a WMI-created process)
+    get Defender's own "no process" id, pid 0, with the label `process-unknown`. Reflexive ActionTypes
+    (screenshot, clipboard, token change) use the acting process.
 13. **Actor.** System classes require an `actor`. When a row names no initiating process or account, the
     actor is the reporting sensor (`actor.app_name`).
 14. **Identity directory changes.** `Account*` is the actor; `TargetAccount*` the account changed. When
     no target is named, the actor changed itself. Enable/disable and lock/unlock share one ActionType
-    and are told apart by `AdditionalFields` (`TO.ACCOUNT_STATE`); group membership changes read
+    and are told apart by `AdditionalFields` (`TO.ACCOUNT_DISABLED`, `TO.ACCOUNT_LOCKED`, or in older rows
+    `TO.ACCOUNT_STATE`); `Task scheduling` runs on `TargetDeviceName`, or else on the destination device; group membership changes read
     `TO.GROUP`/`FROM.GROUP`, and without a group name they are 3001 Account Change (3006 requires a group).
 15. **Logon results.** `LogonAttempted` is Logon with status 0 Unknown; Windows logon types map to
     `logon_type_id`, MDI's descriptive ones ("Credentials validation") stay as `logon_type` with id 99.
@@ -63,6 +75,21 @@ const DECISIONS: &str = r#"## Decisions
     finding when both arrive in one window, otherwise a standalone 2004 with activity 2 Update.
 18. **`metadata.uid`** is a hash of the table and the row's natural key (below), with `Timestamp`
     compared at 100 ns resolution, so downstream systems can deduplicate.
+19. **Captions** are always the schema's caption for their id ("Ntlm" becomes `auth_protocol` "NTLM",
+    "RemoteInteractive" becomes `logon_type` "Remote Interactive"); only 99 Other keeps the source's word.
+    The tests check every caption of every event against the compiled OCSF 1.8.0 schema.
+20. **Profiles.** `metadata.profiles` lists the profiles whose attributes the event fills: `host` with a
+    `device`, `security_control` with a disposition, action, malware, attacks or `is_alert`, `incident`
+    with a verdict or assignee.
+21. **Nothing overwritten.** When two sources name one attribute (`SenderIPv4` and `SenderIPv6`, a
+    PnP device's `DeviceDescription` and `ProductName`, a task's `Account*` and `SubjectUserName`), the
+    first fills it and the other stays under `unmapped`.
+22. **Defender Antivirus outcomes.** `AdditionalFields` `Severity` (Low, Moderate, High, Severe) sets
+    the finding's severity; `Action` sets the disposition (Quarantine 3, Remove 5, Block 2, Clean 11,
+    Allow 1, NoAction 16), and without one `WasRemediated: true` is 11 Corrected. `AppLockerBlock*` is
+    disposition 2 Blocked with action 2 Denied.
+23. **DNS.** The query's name, type, class and transaction id, `rcode_id` and the answers with their TTLs
+    come from `AdditionalFields` (DnsConnectionInspected, DnsQueryResponse).
 "#;
 
 fn conv_name(conv: Conv) -> String {

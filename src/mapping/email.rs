@@ -19,7 +19,6 @@ const MESSAGE: &[Field] = &[
     f("RecipientEmailAddress", "email.to", EmailItem),
     f("Subject", "email.subject", Str),
     f("SenderIPv4", "src_endpoint.ip", Ip),
-    f("SenderIPv6", "src_endpoint.ip", Ip),
 ];
 
 // ---------------------------------------------------------------------------
@@ -44,6 +43,11 @@ pub static EMAIL_EVENTS: Table = Table {
 
 fn finish_email_events(e: &mut Event, _ctx: &Context) {
     e.copy("email.uid", "message_trace_uid");
+    // One `src_endpoint.ip`: the IPv4 address when there is one; an IPv6
+    // address beside it stays under `unmapped`.
+    if e.get("src_endpoint.ip").is_none() {
+        e.map_column("SenderIPv6", "src_endpoint.ip", Ip);
+    }
     match e.take_column("EmailDirection").as_ref().and_then(Value::as_str) {
         Some("Outbound") => {
             e.set("direction_id", 2);

@@ -61,7 +61,8 @@ pub struct Context {
     /// The Entra ID tenant the rows come from (`metadata.tenant_uid`).
     pub tenant_uid: Option<String>,
     /// Emit the successors of classes deprecated in OCSF 1.8.0 (4011, 4012,
-    /// 5002, 5014) instead of the classes themselves.
+    /// 5014), and 201004 and 1008 for service installs and log clears,
+    /// instead of the classes of the default output.
     pub no_deprecated_classes: bool,
     /// When the rows were collected. A row without a `Timestamp` gets this
     /// time, labelled `time-is-collection-time`; without it, such a row is

@@ -61,13 +61,14 @@ fn severity(e: &mut Event, obj: &mut Map<String, Value>) {
     e.set("severity", name);
 }
 
-/// Graph status to OCSF finding status (TZ).
-fn status(e: &mut Event, obj: &mut Map<String, Value>) -> u32 {
+/// Graph status to OCSF finding status (TZ). `redirected` is an incident
+/// status (2005's 5 Closed); 2004's 5 is Archived, which no alert status means.
+fn status(e: &mut Event, obj: &mut Map<String, Value>, kind: Kind) -> u32 {
     let (id, name) = match obj.get("status").and_then(Value::as_str).map(str::to_ascii_lowercase).as_deref() {
         Some("new" | "active") => (1, "New"),
         Some("inprogress") => (2, "In Progress"),
         Some("resolved") => (4, "Resolved"),
-        Some("redirected") => (5, "Closed"),
+        Some("redirected") if kind == Kind::Incidents => (5, "Closed"),
         Some(_) => (99, "Other"),
         None => (0, "Unknown"),
     };
@@ -175,7 +176,7 @@ pub fn map_incident(mut obj: Map<String, Value>, ctx: &Context) -> Result<Value,
     let (id, created, updated, time) = identify(kind, &mut obj)?;
     let columns = Columns::default();
     let mut e = Event::new(Cells::empty(), &columns);
-    let status_id = status(&mut e, &mut obj);
+    let status_id = status(&mut e, &mut obj, kind);
     activity(&mut e, 2005, status_id, &created, &updated);
     e.set("time", time);
     if let Some(c) = created.as_deref().and_then(time_ms) {
@@ -259,15 +260,9 @@ pub fn map_alert(mut obj: Map<String, Value>, ctx: &Context) -> Result<Value, Ma
     let (id, created, updated, time) = identify(kind, &mut obj)?;
     let columns = Columns::default();
     let mut e = Event::new(Cells::empty(), &columns);
-    let status_id = status(&mut e, &mut obj);
+    // `status_id` is a core attribute of 2004 Detection Finding.
+    let status_id = status(&mut e, &mut obj, kind);
     activity(&mut e, 2004, status_id, &created, &updated);
-    // A status is part of the incident profile; the alert keeps it under unmapped.
-    if let Some(s) = e.root.remove("status_id") {
-        e.set("unmapped.status_id", s);
-        if let Some(n) = e.root.remove("status") {
-            e.set("unmapped.status", n);
-        }
-    }
     e.set("time", time);
     e.set("is_alert", true);
     severity(&mut e, &mut obj);
@@ -335,6 +330,7 @@ pub fn map_alert(mut obj: Map<String, Value>, ctx: &Context) -> Result<Value, Ma
 
 fn finish_unmapped(mut e: Event, obj: Map<String, Value>) -> Result<Value, MapError> {
     ocsf::set_captions(&mut e);
+    ocsf::set_profiles(&mut e);
     let rest: Map<String, Value> = obj.into_iter().filter(|(_, v)| !is_absent(v)).collect();
     if !rest.is_empty() {
         match e.root.get_mut("unmapped") {
@@ -415,6 +411,17 @@ mod tests {
         assert_eq!(e["finding_info"]["attacks"][0]["sub_technique"]["uid"], "T1564.001");
         assert_eq!(e["severity_id"], 2);
         assert_eq!(e["unmapped"]["evidence"][0]["x"], 1);
+        // status_id is a core attribute of 2004, not kept aside.
+        assert_eq!((e["status_id"].clone(), e["status"].clone()), (json!(1), json!("New")));
+        assert!(e["unmapped"].get("status_id").is_none() && e["unmapped"].get("status").is_none(), "{e}");
+        // A verdict is an attribute of the incident profile.
+        assert_eq!(e["metadata"]["profiles"], json!(["security_control", "incident"]));
+        let resolved = map_alert(
+            obj(json!({"id": "a2", "status": "resolved", "createdDateTime": "2021-04-27T12:19:27Z", "lastUpdateDateTime": "2021-04-28T12:19:27Z"})),
+            &Context::default(),
+        )
+        .unwrap();
+        assert_eq!((resolved["status_id"].clone(), resolved["activity_id"].clone()), (json!(4), json!(3)));
     }
 
     #[test]

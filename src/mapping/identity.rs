@@ -215,11 +215,23 @@ fn finish_directory(e: &mut Event, _ctx: &Context) {
             ("TARGET_OBJECT.SID", "user.uid", Str),
         ],
     );
-    // An enable/unlock is the same ActionType as disable/lock, told apart by the new value.
-    let new_value = additional_str(e, &["TO.ACCOUNT_STATE", "TO.ACCOUNT_LOCKED"]).map(|s| s.to_ascii_lowercase());
-    match (e.get("activity_id").and_then(V::as_u64), new_value.as_deref()) {
-        (Some(5), Some("enabled" | "false")) => e.set_activity(2),
-        (Some(9), Some("unlocked" | "false")) => e.set_activity(12),
+    // An enable/unlock is the same ActionType as disable/lock, told apart by
+    // the new value (guide §12): TO.ACCOUNT_DISABLED true is 5 Disable, false
+    // 2 Enable; TO.ACCOUNT_LOCKED false is 12 Unlock. Older rows say
+    // TO.ACCOUNT_STATE Enabled/Disabled.
+    let new_value = |keys: &[&str]| additional_str(e, keys).map(|s| s.to_ascii_lowercase());
+    match e.get("activity_id").and_then(V::as_u64) {
+        Some(5) => {
+            let disabled = new_value(&["TO.ACCOUNT_DISABLED"]).or_else(|| {
+                new_value(&["TO.ACCOUNT_STATE"]).map(|s| if s == "enabled" { "false".into() } else { s })
+            });
+            if disabled.as_deref() == Some("false") {
+                e.set_activity(2);
+            }
+        }
+        Some(9) if new_value(&["TO.ACCOUNT_LOCKED", "TO.ACCOUNT_STATE"]).is_some_and(|s| s == "false" || s == "unlocked") => {
+            e.set_activity(12)
+        }
         _ => {}
     }
     identity_user(e, "user");
@@ -269,7 +281,15 @@ fn finish_group(e: &mut Event, ctx: &Context) {
 
 fn finish_task(e: &mut Event, ctx: &Context) {
     common::map_additional(e, &[("TaskName", "job.name", Str), ("TARGET_OBJECT.TASK", "job.name", Str)]);
-    e.map_column("TargetDeviceName", "device.hostname", Str);
+    // The task runs on the target device; rows without TargetDeviceName
+    // name it as the destination.
+    if !e.map_column("TargetDeviceName", "device.hostname", Str) {
+        for (from, to) in [("dst_endpoint.hostname", "device.hostname"), ("dst_endpoint.ip", "device.ip")] {
+            if let Some(v) = e.remove(from) {
+                e.set(to, v);
+            }
+        }
+    }
     finish_directory(e, ctx);
     if let Some(user) = e.root.remove("user") {
         common::merge(e, "unmapped.user", user);

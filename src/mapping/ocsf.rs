@@ -88,6 +88,23 @@ pub static CLASSES: &[Class] = &[
         activities: &[(1, "Launch"), (2, "Terminate"), (3, "Open"), (4, "Inject"), (5, "Set User ID")],
     },
     Class {
+        uid: 1008,
+        name: "Event Log Activity",
+        category_uid: 1,
+        activities: &[
+            (1, "Clear"),
+            (2, "Delete"),
+            (3, "Export"),
+            (4, "Archive"),
+            (5, "Rotate"),
+            (6, "Start"),
+            (7, "Stop"),
+            (8, "Restart"),
+            (9, "Enable"),
+            (10, "Disable"),
+        ],
+    },
+    Class {
         uid: 1010,
         name: "Peripheral Activity",
         category_uid: 1,
@@ -276,6 +293,20 @@ pub static CLASSES: &[Class] = &[
         ],
     },
     Class {
+        uid: 201004,
+        name: "Windows Service Activity",
+        category_uid: 1,
+        activities: &[
+            (1, "Create"),
+            (2, "Reconfigure"),
+            (3, "Start"),
+            (4, "Stop"),
+            (5, "Pause"),
+            (6, "Continue"),
+            (7, "Delete"),
+        ],
+    },
+    Class {
         uid: 201002,
         name: "Registry Value Activity",
         category_uid: 1,
@@ -290,6 +321,62 @@ pub fn class(uid: u32) -> &'static Class {
         .iter()
         .find(|c| c.uid == uid)
         .unwrap_or_else(|| panic!("class {uid} is used by a mapping but missing from mapping::ocsf::CLASSES"))
+}
+
+/// What a class requires at the top level: each inner list needs one of
+/// its attributes (the compiled schema's required objects and `at_least_one`
+/// constraints, less the profiles' `osint` and `cloud`; a conformance test
+/// compares the two).
+pub fn requires(uid: u32) -> &'static [&'static [&'static str]] {
+    const SYSTEM: &[&str] = &["actor"];
+    const DEVICE: &[&str] = &["device"];
+    const ENDPOINT: &[&str] = &["dst_endpoint", "src_endpoint"];
+    match uid {
+        1001 => &[SYSTEM, DEVICE, &["file"]],
+        1004 | 1007 => &[SYSTEM, DEVICE, &["process"]],
+        1005 => &[SYSTEM, DEVICE, &["module"]],
+        1006 => &[DEVICE, &["job"]],
+        1008 => &[&["log_file", "log_name", "log_provider", "log_type", "log_type_id"]],
+        1010 => &[SYSTEM, DEVICE, &["peripheral_device"]],
+        2003 => &[&["finding_info"], &["compliance"]],
+        2004 => &[&["finding_info"]],
+        2005 => &[&["finding_info_list"], &["assignee", "assignee_group"]],
+        3001 => &[&["user"]],
+        3002 => &[&["user"], &["service", "dst_endpoint"]],
+        3006 => &[&["group"]],
+        4001 | 4003 => &[ENDPOINT],
+        4009 => &[&["email"]],
+        4011 => &[&["file"]],
+        4012 => &[&["url"]],
+        5001 | 5002 | 5019 => &[DEVICE],
+        5014 => &[&["peripheral_device"]],
+        5040 => &[DEVICE, &["query_evidence"]],
+        6002 => &[&["app"]],
+        6003 => &[SYSTEM, &["api"], &["src_endpoint"]],
+        6007 => &[&["scan"]],
+        201001 => &[SYSTEM, DEVICE, &["reg_key"]],
+        201002 => &[SYSTEM, DEVICE, &["reg_value"]],
+        201004 => &[SYSTEM, DEVICE, &["win_service"]],
+        _ => &[],
+    }
+}
+
+/// The attributes that make an object valid (its `at_least_one`, or its
+/// one required attribute): the ones whose source columns an error about
+/// a missing object names.
+pub fn identity(object: &str) -> &'static [&'static str] {
+    match object {
+        "device" => &["uid", "hostname", "name", "ip", "instance_uid", "interface_uid", "interface_name"],
+        "process" => &["pid", "uid", "cpid"],
+        "user" | "group" => &["uid", "name", "account"],
+        "job" | "app" | "win_service" | "file" => &["name"],
+        "peripheral_device" => &["name", "uid"],
+        "email" => &["from", "to"],
+        "reg_key" => &["path"],
+        "reg_value" => &["name", "path"],
+        "dst_endpoint" | "src_endpoint" => super::common::ENDPOINT_IDENTITY,
+        _ => &[],
+    }
 }
 
 pub fn category_name(uid: u32) -> &'static str {
@@ -310,6 +397,46 @@ pub fn status_name(id: u32) -> &'static str {
         2 => "Failure",
         99 => "Other",
         _ => "Unknown",
+    }
+}
+
+/// OCSF profiles and the top-level attributes that put an event in them
+/// (the compiled schema's `profiles` on each class attribute).
+const PROFILES: &[(&str, &[&str])] = &[
+    ("host", &["device"]),
+    (
+        "security_control",
+        &[
+            "action_id",
+            "attacks",
+            "authorizations",
+            "confidence_id",
+            "disposition_id",
+            "firewall_rule",
+            "is_alert",
+            "malware",
+            "malware_scan_info",
+            "policy",
+            "risk_level_id",
+            "risk_score",
+        ],
+    ),
+    (
+        "incident",
+        &["assignee", "assignee_group", "is_suspected_breach", "priority_id", "src_url", "ticket", "tickets", "verdict_id"],
+    ),
+    ("cloud", &["api", "cloud"]),
+];
+
+/// Sets `metadata.profiles` to the profiles whose attributes the event fills.
+pub fn set_profiles(e: &mut super::event::Event) {
+    let used: Vec<super::event::V> = PROFILES
+        .iter()
+        .filter(|(_, attrs)| attrs.iter().any(|a| e.root.contains_key(a)))
+        .map(|(name, _)| super::event::V::from(*name))
+        .collect();
+    if !used.is_empty() {
+        e.set("metadata.profiles", super::event::V::Arr(used));
     }
 }
 
@@ -411,6 +538,33 @@ const CAPTIONS: &[(&str, &str, &[(i64, &str)])] = &[
             (0, "Unknown"),
             (4, "Internet Protocol version 4 (IPv4)"),
             (6, "Internet Protocol version 6 (IPv6)"),
+            (99, "Other"),
+        ],
+    ),
+    (
+        "rcode_id",
+        "rcode",
+        &[
+            (0, "NoError"),
+            (1, "FormError"),
+            (2, "ServError"),
+            (3, "NXDomain"),
+            (4, "NotImp"),
+            (5, "Refused"),
+            (6, "YXDomain"),
+            (7, "YXRRSet"),
+            (8, "NXRRSet"),
+            (9, "NotAuth"),
+            (10, "NotZone"),
+            (11, "DSOTYPENI"),
+            (16, "BADSIG_VERS"),
+            (17, "BADKEY"),
+            (18, "BADTIME"),
+            (19, "BADMODE"),
+            (20, "BADNAME"),
+            (21, "BADALG"),
+            (22, "BADTRUNC"),
+            (23, "BADCOOKIE"),
             (99, "Other"),
         ],
     ),
@@ -543,6 +697,36 @@ const CAPTIONS: &[(&str, &str, &[(i64, &str)])] = &[
             (10, "Duplicate"),
             (99, "Other"),
         ],
+    ),
+    (
+        "win_service.service_start_type_id",
+        "win_service.service_start_type",
+        &[
+            (0, "Unknown"),
+            (1, "Boot"),
+            (2, "System"),
+            (3, "Auto"),
+            (4, "Demand"),
+            (5, "Disabled"),
+            (99, "Other"),
+        ],
+    ),
+    (
+        "win_service.service_type_id",
+        "win_service.service_type",
+        &[
+            (0, "Unknown"),
+            (1, "Kernel Driver"),
+            (2, "File System Driver"),
+            (3, "Own Process"),
+            (4, "Share Process"),
+            (99, "Other"),
+        ],
+    ),
+    (
+        "log_type_id",
+        "log_type",
+        &[(0, "Unknown"), (1, "OS"), (2, "Application"), (99, "Other")],
     ),
     (
         "reg_value.type_id",

@@ -228,9 +228,24 @@ impl Plan {
         }
         ocsf::set_captions(&mut e);
         prune_empty(&mut e.root);
-        if e.get("device").is_some() {
-            e.set("metadata.profiles", V::Arr(vec![V::from("host")]));
+        let class_uid = e.get("class_uid").and_then(V::as_u64).and_then(|c| u32::try_from(c).ok()).unwrap_or(activity.class_uid);
+        // An object is there when it has what makes it one (a process
+        // holding only its parent is not).
+        let present = |a: &&str| match e.root.get(a) {
+            Some(V::Obj(o)) => ocsf::identity(a).is_empty() || ocsf::identity(a).iter().any(|k| o.contains_key(k)),
+            Some(_) => true,
+            None => false,
+        };
+        if let Some(any) = ocsf::requires(class_uid).iter().find(|any| !any.iter().any(present)) {
+            // No placeholder stands in for what the row does not say (a
+            // query that projects a few columns): the row is rejected.
+            return Err(MapError {
+                table: table.name.to_string(),
+                key: format!("metadata.uid={uid}"),
+                reason: missing_object(class_uid, any, shape),
+            });
         }
+        ocsf::set_profiles(&mut e);
         let Event { mut root, row, .. } = e;
         // Each column is in one slot or once among the rest: no key repeats.
         let mut unmapped = Obj(Vec::with_capacity(16));
@@ -491,6 +506,34 @@ fn row_uid(table: &Table, row: &Cells, columns: &Columns, time: Ticks) -> String
         }
     }
     super::field::uid_of(hasher)
+}
+
+/// Why an event of `class_uid` cannot be made: which required object is
+/// missing, and which of the shape's columns would have given it.
+fn missing_object(class_uid: u32, any: &[&str], shape: &Shape) -> String {
+    let fields = || shape.fields.iter().flat_map(|list| list.iter());
+    let mut columns: Vec<&str> = Vec::new();
+    for object in any {
+        let keys = ocsf::identity(object);
+        for f in fields() {
+            if let Some(rest) = f.to.strip_prefix(object).and_then(|r| r.strip_prefix('.')) {
+                if (keys.is_empty() || keys.contains(&rest)) && !columns.contains(&f.column) {
+                    columns.push(f.column);
+                }
+            }
+        }
+    }
+    let class = ocsf::class(class_uid);
+    let what = any.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(" or ");
+    match columns.is_empty() {
+        true => format!("OCSF {class_uid} {} requires {what}, and this row has nothing to make it from", class.name),
+        false => format!(
+            "OCSF {class_uid} {} requires {what}, and none of the columns that give it has a usable value: {}. \
+             A query that projects columns must keep them",
+            class.name,
+            columns.join(", ")
+        ),
+    }
 }
 
 fn describe_key(table: &Table, row: &Cells, columns: &Columns) -> String {
