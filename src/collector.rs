@@ -184,16 +184,20 @@ impl Collector {
             return steps;
         }
         let mut answered = Vec::new();
-        for table in self.tables.clone() {
-            let query = format!("{} | take 0", table.name);
-            let span = kql::timespan(now.saturating_sub(Ticks::from_secs(3600)), now);
-            let mut answer = self.graph.run(http, now_secs, &query, &span);
+        let span = kql::timespan(now.saturating_sub(Ticks::from_secs(3600)), now);
+        let mut probe = |graph: &mut GraphClient, table: &str| {
+            let query = format!("{table} | take 0");
+            let mut answer = graph.run(http, now_secs, &query, &span);
             // One throttling is no verdict on the table: wait as asked (up to
             // half a minute) and try once more.
             if let Err(QueryError::Other(Error::Throttled { retry_after_ms, .. })) = &answer {
                 std::thread::sleep(std::time::Duration::from_millis((*retry_after_ms).min(30_000)));
-                answer = self.graph.run(http, now_secs, &query, &span);
+                answer = graph.run(http, now_secs, &query, &span);
             }
+            answer
+        };
+        for table in self.tables.clone() {
+            let answer = probe(&mut self.graph, table.name);
             let (ok, detail) = match answer {
                 Ok(_) => {
                     answered.push(table.name);
@@ -208,6 +212,23 @@ impl Collector {
             steps.push(CheckStep {
                 name: format!("advanced hunting: {}", table.name),
                 ok,
+                detail,
+            });
+        }
+        // The tables that need a licence most tenants lack, and that are not
+        // collected: whether this tenant has them (never a failure).
+        let optional = mapping::TABLES.iter().filter(|t| t.licence.is_some() && !self.tables.iter().any(|c| c.name == t.name));
+        for table in optional {
+            let licence = table.licence.unwrap_or_default();
+            let detail = match probe(&mut self.graph, table.name) {
+                Ok(_) => "this tenant has it; add it to `tables` to collect it".to_string(),
+                Err(QueryError::TableUnavailable(_)) => format!("not in this tenant (it needs {licence})"),
+                Err(QueryError::TooLarge(m)) => format!("{CHECK_WARNING}could not tell: {m}"),
+                Err(QueryError::Other(e)) => format!("{CHECK_WARNING}could not tell: {e}"),
+            };
+            steps.push(CheckStep {
+                name: format!("optional table: {}", table.name),
+                ok: true,
                 detail,
             });
         }

@@ -54,7 +54,10 @@ pub struct CollectorConfig {
     pub api_version: ApiVersion,
 
     /// Advanced-hunting tables to collect. Default: every table the collector
-    /// maps.
+    /// maps, except those that need a licence most tenants lack (the Entra
+    /// ID sign-in tables, CloudAppEvents, BehaviorInfo/BehaviorEntities,
+    /// GraphApiAuditEvents): name them to collect them; `check` says which
+    /// ones the tenant has.
     #[serde(default = "default_tables")]
     pub tables: Vec<String>,
 
@@ -171,8 +174,10 @@ pub fn default_graph_endpoint() -> String {
 pub fn default_api_version() -> ApiVersion {
     ApiVersion::V1
 }
+/// Every table except those that need a licence most tenants lack
+/// (`mapping::Table::licence`): those are collected when named.
 pub fn default_tables() -> Vec<String> {
-    mapping::TABLES.iter().map(|t| t.name.to_string()).collect()
+    mapping::TABLES.iter().filter(|t| t.licence.is_none()).map(|t| t.name.to_string()).collect()
 }
 pub fn default_delay() -> Duration {
     Duration::from_secs(5 * 60)

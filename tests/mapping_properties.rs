@@ -64,6 +64,18 @@ const COLUMNS: &[&str] = &[
     "LoggedOnUsers",
     "EmailDirection",
     "QueryTarget",
+    "AccountObjectId",
+    "RawEventData",
+    "ObjectName",
+    "ActivityObjects",
+    "ErrorCode",
+    "ConditionalAccessPolicies",
+    "ServicePrincipalName",
+    "RequestMethod",
+    "RequestUri",
+    "ResponseStatusCode",
+    "BehaviorId",
+    "Type",
     "BrandNewColumn",
 ];
 

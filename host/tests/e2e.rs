@@ -593,7 +593,8 @@ fn check(config: &Path) -> Output {
 
 #[test]
 fn check_passes_each_step_and_names_what_fails() {
-    let (dataset, _, first) = dataset();
+    let (mut dataset, _, first) = dataset();
+    dataset.add("GraphApiAuditEvents", Vec::<Row>::new()).unwrap();
     let server = ReplayServer::start(dataset, credentials()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &server, first, "");
@@ -606,6 +607,10 @@ fn check_passes_each_step_and_names_what_fails() {
         "PASS  output: events go to stdout",
         "PASS  credentials: token from",
         "PASS  advanced hunting: DeviceProcessEvents",
+        // A licensed table not collected: whether the tenant has it, never a failure.
+        "PASS  optional table: CloudAppEvents: not in this tenant (it needs Microsoft Defender for Cloud Apps",
+        "PASS  optional table: EntraIdSignInEvents: not in this tenant (it needs Microsoft Entra ID P2)",
+        "PASS  optional table: GraphApiAuditEvents: this tenant has it; add it to `tables` to collect it",
     ] {
         assert!(stdout.contains(step), "missing `{step}` in:\n{stdout}");
     }
@@ -1034,4 +1039,76 @@ fn stay_up_retries_a_wrong_secret_slowly_instead_of_exiting() {
     assert!(stderr.contains("AADSTS7000215"), "{stderr}");
     assert!(stderr.contains("staying up (--stay-up)"), "{stderr}");
     assert!(!stderr.contains(SECRET), "{stderr}");
+}
+
+/// The tables beyond the first twenty (#18): each is collected end to end
+/// when `tables` names it, BehaviorEntities folds into its BehaviorInfo,
+/// and every event is valid OCSF with true captions.
+#[test]
+fn the_cloud_identity_and_sign_in_tables_are_collected_when_named() {
+    let now = Utc::now();
+    let t = iso(now - Duration::hours(1));
+    let row = |v: Value| v.as_object().unwrap().clone();
+    let oid = "aead923d-498b-4f64-a66c-2af91447a8b6";
+    let mut dataset = Dataset::default();
+    let tables: [(&str, Vec<Row>); 9] = [
+        ("CloudAppEvents", vec![
+            row(json!({"Timestamp": t, "ReportId": "c1", "ActionType": "MailItemsAccessed", "Application": "Microsoft Exchange Online", "ApplicationId": 20893,
+                       "AccountObjectId": oid, "IPAddress": "198.51.100.1", "RawEventData": "{\"UserId\":\"a@contoso.com\"}"})),
+            row(json!({"Timestamp": t, "ReportId": "c2", "ActionType": "UserLoggedIn", "Application": "Office 365", "AccountObjectId": oid, "IPAddress": "198.51.100.2"})),
+        ]),
+        ("IdentityInfo", vec![row(json!({"Timestamp": t, "ReportId": "i1", "AccountObjectId": oid, "AccountUpn": "a@contoso.com", "Type": "User", "IsAccountEnabled": true}))]),
+        ("EntraIdSignInEvents", vec![row(json!({"Timestamp": t, "ReportId": "s1", "ErrorCode": 0, "Application": "Teams", "AccountObjectId": oid, "AccountUpn": "a@contoso.com", "IPAddress": "198.51.100.3"}))]),
+        ("AADSignInEventsBeta", vec![row(json!({"Timestamp": t, "ReportId": "s2", "ErrorCode": 50126, "Application": "Azure Portal", "AccountUpn": "b@contoso.com"}))]),
+        ("EntraIdSpnSignInEvents", vec![row(json!({"Timestamp": t, "ReportId": "p1", "ErrorCode": 0, "ServicePrincipalName": "job", "ServicePrincipalId": "sp1", "ResourceDisplayName": "Microsoft Graph"}))]),
+        ("AADSpnSignInEventsBeta", vec![row(json!({"Timestamp": t, "ReportId": "p2", "ErrorCode": 0, "ServicePrincipalName": "job2", "ResourceDisplayName": "Azure Storage"}))]),
+        ("GraphApiAuditEvents", vec![row(json!({"Timestamp": t, "ReportId": "g1", "RequestId": "q1", "RequestMethod": "GET", "RequestUri": "https://graph.microsoft.com/v1.0/users", "ResponseStatusCode": "200", "AccountObjectId": oid, "IpAddress": "198.51.100.4"}))]),
+        ("BehaviorInfo", vec![row(json!({"Timestamp": t, "BehaviorId": "b1", "ActionType": "MassDownload", "ServiceSource": "Microsoft Cloud App Security", "AccountUpn": "a@contoso.com"}))]),
+        ("BehaviorEntities", vec![
+            row(json!({"Timestamp": t, "BehaviorId": "b1", "ActionType": "MassDownload", "EntityType": "Ip", "RemoteIP": "198.51.100.5", "EntityRole": "Related"})),
+            row(json!({"Timestamp": t, "BehaviorId": "b1", "ActionType": "MassDownload", "EntityType": "File", "FileName": "q3.xlsx", "EntityRole": "Impacted"})),
+        ]),
+    ];
+    let names: Vec<&str> = tables.iter().map(|(n, _)| *n).collect();
+    for (name, rows) in tables {
+        dataset.add(name, rows).unwrap();
+    }
+    let server = ReplayServer::start(dataset, credentials()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &server, now - Duration::hours(2), "");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("tables: [DeviceProcessEvents]", &format!("tables: [{}]", names.join(", ")));
+    std::fs::write(&config, text).unwrap();
+    let out = run_once(&config);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("could not be mapped"), "{stderr}");
+    let expected = BTreeMap::from(
+        [
+            ("AADSignInEventsBeta", 1),
+            ("AADSpnSignInEventsBeta", 1),
+            ("BehaviorInfo", 1),
+            ("CloudAppEvents", 2),
+            ("EntraIdSignInEvents", 1),
+            ("EntraIdSpnSignInEvents", 1),
+            ("GraphApiAuditEvents", 1),
+            ("IdentityInfo", 1),
+        ]
+        .map(|(k, v)| (k.to_string(), v)),
+    );
+    assert_eq!(per_table(&out), expected, "the entity rows fold into their behavior: {stderr}");
+    let got = events(&out);
+    let behavior = got.iter().find(|e| e["metadata"]["log_name"] == "BehaviorInfo").unwrap();
+    // The behavior's own account, then its two entity rows.
+    assert_eq!(behavior["evidences"].as_array().map(Vec::len), Some(3), "{behavior}");
+    let classes: BTreeMap<String, u64> = got
+        .iter()
+        .map(|e| (format!("{} {}", e["metadata"]["log_name"].as_str().unwrap(), e["metadata"]["original_event_uid"]), e["class_uid"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(classes["CloudAppEvents \"c1\""], 6003);
+    assert_eq!(classes["CloudAppEvents \"c2\""], 3002);
+    assert_eq!(classes["IdentityInfo \"i1\""], 5003);
+    ocsf_schema::assert_all_valid("cloud and identity tables schema validation", &got);
+    assert!(events(&run_once(&config)).is_empty(), "nothing twice");
 }

@@ -100,13 +100,16 @@ fn bad_rows_never_lose_the_good_rows_around_them() {
             [
                 good_row(&t, 1),
                 // Wrong types in every column.
-                json!({"Timestamp": t, "DeviceId": 17, "ReportId": 2, "ProcessId": "not-a-pid", "FileSize": {"x": 1}, "FileName": ["a"],
+                json!({"Timestamp": t, "DeviceId": 17, "ReportId": 2, "ProcessId": "not-a-pid", "ProcessUniqueId": "u2", "FileSize": {"x": 1}, "FileName": ["a"],
                        "InitiatingProcessId": "one", "ProcessCreationTime": "yesterday", "IsInitiatingProcessRemoteSession": "maybe",
                        "ActionType": 5, "LocalIP": "999.1.1.1"}).as_object().unwrap().clone(),
                 // A 10 MB field and deeply nested AdditionalFields.
                 json!({"Timestamp": t, "DeviceId": "d", "ReportId": 3, "ProcessId": 3, "InitiatingProcessId": 1, "ProcessCommandLine": huge,
                        "AdditionalFields": nested}).as_object().unwrap().clone(),
                 good_row(&t, 4),
+                // No usable process at all: OCSF 1007 cannot be filled, so the
+                // row is rejected by name, and its neighbours still go out.
+                json!({"Timestamp": t, "DeviceId": "d", "ReportId": 5, "ProcessId": "not-a-pid"}).as_object().unwrap().clone(),
             ],
         )
         .unwrap();
@@ -119,6 +122,7 @@ fn bad_rows_never_lose_the_good_rows_around_them() {
         .map(|e| e["metadata"]["original_event_uid"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(ids, ["1", "2", "3", "4"], "{stderr}");
+    assert!(stderr.contains("requires `process`") && stderr.contains("ProcessId"), "the rejected row is named: {stderr}");
     let typed = events.iter().find(|e| e["metadata"]["original_event_uid"] == "2").unwrap();
     assert_eq!(
         typed["unmapped"]["ProcessId"], "not-a-pid",

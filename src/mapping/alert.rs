@@ -17,8 +17,8 @@ const ALERT: &[Field] = &[
 ];
 
 /// Evidence columns, gathered under a temporary `evidence` object that
-/// `finish_evidence` turns into the `evidences[]` entry its EntityType says.
-const EVIDENCE: &[Field] = &[
+/// `evidence_entry` turns into the `evidences[]` entry its EntityType says.
+pub(crate) const EVIDENCE: &[Field] = &[
     f("FileName", "evidence.file.name", Str),
     f("FolderPath", "evidence.file.path", Str),
     f("SHA1", "evidence.file.hashes", Hash(2)),
@@ -83,6 +83,7 @@ pub static ALERT_INFO: Table = Table {
     fallback: Activity::new(2004, 1),
     shape: &ALERT_SHAPE,
     join: None,
+    licence: None,
 };
 
 pub static ALERT_EVIDENCE: Table = Table {
@@ -113,6 +114,7 @@ pub static ALERT_EVIDENCE: Table = Table {
         only_without_deprecated: false,
         fold: fold_evidence,
     }),
+    licence: None,
 };
 
 /// Alert severity to OCSF `severity_id` (guide §1); a value OCSF has no id
@@ -188,6 +190,12 @@ fn finish_alert(e: &mut Event, _ctx: &Context) {
 
 fn finish_evidence(e: &mut Event, ctx: &Context) {
     finish_alert(e, ctx);
+    evidence_entry(e);
+}
+
+/// Turns the columns gathered under `evidence` into the `evidences[]`
+/// entry its EntityType says (guide §2; BehaviorEntities too, §28).
+pub(crate) fn evidence_entry(e: &mut Event) {
     if let Some(Value::String(family)) = e.take_column("ThreatFamily") {
         e.push("malware", V::from(json!({"name": family, "classification_ids": [0]})));
     }
@@ -267,8 +275,9 @@ fn finish_evidence(e: &mut Event, ctx: &Context) {
 }
 
 /// Folds evidence events into the finding of their alert (joined on
-/// `finding_info.uid`): their `evidences[]` join the alert's, and what they
-/// kept under `unmapped` is kept under the alert's `unmapped.AlertEvidence`.
+/// `finding_info.uid`): their `evidences[]`, `malware[]` and `resources[]`
+/// join the alert's, and what they kept under `unmapped` is kept under the
+/// alert's `unmapped.<their table>` (AlertEvidence, BehaviorEntities).
 /// Evidence whose alert is not among `alerts` is returned to stand alone.
 pub fn fold_evidence(alerts: &mut [Value], evidence: Vec<Value>) -> Vec<Value> {
     let mut alone = Vec::new();
@@ -286,17 +295,20 @@ pub fn fold_evidence(alerts: &mut [Value], evidence: Vec<Value>) -> Vec<Value> {
                 push(alert, "evidences", item.clone());
             }
         }
-        if let Some(Value::Array(items)) = ev.get("malware") {
-            for item in items {
-                push(alert, "malware", item.clone());
+        for list in ["malware", "resources"] {
+            if let Some(Value::Array(items)) = ev.get(list) {
+                for item in items {
+                    push(alert, list, item.clone());
+                }
             }
         }
         if let Some(u) = ev.get("unmapped") {
+            let table = ev.pointer("/metadata/log_name").and_then(Value::as_str).unwrap_or("AlertEvidence").to_string();
             let unmapped = alert.as_object_mut().and_then(|a| {
                 a.entry("unmapped")
                     .or_insert_with(|| json!({}))
                     .as_object_mut()
-                    .map(|u| u.entry("AlertEvidence").or_insert_with(|| json!([])))
+                    .map(|u| u.entry(table).or_insert_with(|| json!([])))
             });
             if let Some(Value::Array(list)) = unmapped {
                 list.push(u.clone());

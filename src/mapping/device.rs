@@ -57,6 +57,7 @@ pub static DEVICE_PROCESS_EVENTS: Table = Table {
     fallback: Activity::new(1007, 99),
     shape: &PROCESS_SHAPE,
     join: None,
+    licence: None,
 };
 
 static PROCESS_SHAPE: Shape = Shape {
@@ -134,6 +135,7 @@ pub static DEVICE_NETWORK_EVENTS: Table = Table {
     fallback: Activity::new(4001, 99),
     shape: &NETWORK_SHAPE,
     join: None,
+    licence: None,
 };
 
 fn finish_network(e: &mut Event, _ctx: &Context) {
@@ -241,6 +243,7 @@ pub static DEVICE_FILE_EVENTS: Table = Table {
     fallback: Activity::new(1001, 99),
     shape: &FILE_SHAPE,
     join: None,
+    licence: None,
 };
 
 fn finish_file_events(e: &mut Event, _ctx: &Context) {
@@ -283,6 +286,7 @@ pub static DEVICE_IMAGE_LOAD_EVENTS: Table = Table {
     fallback: Activity::new(1005, 99),
     shape: &MODULE_SHAPE,
     join: None,
+    licence: None,
 };
 
 pub(crate) fn finish_module(e: &mut Event, _ctx: &Context) {
@@ -335,6 +339,7 @@ pub static DEVICE_REGISTRY_EVENTS: Table = Table {
     fallback: Activity::new(201002, 99),
     shape: &REG_VALUE_SHAPE,
     join: None,
+    licence: None,
 };
 
 fn finish_registry(e: &mut Event, _ctx: &Context) {
@@ -418,6 +423,7 @@ pub static DEVICE_LOGON_EVENTS: Table = Table {
     fallback: Activity::new(3002, 99),
     shape: &LOGON_SHAPE,
     join: None,
+    licence: None,
 };
 
 /// Windows logon types to OCSF `logon_type_id`.
@@ -484,11 +490,6 @@ fn finish_logon(e: &mut Event, _ctx: &Context) {
 // `crate::snapshot`).
 // ---------------------------------------------------------------------------
 
-pub static ENTITY_KEYS: &[(&str, &[&str])] = &[
-    ("DeviceInfo", &["DeviceId"]),
-    ("DeviceNetworkInfo", &["DeviceId", "NetworkAdapterName"]),
-    ("DeviceFileCertificateInfo", &["DeviceId", "SHA1"]),
-];
 
 // ---------------------------------------------------------------------------
 // DeviceInfo → 5001 Device Inventory Info (guide §13)
@@ -518,6 +519,7 @@ pub static DEVICE_INFO: Table = Table {
     fallback: Activity::new(5001, 2),
     shape: &DEVICE_INFO_SHAPE,
     join: None,
+    licence: None,
 };
 
 /// `OSPlatform` to OCSF `os.type_id`.
@@ -635,6 +637,7 @@ pub static DEVICE_NETWORK_INFO: Table = Table {
     fallback: Activity::new(5001, 2),
     shape: &DEVICE_NETWORK_INFO_SHAPE,
     join: None,
+    licence: None,
 };
 
 fn finish_device_network_info(e: &mut Event, _ctx: &Context) {
@@ -785,6 +788,7 @@ pub static DEVICE_FILE_CERTIFICATE_INFO: Table = Table {
     fallback: Activity::new(5040, 1).sets(&[("query_evidence.query_type_id", 2), ("query_result_id", 1)]),
     shape: &CERTIFICATE_SHAPE,
     join: None,
+    licence: None,
 };
 
 fn finish_certificate(e: &mut Event, _ctx: &Context) {

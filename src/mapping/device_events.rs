@@ -286,6 +286,7 @@ pub static DEVICE_EVENTS: Table = Table {
     fallback: Activity::new(1007, 99),
     shape: &PROCESS,
     join: None,
+    licence: None,
 };
 
 /// Process Activity: the target process, or the acting process itself for

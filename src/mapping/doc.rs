@@ -90,6 +90,32 @@ const DECISIONS: &str = r#"## Decisions
     disposition 2 Blocked with action 2 Denied.
 23. **DNS.** The query's name, type, class and transaction id, `rcode_id` and the answers with their TTLs
     come from `AdditionalFields` (DnsConnectionInspected, DnsQueryResponse).
+24. **Tables beyond the first twenty** follow `defender-mapping-guide-more-tables.md`. Those that need a
+    licence most tenants lack (the Entra ID sign-in tables, CloudAppEvents, BehaviorInfo and
+    BehaviorEntities, GraphApiAuditEvents) are collected only when `tables` names them; `check` says
+    which the tenant has. IdentityInfo needs only Entra ID and is collected by default, like DeviceInfo
+    (latest row per `AccountObjectId`). Of each replaced pair (AADSignInEventsBeta and
+    EntraIdSignInEvents, AADSpnSignInEventsBeta and EntraIdSpnSignInEvents) name one: they hold the same
+    sign-ins. CloudAuditEvents, CloudProcessEvents, OAuthAppInfo and the tables of the guide's §33 are
+    not mapped yet.
+25. **CloudAppEvents classes.** The guide's 6006 File Hosting Activity (SharePoint and OneDrive file
+    operations) and 3005 User Access Management (role, consent and mailbox permission grants) have no
+    JSON Schema among those the project validates every event against, so those ActionTypes are 6003
+    API Activity, their activity by the guide's verb rule (Add/New → Create, Get/…Accessed → Read,
+    Set/Update/… → Update, Remove/…Deleted → Delete, otherwise 99 named by the ActionType). A directory,
+    group or mail row whose record does not name the account, group or sender its class requires is 6003
+    too, rather than an invalid event. `RawEventData` stays whole under `unmapped`.
+26. **IdentityInfo** is 5003 User Inventory Info. Its JSON Schema is not among the shared files; the tests
+    derive it from 5001's (the compiled schema gives 5003 the same attributes plus a required `user`).
+27. **Entra sign-ins.** `ErrorCode` 0 is Success, the interrupt codes (50074, 50076, 50079, 50125, 50140,
+    50199) are 99 "Interrupted", any other is Failure. A service principal's `user.type` is the schema's
+    "Service" caption; whether it is a managed identity stays in `unmapped.IsManagedIdentity`.
+28. **Behaviors** are findings below the alert threshold: `is_alert` false, severity Informational, the
+    behavior's ActionType as `finding_info.analytic` (Behavioral). BehaviorEntities fold into their
+    BehaviorInfo as `evidences[]` (a cloud resource as a top-level `resources[]` entry), as AlertEvidence
+    folds into AlertInfo; an entity whose behavior is not in the window stands alone as 2004 Update.
+    The behavior's own `AccountUpn`/`AccountObjectId` is an evidence too, even when a User entity row
+    names the same account.
 "#;
 
 fn conv_name(conv: Conv) -> String {
@@ -190,6 +216,9 @@ pub fn render() -> String {
             table.product.name(),
             table.key.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
         );
+        if let Some(licence) = table.licence {
+            let _ = write!(out, "Needs {licence}: collected only when `tables` names it; `check` says whether the tenant has it.\n\n");
+        }
         out.push_str("| ActionType | class / activity |\n|---|---|\n");
         for (name, a) in table.activities {
             let _ = writeln!(out, "| `{name}` | {} |", activity_cell(a));

@@ -39,6 +39,7 @@ pub static EMAIL_EVENTS: Table = Table {
     fallback: Activity::new(4009, 2),
     shape: &EMAIL,
     join: None,
+    licence: None,
 };
 
 fn finish_email_events(e: &mut Event, _ctx: &Context) {
@@ -179,6 +180,7 @@ pub static EMAIL_ATTACHMENT_INFO: Table = Table {
         only_without_deprecated: true,
         fold: fold_into_messages,
     }),
+    licence: None,
 };
 
 fn finish_attachment(e: &mut Event, _ctx: &Context) {
@@ -226,6 +228,7 @@ pub static EMAIL_URL_INFO: Table = Table {
         only_without_deprecated: true,
         fold: fold_into_messages,
     }),
+    licence: None,
 };
 
 fn finish_url(e: &mut Event, _ctx: &Context) {
@@ -288,6 +291,7 @@ pub static URL_CLICK_EVENTS: Table = Table {
     fallback: Activity::new(4012, 99).successor(&OTHER_CLICK),
     shape: &CLICK_SHAPE,
     join: None,
+    licence: None,
 };
 
 fn finish_click(e: &mut Event, _ctx: &Context) {
@@ -333,6 +337,7 @@ pub static EMAIL_POST_DELIVERY_EVENTS: Table = Table {
     fallback: Activity::new(4009, 99).sets(&[("direction_id", 0)]),
     shape: &POST_DELIVERY,
     join: None,
+    licence: None,
 };
 
 fn finish_post_delivery(e: &mut Event, _ctx: &Context) {

@@ -72,6 +72,7 @@ pub static IDENTITY_LOGON_EVENTS: Table = Table {
     fallback: Activity::new(3002, 99),
     shape: &LOGON,
     join: None,
+    licence: None,
 };
 
 fn finish_logon(e: &mut Event, _ctx: &Context) {
@@ -131,6 +132,7 @@ pub static IDENTITY_QUERY_EVENTS: Table = Table {
     fallback: Activity::new(4001, 99),
     shape: &QUERY,
     join: None,
+    licence: None,
 };
 
 fn finish_query(e: &mut Event, _ctx: &Context) {
@@ -196,6 +198,7 @@ pub static IDENTITY_DIRECTORY_EVENTS: Table = Table {
     fallback: Activity::new(3001, 99),
     shape: &DIRECTORY,
     join: None,
+    licence: None,
 };
 
 /// AdditionalFields keys of the object acted on.
@@ -305,4 +308,115 @@ fn finish_service(e: &mut Event, ctx: &Context) {
     if let Some(user) = e.root.remove("user") {
         common::merge(e, "unmapped.user", user);
     }
+}
+
+// ---------------------------------------------------------------------------
+// IdentityInfo → 5003 User Inventory Info (guide §25), an entity table
+// ---------------------------------------------------------------------------
+
+const INFO_FIELDS: &[Field] = &[
+    f("AccountObjectId", "user.uid_alt", Str),
+    f("AccountName", "user.name", Str),
+    f("AccountDomain", "user.domain", Str),
+    f("AccountUpn", "user.email_addr", Email),
+    f("AccountDisplayName", "user.display_name", Str),
+    f("RiskScore", "user.risk_score", Int),
+    f("GivenName", "user.ldap_person.given_name", Str),
+    f("Surname", "user.ldap_person.surname", Str),
+    f("Department", "user.ldap_person.department", Str),
+    f("JobTitle", "user.ldap_person.job_title", Str),
+    f("EmailAddress", "user.ldap_person.email_addrs", EmailItem),
+    f("Manager", "user.ldap_person.manager.name", Str),
+    f("Phone", "user.ldap_person.phone_number", Str),
+    f("City", "user.ldap_person.location.city", Str),
+    f("State", "user.ldap_person.location.region", Str),
+    f("DistinguishedName", "user.ldap_person.ldap_dn", Str),
+    f("CreatedDateTime", "user.ldap_person.created_time", Time),
+    f("DeletedDateTime", "user.ldap_person.deleted_time", Time),
+    f("EmployeeId", "user.ldap_person.employee_uid", Str),
+    f("CompanyName", "user.org.name", Str),
+];
+
+static IDENTITY_INFO_SHAPE: Shape = Shape {
+    fields: &[INFO_FIELDS],
+    finish: finish_identity_info,
+};
+
+pub static IDENTITY_INFO: Table = Table {
+    name: "IdentityInfo",
+    product: Product::Xdr,
+    key: &["AccountObjectId", "ReportId", "Timestamp"],
+    activities: &[],
+    prefixes: &[],
+    fallback: Activity::new(5003, 2),
+    shape: &IDENTITY_INFO_SHAPE,
+    join: None,
+    licence: None,
+};
+
+fn finish_identity_info(e: &mut Event, _ctx: &Context) {
+    // The SID: on-premises, else the cloud one (S-1-12-1-...).
+    if !e.map_column("OnPremSid", "user.uid", Str) {
+        e.map_column("CloudSid", "user.uid", Str);
+    }
+    super::cloud::entra_account(e, "user");
+    if let Some(enabled) = e.column("IsAccountEnabled", Bool).as_ref().and_then(Value::as_bool) {
+        e.take_column("IsAccountEnabled");
+        if e.get("user.account").is_some() {
+            e.set("user.account.is_disabled", !enabled);
+        } else {
+            e.put_column("IsAccountEnabled", Value::Bool(enabled));
+        }
+    }
+    let kind = e.column("Type", Str);
+    let type_id = match kind.as_ref().and_then(Value::as_str) {
+        Some("User") => Some(1),
+        Some("ServiceAccount") => Some(4),
+        Some(_) => Some(99),
+        None => None,
+    };
+    if let Some(id) = type_id {
+        e.take_column("Type");
+        e.set("user.type_id", id);
+        if id == 99 {
+            e.set("user.type", kind.unwrap_or_default());
+        }
+    }
+    let risk = match e.column("RiskLevel", Str).as_ref().and_then(Value::as_str).map(str::to_ascii_lowercase).as_deref() {
+        Some("none") => Some(0),
+        Some("low") => Some(1),
+        Some("medium") => Some(2),
+        Some("high") => Some(3),
+        _ => None,
+    };
+    if let Some(id) = risk {
+        e.take_column("RiskLevel");
+        e.set("user.risk_level_id", id);
+    }
+    // Country: ISO alpha-2 where it is one, else the name as a description.
+    if let Some(Value::String(c)) = e.take_column("Country") {
+        let c = c.trim().to_string();
+        if c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()) {
+            e.set("user.ldap_person.location.country", c.to_ascii_uppercase());
+        } else if !c.is_empty() {
+            e.set("user.ldap_person.location.desc", c);
+        }
+    }
+    if let Some(Value::Array(items)) = e.column("OtherMailAddresses", Json) {
+        if items.iter().all(|a| a.as_str().is_some_and(super::field::is_email)) {
+            e.take_column("OtherMailAddresses");
+            for a in items {
+                e.push("user.ldap_person.email_addrs", V::from(a));
+            }
+        }
+    }
+    if let Some(Value::Array(groups)) = e.column("GroupMembership", Json) {
+        if groups.iter().all(|g| g.as_str().is_some_and(|s| !s.is_empty())) {
+            e.take_column("GroupMembership");
+            for g in groups {
+                e.push("user.groups", V::from(serde_json::json!({"name": g})));
+            }
+        }
+    }
+    common::require_any(e, "user", &["name", "uid", "account"]);
 }

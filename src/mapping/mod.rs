@@ -12,11 +12,15 @@
 //! Null and `""` cells mean "absent" and are left out everywhere.
 
 pub mod alert;
+pub mod behavior;
+pub mod cloud;
+pub mod cloud_apps;
 pub mod common;
 pub mod device;
 pub mod device_events;
 pub mod doc;
 pub mod email;
+pub mod entra;
 pub mod field;
 pub mod cells;
 pub mod event;
@@ -36,6 +40,9 @@ pub enum Product {
     Identity,
     Office365,
     Xdr,
+    CloudApps,
+    EntraId,
+    Graph,
 }
 
 impl Product {
@@ -45,6 +52,9 @@ impl Product {
             Product::Identity => "Microsoft Defender for Identity",
             Product::Office365 => "Microsoft Defender for Office 365",
             Product::Xdr => "Microsoft Defender XDR",
+            Product::CloudApps => "Microsoft Defender for Cloud Apps",
+            Product::EntraId => "Microsoft Entra ID",
+            Product::Graph => "Microsoft Graph",
         }
     }
 }
@@ -127,6 +137,10 @@ pub struct Table {
     /// Rows of this table that belong to another table's events, and are
     /// folded into them when both are collected (AlertEvidence into AlertInfo).
     pub join: Option<Join>,
+    /// The licence or feature a tenant needs for this table to have rows,
+    /// when most tenants lack it: such a table is collected only when
+    /// `tables` names it, and `check` says whether the tenant has it.
+    pub licence: Option<&'static str>,
 }
 
 /// How a table's events fold into the events of the table they belong to.
@@ -183,11 +197,20 @@ pub static TABLES: &[&Table] = &[
     &identity::IDENTITY_LOGON_EVENTS,
     &identity::IDENTITY_QUERY_EVENTS,
     &identity::IDENTITY_DIRECTORY_EVENTS,
+    &identity::IDENTITY_INFO,
+    &cloud_apps::CLOUD_APP_EVENTS,
+    &behavior::BEHAVIOR_INFO,
+    &behavior::BEHAVIOR_ENTITIES,
     &email::EMAIL_EVENTS,
     &email::EMAIL_ATTACHMENT_INFO,
     &email::EMAIL_URL_INFO,
     &email::EMAIL_POST_DELIVERY_EVENTS,
     &email::URL_CLICK_EVENTS,
+    &entra::ENTRA_ID_SIGN_IN_EVENTS,
+    &entra::AAD_SIGN_IN_EVENTS_BETA,
+    &entra::ENTRA_ID_SPN_SIGN_IN_EVENTS,
+    &entra::AAD_SPN_SIGN_IN_EVENTS_BETA,
+    &entra::GRAPH_API_AUDIT_EVENTS,
 ];
 
 /// The table with this name, compared exactly (KQL table names are case-sensitive).
@@ -195,10 +218,20 @@ pub fn table(name: &str) -> Option<&'static Table> {
     TABLES.iter().copied().find(|t| t.name == name)
 }
 
+/// The entity (state) tables, and the columns that identify one entity:
+/// the collector keeps the latest row per key and interval.
+pub static ENTITY_KEYS: &[(&str, &[&str])] = &[
+    ("DeviceInfo", &["DeviceId"]),
+    ("DeviceNetworkInfo", &["DeviceId", "NetworkAdapterName"]),
+    ("DeviceFileCertificateInfo", &["DeviceId", "SHA1"]),
+    ("IdentityInfo", &["AccountObjectId"]),
+];
+
 /// The columns that identify one entity of an entity table (DeviceInfo,
-/// DeviceNetworkInfo, DeviceFileCertificateInfo); `None` for event tables.
+/// DeviceNetworkInfo, DeviceFileCertificateInfo, IdentityInfo); `None` for
+/// event tables.
 pub fn entity_key(name: &str) -> Option<&'static [&'static str]> {
-    device::ENTITY_KEYS.iter().find(|(t, _)| *t == name).map(|(_, key)| *key)
+    ENTITY_KEYS.iter().find(|(t, _)| *t == name).map(|(_, key)| *key)
 }
 
 /// What the collector needs to know of an event it holds only as NDJSON.

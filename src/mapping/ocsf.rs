@@ -227,6 +227,12 @@ pub static CLASSES: &[Class] = &[
         activities: &[(1, "Log"), (2, "Collect")],
     },
     Class {
+        uid: 5003,
+        name: "User Inventory Info",
+        category_uid: 5,
+        activities: &[(1, "Log"), (2, "Collect")],
+    },
+    Class {
         uid: 5014,
         name: "Peripheral Device Query",
         category_uid: 5,
@@ -258,6 +264,12 @@ pub static CLASSES: &[Class] = &[
             (7, "Disable"),
             (8, "Update"),
         ],
+    },
+    Class {
+        uid: 6003,
+        name: "API Activity",
+        category_uid: 6,
+        activities: &[(1, "Create"), (2, "Read"), (3, "Update"), (4, "Delete")],
     },
     Class {
         uid: 6007,
@@ -349,6 +361,7 @@ pub fn requires(uid: u32) -> &'static [&'static [&'static str]] {
         4011 => &[&["file"]],
         4012 => &[&["url"]],
         5001 | 5002 | 5019 => &[DEVICE],
+        5003 => &[&["user"]],
         5014 => &[&["peripheral_device"]],
         5040 => &[DEVICE, &["query_evidence"]],
         6002 => &[&["app"]],
@@ -452,9 +465,39 @@ pub fn hash_algorithm(id: u8) -> &'static str {
     }
 }
 
-/// Caption attributes filled from their `_id` siblings (`disposition` from
-/// `disposition_id`, ...), wherever the mapping set the id but not the text.
-const CAPTIONS: &[(&str, &str, &[(i64, &str)])] = &[
+const USER_TYPES: &[(i64, &str)] = &[(0, "Unknown"), (1, "User"), (2, "Admin"), (3, "System"), (4, "Service"), (99, "Other")];
+const ACCOUNT_TYPES: &[(i64, &str)] = &[(0, "Unknown"), (1, "LDAP Account"), (2, "Windows Account"), (6, "Azure AD Account"), (99, "Other")];
+const ENDPOINT_TYPES: &[(i64, &str)] = &[
+    (0, "Unknown"),
+    (1, "Server"),
+    (2, "Desktop"),
+    (3, "Laptop"),
+    (4, "Tablet"),
+    (5, "Mobile"),
+    (6, "Virtual"),
+    (7, "IOT"),
+    (8, "Browser"),
+    (99, "Other"),
+];
+const OS_TYPES: &[(i64, &str)] = &[
+    (0, "Unknown"),
+    (99, "Other"),
+    (100, "Windows"),
+    (101, "Windows Mobile"),
+    (200, "Linux"),
+    (201, "Android"),
+    (300, "macOS"),
+    (301, "iOS"),
+    (302, "iPadOS"),
+];
+const RISK_LEVELS: &[(i64, &str)] = &[(0, "Info"), (1, "Low"), (2, "Medium"), (3, "High"), (4, "Critical"), (99, "Other")];
+
+/// An `_id` path, its caption's path, and the schema's captions.
+type CaptionList = (&'static str, &'static str, &'static [(i64, &'static str)]);
+
+/// Caption attributes set from their `_id` siblings (`disposition` from
+/// `disposition_id`, ...) by `set_captions`.
+const CAPTIONS: &[CaptionList] = &[
     (
         "disposition_id",
         "disposition",
@@ -728,6 +771,14 @@ const CAPTIONS: &[(&str, &str, &[(i64, &str)])] = &[
         "log_type",
         &[(0, "Unknown"), (1, "OS"), (2, "Application"), (99, "Other")],
     ),
+    ("user.type_id", "user.type", USER_TYPES),
+    ("actor.user.type_id", "actor.user.type", USER_TYPES),
+    ("user.account.type_id", "user.account.type", ACCOUNT_TYPES),
+    ("actor.user.account.type_id", "actor.user.account.type", ACCOUNT_TYPES),
+    ("src_endpoint.type_id", "src_endpoint.type", ENDPOINT_TYPES),
+    ("src_endpoint.os.type_id", "src_endpoint.os.type", OS_TYPES),
+    ("risk_level_id", "risk_level", RISK_LEVELS),
+    ("user.risk_level_id", "user.risk_level", RISK_LEVELS),
     (
         "reg_value.type_id",
         "reg_value.type",

@@ -1,0 +1,515 @@
+//! CloudAppEvents (Defender for Cloud Apps) → 6003 API Activity by default,
+//! 3002 for sign-ins, 3001 and 3006 for Entra directory changes and 4009 for
+//! mail sent (guide §24). The guide's 6006 File Hosting Activity and 3005
+//! User Access Management have no JSON Schema among those this project
+//! validates against, so their ActionTypes stay 6003 (docs/mapping.md).
+
+use super::cloud::{self, CLIENT};
+use super::event::{Event, V};
+use super::field::{Context, Conv::*, Field, f};
+use super::{Activity, Product, Shape, Table};
+use serde_json::{Map, Value, json};
+
+/// The acting account and app, and the service that wrote the record.
+const ACTOR: &[Field] = &[
+    f("AccountObjectId", "actor.user.uid_alt", Str),
+    f("AccountDisplayName", "actor.user.display_name", Str),
+    f("OAuthAppId", "actor.app_uid", Str),
+    f("Application", "metadata.log_provider", Str),
+];
+
+static API: Shape = Shape {
+    fields: &[ACTOR, CLIENT],
+    finish: finish_api,
+};
+static LOGON: Shape = Shape {
+    fields: &[CLIENT],
+    finish: finish_logon,
+};
+static ACCOUNT: Shape = Shape {
+    fields: &[ACTOR, CLIENT],
+    finish: finish_account,
+};
+static GROUP: Shape = Shape {
+    fields: &[ACTOR, CLIENT],
+    finish: finish_group,
+};
+static MAIL: Shape = Shape {
+    fields: &[ACTOR, CLIENT],
+    finish: finish_mail,
+};
+
+pub static CLOUD_APP_EVENTS: Table = Table {
+    name: "CloudAppEvents",
+    product: Product::CloudApps,
+    key: &["ReportId", "Timestamp"],
+    activities: &[
+        ("UserLoggedIn", Activity::new(3002, 1).status(1).shape(&LOGON)),
+        ("UserLoginFailed", Activity::new(3002, 1).status(2).shape(&LOGON)),
+        ("Add user.", Activity::new(3001, 1).shape(&ACCOUNT)),
+        ("Enable account.", Activity::new(3001, 2).shape(&ACCOUNT)),
+        ("Change user password.", Activity::new(3001, 3).shape(&ACCOUNT)),
+        ("Reset user password.", Activity::new(3001, 4).shape(&ACCOUNT)),
+        ("Set force change user password.", Activity::new(3001, 4).shape(&ACCOUNT)),
+        ("Disable account.", Activity::new(3001, 5).shape(&ACCOUNT)),
+        ("Delete user.", Activity::new(3001, 6).shape(&ACCOUNT)),
+        ("Update user.", Activity::new(3001, 99).shape(&ACCOUNT)),
+        ("Add member to group.", Activity::new(3006, 3).shape(&GROUP)),
+        ("Remove member from group.", Activity::new(3006, 4).shape(&GROUP)),
+        ("Add group.", Activity::new(3006, 6).shape(&GROUP)),
+        ("Delete group.", Activity::new(3006, 5).shape(&GROUP)),
+        ("Send", Activity::new(4009, 1).shape(&MAIL)),
+        ("SendAs", Activity::new(4009, 1).shape(&MAIL)),
+        ("SendOnBehalf", Activity::new(4009, 1).shape(&MAIL)),
+    ],
+    prefixes: &[],
+    // Everything else: API Activity, its activity by the verb rule.
+    fallback: Activity::new(6003, 99),
+    shape: &API,
+    join: None,
+    licence: Some("Microsoft Defender for Cloud Apps with app connectors"),
+};
+
+/// `RawEventData` as an object (JSON text or value); it stays under
+/// `unmapped` verbatim (guide §24.2), so only read here.
+fn raw(e: &Event) -> Map<String, Value> {
+    match e.column("RawEventData", Json) {
+        Some(Value::Object(m)) => m,
+        _ => Map::new(),
+    }
+}
+
+fn raw_str(raw: &Map<String, Value>, key: &str) -> Option<String> {
+    raw.get(key)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+/// What every class of the table shares (guide §24.2): the acting account,
+/// its type, the client device, the record's own id and status.
+fn finish_common(e: &mut Event, user: &str) {
+    let raw = raw(e);
+    let join = super::field::join;
+    // The account id: the object id, else AccountId (a GUID for Microsoft apps).
+    let object_id = e.get_str(&join(user, "uid_alt")).map(|s| s.into_owned());
+    let account_id = match e.column("AccountId", Str) {
+        Some(Value::String(id)) if object_id.as_deref().is_none_or(|o| o.eq_ignore_ascii_case(&id)) => {
+            e.take_column("AccountId");
+            Some(id)
+        }
+        _ => None,
+    };
+    match (object_id, account_id) {
+        (Some(_), _) => cloud::entra_account(e, user),
+        (None, Some(id)) => {
+            let (type_id, caption) = if cloud::is_guid(&id) {
+                (6, "Azure AD Account")
+            } else {
+                (0, "Unknown")
+            };
+            e.set_owned(&join(user, "account.type_id"), type_id);
+            e.set_owned(&join(user, "account.type"), caption);
+            e.set_owned(&join(user, "account.uid"), id);
+        }
+        (None, None) => {}
+    }
+    if let Some(upn) = raw_str(&raw, "UserId") {
+        if e.get(&join(user, "name")).is_none() {
+            e.set_owned(&join(user, "name"), upn.clone());
+        }
+        if super::field::is_email(&upn) && e.get(&join(user, "email_addr")).is_none() {
+            e.set_owned(&join(user, "email_addr"), upn);
+        }
+    }
+    let kind = e.column("AccountType", Str);
+    let type_id = match kind.as_ref().and_then(Value::as_str) {
+        Some("Regular") => Some(1),
+        Some("Admin") => Some(2),
+        Some("System") => Some(3),
+        Some("Application") => Some(4),
+        _ => None,
+    };
+    if let (Some(id), true) = (type_id, e.get(user).is_some()) {
+        e.take_column("AccountType");
+        e.set_owned(&join(user, "type_id"), id);
+        if id == 4 {
+            if let Some(name) = e.get_str(&join(user, "display_name")).map(|s| s.into_owned()) {
+                e.set("actor.app_name", name);
+            }
+        }
+    }
+    super::common::require_any(e, user, &["name", "uid", "account"]);
+    if e.get("actor.app_uid").is_none() {
+        if let Some(app) = raw_str(&raw, "AppId") {
+            e.set("actor.app_uid", app);
+        }
+    }
+    if let Some(Value::Object(session)) = e.column("SessionData", Json) {
+        if let Some(id) = session.get("InLineSessionId").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+            e.set("actor.session.uid", id.to_string());
+        }
+    }
+    cloud::client_device(e);
+    if let Some(id) = raw_str(&raw, "Id") {
+        if e.get("metadata.original_event_uid").is_none() {
+            e.set("metadata.original_event_uid", id);
+        }
+    }
+    // Status from the audit record's ResultStatus.
+    let status = raw_str(&raw, "ResultStatus");
+    match status.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        Some("succeeded" | "success" | "true") => e.set("status_id", 1),
+        Some("failed" | "false") => e.set("status_id", 2),
+        Some(_) => {
+            e.set("status_id", 99);
+            e.set("status", status.unwrap_or_default());
+        }
+        None => {}
+    }
+    if let Some(s) = e.get("status_id").and_then(V::as_u64) {
+        if s != 99 {
+            e.set("status", super::ocsf::status_name(s as u32));
+        }
+    }
+}
+
+/// The service the row came from, for API classes' required endpoint.
+fn service_name(e: &Event) -> Option<String> {
+    e.get_str("metadata.log_provider").map(|s| s.into_owned())
+}
+
+fn finish_api(e: &mut Event, _ctx: &Context) {
+    finish_common(e, "actor.user");
+    let operation = e.get_str("metadata.event_code").map(|s| s.into_owned());
+    if let Some(op) = &operation {
+        e.set("api.operation", op.clone());
+        let activity = cloud::api_activity(op);
+        if activity != 99 {
+            e.set_activity(activity);
+        }
+    }
+    if let Some(app) = service_name(e) {
+        e.set("api.service.name", app);
+    }
+    e.map_column("ApplicationId", "api.service.uid", Str);
+    let raw = raw(e);
+    let request = raw_str(&raw, "Id").or_else(|| e.get_str("metadata.original_event_uid").map(|s| s.into_owned()));
+    if let Some(uid) = request {
+        e.set("api.request.uid", uid);
+    }
+    resources(e);
+    let service = service_name(e);
+    cloud::service_endpoint(e, service);
+    super::common::finish_endpoints(e);
+    if e.get("actor").is_none() {
+        if let Some(app) = service_name(e) {
+            e.set("actor.app_name", app);
+        }
+    }
+}
+
+/// `ObjectName`/`ObjectId`/`ObjectType` as the target resource, and the
+/// other `ActivityObjects` (whose list stays under `unmapped`).
+fn resources(e: &mut Event) {
+    let mut target = Map::new();
+    for (column, key) in [("ObjectName", "name"), ("ObjectId", "uid"), ("ObjectType", "type")] {
+        if let Some(Value::String(v)) = e.take_column(column) {
+            target.insert(key.into(), v.into());
+        }
+    }
+    let mut seen: Vec<(Option<String>, Option<String>)> = Vec::new();
+    if target.contains_key("name") || target.contains_key("uid") {
+        target.insert("role_id".into(), 1.into());
+        target.insert("role".into(), "Target".into());
+        seen.push((
+            target.get("name").and_then(Value::as_str).map(str::to_string),
+            target.get("uid").and_then(Value::as_str).map(str::to_string),
+        ));
+        e.push("resources", V::from(Value::Object(target)));
+    } else {
+        for (k, v) in target {
+            let column = match k.as_str() {
+                "name" => "ObjectName",
+                "uid" => "ObjectId",
+                _ => "ObjectType",
+            };
+            e.put_column(column, v);
+        }
+    }
+    let Some(Value::Array(objects)) = e.column("ActivityObjects", Json) else {
+        return;
+    };
+    for o in &objects {
+        let text = |k: &str| o.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
+        let (name, uid) = (text("Name"), text("Id"));
+        if (name.is_none() && uid.is_none()) || seen.contains(&(name.clone(), uid.clone())) {
+            continue;
+        }
+        seen.push((name.clone(), uid.clone()));
+        let (role_id, role) = match text("Role").as_deref() {
+            Some("Target object") => (1, "Target"),
+            Some("Actor") => (2, "Actor"),
+            Some("Parameter") => (4, "Related"),
+            _ => (0, "Unknown"),
+        };
+        let mut r = json!({"role_id": role_id, "role": role});
+        if let Some(n) = name {
+            r["name"] = n.into();
+        }
+        if let Some(u) = uid {
+            r["uid"] = u.into();
+        }
+        if let Some(t) = text("Type") {
+            r["type"] = t.into();
+        }
+        e.push("resources", V::from(r));
+    }
+}
+
+/// A sign-in to a cloud app (guide §24.5): the account is the user.
+fn finish_logon(e: &mut Event, _ctx: &Context) {
+    e.map_column("AccountObjectId", "user.uid_alt", Str);
+    e.map_column("AccountDisplayName", "user.display_name", Str);
+    finish_common(e, "user");
+    e.map_column("Application", "service.name", Str);
+    e.map_column("ApplicationId", "service.uid", Str);
+    let raw = raw(e);
+    if let Some(error) = raw_str(&raw, "LogonError") {
+        e.set("status_detail", error);
+    }
+    if let Some(n) = raw
+        .get("ErrorNumber")
+        .and_then(|v| super::field::convert(v, Str))
+        .and_then(|v| v.as_str().map(str::to_string))
+    {
+        e.set("status_code", n);
+    }
+    if e.column("IsImpersonated", Bool) == Some(Value::Bool(true)) {
+        e.take_column("IsImpersonated");
+        e.set("account_switch_type_id", 2);
+        e.set("account_switch_type", "Impersonate");
+    }
+    e.set("is_remote", true);
+    super::common::finish_endpoints(e);
+    if e.get("user").is_none() {
+        // No account to sign in: the record is an API activity after all.
+        to_api(e);
+    }
+}
+
+/// The directory account a 3001 changes: the target of the record.
+fn finish_account(e: &mut Event, ctx: &Context) {
+    finish_common(e, "actor.user");
+    let raw = raw(e);
+    let targets: Vec<String> = raw
+        .get("Target")
+        .and_then(Value::as_array)
+        .map(|t| {
+            t.iter()
+                .filter_map(|x| x.get("ID").and_then(Value::as_str).map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let upn = targets.iter().find(|t| super::field::is_email(t)).cloned();
+    let guid = targets.iter().find(|t| cloud::is_guid(t)).cloned();
+    if let Some(u) = upn.or_else(|| e.column("ObjectName", Str).and_then(|v| v.as_str().map(str::to_string))) {
+        e.take_column("ObjectName");
+        if super::field::is_email(&u) {
+            e.set("user.email_addr", u.clone());
+        }
+        e.set("user.name", u);
+    }
+    if let Some(id) = guid.or_else(|| {
+        e.column("ObjectId", Str)
+            .and_then(|v| v.as_str().filter(|s| cloud::is_guid(s)).map(str::to_string))
+    }) {
+        e.take_column("ObjectId");
+        e.set("user.uid_alt", id);
+    }
+    cloud::entra_account(e, "user");
+    if e.get("user").is_none() {
+        to_api(e);
+        finish_api(e, ctx);
+        return;
+    }
+    endpoint_or_service(e);
+}
+
+/// A group change (guide §24.8): the group from the record's modified
+/// properties, else the object; without a group, an API activity.
+fn finish_group(e: &mut Event, ctx: &Context) {
+    finish_common(e, "actor.user");
+    let raw = raw(e);
+    let modified = |name: &str| {
+        raw.get("ModifiedProperties")
+            .and_then(Value::as_array)
+            .and_then(|l| l.iter().find(|p| p.get("Name").and_then(Value::as_str) == Some(name)))
+            .and_then(|p| p.get("NewValue").and_then(Value::as_str))
+            .map(|s| s.trim().trim_matches('"').to_string())
+            .filter(|s| !s.is_empty())
+    };
+    let name = modified("Group.DisplayName").or_else(|| e.take_column("ObjectName").and_then(|v| v.as_str().map(str::to_string)));
+    let uid = modified("Group.ObjectID").or_else(|| e.take_column("ObjectId").and_then(|v| v.as_str().map(str::to_string)));
+    if let Some(n) = name {
+        e.set("group.name", n);
+    }
+    if let Some(u) = uid {
+        e.set("group.uid", u);
+    }
+    if e.get("group").is_none() {
+        to_api(e);
+        finish_api(e, ctx);
+        return;
+    }
+    endpoint_or_service(e);
+}
+
+/// Mail sent from a mailbox (guide §24.9): the sender and the message;
+/// without a sender address, an API activity.
+fn finish_mail(e: &mut Event, ctx: &Context) {
+    finish_common(e, "actor.user");
+    let raw = raw(e);
+    let sender = ["SendAsUserSmtp", "SendOnBehalfOfUserSmtp", "MailboxOwnerUPN"]
+        .iter()
+        .find_map(|k| raw_str(&raw, k))
+        .filter(|s| super::field::is_email(s));
+    let Some(sender) = sender else {
+        to_api(e);
+        finish_api(e, ctx);
+        return;
+    };
+    e.set("email.from", sender);
+    e.set("direction_id", 0);
+    if let Some(Value::Object(item)) = raw.get("Item") {
+        if let Some(id) = item.get("InternetMessageId").and_then(Value::as_str) {
+            e.set("email.message_uid", id.to_string());
+        }
+        if let Some(s) = item.get("Subject").and_then(Value::as_str) {
+            e.set("email.subject", s.to_string());
+        }
+        if let Some(n) = item.get("SizeInBytes").and_then(Value::as_i64) {
+            e.set("email.size", n);
+        }
+    }
+    // Email Activity has no http_request: the user agent stays in the row.
+    if let Some(agent) = e.remove("http_request.user_agent").and_then(|v| v.as_str().map(|s| s.into_owned())) {
+        e.put_column("UserAgent", Value::String(agent));
+    }
+    super::common::finish_endpoints(e);
+}
+
+/// The client's endpoint, or the service's when the row names no client.
+fn endpoint_or_service(e: &mut Event) {
+    let service = service_name(e);
+    cloud::service_endpoint(e, service);
+    super::common::finish_endpoints(e);
+}
+
+/// Turns the event into 6003 API Activity, its activity by the verb rule.
+fn to_api(e: &mut Event) {
+    let operation = e.get_str("metadata.event_code").map(|s| s.into_owned()).unwrap_or_default();
+    cloud::set_class(e, 6003, cloud::api_activity(&operation));
+    // The sign-in's user, if any, is the actor of the API call.
+    if let Some(user) = e.remove("user") {
+        e.set("actor.user", user);
+    }
+    for path in [
+        "service",
+        "is_remote",
+        "account_switch_type_id",
+        "account_switch_type",
+        "email",
+        "direction_id",
+        "group",
+    ] {
+        super::common::move_to_unmapped(e, path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mapping::map_row;
+
+    fn map(row: Value) -> Value {
+        map_row(&CLOUD_APP_EVENTS, serde_json::from_value(row).unwrap(), &Context::default()).unwrap()
+    }
+
+    #[test]
+    fn an_exchange_cmdlet_is_api_activity_by_its_verb() {
+        let e = map(
+            json!({"Timestamp": "2026-01-01T00:00:00Z", "ReportId": "r1", "ActionType": "New-InboxRule", "Application": "Microsoft Exchange Online",
+            "ApplicationId": 20893, "AccountObjectId": "007c979b-47e7-4747-b9a3-58de6bdb275a", "AccountType": "Regular", "IPAddress": "198.51.100.2",
+            "ObjectName": "Forward all", "ObjectType": "Inbox rule", "RawEventData": "{\"Id\":\"rec-1\",\"UserId\":\"a@contoso.com\",\"ResultStatus\":\"True\"}"}),
+        );
+        assert_eq!(
+            (e["class_uid"].clone(), e["activity_id"].clone(), e["status_id"].clone()),
+            (json!(6003), json!(1), json!(1))
+        );
+        assert_eq!(
+            e["api"],
+            json!({"operation": "New-InboxRule", "service": {"name": "Microsoft Exchange Online", "uid": "20893"}, "request": {"uid": "rec-1"}})
+        );
+        assert_eq!(e["actor"]["user"]["email_addr"], "a@contoso.com");
+        assert_eq!(e["actor"]["user"]["type_id"], 1);
+        assert_eq!(
+            e["resources"],
+            json!([{"name": "Forward all", "type": "Inbox rule", "role_id": 1, "role": "Target"}])
+        );
+        assert_eq!(e["metadata"]["original_event_uid"], "r1");
+    }
+
+    #[test]
+    fn a_service_record_without_a_client_names_the_service_as_its_endpoint() {
+        let e = map(
+            json!({"Timestamp": "2026-01-01T00:00:00Z", "ReportId": "r2", "ActionType": "AirInvestigationData", "Application": "Microsoft 365",
+            "AccountId": "airinvestigation", "AccountType": "Regular", "RawEventData": {"Actions": []}}),
+        );
+        assert_eq!(
+            (e["activity_id"].clone(), e["activity_name"].clone()),
+            (json!(99), json!("AirInvestigationData"))
+        );
+        assert_eq!(e["src_endpoint"], json!({"svc_name": "Microsoft 365"}));
+        assert_eq!(
+            e["actor"]["user"]["account"],
+            json!({"uid": "airinvestigation", "type_id": 0, "type": "Unknown"})
+        );
+    }
+
+    #[test]
+    fn sign_ins_group_changes_and_sent_mail_take_their_classes() {
+        let e = map(
+            json!({"Timestamp": "2026-01-01T00:00:00Z", "ReportId": "r3", "ActionType": "UserLoginFailed", "Application": "Office 365",
+            "AccountObjectId": "007c979b-47e7-4747-b9a3-58de6bdb275a", "IPAddress": "198.51.100.3", "RawEventData": "{\"LogonError\":\"InvalidPassword\",\"ErrorNumber\":50126}"}),
+        );
+        assert_eq!(
+            (e["class_uid"].clone(), e["status_id"].clone(), e["status_detail"].clone()),
+            (json!(3002), json!(2), json!("InvalidPassword"))
+        );
+        assert_eq!(e["service"]["name"], "Office 365");
+        assert_eq!(e["user"]["account"]["uid"], "007c979b-47e7-4747-b9a3-58de6bdb275a");
+        let e = map(
+            json!({"Timestamp": "2026-01-01T00:00:00Z", "ReportId": "r4", "ActionType": "Add member to group.", "Application": "Office 365",
+            "ObjectName": "Finance", "ObjectId": "g-1", "IPAddress": "198.51.100.4"}),
+        );
+        assert_eq!((e["class_uid"].clone(), e["activity_id"].clone()), (json!(3006), json!(3)));
+        assert_eq!(e["group"], json!({"name": "Finance", "uid": "g-1"}));
+        let e = map(
+            json!({"Timestamp": "2026-01-01T00:00:00Z", "ReportId": "r5", "ActionType": "Send", "Application": "Microsoft Exchange Online",
+            "IPAddress": "198.51.100.5", "UserAgent": "Outlook", "RawEventData": {"MailboxOwnerUPN": "a@contoso.com", "Item": {"InternetMessageId": "<m@contoso.com>", "Subject": "Hi"}}}),
+        );
+        assert_eq!((e["class_uid"].clone(), e["direction_id"].clone()), (json!(4009), json!(0)));
+        assert_eq!(
+            e["email"],
+            json!({"from": "a@contoso.com", "message_uid": "<m@contoso.com>", "subject": "Hi"})
+        );
+        assert_eq!(e["unmapped"]["UserAgent"], "Outlook");
+        // No sender address: an API activity instead of an invalid email.
+        let e = map(
+            json!({"Timestamp": "2026-01-01T00:00:00Z", "ReportId": "r6", "ActionType": "Send", "Application": "Microsoft Exchange Online", "IPAddress": "198.51.100.6"}),
+        );
+        assert_eq!(e["class_uid"], 6003);
+    }
+}
