@@ -24,7 +24,7 @@ wit_bindgen::generate!({
 use defender_ocsf::collector::credentials as wit_credentials;
 use defender_ocsf::collector::host as wit_host;
 use defender_ocsf::collector::types as wit;
-use exports::defender_ocsf::collector::convert::{Converted, Guest as ConvertGuest};
+use exports::defender_ocsf::collector::convert::{Converted, Guest as ConvertGuest, StreamMapped, TableCount};
 use exports::defender_ocsf::collector::source::Guest;
 
 thread_local! {
@@ -40,6 +40,25 @@ impl ConvertGuest for Component {
             events: out.events,
             count: out.count,
             rejected: out.rejected,
+        })
+    }
+
+    fn map_stream(options: String, message: Vec<u8>) -> Result<StreamMapped, String> {
+        let out = crate::convert::convert_stream(&options, &message)?;
+        Ok(StreamMapped {
+            events: out.events,
+            count: out.count,
+            rejected: out.rejected,
+            tables: out
+                .tables
+                .into_iter()
+                .map(|t| TableCount {
+                    table: t.table,
+                    rows: t.rows,
+                    errors: t.errors,
+                })
+                .collect(),
+            unknown_categories: out.unknown_categories,
         })
     }
 }

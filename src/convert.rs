@@ -5,6 +5,7 @@
 use crate::error::{Error, Result};
 use crate::graph;
 use crate::mapping::{self, Context};
+use crate::stream_api;
 use crate::time::Ticks;
 use serde::Deserialize;
 
@@ -35,30 +36,43 @@ pub struct Converted {
     pub rejected: Vec<String>,
 }
 
-/// Maps the answer `body` of a query over `table`.
-pub fn convert(table: &str, options_json: &str, body: impl Into<Vec<u8>>) -> Result<Converted> {
-    let body = body.into();
+/// The options of a conversion, as JSON (empty: the defaults), and the
+/// context of mapping they make.
+fn context(options_json: &str) -> Result<Context> {
     let options: Options = if options_json.trim().is_empty() {
         Options::default()
     } else {
         serde_json::from_str(options_json).map_err(|e| Error::Config(format!("conversion options: {e}")))?
     };
+    let collected_at = match options.collected_at.as_deref().map(Ticks::parse) {
+        Some(Ok(t)) => Some(t),
+        Some(Err(e)) => return Err(Error::Config(format!("conversion options: `collected_at` is not an RFC 3339 time: {e}"))),
+        None => None,
+    };
+    Ok(Context {
+        tenant_uid: options.tenant_id,
+        no_deprecated_classes: !options.deprecated_classes.unwrap_or(true),
+        collected_at,
+    })
+}
+
+/// Maps one Streaming API message (`stream_api`). An unreadable message is
+/// an error that says what is wrong with it.
+pub fn convert_stream(options_json: &str, message: &[u8]) -> std::result::Result<stream_api::StreamMapped, String> {
+    let context = context(options_json).map_err(|e| e.to_string())?;
+    stream_api::map_message(message, &context)
+}
+
+/// Maps the answer `body` of a query over `table`.
+pub fn convert(table: &str, options_json: &str, body: impl Into<Vec<u8>>) -> Result<Converted> {
+    let body = body.into();
+    let context = context(options_json)?;
     let table = mapping::table(table).ok_or_else(|| {
         Error::Config(format!(
             "`{table}` is not an advanced-hunting table this collector maps; the tables are: {}",
             mapping::TABLES.iter().map(|t| t.name).collect::<Vec<_>>().join(", ")
         ))
     })?;
-    let collected_at = match options.collected_at.as_deref().map(Ticks::parse) {
-        Some(Ok(t)) => Some(t),
-        Some(Err(e)) => return Err(Error::Config(format!("conversion options: `collected_at` is not an RFC 3339 time: {e}"))),
-        None => None,
-    };
-    let context = Context {
-        tenant_uid: options.tenant_id,
-        no_deprecated_classes: !options.deprecated_classes.unwrap_or(true),
-        collected_at,
-    };
     let size = body.len();
     let result = graph::parse_response(body).map_err(|e| Error::Config(format!("the input is not a runHuntingQuery answer: {e}")))?;
     let mut out = Converted {

@@ -19,6 +19,7 @@
 //! - [`streams`]: the optional incident and alert streams of the security API;
 //! - [`collector`]: one poll, tying the above together;
 //! - [`convert`]: mapping a saved answer without collecting;
+//! - [`stream_api`]: mapping a Streaming API message (Event Hubs) with the same mapping;
 //! - `component` (wasm only): the WIT bindings and the `wasi:http` client.
 
 pub mod auth;
@@ -34,6 +35,7 @@ pub mod mapping;
 pub mod planner;
 pub mod progress;
 pub mod snapshot;
+pub mod stream_api;
 pub mod streams;
 pub mod telemetry;
 pub mod time;

@@ -112,6 +112,7 @@ pub fn run(config: &RunConfig, options: &RunOptions, sink: &mut dyn Sink, teleme
     tracing::info!(
         source = %info.name,
         version = %info.version,
+        contract = instance.contract(),
         network = %instance.allowed_origins().join(", "),
         checkpoint = %store.path().display(),
         resumed = saved.is_some(),

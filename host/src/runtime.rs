@@ -18,6 +18,7 @@ use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+/// The current contract, `wit/source.wit`.
 mod bindings {
     wasmtime::component::bindgen!({
         world: "collector",
@@ -29,9 +30,23 @@ mod bindings {
     });
 }
 
+/// The contract of components built before `map-stream`, still run
+/// (`wit/since_v0.3.0`); their types convert to the current ones.
+mod since_v0_3_0 {
+    wasmtime::component::bindgen!({
+        world: "collector",
+        path: "../wit/since_v0.3.0",
+        with: {
+            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+            "wasi:io": wasmtime_wasi::p2::bindings::sync::io,
+        },
+    });
+}
+
 use bindings::defender_ocsf::collector::host::{self as wit_host, Level};
-pub use bindings::defender_ocsf::collector::types::{Batch, CheckStep, Error as SourceError, SourceInfo};
-pub use bindings::exports::defender_ocsf::collector::convert::Converted;
+pub use bindings::defender_ocsf::collector::types::{Batch, CheckStep, Error as SourceError, SourceInfo, Throttle};
+pub use bindings::exports::defender_ocsf::collector::convert::{Converted, StreamMapped, TableCount};
+use since_v0_3_0::defender_ocsf::collector as v0_3;
 
 /// The collector component built from this repository, embedded at build time.
 pub static DEFAULT_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/collector.wasm"));
@@ -121,6 +136,51 @@ impl wit_host::Host for HostState {
 }
 
 impl bindings::defender_ocsf::collector::types::Host for HostState {}
+impl v0_3::types::Host for HostState {}
+
+impl v0_3::host::Host for HostState {
+    fn log(&mut self, level: v0_3::host::Level, message: String, fields: Vec<(String, String)>) {
+        let level = match level {
+            v0_3::host::Level::Trace => Level::Trace,
+            v0_3::host::Level::Debug => Level::Debug,
+            v0_3::host::Level::Info => Level::Info,
+            v0_3::host::Level::Warn => Level::Warn,
+            v0_3::host::Level::Error => Level::Error,
+        };
+        wit_host::Host::log(self, level, message, fields)
+    }
+
+    fn counter_add(&mut self, name: String, labels: Vec<(String, String)>, value: u64) {
+        wit_host::Host::counter_add(self, name, labels, value)
+    }
+
+    fn gauge_set(&mut self, name: String, labels: Vec<(String, String)>, value: f64) {
+        wit_host::Host::gauge_set(self, name, labels, value)
+    }
+}
+
+impl v0_3::credentials::Host for HostState {
+    fn sign_client_assertion(&mut self, claims: String) -> Result<String, String> {
+        bindings::defender_ocsf::collector::credentials::Host::sign_client_assertion(self, claims)
+    }
+}
+
+impl From<v0_3::types::Error> for SourceError {
+    fn from(e: v0_3::types::Error) -> Self {
+        use v0_3::types::Error as Old;
+        match e {
+            Old::Config(m) => SourceError::Config(m),
+            Old::Auth(m) => SourceError::Auth(m),
+            Old::Permission(m) => SourceError::Permission(m),
+            Old::Throttled(t) => SourceError::Throttled(Throttle {
+                retry_after_ms: t.retry_after_ms,
+                message: t.message,
+            }),
+            Old::Transient(m) => SourceError::Transient(m),
+            Old::Fatal(m) => SourceError::Fatal(m),
+        }
+    }
+}
 
 impl bindings::defender_ocsf::collector::credentials::Host for HostState {
     fn sign_client_assertion(&mut self, claims: String) -> Result<String, String> {
@@ -147,6 +207,11 @@ impl Runtime {
         wit_host::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(|e| anyhow!("{e}"))?;
         bindings::defender_ocsf::collector::credentials::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(|e| anyhow!("{e}"))?;
         bindings::defender_ocsf::collector::types::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(|e| anyhow!("{e}"))?;
+        // The same linker serves 0.3.0 components: their imports have names
+        // of their own (`...@0.3.0`).
+        v0_3::host::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(|e| anyhow!("{e}"))?;
+        v0_3::credentials::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(|e| anyhow!("{e}"))?;
+        v0_3::types::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(|e| anyhow!("{e}"))?;
 
         // One ticker per engine advances the epoch that bounds each call.
         let weak = engine.weak();
@@ -216,8 +281,14 @@ impl Runtime {
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(u64::MAX / 2);
         store.epoch_deadline_trap();
-        let collector = bindings::Collector::instantiate(&mut store, &self.component, &self.linker)
-            .map_err(|e| anyhow!("the component could not be instantiated: {e}"))?;
+        // The current contract first; a component built for 0.3.0 runs as one.
+        let collector = match bindings::Collector::instantiate(&mut store, &self.component, &self.linker) {
+            Ok(c) => Exports::Current(c),
+            Err(current) => match since_v0_3_0::Collector::instantiate(&mut store, &self.component, &self.linker) {
+                Ok(c) => Exports::V0_3(c),
+                Err(_) => return Err(anyhow!("the component could not be instantiated: {current}")),
+            },
+        };
         let ticks = (limits.call_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
         Ok(Instance {
             store,
@@ -263,10 +334,16 @@ fn cache_path(engine: &Engine, bytes: &[u8], dir: &Path) -> PathBuf {
     dir.join(format!("component-{hex}-{:016x}.cwasm", engine_hash.finish()))
 }
 
+/// A component's exports, by the contract version it was built for.
+enum Exports {
+    Current(bindings::Collector),
+    V0_3(since_v0_3_0::Collector),
+}
+
 /// One running component.
 pub struct Instance {
     store: Store<HostState>,
-    collector: bindings::Collector,
+    collector: Exports,
     call_ticks: u64,
     call_timeout: Duration,
 }
@@ -276,11 +353,18 @@ impl Instance {
     /// origins it named, after checking them.
     pub fn init(&mut self, config_json: &str, checkpoint: Option<&str>) -> Result<Result<SourceInfo, SourceError>> {
         self.store.set_epoch_deadline(self.call_ticks);
-        let result = self
-            .collector
-            .defender_ocsf_collector_source()
-            .call_init(&mut self.store, config_json, checkpoint)
-            .map_err(|e| self.trap("init", e))?;
+        let result = match &self.collector {
+            Exports::Current(c) => c.defender_ocsf_collector_source().call_init(&mut self.store, config_json, checkpoint),
+            Exports::V0_3(c) => c.defender_ocsf_collector_source().call_init(&mut self.store, config_json, checkpoint).map(|r| {
+                r.map(|i| SourceInfo {
+                    name: i.name,
+                    version: i.version,
+                    allowed_origins: i.allowed_origins,
+                })
+                .map_err(SourceError::from)
+            }),
+        }
+        .map_err(|e| self.trap("init", e))?;
         if let Ok(info) = &result {
             let allow = AllowList::new(&info.allowed_origins)
                 .map_err(|e| anyhow!("the component asked for network access the host does not grant: {e}"))?;
@@ -292,28 +376,79 @@ impl Instance {
     /// The next batch.
     pub fn poll(&mut self) -> Result<Result<Batch, SourceError>> {
         self.store.set_epoch_deadline(self.call_ticks);
-        self.collector
-            .defender_ocsf_collector_source()
-            .call_poll(&mut self.store)
-            .map_err(|e| self.trap("poll", e))
+        match &self.collector {
+            Exports::Current(c) => c.defender_ocsf_collector_source().call_poll(&mut self.store),
+            Exports::V0_3(c) => c.defender_ocsf_collector_source().call_poll(&mut self.store).map(|r| {
+                r.map(|b| Batch {
+                    events: b.events,
+                    count: b.count,
+                    checkpoint: b.checkpoint,
+                    next_poll_ms: b.next_poll_ms,
+                })
+                .map_err(SourceError::from)
+            }),
+        }
+        .map_err(|e| self.trap("poll", e))
     }
 
     /// The component's own check of its configuration.
     pub fn check(&mut self) -> Result<Vec<CheckStep>> {
         self.store.set_epoch_deadline(self.call_ticks);
-        self.collector
-            .defender_ocsf_collector_source()
-            .call_check(&mut self.store)
-            .map_err(|e| self.trap("check", e))
+        match &self.collector {
+            Exports::Current(c) => c.defender_ocsf_collector_source().call_check(&mut self.store),
+            Exports::V0_3(c) => c.defender_ocsf_collector_source().call_check(&mut self.store).map(|steps| {
+                steps
+                    .into_iter()
+                    .map(|s| CheckStep {
+                        name: s.name,
+                        ok: s.ok,
+                        detail: s.detail,
+                    })
+                    .collect()
+            }),
+        }
+        .map_err(|e| self.trap("check", e))
     }
 
     /// Maps a saved runHuntingQuery answer of `table` without collecting.
     pub fn map_results(&mut self, table: &str, options: &str, results: &[u8]) -> Result<Result<Converted, SourceError>> {
         self.store.set_epoch_deadline(self.call_ticks);
-        self.collector
-            .defender_ocsf_collector_convert()
-            .call_map_results(&mut self.store, table, options, results)
-            .map_err(|e| self.trap("map-results", e))
+        match &self.collector {
+            Exports::Current(c) => c.defender_ocsf_collector_convert().call_map_results(&mut self.store, table, options, results),
+            Exports::V0_3(c) => c.defender_ocsf_collector_convert().call_map_results(&mut self.store, table, options, results).map(|r| {
+                r.map(|c| Converted {
+                    events: c.events,
+                    count: c.count,
+                    rejected: c.rejected,
+                })
+                .map_err(SourceError::from)
+            }),
+        }
+        .map_err(|e| self.trap("map-results", e))
+    }
+
+    /// Maps one message a streaming source read (`convert.map-stream`,
+    /// 0.4.0): the inner error says what is wrong with the message. A 0.3.0
+    /// component cannot, and says so.
+    pub fn map_stream(&mut self, options: &str, message: &[u8]) -> Result<Result<StreamMapped, String>> {
+        self.store.set_epoch_deadline(self.call_ticks);
+        match &self.collector {
+            Exports::Current(c) => c
+                .defender_ocsf_collector_convert()
+                .call_map_stream(&mut self.store, options, message)
+                .map_err(|e| self.trap("map-stream", e)),
+            Exports::V0_3(_) => Err(anyhow!(
+                "the component was built for contract 0.3.0, which has no `map-stream`: rebuild it against 0.4.0 to read a stream"
+            )),
+        }
+    }
+
+    /// The contract version the component was built for.
+    pub fn contract(&self) -> &'static str {
+        match self.collector {
+            Exports::Current(_) => "0.4.0",
+            Exports::V0_3(_) => "0.3.0",
+        }
     }
 
     /// The origins the component may reach.

@@ -180,4 +180,6 @@ fn a_component_that_dials_a_host_it_did_not_declare_is_refused_and_nothing_reach
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("went out and was answered 204"), "{stderr}");
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    // The dialer is built against the previous contract: the host still runs it.
+    assert!(stderr.contains(r#""contract":"0.3.0""#), "{stderr}");
 }

@@ -490,7 +490,10 @@ fn row_uid(table: &Table, row: &Cells, columns: &Columns, time: Ticks) -> String
     for column in table.key {
         hasher.update([0x1f]);
         let cell = columns.slot(column).and_then(|s| row.at(s)).or_else(|| row.get(columns, column));
-        let Some(cell) = cell else { continue };
+        // Missing, null and "" are one: Graph answers carry every column
+        // (`""` or null), streamed records may leave them out, and a row's
+        // uid is the same whichever path brought it.
+        let Some(cell) = cell.filter(|c| !c.is_absent()) else { continue };
         match cell {
             Cell::Raw(raw) if raw.get().starts_with('"') && *column == "Timestamp" => {
                 hasher.update(itoa::Buffer::new().format(time.0).as_bytes())

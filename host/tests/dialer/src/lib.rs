@@ -3,6 +3,9 @@
 //! request to `{"dial": ..}`. The host's network policy has to refuse it.
 //! `poll` answers with what the request came to, so the test can tell a
 //! refusal from a request that went out.
+//!
+//! It is built against the previous contract, `wit/since_v0.3.0`, so the
+//! same tests show that the host still runs a 0.3.0 component.
 
 #![cfg(target_arch = "wasm32")]
 
@@ -10,7 +13,7 @@ use std::cell::RefCell;
 
 wit_bindgen::generate!({
     world: "collector",
-    path: "../../../wit",
+    path: "../../../wit/since_v0.3.0",
     with: {
         "wasi:http/outgoing-handler@0.2.12": wasip2::http::outgoing_handler,
         "wasi:http/types@0.2.12": wasip2::http::types,
