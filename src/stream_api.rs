@@ -99,7 +99,8 @@ pub fn map_message(message: &[u8], ctx: &Context) -> Result<StreamMapped, String
         };
         let Some(row) = record.properties.filter(|p| p.get().starts_with('{')) else {
             out.tables[count].errors += 1;
-            out.rejected.push(format!("{} record {i} has no `properties` object (the row)", table.name));
+            out.rejected
+                .push(format!("{} record {i} has no `properties` object (the row)", table.name));
             continue;
         };
         // The record's tenant, unless the configuration names one.
@@ -159,14 +160,22 @@ mod tests {
         ]});
         let out = map_message(message.to_string().as_bytes(), &ctx()).unwrap();
         assert_eq!(out.count, 2, "{:?}", out.rejected);
-        let events: Vec<Value> = out.events.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect();
+        let events: Vec<Value> = out
+            .events
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
         assert_eq!(events[0]["class_uid"], 1007);
         assert_eq!(events[0]["time"], 1735689601000i64, "the row's Timestamp, not the envelope's time");
         assert_eq!(events[0]["metadata"]["tenant_uid"], "t-1");
         assert_eq!(events[0]["device"]["groups"], json!([{"name": "Tier0"}]));
         assert_eq!(events[1]["class_uid"], 3002);
         assert_eq!(out.unknown_categories, vec![("AdvancedHunting-SomethingNew".to_string(), 2)]);
-        assert_eq!(out.tables.iter().map(|t| (t.table.as_str(), t.rows)).collect::<Vec<_>>(), [("DeviceProcessEvents", 1), ("IdentityLogonEvents", 1)]);
+        assert_eq!(
+            out.tables.iter().map(|t| (t.table.as_str(), t.rows)).collect::<Vec<_>>(),
+            [("DeviceProcessEvents", 1), ("IdentityLogonEvents", 1)]
+        );
         // The same row through the API path has the same metadata.uid.
         let table = mapping::table("DeviceProcessEvents").unwrap();
         let mut api_row = row.as_object().unwrap().clone();
@@ -179,7 +188,11 @@ mod tests {
     #[test]
     fn malformed_messages_and_records_are_clear_errors() {
         assert!(map_message(b"not json", &ctx()).unwrap_err().contains("is not JSON"));
-        assert!(map_message(b"{\"value\": []}", &ctx()).unwrap_err().contains("has no `records` list"));
+        assert!(
+            map_message(b"{\"value\": []}", &ctx())
+                .unwrap_err()
+                .contains("has no `records` list")
+        );
         assert!(map_message(&[0xff, 0xfe], &ctx()).unwrap_err().contains("UTF-8"));
         let message = json!({"records": [
             7,
@@ -191,6 +204,13 @@ mod tests {
         assert_eq!(out.count, 1);
         assert_eq!(out.rejected.len(), 3, "{:?}", out.rejected);
         assert!(out.rejected[2].contains("Timestamp"), "{:?}", out.rejected);
-        assert_eq!(out.tables[0], TableCount { table: "DeviceProcessEvents".into(), rows: 1, errors: 2 });
+        assert_eq!(
+            out.tables[0],
+            TableCount {
+                table: "DeviceProcessEvents".into(),
+                rows: 1,
+                errors: 2
+            }
+        );
     }
 }

@@ -84,6 +84,9 @@ impl Default for RunOptions<'_> {
 
 /// Runs a source until `once` completes, `shutdown` is set, or it fails.
 pub fn run(config: &RunConfig, options: &RunOptions, sink: &mut dyn Sink, telemetry: Arc<Telemetry>) -> Result<Summary, Failure> {
+    if let Some(stream) = &config.stream {
+        return crate::kafka::run(config, stream, options, sink, telemetry);
+    }
     let bytes = options.component.unwrap_or(crate::runtime::DEFAULT_COMPONENT);
     crate::state::probe_writable(&config.state_dir).map_err(config_failure)?;
     let runtime = runtime(config, bytes, Some(&config.state_dir.join("cache")))?.with_clock(options.clock.clone());
@@ -331,7 +334,7 @@ impl Sink for &SharedSink<'_> {
 
 /// The component compiled (or loaded from `cache`), with the egress and the
 /// client certificate `config` asks for.
-fn runtime(config: &RunConfig, component: &[u8], cache: Option<&std::path::Path>) -> Result<Runtime, Failure> {
+pub(crate) fn runtime(config: &RunConfig, component: &[u8], cache: Option<&std::path::Path>) -> Result<Runtime, Failure> {
     let certificate = config
         .client_certificate
         .as_ref()
@@ -341,6 +344,16 @@ fn runtime(config: &RunConfig, component: &[u8], cache: Option<&std::path::Path>
     Ok(Runtime::new(component, cache)?
         .with_egress(Egress::new(config.egress.clone()).map_err(config_failure)?)
         .with_certificate(certificate))
+}
+
+/// A component instance for `config`, not yet initialised (a stream needs
+/// only its `convert` export): the state directory must be writable, as the
+/// compiled component is cached there.
+pub(crate) fn instance(config: &RunConfig, options: &RunOptions, telemetry: Arc<Telemetry>) -> Result<crate::runtime::Instance, Failure> {
+    crate::state::probe_writable(&config.state_dir).map_err(config_failure)?;
+    let bytes = options.component.unwrap_or(crate::runtime::DEFAULT_COMPONENT);
+    let runtime = runtime(config, bytes, Some(&config.state_dir.join("cache")))?;
+    Ok(runtime.instantiate(&options.limits, telemetry)?)
 }
 
 /// A setting the host could not use (a proxy URL, a certificate file): fix
@@ -411,7 +424,7 @@ impl Checked {
 }
 
 /// How a `check` step that passed with a warning begins its detail.
-const WARNING: &str = "warning: ";
+pub(crate) const WARNING: &str = "warning: ";
 
 /// `defender-ocsf check`: the configuration, the state directory, the
 /// output, then the component's own checks (credentials, one tiny request
@@ -435,6 +448,22 @@ pub fn check(config: &RunConfig, component: Option<&[u8]>, out: &mut dyn std::io
     };
     let runtime = runtime(config, component.unwrap_or(crate::runtime::DEFAULT_COMPONENT), None)?;
     let mut instance = runtime.instantiate(&Limits::default(), Arc::new(Telemetry::default()))?;
+    if let Some(stream) = &config.stream {
+        // A stream: the brokers, its partitions, one message; nothing of Graph.
+        line(true, true, "configuration", &format!("stream source; component contract {}", instance.contract()))?;
+        match crate::state::probe_writable(&config.state_dir) {
+            Ok(()) => line(true, true, "state directory", &format!("{} is writable", config.state_dir.display()))?,
+            Err(e) => line(false, true, "state directory", &format!("{e:#}"))?,
+        }
+        match probe_output(&config.output) {
+            Ok(detail) => line(true, false, "output", &detail)?,
+            Err(e) => line(false, false, "output", &format!("{e:#}"))?,
+        }
+        for (ok, name, detail) in crate::kafka::check(config, stream, &mut instance) {
+            line(ok, false, &name, &detail)?;
+        }
+        return Ok(checked);
+    }
     match instance.init(&config.source_json(), None)? {
         Ok(info) => line(
             true,
@@ -528,6 +557,10 @@ pub fn preflight(config: &RunConfig, component: Option<&[u8]>) -> Result<(), Fai
     let bytes = component.unwrap_or(crate::runtime::DEFAULT_COMPONENT);
     let runtime = runtime(config, bytes, Some(&config.state_dir.join("cache")))?;
     let mut instance = runtime.instantiate(&Limits::default(), Arc::new(Telemetry::default()))?;
+    if config.stream.is_some() {
+        // A stream needs no `init`: its settings were read with the rest.
+        return Ok(());
+    }
     match instance.init(&config.source_json(), None)? {
         Ok(_) => Ok(()),
         Err(e) => Err(init_failure(config, e, "starting")),

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 /// Keys the host reads itself.
 pub const HOST_KEYS: &[&str] = &[
+    "source",
     "tenants",
     "shard",
     "state_dir",
@@ -55,6 +56,9 @@ pub struct RunConfig {
     pub shard: Option<Shard>,
     /// Where the configuration was read from, to point errors at the line.
     pub origin: Option<Origin>,
+    /// `source:`: read a stream (Event Hubs, Kafka) instead of polling
+    /// Graph; the component maps each message.
+    pub stream: Option<crate::kafka::Settings>,
 }
 
 /// A configuration's text and where it came from (a file's path, or the
@@ -316,6 +320,10 @@ impl RunConfig {
     }
 
     fn from_map(mut map: Map<String, Value>) -> Result<RunConfig> {
+        let stream = map.remove("source").map(crate::kafka::Settings::from_value).transpose()?;
+        if stream.is_some() && map.contains_key("tenants") {
+            bail!("`source` reads one stream, and `tenants` is for polling Graph tenant by tenant: use one or the other");
+        }
         let tenants = match map.remove("tenants") {
             None => Vec::new(),
             Some(Value::Array(list)) if !list.is_empty() => list,
@@ -439,6 +447,7 @@ impl RunConfig {
             client_certificate,
             source: map,
             origin: None,
+            stream,
         })
     }
 
@@ -458,6 +467,7 @@ impl RunConfig {
             shard: None,
             source,
             origin: None,
+            stream: None,
         }
     }
 

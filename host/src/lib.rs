@@ -15,6 +15,7 @@
 //!   Bit input plugin) and waits until they are taken;
 //! - [`msgpack`]: events as MessagePack records, as Fluent Bit takes them;
 //! - [`app`]: the poll-deliver-save loop;
+//! - [`kafka`]: the streaming source: read, map, deliver, then commit;
 //! - [`shutdown`]: SIGTERM/SIGINT handling;
 //! - [`clock`]: real time, or compressed time for soak runs;
 //! - [`telemetry`]: logs and metrics;
@@ -27,6 +28,7 @@ pub mod credentials;
 pub mod egress;
 pub mod forward;
 pub mod handoff;
+pub mod kafka;
 pub mod msgpack;
 pub mod output;
 pub mod policy;

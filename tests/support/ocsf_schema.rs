@@ -161,7 +161,11 @@ impl Captions {
                 };
                 for (i, item) in items.into_iter().enumerate() {
                     if let Some(inner) = item.as_object() {
-                        let at = if value.is_array() { format!("{path}{name}[{i}].") } else { format!("{path}{name}.") };
+                        let at = if value.is_array() {
+                            format!("{path}{name}[{i}].")
+                        } else {
+                            format!("{path}{name}.")
+                        };
                         self.walk(&object["attributes"], inner, &at, errors);
                     }
                 }

@@ -157,10 +157,7 @@ impl Running {
     /// Starts `command` with its stdout and stderr in `log`.
     pub fn start(mut command: Command, log: PathBuf) -> Running {
         let file = std::fs::File::create(&log).unwrap();
-        command
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file);
+        command.stdin(Stdio::null()).stdout(file.try_clone().unwrap()).stderr(file);
         Running {
             child: command.spawn().unwrap(),
             log,
@@ -227,8 +224,8 @@ pub fn events_in(dir: &Path) -> Vec<Value> {
         let text = std::fs::read_to_string(&file).unwrap_or_default();
         let complete = text.rfind('\n').map_or("", |end| &text[..end]);
         for line in complete.lines().filter(|l| !l.trim().is_empty()) {
-            let event: Value = serde_json::from_str(line)
-                .unwrap_or_else(|e| panic!("{}: a line is not JSON ({e}): {line}", file.display()));
+            let event: Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("{}: a line is not JSON ({e}): {line}", file.display()));
             events.push(event);
         }
     }
@@ -279,7 +276,11 @@ pub fn run_then_restart(start: impl Fn(&str) -> Running, sink_dir: &Path, server
 pub fn assert_each_row_once(events: &[Value], n: usize, context: &str) {
     let ids: Vec<&str> = events
         .iter()
-        .map(|e| e["metadata"]["original_event_uid"].as_str().unwrap_or_else(|| panic!("{context}: no original_event_uid: {e}")))
+        .map(|e| {
+            e["metadata"]["original_event_uid"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{context}: no original_event_uid: {e}"))
+        })
         .collect();
     let distinct: BTreeSet<&str> = ids.iter().copied().collect();
     let expected: BTreeSet<String> = (0..n).map(|i| (1000 + i).to_string()).collect();

@@ -1,0 +1,414 @@
+//! The streaming source against a real Kafka-compatible broker, tansu from
+//! `../shared/tools` (no protocol stand-in): Streaming API messages produced
+//! with librdkafka are read by `defender-ocsf run`, mapped by the embedded
+//! component, delivered, and committed only after delivery.
+
+#[path = "../../tests/support/ocsf_schema.rs"]
+mod ocsf_schema;
+#[path = "support/pipelines.rs"]
+mod pipelines;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A tansu broker on a free loopback port, stopped when dropped.
+struct Broker {
+    child: Child,
+    address: String,
+}
+
+impl Broker {
+    fn start(test: &str) -> Option<Broker> {
+        let tansu = pipelines::tool_or_skip("tansu", test)?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let address = format!("127.0.0.1:{port}");
+        let url = format!("tcp://{address}");
+        let child = Command::new(tansu)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&address).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not listen on {address}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(Broker { child, address })
+    }
+
+    fn create_topic(&self, topic: &str, partitions: i32) {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", &self.address).create().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let results = runtime
+            .block_on(admin.create_topics(
+                &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+                &AdminOptions::new(),
+            ))
+            .unwrap();
+        for r in results {
+            r.unwrap_or_else(|(t, e)| panic!("creating {t}: {e}"));
+        }
+    }
+
+    /// Sends each message to its partition and waits until all are
+    /// acknowledged. One message per produce request: tansu 0.6.0 reports a
+    /// partition's end (ListOffsets) as its last record batch's base offset
+    /// plus one, which is the true end only when each batch holds one
+    /// record. (Event Hubs and Kafka report the true end whatever the
+    /// batching; `--once` reads up to it.)
+    fn produce(&self, topic: &str, messages: &[(i32, Vec<u8>)]) {
+        let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", &self.address).create().unwrap();
+        for (partition, payload) in messages {
+            producer.flush(Duration::from_secs(30)).unwrap();
+            let mut record: BaseRecord<'_, (), [u8]> = BaseRecord::to(topic).payload(payload.as_slice()).partition(*partition);
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((_, r)) => {
+                        producer.poll(Duration::from_millis(50));
+                        record = r;
+                    }
+                }
+            }
+        }
+        producer.flush(Duration::from_secs(30)).unwrap();
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn config(dir: &Path, broker: &Broker, topic: &str, extra: &str) -> PathBuf {
+    let path = dir.join("defender.yaml");
+    let text = format!(
+        "state_dir: {}\nlog_level: info\nsource:\n  type: kafka\n  brokers: {}\n  topics: [{topic}]\n  group_id: defender-ocsf\n  batch_messages: 5\n  batch_wait: 200ms\n{extra}",
+        dir.join("state").display(),
+        broker.address
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn run_once(config: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_defender-ocsf"))
+        .args(["run", "--once", "--config"])
+        .arg(config)
+        .output()
+        .unwrap()
+}
+
+fn events(stdout: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// A Streaming API message with one DeviceProcessEvents record per id.
+fn message(ids: &[u32]) -> Vec<u8> {
+    let records: Vec<Value> = ids
+        .iter()
+        .map(|id| {
+            json!({"time": "2026-01-01T00:00:05Z", "tenantId": "00000000-0000-0000-0000-000000000001", "operationName": "Publish",
+                   "category": "AdvancedHunting-DeviceProcessEvents",
+                   "properties": {"Timestamp": "2026-01-01T00:00:01.0000000Z", "DeviceId": "d1", "DeviceName": "pc1.contoso.com",
+                                  "ActionType": "ProcessCreated", "ProcessId": id, "FileName": "cmd.exe", "ReportId": id,
+                                  "InitiatingProcessId": 4, "MachineGroup": "Tier0", "AdditionalFields": "{\"ProcessStartKey\":1}"}})
+        })
+        .collect();
+    json!({"records": records}).to_string().into_bytes()
+}
+
+fn report_ids(events: &[Value]) -> Vec<u64> {
+    events
+        .iter()
+        .filter_map(|e| e["metadata"]["original_event_uid"].as_str()?.parse().ok())
+        .collect()
+}
+
+#[test]
+fn run_once_reads_every_record_to_the_end_and_a_second_run_reads_nothing() {
+    let Some(broker) = Broker::start("stream run --once") else { return };
+    broker.create_topic("defender", 4);
+    let mut messages = Vec::new();
+    let mut id = 0;
+    for round in 0..6 {
+        for partition in 0..4 {
+            let ids: Vec<u32> = (0..3)
+                .map(|_| {
+                    id += 1;
+                    id
+                })
+                .collect();
+            messages.push((partition, message(&ids)));
+            if round == 2 && partition == 1 {
+                // Malformed messages: counted, logged, and the partition moves on.
+                messages.push((partition, b"not json at all".to_vec()));
+                messages.push((partition, br#"{"value": []}"#.to_vec()));
+                messages.push((partition, json!({"records": [
+                    {"category": "AdvancedHunting-DeviceProcessEvents", "properties": {"DeviceId": "d1", "ProcessId": 9}},
+                    {"category": "AdvancedHunting-SomethingNew", "properties": {"x": 1}},
+                    {"category": "AdvancedHunting-IdentityLogonEvents", "properties": {"Timestamp": "2026-01-01T00:00:02Z", "ActionType": "LogonSuccess",
+                      "AccountUpn": "a@contoso.com", "Application": "Active Directory", "ReportId": "logon-1"}}
+                ]}).to_string().into_bytes()));
+            }
+        }
+    }
+    broker.produce("defender", &messages);
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &broker, "defender", "");
+    let out = run_once(&config);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let got = events(&out.stdout);
+    let mut ids = report_ids(&got);
+    ids.sort_unstable();
+    assert_eq!(ids, (1..=id as u64).collect::<Vec<_>>(), "every record once: {stderr}");
+    assert_eq!(got.len(), id as usize + 1, "and the logon of the mixed message");
+    assert!(got.iter().any(|e| e["metadata"]["log_name"] == "IdentityLogonEvents"));
+    assert!(got.iter().all(
+        |e| e["metadata"]["tenant_uid"] == "00000000-0000-0000-0000-000000000001" || e["metadata"]["log_name"] == "IdentityLogonEvents"
+    ));
+    let uids: std::collections::BTreeSet<&str> = got.iter().map(|e| e["metadata"]["uid"].as_str().unwrap()).collect();
+    assert_eq!(uids.len(), got.len(), "no duplicate uid");
+    assert!(
+        stderr.contains("is not JSON") && stderr.contains("has no `records` list"),
+        "malformed messages are named: {stderr}"
+    );
+    assert!(stderr.contains("Timestamp"), "the record without a Timestamp is named: {stderr}");
+    assert_eq!(
+        stderr.matches("AdvancedHunting-SomethingNew").count(),
+        1,
+        "an unknown category is logged once: {stderr}"
+    );
+    assert!(stderr.contains(r#""contract":"0.4.0""#), "{stderr}");
+    ocsf_schema::assert_all_valid("stream events", &got);
+
+    // Committed after delivery: the same group reads nothing again...
+    let again = run_once(&config);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(
+        events(&again.stdout).is_empty(),
+        "nothing twice: {}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    // ... and what arrives later is read by the next run.
+    broker.produce("defender", &[(3, message(&[1000]))]);
+    let later = run_once(&config);
+    assert_eq!(
+        report_ids(&events(&later.stdout)),
+        [1000],
+        "{}",
+        String::from_utf8_lossy(&later.stderr)
+    );
+}
+
+/// A loopback HTTP receiver that takes a while to acknowledge each batch
+/// (so that readers are still busy when one is killed), and keeps the
+/// NDJSON lines it acknowledged, per path.
+struct SlowReceiver {
+    url: String,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+}
+
+impl SlowReceiver {
+    fn start(delay: Duration) -> SlowReceiver {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = lines.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let kept = kept.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut stream = stream;
+                    loop {
+                        let mut request = String::new();
+                        if reader.read_line(&mut request).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let path = request.split_whitespace().nth(1).unwrap_or("/").to_string();
+                        let mut length = 0;
+                        loop {
+                            let mut header = String::new();
+                            if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if header == "\r\n" {
+                                break;
+                            }
+                            if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+                                length = v.trim().parse().unwrap_or(0);
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        if reader.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        std::thread::sleep(delay);
+                        if stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").is_err() {
+                            return;
+                        }
+                        // Acknowledged: only now does the batch count as delivered.
+                        let mut kept = kept.lock().unwrap();
+                        for line in String::from_utf8_lossy(&body).lines().filter(|l| !l.is_empty()) {
+                            kept.push((path.clone(), line.to_string()));
+                        }
+                    }
+                });
+            }
+        });
+        SlowReceiver { url, lines }
+    }
+
+    /// How often each record (its ReportId) was acknowledged, and to how many
+    /// came through `path` (all paths when `None`).
+    fn seen(&self, path: Option<&str>) -> BTreeMap<u64, usize> {
+        let mut ids = BTreeMap::new();
+        for (p, line) in self.lines.lock().unwrap().iter() {
+            if path.is_some_and(|want| want != p) {
+                continue;
+            }
+            let e: Value = serde_json::from_str(line).unwrap();
+            *ids.entry(e["metadata"]["original_event_uid"].as_str().unwrap().parse().unwrap())
+                .or_default() += 1;
+        }
+        ids
+    }
+}
+
+/// Two instances in one group split the partitions; one is killed (SIGKILL)
+/// while reading; every record still arrives, and the repeats are no more
+/// than the batches it had not committed.
+#[test]
+fn two_instances_share_the_partitions_and_a_killed_one_loses_nothing() {
+    let Some(broker) = Broker::start("stream consumer group") else {
+        return;
+    };
+    broker.create_topic("defender", 4);
+    let mut messages = Vec::new();
+    let mut total = 0u32;
+    for _ in 0..40 {
+        for partition in 0..4 {
+            total += 1;
+            messages.push((partition, message(&[total])));
+        }
+    }
+    let receiver = SlowReceiver::start(Duration::from_millis(150));
+    let dir = tempfile::tempdir().unwrap();
+    // Each instance has a stable name in the group (static membership), as
+    // a StatefulSet's pods do: the restarted `a` takes its partitions back.
+    let start = |name: &str, instance: &str| -> Child {
+        let sub = dir.path().join(name);
+        std::fs::create_dir_all(&sub).unwrap();
+        let output = format!("output:\n  type: http\n  url: {}/{name}\n  compression: none\n", receiver.url);
+        let config = config(&sub, &broker, "defender", &output).to_path_buf();
+        let text = std::fs::read_to_string(&config).unwrap().replace(
+            "  group_id: defender-ocsf\n",
+            &format!("  group_id: defender-ocsf\n  instance_id: {instance}\n"),
+        );
+        std::fs::write(&config, text).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_defender-ocsf"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(sub.join("stderr.log")).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    let mut a = start("a", "instance-a");
+    let mut b = start("b", "instance-b");
+    // Once the group has split the partitions two and two, the records arrive.
+    let log = |name: &str| std::fs::read_to_string(dir.path().join(name).join("stderr.log")).unwrap_or_default();
+    let split = |name: &str| {
+        log(name)
+            .lines()
+            .rev()
+            .find(|l| l.contains("partitions assigned") || l.contains("partitions revoked"))
+            .is_some_and(|l| l.contains("partitions assigned") && l.matches("defender/").count() == 2)
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(split("a") && split("b")) {
+        assert!(
+            Instant::now() < deadline,
+            "the group should split the partitions:\na: {}\nb: {}",
+            log("a"),
+            log("b")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    broker.produce("defender", &messages);
+    // Kill `a` once both have had batches acknowledged: the group has split,
+    // and `a` is still reading (a batch of 5 takes 150 ms to acknowledge).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while receiver.seen(Some("/a")).is_empty() || receiver.seen(Some("/b")).is_empty() {
+        assert!(Instant::now() < deadline, "both instances should deliver");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    a.kill().unwrap();
+    a.wait().unwrap();
+    let by_a = receiver.seen(Some("/a")).len();
+    assert!(
+        by_a < total as usize / 2,
+        "`a` was killed with its partitions half read ({by_a} of {total} in all)"
+    );
+    // The orchestrator restarts the killed instance under its name; it
+    // resumes from the offsets `a` committed.
+    let mut c = start("c", "instance-a");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while receiver.seen(None).len() < total as usize {
+        assert!(
+            Instant::now() < deadline,
+            "every record should arrive: {} of {total}\nb: {}\nc: {}",
+            receiver.seen(None).len(),
+            std::fs::read_to_string(dir.path().join("b/stderr.log")).unwrap_or_default(),
+            std::fs::read_to_string(dir.path().join("c/stderr.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    terminate(&mut b);
+    terminate(&mut c);
+    let ids = receiver.seen(None);
+    assert_eq!(ids.len(), total as usize);
+    let repeats: usize = ids.values().map(|n| n - 1).sum();
+    // `a` may have had acknowledged batches it had not yet committed when
+    // it was killed: at most one batch (5 one-record messages) per partition.
+    assert!(repeats <= 4 * 5, "{repeats} repeats");
+    let by_c = receiver.seen(Some("/c")).len();
+    assert!(by_c > 0, "the replacement read what `a` had left");
+}
+
+/// Stops a child with SIGTERM and waits for it.
+fn terminate(child: &mut Child) {
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
