@@ -268,7 +268,11 @@ impl Collector {
     }
 
     fn poll_once(&mut self, http: &mut dyn HttpClient, now: Ticks) -> Result<Batch> {
-        let end = now.saturating_sub(self.config.delay.into());
+        // The live edge, or `end_time` when collection stops there.
+        let mut end = now.saturating_sub(self.config.delay.into());
+        if let Some(stop) = self.config.end_ticks() {
+            end = end.min(stop);
+        }
         // Live data first: once this cycle's live edges are in and the next
         // cycle is due, it begins, even while history is left; history
         // windows take only the calls that live collection leaves over.
@@ -1180,6 +1184,31 @@ mod tests {
         );
         assert!(batch.next_poll_ms > 0, "the cycle is done");
         assert_eq!(http.sent.len(), 3);
+    }
+
+    /// `end_time` (the streaming source's backfill): windows stop there, and
+    /// the cycle that reaches it is complete however late `now` is.
+    #[test]
+    fn collection_stops_at_end_time() {
+        let config = test_config(json!({
+            "tables": ["DeviceProcessEvents"], "start_time": "2025-01-01T00:00:00Z", "end_time": "2025-01-01T00:40:00Z",
+            "overlap": "0s", "max_window": "1h",
+        }));
+        let now = Ticks::parse("2025-01-01T03:00:00Z").unwrap();
+        let mut c = Collector::new(&config.to_string(), None, now).unwrap().0;
+        let mut http = Scripted::default().reply(200, TOKEN).reply(200, &rows(&["2025-01-01T00:10:00Z"]));
+        let batch = c.poll(&mut http, now).unwrap();
+        assert_eq!(batch.count, 1);
+        assert!(
+            kql(&http.sent[1]).contains("Timestamp < datetime(2025-01-01T00:40:00.0000000Z)"),
+            "{}",
+            kql(&http.sent[1])
+        );
+        let next = c.poll(&mut http, now).unwrap();
+        assert!(next.next_poll_ms > 0 && next.count == 0, "the cycle ends at end_time");
+        assert_eq!(http.sent.len(), 2, "nothing after end_time is asked for");
+        let bad = test_config(json!({"start_time": "2025-01-01T00:00:00Z", "end_time": "2024-12-31T00:00:00Z"}));
+        assert!(Collector::new(&bad.to_string(), None, now).is_err());
     }
 
     #[test]

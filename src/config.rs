@@ -66,6 +66,13 @@ pub struct CollectorConfig {
     #[serde(default)]
     pub start_time: Option<String>,
 
+    /// Collect only up to this time (RFC 3339): each table's windows stop
+    /// there, and a cycle that reaches it is complete. The streaming source
+    /// sets it for its Graph backfill, to the moment the stream began.
+    /// Default: no end.
+    #[serde(default)]
+    pub end_time: Option<String>,
+
     /// How far behind real time collection stays, so that late rows have
     /// arrived in advanced hunting before their window is queried.
     #[serde(default = "default_delay", with = "humantime_serde")]
@@ -433,7 +440,20 @@ impl CollectorConfig {
         if let Some(start) = &self.start_time {
             Ticks::parse(start).map_err(|e| Error::Config(format!("`start_time`: {e}; use RFC 3339, such as 2025-01-31T00:00:00Z")))?;
         }
+        if let Some(end) = &self.end_time {
+            let end = Ticks::parse(end).map_err(|e| Error::Config(format!("`end_time`: {e}; use RFC 3339, such as 2025-01-31T00:00:00Z")))?;
+            if let Some(start) = self.start_time.as_deref().and_then(|s| Ticks::parse(s).ok()) {
+                if start >= end {
+                    return Err(Error::Config("`end_time` must be after `start_time`".into()));
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// `end_time`, if set (checked by `validate`).
+    pub fn end_ticks(&self) -> Option<Ticks> {
+        self.end_time.as_deref().and_then(|e| Ticks::parse(e).ok())
     }
 
     /// Where a table without a checkpoint starts, given the time of the

@@ -449,20 +449,23 @@ pub fn check(config: &RunConfig, component: Option<&[u8]>, out: &mut dyn std::io
     let runtime = runtime(config, component.unwrap_or(crate::runtime::DEFAULT_COMPONENT), None)?;
     let mut instance = runtime.instantiate(&Limits::default(), Arc::new(Telemetry::default()))?;
     if let Some(stream) = &config.stream {
-        // A stream: the brokers, its partitions, one message; nothing of Graph.
-        line(true, true, "configuration", &format!("stream source; component contract {}", instance.contract()))?;
-        match crate::state::probe_writable(&config.state_dir) {
-            Ok(()) => line(true, true, "state directory", &format!("{} is writable", config.state_dir.display()))?,
-            Err(e) => line(false, true, "state directory", &format!("{e:#}"))?,
-        }
-        match probe_output(&config.output) {
-            Ok(detail) => line(true, false, "output", &detail)?,
-            Err(e) => line(false, false, "output", &format!("{e:#}"))?,
-        }
+        // A stream: the brokers, its partitions, one message.
         for (ok, name, detail) in crate::kafka::check(config, stream, &mut instance) {
             line(ok, false, &name, &detail)?;
         }
-        return Ok(checked);
+        if !stream.backfill_with_graph {
+            line(true, true, "configuration", &format!("stream source; component contract {}", instance.contract()))?;
+            match crate::state::probe_writable(&config.state_dir) {
+                Ok(()) => line(true, true, "state directory", &format!("{} is writable", config.state_dir.display()))?,
+                Err(e) => line(false, true, "state directory", &format!("{e:#}"))?,
+            }
+            match probe_output(&config.output) {
+                Ok(detail) => line(true, false, "output", &detail)?,
+                Err(e) => line(false, false, "output", &format!("{e:#}"))?,
+            }
+            return Ok(checked);
+        }
+        // With a Graph backfill, Graph's checks follow.
     }
     match instance.init(&config.source_json(), None)? {
         Ok(info) => line(
@@ -557,8 +560,8 @@ pub fn preflight(config: &RunConfig, component: Option<&[u8]>) -> Result<(), Fai
     let bytes = component.unwrap_or(crate::runtime::DEFAULT_COMPONENT);
     let runtime = runtime(config, bytes, Some(&config.state_dir.join("cache")))?;
     let mut instance = runtime.instantiate(&Limits::default(), Arc::new(Telemetry::default()))?;
-    if config.stream.is_some() {
-        // A stream needs no `init`: its settings were read with the rest.
+    if config.stream.as_ref().is_some_and(|s| !s.backfill_with_graph) {
+        // A stream without a Graph backfill needs no `init`.
         return Ok(());
     }
     match instance.init(&config.source_json(), None)? {

@@ -412,3 +412,109 @@ fn terminate(child: &mut Child) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// `backfill_with_graph`: the first start collects the history through
+/// Graph (the replayed runHuntingQuery) up to the moment the stream began,
+/// then reads the stream; the next start only reads the stream.
+#[test]
+fn a_graph_backfill_comes_first_and_only_once() {
+    use defender_ocsf_host::replay::{Dataset, ReplayServer};
+    let Some(broker) = Broker::start("stream backfill") else { return };
+    broker.create_topic("defender", 2);
+    broker.produce("defender", &[(0, message(&[501])), (1, message(&[502]))]);
+    let now = chrono::Utc::now();
+    let iso = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let history: Vec<_> = (0..4u32)
+        .map(|i| {
+            json!({"Timestamp": iso(now - chrono::Duration::minutes(90 - 10 * i as i64)), "DeviceId": "d1", "DeviceName": "pc1",
+                   "ActionType": "ProcessCreated", "ProcessId": i, "ReportId": 100 + i})
+            .as_object()
+            .unwrap()
+            .clone()
+        })
+        .collect();
+    let mut dataset = Dataset::default();
+    dataset.add("DeviceProcessEvents", history).unwrap();
+    let credentials = pipelines::credentials();
+    let server = ReplayServer::start(dataset, credentials.clone()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let graph = format!(
+        "tenant_id: {}\nclient_id: {}\nclient_secret: {}\nlogin_endpoint: {url}\ngraph_endpoint: {url}\ntables: [DeviceProcessEvents]\n\
+         start_time: {}\ndelay: 1m\n",
+        credentials.tenant_id,
+        credentials.client_id,
+        credentials.client_secret,
+        iso(now - chrono::Duration::hours(2)),
+        url = server.url()
+    );
+    let config = config(dir.path(), &broker, "defender", &graph);
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "  group_id: defender-ocsf\n",
+        "  group_id: defender-ocsf\n  backfill_with_graph: true\n",
+    );
+    std::fs::write(&config, text).unwrap();
+
+    let out = run_once(&config);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let mut ids = report_ids(&events(&out.stdout));
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        [100, 101, 102, 103, 501, 502],
+        "the history through Graph, then the stream: {stderr}"
+    );
+    assert!(stderr.contains("backfill through Graph complete"), "{stderr}");
+    let queries = server.queries().len();
+    assert!(queries > 0);
+
+    broker.produce("defender", &[(0, message(&[503]))]);
+    let out = run_once(&config);
+    assert_eq!(report_ids(&events(&out.stdout)), [503], "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(server.queries().len(), queries, "no more polling once the backfill is done");
+}
+
+/// `check` for a stream: the brokers and the partitions, and one message
+/// read and mapped without committing (the next run still reads it).
+#[test]
+fn check_reads_one_message_without_committing() {
+    let Some(broker) = Broker::start("stream check") else { return };
+    broker.create_topic("defender", 2);
+    broker.produce("defender", &[(1, message(&[7]))]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &broker, "defender", "");
+    let out = Command::new(env!("CARGO_BIN_EXE_defender-ocsf"))
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains(&format!("PASS  stream: {}: connected; 2 partition(s)", broker.address)),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("PASS  stream: read one message: read") && stdout.contains("1 event(s) from DeviceProcessEvents"),
+        "{stdout}"
+    );
+    assert_eq!(report_ids(&events(&run_once(&config).stdout)), [7], "check committed nothing");
+
+    // A broker nobody runs: a clear failure, exit 1.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(&broker.address, &format!("127.0.0.1:{port}"));
+    std::fs::write(&config, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_defender-ocsf"))
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAIL  stream: 127.0.0.1") && stdout.contains("check the brokers"),
+        "{stdout}"
+    );
+}
