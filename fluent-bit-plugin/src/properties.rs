@@ -195,7 +195,8 @@ mod tests {
             .collect();
         assert!(keys.len() > 25, "{keys:?}");
         for key in keys {
-            if ["output", "tenants", "shard"].contains(&key) {
+            // Sections, given through `config_file`.
+            if ["output", "tenants", "shard", "source"].contains(&key) {
                 continue;
             }
             assert!(PROPERTIES.iter().any(|(name, ..)| *name == key), "`{key}` is not a property");

@@ -275,6 +275,9 @@ impl Settings {
             ("auto.offset.reset", "earliest".into()),
             ("enable.partition.eof", "false".into()),
             ("session.timeout.ms", "10000".into()),
+            // Streaming API messages run to about a megabyte (Event Hubs'
+            // limit): fetch several per partition and round trip.
+            ("max.partition.fetch.bytes", (8 << 20).to_string()),
             ("heartbeat.interval.ms", "1000".into()),
         ];
         if let Some(id) = &self.instance_id {
