@@ -448,41 +448,28 @@ pub fn check(config: &RunConfig, component: Option<&[u8]>, out: &mut dyn std::io
     };
     let runtime = runtime(config, component.unwrap_or(crate::runtime::DEFAULT_COMPONENT), None)?;
     let mut instance = runtime.instantiate(&Limits::default(), Arc::new(Telemetry::default()))?;
-    if let Some(stream) = &config.stream {
-        // A stream: the brokers, its partitions, one message.
-        for (ok, name, detail) in crate::kafka::check(config, stream, &mut instance) {
-            line(ok, false, &name, &detail)?;
-        }
-        if !stream.backfill_with_graph {
-            line(true, true, "configuration", &format!("stream source; component contract {}", instance.contract()))?;
-            match crate::state::probe_writable(&config.state_dir) {
-                Ok(()) => line(true, true, "state directory", &format!("{} is writable", config.state_dir.display()))?,
-                Err(e) => line(false, true, "state directory", &format!("{e:#}"))?,
+    // A stream without a Graph backfill never calls `init`: it has no Graph settings.
+    let graph = config.stream.as_ref().is_none_or(|s| s.backfill_with_graph);
+    if !graph {
+        line(true, true, "configuration", &format!("stream source; component contract {}", instance.contract()))?;
+    } else {
+        match instance.init(&config.source_json(), None)? {
+            Ok(info) => line(
+                true,
+                true,
+                "configuration",
+                &format!(
+                    "{} {}; network access to {}",
+                    info.name,
+                    info.version,
+                    instance.allowed_origins().join(", ")
+                ),
+            )?,
+            Err(e) => {
+                let failure = init_failure(config, e, "checking");
+                line(false, true, "configuration", &failure.to_string())?;
+                return Err(failure);
             }
-            match probe_output(&config.output) {
-                Ok(detail) => line(true, false, "output", &detail)?,
-                Err(e) => line(false, false, "output", &format!("{e:#}"))?,
-            }
-            return Ok(checked);
-        }
-        // With a Graph backfill, Graph's checks follow.
-    }
-    match instance.init(&config.source_json(), None)? {
-        Ok(info) => line(
-            true,
-            true,
-            "configuration",
-            &format!(
-                "{} {}; network access to {}",
-                info.name,
-                info.version,
-                instance.allowed_origins().join(", ")
-            ),
-        )?,
-        Err(e) => {
-            let failure = init_failure(config, e, "checking");
-            line(false, true, "configuration", &failure.to_string())?;
-            return Err(failure);
         }
     }
     match crate::state::probe_writable(&config.state_dir) {
@@ -493,9 +480,17 @@ pub fn check(config: &RunConfig, component: Option<&[u8]>, out: &mut dyn std::io
         Ok(detail) => line(true, false, "output", &detail)?,
         Err(e) => line(false, false, "output", &format!("{e:#}"))?,
     }
-    for step in instance.check()? {
-        let credentials = step.name.starts_with("credentials");
-        line(step.ok, credentials, &step.name, &step.detail)?;
+    if let Some(stream) = &config.stream {
+        // The brokers, the partitions, one message read and mapped.
+        for (ok, name, detail) in crate::kafka::check(config, stream, &mut instance) {
+            line(ok, false, &name, &detail)?;
+        }
+    }
+    if graph {
+        for step in instance.check()? {
+            let credentials = step.name.starts_with("credentials");
+            line(step.ok, credentials, &step.name, &step.detail)?;
+        }
     }
     Ok(checked)
 }

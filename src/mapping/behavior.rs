@@ -180,11 +180,7 @@ fn cloud_resource(e: &mut Event) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mapping::map_row;
-
-    fn map(table: &'static Table, row: Value) -> Value {
-        map_row(table, serde_json::from_value(row).unwrap(), &Context::default()).unwrap()
-    }
+    use crate::mapping::map_json as map;
 
     #[test]
     fn a_behavior_and_its_entities_fold_into_one_finding() {

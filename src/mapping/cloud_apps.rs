@@ -431,10 +431,9 @@ fn to_api(e: &mut Event) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mapping::map_row;
 
     fn map(row: Value) -> Value {
-        map_row(&CLOUD_APP_EVENTS, serde_json::from_value(row).unwrap(), &Context::default()).unwrap()
+        crate::mapping::map_json(&CLOUD_APP_EVENTS, row)
     }
 
     #[test]

@@ -325,11 +325,7 @@ fn request_uri(e: &mut Event, uri: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mapping::map_row;
-
-    fn map(table: &'static Table, row: Value) -> Value {
-        map_row(table, serde_json::from_value(row).unwrap(), &Context::default()).unwrap()
-    }
+    use crate::mapping::map_json as map;
 
     #[test]
     fn a_failed_user_sign_in_with_conditional_access() {

@@ -254,3 +254,10 @@ pub fn write_event(out: &mut Vec<u8>, event: &serde_json::Value) {
         out.push(b'\n');
     }
 }
+
+/// Maps one row given as JSON with the default context: the tests' shorthand.
+#[cfg(test)]
+pub(crate) fn map_json(table: &'static Table, row: serde_json::Value) -> serde_json::Value {
+    map_row(table, serde_json::from_value(row).expect("a row is a JSON object"), &Context::default()).expect("the row maps")
+}
+

@@ -467,7 +467,8 @@ pub fn hash_algorithm(id: u8) -> &'static str {
 
 const USER_TYPES: &[(i64, &str)] = &[(0, "Unknown"), (1, "User"), (2, "Admin"), (3, "System"), (4, "Service"), (99, "Other")];
 const ACCOUNT_TYPES: &[(i64, &str)] = &[(0, "Unknown"), (1, "LDAP Account"), (2, "Windows Account"), (6, "Azure AD Account"), (99, "Other")];
-const ENDPOINT_TYPES: &[(i64, &str)] = &[
+/// `device.type_id` and `network_endpoint.type_id` share their enum.
+const DEVICE_TYPES: &[(i64, &str)] = &[
     (0, "Unknown"),
     (1, "Server"),
     (2, "Desktop"),
@@ -477,6 +478,13 @@ const ENDPOINT_TYPES: &[(i64, &str)] = &[
     (6, "Virtual"),
     (7, "IOT"),
     (8, "Browser"),
+    (9, "Firewall"),
+    (10, "Switch"),
+    (11, "Hub"),
+    (12, "Router"),
+    (13, "IDS"),
+    (14, "IPS"),
+    (15, "Load Balancer"),
     (99, "Other"),
 ];
 const OS_TYPES: &[(i64, &str)] = &[
@@ -680,49 +688,13 @@ const CAPTIONS: &[CaptionList] = &[
         "launch_type",
         &[(0, "Unknown"), (1, "Spawn"), (2, "Fork"), (3, "Exec"), (99, "Other")],
     ),
-    (
-        "device.type_id",
-        "device.type",
-        &[
-            (0, "Unknown"),
-            (1, "Server"),
-            (2, "Desktop"),
-            (3, "Laptop"),
-            (4, "Tablet"),
-            (5, "Mobile"),
-            (6, "Virtual"),
-            (7, "IOT"),
-            (8, "Browser"),
-            (9, "Firewall"),
-            (10, "Switch"),
-            (11, "Hub"),
-            (12, "Router"),
-            (13, "IDS"),
-            (14, "IPS"),
-            (15, "Load Balancer"),
-            (99, "Other"),
-        ],
-    ),
+    ("device.type_id", "device.type", DEVICE_TYPES),
     (
         "device.risk_level_id",
         "device.risk_level",
         &[(0, "Info"), (1, "Low"), (2, "Medium"), (3, "High"), (4, "Critical"), (99, "Other")],
     ),
-    (
-        "device.os.type_id",
-        "device.os.type",
-        &[
-            (0, "Unknown"),
-            (99, "Other"),
-            (100, "Windows"),
-            (101, "Windows Mobile"),
-            (200, "Linux"),
-            (201, "Android"),
-            (300, "macOS"),
-            (301, "iOS"),
-            (302, "iPadOS"),
-        ],
-    ),
+    ("device.os.type_id", "device.os.type", OS_TYPES),
     (
         "verdict_id",
         "verdict",
@@ -775,7 +747,7 @@ const CAPTIONS: &[CaptionList] = &[
     ("actor.user.type_id", "actor.user.type", USER_TYPES),
     ("user.account.type_id", "user.account.type", ACCOUNT_TYPES),
     ("actor.user.account.type_id", "actor.user.account.type", ACCOUNT_TYPES),
-    ("src_endpoint.type_id", "src_endpoint.type", ENDPOINT_TYPES),
+    ("src_endpoint.type_id", "src_endpoint.type", DEVICE_TYPES),
     ("src_endpoint.os.type_id", "src_endpoint.os.type", OS_TYPES),
     ("risk_level_id", "risk_level", RISK_LEVELS),
     ("user.risk_level_id", "user.risk_level", RISK_LEVELS),
