@@ -74,7 +74,10 @@ const DECISIONS: &str = r#"## Decisions
 17. **AlertEvidence** becomes one `evidences[]` entry chosen by `EntityType`; folded into its AlertInfo
     finding when both arrive in one window, otherwise a standalone 2004 with activity 2 Update.
 18. **`metadata.uid`** is a hash of the table and the row's natural key (below), with `Timestamp`
-    compared at 100 ns resolution, so downstream systems can deduplicate.
+    compared at 100 ns resolution, so downstream systems can deduplicate. A key column that is missing,
+    null or `""` counts as absent, so a row has the same uid whether Graph (which sends every column) or
+    the Streaming API (which may leave empty ones out) brought it. (Before #21 a null key column was
+    hashed as `null`: rows with one got a different uid from this version on.)
 19. **Captions** are always the schema's caption for their id ("Ntlm" becomes `auth_protocol` "NTLM",
     "RemoteInteractive" becomes `logon_type` "Remote Interactive"); only 99 Other keeps the source's word.
     The tests check every caption of every event against the compiled OCSF 1.8.0 schema.
