@@ -4,6 +4,8 @@
 //! replayed Graph as the source: every row reaches the file output as valid
 //! OCSF exactly once, and a restart adds nothing.
 
+#[path = "../../host/tests/support/broker.rs"]
+mod broker;
 #[path = "../../tests/support/ocsf_schema.rs"]
 mod ocsf_schema;
 #[path = "../../host/tests/support/pipelines.rs"]
@@ -55,7 +57,9 @@ fn fluent_bit(binary: &Path, file: &Path, log: PathBuf) -> Running {
 
 #[test]
 fn fluent_bit_plugin_example() {
-    let Some(binary) = tool_or_skip("fluent-bit", "fluent_bit_plugin_example") else { return };
+    let Some(binary) = tool_or_skip("fluent-bit", "fluent_bit_plugin_example") else {
+        return;
+    };
     let server = replay(ROWS);
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
@@ -68,7 +72,10 @@ fn fluent_bit_plugin_example() {
         &server,
         ROWS,
     );
-    assert!(output.contains("[defender_ocsf] {"), "our JSON logs are in Fluent Bit's log: {output}");
+    assert!(
+        output.contains("[defender_ocsf] {"),
+        "our JSON logs are in Fluent Bit's log: {output}"
+    );
     assert!(!output.contains("[error]"), "{output}");
     assert!(!output.contains("pipeline-Secret"), "{output}");
 }
@@ -77,7 +84,9 @@ fn fluent_bit_plugin_example() {
 /// on its own; a third sharing a state directory is refused at start.
 #[test]
 fn two_inputs_run_side_by_side_and_may_not_share_state() {
-    let Some(binary) = tool_or_skip("fluent-bit", "two_inputs_run_side_by_side_and_may_not_share_state") else { return };
+    let Some(binary) = tool_or_skip("fluent-bit", "two_inputs_run_side_by_side_and_may_not_share_state") else {
+        return;
+    };
     let server = replay(ROWS);
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
@@ -122,7 +131,9 @@ fn two_inputs_run_side_by_side_and_may_not_share_state() {
 /// refused by Fluent Bit itself, from the plugin's config map.
 #[test]
 fn a_bad_configuration_fails_the_start_with_what_to_fix() {
-    let Some(binary) = tool_or_skip("fluent-bit", "a_bad_configuration_fails_the_start_with_what_to_fix") else { return };
+    let Some(binary) = tool_or_skip("fluent-bit", "a_bad_configuration_fails_the_start_with_what_to_fix") else {
+        return;
+    };
     let server = replay(1);
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
@@ -148,7 +159,9 @@ fn a_bad_configuration_fails_the_start_with_what_to_fix() {
 /// checkpoint, and nothing is delivered twice.
 #[test]
 fn hot_reload_resumes_from_the_checkpoint() {
-    let Some(binary) = tool_or_skip("fluent-bit", "hot_reload_resumes_from_the_checkpoint") else { return };
+    let Some(binary) = tool_or_skip("fluent-bit", "hot_reload_resumes_from_the_checkpoint") else {
+        return;
+    };
     let server = replay(ROWS);
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
@@ -160,10 +173,24 @@ fn hot_reload_resumes_from_the_checkpoint() {
     let sink_dir = root.join("var/log/ocsf");
     let mut running = fluent_bit(&binary, &file, root.join("fluent-bit.log"));
     assert!(wait_until(120, || events_in(&sink_dir).len() >= ROWS), "{}", running.output());
-    assert!(Command::new("kill").args(["-HUP", &running.pid().to_string()]).status().unwrap().success());
-    assert!(wait_until(60, || running.output().contains("successful reload")), "{}", running.output());
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &running.pid().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(
+        wait_until(60, || running.output().contains("successful reload")),
+        "{}",
+        running.output()
+    );
     let queries = server.query_count();
-    assert!(wait_until(60, || server.query_count() > queries + 1), "collection resumes: {}", running.output());
+    assert!(
+        wait_until(60, || server.query_count() > queries + 1),
+        "collection resumes: {}",
+        running.output()
+    );
     assert!(running.exited().is_none(), "{}", running.output());
     let output = running.output();
     assert!(output.contains("\"resumed\":true"), "{output}");
@@ -172,7 +199,10 @@ fn hot_reload_resumes_from_the_checkpoint() {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     std::io::Write::write_all(&mut stream, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
     std::io::Read::read_to_string(&mut stream, &mut metrics).unwrap();
-    assert!(metrics.contains("defender_ocsf_queries_total{outcome=\"ok\",table=\"DeviceProcessEvents\"}"), "{metrics}");
+    assert!(
+        metrics.contains("defender_ocsf_queries_total{outcome=\"ok\",table=\"DeviceProcessEvents\"}"),
+        "{metrics}"
+    );
     assert!(running.stop().success());
     assert_each_row_once(&events_in(&sink_dir), ROWS, "after a hot reload");
 }
@@ -181,7 +211,9 @@ fn hot_reload_resumes_from_the_checkpoint() {
 /// one input collects two tenants, each with its own checkpoint.
 #[test]
 fn config_file_collects_several_tenants_in_one_input() {
-    let Some(binary) = tool_or_skip("fluent-bit", "config_file_collects_several_tenants_in_one_input") else { return };
+    let Some(binary) = tool_or_skip("fluent-bit", "config_file_collects_several_tenants_in_one_input") else {
+        return;
+    };
     let contoso = replay(ROWS);
     let fabrikam_credentials = defender_ocsf_host::replay::Credentials {
         tenant_id: "fabrikam.example".into(),
@@ -216,7 +248,11 @@ fn config_file_collects_several_tenants_in_one_input() {
     });
     let sink_dir = root.join("var/log/ocsf");
     let mut command = Command::new(binary);
-    command.arg("-c").arg(&file).envs(environment()).env("FABRIKAM_SECRET", &fabrikam_credentials.client_secret);
+    command
+        .arg("-c")
+        .arg(&file)
+        .envs(environment())
+        .env("FABRIKAM_SECRET", &fabrikam_credentials.client_secret);
     let running = Running::start(command, root.join("fluent-bit.log"));
     let arrived = wait_until(120, || events_in(&sink_dir).len() >= 2 * ROWS);
     let output = running.output();
@@ -224,10 +260,92 @@ fn config_file_collects_several_tenants_in_one_input() {
     assert!(running.stop().success());
     let events = events_in(&sink_dir);
     for (tenant, expected) in [(c.tenant_id.as_str(), ROWS), (fabrikam_credentials.tenant_id.as_str(), ROWS)] {
-        let own: Vec<serde_json::Value> =
-            events.iter().filter(|e| e["metadata"]["tenant_uid"] == tenant).cloned().collect();
+        let own: Vec<serde_json::Value> = events.iter().filter(|e| e["metadata"]["tenant_uid"] == tenant).cloned().collect();
         assert_each_row_once(&own, expected, tenant);
         assert!(root.join("var/lib/defender-ocsf").join(tenant).join("checkpoint.json").is_file());
     }
     assert!(!output.contains("f-Secret"), "{output}");
+}
+
+/// The plugin with a stream source (`source:` through `config_file`): the
+/// records reach Fluent Bit's output, the offsets are committed only after
+/// Fluent Bit took the batch, so a restart adds nothing, and what arrives
+/// later is read then.
+#[test]
+fn a_stream_source_delivers_into_fluent_bit_and_commits_after_the_append() {
+    let Some(binary) = tool_or_skip("fluent-bit", "the plugin with a stream source") else {
+        return;
+    };
+    let Some(kafka) = broker::Broker::start("the plugin with a stream source") else {
+        return;
+    };
+    kafka.create_topic("defender", 2);
+    let ids: Vec<u32> = (1..=30).collect();
+    let messages: Vec<(i32, Vec<u8>)> = ids
+        .chunks(3)
+        .enumerate()
+        .map(|(i, c)| ((i % 2) as i32, broker::message(c)))
+        .collect();
+    kafka.produce("defender", &messages);
+    let server = replay(1);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let stream = root.join("etc/defender-ocsf/stream.yaml");
+    std::fs::create_dir_all(stream.parent().unwrap()).unwrap();
+    std::fs::write(
+        &stream,
+        format!(
+            "source:\n  type: kafka\n  brokers: {}\n  topics: [defender]\n  group_id: fluent-bit\n  batch_wait: 200ms\n",
+            kafka.address
+        ),
+    )
+    .unwrap();
+    let file = prepare(root, &server, |doc| {
+        let input = doc["pipeline"]["inputs"][0].as_mapping_mut().unwrap();
+        for key in [
+            "tenant_id",
+            "client_id",
+            "client_secret",
+            "login_endpoint",
+            "graph_endpoint",
+            "tables",
+            "start_time",
+            "delay",
+        ] {
+            input.remove(key);
+        }
+        input.insert("config_file".into(), stream.display().to_string().into());
+    });
+    let sink_dir = root.join("var/log/ocsf");
+    let report_ids = |events: &[serde_json::Value]| {
+        let mut ids: Vec<u64> = events
+            .iter()
+            .filter_map(|e| e["metadata"]["original_event_uid"].as_str()?.parse().ok())
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
+    let running = fluent_bit(&binary, &file, root.join("fluent-bit-1.log"));
+    let arrived = wait_until(120, || events_in(&sink_dir).len() >= ids.len());
+    let output = running.output();
+    assert!(arrived, "{output}");
+    assert!(running.stop().success());
+    assert_eq!(
+        report_ids(&events_in(&sink_dir)),
+        ids.iter().map(|i| u64::from(*i)).collect::<Vec<_>>(),
+        "each record once"
+    );
+    ocsf_schema::assert_all_valid("stream through the plugin", &events_in(&sink_dir));
+
+    // Committed after the append: a restart reads only what is new.
+    kafka.produce("defender", &[(1, broker::message(&[100]))]);
+    let running = fluent_bit(&binary, &file, root.join("fluent-bit-2.log"));
+    let arrived = wait_until(120, || events_in(&sink_dir).len() > ids.len());
+    let output = running.output();
+    assert!(arrived, "{output}");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(running.stop().success());
+    let mut want: Vec<u64> = ids.iter().map(|i| u64::from(*i)).collect();
+    want.push(100);
+    assert_eq!(report_ids(&events_in(&sink_dir)), want, "nothing twice: {output}");
 }
