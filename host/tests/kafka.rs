@@ -423,3 +423,60 @@ fn check_reads_one_message_without_committing() {
         "{stdout}"
     );
 }
+
+/// The stream's metrics, from an in-process run: messages, malformed ones,
+/// records per table, unknown categories, and each partition's lag.
+#[test]
+fn the_stream_metrics_count_messages_records_and_lag() {
+    use defender_ocsf_host::app::{self, RunOptions};
+    use defender_ocsf_host::config::RunConfig;
+    use defender_ocsf_host::kafka::Settings;
+    use defender_ocsf_host::output::Sink;
+    use defender_ocsf_host::telemetry::Telemetry;
+
+    struct Keep(Vec<u8>);
+    impl Sink for Keep {
+        fn deliver(&mut self, events: &[u8], _count: u32) -> anyhow::Result<()> {
+            self.0.extend_from_slice(events);
+            Ok(())
+        }
+    }
+
+    let Some(broker) = Broker::start("stream metrics") else { return };
+    broker.create_topic("defender", 2);
+    let unknown = json!({"records": [{"category": "AdvancedHunting-SomethingNew", "properties": {}}]})
+        .to_string()
+        .into_bytes();
+    broker.produce(
+        "defender",
+        &[(0, message(&[1, 2, 3])), (1, message(&[4])), (1, b"garbage".to_vec()), (0, unknown)],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = RunConfig::for_source(dir.path().to_path_buf(), serde_json::Map::new());
+    config.stream = Some(
+        Settings::from_value(
+            json!({"type": "kafka", "brokers": broker.address, "topics": ["defender"], "group_id": "metrics", "batch_wait": "100ms"}),
+        )
+        .unwrap(),
+    );
+    let telemetry = std::sync::Arc::new(Telemetry::default());
+    let options = RunOptions {
+        once: true,
+        ..RunOptions::default()
+    };
+    let mut sink = Keep(Vec::new());
+    let summary = app::run(&config, &options, &mut sink, telemetry.clone()).unwrap();
+    assert_eq!(summary.events, 4);
+    assert_eq!(telemetry.counter_total("stream_messages_total"), 4);
+    assert_eq!(telemetry.counter_total("stream_messages_malformed_total"), 1);
+    assert_eq!(telemetry.counter_total("stream_records_total"), 4);
+    assert_eq!(telemetry.counter_total("stream_records_unknown_total"), 1);
+    assert_eq!(telemetry.counter_total("events_emitted_total"), 4);
+    let text = telemetry.render_prometheus();
+    assert!(text.contains(r#"stream_records_total{table="DeviceProcessEvents"} 4"#), "{text}");
+    assert!(text.contains("# HELP defender_ocsf_stream_consumer_lag "), "{text}");
+    assert!(
+        text.contains(r#"stream_consumer_lag{partition="0",topic="defender"} 0"#),
+        "caught up: {text}"
+    );
+}

@@ -260,6 +260,7 @@ pub fn run(
             tracing::info!(events = summary.events, batches = summary.batches, "summary");
         }
     }
+    report_lag(&consumer, &position, &metrics);
     if !batch.is_empty() {
         tracing::info!(
             messages = batch.messages,
