@@ -7,8 +7,11 @@
 //! The host still knows nothing of Defender here: it hands the component
 //! the bytes of each message and delivers what comes back.
 
+mod backfill;
+mod check;
 pub mod settings;
 
+pub use check::check;
 pub use settings::Settings;
 
 use crate::app::{Failure, RunOptions, Summary};
@@ -139,7 +142,7 @@ pub fn run(
 ) -> Result<Summary, Failure> {
     let mut summary = Summary::default();
     if settings.backfill_with_graph {
-        let history = backfill(config, options, sink, telemetry.clone())?;
+        let history = backfill::backfill(config, options, sink, telemetry.clone())?;
         summary.batches += history.batches;
         summary.events += history.events;
         if history.undelivered || options.shutdown.load(Ordering::SeqCst) {
@@ -254,6 +257,10 @@ pub fn run(
         if last_lag.elapsed() >= LAG_EVERY {
             last_lag = Instant::now();
             report_lag(&consumer, &position, &metrics);
+            // In the group with partitions, even while nothing arrives: ready.
+            if consumer.assignment().is_ok_and(|a| a.count() > 0) {
+                metrics.set_health(Health::Ready);
+            }
         }
         if last_summary.elapsed() >= Duration::from_secs(60) {
             last_summary = Instant::now();
@@ -269,87 +276,6 @@ pub fn run(
     }
     tracing::info!(batches = summary.batches, events = summary.events, "stopped");
     Ok(summary)
-}
-
-/// When the stream began, and whether the history before it is in.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Backfill {
-    began: String,
-    done: bool,
-}
-
-/// `backfill_with_graph`: before the stream is read for the first time, the
-/// history up to the moment it began (30 days, or `start_time`) is
-/// collected through Graph's runHuntingQuery, then polling stops for good.
-/// Rows of the moments around the start may come both ways, with the same
-/// `metadata.uid`.
-fn backfill(config: &RunConfig, options: &RunOptions, sink: &mut dyn Sink, telemetry: Arc<Telemetry>) -> Result<Summary, Failure> {
-    let path = config.state_dir.join("stream-backfill.json");
-    let mut state: Backfill = match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-            Failure::Config(format!(
-                "{} is not a backfill state ({e}); delete it to backfill again",
-                path.display()
-            ))
-        })?,
-        Err(_) => {
-            let began = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-            let state = Backfill { began, done: false };
-            save(&path, &state)?;
-            state
-        }
-    };
-    if state.done {
-        return Ok(Summary::default());
-    }
-    let mut graph = config.clone();
-    graph.stream = None;
-    graph.source.insert("end_time".into(), state.began.clone().into());
-    if !graph.source.contains_key("start_time") {
-        // 30 days before the stream began, less a margin: advanced hunting keeps 30 days.
-        let began = chrono::DateTime::parse_from_rfc3339(&state.began).map_err(|e| Failure::Other(anyhow!("{e}")))?;
-        let start = began - chrono::Duration::days(30) + chrono::Duration::hours(1);
-        graph
-            .source
-            .insert("start_time".into(), start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true).into());
-    }
-    tracing::info!(until = %state.began, "backfilling through Graph up to the moment the stream began");
-    let once = RunOptions {
-        component: options.component,
-        once: true,
-        limits: options.limits.clone(),
-        shutdown: options.shutdown.clone(),
-        critical: options.critical.clone(),
-        max_retries: options.max_retries,
-        clock: options.clock.clone(),
-    };
-    let mut summary = Summary::default();
-    // A cycle may end with history still left (live edges come first): go
-    // on until every table has caught up with the moment the stream began.
-    loop {
-        let part = crate::app::run(&graph, &once, sink, telemetry.clone())?;
-        summary.batches += part.batches;
-        summary.events += part.events;
-        if part.undelivered || options.shutdown.load(Ordering::SeqCst) {
-            summary.undelivered = part.undelivered;
-            return Ok(summary);
-        }
-        if telemetry.gauge_max("history_left_seconds").unwrap_or(0.0) <= 0.0 {
-            break;
-        }
-    }
-    state.done = true;
-    save(&path, &state)?;
-    tracing::info!(
-        events = summary.events,
-        "backfill through Graph complete; reading the stream from now on"
-    );
-    Ok(summary)
-}
-
-fn save(path: &std::path::Path, state: &Backfill) -> Result<(), Failure> {
-    let bytes = serde_json::to_vec(state).map_err(|e| Failure::Other(e.into()))?;
-    crate::state::write_atomically(path, &bytes).map_err(|e| Failure::Config(format!("saving {}: {e:#}", path.display())))
 }
 
 /// Maps one message into the batch. A message the component cannot read is
@@ -465,7 +391,7 @@ fn report_lag(consumer: &GroupConsumer, position: &BTreeMap<(String, i32), i64>,
 }
 
 /// The end (high watermark) of every partition of `topics`.
-fn end_offsets(consumer: &GroupConsumer, topics: &[&str]) -> anyhow::Result<BTreeMap<(String, i32), i64>> {
+pub(crate) fn end_offsets(consumer: &GroupConsumer, topics: &[&str]) -> anyhow::Result<BTreeMap<(String, i32), i64>> {
     let mut ends = BTreeMap::new();
     for topic in topics {
         let metadata = consumer
@@ -510,99 +436,4 @@ fn assignment(consumer: &GroupConsumer, position: &mut BTreeMap<(String, i32), i
         }
     }
     assigned
-}
-
-/// `check` for a stream: the brokers answer and authenticate, the topics'
-/// partitions, and one message read (without committing) and mapped.
-pub fn check(config: &RunConfig, settings: &Settings, instance: &mut Instance) -> Vec<(bool, String, String)> {
-    let mut steps = Vec::new();
-    let consumer = match consumer(settings) {
-        Ok(c) => c,
-        Err(e) => {
-            steps.push((false, "stream".into(), format!("{e:#}")));
-            return steps;
-        }
-    };
-    let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
-    let ends = match end_offsets(&consumer, &topics) {
-        Ok(ends) => ends,
-        Err(e) => {
-            steps.push((
-                false,
-                format!("stream: {}", settings.brokers),
-                format!("{e:#}; check the brokers, the credentials and the topic"),
-            ));
-            return steps;
-        }
-    };
-    steps.push((
-        true,
-        format!("stream: {}", settings.brokers),
-        format!(
-            "connected; {} partition(s): {}",
-            ends.len(),
-            ends.iter()
-                .map(|((t, p), end)| format!("{t}/{p} (end {end})"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    ));
-    // One message, from where the group would read, without committing.
-    let mut list = TopicPartitionList::new();
-    for (topic, partition) in ends.keys() {
-        let _ = list.add_partition_offset(topic, *partition, Offset::Stored);
-    }
-    if let Err(e) = consumer.assign(&list) {
-        steps.push((false, "stream: read one message".into(), e.to_string()));
-        return steps;
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let step = loop {
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => {
-                let payload = m.payload().unwrap_or_default().to_vec();
-                let at = format!("{}/{} offset {}", m.topic(), m.partition(), m.offset());
-                drop(m);
-                break match instance.map_stream(&map_options(config), &payload) {
-                    Ok(Ok(mapped)) => (
-                        true,
-                        format!(
-                            "read {} bytes at {at}, not committed: {} event(s){}",
-                            payload.len(),
-                            mapped.count,
-                            match mapped.tables.is_empty() {
-                                true => String::new(),
-                                false => format!(
-                                    " from {}",
-                                    mapped.tables.iter().map(|t| t.table.as_str()).collect::<Vec<_>>().join(", ")
-                                ),
-                            }
-                        ),
-                    ),
-                    Ok(Err(reason)) => (
-                        true,
-                        format!(
-                            "{}read {} bytes at {at}, which is not a Streaming API message: {reason}",
-                            crate::app::WARNING,
-                            payload.len()
-                        ),
-                    ),
-                    Err(e) => (false, format!("{e:#}")),
-                };
-            }
-            Some(Err(e)) => break (false, format!("reading: {e}")),
-            None if Instant::now() > deadline => {
-                break (
-                    true,
-                    format!(
-                        "{}no message arrived within 10 s (nothing new to read, or Defender does not stream yet)",
-                        crate::app::WARNING
-                    ),
-                );
-            }
-            None => {}
-        }
-    };
-    steps.push((step.0, "stream: read one message".into(), step.1));
-    steps
 }

@@ -249,13 +249,13 @@ impl Settings {
         if self.group_id.trim().is_empty() {
             bail!("`source.group_id` is empty: instances that share a group split the partitions");
         }
-        if let Some(sasl) = &self.sasl {
-            if !["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"].contains(&sasl.mechanism.as_str()) {
-                bail!(
-                    "`source.sasl.mechanism` `{}` is not supported: use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
-                    sasl.mechanism
-                );
-            }
+        if let Some(sasl) = &self.sasl
+            && !["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"].contains(&sasl.mechanism.as_str())
+        {
+            bail!(
+                "`source.sasl.mechanism` `{}` is not supported: use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
+                sasl.mechanism
+            );
         }
         if self.batch_messages == 0 {
             bail!("`source.batch_messages` must be at least 1");
