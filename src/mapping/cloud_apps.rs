@@ -269,12 +269,14 @@ fn resources(e: &mut Event) {
 }
 
 /// A sign-in to a cloud app (guide §24.5): the account is the user.
-fn finish_logon(e: &mut Event, _ctx: &Context) {
+fn finish_logon(e: &mut Event, ctx: &Context) {
     e.map_column("AccountObjectId", "user.uid_alt", Str);
     e.map_column("AccountDisplayName", "user.display_name", Str);
     finish_common(e, "user");
     e.map_column("Application", "service.name", Str);
     e.map_column("ApplicationId", "service.uid", Str);
+    // The service that wrote the record, as in every class of the table.
+    e.copy("service.name", "metadata.log_provider");
     let raw = raw(e);
     if let Some(error) = raw_str(&raw, "LogonError") {
         e.set("status_detail", error);
@@ -296,6 +298,7 @@ fn finish_logon(e: &mut Event, _ctx: &Context) {
     if e.get("user").is_none() {
         // No account to sign in: the record is an API activity after all.
         to_api(e);
+        finish_api(e, ctx);
     }
 }
 
@@ -510,5 +513,11 @@ mod tests {
             json!({"Timestamp": "2026-01-01T00:00:00Z", "ReportId": "r6", "ActionType": "Send", "Application": "Microsoft Exchange Online", "IPAddress": "198.51.100.6"}),
         );
         assert_eq!(e["class_uid"], 6003);
+        // A sign-in that names no account: an API activity, with its operation.
+        let e = map(
+            json!({"Timestamp": "2026-01-01T00:00:00Z", "ReportId": "r7", "ActionType": "UserLoggedIn", "Application": "Office 365", "IPAddress": "198.51.100.7"}),
+        );
+        assert_eq!((e["class_uid"].clone(), e["api"]["operation"].clone()), (json!(6003), json!("UserLoggedIn")));
+        assert_eq!(e["unmapped"]["service"]["name"], "Office 365");
     }
 }
