@@ -129,6 +129,21 @@ proptest! {
         let _ = parse_response(body.as_slice());
     }
 
+    /// A streamed message of any bytes, or any records, maps or is a clear
+    /// error; nothing panics, and every record is mapped, rejected or an
+    /// unknown category.
+    #[test]
+    fn any_stream_message_maps_or_is_a_clear_error(body in prop::collection::vec(any::<u8>(), 0..300), rows in prop::collection::vec(row(), 0..5),
+                                                   categories in prop::collection::vec(prop::sample::select(vec!["AdvancedHunting-DeviceProcessEvents", "AdvancedHunting-CloudAppEvents", "AdvancedHunting-Nope", ""]), 5)) {
+        let ctx = Context::default();
+        let _ = defender_ocsf_collector::stream_api::map_message(&body, &ctx);
+        let records: Vec<Value> = rows.iter().zip(categories.iter()).map(|(r, c)| json!({"category": c, "properties": r})).collect();
+        let message = json!({"records": records}).to_string();
+        let out = defender_ocsf_collector::stream_api::map_message(message.as_bytes(), &ctx).unwrap();
+        let unknown: u32 = out.unknown_categories.iter().map(|(_, n)| n).sum();
+        prop_assert_eq!(out.count as usize + out.rejected.len() + unknown as usize, records.len());
+    }
+
     #[test]
     fn any_results_array_parses(results in prop::collection::vec(json_value(), 0..10)) {
         let body = json!({"schema": [{"name": "x", "type": "String"}], "results": results}).to_string();
