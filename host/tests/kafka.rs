@@ -379,6 +379,14 @@ fn a_graph_backfill_comes_first_and_only_once() {
     assert_eq!(server.queries().len(), queries, "no more polling once the backfill is done");
 }
 
+fn check(config: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_defender-ocsf"))
+        .args(["check", "--config"])
+        .arg(config)
+        .output()
+        .unwrap()
+}
+
 /// `check` for a stream: the brokers and the partitions, and one message
 /// read and mapped without committing (the next run still reads it).
 #[test]
@@ -388,11 +396,7 @@ fn check_reads_one_message_without_committing() {
     broker.produce("defender", &[(1, message(&[7]))]);
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path(), &broker, "defender", "");
-    let out = Command::new(env!("CARGO_BIN_EXE_defender-ocsf"))
-        .args(["check", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let out = check(&config);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(
@@ -411,11 +415,7 @@ fn check_reads_one_message_without_committing() {
         .unwrap()
         .replace(&broker.address, &format!("127.0.0.1:{port}"));
     std::fs::write(&config, text).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_defender-ocsf"))
-        .args(["check", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let out = check(&config);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(

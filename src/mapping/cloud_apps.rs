@@ -182,6 +182,14 @@ fn service_name(e: &Event) -> Option<String> {
 
 fn finish_api(e: &mut Event, _ctx: &Context) {
     finish_common(e, "actor.user");
+    api_fields(e);
+}
+
+/// What makes the event an API Activity: the operation and its activity,
+/// the service, the request, the resources and the required endpoint and
+/// actor. Also the end of a row of another class that falls back to 6003
+/// (`to_api`), after its own `finish_common`.
+fn api_fields(e: &mut Event) {
     let operation = e.get_str("metadata.event_code").map(|s| s.into_owned());
     if let Some(op) = &operation {
         e.set("api.operation", op.clone());
@@ -269,7 +277,7 @@ fn resources(e: &mut Event) {
 }
 
 /// A sign-in to a cloud app (guide §24.5): the account is the user.
-fn finish_logon(e: &mut Event, ctx: &Context) {
+fn finish_logon(e: &mut Event, _ctx: &Context) {
     e.map_column("AccountObjectId", "user.uid_alt", Str);
     e.map_column("AccountDisplayName", "user.display_name", Str);
     finish_common(e, "user");
@@ -298,12 +306,12 @@ fn finish_logon(e: &mut Event, ctx: &Context) {
     if e.get("user").is_none() {
         // No account to sign in: the record is an API activity after all.
         to_api(e);
-        finish_api(e, ctx);
+        api_fields(e);
     }
 }
 
 /// The directory account a 3001 changes: the target of the record.
-fn finish_account(e: &mut Event, ctx: &Context) {
+fn finish_account(e: &mut Event, _ctx: &Context) {
     finish_common(e, "actor.user");
     let raw = raw(e);
     let targets: Vec<String> = raw
@@ -334,7 +342,7 @@ fn finish_account(e: &mut Event, ctx: &Context) {
     cloud::entra_account(e, "user");
     if e.get("user").is_none() {
         to_api(e);
-        finish_api(e, ctx);
+        api_fields(e);
         return;
     }
     endpoint_or_service(e);
@@ -342,7 +350,7 @@ fn finish_account(e: &mut Event, ctx: &Context) {
 
 /// A group change (guide §24.8): the group from the record's modified
 /// properties, else the object; without a group, an API activity.
-fn finish_group(e: &mut Event, ctx: &Context) {
+fn finish_group(e: &mut Event, _ctx: &Context) {
     finish_common(e, "actor.user");
     let raw = raw(e);
     let modified = |name: &str| {
@@ -363,7 +371,7 @@ fn finish_group(e: &mut Event, ctx: &Context) {
     }
     if e.get("group").is_none() {
         to_api(e);
-        finish_api(e, ctx);
+        api_fields(e);
         return;
     }
     endpoint_or_service(e);
@@ -371,7 +379,7 @@ fn finish_group(e: &mut Event, ctx: &Context) {
 
 /// Mail sent from a mailbox (guide §24.9): the sender and the message;
 /// without a sender address, an API activity.
-fn finish_mail(e: &mut Event, ctx: &Context) {
+fn finish_mail(e: &mut Event, _ctx: &Context) {
     finish_common(e, "actor.user");
     let raw = raw(e);
     let sender = ["SendAsUserSmtp", "SendOnBehalfOfUserSmtp", "MailboxOwnerUPN"]
@@ -380,7 +388,7 @@ fn finish_mail(e: &mut Event, ctx: &Context) {
         .filter(|s| super::field::is_email(s));
     let Some(sender) = sender else {
         to_api(e);
-        finish_api(e, ctx);
+        api_fields(e);
         return;
     };
     e.set("email.from", sender);
@@ -517,7 +525,10 @@ mod tests {
         let e = map(
             json!({"Timestamp": "2026-01-01T00:00:00Z", "ReportId": "r7", "ActionType": "UserLoggedIn", "Application": "Office 365", "IPAddress": "198.51.100.7"}),
         );
-        assert_eq!((e["class_uid"].clone(), e["api"]["operation"].clone()), (json!(6003), json!("UserLoggedIn")));
+        assert_eq!(
+            (e["class_uid"].clone(), e["api"]["operation"].clone()),
+            (json!(6003), json!("UserLoggedIn"))
+        );
         assert_eq!(e["unmapped"]["service"]["name"], "Office 365");
     }
 }
