@@ -389,7 +389,7 @@ fn native_copy_floor(body: &[u8], rows: usize, min: Duration) -> f64 {
     assert_eq!(copy_floor::copy_floor(answer, &mut out).unwrap(), rows);
     // It does copy every cell: each line is its row (compared row by row,
     // as the collector reads them, to hold one row at a time).
-    let rows_in = defender_ocsf_collector::graph::parse_response(body).unwrap();
+    let rows_in = defender_ocsf_collector::answer::parse_response(body).unwrap();
     let lines = serde_json::Deserializer::from_slice(&out).into_iter::<std::collections::BTreeMap<String, serde_json::Value>>();
     let mut copied = 0;
     for (i, line) in lines.enumerate() {

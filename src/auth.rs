@@ -2,6 +2,7 @@
 //! (v2.0 endpoint), with a token cache and an actionable message for every
 //! error code users typically hit.
 
+use crate::capabilities::Signer;
 use crate::config::{CollectorConfig, Secret};
 use crate::error::{Error, Result};
 use crate::http::{HttpClient, Method, Request, form_encode};
@@ -17,6 +18,8 @@ pub struct TokenSource {
     client_id: String,
     credential: Credential,
     scope: String,
+    /// Signs the client assertion when the credential is a certificate.
+    signer: Signer,
     cached: Option<(String, i64)>,
 }
 
@@ -29,36 +32,6 @@ enum Credential {
 
 /// How long a client assertion is valid; it is used at once.
 const ASSERTION_LIFETIME_SECS: i64 = 10 * 60;
-
-/// Asks the host to sign a client assertion.
-#[cfg(target_arch = "wasm32")]
-use crate::component::sign_client_assertion;
-
-/// Natively (unit tests) a signer set per thread stands in for the host.
-#[cfg(not(target_arch = "wasm32"))]
-pub use native_signer::{set_signer, sign_client_assertion};
-
-#[cfg(not(target_arch = "wasm32"))]
-mod native_signer {
-    use std::cell::RefCell;
-
-    type Signer = Box<dyn Fn(&str) -> Result<String, String>>;
-
-    thread_local! {
-        static SIGNER: RefCell<Option<Signer>> = const { RefCell::new(None) };
-    }
-
-    pub fn set_signer(signer: impl Fn(&str) -> Result<String, String> + 'static) {
-        SIGNER.with(|s| *s.borrow_mut() = Some(Box::new(signer)));
-    }
-
-    pub fn sign_client_assertion(claims: &str) -> Result<String, String> {
-        SIGNER.with(|s| match &*s.borrow() {
-            Some(sign) => sign(claims),
-            None => Err("no client certificate is configured in the host".into()),
-        })
-    }
-}
 
 #[derive(Deserialize)]
 struct TokenResponse {
@@ -78,7 +51,7 @@ struct TokenError {
 }
 
 impl TokenSource {
-    pub fn new(config: &CollectorConfig) -> TokenSource {
+    pub fn new(config: &CollectorConfig, signer: Signer) -> TokenSource {
         let credential = match &config.client_secret {
             Some(secret) => {
                 let raw = secret.expose();
@@ -98,6 +71,7 @@ impl TokenSource {
             client_id: config.client_id.clone(),
             credential,
             scope: config.scope(),
+            signer,
             cached: None,
         }
     }
@@ -125,7 +99,7 @@ impl TokenSource {
                     "aud": self.token_url, "iss": self.client_id, "sub": self.client_id,
                     "iat": now_secs, "nbf": now_secs, "exp": now_secs + ASSERTION_LIFETIME_SECS,
                 });
-                let jwt = sign_client_assertion(&claims.to_string())
+                let jwt = (self.signer)(&claims.to_string())
                     .map_err(|e| Error::Config(format!("the host could not sign the client assertion: {e}")))?;
                 format!(
                     "client_assertion_type={}&client_assertion={}",
@@ -283,6 +257,7 @@ pub fn explain_token_error(error: &str, description: &str, codes: &[u64], status
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capabilities::no_signer;
     use crate::http::fake::Scripted;
 
     fn config() -> CollectorConfig {
@@ -297,7 +272,7 @@ mod tests {
         let mut http = Scripted::default()
             .reply(200, r#"{"token_type":"Bearer","expires_in":3599,"access_token":"A"}"#)
             .reply(200, r#"{"token_type":"Bearer","expires_in":"3599","access_token":"B"}"#);
-        let mut tokens = TokenSource::new(&config());
+        let mut tokens = TokenSource::new(&config(), no_signer());
         assert_eq!(tokens.token(&mut http, 1000).unwrap(), "A");
         assert_eq!(tokens.token(&mut http, 1000 + 3599 - 301).unwrap(), "A");
         assert_eq!(http.sent.len(), 1);
@@ -319,12 +294,12 @@ mod tests {
         .unwrap();
         let seen = std::rc::Rc::new(std::cell::RefCell::new(String::new()));
         let log = seen.clone();
-        set_signer(move |claims| {
+        let signer: Signer = Box::new(move |claims| {
             *log.borrow_mut() = claims.to_string();
             Ok("h.c.s".into())
         });
         let mut http = Scripted::default().reply(200, r#"{"token_type":"Bearer","expires_in":3599,"access_token":"A"}"#);
-        let mut tokens = TokenSource::new(&config);
+        let mut tokens = TokenSource::new(&config, signer);
         assert_eq!(tokens.token(&mut http, 1000).unwrap(), "A");
         let claims: serde_json::Value = serde_json::from_str(&seen.borrow()).unwrap();
         assert_eq!(claims["aud"], "http://127.0.0.1:1/tid/oauth2/v2.0/token");
@@ -339,8 +314,9 @@ mod tests {
         assert!(!body.contains("client_secret"), "{body}");
 
         // A host without a certificate: a configuration error that says so.
-        set_signer(|_| Err("no client certificate is configured in the host".into()));
-        let e = TokenSource::new(&config).token(&mut Scripted::default(), 1000).unwrap_err();
+        let e = TokenSource::new(&config, no_signer())
+            .token(&mut Scripted::default(), 1000)
+            .unwrap_err();
         assert!(matches!(e, Error::Config(ref m) if m.contains("no client certificate")), "{e}");
     }
 
@@ -375,7 +351,7 @@ mod tests {
                 r#"{"error":"invalid_client","error_description":"AADSTS7000222: expired","error_codes":[7000222]}"#,
             )
             .reply(503, "busy");
-        let mut tokens = TokenSource::new(&config());
+        let mut tokens = TokenSource::new(&config(), no_signer());
         let e = tokens.token(&mut http, 0).unwrap_err();
         assert!(matches!(e, Error::Auth(ref m) if m.contains("expired")), "{e}");
         assert!(!e.to_string().contains("s&cret"));

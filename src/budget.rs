@@ -36,14 +36,6 @@ impl Budget {
     }
 }
 
-/// Milliseconds on a monotonic clock.
-pub fn monotonic_ms() -> u64 {
-    use std::sync::OnceLock;
-    use std::time::Instant;
-    static START: OnceLock<Instant> = OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_millis() as u64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,13 +1,15 @@
 //! The collector: one `poll` runs the next planned query, maps its rows and
 //! returns them as a batch with the checkpoint that covers them.
 
+use crate::answer::HuntingResult;
+use crate::capabilities::Capabilities;
 use crate::config::CollectorConfig;
 use crate::error::{Error, Result};
-use crate::graph::{GraphClient, HuntingResult, QueryError};
+use crate::graph::{GraphClient, QueryError};
 use crate::http::HttpClient;
 use crate::kql;
-use crate::mapping::graph_security::Kind;
 use crate::mapping::cells::{Cells, Columns};
+use crate::mapping::graph_security::Kind;
 use crate::mapping::plan::Plan;
 use crate::mapping::{self, Context, Table};
 use crate::planner::{Planner, Window};
@@ -47,6 +49,8 @@ pub struct Collector {
     config: CollectorConfig,
     tables: Vec<&'static Table>,
     graph: GraphClient,
+    /// The host's monotonic clock, in milliseconds (query durations).
+    monotonic_ms: fn() -> u64,
     planner: Planner,
     streams: Vec<Stream>,
     context: Context,
@@ -98,7 +102,7 @@ const MAX_BUCKETS: u32 = 1 << 16;
 
 impl Collector {
     /// Configures a collector from the host's JSON and the last checkpoint.
-    pub fn new(config_json: &str, checkpoint: Option<&str>, now: Ticks) -> Result<(Collector, SourceInfo)> {
+    pub fn new(config_json: &str, checkpoint: Option<&str>, now: Ticks, host: Capabilities) -> Result<(Collector, SourceInfo)> {
         let config = CollectorConfig::from_json(config_json)?;
         let tables: Vec<&'static Table> = config
             .tables
@@ -145,7 +149,8 @@ impl Collector {
             allowed_origins: config.allowed_origins(),
         };
         let collector = Collector {
-            graph: GraphClient::new(&config),
+            monotonic_ms: host.monotonic_ms,
+            graph: GraphClient::new(&config, host),
             context: Context {
                 tenant_uid: Some(config.tenant_id.clone()),
                 no_deprecated_classes: !config.ocsf.deprecated_classes,
@@ -217,7 +222,9 @@ impl Collector {
         }
         // The tables that need a licence most tenants lack, and that are not
         // collected: whether this tenant has them (never a failure).
-        let optional = mapping::TABLES.iter().filter(|t| t.licence.is_some() && !self.tables.iter().any(|c| c.name == t.name));
+        let optional = mapping::TABLES
+            .iter()
+            .filter(|t| t.licence.is_some() && !self.tables.iter().any(|c| c.name == t.name));
         for table in optional {
             let licence = table.licence.unwrap_or_default();
             let detail = match probe(&mut self.graph, table.name) {
@@ -240,14 +247,14 @@ impl Collector {
             });
         }
         for stream in &self.streams {
-            let url = format!("{}/security/{}?$top=1", self.graph.base(), stream.kind.path());
-            let (ok, detail) = match self.graph.get(http, now_secs, &url, stream.kind.permission()) {
-                Ok(_) => (true, format!("{} works", stream.kind.path())),
+            let url = format!("{}/security/{}?$top=1", self.graph.base(), stream.path());
+            let (ok, detail) = match self.graph.get(http, now_secs, &url, stream.permission()) {
+                Ok(_) => (true, format!("{} works", stream.path())),
                 Err(QueryError::Other(e)) => (false, e.to_string()),
                 Err(QueryError::TableUnavailable(m)) | Err(QueryError::TooLarge(m)) => (false, m),
             };
             steps.push(CheckStep {
-                name: format!("security API: {}", stream.kind.path()),
+                name: format!("security API: {}", stream.path()),
                 ok,
                 detail,
             });
@@ -371,7 +378,10 @@ impl Collector {
                     self.fetch_tick(http, now, table, window.start, &mut |c, t, answer, rows| {
                         telemetry::counter("rows_fetched_total", &[("table", t.name)], rows as u64);
                         match crate::snapshot::merge(answer, rows, key, t.name) {
-                            Ok((merged, states)) => c.map_answer(t, &merged, 0..states, |event| events.push(event)),
+                            Ok(merged) => {
+                                report_unreadable(t, &merged.unreadable);
+                                c.map_answer(t, &merged.answer, 0..merged.len, |event| events.push(event))
+                            }
                             Err(e) => failed = Some(e),
                         }
                     })?;
@@ -409,7 +419,11 @@ impl Collector {
         telemetry::counter("rows_fetched_total", &[("table", table.name)], end as u64);
         // An entity table's window becomes one state per entity.
         let (answer, end) = match mapping::entity_key(table.name) {
-            Some(key) => crate::snapshot::merge(&answer, end, key, table.name)?,
+            Some(key) => {
+                let merged = crate::snapshot::merge(&answer, end, key, table.name)?;
+                report_unreadable(table, &merged.unreadable);
+                (merged.answer, merged.len)
+            }
             None => (answer, end),
         };
         let late = before(&answer, end, window.watermark);
@@ -724,10 +738,10 @@ impl Collector {
         take: u32,
     ) -> Result<Fetch> {
         let query = kql::window_query(&self.source(table), start, end, take);
-        let began = crate::budget::monotonic_ms();
+        let began = (self.monotonic_ms)();
         let answer = self.graph.run(http, now.0 / TICKS_PER_SECOND, &query, &kql::timespan(start, end));
         let (start_text, end_text) = (start.to_string(), end.to_string());
-        let duration = crate::budget::monotonic_ms().saturating_sub(began).to_string();
+        let duration = (self.monotonic_ms)().saturating_sub(began).to_string();
         let rows = match &answer {
             Ok(result) => (result.len() + result.malformed.len()).to_string(),
             Err(_) => "error".to_string(),
@@ -950,7 +964,10 @@ impl Collector {
         let mut line = Vec::new();
         self.write_answer(table, answer, range, &mut line, |_| true);
         // The plan wrote each line as JSON; every one reads back.
-        for event in serde_json::Deserializer::from_slice(&line).into_iter::<serde_json::Value>().flatten() {
+        for event in serde_json::Deserializer::from_slice(&line)
+            .into_iter::<serde_json::Value>()
+            .flatten()
+        {
             emit(event);
         }
     }
@@ -1100,6 +1117,14 @@ fn single_tick_overflow(table: &Table, at: Ticks, reason: &str) -> Error {
     ))
 }
 
+/// Counts and logs rows that could not be read, each with its reason.
+fn report_unreadable(table: &Table, reasons: &[String]) {
+    for reason in reasons {
+        telemetry::counter("rows_unmappable_total", &[("table", table.name)], 1);
+        telemetry::error(reason, &[("table", table.name)]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1144,9 +1169,14 @@ mod tests {
             "tables": ["DeviceProcessEvents"], "start_time": "2025-01-01T00:00:00Z",
             "max_rows_per_query": max_rows, "max_window": "1h",
         }));
-        Collector::new(&config.to_string(), None, Ticks::parse("2025-01-02T00:00:00Z").unwrap())
-            .unwrap()
-            .0
+        Collector::new(
+            &config.to_string(),
+            None,
+            Ticks::parse("2025-01-02T00:00:00Z").unwrap(),
+            Capabilities::without_certificate(),
+        )
+        .unwrap()
+        .0
     }
 
     #[test]
@@ -1155,7 +1185,9 @@ mod tests {
             "tables": ["DeviceInfo"], "start_time": "2025-01-01T00:00:00Z", "overlap": "0s",
         }));
         let now = Ticks::parse("2025-01-01T02:30:00Z").unwrap();
-        let mut c = Collector::new(&config.to_string(), None, now).unwrap().0;
+        let mut c = Collector::new(&config.to_string(), None, now, Capabilities::without_certificate())
+            .unwrap()
+            .0;
         let first_hour = json!({"schema": [], "results": [
             {"Timestamp": "2025-01-01T00:10:00Z", "DeviceId": "a", "OSPlatform": "Windows11", "Model": "X1", "ReportId": 1},
             {"Timestamp": "2025-01-01T00:20:00Z", "DeviceId": "b", "OSPlatform": "Linux", "ReportId": 2},
@@ -1195,7 +1227,9 @@ mod tests {
             "overlap": "0s", "max_window": "1h",
         }));
         let now = Ticks::parse("2025-01-01T03:00:00Z").unwrap();
-        let mut c = Collector::new(&config.to_string(), None, now).unwrap().0;
+        let mut c = Collector::new(&config.to_string(), None, now, Capabilities::without_certificate())
+            .unwrap()
+            .0;
         let mut http = Scripted::default().reply(200, TOKEN).reply(200, &rows(&["2025-01-01T00:10:00Z"]));
         let batch = c.poll(&mut http, now).unwrap();
         assert_eq!(batch.count, 1);
@@ -1208,7 +1242,7 @@ mod tests {
         assert!(next.next_poll_ms > 0 && next.count == 0, "the cycle ends at end_time");
         assert_eq!(http.sent.len(), 2, "nothing after end_time is asked for");
         let bad = test_config(json!({"start_time": "2025-01-01T00:00:00Z", "end_time": "2024-12-31T00:00:00Z"}));
-        assert!(Collector::new(&bad.to_string(), None, now).is_err());
+        assert!(Collector::new(&bad.to_string(), None, now, Capabilities::without_certificate()).is_err());
     }
 
     #[test]
@@ -1221,7 +1255,9 @@ mod tests {
             |t: &str, id: u32| json!({"Timestamp": t, "DeviceId": "d", "ActionType": "ProcessCreated", "ReportId": id, "ProcessId": id});
         let answer = |rows: Vec<serde_json::Value>| json!({"schema": [], "results": rows}).to_string();
         let now = Ticks::parse("2025-01-01T00:30:00Z").unwrap();
-        let mut c = Collector::new(&config.to_string(), None, now).unwrap().0;
+        let mut c = Collector::new(&config.to_string(), None, now, Capabilities::without_certificate())
+            .unwrap()
+            .0;
         let mut http = Scripted::default()
             .reply(200, TOKEN)
             .reply(200, &answer(vec![row("2025-01-01T00:20:00Z", 1), row("2025-01-01T00:21:00Z", 2)]));
@@ -1455,9 +1491,14 @@ mod tests {
             "max_rows_per_query": 2, "graph_row_cap": 3, "max_window": "1s", "delay": "0s",
             "max_calls_per_minute": 1000,
         }));
-        Collector::new(&config.to_string(), None, Ticks::parse("2025-01-01T00:00:01Z").unwrap())
-            .unwrap()
-            .0
+        Collector::new(
+            &config.to_string(),
+            None,
+            Ticks::parse("2025-01-01T00:00:01Z").unwrap(),
+            Capabilities::without_certificate(),
+        )
+        .unwrap()
+        .0
     }
 
     const TICK: &str = "2025-01-01T00:00:00.5000000Z";
@@ -1495,7 +1536,9 @@ mod tests {
             "max_calls_per_minute": 1000,
         }));
         let now = Ticks::parse("2025-01-01T00:01:00Z").unwrap();
-        let mut c = Collector::new(&config.to_string(), None, now).unwrap().0;
+        let mut c = Collector::new(&config.to_string(), None, now, Capabilities::without_certificate())
+            .unwrap()
+            .0;
         let rows: Vec<serde_json::Value> = (0..5)
             .map(|i| json!({"Timestamp": TICK, "DeviceId": format!("d{i}"), "OSPlatform": "Windows11", "ReportId": i}))
             .collect();

@@ -184,7 +184,11 @@ pub fn default_api_version() -> ApiVersion {
 /// Every table except those that need a licence most tenants lack
 /// (`mapping::Table::licence`): those are collected when named.
 pub fn default_tables() -> Vec<String> {
-    mapping::TABLES.iter().filter(|t| t.licence.is_none()).map(|t| t.name.to_string()).collect()
+    mapping::TABLES
+        .iter()
+        .filter(|t| t.licence.is_none())
+        .map(|t| t.name.to_string())
+        .collect()
 }
 pub fn default_delay() -> Duration {
     Duration::from_secs(5 * 60)
@@ -441,7 +445,8 @@ impl CollectorConfig {
             Ticks::parse(start).map_err(|e| Error::Config(format!("`start_time`: {e}; use RFC 3339, such as 2025-01-31T00:00:00Z")))?;
         }
         if let Some(end) = &self.end_time {
-            let end = Ticks::parse(end).map_err(|e| Error::Config(format!("`end_time`: {e}; use RFC 3339, such as 2025-01-31T00:00:00Z")))?;
+            let end =
+                Ticks::parse(end).map_err(|e| Error::Config(format!("`end_time`: {e}; use RFC 3339, such as 2025-01-31T00:00:00Z")))?;
             if let Some(start) = self.start_time.as_deref().and_then(|s| Ticks::parse(s).ok()) {
                 if start >= end {
                     return Err(Error::Config("`end_time` must be after `start_time`".into()));

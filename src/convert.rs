@@ -2,8 +2,8 @@
 //! NDJSON out. Behind `defender-ocsf map` and the benchmarks; it runs the
 //! same parsing and mapping code as collection does.
 
+use crate::answer;
 use crate::error::{Error, Result};
-use crate::graph;
 use crate::mapping::{self, Context};
 use crate::stream_api;
 use crate::time::Ticks;
@@ -46,7 +46,11 @@ fn context(options_json: &str) -> Result<Context> {
     };
     let collected_at = match options.collected_at.as_deref().map(Ticks::parse) {
         Some(Ok(t)) => Some(t),
-        Some(Err(e)) => return Err(Error::Config(format!("conversion options: `collected_at` is not an RFC 3339 time: {e}"))),
+        Some(Err(e)) => {
+            return Err(Error::Config(format!(
+                "conversion options: `collected_at` is not an RFC 3339 time: {e}"
+            )));
+        }
         None => None,
     };
     Ok(Context {
@@ -74,7 +78,7 @@ pub fn convert(table: &str, options_json: &str, body: impl Into<Vec<u8>>) -> Res
         ))
     })?;
     let size = body.len();
-    let result = graph::parse_response(body).map_err(|e| Error::Config(format!("the input is not a runHuntingQuery answer: {e}")))?;
+    let result = answer::parse_response(body).map_err(|e| Error::Config(format!("the input is not a runHuntingQuery answer: {e}")))?;
     let mut out = Converted {
         rejected: result.malformed.clone(),
         ..Converted::default()
@@ -126,7 +130,9 @@ mod tests {
         let event: serde_json::Value = serde_json::from_slice(&out.events).unwrap();
         assert_eq!(event["time"], 1796292000000i64);
         assert_eq!(event["metadata"]["labels"], serde_json::json!(["time-is-collection-time"]));
-        let e = convert("DeviceProcessEvents", r#"{"collected_at":"yesterday"}"#, body.as_slice()).unwrap_err().to_string();
+        let e = convert("DeviceProcessEvents", r#"{"collected_at":"yesterday"}"#, body.as_slice())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("collected_at"), "{e}");
     }
 

@@ -22,8 +22,10 @@
 //! - [`stream_api`]: mapping a Streaming API message (Event Hubs) with the same mapping;
 //! - `component` (wasm only): the WIT bindings and the `wasi:http` client.
 
+pub mod answer;
 pub mod auth;
 pub mod budget;
+pub mod capabilities;
 pub mod collector;
 pub mod config;
 pub mod convert;
@@ -41,7 +43,11 @@ pub mod telemetry;
 pub mod time;
 
 #[cfg(target_arch = "wasm32")]
+mod bindings;
+#[cfg(target_arch = "wasm32")]
 mod component;
+#[cfg(target_arch = "wasm32")]
+mod wasi_http;
 
 pub use collector::{Batch, Collector, SourceInfo};
 pub use error::Error;

@@ -6,25 +6,34 @@
 //! replacing an earlier one, so a partial row never blanks a column a fuller
 //! row filled. The state keeps the newest row's `Timestamp` and `ReportId`.
 
+use crate::answer::{self, HuntingResult};
 use crate::error::Result;
-use crate::graph::{self, HuntingResult};
-use crate::telemetry;
 use serde_json::Value;
 
-/// The latest state of each entity among the first `end` rows of `answer`,
-/// as an answer of its own (newest state last) and its length. Rows that
-/// lack a key column stand alone.
-pub fn merge(answer: &HuntingResult, end: usize, key: &[&str], table: &str) -> Result<(HuntingResult, usize)> {
-    let mut states: Vec<graph::Row> = Vec::new();
+/// The latest state of each entity among the first `end` rows of `answer`.
+pub struct Merged {
+    /// The states, as an answer of its own (newest state last).
+    pub answer: HuntingResult,
+    /// How many states it holds.
+    pub len: usize,
+    /// Why each row that could not be read was left out; the caller
+    /// reports them.
+    pub unreadable: Vec<String>,
+}
+
+/// Merges the first `end` rows of `answer` into the latest state of each
+/// entity. Rows that lack a key column stand alone.
+pub fn merge(answer: &HuntingResult, end: usize, key: &[&str], table: &str) -> Result<Merged> {
+    let mut states: Vec<answer::Row> = Vec::new();
     // Entity key → index in `states`, and the order of last update.
     let mut index: std::collections::HashMap<Vec<String>, usize> = std::collections::HashMap::new();
     let mut touched: Vec<(usize, usize)> = Vec::new();
+    let mut unreadable = Vec::new();
     for i in 0..end {
         let row = match answer.row(i) {
             Ok(row) => row,
             Err(reason) => {
-                telemetry::counter("rows_unmappable_total", &[("table", table)], 1);
-                telemetry::error(&reason, &[("table", table)]);
+                unreadable.push(reason);
                 continue;
             }
         };
@@ -67,12 +76,15 @@ pub fn merge(answer: &HuntingResult, end: usize, key: &[&str], table: &str) -> R
         .iter()
         .map(|(name, kind)| serde_json::json!({"name": name, "type": kind}))
         .collect();
-    let results: Vec<&graph::Row> = order.iter().map(|s| &states[*s]).collect();
+    let results: Vec<&answer::Row> = order.iter().map(|s| &states[*s]).collect();
     let body = serde_json::to_vec(&serde_json::json!({"schema": schema, "results": results}))
         .map_err(|e| crate::error::Error::Fatal(format!("merging {table} rows: {e}")))?;
-    let merged = graph::parse_response(body)?;
-    let len = merged.len();
-    Ok((merged, len))
+    let merged = answer::parse_response(body)?;
+    Ok(Merged {
+        len: merged.len(),
+        answer: merged,
+        unreadable,
+    })
 }
 
 /// A value that says something: not null and not an empty string.
@@ -85,7 +97,7 @@ mod tests {
     use super::*;
 
     fn answer(rows: serde_json::Value) -> HuntingResult {
-        graph::parse_response(serde_json::to_vec(&serde_json::json!({"schema": [], "results": rows})).unwrap()).unwrap()
+        answer::parse_response(serde_json::to_vec(&serde_json::json!({"schema": [], "results": rows})).unwrap()).unwrap()
     }
 
     #[test]
@@ -99,9 +111,10 @@ mod tests {
             {"Timestamp": "2025-01-01T00:25:00Z", "DeviceId": "a", "Model": null, "OSPlatform": "Windows11", "ReportId": 5},
         ]);
         let input = answer(rows);
-        let (merged, len) = merge(&input, input.len(), &["DeviceId"], "DeviceInfo").unwrap();
-        assert_eq!(len, 3);
-        let states = merged.parse_rows();
+        let merged = merge(&input, input.len(), &["DeviceId"], "DeviceInfo").unwrap();
+        assert_eq!(merged.len, 3);
+        assert!(merged.unreadable.is_empty());
+        let states = merged.answer.parse_rows();
         // Ordered by when each entity was last seen.
         assert_eq!(states[0]["DeviceId"], "b");
         assert_eq!(states[1]["OSPlatform"], "no device id", "a row without its key stands alone");
@@ -119,8 +132,19 @@ mod tests {
             {"Timestamp": "2025-01-01T00:00:00Z", "DeviceId": "a", "Model": "old"},
             {"Timestamp": "2025-01-01T01:00:00Z", "DeviceId": "a", "Model": "beyond the window"},
         ]));
-        let (merged, len) = merge(&input, 1, &["DeviceId"], "DeviceInfo").unwrap();
-        assert_eq!(len, 1);
-        assert_eq!(merged.parse_rows()[0]["Model"], "old");
+        let merged = merge(&input, 1, &["DeviceId"], "DeviceInfo").unwrap();
+        assert_eq!(merged.len, 1);
+        assert_eq!(merged.answer.parse_rows()[0]["Model"], "old");
+    }
+
+    #[test]
+    fn an_unreadable_row_is_left_out_with_its_reason() {
+        let body = br#"{"schema":[],"results":[{"DeviceId":"a","Model":"\ud800"},{"DeviceId":"b","Model":"ok"}]}"#;
+        let input = answer::parse_response(body.to_vec()).unwrap();
+        let merged = merge(&input, input.len(), &["DeviceId"], "DeviceInfo").unwrap();
+        assert_eq!(merged.len, 1);
+        assert_eq!(merged.answer.parse_rows()[0]["DeviceId"], "b");
+        assert_eq!(merged.unreadable.len(), 1);
+        assert!(merged.unreadable[0].contains("row 0"), "{:?}", merged.unreadable);
     }
 }

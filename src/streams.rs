@@ -61,6 +61,22 @@ fn encode(value: &str) -> String {
 }
 
 impl Stream {
+    /// The collection's path under `/{version}/security/`.
+    pub fn path(&self) -> &'static str {
+        match self.kind {
+            Kind::Incidents => "incidents",
+            Kind::Alerts => "alerts_v2",
+        }
+    }
+
+    /// The application permission the collection needs.
+    pub fn permission(&self) -> &'static str {
+        match self.kind {
+            Kind::Incidents => "SecurityIncident.Read.All",
+            Kind::Alerts => "SecurityAlert.Read.All",
+        }
+    }
+
     pub fn new(kind: Kind, state: StreamState) -> Stream {
         Stream {
             kind,
@@ -74,7 +90,7 @@ impl Stream {
         let since = self.state.cursor.clone().unwrap_or_else(|| start.to_iso());
         let mut url = format!(
             "{base}/security/{}?$filter={}&$top={PAGE_SIZE}",
-            self.kind.path(),
+            self.path(),
             encode(&format!("lastUpdateDateTime ge {since}"))
         );
         if self.kind == Kind::Incidents {
@@ -97,15 +113,15 @@ impl Stream {
             Some(p) => p.next.clone(),
             None => self.first_url(graph.base(), start),
         };
-        let response = match graph.get(http, now.0 / crate::time::TICKS_PER_SECOND, &url, self.kind.permission()) {
+        let response = match graph.get(http, now.0 / crate::time::TICKS_PER_SECOND, &url, self.permission()) {
             Ok(r) => r,
             Err(QueryError::Other(e)) => return Err(e),
             Err(QueryError::TooLarge(m)) | Err(QueryError::TableUnavailable(m)) => {
-                return Err(crate::Error::Transient(format!("Graph {}: {m}", self.kind.path())));
+                return Err(crate::error::Error::Transient(format!("Graph {}: {m}", self.path())));
             }
         };
         let page: Page = serde_json::from_slice(&response.body)
-            .map_err(|e| crate::Error::Transient(format!("Graph returned a {} page that is not valid JSON ({e})", self.kind.path())))?;
+            .map_err(|e| crate::error::Error::Transient(format!("Graph returned a {} page that is not valid JSON ({e})", self.path())))?;
         let mut pass = self.pass.take().unwrap_or(Pass {
             next: String::new(),
             newest: None,
@@ -147,15 +163,15 @@ impl Stream {
                     count += 1;
                 }
                 Err(e) => {
-                    telemetry::counter("rows_unmappable_total", &[("table", self.kind.path())], 1);
-                    telemetry::error(&e.to_string(), &[("table", self.kind.path())]);
+                    telemetry::counter("rows_unmappable_total", &[("table", self.path())], 1);
+                    telemetry::error(&e.to_string(), &[("table", self.path())]);
                 }
             }
         }
         let class = if self.kind == Kind::Incidents { "2005" } else { "2004" };
         telemetry::counter(
             "events_emitted_total",
-            &[("table", self.kind.path()), ("class_uid", class)],
+            &[("table", self.path()), ("class_uid", class)],
             u64::from(count),
         );
         match page.next_link {
@@ -193,6 +209,7 @@ mod tests {
         GraphClient::new(
             &CollectorConfig::from_json(r#"{"tenant_id":"t","client_id":"c","client_secret":"s","graph_endpoint":"http://127.0.0.1:9"}"#)
                 .unwrap(),
+            crate::capabilities::Capabilities::without_certificate(),
         )
     }
 

@@ -24,7 +24,19 @@ pub fn debug(message: &str, fields: &[(&str, &str)]) {
 }
 
 #[cfg(target_arch = "wasm32")]
-pub use crate::component::{counter, gauge, log};
+pub use crate::bindings::{counter, gauge};
+
+#[cfg(target_arch = "wasm32")]
+pub fn log(level: Level, message: &str, fields: &[(&str, &str)]) {
+    use crate::bindings::Level as Host;
+    let level = match level {
+        Level::Debug => Host::Debug,
+        Level::Info => Host::Info,
+        Level::Warn => Host::Warn,
+        Level::Error => Host::Error,
+    };
+    crate::bindings::log(level, message, fields);
+}
 
 #[cfg(not(target_arch = "wasm32"))]
 mod native {

@@ -49,7 +49,7 @@ fn conformance(no_deprecated_classes: bool) {
             continue;
         };
         for (i, line) in text.lines().enumerate() {
-            let row: defender_ocsf_collector::graph::Row = serde_json::from_str(line).unwrap();
+            let row: defender_ocsf_collector::answer::Row = serde_json::from_str(line).unwrap();
             match mapping::map_row(table, row, &ctx) {
                 Ok(event) => {
                     *per_table.entry(name.clone()).or_default() += 1;
@@ -125,5 +125,9 @@ fn class_requirements_match_the_compiled_schema() {
         assert_eq!(normalize(have), normalize(want), "class {uid}");
         checked += 1;
     }
-    assert_eq!(checked, mapping::ocsf::CLASSES.len(), "a class of mapping::ocsf::CLASSES is not in the compiled schema");
+    assert_eq!(
+        checked,
+        mapping::ocsf::CLASSES.len(),
+        "a class of mapping::ocsf::CLASSES is not in the compiled schema"
+    );
 }

@@ -3,7 +3,7 @@
 //! envelope and true captions, or to an error that names the table; and
 //! every column that held a value is somewhere in the event.
 
-use defender_ocsf_collector::graph::parse_response;
+use defender_ocsf_collector::answer::parse_response;
 use defender_ocsf_collector::mapping::{self, Context};
 use defender_ocsf_collector::time::Ticks;
 use proptest::prelude::*;

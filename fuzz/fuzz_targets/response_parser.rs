@@ -3,7 +3,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(result) = defender_ocsf_collector::graph::parse_response(data) {
+    if let Ok(result) = defender_ocsf_collector::answer::parse_response(data) {
         assert!(result.parse_rows().iter().all(|r| r.len() < usize::MAX));
     }
 });

@@ -1,230 +1,24 @@
-//! The run loop: init the component, then poll, deliver, and save the
-//! checkpoint, in that order, so a checkpoint never runs ahead of delivery.
+//! The host's commands: `run` (each tenant in a thread of its own, each
+//! source its loop), `check`, `preflight` and `map`.
 
-use crate::clock::Clock;
 use crate::config::RunConfig;
-use crate::egress::Egress;
-use crate::output::{Sink, Undelivered};
-use crate::runtime::{Limits, Runtime, SourceError};
-use crate::state::CheckpointStore;
-use crate::telemetry::{Health, Telemetry};
+pub use crate::launch::{Failure, RunOptions, Summary};
+use crate::launch::{WARNING, config_failure, init_failure, runtime, source_failure};
+use crate::runtime::{Limits, Runtime};
+use crate::sink::Sink;
+use crate::telemetry::Telemetry;
 use anyhow::{Result, anyhow, bail};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
-
-/// How often the run loop logs a one-line summary.
-const SUMMARY_EVERY: Duration = Duration::from_secs(60);
-
-/// How a run ended, for the exit code.
-#[derive(Debug)]
-pub enum Failure {
-    /// The configuration or the credentials need fixing (exit 2).
-    Config(String),
-    /// Anything else (exit 1).
-    Other(anyhow::Error),
-}
-
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Failure::Config(m) => f.write_str(m),
-            Failure::Other(e) => write!(f, "{e:#}"),
-        }
-    }
-}
-
-impl From<anyhow::Error> for Failure {
-    fn from(e: anyhow::Error) -> Self {
-        Failure::Other(e)
-    }
-}
-
-/// What a run did.
-#[derive(Debug, Default, Clone)]
-pub struct Summary {
-    pub batches: u64,
-    pub events: u64,
-    /// A batch could not be delivered (stdout closed, or a stop while the
-    /// receiver refused it); the run stopped cleanly without its checkpoint.
-    pub undelivered: bool,
-}
-
-/// Options that do not come from the configuration file.
-pub struct RunOptions<'a> {
-    /// The component to run; `None` runs the embedded one.
-    pub component: Option<&'a [u8]>,
-    /// Stop once the first collection cycle is complete.
-    pub once: bool,
-    pub limits: Limits,
-    /// Set to stop between batches.
-    pub shutdown: Arc<AtomicBool>,
-    /// Held while a batch is delivered and its checkpoint saved, so that a
-    /// forced exit never lands in between.
-    pub critical: Arc<std::sync::Mutex<()>>,
-    /// How many consecutive temporary failures `once` tolerates.
-    pub max_retries: u32,
-    /// Real time, or compressed time for a soak run.
-    pub clock: Clock,
-}
-
-impl Default for RunOptions<'_> {
-    fn default() -> Self {
-        RunOptions {
-            component: None,
-            once: false,
-            limits: Limits::default(),
-            shutdown: Arc::new(AtomicBool::new(false)),
-            critical: Arc::new(std::sync::Mutex::new(())),
-            max_retries: 5,
-            clock: Clock::default(),
-        }
-    }
-}
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 /// Runs a source until `once` completes, `shutdown` is set, or it fails.
 pub fn run(config: &RunConfig, options: &RunOptions, sink: &mut dyn Sink, telemetry: Arc<Telemetry>) -> Result<Summary, Failure> {
-    if let Some(stream) = &config.stream {
-        return crate::kafka::run(config, stream, options, sink, telemetry);
+    match &config.stream {
+        Some(stream) => crate::kafka::run(config, stream, options, sink, telemetry),
+        None => crate::poll::run(config, options, sink, telemetry),
     }
-    let bytes = options.component.unwrap_or(crate::runtime::DEFAULT_COMPONENT);
-    crate::state::probe_writable(&config.state_dir).map_err(config_failure)?;
-    let runtime = runtime(config, bytes, Some(&config.state_dir.join("cache")))?.with_clock(options.clock.clone());
-    let store = CheckpointStore::new(&config.state_dir);
-    let saved = store.load()?;
-    let metrics = telemetry.clone();
-    // Present from the start, at 0, as Prometheus expects.
-    metrics.counter_add("throttled_total", vec![], 0);
-    metrics.counter_add("batches_delivered_total", vec![], 0);
-    for kind in crate::telemetry::ERROR_KINDS {
-        metrics.counter_add("errors_total", vec![("kind".into(), (*kind).into())], 0);
-    }
-    metrics.set_health(Health::Starting);
-    let mut instance = runtime.instantiate(&options.limits, telemetry)?;
-    let info = match instance.init(&config.source_json(), saved.as_ref().map(|s| s.checkpoint.as_str()))? {
-        Ok(info) => info,
-        Err(e) => {
-            let failure = init_failure(config, e, "starting");
-            metrics.set_health(Health::Failing(failure.to_string()));
-            return Err(failure);
-        }
-    };
-    if let Some(saved) = &saved {
-        store.check_source(saved, &info.name)?;
-    }
-    tracing::info!(
-        source = %info.name,
-        version = %info.version,
-        contract = instance.contract(),
-        network = %instance.allowed_origins().join(", "),
-        checkpoint = %store.path().display(),
-        resumed = saved.is_some(),
-        "collecting"
-    );
-
-    let mut summary = Summary::default();
-    let mut failures = 0u32;
-    let mut throttled = 0u32;
-    let mut last_summary = Instant::now();
-    while !options.shutdown.load(Ordering::SeqCst) {
-        let batch = match instance.poll()? {
-            Ok(batch) => {
-                failures = 0;
-                throttled = 0;
-                metrics.set_health(Health::Ready);
-                batch
-            }
-            Err(SourceError::Throttled(t)) => {
-                metrics.counter_add("throttled_total", vec![], 1);
-                // Bounded as temporary failures are: a throttling that never
-                // lifts must not hold `--once` for ever.
-                throttled += 1;
-                if options.once && throttled > options.max_retries {
-                    return Err(Failure::Other(anyhow!(
-                        "giving up after {throttled} throttled attempts in a row: {}",
-                        t.message
-                    )));
-                }
-                tracing::warn!(retry_after_ms = t.retry_after_ms, attempt = throttled, "throttled by the API: {}", t.message);
-                options.clock.sleep(Duration::from_millis(t.retry_after_ms), &options.shutdown);
-                continue;
-            }
-            Err(SourceError::Transient(message)) => {
-                metrics.counter_add("errors_total", vec![("kind".into(), "transient".into())], 1);
-                metrics.set_health(Health::Failing(format!("temporary failure: {message}")));
-                failures += 1;
-                if options.once && failures > options.max_retries {
-                    return Err(Failure::Other(anyhow!("giving up after {failures} attempts: {message}")));
-                }
-                let wait = backoff(failures);
-                tracing::warn!(
-                    attempt = failures,
-                    retry_in_ms = wait.as_millis() as u64,
-                    "temporary failure: {message}"
-                );
-                options.clock.sleep(wait, &options.shutdown);
-                continue;
-            }
-            Err(e) => {
-                let kind = match &e {
-                    SourceError::Config(_) => "config",
-                    SourceError::Auth(_) => "auth",
-                    SourceError::Permission(_) => "permission",
-                    _ => "fatal",
-                };
-                metrics.counter_add("errors_total", vec![("kind".into(), kind.into())], 1);
-                let failure = source_failure(e, "collecting");
-                metrics.set_health(Health::Failing(failure.to_string()));
-                return Err(failure);
-            }
-        };
-        let guard = options.critical.lock().unwrap_or_else(|p| p.into_inner());
-        if options.shutdown.load(Ordering::SeqCst) {
-            tracing::info!("stop requested; the last batch is not delivered and is collected again at the next start");
-            break;
-        }
-        if batch.count > 0 {
-            match sink.deliver(&batch.events, batch.count) {
-                Ok(()) => {}
-                Err(e) if e.is::<Undelivered>() => {
-                    tracing::info!("{e}; stopping without saving the undelivered batch's checkpoint");
-                    summary.undelivered = true;
-                    return Ok(summary);
-                }
-                Err(e) => return Err(Failure::Other(e)),
-            }
-        }
-        store.save(&info.name, &batch.checkpoint)?;
-        drop(guard);
-        summary.batches += 1;
-        summary.events += u64::from(batch.count);
-        let now_s = options
-            .clock
-            .now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
-        metrics.gauge_set("last_success_timestamp_seconds", vec![], now_s);
-        metrics.counter_add("batches_delivered_total", vec![], 1);
-        if last_summary.elapsed() >= SUMMARY_EVERY {
-            last_summary = Instant::now();
-            tracing::info!(
-                events = summary.events,
-                batches = summary.batches,
-                max_lag_seconds = metrics.gauge_max("lag_seconds").unwrap_or(0.0),
-                unmappable_rows = metrics.counter_total("rows_unmappable_total"),
-                late_rows = metrics.counter_total("late_rows_total"),
-                "summary"
-            );
-        }
-        if batch.next_poll_ms > 0 {
-            if options.once {
-                break;
-            }
-            options.clock.sleep(Duration::from_millis(batch.next_poll_ms), &options.shutdown);
-        }
-    }
-    tracing::info!(batches = summary.batches, events = summary.events, "stopped");
-    Ok(summary)
 }
 
 /// Runs each tenant of `configs` (see [`RunConfig::instances`]) in a thread
@@ -332,65 +126,6 @@ impl Sink for &SharedSink<'_> {
     }
 }
 
-/// The component compiled (or loaded from `cache`), with the egress and the
-/// client certificate `config` asks for.
-pub(crate) fn runtime(config: &RunConfig, component: &[u8], cache: Option<&std::path::Path>) -> Result<Runtime, Failure> {
-    let certificate = config
-        .client_certificate
-        .as_ref()
-        .map(|c| c.load())
-        .transpose()
-        .map_err(config_failure)?;
-    Ok(Runtime::new(component, cache)?
-        .with_egress(Egress::new(config.egress.clone()).map_err(config_failure)?)
-        .with_certificate(certificate))
-}
-
-/// A component instance for `config`, not yet initialised (a stream needs
-/// only its `convert` export): the state directory must be writable, as the
-/// compiled component is cached there.
-pub(crate) fn instance(config: &RunConfig, options: &RunOptions, telemetry: Arc<Telemetry>) -> Result<crate::runtime::Instance, Failure> {
-    crate::state::probe_writable(&config.state_dir).map_err(config_failure)?;
-    let bytes = options.component.unwrap_or(crate::runtime::DEFAULT_COMPONENT);
-    let runtime = runtime(config, bytes, Some(&config.state_dir.join("cache")))?;
-    Ok(runtime.instantiate(&options.limits, telemetry)?)
-}
-
-/// A setting the host could not use (a proxy URL, a certificate file): fix
-/// the configuration.
-fn config_failure(e: anyhow::Error) -> Failure {
-    Failure::Config(format!("{e:#}"))
-}
-
-/// [`source_failure`] for the component's `init`, whose configuration errors
-/// are about `config`: they point at the line and suggest the key.
-fn init_failure(config: &RunConfig, e: SourceError, doing: &str) -> Failure {
-    match e {
-        SourceError::Config(m) => Failure::Config(format!("configuration error: {}", config.explain(&m))),
-        other => source_failure(other, doing),
-    }
-}
-
-fn source_failure(e: SourceError, doing: &str) -> Failure {
-    match e {
-        SourceError::Config(m) => Failure::Config(format!("configuration error: {m}")),
-        SourceError::Auth(m) => Failure::Config(format!("authentication failed: {m}")),
-        SourceError::Permission(m) => Failure::Config(format!("permission missing: {m}")),
-        SourceError::Fatal(m) => Failure::Other(anyhow!("{doing} failed: {m}")),
-        SourceError::Transient(m) => Failure::Other(anyhow!("{doing} failed: {m}")),
-        SourceError::Throttled(t) => Failure::Other(anyhow!("{doing} failed: throttled: {}", t.message)),
-    }
-}
-
-/// 1 s, 2 s, 4 s ... up to 5 minutes, with up to 25% jitter.
-fn backoff(attempt: u32) -> Duration {
-    let base = Duration::from_secs(1u64 << attempt.saturating_sub(1).min(8)).min(Duration::from_secs(300));
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    base + base.mul_f64(f64::from(nanos % 250) / 1000.0)
-}
-
 /// What `check` found.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Checked {
@@ -423,9 +158,6 @@ impl Checked {
     }
 }
 
-/// How a `check` step that passed with a warning begins its detail.
-pub(crate) const WARNING: &str = "warning: ";
-
 /// `defender-ocsf check`: the configuration, the state directory, the
 /// output, then the component's own checks (credentials, one tiny request
 /// per data source). Prints one PASS, WARN or FAIL line per step to `out`.
@@ -451,7 +183,12 @@ pub fn check(config: &RunConfig, component: Option<&[u8]>, out: &mut dyn std::io
     // A stream without a Graph backfill never calls `init`: it has no Graph settings.
     let graph = config.stream.as_ref().is_none_or(|s| s.backfill_with_graph);
     if !graph {
-        line(true, true, "configuration", &format!("stream source; component contract {}", instance.contract()))?;
+        line(
+            true,
+            true,
+            "configuration",
+            &format!("stream source; component contract {}", instance.contract()),
+        )?;
     } else {
         match instance.init(&config.source_json(), None)? {
             Ok(info) => line(
@@ -473,7 +210,12 @@ pub fn check(config: &RunConfig, component: Option<&[u8]>, out: &mut dyn std::io
         }
     }
     match crate::state::probe_writable(&config.state_dir) {
-        Ok(()) => line(true, true, "state directory", &format!("{} is writable", config.state_dir.display()))?,
+        Ok(()) => line(
+            true,
+            true,
+            "state directory",
+            &format!("{} is writable", config.state_dir.display()),
+        )?,
         Err(e) => line(false, true, "state directory", &format!("{e:#}"))?,
     }
     match probe_output(&config.output) {

@@ -58,7 +58,7 @@ pub struct RunConfig {
     pub origin: Option<Origin>,
     /// `source:`: read a stream (Event Hubs, Kafka) instead of polling
     /// Graph; the component maps each message.
-    pub stream: Option<crate::kafka::Settings>,
+    pub stream: Option<crate::kafka::settings::Settings>,
 }
 
 /// A configuration's text and where it came from (a file's path, or the
@@ -145,68 +145,10 @@ pub enum OutputConfig {
     Stdout,
     /// NDJSON batches POSTed to Vector's `http_server` source (or Fluent
     /// Bit's `http` input); the checkpoint advances only on a 2xx answer.
-    Http(HttpOutput),
+    Http(crate::output::HttpOutput),
     /// The Forward protocol to Fluent Bit's or Fluentd's `in_forward`; the
     /// checkpoint advances only on the receiver's ack.
     Forward(crate::forward::ForwardOutput),
-}
-
-/// Settings of the `http` output.
-#[derive(Clone, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpOutput {
-    /// The receiver's URL, such as `http://127.0.0.1:8080/` for a Vector
-    /// `http_server` source with acknowledgements.
-    pub url: String,
-    /// Extra request headers, such as `Authorization: Bearer ${TOKEN}`.
-    /// Their values are never logged.
-    #[serde(default)]
-    pub headers: std::collections::BTreeMap<String, String>,
-    /// `gzip` compresses each request body; `none` (the default) does not.
-    #[serde(default)]
-    pub compression: Compression,
-    /// A PEM file of CA certificates to trust as well as the public roots
-    /// (a private CA, or a TLS-inspecting proxy).
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    /// How long to wait for an answer; Vector answers only once the batch
-    /// is delivered, so allow for its sinks.
-    #[serde(default = "default_http_timeout", with = "humantime_serde")]
-    pub timeout: std::time::Duration,
-}
-
-impl std::fmt::Debug for HttpOutput {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpOutput")
-            .field("url", &self.url)
-            .field("headers", &self.headers.keys().map(|k| (k, "<redacted>")).collect::<Vec<_>>())
-            .field("compression", &self.compression)
-            .field("ca_file", &self.ca_file)
-            .field("timeout", &self.timeout)
-            .finish()
-    }
-}
-
-pub fn default_http_timeout() -> std::time::Duration {
-    std::time::Duration::from_secs(120)
-}
-
-/// Request body compression.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Compression {
-    #[default]
-    None,
-    Gzip,
-}
-
-pub(crate) mod humantime_serde {
-    use serde::{Deserialize, Deserializer};
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(&text)
-            .map_err(|e| serde::de::Error::custom(format!("`{text}` is not a duration ({e}); write it like `30s` or `2m`")))
-    }
 }
 
 impl RunConfig {
@@ -294,8 +236,7 @@ impl RunConfig {
         let mut map = match file {
             None => Map::new(),
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading the configuration file {}", path.display()))?;
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading the configuration file {}", path.display()))?;
                 let Value::Object(mut map) = parse_yaml(&text).with_context(|| format!("in {}", path.display()))? else {
                     bail!("{}: the configuration must be a YAML mapping of keys to values", path.display());
                 };
@@ -320,7 +261,7 @@ impl RunConfig {
     }
 
     fn from_map(mut map: Map<String, Value>) -> Result<RunConfig> {
-        let stream = map.remove("source").map(crate::kafka::Settings::from_value).transpose()?;
+        let stream = map.remove("source").map(crate::kafka::settings::Settings::from_value).transpose()?;
         if stream.is_some() && map.contains_key("tenants") {
             bail!("`source` reads one stream, and `tenants` is for polling Graph tenant by tenant: use one or the other");
         }
@@ -729,6 +670,7 @@ fn interpolate_into(text: &str, env: &dyn Fn(&str) -> Option<String>, missing: &
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::output::Compression;
 
     fn env(name: &str) -> Option<String> {
         match name {
@@ -765,10 +707,19 @@ mod tests {
             "in /etc/defender-ocsf/defender.yaml, line 2 column 1: `delay`: invalid type: integer `5`, expected a string"
         );
         let unknown = c.explain("unknown field `tabels`, expected one of `tenant_id`, `tables`, `delay`");
-        assert!(unknown.starts_with("in /etc/defender-ocsf/defender.yaml, line 3 column 1: unknown field `tabels`"), "{unknown}");
-        assert!(unknown.contains("did you mean `tables`?") && unknown.contains("`state_dir`"), "{unknown}");
+        assert!(
+            unknown.starts_with("in /etc/defender-ocsf/defender.yaml, line 3 column 1: unknown field `tabels`"),
+            "{unknown}"
+        );
+        assert!(
+            unknown.contains("did you mean `tables`?") && unknown.contains("`state_dir`"),
+            "{unknown}"
+        );
         let nested = c.explain("`ocsf.deprecated_classes`: invalid type: string \"maybe\", expected a boolean");
-        assert!(nested.starts_with("in /etc/defender-ocsf/defender.yaml, line 5 column 3: "), "{nested}");
+        assert!(
+            nested.starts_with("in /etc/defender-ocsf/defender.yaml, line 5 column 3: "),
+            "{nested}"
+        );
         let host_key = c.explain("unknown field `stat_dir`, expected one of `tenant_id`");
         assert!(host_key.contains("did you mean `state_dir`?"), "{host_key}");
         assert!(!c.explain("unknown field `zzzzzz`, expected `tenant_id`").contains("did you mean"));
@@ -785,7 +736,9 @@ mod tests {
         .unwrap_err();
         let text = format!("{e:#}");
         assert!(
-            text.contains("NO_TENANT (in `tenant_id`)") && text.contains("NO_SECRET (in `client_secret`)") && text.contains("NO_URL (in `output`)"),
+            text.contains("NO_TENANT (in `tenant_id`)")
+                && text.contains("NO_SECRET (in `client_secret`)")
+                && text.contains("NO_URL (in `output`)"),
             "{text}"
         );
         assert!(!text.contains("NO_ID"), "a default covers it: {text}");
@@ -901,7 +854,11 @@ mod tests {
     fn overrides_are_final_and_sit_on_top_of_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.yaml");
-        std::fs::write(&file, "tenant_id: t\nclient_secret: ${SECRET}\ndelay: 5m\nocsf: {deprecated_classes: true}\n").unwrap();
+        std::fs::write(
+            &file,
+            "tenant_id: t\nclient_secret: ${SECRET}\ndelay: 5m\nocsf: {deprecated_classes: true}\n",
+        )
+        .unwrap();
         let c = RunConfig::from_file_and_overrides(
             Some(&file),
             vec![

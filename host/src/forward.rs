@@ -4,7 +4,7 @@
 //! With `shared_key`, the HELO/PING/PONG handshake authenticates both ends.
 //! Encoding is `rmpv`'s MessagePack.
 
-use crate::output::{Sink, Undelivered};
+use crate::sink::{Sink, Undelivered};
 use anyhow::{Context, Result, anyhow, bail};
 use rmpv::Value as Mp;
 use sha2::{Digest, Sha512};
@@ -30,7 +30,7 @@ pub struct ForwardOutput {
     #[serde(default = "default_self_hostname")]
     pub self_hostname: String,
     /// How long to wait for the receiver's ack.
-    #[serde(default = "default_ack_timeout", with = "crate::config::humantime_serde")]
+    #[serde(default = "default_ack_timeout", with = "crate::humantime_serde")]
     pub timeout: Duration,
 }
 
@@ -163,7 +163,7 @@ impl Forward {
                 .and_then(|a| a.get(1))
                 .ok_or_else(|| anyhow!("the receiver did not start with HELO"))?;
             let nonce = field(options, "nonce").and_then(as_bytes).unwrap_or_default();
-            let salt = format!("{:x}", crate::output::nanos_now());
+            let salt = format!("{:x}", crate::sink::nanos_now());
             let host = self.config.self_hostname.as_bytes();
             let digest = hex_sha512(&[salt.as_bytes(), host, &nonce, key.as_bytes()]);
             // PING: ["PING", self_hostname, shared_key_salt, digest, username, password digest].
@@ -239,11 +239,7 @@ impl Sink for Forward {
     fn deliver(&mut self, events: &[u8], count: u32) -> Result<()> {
         let entries = crate::msgpack::event_entries(events)?;
         self.sequence += 1;
-        let chunk = format!(
-            "{:016x}{:08x}",
-            std::process::id() as u64 ^ crate::output::nanos_now(),
-            self.sequence
-        );
+        let chunk = format!("{:016x}{:08x}", std::process::id() as u64 ^ crate::sink::nanos_now(), self.sequence);
         let message = Mp::Array(vec![
             Mp::from(self.config.tag.as_str()),
             Mp::Binary(entries),
@@ -267,7 +263,10 @@ impl Sink for Forward {
                 return Err(anyhow!(reason));
             }
             if self.max_attempts.is_some_and(|max| attempt >= max) {
-                bail!("the forward receiver {} did not take the batch in {attempt} attempts: {reason}", self.config.address);
+                bail!(
+                    "the forward receiver {} did not take the batch in {attempt} attempts: {reason}",
+                    self.config.address
+                );
             }
             let wait = Duration::from_millis((500u64 << attempt.min(7)).min(60_000));
             tracing::warn!(

@@ -7,7 +7,7 @@
 //! The consumer never waits: [`Taker::take`] returns at once, with a batch
 //! or without.
 
-use crate::output::{Sink, Undelivered};
+use crate::sink::{Sink, Undelivered};
 use anyhow::Result;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,26 +1,10 @@
 //! Where batches go. Every sink returns only once the batch is as delivered
 //! as that sink can tell; only then is the batch's checkpoint saved.
 
+pub use crate::sink::{Sink, Undelivered};
 use anyhow::Result;
 use std::io::{ErrorKind, Write};
-
-/// The batch was not delivered and the run should stop without saving its
-/// checkpoint: the reader of stdout went away, or a stop was requested
-/// while a receiver was refusing the batch.
-#[derive(Debug)]
-pub struct Undelivered(pub String);
-
-impl std::fmt::Display for Undelivered {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-impl std::error::Error for Undelivered {}
-
-pub trait Sink {
-    /// Delivers NDJSON `events` (`count` lines).
-    fn deliver(&mut self, events: &[u8], count: u32) -> Result<()>;
-}
+use std::path::PathBuf;
 
 /// NDJSON on stdout, for Vector's `exec` source. "Delivered" here means
 /// written and flushed into the pipe: accepted by the reader, no more.
@@ -61,7 +45,7 @@ pub struct Http {
 }
 
 impl Http {
-    pub fn new(config: &crate::config::HttpOutput, shutdown: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Result<Http> {
+    pub fn new(config: &crate::output::HttpOutput, shutdown: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Result<Http> {
         use anyhow::Context;
         let mut builder = reqwest::blocking::Client::builder()
             .timeout(config.timeout)
@@ -87,7 +71,7 @@ impl Http {
             value.set_sensitive(true);
             headers.insert(name, value);
         }
-        let gzip = config.compression == crate::config::Compression::Gzip;
+        let gzip = config.compression == crate::output::Compression::Gzip;
         if gzip {
             headers.insert(reqwest::header::CONTENT_ENCODING, "gzip".parse().expect("a valid header"));
         }
@@ -151,9 +135,51 @@ impl Sink for Http {
     }
 }
 
-/// Nanoseconds of the wall clock, for ids that must differ across runs.
-pub fn nanos_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
+/// Settings of the `http` output.
+#[derive(Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpOutput {
+    /// The receiver's URL, such as `http://127.0.0.1:8080/` for a Vector
+    /// `http_server` source with acknowledgements.
+    pub url: String,
+    /// Extra request headers, such as `Authorization: Bearer ${TOKEN}`.
+    /// Their values are never logged.
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// `gzip` compresses each request body; `none` (the default) does not.
+    #[serde(default)]
+    pub compression: Compression,
+    /// A PEM file of CA certificates to trust as well as the public roots
+    /// (a private CA, or a TLS-inspecting proxy).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// How long to wait for an answer; Vector answers only once the batch
+    /// is delivered, so allow for its sinks.
+    #[serde(default = "default_http_timeout", with = "crate::humantime_serde")]
+    pub timeout: std::time::Duration,
+}
+
+impl std::fmt::Debug for HttpOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpOutput")
+            .field("url", &self.url)
+            .field("headers", &self.headers.keys().map(|k| (k, "<redacted>")).collect::<Vec<_>>())
+            .field("compression", &self.compression)
+            .field("ca_file", &self.ca_file)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+pub fn default_http_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(120)
+}
+
+/// Request body compression.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    #[default]
+    None,
+    Gzip,
 }

@@ -3,9 +3,10 @@
 //! in the same window) it is a valid finding with activity 2 Update.
 
 use super::common;
+use super::event::Event;
 use super::field::{Context, Conv::*, Field, f};
-use super::event::{Event, V};
-use super::{Activity, Product, Shape, Table};
+use super::table::{Activity, Product, Shape, Table};
+use super::value::V;
 use serde_json::{Value, json};
 
 const ALERT: &[Field] = &[
@@ -109,7 +110,7 @@ pub static ALERT_EVIDENCE: Table = Table {
     prefixes: &[],
     fallback: Activity::new(2004, 2),
     shape: &EVIDENCE_SHAPE,
-    join: Some(super::Join {
+    join: Some(super::table::Join {
         leader: "AlertInfo",
         only_without_deprecated: false,
         fold: fold_evidence,
@@ -260,8 +261,8 @@ pub(crate) fn evidence_entry(e: &mut Event) {
         e.set("evidence.device.type_id", 0);
         e.set("evidence.device.type", "Unknown");
     }
-    common::require_any(e, "evidence.src_endpoint", common::ENDPOINT_IDENTITY);
-    common::require_any(e, "evidence.dst_endpoint", common::ENDPOINT_IDENTITY);
+    common::require_any(e, "evidence.src_endpoint", super::ocsf::ENDPOINT_IDENTITY);
+    common::require_any(e, "evidence.dst_endpoint", super::ocsf::ENDPOINT_IDENTITY);
     if e.get("evidence.reg_key").is_some() || e.get("evidence.reg_value").is_some() {
         common::windows_extension(e);
     }
@@ -303,7 +304,11 @@ pub fn fold_evidence(alerts: &mut [Value], evidence: Vec<Value>) -> Vec<Value> {
             }
         }
         if let Some(u) = ev.get("unmapped") {
-            let table = ev.pointer("/metadata/log_name").and_then(Value::as_str).unwrap_or("AlertEvidence").to_string();
+            let table = ev
+                .pointer("/metadata/log_name")
+                .and_then(Value::as_str)
+                .unwrap_or("AlertEvidence")
+                .to_string();
             let unmapped = alert.as_object_mut().and_then(|a| {
                 a.entry("unmapped")
                     .or_insert_with(|| json!({}))

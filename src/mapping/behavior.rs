@@ -3,9 +3,10 @@
 //! into it as `evidences[]`, as AlertEvidence folds into AlertInfo.
 
 use super::alert::{EVIDENCE, attacks, evidence_entry, fold_evidence};
-use super::event::{Event, V};
+use super::event::Event;
 use super::field::{Context, Conv::*, Field, f};
-use super::{Activity, Join, Product, Shape, Table};
+use super::table::{Activity, Join, Product, Shape, Table};
+use super::value::V;
 use serde_json::{Value, json};
 
 const BEHAVIOR: &[Field] = &[

@@ -6,7 +6,7 @@
 //! placed without a lookup, any other by one hash lookup, and a column the
 //! columns do not know is kept aside (it is bound for `unmapped`).
 
-use super::event::{Cell, Key};
+use super::value::{Cell, Key};
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -163,7 +163,12 @@ impl<'a> Cells<'a> {
     pub fn get(&self, columns: &Columns, name: &str) -> Option<&Cell<'a>> {
         match columns.slot(name) {
             Some(s) => self.at(s),
-            None => self.extra.iter().find(|(n, _)| n == name).map(|(_, c)| c).filter(|c| !c.is_absent()),
+            None => self
+                .extra
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, c)| c)
+                .filter(|c| !c.is_absent()),
         }
     }
 
@@ -205,9 +210,9 @@ impl<'a> Cells<'a> {
 /// `1e400`), as a row parsed into values would be.
 fn check(raw: &str) -> Result<(), String> {
     match raw.as_bytes().first() {
-        Some(b'-' | b'0'..=b'9') if !super::event::is_plain_int(raw) => {
-            serde_json::from_str::<serde_json::Number>(raw).map(|_| ()).map_err(|e| e.to_string())
-        }
+        Some(b'-' | b'0'..=b'9') if !super::value::is_plain_int(raw) => serde_json::from_str::<serde_json::Number>(raw)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
         _ => Ok(()),
     }
 }
@@ -243,7 +248,11 @@ mod tests {
     fn cells_land_in_their_slots_whatever_the_order() {
         let columns = Columns::new(["A", "B"], ["C"]);
         let row = Cells::read(r#"{"B":"x","A":1,"D":null,"C":"","A":2}"#, &columns).unwrap();
-        assert_eq!(row.at(0).unwrap().to_value(), serde_json::json!(2), "the last value of a column given twice");
+        assert_eq!(
+            row.at(0).unwrap().to_value(),
+            serde_json::json!(2),
+            "the last value of a column given twice"
+        );
         assert_eq!(row.at(1).unwrap().to_value(), serde_json::json!("x"));
         assert!(row.at(2).is_none(), "\"\" is absent");
         assert!(row.get(&columns, "D").is_none(), "null is absent");

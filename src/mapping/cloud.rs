@@ -1,8 +1,9 @@
 //! What the cloud, Entra ID and Graph tables share (guide §23): the client's
 //! network context, Entra accounts, and API Activity's verb rule.
 
-use super::event::{Event, V};
+use super::event::Event;
 use super::field::{Conv::*, Field, f};
+use super::value::V;
 use serde_json::Value;
 
 /// The client's address and location (guide §23.3). `Isp` is spelled `ISP`
@@ -152,7 +153,7 @@ pub fn set_class(e: &mut Event, class_uid: u32, activity_id: u32) {
 /// The client address a service-generated row lacks: API classes require a
 /// `src_endpoint`, so the emitting service names it (guide §23.3).
 pub fn service_endpoint(e: &mut Event, service: Option<String>) {
-    let has = matches!(e.get("src_endpoint"), Some(V::Obj(o)) if super::common::ENDPOINT_IDENTITY.iter().any(|k| o.contains_key(k)));
+    let has = matches!(e.get("src_endpoint"), Some(V::Obj(o)) if super::ocsf::ENDPOINT_IDENTITY.iter().any(|k| o.contains_key(k)));
     if !has {
         if let Some(s) = service {
             e.set("src_endpoint.svc_name", s);

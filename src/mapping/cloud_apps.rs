@@ -5,9 +5,10 @@
 //! validates against, so their ActionTypes stay 6003 (docs/mapping.md).
 
 use super::cloud::{self, CLIENT};
-use super::event::{Event, V};
+use super::event::Event;
 use super::field::{Context, Conv::*, Field, f};
-use super::{Activity, Product, Shape, Table};
+use super::table::{Activity, Product, Shape, Table};
+use super::value::V;
 use serde_json::{Map, Value, json};
 
 /// The acting account and app, and the service that wrote the record.

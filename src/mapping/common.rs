@@ -2,9 +2,11 @@
 //! the reporting device, the acting (initiating) process, and the fix-ups
 //! that keep OCSF objects valid (guide §0.2–§0.5).
 
+use super::conv::put_in;
+use super::event::Event;
 use super::field::{Conv, Conv::*, Field, f, join};
-use super::event::{Cell, Event, V, key_of, split_last};
-use super::plan::put_in;
+use super::ocsf;
+use super::value::{Cell, V, key_of, split_last};
 use serde_json::Value;
 use std::borrow::Cow;
 
@@ -207,7 +209,7 @@ pub fn merge<'a>(e: &mut Event<'a, '_>, path: &str, value: V<'a>) {
 
 /// A `malware` entry named `name` (classification 0, Unknown).
 pub fn malware(name: V<'_>) -> V<'_> {
-    V::Obj(super::event::Obj(vec![
+    V::Obj(super::value::Obj(vec![
         ("name".into(), name),
         ("classification_ids".into(), V::Arr(vec![V::Int(0)])),
     ]))
@@ -391,7 +393,11 @@ fn dns_rcode(e: &mut Event) {
     let Some(Value::Object(mut fields)) = e.column("AdditionalFields", Json) else {
         return;
     };
-    let Some(code) = fields.get("rcode").and_then(|v| super::field::convert(v, Int)).and_then(|v| v.as_i64()) else {
+    let Some(code) = fields
+        .get("rcode")
+        .and_then(|v| super::field::convert(v, Int))
+        .and_then(|v| v.as_i64())
+    else {
         return;
     };
     let name = fields.get("rcode_name").and_then(Value::as_str).map(str::to_string);
@@ -413,30 +419,23 @@ fn dns_rcode(e: &mut Event) {
 /// A TTL such as `1200` or `1200.0` as a whole number of seconds.
 fn whole_number(v: &Value) -> Option<i64> {
     match super::field::parse_dynamic(v) {
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64)),
-        Value::String(s) => s.trim().parse::<f64>().ok().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64),
+        Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64)),
+        Value::String(s) => s
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+            .map(|f| f as i64),
         _ => None,
     }
 }
 
-/// What a `network_endpoint` needs to be one; an endpoint with only a port
-/// moves to `unmapped`.
-pub const ENDPOINT_IDENTITY: &[&str] = &[
-    "ip",
-    "uid",
-    "name",
-    "hostname",
-    "svc_name",
-    "instance_uid",
-    "interface_uid",
-    "interface_name",
-    "domain",
-];
-
 /// Checks both endpoints.
 pub fn finish_endpoints(e: &mut Event) {
-    require_any(e, "src_endpoint", ENDPOINT_IDENTITY);
-    require_any(e, "dst_endpoint", ENDPOINT_IDENTITY);
+    require_any(e, "src_endpoint", ocsf::ENDPOINT_IDENTITY);
+    require_any(e, "dst_endpoint", ocsf::ENDPOINT_IDENTITY);
 }
 
 /// System-activity classes need an `actor`. When a row names no initiating
@@ -521,7 +520,10 @@ mod tests {
             finish_process(e, "process");
         });
         assert_eq!(e["process"].get("file"), None);
-        assert_eq!(e["unmapped"]["process"]["file"]["hashes"], json!([{"algorithm_id": 2, "value": "ab"}]));
+        assert_eq!(
+            e["unmapped"]["process"]["file"]["hashes"],
+            json!([{"algorithm_id": 2, "value": "ab"}])
+        );
     }
 
     #[test]

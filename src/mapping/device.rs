@@ -1,9 +1,10 @@
 //! The Device* tables of Defender for Endpoint (guide §4–§8, §21).
 
 use super::common::{self, DEVICE, INITIATING_PROCESS};
+use super::event::Event;
 use super::field::{Context, Conv::*, Field, f, join};
-use super::event::{Event, V};
-use super::{Activity, Product, Shape, Table};
+use super::table::{Activity, Product, Shape, Table};
+use super::value::V;
 use serde_json::Value;
 
 /// Device* rows are unique by device, time, per-device ReportId and ActionType.
@@ -490,7 +491,6 @@ fn finish_logon(e: &mut Event, _ctx: &Context) {
 // `crate::snapshot`).
 // ---------------------------------------------------------------------------
 
-
 // ---------------------------------------------------------------------------
 // DeviceInfo → 5001 Device Inventory Info (guide §13)
 // ---------------------------------------------------------------------------
@@ -671,7 +671,10 @@ fn finish_device_network_info(e: &mut Event, _ctx: &Context) {
         if id == 99 {
             interface.insert("type".into(), kind.clone().unwrap_or_default());
         } else {
-            interface.insert("type".into(), ["Unknown", "Wired", "Wireless", "Mobile", "Tunnel"][id as usize].into());
+            interface.insert(
+                "type".into(),
+                ["Unknown", "Wired", "Wireless", "Mobile", "Tunnel"][id as usize].into(),
+            );
             e.take_column("NetworkAdapterType");
         }
     }
@@ -826,8 +829,7 @@ fn finish_certificate(e: &mut Event, _ctx: &Context) {
             e.take_column("IsSigned");
         }
         common::require_any(e, "query_evidence.file.signature.certificate", &["issuer"]);
-        let cert_ok =
-            matches!(e.get("query_evidence.file.signature.certificate"), Some(V::Obj(c)) if c.contains_key("serial_number"));
+        let cert_ok = matches!(e.get("query_evidence.file.signature.certificate"), Some(V::Obj(c)) if c.contains_key("serial_number"));
         if !cert_ok {
             common::move_to_unmapped(e, "query_evidence.file.signature.certificate");
         }
@@ -906,7 +908,10 @@ mod tests {
         );
         assert_eq!(e["process"]["session"]["uid"], "999");
         assert_eq!(e["process"]["file"]["size"], 289792);
-        assert_eq!(e["process"]["file"]["hashes"], json!([{"algorithm_id": 2, "algorithm": "SHA-1", "value": "s1"}]));
+        assert_eq!(
+            e["process"]["file"]["hashes"],
+            json!([{"algorithm_id": 2, "algorithm": "SHA-1", "value": "s1"}])
+        );
         assert_eq!(e["process"]["created_time"], 1738555506100i64);
         // The initiating process is the actor, never the new process's parent only.
         assert_eq!(e["actor"]["process"]["pid"], 4120);
@@ -935,9 +940,13 @@ mod tests {
         assert_eq!(e["actor"], json!({"app_name": "Microsoft Defender for Endpoint"}));
         assert_eq!(e["process"], json!({"pid": 5}));
         let ctx = Context::default();
-        let row = json!({"Timestamp": "2025-01-01T00:00:00Z", "DeviceId": "d", "InitiatingProcessId": 7, "InitiatingProcessAccountDomain": "d"});
+        let row =
+            json!({"Timestamp": "2025-01-01T00:00:00Z", "DeviceId": "d", "InitiatingProcessId": 7, "InitiatingProcessAccountDomain": "d"});
         let err = map_row(&DEVICE_PROCESS_EVENTS, serde_json::from_value(row).unwrap(), &ctx).unwrap_err();
-        assert!(err.reason.contains("requires `process`") && err.reason.contains("ProcessId"), "{err}");
+        assert!(
+            err.reason.contains("requires `process`") && err.reason.contains("ProcessId"),
+            "{err}"
+        );
     }
 
     /// Microsoft's runHuntingQuery examples project `Timestamp, FileName,
@@ -947,12 +956,19 @@ mod tests {
     #[test]
     fn projected_rows_are_rejected_with_the_missing_columns() {
         let ctx = Context::default();
-        let row = json!({"Timestamp": "2024-03-26T09:39:50.7688641Z", "FileName": "cmd.exe", "InitiatingProcessFileName": "powershell.exe"});
+        let row =
+            json!({"Timestamp": "2024-03-26T09:39:50.7688641Z", "FileName": "cmd.exe", "InitiatingProcessFileName": "powershell.exe"});
         let err = map_row(&DEVICE_PROCESS_EVENTS, serde_json::from_value(row).unwrap(), &ctx).unwrap_err();
-        assert!(err.reason.contains("requires `device`") && err.reason.contains("DeviceId, DeviceName"), "{err}");
+        assert!(
+            err.reason.contains("requires `device`") && err.reason.contains("DeviceId, DeviceName"),
+            "{err}"
+        );
         let row = json!({"Timestamp": "2020-02-05T01:10:26.2648757Z", "FileName": "csc.exe", "InitiatingProcessFileName": "powershell.exe", "DeviceId": "10cb"});
         let err = map_row(&DEVICE_PROCESS_EVENTS, serde_json::from_value(row).unwrap(), &ctx).unwrap_err();
-        assert!(err.reason.contains("requires `process`") && err.reason.contains("ProcessId"), "{err}");
+        assert!(
+            err.reason.contains("requires `process`") && err.reason.contains("ProcessId"),
+            "{err}"
+        );
         assert_eq!(err.table, "DeviceProcessEvents");
     }
 

@@ -4,9 +4,10 @@
 
 use super::common::{self, DEVICE, INITIATING_PROCESS, malware};
 use super::device::{DEVICE_KEY, ENDPOINTS, FILE, MODULE_FILE};
+use super::event::Event;
 use super::field::{Context, Conv::*, Field, f};
-use super::event::{Event, V};
-use super::{Activity, Product, Shape, Table};
+use super::table::{Activity, Product, Shape, Table};
+use super::value::V;
 use serde_json::Value;
 
 const PRODUCT: &str = "Microsoft Defender for Endpoint";
@@ -422,7 +423,10 @@ fn antivirus_outcome(e: &mut Event) {
     let Some(Value::Object(mut fields)) = e.column("AdditionalFields", Json) else {
         return;
     };
-    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(|s| s.trim().to_ascii_lowercase().replace([' ', '_'], ""));
+    let text = |v: Option<&Value>| {
+        v.and_then(Value::as_str)
+            .map(|s| s.trim().to_ascii_lowercase().replace([' ', '_'], ""))
+    };
     let severity = match text(fields.get("Severity")).as_deref() {
         Some("low") => Some((2, "Low")),
         Some("moderate" | "medium") => Some((3, "Medium")),
@@ -522,7 +526,11 @@ fn service_binary(e: &mut Event) -> Option<String> {
     e.take_column("FolderPath");
     let path = match e.take_column("FileName") {
         Some(Value::String(name)) if !folder.ends_with(name.as_str()) => {
-            let sep = if folder.contains('/') && !folder.contains('\\') { '/' } else { '\\' };
+            let sep = if folder.contains('/') && !folder.contains('\\') {
+                '/'
+            } else {
+                '\\'
+            };
             format!("{}{sep}{name}", folder.trim_end_matches(['\\', '/']))
         }
         _ => folder,
@@ -536,7 +544,10 @@ fn service_binary(e: &mut Event) -> Option<String> {
 fn finish_service(e: &mut Event, _ctx: &Context) {
     common::map_additional(
         e,
-        &[("ServiceName", "win_service.name", Str), ("ServiceAccount", "win_service.service_start_name", Str)],
+        &[
+            ("ServiceName", "win_service.name", Str),
+            ("ServiceAccount", "win_service.service_start_name", Str),
+        ],
     );
     if let Some(Value::Object(mut fields)) = e.column("AdditionalFields", Json) {
         let number = |k: &str| fields.get(k).and_then(|v| super::field::convert(v, Int)).and_then(|v| v.as_i64());
@@ -573,7 +584,13 @@ fn finish_service(e: &mut Event, _ctx: &Context) {
     common::require_any(
         e,
         "win_service",
-        &["cmd_line", "service_start_name", "service_start_type_id", "service_type_id", "service_file"],
+        &[
+            "cmd_line",
+            "service_start_name",
+            "service_start_type_id",
+            "service_type_id",
+            "service_file",
+        ],
     );
     common::windows_extension(e);
     common::finish_device(e);

@@ -220,7 +220,10 @@ pub fn render() -> String {
             table.key.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
         );
         if let Some(licence) = table.licence {
-            let _ = write!(out, "Needs {licence}: collected only when `tables` names it; `check` says whether the tenant has it.\n\n");
+            let _ = write!(
+                out,
+                "Needs {licence}: collected only when `tables` names it; `check` says whether the tenant has it.\n\n"
+            );
         }
         out.push_str("| ActionType | class / activity |\n|---|---|\n");
         for (name, a) in table.activities {

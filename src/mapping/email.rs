@@ -4,9 +4,10 @@
 //! RFC 5322 Message-ID (`email.message_uid`). Never the other way round.
 
 use super::common;
+use super::event::Event;
 use super::field::{Context, Conv::*, Field, f};
-use super::event::{Event, V};
-use super::{Activity, Join, Product, Shape, Table};
+use super::table::{Activity, Join, Product, Shape, Table};
+use super::value::V;
 use serde_json::{Value, json};
 
 const EMAIL_KEY: &[&str] = &["NetworkMessageId", "RecipientEmailAddress", "Timestamp", "ReportId"];
@@ -299,7 +300,10 @@ fn finish_click(e: &mut Event, _ctx: &Context) {
         e.set("direction_id", 0);
         // `email.urls` holds url objects.
         if let Some(u) = e.get("email.urls").filter(|u| u.as_str().is_some()).cloned() {
-            e.set("email.urls", V::Arr(vec![V::Obj(super::event::Obj(vec![("url_string".into(), u)]))]));
+            e.set(
+                "email.urls",
+                V::Arr(vec![V::Obj(super::value::Obj(vec![("url_string".into(), u)]))]),
+            );
         }
         finish_email_object(e);
     } else {

@@ -3,9 +3,10 @@
 //! ActionType: a column (ErrorCode, RequestMethod) decides what a row says.
 
 use super::cloud::{self, CLIENT};
-use super::event::{Event, V};
+use super::event::Event;
 use super::field::{Context, Conv::*, Field, f};
-use super::{Activity, Product, Shape, Table};
+use super::table::{Activity, Product, Shape, Table};
+use super::value::V;
 use serde_json::{Value, json};
 
 /// A sign-in's own ids and outcome.

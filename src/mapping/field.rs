@@ -1,7 +1,6 @@
 //! The vocabulary of the mapping data: fields, conversions, the context of
 //! a collection, and the conversions of one value.
 
-use super::Table;
 use crate::time::Ticks;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -205,16 +204,6 @@ pub(crate) fn uid_of(hasher: Sha256) -> String {
         uid.push(char::from(HEX[usize::from(b & 0x0f)]));
     }
     uid
-}
-
-/// Maps one row of `table`, given as a JSON object, to an OCSF event (for
-/// tests and the few callers that want the event as a value).
-pub fn map_row(table: &'static Table, row: crate::graph::Row, ctx: &Context) -> Result<Value, MapError> {
-    let text = serde_json::to_string(&row).unwrap_or_default();
-    let plan = super::plan::Plan::new(&[table], []);
-    let mut out = Vec::new();
-    plan.write_row(&text, ctx, &mut out, |_, _| None)?;
-    Ok(serde_json::from_slice(&out).unwrap_or(Value::Null))
 }
 
 #[cfg(test)]

@@ -3,10 +3,11 @@
 //! Every property not mapped is kept under `unmapped`.
 
 use super::alert::attacks;
-use super::field::{Context, MapError, is_absent};
 use super::cells::{Cells, Columns};
-use super::event::{Event, V};
+use super::event::Event;
+use super::field::{Context, MapError, is_absent};
 use super::ocsf;
+use super::value::V;
 use crate::time::Ticks;
 use serde_json::{Map, Value, json};
 
@@ -24,18 +25,12 @@ impl Kind {
             Kind::Alerts => "alerts",
         }
     }
-    /// The collection's path under `/{version}/security/`.
-    pub fn path(self) -> &'static str {
+    /// `metadata.log_name`: the security API collection the object came
+    /// from, as Graph names it.
+    pub fn log_name(self) -> &'static str {
         match self {
             Kind::Incidents => "incidents",
             Kind::Alerts => "alerts_v2",
-        }
-    }
-    /// The application permission it needs.
-    pub fn permission(self) -> &'static str {
-        match self {
-            Kind::Incidents => "SecurityIncident.Read.All",
-            Kind::Alerts => "SecurityAlert.Read.All",
         }
     }
 }
@@ -128,7 +123,7 @@ fn metadata(e: &mut Event, obj: &mut Map<String, Value>, kind: Kind, ctx: &Conte
     e.set("metadata.version", ocsf::VERSION);
     e.set("metadata.product.name", "Microsoft Defender XDR");
     e.set("metadata.product.vendor_name", "Microsoft");
-    e.set("metadata.log_name", kind.path());
+    e.set("metadata.log_name", kind.log_name());
     e.set("metadata.original_event_uid", id.to_string());
     // One event per version of the object: the id and its update time.
     let uid = format!("{}:{id}:{}", kind.name(), updated.as_deref().unwrap_or(""));
@@ -144,7 +139,7 @@ fn metadata(e: &mut Event, obj: &mut Map<String, Value>, kind: Kind, ctx: &Conte
 
 fn error(kind: Kind, obj: &Map<String, Value>, reason: &str) -> MapError {
     MapError {
-        table: kind.path().to_string(),
+        table: kind.log_name().to_string(),
         key: format!("id={}", obj.get("id").map(Value::to_string).unwrap_or_else(|| "<missing>".into())),
         reason: reason.to_string(),
     }
@@ -329,8 +324,8 @@ pub fn map_alert(mut obj: Map<String, Value>, ctx: &Context) -> Result<Value, Ma
 }
 
 fn finish_unmapped(mut e: Event, obj: Map<String, Value>) -> Result<Value, MapError> {
-    ocsf::set_captions(&mut e);
-    ocsf::set_profiles(&mut e);
+    super::event::set_captions(&mut e);
+    super::event::set_profiles(&mut e);
     let rest: Map<String, Value> = obj.into_iter().filter(|(_, v)| !is_absent(v)).collect();
     if !rest.is_empty() {
         match e.root.get_mut("unmapped") {
@@ -413,7 +408,10 @@ mod tests {
         assert_eq!(e["unmapped"]["evidence"][0]["x"], 1);
         // status_id is a core attribute of 2004, not kept aside.
         assert_eq!((e["status_id"].clone(), e["status"].clone()), (json!(1), json!("New")));
-        assert!(e["unmapped"].get("status_id").is_none() && e["unmapped"].get("status").is_none(), "{e}");
+        assert!(
+            e["unmapped"].get("status_id").is_none() && e["unmapped"].get("status").is_none(),
+            "{e}"
+        );
         // A verdict is an attribute of the incident profile.
         assert_eq!(e["metadata"]["profiles"], json!(["security_control", "incident"]));
         let resolved = map_alert(
@@ -421,7 +419,10 @@ mod tests {
             &Context::default(),
         )
         .unwrap();
-        assert_eq!((resolved["status_id"].clone(), resolved["activity_id"].clone()), (json!(4), json!(3)));
+        assert_eq!(
+            (resolved["status_id"].clone(), resolved["activity_id"].clone()),
+            (json!(4), json!(3))
+        );
     }
 
     #[test]

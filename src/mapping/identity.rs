@@ -3,9 +3,10 @@
 
 use super::common;
 use super::device::{auth_protocol_id, logon_type_id};
+use super::event::Event;
 use super::field::{Context, Conv::*, Field, f, join};
-use super::event::{Event, V};
-use super::{Activity, Product, Shape, Table};
+use super::table::{Activity, Product, Shape, Table};
+use super::value::V;
 use serde_json::Value;
 
 const IDENTITY_KEY: &[&str] = &["ReportId", "Timestamp", "ActionType", "AccountSid", "AccountUpn"];
@@ -225,9 +226,8 @@ fn finish_directory(e: &mut Event, _ctx: &Context) {
     let new_value = |keys: &[&str]| additional_str(e, keys).map(|s| s.to_ascii_lowercase());
     match e.get("activity_id").and_then(V::as_u64) {
         Some(5) => {
-            let disabled = new_value(&["TO.ACCOUNT_DISABLED"]).or_else(|| {
-                new_value(&["TO.ACCOUNT_STATE"]).map(|s| if s == "enabled" { "false".into() } else { s })
-            });
+            let disabled = new_value(&["TO.ACCOUNT_DISABLED"])
+                .or_else(|| new_value(&["TO.ACCOUNT_STATE"]).map(|s| if s == "enabled" { "false".into() } else { s }));
             if disabled.as_deref() == Some("false") {
                 e.set_activity(2);
             }
@@ -382,7 +382,13 @@ fn finish_identity_info(e: &mut Event, _ctx: &Context) {
             e.set("user.type", kind.unwrap_or_default());
         }
     }
-    let risk = match e.column("RiskLevel", Str).as_ref().and_then(Value::as_str).map(str::to_ascii_lowercase).as_deref() {
+    let risk = match e
+        .column("RiskLevel", Str)
+        .as_ref()
+        .and_then(Value::as_str)
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         Some("none") => Some(0),
         Some("low") => Some(1),
         Some("medium") => Some(2),

@@ -374,6 +374,20 @@ pub fn requires(uid: u32) -> &'static [&'static [&'static str]] {
     }
 }
 
+/// What a `network_endpoint` needs to be one; an endpoint with only a port
+/// moves to `unmapped`.
+pub const ENDPOINT_IDENTITY: &[&str] = &[
+    "ip",
+    "uid",
+    "name",
+    "hostname",
+    "svc_name",
+    "instance_uid",
+    "interface_uid",
+    "interface_name",
+    "domain",
+];
+
 /// The attributes that make an object valid (its `at_least_one`, or its
 /// one required attribute): the ones whose source columns an error about
 /// a missing object names.
@@ -387,7 +401,7 @@ pub fn identity(object: &str) -> &'static [&'static str] {
         "email" => &["from", "to"],
         "reg_key" => &["path"],
         "reg_value" => &["name", "path"],
-        "dst_endpoint" | "src_endpoint" => super::common::ENDPOINT_IDENTITY,
+        "dst_endpoint" | "src_endpoint" => ENDPOINT_IDENTITY,
         _ => &[],
     }
 }
@@ -415,7 +429,7 @@ pub fn status_name(id: u32) -> &'static str {
 
 /// OCSF profiles and the top-level attributes that put an event in them
 /// (the compiled schema's `profiles` on each class attribute).
-const PROFILES: &[(&str, &[&str])] = &[
+pub const PROFILES: &[(&str, &[&str])] = &[
     ("host", &["device"]),
     (
         "security_control",
@@ -436,22 +450,19 @@ const PROFILES: &[(&str, &[&str])] = &[
     ),
     (
         "incident",
-        &["assignee", "assignee_group", "is_suspected_breach", "priority_id", "src_url", "ticket", "tickets", "verdict_id"],
+        &[
+            "assignee",
+            "assignee_group",
+            "is_suspected_breach",
+            "priority_id",
+            "src_url",
+            "ticket",
+            "tickets",
+            "verdict_id",
+        ],
     ),
     ("cloud", &["api", "cloud"]),
 ];
-
-/// Sets `metadata.profiles` to the profiles whose attributes the event fills.
-pub fn set_profiles(e: &mut super::event::Event) {
-    let used: Vec<super::event::V> = PROFILES
-        .iter()
-        .filter(|(_, attrs)| attrs.iter().any(|a| e.root.contains_key(a)))
-        .map(|(name, _)| super::event::V::from(*name))
-        .collect();
-    if !used.is_empty() {
-        e.set("metadata.profiles", super::event::V::Arr(used));
-    }
-}
 
 /// The caption of a `fingerprint.algorithm_id`.
 pub fn hash_algorithm(id: u8) -> &'static str {
@@ -465,8 +476,21 @@ pub fn hash_algorithm(id: u8) -> &'static str {
     }
 }
 
-const USER_TYPES: &[(i64, &str)] = &[(0, "Unknown"), (1, "User"), (2, "Admin"), (3, "System"), (4, "Service"), (99, "Other")];
-const ACCOUNT_TYPES: &[(i64, &str)] = &[(0, "Unknown"), (1, "LDAP Account"), (2, "Windows Account"), (6, "Azure AD Account"), (99, "Other")];
+const USER_TYPES: &[(i64, &str)] = &[
+    (0, "Unknown"),
+    (1, "User"),
+    (2, "Admin"),
+    (3, "System"),
+    (4, "Service"),
+    (99, "Other"),
+];
+const ACCOUNT_TYPES: &[(i64, &str)] = &[
+    (0, "Unknown"),
+    (1, "LDAP Account"),
+    (2, "Windows Account"),
+    (6, "Azure AD Account"),
+    (99, "Other"),
+];
 /// `device.type_id` and `network_endpoint.type_id` share their enum.
 const DEVICE_TYPES: &[(i64, &str)] = &[
     (0, "Unknown"),
@@ -505,7 +529,7 @@ type CaptionList = (&'static str, &'static str, &'static [(i64, &'static str)]);
 
 /// Caption attributes set from their `_id` siblings (`disposition` from
 /// `disposition_id`, ...) by `set_captions`.
-const CAPTIONS: &[CaptionList] = &[
+pub const CAPTIONS: &[CaptionList] = &[
     (
         "disposition_id",
         "disposition",
@@ -770,23 +794,6 @@ const CAPTIONS: &[CaptionList] = &[
         ],
     ),
 ];
-
-/// Sets caption attributes from their ids: the schema's caption, whatever
-/// a mapping wrote from the source ("Ntlm" becomes "NTLM"), except for 99
-/// Other, whose caption is the source's own word ("Other" when none).
-pub fn set_captions(e: &mut super::event::Event) {
-    for (id_path, caption_path, names) in CAPTIONS {
-        if let Some(id) = e.get(id_path).and_then(super::event::V::as_i64) {
-            if let Some((_, name)) = names.iter().find(|(i, _)| *i == id) {
-                if id == 99 {
-                    e.set_default(caption_path, *name);
-                } else {
-                    e.set(caption_path, *name);
-                }
-            }
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {

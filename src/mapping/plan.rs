@@ -4,9 +4,12 @@
 //! once, mapped from its borrowed cells and written straight to the output.
 
 use super::cells::{Cells, Columns};
-use super::field::{Context, Conv, MapError, is_email, parse_dynamic};
-use super::event::{Cell, Event, Key, Obj, V, key_of, push_in, split_last, unquote};
-use super::{Shape, Table, Written, ocsf};
+use super::conv::{convert, put_in};
+use super::event::Event;
+use super::field::{Context, Conv, MapError};
+use super::ocsf;
+use super::table::{Shape, Table, Written};
+use super::value::{Cell, Obj, V, split_last, unquote};
 use crate::time::Ticks;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -60,7 +63,10 @@ impl Plan {
                 for column in table.key {
                     columns.add(column);
                 }
-                let shapes = shapes.into_iter().map(|shape| (shape as *const Shape, compile(shape, &mut columns))).collect();
+                let shapes = shapes
+                    .into_iter()
+                    .map(|shape| (shape as *const Shape, compile(shape, &mut columns)))
+                    .collect();
                 Compiled { table, shapes }
             })
             .collect();
@@ -203,7 +209,9 @@ impl Plan {
         match e.row.take_at(self.report_id) {
             Some((_, c)) if c.is_absent() => {}
             Some((_, Cell::Raw(raw))) if raw.get().starts_with('"') => e.set("metadata.original_event_uid", V::Cell(raw.get())),
-            Some((_, Cell::Raw(raw))) if super::event::is_plain_int(raw.get()) => e.set("metadata.original_event_uid", V::Quoted(raw.get())),
+            Some((_, Cell::Raw(raw))) if super::value::is_plain_int(raw.get()) => {
+                e.set("metadata.original_event_uid", V::Quoted(raw.get()))
+            }
             Some((_, Cell::Raw(raw))) if matches!(raw.get().as_bytes()[0], b'-' | b'0'..=b'9') => {
                 e.set("metadata.original_event_uid", Cell::Raw(raw).to_value().to_string())
             }
@@ -226,9 +234,13 @@ impl Plan {
         for (path, value) in activity.sets {
             e.set(path, *value);
         }
-        ocsf::set_captions(&mut e);
+        super::event::set_captions(&mut e);
         prune_empty(&mut e.root);
-        let class_uid = e.get("class_uid").and_then(V::as_u64).and_then(|c| u32::try_from(c).ok()).unwrap_or(activity.class_uid);
+        let class_uid = e
+            .get("class_uid")
+            .and_then(V::as_u64)
+            .and_then(|c| u32::try_from(c).ok())
+            .unwrap_or(activity.class_uid);
         // An object is there when it has what makes it one (a process
         // holding only its parent is not).
         let present = |a: &&str| match e.root.get(a) {
@@ -245,7 +257,7 @@ impl Plan {
                 reason: missing_object(class_uid, any, shape),
             });
         }
-        ocsf::set_profiles(&mut e);
+        super::event::set_profiles(&mut e);
         let Event { mut root, row, .. } = e;
         // Each column is in one slot or once among the rest: no key repeats.
         let mut unmapped = Obj(Vec::with_capacity(16));
@@ -282,7 +294,9 @@ impl Plan {
         let number = |key: &str| root.get(key).and_then(V::as_i64);
         Ok(Written {
             table: table.name,
-            class_uid: number("class_uid").and_then(|c| u32::try_from(c).ok()).unwrap_or(activity.class_uid),
+            class_uid: number("class_uid")
+                .and_then(|c| u32::try_from(c).ok())
+                .unwrap_or(activity.class_uid),
             time_ms: number("time").unwrap_or_else(|| time.to_epoch_ms()),
             uid,
         })
@@ -342,133 +356,6 @@ fn apply<'a>(e: &mut Event<'a, '_>, runs: &[Run]) {
     }
 }
 
-/// Takes a left-over column if it converts, and puts it at `path`.
-/// Returns whether it was taken.
-pub fn map_column<'a>(e: &mut Event<'a, '_>, column: &str, path: &str, conv: Conv) -> bool {
-    let Some((name, cell)) = e.row.take(e.columns, column) else {
-        return false;
-    };
-    if cell.is_absent() {
-        return false;
-    }
-    match convert(&cell, conv) {
-        Some(v) => {
-            let (parent, leaf) = split_last(path);
-            let node = e.object_at(parent);
-            put_in(node, key_of(leaf), conv, v);
-            true
-        }
-        None => {
-            e.row.put(e.columns, name, cell);
-            false
-        }
-    }
-}
-
-/// Puts a converted value at `leaf` of `node`, the way `conv` says.
-pub fn put_in<'a>(node: &mut Obj<'a>, leaf: Key<'a>, conv: Conv, v: V<'a>) {
-    match conv {
-        Conv::Hash(id) => push_in(node, leaf, hash(id, v)),
-        Conv::NamedItem => push_in(node, leaf, named(v)),
-        Conv::Item | Conv::EmailItem => push_in(node, leaf, v),
-        Conv::Integrity => {
-            let id = integrity_of(&v);
-            node.insert(Cow::Owned([leaf.as_ref(), "_id"].concat()), V::from(id));
-            node.insert(leaf, v);
-        }
-        _ => node.insert(leaf, v),
-    }
-}
-
-fn hash(algorithm_id: u8, v: V<'_>) -> V<'_> {
-    V::Obj(Obj(vec![
-        (Cow::Borrowed("algorithm_id"), V::from(algorithm_id)),
-        (Cow::Borrowed("algorithm"), V::Str(Cow::Borrowed(ocsf::hash_algorithm(algorithm_id)))),
-        (Cow::Borrowed("value"), v),
-    ]))
-}
-
-fn named(v: V<'_>) -> V<'_> {
-    V::Obj(Obj(vec![(Cow::Borrowed("name"), v)]))
-}
-
-fn integrity_of(v: &V) -> u32 {
-    super::field::integrity_id(v.as_str().as_deref().unwrap_or(""))
-}
-
-/// Converts one cell, as [`super::field::convert`] converts its value.
-/// `None` means it does not convert.
-pub fn convert<'a>(cell: &Cell<'a>, conv: Conv) -> Option<V<'a>> {
-    let raw = match cell {
-        Cell::Raw(raw) => raw.get(),
-        Cell::Owned(v) => return super::field::convert(v, conv).map(V::from),
-    };
-    let first = raw.as_bytes()[0];
-    let is_string = first == b'"';
-    match conv {
-        Conv::Str | Conv::Hash(_) | Conv::NamedItem | Conv::Integrity | Conv::Item => match first {
-            b'"' => Some(V::Cell(raw)),
-            b't' | b'f' => Some(V::Quoted(raw)),
-            _ if super::event::is_plain_int(raw) => Some(V::Quoted(raw)),
-            b'-' | b'0'..=b'9' => Some(V::Str(Cow::Owned(serde_json::from_str::<serde_json::Number>(raw).ok()?.to_string()))),
-            _ => None,
-        },
-        Conv::Int => int(raw),
-        Conv::Port => int(raw).filter(|n| n.as_u64().is_some_and(|p| p <= 65535)),
-        Conv::Bool => match raw {
-            "true" | "1" => Some(V::Bool(true)),
-            "false" | "0" => Some(V::Bool(false)),
-            _ if is_string => match unquote(raw)?.trim().to_ascii_lowercase().as_str() {
-                "true" | "1" => Some(V::Bool(true)),
-                "false" | "0" => Some(V::Bool(false)),
-                _ => None,
-            },
-            _ => None,
-        },
-        Conv::Time if is_string => Ticks::parse(&unquote(raw)?).ok().map(|t| V::Int(t.to_epoch_ms())),
-        Conv::Json if is_string => match parse_dynamic(&Value::String(unquote(raw)?.into_owned())) {
-            Value::String(_) => Some(V::Cell(raw)),
-            parsed => Some(V::from(parsed)),
-        },
-        Conv::Json => Some(V::Cell(raw)),
-        Conv::Ip if is_string => {
-            let text = unquote(raw)?;
-            let trimmed = text.trim();
-            if trimmed.parse::<std::net::IpAddr>().is_err() {
-                return None;
-            }
-            Some(match (trimmed.len() == text.len(), text) {
-                (true, Cow::Borrowed(_)) => V::Cell(raw),
-                (_, text) => V::Str(Cow::Owned(text.trim().to_string())),
-            })
-        }
-        Conv::Email | Conv::EmailItem if is_string => is_email(&unquote(raw)?).then_some(V::Cell(raw)),
-        Conv::Time | Conv::Ip | Conv::Email | Conv::EmailItem => None,
-    }
-}
-
-/// `Conv::Int`: a JSON integer or a numeric string; exact to 64 bits.
-fn int(raw: &str) -> Option<V<'_>> {
-    if raw.starts_with('"') {
-        let text = unquote(raw)?;
-        let digits = text.trim();
-        return match digits.parse::<i64>() {
-            Ok(n) => Some(V::Int(n)),
-            Err(_) => digits.parse::<u64>().ok().map(V::UInt),
-        };
-    }
-    if super::event::is_plain_int(raw) {
-        return raw.parse::<i64>().map(V::Int).or_else(|_| raw.parse::<u64>().map(V::UInt)).ok();
-    }
-    if !matches!(raw.as_bytes()[0], b'-' | b'0'..=b'9') {
-        return None;
-    }
-    // Any other number as serde_json reads it: an integer only without a
-    // fraction or an exponent, and `-0` is a float.
-    let n: serde_json::Number = serde_json::from_str(raw).ok()?;
-    n.as_i64().map(V::Int).or_else(|| n.as_u64().map(V::UInt))
-}
-
 /// Removes objects left empty by the finish steps (an `actor` whose only
 /// process was "none", ...), which OCSF would reject.
 fn prune_empty(o: &mut Obj) {
@@ -499,7 +386,7 @@ fn row_uid(table: &Table, row: &Cells, columns: &Columns, time: Ticks) -> String
                 hasher.update(itoa::Buffer::new().format(time.0).as_bytes())
             }
             Cell::Raw(raw) if raw.get().starts_with('"') => hasher.update(unquote(raw.get()).unwrap_or_default().as_bytes()),
-            Cell::Raw(raw) if super::event::is_plain_int(raw.get()) => hasher.update(raw.get().as_bytes()),
+            Cell::Raw(raw) if super::value::is_plain_int(raw.get()) => hasher.update(raw.get().as_bytes()),
             Cell::Owned(Value::String(s)) if *column == "Timestamp" => match Ticks::parse(s) {
                 Ok(t) => hasher.update(t.0.to_string().as_bytes()),
                 Err(_) => hasher.update(s.as_bytes()),
@@ -529,7 +416,10 @@ fn missing_object(class_uid: u32, any: &[&str], shape: &Shape) -> String {
     let class = ocsf::class(class_uid);
     let what = any.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(" or ");
     match columns.is_empty() {
-        true => format!("OCSF {class_uid} {} requires {what}, and this row has nothing to make it from", class.name),
+        true => format!(
+            "OCSF {class_uid} {} requires {what}, and this row has nothing to make it from",
+            class.name
+        ),
         false => format!(
             "OCSF {class_uid} {} requires {what}, and none of the columns that give it has a usable value: {}. \
              A query that projects columns must keep them",
@@ -550,6 +440,16 @@ fn describe_key(table: &Table, row: &Cells, columns: &Columns) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Maps one row of `table`, given as a JSON object, to an OCSF event (for
+/// tests and the few callers that want the event as a value).
+pub fn map_row(table: &'static Table, row: crate::answer::Row, ctx: &Context) -> Result<Value, MapError> {
+    let text = serde_json::to_string(&row).unwrap_or_default();
+    let plan = Plan::new(&[table], []);
+    let mut out = Vec::new();
+    plan.write_row(&text, ctx, &mut out, |_, _| None)?;
+    Ok(serde_json::from_slice(&out).unwrap_or(Value::Null))
 }
 
 #[cfg(test)]

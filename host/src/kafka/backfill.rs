@@ -1,7 +1,7 @@
 //! `backfill_with_graph`: the history before the stream began, through Graph.
 
-use crate::app::{Failure, RunOptions, Summary};
 use crate::config::RunConfig;
+use crate::launch::{Failure, RunOptions, Summary};
 use crate::output::Sink;
 use crate::telemetry::Telemetry;
 use anyhow::anyhow;
@@ -69,7 +69,7 @@ pub(super) fn backfill(
     // A cycle may end with history still left (live edges come first): go
     // on until every table has caught up with the moment the stream began.
     loop {
-        let part = crate::app::run(&graph, &once, sink, telemetry.clone())?;
+        let part = crate::poll::run(&graph, &once, sink, telemetry.clone())?;
         summary.batches += part.batches;
         summary.events += part.events;
         if part.undelivered || options.shutdown.load(Ordering::SeqCst) {

@@ -1,6 +1,7 @@
 //! `check` for a stream source.
 
-use super::{Settings, consumer, end_offsets, map_options};
+use super::group::{consumer, end_offsets};
+use super::settings::{Settings, map_options};
 use crate::config::RunConfig;
 use crate::runtime::Instance;
 use rdkafka::consumer::Consumer;
@@ -58,7 +59,7 @@ pub fn check(config: &RunConfig, settings: &Settings, instance: &mut Instance) -
                 let payload = m.payload().unwrap_or_default().to_vec();
                 let at = format!("{}/{} offset {}", m.topic(), m.partition(), m.offset());
                 drop(m);
-                break match instance.map_stream(&map_options(config), &payload) {
+                break match instance.map_stream(&map_options(&config.source), &payload) {
                     Ok(Ok(mapped)) => (
                         true,
                         format!(
@@ -78,7 +79,7 @@ pub fn check(config: &RunConfig, settings: &Settings, instance: &mut Instance) -
                         true,
                         format!(
                             "{}read {} bytes at {at}, which is not a Streaming API message: {reason}",
-                            crate::app::WARNING,
+                            crate::launch::WARNING,
                             payload.len()
                         ),
                     ),
@@ -91,7 +92,7 @@ pub fn check(config: &RunConfig, settings: &Settings, instance: &mut Instance) -
                     true,
                     format!(
                         "{}no message arrived within 10 s (nothing new to read, or Defender does not stream yet)",
-                        crate::app::WARNING
+                        crate::launch::WARNING
                     ),
                 );
             }

@@ -9,24 +9,26 @@
 
 mod backfill;
 mod check;
+pub mod group;
 pub mod settings;
 
 pub use check::check;
 pub use settings::Settings;
 
-use crate::app::{Failure, RunOptions, Summary};
+use group::{GroupConsumer, REQUEST_TIMEOUT, consumer, end_offsets};
+use settings::map_options;
+
 use crate::config::RunConfig;
-use crate::output::{Sink, Undelivered};
+use crate::launch::{Failure, RunOptions, Summary};
 use crate::runtime::{Instance, StreamMapped};
+use crate::sink::{Sink, Undelivered};
 use crate::telemetry::{Health, Telemetry};
 use anyhow::anyhow;
-use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::KafkaError;
-use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// Events a batch holds before it is delivered, whatever `batch_messages` says.
@@ -35,84 +37,6 @@ const BATCH_BYTES: usize = 8 << 20;
 const ASSIGNMENT_WAIT: Duration = Duration::from_secs(30);
 /// How often `stream_consumer_lag` is measured.
 const LAG_EVERY: Duration = Duration::from_secs(10);
-/// Timeout of one request to the brokers (metadata, offsets, commits).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// The consumer's callbacks: librdkafka's logs go to ours, and a rebalance
-/// that takes partitions away is noted, so the batch read from them (not
-/// delivered, not committed) is left to their next owner.
-#[derive(Default)]
-pub struct GroupContext {
-    revoked: AtomicBool,
-}
-
-impl ClientContext for GroupContext {
-    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
-        match level {
-            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
-                tracing::error!(target: "kafka", facility, "{message}")
-            }
-            RDKafkaLogLevel::Warning => tracing::warn!(target: "kafka", facility, "{message}"),
-            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => tracing::info!(target: "kafka", facility, "{message}"),
-            RDKafkaLogLevel::Debug => tracing::debug!(target: "kafka", facility, "{message}"),
-        }
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        tracing::warn!(target: "kafka", "{error}: {reason}");
-    }
-}
-
-impl ConsumerContext for GroupContext {
-    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(partitions) = rebalance {
-            self.revoked.store(true, Ordering::SeqCst);
-            tracing::info!(partitions = %describe(partitions), "partitions revoked by the group");
-        }
-    }
-
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(partitions) = rebalance {
-            tracing::info!(partitions = %describe(partitions), "partitions assigned by the group");
-        }
-    }
-}
-
-fn describe(partitions: &TopicPartitionList) -> String {
-    partitions
-        .elements()
-        .iter()
-        .map(|p| format!("{}/{}", p.topic(), p.partition()))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-pub type GroupConsumer = BaseConsumer<GroupContext>;
-
-/// A consumer in the group `settings` name (not yet subscribed).
-pub fn consumer(settings: &Settings) -> anyhow::Result<GroupConsumer> {
-    let mut config = ClientConfig::new();
-    for (key, value) in settings.client_config() {
-        config.set(key, value);
-    }
-    config
-        .create_with_context(GroupContext::default())
-        .map_err(|e| anyhow!("creating the Kafka consumer for {}: {e}", settings.brokers))
-}
-
-/// The options `convert.map-stream` takes from the source's settings.
-pub fn map_options(config: &RunConfig) -> String {
-    let deprecated = config.source.get("ocsf").and_then(|o| o.get("deprecated_classes")).cloned();
-    let mut options = serde_json::Map::new();
-    if let Some(tenant) = config.source.get("tenant_id").filter(|t| t.is_string()) {
-        options.insert("tenant_id".into(), tenant.clone());
-    }
-    if let Some(d) = deprecated.filter(|d| d.is_boolean()) {
-        options.insert("deprecated_classes".into(), d);
-    }
-    serde_json::Value::Object(options).to_string()
-}
-
 /// Messages read since the last commit, and what they gave.
 #[derive(Default)]
 struct Batch {
@@ -150,8 +74,8 @@ pub fn run(
             return Ok(summary);
         }
     }
-    let mut instance = crate::app::instance(config, options, telemetry.clone())?;
-    let map_options = map_options(config);
+    let mut instance = crate::launch::instance(config, options, telemetry.clone())?;
+    let map_options = map_options(&config.source);
     let metrics = telemetry;
     metrics.counter_add("batches_delivered_total", vec![], 0);
     metrics.set_health(Health::Starting);
@@ -388,28 +312,6 @@ fn report_lag(consumer: &GroupConsumer, position: &BTreeMap<(String, i32), i64>,
             metrics.gauge_set("stream_consumer_lag", labels, (high - next).max(0) as f64);
         }
     }
-}
-
-/// The end (high watermark) of every partition of `topics`.
-pub(crate) fn end_offsets(consumer: &GroupConsumer, topics: &[&str]) -> anyhow::Result<BTreeMap<(String, i32), i64>> {
-    let mut ends = BTreeMap::new();
-    for topic in topics {
-        let metadata = consumer
-            .fetch_metadata(Some(topic), REQUEST_TIMEOUT)
-            .map_err(|e| anyhow!("reading the partitions of `{topic}`: {e}"))?;
-        for t in metadata.topics() {
-            if let Some(e) = t.error() {
-                return Err(anyhow!("topic `{topic}`: {e:?}; check its name (for Event Hubs, the event hub's)"));
-            }
-            for p in t.partitions() {
-                let (_, high) = consumer
-                    .fetch_watermarks(topic, p.id(), REQUEST_TIMEOUT)
-                    .map_err(|e| anyhow!("reading the end of `{topic}` partition {}: {e}", p.id()))?;
-                ends.insert((topic.to_string(), p.id()), high);
-            }
-        }
-    }
-    Ok(ends)
 }
 
 /// The partitions assigned now; for one new to `position`, where reading

@@ -82,7 +82,7 @@ enum Written {
         backfill_with_graph: bool,
         #[serde(default = "default_batch_messages")]
         batch_messages: usize,
-        #[serde(default = "default_batch_wait", with = "crate::config::humantime_serde")]
+        #[serde(default = "default_batch_wait", with = "crate::humantime_serde")]
         batch_wait: Duration,
     },
     EventHubs {
@@ -108,7 +108,7 @@ enum Written {
         backfill_with_graph: bool,
         #[serde(default = "default_batch_messages")]
         batch_messages: usize,
-        #[serde(default = "default_batch_wait", with = "crate::config::humantime_serde")]
+        #[serde(default = "default_batch_wait", with = "crate::humantime_serde")]
         batch_wait: Duration,
     },
 }
@@ -345,6 +345,19 @@ impl ConnectionString {
             entity_path,
         })
     }
+}
+
+/// The options `convert.map-stream` takes from the source's settings.
+pub fn map_options(source: &serde_json::Map<String, serde_json::Value>) -> String {
+    let deprecated = source.get("ocsf").and_then(|o| o.get("deprecated_classes")).cloned();
+    let mut options = serde_json::Map::new();
+    if let Some(tenant) = source.get("tenant_id").filter(|t| t.is_string()) {
+        options.insert("tenant_id".into(), tenant.clone());
+    }
+    if let Some(d) = deprecated.filter(|d| d.is_boolean()) {
+        options.insert("deprecated_classes".into(), d);
+    }
+    serde_json::Value::Object(options).to_string()
 }
 
 #[cfg(test)]

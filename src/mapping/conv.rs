@@ -1,0 +1,121 @@
+//! One cell converted as its field's [`Conv`] says, and put where it goes.
+//!
+//! A cell of the answer is converted from its JSON text, so that a string
+//! stays borrowed and an integer exact; a cell a finish step made is
+//! converted as a value ([`field::convert`]).
+
+use super::field::{self, Conv, is_email, parse_dynamic};
+use super::ocsf;
+use super::value::{Cell, Key, Obj, V, is_plain_int, push_in, unquote};
+use crate::time::Ticks;
+use serde_json::Value;
+use std::borrow::Cow;
+
+/// Puts a converted value at `leaf` of `node`, the way `conv` says.
+pub fn put_in<'a>(node: &mut Obj<'a>, leaf: Key<'a>, conv: Conv, v: V<'a>) {
+    match conv {
+        Conv::Hash(id) => push_in(node, leaf, hash(id, v)),
+        Conv::NamedItem => push_in(node, leaf, named(v)),
+        Conv::Item | Conv::EmailItem => push_in(node, leaf, v),
+        Conv::Integrity => {
+            let id = integrity_of(&v);
+            node.insert(Cow::Owned([leaf.as_ref(), "_id"].concat()), V::from(id));
+            node.insert(leaf, v);
+        }
+        _ => node.insert(leaf, v),
+    }
+}
+
+fn hash(algorithm_id: u8, v: V<'_>) -> V<'_> {
+    V::Obj(Obj(vec![
+        (Cow::Borrowed("algorithm_id"), V::from(algorithm_id)),
+        (
+            Cow::Borrowed("algorithm"),
+            V::Str(Cow::Borrowed(ocsf::hash_algorithm(algorithm_id))),
+        ),
+        (Cow::Borrowed("value"), v),
+    ]))
+}
+
+fn named(v: V<'_>) -> V<'_> {
+    V::Obj(Obj(vec![(Cow::Borrowed("name"), v)]))
+}
+
+fn integrity_of(v: &V) -> u32 {
+    field::integrity_id(v.as_str().as_deref().unwrap_or(""))
+}
+
+/// Converts one cell, as [`field::convert`] converts its value.
+/// `None` means it does not convert.
+pub fn convert<'a>(cell: &Cell<'a>, conv: Conv) -> Option<V<'a>> {
+    let raw = match cell {
+        Cell::Raw(raw) => raw.get(),
+        Cell::Owned(v) => return field::convert(v, conv).map(V::from),
+    };
+    let first = raw.as_bytes()[0];
+    let is_string = first == b'"';
+    match conv {
+        Conv::Str | Conv::Hash(_) | Conv::NamedItem | Conv::Integrity | Conv::Item => match first {
+            b'"' => Some(V::Cell(raw)),
+            b't' | b'f' => Some(V::Quoted(raw)),
+            _ if is_plain_int(raw) => Some(V::Quoted(raw)),
+            b'-' | b'0'..=b'9' => Some(V::Str(Cow::Owned(
+                serde_json::from_str::<serde_json::Number>(raw).ok()?.to_string(),
+            ))),
+            _ => None,
+        },
+        Conv::Int => int(raw),
+        Conv::Port => int(raw).filter(|n| n.as_u64().is_some_and(|p| p <= 65535)),
+        Conv::Bool => match raw {
+            "true" | "1" => Some(V::Bool(true)),
+            "false" | "0" => Some(V::Bool(false)),
+            _ if is_string => match unquote(raw)?.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" => Some(V::Bool(true)),
+                "false" | "0" => Some(V::Bool(false)),
+                _ => None,
+            },
+            _ => None,
+        },
+        Conv::Time if is_string => Ticks::parse(&unquote(raw)?).ok().map(|t| V::Int(t.to_epoch_ms())),
+        Conv::Json if is_string => match parse_dynamic(&Value::String(unquote(raw)?.into_owned())) {
+            Value::String(_) => Some(V::Cell(raw)),
+            parsed => Some(V::from(parsed)),
+        },
+        Conv::Json => Some(V::Cell(raw)),
+        Conv::Ip if is_string => {
+            let text = unquote(raw)?;
+            let trimmed = text.trim();
+            if trimmed.parse::<std::net::IpAddr>().is_err() {
+                return None;
+            }
+            Some(match (trimmed.len() == text.len(), text) {
+                (true, Cow::Borrowed(_)) => V::Cell(raw),
+                (_, text) => V::Str(Cow::Owned(text.trim().to_string())),
+            })
+        }
+        Conv::Email | Conv::EmailItem if is_string => is_email(&unquote(raw)?).then_some(V::Cell(raw)),
+        Conv::Time | Conv::Ip | Conv::Email | Conv::EmailItem => None,
+    }
+}
+
+/// `Conv::Int`: a JSON integer or a numeric string; exact to 64 bits.
+fn int(raw: &str) -> Option<V<'_>> {
+    if raw.starts_with('"') {
+        let text = unquote(raw)?;
+        let digits = text.trim();
+        return match digits.parse::<i64>() {
+            Ok(n) => Some(V::Int(n)),
+            Err(_) => digits.parse::<u64>().ok().map(V::UInt),
+        };
+    }
+    if is_plain_int(raw) {
+        return raw.parse::<i64>().map(V::Int).or_else(|_| raw.parse::<u64>().map(V::UInt)).ok();
+    }
+    if !matches!(raw.as_bytes()[0], b'-' | b'0'..=b'9') {
+        return None;
+    }
+    // Any other number as serde_json reads it: an integer only without a
+    // fraction or an exponent, and `-0` is a float.
+    let n: serde_json::Number = serde_json::from_str(raw).ok()?;
+    n.as_i64().map(V::Int).or_else(|| n.as_u64().map(V::UInt))
+}

@@ -1,0 +1,578 @@
+//! The values an OCSF event is made of, borrowed from the answer where they can be.
+//!
+//! The mapping builds each event as a small tree ([`V`], [`Obj`]) whose keys
+//! are the mapping's own `&'static str` paths and whose leaves are, most of
+//! the time, the answer's cells as they came (a string literal with its
+//! escapes, an integer), so that a row costs a handful of allocations (one
+//! vector per object), not one per key and value as a tree of
+//! `serde_json::Value` does. The tree is then written straight to the NDJSON
+//! output ([`V::write`]). A [`Cell`] is one column's value as the answer gave it.
+
+use super::field;
+use serde_json::Value;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+
+/// A key of an object: the mapping's own names are static, a column name
+/// borrowed from the answer, or owned (keys of values made by finish steps).
+pub type Key<'a> = Cow<'a, str>;
+
+/// A value of an event.
+#[derive(Clone, Debug)]
+pub enum V<'a> {
+    /// JSON text borrowed from the answer, of any type, written as serde_json
+    /// would write its value (strings, booleans and plain integers as they
+    /// came; other numbers, objects and arrays through serde_json, which
+    /// drops their whitespace).
+    Cell(&'a str),
+    /// A number or boolean cell, written as a string.
+    Quoted(&'a str),
+    /// Text, written as a JSON string.
+    Str(Cow<'a, str>),
+    Int(i64),
+    UInt(u64),
+    Bool(bool),
+    /// Any other number (a float), as serde_json holds it.
+    Num(serde_json::Number),
+    /// A value kept whole, as serde_json holds it (a dynamic column under
+    /// `unmapped`), written as serde_json writes it.
+    Json(Box<Value>),
+    Null,
+    Obj(Obj<'a>),
+    Arr(Vec<V<'a>>),
+}
+
+/// An object: its members in the order they were set.
+#[derive(Clone, Debug, Default)]
+pub struct Obj<'a>(pub Vec<(Key<'a>, V<'a>)>);
+
+impl<'a> Obj<'a> {
+    pub fn new() -> Self {
+        Obj(Vec::new())
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn position(&self, key: &str) -> Option<usize> {
+        self.0.iter().position(|(k, _)| k == key)
+    }
+
+    pub fn get(&self, key: &str) -> Option<&V<'a>> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut V<'a>> {
+        self.0.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.position(key).is_some()
+    }
+
+    /// Sets `key` to `value`; a key that is set keeps its place.
+    pub fn insert(&mut self, key: impl Into<Key<'a>>, value: V<'a>) {
+        let key = key.into();
+        match self.position(&key) {
+            Some(i) => self.0[i].1 = value,
+            None => self.0.push((key, value)),
+        }
+    }
+
+    pub fn remove(&mut self, key: &str) -> Option<V<'a>> {
+        let i = self.position(key)?;
+        Some(self.0.remove(i).1)
+    }
+
+    /// The object at `key`, made (or put in place of another value) if need be.
+    pub fn child(&mut self, key: &str, make: impl FnOnce() -> Key<'a>) -> &mut Obj<'a> {
+        let i = match self.position(key) {
+            Some(i) => {
+                if !matches!(self.0[i].1, V::Obj(_)) {
+                    self.0[i].1 = V::Obj(Obj::new());
+                }
+                i
+            }
+            None => {
+                self.0.push((make(), V::Obj(Obj(Vec::with_capacity(8)))));
+                self.0.len() - 1
+            }
+        };
+        match &mut self.0[i].1 {
+            V::Obj(o) => o,
+            _ => unreachable!("made an object above"),
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &V<'a>)> {
+        self.0.iter().map(|(k, v)| (k.as_ref(), v))
+    }
+
+    /// Keeps only the members for which `keep` is true.
+    pub fn retain(&mut self, mut keep: impl FnMut(&str, &mut V<'a>) -> bool) {
+        self.0.retain_mut(|(k, v)| keep(k, v));
+    }
+
+    /// The object as a `serde_json` map.
+    pub fn to_map(&self) -> serde_json::Map<String, Value> {
+        self.0.iter().map(|(k, v)| (k.to_string(), v.to_value())).collect()
+    }
+}
+
+impl<'a> V<'a> {
+    /// The text of a string (a number or boolean written as a string
+    /// included), unescaped.
+    pub fn as_str(&self) -> Option<Cow<'_, str>> {
+        match self {
+            V::Str(s) => Some(Cow::Borrowed(s.as_ref())),
+            V::Quoted(raw) => Some(Cow::Borrowed(raw)),
+            V::Cell(raw) if raw.starts_with('"') => unquote(raw),
+            _ => None,
+        }
+    }
+
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            V::Int(n) => Some(*n),
+            V::UInt(n) => i64::try_from(*n).ok(),
+            V::Num(n) => n.as_i64(),
+            V::Cell(raw) if !raw.starts_with('"') => serde_json::from_str::<serde_json::Number>(raw).ok()?.as_i64(),
+            _ => None,
+        }
+    }
+
+    pub fn as_u64(&self) -> Option<u64> {
+        match self {
+            V::Int(n) => u64::try_from(*n).ok(),
+            V::UInt(n) => Some(*n),
+            V::Num(n) => n.as_u64(),
+            V::Cell(raw) if !raw.starts_with('"') => serde_json::from_str::<serde_json::Number>(raw).ok()?.as_u64(),
+            _ => None,
+        }
+    }
+
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            V::Bool(b) => Some(*b),
+            V::Cell("true") => Some(true),
+            V::Cell("false") => Some(false),
+            _ => None,
+        }
+    }
+
+    pub fn as_obj(&self) -> Option<&Obj<'a>> {
+        match self {
+            V::Obj(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    pub fn as_obj_mut(&mut self) -> Option<&mut Obj<'a>> {
+        match self {
+            V::Obj(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    pub fn is_obj(&self) -> bool {
+        matches!(self, V::Obj(_))
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self, V::Null | V::Cell("null"))
+    }
+
+    /// The value as `serde_json` holds it. A cell that is not JSON (the
+    /// answer was checked when it was read, so never) is `null`.
+    pub fn to_value(&self) -> Value {
+        match self {
+            V::Cell(raw) => serde_json::from_str(raw).unwrap_or(Value::Null),
+            V::Quoted(raw) => Value::String(raw.to_string()),
+            V::Str(s) => Value::String(s.to_string()),
+            V::Int(n) => Value::from(*n),
+            V::UInt(n) => Value::from(*n),
+            V::Bool(b) => Value::Bool(*b),
+            V::Num(n) => Value::Number(n.clone()),
+            V::Json(v) => (**v).clone(),
+            V::Null => Value::Null,
+            V::Obj(o) => Value::Object(o.to_map()),
+            V::Arr(items) => Value::Array(items.iter().map(V::to_value).collect()),
+        }
+    }
+
+    /// Appends the value to `out` as JSON.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            V::Cell(raw) => write_cell(out, raw),
+            V::Quoted(raw) => {
+                out.push(b'"');
+                out.extend_from_slice(raw.as_bytes());
+                out.push(b'"');
+            }
+            V::Str(s) => write_str(out, s),
+            V::Int(n) => out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
+            V::UInt(n) => out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
+            V::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+            V::Num(n) => out.extend_from_slice(n.to_string().as_bytes()),
+            V::Json(v) => {
+                // Writing a `Value` to a Vec cannot fail: its keys are strings.
+                let _ = serde_json::to_writer(&mut *out, v);
+            }
+            V::Null => out.extend_from_slice(b"null"),
+            V::Obj(o) => o.write(out),
+            V::Arr(items) => {
+                out.push(b'[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    item.write(out);
+                }
+                out.push(b']');
+            }
+        }
+    }
+}
+
+impl Obj<'_> {
+    /// Appends the object to `out` as JSON.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        for (i, (k, v)) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            match k {
+                // The mapping's own names, and names borrowed from the answer
+                // (serde_json borrows only a name without escapes), need none.
+                Cow::Borrowed(name) => {
+                    out.push(b'"');
+                    out.extend_from_slice(name.as_bytes());
+                    out.push(b'"');
+                }
+                Cow::Owned(name) => write_key(out, name),
+            }
+            out.push(b':');
+            v.write(out);
+        }
+        out.push(b'}');
+    }
+}
+
+/// A key: most are plain names, copied between quotes; others are escaped.
+fn write_key(out: &mut Vec<u8>, key: &str) {
+    if key.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f) {
+        out.push(b'"');
+        out.extend_from_slice(key.as_bytes());
+        out.push(b'"');
+    } else {
+        write_str(out, key);
+    }
+}
+
+/// A JSON string, escaped as serde_json escapes it.
+pub fn write_str(out: &mut Vec<u8>, text: &str) {
+    // Writing a string to a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, text);
+}
+
+/// A cell as serde_json would write its value.
+fn write_cell(out: &mut Vec<u8>, raw: &str) {
+    match raw.as_bytes().first() {
+        Some(b'"' | b't' | b'f' | b'n') => out.extend_from_slice(raw.as_bytes()),
+        _ if is_plain_int(raw) => out.extend_from_slice(raw.as_bytes()),
+        _ => match serde_json::from_str::<Value>(raw) {
+            Ok(v) => {
+                let _ = serde_json::to_writer(&mut *out, &v);
+            }
+            Err(_) => out.extend_from_slice(b"null"),
+        },
+    }
+}
+
+/// A non-negative integer, written as serde_json writes it, that fits 64 bits.
+pub fn is_plain_int(raw: &str) -> bool {
+    raw == "0" || (matches!(raw.as_bytes().first(), Some(b'1'..=b'9')) && raw.len() <= 19 && raw.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The text of a JSON string literal. Paths, the common case, escape only
+/// backslashes and quotes, which are copied here; any other escape goes
+/// through serde_json.
+pub fn unquote(raw: &str) -> Option<Cow<'_, str>> {
+    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
+    if !inner.contains('\\') {
+        return Some(Cow::Borrowed(inner));
+    }
+    let mut text = String::with_capacity(inner.len());
+    let mut rest = inner;
+    while let Some(i) = rest.find('\\') {
+        text.push_str(&rest[..i]);
+        match rest.as_bytes().get(i + 1) {
+            Some(b @ (b'\\' | b'"' | b'/')) => text.push(char::from(*b)),
+            _ => return serde_json::from_str::<String>(raw).ok().map(Cow::Owned),
+        }
+        rest = &rest[i + 2..];
+    }
+    text.push_str(rest);
+    Some(Cow::Owned(text))
+}
+
+impl From<Value> for V<'_> {
+    fn from(v: Value) -> Self {
+        match v {
+            Value::Null => V::Null,
+            Value::Bool(b) => V::Bool(b),
+            Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+                (Some(i), _) => V::Int(i),
+                (None, Some(u)) => V::UInt(u),
+                _ => V::Num(n),
+            },
+            Value::String(s) => V::Str(Cow::Owned(s)),
+            Value::Array(items) => V::Arr(items.into_iter().map(V::from).collect()),
+            Value::Object(map) => V::Obj(Obj(map.into_iter().map(|(k, v)| (Cow::Owned(k), V::from(v))).collect())),
+        }
+    }
+}
+
+impl<'a> From<&'a str> for V<'a> {
+    fn from(s: &'a str) -> Self {
+        V::Str(Cow::Borrowed(s))
+    }
+}
+
+impl From<String> for V<'_> {
+    fn from(s: String) -> Self {
+        V::Str(Cow::Owned(s))
+    }
+}
+
+impl<'a> From<Cow<'a, str>> for V<'a> {
+    fn from(s: Cow<'a, str>) -> Self {
+        V::Str(s)
+    }
+}
+
+impl From<bool> for V<'_> {
+    fn from(b: bool) -> Self {
+        V::Bool(b)
+    }
+}
+
+macro_rules! from_int {
+    ($($t:ty),*) => {$(
+        impl From<$t> for V<'_> {
+            fn from(n: $t) -> Self {
+                V::Int(i64::from(n))
+            }
+        }
+    )*};
+}
+from_int!(i8, i16, i32, i64, u8, u16, u32);
+
+impl From<u64> for V<'_> {
+    fn from(n: u64) -> Self {
+        match i64::try_from(n) {
+            Ok(i) => V::Int(i),
+            Err(_) => V::UInt(n),
+        }
+    }
+}
+
+impl<'a> From<Obj<'a>> for V<'a> {
+    fn from(o: Obj<'a>) -> Self {
+        V::Obj(o)
+    }
+}
+
+/// A cell of a row: borrowed from the answer, or put back by a finish step.
+#[derive(Clone, Debug)]
+pub enum Cell<'a> {
+    Raw(&'a RawValue),
+    Owned(Value),
+}
+
+impl Cell<'_> {
+    /// Null and `""` mean absent.
+    pub fn is_absent(&self) -> bool {
+        match self {
+            Cell::Raw(raw) => matches!(raw.get(), "null" | "\"\""),
+            Cell::Owned(v) => field::is_absent(v),
+        }
+    }
+
+    /// The cell as a dynamic column's value: JSON text (an object or an
+    /// array) parsed, anything else as it is (`field::parse_dynamic`),
+    /// read straight from the answer.
+    pub fn dynamic(&self) -> Value {
+        match self {
+            Cell::Raw(raw) if raw.get().starts_with('"') => match unquote(raw.get()) {
+                Some(text) => {
+                    let t = text.trim_start();
+                    if t.starts_with('{') || t.starts_with('[') {
+                        if let Ok(parsed) = serde_json::from_str::<Value>(&text) {
+                            return parsed;
+                        }
+                    }
+                    Value::String(text.into_owned())
+                }
+                None => Value::Null,
+            },
+            Cell::Raw(raw) => serde_json::from_str(raw.get()).unwrap_or(Value::Null),
+            Cell::Owned(v) => field::parse_dynamic(v),
+        }
+    }
+
+    /// As [`Cell::dynamic`], taking the cell.
+    pub fn into_dynamic(self) -> Value {
+        match self {
+            Cell::Owned(Value::String(s)) => field::parse_dynamic(&Value::String(s)),
+            Cell::Owned(v) => v,
+            raw => raw.dynamic(),
+        }
+    }
+
+    /// The cell as a `serde_json` value (a cell of the answer was checked
+    /// when the row was read).
+    pub fn to_value(&self) -> Value {
+        match self {
+            Cell::Raw(raw) => serde_json::from_str(raw.get()).unwrap_or(Value::Null),
+            Cell::Owned(v) => v.clone(),
+        }
+    }
+}
+
+/// The key for a segment of a path made at run time: the names the finish
+/// steps build paths of are the mapping's own, borrowed; any other is copied.
+pub fn key_of<'a>(part: &str) -> Key<'a> {
+    let known = match part {
+        "name" => "name",
+        "path" => "path",
+        "parent_folder" => "parent_folder",
+        "type_id" => "type_id",
+        "type" => "type",
+        "file" => "file",
+        "process" => "process",
+        "parent_process" => "parent_process",
+        "user" => "user",
+        "actor" => "actor",
+        "hostname" => "hostname",
+        "unmapped" => "unmapped",
+        "evidence" => "evidence",
+        "product" => "product",
+        "uid" => "uid",
+        "pid" => "pid",
+        "data" => "data",
+        "src_endpoint" => "src_endpoint",
+        "dst_endpoint" => "dst_endpoint",
+        "query" => "query",
+        "url" => "url",
+        "device" => "device",
+        "signature" => "signature",
+        "certificate" => "certificate",
+        "query_evidence" => "query_evidence",
+        _ => return Cow::Owned(part.to_string()),
+    };
+    Cow::Borrowed(known)
+}
+
+/// Appends to the array at `leaf` of `node`, creating it (and replacing a
+/// value that is not an array).
+pub fn push_in<'a>(node: &mut Obj<'a>, leaf: Key<'a>, value: V<'a>) {
+    match node.get_mut(&leaf) {
+        Some(V::Arr(items)) => items.push(value),
+        _ => node.insert(leaf, V::Arr(vec![value])),
+    }
+}
+
+/// The segments of a dotted path. A plain byte scan: paths are a few short
+/// words, for which `str::split`'s general searcher costs more than the search.
+pub fn segments(path: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(path);
+    std::iter::from_fn(move || {
+        let path = rest?;
+        match path.bytes().position(|b| b == b'.') {
+            Some(dot) => {
+                rest = Some(&path[dot + 1..]);
+                Some(&path[..dot])
+            }
+            None => {
+                rest = None;
+                Some(path)
+            }
+        }
+    })
+}
+
+/// The parent path of a dotted path, if any, and its last segment.
+pub fn split_last(path: &str) -> (Option<&str>, &str) {
+    match path.bytes().rposition(|b| b == b'.') {
+        Some(dot) => (Some(&path[..dot]), &path[dot + 1..]),
+        None => (None, path),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn written(v: &V) -> Value {
+        let mut out = Vec::new();
+        v.write(&mut out);
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    #[test]
+    fn values_write_as_serde_json_writes_them() {
+        let from = json!({"a": [1, -2, 18446744073709551615u64, 1.5, "x\"y", null, true], "b": {"c": "\\\\d"}});
+        assert_eq!(written(&V::from(from.clone())), from);
+        for raw in [
+            "\"C:\\\\Windows\"",
+            "12",
+            "-3",
+            "1.0e3",
+            "[1, 2]",
+            "{\"a\" : 1}",
+            "true",
+            "null",
+            "18446744073709551615",
+        ] {
+            let cell = V::Cell(raw);
+            assert_eq!(written(&cell), serde_json::from_str::<Value>(raw).unwrap(), "{raw}");
+            assert_eq!(cell.to_value(), serde_json::from_str::<Value>(raw).unwrap(), "{raw}");
+        }
+        assert_eq!(written(&V::Quoted("42")), json!("42"));
+        let mut out = Vec::new();
+        V::Cell("[1,\n2]").write(&mut out);
+        assert_eq!(out, b"[1,2]", "no newline may split an NDJSON line");
+    }
+
+    #[test]
+    fn strings_unescape_on_read() {
+        assert_eq!(V::Cell("\"C:\\\\Windows\"").as_str().unwrap(), "C:\\Windows");
+        assert_eq!(V::Cell("\"a\\u0041\\n\"").as_str().unwrap(), "aA\n");
+        assert_eq!(V::Cell("12").as_str(), None);
+        assert_eq!(V::Quoted("12").as_str().unwrap(), "12");
+        assert_eq!(V::Cell("12").as_i64(), Some(12));
+        assert_eq!(V::Cell("\"12\"").as_i64(), None);
+    }
+
+    #[test]
+    fn objects_keep_their_order_and_replace_in_place() {
+        let mut o = Obj::new();
+        o.insert("b", V::Int(1));
+        o.insert("a", V::Int(2));
+        o.insert("b", V::Int(3));
+        o.child("c", || "c".into()).insert("d", V::Null);
+        let mut out = Vec::new();
+        o.write(&mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), r#"{"b":3,"a":2,"c":{"d":null}}"#);
+        assert!(o.remove("a").is_some());
+        assert_eq!(o.len(), 2);
+    }
+}
