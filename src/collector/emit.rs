@@ -1,0 +1,132 @@
+//! An answer's rows mapped to events: NDJSON written straight from the
+//! answer, or values for the tables whose events are joined. Each event is
+//! counted as it goes out; a row that cannot be mapped is counted and
+//! logged, and the rest go on.
+
+use crate::answer::HuntingResult;
+use crate::kql;
+use crate::mapping::cells::{Cells, Columns};
+use crate::mapping::plan::Plan;
+use crate::mapping::{self, Context, Table};
+use crate::telemetry;
+use crate::time::Ticks;
+
+/// What the mapping of one answer needs besides its rows.
+pub struct Mapper<'a> {
+    /// The collected tables: a union's rows name theirs.
+    pub tables: &'a [&'static Table],
+    /// Whether answers may come from the union of `union_tables`.
+    pub union: bool,
+    pub context: &'a Context,
+}
+
+impl Mapper<'_> {
+    /// For a row of a union's answer, the table it came from (named in
+    /// [`kql::SOURCE_COLUMN`], which is taken off the row).
+    fn source_table(&self, row: &mut Cells, columns: &Columns) -> Option<&'static Table> {
+        if !self.union {
+            return None;
+        }
+        let (_, cell) = row.take(columns, kql::SOURCE_COLUMN)?;
+        let name = cell.to_value();
+        self.tables.iter().copied().find(|t| Some(t.name) == name.as_str())
+    }
+
+    /// The mapping of `answer`'s rows, compiled once: those of `table`,
+    /// and of each table a union's rows may name.
+    fn plan(&self, table: &'static Table, answer: &HuntingResult) -> Plan {
+        let mut tables = vec![table];
+        if self.union {
+            tables.extend(self.tables.iter().copied().filter(|t| !std::ptr::eq(*t, table)));
+        }
+        Plan::new(&tables, answer.schema.iter().map(|(name, _)| name.as_str()))
+    }
+
+    /// Maps rows `range` of `answer` to NDJSON in `out`, one at a time; an
+    /// event stays in `out` only if `keep`, shown its summary, says so.
+    pub fn write(
+        &self,
+        table: &'static Table,
+        answer: &HuntingResult,
+        range: std::ops::Range<usize>,
+        out: &mut Vec<u8>,
+        mut keep: impl FnMut(&mapping::Written) -> bool,
+    ) {
+        let plan = self.plan(table, answer);
+        for i in range {
+            let start = out.len();
+            match plan.write_row(answer.raw(i), self.context, out, |row, columns| self.source_table(row, columns)) {
+                Ok(written) if keep(&written) => {}
+                Ok(_) => out.truncate(start),
+                Err(e) => {
+                    telemetry::counter("rows_unmappable_total", &[("table", table.name)], 1);
+                    telemetry::error(&e.to_string(), &[("table", table.name), ("key", &e.key)]);
+                }
+            }
+        }
+    }
+
+    /// Maps rows `range` of `answer` to events as values, to be joined.
+    pub fn values(&self, table: &'static Table, answer: &HuntingResult, range: std::ops::Range<usize>) -> Vec<serde_json::Value> {
+        let mut lines = Vec::new();
+        self.write(table, answer, range, &mut lines, |_| true);
+        // The plan wrote each line as JSON; every one reads back.
+        serde_json::Deserializer::from_slice(&lines)
+            .into_iter::<serde_json::Value>()
+            .flatten()
+            .collect()
+    }
+}
+
+/// Counts an emitted event by table and class.
+pub fn count_event(event: &serde_json::Value) {
+    let table = event.pointer("/metadata/log_name").and_then(|v| v.as_str()).unwrap_or("");
+    count_emitted(table, event["class_uid"].as_u64().unwrap_or(0));
+}
+
+/// Counts an event written straight to NDJSON by table and class.
+pub fn count_written(written: &mapping::Written) {
+    count_emitted(written.table, u64::from(written.class_uid));
+}
+
+fn count_emitted(table: &str, class_uid: u64) {
+    telemetry::counter(
+        "events_emitted_total",
+        &[("table", table), ("class_uid", &class_uid.to_string())],
+        1,
+    );
+}
+
+/// An event's time and the short form of its `metadata.uid` (a hash of the
+/// row's natural key), for recognising a row seen before.
+pub fn row_key(event: &serde_json::Value) -> Option<(Ticks, String)> {
+    let uid = event.pointer("/metadata/uid")?.as_str()?;
+    let ms = event.get("time")?.as_i64()?;
+    Some(seen_key(ms, uid))
+}
+
+/// [`row_key`] of an event written straight to NDJSON.
+pub fn written_key(written: &mapping::Written) -> (Ticks, String) {
+    seen_key(written.time_ms, &written.uid)
+}
+
+fn seen_key(time_ms: i64, uid: &str) -> (Ticks, String) {
+    (
+        Ticks(time_ms.saturating_mul(crate::time::TICKS_PER_MS)),
+        uid.chars().take(16).collect(),
+    )
+}
+
+/// How many of the first `end` rows of `answer` (oldest first) lie before
+/// `time`.
+pub fn before(answer: &HuntingResult, end: usize, time: Ticks) -> usize {
+    (0..end).find(|&i| answer.time(i).is_none_or(|t| t >= time)).unwrap_or(end)
+}
+
+/// Counts and logs rows that could not be read, each with its reason.
+pub fn report_unreadable(table: &Table, reasons: &[String]) {
+    for reason in reasons {
+        telemetry::counter("rows_unmappable_total", &[("table", table.name)], 1);
+        telemetry::error(reason, &[("table", table.name)]);
+    }
+}
