@@ -39,7 +39,7 @@ use defender_ocsf_host::app::{self, RunOptions};
 use defender_ocsf_host::clock::Clock;
 use defender_ocsf_host::config::RunConfig;
 use defender_ocsf_host::output::Stdout;
-use defender_ocsf_host::replay::{Credentials, Dataset, Fault, ReplayServer};
+use defender_ocsf_replay::{Credentials, Dataset, Fault, ReplayServer};
 use defender_ocsf_host::telemetry::Telemetry;
 use serde_json::Value;
 use std::collections::BTreeMap;

@@ -25,7 +25,7 @@ mod workload;
 use defender_ocsf_host::app::{self, RunOptions};
 use defender_ocsf_host::config::RunConfig;
 use defender_ocsf_host::output::Stdout;
-use defender_ocsf_host::replay::{Credentials, Dataset, ReplayServer};
+use defender_ocsf_replay::{Credentials, Dataset, ReplayServer};
 use defender_ocsf_host::runtime::{DEFAULT_COMPONENT, Limits, Runtime};
 use defender_ocsf_host::telemetry::Telemetry;
 use std::process::Command;

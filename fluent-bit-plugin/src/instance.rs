@@ -195,7 +195,7 @@ fn release(dirs: &[PathBuf]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use defender_ocsf_host::replay::{Credentials, Dataset, ReplayServer};
+    use defender_ocsf_replay::{Credentials, Dataset, ReplayServer};
 
     fn replay(rows: usize) -> ReplayServer {
         let first = chrono::Utc::now() - chrono::Duration::minutes(58);

@@ -30,7 +30,7 @@ fn plugin_library() -> PathBuf {
 
 /// The example, runnable here: paths moved below `root`, this build's
 /// library, the replayed Graph. Returns the file to run.
-fn prepare(root: &Path, server: &defender_ocsf_host::replay::ReplayServer, edit: impl FnOnce(&mut Yaml)) -> PathBuf {
+fn prepare(root: &Path, server: &defender_ocsf_replay::ReplayServer, edit: impl FnOnce(&mut Yaml)) -> PathBuf {
     let mut doc = example("fluent-bit/fluent-bit.yaml");
     let plugins = doc["plugins"].as_sequence_mut().unwrap();
     assert_eq!(plugins.len(), 1);
@@ -215,7 +215,7 @@ fn config_file_collects_several_tenants_in_one_input() {
         return;
     };
     let contoso = replay(ROWS);
-    let fabrikam_credentials = defender_ocsf_host::replay::Credentials {
+    let fabrikam_credentials = defender_ocsf_replay::Credentials {
         tenant_id: "fabrikam.example".into(),
         client_id: "f-client".into(),
         client_secret: "f-Secret~2".into(),

@@ -23,7 +23,10 @@
 //! - [`clock`]: real time, or compressed time for soak runs;
 //! - [`humantime_serde`]: durations in settings (`30s`);
 //! - [`telemetry`]: logs and metrics;
-//! - [`replay`]: the loopback replay endpoint behind `demo` and the tests.
+//!
+//! It knows nothing of Defender: the loopback Graph stand-in behind `demo`
+//! and the tests is the `defender-ocsf-replay` crate, which only the binary
+//! links.
 
 pub mod app;
 pub mod clock;
@@ -39,7 +42,6 @@ pub mod msgpack;
 pub mod output;
 pub mod policy;
 pub mod poll;
-pub mod replay;
 pub mod runtime;
 pub mod shutdown;
 pub mod sink;

@@ -6,7 +6,7 @@ use defender_ocsf_host::config::OutputConfig;
 use defender_ocsf_host::config::RunConfig;
 use defender_ocsf_host::forward::Forward;
 use defender_ocsf_host::output::{Http, Sink, Stdout};
-use defender_ocsf_host::replay::{Credentials, Dataset, ReplayServer};
+use defender_ocsf_replay::Demo;
 use defender_ocsf_host::shutdown::Shutdown;
 use defender_ocsf_host::telemetry::{self, Telemetry};
 use std::path::PathBuf;
@@ -341,29 +341,14 @@ fn fail(failure: &Failure) -> ExitCode {
 
 fn demo() -> ExitCode {
     let _ = telemetry::init_logging("info", None);
-    let credentials = Credentials {
-        tenant_id: "00000000-0000-4000-8000-00000000d3e0".into(),
-        client_id: "11111111-1111-4111-8111-111111111111".into(),
-        client_secret: "demo-secret-not-a-real-one".into(),
-    };
-    let now = chrono::Utc::now();
-    let server = match ReplayServer::start(Dataset::demo(now, chrono::Duration::minutes(10)), credentials.clone()) {
-        Ok(s) => s,
+    let demo = match Demo::start(chrono::Utc::now()) {
+        Ok(demo) => demo,
         Err(e) => return fail(&Failure::Other(e)),
     };
+    let server = &demo.server;
     let state = std::env::temp_dir().join(format!("defender-ocsf-demo-{}", std::process::id()));
-    let source = serde_json::json!({
-        "tenant_id": credentials.tenant_id,
-        "client_id": credentials.client_id,
-        "client_secret": credentials.client_secret,
-        "login_endpoint": server.url(),
-        "graph_endpoint": server.url(),
-        "tables": ["DeviceProcessEvents"],
-        "start_time": (now - chrono::Duration::hours(1)).to_rfc3339(),
-        "delay": "1m",
-    });
-    let config = RunConfig::for_source(state.clone(), source.as_object().cloned().unwrap_or_default());
-    tracing::info!(replay = %server.url(), "demo: replaying DeviceProcessEvents through the embedded component");
+    let config = RunConfig::for_source(state.clone(), demo.source.clone());
+    tracing::info!(replay = %server.url(), "demo: replaying {} through the embedded component", demo.what);
     let options = RunOptions {
         once: true,
         ..RunOptions::default()

@@ -7,7 +7,7 @@
 
 use base64::Engine as _;
 use chrono::{Duration, Utc};
-use defender_ocsf_host::replay::{Credentials, Dataset, ReplayServer};
+use defender_ocsf_replay::{Credentials, Dataset, ReplayServer};
 use rustls_pki_types::pem::PemObject;
 use serde_json::json;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! every row, and each kill repeats at most one batch.
 
 use chrono::{Duration, Utc};
-use defender_ocsf_host::replay::{Credentials, Dataset, ReplayServer};
+use defender_ocsf_replay::{Credentials, Dataset, ReplayServer};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};

@@ -5,7 +5,7 @@
 mod ocsf_schema;
 
 use chrono::{Duration, Utc};
-use defender_ocsf_host::replay::{Credentials, Dataset, Fault, ReplayServer, Row};
+use defender_ocsf_replay::{Credentials, Dataset, Fault, ReplayServer, Row};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;

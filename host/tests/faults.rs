@@ -2,7 +2,7 @@
 //! waits as told, says clearly what happened, and still emits every row once.
 
 use chrono::{Duration, Utc};
-use defender_ocsf_host::replay::{Credentials, Dataset, Fault, ReplayServer};
+use defender_ocsf_replay::{Credentials, Dataset, Fault, ReplayServer};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::process::Command;

@@ -5,7 +5,7 @@
 //! before buffering the chunk would.
 
 use chrono::{Duration, Utc};
-use defender_ocsf_host::replay::{Credentials, Dataset, ReplayServer};
+use defender_ocsf_replay::{Credentials, Dataset, ReplayServer};
 use rmpv::Value as Mp;
 use serde_json::json;
 use sha2::{Digest, Sha512};

@@ -2,7 +2,7 @@
 //! error with no crash, and one bad row never loses the good rows around it.
 
 use chrono::{Duration, Utc};
-use defender_ocsf_host::replay::{Credentials, Dataset, Fault, ReplayServer};
+use defender_ocsf_replay::{Credentials, Dataset, Fault, ReplayServer};
 use serde_json::{Value, json};
 use std::process::Command;
 

@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use chrono::{Duration, Utc};
-use defender_ocsf_host::replay::{Credentials, Dataset, ReplayServer};
+use defender_ocsf_replay::{Credentials, Dataset, ReplayServer};
 use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, VecDeque};

@@ -323,7 +323,7 @@ fn terminate(child: &mut Child) {
 /// then reads the stream; the next start only reads the stream.
 #[test]
 fn a_graph_backfill_comes_first_and_only_once() {
-    use defender_ocsf_host::replay::{Dataset, ReplayServer};
+    use defender_ocsf_replay::{Dataset, ReplayServer};
     let Some(broker) = Broker::start("stream backfill") else { return };
     broker.create_topic("defender", 2);
     broker.produce("defender", &[(0, message(&[501])), (1, message(&[502]))]);

@@ -21,7 +21,7 @@ const ROWS: usize = 120;
 const BINARY: &str = env!("CARGO_BIN_EXE_defender-ocsf");
 
 /// `example-pipelines/defender.yaml` pointed at `server`, moved below `root`.
-fn collector_config(root: &Path, server: &defender_ocsf_host::replay::ReplayServer, extra: &[(&str, Yaml)]) -> Yaml {
+fn collector_config(root: &Path, server: &defender_ocsf_replay::ReplayServer, extra: &[(&str, Yaml)]) -> Yaml {
     let mut config = example("defender.yaml");
     localize(&mut config, root);
     let map = config.as_mapping_mut().unwrap();
@@ -52,7 +52,7 @@ fn with_binary(doc: &mut Yaml) {
 
 /// Runs a Vector exec example until all rows are in its file sink, then
 /// again to show that a restart adds nothing.
-fn run_exec_example(doc: Yaml, root: &Path, server: &defender_ocsf_host::replay::ReplayServer, interpolate: bool) {
+fn run_exec_example(doc: Yaml, root: &Path, server: &defender_ocsf_replay::ReplayServer, interpolate: bool) {
     let file = root.join("vector.yaml");
     write_yaml(&file, &doc);
     let sink_dir = root.join("var/log/ocsf");

@@ -4,7 +4,7 @@
 //! refused, and nothing reaches that host.
 
 use chrono::{Duration, Utc};
-use defender_ocsf_host::replay::{Credentials, Dataset, ReplayServer};
+use defender_ocsf_replay::{Credentials, Dataset, ReplayServer};
 use defender_ocsf_host::runtime::{DEFAULT_COMPONENT, Limits, Runtime};
 use defender_ocsf_host::telemetry::Telemetry;
 use serde_json::json;

@@ -3,7 +3,7 @@
 //! names the file, never a silent restart.
 
 use chrono::{Duration, Utc};
-use defender_ocsf_host::replay::{Credentials, Dataset, Fault, ReplayServer};
+use defender_ocsf_replay::{Credentials, Dataset, Fault, ReplayServer};
 use serde_json::json;
 use std::path::Path;
 use std::process::{Command, Output};

@@ -2,7 +2,7 @@
 //! real component emits each row in range exactly once.
 
 use chrono::{Duration, Utc};
-use defender_ocsf_host::replay::{Credentials, Dataset, Fault, ReplayServer};
+use defender_ocsf_replay::{Credentials, Dataset, Fault, ReplayServer};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;

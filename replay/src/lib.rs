@@ -1,13 +1,15 @@
 //! A replay endpoint on loopback that speaks the identity platform's token
-//! protocol and Graph's runHuntingQuery over a fixed set of rows. `demo`
-//! runs the real collector against it; the tests use it as their mock Graph.
+//! protocol and Graph's runHuntingQuery over a fixed set of rows.
+//! `defender-ocsf demo` runs the real collector against it ([`demo`]); the
+//! tests use it as their mock Graph.
 //!
 //! It evaluates the KQL the collector emits (a table or `union withsource=`
 //! of tables, a half-open `Timestamp`
 //! range or one instant, a hash bucket of the rows' content, `order by
 //! Timestamp asc` and `take`), and answers anything else the
 //! way advanced hunting answers a query it cannot resolve: 400 with a Kusto
-//! message. This is the only part of the host that knows about Defender.
+//! message. The host library knows none of this: only the binary links it,
+//! for `demo`.
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
@@ -755,6 +757,44 @@ fn schema_of<'a>(rows: impl Iterator<Item = &'a Row>) -> Vec<Value> {
         .into_iter()
         .map(|(name, kind)| json!({"name": name, "type": kind}))
         .collect()
+}
+
+/// What `defender-ocsf demo` runs: a replay of recent DeviceProcessEvents
+/// rows, and the source configuration that points the collector at it.
+pub struct Demo {
+    pub server: ReplayServer,
+    /// The `source` settings of the collector, as in a configuration file.
+    pub source: Map<String, Value>,
+    /// What the demo replays, for its log line.
+    pub what: &'static str,
+}
+
+impl Demo {
+    /// Starts the replay with the demo rows moved to end ten minutes
+    /// before `now`, and collection from an hour before.
+    pub fn start(now: chrono::DateTime<chrono::Utc>) -> Result<Demo> {
+        let credentials = Credentials {
+            tenant_id: "00000000-0000-4000-8000-00000000d3e0".into(),
+            client_id: "11111111-1111-4111-8111-111111111111".into(),
+            client_secret: "demo-secret-not-a-real-one".into(),
+        };
+        let server = ReplayServer::start(Dataset::demo(now, chrono::Duration::minutes(10)), credentials.clone())?;
+        let source = json!({
+            "tenant_id": credentials.tenant_id,
+            "client_id": credentials.client_id,
+            "client_secret": credentials.client_secret,
+            "login_endpoint": server.url(),
+            "graph_endpoint": server.url(),
+            "tables": ["DeviceProcessEvents"],
+            "start_time": (now - chrono::Duration::hours(1)).to_rfc3339(),
+            "delay": "1m",
+        });
+        Ok(Demo {
+            server,
+            source: source.as_object().cloned().unwrap_or_default(),
+            what: "DeviceProcessEvents",
+        })
+    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 #![allow(dead_code)]
 
 use chrono::{Duration, Utc};
-use defender_ocsf_host::replay::{Credentials, Dataset, ReplayServer};
+use defender_ocsf_replay::{Credentials, Dataset, ReplayServer};
 use serde_json::{Value, json};
 use serde_yaml_ng::Value as Yaml;
 use std::collections::BTreeSet;
