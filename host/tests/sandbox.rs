@@ -3,6 +3,8 @@
 //! instance to completion); a guest that dials a host it did not declare is
 //! refused, and nothing reaches that host.
 
+#[path = "support/guest.rs"]
+mod guest;
 use chrono::{Duration, Utc};
 use defender_ocsf_replay::{Credentials, Dataset, ReplayServer};
 use defender_ocsf_host::runtime::{DEFAULT_COMPONENT, Limits, Runtime};
@@ -74,34 +76,9 @@ fn a_call_past_its_deadline_is_stopped() {
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
 
-/// Builds the hostile test component in `host/tests/dialer` (once per test
-/// run) and returns its path.
-fn dialer() -> &'static std::path::Path {
-    static PATH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    PATH.get_or_init(|| {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
-        let target_dir = root.join("target").join("guest");
-        let mut cargo = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cargo
-            .current_dir(&root)
-            .args([
-                "build",
-                "--release",
-                "--locked",
-                "-p",
-                "defender-ocsf-test-dialer",
-                "--target",
-                "wasm32-wasip2",
-            ])
-            .arg("--target-dir")
-            .arg(&target_dir);
-        for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_TARGET_DIR", "RUSTC_WRAPPER"] {
-            cargo.env_remove(var);
-        }
-        let status = cargo.status().expect("running cargo to build the test dialer");
-        assert!(status.success(), "building host/tests/dialer for wasm32-wasip2 failed");
-        target_dir.join("wasm32-wasip2/release/defender_ocsf_test_dialer.wasm")
-    })
+/// The hostile test component in `host/tests/dialer`.
+fn dialer() -> std::path::PathBuf {
+    guest::build("defender-ocsf-test-dialer")
 }
 
 /// A loopback listener that answers every request with 204 and counts the
