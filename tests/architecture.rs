@@ -396,7 +396,7 @@ const COMPONENT_LAYERS: &[(&str, &[&str])] = &[
     ("mapping", &["mapping/"]),
     (
         "collection parts",
-        &["snapshot.rs", "stream_api.rs", "kql.rs", "progress.rs", "budget.rs", "planner.rs"],
+        &["snapshot.rs", "stream_api.rs", "kql.rs", "progress.rs", "budget.rs", "planner/"],
     ),
     ("config", &["config.rs"]),
     ("graph client", &["auth.rs", "graph.rs"]),

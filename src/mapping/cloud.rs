@@ -57,7 +57,7 @@ pub fn client_device(e: &mut Event) {
         let id = if lower.is_empty() || lower == "unknown" {
             0
         } else {
-            super::device::os_type_id(&name)
+            super::inventory::os_type_id(&name)
         };
         e.set("src_endpoint.os.type_id", id);
         e.set("src_endpoint.os.name", name);

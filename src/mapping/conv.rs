@@ -5,7 +5,7 @@
 //! converted as a value ([`field::convert`]).
 
 use super::field::{self, Conv, is_email, parse_dynamic};
-use super::ocsf;
+use super::captions;
 use super::value::{Cell, Key, Obj, V, is_plain_int, push_in, unquote};
 use crate::time::Ticks;
 use serde_json::Value;
@@ -31,7 +31,7 @@ fn hash(algorithm_id: u8, v: V<'_>) -> V<'_> {
         (Cow::Borrowed("algorithm_id"), V::from(algorithm_id)),
         (
             Cow::Borrowed("algorithm"),
-            V::Str(Cow::Borrowed(ocsf::hash_algorithm(algorithm_id))),
+            V::Str(Cow::Borrowed(captions::hash_algorithm(algorithm_id))),
         ),
         (Cow::Borrowed("value"), v),
     ]))

@@ -2,6 +2,7 @@
 //! by dotted paths, and the row's cells that the mapping has not taken
 //! ([`Cells`]), which are what lands under `unmapped`.
 
+use super::captions;
 use super::cells::{Cells, Columns};
 use super::conv::{convert, put_in};
 use super::field::{self, Conv};
@@ -200,7 +201,7 @@ pub fn set_profiles(e: &mut Event) {
 /// a mapping wrote from the source ("Ntlm" becomes "NTLM"), except for 99
 /// Other, whose caption is the source's own word ("Other" when none).
 pub fn set_captions(e: &mut Event) {
-    for (id_path, caption_path, names) in ocsf::CAPTIONS {
+    for (id_path, caption_path, names) in captions::CAPTIONS {
         if let Some(id) = e.get(id_path).and_then(V::as_i64) {
             if let Some((_, name)) = names.iter().find(|(i, _)| *i == id) {
                 if id == 99 {

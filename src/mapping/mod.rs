@@ -21,6 +21,7 @@ pub mod common;
 pub mod conv;
 pub mod device;
 pub mod device_events;
+pub mod inventory;
 pub mod doc;
 pub mod email;
 pub mod entra;
@@ -29,6 +30,7 @@ pub mod field;
 pub mod graph_security;
 pub mod identity;
 pub mod ocsf;
+pub mod captions;
 pub mod plan;
 pub mod table;
 pub mod value;
@@ -47,9 +49,9 @@ pub static TABLES: &[&Table] = &[
     &device::DEVICE_REGISTRY_EVENTS,
     &device::DEVICE_LOGON_EVENTS,
     &device::DEVICE_IMAGE_LOAD_EVENTS,
-    &device::DEVICE_INFO,
-    &device::DEVICE_NETWORK_INFO,
-    &device::DEVICE_FILE_CERTIFICATE_INFO,
+    &inventory::DEVICE_INFO,
+    &inventory::DEVICE_NETWORK_INFO,
+    &inventory::DEVICE_FILE_CERTIFICATE_INFO,
     &device_events::DEVICE_EVENTS,
     &identity::IDENTITY_LOGON_EVENTS,
     &identity::IDENTITY_QUERY_EVENTS,
