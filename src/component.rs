@@ -10,7 +10,7 @@ use std::cell::RefCell;
 
 use crate::bindings::defender_ocsf::collector::types as wit;
 use crate::bindings::exports::defender_ocsf::collector::convert::{Converted, Guest as ConvertGuest, StreamMapped, TableCount};
-use crate::bindings::exports::defender_ocsf::collector::source::Guest;
+use crate::bindings::exports::defender_ocsf::collector::source::{self as wit_source, Guest};
 
 thread_local! {
     static COLLECTOR: RefCell<Option<Collector>> = const { RefCell::new(None) };
@@ -49,6 +49,30 @@ impl ConvertGuest for Component {
 }
 
 impl Guest for Component {
+    fn describe() -> wit_source::Description {
+        use crate::description::{DESCRIPTION as D, Summary};
+        let strings = |list: &[&str]| list.iter().map(|s| s.to_string()).collect();
+        wit_source::Description {
+            secret_keys: strings(D.secret_keys),
+            credential_keys: strings(D.credential_keys),
+            instance_key: D.instance_key.map(str::to_string),
+            host_signer: D.host_signer.map(|(k, v)| (k.to_string(), v.to_string())),
+            convert_options: strings(D.convert_options),
+            metrics: D
+                .metrics
+                .iter()
+                .map(|m| wit_source::Metric {
+                    name: m.name.into(),
+                    help: m.help.into(),
+                    summary: m.summary.map(|s| match s {
+                        Summary::Total => wit_source::Summary::Total,
+                        Summary::Max => wit_source::Summary::Max,
+                    }),
+                })
+                .collect(),
+        }
+    }
+
     fn init(config: String, last_checkpoint: Option<String>) -> Result<wit::SourceInfo, wit::Error> {
         let (collector, info) = Collector::new(
             &config,

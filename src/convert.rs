@@ -1,5 +1,5 @@
-//! Mapping without collecting: a saved `runHuntingQuery` answer in, OCSF
-//! NDJSON out. Behind `defender-ocsf map` and the benchmarks; it runs the
+//! Mapping without collecting: a saved `runHuntingQuery` answer (or rows
+//! one per line) in, OCSF NDJSON out. Behind `defender-ocsf map` and the benchmarks; it runs the
 //! same parsing and mapping code as collection does.
 
 use crate::answer;
@@ -42,7 +42,13 @@ fn context(options_json: &str) -> Result<Context> {
     let options: Options = if options_json.trim().is_empty() {
         Options::default()
     } else {
-        serde_json::from_str(options_json).map_err(|e| Error::Config(format!("conversion options: {e}")))?
+        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(options_json)).map_err(|e| {
+            let path = e.path().to_string();
+            match path.as_str() {
+                "." | "" => Error::Config(format!("conversion options: {}", e.inner())),
+                _ => Error::Config(format!("conversion options: `{path}`: {}", e.inner())),
+            }
+        })?
     };
     let collected_at = match options.collected_at.as_deref().map(Ticks::parse) {
         Some(Ok(t)) => Some(t),
@@ -62,14 +68,18 @@ fn context(options_json: &str) -> Result<Context> {
 
 /// Maps one Streaming API message (`stream_api`). An unreadable message is
 /// an error that says what is wrong with it.
+/// An empty message maps to nothing: it checks the options (WIT 0.5.0).
 pub fn convert_stream(options_json: &str, message: &[u8]) -> std::result::Result<stream_api::StreamMapped, String> {
     let context = context(options_json).map_err(|e| e.to_string())?;
+    if message.is_empty() {
+        return Ok(stream_api::StreamMapped::default());
+    }
     stream_api::map_message(message, &context)
 }
 
 /// Maps the answer `body` of a query over `table`.
 pub fn convert(table: &str, options_json: &str, body: impl Into<Vec<u8>>) -> Result<Converted> {
-    let body = body.into();
+    let body = as_answer(body.into());
     let context = context(options_json)?;
     let table = mapping::table(table).ok_or_else(|| {
         Error::Config(format!(
@@ -78,7 +88,7 @@ pub fn convert(table: &str, options_json: &str, body: impl Into<Vec<u8>>) -> Res
         ))
     })?;
     let size = body.len();
-    let result = answer::parse_response(body).map_err(|e| Error::Config(format!("the input is not a runHuntingQuery answer: {e}")))?;
+    let result = answer::parse_response(body).map_err(|e| Error::Config(format!("the input is neither a runHuntingQuery answer nor rows one JSON object per line: {e}")))?;
     let mut out = Converted {
         rejected: result.malformed.clone(),
         ..Converted::default()
@@ -97,9 +107,53 @@ pub fn convert(table: &str, options_json: &str, body: impl Into<Vec<u8>>) -> Res
     Ok(out)
 }
 
+/// The input as a runHuntingQuery answer: a JSON object with `results` is
+/// taken as it is; anything else as one row per line (blank lines skipped),
+/// as advanced-hunting rows are often saved; a file of one row is one line.
+fn as_answer(input: Vec<u8>) -> Vec<u8> {
+    #[derive(Deserialize)]
+    struct Probe {
+        #[serde(default, alias = "Results")]
+        results: Option<serde::de::IgnoredAny>,
+    }
+    if serde_json::from_slice::<Probe>(&input).is_ok_and(|p| p.results.is_some()) {
+        return input;
+    }
+    let mut body = Vec::with_capacity(input.len() + 16);
+    body.extend_from_slice(b"{\"results\":[");
+    let lines = input.split(|b| *b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace));
+    for (i, line) in lines.enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(line);
+    }
+    body.extend_from_slice(b"]}");
+    body
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_stream_message_checks_the_options_only() {
+        let mapped = convert_stream(r#"{"tenant_id":"t","deprecated_classes":false}"#, b"").unwrap();
+        assert_eq!(mapped.count, 0);
+        let e = convert_stream(r#"{"deprecated_classes":"maybe"}"#, b"").unwrap_err();
+        assert!(e.contains("conversion options") && e.contains("deprecated_classes"), "{e}");
+    }
+
+    #[test]
+    fn saved_rows_are_an_answer_or_one_row_per_line() {
+        let answer = br#"{"schema":[],"Results":[{"a":1}]}"#.to_vec();
+        assert_eq!(as_answer(answer.clone()), answer, "an answer is taken as it is");
+        assert_eq!(as_answer(b"{\"a\":1}\n".to_vec()), br#"{"results":[{"a":1}]}"#, "one row");
+        assert_eq!(as_answer(b"{\"a\":1}\n\n{\"a\":2}".to_vec()), br#"{"results":[{"a":1},{"a":2}]}"#);
+        let rows = b"{\"Timestamp\":\"2025-01-01T00:00:00Z\",\"DeviceId\":\"d\",\"ActionType\":\"ProcessCreated\",\"ProcessId\":1,\"FileName\":\"a.exe\",\"InitiatingProcessId\":2,\"InitiatingProcessFileName\":\"b.exe\",\"ReportId\":1}\n";
+        let out = convert("DeviceProcessEvents", "", rows.to_vec()).unwrap();
+        assert_eq!((out.count, out.rejected.len()), (1, 0), "{:?}", out.rejected);
+    }
 
     #[test]
     fn maps_each_row_and_names_the_rejected_ones() {
@@ -141,7 +195,7 @@ mod tests {
         let e = convert("NoSuchTable", "", b"{}").unwrap_err().to_string();
         assert!(e.contains("NoSuchTable") && e.contains("DeviceProcessEvents"), "{e}");
         let e = convert("DeviceEvents", "", b"not json").unwrap_err().to_string();
-        assert!(e.contains("not a runHuntingQuery answer"), "{e}");
+        assert!(e.contains("neither a runHuntingQuery answer nor rows"), "{e}");
         let e = convert("DeviceEvents", r#"{"tenant":"x"}"#, b"{}").unwrap_err().to_string();
         assert!(e.contains("unknown field `tenant`"), "{e}");
     }

@@ -29,6 +29,7 @@ pub mod capabilities;
 pub mod collector;
 pub mod config;
 pub mod convert;
+pub mod description;
 pub mod error;
 pub mod graph;
 pub mod http;

@@ -314,8 +314,8 @@ pub struct MapSummary {
     pub rejected: Vec<String>,
 }
 
-/// Maps saved advanced-hunting results of `table` (a runHuntingQuery answer,
-/// or one row per line) through the component and writes NDJSON to `out`.
+/// Maps saved results of `table` through the component's `convert` and
+/// writes NDJSON to `out`. What the input may be is the component's to say.
 pub fn map(
     table: &str,
     options: &str,
@@ -325,9 +325,9 @@ pub fn map(
 ) -> Result<MapSummary, Failure> {
     let runtime = Runtime::new(component.unwrap_or(crate::runtime::DEFAULT_COMPONENT), None)?;
     let mut instance = runtime.instantiate(&Limits::default(), Arc::new(Telemetry::default()))?;
-    let body = as_hunting_answer(input);
+    // The component reads an answer or rows one per line (0.5.0).
     let converted = instance
-        .map_results(table, options, &body)?
+        .map_results(table, options, input)?
         .map_err(|e| source_failure(e, "mapping"))?;
     out.write_all(&converted.events)
         .and_then(|_| out.flush())
@@ -338,40 +338,3 @@ pub fn map(
     })
 }
 
-/// The input as a runHuntingQuery answer: a JSON object with `results` is
-/// taken as it is; anything else as one row per line (blank lines skipped),
-/// as advanced hunting rows are often saved; a file of one row is one line.
-fn as_hunting_answer(input: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    #[derive(serde::Deserialize)]
-    struct Probe {
-        #[serde(default, alias = "Results")]
-        results: Option<serde::de::IgnoredAny>,
-    }
-    if serde_json::from_slice::<Probe>(input).is_ok_and(|p| p.results.is_some()) {
-        return std::borrow::Cow::Borrowed(input);
-    }
-    let mut body = b"{\"results\":[".to_vec();
-    let lines = input.split(|b| *b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace));
-    for (i, line) in lines.enumerate() {
-        if i > 0 {
-            body.push(b',');
-        }
-        body.extend_from_slice(line);
-    }
-    body.extend_from_slice(b"]}");
-    std::borrow::Cow::Owned(body)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn saved_rows_are_an_answer_or_one_row_per_line() {
-        let answer = br#"{"schema":[],"Results":[{"a":1}]}"#;
-        assert_eq!(&*super::as_hunting_answer(answer), answer, "an answer is taken as it is");
-        assert_eq!(&*super::as_hunting_answer(b"{\"a\":1}\n"), br#"{"results":[{"a":1}]}"#, "one row");
-        assert_eq!(
-            &*super::as_hunting_answer(b"{\"a\":1}\n\n{\"a\":2}"),
-            br#"{"results":[{"a":1},{"a":2}]}"#
-        );
-    }
-}

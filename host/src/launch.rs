@@ -4,7 +4,7 @@
 use crate::clock::Clock;
 use crate::config::RunConfig;
 use crate::egress::Egress;
-use crate::runtime::{Limits, Runtime, SourceError};
+use crate::runtime::{self, Description, Instance, Limits, Runtime, SourceError};
 use crate::telemetry::Telemetry;
 use anyhow::anyhow;
 use std::sync::Arc;
@@ -98,6 +98,20 @@ pub(crate) fn instance(config: &RunConfig, options: &RunOptions, telemetry: Arc<
     let bytes = options.component.unwrap_or(crate::runtime::DEFAULT_COMPONENT);
     let runtime = runtime(config, bytes, Some(&config.state_dir.join("cache")))?;
     Ok(runtime.instantiate(&options.limits, telemetry)?)
+}
+
+/// Asks the component for its description and hands its metrics' help
+/// texts and summary to `telemetry`; returns the description.
+pub(crate) fn describe_metrics(instance: &mut Instance, telemetry: &Telemetry) -> Result<Description, Failure> {
+    let description = instance.describe()?;
+    telemetry.describe(description.metrics.iter().map(|m| {
+        let summary = m.summary.map(|s| match s {
+            runtime::Summary::Total => crate::telemetry::Summary::Total,
+            runtime::Summary::Max => crate::telemetry::Summary::Max,
+        });
+        (m.name.clone(), m.help.clone(), summary)
+    }));
+    Ok(description)
 }
 
 /// A setting the host could not use (a proxy URL, a certificate file): fix

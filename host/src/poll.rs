@@ -3,7 +3,7 @@
 //! delivery.
 
 use crate::config::RunConfig;
-use crate::launch::{Failure, RunOptions, Summary, config_failure, init_failure, runtime, source_failure};
+use crate::launch::{Failure, RunOptions, Summary, config_failure, describe_metrics, init_failure, runtime, source_failure};
 use crate::runtime::SourceError;
 use crate::sink::{Sink, Undelivered};
 use crate::state::CheckpointStore;
@@ -32,6 +32,7 @@ pub fn run(config: &RunConfig, options: &RunOptions, sink: &mut dyn Sink, teleme
     }
     metrics.set_health(Health::Starting);
     let mut instance = runtime.instantiate(&options.limits, telemetry)?;
+    describe_metrics(&mut instance, &metrics)?;
     let info = match instance.init(&config.source_json(), saved.as_ref().map(|s| s.checkpoint.as_str()))? {
         Ok(info) => info,
         Err(e) => {
@@ -146,9 +147,7 @@ pub fn run(config: &RunConfig, options: &RunOptions, sink: &mut dyn Sink, teleme
             tracing::info!(
                 events = summary.events,
                 batches = summary.batches,
-                max_lag_seconds = metrics.gauge_max("lag_seconds").unwrap_or(0.0),
-                unmappable_rows = metrics.counter_total("rows_unmappable_total"),
-                late_rows = metrics.counter_total("late_rows_total"),
+                source = %metrics.summary(),
                 "summary"
             );
         }

@@ -229,6 +229,18 @@ pub struct Telemetry {
     health: std::sync::Arc<Mutex<BTreeMap<Vec<(String, String)>, Health>>>,
     /// Added to every series recorded through this handle.
     labels: Vec<(String, String)>,
+    /// The source component's own metrics, as it described them: name to
+    /// help text and how the summary line shows it.
+    described: std::sync::Arc<Mutex<BTreeMap<String, (String, Option<Summary>)>>>,
+}
+
+/// How the summary line shows a metric the component described.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Summary {
+    /// The sum over its series.
+    Total,
+    /// The largest value among its series.
+    Max,
 }
 
 /// A collector's state, for `/readyz`.
@@ -242,31 +254,20 @@ pub enum Health {
     Failing(String),
 }
 
-/// What each metric means, for `# HELP`. A name missing here is described
-/// as reported by the source component.
+/// What each of the host's own metrics means, for `# HELP`. The source
+/// component describes its own (`source.describe`); a name described by
+/// neither is "reported by the source component".
 const HELP: &[(&str, &str)] = &[
     ("batches_delivered_total", "Batches delivered to the output, each followed by its checkpoint."),
-    ("budget_waits_total", "Times a query waited for the per-minute call budget."),
     ("build_info", "Always 1; the labels name the version."),
     ("errors_total", "Failed collection steps, by kind (transient, auth, permission, config, fatal)."),
-    ("events_emitted_total", "OCSF events emitted, by table and class."),
-    ("graph_requests_total", "Requests to Microsoft Graph, by HTTP status."),
-    ("history_left_seconds", "Data time each table still has to backfill below its live edge (0 once caught up)."),
-    ("lag_seconds", "How far each table's live edge is behind real time."),
     ("last_success_timestamp_seconds", "When a batch was last delivered (Unix seconds)."),
-    ("late_rows_total", "Rows found by the look-back over `overlap` that arrived after their window was collected."),
-    ("queries_total", "Advanced-hunting window queries, by table and outcome (ok, too_large, unavailable, throttled, error)."),
-    ("rows_fetched_total", "Rows received from advanced hunting, by table."),
-    ("rows_unmappable_total", "Rows that could not be mapped to OCSF (logged with their table and key)."),
-    ("tables_unavailable_total", "Times a table was found unavailable in the tenant (no license)."),
     ("stream_consumer_lag", "Messages each partition of the stream still holds beyond this instance's committed offset."),
-    ("stream_messages_malformed_total", "Stream messages that were not Streaming API messages (counted, logged and skipped), by topic."),
+    ("stream_messages_malformed_total", "Stream messages the component could not read (counted, logged and skipped), by topic."),
     ("stream_messages_total", "Messages read from the stream, by topic."),
-    ("stream_records_total", "Streaming API records read, by table."),
-    ("stream_records_unknown_total", "Stream records of a category the collector does not map (left out), by category."),
-    ("throttled_total", "Times the API throttled collection (429 or the CPU quota)."),
-    ("token_requests_total", "Token requests to the identity platform, by HTTP status."),
-    ("window_splits_total", "Windows split or shortened because their answer was too large, by table."),
+    ("stream_records_total", "Records read from the stream, by the table the component named."),
+    ("stream_records_unknown_total", "Stream records of a category the component does not map (left out), by category."),
+    ("throttled_total", "Times the source's API throttled collection."),
 ];
 
 /// The kinds of `errors_total`, present from the start at 0.
@@ -285,7 +286,32 @@ impl Telemetry {
             gauges: self.gauges.clone(),
             health: self.health.clone(),
             labels,
+            described: self.described.clone(),
         }
+    }
+
+    /// Takes the source component's description of its metrics: their
+    /// help texts, and which the summary line shows.
+    pub fn describe(&self, metrics: impl IntoIterator<Item = (String, String, Option<Summary>)>) {
+        let mut described = self.described.lock().unwrap_or_else(|p| p.into_inner());
+        for (name, help, summary) in metrics {
+            described.insert(name, (help, summary));
+        }
+    }
+
+    /// The summary line's part for the component's metrics, as it described
+    /// them: `name=value` for each, by its total or its largest value.
+    pub fn summary(&self) -> String {
+        let described = self.described.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let parts: Vec<String> = described
+            .iter()
+            .filter_map(|(name, (_, summary))| match summary {
+                Some(Summary::Total) => Some(format!("{name}={}", self.counter_total(name))),
+                Some(Summary::Max) => Some(format!("{name}(max)={}", self.gauge_max(name).unwrap_or(0.0))),
+                None => None,
+            })
+            .collect();
+        parts.join(" ")
     }
 
     pub fn counter_add(&self, name: &str, mut labels: Vec<(String, String)>, value: u64) {
@@ -316,14 +342,15 @@ impl Telemetry {
                 .collect();
             format!("{{{}}}", inner.join(","))
         }
-        fn head(out: &mut String, name: &str, kind: &str) {
-            let help = HELP
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map_or("Reported by the source component.", |(_, h)| *h);
+        let described = self.described.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let head = |out: &mut String, name: &str, kind: &str| {
+            let help = match HELP.iter().find(|(n, _)| *n == name) {
+                Some((_, help)) => help,
+                None => described.get(name).map_or("Reported by the source component.", |(help, _)| help.as_str()),
+            };
             let _ = writeln!(out, "# HELP defender_ocsf_{name} {help}");
             let _ = writeln!(out, "# TYPE defender_ocsf_{name} {kind}");
-        }
+        };
         let mut out = String::new();
         head(&mut out, "build_info", "gauge");
         let _ = writeln!(out, "defender_ocsf_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
@@ -475,10 +502,19 @@ mod tests {
         t.counter_add("events_emitted_total", vec![("table".into(), "A\"x".into())], 2);
         t.counter_add("events_emitted_total", vec![("table".into(), "A\"x".into())], 3);
         t.gauge_set("lag_seconds", vec![("table".into(), "B".into())], 61.5);
+        t.gauge_set("lag_seconds", vec![("table".into(), "C".into())], 2.0);
+        t.counter_add("unsummed_total", vec![], 7);
+        // The component's own metrics, as it described them.
+        t.labelled("tenant", "x").describe([
+            ("events_emitted_total".to_string(), "Events the component emitted.".to_string(), Some(Summary::Total)),
+            ("lag_seconds".to_string(), "How far behind it is.".to_string(), Some(Summary::Max)),
+        ]);
         let text = t.render_prometheus();
         assert!(text.contains("# TYPE defender_ocsf_events_emitted_total counter\n"), "{text}");
-        assert!(text.contains("# HELP defender_ocsf_events_emitted_total OCSF events emitted"), "{text}");
-        assert!(text.contains("# HELP defender_ocsf_lag_seconds "), "{text}");
+        assert!(text.contains("# HELP defender_ocsf_events_emitted_total Events the component emitted.\n"), "{text}");
+        assert!(text.contains("# HELP defender_ocsf_lag_seconds How far behind it is.\n"), "{text}");
+        assert!(text.contains("# HELP defender_ocsf_unsummed_total Reported by the source component.\n"), "{text}");
+        assert_eq!(t.summary(), "events_emitted_total=5 lag_seconds(max)=61.5", "described metrics only, each as it said");
         assert!(text.contains(&format!("defender_ocsf_build_info{{version=\"{}\"}} 1\n", env!("CARGO_PKG_VERSION"))), "{text}");
         // Every series has its HELP and TYPE.
         for line in text.lines().filter(|l| !l.starts_with('#')) {

@@ -8,19 +8,30 @@ mod guest;
 
 use std::process::Command;
 
-fn host(args: &[&str], config: &std::path::Path) -> std::process::Output {
+fn host(args: &[&str], config: &std::path::Path, contract: Option<&str>) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_defender-ocsf"))
         .args(args)
         .arg("--config")
         .arg(config)
         .arg("--component")
-        .arg(guest::build("defender-ocsf-test-echo"))
+        .arg(guest::build_with("defender-ocsf-test-echo", contract))
         .output()
         .unwrap()
 }
 
 #[test]
 fn a_component_that_is_not_defender_runs_is_checked_and_checkpointed() {
+    runs_is_checked_and_checkpointed(None, defender_ocsf_host::runtime::CONTRACT);
+}
+
+/// The same component built against the previous contract runs as well.
+#[test]
+fn a_component_of_the_previous_contract_runs_too() {
+    runs_is_checked_and_checkpointed(Some("contract-0-4"), "0.4.0");
+}
+
+fn runs_is_checked_and_checkpointed(feature: Option<&str>, contract: &str) {
+    let host = |args: &[&str], config: &std::path::Path| host(args, config, feature);
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let config = dir.path().join("config.yaml");
@@ -35,6 +46,7 @@ fn a_component_that_is_not_defender_runs_is_checked_and_checkpointed() {
     assert!(run.status.success(), "{stderr}");
     assert_eq!(String::from_utf8_lossy(&run.stdout), "{\"message\":\"hello from elsewhere\"}\n", "{stderr}");
     assert!(stderr.contains("\"source\":\"echo\""), "the host names the component's source: {stderr}");
+    assert!(stderr.contains(&format!("\"contract\":\"{contract}\"")), "{stderr}");
     let checkpoint = std::fs::read_to_string(state.join("checkpoint.json")).unwrap();
     assert!(checkpoint.contains("\"echoed\":1"), "the component's checkpoint is saved as it gave it: {checkpoint}");
 

@@ -107,7 +107,7 @@ fn run_once_reads_every_record_to_the_end_and_a_second_run_reads_nothing() {
         1,
         "an unknown category is logged once: {stderr}"
     );
-    assert!(stderr.contains(r#""contract":"0.4.0""#), "{stderr}");
+    assert!(stderr.contains(&format!(r#""contract":"{}""#, defender_ocsf_host::runtime::CONTRACT)), "{stderr}");
     ocsf_schema::assert_all_valid("stream events", &got);
 
     // Committed after delivery: the same group reads nothing again...
@@ -479,4 +479,33 @@ fn the_stream_metrics_count_messages_records_and_lag() {
         text.contains(r#"stream_consumer_lag{partition="0",topic="defender"} 0"#),
         "caught up: {text}"
     );
+}
+
+/// A setting the component takes for the stream (here `ocsf.deprecated_classes`)
+/// that it refuses stops the run before any message is read, rather than
+/// have every message refused and skipped.
+#[test]
+fn an_option_the_component_refuses_stops_the_run_before_reading() {
+    let Some(broker) = Broker::start("stream options") else { return };
+    broker.create_topic("refused", 1);
+    broker.produce("refused", &[(0, message(&[1]))]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &broker, "refused", "ocsf:\n  deprecated_classes: maybe\n");
+    let out = run_once(&config);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("deprecated_classes"), "the setting is named: {stderr}");
+    assert!(out.stdout.is_empty());
+    // Nothing was committed: with the setting fixed, the message is read.
+    let fixed = config_text_fixed(&config);
+    let again = run_once(&fixed);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert_eq!(report_ids(&events(&again.stdout)), [1], "{}", String::from_utf8_lossy(&again.stderr));
+}
+
+fn config_text_fixed(path: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(path).unwrap().replace("deprecated_classes: maybe", "deprecated_classes: false");
+    let fixed = path.with_file_name("fixed.yaml");
+    std::fs::write(&fixed, text).unwrap();
+    fixed
 }

@@ -12,6 +12,13 @@ use std::time::{Duration, Instant};
 /// partitions, and one message read (without committing) and mapped.
 pub fn check(config: &RunConfig, settings: &Settings, instance: &mut Instance) -> Vec<(bool, String, String)> {
     let mut steps = Vec::new();
+    let options = match instance.describe() {
+        Ok(description) => map_options(&config.source, &description.convert_options),
+        Err(e) => {
+            steps.push((false, "component".into(), format!("{e:#}")));
+            return steps;
+        }
+    };
     let consumer = match consumer(settings) {
         Ok(c) => c,
         Err(e) => {
@@ -59,7 +66,7 @@ pub fn check(config: &RunConfig, settings: &Settings, instance: &mut Instance) -
                 let payload = m.payload().unwrap_or_default().to_vec();
                 let at = format!("{}/{} offset {}", m.topic(), m.partition(), m.offset());
                 drop(m);
-                break match instance.map_stream(&map_options(&config.source), &payload) {
+                break match instance.map_stream(&options, &payload) {
                     Ok(Ok(mapped)) => (
                         true,
                         format!(

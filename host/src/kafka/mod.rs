@@ -75,7 +75,16 @@ pub fn run(
         }
     }
     let mut instance = crate::launch::instance(config, options, telemetry.clone())?;
-    let map_options = map_options(&config.source);
+    let description = crate::launch::describe_metrics(&mut instance, &telemetry)?;
+    let map_options = map_options(&config.source, &description.convert_options);
+    if instance.contract() == crate::runtime::CONTRACT {
+        // An empty message checks the options (0.5.0): a setting the
+        // component refuses stops the run here, before any message is read
+        // and skipped for it.
+        if let Err(e) = instance.map_stream(&map_options, b"")? {
+            return Err(Failure::Config(e));
+        }
+    }
     let metrics = telemetry;
     metrics.counter_add("batches_delivered_total", vec![], 0);
     metrics.set_health(Health::Starting);

@@ -3,7 +3,10 @@
 
 #![cfg(target_arch = "wasm32")]
 
+#[cfg(not(feature = "contract-0-4"))]
 wit_bindgen::generate!({ world: "collector", path: "../../../wit", generate_all });
+#[cfg(feature = "contract-0-4")]
+wit_bindgen::generate!({ world: "collector", path: "../../../wit/since_v0.4.0", generate_all });
 
 use defender_ocsf::collector::types::{Batch, CheckStep, Error, SourceInfo};
 use exports::defender_ocsf::collector::convert::{Converted, Guest as Convert, StreamMapped};
@@ -14,6 +17,20 @@ static MESSAGE: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
 struct Echo;
 
 impl Source for Echo {
+    /// It has no secrets, credentials or instances, and reports no metric.
+    #[cfg(not(feature = "contract-0-4"))]
+    fn describe() -> exports::defender_ocsf::collector::source::Description {
+        let none = Vec::new;
+        exports::defender_ocsf::collector::source::Description {
+            secret_keys: none(),
+            credential_keys: none(),
+            instance_key: None,
+            host_signer: None,
+            convert_options: none(),
+            metrics: Vec::new(),
+        }
+    }
+
     fn init(config: String, _checkpoint: Option<String>) -> Result<SourceInfo, Error> {
         let start = config.find("\"message\":\"").ok_or(Error::Config("`message` is required".into()))? + 11;
         let text = &config[start..];

@@ -2,6 +2,8 @@
 //! compiled artefact), links WASI, `wasi:http` behind the network policy and
 //! the host's log and metric interface, and caps the guest's memory and time.
 
+mod older;
+
 use crate::clock::Clock;
 use crate::credentials::ClientCertificate;
 use crate::egress::Egress;
@@ -19,7 +21,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// The current contract, `wit/source.wit`.
-mod bindings {
+pub(crate) mod bindings {
     wasmtime::component::bindgen!({
         world: "collector",
         path: "../wit",
@@ -30,23 +32,13 @@ mod bindings {
     });
 }
 
-/// The contract of components built before `map-stream`, still run
-/// (`wit/since_v0.3.0`); their types convert to the current ones.
-mod since_v0_3_0 {
-    wasmtime::component::bindgen!({
-        world: "collector",
-        path: "../wit/since_v0.3.0",
-        with: {
-            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
-            "wasi:io": wasmtime_wasi::p2::bindings::sync::io,
-        },
-    });
-}
-
 use bindings::defender_ocsf::collector::host::{self as wit_host, Level};
 pub use bindings::defender_ocsf::collector::types::{Batch, CheckStep, Error as SourceError, SourceInfo, Throttle};
 pub use bindings::exports::defender_ocsf::collector::convert::{Converted, StreamMapped, TableCount};
-use since_v0_3_0::defender_ocsf::collector as v0_3;
+pub use bindings::exports::defender_ocsf::collector::source::{Description, Metric, Summary};
+
+/// The contract version of `wit/source.wit`.
+pub const CONTRACT: &str = "0.5.0";
 
 /// The collector component built from this repository, embedded at build time.
 pub static DEFAULT_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/collector.wasm"));
@@ -136,51 +128,6 @@ impl wit_host::Host for HostState {
 }
 
 impl bindings::defender_ocsf::collector::types::Host for HostState {}
-impl v0_3::types::Host for HostState {}
-
-impl v0_3::host::Host for HostState {
-    fn log(&mut self, level: v0_3::host::Level, message: String, fields: Vec<(String, String)>) {
-        let level = match level {
-            v0_3::host::Level::Trace => Level::Trace,
-            v0_3::host::Level::Debug => Level::Debug,
-            v0_3::host::Level::Info => Level::Info,
-            v0_3::host::Level::Warn => Level::Warn,
-            v0_3::host::Level::Error => Level::Error,
-        };
-        wit_host::Host::log(self, level, message, fields)
-    }
-
-    fn counter_add(&mut self, name: String, labels: Vec<(String, String)>, value: u64) {
-        wit_host::Host::counter_add(self, name, labels, value)
-    }
-
-    fn gauge_set(&mut self, name: String, labels: Vec<(String, String)>, value: f64) {
-        wit_host::Host::gauge_set(self, name, labels, value)
-    }
-}
-
-impl v0_3::credentials::Host for HostState {
-    fn sign_client_assertion(&mut self, claims: String) -> Result<String, String> {
-        bindings::defender_ocsf::collector::credentials::Host::sign_client_assertion(self, claims)
-    }
-}
-
-impl From<v0_3::types::Error> for SourceError {
-    fn from(e: v0_3::types::Error) -> Self {
-        use v0_3::types::Error as Old;
-        match e {
-            Old::Config(m) => SourceError::Config(m),
-            Old::Auth(m) => SourceError::Auth(m),
-            Old::Permission(m) => SourceError::Permission(m),
-            Old::Throttled(t) => SourceError::Throttled(Throttle {
-                retry_after_ms: t.retry_after_ms,
-                message: t.message,
-            }),
-            Old::Transient(m) => SourceError::Transient(m),
-            Old::Fatal(m) => SourceError::Fatal(m),
-        }
-    }
-}
 
 impl bindings::defender_ocsf::collector::credentials::Host for HostState {
     fn sign_client_assertion(&mut self, claims: String) -> Result<String, String> {
@@ -207,11 +154,9 @@ impl Runtime {
         wit_host::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(|e| anyhow!("{e}"))?;
         bindings::defender_ocsf::collector::credentials::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(|e| anyhow!("{e}"))?;
         bindings::defender_ocsf::collector::types::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(|e| anyhow!("{e}"))?;
-        // The same linker serves 0.3.0 components: their imports have names
-        // of their own (`...@0.3.0`).
-        v0_3::host::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(|e| anyhow!("{e}"))?;
-        v0_3::credentials::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(|e| anyhow!("{e}"))?;
-        v0_3::types::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(|e| anyhow!("{e}"))?;
+        // The same linker serves components of older contracts: their
+        // imports have names of their own (`...@0.4.0`, `...@0.3.0`).
+        older::add_to_linker(&mut linker)?;
 
         // One ticker per engine advances the epoch that bounds each call.
         let weak = engine.weak();
@@ -281,12 +226,12 @@ impl Runtime {
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(u64::MAX / 2);
         store.epoch_deadline_trap();
-        // The current contract first; a component built for 0.3.0 runs as one.
+        // The current contract first, then the older ones, newest first.
         let collector = match bindings::Collector::instantiate(&mut store, &self.component, &self.linker) {
             Ok(c) => Exports::Current(c),
-            Err(current) => match since_v0_3_0::Collector::instantiate(&mut store, &self.component, &self.linker) {
-                Ok(c) => Exports::V0_3(c),
-                Err(_) => return Err(anyhow!("the component could not be instantiated: {current}")),
+            Err(current) => match older::instantiate(&mut store, &self.component, &self.linker) {
+                Some(older) => Exports::Older(older),
+                None => return Err(anyhow!("the component could not be instantiated: {current}")),
             },
         };
         let ticks = (limits.call_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
@@ -337,7 +282,7 @@ fn cache_path(engine: &Engine, bytes: &[u8], dir: &Path) -> PathBuf {
 /// A component's exports, by the contract version it was built for.
 enum Exports {
     Current(bindings::Collector),
-    V0_3(since_v0_3_0::Collector),
+    Older(older::Exports),
 }
 
 /// One running component.
@@ -355,14 +300,7 @@ impl Instance {
         self.store.set_epoch_deadline(self.call_ticks);
         let result = match &self.collector {
             Exports::Current(c) => c.defender_ocsf_collector_source().call_init(&mut self.store, config_json, checkpoint),
-            Exports::V0_3(c) => c.defender_ocsf_collector_source().call_init(&mut self.store, config_json, checkpoint).map(|r| {
-                r.map(|i| SourceInfo {
-                    name: i.name,
-                    version: i.version,
-                    allowed_origins: i.allowed_origins,
-                })
-                .map_err(SourceError::from)
-            }),
+            Exports::Older(c) => c.init(&mut self.store, config_json, checkpoint),
         }
         .map_err(|e| self.trap("init", e))?;
         if let Ok(info) = &result {
@@ -378,15 +316,7 @@ impl Instance {
         self.store.set_epoch_deadline(self.call_ticks);
         match &self.collector {
             Exports::Current(c) => c.defender_ocsf_collector_source().call_poll(&mut self.store),
-            Exports::V0_3(c) => c.defender_ocsf_collector_source().call_poll(&mut self.store).map(|r| {
-                r.map(|b| Batch {
-                    events: b.events,
-                    count: b.count,
-                    checkpoint: b.checkpoint,
-                    next_poll_ms: b.next_poll_ms,
-                })
-                .map_err(SourceError::from)
-            }),
+            Exports::Older(c) => c.poll(&mut self.store),
         }
         .map_err(|e| self.trap("poll", e))
     }
@@ -396,16 +326,7 @@ impl Instance {
         self.store.set_epoch_deadline(self.call_ticks);
         match &self.collector {
             Exports::Current(c) => c.defender_ocsf_collector_source().call_check(&mut self.store),
-            Exports::V0_3(c) => c.defender_ocsf_collector_source().call_check(&mut self.store).map(|steps| {
-                steps
-                    .into_iter()
-                    .map(|s| CheckStep {
-                        name: s.name,
-                        ok: s.ok,
-                        detail: s.detail,
-                    })
-                    .collect()
-            }),
+            Exports::Older(c) => c.check(&mut self.store),
         }
         .map_err(|e| self.trap("check", e))
     }
@@ -415,14 +336,7 @@ impl Instance {
         self.store.set_epoch_deadline(self.call_ticks);
         match &self.collector {
             Exports::Current(c) => c.defender_ocsf_collector_convert().call_map_results(&mut self.store, table, options, results),
-            Exports::V0_3(c) => c.defender_ocsf_collector_convert().call_map_results(&mut self.store, table, options, results).map(|r| {
-                r.map(|c| Converted {
-                    events: c.events,
-                    count: c.count,
-                    rejected: c.rejected,
-                })
-                .map_err(SourceError::from)
-            }),
+            Exports::Older(c) => c.map_results(&mut self.store, table, options, results),
         }
         .map_err(|e| self.trap("map-results", e))
     }
@@ -437,17 +351,35 @@ impl Instance {
                 .defender_ocsf_collector_convert()
                 .call_map_stream(&mut self.store, options, message)
                 .map_err(|e| self.trap("map-stream", e)),
-            Exports::V0_3(_) => Err(anyhow!(
-                "the component was built for contract 0.3.0, which has no `map-stream`: rebuild it against 0.4.0 to read a stream"
-            )),
+            Exports::Older(c) => match c.map_stream(&mut self.store, options, message) {
+                Some(mapped) => mapped.map_err(|e| self.trap("map-stream", e)),
+                None => Err(anyhow!(
+                    "the component was built for contract {}, which has no `map-stream`: rebuild it against 0.4.0 or later to read a stream",
+                    c.contract()
+                )),
+            },
         }
     }
 
     /// The contract version the component was built for.
     pub fn contract(&self) -> &'static str {
-        match self.collector {
-            Exports::Current(_) => "0.4.0",
-            Exports::V0_3(_) => "0.3.0",
+        match &self.collector {
+            Exports::Current(_) => CONTRACT,
+            Exports::Older(c) => c.contract(),
+        }
+    }
+
+    /// What the component says of its settings and metrics
+    /// (`source.describe`, 0.5.0). A component of an older contract cannot
+    /// say: it gets what its contract's text documented.
+    pub fn describe(&mut self) -> Result<Description> {
+        self.store.set_epoch_deadline(self.call_ticks);
+        match &self.collector {
+            Exports::Current(c) => c
+                .defender_ocsf_collector_source()
+                .call_describe(&mut self.store)
+                .map_err(|e| self.trap("describe", e)),
+            Exports::Older(c) => Ok(c.description()),
         }
     }
 
