@@ -47,7 +47,7 @@ impl Instance {
                  remove it from config_file and use Fluent Bit's outputs"
                 .into());
         }
-        let tenants = config.instances();
+        let tenants = defender_ocsf_host::launch::instances(&config, None).map_err(|e| e.to_string())?;
         if tenants.is_empty() {
             return Err("no tenant falls to this input's `shard`: nothing to collect".into());
         }
@@ -80,7 +80,7 @@ impl Instance {
         for tenant in &tenants {
             app::preflight(tenant, None).map_err(|e| match tenants.len() {
                 1 => e.to_string(),
-                _ => format!("tenant {}: {e}", tenant.tenant_id()),
+                _ => format!("tenant {}: {e}", tenant.instance_name()),
             })?;
         }
         let metrics = match &config.metrics_address {

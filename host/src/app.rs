@@ -41,7 +41,7 @@ pub fn run_tenants(
         let workers: Vec<_> = configs
             .iter()
             .map(|config| {
-                let tenant = config.tenant_id().to_string();
+                let tenant = config.instance_name().to_string();
                 let (shared, telemetry) = (&shared, Arc::new(telemetry.labelled("tenant", &tenant)));
                 let worker = std::thread::Builder::new()
                     .name(format!("tenant-{tenant}"))
@@ -92,7 +92,7 @@ pub fn run_tenants(
 pub const TENANT_RESTART: Duration = Duration::from_secs(15 * 60);
 
 fn run_tenant(config: &RunConfig, options: &RunOptions, sink: &SharedSink<'_>, telemetry: Arc<Telemetry>) -> Result<Summary, Failure> {
-    let tenant = config.tenant_id();
+    let tenant = config.instance_name();
     let _span = tracing::info_span!("tenant", tenant = %tenant).entered();
     loop {
         let mut sink = sink;

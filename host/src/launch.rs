@@ -100,6 +100,26 @@ pub(crate) fn instance(config: &RunConfig, options: &RunOptions, telemetry: Arc<
     Ok(runtime.instantiate(&options.limits, telemetry)?)
 }
 
+/// The description of the component a run of `config` uses
+/// (`source.describe`): what `RunConfig::instances` applies. Compiled into
+/// the state directory's cache when it can be written, so that the run
+/// that follows loads it from there instead of compiling it again.
+pub fn describe(config: &RunConfig, component: Option<&[u8]>) -> Result<Description, Failure> {
+    let cache = crate::state::probe_writable(&config.state_dir)
+        .ok()
+        .map(|()| config.state_dir.join("cache"));
+    let runtime = Runtime::new(component.unwrap_or(crate::runtime::DEFAULT_COMPONENT), cache.as_deref())?;
+    let mut instance = runtime.instantiate(&Limits::default(), Arc::new(Telemetry::default()))?;
+    Ok(instance.describe()?)
+}
+
+/// The instances of `config` with the component's description applied,
+/// a setting the host could not use being the configuration's to fix.
+pub fn instances(config: &RunConfig, component: Option<&[u8]>) -> Result<Vec<RunConfig>, Failure> {
+    let description = describe(config, component)?;
+    config.instances(&description).map_err(config_failure)
+}
+
 /// Asks the component for its description and hands its metrics' help
 /// texts and summary to `telemetry`; returns the description.
 pub(crate) fn describe_metrics(instance: &mut Instance, telemetry: &Telemetry) -> Result<Description, Failure> {

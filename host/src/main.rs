@@ -5,6 +5,7 @@ use defender_ocsf_host::app::{self, Failure, RunOptions};
 use defender_ocsf_host::config::OutputConfig;
 use defender_ocsf_host::config::RunConfig;
 use defender_ocsf_host::forward::Forward;
+use defender_ocsf_host::launch;
 use defender_ocsf_host::output::{Http, Sink, Stdout};
 use defender_ocsf_replay::Demo;
 use defender_ocsf_host::shutdown::Shutdown;
@@ -159,15 +160,21 @@ fn main() -> ExitCode {
                 Err(e) => return fail(&Failure::Config(format!("reading --component: {e}"))),
             };
             // Every tenant of the configuration, whichever shard collects it.
-            let tenants = RunConfig {
+            let everyone = RunConfig {
                 shard: None,
                 ..config.clone()
-            }
-            .instances();
+            };
+            let tenants = match launch::instances(&everyone, bytes.as_deref()) {
+                Ok(tenants) => tenants,
+                Err(e) => {
+                    println!("FAIL  configuration: {e}");
+                    return fail(&e);
+                }
+            };
             let mut all = Ok(app::Checked::default());
             for tenant in &tenants {
                 if tenants.len() > 1 {
-                    println!("tenant {}:", tenant.tenant_id());
+                    println!("tenant {}:", tenant.instance_name());
                 }
                 match app::check(tenant, bytes.as_deref(), &mut std::io::stdout()) {
                     Ok(checked) => all = all.map(|a| a.and(checked)),
@@ -311,7 +318,10 @@ fn run(
             Err(e) => return fail(&Failure::Config(format!("{e:#}"))),
         }
     }
-    let tenants = config.instances();
+    let tenants = match launch::instances(&config, options.component) {
+        Ok(tenants) => tenants,
+        Err(e) => return fail(&e),
+    };
     if tenants.is_empty() {
         // Another shard has every tenant: wait (a pod that exited
         // would only be restarted), or with --once, done.
@@ -322,7 +332,7 @@ fn run(
         return ExitCode::SUCCESS;
     }
     if let Some(shard) = config.shard {
-        let ids: Vec<&str> = tenants.iter().map(|t| t.tenant_id()).collect();
+        let ids: Vec<&str> = tenants.iter().map(|t| t.instance_name()).collect();
         tracing::info!(index = shard.index, count = shard.count, tenants = %ids.join(", "), "collecting this shard's tenants");
     }
     match app::run_tenants(&tenants, &options, sink.as_mut(), metrics.clone()) {

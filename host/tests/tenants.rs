@@ -125,7 +125,8 @@ fn each_tenants_metrics_carry_its_tenant_label() {
         ..RunOptions::default()
     };
     let mut out = Vec::new();
-    app::run_tenants(&config.instances(), &options, &mut Stdout::new(&mut out), telemetry.clone()).unwrap();
+    let tenants = defender_ocsf_host::launch::instances(&config, None).unwrap();
+    app::run_tenants(&tenants, &options, &mut Stdout::new(&mut out), telemetry.clone()).unwrap();
     let text = telemetry.render_prometheus();
     for (tenant, rows) in [("tenant-a", 4), ("tenant-b", 3)] {
         let line =

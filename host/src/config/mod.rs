@@ -10,6 +10,7 @@ mod interpolate;
 
 pub use interpolate::interpolate;
 
+use crate::runtime::Description;
 use anyhow::{Context, Result, anyhow, bail};
 use interpolate::interpolate_map;
 use serde_json::{Map, Value};
@@ -27,10 +28,13 @@ pub const HOST_KEYS: &[&str] = &[
     "metrics_address",
     "proxy",
     "ca_file",
-    "client_secret_file",
     "client_certificate_file",
     "client_private_key_file",
 ];
+
+/// The host's own credential settings: the client certificate it holds
+/// and signs with for the component (`credentials`).
+const CERTIFICATE_KEYS: &[&str] = &["client_certificate_file", "client_private_key_file"];
 
 /// A parsed configuration.
 #[derive(Clone, Debug)]
@@ -49,13 +53,19 @@ pub struct RunConfig {
     pub egress: crate::egress::EgressConfig,
     /// The client certificate and its key (`client_certificate_file`,
     /// `client_private_key_file`), read by the host, which signs for the
-    /// component.
+    /// component. Set by [`RunConfig::instances`].
     pub client_certificate: Option<CertificateFiles>,
-    /// Everything else: the source component's configuration.
+    /// Everything else: the source component's configuration. Until
+    /// [`RunConfig::instances`] applies the component's description, it
+    /// holds the settings as written (`<secret>_file`, the certificate).
     pub source: Map<String, Value>,
-    /// Several tenants, each with its own credentials, checkpoint and call
-    /// budget; empty for one tenant configured at the top level.
-    pub tenants: Vec<Tenant>,
+    /// Several instances of the source (tenants), each with its own
+    /// settings on top of the top level's, its checkpoint and its call
+    /// budget, as written; empty for one instance configured at the top level.
+    pub tenants: Vec<Map<String, Value>>,
+    /// The name of this instance: the value of the setting the component
+    /// names as its instance key. Set by [`RunConfig::instances`].
+    pub instance: Option<String>,
     /// This instance's share of the tenants, when several instances split
     /// them.
     pub shard: Option<Shard>,
@@ -81,15 +91,6 @@ impl std::fmt::Debug for Origin {
     }
 }
 
-/// One tenant of a `tenants:` list.
-#[derive(Clone, Debug)]
-pub struct Tenant {
-    pub id: String,
-    /// The top-level settings with the tenant's own on top.
-    pub source: Map<String, Value>,
-    pub client_certificate: Option<CertificateFiles>,
-}
-
 /// `shard: {index, count}`: this instance collects the tenants whose stable
 /// hash modulo `count` is `index`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
@@ -102,19 +103,19 @@ pub struct Shard {
 }
 
 impl Shard {
-    /// The instance that collects `tenant_id`, out of `count`: the first
-    /// eight bytes of the SHA-256 of the lower-cased id, modulo `count`.
-    /// It depends on nothing but the id and the count.
-    pub fn of(tenant_id: &str, count: u32) -> u32 {
+    /// The shard that collects the instance (tenant) named `name`, out of
+    /// `count`: the first eight bytes of the SHA-256 of the lower-cased
+    /// name, modulo `count`. It depends on nothing but the name and the count.
+    pub fn of(name: &str, count: u32) -> u32 {
         use sha2::Digest;
-        let digest = sha2::Sha256::digest(tenant_id.to_ascii_lowercase().as_bytes());
+        let digest = sha2::Sha256::digest(name.to_ascii_lowercase().as_bytes());
         let mut first = [0u8; 8];
         first.copy_from_slice(&digest[..8]);
         (u64::from_be_bytes(first) % u64::from(count.max(1))) as u32
     }
 
-    pub fn takes(&self, tenant_id: &str) -> bool {
-        Shard::of(tenant_id, self.count) == self.index
+    pub fn takes(&self, name: &str) -> bool {
+        Shard::of(name, self.count) == self.index
     }
 }
 
@@ -273,9 +274,7 @@ impl RunConfig {
         let tenants = match map.remove("tenants") {
             None => Vec::new(),
             Some(Value::Array(list)) if !list.is_empty() => list,
-            Some(_) => bail!(
-                "`tenants` must be a non-empty list of mappings, one per tenant, each with its `tenant_id`, `client_id` and credential"
-            ),
+            Some(_) => bail!("`tenants` must be a non-empty list of mappings, one per tenant, each with its own settings"),
         };
         let shard = match map.remove("shard") {
             None => None,
@@ -340,49 +339,25 @@ impl RunConfig {
             Some(Value::String(s)) if !s.is_empty() => Some(PathBuf::from(s)),
             Some(other) => bail!("`ca_file` must be the path of a PEM certificate bundle, got {other}"),
         };
-        // Each tenant: the top-level settings, overridden by its own.
-        let mut seen = std::collections::BTreeSet::new();
         let tenants = tenants
             .into_iter()
             .enumerate()
             .map(|(i, entry)| {
                 let Value::Object(own) = entry else {
-                    bail!("`tenants[{i}]` must be a mapping with `tenant_id`, `client_id` and a credential");
+                    bail!("`tenants[{i}]` must be a mapping of the tenant's own settings");
                 };
                 if let Some(key) = own
                     .keys()
-                    .find(|k| HOST_KEYS.contains(&k.as_str()) && !CREDENTIAL_KEYS.contains(&k.as_str()))
+                    .find(|k| HOST_KEYS.contains(&k.as_str()) && !CERTIFICATE_KEYS.contains(&k.as_str()))
                 {
                     bail!("`tenants[{i}].{key}` is a host setting, shared by all tenants: set it at the top level");
                 }
-                let mut source = map.clone();
-                if own.keys().any(|k| CREDENTIAL_KEYS.contains(&k.as_str())) {
-                    for key in CREDENTIAL_KEYS {
-                        source.remove(*key);
-                    }
-                }
-                source.extend(own);
-                let client_certificate = take_credentials(&mut source).with_context(|| format!("in `tenants[{i}]`"))?;
-                let id = match source.get("tenant_id") {
-                    Some(Value::String(id)) if is_path_safe(id) => id.clone(),
-                    Some(Value::String(id)) => {
-                        bail!("`tenants[{i}].tenant_id` `{id}` must be a GUID or a domain name (letters, digits, `-`, `.`, `_`)")
-                    }
-                    _ => bail!("`tenants[{i}]` has no `tenant_id`"),
-                };
-                if !seen.insert(id.to_ascii_lowercase()) {
-                    bail!("`tenants` lists the tenant `{id}` twice");
-                }
-                Ok(Tenant {
-                    id,
-                    source,
-                    client_certificate,
-                })
+                Ok(own)
             })
             .collect::<Result<Vec<_>>>()?;
-        let client_certificate = if tenants.is_empty() { take_credentials(&mut map)? } else { None };
         Ok(RunConfig {
             tenants,
+            instance: None,
             shard,
             state_dir,
             log_level,
@@ -390,7 +365,7 @@ impl RunConfig {
             metrics_address,
             log_file,
             egress: crate::egress::EgressConfig { proxy, ca_file },
-            client_certificate,
+            client_certificate: None,
             source: map,
             origin: None,
             stream,
@@ -410,6 +385,7 @@ impl RunConfig {
             egress: crate::egress::EgressConfig::default(),
             client_certificate: None,
             tenants: Vec::new(),
+            instance: None,
             shard: None,
             source,
             origin: None,
@@ -417,38 +393,84 @@ impl RunConfig {
         }
     }
 
-    /// One configuration per tenant this instance collects: the tenants of
-    /// the `tenants:` list (each with its state under `state_dir/<tenant_id>`),
-    /// or this configuration itself, less those another shard takes.
-    pub fn instances(&self) -> Vec<RunConfig> {
-        let single = || -> Vec<RunConfig> {
-            let id = self.source.get("tenant_id").and_then(Value::as_str).unwrap_or("");
-            if self.shard.is_some_and(|s| !s.takes(id)) {
-                Vec::new()
-            } else {
-                vec![self.clone()]
-            }
-        };
+    /// One configuration per instance of the source this process collects,
+    /// with the component's `description` applied: secrets read from their
+    /// files, the host's certificate taken and the component told to ask
+    /// for signatures. With a `tenants:` list, one per entry (its settings
+    /// on top of the top level's, its state under `state_dir/<instance>`),
+    /// less those another shard takes.
+    pub fn instances(&self, description: &Description) -> Result<Vec<RunConfig>> {
+        let instance_key = description.instance_key.as_deref();
+        let name_of = |source: &Map<String, Value>| instance_key.and_then(|k| source.get(k)).and_then(Value::as_str).map(str::to_string);
         if self.tenants.is_empty() {
-            return single();
+            let mut one = self.clone();
+            one.client_certificate = take_credentials(&mut one.source, description)?;
+            one.instance = name_of(&one.source);
+            if let Some(shard) = self.shard {
+                if instance_key.is_none() {
+                    bail!("`shard` splits the instances of a source, and this component names no setting for an instance: remove `shard`");
+                }
+                if !shard.takes(one.instance.as_deref().unwrap_or("")) {
+                    return Ok(Vec::new());
+                }
+            }
+            return Ok(vec![one]);
         }
-        self.tenants
+        let Some(key) = instance_key else {
+            bail!(
+                "`tenants` lists instances of the source, and this component names no setting for an instance (its contract or its description has none): configure one at the top level"
+            );
+        };
+        // A tenant that sets any part of a credential replaces the top
+        // level's whole credential.
+        let credential: Vec<String> = description
+            .credential_keys
             .iter()
-            .filter(|t| self.shard.is_none_or(|s| s.takes(&t.id)))
-            .map(|t| RunConfig {
-                state_dir: self.state_dir.join(&t.id),
-                source: t.source.clone(),
-                client_certificate: t.client_certificate.clone(),
+            .cloned()
+            .chain(description.secret_keys.iter().map(|k| format!("{k}_file")))
+            .chain(CERTIFICATE_KEYS.iter().map(|k| k.to_string()))
+            .collect();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut instances = Vec::new();
+        for (i, own) in self.tenants.iter().enumerate() {
+            let mut source = self.source.clone();
+            if own.keys().any(|k| credential.contains(k)) {
+                for k in &credential {
+                    source.remove(k);
+                }
+            }
+            source.extend(own.clone());
+            let client_certificate = take_credentials(&mut source, description).with_context(|| format!("in `tenants[{i}]`"))?;
+            let id = match source.get(key) {
+                Some(Value::String(id)) if is_path_safe(id) => id.clone(),
+                Some(Value::String(id)) => {
+                    bail!("`tenants[{i}].{key}` `{id}` names a directory, so it must be letters, digits, `-`, `.` or `_`")
+                }
+                _ => bail!("`tenants[{i}]` has no `{key}`"),
+            };
+            if !seen.insert(id.to_ascii_lowercase()) {
+                bail!("`tenants` lists the tenant `{id}` twice");
+            }
+            if self.shard.is_some_and(|s| !s.takes(&id)) {
+                continue;
+            }
+            instances.push(RunConfig {
+                state_dir: self.state_dir.join(&id),
+                source,
+                client_certificate,
+                instance: Some(id),
                 tenants: Vec::new(),
                 shard: None,
                 ..self.clone()
-            })
-            .collect()
+            });
+        }
+        Ok(instances)
     }
 
-    /// The tenant this configuration collects, for logs.
-    pub fn tenant_id(&self) -> &str {
-        self.source.get("tenant_id").and_then(Value::as_str).unwrap_or("")
+    /// The instance this configuration collects (a tenant), for logs and
+    /// labels; empty when the component has none.
+    pub fn instance_name(&self) -> &str {
+        self.instance.as_deref().unwrap_or("")
     }
 
     /// The component's part, as the JSON text `init` takes.
@@ -457,33 +479,24 @@ impl RunConfig {
     }
 }
 
-/// The keys that name a credential; a tenant that sets one replaces the
-/// top-level credential entirely.
-const CREDENTIAL_KEYS: &[&str] = &[
-    "client_secret",
-    "client_secret_file",
-    "client_certificate_file",
-    "client_private_key_file",
-];
-
-/// Reads `client_secret_file` into `client_secret`, and turns
+/// Reads each secret's `<key>_file` into `<key>`, and turns
 /// `client_certificate_file` into the files the host signs with (the
-/// component is told `client_assertion: host`).
-fn take_credentials(map: &mut Map<String, Value>) -> Result<Option<CertificateFiles>> {
+/// component is told so by the setting its description names).
+fn take_credentials(map: &mut Map<String, Value>, description: &Description) -> Result<Option<CertificateFiles>> {
     // A secret in a file (a mounted Kubernetes secret, say): the host
     // reads it, so the component never needs file access.
-    if let Some(v) = map.remove("client_secret_file") {
-        let Value::String(path) = v else {
-            bail!("`client_secret_file` must be a path")
-        };
-        if map.contains_key("client_secret") {
-            bail!("set either `client_secret` or `client_secret_file`, not both");
+    for key in &description.secret_keys {
+        let file = format!("{key}_file");
+        if let Some(v) = map.remove(&file) {
+            let Value::String(path) = v else {
+                bail!("`{file}` must be a path")
+            };
+            if map.contains_key(key) {
+                bail!("set either `{key}` or `{file}`, not both");
+            }
+            let secret = std::fs::read_to_string(&path).map_err(|e| anyhow!("`{file}`: cannot read {path}: {e}"))?;
+            map.insert(key.clone(), Value::String(secret.trim_end_matches(['\r', '\n']).to_string()));
         }
-        let secret = std::fs::read_to_string(&path).map_err(|e| anyhow!("`client_secret_file`: cannot read {path}: {e}"))?;
-        map.insert(
-            "client_secret".into(),
-            Value::String(secret.trim_end_matches(['\r', '\n']).to_string()),
-        );
     }
     // A client certificate: the host keeps the key and signs for the
     // component, which is only told to ask.
@@ -500,13 +513,16 @@ fn take_credentials(map: &mut Map<String, Value>) -> Result<Option<CertificateFi
         (None, None) => None,
         (None, Some(_)) => bail!("`client_private_key_file` needs `client_certificate_file`, the certificate it belongs to"),
         (Some(certificate), key) => {
-            if map.contains_key("client_secret") {
-                bail!("set either `client_secret` (or `client_secret_file`) or `client_certificate_file`, not both");
+            let Some((setting, value)) = &description.host_signer else {
+                bail!("`client_certificate_file`: this component cannot have the host sign for it (it names no setting for that); use the credential it takes");
+            };
+            if let Some(secret) = description.secret_keys.iter().find(|k| map.contains_key(*k)) {
+                bail!("set either `{secret}` (or `{secret}_file`) or `client_certificate_file`, not both");
             }
-            if map.contains_key("client_assertion") {
-                bail!("`client_assertion` is set by the host; remove it and keep `client_certificate_file`");
+            if map.contains_key(setting) {
+                bail!("`{setting}` is set by the host; remove it and keep `client_certificate_file`");
             }
-            map.insert("client_assertion".into(), Value::String("host".into()));
+            map.insert(setting.clone(), Value::String(value.clone()));
             Some(CertificateFiles { certificate, key })
         }
     };

@@ -1,6 +1,32 @@
 //! The configuration's tests: interpolation, errors that point at the line, tenants, overrides.
 
 use super::*;
+use crate::runtime::Description;
+
+/// A description like the Defender component's.
+fn described() -> Description {
+    Description {
+        secret_keys: vec!["client_secret".into()],
+        credential_keys: vec!["client_secret".into(), "client_assertion".into()],
+        instance_key: Some("tenant_id".into()),
+        host_signer: Some(("client_assertion".into(), "host".into())),
+        convert_options: Vec::new(),
+        metrics: Vec::new(),
+    }
+}
+
+/// The description of a component that says nothing: no secrets,
+/// credentials or instances (an older contract, or a source that needs none).
+fn silent() -> Description {
+    Description {
+        secret_keys: Vec::new(),
+        credential_keys: Vec::new(),
+        instance_key: None,
+        host_signer: None,
+        convert_options: Vec::new(),
+        metrics: Vec::new(),
+    }
+}
 use crate::output::Compression;
 
 fn env(name: &str) -> Option<String> {
@@ -130,11 +156,18 @@ fn a_secret_file_is_read_by_the_host() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("secret");
     std::fs::write(&file, "from-file\n").unwrap();
-    let c = RunConfig::from_yaml(&format!("client_secret_file: {}\n", file.display()), &env).unwrap();
+    let raw = RunConfig::from_yaml(&format!("client_secret_file: {}\n", file.display()), &env).unwrap();
+    let c = &raw.instances(&described()).unwrap()[0];
     assert_eq!(c.source["client_secret"], "from-file");
     assert!(!c.source.contains_key("client_secret_file"));
-    let e = RunConfig::from_yaml("client_secret_file: /nonexistent/x\n", &env).unwrap_err();
+    let e = RunConfig::from_yaml("client_secret_file: /nonexistent/x\n", &env)
+        .unwrap()
+        .instances(&described())
+        .unwrap_err();
     assert!(format!("{e:#}").contains("/nonexistent/x"));
+    // A component that names no secret gets the setting as written.
+    let c = &raw.instances(&silent()).unwrap()[0];
+    assert!(c.source.contains_key("client_secret_file") && !c.source.contains_key("client_secret"));
 }
 
 #[test]
@@ -144,8 +177,9 @@ fn tenants_inherit_the_top_level_and_replace_its_credential() {
         &env,
     )
     .unwrap();
-    let instances = c.instances();
+    let instances = c.instances(&described()).unwrap();
     assert_eq!(instances.len(), 2);
+    assert_eq!(instances[1].instance_name(), "b");
     assert_eq!(instances[0].state_dir, PathBuf::from("/s/a"));
     assert_eq!(instances[0].source["client_secret"], "shared");
     assert_eq!(instances[0].source["tables"], serde_json::json!(["DeviceEvents"]));
@@ -155,9 +189,6 @@ fn tenants_inherit_the_top_level_and_replace_its_credential() {
 
     for (yaml, message) in [
         ("tenants: [{tenant_id: a, state_dir: /x}]", "host setting"),
-        ("tenants: [{tenant_id: a}, {tenant_id: A}]", "twice"),
-        ("tenants: [{client_id: c}]", "no `tenant_id`"),
-        ("tenants: [{tenant_id: ../up}]", "must be a GUID"),
         ("tenants: []", "non-empty list"),
         ("shard: {index: 3, count: 3}", "index must be below count"),
         ("shard: {index: 0}", "missing field `count`"),
@@ -165,6 +196,34 @@ fn tenants_inherit_the_top_level_and_replace_its_credential() {
         let e = format!("{:#}", RunConfig::from_yaml(yaml, &env).unwrap_err());
         assert!(e.contains(message), "{yaml}: {e}");
     }
+    // What the component names as its instance is checked with its description.
+    for (yaml, message) in [
+        ("tenants: [{tenant_id: a}, {tenant_id: A}]", "twice"),
+        ("tenants: [{client_id: c}]", "no `tenant_id`"),
+        ("tenants: [{tenant_id: ../up}]", "names a directory"),
+    ] {
+        let e = format!("{:#}", RunConfig::from_yaml(yaml, &env).unwrap().instances(&described()).unwrap_err());
+        assert!(e.contains(message), "{yaml}: {e}");
+    }
+}
+
+#[test]
+fn what_a_component_does_not_describe_is_refused_with_the_reason() {
+    for (yaml, message) in [
+        ("tenants: [{tenant_id: a}]", "names no setting for an instance"),
+        ("tenant_id: a\nshard: {index: 0, count: 2}", "remove `shard`"),
+        ("client_certificate_file: /c.pem", "cannot have the host sign for it"),
+    ] {
+        let e = format!("{:#}", RunConfig::from_yaml(yaml, &env).unwrap().instances(&silent()).unwrap_err());
+        assert!(e.contains(message), "{yaml}: {e}");
+    }
+    // With the description, the certificate is the host's and the component is told to ask.
+    let c = RunConfig::from_yaml("client_certificate_file: /c.pem\n", &env).unwrap();
+    let one = &c.instances(&described()).unwrap()[0];
+    assert_eq!(one.source["client_assertion"], "host");
+    assert_eq!(one.client_certificate.as_ref().unwrap().certificate, PathBuf::from("/c.pem"));
+    let both = RunConfig::from_yaml("client_certificate_file: /c.pem\nclient_secret: s\n", &env).unwrap();
+    assert!(format!("{:#}", both.instances(&described()).unwrap_err()).contains("not both"));
 }
 
 #[test]
@@ -178,7 +237,7 @@ fn the_shard_of_a_tenant_never_changes() {
     assert_eq!(shards, [2, 2, 1, 2, 2]);
     assert_eq!(Shard::of("Contoso", 3), Shard::of("contoso", 3), "ids compare case-insensitively");
     let one = RunConfig::from_yaml("tenant_id: contoso\nshard: {index: 0, count: 3}", &env).unwrap();
-    assert_eq!(one.instances().len(), usize::from(Shard::of("contoso", 3) == 0));
+    assert_eq!(one.instances(&described()).unwrap().len(), usize::from(Shard::of("contoso", 3) == 0));
 }
 
 #[test]

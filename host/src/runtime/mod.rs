@@ -2,7 +2,14 @@
 //! compiled artefact), links WASI, `wasi:http` behind the network policy and
 //! the host's log and metric interface, and caps the guest's memory and time.
 
+mod contract;
+mod host_state;
 mod older;
+
+pub use contract::{Batch, CONTRACT, CheckStep, Converted, Description, Metric, SourceError, SourceInfo, StreamMapped, Summary, TableCount, Throttle};
+pub use host_state::HostState;
+
+use contract::bindings;
 
 use crate::clock::Clock;
 use crate::credentials::ClientCertificate;
@@ -16,29 +23,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
-
-/// The current contract, `wit/source.wit`.
-pub(crate) mod bindings {
-    wasmtime::component::bindgen!({
-        world: "collector",
-        path: "../wit",
-        with: {
-            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
-            "wasi:io": wasmtime_wasi::p2::bindings::sync::io,
-        },
-    });
-}
-
-use bindings::defender_ocsf::collector::host::{self as wit_host, Level};
-pub use bindings::defender_ocsf::collector::types::{Batch, CheckStep, Error as SourceError, SourceInfo, Throttle};
-pub use bindings::exports::defender_ocsf::collector::convert::{Converted, StreamMapped, TableCount};
-pub use bindings::exports::defender_ocsf::collector::source::{Description, Metric, Summary};
-
-/// The contract version of `wit/source.wit`.
-pub const CONTRACT: &str = "0.5.0";
+use wasmtime::{Config, Engine, Store, StoreLimitsBuilder};
+use wasmtime_wasi::WasiCtx;
+use wasmtime_wasi_http::WasiHttpCtx;
 
 /// The collector component built from this repository, embedded at build time.
 pub static DEFAULT_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/collector.wasm"));
@@ -74,70 +61,6 @@ pub struct Runtime {
     certificate: Option<Arc<ClientCertificate>>,
 }
 
-/// What a store holds for one instance.
-pub struct HostState {
-    wasi: WasiCtx,
-    http: WasiHttpCtx,
-    table: ResourceTable,
-    policy: Policy,
-    /// The client certificate this instance may have signatures from.
-    certificate: Option<Arc<ClientCertificate>>,
-    limits: StoreLimits,
-    telemetry: Arc<Telemetry>,
-}
-
-impl WasiView for HostState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-impl WasiHttpView for HostState {
-    fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: &mut self.policy,
-        }
-    }
-}
-
-impl wit_host::Host for HostState {
-    fn log(&mut self, level: Level, message: String, fields: Vec<(String, String)>) {
-        // The log line spreads these out as fields of its own.
-        let fields = crate::telemetry::component_fields(&fields);
-        match level {
-            Level::Trace => tracing::trace!(target: "component", component_fields = %fields, "{message}"),
-            Level::Debug => tracing::debug!(target: "component", component_fields = %fields, "{message}"),
-            Level::Info => tracing::info!(target: "component", component_fields = %fields, "{message}"),
-            Level::Warn => tracing::warn!(target: "component", component_fields = %fields, "{message}"),
-            Level::Error => tracing::error!(target: "component", component_fields = %fields, "{message}"),
-        }
-    }
-
-    fn counter_add(&mut self, name: String, labels: Vec<(String, String)>, value: u64) {
-        self.telemetry.counter_add(&name, labels, value);
-    }
-
-    fn gauge_set(&mut self, name: String, labels: Vec<(String, String)>, value: f64) {
-        self.telemetry.gauge_set(&name, labels, value);
-    }
-}
-
-impl bindings::defender_ocsf::collector::types::Host for HostState {}
-
-impl bindings::defender_ocsf::collector::credentials::Host for HostState {
-    fn sign_client_assertion(&mut self, claims: String) -> Result<String, String> {
-        match &self.certificate {
-            Some(certificate) => certificate.sign(&claims),
-            None => Err("no client certificate is configured in the host; set `client_certificate_file`".into()),
-        }
-    }
-}
-
 impl Runtime {
     /// Compiles `bytes`, or loads the compiled artefact from `cache_dir` when
     /// this exact component was compiled before by this exact engine.
@@ -151,7 +74,7 @@ impl Runtime {
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow!("{e}"))?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker).map_err(|e| anyhow!("{e}"))?;
-        wit_host::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(|e| anyhow!("{e}"))?;
+        bindings::defender_ocsf::collector::host::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(|e| anyhow!("{e}"))?;
         bindings::defender_ocsf::collector::credentials::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(|e| anyhow!("{e}"))?;
         bindings::defender_ocsf::collector::types::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(|e| anyhow!("{e}"))?;
         // The same linker serves components of older contracts: their

@@ -4,8 +4,10 @@
 //! cannot do (0.3.0: `map-stream`; both: `describe`) is said, or filled in
 //! from what their contract's text documented.
 
-use super::bindings::defender_ocsf::collector::host::Level;
-use super::{Batch, CheckStep, Converted, Description, HostState, SourceError, SourceInfo, StreamMapped, TableCount, Throttle};
+use super::contract::bindings;
+use super::contract::{Batch, CheckStep, Converted, Description, SourceError, SourceInfo, StreamMapped, TableCount, Throttle};
+use super::host_state::HostState;
+use bindings::defender_ocsf::collector::host::{self as wit_host, Level};
 use anyhow::{Result, anyhow};
 use wasmtime::Store;
 use wasmtime::component::{Component, HasSelf, Linker};
@@ -49,21 +51,21 @@ macro_rules! older_contract {
                     Old::Warn => Level::Warn,
                     Old::Error => Level::Error,
                 };
-                super::wit_host::Host::log(self, level, message, fields)
+                wit_host::Host::log(self, level, message, fields)
             }
 
             fn counter_add(&mut self, name: String, labels: Vec<(String, String)>, value: u64) {
-                super::wit_host::Host::counter_add(self, name, labels, value)
+                wit_host::Host::counter_add(self, name, labels, value)
             }
 
             fn gauge_set(&mut self, name: String, labels: Vec<(String, String)>, value: f64) {
-                super::wit_host::Host::gauge_set(self, name, labels, value)
+                wit_host::Host::gauge_set(self, name, labels, value)
             }
         }
 
         impl $m::defender_ocsf::collector::credentials::Host for HostState {
             fn sign_client_assertion(&mut self, claims: String) -> Result<String, String> {
-                super::bindings::defender_ocsf::collector::credentials::Host::sign_client_assertion(self, claims)
+                bindings::defender_ocsf::collector::credentials::Host::sign_client_assertion(self, claims)
             }
         }
 
