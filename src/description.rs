@@ -71,11 +71,20 @@ pub static DESCRIPTION: Description = Description {
         metric("rows_fetched_total", "Rows received from advanced hunting, by table."),
         Metric {
             summary: Some(Summary::Total),
-            ..metric("rows_unmappable_total", "Rows that could not be mapped to OCSF (logged with their table and key).")
+            ..metric(
+                "rows_unmappable_total",
+                "Rows that could not be mapped to OCSF (logged with their table and key).",
+            )
         },
-        metric("tables_unavailable_total", "Times a table was found unavailable in the tenant (no license)."),
+        metric(
+            "tables_unavailable_total",
+            "Times a table was found unavailable in the tenant (no license).",
+        ),
         metric("token_requests_total", "Token requests to the identity platform, by HTTP status."),
-        metric("window_splits_total", "Windows split or shortened because their answer was too large, by table."),
+        metric(
+            "window_splits_total",
+            "Windows split or shortened because their answer was too large, by table.",
+        ),
     ],
 };
 

@@ -14,6 +14,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// Runs a source until `once` completes, `shutdown` is set, or it fails.
+/// `config` is one instance, as [`RunConfig::instances`] gives it (with
+/// the component's description applied); `launch::instances` makes them.
 pub fn run(config: &RunConfig, options: &RunOptions, sink: &mut dyn Sink, telemetry: Arc<Telemetry>) -> Result<Summary, Failure> {
     match &config.stream {
         Some(stream) => crate::kafka::run(config, stream, options, sink, telemetry),

@@ -35,20 +35,26 @@ fn runs_is_checked_and_checkpointed(feature: Option<&str>, contract: &str) {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let config = dir.path().join("config.yaml");
-    std::fs::write(
-        &config,
-        format!("state_dir: {}\nmessage: hello from elsewhere\n", state.display()),
-    )
-    .unwrap();
+    std::fs::write(&config, format!("state_dir: {}\nmessage: hello from elsewhere\n", state.display())).unwrap();
 
     let run = host(&["run", "--once"], &config);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stderr}");
-    assert_eq!(String::from_utf8_lossy(&run.stdout), "{\"message\":\"hello from elsewhere\"}\n", "{stderr}");
-    assert!(stderr.contains("\"source\":\"echo\""), "the host names the component's source: {stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout),
+        "{\"message\":\"hello from elsewhere\"}\n",
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("\"source\":\"echo\""),
+        "the host names the component's source: {stderr}"
+    );
     assert!(stderr.contains(&format!("\"contract\":\"{contract}\"")), "{stderr}");
     let checkpoint = std::fs::read_to_string(state.join("checkpoint.json")).unwrap();
-    assert!(checkpoint.contains("\"echoed\":1"), "the component's checkpoint is saved as it gave it: {checkpoint}");
+    assert!(
+        checkpoint.contains("\"echoed\":1"),
+        "the component's checkpoint is saved as it gave it: {checkpoint}"
+    );
 
     let check = host(&["check"], &config);
     let out = String::from_utf8_lossy(&check.stdout);

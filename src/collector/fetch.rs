@@ -143,7 +143,14 @@ impl Fetcher {
 
     /// The answer for the largest first part of `window` that fits one
     /// query, with how many of its rows belong to that part.
-    pub fn shrink(&mut self, http: &mut dyn HttpClient, now: Ticks, table: &'static Table, source: &str, mut window: Window) -> Result<Shrunk> {
+    pub fn shrink(
+        &mut self,
+        http: &mut dyn HttpClient,
+        now: Ticks,
+        table: &'static Table,
+        source: &str,
+        mut window: Window,
+    ) -> Result<Shrunk> {
         let mut take = self.max_rows_per_query + 1;
         loop {
             let fetched = match self.query(http, now, table, source, window.start, window.end, take) {
@@ -240,7 +247,14 @@ impl Fetcher {
     /// Every row of `table` at the single tick `at`, however many: one
     /// query per hash bucket of the rows' content, a full bucket split in
     /// two of twice the count.
-    pub fn tick(&mut self, http: &mut dyn HttpClient, now: Ticks, table: &'static Table, source: &str, at: Ticks) -> Result<Vec<HuntingResult>> {
+    pub fn tick(
+        &mut self,
+        http: &mut dyn HttpClient,
+        now: Ticks,
+        table: &'static Table,
+        source: &str,
+        at: Ticks,
+    ) -> Result<Vec<HuntingResult>> {
         let mut buckets = first_buckets();
         let mut answers = Vec::new();
         while !buckets.is_empty() {

@@ -124,8 +124,7 @@ fn the_next_cycle_looks_again_at_the_overlap_in_its_one_query_and_emits_only_lat
         "tables": ["DeviceProcessEvents"], "start_time": "2025-01-01T00:00:00Z",
         "delay": "5m", "overlap": "10m",
     }));
-    let row =
-        |t: &str, id: u32| json!({"Timestamp": t, "DeviceId": "d", "ActionType": "ProcessCreated", "ReportId": id, "ProcessId": id});
+    let row = |t: &str, id: u32| json!({"Timestamp": t, "DeviceId": "d", "ActionType": "ProcessCreated", "ReportId": id, "ProcessId": id});
     let answer = |rows: Vec<serde_json::Value>| json!({"schema": [], "results": rows}).to_string();
     let now = Ticks::parse("2025-01-01T00:30:00Z").unwrap();
     let mut c = Collector::new(&config.to_string(), None, now, Capabilities::without_certificate())
@@ -430,7 +429,9 @@ fn alerts_and_their_evidence_at_one_overfull_instant_are_all_collected_and_joine
         .map(|i| json!({"Timestamp": TICK, "AlertId": format!("a{i}"), "Title": "t", "Severity": "High", "ReportId": i}))
         .collect();
     let evidence: Vec<serde_json::Value> = (0..5)
-        .map(|i| json!({"Timestamp": TICK, "AlertId": format!("a{i}"), "EntityType": "Machine", "DeviceId": format!("d{i}"), "ReportId": i}))
+        .map(
+            |i| json!({"Timestamp": TICK, "AlertId": format!("a{i}"), "EntityType": "Machine", "DeviceId": format!("d{i}"), "ReportId": i}),
+        )
         .collect();
     let mut graph = TickGraph([("AlertInfo", alerts), ("AlertEvidence", evidence)].into(), Vec::new());
     let events = collect_all(&mut c, &mut graph, Ticks::parse("2025-01-01T00:00:01Z").unwrap());

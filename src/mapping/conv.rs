@@ -4,8 +4,8 @@
 //! stays borrowed and an integer exact; a cell a finish step made is
 //! converted as a value ([`field::convert`]).
 
-use super::field::{self, Conv, is_email, parse_dynamic};
 use super::captions;
+use super::field::{self, Conv, is_email, parse_dynamic};
 use super::value::{Cell, Key, Obj, V, is_plain_int, push_in, unquote};
 use crate::time::Ticks;
 use serde_json::Value;

@@ -2,7 +2,7 @@
 //! `Account*` is the account that acted (§0.4); `Target*` is the one acted on.
 
 use super::common;
-use super::device::{auth_protocol_id, logon_type_id};
+use super::logon::{auth_protocol_id, logon_type_id};
 use super::event::Event;
 use super::field::{Context, Conv::*, Field, f, join};
 use super::table::{Activity, Product, Shape, Table};

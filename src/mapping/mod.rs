@@ -22,6 +22,7 @@ pub mod conv;
 pub mod device;
 pub mod device_events;
 pub mod inventory;
+pub mod logon;
 pub mod doc;
 pub mod email;
 pub mod entra;
@@ -47,7 +48,7 @@ pub static TABLES: &[&Table] = &[
     &device::DEVICE_NETWORK_EVENTS,
     &device::DEVICE_FILE_EVENTS,
     &device::DEVICE_REGISTRY_EVENTS,
-    &device::DEVICE_LOGON_EVENTS,
+    &logon::DEVICE_LOGON_EVENTS,
     &device::DEVICE_IMAGE_LOAD_EVENTS,
     &inventory::DEVICE_INFO,
     &inventory::DEVICE_NETWORK_INFO,

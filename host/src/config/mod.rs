@@ -488,9 +488,7 @@ fn take_credentials(map: &mut Map<String, Value>, description: &Description) -> 
     for key in &description.secret_keys {
         let file = format!("{key}_file");
         if let Some(v) = map.remove(&file) {
-            let Value::String(path) = v else {
-                bail!("`{file}` must be a path")
-            };
+            let Value::String(path) = v else { bail!("`{file}` must be a path") };
             if map.contains_key(key) {
                 bail!("set either `{key}` or `{file}`, not both");
             }
@@ -514,7 +512,9 @@ fn take_credentials(map: &mut Map<String, Value>, description: &Description) -> 
         (None, Some(_)) => bail!("`client_private_key_file` needs `client_certificate_file`, the certificate it belongs to"),
         (Some(certificate), key) => {
             let Some((setting, value)) = &description.host_signer else {
-                bail!("`client_certificate_file`: this component cannot have the host sign for it (it names no setting for that); use the credential it takes");
+                bail!(
+                    "`client_certificate_file`: this component cannot have the host sign for it (it names no setting for that); use the credential it takes"
+                );
             };
             if let Some(secret) = description.secret_keys.iter().find(|k| map.contains_key(*k)) {
                 bail!("set either `{secret}` (or `{secret}_file`) or `client_certificate_file`, not both");

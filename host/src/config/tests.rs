@@ -202,7 +202,10 @@ fn tenants_inherit_the_top_level_and_replace_its_credential() {
         ("tenants: [{client_id: c}]", "no `tenant_id`"),
         ("tenants: [{tenant_id: ../up}]", "names a directory"),
     ] {
-        let e = format!("{:#}", RunConfig::from_yaml(yaml, &env).unwrap().instances(&described()).unwrap_err());
+        let e = format!(
+            "{:#}",
+            RunConfig::from_yaml(yaml, &env).unwrap().instances(&described()).unwrap_err()
+        );
         assert!(e.contains(message), "{yaml}: {e}");
     }
 }
@@ -237,7 +240,10 @@ fn the_shard_of_a_tenant_never_changes() {
     assert_eq!(shards, [2, 2, 1, 2, 2]);
     assert_eq!(Shard::of("Contoso", 3), Shard::of("contoso", 3), "ids compare case-insensitively");
     let one = RunConfig::from_yaml("tenant_id: contoso\nshard: {index: 0, count: 3}", &env).unwrap();
-    assert_eq!(one.instances(&described()).unwrap().len(), usize::from(Shard::of("contoso", 3) == 0));
+    assert_eq!(
+        one.instances(&described()).unwrap().len(),
+        usize::from(Shard::of("contoso", 3) == 0)
+    );
 }
 
 #[test]

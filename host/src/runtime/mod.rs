@@ -6,7 +6,9 @@ mod contract;
 mod host_state;
 mod older;
 
-pub use contract::{Batch, CONTRACT, CheckStep, Converted, Description, Metric, SourceError, SourceInfo, StreamMapped, Summary, TableCount, Throttle};
+pub use contract::{
+    Batch, CONTRACT, CheckStep, Converted, Description, Metric, SourceError, SourceInfo, StreamMapped, Summary, TableCount, Throttle,
+};
 pub use host_state::HostState;
 
 use contract::bindings;
@@ -222,7 +224,9 @@ impl Instance {
     pub fn init(&mut self, config_json: &str, checkpoint: Option<&str>) -> Result<Result<SourceInfo, SourceError>> {
         self.store.set_epoch_deadline(self.call_ticks);
         let result = match &self.collector {
-            Exports::Current(c) => c.defender_ocsf_collector_source().call_init(&mut self.store, config_json, checkpoint),
+            Exports::Current(c) => c
+                .defender_ocsf_collector_source()
+                .call_init(&mut self.store, config_json, checkpoint),
             Exports::Older(c) => c.init(&mut self.store, config_json, checkpoint),
         }
         .map_err(|e| self.trap("init", e))?;
@@ -258,7 +262,9 @@ impl Instance {
     pub fn map_results(&mut self, table: &str, options: &str, results: &[u8]) -> Result<Result<Converted, SourceError>> {
         self.store.set_epoch_deadline(self.call_ticks);
         match &self.collector {
-            Exports::Current(c) => c.defender_ocsf_collector_convert().call_map_results(&mut self.store, table, options, results),
+            Exports::Current(c) => c
+                .defender_ocsf_collector_convert()
+                .call_map_results(&mut self.store, table, options, results),
             Exports::Older(c) => c.map_results(&mut self.store, table, options, results),
         }
         .map_err(|e| self.trap("map-results", e))

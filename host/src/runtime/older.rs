@@ -7,8 +7,8 @@
 use super::contract::bindings;
 use super::contract::{Batch, CheckStep, Converted, Description, SourceError, SourceInfo, StreamMapped, TableCount, Throttle};
 use super::host_state::HostState;
-use bindings::defender_ocsf::collector::host::{self as wit_host, Level};
 use anyhow::{Result, anyhow};
+use bindings::defender_ocsf::collector::host::{self as wit_host, Level};
 use wasmtime::Store;
 use wasmtime::component::{Component, HasSelf, Linker};
 
@@ -158,7 +158,9 @@ pub fn instantiate(store: &mut Store<HostState>, component: &Component, linker: 
     if let Ok(c) = since_v0_4_0::Collector::instantiate(&mut *store, component, linker) {
         return Some(Exports::V0_4(c));
     }
-    since_v0_3_0::Collector::instantiate(store, component, linker).ok().map(Exports::V0_3)
+    since_v0_3_0::Collector::instantiate(store, component, linker)
+        .ok()
+        .map(Exports::V0_3)
 }
 
 /// One call's result in the current types.
@@ -220,31 +222,46 @@ impl Exports {
 
     pub fn map_results(&self, store: &mut Store<HostState>, table: &str, options: &str, results: &[u8]) -> Call<Converted> {
         match self {
-            Exports::V0_4(c) => c.defender_ocsf_collector_convert().call_map_results(store, table, options, results).map(current),
-            Exports::V0_3(c) => c.defender_ocsf_collector_convert().call_map_results(store, table, options, results).map(current),
+            Exports::V0_4(c) => c
+                .defender_ocsf_collector_convert()
+                .call_map_results(store, table, options, results)
+                .map(current),
+            Exports::V0_3(c) => c
+                .defender_ocsf_collector_convert()
+                .call_map_results(store, table, options, results)
+                .map(current),
         }
     }
 
     /// `None`: the contract has no `map-stream`.
-    pub fn map_stream(&self, store: &mut Store<HostState>, options: &str, message: &[u8]) -> Option<wasmtime::Result<std::result::Result<StreamMapped, String>>> {
+    pub fn map_stream(
+        &self,
+        store: &mut Store<HostState>,
+        options: &str,
+        message: &[u8],
+    ) -> Option<wasmtime::Result<std::result::Result<StreamMapped, String>>> {
         match self {
-            Exports::V0_4(c) => Some(c.defender_ocsf_collector_convert().call_map_stream(store, options, message).map(|r| {
-                r.map(|m| StreamMapped {
-                    events: m.events,
-                    count: m.count,
-                    rejected: m.rejected,
-                    tables: m
-                        .tables
-                        .into_iter()
-                        .map(|t| TableCount {
-                            table: t.table,
-                            rows: t.rows,
-                            errors: t.errors,
+            Exports::V0_4(c) => Some(
+                c.defender_ocsf_collector_convert()
+                    .call_map_stream(store, options, message)
+                    .map(|r| {
+                        r.map(|m| StreamMapped {
+                            events: m.events,
+                            count: m.count,
+                            rejected: m.rejected,
+                            tables: m
+                                .tables
+                                .into_iter()
+                                .map(|t| TableCount {
+                                    table: t.table,
+                                    rows: t.rows,
+                                    errors: t.errors,
+                                })
+                                .collect(),
+                            unknown_categories: m.unknown_categories,
                         })
-                        .collect(),
-                    unknown_categories: m.unknown_categories,
-                })
-            })),
+                    }),
+            ),
             Exports::V0_3(_) => None,
         }
     }

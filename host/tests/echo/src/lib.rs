@@ -35,16 +35,29 @@ impl Source for Echo {
         let start = config.find("\"message\":\"").ok_or(Error::Config("`message` is required".into()))? + 11;
         let text = &config[start..];
         *MESSAGE.lock().unwrap() = text[..text.find('"').unwrap_or(text.len())].to_string();
-        Ok(SourceInfo { name: "echo".into(), version: "1".into(), allowed_origins: Vec::new() })
+        Ok(SourceInfo {
+            name: "echo".into(),
+            version: "1".into(),
+            allowed_origins: Vec::new(),
+        })
     }
 
     fn poll() -> Result<Batch, Error> {
         let event = format!("{{\"message\":\"{}\"}}\n", MESSAGE.lock().unwrap());
-        Ok(Batch { events: event.into_bytes(), count: 1, checkpoint: "{\"echoed\":1}".into(), next_poll_ms: 60_000 })
+        Ok(Batch {
+            events: event.into_bytes(),
+            count: 1,
+            checkpoint: "{\"echoed\":1}".into(),
+            next_poll_ms: 60_000,
+        })
     }
 
     fn check() -> Vec<CheckStep> {
-        vec![CheckStep { name: "echo".into(), ok: true, detail: "nothing to check".into() }]
+        vec![CheckStep {
+            name: "echo".into(),
+            ok: true,
+            detail: "nothing to check".into(),
+        }]
     }
 }
 
