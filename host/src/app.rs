@@ -317,19 +317,25 @@ pub struct MapSummary {
 }
 
 /// Maps saved results of `table` through the component's `convert` and
-/// writes NDJSON to `out`. What the input may be is the component's to say.
+/// writes NDJSON to `out`. What the input may be is the component's to say;
+/// of `settings` (the source's, as in a configuration), it takes those its
+/// description names; a row without a time takes `collected_at`.
 pub fn map(
     table: &str,
-    options: &str,
+    settings: &serde_json::Map<String, serde_json::Value>,
+    collected_at: &str,
     input: &[u8],
     component: Option<&[u8]>,
     out: &mut dyn std::io::Write,
 ) -> Result<MapSummary, Failure> {
     let runtime = Runtime::new(component.unwrap_or(crate::runtime::DEFAULT_COMPONENT), None)?;
     let mut instance = runtime.instantiate(&Limits::default(), Arc::new(Telemetry::default()))?;
+    let description = instance.describe()?;
+    let mut options = crate::config::convert_options(settings, &description.convert_options);
+    options.insert("collected_at".into(), collected_at.into());
     // The component reads an answer or rows one per line (0.5.0).
     let converted = instance
-        .map_results(table, options, input)?
+        .map_results(table, &serde_json::Value::Object(options).to_string(), input)?
         .map_err(|e| source_failure(e, "mapping"))?;
     out.write_all(&converted.events)
         .and_then(|_| out.flush())

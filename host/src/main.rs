@@ -96,13 +96,12 @@ enum Command {
         table: String,
         /// The file to read; standard input when absent.
         input: Option<PathBuf>,
-        /// Set as `metadata.tenant_uid`.
-        #[arg(long, value_name = "ID")]
-        tenant_id: Option<String>,
-        /// Emit the successors of the classes OCSF 1.8.0 deprecates, as
-        /// `ocsf.deprecated_classes: false` does.
-        #[arg(long)]
-        no_deprecated_classes: bool,
+        /// A setting of the source, written as in the configuration (dotted
+        /// keys for sections), such as `--set tenant_id=...` or `--set
+        /// ocsf.deprecated_classes=false`; repeatable. Those the component
+        /// maps with are used.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
         /// Map with this component instead of the embedded one.
         #[arg(long, value_name = "PATH")]
         component: Option<PathBuf>,
@@ -217,8 +216,7 @@ fn main() -> ExitCode {
         Command::Map {
             table,
             input,
-            tenant_id,
-            no_deprecated_classes,
+            sets,
             component,
         } => {
             let _ = telemetry::init_logging("warn", None);
@@ -243,9 +241,11 @@ fn main() -> ExitCode {
             // A row without a Timestamp takes the time it is mapped, as in
             // collection, labelled `time-is-collection-time`.
             let collected_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-            let options = serde_json::json!({"tenant_id": tenant_id, "deprecated_classes": !no_deprecated_classes, "collected_at": collected_at})
-                .to_string();
-            match app::map(&table, &options, &input, bytes.as_deref(), &mut std::io::stdout().lock()) {
+            let settings = match RunConfig::from_yaml_with_sets("", &sets, &|name| std::env::var(name).ok()) {
+                Ok(config) => config.source,
+                Err(e) => return fail(&Failure::Config(format!("{e:#}"))),
+            };
+            match app::map(&table, &settings, &collected_at, &input, bytes.as_deref(), &mut std::io::stdout().lock()) {
                 Ok(summary) if summary.rejected.is_empty() => ExitCode::SUCCESS,
                 Ok(summary) => {
                     for reason in &summary.rejected {

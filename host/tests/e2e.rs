@@ -761,7 +761,7 @@ fn map_turns_saved_rows_into_valid_events_and_names_the_rows_it_cannot_map() {
             .filter(|l| !l.trim().is_empty())
             .count();
         let out = Command::new(env!("CARGO_BIN_EXE_defender-ocsf"))
-            .args(["map", "--table", &table, "--tenant-id", "t-1"])
+            .args(["map", "--table", &table, "--set", "tenant_id=t-1"])
             .arg(&path)
             .output()
             .unwrap();
@@ -780,6 +780,10 @@ fn map_turns_saved_rows_into_valid_events_and_names_the_rows_it_cannot_map() {
             mapped.len() + rejected.len(),
             rows,
             "{table}: one event per row, or its name on stderr"
+        );
+        assert!(
+            mapped.iter().all(|e| e["metadata"]["tenant_uid"] == "t-1"),
+            "{table}: the source's settings given with --set are used"
         );
         events.extend(mapped);
     }

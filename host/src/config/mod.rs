@@ -479,6 +479,25 @@ impl RunConfig {
     }
 }
 
+/// The options the component's `convert` takes from `source`: the settings
+/// its description names in `convert-options` (dotted paths), each under its
+/// last segment, as they are written.
+pub fn convert_options(source: &Map<String, Value>, keys: &[String]) -> Map<String, Value> {
+    let mut options = Map::new();
+    for key in keys {
+        let (first, rest) = key.split_once('.').unwrap_or((key, ""));
+        let mut value = source.get(first);
+        for part in rest.split('.').filter(|p| !p.is_empty()) {
+            value = value.and_then(|v| v.get(part));
+        }
+        if let Some(value) = value {
+            let name = key.rsplit('.').next().unwrap_or(key);
+            options.insert(name.to_string(), value.clone());
+        }
+    }
+    options
+}
+
 /// Reads each secret's `<key>_file` into `<key>`, and turns
 /// `client_certificate_file` into the files the host signs with (the
 /// component is told so by the setting its description names).

@@ -1,7 +1,7 @@
 //! `check` for a stream source.
 
 use super::group::{consumer, end_offsets};
-use super::settings::{Settings, map_options};
+use super::settings::Settings;
 use crate::config::RunConfig;
 use crate::runtime::Instance;
 use rdkafka::consumer::Consumer;
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 pub fn check(config: &RunConfig, settings: &Settings, instance: &mut Instance) -> Vec<(bool, String, String)> {
     let mut steps = Vec::new();
     let options = match instance.describe() {
-        Ok(description) => map_options(&config.source, &description.convert_options),
+        Ok(description) => serde_json::Value::Object(crate::config::convert_options(&config.source, &description.convert_options)).to_string(),
         Err(e) => {
             steps.push((false, "component".into(), format!("{e:#}")));
             return steps;

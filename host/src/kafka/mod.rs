@@ -16,7 +16,6 @@ pub use check::check;
 pub use settings::Settings;
 
 use group::{GroupConsumer, REQUEST_TIMEOUT, consumer, end_offsets};
-use settings::map_options;
 
 use crate::config::RunConfig;
 use crate::launch::{Failure, RunOptions, Summary};
@@ -76,7 +75,7 @@ pub fn run(
     }
     let mut instance = crate::launch::instance(config, options, telemetry.clone())?;
     let description = crate::launch::describe_metrics(&mut instance, &telemetry)?;
-    let map_options = map_options(&config.source, &description.convert_options);
+    let map_options = serde_json::Value::Object(crate::config::convert_options(&config.source, &description.convert_options)).to_string();
     if instance.contract() == crate::runtime::CONTRACT {
         // An empty message checks the options (0.5.0): a setting the
         // component refuses stops the run here, before any message is read

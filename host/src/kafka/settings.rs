@@ -347,37 +347,11 @@ impl ConnectionString {
     }
 }
 
-/// The options `convert.map-stream` takes: the settings of `source` the
-/// component named in its description's `convert-options` (dotted paths),
-/// each under its last segment, as they are written.
-pub fn map_options(source: &serde_json::Map<String, serde_json::Value>, keys: &[String]) -> String {
-    let mut options = serde_json::Map::new();
-    for key in keys {
-        let (first, rest) = key.split_once('.').unwrap_or((key, ""));
-        let mut value = source.get(first);
-        for part in rest.split('.').filter(|p| !p.is_empty()) {
-            value = value.and_then(|v| v.get(part));
-        }
-        if let Some(value) = value {
-            let name = key.rsplit('.').next().unwrap_or(key);
-            options.insert(name.to_string(), value.clone());
-        }
-    }
-    serde_json::Value::Object(options).to_string()
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn map_options_are_the_settings_the_component_names_under_their_last_segment() {
-        let source = serde_json::json!({"tenant_id": "t", "client_secret": "s", "ocsf": {"deprecated_classes": false}, "x": {"y": 1}});
-        let keys = ["tenant_id".to_string(), "ocsf.deprecated_classes".into(), "missing".into(), "x.z".into()];
-        let options = map_options(source.as_object().unwrap(), &keys);
-        assert_eq!(options, r#"{"deprecated_classes":false,"tenant_id":"t"}"#);
-        assert_eq!(map_options(source.as_object().unwrap(), &[]), "{}", "nothing the component did not name");
-    }
     use serde_json::json;
 
     const SECRET: &str = "c2VjcmV0LWtleS1ub3QtZm9yLWxvZ3M=";
