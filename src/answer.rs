@@ -9,6 +9,10 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use std::collections::HashMap;
 
+/// The column that names each row's table in the answer of a union of
+/// tables (`union withsource=SourceTable`).
+pub const SOURCE_COLUMN: &str = "SourceTable";
+
 /// One result row: column name to JSON value, as Graph sent it.
 ///
 /// A hash map rather than a B-tree: mapping looks up and takes every column

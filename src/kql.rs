@@ -2,10 +2,8 @@
 //! timestamps the collector formats itself reach a query, so no user text is
 //! ever spliced into KQL.
 
+use crate::answer::SOURCE_COLUMN;
 use crate::time::Ticks;
-
-/// The column that names each row's table in a union's answer.
-pub const SOURCE_COLUMN: &str = "SourceTable";
 
 /// The rows of several tables as one: `union withsource=SourceTable A, B`.
 pub fn union_source(tables: &[&str]) -> String {

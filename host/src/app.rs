@@ -3,7 +3,7 @@
 
 use crate::config::RunConfig;
 pub use crate::launch::{Failure, RunOptions, Summary};
-use crate::launch::{WARNING, config_failure, init_failure, runtime, source_failure};
+use crate::launch::{WARNING, cache_dir, config_failure, init_failure, runtime, source_failure};
 use crate::runtime::{Limits, Runtime};
 use crate::sink::Sink;
 use crate::telemetry::Telemetry;
@@ -180,7 +180,8 @@ pub fn check(config: &RunConfig, component: Option<&[u8]>, out: &mut dyn std::io
         };
         writeln!(out, "{label}  {name}: {detail}").map_err(|e| Failure::Other(e.into()))
     };
-    let runtime = runtime(config, component.unwrap_or(crate::runtime::DEFAULT_COMPONENT), None)?;
+    // Compiled already when the component was described, in the same cache.
+    let runtime = runtime(config, component.unwrap_or(crate::runtime::DEFAULT_COMPONENT), cache_dir(config).as_deref())?;
     let mut instance = runtime.instantiate(&Limits::default(), Arc::new(Telemetry::default()))?;
     // A stream without a Graph backfill never calls `init`: it has no Graph settings.
     let graph = config.stream.as_ref().is_none_or(|s| s.backfill_with_graph);

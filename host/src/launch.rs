@@ -105,12 +105,17 @@ pub(crate) fn instance(config: &RunConfig, options: &RunOptions, telemetry: Arc<
 /// the state directory's cache when it can be written, so that the run
 /// that follows loads it from there instead of compiling it again.
 pub fn describe(config: &RunConfig, component: Option<&[u8]>) -> Result<Description, Failure> {
-    let cache = crate::state::probe_writable(&config.state_dir)
-        .ok()
-        .map(|()| config.state_dir.join("cache"));
-    let runtime = Runtime::new(component.unwrap_or(crate::runtime::DEFAULT_COMPONENT), cache.as_deref())?;
+    let runtime = Runtime::new(component.unwrap_or(crate::runtime::DEFAULT_COMPONENT), cache_dir(config).as_deref())?;
     let mut instance = runtime.instantiate(&Limits::default(), Arc::new(Telemetry::default()))?;
     Ok(instance.describe()?)
+}
+
+/// Where the compiled component is cached, when the state directory can
+/// be written; a command that cannot write it compiles without a cache.
+pub(crate) fn cache_dir(config: &RunConfig) -> Option<std::path::PathBuf> {
+    crate::state::probe_writable(&config.state_dir)
+        .ok()
+        .map(|()| config.state_dir.join("cache"))
 }
 
 /// The instances of `config` with the component's description applied,

@@ -3,8 +3,7 @@
 //! counted as it goes out; a row that cannot be mapped is counted and
 //! logged, and the rest go on.
 
-use crate::answer::HuntingResult;
-use crate::kql;
+use crate::answer::{self, HuntingResult};
 use crate::mapping::cells::{Cells, Columns};
 use crate::mapping::plan::Plan;
 use crate::mapping::{self, Context, Table};
@@ -22,12 +21,12 @@ pub struct Mapper<'a> {
 
 impl Mapper<'_> {
     /// For a row of a union's answer, the table it came from (named in
-    /// [`kql::SOURCE_COLUMN`], which is taken off the row).
+    /// [`answer::SOURCE_COLUMN`], which is taken off the row).
     fn source_table(&self, row: &mut Cells, columns: &Columns) -> Option<&'static Table> {
         if !self.union {
             return None;
         }
-        let (_, cell) = row.take(columns, kql::SOURCE_COLUMN)?;
+        let (_, cell) = row.take(columns, answer::SOURCE_COLUMN)?;
         let name = cell.to_value();
         self.tables.iter().copied().find(|t| Some(t.name) == name.as_str())
     }
