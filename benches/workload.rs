@@ -270,6 +270,18 @@ fn value(column: &str, i: u64, rng: &mut Lcg, base: chrono::DateTime<chrono::Utc
         }
         "ReportId" => json!(1_000_000 + i),
         "AppGuardContainerId" | "FileOriginUrl" | "FileOriginIP" | "RegistryKey" | "RegistryValueName" | "RegistryValueData" => json!(""),
+        // A scheduled task's row names its task there, as Defender's do.
+        "AdditionalFields" if action == "ScheduledTaskCreated" => json!(format!(
+            "{{\"TaskName\":\"\\\\Microsoft\\\\Windows\\\\UpdateOrchestrator\\\\Task{}\",\"SubjectUserName\":\"user{}\",\"SubjectDomainName\":\"contoso\"}}",
+            i % 40,
+            i % 300
+        )),
+        // And a USB drive's, the drive.
+        "AdditionalFields" if action == "UsbDriveMounted" => json!(format!(
+            "{{\"DriveLetter\":\"E:\",\"BusType\":7,\"ProductName\":\"SanDisk Ultra USB 3.0\",\"ProductRevision\":\"1.00\",\"Manufacturer\":\"SanDisk\",\"SerialNumber\":\"4C53{:012}\",\"Volume\":\"\\\\?\\\\Volume{{{}}}\"}}",
+            i,
+            rng.hex(8)
+        )),
         "AdditionalFields" => json!(format!(
             "{{\"ProcessStartKey\":{},\"Command\":\"Invoke-WebRequest\",\"IsClearText\":false}}",
             844_424_930_131_968u64 + i
