@@ -6,7 +6,6 @@ use crate::error::Error;
 use crate::time::Ticks;
 use serde::Deserialize;
 use serde_json::Value;
-use serde_json::value::RawValue;
 use std::collections::HashMap;
 
 /// The column that names each row's table in the answer of a union of
@@ -110,14 +109,6 @@ impl<'de> serde::de::Visitor<'de> for RowSeed {
 }
 
 #[derive(Deserialize)]
-struct RawResult<'a> {
-    #[serde(default, alias = "Schema")]
-    schema: Vec<RawColumn>,
-    #[serde(default, borrow, alias = "Results")]
-    results: Option<Vec<&'a RawValue>>,
-}
-
-#[derive(Deserialize)]
 struct RawColumn {
     #[serde(alias = "Name")]
     name: String,
@@ -128,13 +119,27 @@ struct RawColumn {
 /// Parses a runHuntingQuery response body. Keys may be `schema`/`results`
 /// (Graph) or `Schema`/`Results` (legacy APIs), and columns `name`/`type` or
 /// `Name`/`Type`.
+///
+/// The rows are located, not read: one scan of the body that looks only at
+/// quotes, backslashes and brackets finds where each entry of `results`
+/// starts and ends. Each row is then read, and checked to be JSON, once,
+/// when it is mapped (`mapping::cells`); a row that is not is rejected on
+/// its own, with its reason, and the others go on. A body whose structure is
+/// broken (not an object, `results` not an array, cut short) is an error as
+/// a whole.
 pub fn parse_response(body: impl Into<Vec<u8>>) -> Result<HuntingResult, Error> {
-    let body = body.into();
+    parse_or_return(body.into()).map_err(|(e, _)| e)
+}
+
+/// [`parse_response`], which gives the body back with its error, for a
+/// caller that reads it some other way then.
+pub fn parse_or_return(body: Vec<u8>) -> Result<HuntingResult, (Error, Vec<u8>)> {
     if body.len() > u32::MAX as usize {
-        return Err(Error::Transient(format!(
+        let e = Error::Transient(format!(
             "Graph returned {} bytes, more than this collector reads at once",
             body.len()
-        )));
+        ));
+        return Err((e, body));
     }
     let not_results = |body: &[u8], why: &dyn std::fmt::Display| {
         let start = String::from_utf8_lossy(&body[..body.len().min(120)]).into_owned();
@@ -142,34 +147,258 @@ pub fn parse_response(body: impl Into<Vec<u8>>) -> Result<HuntingResult, Error> 
             "Graph returned a response that is not valid hunting results ({why}); it starts with: {start:?}"
         ))
     };
-    let body = String::from_utf8(body).map_err(|e| {
-        let why = format!("it is not UTF-8 text: {}", e.utf8_error());
-        not_results(e.as_bytes(), &why)
-    })?;
-    let raw: RawResult = serde_json::from_str(&body).map_err(|e| not_results(body.as_bytes(), &e))?;
-    let results = raw
-        .results
-        .ok_or_else(|| Error::Transient("Graph returned a response without `results`; a proxy may have answered".into()))?;
-    let base = body.as_ptr() as usize;
-    let mut rows = Vec::with_capacity(results.len());
+    let body = match String::from_utf8(body) {
+        Ok(body) => body,
+        Err(e) => {
+            let why = format!("it is not UTF-8 text: {}", e.utf8_error());
+            return Err((not_results(e.as_bytes(), &why), e.into_bytes()));
+        }
+    };
+    let located = match locate(body.as_bytes()) {
+        Ok(located) => located,
+        Err(why) => return Err((not_results(body.as_bytes(), &why), body.into_bytes())),
+    };
+    let schema: Vec<RawColumn> = match located.schema.map(|(start, end)| serde_json::from_str(&body[start..end])) {
+        Some(Ok(schema)) => schema,
+        Some(Err(e)) => return Err((not_results(body.as_bytes(), &format!("its schema: {e}")), body.into_bytes())),
+        None => Vec::new(),
+    };
+    let Some(entries) = located.results else {
+        let e = Error::Transient("Graph returned a response without `results`; a proxy may have answered".into());
+        return Err((e, body.into_bytes()));
+    };
+    let mut rows = Vec::with_capacity(entries.len());
     let mut malformed = Vec::new();
-    for (i, value) in results.into_iter().enumerate() {
-        let text = value.get();
+    for (i, (start, end)) in entries.into_iter().enumerate() {
+        let text = &body[start as usize..end as usize];
         if text.starts_with('{') {
-            let start = text.as_ptr() as usize - base;
-            rows.push((start as u32, (start + text.len()) as u32));
+            rows.push((start, end));
         } else {
             let text: String = text.chars().take(80).collect();
             malformed.push(format!("result {i} is not a row but {text}"));
         }
     }
-    let schema = raw.schema.into_iter().map(|c| (c.name, c.r#type)).collect();
+    let schema = schema.into_iter().map(|c| (c.name, c.r#type)).collect();
     Ok(HuntingResult {
         schema,
         body,
         rows,
         malformed,
     })
+}
+
+/// Where the parts of an answer lie in its body.
+#[derive(Debug, Default)]
+struct Located {
+    /// The `schema` array.
+    schema: Option<(usize, usize)>,
+    /// Each entry of the `results` array.
+    results: Option<Vec<(u32, u32)>>,
+}
+
+/// Finds the `schema` and the entries of `results` in `body` (one JSON
+/// object), checking its structure and nothing else: strings are skipped
+/// from quote to quote, and what they hold, like numbers and literals, is
+/// read (and checked) by whoever reads the entry. The error says where the
+/// structure breaks.
+fn locate(body: &[u8]) -> Result<Located, String> {
+    let mut s = Scan { body, at: 0 };
+    let mut located = Located::default();
+    s.expect(b'{')?;
+    if s.peek() == Some(b'}') {
+        s.at += 1;
+    } else {
+        loop {
+            let key = s.string()?;
+            s.expect(b':')?;
+            s.skip_ws();
+            let key = &body[key.0 + 1..key.1 - 1];
+            match key {
+                b"schema" | b"Schema" => {
+                    let start = s.at;
+                    s.value()?;
+                    located.schema = Some((start, s.at));
+                }
+                b"results" | b"Results" if s.peek() == Some(b'[') => {
+                    located.results = Some(s.entries()?);
+                }
+                _ => s.value()?,
+            }
+            match s.next_byte()? {
+                b',' => continue,
+                b'}' => break,
+                other => return Err(s.unexpected(other, "`,` or `}` after a member of the answer")),
+            }
+        }
+    }
+    s.skip_ws();
+    match s.peek() {
+        None => Ok(located),
+        Some(_) => Err(format!("there is more after the answer, at byte {}", s.at)),
+    }
+}
+
+/// Where the first `"` or `\\` of `bytes` is. Most strings of a row are
+/// short (names, hashes, numbers as text), too short for `memchr2` to pay
+/// its set-up: this looks at eight bytes a step, as `memchr` does without
+/// vector instructions (which a component may not have).
+fn quote_or_backslash(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+    const QUOTES: u64 = u64::from_le_bytes([b'"'; 8]);
+    const BACKSLASHES: u64 = u64::from_le_bytes([b'\\'; 8]);
+    // The high bit of each zero byte of `v`, and perhaps of bytes above the
+    // lowest zero byte (a borrow), never below it.
+    let zeros = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        let found = zeros(word ^ QUOTES) | zeros(word ^ BACKSLASHES);
+        if found != 0 {
+            return Some(at + (found.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    chunks.remainder().iter().position(|b| matches!(b, b'"' | b'\\')).map(|i| at + i)
+}
+
+/// A cursor over the body for [`locate`].
+struct Scan<'b> {
+    body: &'b [u8],
+    at: usize,
+}
+
+impl Scan<'_> {
+    fn skip_ws(&mut self) {
+        while matches!(self.body.get(self.at), Some(b' ' | b'\n' | b'\r' | b'\t')) {
+            self.at += 1;
+        }
+    }
+
+    fn peek(&mut self) -> Option<u8> {
+        self.skip_ws();
+        self.body.get(self.at).copied()
+    }
+
+    /// The next byte that is not white space, taken.
+    fn next_byte(&mut self) -> Result<u8, String> {
+        let b = self.peek().ok_or_else(|| format!("it ends early, at byte {}", self.at))?;
+        self.at += 1;
+        Ok(b)
+    }
+
+    fn unexpected(&self, found: u8, wanted: &str) -> String {
+        format!("expected {wanted} at byte {}, found {:?}", self.at - 1, char::from(found))
+    }
+
+    fn expect(&mut self, wanted: u8) -> Result<(), String> {
+        match self.next_byte()? {
+            b if b == wanted => Ok(()),
+            other => Err(self.unexpected(other, &format!("`{}`", char::from(wanted)))),
+        }
+    }
+
+    /// Skips a string (at its opening quote); returns where it lies,
+    /// quotes included.
+    fn string(&mut self) -> Result<(usize, usize), String> {
+        self.expect(b'"')?;
+        let start = self.at - 1;
+        self.string_rest(start)?;
+        Ok((start, self.at))
+    }
+
+    /// Skips the rest of the string that opens at `start`, up to its
+    /// closing quote.
+    fn string_rest(&mut self, start: usize) -> Result<(), String> {
+        loop {
+            match quote_or_backslash(&self.body[self.at.min(self.body.len())..]) {
+                Some(i) if self.body[self.at + i] == b'"' => {
+                    self.at += i + 1;
+                    return Ok(());
+                }
+                // An escape: its next byte is never the end.
+                Some(i) => self.at += i + 2,
+                None => return Err(format!("a string that starts at byte {start} never ends")),
+            }
+        }
+    }
+
+    /// Skips one value of any kind.
+    fn value(&mut self) -> Result<(), String> {
+        match self.peek() {
+            Some(b'"') => self.string().map(|_| ()),
+            Some(open @ (b'{' | b'[')) => self.nested(open),
+            Some(_) => {
+                // A number or a literal: up to what ends a value.
+                let start = self.at;
+                while !matches!(
+                    self.body.get(self.at),
+                    None | Some(b',' | b']' | b'}' | b':' | b' ' | b'\n' | b'\r' | b'\t')
+                ) {
+                    self.at += 1;
+                }
+                match self.at > start {
+                    true => Ok(()),
+                    false => Err(format!("expected a value at byte {start}")),
+                }
+            }
+            None => Err(format!("it ends early, at byte {}", self.at)),
+        }
+    }
+
+    /// Skips an object or array, its brackets balanced (strings skipped).
+    fn nested(&mut self, open: u8) -> Result<(), String> {
+        let start = self.at;
+        let mut closers = Vec::with_capacity(8);
+        closers.push(if open == b'{' { b'}' } else { b']' });
+        self.at += 1;
+        while let Some(&b) = self.body.get(self.at) {
+            match b {
+                b'"' => {
+                    self.at += 1;
+                    self.string_rest(self.at - 1)?;
+                    continue;
+                }
+                b'{' => closers.push(b'}'),
+                b'[' => closers.push(b']'),
+                b'}' | b']' => {
+                    if closers.pop() != Some(b) {
+                        return Err(format!("a `{}` at byte {} closes nothing opened", char::from(b), self.at));
+                    }
+                    if closers.is_empty() {
+                        self.at += 1;
+                        return Ok(());
+                    }
+                }
+                _ => {}
+            }
+            self.at += 1;
+        }
+        Err(format!("the value that starts at byte {start} never ends"))
+    }
+
+    /// The entries of an array (at its `[`), each as where it lies.
+    fn entries(&mut self) -> Result<Vec<(u32, u32)>, String> {
+        self.expect(b'[')?;
+        let mut entries = Vec::new();
+        if self.peek() == Some(b']') {
+            self.at += 1;
+            return Ok(entries);
+        }
+        loop {
+            self.skip_ws();
+            let start = self.at;
+            self.value()?;
+            // The body is at most u32::MAX bytes long (parse_response).
+            entries.push((start as u32, self.at as u32));
+            match self.next_byte()? {
+                b',' => continue,
+                b']' => return Ok(entries),
+                other => return Err(self.unexpected(other, "`,` or `]` after a result")),
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -193,6 +422,60 @@ mod tests {
         assert_eq!(r.len(), 2);
         assert_eq!(r.malformed.len(), 2);
         assert!(r.malformed[0].contains("result 1"), "{:?}", r.malformed);
+    }
+
+    #[test]
+    fn rows_are_located_whatever_their_strings_hold() {
+        let body = r#" { "@odata.context" : "x\"}]" , "results" : [ {"a":"}{\"[","b":[1,{"c":[]}]} ,
+            {"a":tru} , {} ] , "schema":[{"name":"a","type":"String"}] } "#;
+        let r = parse_response(body).unwrap();
+        assert_eq!(r.len(), 3);
+        assert_eq!(r.raw(0), r#"{"a":"}{\"[","b":[1,{"c":[]}]}"#);
+        assert_eq!(r.row(0).unwrap()["a"], "}{\"[");
+        // A row that is not JSON is found like any other, and refused when
+        // it is read; the rows around it are kept.
+        assert_eq!(r.raw(1), r#"{"a":tru}"#);
+        assert!(r.row(1).unwrap_err().contains("row 1"));
+        assert_eq!(r.raw(2), "{}");
+        assert_eq!(r.schema, vec![("a".to_string(), "String".to_string())], "the schema may come last");
+        assert!(parse_response(r#"{"results":[]}"#).unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_first_quote_or_backslash_is_found_wherever_it_is() {
+        for len in 0..40 {
+            for at in 0..len {
+                for special in [b'"', b'\\'] {
+                    // Bytes that differ from the two by one bit, and 0x00 and 0xff.
+                    let mut bytes: Vec<u8> = (0..len).map(|i| [b'#', b'!', b'^', 0, 0xff, b']'][i % 6]).collect();
+                    bytes[at] = special;
+                    if at + 1 < len {
+                        bytes[at + 1] = b'"';
+                    }
+                    assert_eq!(quote_or_backslash(&bytes), Some(at), "{bytes:?}");
+                }
+            }
+            let none: Vec<u8> = (0..len).map(|i| [b'#', b'!', b'^', 0, 0xff, b']'][i % 6]).collect();
+            assert_eq!(quote_or_backslash(&none), None);
+        }
+    }
+
+    #[test]
+    fn a_broken_structure_is_an_error_that_says_where() {
+        for (body, says) in [
+            (r#"{"results":[{"a":1}"#, "ends early"),
+            (r#"{"results":[{"a":"x}]}"#, "never ends"),
+            (r#"{"results":[{"a":"x\\"#, "never ends"),
+            (r#"{"results":[{"a":1} {"a":2}]}"#, "`,` or `]` after a result"),
+            (r#"{"results":[{"a":[1}]}"#, "closes nothing"),
+            (r#"{"results":[]} x"#, "more after the answer"),
+            (r#"{"results":[,]}"#, "expected a value"),
+            (r#"["results"]"#, "expected `{`"),
+            (r#"{"schema":{"name":1},"results":[]}"#, "its schema"),
+        ] {
+            let e = parse_response(body).unwrap_err().to_string();
+            assert!(e.contains(says), "{body}: {e}");
+        }
     }
 
     #[test]

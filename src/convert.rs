@@ -79,7 +79,6 @@ pub fn convert_stream(options_json: &str, message: &[u8]) -> std::result::Result
 
 /// Maps the answer `body` of a query over `table`.
 pub fn convert(table: &str, options_json: &str, body: impl Into<Vec<u8>>) -> Result<Converted> {
-    let body = as_answer(body.into());
     let context = context(options_json)?;
     let table = mapping::table(table).ok_or_else(|| {
         Error::Config(format!(
@@ -87,8 +86,9 @@ pub fn convert(table: &str, options_json: &str, body: impl Into<Vec<u8>>) -> Res
             mapping::TABLES.iter().map(|t| t.name).collect::<Vec<_>>().join(", ")
         ))
     })?;
+    let body = body.into();
     let size = body.len();
-    let result = answer::parse_response(body).map_err(|e| Error::Config(format!("the input is neither a runHuntingQuery answer nor rows one JSON object per line: {e}")))?;
+    let result = read_answer(body).map_err(|e| Error::Config(format!("the input is neither a runHuntingQuery answer nor rows one JSON object per line: {e}")))?;
     let mut out = Converted {
         rejected: result.malformed.clone(),
         ..Converted::default()
@@ -110,15 +110,16 @@ pub fn convert(table: &str, options_json: &str, body: impl Into<Vec<u8>>) -> Res
 /// The input as a runHuntingQuery answer: a JSON object with `results` is
 /// taken as it is; anything else as one row per line (blank lines skipped),
 /// as advanced-hunting rows are often saved; a file of one row is one line.
+fn read_answer(input: Vec<u8>) -> Result<answer::HuntingResult> {
+    // An answer is located in one scan; only what is not one is scanned again.
+    match answer::parse_or_return(input) {
+        Ok(answer) => Ok(answer),
+        Err((_, input)) => answer::parse_response(as_answer(input)),
+    }
+}
+
+/// Rows one per line, as an answer.
 fn as_answer(input: Vec<u8>) -> Vec<u8> {
-    #[derive(Deserialize)]
-    struct Probe {
-        #[serde(default, alias = "Results")]
-        results: Option<serde::de::IgnoredAny>,
-    }
-    if serde_json::from_slice::<Probe>(&input).is_ok_and(|p| p.results.is_some()) {
-        return input;
-    }
     let mut body = Vec::with_capacity(input.len() + 16);
     body.extend_from_slice(b"{\"results\":[");
     let lines = input.split(|b| *b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace));
@@ -146,8 +147,11 @@ mod tests {
 
     #[test]
     fn saved_rows_are_an_answer_or_one_row_per_line() {
-        let answer = br#"{"schema":[],"Results":[{"a":1}]}"#.to_vec();
-        assert_eq!(as_answer(answer.clone()), answer, "an answer is taken as it is");
+        let answer = br#"{"schema":[{"name":"a","type":"Int64"}],"Results":[{"a":1},{"a":2}]}"#.to_vec();
+        let read = read_answer(answer).unwrap();
+        assert_eq!((read.len(), read.schema.len()), (2, 1), "an answer is taken as it is");
+        let read = read_answer(b"{\"a\":1}\n".to_vec()).unwrap();
+        assert_eq!((read.len(), read.raw(0)), (1, "{\"a\":1}"), "one row");
         assert_eq!(as_answer(b"{\"a\":1}\n".to_vec()), br#"{"results":[{"a":1}]}"#, "one row");
         assert_eq!(as_answer(b"{\"a\":1}\n\n{\"a\":2}".to_vec()), br#"{"results":[{"a":1},{"a":2}]}"#);
         let rows = b"{\"Timestamp\":\"2025-01-01T00:00:00Z\",\"DeviceId\":\"d\",\"ActionType\":\"ProcessCreated\",\"ProcessId\":1,\"FileName\":\"a.exe\",\"InitiatingProcessId\":2,\"InitiatingProcessFileName\":\"b.exe\",\"ReportId\":1}\n";

@@ -219,25 +219,16 @@ fn check(raw: &str) -> Result<(), String> {
 
 /// Whether `text` holds an escaped UTF-16 surrogate, `\uD800` to `\uDFFF`.
 fn has_surrogate_escape(text: &str) -> bool {
-    // Rows are full of escaped backslashes (paths); `\u` is rare, and a
-    // substring search finds its absence fastest.
-    if !text.contains("\\u") {
-        return false;
-    }
+    // Rows are full of escaped backslashes (paths, and `\\user1` holds
+    // `\u`): only each `\u` is looked at, and it is an escape when an odd
+    // number of backslashes ends there.
     let bytes = text.as_bytes();
-    let mut from = 0;
-    // After a backslash and the ASCII byte it escapes.
-    while let Some(at) = text.get(from..).and_then(|rest| rest.find('\\')) {
-        let i = from + at;
-        if bytes.get(i + 1) == Some(&b'u')
+    memchr::memmem::find_iter(bytes, b"\\u").any(|i| {
+        let backslashes = bytes[..=i].iter().rev().take_while(|b| **b == b'\\').count();
+        backslashes % 2 == 1
             && matches!(bytes.get(i + 2), Some(b'd' | b'D'))
             && matches!(bytes.get(i + 3), Some(b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F'))
-        {
-            return true;
-        }
-        from = i + 2;
-    }
-    false
+    })
 }
 
 #[cfg(test)]
@@ -265,6 +256,8 @@ mod tests {
         assert!(Cells::read(r#"{"A":1e400}"#, &columns).is_err());
         assert!(Cells::read(r#"{"A":"\ud800"}"#, &columns).is_err());
         assert!(Cells::read(r#"{"A":"\ud83d\ude00"}"#, &columns).is_ok());
+        assert!(Cells::read(r#"{"A":"C:\\\ud800"}"#, &columns).is_err(), "after an escaped backslash");
+        assert!(Cells::read(r#"{"A":"C:\\ud800"}"#, &columns).is_ok(), "`\\ud800` is text");
         assert!(Cells::read(r#"{"A":1} x"#, &columns).is_err());
         assert!(Cells::read(r#"[1]"#, &columns).is_err());
         let row = Cells::read(r#"{"A\u0042":1}"#, &columns).unwrap();
