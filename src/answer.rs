@@ -120,13 +120,14 @@ struct RawColumn {
 /// (Graph) or `Schema`/`Results` (legacy APIs), and columns `name`/`type` or
 /// `Name`/`Type`.
 ///
-/// The rows are located, not read: one scan of the body that looks only at
-/// quotes, backslashes and brackets finds where each entry of `results`
-/// starts and ends. Each row is then read, and checked to be JSON, once,
-/// when it is mapped (`mapping::cells`); a row that is not is rejected on
-/// its own, with its reason, and the others go on. A body whose structure is
-/// broken (not an object, `results` not an array, cut short) is an error as
-/// a whole.
+/// The rows are located, not read: one scan of the body checks that it is
+/// JSON and finds where each entry of `results` starts and ends. A body
+/// that is not JSON anywhere (Graph never sends one; a proxy, a cut
+/// connection or a broken encoding does) is an error as a whole, so the
+/// query is asked again and no row is lost to the damage. Each row is then
+/// read once, when it is mapped (`mapping::cells`); a row that is JSON but
+/// cannot be mapped (a number out of range, nesting too deep) is rejected on
+/// its own, with its reason, and the others go on.
 pub fn parse_response(body: impl Into<Vec<u8>>) -> Result<HuntingResult, Error> {
     parse_or_return(body.into()).map_err(|(e, _)| e)
 }
@@ -187,6 +188,64 @@ pub fn parse_or_return(body: Vec<u8>) -> Result<HuntingResult, (Error, Vec<u8>)>
     })
 }
 
+/// Rows one JSON object per line (blank lines skipped), as
+/// advanced-hunting rows are often saved, as an answer without a schema.
+/// Each line is checked on its own: one that is not a row (not UTF-8 text,
+/// not JSON, not an object) is named by its number in `malformed`, and the
+/// lines around it are kept.
+pub fn from_lines(input: Vec<u8>) -> Result<HuntingResult, Error> {
+    if input.len() > u32::MAX as usize {
+        return Err(Error::Config(format!("{} bytes are more than this collector reads at once", input.len())));
+    }
+    let mut malformed = Vec::new();
+    let body = match String::from_utf8(input) {
+        Ok(body) => body,
+        Err(e) => {
+            // The lines that are text are kept, each where it was; the others
+            // become blank lines.
+            let mut body = String::with_capacity(e.as_bytes().len());
+            for (n, line) in e.as_bytes().split(|b| *b == b'\n').enumerate() {
+                match std::str::from_utf8(line) {
+                    Ok(line) => body.push_str(line),
+                    Err(e) => malformed.push(format!("line {} is not UTF-8 text: {e}", n + 1)),
+                }
+                body.push('\n');
+            }
+            body
+        }
+    };
+    let mut rows = Vec::new();
+    let mut start = 0;
+    for (n, line) in body.split('\n').enumerate() {
+        let mut s = Scan { body: line.as_bytes(), at: 0 };
+        if s.peek().is_some() {
+            let row_start = s.at;
+            let checked = s.value().and_then(|()| {
+                let row_end = s.at;
+                match s.peek() {
+                    None => Ok(row_end),
+                    Some(_) => Err(format!("there is more after the row, at byte {}", s.at)),
+                }
+            });
+            match checked {
+                Err(why) => malformed.push(format!("line {} is not JSON: {why}", n + 1)),
+                Ok(row_end) if line.as_bytes()[row_start] == b'{' => rows.push(((start + row_start) as u32, (start + row_end) as u32)),
+                Ok(_) => {
+                    let text: String = line.trim().chars().take(80).collect();
+                    malformed.push(format!("line {} is not a row but {text}", n + 1));
+                }
+            }
+        }
+        start += line.len() + 1;
+    }
+    Ok(HuntingResult {
+        schema: Vec::new(),
+        body,
+        rows,
+        malformed,
+    })
+}
+
 /// Where the parts of an answer lie in its body.
 #[derive(Debug, Default)]
 struct Located {
@@ -197,10 +256,9 @@ struct Located {
 }
 
 /// Finds the `schema` and the entries of `results` in `body` (one JSON
-/// object), checking its structure and nothing else: strings are skipped
-/// from quote to quote, and what they hold, like numbers and literals, is
-/// read (and checked) by whoever reads the entry. The error says where the
-/// structure breaks.
+/// object), checking that all of it is JSON. Nothing is read into values:
+/// strings are skipped from quote to quote (their escapes checked), numbers
+/// and literals checked where they lie. The error says what is wrong where.
 fn locate(body: &[u8]) -> Result<Located, String> {
     let mut s = Scan { body, at: 0 };
     let mut located = Located::default();
@@ -238,29 +296,32 @@ fn locate(body: &[u8]) -> Result<Located, String> {
     }
 }
 
-/// Where the first `"` or `\\` of `bytes` is. Most strings of a row are
-/// short (names, hashes, numbers as text), too short for `memchr2` to pay
-/// its set-up: this looks at eight bytes a step, as `memchr` does without
-/// vector instructions (which a component may not have).
-fn quote_or_backslash(bytes: &[u8]) -> Option<usize> {
+/// Where the first byte of `bytes` that a string cannot simply hold is: a
+/// `"`, a `\\` or a control character (below U+0020, which JSON requires
+/// escaped). Most strings of a row are short (names, hashes, numbers as
+/// text), too short for `memchr` to pay its set-up: this looks at eight
+/// bytes a step, as `memchr` does without vector instructions (which a
+/// component may not have).
+fn string_special(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = u64::from_le_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
     const QUOTES: u64 = u64::from_le_bytes([b'"'; 8]);
     const BACKSLASHES: u64 = u64::from_le_bytes([b'\\'; 8]);
-    // The high bit of each zero byte of `v`, and perhaps of bytes above the
-    // lowest zero byte (a borrow), never below it.
-    let zeros = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    const SPACES: u64 = u64::from_le_bytes([0x20; 8]);
+    // The high bit of each byte of `v` below `n` (at most 0x80), and perhaps
+    // of bytes above the lowest such byte (a borrow), never below it.
+    let below = |v: u64, n: u64| v.wrapping_sub(n) & !v & HIGHS;
     let mut chunks = bytes.chunks_exact(8);
     let mut at = 0;
     for chunk in &mut chunks {
         let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-        let found = zeros(word ^ QUOTES) | zeros(word ^ BACKSLASHES);
+        let found = below(word ^ QUOTES, ONES) | below(word ^ BACKSLASHES, ONES) | below(word, SPACES);
         if found != 0 {
             return Some(at + (found.trailing_zeros() / 8) as usize);
         }
         at += 8;
     }
-    chunks.remainder().iter().position(|b| matches!(b, b'"' | b'\\')).map(|i| at + i)
+    chunks.remainder().iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).map(|i| at + i)
 }
 
 /// A cursor over the body for [`locate`].
@@ -309,73 +370,137 @@ impl Scan<'_> {
     }
 
     /// Skips the rest of the string that opens at `start`, up to its
-    /// closing quote.
+    /// closing quote, checking its escapes and that it holds no control
+    /// character.
     fn string_rest(&mut self, start: usize) -> Result<(), String> {
         loop {
-            match quote_or_backslash(&self.body[self.at.min(self.body.len())..]) {
-                Some(i) if self.body[self.at + i] == b'"' => {
-                    self.at += i + 1;
-                    return Ok(());
-                }
-                // An escape: its next byte is never the end.
-                Some(i) => self.at += i + 2,
-                None => return Err(format!("a string that starts at byte {start} never ends")),
-            }
-        }
-    }
-
-    /// Skips one value of any kind.
-    fn value(&mut self) -> Result<(), String> {
-        match self.peek() {
-            Some(b'"') => self.string().map(|_| ()),
-            Some(open @ (b'{' | b'[')) => self.nested(open),
-            Some(_) => {
-                // A number or a literal: up to what ends a value.
-                let start = self.at;
-                while !matches!(
-                    self.body.get(self.at),
-                    None | Some(b',' | b']' | b'}' | b':' | b' ' | b'\n' | b'\r' | b'\t')
-                ) {
-                    self.at += 1;
-                }
-                match self.at > start {
-                    true => Ok(()),
-                    false => Err(format!("expected a value at byte {start}")),
-                }
-            }
-            None => Err(format!("it ends early, at byte {}", self.at)),
-        }
-    }
-
-    /// Skips an object or array, its brackets balanced (strings skipped).
-    fn nested(&mut self, open: u8) -> Result<(), String> {
-        let start = self.at;
-        let mut closers = Vec::with_capacity(8);
-        closers.push(if open == b'{' { b'}' } else { b']' });
-        self.at += 1;
-        while let Some(&b) = self.body.get(self.at) {
-            match b {
+            let Some(i) = string_special(&self.body[self.at.min(self.body.len())..]) else {
+                return Err(format!("a string that starts at byte {start} never ends"));
+            };
+            self.at += i;
+            match self.body[self.at] {
                 b'"' => {
                     self.at += 1;
-                    self.string_rest(self.at - 1)?;
-                    continue;
+                    return Ok(());
                 }
-                b'{' => closers.push(b'}'),
-                b'[' => closers.push(b']'),
-                b'}' | b']' => {
-                    if closers.pop() != Some(b) {
-                        return Err(format!("a `{}` at byte {} closes nothing opened", char::from(b), self.at));
-                    }
-                    if closers.is_empty() {
-                        self.at += 1;
-                        return Ok(());
-                    }
+                b'\\' => {
+                    let escape = self.at;
+                    let length = match self.body.get(self.at + 1) {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => 2,
+                        Some(b'u') if self.body.get(self.at + 2..self.at + 6).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) => 6,
+                        None => return Err(format!("a string that starts at byte {start} never ends")),
+                        Some(_) => return Err(format!("a string holds an escape that JSON does not have, at byte {escape}")),
+                    };
+                    self.at += length;
                 }
-                _ => {}
+                control => {
+                    return Err(format!(
+                        "a string holds a control character (U+{control:04X}) that is not escaped, at byte {}",
+                        self.at
+                    ));
+                }
             }
+        }
+    }
+
+    /// Skips digits; whether there was one.
+    fn digits(&mut self) -> bool {
+        let start = self.at;
+        while self.body.get(self.at).is_some_and(u8::is_ascii_digit) {
             self.at += 1;
         }
-        Err(format!("the value that starts at byte {start} never ends"))
+        self.at > start
+    }
+
+    /// Skips a number (at its first byte), as JSON writes one.
+    fn number(&mut self) -> Result<(), String> {
+        let start = self.at;
+        if self.body.get(self.at) == Some(&b'-') {
+            self.at += 1;
+        }
+        let whole = match self.body.get(self.at) {
+            Some(b'0') => {
+                self.at += 1;
+                true
+            }
+            _ => self.digits(),
+        };
+        let mut ok = whole;
+        if ok && self.body.get(self.at) == Some(&b'.') {
+            self.at += 1;
+            ok = self.digits();
+        }
+        if ok && matches!(self.body.get(self.at), Some(b'e' | b'E')) {
+            self.at += 1;
+            if matches!(self.body.get(self.at), Some(b'+' | b'-')) {
+                self.at += 1;
+            }
+            ok = self.digits();
+        }
+        match ok {
+            true => Ok(()),
+            false => Err(format!("a number at byte {start} is not one JSON can hold")),
+        }
+    }
+
+    /// Skips one value of any kind (at its first byte or the white space
+    /// before it), checking it is JSON. Nested objects and arrays are
+    /// followed on a stack, not by recursion, so no depth overflows.
+    fn value(&mut self) -> Result<(), String> {
+        let mut closers: Vec<u8> = Vec::new();
+        loop {
+            // A value.
+            match self.next_byte()? {
+                b'"' => self.string_rest(self.at - 1)?,
+                b'{' if self.peek() == Some(b'}') => self.at += 1,
+                b'{' => {
+                    closers.push(b'}');
+                    self.string()?;
+                    self.expect(b':')?;
+                    continue;
+                }
+                b'[' if self.peek() == Some(b']') => self.at += 1,
+                b'[' => {
+                    closers.push(b']');
+                    continue;
+                }
+                b'-' | b'0'..=b'9' => {
+                    self.at -= 1;
+                    self.number()?;
+                }
+                first @ (b't' | b'f' | b'n') => {
+                    let rest: &[u8] = match first {
+                        b't' => b"rue",
+                        b'f' => b"alse",
+                        _ => b"ull",
+                    };
+                    if !self.body[self.at..].starts_with(rest) {
+                        return Err(format!("expected a value at byte {}", self.at - 1));
+                    }
+                    self.at += rest.len();
+                }
+                _ => return Err(format!("expected a value at byte {}", self.at - 1)),
+            }
+            // What follows it: the containers it ends, up to the next value.
+            loop {
+                let Some(&closer) = closers.last() else {
+                    return Ok(());
+                };
+                match self.next_byte()? {
+                    b',' if closer == b'}' => {
+                        self.string()?;
+                        self.expect(b':')?;
+                        break;
+                    }
+                    b',' => break,
+                    b if b == closer => {
+                        closers.pop();
+                    }
+                    other if closer == b'}' => return Err(self.unexpected(other, "`,` or `}` in an object")),
+                    other => return Err(self.unexpected(other, "`,` or `]` in an array")),
+                }
+            }
+        }
     }
 
     /// The entries of an array (at its `[`), each as where it lies.
@@ -426,56 +551,113 @@ mod tests {
 
     #[test]
     fn rows_are_located_whatever_their_strings_hold() {
-        let body = r#" { "@odata.context" : "x\"}]" , "results" : [ {"a":"}{\"[","b":[1,{"c":[]}]} ,
-            {"a":tru} , {} ] , "schema":[{"name":"a","type":"String"}] } "#;
+        let body = r#" { "@odata.context" : "x\"}]" , "results" : [ {"a":"}{\"[","b":[1,{"c":[]}],"d":-0.5e+3} ,
+            {"a":true,"b":[false,null,{}]} , {} ] , "schema":[{"name":"a","type":"String"}] } "#;
         let r = parse_response(body).unwrap();
         assert_eq!(r.len(), 3);
-        assert_eq!(r.raw(0), r#"{"a":"}{\"[","b":[1,{"c":[]}]}"#);
+        assert_eq!(r.raw(0), r#"{"a":"}{\"[","b":[1,{"c":[]}],"d":-0.5e+3}"#);
         assert_eq!(r.row(0).unwrap()["a"], "}{\"[");
-        // A row that is not JSON is found like any other, and refused when
-        // it is read; the rows around it are kept.
-        assert_eq!(r.raw(1), r#"{"a":tru}"#);
-        assert!(r.row(1).unwrap_err().contains("row 1"));
+        assert_eq!(r.raw(1), r#"{"a":true,"b":[false,null,{}]}"#);
         assert_eq!(r.raw(2), "{}");
         assert_eq!(r.schema, vec![("a".to_string(), "String".to_string())], "the schema may come last");
         assert!(parse_response(r#"{"results":[]}"#).unwrap().is_empty());
     }
 
     #[test]
-    fn the_first_quote_or_backslash_is_found_wherever_it_is() {
+    fn the_first_byte_a_string_cannot_hold_is_found_wherever_it_is() {
+        // Bytes that differ from the special ones by one bit, the space
+        // just above the control characters, and 0x7f and 0xff.
+        let plain = |i: usize| [b'#', b'!', b'^', b' ', 0xff, b']', 0x7f, b'0', b'|'][i % 9];
         for len in 0..40 {
             for at in 0..len {
-                for special in [b'"', b'\\'] {
-                    // Bytes that differ from the two by one bit, and 0x00 and 0xff.
-                    let mut bytes: Vec<u8> = (0..len).map(|i| [b'#', b'!', b'^', 0, 0xff, b']'][i % 6]).collect();
+                for special in [b'"', b'\\', 0x00, 0x0a, 0x1f] {
+                    let mut bytes: Vec<u8> = (0..len).map(plain).collect();
                     bytes[at] = special;
                     if at + 1 < len {
                         bytes[at + 1] = b'"';
                     }
-                    assert_eq!(quote_or_backslash(&bytes), Some(at), "{bytes:?}");
+                    assert_eq!(string_special(&bytes), Some(at), "{bytes:?}");
                 }
             }
-            let none: Vec<u8> = (0..len).map(|i| [b'#', b'!', b'^', 0, 0xff, b']'][i % 6]).collect();
-            assert_eq!(quote_or_backslash(&none), None);
+            let none: Vec<u8> = (0..len).map(plain).collect();
+            assert_eq!(string_special(&none), None);
         }
     }
 
     #[test]
-    fn a_broken_structure_is_an_error_that_says_where() {
+    fn a_body_that_is_not_json_anywhere_is_an_error_that_says_where() {
         for (body, says) in [
             (r#"{"results":[{"a":1}"#, "ends early"),
             (r#"{"results":[{"a":"x}]}"#, "never ends"),
             (r#"{"results":[{"a":"x\\"#, "never ends"),
             (r#"{"results":[{"a":1} {"a":2}]}"#, "`,` or `]` after a result"),
-            (r#"{"results":[{"a":[1}]}"#, "closes nothing"),
+            (r#"{"results":[{"a":[1}]}"#, "`,` or `]` in an array"),
+            (r#"{"results":[{"a":1]}"#, "`,` or `}` in an object"),
+            (r#"{"results":[{"a" 1}]}"#, "expected `:`"),
+            (r#"{"results":[{1:1}]}"#, "expected `\"`"),
+            (r#"{"results":[{"a":1,}]}"#, "expected `\"`"),
             (r#"{"results":[]} x"#, "more after the answer"),
             (r#"{"results":[,]}"#, "expected a value"),
+            (r#"{"results":[{"a":tru}]}"#, "expected a value at byte 17"),
+            (r#"{"results":[{"a":nul}]}"#, "expected a value"),
+            (r#"{"results":[{"a":truex}]}"#, "`,` or `}` in an object"),
+            (r#"{"results":[{"a":01}]}"#, "`,` or `}` in an object"),
+            (r#"{"results":[{"a":-}]}"#, "a number at byte 17"),
+            (r#"{"results":[{"a":1.}]}"#, "a number at byte 17"),
+            (r#"{"results":[{"a":1e}]}"#, "a number at byte 17"),
+            (r#"{"results":[{"a":.5}]}"#, "expected a value"),
+            (r#"{"results":[{"a":"\x"}]}"#, "an escape that JSON does not have, at byte 18"),
+            (r#"{"results":[{"a":"\u12G4"}]}"#, "an escape that JSON does not have"),
+            ("{\"results\":[{\"a\":\"caf\u{0}\"}]}", "control character (U+0000) that is not escaped, at byte 21"),
+            ("{\"results\":[{\"a\":\"two\nlines\"}]}", "control character (U+000A)"),
             (r#"["results"]"#, "expected `{`"),
             (r#"{"schema":{"name":1},"results":[]}"#, "its schema"),
         ] {
             let e = parse_response(body).unwrap_err().to_string();
             assert!(e.contains(says), "{body}: {e}");
+            assert!(e.contains("not valid hunting results"), "{body}: {e}");
         }
+        // What JSON allows, though, is taken: every escape, white space
+        // between tokens, numbers of every form.
+        let r = parse_response(
+            "{ \"results\" :\r\n[ { \"a\" : \"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\\uD83D\\uDE00\" , \"b\" : [ -0 , 0.25 , 1E5 , 2e-3 , 12 ] } ] }",
+        )
+        .unwrap();
+        assert_eq!(r.row(0).unwrap()["a"], "\"\\/\u{8}\u{c}\n\r\té😀");
+    }
+
+    #[test]
+    fn nesting_of_any_depth_is_followed_without_overflowing() {
+        let deep = format!("{}1{}", "[".repeat(200_000), "]".repeat(200_000));
+        let body = format!(r#"{{"results":[{{"a":{deep}}},{{"b":2}}]}}"#);
+        let r = parse_response(body).unwrap();
+        assert_eq!(r.len(), 2);
+        // Too deep to be read into values: that row alone is refused.
+        assert!(r.row(0).is_err());
+        assert_eq!(r.row(1).unwrap()["b"], 2);
+        let open = format!(r#"{{"results":[{{"a":{}1}}]}}"#, "[".repeat(200_000));
+        assert!(parse_response(open).unwrap_err().to_string().contains("in an array"));
+    }
+
+    #[test]
+    fn rows_one_per_line_are_checked_line_by_line() {
+        let mut input = b"{\"a\":1}\r\n\n  {\"a\":2}  \n{\"a\":tru}\n[1]\n{\"a\":\"caf\xe9\"}\n{\"a\":3} x\n{\"a\":4}".to_vec();
+        input.extend_from_slice(b"\n");
+        let r = from_lines(input).unwrap();
+        let rows: Vec<&str> = (0..r.len()).map(|i| r.raw(i)).collect();
+        assert_eq!(rows, [r#"{"a":1}"#, r#"{"a":2}"#, r#"{"a":4}"#]);
+        assert_eq!(r.row(2).unwrap()["a"], 4);
+        let says = [
+            "line 6 is not UTF-8 text",
+            "line 4 is not JSON: expected a value at byte 5",
+            "line 5 is not a row but [1]",
+            "line 7 is not JSON: there is more after the row, at byte 8",
+        ];
+        assert_eq!(r.malformed.len(), says.len(), "{:?}", r.malformed);
+        for (got, says) in r.malformed.iter().zip(says) {
+            assert!(got.starts_with(says), "{got}");
+        }
+        assert!(from_lines(Vec::new()).unwrap().is_empty());
     }
 
     #[test]

@@ -112,25 +112,19 @@ pub fn convert(table: &str, options_json: &str, body: impl Into<Vec<u8>>) -> Res
 /// as advanced-hunting rows are often saved; a file of one row is one line.
 fn read_answer(input: Vec<u8>) -> Result<answer::HuntingResult> {
     // An answer is located in one scan; only what is not one is scanned again.
-    match answer::parse_or_return(input) {
-        Ok(answer) => Ok(answer),
-        Err((_, input)) => answer::parse_response(as_answer(input)),
+    let (not_answer, input) = match answer::parse_or_return(input) {
+        Ok(answer) => return Ok(answer),
+        Err(failed) => failed,
+    };
+    let lines = answer::from_lines(input)?;
+    match lines.is_empty() && !lines.malformed.is_empty() {
+        // Nothing in it is a row: say why it is not an answer either.
+        true => Err(Error::Config(format!(
+            "{not_answer}; and as rows one per line, {}",
+            lines.malformed.join("; ")
+        ))),
+        false => Ok(lines),
     }
-}
-
-/// Rows one per line, as an answer.
-fn as_answer(input: Vec<u8>) -> Vec<u8> {
-    let mut body = Vec::with_capacity(input.len() + 16);
-    body.extend_from_slice(b"{\"results\":[");
-    let lines = input.split(|b| *b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace));
-    for (i, line) in lines.enumerate() {
-        if i > 0 {
-            body.push(b',');
-        }
-        body.extend_from_slice(line);
-    }
-    body.extend_from_slice(b"]}");
-    body
 }
 
 #[cfg(test)]
@@ -152,8 +146,11 @@ mod tests {
         assert_eq!((read.len(), read.schema.len()), (2, 1), "an answer is taken as it is");
         let read = read_answer(b"{\"a\":1}\n".to_vec()).unwrap();
         assert_eq!((read.len(), read.raw(0)), (1, "{\"a\":1}"), "one row");
-        assert_eq!(as_answer(b"{\"a\":1}\n".to_vec()), br#"{"results":[{"a":1}]}"#, "one row");
-        assert_eq!(as_answer(b"{\"a\":1}\n\n{\"a\":2}".to_vec()), br#"{"results":[{"a":1},{"a":2}]}"#);
+        let read = read_answer(b"{\"a\":1}\n\n{\"a\":tru}\n{\"a\":2}".to_vec()).unwrap();
+        assert_eq!((read.len(), read.raw(1)), (2, "{\"a\":2}"), "a line that is not a row is left out alone");
+        assert!(read.malformed[0].contains("line 3 is not JSON"), "{:?}", read.malformed);
+        let e = read_answer(br#"{"results":[{"a":tru}]}"#.to_vec()).unwrap_err().to_string();
+        assert!(e.contains("not valid hunting results") && e.contains("line 1 is not JSON"), "{e}");
         let rows = b"{\"Timestamp\":\"2025-01-01T00:00:00Z\",\"DeviceId\":\"d\",\"ActionType\":\"ProcessCreated\",\"ProcessId\":1,\"FileName\":\"a.exe\",\"InitiatingProcessId\":2,\"InitiatingProcessFileName\":\"b.exe\",\"ReportId\":1}\n";
         let out = convert("DeviceProcessEvents", "", rows.to_vec()).unwrap();
         assert_eq!((out.count, out.rejected.len()), (1, 0), "{:?}", out.rejected);
