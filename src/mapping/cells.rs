@@ -205,6 +205,34 @@ impl<'a> Cells<'a> {
     }
 }
 
+/// The members of the JSON object `text` in the order they came, borrowed
+/// from it (a member given twice is there twice), or `None` when the text is
+/// not one object or holds an escaped surrogate (which serde_json checks only
+/// when it reads a string into a value).
+pub fn members(text: &str) -> Option<Vec<(Key<'_>, &RawValue)>> {
+    struct Members;
+    impl<'de> Visitor<'de> for Members {
+        type Value = Vec<(Key<'de>, &'de RawValue)>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut members = Vec::new();
+            while let Some((Name(name), value)) = map.next_entry::<Name<'de>, &'de RawValue>()? {
+                members.push((name, value));
+            }
+            Ok(members)
+        }
+    }
+    if has_surrogate_escape(text) {
+        return None;
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let members = de.deserialize_map(Members).ok()?;
+    de.end().ok()?;
+    Some(members)
+}
+
 /// A cell's JSON text is what serde_json would read as a value: numbers
 /// other than plain integers are checked to be in range (serde_json rejects
 /// `1e400`), as a row parsed into values would be.

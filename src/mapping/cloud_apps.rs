@@ -71,11 +71,26 @@ pub static CLOUD_APP_EVENTS: Table = Table {
     licence: Some("Microsoft Defender for Cloud Apps with app connectors"),
 };
 
-/// `RawEventData` as an object (JSON text or value); it stays under
-/// `unmapped` verbatim (guide §24.2), so only read here.
-fn raw(e: &Event) -> Map<String, Value> {
+/// The members `keys` of `RawEventData` as an object (JSON text or value);
+/// it stays under `unmapped` verbatim (guide §24.2), so only read here. The
+/// record is large and a step reads a few of its members: only those are
+/// parsed.
+fn raw(e: &Event, keys: &[&str]) -> Map<String, Value> {
+    let cell = e.row.get(e.columns, "RawEventData");
+    let text = cell.and_then(|c| c.json_text());
+    if let Some(members) = text.as_deref().and_then(super::cells::members) {
+        // A member given twice means its last value, as in a parsed object.
+        return members
+            .into_iter()
+            .filter(|(k, _)| keys.contains(&k.as_ref()))
+            .filter_map(|(k, v)| Some((k.into_owned(), serde_json::from_str(v.get()).ok()?)))
+            .collect();
+    }
     match e.column("RawEventData", Json) {
-        Some(Value::Object(m)) => m,
+        Some(Value::Object(mut m)) => {
+            m.retain(|k, _| keys.contains(&k.as_str()));
+            m
+        }
         _ => Map::new(),
     }
 }
@@ -91,7 +106,7 @@ fn raw_str(raw: &Map<String, Value>, key: &str) -> Option<String> {
 /// What every class of the table shares (guide §24.2): the acting account,
 /// its type, the client device, the record's own id and status.
 fn finish_common(e: &mut Event, user: &str) {
-    let raw = raw(e);
+    let raw = raw(e, &["UserId", "AppId", "Id", "ResultStatus"]);
     let join = super::field::join;
     // The account id: the object id, else AccountId (a GUID for Microsoft apps).
     let object_id = e.get_str(&join(user, "uid_alt")).map(|s| s.into_owned());
@@ -203,7 +218,7 @@ fn api_fields(e: &mut Event) {
         e.set("api.service.name", app);
     }
     e.map_column("ApplicationId", "api.service.uid", Str);
-    let raw = raw(e);
+    let raw = raw(e, &["Id"]);
     let request = raw_str(&raw, "Id").or_else(|| e.get_str("metadata.original_event_uid").map(|s| s.into_owned()));
     if let Some(uid) = request {
         e.set("api.request.uid", uid);
@@ -286,7 +301,7 @@ fn finish_logon(e: &mut Event, _ctx: &Context) {
     e.map_column("ApplicationId", "service.uid", Str);
     // The service that wrote the record, as in every class of the table.
     e.copy("service.name", "metadata.log_provider");
-    let raw = raw(e);
+    let raw = raw(e, &["LogonError", "ErrorNumber"]);
     if let Some(error) = raw_str(&raw, "LogonError") {
         e.set("status_detail", error);
     }
@@ -314,7 +329,7 @@ fn finish_logon(e: &mut Event, _ctx: &Context) {
 /// The directory account a 3001 changes: the target of the record.
 fn finish_account(e: &mut Event, _ctx: &Context) {
     finish_common(e, "actor.user");
-    let raw = raw(e);
+    let raw = raw(e, &["Target"]);
     let targets: Vec<String> = raw
         .get("Target")
         .and_then(Value::as_array)
@@ -353,7 +368,7 @@ fn finish_account(e: &mut Event, _ctx: &Context) {
 /// properties, else the object; without a group, an API activity.
 fn finish_group(e: &mut Event, _ctx: &Context) {
     finish_common(e, "actor.user");
-    let raw = raw(e);
+    let raw = raw(e, &["ModifiedProperties"]);
     let modified = |name: &str| {
         raw.get("ModifiedProperties")
             .and_then(Value::as_array)
@@ -382,7 +397,7 @@ fn finish_group(e: &mut Event, _ctx: &Context) {
 /// without a sender address, an API activity.
 fn finish_mail(e: &mut Event, _ctx: &Context) {
     finish_common(e, "actor.user");
-    let raw = raw(e);
+    let raw = raw(e, &["SendAsUserSmtp", "SendOnBehalfOfUserSmtp", "MailboxOwnerUPN", "Item"]);
     let sender = ["SendAsUserSmtp", "SendOnBehalfOfUserSmtp", "MailboxOwnerUPN"]
         .iter()
         .find_map(|k| raw_str(&raw, k))
@@ -531,5 +546,33 @@ mod tests {
             (json!(6003), json!("UserLoggedIn"))
         );
         assert_eq!(e["unmapped"]["service"]["name"], "Office 365");
+    }
+
+    #[test]
+    fn only_the_members_a_step_reads_are_taken_from_the_raw_record() {
+        use crate::mapping::cells::{Cells, Columns};
+        let columns = Columns::default();
+        let text = r#"{"Id": "first", "Big": {"x": [1, 2]}, "UserId": " a@contoso.com ", "Id": "rec-2"}"#;
+        for row in [json!({"RawEventData": text}).to_string(), format!(r#"{{"RawEventData": {text}}}"#)] {
+            let e = Event::new(Cells::read(&row, &columns).unwrap(), &columns);
+            let raw = raw(&e, &["Id", "UserId", "Absent"]);
+            assert_eq!(
+                Value::Object(raw.clone()),
+                json!({"Id": "rec-2", "UserId": " a@contoso.com "}),
+                "{row}"
+            );
+            assert_eq!(raw_str(&raw, "UserId").as_deref(), Some("a@contoso.com"));
+        }
+        // A value a step put back is read too.
+        let mut e = Event::new(Cells::empty(), &columns);
+        e.put_column("RawEventData", json!({"Id": "r", "Other": 1}));
+        assert_eq!(Value::Object(raw(&e, &["Id"])), json!({"Id": "r"}));
+        // And the record itself stays whole under `unmapped`.
+        let e = map(
+            json!({"Timestamp": "2026-01-01T00:00:00Z", "ReportId": "r9", "ActionType": "New-InboxRule",
+            "Application": "Microsoft Exchange Online", "AccountId": "x", "RawEventData": text}),
+        );
+        assert_eq!(e["api"]["request"]["uid"], "rec-2");
+        assert_eq!(e["unmapped"]["RawEventData"], text);
     }
 }

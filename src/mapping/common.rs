@@ -8,6 +8,7 @@ use super::field::{Conv, Conv::*, Field, f, join};
 use super::ocsf;
 use super::value::{Cell, V, key_of, split_last};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use std::borrow::Cow;
 
 /// The device that reported the row (guide §0.2).
@@ -307,37 +308,139 @@ pub fn map_additional(e: &mut Event, keys: &[(&str, &str, Conv)]) {
     let Some((name, cell)) = e.row.take(e.columns, "AdditionalFields") else {
         return;
     };
-    // The object, moved out of a cell a step before put back, or parsed
-    // from the answer's; any other cell goes back as it was.
-    let mut fields = match cell {
-        Cell::Owned(Value::Object(fields)) => fields,
-        cell => match (cell.is_absent(), cell.dynamic()) {
-            (false, Value::Object(fields)) => fields,
-            _ => {
-                e.row.put(e.columns, name, cell);
-                return;
-            }
-        },
+    if cell.is_absent() {
+        e.row.put(e.columns, name, cell);
+        return;
+    }
+    // The object's text, as the answer gave it (or as a step before left
+    // it), read member by member: only the members mapped are parsed, and
+    // the rest is copied.
+    let text = cell.json_text();
+    let left = match text.as_deref().map(|t| (t, super::cells::members(t))) {
+        Some((_, Some(members))) => map_members(e, members, keys),
+        // Text that is no object goes back as it was.
+        Some((t, None)) if !t.trim_start().starts_with('{') => Ok(None),
+        _ => Err(()),
     };
+    // An object only serde_json's reading settles (an escaped surrogate, a
+    // number out of range, nesting too deep), and a value a step put back,
+    // go the slow way: parsed whole, as they always were.
+    let left = left.unwrap_or_else(|()| match cell.dynamic() {
+        Value::Object(fields) => Some(map_fields(e, fields, keys)),
+        _ => None,
+    });
+    drop(text);
+    e.row.put(e.columns, name, left.unwrap_or(cell));
+}
+
+/// [`map_additional`] on an object's members: the cell of the members
+/// left, `None` when none was mapped (the cell stays as it was), or an
+/// error, before anything is mapped, for an object to parse whole.
+fn map_members(e: &mut Event, members: Vec<(Cow<str>, &RawValue)>, keys: &[(&str, &str, Conv)]) -> Result<Option<Cell<'static>>, ()> {
+    if !keys.iter().any(|(key, _, _)| members.iter().any(|(k, _)| k == key)) {
+        return Ok(None);
+    }
+    // Each member's value as the rest will hold it, checked before a key
+    // is taken.
+    let mut values = Vec::with_capacity(members.iter().map(|(_, v)| v.get().len()).sum());
+    let mut spans = Vec::with_capacity(members.len());
+    for (_, v) in &members {
+        let start = values.len();
+        if !member_value(&mut values, v.get()) {
+            return Err(());
+        }
+        spans.push(start..values.len());
+    }
+    let mut kept = vec![true; members.len()];
+    let mut mapped = false;
+    for (key, path, conv) in keys {
+        // A key given twice means its last value, as in a parsed object.
+        let Some(v) = members.iter().rev().find(|(k, _)| k == key).map(|(_, v)| *v) else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_str::<Value>(v.get()) else {
+            continue;
+        };
+        if super::field::is_absent(&v) || !put_additional(e, &v, path, *conv) {
+            continue;
+        }
+        for (i, (k, _)) in members.iter().enumerate() {
+            if k == key {
+                kept[i] = false;
+            }
+        }
+        mapped = true;
+    }
+    if !mapped {
+        return Ok(None);
+    }
+    let mut left = Vec::with_capacity(values.len() + members.iter().map(|(k, _)| k.len() + 4).sum::<usize>() + 2);
+    left.push(b'{');
+    for (((k, _), span), _) in members.iter().zip(spans).zip(&kept).filter(|(_, kept)| **kept) {
+        if left.len() > 1 {
+            left.push(b',');
+        }
+        super::value::write_key(&mut left, k);
+        left.push(b':');
+        left.extend_from_slice(&values[span]);
+    }
+    left.push(b'}');
+    // The text is made of JSON pieces and reads back; were it not to, the
+    // whole object would stay (its mapped keys too) rather than be lost.
+    Ok(String::from_utf8(left)
+        .ok()
+        .and_then(|t| RawValue::from_string(t).ok())
+        .map(Cell::Text))
+}
+
+/// Appends the JSON text of a member's value `raw` as the rest of an
+/// object holds it (what serde_json would write, its keys as they came);
+/// false for a value only serde_json's reading settles.
+fn member_value(out: &mut Vec<u8>, raw: &str) -> bool {
+    match raw.as_bytes().first() {
+        Some(b'{' | b'[') => super::value::write_compact(out, raw),
+        Some(b'-' | b'0'..=b'9') if !super::value::is_plain_int(raw) => match serde_json::from_str::<serde_json::Number>(raw) {
+            Ok(n) => {
+                out.extend_from_slice(n.to_string().as_bytes());
+                true
+            }
+            Err(_) => false,
+        },
+        _ => {
+            out.extend_from_slice(raw.as_bytes());
+            true
+        }
+    }
+}
+
+/// [`map_additional`] on a parsed object: the cell of the keys left.
+fn map_fields(e: &mut Event, mut fields: serde_json::Map<String, Value>, keys: &[(&str, &str, Conv)]) -> Cell<'static> {
     for (key, path, conv) in keys {
         if let Some(v) = fields.get(*key) {
-            if super::field::is_absent(v) {
-                continue;
-            }
-            // A value already there (from a column, or an earlier key) is
-            // never overwritten: the key then stays under `unmapped`.
-            let appends = matches!(conv, Hash(_) | NamedItem | Item | EmailItem);
-            if !appends && e.get(path).is_some() {
-                continue;
-            }
-            if let Some(out) = super::field::convert(v, *conv) {
-                let (parent, leaf) = split_last(path);
-                put_in(e.object_at(parent), key_of(leaf), *conv, V::from(out));
+            if !super::field::is_absent(v) && put_additional(e, v, path, *conv) {
                 fields.remove(*key);
             }
         }
     }
-    e.row.put(e.columns, name, Cell::Owned(Value::Object(fields)));
+    Cell::Owned(Value::Object(fields))
+}
+
+/// Puts the value `v` of an `AdditionalFields` key at `path`, converted by
+/// `conv`; whether it was put. A value already there (from a column, or an
+/// earlier key) is never overwritten: the key then stays under `unmapped`.
+fn put_additional(e: &mut Event, v: &Value, path: &str, conv: Conv) -> bool {
+    let appends = matches!(conv, Hash(_) | NamedItem | Item | EmailItem);
+    if !appends && e.get(path).is_some() {
+        return false;
+    }
+    match super::field::convert(v, conv) {
+        Some(out) => {
+            let (parent, leaf) = split_last(path);
+            put_in(e.object_at(parent), key_of(leaf), conv, V::from(out));
+            true
+        }
+        None => false,
+    }
 }
 
 /// DNS details from `AdditionalFields` (guide §5, §21): the query's name,
@@ -576,5 +679,87 @@ mod tests {
         let e = with(&row, |e| map_additional(e, &[("ProcessId", "process.pid", Int)]));
         assert_eq!(e["process"]["pid"], 42);
         assert_eq!(e["<row>"]["AdditionalFields"], json!({"Other": 1}));
+    }
+
+    /// The `AdditionalFields` cell left after `f`, as its JSON text.
+    fn left_after(row: &str, f: impl FnOnce(&mut Event)) -> (Value, Option<String>) {
+        let columns = Columns::default();
+        let mut e = Event::new(Cells::read(row, &columns).unwrap(), &columns);
+        f(&mut e);
+        let text = e.row.get(&columns, "AdditionalFields").map(|c| match c {
+            Cell::Raw(raw) => raw.get().to_string(),
+            Cell::Text(text) => text.get().to_string(),
+            Cell::Owned(v) => format!("value {v}"),
+        });
+        let root = std::mem::take(&mut e.root);
+        (V::Obj(root).to_value(), text)
+    }
+
+    #[test]
+    fn keys_taken_from_additional_fields_leave_the_other_members_as_they_came() {
+        let keys = &[("ProcessId", "process.pid", Int), ("Name", "process.name", Str)];
+        let object = r#"{"z" : 1, "ProcessId": "7", "a": {"b" :[1, 2.50]}, "Ünï\"c": "x y", "ProcessId": "42"}"#;
+        for row in [
+            json!({"AdditionalFields": object}).to_string(),
+            format!(r#"{{"AdditionalFields": {object}}}"#),
+        ] {
+            let (e, left) = left_after(&row, |e| map_additional(e, keys));
+            assert_eq!(e["process"], json!({"pid": 42}), "a key given twice: its last value ({row})");
+            assert_eq!(
+                left.as_deref(),
+                Some(r#"{"z":1,"a":{"b":[1,2.50]},"Ünï\"c":"x y"}"#),
+                "the rest in its order, every copy of the key gone ({row})"
+            );
+        }
+        // A second step reads what the first left.
+        let row = json!({"AdditionalFields": r#"{"ProcessId": 5, "Name": "a.exe", "Other": null}"#}).to_string();
+        let (e, left) = left_after(&row, |e| {
+            map_additional(e, &keys[..1]);
+            map_additional(e, &keys[1..]);
+        });
+        assert_eq!(e["process"], json!({"pid": 5, "name": "a.exe"}));
+        assert_eq!(left.as_deref(), Some(r#"{"Other":null}"#));
+    }
+
+    #[test]
+    fn additional_fields_without_a_key_to_take_stay_as_they_came() {
+        let keys = &[("ProcessId", "process.pid", Int)];
+        for (row, why) in [
+            (json!({"AdditionalFields": "{\"Other\": 1}"}), "no key of the list"),
+            (json!({"AdditionalFields": "{\"ProcessId\": \"x\"}"}), "a key that does not convert"),
+            (json!({"AdditionalFields": "[{\"ProcessId\": 1}]"}), "an array"),
+            (json!({"AdditionalFields": "{\"ProcessId\": 1"}), "text that is not JSON"),
+            (json!({"AdditionalFields": "ProcessId=1"}), "plain text"),
+        ] {
+            let row = row.to_string();
+            let original = serde_json::from_str::<Value>(&row).unwrap()["AdditionalFields"].to_string();
+            let (e, left) = left_after(&row, |e| map_additional(e, keys));
+            assert_eq!(e.get("process"), None, "{why}");
+            assert_eq!(left.as_deref(), Some(original.as_str()), "{why}");
+        }
+        // What only serde_json's reading of the whole object settles is
+        // read that way: mapped when it reads, left whole when it does not.
+        let deep = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        let row = json!({"AdditionalFields": format!(r#"{{"ProcessId": 1, "Deep": {}, "F": 1.50}}"#, deep(70))}).to_string();
+        let (e, left) = left_after(&row, |e| map_additional(e, keys));
+        assert_eq!(e["process"]["pid"], 1);
+        let left: Value = serde_json::from_str(left.unwrap().strip_prefix("value ").unwrap()).unwrap();
+        assert_eq!(left, json!({"Deep": serde_json::from_str::<Value>(&deep(70)).unwrap(), "F": 1.5}));
+        for rest in [deep(5000), "1e400".to_string()] {
+            let row = json!({"AdditionalFields": format!(r#"{{"ProcessId": 1, "Rest": {rest}}}"#)}).to_string();
+            let original = serde_json::from_str::<Value>(&row).unwrap()["AdditionalFields"].to_string();
+            let (e, left) = left_after(&row, |e| map_additional(e, keys));
+            assert_eq!(e.get("process"), None, "{}", &rest[..rest.len().min(10)]);
+            assert_eq!(left.as_deref(), Some(original.as_str()), "{}", &rest[..rest.len().min(10)]);
+        }
+        let row = json!({"AdditionalFields": r#"{"ProcessId": 1, "F": 1.50, "E": 2E1}"#}).to_string();
+        let (e, left) = left_after(&row, |e| map_additional(e, keys));
+        assert_eq!(e["process"]["pid"], 1);
+        assert_eq!(left.as_deref(), Some(r#"{"F":1.5,"E":20.0}"#), "numbers as serde_json writes them");
+        // An escaped surrogate pair is read as serde_json reads it.
+        let row = json!({"AdditionalFields": "{\"ProcessId\": 3, \"Emoji\": \"\\ud83d\\ude00\"}"}).to_string();
+        let (e, left) = left_after(&row, |e| map_additional(e, keys));
+        assert_eq!(e["process"]["pid"], 3);
+        assert_eq!(left.as_deref(), Some("value {\"Emoji\":\"😀\"}"));
     }
 }

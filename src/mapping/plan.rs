@@ -158,6 +158,7 @@ impl Plan {
                 Value::String(s) => s,
                 v => v.to_string(),
             })),
+            Some((_, cell @ Cell::Text(_))) => Some(Cow::Owned(cell.to_value().to_string())),
             None => None,
         };
         let (mut activity, _) = table.activity(action_type.as_deref());
@@ -266,11 +267,18 @@ impl Plan {
                 continue;
             }
             let value = match (&*name, cell) {
-                ("AdditionalFields", cell) => match cell.into_dynamic() {
+                // Dynamic: JSON text is kept as the object or array it holds.
+                ("AdditionalFields", Cell::Raw(raw)) if raw.get().starts_with('"') => match unquote(raw.get()) {
+                    Some(text) if super::value::holds_json(&text) => V::Text(text),
+                    Some(text) => V::Str(text),
+                    None => V::Null,
+                },
+                ("AdditionalFields", Cell::Owned(v)) => match super::field::parse_dynamic(&v) {
                     Value::String(s) => V::Str(Cow::Owned(s)),
                     v => V::Json(Box::new(v)),
                 },
                 (_, Cell::Raw(raw)) => V::Cell(raw.get()),
+                (_, Cell::Text(text)) => V::Text(Cow::Owned(Box::<str>::from(text).into())),
                 (_, Cell::Owned(v)) => V::from(v),
             };
             unmapped.0.push((name, value));

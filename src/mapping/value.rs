@@ -37,6 +37,10 @@ pub enum V<'a> {
     /// A value kept whole, as serde_json holds it (a dynamic column under
     /// `unmapped`), written as serde_json writes it.
     Json(Box<Value>),
+    /// The JSON text of an object or array, checked to be JSON (a dynamic
+    /// column given as text, under `unmapped`), written without the
+    /// whitespace between its tokens ([`write_compact`]).
+    Text(Cow<'a, str>),
     Null,
     Obj(Obj<'a>),
     Arr(Vec<V<'a>>),
@@ -199,6 +203,7 @@ impl<'a> V<'a> {
             V::Bool(b) => Value::Bool(*b),
             V::Num(n) => Value::Number(n.clone()),
             V::Json(v) => (**v).clone(),
+            V::Text(t) => serde_json::from_str(t).unwrap_or_else(|_| Value::String(t.to_string())),
             V::Null => Value::Null,
             V::Obj(o) => Value::Object(o.to_map()),
             V::Arr(items) => Value::Array(items.iter().map(V::to_value).collect()),
@@ -222,6 +227,18 @@ impl<'a> V<'a> {
             V::Json(v) => {
                 // Writing a `Value` to a Vec cannot fail: its keys are strings.
                 let _ = serde_json::to_writer(&mut *out, v);
+            }
+            V::Text(t) => {
+                if !write_compact(out, t) {
+                    match serde_json::from_str::<Value>(t) {
+                        Ok(v) => {
+                            let _ = serde_json::to_writer(&mut *out, &v);
+                        }
+                        // What serde_json does not read as a value stays
+                        // text, as `Cell::dynamic` keeps it.
+                        Err(_) => write_str(out, t),
+                    }
+                }
             }
             V::Null => out.extend_from_slice(b"null"),
             V::Obj(o) => o.write(out),
@@ -265,7 +282,7 @@ impl Obj<'_> {
 }
 
 /// A key: most are plain names, copied between quotes; others are escaped.
-fn write_key(out: &mut Vec<u8>, key: &str) {
+pub fn write_key(out: &mut Vec<u8>, key: &str) {
     if key.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f) {
         out.push(b'"');
         out.extend_from_slice(key.as_bytes());
@@ -281,11 +298,13 @@ pub fn write_str(out: &mut Vec<u8>, text: &str) {
     let _ = serde_json::to_writer(&mut *out, text);
 }
 
-/// A cell as serde_json would write its value.
+/// A cell as serde_json would write its value (an object or array: the same
+/// value, its keys in the order they came).
 fn write_cell(out: &mut Vec<u8>, raw: &str) {
     match raw.as_bytes().first() {
         Some(b'"' | b't' | b'f' | b'n') => out.extend_from_slice(raw.as_bytes()),
         _ if is_plain_int(raw) => out.extend_from_slice(raw.as_bytes()),
+        Some(b'{' | b'[') if write_compact(out, raw) => {}
         _ => match serde_json::from_str::<Value>(raw) {
             Ok(v) => {
                 let _ = serde_json::to_writer(&mut *out, &v);
@@ -293,6 +312,86 @@ fn write_cell(out: &mut Vec<u8>, raw: &str) {
             Err(_) => out.extend_from_slice(b"null"),
         },
     }
+}
+
+/// How deep [`write_compact`] nests: deeper text goes through serde_json.
+pub const COMPACT_DEPTH: usize = 64;
+
+/// Appends the JSON text `json` (checked JSON, as every cell is) without the
+/// whitespace between its tokens, its strings, numbers and keys as they
+/// came: the value serde_json would write, without building it. It appends
+/// nothing and returns false for what a parser of the output might refuse
+/// or read otherwise, which only serde_json's reading settles: a number
+/// with an exponent or of more than 20 characters (`1e400` is out of range),
+/// an escaped UTF-16 surrogate (unpaired, it is no text), nesting deeper than
+/// [`COMPACT_DEPTH`] (serde_json reads no more than 127 levels, and a
+/// consumer of the output that reads it with serde_json, as Vector does,
+/// would refuse the whole event).
+pub fn write_compact(out: &mut Vec<u8>, json: &str) -> bool {
+    let b = json.as_bytes();
+    let start = out.len();
+    out.reserve(b.len());
+    let (mut from, mut i, mut depth) = (0, 0, 0);
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                i += 1;
+                while let Some(k) = memchr::memchr2(b'"', b'\\', &b[i..]) {
+                    i += k;
+                    if b[i] == b'"' {
+                        break;
+                    }
+                    if b.get(i + 1) == Some(&b'u')
+                        && matches!(b.get(i + 2), Some(b'd' | b'D'))
+                        && matches!(b.get(i + 3), Some(b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F'))
+                    {
+                        out.truncate(start);
+                        return false;
+                    }
+                    i += 2;
+                }
+                i += 1;
+            }
+            b' ' | b'\t' | b'\n' | b'\r' => {
+                out.extend_from_slice(&b[from..i]);
+                i += 1;
+                from = i;
+            }
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > COMPACT_DEPTH {
+                    out.truncate(start);
+                    return false;
+                }
+                i += 1;
+            }
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
+                i += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let n = b[i..]
+                    .iter()
+                    .take_while(|c| matches!(c, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
+                    .count();
+                if n > 20 || b[i..i + n].iter().any(|c| matches!(c, b'e' | b'E')) {
+                    out.truncate(start);
+                    return false;
+                }
+                i += n;
+            }
+            _ => i += 1,
+        }
+    }
+    out.extend_from_slice(&b[from.min(b.len())..]);
+    true
+}
+
+/// Whether `text` (a dynamic column's) is the JSON text of an object or an
+/// array, which [`Cell::dynamic`] would read as that value.
+pub fn holds_json(text: &str) -> bool {
+    let t = text.trim_start();
+    (t.starts_with('{') || t.starts_with('[')) && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
 }
 
 /// A non-negative integer, written as serde_json writes it, that fits 64 bits.
@@ -393,6 +492,9 @@ impl<'a> From<Obj<'a>> for V<'a> {
 #[derive(Clone, Debug)]
 pub enum Cell<'a> {
     Raw(&'a RawValue),
+    /// JSON text made by a finish step: what is left of a dynamic column's
+    /// object once some of its keys are mapped (`common::map_additional`).
+    Text(Box<RawValue>),
     Owned(Value),
 }
 
@@ -401,6 +503,7 @@ impl Cell<'_> {
     pub fn is_absent(&self) -> bool {
         match self {
             Cell::Raw(raw) => matches!(raw.get(), "null" | "\"\""),
+            Cell::Text(text) => matches!(text.get(), "null" | "\"\""),
             Cell::Owned(v) => field::is_absent(v),
         }
     }
@@ -423,7 +526,20 @@ impl Cell<'_> {
                 None => Value::Null,
             },
             Cell::Raw(raw) => serde_json::from_str(raw.get()).unwrap_or(Value::Null),
+            Cell::Text(text) => serde_json::from_str(text.get()).unwrap_or(Value::Null),
             Cell::Owned(v) => field::parse_dynamic(v),
+        }
+    }
+
+    /// The JSON text a dynamic cell holds, to read without parsing it
+    /// whole: a string cell's text, another cell of the answer's own; `None`
+    /// for a value a finish step put back.
+    pub fn json_text(&self) -> Option<Cow<'_, str>> {
+        match self {
+            Cell::Raw(raw) if raw.get().starts_with('"') => unquote(raw.get()),
+            Cell::Raw(raw) => Some(Cow::Borrowed(raw.get())),
+            Cell::Text(text) => Some(Cow::Borrowed(text.get())),
+            Cell::Owned(_) => None,
         }
     }
 
@@ -441,6 +557,7 @@ impl Cell<'_> {
     pub fn to_value(&self) -> Value {
         match self {
             Cell::Raw(raw) => serde_json::from_str(raw.get()).unwrap_or(Value::Null),
+            Cell::Text(text) => serde_json::from_str(text.get()).unwrap_or(Value::Null),
             Cell::Owned(v) => v.clone(),
         }
     }
@@ -574,5 +691,114 @@ mod tests {
         assert_eq!(String::from_utf8(out).unwrap(), r#"{"b":3,"a":2,"c":{"d":null}}"#);
         assert!(o.remove("a").is_some());
         assert_eq!(o.len(), 2);
+    }
+
+    /// Text `write_compact` takes: whitespace anywhere between tokens,
+    /// strings holding what looks like whitespace, escapes and brackets.
+    fn spaced(v: &Value, gap: &str) -> String {
+        match v {
+            Value::Array(items) => {
+                let items: Vec<String> = items.iter().map(|i| spaced(i, gap)).collect();
+                format!("[{gap}{}{gap}]", items.join(&format!("{gap},{gap}")))
+            }
+            Value::Object(m) => {
+                let members: Vec<String> = m
+                    .iter()
+                    .map(|(k, v)| format!("{}{gap}:{gap}{}", Value::from(k.as_str()), spaced(v, gap)))
+                    .collect();
+                format!("{{{gap}{}{gap}}}", members.join(&format!("{gap},{gap}")))
+            }
+            v => v.to_string(),
+        }
+    }
+
+    use proptest::prelude::*;
+
+    proptest::proptest! {
+        #[test]
+        fn compact_text_is_the_value_without_whitespace(
+            v in proptest::prop_oneof![
+                proptest::collection::vec("[ a\\t\"\\\\{}\\[\\],:é\\n]{0,6}", 0..4).prop_map(|v| json!(v)),
+                proptest::collection::btree_map("[ k\"\\\\]{0,3}", proptest::prop_oneof![
+                    proptest::num::i64::ANY.prop_map(Value::from),
+                    proptest::num::u64::ANY.prop_map(Value::from),
+                    (-1.0e6f64..1.0e6).prop_map(|f| json!(f)),
+                    "[ x\"\\\\]{0,4}".prop_map(Value::from),
+                    proptest::bool::ANY.prop_map(Value::from),
+                    proptest::strategy::Just(Value::Null),
+                    proptest::strategy::Just(json!({"in": [1, {"a b": " "}]})),
+                ], 0..5).prop_map(|m| Value::Object(m.into_iter().collect())),
+            ],
+            gap in proptest::prop_oneof![proptest::strategy::Just(""), proptest::strategy::Just(" "), proptest::strategy::Just("\n\t "), proptest::strategy::Just("\r\n")],
+        ) {
+            let text = spaced(&v, gap);
+            let mut out = b"prefix".to_vec();
+            if write_compact(&mut out, &text) {
+                let out = std::str::from_utf8(&out[6..]).unwrap();
+                prop_assert_eq!(serde_json::from_str::<Value>(out).unwrap(), v.clone());
+                // Only what lies between tokens goes: the text is serde_json's
+                // own (whose keys, here, came in its order).
+                prop_assert_eq!(out, v.to_string());
+            } else {
+                prop_assert_eq!(&out[..], b"prefix", "nothing is appended when it declines");
+                prop_assert!(text.contains('e') || text.contains('E'), "only for an exponent: {}", text);
+            }
+        }
+    }
+
+    #[test]
+    fn compact_text_keeps_the_order_it_came_in_and_declines_what_only_serde_json_settles() {
+        let mut out = Vec::new();
+        assert!(write_compact(
+            &mut out,
+            "{ \"b\" : [1, 2.50, -0, 18446744073709551616] ,\n \"a\":\"x \\\" y\"}"
+        ));
+        assert_eq!(
+            out, br#"{"b":[1,2.50,-0,18446744073709551616],"a":"x \" y"}"#,
+            "numbers and keys as they came"
+        );
+        let deep = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        let mut out = Vec::new();
+        assert!(write_compact(&mut out, &deep(COMPACT_DEPTH)));
+        assert_eq!(out, deep(COMPACT_DEPTH).as_bytes());
+        for text in [
+            "[1e400]",
+            "[1E2]",
+            "[123456789012345678901]",
+            "[\"\\ud800\"]",
+            "{\"a\":\"\\uDBFF\\uDFFF\"}",
+            &deep(COMPACT_DEPTH + 1),
+        ] {
+            let mut out = b"x".to_vec();
+            assert!(!write_compact(&mut out, text), "{text}");
+            assert_eq!(out, b"x");
+        }
+        // What it declines, a cell still writes, as serde_json does.
+        assert_eq!(written(&V::Cell("[1E2]")), json!([100.0]));
+        assert_eq!(written(&V::Cell("[1e400]")), Value::Null, "as serde_json reads it: no value");
+    }
+
+    #[test]
+    fn dynamic_text_is_written_as_the_value_it_holds_or_as_text() {
+        assert_eq!(written(&V::Text(" { \"a\" : [ 1 ] } ".into())), json!({"a": [1]}));
+        assert_eq!(
+            written(&V::Text("[1e400]".into())),
+            json!("[1e400]"),
+            "text serde_json cannot read stays text"
+        );
+        let deep = format!("{}1{}", "{\"n\":".repeat(5000), "}".repeat(5000));
+        assert_eq!(
+            written(&V::Text(deep.as_str().into())),
+            json!(deep),
+            "too deep for serde_json: text"
+        );
+        let mut out = Vec::new();
+        V::Cell(&deep).write(&mut out);
+        assert_eq!(out, b"null", "as serde_json reads it: no value");
+        assert!(holds_json(" {\"a\":1}"));
+        assert!(holds_json("[]"));
+        assert!(!holds_json("{\"a\":"));
+        assert!(!holds_json("\"{}\""));
+        assert!(!holds_json("12"));
     }
 }
