@@ -253,9 +253,7 @@ fn has_surrogate_escape(text: &str) -> bool {
     let bytes = text.as_bytes();
     memchr::memmem::find_iter(bytes, b"\\u").any(|i| {
         let backslashes = bytes[..=i].iter().rev().take_while(|b| **b == b'\\').count();
-        backslashes % 2 == 1
-            && matches!(bytes.get(i + 2), Some(b'd' | b'D'))
-            && matches!(bytes.get(i + 3), Some(b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F'))
+        backslashes % 2 == 1 && super::value::names_surrogate(bytes, i + 1)
     })
 }
 

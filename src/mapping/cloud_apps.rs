@@ -71,6 +71,23 @@ pub static CLOUD_APP_EVENTS: Table = Table {
     licence: Some("Microsoft Defender for Cloud Apps with app connectors"),
 };
 
+/// The members of `RawEventData` the finish steps read: each step reads
+/// them once, with [`raw`], and hands them on.
+const RAW_KEYS: &[&str] = &[
+    "UserId",
+    "AppId",
+    "Id",
+    "ResultStatus",
+    "LogonError",
+    "ErrorNumber",
+    "Target",
+    "ModifiedProperties",
+    "SendAsUserSmtp",
+    "SendOnBehalfOfUserSmtp",
+    "MailboxOwnerUPN",
+    "Item",
+];
+
 /// The members `keys` of `RawEventData` as an object (JSON text or value);
 /// it stays under `unmapped` verbatim (guide §24.2), so only read here. The
 /// record is large and a step reads a few of its members: only those are
@@ -105,8 +122,7 @@ fn raw_str(raw: &Map<String, Value>, key: &str) -> Option<String> {
 
 /// What every class of the table shares (guide §24.2): the acting account,
 /// its type, the client device, the record's own id and status.
-fn finish_common(e: &mut Event, user: &str) {
-    let raw = raw(e, &["UserId", "AppId", "Id", "ResultStatus"]);
+fn finish_common(e: &mut Event, user: &str, raw: &Map<String, Value>) {
     let join = super::field::join;
     // The account id: the object id, else AccountId (a GUID for Microsoft apps).
     let object_id = e.get_str(&join(user, "uid_alt")).map(|s| s.into_owned());
@@ -131,7 +147,7 @@ fn finish_common(e: &mut Event, user: &str) {
         }
         (None, None) => {}
     }
-    if let Some(upn) = raw_str(&raw, "UserId") {
+    if let Some(upn) = raw_str(raw, "UserId") {
         if e.get(&join(user, "name")).is_none() {
             e.set_owned(&join(user, "name"), upn.clone());
         }
@@ -158,7 +174,7 @@ fn finish_common(e: &mut Event, user: &str) {
     }
     super::common::require_any(e, user, &["name", "uid", "account"]);
     if e.get("actor.app_uid").is_none() {
-        if let Some(app) = raw_str(&raw, "AppId") {
+        if let Some(app) = raw_str(raw, "AppId") {
             e.set("actor.app_uid", app);
         }
     }
@@ -168,13 +184,13 @@ fn finish_common(e: &mut Event, user: &str) {
         }
     }
     cloud::client_device(e);
-    if let Some(id) = raw_str(&raw, "Id") {
+    if let Some(id) = raw_str(raw, "Id") {
         if e.get("metadata.original_event_uid").is_none() {
             e.set("metadata.original_event_uid", id);
         }
     }
     // Status from the audit record's ResultStatus.
-    let status = raw_str(&raw, "ResultStatus");
+    let status = raw_str(raw, "ResultStatus");
     match status.as_deref().map(str::to_ascii_lowercase).as_deref() {
         Some("succeeded" | "success" | "true") => e.set("status_id", 1),
         Some("failed" | "false") => e.set("status_id", 2),
@@ -197,15 +213,16 @@ fn service_name(e: &Event) -> Option<String> {
 }
 
 fn finish_api(e: &mut Event, _ctx: &Context) {
-    finish_common(e, "actor.user");
-    api_fields(e);
+    let raw = raw(e, RAW_KEYS);
+    finish_common(e, "actor.user", &raw);
+    api_fields(e, &raw);
 }
 
 /// What makes the event an API Activity: the operation and its activity,
 /// the service, the request, the resources and the required endpoint and
 /// actor. Also the end of a row of another class that falls back to 6003
 /// (`to_api`), after its own `finish_common`.
-fn api_fields(e: &mut Event) {
+fn api_fields(e: &mut Event, raw: &Map<String, Value>) {
     let operation = e.get_str("metadata.event_code").map(|s| s.into_owned());
     if let Some(op) = &operation {
         e.set("api.operation", op.clone());
@@ -218,8 +235,7 @@ fn api_fields(e: &mut Event) {
         e.set("api.service.name", app);
     }
     e.map_column("ApplicationId", "api.service.uid", Str);
-    let raw = raw(e, &["Id"]);
-    let request = raw_str(&raw, "Id").or_else(|| e.get_str("metadata.original_event_uid").map(|s| s.into_owned()));
+    let request = raw_str(raw, "Id").or_else(|| e.get_str("metadata.original_event_uid").map(|s| s.into_owned()));
     if let Some(uid) = request {
         e.set("api.request.uid", uid);
     }
@@ -296,12 +312,12 @@ fn resources(e: &mut Event) {
 fn finish_logon(e: &mut Event, _ctx: &Context) {
     e.map_column("AccountObjectId", "user.uid_alt", Str);
     e.map_column("AccountDisplayName", "user.display_name", Str);
-    finish_common(e, "user");
+    let raw = raw(e, RAW_KEYS);
+    finish_common(e, "user", &raw);
     e.map_column("Application", "service.name", Str);
     e.map_column("ApplicationId", "service.uid", Str);
     // The service that wrote the record, as in every class of the table.
     e.copy("service.name", "metadata.log_provider");
-    let raw = raw(e, &["LogonError", "ErrorNumber"]);
     if let Some(error) = raw_str(&raw, "LogonError") {
         e.set("status_detail", error);
     }
@@ -322,14 +338,14 @@ fn finish_logon(e: &mut Event, _ctx: &Context) {
     if e.get("user").is_none() {
         // No account to sign in: the record is an API activity after all.
         to_api(e);
-        api_fields(e);
+        api_fields(e, &raw);
     }
 }
 
 /// The directory account a 3001 changes: the target of the record.
 fn finish_account(e: &mut Event, _ctx: &Context) {
-    finish_common(e, "actor.user");
-    let raw = raw(e, &["Target"]);
+    let raw = raw(e, RAW_KEYS);
+    finish_common(e, "actor.user", &raw);
     let targets: Vec<String> = raw
         .get("Target")
         .and_then(Value::as_array)
@@ -358,7 +374,7 @@ fn finish_account(e: &mut Event, _ctx: &Context) {
     cloud::entra_account(e, "user");
     if e.get("user").is_none() {
         to_api(e);
-        api_fields(e);
+        api_fields(e, &raw);
         return;
     }
     endpoint_or_service(e);
@@ -367,8 +383,8 @@ fn finish_account(e: &mut Event, _ctx: &Context) {
 /// A group change (guide §24.8): the group from the record's modified
 /// properties, else the object; without a group, an API activity.
 fn finish_group(e: &mut Event, _ctx: &Context) {
-    finish_common(e, "actor.user");
-    let raw = raw(e, &["ModifiedProperties"]);
+    let raw = raw(e, RAW_KEYS);
+    finish_common(e, "actor.user", &raw);
     let modified = |name: &str| {
         raw.get("ModifiedProperties")
             .and_then(Value::as_array)
@@ -387,7 +403,7 @@ fn finish_group(e: &mut Event, _ctx: &Context) {
     }
     if e.get("group").is_none() {
         to_api(e);
-        api_fields(e);
+        api_fields(e, &raw);
         return;
     }
     endpoint_or_service(e);
@@ -396,15 +412,15 @@ fn finish_group(e: &mut Event, _ctx: &Context) {
 /// Mail sent from a mailbox (guide §24.9): the sender and the message;
 /// without a sender address, an API activity.
 fn finish_mail(e: &mut Event, _ctx: &Context) {
-    finish_common(e, "actor.user");
-    let raw = raw(e, &["SendAsUserSmtp", "SendOnBehalfOfUserSmtp", "MailboxOwnerUPN", "Item"]);
+    let raw = raw(e, RAW_KEYS);
+    finish_common(e, "actor.user", &raw);
     let sender = ["SendAsUserSmtp", "SendOnBehalfOfUserSmtp", "MailboxOwnerUPN"]
         .iter()
         .find_map(|k| raw_str(&raw, k))
         .filter(|s| super::field::is_email(s));
     let Some(sender) = sender else {
         to_api(e);
-        api_fields(e);
+        api_fields(e, &raw);
         return;
     };
     e.set("email.from", sender);

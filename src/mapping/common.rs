@@ -316,10 +316,12 @@ pub fn map_additional(e: &mut Event, keys: &[(&str, &str, Conv)]) {
     // it), read member by member: only the members mapped are parsed, and
     // the rest is copied.
     let text = cell.json_text();
-    let left = match text.as_deref().map(|t| (t, super::cells::members(t))) {
-        Some((_, Some(members))) => map_members(e, members, keys),
+    let members = text.as_deref().and_then(super::cells::members);
+    let read = members.is_some();
+    let left = match (members, text.as_deref()) {
+        (Some(members), _) => map_members(e, members, keys),
         // Text that is no object goes back as it was.
-        Some((t, None)) if !t.trim_start().starts_with('{') => Ok(None),
+        (None, Some(t)) if !t.trim_start().starts_with('{') => Ok(None),
         _ => Err(()),
     };
     // An object only serde_json's reading settles (an escaped surrogate, a
@@ -329,8 +331,15 @@ pub fn map_additional(e: &mut Event, keys: &[(&str, &str, Conv)]) {
         Value::Object(fields) => Some(map_fields(e, fields, keys)),
         _ => None,
     });
-    drop(text);
-    e.row.put(e.columns, name, left.unwrap_or(cell));
+    let left = match (left, text) {
+        (Some(left), _) => left,
+        // An object read from a string cell goes back as the text it holds,
+        // checked, so that neither a later step nor `unmapped` unescapes and
+        // checks it again.
+        (None, Some(Cow::Owned(text))) if read => Cell::Text(text),
+        (None, _) => cell,
+    };
+    e.row.put(e.columns, name, left);
 }
 
 /// [`map_additional`] on an object's members: the cell of the members
@@ -385,12 +394,9 @@ fn map_members(e: &mut Event, members: Vec<(Cow<str>, &RawValue)>, keys: &[(&str
         left.extend_from_slice(&values[span]);
     }
     left.push(b'}');
-    // The text is made of JSON pieces and reads back; were it not to, the
-    // whole object would stay (its mapped keys too) rather than be lost.
-    Ok(String::from_utf8(left)
-        .ok()
-        .and_then(|t| RawValue::from_string(t).ok())
-        .map(Cell::Text))
+    // The text is made of checked JSON pieces, each valid UTF-8; were it
+    // not, the whole object would stay (its mapped keys too) rather than be lost.
+    Ok(String::from_utf8(left).ok().map(Cell::Text))
 }
 
 /// Appends the JSON text of a member's value `raw` as the rest of an
@@ -681,15 +687,15 @@ mod tests {
         assert_eq!(e["<row>"]["AdditionalFields"], json!({"Other": 1}));
     }
 
-    /// The `AdditionalFields` cell left after `f`, as its JSON text.
+    /// The `AdditionalFields` cell left after `f`, as the JSON text it
+    /// holds (a string cell's text, whether unescaped yet or not).
     fn left_after(row: &str, f: impl FnOnce(&mut Event)) -> (Value, Option<String>) {
         let columns = Columns::default();
         let mut e = Event::new(Cells::read(row, &columns).unwrap(), &columns);
         f(&mut e);
         let text = e.row.get(&columns, "AdditionalFields").map(|c| match c {
-            Cell::Raw(raw) => raw.get().to_string(),
-            Cell::Text(text) => text.get().to_string(),
             Cell::Owned(v) => format!("value {v}"),
+            c => c.json_text().unwrap().into_owned(),
         });
         let root = std::mem::take(&mut e.root);
         (V::Obj(root).to_value(), text)
@@ -732,7 +738,10 @@ mod tests {
             (json!({"AdditionalFields": "ProcessId=1"}), "plain text"),
         ] {
             let row = row.to_string();
-            let original = serde_json::from_str::<Value>(&row).unwrap()["AdditionalFields"].to_string();
+            let original = serde_json::from_str::<Value>(&row).unwrap()["AdditionalFields"]
+                .as_str()
+                .unwrap()
+                .to_string();
             let (e, left) = left_after(&row, |e| map_additional(e, keys));
             assert_eq!(e.get("process"), None, "{why}");
             assert_eq!(left.as_deref(), Some(original.as_str()), "{why}");
@@ -747,7 +756,10 @@ mod tests {
         assert_eq!(left, json!({"Deep": serde_json::from_str::<Value>(&deep(70)).unwrap(), "F": 1.5}));
         for rest in [deep(5000), "1e400".to_string()] {
             let row = json!({"AdditionalFields": format!(r#"{{"ProcessId": 1, "Rest": {rest}}}"#)}).to_string();
-            let original = serde_json::from_str::<Value>(&row).unwrap()["AdditionalFields"].to_string();
+            let original = serde_json::from_str::<Value>(&row).unwrap()["AdditionalFields"]
+                .as_str()
+                .unwrap()
+                .to_string();
             let (e, left) = left_after(&row, |e| map_additional(e, keys));
             assert_eq!(e.get("process"), None, "{}", &rest[..rest.len().min(10)]);
             assert_eq!(left.as_deref(), Some(original.as_str()), "{}", &rest[..rest.len().min(10)]);

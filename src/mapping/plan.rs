@@ -278,7 +278,7 @@ impl Plan {
                     v => V::Json(Box::new(v)),
                 },
                 (_, Cell::Raw(raw)) => V::Cell(raw.get()),
-                (_, Cell::Text(text)) => V::Text(Cow::Owned(Box::<str>::from(text).into())),
+                (_, Cell::Text(text)) => V::Text(Cow::Owned(text)),
                 (_, Cell::Owned(v)) => V::from(v),
             };
             unmapped.0.push((name, value));

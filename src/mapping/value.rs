@@ -341,10 +341,7 @@ pub fn write_compact(out: &mut Vec<u8>, json: &str) -> bool {
                     if b[i] == b'"' {
                         break;
                     }
-                    if b.get(i + 1) == Some(&b'u')
-                        && matches!(b.get(i + 2), Some(b'd' | b'D'))
-                        && matches!(b.get(i + 3), Some(b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F'))
-                    {
+                    if b.get(i + 1) == Some(&b'u') && names_surrogate(b, i + 1) {
                         out.truncate(start);
                         return false;
                     }
@@ -385,6 +382,12 @@ pub fn write_compact(out: &mut Vec<u8>, json: &str) -> bool {
     }
     out.extend_from_slice(&b[from.min(b.len())..]);
     true
+}
+
+/// Whether the escape whose `u` is at `u` in `bytes` (`\uXXXX`) names a
+/// UTF-16 surrogate, `D800` to `DFFF`.
+pub fn names_surrogate(bytes: &[u8], u: usize) -> bool {
+    matches!(bytes.get(u + 1), Some(b'd' | b'D')) && matches!(bytes.get(u + 2), Some(b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F'))
 }
 
 /// Whether `text` (a dynamic column's) is the JSON text of an object or an
@@ -492,9 +495,11 @@ impl<'a> From<Obj<'a>> for V<'a> {
 #[derive(Clone, Debug)]
 pub enum Cell<'a> {
     Raw(&'a RawValue),
-    /// JSON text made by a finish step: what is left of a dynamic column's
-    /// object once some of its keys are mapped (`common::map_additional`).
-    Text(Box<RawValue>),
+    /// The JSON text of an object, already checked (or made of checked
+    /// pieces) by the finish step that put it back: a dynamic column's
+    /// object read from JSON text, or what is left of it once some of its
+    /// keys are mapped (`common::map_additional`).
+    Text(String),
     Owned(Value),
 }
 
@@ -503,7 +508,7 @@ impl Cell<'_> {
     pub fn is_absent(&self) -> bool {
         match self {
             Cell::Raw(raw) => matches!(raw.get(), "null" | "\"\""),
-            Cell::Text(text) => matches!(text.get(), "null" | "\"\""),
+            Cell::Text(text) => matches!(text.as_str(), "null" | "\"\""),
             Cell::Owned(v) => field::is_absent(v),
         }
     }
@@ -526,7 +531,7 @@ impl Cell<'_> {
                 None => Value::Null,
             },
             Cell::Raw(raw) => serde_json::from_str(raw.get()).unwrap_or(Value::Null),
-            Cell::Text(text) => serde_json::from_str(text.get()).unwrap_or(Value::Null),
+            Cell::Text(text) => serde_json::from_str(text).unwrap_or(Value::Null),
             Cell::Owned(v) => field::parse_dynamic(v),
         }
     }
@@ -538,7 +543,7 @@ impl Cell<'_> {
         match self {
             Cell::Raw(raw) if raw.get().starts_with('"') => unquote(raw.get()),
             Cell::Raw(raw) => Some(Cow::Borrowed(raw.get())),
-            Cell::Text(text) => Some(Cow::Borrowed(text.get())),
+            Cell::Text(text) => Some(Cow::Borrowed(text)),
             Cell::Owned(_) => None,
         }
     }
@@ -557,7 +562,7 @@ impl Cell<'_> {
     pub fn to_value(&self) -> Value {
         match self {
             Cell::Raw(raw) => serde_json::from_str(raw.get()).unwrap_or(Value::Null),
-            Cell::Text(text) => serde_json::from_str(text.get()).unwrap_or(Value::Null),
+            Cell::Text(text) => serde_json::from_str(text).unwrap_or(Value::Null),
             Cell::Owned(v) => v.clone(),
         }
     }
