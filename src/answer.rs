@@ -246,6 +246,54 @@ pub fn from_lines(input: Vec<u8>) -> Result<HuntingResult, Error> {
     })
 }
 
+/// Reads the JSON object `text` member by member, in the order they came
+/// (a member given twice comes twice): `each` gets the member's name as its
+/// JSON string, quotes and escapes included, and its value's JSON text.
+/// `text` is checked to be one object of JSON with the answer's own scan,
+/// so a row is read as cheaply as it was located; the error says what is
+/// wrong where (a byte offset into `text`).
+pub fn object_members<'t>(text: &'t str, mut each: impl FnMut(&'t str, bool, &'t str)) -> Result<(), String> {
+    let mut s = Scan {
+        body: text.as_bytes(),
+        at: 0,
+    };
+    s.expect(b'{')?;
+    if s.peek() == Some(b'}') {
+        s.at += 1;
+    } else {
+        loop {
+            s.expect(b'"')?;
+            let name_start = s.at - 1;
+            let escaped = s.string_rest(name_start)?;
+            let name = &text[name_start..s.at];
+            s.expect(b':')?;
+            s.skip_ws();
+            let start = s.at;
+            // Most values of a row are strings: skipped without the general
+            // walk and its stack.
+            match s.body.get(start) {
+                Some(b'"') => {
+                    s.at += 1;
+                    s.string_rest(start)?;
+                }
+                _ => s.value()?,
+            }
+            // Both end where the scan stopped: at an ASCII byte, or the end.
+            each(name, escaped, &text[start..s.at]);
+            match s.next_byte()? {
+                b',' => continue,
+                b'}' => break,
+                other => return Err(s.unexpected(other, "`,` or `}` in an object")),
+            }
+        }
+    }
+    s.skip_ws();
+    match s.peek() {
+        None => Ok(()),
+        Some(_) => Err(format!("there is more after the object, at byte {}", s.at)),
+    }
+}
+
 /// Where the parts of an answer lie in its body.
 #[derive(Debug, Default)]
 struct Located {
@@ -302,7 +350,7 @@ fn locate(body: &[u8]) -> Result<Located, String> {
 /// text), too short for `memchr` to pay its set-up: this looks at eight
 /// bytes a step, as `memchr` does without vector instructions (which a
 /// component may not have).
-fn string_special(bytes: &[u8]) -> Option<usize> {
+pub fn string_special(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = u64::from_le_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
     const QUOTES: u64 = u64::from_le_bytes([b'"'; 8]);
@@ -371,8 +419,9 @@ impl Scan<'_> {
 
     /// Skips the rest of the string that opens at `start`, up to its
     /// closing quote, checking its escapes and that it holds no control
-    /// character.
-    fn string_rest(&mut self, start: usize) -> Result<(), String> {
+    /// character; whether it holds an escape.
+    fn string_rest(&mut self, start: usize) -> Result<bool, String> {
+        let mut escaped = false;
         loop {
             let Some(i) = string_special(&self.body[self.at.min(self.body.len())..]) else {
                 return Err(format!("a string that starts at byte {start} never ends"));
@@ -381,9 +430,10 @@ impl Scan<'_> {
             match self.body[self.at] {
                 b'"' => {
                     self.at += 1;
-                    return Ok(());
+                    return Ok(escaped);
                 }
                 b'\\' => {
+                    escaped = true;
                     let escape = self.at;
                     let length = match self.body.get(self.at + 1) {
                         Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => 2,
@@ -451,7 +501,9 @@ impl Scan<'_> {
         loop {
             // A value.
             match self.next_byte()? {
-                b'"' => self.string_rest(self.at - 1)?,
+                b'"' => {
+                    self.string_rest(self.at - 1)?;
+                }
                 b'{' if self.peek() == Some(b'}') => self.at += 1,
                 b'{' => {
                     closers.push(b'}');
@@ -685,5 +737,93 @@ mod tests {
             .row(0)
             .unwrap();
         assert_eq!((twice.len(), &twice["A"]), (1, &serde_json::json!(2)));
+    }
+
+    /// The members serde_json reads from `text` (one object, each value
+    /// borrowed as it came), or `None` where it refuses the text.
+    fn serde_members(text: &str) -> Option<Vec<(String, String)>> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = Vec<(String, String)>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut members = Vec::new();
+                while let Some((name, value)) = map.next_entry::<String, &'de serde_json::value::RawValue>()? {
+                    members.push((name, value.get().to_string()));
+                }
+                Ok(members)
+            }
+        }
+        let mut de = serde_json::Deserializer::from_str(text);
+        let members = serde::Deserializer::deserialize_map(&mut de, Members).ok()?;
+        de.end().ok()?;
+        Some(members)
+    }
+
+    /// The members [`object_members`] reads, names unescaped.
+    fn our_members(text: &str) -> Option<Vec<(String, String)>> {
+        let mut members = Vec::new();
+        object_members(text, |name, escaped, value| {
+            assert_eq!(escaped, name.contains('\\'), "{name}");
+            let name = serde_json::from_str::<String>(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+            members.push((name, value.to_string()));
+        })
+        .ok()?;
+        Some(members)
+    }
+
+    use proptest::prelude::*;
+
+    /// JSON text of an object, with white space of every kind between its
+    /// tokens, strings with escapes and every kind of value.
+    fn object_text() -> impl Strategy<Value = String> {
+        let gap = proptest::sample::select(vec!["", " ", "\n\t ", "\r\n"]);
+        let string = "[a\"\\\\/é\u{1}\n{}\\[\\],:]{0,5}".prop_map(|s| serde_json::to_string(&s).unwrap());
+        let escapes = proptest::sample::select(vec![r#""\u00e9\/\b""#, r#""\uD83D\uDE00""#, r#""C:\\x""#]).prop_map(String::from);
+        let scalar = proptest::prop_oneof![
+            string.clone(),
+            escapes,
+            proptest::sample::select(vec!["0", "-0", "12", "-1.5", "2.5e-3", "1E+400", "18446744073709551616", "true", "false", "null"])
+                .prop_map(String::from),
+        ];
+        let value = scalar.prop_recursive(3, 12, 4, move |inner| {
+            proptest::prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..3).prop_map(|v| format!("[{}]", v.join(","))),
+                proptest::collection::vec(inner, 0..3).prop_map(|v| {
+                    let members: Vec<String> = v.iter().enumerate().map(|(i, v)| format!("\"k{i}\":{v}")).collect();
+                    format!("{{{}}}", members.join(","))
+                }),
+            ]
+        });
+        (proptest::collection::vec((string, value), 0..5), gap).prop_map(|(members, gap)| {
+            let members: Vec<String> = members.iter().map(|(k, v)| format!("{gap}{k}{gap}:{gap}{v}{gap}")).collect();
+            format!("{gap}{{{}}}{gap}", members.join(","))
+        })
+    }
+
+    proptest::proptest! {
+        /// The answer's scan reads an object's members as serde_json does,
+        /// and refuses what it refuses, whatever one byte changed.
+        #[test]
+        fn members_are_read_as_serde_json_reads_them(
+            text in object_text(),
+            at in proptest::num::usize::ANY,
+            change in proptest::option::of(proptest::sample::select(vec!["", "\"", "\\", ",", ":", "{", "}", "[", "]", "x", "0", ".", "e", " ", "\u{0}"])),
+        ) {
+            let text = match change {
+                Some(byte) => {
+                    let mut cut = at % (text.len() + 1);
+                    while !text.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    let rest = text[cut..].chars().skip(1).collect::<String>();
+                    format!("{}{byte}{rest}", &text[..cut])
+                }
+                None => text,
+            };
+            prop_assert_eq!(our_members(&text), serde_members(&text), "{}", text);
+        }
     }
 }

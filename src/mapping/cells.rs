@@ -7,11 +7,8 @@
 //! columns do not know is kept aside (it is bound for `unmapped`).
 
 use super::value::{Cell, Key};
-use serde::de::{Deserializer, MapAccess, Visitor};
-use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::fmt;
 
 /// Column names to slots, for one answer.
 #[derive(Debug, Default)]
@@ -65,69 +62,46 @@ pub struct Cells<'a> {
     extra: Vec<(Key<'a>, Cell<'a>)>,
 }
 
-/// A column name, borrowed from the answer unless it holds escapes.
-struct Name<'a>(Cow<'a, str>);
-
-impl<'de> serde::Deserialize<'de> for Name<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct NameVisitor;
-        impl<'de> Visitor<'de> for NameVisitor {
-            type Value = Name<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a column name")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Name<'de>, E> {
-                Ok(Name(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Name<'de>, E> {
-                Ok(Name(Cow::Owned(v.to_string())))
-            }
-        }
-        d.deserialize_str(NameVisitor)
-    }
-}
-
 impl<'a> Cells<'a> {
     /// Reads the row `text` (one JSON object). A column given twice keeps
     /// its last value. The error says what is wrong with the text.
     pub fn read(text: &'a str, columns: &Columns) -> Result<Cells<'a>, String> {
-        struct Reader<'c>(&'c Columns);
-        impl<'de> Visitor<'de> for Reader<'_> {
-            type Value = Cells<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a row (a JSON object)")
+        let mut row = Cells {
+            slots: vec![None; columns.len()],
+            extra: Vec::new(),
+        };
+        let mut i = 0;
+        let mut bad = None;
+        crate::answer::object_members(text, |name, escaped, value| {
+            if let Err(e) = check(value) {
+                bad.get_or_insert(e);
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Cells<'de>, A::Error> {
-                let columns = self.0;
-                let mut row = Cells {
-                    slots: vec![None; columns.len()],
-                    extra: Vec::new(),
-                };
-                let mut i = 0;
-                while let Some((Name(name), value)) = map.next_entry::<Name<'de>, &'de RawValue>()? {
-                    check(value.get()).map_err(serde::de::Error::custom)?;
-                    let slot = match columns.names.get(i) {
-                        Some(n) if *n == *name => Some(i),
-                        _ => columns.slot(&name),
-                    };
-                    i += 1;
-                    match slot {
-                        Some(s) => row.slots[s] = Some((name, Cell::Raw(value))),
-                        None => match row.extra.iter_mut().find(|(n, _)| *n == name) {
-                            Some(cell) => cell.1 = Cell::Raw(value),
-                            None => row.extra.push((name, Cell::Raw(value))),
-                        },
-                    }
+            let name = match name_of(name, escaped) {
+                Ok(name) => name,
+                Err(e) => {
+                    bad.get_or_insert(e);
+                    return;
                 }
-                Ok(row)
+            };
+            let slot = match columns.names.get(i) {
+                Some(n) if *n == *name => Some(i),
+                _ => columns.slot(&name),
+            };
+            i += 1;
+            match slot {
+                Some(s) => row.slots[s] = Some((name, Cell::Raw(value))),
+                None => match row.extra.iter_mut().find(|(n, _)| *n == name) {
+                    Some(cell) => cell.1 = Cell::Raw(value),
+                    None => row.extra.push((name, Cell::Raw(value))),
+                },
             }
+        })?;
+        if let Some(e) = bad {
+            return Err(e);
         }
-        let mut de = serde_json::Deserializer::from_str(text);
-        let row = de.deserialize_map(Reader(columns)).map_err(|e| e.to_string())?;
-        de.end().map_err(|e| e.to_string())?;
         if has_surrogate_escape(text) {
-            // serde_json checks the pairing of escaped surrogates only when
-            // it reads a string, which borrowed cells skip.
+            // Escaped surrogates must pair, which only reading a string
+            // checks, and cells are not read.
             serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|e| e.to_string())?;
             serde_json::from_str::<serde_json::Value>(text).map_err(|e| e.to_string())?;
         }
@@ -206,31 +180,31 @@ impl<'a> Cells<'a> {
 }
 
 /// The members of the JSON object `text` in the order they came, borrowed
-/// from it (a member given twice is there twice), or `None` when the text is
-/// not one object or holds an escaped surrogate (which serde_json checks only
-/// when it reads a string into a value).
-pub fn members(text: &str) -> Option<Vec<(Key<'_>, &RawValue)>> {
-    struct Members;
-    impl<'de> Visitor<'de> for Members {
-        type Value = Vec<(Key<'de>, &'de RawValue)>;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a JSON object")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut members = Vec::new();
-            while let Some((Name(name), value)) = map.next_entry::<Name<'de>, &'de RawValue>()? {
-                members.push((name, value));
-            }
-            Ok(members)
-        }
-    }
+/// from it (a member given twice is there twice): each name, and its
+/// value's JSON text. `None` when the text is not one object or holds an
+/// escaped surrogate (which serde_json checks only when it reads a string
+/// into a value).
+pub fn members(text: &str) -> Option<Vec<(Key<'_>, &str)>> {
     if has_surrogate_escape(text) {
         return None;
     }
-    let mut de = serde_json::Deserializer::from_str(text);
-    let members = de.deserialize_map(Members).ok()?;
-    de.end().ok()?;
-    Some(members)
+    let mut members = Vec::new();
+    let mut names_ok = true;
+    crate::answer::object_members(text, |name, escaped, value| match name_of(name, escaped) {
+        Ok(name) => members.push((name, value)),
+        Err(_) => names_ok = false,
+    })
+    .ok()?;
+    names_ok.then_some(members)
+}
+
+/// A member's name from its JSON string (quotes included, checked to be
+/// JSON): borrowed unless it holds escapes.
+fn name_of(quoted: &str, escaped: bool) -> Result<Key<'_>, String> {
+    match escaped {
+        false => Ok(Cow::Borrowed(&quoted[1..quoted.len() - 1])),
+        true => serde_json::from_str::<String>(quoted).map(Cow::Owned).map_err(|e| e.to_string()),
+    }
 }
 
 /// A cell's JSON text is what serde_json would read as a value: numbers

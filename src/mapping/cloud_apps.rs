@@ -100,7 +100,7 @@ fn raw(e: &Event, keys: &[&str]) -> Map<String, Value> {
         return members
             .into_iter()
             .filter(|(k, _)| keys.contains(&k.as_ref()))
-            .filter_map(|(k, v)| Some((k.into_owned(), serde_json::from_str(v.get()).ok()?)))
+            .filter_map(|(k, v)| Some((k.into_owned(), serde_json::from_str(v).ok()?)))
             .collect();
     }
     match e.column("RawEventData", Json) {

@@ -8,7 +8,6 @@ use super::field::{Conv, Conv::*, Field, f, join};
 use super::ocsf;
 use super::value::{Cell, V, key_of, split_last};
 use serde_json::Value;
-use serde_json::value::RawValue;
 use std::borrow::Cow;
 
 /// The device that reported the row (guide §0.2).
@@ -345,17 +344,17 @@ pub fn map_additional(e: &mut Event, keys: &[(&str, &str, Conv)]) {
 /// [`map_additional`] on an object's members: the cell of the members
 /// left, `None` when none was mapped (the cell stays as it was), or an
 /// error, before anything is mapped, for an object to parse whole.
-fn map_members(e: &mut Event, members: Vec<(Cow<str>, &RawValue)>, keys: &[(&str, &str, Conv)]) -> Result<Option<Cell<'static>>, ()> {
+fn map_members(e: &mut Event, members: Vec<(Cow<str>, &str)>, keys: &[(&str, &str, Conv)]) -> Result<Option<Cell<'static>>, ()> {
     if !keys.iter().any(|(key, _, _)| members.iter().any(|(k, _)| k == key)) {
         return Ok(None);
     }
     // Each member's value as the rest will hold it, checked before a key
     // is taken.
-    let mut values = Vec::with_capacity(members.iter().map(|(_, v)| v.get().len()).sum());
+    let mut values = Vec::with_capacity(members.iter().map(|(_, v)| v.len()).sum());
     let mut spans = Vec::with_capacity(members.len());
     for (_, v) in &members {
         let start = values.len();
-        if !member_value(&mut values, v.get()) {
+        if !member_value(&mut values, v) {
             return Err(());
         }
         spans.push(start..values.len());
@@ -367,7 +366,7 @@ fn map_members(e: &mut Event, members: Vec<(Cow<str>, &RawValue)>, keys: &[(&str
         let Some(v) = members.iter().rev().find(|(k, _)| k == key).map(|(_, v)| *v) else {
             continue;
         };
-        let Ok(v) = serde_json::from_str::<Value>(v.get()) else {
+        let Ok(v) = serde_json::from_str::<Value>(v) else {
             continue;
         };
         if super::field::is_absent(&v) || !put_additional(e, &v, path, *conv) {

@@ -49,7 +49,7 @@ fn integrity_of(v: &V) -> u32 {
 /// `None` means it does not convert.
 pub fn convert<'a>(cell: &Cell<'a>, conv: Conv) -> Option<V<'a>> {
     let raw = match cell {
-        Cell::Raw(raw) => raw.get(),
+        Cell::Raw(raw) => *raw,
         Cell::Owned(v) => return field::convert(v, conv).map(V::from),
         Cell::Text(_) => return field::convert(&cell.to_value(), conv).map(V::from),
     };

@@ -127,10 +127,10 @@ impl Plan {
             reason,
         };
         let (time, timestamp) = match row.at(self.timestamp) {
-            Some(Cell::Raw(raw)) if raw.get().starts_with('"') => {
-                let text = unquote(raw.get()).unwrap_or_default();
+            Some(Cell::Raw(raw)) if raw.starts_with('"') => {
+                let text = unquote(raw).unwrap_or_default();
                 let time = Ticks::parse(&text).map_err(|e| fail(&row, format!("bad Timestamp: {e}")))?;
-                (time, Some(V::Cell(raw.get())))
+                (time, Some(V::Cell(raw)))
             }
             Some(Cell::Owned(Value::String(s))) => {
                 let time = Ticks::parse(s).map_err(|e| fail(&row, format!("bad Timestamp: {e}")))?;
@@ -147,9 +147,9 @@ impl Plan {
 
         let action_type: Option<Cow<'a, str>> = match row.take_at(self.action_type) {
             Some((_, c)) if c.is_absent() => None,
-            Some((_, Cell::Raw(raw))) => match raw.get().starts_with('"') {
-                true => unquote(raw.get()).map(|t| match t {
-                    Cow::Borrowed(_) => Cow::Borrowed(&raw.get()[1..raw.get().len() - 1]),
+            Some((_, Cell::Raw(raw))) => match raw.starts_with('"') {
+                true => unquote(raw).map(|t| match t {
+                    Cow::Borrowed(_) => Cow::Borrowed(&raw[1..raw.len() - 1]),
                     Cow::Owned(o) => Cow::Owned(o),
                 }),
                 false => Some(Cow::Owned(Cell::Raw(raw).to_value().to_string())),
@@ -209,11 +209,9 @@ impl Plan {
         }
         match e.row.take_at(self.report_id) {
             Some((_, c)) if c.is_absent() => {}
-            Some((_, Cell::Raw(raw))) if raw.get().starts_with('"') => e.set("metadata.original_event_uid", V::Cell(raw.get())),
-            Some((_, Cell::Raw(raw))) if super::value::is_plain_int(raw.get()) => {
-                e.set("metadata.original_event_uid", V::Quoted(raw.get()))
-            }
-            Some((_, Cell::Raw(raw))) if matches!(raw.get().as_bytes()[0], b'-' | b'0'..=b'9') => {
+            Some((_, Cell::Raw(raw))) if raw.starts_with('"') => e.set("metadata.original_event_uid", V::Cell(raw)),
+            Some((_, Cell::Raw(raw))) if super::value::is_plain_int(raw) => e.set("metadata.original_event_uid", V::Quoted(raw)),
+            Some((_, Cell::Raw(raw))) if matches!(raw.as_bytes()[0], b'-' | b'0'..=b'9') => {
                 e.set("metadata.original_event_uid", Cell::Raw(raw).to_value().to_string())
             }
             Some((name, cell)) => e.row.put_at(self.report_id, name, cell),
@@ -268,7 +266,7 @@ impl Plan {
             }
             let value = match (&*name, cell) {
                 // Dynamic: JSON text is kept as the object or array it holds.
-                ("AdditionalFields", Cell::Raw(raw)) if raw.get().starts_with('"') => match unquote(raw.get()) {
+                ("AdditionalFields", Cell::Raw(raw)) if raw.starts_with('"') => match unquote(raw) {
                     Some(text) if super::value::holds_json(&text) => V::Text(text),
                     Some(text) => V::Str(text),
                     None => V::Null,
@@ -277,7 +275,7 @@ impl Plan {
                     Value::String(s) => V::Str(Cow::Owned(s)),
                     v => V::Json(Box::new(v)),
                 },
-                (_, Cell::Raw(raw)) => V::Cell(raw.get()),
+                (_, Cell::Raw(raw)) => V::Cell(raw),
                 (_, Cell::Text(text)) => V::Text(Cow::Owned(text)),
                 (_, Cell::Owned(v)) => V::from(v),
             };
@@ -390,11 +388,11 @@ fn row_uid(table: &Table, row: &Cells, columns: &Columns, time: Ticks) -> String
         // uid is the same whichever path brought it.
         let Some(cell) = cell.filter(|c| !c.is_absent()) else { continue };
         match cell {
-            Cell::Raw(raw) if raw.get().starts_with('"') && *column == "Timestamp" => {
+            Cell::Raw(raw) if raw.starts_with('"') && *column == "Timestamp" => {
                 hasher.update(itoa::Buffer::new().format(time.0).as_bytes())
             }
-            Cell::Raw(raw) if raw.get().starts_with('"') => hasher.update(unquote(raw.get()).unwrap_or_default().as_bytes()),
-            Cell::Raw(raw) if super::value::is_plain_int(raw.get()) => hasher.update(raw.get().as_bytes()),
+            Cell::Raw(raw) if raw.starts_with('"') => hasher.update(unquote(raw).unwrap_or_default().as_bytes()),
+            Cell::Raw(raw) if super::value::is_plain_int(raw) => hasher.update(raw.as_bytes()),
             Cell::Owned(Value::String(s)) if *column == "Timestamp" => match Ticks::parse(s) {
                 Ok(t) => hasher.update(t.0.to_string().as_bytes()),
                 Err(_) => hasher.update(s.as_bytes()),
@@ -511,7 +509,7 @@ mod tests {
 
     #[test]
     fn cells_convert_as_their_values_do() {
-        let conv = |raw: &str, conv: Conv| convert(&Cell::Raw(serde_json::from_str(raw).unwrap()), conv).map(|v| v.to_value());
+        let conv = |raw: &str, conv: Conv| convert(&Cell::Raw(raw), conv).map(|v| v.to_value());
         assert_eq!(conv("\"42\"", Int), Some(json!(42)));
         assert_eq!(conv("18984951960", Int), Some(json!(18984951960u64)));
         assert_eq!(conv("18446744073709551615", Int), Some(json!(18446744073709551615u64)));

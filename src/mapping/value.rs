@@ -10,7 +10,6 @@
 
 use super::field;
 use serde_json::Value;
-use serde_json::value::RawValue;
 use std::borrow::Cow;
 
 /// A key of an object: the mapping's own names are static, a column name
@@ -134,7 +133,7 @@ impl<'a> V<'a> {
     pub fn as_str(&self) -> Option<Cow<'_, str>> {
         match self {
             V::Str(s) => Some(Cow::Borrowed(s.as_ref())),
-            V::Quoted(raw) => Some(Cow::Borrowed(raw)),
+            V::Quoted(raw) => Some(Cow::Borrowed(*raw)),
             V::Cell(raw) if raw.starts_with('"') => unquote(raw),
             _ => None,
         }
@@ -266,7 +265,7 @@ impl Obj<'_> {
             }
             match k {
                 // The mapping's own names, and names borrowed from the answer
-                // (serde_json borrows only a name without escapes), need none.
+                // (only a name without escapes is borrowed), need none.
                 Cow::Borrowed(name) => {
                     out.push(b'"');
                     out.extend_from_slice(name.as_bytes());
@@ -402,25 +401,52 @@ pub fn is_plain_int(raw: &str) -> bool {
     raw == "0" || (matches!(raw.as_bytes().first(), Some(b'1'..=b'9')) && raw.len() <= 19 && raw.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// The text of a JSON string literal. Paths, the common case, escape only
-/// backslashes and quotes, which are copied here; any other escape goes
-/// through serde_json.
+/// The text of a JSON string literal (checked JSON, as every cell is).
+/// Every escape is decoded here but an escaped UTF-16 surrogate, whose
+/// pairing serde_json settles (an unpaired one is no text: `None`). A
+/// dynamic column sent as text is one long literal with an escape every
+/// few bytes (`{\"$id\":\"1\",...}`): each escape is found eight bytes
+/// a step (`answer::string_special`), and the text between copied whole.
 pub fn unquote(raw: &str) -> Option<Cow<'_, str>> {
     let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
-    if !inner.contains('\\') {
+    let bytes = inner.as_bytes();
+    let Some(first) = crate::answer::string_special(bytes) else {
         return Some(Cow::Borrowed(inner));
-    }
+    };
     let mut text = String::with_capacity(inner.len());
-    let mut rest = inner;
-    while let Some(i) = rest.find('\\') {
-        text.push_str(&rest[..i]);
-        match rest.as_bytes().get(i + 1) {
-            Some(b @ (b'\\' | b'"' | b'/')) => text.push(char::from(*b)),
-            _ => return serde_json::from_str::<String>(raw).ok().map(Cow::Owned),
+    let (mut from, mut at) = (0, first);
+    loop {
+        text.push_str(&inner[from..at]);
+        let (decoded, length) = match bytes.get(at..at + 2) {
+            Some(b"\\\"") => ('"', 2),
+            Some(b"\\\\") => ('\\', 2),
+            Some(b"\\/") => ('/', 2),
+            Some(b"\\b") => ('\u{8}', 2),
+            Some(b"\\f") => ('\u{c}', 2),
+            Some(b"\\n") => ('\n', 2),
+            Some(b"\\r") => ('\r', 2),
+            Some(b"\\t") => ('\t', 2),
+            Some(b"\\u") => {
+                let hex = bytes.get(at + 2..at + 6).filter(|hex| hex.iter().all(u8::is_ascii_hexdigit))?;
+                let unit = hex
+                    .iter()
+                    .fold(0, |unit, &digit| unit * 16 + char::from(digit).to_digit(16).unwrap_or(0));
+                match char::from_u32(unit) {
+                    Some(c) => (c, 6),
+                    None => return serde_json::from_str::<String>(raw).ok().map(Cow::Owned),
+                }
+            }
+            // A bad escape, a quote or a control character: no literal.
+            _ => return None,
+        };
+        text.push(decoded);
+        from = at + length;
+        match crate::answer::string_special(&bytes[from..]) {
+            Some(i) => at = from + i,
+            None => break,
         }
-        rest = &rest[i + 2..];
     }
-    text.push_str(rest);
+    text.push_str(&inner[from..]);
     Some(Cow::Owned(text))
 }
 
@@ -494,7 +520,9 @@ impl<'a> From<Obj<'a>> for V<'a> {
 /// A cell of a row: borrowed from the answer, or put back by a finish step.
 #[derive(Clone, Debug)]
 pub enum Cell<'a> {
-    Raw(&'a RawValue),
+    /// A cell's JSON text, as the answer holds it (checked when the row
+    /// was read: `mapping::cells`).
+    Raw(&'a str),
     /// The JSON text of an object, already checked (or made of checked
     /// pieces) by the finish step that put it back: a dynamic column's
     /// object read from JSON text, or what is left of it once some of its
@@ -507,7 +535,7 @@ impl Cell<'_> {
     /// Null and `""` mean absent.
     pub fn is_absent(&self) -> bool {
         match self {
-            Cell::Raw(raw) => matches!(raw.get(), "null" | "\"\""),
+            Cell::Raw(raw) => matches!(*raw, "null" | "\"\""),
             Cell::Text(text) => matches!(text.as_str(), "null" | "\"\""),
             Cell::Owned(v) => field::is_absent(v),
         }
@@ -518,7 +546,7 @@ impl Cell<'_> {
     /// read straight from the answer.
     pub fn dynamic(&self) -> Value {
         match self {
-            Cell::Raw(raw) if raw.get().starts_with('"') => match unquote(raw.get()) {
+            Cell::Raw(raw) if raw.starts_with('"') => match unquote(raw) {
                 Some(text) => {
                     let t = text.trim_start();
                     if t.starts_with('{') || t.starts_with('[') {
@@ -530,7 +558,7 @@ impl Cell<'_> {
                 }
                 None => Value::Null,
             },
-            Cell::Raw(raw) => serde_json::from_str(raw.get()).unwrap_or(Value::Null),
+            Cell::Raw(raw) => serde_json::from_str(raw).unwrap_or(Value::Null),
             Cell::Text(text) => serde_json::from_str(text).unwrap_or(Value::Null),
             Cell::Owned(v) => field::parse_dynamic(v),
         }
@@ -541,8 +569,8 @@ impl Cell<'_> {
     /// for a value a finish step put back.
     pub fn json_text(&self) -> Option<Cow<'_, str>> {
         match self {
-            Cell::Raw(raw) if raw.get().starts_with('"') => unquote(raw.get()),
-            Cell::Raw(raw) => Some(Cow::Borrowed(raw.get())),
+            Cell::Raw(raw) if raw.starts_with('"') => unquote(raw),
+            Cell::Raw(raw) => Some(Cow::Borrowed(*raw)),
             Cell::Text(text) => Some(Cow::Borrowed(text)),
             Cell::Owned(_) => None,
         }
@@ -561,7 +589,7 @@ impl Cell<'_> {
     /// when the row was read).
     pub fn to_value(&self) -> Value {
         match self {
-            Cell::Raw(raw) => serde_json::from_str(raw.get()).unwrap_or(Value::Null),
+            Cell::Raw(raw) => serde_json::from_str(raw).unwrap_or(Value::Null),
             Cell::Text(text) => serde_json::from_str(text).unwrap_or(Value::Null),
             Cell::Owned(v) => v.clone(),
         }
@@ -720,6 +748,27 @@ mod tests {
     use proptest::prelude::*;
 
     proptest::proptest! {
+        /// A string literal reads as serde_json reads it, whatever its
+        /// escapes, and not at all where serde_json refuses it.
+        #[test]
+        fn a_literal_reads_as_serde_json_reads_it(
+            text in "[a\"\\\\/é😀\u{0}-\u{1f}\u{7f}]{0,12}",
+            escapes in proptest::collection::vec((proptest::num::usize::ANY, proptest::sample::select(vec![
+                "\\u00e9", "\\u00E9", "\\uD83D\\uDE00", "\\ud800", "\\uDC00x", "\\u12", "\\u+123", "\\x", "\\/", "\\b\\f\\n\\r\\t",
+            ])), 0..3),
+        ) {
+            let mut raw = serde_json::to_string(&text).unwrap();
+            for (at, escape) in escapes {
+                let mut at = 1 + at % (raw.len() - 1);
+                while !raw.is_char_boundary(at) || raw[..at].ends_with('\\') {
+                    at -= 1;
+                }
+                raw.insert_str(at, escape);
+            }
+            let ours = unquote(&raw).map(Cow::into_owned);
+            prop_assert_eq!(&ours, &serde_json::from_str::<String>(&raw).ok(), "{}", raw);
+        }
+
         #[test]
         fn compact_text_is_the_value_without_whitespace(
             v in proptest::prop_oneof![
