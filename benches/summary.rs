@@ -510,12 +510,6 @@ fn run_copy_floor(body: &[u8], rows: usize, min: Duration, epoch: bool) -> f64 {
     rate
 }
 
-/// The tenant id of [`OPTIONS`].
-fn tenant_id() -> String {
-    let options: serde_json::Value = serde_json::from_str(OPTIONS).unwrap();
-    options["tenant_id"].as_str().unwrap().to_string()
-}
-
 /// Builds `copy-floor/` for wasm32-wasip2 and returns the component's path.
 fn build_copy_floor() -> std::path::PathBuf {
     let crate_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("copy-floor");
