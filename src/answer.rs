@@ -248,7 +248,9 @@ pub fn from_lines(input: Vec<u8>) -> Result<HuntingResult, Error> {
 
 /// Reads the JSON object `text` member by member, in the order they came
 /// (a member given twice comes twice): `each` gets the member's name as its
-/// JSON string, quotes and escapes included, and its value's JSON text.
+/// JSON string, quotes and escapes included, whether that string holds an
+/// escape (so a plain name need not be searched for one again), and the
+/// value's JSON text.
 /// `text` is checked to be one object of JSON with the answer's own scan,
 /// so a row is read as cheaply as it was located; the error says what is
 /// wrong where (a byte offset into `text`).
@@ -348,8 +350,7 @@ fn locate(body: &[u8]) -> Result<Located, String> {
 /// `"`, a `\\` or a control character (below U+0020, which JSON requires
 /// escaped). Most strings of a row are short (names, hashes, numbers as
 /// text), too short for `memchr` to pay its set-up: this looks at eight
-/// bytes a step, as `memchr` does without vector instructions (which a
-/// component may not have).
+/// bytes a step, as `memchr` does without vector instructions.
 pub fn string_special(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = u64::from_le_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
