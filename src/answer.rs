@@ -222,10 +222,7 @@ pub fn from_lines(input: Vec<u8>) -> Result<HuntingResult, Error> {
             let row_start = s.at;
             let checked = s.value().and_then(|()| {
                 let row_end = s.at;
-                match s.peek() {
-                    None => Ok(row_end),
-                    Some(_) => Err(format!("there is more after the row, at byte {}", s.at)),
-                }
+                s.end("the row").map(|()| row_end)
             });
             match checked {
                 Err(why) => malformed.push(format!("line {} is not JSON: {why}", n + 1)),
@@ -259,41 +256,22 @@ pub fn object_members<'t>(text: &'t str, mut each: impl FnMut(&'t str, bool, &'t
         body: text.as_bytes(),
         at: 0,
     };
-    s.expect(b'{')?;
-    if s.peek() == Some(b'}') {
-        s.at += 1;
-    } else {
-        loop {
-            s.expect(b'"')?;
-            let name_start = s.at - 1;
-            let escaped = s.string_rest(name_start)?;
-            let name = &text[name_start..s.at];
-            s.expect(b':')?;
-            s.skip_ws();
-            let start = s.at;
-            // Most values of a row are strings: skipped without the general
-            // walk and its stack.
-            match s.body.get(start) {
-                Some(b'"') => {
-                    s.at += 1;
-                    s.string_rest(start)?;
-                }
-                _ => s.value()?,
+    s.object(|s, (name_start, name_end), escaped| {
+        let start = s.at;
+        // Most values of a row are strings: skipped without the general
+        // walk and its stack.
+        match s.body.get(start) {
+            Some(b'"') => {
+                s.at += 1;
+                s.string_rest(start)?;
             }
-            // Both end where the scan stopped: at an ASCII byte, or the end.
-            each(name, escaped, &text[start..s.at]);
-            match s.next_byte()? {
-                b',' => continue,
-                b'}' => break,
-                other => return Err(s.unexpected(other, "`,` or `}` in an object")),
-            }
+            _ => s.value()?,
         }
-    }
-    s.skip_ws();
-    match s.peek() {
-        None => Ok(()),
-        Some(_) => Err(format!("there is more after the object, at byte {}", s.at)),
-    }
+        // All three end where the scan stopped: at an ASCII byte, or the end.
+        each(&text[name_start..name_end], escaped, &text[start..s.at]);
+        Ok(())
+    })?;
+    s.end("the object")
 }
 
 /// Where the parts of an answer lie in its body.
@@ -312,38 +290,22 @@ struct Located {
 fn locate(body: &[u8]) -> Result<Located, String> {
     let mut s = Scan { body, at: 0 };
     let mut located = Located::default();
-    s.expect(b'{')?;
-    if s.peek() == Some(b'}') {
-        s.at += 1;
-    } else {
-        loop {
-            let key = s.string()?;
-            s.expect(b':')?;
-            s.skip_ws();
-            let key = &body[key.0 + 1..key.1 - 1];
-            match key {
-                b"schema" | b"Schema" => {
-                    let start = s.at;
-                    s.value()?;
-                    located.schema = Some((start, s.at));
-                }
-                b"results" | b"Results" if s.peek() == Some(b'[') => {
-                    located.results = Some(s.entries()?);
-                }
-                _ => s.value()?,
+    s.object(|s, (name_start, name_end), _| {
+        match &body[name_start + 1..name_end - 1] {
+            b"schema" | b"Schema" => {
+                let start = s.at;
+                s.value()?;
+                located.schema = Some((start, s.at));
             }
-            match s.next_byte()? {
-                b',' => continue,
-                b'}' => break,
-                other => return Err(s.unexpected(other, "`,` or `}` after a member of the answer")),
+            b"results" | b"Results" if s.peek() == Some(b'[') => {
+                located.results = Some(s.entries()?);
             }
+            _ => s.value()?,
         }
-    }
-    s.skip_ws();
-    match s.peek() {
-        None => Ok(located),
-        Some(_) => Err(format!("there is more after the answer, at byte {}", s.at)),
-    }
+        Ok(())
+    })?;
+    s.end("the answer")?;
+    Ok(located)
 }
 
 /// Where the first byte of `bytes` that a string cannot simply hold is: a
@@ -406,6 +368,40 @@ impl Scan<'_> {
         match self.next_byte()? {
             b if b == wanted => Ok(()),
             other => Err(self.unexpected(other, &format!("`{}`", char::from(wanted)))),
+        }
+    }
+
+    /// Walks the object that opens at the cursor to its closing brace. For
+    /// each member, `member` gets the scan at its value (past the `:` and
+    /// the white space), where the member's name lies (quotes included) and
+    /// whether the name holds an escape; it must skip the value.
+    fn object(&mut self, mut member: impl FnMut(&mut Self, (usize, usize), bool) -> Result<(), String>) -> Result<(), String> {
+        self.expect(b'{')?;
+        if self.peek() == Some(b'}') {
+            self.at += 1;
+            return Ok(());
+        }
+        loop {
+            self.expect(b'"')?;
+            let start = self.at - 1;
+            let escaped = self.string_rest(start)?;
+            let name = (start, self.at);
+            self.expect(b':')?;
+            self.skip_ws();
+            member(self, name, escaped)?;
+            match self.next_byte()? {
+                b',' => continue,
+                b'}' => return Ok(()),
+                other => return Err(self.unexpected(other, "`,` or `}` in an object")),
+            }
+        }
+    }
+
+    /// Only white space is left after `what`.
+    fn end(&mut self, what: &str) -> Result<(), String> {
+        match self.peek() {
+            None => Ok(()),
+            Some(_) => Err(format!("there is more after {what}, at byte {}", self.at)),
         }
     }
 
