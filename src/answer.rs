@@ -126,8 +126,9 @@ struct RawColumn {
 /// connection or a broken encoding does) is an error as a whole, so the
 /// query is asked again and no row is lost to the damage. Each row is then
 /// read once, when it is mapped (`mapping::cells`); a row that is JSON but
-/// cannot be mapped (a number out of range, nesting too deep) is rejected on
-/// its own, with its reason, and the others go on.
+/// cannot be mapped (a cell that is a number out of range, an escaped
+/// surrogate left unpaired) is rejected on its own, with its reason, and the
+/// others go on.
 pub fn parse_response(body: impl Into<Vec<u8>>) -> Result<HuntingResult, Error> {
     parse_or_return(body.into()).map_err(|(e, _)| e)
 }
