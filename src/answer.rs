@@ -218,7 +218,7 @@ pub fn from_lines(input: Vec<u8>) -> Result<HuntingResult, Error> {
     let mut rows = Vec::new();
     let mut start = 0;
     for (n, line) in body.split('\n').enumerate() {
-        let mut s = Scan { body: line.as_bytes(), at: 0 };
+        let mut s = Scan::new(line.as_bytes());
         if s.peek().is_some() {
             let row_start = s.at;
             let checked = s.value().and_then(|()| {
@@ -252,11 +252,13 @@ pub fn from_lines(input: Vec<u8>) -> Result<HuntingResult, Error> {
 /// `text` is checked to be one object of JSON with the answer's own scan,
 /// so a row is read as cheaply as it was located; the error says what is
 /// wrong where (a byte offset into `text`).
-pub fn object_members<'t>(text: &'t str, mut each: impl FnMut(&'t str, bool, &'t str)) -> Result<(), String> {
-    let mut s = Scan {
-        body: text.as_bytes(),
-        at: 0,
-    };
+///
+/// Whether some string of `text`, a name or a value at any depth, holds an
+/// escaped UTF-16 surrogate (`\uD800` to `\uDFFF`): the scan checks each
+/// escape's form, not that surrogates pair, which only reading the string
+/// settles. A caller that does not read every string asks serde_json then.
+pub fn object_members<'t>(text: &'t str, mut each: impl FnMut(&'t str, bool, &'t str)) -> Result<bool, String> {
+    let mut s = Scan::new(text.as_bytes());
     s.object(|s, (name_start, name_end), escaped| {
         let start = s.at;
         // Most values of a row are strings: skipped without the general
@@ -272,7 +274,14 @@ pub fn object_members<'t>(text: &'t str, mut each: impl FnMut(&'t str, bool, &'t
         each(&text[name_start..name_end], escaped, &text[start..s.at]);
         Ok(())
     })?;
-    s.end("the object")
+    s.end("the object")?;
+    Ok(s.surrogate)
+}
+
+/// Whether the escape whose `u` is at `u` in `bytes` (`\uXXXX`) names a
+/// UTF-16 surrogate, `D800` to `DFFF`.
+pub fn names_surrogate(bytes: &[u8], u: usize) -> bool {
+    matches!(bytes.get(u + 1), Some(b'd' | b'D')) && matches!(bytes.get(u + 2), Some(b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F'))
 }
 
 /// Where the parts of an answer lie in its body.
@@ -289,7 +298,7 @@ struct Located {
 /// strings are skipped from quote to quote (their escapes checked), numbers
 /// and literals checked where they lie. The error says what is wrong where.
 fn locate(body: &[u8]) -> Result<Located, String> {
-    let mut s = Scan { body, at: 0 };
+    let mut s = Scan::new(body);
     let mut located = Located::default();
     s.object(|s, (name_start, name_end), _| {
         match &body[name_start + 1..name_end - 1] {
@@ -340,9 +349,19 @@ pub fn string_special(bytes: &[u8]) -> Option<usize> {
 struct Scan<'b> {
     body: &'b [u8],
     at: usize,
+    /// Whether a string skipped so far holds an escaped UTF-16 surrogate.
+    surrogate: bool,
 }
 
-impl Scan<'_> {
+impl<'b> Scan<'b> {
+    fn new(body: &'b [u8]) -> Scan<'b> {
+        Scan {
+            body,
+            at: 0,
+            surrogate: false,
+        }
+    }
+
     fn skip_ws(&mut self) {
         while matches!(self.body.get(self.at), Some(b' ' | b'\n' | b'\r' | b'\t')) {
             self.at += 1;
@@ -417,7 +436,8 @@ impl Scan<'_> {
 
     /// Skips the rest of the string that opens at `start`, up to its
     /// closing quote, checking its escapes and that it holds no control
-    /// character; whether it holds an escape.
+    /// character (and noting an escaped surrogate); whether it holds an
+    /// escape.
     fn string_rest(&mut self, start: usize) -> Result<bool, String> {
         let mut escaped = false;
         loop {
@@ -435,7 +455,10 @@ impl Scan<'_> {
                     let escape = self.at;
                     let length = match self.body.get(self.at + 1) {
                         Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => 2,
-                        Some(b'u') if self.body.get(self.at + 2..self.at + 6).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) => 6,
+                        Some(b'u') if self.four_hex_digits(self.at + 2) => {
+                            self.surrogate |= names_surrogate(self.body, self.at + 1);
+                            6
+                        }
                         None => return Err(format!("a string that starts at byte {start} never ends")),
                         Some(_) => return Err(format!("a string holds an escape that JSON does not have, at byte {escape}")),
                     };
@@ -449,6 +472,11 @@ impl Scan<'_> {
                 }
             }
         }
+    }
+
+    /// Whether four hexadecimal digits start at `at` (a `\u` escape's).
+    fn four_hex_digits(&self, at: usize) -> bool {
+        self.body.get(at..at + 4).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
     }
 
     /// Skips digits; whether there was one.
@@ -760,16 +788,42 @@ mod tests {
         Some(members)
     }
 
-    /// The members [`object_members`] reads, names unescaped.
+    /// The members [`object_members`] reads, names unescaped; whether it
+    /// found an escaped surrogate is checked against a search of the text.
     fn our_members(text: &str) -> Option<Vec<(String, String)>> {
         let mut members = Vec::new();
-        object_members(text, |name, escaped, value| {
+        let surrogate = object_members(text, |name, escaped, value| {
             assert_eq!(escaped, name.contains('\\'), "{name}");
             let name = serde_json::from_str::<String>(name).unwrap_or_else(|e| panic!("{name}: {e}"));
             members.push((name, value.to_string()));
         })
         .ok()?;
+        assert_eq!(surrogate, has_surrogate_escape(text), "{text}");
         Some(members)
+    }
+
+    /// Whether the JSON text `text` holds an escaped surrogate: a `\u`
+    /// ended by an odd number of backslashes (in JSON text, backslashes
+    /// occur only in strings), then `D800` to `DFFF`.
+    fn has_surrogate_escape(text: &str) -> bool {
+        let bytes = text.as_bytes();
+        (0..bytes.len()).any(|i| {
+            let backslashes = bytes[..i].iter().rev().take_while(|b| **b == b'\\').count();
+            bytes[i] == b'u'
+                && backslashes % 2 == 1
+                && bytes.get(i + 1).is_some_and(|b| b.eq_ignore_ascii_case(&b'd'))
+                && bytes.get(i + 2).is_some_and(|b| b"89abcdefABCDEF".contains(b))
+        })
+    }
+
+    #[test]
+    fn escaped_surrogates_are_noted_at_any_depth() {
+        let found = |text: &str| object_members(text, |_, _, _| {}).unwrap();
+        assert!(found(r#"{"a":"\uD83D\uDE00"}"#));
+        assert!(found(r#"{"a\udc00":1}"#), "in a name");
+        assert!(found(r#"{"a":[{"b":"x\ud800"}]}"#), "nested");
+        assert!(!found(r#"{"a":"C:\\ud800","b":"\u00e9"}"#), "an escaped backslash, then text");
+        assert!(found(r#"{"a":"C:\\\uDBFF"}"#), "an escaped backslash, then an escape");
     }
 
     use proptest::prelude::*;
@@ -779,7 +833,8 @@ mod tests {
     fn object_text() -> impl Strategy<Value = String> {
         let gap = proptest::sample::select(vec!["", " ", "\n\t ", "\r\n"]);
         let string = "[a\"\\\\/é\u{1}\n{}\\[\\],:]{0,5}".prop_map(|s| serde_json::to_string(&s).unwrap());
-        let escapes = proptest::sample::select(vec![r#""\u00e9\/\b""#, r#""\uD83D\uDE00""#, r#""C:\\x""#]).prop_map(String::from);
+        let escapes =
+            proptest::sample::select(vec![r#""\u00e9\/\b""#, r#""\uD83D\uDE00""#, r#""C:\\x""#, r#""C:\\ud800""#]).prop_map(String::from);
         let scalar = proptest::prop_oneof![
             string.clone(),
             escapes,

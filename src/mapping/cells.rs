@@ -72,7 +72,7 @@ impl<'a> Cells<'a> {
         };
         let mut i = 0;
         let mut bad = None;
-        crate::answer::object_members(text, |name, escaped, value| {
+        let surrogate = crate::answer::object_members(text, |name, escaped, value| {
             if let Err(e) = check(value) {
                 bad.get_or_insert(e);
             }
@@ -99,7 +99,7 @@ impl<'a> Cells<'a> {
         if let Some(e) = bad {
             return Err(e);
         }
-        if has_surrogate_escape(text) {
+        if surrogate {
             // Escaped surrogates must pair, which only reading a string
             // checks, and cells are not read.
             serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|e| e.to_string())?;
@@ -185,17 +185,14 @@ impl<'a> Cells<'a> {
 /// escaped surrogate (which serde_json checks only when it reads a string
 /// into a value).
 pub fn members(text: &str) -> Option<Vec<(Key<'_>, &str)>> {
-    if has_surrogate_escape(text) {
-        return None;
-    }
     let mut members = Vec::new();
     let mut names_ok = true;
-    crate::answer::object_members(text, |name, escaped, value| match name_of(name, escaped) {
+    let surrogate = crate::answer::object_members(text, |name, escaped, value| match name_of(name, escaped) {
         Ok(name) => members.push((name, value)),
         Err(_) => names_ok = false,
     })
     .ok()?;
-    names_ok.then_some(members)
+    (names_ok && !surrogate).then_some(members)
 }
 
 /// A member's name from its JSON string (quotes included, checked to be
@@ -217,18 +214,6 @@ fn check(raw: &str) -> Result<(), String> {
             .map_err(|e| e.to_string()),
         _ => Ok(()),
     }
-}
-
-/// Whether `text` holds an escaped UTF-16 surrogate, `\uD800` to `\uDFFF`.
-fn has_surrogate_escape(text: &str) -> bool {
-    // Rows are full of escaped backslashes (paths, and `\\user1` holds
-    // `\u`): only each `\u` is looked at, and it is an escape when an odd
-    // number of backslashes ends there.
-    let bytes = text.as_bytes();
-    memchr::memmem::find_iter(bytes, b"\\u").any(|i| {
-        let backslashes = bytes[..=i].iter().rev().take_while(|b| **b == b'\\').count();
-        backslashes % 2 == 1 && super::value::names_surrogate(bytes, i + 1)
-    })
 }
 
 #[cfg(test)]

@@ -340,7 +340,7 @@ pub fn write_compact(out: &mut Vec<u8>, json: &str) -> bool {
                     if b[i] == b'"' {
                         break;
                     }
-                    if b.get(i + 1) == Some(&b'u') && names_surrogate(b, i + 1) {
+                    if b.get(i + 1) == Some(&b'u') && crate::answer::names_surrogate(b, i + 1) {
                         out.truncate(start);
                         return false;
                     }
@@ -381,12 +381,6 @@ pub fn write_compact(out: &mut Vec<u8>, json: &str) -> bool {
     }
     out.extend_from_slice(&b[from.min(b.len())..]);
     true
-}
-
-/// Whether the escape whose `u` is at `u` in `bytes` (`\uXXXX`) names a
-/// UTF-16 surrogate, `D800` to `DFFF`.
-pub fn names_surrogate(bytes: &[u8], u: usize) -> bool {
-    matches!(bytes.get(u + 1), Some(b'd' | b'D')) && matches!(bytes.get(u + 2), Some(b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F'))
 }
 
 /// Whether `text` (a dynamic column's) is the JSON text of an object or an
