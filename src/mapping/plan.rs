@@ -508,6 +508,22 @@ mod tests {
     }
 
     #[test]
+    fn a_cell_serde_json_cannot_read_is_kept_under_unmapped_as_its_text() {
+        let table = crate::mapping::table("DeviceProcessEvents").unwrap();
+        let plan = Plan::new(&[table], []);
+        let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+        for cell in [deep.as_str(), r#"{"a": [1e400]}"#] {
+            let text = format!(
+                r#"{{"Timestamp":"2024-09-10T03:59:59.29Z","DeviceName":"d","ActionType":"ProcessCreated","ReportId":7,"FileName":"a.exe","ProcessId":4,"New":{cell}}}"#
+            );
+            let mut out = Vec::new();
+            plan.write_row(&text, &Context::default(), &mut out, |_, _| None).unwrap();
+            let event: Value = serde_json::from_slice(&out).unwrap();
+            assert_eq!(event["unmapped"]["New"], json!(cell), "{}", String::from_utf8_lossy(&out));
+        }
+    }
+
+    #[test]
     fn cells_convert_as_their_values_do() {
         let conv = |raw: &str, conv: Conv| convert(&Cell::Raw(raw), conv).map(|v| v.to_value());
         assert_eq!(conv("\"42\"", Int), Some(json!(42)));

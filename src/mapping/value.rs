@@ -21,8 +21,10 @@ pub type Key<'a> = Cow<'a, str>;
 pub enum V<'a> {
     /// JSON text borrowed from the answer, of any type, written as serde_json
     /// would write its value (strings, booleans and plain integers as they
-    /// came; other numbers, objects and arrays through serde_json, which
-    /// drops their whitespace).
+    /// came; other numbers, objects and arrays without their whitespace).
+    /// An object or array serde_json cannot read as a value (nested deeper
+    /// than it reads, a number out of its range inside) is written as its
+    /// text, a JSON string, so that the cell is kept, not lost.
     Cell(&'a str),
     /// A number or boolean cell, written as a string.
     Quoted(&'a str),
@@ -190,11 +192,11 @@ impl<'a> V<'a> {
         matches!(self, V::Null | V::Cell("null"))
     }
 
-    /// The value as `serde_json` holds it. A cell that is not JSON (the
-    /// answer was checked when it was read, so never) is `null`.
+    /// The value as `serde_json` holds it. A cell serde_json cannot read as
+    /// a value is its text, as it is written.
     pub fn to_value(&self) -> Value {
         match self {
-            V::Cell(raw) => serde_json::from_str(raw).unwrap_or(Value::Null),
+            V::Cell(raw) => serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string())),
             V::Quoted(raw) => Value::String(raw.to_string()),
             V::Str(s) => Value::String(s.to_string()),
             V::Int(n) => Value::from(*n),
@@ -298,7 +300,8 @@ pub fn write_str(out: &mut Vec<u8>, text: &str) {
 }
 
 /// A cell as serde_json would write its value (an object or array: the same
-/// value, its keys in the order they came).
+/// value, its keys in the order they came), or, where serde_json cannot read
+/// one, its text as a JSON string.
 fn write_cell(out: &mut Vec<u8>, raw: &str) {
     match raw.as_bytes().first() {
         Some(b'"' | b't' | b'f' | b'n') => out.extend_from_slice(raw.as_bytes()),
@@ -308,7 +311,7 @@ fn write_cell(out: &mut Vec<u8>, raw: &str) {
             Ok(v) => {
                 let _ = serde_json::to_writer(&mut *out, &v);
             }
-            Err(_) => out.extend_from_slice(b"null"),
+            Err(_) => write_str(out, raw),
         },
     }
 }
@@ -823,7 +826,12 @@ mod tests {
         }
         // What it declines, a cell still writes, as serde_json does.
         assert_eq!(written(&V::Cell("[1E2]")), json!([100.0]));
-        assert_eq!(written(&V::Cell("[1e400]")), Value::Null, "as serde_json reads it: no value");
+        assert_eq!(
+            written(&V::Cell("[1e400]")),
+            json!("[1e400]"),
+            "what serde_json cannot read is kept as text"
+        );
+        assert_eq!(V::Cell("[1e400]").to_value(), json!("[1e400]"));
     }
 
     #[test]
@@ -840,9 +848,7 @@ mod tests {
             json!(deep),
             "too deep for serde_json: text"
         );
-        let mut out = Vec::new();
-        V::Cell(&deep).write(&mut out);
-        assert_eq!(out, b"null", "as serde_json reads it: no value");
+        assert_eq!(written(&V::Cell(&deep)), json!(deep), "too deep for serde_json: kept as text");
         assert!(holds_json(" {\"a\":1}"));
         assert!(holds_json("[]"));
         assert!(!holds_json("{\"a\":"));
