@@ -6,7 +6,7 @@ use super::conv::put_in;
 use super::event::Event;
 use super::field::{Conv, Conv::*, Field, f, join};
 use super::ocsf;
-use super::value::{Cell, V, key_of, split_last};
+use super::value::{Cell, Obj, V, key_of, split_last};
 use serde_json::Value;
 use std::borrow::Cow;
 
@@ -81,37 +81,52 @@ pub fn finish_device(e: &mut Event) {
 /// name (guide §0.5), fills `parent_folder`, `name` from the path when only
 /// the path is known, and the required `type_id` (1 Regular File).
 pub fn finish_file(e: &mut Event, path: &str) {
-    if e.get(path).is_none() {
-        return;
-    }
-    let name_path = join(path, "name");
-    let path_path = join(path, "path");
-    let name = e.get_str(&name_path).map(Cow::into_owned);
-    if let Some(full) = e.get_str(&path_path).map(Cow::into_owned) {
-        let sep = if full.contains('\\') { '\\' } else { '/' };
-        let full = match &name {
-            Some(n) if !ends_with_ignoring_case(&full, n) => {
-                let joined = format!("{}{sep}{n}", full.trim_end_matches(sep));
-                e.set_owned(&path_path, joined.clone());
-                joined
-            }
-            _ => full,
-        };
-        if let Some(i) = full.rfind(sep) {
-            if i > 0 {
-                e.set_owned(&join(path, "parent_folder"), full[..i].to_string());
-            }
-            if name.is_none() && i + 1 < full.len() {
-                e.set_owned(&name_path, full[i + 1..].to_string());
-            }
+    // The file object is found once and completed in place; only a move to
+    // `unmapped` needs the whole path.
+    let product_ok = match e.get_mut(path) {
+        None => return,
+        Some(V::Obj(file)) => {
+            complete_file_names(file);
+            absent_or_has_any(file.get("product"), &["name", "uid"])
         }
+        // Not an object: nothing in it to complete, and no `name`.
+        Some(_) => return move_to_unmapped(e, path),
+    };
+    if !product_ok {
+        move_to_unmapped(e, &join(path, "product"));
     }
-    require_any(e, &join(path, "product"), &["name", "uid"]);
-    if e.get(&name_path).is_some() {
-        e.set_owned(&join(path, "type_id"), 1);
-        e.set_owned(&join(path, "type"), "Regular File");
-    } else {
-        move_to_unmapped(e, path);
+    match e.get_mut(path) {
+        Some(V::Obj(file)) if file.get("name").is_some() => {
+            file.insert("type_id", V::from(1));
+            file.insert("type", V::from("Regular File"));
+        }
+        _ => move_to_unmapped(e, path),
+    }
+}
+
+/// A file's `path` ends with its `name` (joined when it does not), and
+/// gives its `parent_folder`, and its `name` when it has none.
+fn complete_file_names(file: &mut Obj) {
+    let name = file.get("name").and_then(V::as_str).map(Cow::into_owned);
+    let Some(full) = file.get("path").and_then(V::as_str).map(Cow::into_owned) else {
+        return;
+    };
+    let sep = if full.contains('\\') { '\\' } else { '/' };
+    let full = match &name {
+        Some(n) if !ends_with_ignoring_case(&full, n) => {
+            let joined = format!("{}{sep}{n}", full.trim_end_matches(sep));
+            file.insert("path", V::from(joined.clone()));
+            joined
+        }
+        _ => full,
+    };
+    if let Some(i) = full.rfind(sep) {
+        if i > 0 {
+            file.insert("parent_folder", V::from(full[..i].to_string()));
+        }
+        if name.is_none() && i + 1 < full.len() {
+            file.insert("name", V::from(full[i + 1..].to_string()));
+        }
     }
 }
 
@@ -131,14 +146,40 @@ pub fn finish_process(e: &mut Event, path: &str) {
     if e.get(path).is_none() {
         return;
     }
-    let file = join(path, "file");
-    finish_file(e, &file);
-    e.copy(&join(&file, "name"), &join(path, "name"));
-    e.copy(&join(&file, "path"), &join(path, "path"));
-    require_any(e, &join(path, "user"), &["name", "uid", "account"]);
-    drop_unknown_process(e, &join(path, "parent_process"));
-    require_any(e, &join(path, "parent_process"), &["pid", "uid", "cpid"]);
-    require_any(e, path, &["pid", "uid", "cpid"]);
+    finish_file(e, &join(path, "file"));
+    // The process's name and path are its file's.
+    if let Some(V::Obj(process)) = e.get_mut(path) {
+        let file = match process.get("file") {
+            Some(V::Obj(file)) => [file.get("name").cloned(), file.get("path").cloned()],
+            _ => [None, None],
+        };
+        for (key, value) in ["name", "path"].into_iter().zip(file) {
+            if let Some(value) = value {
+                process.insert(key, value);
+            }
+        }
+    }
+    // What is wrong with it is seen in place; a path is made only to move
+    // a part away.
+    let Some(V::Obj(process)) = e.get(path) else {
+        return move_to_unmapped(e, path);
+    };
+    let needs = ocsf::identity("process");
+    let user_ok = absent_or_has_any(process.get("user"), ocsf::identity("user"));
+    let parent = process.get("parent_process");
+    let (parent_unknown, parent_ok) = (is_unknown_process(parent), absent_or_has_any(parent, needs));
+    let process_ok = needs.iter().any(|k| process.contains_key(k));
+    if !user_ok {
+        move_to_unmapped(e, &join(path, "user"));
+    }
+    if parent_unknown {
+        e.remove(&join(path, "parent_process"));
+    } else if !parent_ok {
+        move_to_unmapped(e, &join(path, "parent_process"));
+    }
+    if !process_ok {
+        move_to_unmapped(e, path);
+    }
 }
 
 /// The acting process (guide §0.3): completes `actor.process`, drops it when
@@ -159,22 +200,31 @@ pub fn finish_actor(e: &mut Event) {
 /// Removes the process at `path` when all it says is pid 0, Defender's
 /// "no such process".
 pub fn drop_unknown_process(e: &mut Event, path: &str) {
-    let unknown = matches!(e.get(path), Some(V::Obj(p)) if p.len() == 1 && p.get("pid").and_then(V::as_i64) == Some(0));
-    if unknown {
+    if is_unknown_process(e.get(path)) {
         e.remove(path);
     }
+}
+
+/// Whether `v` is a process of which all that is known is pid 0.
+fn is_unknown_process(v: Option<&V>) -> bool {
+    matches!(v, Some(V::Obj(p)) if p.len() == 1 && p.get("pid").and_then(V::as_i64) == Some(0))
 }
 
 /// Moves the object at `path` to `unmapped.<path>` unless it has one of
 /// `keys`, which its OCSF object type requires.
 pub fn require_any(e: &mut Event, path: &str, keys: &[&str]) {
-    let ok = match e.get(path) {
-        None => return,
+    if !absent_or_has_any(e.get(path), keys) {
+        move_to_unmapped(e, path);
+    }
+}
+
+/// Whether `v`, where an OCSF object that needs one of `keys` belongs, is
+/// absent or such an object.
+fn absent_or_has_any(v: Option<&V>, keys: &[&str]) -> bool {
+    match v {
+        None => true,
         Some(V::Obj(o)) => keys.iter().any(|k| o.contains_key(k)),
         Some(_) => false,
-    };
-    if !ok {
-        move_to_unmapped(e, path);
     }
 }
 
@@ -632,6 +682,30 @@ mod tests {
             e["unmapped"]["process"]["file"]["hashes"],
             json!([{"algorithm_id": 2, "value": "ab"}])
         );
+    }
+
+    #[test]
+    fn a_file_keeps_only_a_product_that_names_itself_and_a_process_takes_its_files_name() {
+        let e = with("{}", |e| {
+            e.set("process.pid", 4);
+            e.set("process.file.path", "C:\\a.exe");
+            e.set("process.file.product.version", "1.0");
+            finish_process(e, "process");
+        });
+        assert_eq!(e["process"]["name"], "a.exe");
+        assert_eq!(e["process"]["path"], "C:\\a.exe");
+        assert_eq!(e["process"]["file"].get("product"), None);
+        assert_eq!(e["process"]["file"]["type_id"], 1);
+        assert_eq!(e["unmapped"]["process"]["file"]["product"], json!({"version": "1.0"}));
+
+        // A file that is not an object has nothing to complete: it is kept
+        // under `unmapped`.
+        let e = with("{}", |e| {
+            e.set("file", "a.exe");
+            finish_file(e, "file");
+        });
+        assert_eq!(e.get("file"), None);
+        assert_eq!(e["unmapped"]["file"], "a.exe");
     }
 
     #[test]
