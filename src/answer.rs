@@ -384,7 +384,19 @@ impl<'b> Scan<'b> {
         format!("expected {wanted} at byte {}, found {:?}", self.at - 1, char::from(found))
     }
 
+    #[inline]
     fn expect(&mut self, wanted: u8) -> Result<(), String> {
+        // Graph writes compact JSON: the byte wanted is most often right
+        // here, with no white space before it.
+        if self.body.get(self.at) == Some(&wanted) {
+            self.at += 1;
+            return Ok(());
+        }
+        self.expect_after_space(wanted)
+    }
+
+    #[cold]
+    fn expect_after_space(&mut self, wanted: u8) -> Result<(), String> {
         match self.next_byte()? {
             b if b == wanted => Ok(()),
             other => Err(self.unexpected(other, &format!("`{}`", char::from(wanted)))),
