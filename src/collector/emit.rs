@@ -1,11 +1,12 @@
 //! An answer's rows mapped to events: NDJSON written straight from the
-//! answer, or values for the tables whose events are joined. Each event is
+//! answer, or trees for the tables whose events are joined. Each event is
 //! counted as it goes out; a row that cannot be mapped is counted and
 //! logged, and the rest go on.
 
 use crate::answer::{self, HuntingResult};
 use crate::mapping::cells::{Cells, Columns};
 use crate::mapping::plan::Plan;
+use crate::mapping::value::{Obj, V};
 use crate::mapping::{self, Context, Table};
 use crate::telemetry;
 use crate::time::Ticks;
@@ -57,30 +58,44 @@ impl Mapper<'_> {
             match plan.write_row(answer.raw(i), self.context, out, |row, columns| self.source_table(row, columns)) {
                 Ok(written) if keep(&written) => {}
                 Ok(_) => out.truncate(start),
-                Err(e) => {
-                    telemetry::counter("rows_unmappable_total", &[("table", table.name)], 1);
-                    telemetry::error(&e.to_string(), &[("table", table.name), ("key", &e.key)]);
-                }
+                Err(e) => unmappable(table, &e),
             }
         }
     }
 
-    /// Maps rows `range` of `answer` to events as values, to be joined.
-    pub fn values(&self, table: &'static Table, answer: &HuntingResult, range: std::ops::Range<usize>) -> Vec<serde_json::Value> {
-        let mut lines = Vec::new();
-        self.write(table, answer, range, &mut lines, |_| true);
-        // The plan wrote each line as JSON; every one reads back.
-        serde_json::Deserializer::from_slice(&lines)
-            .into_iter::<serde_json::Value>()
-            .flatten()
-            .collect()
+    /// Maps rows `range` of `answer` to events as trees, with their
+    /// summaries, to be joined before they are written.
+    pub fn trees<'t>(
+        &'t self,
+        table: &'static Table,
+        answer: &'t HuntingResult,
+        range: std::ops::Range<usize>,
+    ) -> Vec<(Obj<'t>, mapping::Written)> {
+        let plan = self.plan(table, answer);
+        let mut events = Vec::with_capacity(range.len());
+        for i in range {
+            match plan.event_row(answer.raw(i), self.context, |row, columns| self.source_table(row, columns)) {
+                Ok(event) => events.push(event),
+                Err(e) => unmappable(table, &e),
+            }
+        }
+        events
     }
 }
 
-/// Counts an emitted event by table and class.
-pub fn count_event(event: &serde_json::Value) {
-    let table = event.pointer("/metadata/log_name").and_then(|v| v.as_str()).unwrap_or("");
-    count_emitted(table, event["class_uid"].as_u64().unwrap_or(0));
+/// Counts and logs a row that could not be mapped, and why.
+fn unmappable(table: &Table, e: &mapping::MapError) {
+    telemetry::counter("rows_unmappable_total", &[("table", table.name)], 1);
+    telemetry::error(&e.to_string(), &[("table", table.name), ("key", &e.key)]);
+}
+
+/// Counts an emitted event (a tree, joined) by table and class.
+pub fn count_event(event: &Obj<'_>) {
+    let table = event.at("metadata.log_name").and_then(V::as_str);
+    count_emitted(
+        table.as_deref().unwrap_or(""),
+        event.get("class_uid").and_then(V::as_u64).unwrap_or(0),
+    );
 }
 
 /// Counts an event written straight to NDJSON by table and class.
@@ -98,13 +113,6 @@ fn count_emitted(table: &str, class_uid: u64) {
 
 /// An event's time and the short form of its `metadata.uid` (a hash of the
 /// row's natural key), for recognising a row seen before.
-pub fn row_key(event: &serde_json::Value) -> Option<(Ticks, String)> {
-    let uid = event.pointer("/metadata/uid")?.as_str()?;
-    let ms = event.get("time")?.as_i64()?;
-    Some(seen_key(ms, uid))
-}
-
-/// [`row_key`] of an event written straight to NDJSON.
 pub fn written_key(written: &mapping::Written) -> (Ticks, String) {
     seen_key(written.time_ms, &written.uid)
 }

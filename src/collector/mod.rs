@@ -33,9 +33,18 @@ use crate::progress::Backfill;
 use crate::streams::Stream;
 use crate::telemetry;
 use crate::time::{TICKS_PER_MS, TICKS_PER_SECOND, Ticks};
-use emit::{Mapper, before, report_unreadable, row_key, written_key};
+use emit::{Mapper, before, report_unreadable, written_key};
 use fetch::{Fetcher, Shrunk, first_buckets, one_tick_warning};
 use pending::Pending;
+
+/// Rows of a table that others follow, from one answer: rows `..late`
+/// lie before the window's watermark (they went out before unless they came
+/// late), rows `late..end` are new.
+struct Leaders {
+    answer: crate::answer::HuntingResult,
+    late: usize,
+    end: usize,
+}
 
 /// What the host needs to know after `init`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -299,25 +308,28 @@ impl Collector {
                     self.pending = Some(Pending::buckets(window, table, first_buckets()));
                     return Ok((Vec::new(), 0));
                 }
-                let mut events = Vec::new();
+                // Joined with its followers: all the tick's rows at once.
+                let before_watermark = entity.is_none() && window.start < window.watermark;
+                let mut leaders = Vec::new();
                 for answer in self.fetcher.tick(http, now, table, &source, window.start)? {
                     telemetry::counter("rows_fetched_total", &[("table", table.name)], answer.len() as u64);
-                    match entity {
+                    let (answer, len) = match entity {
                         // Each bucket merged on its own: an entity whose rows
                         // fall in two buckets gets two states, none is lost.
                         Some(key) => {
                             let merged = crate::snapshot::merge(&answer, answer.len(), key, table.name)?;
                             report_unreadable(table, &merged.unreadable);
-                            events.extend(self.mapper().values(table, &merged.answer, 0..merged.len));
+                            (merged.answer, merged.len)
                         }
-                        None => events.extend(self.mapper().values(table, &answer, 0..answer.len())),
-                    }
+                        None => {
+                            let len = answer.len();
+                            (answer, len)
+                        }
+                    };
+                    let late = if before_watermark { len } else { 0 };
+                    leaders.push(Leaders { answer, late, end: len });
                 }
-                // Joined with its followers: all the tick's rows at once.
-                return match entity.is_none() && window.start < window.watermark {
-                    true => self.join_followers(http, now, table, window, events, Vec::new()),
-                    false => self.join_followers(http, now, table, window, Vec::new(), events),
-                };
+                return self.join_followers(http, now, table, window, leaders);
             }
         };
         telemetry::counter("rows_fetched_total", &[("table", table.name)], end as u64);
@@ -335,10 +347,7 @@ impl Collector {
             return Ok(self.continue_pending(now));
         }
         let late = before(&answer, end, window.watermark);
-        let before_watermark = self.mapper().values(table, &answer, 0..late);
-        let events = self.mapper().values(table, &answer, late..end);
-        drop(answer);
-        self.join_followers(http, now, table, window, before_watermark, events)
+        self.join_followers(http, now, table, window, vec![Leaders { answer, late, end }])
     }
 
     /// A table Graph says is not in this tenant: a union falls apart into
@@ -383,31 +392,55 @@ impl Collector {
         now: Ticks,
         table: &'static Table,
         window: Window,
-        before_watermark: Vec<serde_json::Value>,
-        new: Vec<serde_json::Value>,
+        leaders: Vec<Leaders>,
     ) -> Result<(Vec<u8>, u32)> {
-        let rows = before_watermark.len() + new.len();
-        let mut events: Vec<serde_json::Value> = before_watermark
-            .into_iter()
-            .filter(|e| row_key(e).is_some_and(|(_, k)| !self.planner.seen(window.table, &k)))
-            .collect();
-        late_rows(table, events.len(), &window);
-        events.extend(new);
-        let keys: Vec<(Ticks, String)> = events.iter().filter_map(row_key).collect();
+        let rows = leaders.iter().map(|l| l.end).sum();
         // Followers are looked for in the new part only: their rows of the
         // stretch before the watermark went out with their leaders' then.
+        // Their answers are all fetched first: the events are trees that
+        // borrow from every answer until they are written.
         let (from, to) = (window.start.max(window.watermark), window.end);
+        let mut followers = Vec::new();
         for follower in self.planner.followers(window.table).into_iter().filter(|_| from < to) {
             let follower_table = self.tables[follower];
             let source = self.source(follower_table);
-            let mut joined = Vec::new();
-            for (answer, rows) in self.fetcher.range(http, now, follower_table, &source, from, to)? {
-                telemetry::counter("rows_fetched_total", &[("table", follower_table.name)], rows as u64);
-                joined.extend(self.mapper().values(follower_table, &answer, 0..rows));
+            let answers = self.fetcher.range(http, now, follower_table, &source, from, to)?;
+            for (_, rows) in &answers {
+                telemetry::counter("rows_fetched_total", &[("table", follower_table.name)], *rows as u64);
             }
-            join::fold(&mut events, follower_table, joined);
+            followers.push((follower_table, answers));
         }
-        let (out, count) = join::write(&events);
+        let mut keys = Vec::new();
+        let (out, count) = {
+            let mapper = self.mapper();
+            let mut events = Vec::new();
+            let mut late = 0;
+            for part in &leaders {
+                for (event, written) in mapper.trees(table, &part.answer, 0..part.late) {
+                    let key = written_key(&written);
+                    if !self.planner.seen(window.table, &key.1) {
+                        late += 1;
+                        keys.push(key);
+                        events.push(event);
+                    }
+                }
+            }
+            late_rows(table, late, &window);
+            for part in &leaders {
+                for (event, written) in mapper.trees(table, &part.answer, part.late..part.end) {
+                    keys.push(written_key(&written));
+                    events.push(event);
+                }
+            }
+            for (follower_table, answers) in &followers {
+                let mut joined = Vec::new();
+                for (answer, rows) in answers {
+                    joined.extend(mapper.trees(follower_table, answer, 0..*rows).into_iter().map(|(event, _)| event));
+                }
+                join::fold(&mut events, follower_table, joined);
+            }
+            join::write(&events)
+        };
         self.finish_window(now, table, &window, rows, keys);
         Ok((out, count))
     }

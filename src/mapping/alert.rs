@@ -5,9 +5,11 @@
 use super::common;
 use super::event::Event;
 use super::field::{Context, Conv::*, Field, f};
+use super::fold;
 use super::table::{Activity, Product, Shape, Table};
-use super::value::V;
+use super::value::{Obj, V};
 use serde_json::{Value, json};
+use std::borrow::Cow;
 
 const ALERT: &[Field] = &[
     f("AlertId", "finding_info.uid", Str),
@@ -280,56 +282,103 @@ pub(crate) fn evidence_entry(e: &mut Event) {
 /// join the alert's, and what they kept under `unmapped` is kept under the
 /// alert's `unmapped.<their table>` (AlertEvidence, BehaviorEntities).
 /// Evidence whose alert is not among `alerts` is returned to stand alone.
-pub fn fold_evidence(alerts: &mut [Value], evidence: Vec<Value>) -> Vec<Value> {
+pub fn fold_evidence<'a>(alerts: &mut [Obj<'a>], evidence: Vec<Obj<'a>>) -> Vec<Obj<'a>> {
+    let index = fold::index(alerts, "finding_info.uid");
     let mut alone = Vec::new();
-    for ev in evidence {
-        let uid = ev.pointer("/finding_info/uid").cloned();
-        let target = alerts
-            .iter_mut()
-            .find(|a| uid.is_some() && a.pointer("/finding_info/uid") == uid.as_ref());
-        let Some(alert) = target else {
+    for mut ev in evidence {
+        let Some(&first) = fold::leaders_of(&index, ev.at("finding_info.uid")).first() else {
             alone.push(ev);
             continue;
         };
-        if let Some(Value::Array(items)) = ev.get("evidences") {
-            for item in items {
-                push(alert, "evidences", item.clone());
+        let alert = &mut alerts[first];
+        for list in ["evidences", "malware", "resources"] {
+            if let Some(V::Arr(items)) = ev.remove(list) {
+                fold::append(alert, list, items);
             }
         }
-        for list in ["malware", "resources"] {
-            if let Some(Value::Array(items)) = ev.get(list) {
-                for item in items {
-                    push(alert, list, item.clone());
-                }
-            }
+        let table = fold::table_of(&ev, "AlertEvidence");
+        if let Some(kept) = ev.remove("unmapped") {
+            fold::keep_unmapped(alert, table, kept);
         }
-        if let Some(u) = ev.get("unmapped") {
-            let table = ev
-                .pointer("/metadata/log_name")
-                .and_then(Value::as_str)
-                .unwrap_or("AlertEvidence")
-                .to_string();
-            let unmapped = alert.as_object_mut().and_then(|a| {
-                a.entry("unmapped")
-                    .or_insert_with(|| json!({}))
-                    .as_object_mut()
-                    .map(|u| u.entry(table).or_insert_with(|| json!([])))
-            });
-            if let Some(Value::Array(list)) = unmapped {
-                list.push(u.clone());
-            }
-        }
-        if ev.pointer("/metadata/extensions").is_some() {
-            alert["metadata"]["extensions"] = ev["metadata"]["extensions"].clone();
+        if let Some(extensions) = ev.at("metadata.extensions").cloned() {
+            alert
+                .child("metadata", || Cow::Borrowed("metadata"))
+                .insert("extensions", extensions);
         }
     }
     alone
 }
 
-fn push(target: &mut Value, key: &str, item: Value) {
-    if let Some(obj) = target.as_object_mut() {
-        if let Value::Array(list) = obj.entry(key).or_insert_with(|| json!([])) {
-            list.push(item);
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The fold as it was before the index (a search of every alert for
+    /// each evidence, on `serde_json` values): the oracle.
+    fn reference(alerts: &mut [Value], evidence: Vec<Value>) -> Vec<Value> {
+        let mut alone = Vec::new();
+        for ev in evidence {
+            let uid = ev.pointer("/finding_info/uid").cloned();
+            let Some(alert) = alerts
+                .iter_mut()
+                .find(|a| uid.is_some() && a.pointer("/finding_info/uid") == uid.as_ref())
+            else {
+                alone.push(ev);
+                continue;
+            };
+            for list in ["evidences", "malware", "resources"] {
+                if let Some(Value::Array(items)) = ev.get(list) {
+                    let entry = alert.as_object_mut().unwrap().entry(list).or_insert_with(|| json!([]));
+                    if let Value::Array(l) = entry {
+                        l.extend(items.iter().cloned());
+                    }
+                }
+            }
+            if let Some(u) = ev.get("unmapped") {
+                let table = ev.pointer("/metadata/log_name").and_then(Value::as_str).unwrap_or("AlertEvidence");
+                let unmapped = alert.as_object_mut().unwrap().entry("unmapped").or_insert_with(|| json!({}));
+                if let Some(Value::Array(l)) = unmapped.as_object_mut().map(|u| u.entry(table).or_insert_with(|| json!([]))) {
+                    l.push(u.clone());
+                }
+            }
+            if ev.pointer("/metadata/extensions").is_some() {
+                alert["metadata"]["extensions"] = ev["metadata"]["extensions"].clone();
+            }
+        }
+        alone
+    }
+
+    fn event(log_name: &'static str) -> impl Strategy<Value = Value> {
+        (fold::some_key(), any::<[bool; 5]>(), 0..100u32).prop_map(move |(uid, has, n)| {
+            let mut e = json!({"metadata": {"log_name": log_name}, "finding_info": {}});
+            if let Some(uid) = uid {
+                e["finding_info"]["uid"] = uid;
+            }
+            for (list, on) in ["evidences", "malware", "resources"].into_iter().zip(has) {
+                if on {
+                    e[list] = json!([{"n": n}]);
+                }
+            }
+            if has[3] {
+                e["unmapped"] = json!({"Column": n});
+            }
+            if has[4] {
+                e["metadata"]["extensions"] = json!([{"uid": n}]);
+            }
+            e
+        })
+    }
+
+    proptest! {
+        /// Each evidence goes to the first alert of its uid, as the search
+        /// of every alert did; the rest stand alone, in order.
+        #[test]
+        fn evidence_folds_as_a_search_of_every_alert_would(
+            alerts in proptest::collection::vec(event("AlertInfo"), 0..6),
+            evidence in proptest::collection::vec(event("AlertEvidence"), 0..8),
+        ) {
+            fold::folds_alike(fold_evidence, reference, alerts, evidence)?;
         }
     }
 }

@@ -185,7 +185,7 @@ mod tests {
 
     #[test]
     fn a_behavior_and_its_entities_fold_into_one_finding() {
-        let mut info = vec![map(
+        let info = vec![map(
             &BEHAVIOR_INFO,
             json!({"Timestamp": "2026-01-01T00:00:00Z", "BehaviorId": "b1", "ActionType": "ImpossibleTravelActivity", "Description": "Travel",
                    "Categories": "[\"InitialAccess\"]", "AttackTechniques": "[\"Valid Accounts (T1078)\"]", "ServiceSource": "Microsoft Cloud App Security",
@@ -219,9 +219,19 @@ mod tests {
             ),
         ];
         assert_eq!(entities[2]["activity_id"], 2, "an entity alone is an Update of its behavior");
-        let alone = fold_evidence(&mut info, entities);
+        // Folded as the collector folds them: as the mapping's trees.
+        let tree = crate::mapping::value::obj;
+        let mut info: Vec<_> = info.into_iter().map(tree).collect();
+        let alone = fold_evidence(&mut info, entities.into_iter().map(tree).collect());
         assert_eq!(alone.len(), 1);
-        let e = &info[0];
+        assert_eq!(
+            V::Obj(alone[0].clone()).to_value(),
+            map(
+                &BEHAVIOR_ENTITIES,
+                json!({"Timestamp": "2026-01-01T00:00:00Z", "BehaviorId": "other", "EntityType": "Ip", "RemoteIP": "198.51.100.8"}),
+            )
+        );
+        let e = &V::Obj(info.remove(0)).to_value();
         assert_eq!(e["evidences"][1]["src_endpoint"]["ip"], "198.51.100.7");
         assert_eq!(
             e["resources"][0],

@@ -6,8 +6,9 @@
 use super::common;
 use super::event::Event;
 use super::field::{Context, Conv::*, Field, f};
+use super::fold;
 use super::table::{Activity, Join, Product, Shape, Table};
-use super::value::V;
+use super::value::{Obj, V};
 use serde_json::{Value, json};
 
 const EMAIL_KEY: &[&str] = &["NetworkMessageId", "RecipientEmailAddress", "Timestamp", "ReportId"];
@@ -381,50 +382,113 @@ fn finish_post_delivery(e: &mut Event, _ctx: &Context) {
 /// recipient; their left-over columns go under the message's
 /// `unmapped.<table>[]`. Events whose message is not among `messages` are
 /// returned to stand alone.
-pub fn fold_into_messages(messages: &mut [Value], events: Vec<Value>) -> Vec<Value> {
+pub fn fold_into_messages<'a>(messages: &mut [Obj<'a>], events: Vec<Obj<'a>>) -> Vec<Obj<'a>> {
+    let index = fold::index(messages, "email.uid");
     let mut alone = Vec::new();
     for event in events {
-        let uid = event.pointer("/email/uid").or_else(|| event.get("email_uid")).cloned();
-        let mut matched = false;
-        for message in messages
-            .iter_mut()
-            .filter(|m| uid.is_some() && m.pointer("/email/uid") == uid.as_ref())
-        {
-            matched = true;
-            let Some(email) = message.get_mut("email").and_then(Value::as_object_mut) else {
+        let targets = fold::leaders_of(&index, event.at("email.uid").or_else(|| event.get("email_uid")));
+        if targets.is_empty() {
+            alone.push(event);
+            continue;
+        }
+        let table = fold::table_of(&event, "joined");
+        for &i in targets {
+            let message = &mut messages[i];
+            let Some(V::Obj(email)) = message.get_mut("email") else {
                 continue;
             };
-            if let Some(Value::Array(files)) = event.pointer("/email/files") {
-                let list = email.entry("files").or_insert_with(|| json!([]));
-                if let Value::Array(l) = list {
-                    l.extend(files.iter().cloned());
-                }
+            if let Some(V::Arr(files)) = event.at("email.files") {
+                fold::append(email, "files", files.iter().cloned());
             }
             if let Some(url) = event.get("url") {
-                let list = email.entry("urls").or_insert_with(|| json!([]));
-                if let Value::Array(l) = list {
-                    l.push(url.clone());
-                }
+                fold::append(email, "urls", [url.clone()]);
             }
-            if let Some(u) = event.get("unmapped") {
-                let table = event
-                    .pointer("/metadata/log_name")
-                    .and_then(Value::as_str)
-                    .unwrap_or("joined")
-                    .to_string();
-                if let Some(m) = message.as_object_mut() {
-                    let unmapped = m.entry("unmapped").or_insert_with(|| json!({}));
-                    if let Some(list) = unmapped.as_object_mut().map(|o| o.entry(table).or_insert_with(|| json!([]))) {
-                        if let Value::Array(l) = list {
-                            l.push(u.clone());
-                        }
-                    }
-                }
+            if let Some(kept) = event.get("unmapped") {
+                fold::keep_unmapped(message, table.clone(), kept.clone());
             }
-        }
-        if !matched {
-            alone.push(event);
         }
     }
     alone
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The fold as it was before the index (a search of every message for
+    /// each event, on `serde_json` values): the oracle.
+    fn reference(messages: &mut [Value], events: Vec<Value>) -> Vec<Value> {
+        let mut alone = Vec::new();
+        for event in events {
+            let uid = event.pointer("/email/uid").or_else(|| event.get("email_uid")).cloned();
+            let mut matched = false;
+            for message in messages
+                .iter_mut()
+                .filter(|m| uid.is_some() && m.pointer("/email/uid") == uid.as_ref())
+            {
+                matched = true;
+                let Some(email) = message.get_mut("email").and_then(Value::as_object_mut) else {
+                    continue;
+                };
+                if let Some(Value::Array(files)) = event.pointer("/email/files")
+                    && let Value::Array(l) = email.entry("files").or_insert_with(|| json!([]))
+                {
+                    l.extend(files.iter().cloned());
+                }
+                if let Some(url) = event.get("url")
+                    && let Value::Array(l) = email.entry("urls").or_insert_with(|| json!([]))
+                {
+                    l.push(url.clone());
+                }
+                if let Some(u) = event.get("unmapped") {
+                    let table = event.pointer("/metadata/log_name").and_then(Value::as_str).unwrap_or("joined");
+                    let unmapped = message.as_object_mut().unwrap().entry("unmapped").or_insert_with(|| json!({}));
+                    if let Some(Value::Array(l)) = unmapped.as_object_mut().map(|u| u.entry(table).or_insert_with(|| json!([]))) {
+                        l.push(u.clone());
+                    }
+                }
+            }
+            if !matched {
+                alone.push(event);
+            }
+        }
+        alone
+    }
+
+    /// A message (4009 with `email`) or an attachment or URL event; its uid
+    /// under `email` or, for a URL event without `email`, as `email_uid`.
+    fn event(log_name: &'static str) -> impl Strategy<Value = Value> {
+        (fold::some_key(), any::<[bool; 4]>(), 0..100u32).prop_map(move |(uid, has, n)| {
+            let mut e = json!({"metadata": {"log_name": log_name}});
+            match (has[0], uid) {
+                (true, Some(uid)) => e["email_uid"] = uid,
+                (false, Some(uid)) => e["email"] = json!({"uid": uid}),
+                (true, None) => e["email"] = json!("not an object"),
+                (false, None) => e["email"] = json!({}),
+            }
+            if has[1] && e["email"].is_object() {
+                e["email"]["files"] = json!([{"name": format!("f{n}")}]);
+            }
+            if has[2] {
+                e["url"] = json!({"url_string": format!("https://x/{n}")});
+            }
+            if has[3] {
+                e["unmapped"] = json!({"Column": n});
+            }
+            e
+        })
+    }
+
+    proptest! {
+        /// Each event goes to every message of its uid, as the search of
+        /// every message did; the rest stand alone, in order.
+        #[test]
+        fn events_fold_as_a_search_of_every_message_would(
+            messages in proptest::collection::vec(event("EmailEvents"), 0..6),
+            events in proptest::collection::vec(event("EmailUrlInfo"), 0..8),
+        ) {
+            fold::folds_alike(fold_into_messages, reference, messages, events)?;
+        }
+    }
 }

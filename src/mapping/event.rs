@@ -71,12 +71,7 @@ impl<'a, 'c> Event<'a, 'c> {
 
     /// The attribute at `path`, if set.
     pub fn get(&self, path: &str) -> Option<&V<'a>> {
-        let mut parts = segments(path);
-        let mut value = self.root.get(parts.next()?)?;
-        for part in parts {
-            value = value.as_obj()?.get(part)?;
-        }
-        Some(value)
+        self.root.at(path)
     }
 
     /// The attribute at `path`, if set, to change it.

@@ -28,6 +28,7 @@ pub mod email;
 pub mod entra;
 pub mod event;
 pub mod field;
+pub mod fold;
 pub mod graph_security;
 pub mod identity;
 pub mod ocsf;

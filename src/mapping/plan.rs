@@ -95,6 +95,21 @@ impl Plan {
         out: &mut Vec<u8>,
         pick: impl FnOnce(&mut Cells<'a>, &Columns) -> Option<&'static Table>,
     ) -> Result<Written, MapError> {
+        let (event, written) = self.event_row(text, ctx, pick)?;
+        event.write(out);
+        out.push(b'\n');
+        Ok(written)
+    }
+
+    /// Maps the row `text` to its event's tree, for a caller that works on
+    /// it before writing it ([`Obj::write`]): a table's events that others
+    /// fold into. `pick` is as for [`Plan::write_row`].
+    pub fn event_row<'a>(
+        &self,
+        text: &'a str,
+        ctx: &'a Context,
+        pick: impl FnOnce(&mut Cells<'a>, &Columns) -> Option<&'static Table>,
+    ) -> Result<(Obj<'a>, Written), MapError> {
         let mut row = Cells::read(text, &self.columns).map_err(|reason| MapError {
             table: self.tables.first().map_or("", |t| t.table.name).to_string(),
             key: String::new(),
@@ -111,15 +126,10 @@ impl Plan {
                 reason: "the plan was compiled for no table".into(),
             });
         };
-        let start = out.len();
-        let result = self.map(compiled, row, ctx, out);
-        if result.is_err() {
-            out.truncate(start);
-        }
-        result
+        self.map(compiled, row, ctx)
     }
 
-    fn map<'a>(&self, compiled: &Compiled, mut row: Cells<'a>, ctx: &'a Context, out: &mut Vec<u8>) -> Result<Written, MapError> {
+    fn map<'a>(&self, compiled: &Compiled, mut row: Cells<'a>, ctx: &'a Context) -> Result<(Obj<'a>, Written), MapError> {
         let table = compiled.table;
         let fail = |row: &Cells, reason: String| MapError {
             table: table.name.to_string(),
@@ -292,20 +302,19 @@ impl Plan {
                 _ => root.insert("unmapped", V::Obj(unmapped)),
             }
         }
-        root.write(out);
-        out.push(b'\n');
         // A finish step may change the class (an ActionType's rows of
         // another kind) and does not touch the time or uid; read all three
-        // from the event as written.
+        // from the event as it is.
         let number = |key: &str| root.get(key).and_then(V::as_i64);
-        Ok(Written {
+        let written = Written {
             table: table.name,
             class_uid: number("class_uid")
                 .and_then(|c| u32::try_from(c).ok())
                 .unwrap_or(activity.class_uid),
             time_ms: number("time").unwrap_or_else(|| time.to_epoch_ms()),
             uid,
-        })
+        };
+        Ok((root, written))
     }
 }
 

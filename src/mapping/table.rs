@@ -4,6 +4,7 @@
 
 use super::event::Event;
 use super::field::{Context, Field};
+use super::value::Obj;
 
 /// The product that reports a table family (`metadata.product.name`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,7 +123,7 @@ pub struct Join {
     /// Only without deprecated classes (the deprecated classes stand alone).
     pub only_without_deprecated: bool,
     /// Folds `events` into `leaders`; returns those whose leader is absent.
-    pub fold: fn(&mut [serde_json::Value], Vec<serde_json::Value>) -> Vec<serde_json::Value>,
+    pub fold: for<'a> fn(&mut [Obj<'a>], Vec<Obj<'a>>) -> Vec<Obj<'a>>,
 }
 
 impl Table {

@@ -76,6 +76,17 @@ impl<'a> Obj<'a> {
         self.0.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
+    /// The value at the dotted `path`, if set.
+    #[inline]
+    pub fn at(&self, path: &str) -> Option<&V<'a>> {
+        let mut parts = segments(path);
+        let mut value = self.get(parts.next()?)?;
+        for part in parts {
+            value = value.as_obj()?.get(part)?;
+        }
+        Some(value)
+    }
+
     pub fn contains_key(&self, key: &str) -> bool {
         self.position(key).is_some()
     }
@@ -190,6 +201,13 @@ impl<'a> V<'a> {
 
     pub fn is_null(&self) -> bool {
         matches!(self, V::Null | V::Cell("null"))
+    }
+
+    /// The value's JSON text as serde_json writes it: the same for equal
+    /// values however they are held (a cell as it came, text, a number),
+    /// for matching events on it.
+    pub fn json_key(&self) -> String {
+        self.to_value().to_string()
     }
 
     /// The value as `serde_json` holds it. A cell serde_json cannot read as
@@ -445,6 +463,15 @@ pub fn unquote(raw: &str) -> Option<Cow<'_, str>> {
     }
     text.push_str(&inner[from..]);
     Some(Cow::Owned(text))
+}
+
+/// The object `v`, as an event's tree (for tests that build events as values).
+#[cfg(test)]
+pub fn obj(v: Value) -> Obj<'static> {
+    match V::from(v) {
+        V::Obj(o) => o,
+        other => panic!("not an object: {other:?}"),
+    }
 }
 
 impl From<Value> for V<'_> {
