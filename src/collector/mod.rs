@@ -37,12 +37,12 @@ use emit::{Mapper, before, report_unreadable, written_key};
 use fetch::{Fetcher, Shrunk, first_buckets, one_tick_warning};
 use pending::Pending;
 
-/// Rows of a table that others follow, from one answer: rows `..late`
-/// lie before the window's watermark (they went out before unless they came
-/// late), rows `late..end` are new.
+/// Rows of a table that others follow, from one answer: rows
+/// `..before_watermark` lie before the window's watermark (they went out
+/// before unless they came late), rows `before_watermark..end` are new.
 struct Leaders {
     answer: crate::answer::HuntingResult,
-    late: usize,
+    before_watermark: usize,
     end: usize,
 }
 
@@ -309,7 +309,7 @@ impl Collector {
                     return Ok((Vec::new(), 0));
                 }
                 // Joined with its followers: all the tick's rows at once.
-                let before_watermark = entity.is_none() && window.start < window.watermark;
+                let all_before = entity.is_none() && window.start < window.watermark;
                 let mut leaders = Vec::new();
                 for answer in self.fetcher.tick(http, now, table, &source, window.start)? {
                     telemetry::counter("rows_fetched_total", &[("table", table.name)], answer.len() as u64);
@@ -326,8 +326,12 @@ impl Collector {
                             (answer, len)
                         }
                     };
-                    let late = if before_watermark { len } else { 0 };
-                    leaders.push(Leaders { answer, late, end: len });
+                    let before_watermark = if all_before { len } else { 0 };
+                    leaders.push(Leaders {
+                        answer,
+                        before_watermark,
+                        end: len,
+                    });
                 }
                 return self.join_followers(http, now, table, window, leaders);
             }
@@ -346,8 +350,13 @@ impl Collector {
             self.pending = Some(Pending::answer(window, table, answer, end));
             return Ok(self.continue_pending(now));
         }
-        let late = before(&answer, end, window.watermark);
-        self.join_followers(http, now, table, window, vec![Leaders { answer, late, end }])
+        let before_watermark = before(&answer, end, window.watermark);
+        let leaders = Leaders {
+            answer,
+            before_watermark,
+            end,
+        };
+        self.join_followers(http, now, table, window, vec![leaders])
     }
 
     /// A table Graph says is not in this tenant: a union falls apart into
@@ -416,7 +425,7 @@ impl Collector {
             let mut events = Vec::new();
             let mut late = 0;
             for part in &leaders {
-                for (event, written) in mapper.trees(table, &part.answer, 0..part.late) {
+                for (event, written) in mapper.trees(table, &part.answer, 0..part.before_watermark) {
                     let key = written_key(&written);
                     if !self.planner.seen(window.table, &key.1) {
                         late += 1;
@@ -427,7 +436,7 @@ impl Collector {
             }
             late_rows(table, late, &window);
             for part in &leaders {
-                for (event, written) in mapper.trees(table, &part.answer, part.late..part.end) {
+                for (event, written) in mapper.trees(table, &part.answer, part.before_watermark..part.end) {
                     keys.push(written_key(&written));
                     events.push(event);
                 }
