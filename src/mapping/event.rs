@@ -76,12 +76,7 @@ impl<'a, 'c> Event<'a, 'c> {
 
     /// The attribute at `path`, if set, to change it.
     pub fn get_mut(&mut self, path: &str) -> Option<&mut V<'a>> {
-        let mut parts = segments(path);
-        let mut value = self.root.get_mut(parts.next()?)?;
-        for part in parts {
-            value = value.as_obj_mut()?.get_mut(part)?;
-        }
-        Some(value)
+        self.root.at_mut(path)
     }
 
     /// The text of the string attribute at `path`, if set.

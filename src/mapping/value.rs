@@ -87,6 +87,16 @@ impl<'a> Obj<'a> {
         Some(value)
     }
 
+    /// The value at the dotted `path`, if set, to change it.
+    pub fn at_mut(&mut self, path: &str) -> Option<&mut V<'a>> {
+        let mut parts = segments(path);
+        let mut value = self.get_mut(parts.next()?)?;
+        for part in parts {
+            value = value.as_obj_mut()?.get_mut(part)?;
+        }
+        Some(value)
+    }
+
     pub fn contains_key(&self, key: &str) -> bool {
         self.position(key).is_some()
     }
