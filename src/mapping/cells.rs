@@ -2,12 +2,14 @@
 //!
 //! A [`Columns`] is made once per answer from its `schema` (and the columns
 //! the mapping reads): it gives every column name a slot. A row is then read
-//! once, front to back; a cell whose column sits where the schema says is
-//! placed without a lookup, any other by one hash lookup, and a column the
-//! columns do not know is kept aside (it is bound for `unmapped`).
+//! once, front to back; a cell whose column sits where it sat in the row
+//! before (at first: where the schema says) is placed without a lookup, any
+//! other by one hash lookup, and a column the columns do not know is kept
+//! aside (it is bound for `unmapped`).
 
 use super::value::{Cell, Key};
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 /// Column names to slots, for one answer.
@@ -16,7 +18,15 @@ pub struct Columns {
     /// The answer's columns in schema order: slot `i` is `names[i]`.
     names: Vec<String>,
     index: HashMap<String, usize, foldhash::fast::RandomState>,
+    /// The slot of each member of the row read last, by position ([`NO_SLOT`]
+    /// for a column without one): the rows of an answer all come in one
+    /// order, which need not be the schema's (rows written with their keys
+    /// sorted, rows without a schema). Past its end, the schema's order.
+    last_order: RefCell<Vec<usize>>,
 }
+
+/// In [`Columns::last_order`], a member whose column has no slot.
+const NO_SLOT: usize = usize::MAX;
 
 impl Columns {
     /// The slots of the answer's `schema` columns, then of `also` (the
@@ -72,6 +82,7 @@ impl<'a> Cells<'a> {
         };
         let mut i = 0;
         let mut bad = None;
+        let mut order = columns.last_order.borrow_mut();
         let surrogate = crate::answer::object_members(text, |name, escaped, value| {
             if let Err(e) = check(value) {
                 bad.get_or_insert(e);
@@ -83,9 +94,23 @@ impl<'a> Cells<'a> {
                     return;
                 }
             };
-            let slot = match columns.names.get(i) {
-                Some(n) if *n == *name => Some(i),
-                _ => columns.slot(&name),
+            let guess = order.get(i).copied().unwrap_or(i);
+            let slot = match columns.names.get(guess) {
+                Some(n) if *n == *name => Some(guess),
+                _ => {
+                    let slot = columns.slot(&name);
+                    match order.get_mut(i) {
+                        Some(o) => *o = slot.unwrap_or(NO_SLOT),
+                        None => {
+                            // The positions not recorded yet held their
+                            // columns in the schema's order.
+                            let recorded = order.len();
+                            order.extend(recorded..i);
+                            order.push(slot.unwrap_or(NO_SLOT));
+                        }
+                    }
+                    slot
+                }
             };
             i += 1;
             match slot {
@@ -233,6 +258,53 @@ mod tests {
         assert!(row.at(2).is_none(), "\"\" is absent");
         assert!(row.get(&columns, "D").is_none(), "null is absent");
         assert_eq!(row.iter().count(), 4);
+    }
+
+    /// Each cell of `row` with its slot (`None`: kept aside), in the order
+    /// the row keeps them.
+    fn placed(row: &Cells, columns: &Columns) -> Vec<(Option<usize>, String, String)> {
+        row.iter()
+            .map(|(name, cell)| (columns.slot(name), name.to_string(), cell.to_value().to_string()))
+            .collect()
+    }
+
+    proptest::proptest! {
+        /// Rows read one after another, in orders that change from row to
+        /// row (columns missing, repeated, unknown to the schema), land as
+        /// they do when each is read with columns that have read nothing.
+        #[test]
+        fn the_order_learnt_from_a_row_never_misplaces_a_cell(
+            rows in proptest::collection::vec(proptest::collection::vec((0..8usize, 0..100u32), 0..12), 1..12),
+        ) {
+            let names = ["A", "B", "C", "D", "E", "X", "Y", "A\\u0042"];
+            let schema = ["A", "B", "C", "D", "E"];
+            let columns = Columns::new(schema, ["F"]);
+            for members in rows {
+                let text = format!(
+                    "{{{}}}",
+                    members.iter().map(|(n, v)| format!("\"{}\":{v}", names[*n])).collect::<Vec<_>>().join(",")
+                );
+                let fresh = Columns::new(schema, ["F"]);
+                let expected = placed(&Cells::read(&text, &fresh).unwrap(), &fresh);
+                proptest::prop_assert_eq!(placed(&Cells::read(&text, &columns).unwrap(), &columns), expected, "{}", text);
+            }
+        }
+    }
+
+    #[test]
+    fn a_cell_moved_since_the_row_before_is_found() {
+        let columns = Columns::new(["A", "B", "C"], []);
+        for text in [
+            r#"{"C":3,"B":2,"A":1}"#,
+            r#"{"C":3,"B":2,"A":1}"#,
+            r#"{"A":1,"B":2,"C":3}"#,
+            r#"{"B":2,"X":0,"A":1}"#,
+        ] {
+            let row = Cells::read(text, &columns).unwrap();
+            assert_eq!(row.at(0).unwrap().to_value(), serde_json::json!(1), "{text}");
+            assert_eq!(row.at(1).unwrap().to_value(), serde_json::json!(2), "{text}");
+        }
+        assert_eq!(*columns.last_order.borrow(), [1, NO_SLOT, 0], "the order of the last row read");
     }
 
     #[test]
