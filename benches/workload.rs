@@ -356,13 +356,43 @@ pub fn rows(table: &str, n: usize, base: chrono::DateTime<chrono::Utc>) -> Vec<M
         .collect()
 }
 
-/// A runHuntingQuery answer holding `rows`.
+/// A runHuntingQuery answer holding `rows`, shaped as Graph sends one: the
+/// `schema` first, then each row with its columns in the schema's order.
+/// The schema is the table's columns for the three workload tables, and the
+/// rows' own columns, as they first come, for any other.
 pub fn answer(table: &str, rows: &[Map<String, Value>]) -> Vec<u8> {
-    let columns = match table {
-        "DeviceProcessEvents" => DEVICE_PROCESS_EVENTS,
-        "DeviceNetworkEvents" => DEVICE_NETWORK_EVENTS,
-        _ => DEVICE_EVENTS,
+    let mut columns: Vec<&str> = match table {
+        "DeviceProcessEvents" => DEVICE_PROCESS_EVENTS.to_vec(),
+        "DeviceNetworkEvents" => DEVICE_NETWORK_EVENTS.to_vec(),
+        "DeviceEvents" => DEVICE_EVENTS.to_vec(),
+        _ => Vec::new(),
     };
+    for row in rows {
+        for name in row.keys() {
+            if !columns.contains(&name.as_str()) {
+                columns.push(name);
+            }
+        }
+    }
     let schema: Vec<Value> = columns.iter().map(|c| json!({"name": c, "type": "String"})).collect();
-    serde_json::to_vec(&json!({"schema": schema, "results": rows})).unwrap()
+    let mut out = br#"{"schema":"#.to_vec();
+    serde_json::to_writer(&mut out, &schema).unwrap();
+    out.extend_from_slice(br#","results":["#);
+    for (i, row) in rows.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'{');
+        for (j, (name, value)) in columns.iter().filter_map(|c| row.get_key_value(*c)).enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut out, name).unwrap();
+            out.push(b':');
+            serde_json::to_writer(&mut out, value).unwrap();
+        }
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"]}");
+    out
 }
