@@ -96,7 +96,7 @@ impl<'a> Cells<'a> {
             };
             let guess = order.get(i).copied().unwrap_or(i);
             let slot = match columns.names.get(guess) {
-                Some(n) if *n == *name => Some(guess),
+                Some(n) if super::value::same(n, &name) => Some(guess),
                 _ => {
                     let slot = columns.slot(&name);
                     match order.get_mut(i) {
