@@ -34,6 +34,11 @@ pub struct HuntingResult {
     body: String,
     /// Where each row (a JSON object) lies in `body`.
     rows: Vec<(u32, u32)>,
+    /// For each row, where its members lie ([`Place`]s in `places`), when
+    /// the scan that located the row noted them: the row is then read
+    /// without being scanned again.
+    noted: Vec<Option<Members>>,
+    places: Vec<Place>,
     /// Entries of `results` that are not rows (not JSON objects), described
     /// by position; the rows around them are kept.
     pub malformed: Vec<String>,
@@ -53,6 +58,19 @@ impl HuntingResult {
     pub fn raw(&self, i: usize) -> &str {
         let (start, end) = self.rows[i];
         &self.body[start as usize..end as usize]
+    }
+
+    /// Row `i` as the answer holds it, with where its members lie if the
+    /// answer's scan noted that.
+    pub fn row_text(&self, i: usize) -> RowText<'_> {
+        let text = self.raw(i);
+        match self.noted.get(i).copied().flatten() {
+            Some(m) => RowText {
+                text,
+                members: Some((&self.places[m.from as usize..m.to as usize], m.surrogate)),
+            },
+            None => RowText { text, members: None },
+        }
     }
 
     /// Row `i`, parsed.
@@ -81,6 +99,81 @@ impl HuntingResult {
         let t: TimeOnly = serde_json::from_str(self.raw(i)).ok()?;
         Ticks::parse(&t.timestamp?).ok()
     }
+}
+
+/// A row's text, and where its members lie if the answer's scan noted it.
+#[derive(Clone, Copy, Debug)]
+pub struct RowText<'a> {
+    pub text: &'a str,
+    /// The places of the row's members, in the order they came, and whether
+    /// a string of the row holds an escaped UTF-16 surrogate (see
+    /// [`object_members`]). Only the answer's scan makes them, for the row
+    /// it scanned.
+    members: Option<(&'a [Place], bool)>,
+}
+
+impl<'a> From<&'a str> for RowText<'a> {
+    fn from(text: &'a str) -> Self {
+        RowText { text, members: None }
+    }
+}
+
+impl<'a> RowText<'a> {
+    /// The members as [`object_members`] gives them (every name plain,
+    /// without escapes, as the scan notes only such rows), and whether a
+    /// string holds an escaped surrogate; `None` when the scan did not note
+    /// them.
+    pub fn members(&self) -> Option<(impl Iterator<Item = (&'a str, &'a str)> + 'a, bool)> {
+        let (places, surrogate) = self.members?;
+        let (text, b) = (self.text, self.text.as_bytes());
+        // Back from `at` over white space and, when `parted`, the byte that
+        // parts a name from its value (`:`) or a value from the next member
+        // (`,`) and the white space before it.
+        let back = move |mut at: usize, parted: bool| {
+            let space = |at: &mut usize| {
+                while matches!(b[*at - 1], b' ' | b'\n' | b'\r' | b'\t') {
+                    *at -= 1;
+                }
+            };
+            space(&mut at);
+            if parted {
+                at -= 1;
+                space(&mut at);
+            }
+            at
+        };
+        let members = places.iter().enumerate().map(move |(k, p)| {
+            let (name, value) = (usize::from(p.name), usize::from(p.value));
+            // The value ends before the next member's name, or before the
+            // row's closing brace.
+            let end = match places.get(k + 1) {
+                Some(next) => back(usize::from(next.name), true),
+                None => back(text.len() - 1, false),
+            };
+            (&text[name + 1..back(value, true) - 1], &text[value..end])
+        });
+        Some((members, surrogate))
+    }
+}
+
+/// Where a member of a row lies, in bytes from the row's first: its name's
+/// opening quote and its value's first byte (where the name and the value
+/// end follows from those and the next member's). Four bytes a member, so
+/// that noting them costs about a tenth of the answer's size; rows longer
+/// than 64 KiB are not noted.
+#[derive(Clone, Copy, Debug)]
+pub struct Place {
+    name: u16,
+    value: u16,
+}
+
+/// Which [`Place`]s are a row's, and whether a string of the row holds an
+/// escaped surrogate.
+#[derive(Clone, Copy, Debug)]
+struct Members {
+    from: u32,
+    to: u32,
+    surrogate: bool,
 }
 
 /// Reads a row (a JSON object) into a [`Row`] made with room for `.0`
@@ -121,14 +214,15 @@ struct RawColumn {
 /// `Name`/`Type`.
 ///
 /// The rows are located, not read: one scan of the body checks that it is
-/// JSON and finds where each entry of `results` starts and ends. A body
-/// that is not JSON anywhere (Graph never sends one; a proxy, a cut
-/// connection or a broken encoding does) is an error as a whole, so the
-/// query is asked again and no row is lost to the damage. Each row is then
-/// read once, when it is mapped (`mapping::cells`); a row that is JSON but
-/// cannot be mapped (a cell that is a number out of range, an escaped
-/// surrogate left unpaired) is rejected on its own, with its reason, and the
-/// others go on.
+/// JSON and finds where each entry of `results` starts and ends, and where
+/// each member of a row lies ([`Place`]). A body that is not JSON anywhere
+/// (Graph never sends one; a proxy, a cut connection or a broken encoding
+/// does) is an error as a whole, so the query is asked again and no row is
+/// lost to the damage. Each row is then read once, when it is mapped
+/// (`mapping::cells`), from those places, without a second scan of its
+/// text; a row that is JSON but cannot be mapped (a cell that is a number
+/// out of range, an escaped surrogate left unpaired) is rejected on its
+/// own, with its reason, and the others go on.
 pub fn parse_response(body: impl Into<Vec<u8>>) -> Result<HuntingResult, Error> {
     parse_or_return(body.into()).map_err(|(e, _)| e)
 }
@@ -170,11 +264,13 @@ pub fn parse_or_return(body: Vec<u8>) -> Result<HuntingResult, (Error, Vec<u8>)>
         return Err((e, body.into_bytes()));
     };
     let mut rows = Vec::with_capacity(entries.len());
+    let mut noted = Vec::with_capacity(entries.len());
     let mut malformed = Vec::new();
-    for (i, (start, end)) in entries.into_iter().enumerate() {
+    for (i, (start, end, members)) in entries.into_iter().enumerate() {
         let text = &body[start as usize..end as usize];
         if text.starts_with('{') {
             rows.push((start, end));
+            noted.push(members);
         } else {
             let text: String = text.chars().take(80).collect();
             malformed.push(format!("result {i} is not a row but {text}"));
@@ -185,6 +281,8 @@ pub fn parse_or_return(body: Vec<u8>) -> Result<HuntingResult, (Error, Vec<u8>)>
         schema,
         body,
         rows,
+        noted,
+        places: located.places,
         malformed,
     })
 }
@@ -215,19 +313,30 @@ pub fn from_lines(input: Vec<u8>) -> Result<HuntingResult, Error> {
             body
         }
     };
-    let mut rows = Vec::new();
+    let (mut rows, mut noted, mut places) = (Vec::new(), Vec::new(), Vec::new());
     let mut start = 0;
     for (n, line) in body.split('\n').enumerate() {
         let mut s = Scan::new(line.as_bytes());
         if s.peek().is_some() {
-            let row_start = s.at;
-            let checked = s.value().and_then(|()| {
+            let (row_start, noted_from) = (s.at, places.len());
+            let is_row = line.as_bytes()[row_start] == b'{';
+            let checked = match is_row {
+                true => s.row(&mut places),
+                false => s.value().map(|()| None),
+            };
+            let checked = checked.and_then(|members| {
                 let row_end = s.at;
-                s.end("the row").map(|()| row_end)
+                s.end("the row").map(|()| (row_end, members))
             });
             match checked {
-                Err(why) => malformed.push(format!("line {} is not JSON: {why}", n + 1)),
-                Ok(row_end) if line.as_bytes()[row_start] == b'{' => rows.push(((start + row_start) as u32, (start + row_end) as u32)),
+                Err(why) => {
+                    places.truncate(noted_from);
+                    malformed.push(format!("line {} is not JSON: {why}", n + 1));
+                }
+                Ok((row_end, members)) if is_row => {
+                    rows.push(((start + row_start) as u32, (start + row_end) as u32));
+                    noted.push(members);
+                }
                 Ok(_) => {
                     let text: String = line.trim().chars().take(80).collect();
                     malformed.push(format!("line {} is not a row but {text}", n + 1));
@@ -240,6 +349,8 @@ pub fn from_lines(input: Vec<u8>) -> Result<HuntingResult, Error> {
         schema: Vec::new(),
         body,
         rows,
+        noted,
+        places,
         malformed,
     })
 }
@@ -261,15 +372,7 @@ pub fn object_members<'t>(text: &'t str, mut each: impl FnMut(&'t str, bool, &'t
     let mut s = Scan::new(text.as_bytes());
     s.object(|s, (name_start, name_end), escaped| {
         let start = s.at;
-        // Most values of a row are strings: skipped without the general
-        // walk and its stack.
-        match s.body.get(start) {
-            Some(b'"') => {
-                s.at += 1;
-                s.string_rest(start)?;
-            }
-            _ => s.value()?,
-        }
+        s.member_value()?;
         // All three end where the scan stopped: at an ASCII byte, or the end.
         each(&text[name_start..name_end], escaped, &text[start..s.at]);
         Ok(())
@@ -289,8 +392,10 @@ pub fn names_surrogate(bytes: &[u8], u: usize) -> bool {
 struct Located {
     /// The `schema` array.
     schema: Option<(usize, usize)>,
-    /// Each entry of the `results` array.
-    results: Option<Vec<(u32, u32)>>,
+    /// Each entry of the `results` array, and where its members lie if it
+    /// is an object whose members were noted (in `places`).
+    results: Option<Vec<(u32, u32, Option<Members>)>>,
+    places: Vec<Place>,
 }
 
 /// Finds the `schema` and the entries of `results` in `body` (one JSON
@@ -308,7 +413,8 @@ fn locate(body: &[u8]) -> Result<Located, String> {
                 located.schema = Some((start, s.at));
             }
             b"results" | b"Results" if s.peek() == Some(b'[') => {
-                located.results = Some(s.entries()?);
+                located.places.clear();
+                located.results = Some(s.entries(&mut located.places)?);
             }
             _ => s.value()?,
         }
@@ -593,8 +699,52 @@ impl<'b> Scan<'b> {
         }
     }
 
-    /// The entries of an array (at its `[`), each as where it lies.
-    fn entries(&mut self) -> Result<Vec<(u32, u32)>, String> {
+    /// Skips the row (an object) at the cursor, noting where its members
+    /// lie in `places` when every name is plain (no escape) and the row is
+    /// no longer than a [`Place`] reaches.
+    fn row(&mut self, places: &mut Vec<Place>) -> Result<Option<Members>, String> {
+        let (start, from) = (self.at, places.len());
+        self.surrogate = false;
+        let mut plain = true;
+        self.object(|s, (name, _), escaped| {
+            let value = s.at;
+            s.member_value()?;
+            plain &= !escaped;
+            // Offsets past 64 KiB wrap; such a row's places are dropped below.
+            let at = |x: usize| (x - start) as u16;
+            places.push(Place {
+                name: at(name),
+                value: at(value),
+            });
+            Ok(())
+        })?;
+        if !plain || self.at - start > u16::MAX as usize {
+            places.truncate(from);
+            return Ok(None);
+        }
+        Ok(Some(Members {
+            from: from as u32,
+            to: places.len() as u32,
+            surrogate: self.surrogate,
+        }))
+    }
+
+    /// Skips a member's value (at its first byte). Most values of a row are
+    /// strings: skipped without the general walk and its stack.
+    fn member_value(&mut self) -> Result<(), String> {
+        match self.body.get(self.at) {
+            Some(b'"') => {
+                self.at += 1;
+                self.string_rest(self.at - 1)?;
+                Ok(())
+            }
+            _ => self.value(),
+        }
+    }
+
+    /// The entries of an array (at its `[`), each as where it lies and, for
+    /// a row whose members were noted in `places`, which are its.
+    fn entries(&mut self, places: &mut Vec<Place>) -> Result<Vec<(u32, u32, Option<Members>)>, String> {
         self.expect(b'[')?;
         let mut entries = Vec::new();
         if self.peek() == Some(b']') {
@@ -604,9 +754,15 @@ impl<'b> Scan<'b> {
         loop {
             self.skip_ws();
             let start = self.at;
-            self.value()?;
+            let members = match self.body.get(start) {
+                Some(b'{') => self.row(places)?,
+                _ => {
+                    self.value()?;
+                    None
+                }
+            };
             // The body is at most u32::MAX bytes long (parse_response).
-            entries.push((start as u32, self.at as u32));
+            entries.push((start as u32, self.at as u32, members));
             match self.next_byte()? {
                 b',' => continue,
                 b']' => return Ok(entries),
@@ -629,6 +785,45 @@ mod tests {
         assert_eq!(a.row(0).unwrap()["ReportId"].to_string(), "18446744073709551615");
         let b = parse_response(upper).unwrap();
         assert_eq!(b.row(0).unwrap()["ReportId"].to_string(), "9007199254740993");
+    }
+
+    /// The members a row's noted places give, or `None` when none were noted.
+    fn noted(r: &HuntingResult, i: usize) -> Option<(Vec<(&str, &str)>, bool)> {
+        r.row_text(i).members().map(|(members, surrogate)| (members.collect(), surrogate))
+    }
+
+    #[test]
+    fn the_scan_notes_where_each_member_of_a_row_lies() {
+        let body =
+            "{\"results\":[{\"a\":\"x\\\"y\",\"b\" : [1,{\"c\":2}] , \"c:\"\t:\ttrue},{},{\"n\\u0041\":1},{\"s\":\"\\ud83d\\ude00\"},7]}";
+        let r = parse_response(body.as_bytes()).unwrap();
+        assert_eq!(r.len(), 4);
+        assert_eq!(
+            noted(&r, 0),
+            Some((vec![("a", "\"x\\\"y\""), ("b", "[1,{\"c\":2}]"), ("c:", "true")], false)),
+            "names with white space and a colon before their value"
+        );
+        assert_eq!(noted(&r, 1), Some((vec![], false)));
+        assert_eq!(noted(&r, 2), None, "a name with an escape is left to the row's own reading");
+        assert_eq!(
+            noted(&r, 3),
+            Some((vec![("s", "\"\\ud83d\\ude00\"")], true)),
+            "an escaped surrogate is noted"
+        );
+        let lines = from_lines(b"{\"a\":1}\n[2]\n {\"b\": \"2\"} \n{\"c\":\n".to_vec()).unwrap();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(noted(&lines, 0), Some((vec![("a", "1")], false)));
+        assert_eq!(noted(&lines, 1), Some((vec![("b", "\"2\"")], false)), "a line is noted as well");
+        assert_eq!(lines.malformed.len(), 2);
+    }
+
+    #[test]
+    fn a_row_longer_than_a_place_reaches_is_not_noted() {
+        let long = "x".repeat(usize::from(u16::MAX));
+        let body = format!(r#"{{"results":[{{"a":"{long}","b":1}},{{"a":"{}","b":1}}]}}"#, &long[..60_000]);
+        let r = parse_response(body.into_bytes()).unwrap();
+        assert_eq!(noted(&r, 0), None);
+        assert_eq!(noted(&r, 1).map(|(m, _)| m[1]), Some(("b", "1")));
     }
 
     #[test]

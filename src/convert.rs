@@ -99,7 +99,7 @@ pub fn convert(table: &str, options_json: &str, body: impl Into<Vec<u8>>) -> Res
     out.events.reserve(size * 2);
     let plan = mapping::plan::Plan::new(&[table], result.schema.iter().map(|(name, _)| name.as_str()));
     for i in 0..result.len() {
-        match plan.write_row(result.raw(i), &context, &mut out.events, |_, _| None) {
+        match plan.write_row(result.row_text(i), &context, &mut out.events, |_, _| None) {
             Ok(_) => out.count += 1,
             Err(e) => out.rejected.push(e.to_string()),
         }

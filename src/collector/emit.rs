@@ -55,7 +55,9 @@ impl Mapper<'_> {
         let plan = self.plan(table, answer);
         for i in range {
             let start = out.len();
-            match plan.write_row(answer.raw(i), self.context, out, |row, columns| self.source_table(row, columns)) {
+            match plan.write_row(answer.row_text(i), self.context, out, |row, columns| {
+                self.source_table(row, columns)
+            }) {
                 Ok(written) if keep(&written) => {}
                 Ok(_) => out.truncate(start),
                 Err(e) => unmappable(table, &e),
@@ -74,7 +76,7 @@ impl Mapper<'_> {
         let plan = self.plan(table, answer);
         let mut events = Vec::with_capacity(range.len());
         for i in range {
-            match plan.event_row(answer.raw(i), self.context, |row, columns| self.source_table(row, columns)) {
+            match plan.event_row(answer.row_text(i), self.context, |row, columns| self.source_table(row, columns)) {
                 Ok(event) => events.push(event),
                 Err(e) => unmappable(table, &e),
             }

@@ -2,12 +2,14 @@
 //!
 //! A [`Columns`] is made once per answer from its `schema` (and the columns
 //! the mapping reads): it gives every column name a slot. A row is then read
-//! once, front to back; a cell whose column sits where it sat in the row
-//! before (at first: where the schema says) is placed without a lookup, any
-//! other by one hash lookup, and a column the columns do not know is kept
-//! aside (it is bound for `unmapped`).
+//! once, front to back, from where the answer's scan noted its members (or
+//! by scanning it, where it did not); a cell whose column sits where it sat
+//! in the row before (at first: where the schema says) is placed without a
+//! lookup, any other by one hash lookup, and a column the columns do not
+//! know is kept aside (it is bound for `unmapped`).
 
 use super::value::{Cell, Key};
+use crate::answer::RowText;
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -76,61 +78,43 @@ impl<'a> Cells<'a> {
     /// Reads the row `text` (one JSON object). A column given twice keeps
     /// its last value. The error says what is wrong with the text.
     pub fn read(text: &'a str, columns: &Columns) -> Result<Cells<'a>, String> {
-        let mut row = Cells {
+        Cells::read_row(text.into(), columns)
+    }
+
+    /// [`Cells::read`], without scanning the row again where the answer's
+    /// scan noted where its members lie.
+    pub fn read_row(row: RowText<'a>, columns: &Columns) -> Result<Cells<'a>, String> {
+        let mut cells = Cells {
             slots: vec![None; columns.len()],
             extra: Vec::new(),
         };
-        let mut i = 0;
-        let mut bad = None;
-        let mut order = columns.last_order.borrow_mut();
-        let surrogate = crate::answer::object_members(text, |name, escaped, value| {
-            if let Err(e) = check(value) {
-                bad.get_or_insert(e);
-            }
-            let name = match name_of(name, escaped) {
-                Ok(name) => name,
-                Err(e) => {
-                    bad.get_or_insert(e);
-                    return;
+        let mut placing = Placing {
+            columns,
+            order: columns.last_order.borrow_mut(),
+            i: 0,
+            bad: None,
+        };
+        let surrogate = match row.members() {
+            Some((members, surrogate)) => {
+                for (name, value) in members {
+                    placing.place(&mut cells, Ok(Cow::Borrowed(name)), value);
                 }
-            };
-            let guess = order.get(i).copied().unwrap_or(i);
-            let slot = match columns.names.get(guess) {
-                Some(n) if super::value::same(n, &name) => Some(guess),
-                _ => {
-                    let slot = columns.slot(&name);
-                    match order.get_mut(i) {
-                        Some(o) => *o = slot.unwrap_or(NO_SLOT),
-                        None => {
-                            // The positions not recorded yet held their
-                            // columns in the schema's order.
-                            let recorded = order.len();
-                            order.extend(recorded..i);
-                            order.push(slot.unwrap_or(NO_SLOT));
-                        }
-                    }
-                    slot
-                }
-            };
-            i += 1;
-            match slot {
-                Some(s) => row.slots[s] = Some((name, Cell::Raw(value))),
-                None => match row.extra.iter_mut().find(|(n, _)| *n == name) {
-                    Some(cell) => cell.1 = Cell::Raw(value),
-                    None => row.extra.push((name, Cell::Raw(value))),
-                },
+                surrogate
             }
-        })?;
-        if let Some(e) = bad {
+            None => crate::answer::object_members(row.text, |name, escaped, value| {
+                placing.place(&mut cells, name_of(name, escaped), value)
+            })?,
+        };
+        if let Some(e) = placing.bad {
             return Err(e);
         }
         if surrogate {
             // Escaped surrogates must pair, which only reading a string
             // checks, and cells are not read.
-            serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|e| e.to_string())?;
-            serde_json::from_str::<serde_json::Value>(text).map_err(|e| e.to_string())?;
+            serde_json::from_str::<serde::de::IgnoredAny>(row.text).map_err(|e| e.to_string())?;
+            serde_json::from_str::<serde_json::Value>(row.text).map_err(|e| e.to_string())?;
         }
-        Ok(row)
+        Ok(cells)
     }
 
     /// A row without cells (for events made from something else than a row).
@@ -201,6 +185,61 @@ impl<'a> Cells<'a> {
     /// Every cell left, by reference.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Cell<'a>)> {
         self.slots.iter().flatten().chain(&self.extra).map(|(k, c)| (k.as_ref(), c))
+    }
+}
+
+/// Puts a row's cells in their slots, one member after the other.
+struct Placing<'c> {
+    columns: &'c Columns,
+    /// The columns' [`Columns::last_order`], learnt anew from this row.
+    order: std::cell::RefMut<'c, Vec<usize>>,
+    /// The member's position in the row.
+    i: usize,
+    /// The first thing wrong with the row.
+    bad: Option<String>,
+}
+
+impl Placing<'_> {
+    /// Places the member `name` (or why its name cannot be read), of JSON
+    /// text `value`.
+    fn place<'a>(&mut self, cells: &mut Cells<'a>, name: Result<Key<'a>, String>, value: &'a str) {
+        if let Err(e) = check(value) {
+            self.bad.get_or_insert(e);
+        }
+        let name = match name {
+            Ok(name) => name,
+            Err(e) => {
+                self.bad.get_or_insert(e);
+                return;
+            }
+        };
+        let (columns, i) = (self.columns, self.i);
+        let guess = self.order.get(i).copied().unwrap_or(i);
+        let slot = match columns.names.get(guess) {
+            Some(n) if super::value::same(n, &name) => Some(guess),
+            _ => {
+                let slot = columns.slot(&name);
+                match self.order.get_mut(i) {
+                    Some(o) => *o = slot.unwrap_or(NO_SLOT),
+                    None => {
+                        // The positions not recorded yet held their
+                        // columns in the schema's order.
+                        let recorded = self.order.len();
+                        self.order.extend(recorded..i);
+                        self.order.push(slot.unwrap_or(NO_SLOT));
+                    }
+                }
+                slot
+            }
+        };
+        self.i += 1;
+        match slot {
+            Some(s) => cells.slots[s] = Some((name, Cell::Raw(value))),
+            None => match cells.extra.iter_mut().find(|(n, _)| *n == name) {
+                Some(cell) => cell.1 = Cell::Raw(value),
+                None => cells.extra.push((name, Cell::Raw(value))),
+            },
+        }
     }
 }
 
@@ -287,6 +326,61 @@ mod tests {
                 let fresh = Columns::new(schema, ["F"]);
                 let expected = placed(&Cells::read(&text, &fresh).unwrap(), &fresh);
                 proptest::prop_assert_eq!(placed(&Cells::read(&text, &columns).unwrap(), &columns), expected, "{}", text);
+            }
+        }
+    }
+
+    use proptest::strategy::Strategy;
+
+    /// A row's cells with their slots, as [`placed`] gives them, or its error.
+    type Read = Result<Vec<(Option<usize>, String, String)>, String>;
+
+    /// A row read from where the answer's scan noted its members, and read
+    /// by scanning it.
+    fn both_ways(row: RowText, raw: &str) -> [Read; 2] {
+        let (noted, scanned) = (Columns::new(["A", "B", "C"], []), Columns::new(["A", "B", "C"], []));
+        [
+            Cells::read_row(row, &noted).map(|c| placed(&c, &noted)),
+            Cells::read(raw, &scanned).map(|c| placed(&c, &scanned)),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Rows read where the answer's scan noted their members give the
+        /// cells (or the error) that reading them anew gives, in answers and
+        /// in lines, whatever their white space, names and values.
+        #[test]
+        fn noted_members_read_as_the_row_itself(
+            rows in proptest::collection::vec(proptest::collection::vec((
+                proptest::sample::select(vec![r#""A""#, r#""B""#, r#""C""#, r#""\u0041""#, r#""x\"y""#, r#""a:b""#, r#""é""#]),
+                proptest::prop_oneof![
+                    proptest::num::i64::ANY.prop_map(|n| n.to_string()),
+                    proptest::num::f64::NORMAL.prop_map(|n| serde_json::to_string(&n).unwrap()),
+                    "[ a\"\\\\/é\u{1}]{0,9}".prop_map(|t| serde_json::to_string(&t).unwrap()),
+                    proptest::sample::select(vec![
+                        "1e400", "18446744073709551616", "-0.0", "true", "null", "\"\"", "\"\\ud800\"", "\"\\ud83d\\ude00\"",
+                        "[1, {\"a\" : [true, null]}]", "{}", "[]", "\"{\\\"k\\\":\\\"v\\\"}\"",
+                    ]).prop_map(str::to_string),
+                ],
+                proptest::sample::select(vec!["", " ", "\t", "  "]),
+            ), 0..6), 1..5),
+        ) {
+            let texts: Vec<String> = rows
+                .iter()
+                .map(|members| {
+                    let members: Vec<String> = members.iter().map(|(n, v, ws)| format!("{ws}{n}{ws}:{ws}{v}{ws}")).collect();
+                    format!("{{{}}}", members.join(","))
+                })
+                .collect();
+            let answer = crate::answer::parse_response(format!(r#"{{"results":[{}]}}"#, texts.join(" , "))).unwrap();
+            let lines = crate::answer::from_lines(texts.join("\n").into_bytes()).unwrap();
+            proptest::prop_assert_eq!((answer.len(), lines.len()), (texts.len(), texts.len()));
+            for (i, text) in texts.iter().enumerate() {
+                for read in [&answer, &lines] {
+                    proptest::prop_assert_eq!(read.raw(i), text.as_str());
+                    let [noted, scanned] = both_ways(read.row_text(i), text);
+                    proptest::prop_assert_eq!(noted, scanned, "{}", text);
+                }
             }
         }
     }

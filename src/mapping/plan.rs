@@ -10,6 +10,7 @@ use super::field::{Context, Conv, MapError};
 use super::ocsf;
 use super::table::{Shape, Table, Written};
 use super::value::{Cell, Obj, V, split_last, unquote};
+use crate::answer::RowText;
 use crate::time::Ticks;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -90,7 +91,7 @@ impl Plan {
     /// an error, `out` is as it was.
     pub fn write_row<'a>(
         &self,
-        text: &'a str,
+        text: impl Into<RowText<'a>>,
         ctx: &'a Context,
         out: &mut Vec<u8>,
         pick: impl FnOnce(&mut Cells<'a>, &Columns) -> Option<&'static Table>,
@@ -106,11 +107,11 @@ impl Plan {
     /// fold into. `pick` is as for [`Plan::write_row`].
     pub fn event_row<'a>(
         &self,
-        text: &'a str,
+        text: impl Into<RowText<'a>>,
         ctx: &'a Context,
         pick: impl FnOnce(&mut Cells<'a>, &Columns) -> Option<&'static Table>,
     ) -> Result<(Obj<'a>, Written), MapError> {
-        let mut row = Cells::read(text, &self.columns).map_err(|reason| MapError {
+        let mut row = Cells::read_row(text.into(), &self.columns).map_err(|reason| MapError {
             table: self.tables.first().map_or("", |t| t.table.name).to_string(),
             key: String::new(),
             reason: format!("the row could not be read: {reason}"),
@@ -463,7 +464,7 @@ pub fn map_row(table: &'static Table, row: crate::answer::Row, ctx: &Context) ->
     let text = serde_json::to_string(&row).unwrap_or_default();
     let plan = Plan::new(&[table], []);
     let mut out = Vec::new();
-    plan.write_row(&text, ctx, &mut out, |_, _| None)?;
+    plan.write_row(text.as_str(), ctx, &mut out, |_, _| None)?;
     Ok(serde_json::from_slice(&out).unwrap_or(Value::Null))
 }
 
@@ -526,7 +527,7 @@ mod tests {
                 r#"{{"Timestamp":"2024-09-10T03:59:59.29Z","DeviceName":"d","ActionType":"ProcessCreated","ReportId":7,"FileName":"a.exe","ProcessId":4,"New":{cell}}}"#
             );
             let mut out = Vec::new();
-            plan.write_row(&text, &Context::default(), &mut out, |_, _| None).unwrap();
+            plan.write_row(text.as_str(), &Context::default(), &mut out, |_, _| None).unwrap();
             let event: Value = serde_json::from_slice(&out).unwrap();
             assert_eq!(event["unmapped"]["New"], json!(cell), "{}", String::from_utf8_lossy(&out));
         }
