@@ -2,6 +2,7 @@
 //! as the bytes that came and read one row at a time. The Graph client
 //! makes one from a response body; the mapping reads its rows.
 
+use crate::bytes::string_special;
 use crate::error::Error;
 use crate::time::Ticks;
 use serde::Deserialize;
@@ -424,33 +425,6 @@ fn locate(body: &[u8]) -> Result<Located, String> {
     Ok(located)
 }
 
-/// Where the first byte of `bytes` that a string cannot simply hold is: a
-/// `"`, a `\\` or a control character (below U+0020, which JSON requires
-/// escaped). Most strings of a row are short (names, hashes, numbers as
-/// text), too short for `memchr` to pay its set-up: this looks at eight
-/// bytes a step, as `memchr` does without vector instructions.
-pub fn string_special(bytes: &[u8]) -> Option<usize> {
-    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
-    const QUOTES: u64 = u64::from_le_bytes([b'"'; 8]);
-    const BACKSLASHES: u64 = u64::from_le_bytes([b'\\'; 8]);
-    const SPACES: u64 = u64::from_le_bytes([0x20; 8]);
-    // The high bit of each byte of `v` below `n` (at most 0x80), and perhaps
-    // of bytes above the lowest such byte (a borrow), never below it.
-    let below = |v: u64, n: u64| v.wrapping_sub(n) & !v & HIGHS;
-    let mut chunks = bytes.chunks_exact(8);
-    let mut at = 0;
-    for chunk in &mut chunks {
-        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-        let found = below(word ^ QUOTES, ONES) | below(word ^ BACKSLASHES, ONES) | below(word, SPACES);
-        if found != 0 {
-            return Some(at + (found.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    chunks.remainder().iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).map(|i| at + i)
-}
-
 /// A cursor over the body for [`locate`].
 struct Scan<'b> {
     body: &'b [u8],
@@ -848,26 +822,6 @@ mod tests {
         assert!(parse_response(r#"{"results":[]}"#).unwrap().is_empty());
     }
 
-    #[test]
-    fn the_first_byte_a_string_cannot_hold_is_found_wherever_it_is() {
-        // Bytes that differ from the special ones by one bit, the space
-        // just above the control characters, and 0x7f and 0xff.
-        let plain = |i: usize| [b'#', b'!', b'^', b' ', 0xff, b']', 0x7f, b'0', b'|'][i % 9];
-        for len in 0..40 {
-            for at in 0..len {
-                for special in [b'"', b'\\', 0x00, 0x0a, 0x1f] {
-                    let mut bytes: Vec<u8> = (0..len).map(plain).collect();
-                    bytes[at] = special;
-                    if at + 1 < len {
-                        bytes[at + 1] = b'"';
-                    }
-                    assert_eq!(string_special(&bytes), Some(at), "{bytes:?}");
-                }
-            }
-            let none: Vec<u8> = (0..len).map(plain).collect();
-            assert_eq!(string_special(&none), None);
-        }
-    }
 
     #[test]
     fn a_body_that_is_not_json_anywhere_is_an_error_that_says_where() {

@@ -11,6 +11,7 @@
 //! - [`auth`]: OAuth 2.0 client credentials and the token cache;
 //! - [`graph`]: the runHuntingQuery request, response and errors;
 //! - [`budget`]: the tenant's call budget;
+//! - [`bytes`]: byte searches eight bytes a step;
 //! - [`kql`]: the query text;
 //! - [`planner`]: windows, cycles and the checkpoint;
 //! - [`progress`]: backfill progress lines;
@@ -25,6 +26,7 @@
 pub mod answer;
 pub mod auth;
 pub mod budget;
+pub mod bytes;
 pub mod capabilities;
 pub mod collector;
 pub mod config;

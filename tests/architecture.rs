@@ -385,6 +385,7 @@ const COMPONENT_LAYERS: &[(&str, &[&str])] = &[
         &[
             "error.rs",
             "time.rs",
+            "bytes.rs",
             "capabilities.rs",
             "description.rs",
             "http.rs",

@@ -438,7 +438,7 @@ fn map_members(e: &mut Event, members: Vec<(Cow<str>, &str)>, keys: &[(&str, &st
         if left.len() > 1 {
             left.push(b',');
         }
-        super::value::write_key(&mut left, k);
+        super::value::write_str(&mut left, k);
         left.push(b':');
         left.extend_from_slice(&values[span]);
     }

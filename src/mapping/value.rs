@@ -9,6 +9,7 @@
 //! output ([`V::write`]). A [`Cell`] is one column's value as the answer gave it.
 
 use super::field;
+use crate::bytes::{backslash, string_special};
 use serde_json::Value;
 use std::borrow::Cow;
 
@@ -301,7 +302,7 @@ impl Obj<'_> {
                     out.extend_from_slice(name.as_bytes());
                     out.push(b'"');
                 }
-                Cow::Owned(name) => write_key(out, name),
+                Cow::Owned(name) => write_str(out, name),
             }
             out.push(b':');
             v.write(out);
@@ -310,19 +311,17 @@ impl Obj<'_> {
     }
 }
 
-/// A key: most are plain names, copied between quotes; others are escaped.
-pub fn write_key(out: &mut Vec<u8>, key: &str) {
-    if key.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f) {
-        out.push(b'"');
-        out.extend_from_slice(key.as_bytes());
-        out.push(b'"');
-    } else {
-        write_str(out, key);
-    }
-}
-
-/// A JSON string, escaped as serde_json escapes it.
+/// A JSON string, escaped as serde_json escapes it. Most strings need no
+/// escape (serde_json escapes only quotes, backslashes and control
+/// characters): they are copied between quotes.
 pub fn write_str(out: &mut Vec<u8>, text: &str) {
+    if string_special(text.as_bytes()).is_none() {
+        out.reserve(text.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+        return;
+    }
     // Writing a string to a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *out, text);
 }
@@ -485,24 +484,6 @@ pub fn unquote(raw: &str) -> Option<Cow<'_, str>> {
     }
     text.push_str(&inner[from..]);
     Some(Cow::Owned(text))
-}
-
-/// Where the first backslash of `bytes` is, looked for eight bytes a step.
-fn backslash(bytes: &[u8]) -> Option<usize> {
-    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
-    const BACKSLASHES: u64 = u64::from_le_bytes([b'\\'; 8]);
-    let mut chunks = bytes.chunks_exact(8);
-    let mut at = 0;
-    for chunk in &mut chunks {
-        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default()) ^ BACKSLASHES;
-        let found = word.wrapping_sub(ONES) & !word & HIGHS;
-        if found != 0 {
-            return Some(at + (found.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    chunks.remainder().iter().position(|&b| b == b'\\').map(|i| at + i)
 }
 
 /// The object `v`, as an event's tree (for tests that build events as values).
@@ -921,5 +902,33 @@ mod tests {
         assert!(!holds_json("{\"a\":"));
         assert!(!holds_json("\"{}\""));
         assert!(!holds_json("12"));
+    }
+
+    proptest::proptest! {
+        /// Strings and keys are written byte for byte as serde_json writes
+        /// them, whether they take the copy between quotes or the escaper:
+        /// every control character, quotes, backslashes, DEL and text beyond
+        /// ASCII, at every place of strings that span words.
+        #[test]
+        fn strings_are_written_as_serde_json_writes_them(
+            text in proptest::collection::vec(proptest::prop_oneof![
+                proptest::char::range('\u{0}', '\u{1f}'),
+                proptest::strategy::Just('"'),
+                proptest::strategy::Just('\\'),
+                proptest::strategy::Just('\u{7f}'),
+                proptest::char::range(' ', '~'),
+                proptest::char::range(' ', '~'),
+                proptest::char::range(' ', '~'),
+                proptest::char::any(),
+            ], 0..40).prop_map(|c| c.into_iter().collect::<String>())
+        ) {
+            let mut out = Vec::new();
+            write_str(&mut out, &text);
+            proptest::prop_assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&text).unwrap());
+            let mut out = Vec::new();
+            Obj(vec![(Cow::Owned(text.clone()), V::Str(Cow::Borrowed(text.as_str())))]).write(&mut out);
+            let expected = serde_json::to_string(&serde_json::Map::from_iter([(text.clone(), Value::from(text.clone()))])).unwrap();
+            proptest::prop_assert_eq!(String::from_utf8(out).unwrap(), expected);
+        }
     }
 }

@@ -1,0 +1,116 @@
+//! Byte searches eight bytes a step, for the short strings of a row.
+//!
+//! Most strings of a row are short (names, hashes, numbers as text), too
+//! short for `memchr` to pay its set-up, and a search of several kinds of
+//! byte at once (a quote, a backslash, a control character) is not one
+//! `memchr` has. These look at a 64-bit word at a time, as `memchr` does
+//! without vector instructions, and finish the tail a byte at a time.
+
+const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+
+/// The high bit of each byte of `word` below `n` (`n` at most 0x80), and
+/// perhaps of bytes above the lowest such byte (a borrow), never below it.
+#[inline(always)]
+pub fn below(word: u64, n: u8) -> u64 {
+    word.wrapping_sub(ONES * u64::from(n)) & !word & HIGHS
+}
+
+/// The high bit of each byte of `word` equal to `byte`, and perhaps of
+/// bytes above the lowest such byte, never below it.
+#[inline(always)]
+pub fn equal(word: u64, byte: u8) -> u64 {
+    below(word ^ (ONES * u64::from(byte)), 1)
+}
+
+/// Where the first byte of `bytes` is that `is` picks. `in_word` picks the
+/// same bytes in a little-endian word: the high bit of each byte it picks,
+/// perhaps of bytes above the lowest one, never of one below (as [`below`]
+/// and [`equal`] give, and their `|`).
+#[inline(always)]
+pub fn find(bytes: &[u8], in_word: impl Fn(u64) -> u64, is: impl Fn(u8) -> bool) -> Option<usize> {
+    let mut chunks = bytes.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let found = in_word(u64::from_le_bytes(chunk.try_into().unwrap_or_default()));
+        if found != 0 {
+            return Some(at + (found.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    chunks.remainder().iter().position(|&b| is(b)).map(|i| at + i)
+}
+
+/// Where the first byte of `bytes` that a JSON string cannot simply hold
+/// is: a `"`, a `\\` or a control character (below U+0020, which JSON
+/// requires escaped).
+#[inline]
+pub fn string_special(bytes: &[u8]) -> Option<usize> {
+    find(
+        bytes,
+        |w| equal(w, b'"') | equal(w, b'\\') | below(w, 0x20),
+        |b| b == b'"' || b == b'\\' || b < 0x20,
+    )
+}
+
+/// Where the first backslash of `bytes` is.
+#[inline]
+pub fn backslash(bytes: &[u8]) -> Option<usize> {
+    find(bytes, |w| equal(w, b'\\'), |b| b == b'\\')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every byte value at every place of strings that span a word's end,
+    /// among bytes that are not wanted, and behind a wanted one (which a
+    /// borrow must not hide).
+    #[test]
+    fn the_word_search_finds_what_a_byte_search_finds() {
+        let naive = |bytes: &[u8], is: fn(u8) -> bool| bytes.iter().position(|&b| is(b));
+        let special: fn(u8) -> bool = |b| b == b'"' || b == b'\\' || b < 0x20;
+        let slash: fn(u8) -> bool = |b| b == b'\\';
+        for len in 0..20 {
+            for at in 0..len {
+                for byte in 0..=255u8 {
+                    for filler in [b'a', 0x21, 0xff, b'"' + 1, b'\\' + 1, b'\\' - 1] {
+                        let mut bytes = vec![filler; len];
+                        bytes[at] = byte;
+                        assert_eq!(string_special(&bytes), naive(&bytes, special), "{bytes:?}");
+                        assert_eq!(backslash(&bytes), naive(&bytes, slash), "{bytes:?}");
+                        if at + 1 < len {
+                            // A wanted byte after this one: the first is still found.
+                            bytes[at + 1] = b'\\';
+                            assert_eq!(string_special(&bytes), naive(&bytes, special), "{bytes:?}");
+                            assert_eq!(backslash(&bytes), naive(&bytes, slash), "{bytes:?}");
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(string_special(&[b'x'; 40]), None);
+        assert_eq!(backslash(b"\"quoted\" and\ncontrolled"), None);
+    }
+
+    #[test]
+    fn the_first_byte_a_string_cannot_hold_is_found_wherever_it_is() {
+        // Bytes that differ from the special ones by one bit, the space
+        // just above the control characters, and 0x7f and 0xff.
+        let plain = |i: usize| [b'#', b'!', b'^', b' ', 0xff, b']', 0x7f, b'0', b'|'][i % 9];
+        for len in 0..40 {
+            for at in 0..len {
+                for special in [b'"', b'\\', 0x00, 0x0a, 0x1f] {
+                    let mut bytes: Vec<u8> = (0..len).map(plain).collect();
+                    bytes[at] = special;
+                    if at + 1 < len {
+                        bytes[at + 1] = b'"';
+                    }
+                    assert_eq!(string_special(&bytes), Some(at), "{bytes:?}");
+                }
+            }
+            let none: Vec<u8> = (0..len).map(plain).collect();
+            assert_eq!(string_special(&none), None);
+        }
+    }
+}
