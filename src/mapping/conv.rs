@@ -19,7 +19,11 @@ pub fn put_in<'a>(node: &mut Obj<'a>, leaf: Key<'a>, conv: Conv, v: V<'a>) {
         Conv::Item | Conv::EmailItem => push_in(node, leaf, v),
         Conv::Integrity => {
             let id = integrity_of(&v);
-            node.insert(Cow::Owned([leaf.as_ref(), "_id"].concat()), V::from(id));
+            let id_key = match leaf.as_ref() {
+                "integrity" => Cow::Borrowed("integrity_id"),
+                other => Cow::Owned([other, "_id"].concat()),
+            };
+            node.insert(id_key, V::from(id));
             node.insert(leaf, v);
         }
         _ => node.insert(leaf, v),

@@ -183,13 +183,15 @@ pub fn parse_dynamic(v: &Value) -> Value {
 
 /// OCSF `integrity_id` for a Windows integrity level.
 pub fn integrity_id(level: &str) -> u32 {
-    match level.trim().to_ascii_lowercase().as_str() {
-        "untrusted" => 1,
-        "low" => 2,
-        "medium" | "mediumplus" | "medium plus" => 3,
-        "high" => 4,
-        "system" => 5,
-        "protected" | "protectedprocess" => 6,
+    let level = level.trim();
+    let is = |word: &str| level.eq_ignore_ascii_case(word);
+    match () {
+        _ if is("untrusted") => 1,
+        _ if is("low") => 2,
+        _ if is("medium") || is("mediumplus") || is("medium plus") => 3,
+        _ if is("high") => 4,
+        _ if is("system") => 5,
+        _ if is("protected") || is("protectedprocess") => 6,
         _ => 99,
     }
 }
