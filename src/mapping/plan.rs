@@ -8,13 +8,14 @@ use super::conv::{convert, put_in};
 use super::event::Event;
 use super::field::{Context, Conv, MapError};
 use super::ocsf;
-use super::table::{Shape, Table, Written};
+use super::table::{Activity, Shape, Table, Written};
 use super::value::{Cell, Obj, V, split_last, unquote};
 use crate::answer::RowText;
 use crate::time::Ticks;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
+use std::cell::RefCell;
 
 /// One field of a run: the cell of `slot` converted by `conv` goes to `leaf`.
 struct Put {
@@ -34,6 +35,80 @@ struct Compiled {
     table: &'static Table,
     /// (shape, its runs), for the table's shape and each activity's own.
     shapes: Vec<(*const Shape, Vec<Run>)>,
+    /// The attributes every event of an activity holds alike, made the
+    /// first time a row of the activity comes.
+    fixed: RefCell<Vec<(*const Activity, Fixed)>>,
+}
+
+/// The start of every event of one activity of one table: its class,
+/// activity, type, severity, status and the fixed attributes the activity
+/// sets, and its `metadata` (version, product, log name), in the order a
+/// row's own attributes would have put them, with where the row's time and
+/// names go.
+struct Fixed {
+    root: Obj<'static>,
+    class_name: &'static str,
+    /// The places in `root` of `time`, `type_name` and `activity_name`.
+    time: usize,
+    type_name: usize,
+    activity_name: usize,
+}
+
+impl Fixed {
+    fn new(table: &'static Table, activity: &'static Activity) -> Fixed {
+        let class = ocsf::class(activity.class_uid);
+        let columns = Columns::default();
+        let mut e = Event::new(Cells::empty(), &columns);
+        e.set("class_uid", activity.class_uid);
+        e.set("class_name", class.name);
+        e.set("category_uid", class.category_uid);
+        e.set("category_name", ocsf::category_name(class.category_uid));
+        e.set("activity_id", activity.activity_id);
+        // 99 Other is named by the source's word when there is one (each
+        // row puts its own), and by the schema's caption otherwise.
+        let activity_name = class.activity_name(activity.activity_id);
+        e.set("type_uid", u64::from(activity.class_uid) * 100 + u64::from(activity.activity_id));
+        e.set("type_name", format!("{}: {}", class.name, activity_name));
+        e.set("activity_name", activity_name);
+        e.set("severity_id", 1);
+        e.set("severity", "Informational");
+        e.set("time", V::Null);
+        if let Some(status_id) = activity.status_id {
+            e.set("status_id", status_id);
+            e.set("status", ocsf::status_name(status_id));
+        }
+        for (path, value) in activity.sets {
+            e.set(path, *value);
+        }
+        e.set("metadata.version", ocsf::VERSION);
+        e.set("metadata.product.name", table.product.name());
+        e.set("metadata.product.vendor_name", "Microsoft");
+        e.set("metadata.log_name", table.name);
+        let at = |key: &str| e.root.0.iter().position(|(k, _)| k == key).unwrap_or_default();
+        Fixed {
+            class_name: class.name,
+            time: at("time"),
+            type_name: at("type_name"),
+            activity_name: at("activity_name"),
+            root: e.root,
+        }
+    }
+
+    /// A copy of the start, with room for what a row adds.
+    fn event<'a>(&self) -> Obj<'a> {
+        fn copy<'a>(o: &Obj<'static>, room: usize) -> Obj<'a> {
+            let mut members = Vec::with_capacity(o.len().max(room));
+            members.extend(o.0.iter().map(|(k, v)| {
+                let v = match v {
+                    V::Obj(inner) => V::Obj(copy(inner, 8)),
+                    other => other.clone(),
+                };
+                (k.clone(), v)
+            }));
+            Obj(members)
+        }
+        copy(&self.root, 32)
+    }
 }
 
 /// The mapping of one answer's rows: its columns and the compiled tables.
@@ -68,7 +143,11 @@ impl Plan {
                     .into_iter()
                     .map(|shape| (shape as *const Shape, compile(shape, &mut columns)))
                     .collect();
-                Compiled { table, shapes }
+                Compiled {
+                    table,
+                    shapes,
+                    fixed: RefCell::default(),
+                }
             })
             .collect();
         Plan {
@@ -178,38 +257,11 @@ impl Plan {
                 activity = successor;
             }
         }
-        let class = ocsf::class(activity.class_uid);
-
-        let mut e = Event::new(row, &self.columns);
-        e.set("class_uid", activity.class_uid);
-        e.set("class_name", class.name);
-        e.set("category_uid", class.category_uid);
-        e.set("category_name", ocsf::category_name(class.category_uid));
-        e.set("activity_id", activity.activity_id);
-        // 99 Other is named by the source's word; any other id by the schema's
-        // caption, even for an ActionType the table does not list (it stays
-        // in `metadata.event_code`).
-        let activity_name: Cow<'a, str> = match (&action_type, activity.activity_id) {
-            (Some(a), 99) => a.clone(),
-            _ => Cow::Borrowed(class.activity_name(activity.activity_id)),
+        let mut e = Event {
+            root: compiled.start(activity, time, action_type.as_ref()),
+            row,
+            columns: &self.columns,
         };
-        e.set("type_uid", u64::from(activity.class_uid) * 100 + u64::from(activity.activity_id));
-        e.set("type_name", format!("{}: {}", class.name, activity_name));
-        e.set("activity_name", activity_name);
-        e.set("severity_id", 1);
-        e.set("severity", "Informational");
-        e.set("time", time.to_epoch_ms());
-        if let Some(status_id) = activity.status_id {
-            e.set("status_id", status_id);
-            e.set("status", ocsf::status_name(status_id));
-        }
-        for (path, value) in activity.sets {
-            e.set(path, *value);
-        }
-        e.set("metadata.version", ocsf::VERSION);
-        e.set("metadata.product.name", table.product.name());
-        e.set("metadata.product.vendor_name", "Microsoft");
-        e.set("metadata.log_name", table.name);
         match timestamp {
             Some(t) => e.set("metadata.original_time", t),
             None => e.push("metadata.labels", "time-is-collection-time"),
@@ -316,6 +368,29 @@ impl Plan {
             uid,
         };
         Ok((root, written))
+    }
+}
+
+impl Compiled {
+    /// An event of `activity` with its fixed start ([`Fixed::new`], made
+    /// the first time), and its row's time and names put in.
+    fn start<'a>(&self, activity: &'static Activity, time: Ticks, action_type: Option<&Cow<'a, str>>) -> Obj<'a> {
+        let mut made = self.fixed.borrow_mut();
+        let at = match made.iter().position(|(a, _)| std::ptr::eq(*a, activity)) {
+            Some(at) => at,
+            None => {
+                made.push((activity, Fixed::new(self.table, activity)));
+                made.len() - 1
+            }
+        };
+        let fixed = &made[at].1;
+        let mut root = fixed.event();
+        root.0[fixed.time].1 = V::from(time.to_epoch_ms());
+        if let (Some(a), 99) = (action_type, activity.activity_id) {
+            root.0[fixed.type_name].1 = V::from(format!("{}: {}", fixed.class_name, a));
+            root.0[fixed.activity_name].1 = V::Str(a.clone());
+        }
+        root
     }
 }
 
@@ -515,6 +590,63 @@ mod tests {
             json!({"src": {"port": 443, "file": {"hashes": [{"algorithm_id": 1, "algorithm": "MD5", "value": "ab"}], "integrity": "High", "integrity_id": 4}}, "name": "n"})
         );
         assert_eq!(left, ["Local"]);
+    }
+
+    #[test]
+    fn the_fixed_start_leaves_the_rows_attributes_to_the_row() {
+        // What an activity sets is fixed; what a row fills in of the start
+        // (its time, the names of 99 Other, its metadata) no activity sets.
+        for table in crate::mapping::TABLES {
+            for activity in table.all_activities() {
+                for (path, _) in activity.sets {
+                    let row_s = matches!(*path, "time" | "type_name" | "activity_name") || path.starts_with("metadata");
+                    assert!(!row_s, "{}: an activity sets {path}", table.name);
+                }
+            }
+        }
+        // 99 Other is named by the row's ActionType, and by the schema
+        // without one; each row's time is its own, in a start made once.
+        let table = crate::mapping::table("DeviceEvents").unwrap();
+        let plan = Plan::new(&[table], []);
+        let row = |time: &str, action: &str| {
+            format!(
+                r#"{{"Timestamp":"{time}","DeviceId":"d1","DeviceName":"d","ReportId":1,{action}"InitiatingProcessId":4,"InitiatingProcessFileName":"a.exe"}}"#
+            )
+        };
+        let mut names = Vec::new();
+        for text in [
+            row("2024-09-10T03:59:59Z", r#""ActionType":"SomethingNew","#),
+            row("2024-09-10T04:00:00Z", r#""ActionType":"AnotherNew","#),
+            row("2024-09-10T04:00:01Z", ""),
+        ] {
+            let mut out = Vec::new();
+            plan.write_row(text.as_str(), &Context::default(), &mut out, |_, _| None).unwrap();
+            let e: Value = serde_json::from_slice(&out).unwrap();
+            names.push((
+                e["time"].clone(),
+                e["activity_id"].clone(),
+                e["activity_name"].clone(),
+                e["type_name"].clone(),
+            ));
+        }
+        assert_eq!(
+            names,
+            [
+                (
+                    json!(1725940799000i64),
+                    json!(99),
+                    json!("SomethingNew"),
+                    json!("Process Activity: SomethingNew")
+                ),
+                (
+                    json!(1725940800000i64),
+                    json!(99),
+                    json!("AnotherNew"),
+                    json!("Process Activity: AnotherNew")
+                ),
+                (json!(1725940801000i64), json!(99), json!("Other"), json!("Process Activity: Other")),
+            ]
+        );
     }
 
     #[test]
