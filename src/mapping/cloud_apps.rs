@@ -278,17 +278,16 @@ fn resources(e: &mut Event) {
             e.put_column(column, v);
         }
     }
-    let Some(Value::Array(objects)) = e.column("ActivityObjects", Json) else {
+    let Some(objects) = activity_objects(e) else {
         return;
     };
     for o in &objects {
-        let text = |k: &str| o.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
-        let (name, uid) = (text("Name"), text("Id"));
+        let (name, uid) = (text(&o.name), text(&o.id));
         if (name.is_none() && uid.is_none()) || seen.contains(&(name.clone(), uid.clone())) {
             continue;
         }
         seen.push((name.clone(), uid.clone()));
-        let (role_id, role) = match text("Role").as_deref() {
+        let (role_id, role) = match text(&o.role).as_deref() {
             Some("Target object") => (1, "Target"),
             Some("Actor") => (2, "Actor"),
             Some("Parameter") => (4, "Related"),
@@ -301,11 +300,60 @@ fn resources(e: &mut Event) {
         if let Some(u) = uid {
             r["uid"] = u.into();
         }
-        if let Some(t) = text("Type") {
+        if let Some(t) = text(&o.kind) {
             r["type"] = t.into();
         }
         e.push("resources", V::from(r));
     }
+}
+
+/// What the mapping reads of an entry of `ActivityObjects`; the rest of the
+/// entry (most of it: a list of properties, of values) is skipped unread.
+#[derive(serde::Deserialize)]
+struct ActivityObject {
+    #[serde(rename = "Name", default)]
+    name: Option<Value>,
+    #[serde(rename = "Id", default)]
+    id: Option<Value>,
+    #[serde(rename = "Role", default)]
+    role: Option<Value>,
+    #[serde(rename = "Type", default)]
+    kind: Option<Value>,
+}
+
+/// A member of an entry that is text, and not empty.
+fn text(member: &Option<Value>) -> Option<String> {
+    member
+        .as_ref()
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+/// The entries of `ActivityObjects` (a JSON array, or text holding one),
+/// if it is a list. Read member by member; a list this reading does not
+/// settle as parsing the whole list would (an entry that is not an object,
+/// a name given twice, an escaped `\u` code, which may be a lone surrogate)
+/// is parsed whole.
+fn activity_objects(e: &Event) -> Option<Vec<ActivityObject>> {
+    let text = e.row.get(e.columns, "ActivityObjects").and_then(|c| c.json_text());
+    if let Some(objects) = text
+        .filter(|t| !t.contains("\\u"))
+        .and_then(|t| serde_json::from_str::<Vec<ActivityObject>>(&t).ok())
+    {
+        return Some(objects);
+    }
+    let Some(Value::Array(objects)) = e.column("ActivityObjects", Json) else {
+        return None;
+    };
+    let field = |o: &Value, k: &str| o.get(k).cloned();
+    let read = |o: &Value| ActivityObject {
+        name: field(o, "Name"),
+        id: field(o, "Id"),
+        role: field(o, "Role"),
+        kind: field(o, "Type"),
+    };
+    Some(objects.iter().map(read).collect())
 }
 
 /// A sign-in to a cloud app (guide §24.5): the account is the user.
@@ -477,6 +525,60 @@ mod tests {
 
     fn map(row: Value) -> Value {
         crate::mapping::map_json(&CLOUD_APP_EVENTS, row)
+    }
+
+    #[test]
+    fn activity_objects_read_member_by_member_are_those_of_the_parsed_list() {
+        use crate::mapping::cells::{Cells, Columns};
+        // What the whole list parsed gives: each entry's four members, or
+        // nothing when the cell holds no list.
+        let parsed = |cell: &Value| {
+            let list = match cell {
+                Value::String(s) => serde_json::from_str(s).unwrap_or(Value::Null),
+                other => other.clone(),
+            };
+            let field = |o: &Value, k: &str| o.get(k).cloned();
+            list.as_array().map(|l| {
+                l.iter()
+                    .map(|o| ["Name", "Id", "Role", "Type"].map(|k| text(&field(o, k))))
+                    .collect::<Vec<_>>()
+            })
+        };
+        let read =
+            |e: &Event| activity_objects(e).map(|l| l.iter().map(|o| [&o.name, &o.id, &o.role, &o.kind].map(text)).collect::<Vec<_>>());
+        let lists = [
+            json!([{"Name": "a", "Id": "1", "Role": "Actor", "Type": "User", "Properties": [{"Name": "x", "Value": "y"}]}]),
+            json!([{"Name": "", "Id": null}, {"Type": 5, "Role": ["Actor"]}, {}]),
+            json!([{"Name": "José \"q\"", "Id": "C:\\x"}]),
+            json!(["not an object", {"Name": "a"}]),
+            json!([]),
+            json!({"Name": "an object, not a list"}),
+            json!("text"),
+        ];
+        let mut cells: Vec<Value> = lists.iter().map(|l| Value::String(l.to_string())).collect();
+        cells.extend(lists.iter().cloned());
+        // A name given twice (its last value counts), an escaped code, a
+        // lone surrogate, white space around the list.
+        for text in [
+            r#"[{"Name": "a", "Name": "b"}]"#,
+            r#"[{"Name": "\u0041\u00e9"}]"#,
+            r#"[{"Name": "a", "Other": "\ud800"}]"#,
+            " \n [ {\"Name\" : \"a\"} ] ",
+        ] {
+            cells.push(Value::String(text.to_string()));
+        }
+        for cell in &cells {
+            let row = format!(r#"{{"ActivityObjects": {cell}}}"#);
+            let columns = Columns::default();
+            let e = Event::new(Cells::read(&row, &columns).unwrap(), &columns);
+            assert_eq!(read(&e), parsed(cell), "{row}");
+        }
+        for raw in [r#"[{"Name": "a", "Name": "b"}]"#, r#"[{"Name": "\u0041"}]"#] {
+            let row = format!(r#"{{"ActivityObjects": {raw}}}"#);
+            let columns = Columns::default();
+            let e = Event::new(Cells::read(&row, &columns).unwrap(), &columns);
+            assert_eq!(read(&e), parsed(&serde_json::from_str(raw).unwrap()), "{row}");
+        }
     }
 
     #[test]
