@@ -10,6 +10,7 @@ use super::ocsf;
 use super::value::{Cell, Obj, V, key_of, push_in, segments, split_last};
 use serde_json::Value;
 use std::borrow::Cow;
+use std::sync::OnceLock;
 
 /// An event under construction: the OCSF object, addressed by dotted
 /// paths, and the row's cells that the mapping has not taken. A finish step
@@ -175,11 +176,26 @@ impl<'a, 'c> Event<'a, 'c> {
     }
 }
 
+/// A bit for a key of the event's root (six bits of a hash of its length
+/// and first and last bytes), to tell cheaply that an attribute is not set.
+fn key_bit(key: &str) -> u64 {
+    let b = key.as_bytes();
+    let (first, last) = (b.first().copied().unwrap_or(0), b.last().copied().unwrap_or(0));
+    let h = (b.len() as u64) ^ (u64::from(first) << 8) ^ (u64::from(last) << 16);
+    1 << (h.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58)
+}
+
+/// The bits of the root's keys: a key whose bit is not among them is not set.
+fn root_bits(e: &Event) -> u64 {
+    e.root.iter().fold(0, |bits, (k, _)| bits | key_bit(k))
+}
+
 /// Sets `metadata.profiles` to the profiles whose attributes the event fills.
 pub fn set_profiles(e: &mut Event) {
+    let held = root_bits(e);
     let used: Vec<V> = ocsf::PROFILES
         .iter()
-        .filter(|(_, attrs)| attrs.iter().any(|a| e.root.contains_key(a)))
+        .filter(|(_, attrs)| attrs.iter().any(|a| held & key_bit(a) != 0 && e.root.contains_key(a)))
         .map(|(name, _)| V::from(*name))
         .collect();
     if !used.is_empty() {
@@ -189,9 +205,20 @@ pub fn set_profiles(e: &mut Event) {
 
 /// Sets caption attributes from their ids: the schema's caption, whatever
 /// a mapping wrote from the source ("Ntlm" becomes "NTLM"), except for 99
-/// Other, whose caption is the source's own word ("Other" when none).
+/// Other, whose caption is the source's own word ("Other" when none). An
+/// `_id` whose first segment the root does not hold is not looked for.
 pub fn set_captions(e: &mut Event) {
-    for (id_path, caption_path, names) in captions::CAPTIONS {
+    static FIRST: OnceLock<Vec<u64>> = OnceLock::new();
+    let first = FIRST.get_or_init(|| {
+        (captions::CAPTIONS.iter())
+            .map(|(id, _, _)| key_bit(segments(id).next().unwrap_or(id)))
+            .collect()
+    });
+    let held = root_bits(e);
+    for ((id_path, caption_path, names), bit) in captions::CAPTIONS.iter().zip(first) {
+        if held & bit == 0 {
+            continue;
+        }
         if let Some(id) = e.get(id_path).and_then(V::as_i64) {
             if let Some((_, name)) = names.iter().find(|(i, _)| *i == id) {
                 if id == 99 {
@@ -200,6 +227,52 @@ pub fn set_captions(e: &mut Event) {
                     e.set(caption_path, *name);
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each `_id` gets its caption, and the event its profiles, whatever
+    /// else the root holds: the bits that skip absent attributes skip no
+    /// present one.
+    #[test]
+    fn every_caption_and_profile_is_set_among_many_attributes() {
+        let columns = Columns::default();
+        for (i, (id_path, caption_path, names)) in captions::CAPTIONS.iter().enumerate() {
+            let (id, name) = names.iter().find(|(id, _)| *id != 99).copied().unwrap_or(names[0]);
+            // The other entries' attributes and profiles' attributes as noise,
+            // set before and after.
+            let mut e = Event::new(Cells::empty(), &columns);
+            for (other, _, _) in captions::CAPTIONS.iter().skip(i + 1) {
+                e.set_owned(&format!("x{other}"), 1);
+            }
+            for (j, (_, attrs)) in ocsf::PROFILES.iter().enumerate() {
+                if j % 2 == i % 2 {
+                    e.set_owned(attrs[attrs.len() - 1], 1);
+                }
+            }
+            e.set_owned(id_path, id);
+            set_captions(&mut e);
+            assert_eq!(e.get_str(caption_path).as_deref(), Some(name), "{id_path} = {id}");
+            // A profile is used when any of its attributes is set, the
+            // noise set above among them.
+            let held: Vec<&str> = ocsf::PROFILES
+                .iter()
+                .filter(|(_, attrs)| attrs.iter().any(|a| e.root.iter().any(|(k, _)| k == *a)))
+                .map(|(name, _)| *name)
+                .collect();
+            assert!(
+                ocsf::PROFILES
+                    .iter()
+                    .enumerate()
+                    .all(|(j, (p, _))| j % 2 != i % 2 || held.contains(p))
+            );
+            set_profiles(&mut e);
+            let profiles = e.get("metadata.profiles").map(V::to_value).unwrap_or_default();
+            assert_eq!(profiles, serde_json::json!(held), "{id_path}");
         }
     }
 }
