@@ -822,7 +822,6 @@ mod tests {
         assert!(parse_response(r#"{"results":[]}"#).unwrap().is_empty());
     }
 
-
     #[test]
     fn a_body_that_is_not_json_anywhere_is_an_error_that_says_where() {
         for (body, says) in [

@@ -244,7 +244,7 @@ mod tests {
         for (i, (id_path, caption_path, names)) in captions::CAPTIONS.iter().enumerate() {
             let (id, name) = names.iter().find(|(id, _)| *id != 99).copied().unwrap_or(names[0]);
             // The other entries' attributes and profiles' attributes as noise,
-            // set before and after.
+            // set before it.
             let mut e = Event::new(Cells::empty(), &columns);
             for (other, _, _) in captions::CAPTIONS.iter().skip(i + 1) {
                 e.set_owned(&format!("x{other}"), 1);

@@ -65,7 +65,9 @@ impl Fixed {
         e.set("category_name", ocsf::category_name(class.category_uid));
         e.set("activity_id", activity.activity_id);
         // 99 Other is named by the source's word when there is one (each
-        // row puts its own), and by the schema's caption otherwise.
+        // row puts its own), and by the schema's caption otherwise; any
+        // other id by the schema's caption, even for an ActionType the
+        // table does not list (it stays in `metadata.event_code`).
         let activity_name = class.activity_name(activity.activity_id);
         e.set("type_uid", u64::from(activity.class_uid) * 100 + u64::from(activity.activity_id));
         e.set("type_name", format!("{}: {}", class.name, activity_name));
