@@ -9,7 +9,7 @@ use super::event::Event;
 use super::field::{Context, Conv, MapError};
 use super::ocsf;
 use super::table::{Activity, Shape, Table, Written};
-use super::value::{Cell, Obj, V, split_last, unquote};
+use super::value::{Cell, Obj, V, segments, split_last, unquote};
 use crate::answer::RowText;
 use crate::time::Ticks;
 use serde_json::Value;
@@ -26,7 +26,8 @@ struct Put {
 
 /// Consecutive fields under one parent object, put through one walk of the tree.
 struct Run {
-    parent: Option<&'static str>,
+    /// The parent's path, split once here (the root for none).
+    parent: Vec<&'static str>,
     puts: Vec<Put>,
 }
 
@@ -407,7 +408,7 @@ fn compile(shape: &Shape, columns: &mut Columns) -> Vec<Run> {
             let (group, tail) = rest.split_at(n);
             rest = tail;
             runs.push(Run {
-                parent,
+                parent: parent.into_iter().flat_map(segments).collect(),
                 puts: group
                     .iter()
                     .map(|f| Put {
@@ -424,8 +425,16 @@ fn compile(shape: &Shape, columns: &mut Columns) -> Vec<Run> {
 
 /// Applies the runs to the event's left-over cells: converted cells are
 /// taken, cells that do not convert stay (and end up under `unmapped`).
+///
+/// Runs under one object alternate with runs under its children (a
+/// process, its file, the process again), so each walk starts from the
+/// objects the walk before it went through, by their places (`walked`): the
+/// members of the objects on that path are only ever added to or replaced
+/// in place by a run's puts, which go to the path's last object, so the
+/// places of its objects hold.
 fn apply<'a>(e: &mut Event<'a, '_>, runs: &[Run]) {
     let mut taken: Vec<(&Put, V<'a>)> = Vec::new();
+    let mut walked: (&[&'static str], Vec<usize>) = (&[], Vec::with_capacity(4));
     for run in runs {
         for put in &run.puts {
             let Some((name, cell)) = e.row.take_at(put.slot) else {
@@ -442,7 +451,18 @@ fn apply<'a>(e: &mut Event<'a, '_>, runs: &[Run]) {
         if taken.is_empty() {
             continue;
         }
-        let node = e.object_at_static(run.parent);
+        let kept = walked.0.iter().zip(&run.parent).take_while(|(a, b)| a == b).count();
+        walked.0 = &run.parent;
+        walked.1.truncate(kept);
+        let mut node = &mut e.root;
+        for &at in &walked.1 {
+            node = node.child_at(at);
+        }
+        for part in &run.parent[kept..] {
+            let at = node.child_index(part, || Cow::Borrowed(part));
+            walked.1.push(at);
+            node = node.child_at(at);
+        }
         for (put, v) in taken.drain(..) {
             put_in(node, Cow::Borrowed(put.leaf), put.conv, v);
         }
@@ -594,6 +614,52 @@ mod tests {
             json!({"src": {"port": 443, "file": {"hashes": [{"algorithm_id": 1, "algorithm": "MD5", "value": "ab"}], "integrity": "High", "integrity_id": 4}}, "name": "n"})
         );
         assert_eq!(left, ["Local"]);
+    }
+
+    /// Parents that alternate, nest, repeat after others, and a leaf that a
+    /// later run walks through (a value an object then takes the place of).
+    const TANGLED: &[Field] = &[
+        f("A", "p.q.a", Str),
+        f("B", "p.b", Str),
+        f("C", "p.q.c", Str),
+        f("D", "p.q.r.d", Str),
+        f("E", "p.q", Str),
+        f("F", "p.q.f", Str),
+        f("G", "s.g", Str),
+        f("H", "p.h", Str),
+        f("I", "p.q.r.i", Str),
+        f("J", "j", Str),
+        f("K", "p.q.k", Str),
+    ];
+
+    static TANGLED_SHAPE: Shape = Shape {
+        fields: &[TANGLED],
+        finish: nothing,
+    };
+
+    proptest::proptest! {
+        /// Whichever runs put something, each walk that starts from the
+        /// objects of the walk before it makes the tree that walking every
+        /// field's path from the root, in order, makes.
+        #[test]
+        fn runs_walk_from_where_the_walk_before_them_went(present in proptest::collection::vec(proptest::bool::ANY, TANGLED.len())) {
+            let cells: Vec<String> = TANGLED
+                .iter()
+                .zip(&present)
+                .filter(|(_, p)| **p)
+                .map(|(field, _)| format!(r#""{0}": "{0}""#, field.column))
+                .collect();
+            let text = format!("{{{}}}", cells.join(","));
+            let mut columns = Columns::default();
+            let runs = compile(&TANGLED_SHAPE, &mut columns);
+            let mut e = Event::new(Cells::read(&text, &columns).unwrap(), &columns);
+            apply(&mut e, &runs);
+            let mut expected = Event::new(Cells::empty(), &columns);
+            for (field, _) in TANGLED.iter().zip(&present).filter(|(_, p)| **p) {
+                expected.set_owned(field.to, field.column);
+            }
+            proptest::prop_assert_eq!(V::Obj(e.root).to_value(), V::Obj(expected.root).to_value(), "{}", text);
+        }
     }
 
     #[test]

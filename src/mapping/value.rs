@@ -118,7 +118,14 @@ impl<'a> Obj<'a> {
 
     /// The object at `key`, made (or put in place of another value) if need be.
     pub fn child(&mut self, key: &str, make: impl FnOnce() -> Key<'a>) -> &mut Obj<'a> {
-        let i = match self.position(key) {
+        let i = self.child_index(key, make);
+        self.child_at(i)
+    }
+
+    /// The place of the object at `key`, made (or put in place of another
+    /// value) if need be.
+    pub fn child_index(&mut self, key: &str, make: impl FnOnce() -> Key<'a>) -> usize {
+        match self.position(key) {
             Some(i) => {
                 if !matches!(self.0[i].1, V::Obj(_)) {
                     self.0[i].1 = V::Obj(Obj::new());
@@ -129,8 +136,17 @@ impl<'a> Obj<'a> {
                 self.0.push((make(), V::Obj(Obj(Vec::with_capacity(8)))));
                 self.0.len() - 1
             }
-        };
-        match &mut self.0[i].1 {
+        }
+    }
+
+    /// The object that is the member at place `i` (which
+    /// [`Obj::child_index`] gave), made in place of another value if need be.
+    pub fn child_at(&mut self, i: usize) -> &mut Obj<'a> {
+        let value = &mut self.0[i].1;
+        if !matches!(value, V::Obj(_)) {
+            *value = V::Obj(Obj::new());
+        }
+        match value {
             V::Obj(o) => o,
             _ => unreachable!("made an object above"),
         }
