@@ -428,13 +428,14 @@ fn compile(shape: &Shape, columns: &mut Columns) -> Vec<Run> {
 ///
 /// Runs under one object alternate with runs under its children (a
 /// process, its file, the process again), so each walk starts from the
-/// objects the walk before it went through, by their places (`walked`): the
-/// members of the objects on that path are only ever added to or replaced
-/// in place by a run's puts, which go to the path's last object, so the
-/// places of its objects hold.
+/// objects the walk before it went through (the path `walked`, their
+/// indices `places`): the members of the objects on that path are only
+/// ever added to or replaced in place by a run's puts, which go to the
+/// path's last object, so those indices hold.
 fn apply<'a>(e: &mut Event<'a, '_>, runs: &[Run]) {
     let mut taken: Vec<(&Put, V<'a>)> = Vec::new();
-    let mut walked: (&[&'static str], Vec<usize>) = (&[], Vec::with_capacity(4));
+    let mut walked: &[&'static str] = &[];
+    let mut places: Vec<usize> = Vec::with_capacity(4);
     for run in runs {
         for put in &run.puts {
             let Some((name, cell)) = e.row.take_at(put.slot) else {
@@ -451,16 +452,16 @@ fn apply<'a>(e: &mut Event<'a, '_>, runs: &[Run]) {
         if taken.is_empty() {
             continue;
         }
-        let kept = walked.0.iter().zip(&run.parent).take_while(|(a, b)| a == b).count();
-        walked.0 = &run.parent;
-        walked.1.truncate(kept);
+        let kept = walked.iter().zip(&run.parent).take_while(|(a, b)| a == b).count();
+        walked = &run.parent;
+        places.truncate(kept);
         let mut node = &mut e.root;
-        for &at in &walked.1 {
+        for &at in &places {
             node = node.child_at(at);
         }
         for part in &run.parent[kept..] {
             let at = node.child_index(part, || Cow::Borrowed(part));
-            walked.1.push(at);
+            places.push(at);
             node = node.child_at(at);
         }
         for (put, v) in taken.drain(..) {

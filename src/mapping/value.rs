@@ -122,21 +122,13 @@ impl<'a> Obj<'a> {
         self.child_at(i)
     }
 
-    /// The place of the object at `key`, made (or put in place of another
-    /// value) if need be.
+    /// The place of the member `key`, an object made for it if it has none
+    /// ([`Obj::child_at`] makes an object in place of another value).
     pub fn child_index(&mut self, key: &str, make: impl FnOnce() -> Key<'a>) -> usize {
-        match self.position(key) {
-            Some(i) => {
-                if !matches!(self.0[i].1, V::Obj(_)) {
-                    self.0[i].1 = V::Obj(Obj::new());
-                }
-                i
-            }
-            None => {
-                self.0.push((make(), V::Obj(Obj(Vec::with_capacity(8)))));
-                self.0.len() - 1
-            }
-        }
+        self.position(key).unwrap_or_else(|| {
+            self.0.push((make(), V::Obj(Obj(Vec::with_capacity(8)))));
+            self.0.len() - 1
+        })
     }
 
     /// The object that is the member at place `i` (which
