@@ -53,6 +53,13 @@ pub fn string_special(bytes: &[u8]) -> Option<usize> {
     )
 }
 
+/// Where the first quote or backslash of `bytes` is: the end of a JSON
+/// string's text, or its next escape.
+#[inline]
+pub fn quote_or_backslash(bytes: &[u8]) -> Option<usize> {
+    find(bytes, |w| equal(w, b'"') | equal(w, b'\\'), |b| b == b'"' || b == b'\\')
+}
+
 /// Where the first backslash of `bytes` is.
 #[inline]
 pub fn backslash(bytes: &[u8]) -> Option<usize> {
@@ -71,6 +78,7 @@ mod tests {
         let naive = |bytes: &[u8], is: fn(u8) -> bool| bytes.iter().position(|&b| is(b));
         let special: fn(u8) -> bool = |b| b == b'"' || b == b'\\' || b < 0x20;
         let slash: fn(u8) -> bool = |b| b == b'\\';
+        let quote_or_slash: fn(u8) -> bool = |b| b == b'"' || b == b'\\';
         for len in 0..20 {
             for at in 0..len {
                 for byte in 0..=255u8 {
@@ -79,11 +87,13 @@ mod tests {
                         bytes[at] = byte;
                         assert_eq!(string_special(&bytes), naive(&bytes, special), "{bytes:?}");
                         assert_eq!(backslash(&bytes), naive(&bytes, slash), "{bytes:?}");
+                        assert_eq!(quote_or_backslash(&bytes), naive(&bytes, quote_or_slash), "{bytes:?}");
                         if at + 1 < len {
                             // A wanted byte after this one: the first is still found.
                             bytes[at + 1] = b'\\';
                             assert_eq!(string_special(&bytes), naive(&bytes, special), "{bytes:?}");
                             assert_eq!(backslash(&bytes), naive(&bytes, slash), "{bytes:?}");
+                            assert_eq!(quote_or_backslash(&bytes), naive(&bytes, quote_or_slash), "{bytes:?}");
                         }
                     }
                 }

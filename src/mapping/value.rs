@@ -9,7 +9,7 @@
 //! output ([`V::write`]). A [`Cell`] is one column's value as the answer gave it.
 
 use super::field;
-use crate::bytes::{backslash, string_special};
+use crate::bytes::{backslash, quote_or_backslash, string_special};
 use serde_json::Value;
 use std::borrow::Cow;
 
@@ -373,7 +373,7 @@ pub fn write_compact(out: &mut Vec<u8>, json: &str) -> bool {
         match b[i] {
             b'"' => {
                 i += 1;
-                while let Some(k) = memchr::memchr2(b'"', b'\\', &b[i..]) {
+                while let Some(k) = quote_or_backslash(&b[i..]) {
                     i += k;
                     if b[i] == b'"' {
                         break;
