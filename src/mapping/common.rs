@@ -402,11 +402,11 @@ fn map_members(e: &mut Event, members: Vec<(Cow<str>, &str)>, keys: &[(&str, &st
     // is taken.
     let mut values = Vec::with_capacity(members.iter().map(|(_, v)| v.len()).sum());
     let mut spans = Vec::with_capacity(members.len());
+    // Whether the object of the members left is written as it is made here.
+    let mut as_written = true;
     for (_, v) in &members {
         let start = values.len();
-        if !member_value(&mut values, v) {
-            return Err(());
-        }
+        as_written &= member_value(&mut values, v).ok_or(())?;
         spans.push(start..values.len());
     }
     let mut kept = vec![true; members.len()];
@@ -445,25 +445,27 @@ fn map_members(e: &mut Event, members: Vec<(Cow<str>, &str)>, keys: &[(&str, &st
     left.push(b'}');
     // The text is made of checked JSON pieces, each valid UTF-8; were it
     // not, the whole object would stay (its mapped keys too) rather than be lost.
-    Ok(String::from_utf8(left).ok().map(Cell::Text))
+    let cell = if as_written { Cell::Written } else { Cell::Text };
+    Ok(String::from_utf8(left).ok().map(cell))
 }
 
 /// Appends the JSON text of a member's value `raw` as the rest of an
-/// object holds it (what serde_json would write, its keys as they came);
-/// false for a value only serde_json's reading settles.
-fn member_value(out: &mut Vec<u8>, raw: &str) -> bool {
+/// object holds it (what serde_json would write, its keys as they came):
+/// `None` for a value only serde_json's reading settles, and whether
+/// [`write_compact`](super::value::write_compact) copies it unchanged in an
+/// object (it nests less deeply than that writes, and is no number that
+/// serde_json writes with an exponent).
+fn member_value(out: &mut Vec<u8>, raw: &str) -> Option<bool> {
     match raw.as_bytes().first() {
-        Some(b'{' | b'[') => super::value::write_compact(out, raw),
-        Some(b'-' | b'0'..=b'9') if !super::value::is_plain_int(raw) => match serde_json::from_str::<serde_json::Number>(raw) {
-            Ok(n) => {
-                out.extend_from_slice(n.to_string().as_bytes());
-                true
-            }
-            Err(_) => false,
-        },
+        Some(b'{' | b'[') => super::value::compact(out, raw).map(|depth| depth < super::value::COMPACT_DEPTH),
+        Some(b'-' | b'0'..=b'9') if !super::value::is_plain_int(raw) => {
+            let n = serde_json::from_str::<serde_json::Number>(raw).ok()?.to_string();
+            out.extend_from_slice(n.as_bytes());
+            Some(n.len() <= 20 && !n.contains(['e', 'E']))
+        }
         _ => {
             out.extend_from_slice(raw.as_bytes());
-            true
+            Some(true)
         }
     }
 }
@@ -798,6 +800,43 @@ mod tests {
         });
         assert_eq!(e["process"], json!({"pid": 5, "name": "a.exe"}));
         assert_eq!(left.as_deref(), Some(r#"{"Other":null}"#));
+    }
+
+    /// What is left once a key is taken goes out as it is made
+    /// (`Cell::Written`) exactly where `write_compact` would copy it
+    /// unchanged; elsewhere it goes through `write_compact`, and serde_json
+    /// where that gives up, as before.
+    #[test]
+    fn what_is_left_is_written_as_made_only_where_compacting_would_copy_it() {
+        use crate::mapping::value::{COMPACT_DEPTH, write_compact};
+        let keys = &[("ProcessId", "process.pid", Int)];
+        let deep = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        for (rest, as_made) in [
+            (r#""x y""#.to_string(), true),
+            (r#"{"b" : [1, 2.50], "c": {"d": null}}"#.to_string(), true),
+            ("-7".to_string(), true),
+            // serde_json writes 20.0, and 1e300 with its exponent.
+            ("2E1".to_string(), true),
+            ("1E300".to_string(), false),
+            (deep(COMPACT_DEPTH - 1), true),
+            (deep(COMPACT_DEPTH), false),
+        ] {
+            let row = json!({"AdditionalFields": format!(r#"{{"ProcessId": 1, "Rest": {rest}}}"#)}).to_string();
+            let columns = Columns::default();
+            let mut e = Event::new(Cells::read(&row, &columns).unwrap(), &columns);
+            map_additional(&mut e, keys);
+            assert_eq!(e.get("process.pid").and_then(V::as_i64), Some(1));
+            let (written, text) = match e.row.get(&columns, "AdditionalFields") {
+                Some(Cell::Written(text)) => (true, text),
+                Some(Cell::Text(text)) => (false, text),
+                other => panic!("{other:?}"),
+            };
+            let mut out = Vec::new();
+            let copies = write_compact(&mut out, text) && out == text.as_bytes();
+            let what = &rest[..rest.len().min(12)];
+            assert_eq!(written, copies, "{what}: {text}");
+            assert_eq!(written, as_made, "{what}: {text}");
+        }
     }
 
     #[test]

@@ -55,7 +55,7 @@ pub fn convert<'a>(cell: &Cell<'a>, conv: Conv) -> Option<V<'a>> {
     let raw = match cell {
         Cell::Raw(raw) => *raw,
         Cell::Owned(v) => return field::convert(v, conv).map(V::from),
-        Cell::Text(_) => return field::convert(&cell.to_value(), conv).map(V::from),
+        Cell::Text(_) | Cell::Written(_) => return field::convert(&cell.to_value(), conv).map(V::from),
     };
     let first = raw.as_bytes()[0];
     let is_string = first == b'"';

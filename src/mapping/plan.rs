@@ -251,7 +251,7 @@ impl Plan {
                 Value::String(s) => s,
                 v => v.to_string(),
             })),
-            Some((_, cell @ Cell::Text(_))) => Some(Cow::Owned(cell.to_value().to_string())),
+            Some((_, cell @ (Cell::Text(_) | Cell::Written(_)))) => Some(Cow::Owned(cell.to_value().to_string())),
             None => None,
         };
         let (mut activity, _) = table.activity(action_type.as_deref());
@@ -343,6 +343,7 @@ impl Plan {
                 },
                 (_, Cell::Raw(raw)) => V::Cell(raw),
                 (_, Cell::Text(text)) => V::Text(Cow::Owned(text)),
+                (_, Cell::Written(text)) => V::Written(text),
                 (_, Cell::Owned(v)) => V::from(v),
             };
             unmapped.0.push((name, value));

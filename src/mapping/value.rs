@@ -43,6 +43,9 @@ pub enum V<'a> {
     /// column given as text, under `unmapped`), written without the
     /// whitespace between its tokens ([`write_compact`]).
     Text(Cow<'a, str>),
+    /// The JSON text of an object as [`write_compact`] would write it,
+    /// written as it is ([`Cell::Written`]).
+    Written(String),
     Null,
     Obj(Obj<'a>),
     Arr(Vec<V<'a>>),
@@ -242,6 +245,7 @@ impl<'a> V<'a> {
             V::Num(n) => Value::Number(n.clone()),
             V::Json(v) => (**v).clone(),
             V::Text(t) => serde_json::from_str(t).unwrap_or_else(|_| Value::String(t.to_string())),
+            V::Written(t) => serde_json::from_str(t).unwrap_or_else(|_| Value::String(t.to_string())),
             V::Null => Value::Null,
             V::Obj(o) => Value::Object(o.to_map()),
             V::Arr(items) => Value::Array(items.iter().map(V::to_value).collect()),
@@ -278,6 +282,7 @@ impl<'a> V<'a> {
                     }
                 }
             }
+            V::Written(t) => out.extend_from_slice(t.as_bytes()),
             V::Null => out.extend_from_slice(b"null"),
             V::Obj(o) => o.write(out),
             V::Arr(items) => {
@@ -365,10 +370,16 @@ pub const COMPACT_DEPTH: usize = 64;
 /// consumer of the output that reads it with serde_json, as Vector does,
 /// would refuse the whole event).
 pub fn write_compact(out: &mut Vec<u8>, json: &str) -> bool {
+    compact(out, json).is_some()
+}
+
+/// [`write_compact`], telling how deeply the text nests (`None` where it
+/// appends nothing).
+pub fn compact(out: &mut Vec<u8>, json: &str) -> Option<usize> {
     let b = json.as_bytes();
     let start = out.len();
     out.reserve(b.len());
-    let (mut from, mut i, mut depth) = (0, 0, 0);
+    let (mut from, mut i, mut depth, mut deepest) = (0, 0, 0, 0);
     while i < b.len() {
         match b[i] {
             b'"' => {
@@ -380,7 +391,7 @@ pub fn write_compact(out: &mut Vec<u8>, json: &str) -> bool {
                     }
                     if b.get(i + 1) == Some(&b'u') && crate::answer::names_surrogate(b, i + 1) {
                         out.truncate(start);
-                        return false;
+                        return None;
                     }
                     i += 2;
                 }
@@ -393,9 +404,10 @@ pub fn write_compact(out: &mut Vec<u8>, json: &str) -> bool {
             }
             b'{' | b'[' => {
                 depth += 1;
+                deepest = deepest.max(depth);
                 if depth > COMPACT_DEPTH {
                     out.truncate(start);
-                    return false;
+                    return None;
                 }
                 i += 1;
             }
@@ -410,7 +422,7 @@ pub fn write_compact(out: &mut Vec<u8>, json: &str) -> bool {
                     .count();
                 if n > 20 || b[i..i + n].iter().any(|c| matches!(c, b'e' | b'E')) {
                     out.truncate(start);
-                    return false;
+                    return None;
                 }
                 i += n;
             }
@@ -418,7 +430,7 @@ pub fn write_compact(out: &mut Vec<u8>, json: &str) -> bool {
         }
     }
     out.extend_from_slice(&b[from.min(b.len())..]);
-    true
+    Some(deepest)
 }
 
 /// Whether `text` (a dynamic column's) is the JSON text of an object or an
@@ -581,6 +593,10 @@ pub enum Cell<'a> {
     /// object read from JSON text, or what is left of it once some of its
     /// keys are mapped (`common::map_additional`).
     Text(String),
+    /// As [`Cell::Text`], and already as [`write_compact`] would write it
+    /// (made of compacted pieces, and no deeper than it writes): it goes
+    /// to the output as it is.
+    Written(String),
     Owned(Value),
 }
 
@@ -589,7 +605,7 @@ impl Cell<'_> {
     pub fn is_absent(&self) -> bool {
         match self {
             Cell::Raw(raw) => matches!(*raw, "null" | "\"\""),
-            Cell::Text(text) => matches!(text.as_str(), "null" | "\"\""),
+            Cell::Text(text) | Cell::Written(text) => matches!(text.as_str(), "null" | "\"\""),
             Cell::Owned(v) => field::is_absent(v),
         }
     }
@@ -612,7 +628,7 @@ impl Cell<'_> {
                 None => Value::Null,
             },
             Cell::Raw(raw) => serde_json::from_str(raw).unwrap_or(Value::Null),
-            Cell::Text(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+            Cell::Text(text) | Cell::Written(text) => serde_json::from_str(text).unwrap_or(Value::Null),
             Cell::Owned(v) => field::parse_dynamic(v),
         }
     }
@@ -624,7 +640,7 @@ impl Cell<'_> {
         match self {
             Cell::Raw(raw) if raw.starts_with('"') => unquote(raw),
             Cell::Raw(raw) => Some(Cow::Borrowed(*raw)),
-            Cell::Text(text) => Some(Cow::Borrowed(text)),
+            Cell::Text(text) | Cell::Written(text) => Some(Cow::Borrowed(text)),
             Cell::Owned(_) => None,
         }
     }
@@ -643,7 +659,7 @@ impl Cell<'_> {
     pub fn to_value(&self) -> Value {
         match self {
             Cell::Raw(raw) => serde_json::from_str(raw).unwrap_or(Value::Null),
-            Cell::Text(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+            Cell::Text(text) | Cell::Written(text) => serde_json::from_str(text).unwrap_or(Value::Null),
             Cell::Owned(v) => v.clone(),
         }
     }
