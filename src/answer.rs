@@ -69,8 +69,13 @@ impl HuntingResult {
             Some(m) => RowText {
                 text,
                 members: Some((&self.places[m.from as usize..m.to as usize], m.surrogate)),
+                compact: m.compact,
             },
-            None => RowText { text, members: None },
+            None => RowText {
+                text,
+                members: None,
+                compact: false,
+            },
         }
     }
 
@@ -111,15 +116,31 @@ pub struct RowText<'a> {
     /// [`object_members`]). Only the answer's scan makes them, for the row
     /// it scanned.
     members: Option<(&'a [Place], bool)>,
+    /// Whether the scan found the row as compacting writes it: no white
+    /// space between its tokens, no number with an exponent or of more than
+    /// 20 characters, no escaped surrogate, nothing nested deeper than
+    /// [`COMPACT_DEPTH`] in a member's value. Each object or array cell of
+    /// such a row is then written as it came (`mapping::value::compact`
+    /// would copy it unchanged).
+    compact: bool,
 }
 
 impl<'a> From<&'a str> for RowText<'a> {
     fn from(text: &'a str) -> Self {
-        RowText { text, members: None }
+        RowText {
+            text,
+            members: None,
+            compact: false,
+        }
     }
 }
 
 impl<'a> RowText<'a> {
+    /// Whether the answer's scan found the row compact (see the field).
+    pub fn compact(&self) -> bool {
+        self.compact
+    }
+
     /// The members as [`object_members`] gives them (every name plain,
     /// without escapes, as the scan notes only such rows), and whether a
     /// string holds an escaped surrogate; `None` when the scan did not note
@@ -175,6 +196,7 @@ struct Members {
     from: u32,
     to: u32,
     surrogate: bool,
+    compact: bool,
 }
 
 /// Reads a row (a JSON object) into a [`Row`] made with room for `.0`
@@ -388,6 +410,11 @@ pub fn names_surrogate(bytes: &[u8], u: usize) -> bool {
     matches!(bytes.get(u + 1), Some(b'd' | b'D')) && matches!(bytes.get(u + 2), Some(b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F'))
 }
 
+/// How deeply an object or array cell nests at most to be written as
+/// compacted text (`mapping::value::write_compact`); deeper ones go
+/// through serde_json, which reads no more than 127 levels.
+pub const COMPACT_DEPTH: usize = 64;
+
 /// Where the parts of an answer lie in its body.
 #[derive(Debug, Default)]
 struct Located {
@@ -431,6 +458,10 @@ struct Scan<'b> {
     at: usize,
     /// Whether a string skipped so far holds an escaped UTF-16 surrogate.
     surrogate: bool,
+    /// Whether the text skipped so far holds what compacting does not copy
+    /// as it is: white space between tokens, a number with an exponent or
+    /// of more than 20 characters, nesting deeper than [`COMPACT_DEPTH`].
+    loose: bool,
 }
 
 impl<'b> Scan<'b> {
@@ -439,12 +470,14 @@ impl<'b> Scan<'b> {
             body,
             at: 0,
             surrogate: false,
+            loose: false,
         }
     }
 
     fn skip_ws(&mut self) {
         while matches!(self.body.get(self.at), Some(b' ' | b'\n' | b'\r' | b'\t')) {
             self.at += 1;
+            self.loose = true;
         }
     }
 
@@ -599,12 +632,14 @@ impl<'b> Scan<'b> {
             ok = self.digits();
         }
         if ok && matches!(self.body.get(self.at), Some(b'e' | b'E')) {
+            self.loose = true;
             self.at += 1;
             if matches!(self.body.get(self.at), Some(b'+' | b'-')) {
                 self.at += 1;
             }
             ok = self.digits();
         }
+        self.loose |= self.at - start > 20;
         match ok {
             true => Ok(()),
             false => Err(format!("a number at byte {start} is not one JSON can hold")),
@@ -618,7 +653,11 @@ impl<'b> Scan<'b> {
         let mut closers: Vec<u8> = Vec::new();
         loop {
             // A value.
-            match self.next_byte()? {
+            let opens = self.next_byte()?;
+            if matches!(opens, b'{' | b'[') && closers.len() >= COMPACT_DEPTH {
+                self.loose = true;
+            }
+            match opens {
                 b'"' => {
                     self.string_rest(self.at - 1)?;
                 }
@@ -679,6 +718,7 @@ impl<'b> Scan<'b> {
     fn row(&mut self, places: &mut Vec<Place>) -> Result<Option<Members>, String> {
         let (start, from) = (self.at, places.len());
         self.surrogate = false;
+        self.loose = false;
         let mut plain = true;
         self.object(|s, (name, _), escaped| {
             let value = s.at;
@@ -700,6 +740,7 @@ impl<'b> Scan<'b> {
             from: from as u32,
             to: places.len() as u32,
             surrogate: self.surrogate,
+            compact: !self.loose && !self.surrogate,
         }))
     }
 
@@ -974,6 +1015,37 @@ mod tests {
                 && bytes.get(i + 1).is_some_and(|b| b.eq_ignore_ascii_case(&b'd'))
                 && bytes.get(i + 2).is_some_and(|b| b"89abcdefABCDEF".contains(b))
         })
+    }
+
+    #[test]
+    fn a_row_is_compact_only_when_compacting_copies_every_cell_of_it() {
+        let compact = |row: &str| {
+            let body = format!(r#"{{"schema":[],"results":[ {row} ]}}"#);
+            parse_response(body.as_bytes()).unwrap().row_text(0).compact()
+        };
+        let deep = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        assert!(compact(
+            r#"{"a":{"b":[1,-2.5,"x y",true,null,{}]},"c":"C:\\x\u00e9","d":12345678901234567890}"#
+        ));
+        assert!(compact(&format!(r#"{{"a":{}}}"#, deep(COMPACT_DEPTH))));
+        assert!(compact(r#"{"a":[{},[],{"b":{}}],"b":1}"#));
+        for (row, why) in [
+            (r#"{"a": 1}"#.to_string(), "white space in the row"),
+            (r#"{"a":[1, 2]}"#.to_string(), "white space in a cell"),
+            (r#"{"a":[1e3]}"#.to_string(), "an exponent"),
+            (r#"{"a":[-1.5E-3]}"#.to_string(), "an exponent in capitals"),
+            (r#"{"a":[123456789012345678901]}"#.to_string(), "21 characters"),
+            (r#"{"a":["\ud83d\ude00"]}"#.to_string(), "an escaped surrogate"),
+            (format!(r#"{{"a":{}}}"#, deep(COMPACT_DEPTH + 1)), "too deep"),
+            (
+                format!(r#"{{"a":{}[]{}}}"#, "[".repeat(COMPACT_DEPTH), "]".repeat(COMPACT_DEPTH)),
+                "an empty array too deep",
+            ),
+        ] {
+            assert!(!compact(&row), "{why}");
+        }
+        // Rows read without the answer's scan are never taken as compact.
+        assert!(!RowText::from(r#"{"a":[1]}"#).compact());
     }
 
     #[test]

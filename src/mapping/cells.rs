@@ -72,6 +72,10 @@ pub struct Cells<'a> {
     slots: Vec<Option<(Key<'a>, Cell<'a>)>>,
     /// Cells of columns without a slot, in row order.
     extra: Vec<(Key<'a>, Cell<'a>)>,
+    /// Whether the answer's scan found the row compact
+    /// ([`RowText::compact`](crate::answer::RowText::compact)): its object
+    /// and array cells are then written as they came.
+    compact: bool,
 }
 
 impl<'a> Cells<'a> {
@@ -87,6 +91,7 @@ impl<'a> Cells<'a> {
         let mut cells = Cells {
             slots: vec![None; columns.len()],
             extra: Vec::new(),
+            compact: row.compact(),
         };
         let mut placing = Placing {
             columns,
@@ -122,7 +127,14 @@ impl<'a> Cells<'a> {
         Cells {
             slots: Vec::new(),
             extra: Vec::new(),
+            compact: false,
         }
+    }
+
+    /// Whether the row's object and array cells (`Cell::Raw`) are as
+    /// compacting writes them, so that they are written as they came.
+    pub fn compact(&self) -> bool {
+        self.compact
     }
 
     /// The cell of slot `slot`, unless absent (null or `""`).

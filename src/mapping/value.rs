@@ -43,9 +43,10 @@ pub enum V<'a> {
     /// column given as text, under `unmapped`), written without the
     /// whitespace between its tokens ([`write_compact`]).
     Text(Cow<'a, str>),
-    /// The JSON text of an object as [`write_compact`] would write it,
-    /// written as it is ([`Cell::Written`]).
-    Written(String),
+    /// The JSON text of an object or array as [`write_compact`] would
+    /// write it, written as it is: a [`Cell::Written`], or an object or
+    /// array cell of a row the answer's scan found compact.
+    Written(Cow<'a, str>),
     Null,
     Obj(Obj<'a>),
     Arr(Vec<V<'a>>),
@@ -357,7 +358,7 @@ fn write_cell(out: &mut Vec<u8>, raw: &str) {
 }
 
 /// How deep [`write_compact`] nests: deeper text goes through serde_json.
-pub const COMPACT_DEPTH: usize = 64;
+pub use crate::answer::COMPACT_DEPTH;
 
 /// Appends the JSON text `json` (checked JSON, as every cell is) without the
 /// whitespace between its tokens, its strings, numbers and keys as they
