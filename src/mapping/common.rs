@@ -460,8 +460,12 @@ fn member_value(out: &mut Vec<u8>, raw: &str) -> Option<bool> {
         Some(b'{' | b'[') => super::value::compact(out, raw).map(|depth| depth < super::value::COMPACT_DEPTH),
         Some(b'-' | b'0'..=b'9') if !super::value::is_plain_int(raw) => {
             let n = serde_json::from_str::<serde_json::Number>(raw).ok()?.to_string();
-            out.extend_from_slice(n.as_bytes());
-            Some(n.len() <= 20 && !n.contains(['e', 'E']))
+            // Compacting copies a number unchanged, or refuses it.
+            let copied = super::value::compact(out, &n).is_some();
+            if !copied {
+                out.extend_from_slice(n.as_bytes());
+            }
+            Some(copied)
         }
         _ => {
             out.extend_from_slice(raw.as_bytes());
