@@ -7,6 +7,7 @@ use super::event::Event;
 use super::field::{Conv, Conv::*, Field, f, join};
 use super::ocsf;
 use super::value::{Cell, Obj, V, key_of, split_last};
+use crate::bytes::put;
 use serde_json::Value;
 use std::borrow::Cow;
 
@@ -440,7 +441,7 @@ fn map_members(e: &mut Event, members: Vec<(Cow<str>, &str)>, keys: &[(&str, &st
         }
         super::value::write_str(&mut left, k);
         left.push(b':');
-        left.extend_from_slice(&values[span]);
+        put(&mut left, &values[span]);
     }
     left.push(b'}');
     // The text is made of checked JSON pieces, each valid UTF-8; were it
@@ -468,7 +469,7 @@ fn member_value(out: &mut Vec<u8>, raw: &str) -> Option<bool> {
             Some(copied)
         }
         _ => {
-            out.extend_from_slice(raw.as_bytes());
+            put(out, raw.as_bytes());
             Some(true)
         }
     }

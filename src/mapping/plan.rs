@@ -11,6 +11,7 @@ use super::ocsf;
 use super::table::{Activity, Shape, Table, Written};
 use super::value::{Cell, Obj, V, segments, split_last, unquote};
 use crate::answer::RowText;
+use crate::bytes::put;
 use crate::time::Ticks;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -492,7 +493,7 @@ fn row_uid(table: &Table, row: &Cells, columns: &Columns, time: Ticks) -> String
     // What is hashed is gathered first and hashed at once: the hasher's
     // own buffering costs more for a few bytes at a time than the copy.
     let mut key: Vec<u8> = Vec::with_capacity(256);
-    key.extend_from_slice(table.name.as_bytes());
+    put(&mut key, table.name.as_bytes());
     for column in table.key {
         key.push(0x1f);
         let cell = columns.slot(column).and_then(|s| row.at(s)).or_else(|| row.get(columns, column));
@@ -502,10 +503,10 @@ fn row_uid(table: &Table, row: &Cells, columns: &Columns, time: Ticks) -> String
         let Some(cell) = cell.filter(|c| !c.is_absent()) else { continue };
         match cell {
             Cell::Raw(raw) if raw.starts_with('"') && *column == "Timestamp" => {
-                key.extend_from_slice(itoa::Buffer::new().format(time.0).as_bytes())
+                put(&mut key, itoa::Buffer::new().format(time.0).as_bytes())
             }
-            Cell::Raw(raw) if raw.starts_with('"') => key.extend_from_slice(unquote(raw).unwrap_or_default().as_bytes()),
-            Cell::Raw(raw) if super::value::is_plain_int(raw) => key.extend_from_slice(raw.as_bytes()),
+            Cell::Raw(raw) if raw.starts_with('"') => put(&mut key, unquote(raw).unwrap_or_default().as_bytes()),
+            Cell::Raw(raw) if super::value::is_plain_int(raw) => put(&mut key, raw.as_bytes()),
             Cell::Owned(Value::String(s)) if *column == "Timestamp" => match Ticks::parse(s) {
                 Ok(t) => key.extend_from_slice(t.0.to_string().as_bytes()),
                 Err(_) => key.extend_from_slice(s.as_bytes()),

@@ -9,7 +9,7 @@
 //! output ([`V::write`]). A [`Cell`] is one column's value as the answer gave it.
 
 use super::field;
-use crate::bytes::{backslash, quote_or_backslash, string_special};
+use crate::bytes::{backslash, put, quote_or_backslash, string_special};
 use serde_json::Value;
 use std::borrow::Cow;
 
@@ -258,12 +258,12 @@ impl<'a> V<'a> {
             V::Cell(raw) => write_cell(out, raw),
             V::Quoted(raw) => {
                 out.push(b'"');
-                out.extend_from_slice(raw.as_bytes());
+                put(out, raw.as_bytes());
                 out.push(b'"');
             }
             V::Str(s) => write_str(out, s),
-            V::Int(n) => out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
-            V::UInt(n) => out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
+            V::Int(n) => put(out, itoa::Buffer::new().format(*n).as_bytes()),
+            V::UInt(n) => put(out, itoa::Buffer::new().format(*n).as_bytes()),
             V::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
             V::Num(n) => out.extend_from_slice(n.to_string().as_bytes()),
             V::Json(v) => {
@@ -312,7 +312,7 @@ impl Obj<'_> {
                 // (only a name without escapes is borrowed), need none.
                 Cow::Borrowed(name) => {
                     out.push(b'"');
-                    out.extend_from_slice(name.as_bytes());
+                    put(out, name.as_bytes());
                     out.push(b'"');
                 }
                 Cow::Owned(name) => write_str(out, name),
@@ -331,7 +331,7 @@ pub fn write_str(out: &mut Vec<u8>, text: &str) {
     if string_special(text.as_bytes()).is_none() {
         out.reserve(text.len() + 2);
         out.push(b'"');
-        out.extend_from_slice(text.as_bytes());
+        put(out, text.as_bytes());
         out.push(b'"');
         return;
     }
@@ -344,8 +344,8 @@ pub fn write_str(out: &mut Vec<u8>, text: &str) {
 /// one, its text as a JSON string.
 fn write_cell(out: &mut Vec<u8>, raw: &str) {
     match raw.as_bytes().first() {
-        Some(b'"' | b't' | b'f' | b'n') => out.extend_from_slice(raw.as_bytes()),
-        _ if is_plain_int(raw) => out.extend_from_slice(raw.as_bytes()),
+        Some(b'"' | b't' | b'f' | b'n') => put(out, raw.as_bytes()),
+        _ if is_plain_int(raw) => put(out, raw.as_bytes()),
         Some(b'{' | b'[') if write_compact(out, raw) => {}
         _ => match serde_json::from_str::<Value>(raw) {
             Ok(v) => {
