@@ -469,10 +469,12 @@ pub fn unquote(raw: &str) -> Option<Cow<'_, str>> {
     let Some(first) = backslash(bytes) else {
         return Some(Cow::Borrowed(inner));
     };
-    let mut text = String::with_capacity(inner.len());
+    // Built as bytes, so that the short runs between escapes are appended
+    // without `memory.copy` ([`put`]); every piece is UTF-8.
+    let mut text = Vec::with_capacity(inner.len());
     let (mut from, mut at) = (0, first);
     loop {
-        text.push_str(&inner[from..at]);
+        put(&mut text, &bytes[from..at]);
         let (decoded, length) = match bytes.get(at..at + 2) {
             Some(b"\\\"") => ('"', 2),
             Some(b"\\\\") => ('\\', 2),
@@ -495,15 +497,22 @@ pub fn unquote(raw: &str) -> Option<Cow<'_, str>> {
             // A bad escape, a quote or a control character: no literal.
             _ => return None,
         };
-        text.push(decoded);
+        match decoded.is_ascii() {
+            true => text.push(decoded as u8),
+            false => text.extend_from_slice(decoded.encode_utf8(&mut [0; 4]).as_bytes()),
+        }
         from = at + length;
         match backslash(&bytes[from..]) {
             Some(i) => at = from + i,
             None => break,
         }
     }
-    text.push_str(&inner[from..]);
-    Some(Cow::Owned(text))
+    put(&mut text, &bytes[from..]);
+    match String::from_utf8(text) {
+        Ok(text) => Some(Cow::Owned(text)),
+        // Cannot be: UTF-8 pieces make UTF-8.
+        Err(_) => serde_json::from_str::<String>(raw).ok().map(Cow::Owned),
+    }
 }
 
 /// The object `v`, as an event's tree (for tests that build events as values).
