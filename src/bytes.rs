@@ -70,34 +70,76 @@ pub fn backslash(bytes: &[u8]) -> Option<usize> {
 /// copy of a length not known at compile time is WebAssembly's `memory.copy`,
 /// which wasmtime runs as a call out to the host: for the short keys and
 /// values an event is written from, the call costs more than the copy. Up to
-/// 32 bytes are copied here as two overlapping pieces of a fixed size into a
-/// 32-byte block, which is appended whole and cut back to `bytes`' length.
+/// [`SHORT`] bytes are copied here into a block of a fixed size ([`fill`]),
+/// which is appended whole and cut back to `bytes`' length. Native builds
+/// append as `extend_from_slice` does.
 #[inline(always)]
 pub fn put(out: &mut Vec<u8>, bytes: &[u8]) {
+    put_between(out, b"", bytes, b"");
+}
+
+/// The longest run [`put`] copies without `memory.copy`.
+pub const SHORT: usize = 32;
+
+/// Appends `before`, `bytes` and `after` (two bytes at most each), as
+/// [`put`] does: one block, where each of them would be appended on its own
+/// (a key between its quotes and colon, say).
+#[inline(always)]
+pub fn put_between(out: &mut Vec<u8>, before: &[u8], bytes: &[u8], after: &[u8]) {
     let n = bytes.len();
-    if n > 32 {
+    // Natively a short copy is a few instructions inline: nothing to save.
+    if !cfg!(target_arch = "wasm32") || n > SHORT || before.len() > 2 || after.len() > 2 {
+        out.extend_from_slice(before);
         out.extend_from_slice(bytes);
+        out.extend_from_slice(after);
         return;
     }
-    let mut block = [0u8; 32];
-    if n >= 16 {
-        block[..16].copy_from_slice(&bytes[..16]);
-        block[n - 16..n].copy_from_slice(&bytes[n - 16..]);
-    } else if n >= 8 {
-        block[..8].copy_from_slice(&bytes[..8]);
-        block[n - 8..n].copy_from_slice(&bytes[n - 8..]);
-    } else if n >= 4 {
-        block[..4].copy_from_slice(&bytes[..4]);
-        block[n - 4..n].copy_from_slice(&bytes[n - 4..]);
-    } else if n > 0 {
-        // One to three bytes: the first, the middle and the last.
-        block[0] = bytes[0];
-        block[n / 2] = bytes[n / 2];
-        block[n - 1] = bytes[n - 1];
+    put_block(out, before, bytes, after);
+}
+
+/// [`put_between`] in one block, for `bytes` of at most [`SHORT`] bytes
+/// between two of at most two.
+#[inline(always)]
+fn put_block(out: &mut Vec<u8>, before: &[u8], bytes: &[u8], after: &[u8]) {
+    let n = bytes.len();
+    let mut block = [0u8; SHORT + 4];
+    let mut at = 0;
+    for &b in before {
+        block[at] = b;
+        at += 1;
+    }
+    fill(&mut block, at, bytes);
+    at += n;
+    for &b in after {
+        block[at] = b;
+        at += 1;
     }
     let len = out.len();
     out.extend_from_slice(&block);
-    out.truncate(len + n);
+    out.truncate(len + at);
+}
+
+/// Copies `bytes` (at most [`SHORT`]) into `block` at `at`, as two
+/// overlapping pieces of a fixed size (16, 8 or 4 bytes), or byte by byte
+/// for one to three: no copy of a length known only at run time.
+#[inline(always)]
+fn fill(block: &mut [u8; SHORT + 4], at: usize, bytes: &[u8]) {
+    let n = bytes.len();
+    if n >= 16 {
+        block[at..at + 16].copy_from_slice(&bytes[..16]);
+        block[at + n - 16..at + n].copy_from_slice(&bytes[n - 16..]);
+    } else if n >= 8 {
+        block[at..at + 8].copy_from_slice(&bytes[..8]);
+        block[at + n - 8..at + n].copy_from_slice(&bytes[n - 8..]);
+    } else if n >= 4 {
+        block[at..at + 4].copy_from_slice(&bytes[..4]);
+        block[at + n - 4..at + n].copy_from_slice(&bytes[n - 4..]);
+    } else if n > 0 {
+        // One to three bytes: the first, the middle and the last.
+        block[at] = bytes[0];
+        block[at + n / 2] = bytes[n / 2];
+        block[at + n - 1] = bytes[n - 1];
+    }
 }
 
 #[cfg(test)]
@@ -159,7 +201,8 @@ mod tests {
     }
 
     /// Every length, short and long, after what `out` holds already: the
-    /// bytes appended are the bytes given, and nothing more.
+    /// bytes appended are the bytes given, and nothing more, whether the
+    /// build copies them as a block (the component) or not.
     #[test]
     fn put_appends_what_extend_appends() {
         let bytes: Vec<u8> = (1..=70).collect();
@@ -170,6 +213,40 @@ mod tests {
                 let mut out = vec![0xAA; held];
                 put(&mut out, &bytes[..len]);
                 assert_eq!(out, expected, "{len} bytes after {held}");
+                if len <= SHORT {
+                    let mut out = vec![0xAA; held];
+                    put_block(&mut out, b"", &bytes[..len], b"");
+                    assert_eq!(out, expected, "{len} bytes in a block after {held}");
+                }
+            }
+        }
+    }
+
+    /// As [`put_appends_what_extend_appends`], with what comes before and
+    /// after: none, one or two bytes each, and more than a block holds.
+    #[test]
+    fn put_between_appends_the_three_in_turn() {
+        let bytes: Vec<u8> = (1..=40).collect();
+        for (before, after) in [
+            (&b""[..], &b""[..]),
+            (&b",\""[..], &b"\":"[..]),
+            (&b"{"[..], &b"}"[..]),
+            (&b"abc"[..], &b""[..]),
+        ] {
+            for len in 0..=bytes.len() {
+                let mut expected = vec![0xAA; 3];
+                expected.extend_from_slice(before);
+                expected.extend_from_slice(&bytes[..len]);
+                expected.extend_from_slice(after);
+                let mut out = vec![0xAA; 3];
+                put_between(&mut out, before, &bytes[..len], after);
+                assert_eq!(out, expected, "{len} bytes between {before:?} and {after:?}");
+                // The block the component uses, tested natively too.
+                if len <= SHORT && before.len() <= 2 {
+                    let mut out = vec![0xAA; 3];
+                    put_block(&mut out, before, &bytes[..len], after);
+                    assert_eq!(out, expected, "{len} bytes in a block between {before:?} and {after:?}");
+                }
             }
         }
     }

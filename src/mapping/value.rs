@@ -9,7 +9,7 @@
 //! output ([`V::write`]). A [`Cell`] is one column's value as the answer gave it.
 
 use super::field;
-use crate::bytes::{backslash, put, quote_or_backslash, string_special};
+use crate::bytes::{backslash, put, put_between, quote_or_backslash, string_special};
 use serde_json::Value;
 use std::borrow::Cow;
 
@@ -256,11 +256,7 @@ impl<'a> V<'a> {
     pub fn write(&self, out: &mut Vec<u8>) {
         match self {
             V::Cell(raw) => write_cell(out, raw),
-            V::Quoted(raw) => {
-                out.push(b'"');
-                put(out, raw.as_bytes());
-                out.push(b'"');
-            }
+            V::Quoted(raw) => put_between(out, b"\"", raw.as_bytes(), b"\""),
             V::Str(s) => write_str(out, s),
             V::Int(n) => put(out, itoa::Buffer::new().format(*n).as_bytes()),
             V::UInt(n) => put(out, itoa::Buffer::new().format(*n).as_bytes()),
@@ -304,20 +300,17 @@ impl Obj<'_> {
     pub fn write(&self, out: &mut Vec<u8>) {
         out.push(b'{');
         for (i, (k, v)) in self.0.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
+            let before: &[u8] = if i > 0 { b",\"" } else { b"\"" };
             match k {
                 // The mapping's own names, and names borrowed from the answer
                 // (only a name without escapes is borrowed), need none.
-                Cow::Borrowed(name) => {
-                    out.push(b'"');
-                    put(out, name.as_bytes());
-                    out.push(b'"');
+                Cow::Borrowed(name) => put_between(out, before, name.as_bytes(), b"\":"),
+                Cow::Owned(name) => {
+                    out.extend_from_slice(&before[..before.len() - 1]);
+                    write_str(out, name);
+                    out.push(b':');
                 }
-                Cow::Owned(name) => write_str(out, name),
             }
-            out.push(b':');
             v.write(out);
         }
         out.push(b'}');
@@ -329,10 +322,7 @@ impl Obj<'_> {
 /// characters): they are copied between quotes.
 pub fn write_str(out: &mut Vec<u8>, text: &str) {
     if string_special(text.as_bytes()).is_none() {
-        out.reserve(text.len() + 2);
-        out.push(b'"');
-        put(out, text.as_bytes());
-        out.push(b'"');
+        put_between(out, b"\"", text.as_bytes(), b"\"");
         return;
     }
     // Writing a string to a Vec cannot fail.
