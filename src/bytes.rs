@@ -1,10 +1,12 @@
-//! Byte searches eight bytes a step, for the short strings of a row.
+//! Byte searches and copies for the short strings of a row.
 //!
 //! Most strings of a row are short (names, hashes, numbers as text), too
 //! short for `memchr` to pay its set-up, and a search of several kinds of
 //! byte at once (a quote, a backslash, a control character) is not one
-//! `memchr` has. These look at a 64-bit word at a time, as `memchr` does
-//! without vector instructions, and finish the tail a byte at a time.
+//! `memchr` has. The searches look at a 64-bit word at a time, as `memchr`
+//! does without vector instructions, and finish the tail a byte at a time.
+//! The copies ([`put`]) append short runs in blocks of a fixed size, which
+//! in the component spares a call out to the host (`memory.copy`).
 
 const ONES: u64 = u64::from_le_bytes([0x01; 8]);
 const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
@@ -70,7 +72,7 @@ pub fn backslash(bytes: &[u8]) -> Option<usize> {
 /// copy of a length not known at compile time is WebAssembly's `memory.copy`,
 /// which wasmtime runs as a call out to the host: for the short keys and
 /// values an event is written from, the call costs more than the copy. Up to
-/// [`SHORT`] bytes are copied here into a block of a fixed size ([`fill`]),
+/// [`SHORT`] bytes are copied here into a block of a fixed size (`fill`),
 /// which is appended whole and cut back to `bytes`' length. Native builds
 /// append as `extend_from_slice` does.
 #[inline(always)]
