@@ -108,6 +108,9 @@ pub fn finish_file(e: &mut Event, path: &str) {
 /// A file's `path` ends with its `name` (joined when it does not), and
 /// gives its `parent_folder`, and its `name` when it has none.
 fn complete_file_names(file: &mut Obj) {
+    if complete_from_literals(file) {
+        return;
+    }
     let name = file.get("name").and_then(V::as_str).map(Cow::into_owned);
     let Some(full) = file.get("path").and_then(V::as_str).map(Cow::into_owned) else {
         return;
@@ -129,6 +132,58 @@ fn complete_file_names(file: &mut Obj) {
             file.insert("name", V::from(full[i + 1..].to_string()));
         }
     }
+}
+
+/// [`complete_file_names`] for the common case, without decoding or
+/// copying: `path` and `name` are the answer's string literals, in ASCII,
+/// the path's only escapes are `\\` (a Windows path), the name has none,
+/// and the path ends with the name. Then the path's last separator is a
+/// separator of its literal, and `parent_folder` (and `name`, when there is
+/// none) are slices of that literal, escapes kept ([`V::Quoted`]), written
+/// as serde_json would write their text. Returns whether the file was
+/// completed; otherwise nothing changed.
+fn complete_from_literals<'a>(file: &mut Obj<'a>) -> bool {
+    /// The inside of an ASCII string literal as it came (`None` when
+    /// absent), or `None` for any other value.
+    fn literal<'a>(v: Option<&V<'a>>) -> Option<Option<&'a str>> {
+        match v {
+            None => Some(None),
+            Some(&V::Cell(raw)) => raw.strip_prefix('"')?.strip_suffix('"').filter(|t| t.is_ascii()).map(Some),
+            Some(_) => None,
+        }
+    }
+    let (Some(Some(path)), Some(name)) = (literal(file.get("path")), literal(file.get("name"))) else {
+        return false;
+    };
+    // Every backslash of the literal is half of a `\\` pair.
+    let mut bytes = path.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'\\' && bytes.next() != Some(b'\\') {
+            return false;
+        }
+    }
+    // A name without backslashes at the path's end is one in its text too:
+    // the bytes there are all plain characters.
+    if let Some(n) = name {
+        if n.contains('\\') || !ends_with_ignoring_case(path, n) {
+            return false;
+        }
+    }
+    // Pairs run from the start of a run of backslashes, so the last two
+    // backslashes of the literal are its last pair.
+    let (at, width) = match path.rfind("\\\\") {
+        Some(i) => (Some(i), 2),
+        None => (path.rfind('/'), 1),
+    };
+    if let Some(i) = at {
+        if i > 0 {
+            file.insert("parent_folder", V::Quoted(&path[..i]));
+        }
+        if name.is_none() && i + width < path.len() {
+            file.insert("name", V::Quoted(&path[i + width..]));
+        }
+    }
+    true
 }
 
 /// Whether `text` ends with `suffix`, compared lower-cased (Unicode's rules;
@@ -657,6 +712,61 @@ mod tests {
         let e = url(":a");
         assert_eq!(e.get("dst_endpoint"), None);
         assert_eq!(e["<row>"]["RemoteUrl"], ":a");
+    }
+
+    /// The names a file gets from its literals as they came are those it
+    /// gets from their text, as written and as values, for any path and name.
+    fn names_from_literals_and_text(path: &str, name: Option<&str>) -> Result<bool, proptest::test_runner::TestCaseError> {
+        let literals = [serde_json::to_string(path).unwrap(), serde_json::to_string(&name).unwrap()];
+        let (mut raw, mut text) = (Obj::new(), Obj::new());
+        raw.insert("path", V::Cell(&literals[0]));
+        text.insert("path", V::from(path));
+        if let Some(n) = name {
+            raw.insert("name", V::Cell(&literals[1]));
+            text.insert("name", V::from(n));
+        }
+        let fast = complete_from_literals(&mut raw.clone());
+        complete_file_names(&mut raw);
+        complete_file_names(&mut text);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        raw.write(&mut a);
+        text.write(&mut b);
+        proptest::prop_assert_eq!(String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap());
+        proptest::prop_assert_eq!(V::Obj(raw).to_value(), V::Obj(text).to_value());
+        Ok(fast)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_files_names_from_its_literals_are_those_from_its_text(
+            path in "[aB.\\\\/\"\né]{0,10}",
+            name in proptest::option::of("[aB.\\\\/é]{0,3}"),
+        ) {
+            names_from_literals_and_text(&path, name.as_deref())?;
+        }
+    }
+
+    #[test]
+    fn common_paths_are_completed_from_their_literals() {
+        for (path, name) in [
+            ("C:\\Windows\\System32\\cmd.exe", Some("CMD.EXE")),
+            ("C:\\Windows\\System32\\cmd.exe", None),
+            ("\\\\server\\share\\\\a", Some("a")),
+            ("/usr/bin/tar", Some("tar")),
+            ("/usr/bin/tar", None),
+            ("tar", None),
+        ] {
+            assert!(names_from_literals_and_text(path, name).unwrap(), "{path}");
+        }
+        // Anything else is completed from the text.
+        for (path, name) in [
+            ("C:\\Windows", Some("a.exe")),
+            ("C:\\\"x\"", None),
+            ("/é/a", None),
+            ("/b\\a", Some("\\a")),
+        ] {
+            assert!(!names_from_literals_and_text(path, name).unwrap(), "{path}");
+        }
     }
 
     #[test]

@@ -27,7 +27,10 @@ pub enum V<'a> {
     /// than it reads, a number out of its range inside) is written as its
     /// text, a JSON string, so that the cell is kept, not lost.
     Cell(&'a str),
-    /// A number or boolean cell, written as a string.
+    /// The inside of a JSON string literal, its escapes kept, written
+    /// between quotes: a number or boolean cell written as a string, or a
+    /// slice of a string cell (a path's folder) whose escapes are the ones
+    /// serde_json writes.
     Quoted(&'a str),
     /// Text, written as a JSON string.
     Str(Cow<'a, str>),
@@ -169,7 +172,7 @@ impl<'a> V<'a> {
     pub fn as_str(&self) -> Option<Cow<'_, str>> {
         match self {
             V::Str(s) => Some(Cow::Borrowed(s.as_ref())),
-            V::Quoted(raw) => Some(Cow::Borrowed(*raw)),
+            V::Quoted(inside) => unescape(inside),
             V::Cell(raw) if raw.starts_with('"') => unquote(raw),
             _ => None,
         }
@@ -238,7 +241,7 @@ impl<'a> V<'a> {
     pub fn to_value(&self) -> Value {
         match self {
             V::Cell(raw) => serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string())),
-            V::Quoted(raw) => Value::String(raw.to_string()),
+            V::Quoted(inside) => Value::String(unescape(inside).map_or_else(|| inside.to_string(), Cow::into_owned)),
             V::Str(s) => Value::String(s.to_string()),
             V::Int(n) => Value::from(*n),
             V::UInt(n) => Value::from(*n),
@@ -454,7 +457,11 @@ pub fn is_plain_int(raw: &str) -> bool {
 /// character, so a backslash is the only byte to stop at), and the text
 /// between copied whole.
 pub fn unquote(raw: &str) -> Option<Cow<'_, str>> {
-    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
+    unescape(raw.strip_prefix('"')?.strip_suffix('"')?)
+}
+
+/// The text of the inside of a JSON string literal (as [`unquote`]).
+pub fn unescape(inner: &str) -> Option<Cow<'_, str>> {
     let bytes = inner.as_bytes();
     let Some(first) = backslash(bytes) else {
         return Some(Cow::Borrowed(inner));
@@ -481,7 +488,7 @@ pub fn unquote(raw: &str) -> Option<Cow<'_, str>> {
                     .fold(0, |unit, &digit| unit * 16 + char::from(digit).to_digit(16).unwrap_or(0));
                 match char::from_u32(unit) {
                     Some(c) => (c, 6),
-                    None => return serde_json::from_str::<String>(raw).ok().map(Cow::Owned),
+                    None => return serde_json::from_str::<String>(&format!("\"{inner}\"")).ok().map(Cow::Owned),
                 }
             }
             // A bad escape, a quote or a control character: no literal.
@@ -501,7 +508,7 @@ pub fn unquote(raw: &str) -> Option<Cow<'_, str>> {
     match String::from_utf8(text) {
         Ok(text) => Some(Cow::Owned(text)),
         // Cannot be: UTF-8 pieces make UTF-8.
-        Err(_) => serde_json::from_str::<String>(raw).ok().map(Cow::Owned),
+        Err(_) => serde_json::from_str::<String>(&format!("\"{inner}\"")).ok().map(Cow::Owned),
     }
 }
 
@@ -776,6 +783,11 @@ mod tests {
         assert_eq!(V::Cell("\"a\\u0041\\n\"").as_str().unwrap(), "aA\n");
         assert_eq!(V::Cell("12").as_str(), None);
         assert_eq!(V::Quoted("12").as_str().unwrap(), "12");
+        // A slice of a literal keeps its escapes when written, and reads as its text.
+        let folder = V::Quoted("C:\\\\Windows");
+        assert_eq!(folder.as_str().unwrap(), "C:\\Windows");
+        assert_eq!(folder.to_value(), json!("C:\\Windows"));
+        assert_eq!(written(&folder), json!("C:\\Windows"));
         assert_eq!(V::Cell("12").as_i64(), Some(12));
         assert_eq!(V::Cell("\"12\"").as_i64(), None);
     }
