@@ -7,7 +7,7 @@ use super::cells::{Cells, Columns};
 use super::conv::{convert, put_in};
 use super::field::{self, Conv};
 use super::ocsf;
-use super::value::{Cell, Obj, V, key_of, push_in, segments, split_last};
+use super::value::{Cell, Obj, V, key_of, push_in, same, segments, split_last};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::sync::OnceLock;
@@ -176,13 +176,18 @@ impl<'a, 'c> Event<'a, 'c> {
     }
 }
 
-/// A bit for a key of the event's root (six bits of a hash of its length
-/// and first and last bytes), to tell cheaply that an attribute is not set.
-fn key_bit(key: &str) -> u64 {
+/// The number (0 to 63) of a key of the event's root: six bits of a hash
+/// of its length and first and last bytes.
+fn key_hash(key: &str) -> usize {
     let b = key.as_bytes();
     let (first, last) = (b.first().copied().unwrap_or(0), b.last().copied().unwrap_or(0));
     let h = (b.len() as u64) ^ (u64::from(first) << 8) ^ (u64::from(last) << 16);
-    1 << (h.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58)
+    (h.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) as usize
+}
+
+/// A bit for a key of the event's root, to tell cheaply that an attribute is not set.
+fn key_bit(key: &str) -> u64 {
+    1 << key_hash(key)
 }
 
 /// The bits of the root's keys: a key whose bit is not among them is not set.
@@ -203,29 +208,98 @@ pub fn set_profiles(e: &mut Event) {
     }
 }
 
+/// A caption entry's paths, split once: the id's first segment (a key of
+/// the root), the objects between, and the id's and the caption's keys in
+/// the object that holds the id (a caption is the id's sibling).
+struct CaptionAt {
+    first: &'static str,
+    /// Whether the id is a key of the root itself (its path has one segment).
+    in_root: bool,
+    between: Vec<&'static str>,
+    id: &'static str,
+    caption: &'static str,
+    names: &'static [(i64, &'static str)],
+}
+
+/// The caption entries split ([`CaptionAt`]), and for each key number
+/// ([`key_hash`]) the entries whose first segment has it.
+struct CaptionIndex {
+    entries: Vec<CaptionAt>,
+    by_hash: [Vec<usize>; 64],
+}
+
+fn caption_index() -> &'static CaptionIndex {
+    static INDEX: OnceLock<CaptionIndex> = OnceLock::new();
+    INDEX.get_or_init(|| {
+        let entries: Vec<CaptionAt> = (captions::CAPTIONS.iter())
+            .map(|&(id_path, caption_path, names)| {
+                let mut parts: Vec<&'static str> = segments(id_path).collect();
+                let id = parts.pop().unwrap_or(id_path);
+                let (first, between) = match parts.split_first() {
+                    Some((first, between)) => (*first, between.to_vec()),
+                    None => (id, Vec::new()),
+                };
+                CaptionAt {
+                    first,
+                    in_root: parts.is_empty(),
+                    between,
+                    id,
+                    caption: split_last(caption_path).1,
+                    names,
+                }
+            })
+            .collect();
+        let mut by_hash: [Vec<usize>; 64] = std::array::from_fn(|_| Vec::new());
+        for (i, entry) in entries.iter().enumerate() {
+            by_hash[key_hash(entry.first)].push(i);
+        }
+        CaptionIndex { entries, by_hash }
+    })
+}
+
 /// Sets caption attributes from their ids: the schema's caption, whatever
 /// a mapping wrote from the source ("Ntlm" becomes "NTLM"), except for 99
-/// Other, whose caption is the source's own word ("Other" when none). An
-/// `_id` whose first segment the root does not hold is not looked for.
+/// Other, whose caption is the source's own word ("Other" when none).
+///
+/// The root is read once: each of its keys is looked up among the ids'
+/// first segments by its number ([`key_hash`]), and only the entries found
+/// there are followed, in the order of `CAPTIONS`.
 pub fn set_captions(e: &mut Event) {
-    static FIRST: OnceLock<Vec<u64>> = OnceLock::new();
-    let first = FIRST.get_or_init(|| {
-        (captions::CAPTIONS.iter())
-            .map(|(id, _, _)| key_bit(segments(id).next().unwrap_or(id)))
-            .collect()
-    });
-    let held = root_bits(e);
-    for ((id_path, caption_path, names), bit) in captions::CAPTIONS.iter().zip(first) {
-        if held & bit == 0 {
-            continue;
+    let index = caption_index();
+    // The entries found (as bits: CAPTIONS holds fewer than 64, a test
+    // checks), and the place in the root of each one's first segment.
+    let mut found: u64 = 0;
+    let mut places = [0usize; 64];
+    for (place, (key, _)) in e.root.0.iter().enumerate() {
+        for &i in &index.by_hash[key_hash(key)] {
+            // The first of equal keys, as a lookup by key finds.
+            if found & (1 << i) == 0 && same(index.entries[i].first, key) {
+                found |= 1 << i;
+                places[i] = place;
+            }
         }
-        if let Some(id) = e.get(id_path).and_then(V::as_i64) {
-            if let Some((_, name)) = names.iter().find(|(i, _)| *i == id) {
-                if id == 99 {
-                    e.set_default(caption_path, *name);
-                } else {
-                    e.set(caption_path, *name);
+    }
+    while found != 0 {
+        let i = found.trailing_zeros() as usize;
+        found &= found - 1;
+        let entry = &index.entries[i];
+        let holder: Option<&mut Obj<'_>> = match entry.in_root {
+            true => Some(&mut e.root),
+            false => {
+                let mut node = e.root.0[places[i]].1.as_obj_mut();
+                for part in &entry.between {
+                    node = node.and_then(|o| o.get_mut(part)).and_then(V::as_obj_mut);
                 }
+                node
+            }
+        };
+        let Some(holder) = holder else { continue };
+        let Some(id) = holder.get(entry.id).and_then(V::as_i64) else {
+            continue;
+        };
+        if let Some((_, name)) = entry.names.iter().find(|(i, _)| *i == id) {
+            if id != 99 || !holder.contains_key(entry.caption) {
+                holder.insert(entry.caption, V::from(*name));
             }
         }
     }
@@ -234,6 +308,16 @@ pub fn set_captions(e: &mut Event) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `set_captions` keeps the entries it finds as bits of a `u64`, and puts
+    /// a caption beside its id.
+    #[test]
+    fn captions_fit_the_index() {
+        assert!(captions::CAPTIONS.len() <= 64);
+        for (id_path, caption_path, _) in captions::CAPTIONS {
+            assert_eq!(split_last(id_path).0, split_last(caption_path).0, "{id_path}");
+        }
+    }
 
     /// Each `_id` gets its caption, and the event its profiles, whatever
     /// else the root holds: the bits that skip absent attributes skip no
