@@ -63,18 +63,44 @@ pub const INITIATING_PROCESS: &[Field] = &[
 
 /// `device.name`/`domain` from the FQDN, and the required `type_id`.
 pub fn finish_device(e: &mut Event) {
-    if let Some(host) = e.get_str("device.hostname").map(Cow::into_owned) {
-        match host.split_once('.') {
-            Some((name, domain)) if !name.is_empty() && !domain.is_empty() => {
-                e.set("device.name", name.to_string());
-                e.set("device.domain", domain.to_string());
-            }
-            _ => e.set("device.name", host),
-        }
+    if let Some(V::Obj(device)) = e.get_mut("device") {
+        split_hostname(device);
     }
     if e.get("device").is_some() {
         e.set_default("device.type_id", 0);
         e.set_default("device.type", "Unknown");
+    }
+}
+
+/// A device's `name` and `domain` from its `hostname` (`ws-1.corp.example`:
+/// `ws-1` and `corp.example`; all of it is the name when it has no dot). A
+/// hostname literal without escapes (nearly every one) gives them as slices
+/// of itself ([`V::Quoted`]), not copies.
+fn split_hostname<'a>(device: &mut Obj<'a>) {
+    let (name, domain): (V<'a>, Option<V<'a>>) = match device.get("hostname") {
+        Some(&V::Cell(raw)) if raw.len() >= 2 && raw.starts_with('"') && !raw.contains('\\') => {
+            let host = &raw[1..raw.len() - 1];
+            match host.split_once('.') {
+                Some((name, domain)) if !name.is_empty() && !domain.is_empty() => (V::Quoted(name), Some(V::Quoted(domain))),
+                _ => (V::Quoted(host), None),
+            }
+        }
+        Some(other) => {
+            let Some(host) = other.as_str().map(Cow::into_owned) else {
+                return;
+            };
+            match host.split_once('.') {
+                Some((name, domain)) if !name.is_empty() && !domain.is_empty() => {
+                    (V::from(name.to_string()), Some(V::from(domain.to_string())))
+                }
+                _ => (V::from(host), None),
+            }
+        }
+        None => return,
+    };
+    device.insert("name", name);
+    if let Some(domain) = domain {
+        device.insert("domain", domain);
     }
 }
 
@@ -171,9 +197,9 @@ fn complete_from_literals<'a>(file: &mut Obj<'a>) -> bool {
     }
     // Pairs run from the start of a run of backslashes, so the last two
     // backslashes of the literal are its last pair.
-    let (at, width) = match path.rfind("\\\\") {
+    let (at, width) = match path.as_bytes().windows(2).rposition(|pair| pair == b"\\\\") {
         Some(i) => (Some(i), 2),
-        None => (path.rfind('/'), 1),
+        None => (path.bytes().rposition(|b| b == b'/'), 1),
     };
     if let Some(i) = at {
         if i > 0 {
@@ -744,6 +770,34 @@ mod tests {
         ) {
             names_from_literals_and_text(&path, name.as_deref())?;
         }
+    }
+
+    proptest::proptest! {
+        /// A device's name and domain from its hostname's literal are those
+        /// from its text, as written and as values.
+        #[test]
+        fn a_devices_names_from_its_literal_are_those_from_its_text(host in "[aB.\\\\\"é]{0,8}") {
+            let literal = serde_json::to_string(&host).unwrap();
+            let (mut raw, mut text) = (Obj::new(), Obj::new());
+            raw.insert("hostname", V::Cell(&literal));
+            text.insert("hostname", V::from(host.as_str()));
+            split_hostname(&mut raw);
+            split_hostname(&mut text);
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            raw.write(&mut a);
+            text.write(&mut b);
+            proptest::prop_assert_eq!(String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap());
+            proptest::prop_assert_eq!(V::Obj(raw).to_value(), V::Obj(text).to_value());
+        }
+    }
+
+    #[test]
+    fn a_plain_hostname_is_split_into_slices_of_its_literal() {
+        let mut device = Obj::new();
+        device.insert("hostname", V::Cell("\"ws-1.corp.example\""));
+        split_hostname(&mut device);
+        assert!(matches!(device.get("name"), Some(V::Quoted("ws-1"))));
+        assert!(matches!(device.get("domain"), Some(V::Quoted("corp.example"))));
     }
 
     #[test]
