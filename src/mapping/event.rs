@@ -262,7 +262,7 @@ fn caption_index() -> &'static CaptionIndex {
 /// Other, whose caption is the source's own word ("Other" when none).
 ///
 /// The root is read once: each of its keys is looked up among the ids'
-/// first segments by its number ([`key_hash`]), and only the entries found
+/// first segments by its number (`key_hash`), and only the entries found
 /// there are followed, in the order of `CAPTIONS`.
 pub fn set_captions(e: &mut Event) {
     let index = caption_index();

@@ -29,8 +29,8 @@ pub enum V<'a> {
     Cell(&'a str),
     /// The inside of a JSON string literal, its escapes kept, written
     /// between quotes: a number or boolean cell written as a string, or a
-    /// slice of a string cell (a path's folder) whose escapes are the ones
-    /// serde_json writes.
+    /// slice of a string cell (a path's folder, a hostname's parts) whose
+    /// escapes are the ones serde_json writes.
     Quoted(&'a str),
     /// Text, written as a JSON string.
     Str(Cow<'a, str>),
