@@ -77,24 +77,25 @@ pub fn finish_device(e: &mut Event) {
 /// hostname literal without escapes (nearly every one) gives them as slices
 /// of itself ([`V::Quoted`]), not copies.
 fn split_hostname<'a>(device: &mut Obj<'a>) {
+    /// The name and the domain of a hostname: all of it is the name unless
+    /// a dot parts it into two.
+    fn parts(host: &str) -> (&str, Option<&str>) {
+        match host.split_once('.') {
+            Some((name, domain)) if !name.is_empty() && !domain.is_empty() => (name, Some(domain)),
+            _ => (host, None),
+        }
+    }
     let (name, domain): (V<'a>, Option<V<'a>>) = match device.get("hostname") {
         Some(&V::Cell(raw)) if raw.len() >= 2 && raw.starts_with('"') && !raw.contains('\\') => {
-            let host = &raw[1..raw.len() - 1];
-            match host.split_once('.') {
-                Some((name, domain)) if !name.is_empty() && !domain.is_empty() => (V::Quoted(name), Some(V::Quoted(domain))),
-                _ => (V::Quoted(host), None),
-            }
+            let (name, domain) = parts(&raw[1..raw.len() - 1]);
+            (V::Quoted(name), domain.map(V::Quoted))
         }
         Some(other) => {
-            let Some(host) = other.as_str().map(Cow::into_owned) else {
+            let Some(host) = other.as_str() else {
                 return;
             };
-            match host.split_once('.') {
-                Some((name, domain)) if !name.is_empty() && !domain.is_empty() => {
-                    (V::from(name.to_string()), Some(V::from(domain.to_string())))
-                }
-                _ => (V::from(host), None),
-            }
+            let (name, domain) = parts(&host);
+            (V::from(name.to_string()), domain.map(|d| V::from(d.to_string())))
         }
         None => return,
     };
