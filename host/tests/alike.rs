@@ -3,7 +3,8 @@
 //! the 16-byte searches of `src/bytes.rs` in WebAssembly's SIMD, and the
 //! block copies that spare `memory.copy`. Their native twins have unit
 //! tests; this is where the component's own are tested, on every sample
-//! row (as rows one per line and as a runHuntingQuery answer) and on rows
+//! row (as rows one per line and as a runHuntingQuery answer), on every
+//! golden row (`tests/golden`, a case per ActionType) and on rows
 //! whose strings put a quote, a backslash, an escape or a multi-byte
 //! character at every place around a 16- and an 8-byte boundary.
 
@@ -29,10 +30,15 @@ fn instance() -> Instance {
 /// Maps `body` of `table` in the component and natively; both must give
 /// the same bytes, the same count and the same rejections.
 fn assert_alike(instance: &mut Instance, table: &str, body: &[u8], label: &str) -> u32 {
+    assert_alike_with(instance, table, OPTIONS, body, label)
+}
+
+/// [`assert_alike`] with conversion options of the caller's.
+fn assert_alike_with(instance: &mut Instance, table: &str, options: &str, body: &[u8], label: &str) -> u32 {
     let native =
-        defender_ocsf_collector::convert::convert(table, OPTIONS, body.to_vec()).unwrap_or_else(|e| panic!("{label}: native: {e}"));
+        defender_ocsf_collector::convert::convert(table, options, body.to_vec()).unwrap_or_else(|e| panic!("{label}: native: {e}"));
     let component = instance
-        .map_results(table, OPTIONS, body)
+        .map_results(table, options, body)
         .unwrap()
         .unwrap_or_else(|e| panic!("{label}: component: {e:?}"));
     assert_eq!(component.count, native.count, "{label}: count");
@@ -141,4 +147,48 @@ fn strings_with_specials_at_every_place_map_in_the_component_as_natively() {
     assert_eq!(mapped as usize, rows.len(), "every row maps");
     let mapped = assert_alike(&mut instance, "DeviceProcessEvents", &answer(&rows), "special strings as an answer");
     assert_eq!(mapped as usize, rows.len(), "every row maps");
+}
+
+/// Every golden case (`tests/golden`: a row per ActionType and rare path,
+/// with and without the deprecated classes), table by table.
+#[test]
+fn every_golden_row_maps_in_the_component_as_natively() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden");
+    let mut groups: std::collections::BTreeMap<(String, bool), String> = Default::default();
+    for file in std::fs::read_dir(&dir).unwrap() {
+        let path = file.unwrap().path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let groups_in_file: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for group in groups_in_file {
+            let table = group["table"].as_str().unwrap().to_string();
+            for case in group["cases"].as_array().unwrap() {
+                let mut row = group["base"].as_object().unwrap().clone();
+                if let Some(Value::Object(extra)) = case.get("row") {
+                    row.extend(extra.clone());
+                }
+                if let Some(action) = case.get("ActionType") {
+                    row.insert("ActionType".into(), action.clone());
+                }
+                let no_deprecated = case.get("no_deprecated").and_then(Value::as_bool).unwrap_or(false);
+                let lines = groups.entry((table.clone(), no_deprecated)).or_default();
+                lines.push_str(&Value::Object(row).to_string());
+                lines.push('\n');
+            }
+        }
+    }
+    assert!(
+        groups.len() > 20,
+        "only {} groups of golden rows in {}",
+        groups.len(),
+        dir.display()
+    );
+    let mut instance = instance();
+    for ((table, no_deprecated), lines) in &groups {
+        let options = json!({"tenant_id": "t", "collected_at": "2026-01-01T00:00:00Z", "deprecated_classes": !no_deprecated}).to_string();
+        let label = format!("golden {table} (deprecated classes {})", !no_deprecated);
+        let mapped = assert_alike_with(&mut instance, table, &options, lines.as_bytes(), &label);
+        assert_eq!(mapped as usize, lines.lines().count(), "{label}: every golden row maps");
+    }
 }
