@@ -21,6 +21,8 @@ pub struct Event<'a, 'c> {
     pub row: Cells<'a>,
     /// The answer's columns, to find a cell by name.
     pub columns: &'c Columns,
+    /// Copies to make once the event is complete ([`Event::copy_when_complete`]).
+    pub copies: Vec<(&'static str, &'static str)>,
 }
 
 impl<'a, 'c> Event<'a, 'c> {
@@ -29,6 +31,7 @@ impl<'a, 'c> Event<'a, 'c> {
             root: Obj(Vec::with_capacity(32)),
             row,
             columns,
+            copies: Vec::new(),
         }
     }
 
@@ -105,6 +108,42 @@ impl<'a, 'c> Event<'a, 'c> {
     pub fn copy(&mut self, from: &str, to: &str) {
         if let Some(v) = self.get(from).cloned() {
             self.set_owned(to, v);
+        }
+    }
+
+    /// [`Event::copy`], made once the event is complete (its captions set,
+    /// before empty objects are pruned: [`Event::make_copies`]). An object
+    /// is copied as its JSON text, written once, where a copy of its tree
+    /// would allocate every object and string in it again; the event is
+    /// written the same. The copy cannot be read member by member, so this
+    /// is for a large object that no step reads at `to` (a process copied
+    /// whole to be its child's parent).
+    pub fn copy_when_complete(&mut self, from: &'static str, to: &'static str) {
+        self.copies.push((from, to));
+    }
+
+    /// Makes the copies [`Event::copy_when_complete`] asked for. An object
+    /// is pruned of empty objects first, as the whole event is next, and an
+    /// object left empty is not copied, as pruning would remove its copy.
+    pub fn make_copies(&mut self) {
+        for (from, to) in std::mem::take(&mut self.copies) {
+            let copy = match self.root.at_mut(from) {
+                None => continue,
+                Some(V::Obj(object)) => {
+                    object.prune_empty();
+                    if object.is_empty() {
+                        continue;
+                    }
+                    let mut text = Vec::with_capacity(1024);
+                    object.write(&mut text);
+                    match String::from_utf8(text) {
+                        Ok(text) => V::Written(Cow::Owned(text)),
+                        Err(_) => V::Obj(object.clone()),
+                    }
+                }
+                Some(other) => other.clone(),
+            };
+            self.set(to, copy);
         }
     }
 
@@ -358,5 +397,52 @@ mod tests {
             let profiles = e.get("metadata.profiles").map(V::to_value).unwrap_or_default();
             assert_eq!(profiles, serde_json::json!(held), "{id_path}");
         }
+    }
+
+    /// A copy made once the event is complete writes as a copy of its tree
+    /// made at that point would, after pruning: its captions in, its empty
+    /// objects out, an object left empty not copied at all, and a value
+    /// that is not an object copied as it is.
+    #[test]
+    fn a_copy_made_when_complete_writes_as_a_copy_of_the_tree() {
+        let columns = Columns::default();
+        let build = || {
+            let mut e = Event::new(Cells::empty(), &columns);
+            e.set("actor.process.pid", 7);
+            e.set("actor.process.name", "a \"quoted\" name\\é");
+            e.set("actor.process.integrity_id", 3);
+            e.set("actor.process.file.name", "x.exe");
+            e.set_owned("actor.process.empty.inside", V::Obj(Obj::new()));
+            e.set("actor.user.name", "u");
+            e.set_owned("actor.session.nothing", V::Obj(Obj::new()));
+            e.set("process.pid", 8);
+            e
+        };
+        let written = |mut e: Event| {
+            e.root.prune_empty();
+            let mut out = Vec::new();
+            e.root.write(&mut out);
+            String::from_utf8(out).unwrap()
+        };
+        let mut late = build();
+        late.copy_when_complete("actor.process", "process.parent_process");
+        late.copy_when_complete("actor.session", "process.session");
+        late.copy_when_complete("actor.user.name", "process.user.name");
+        late.copy_when_complete("actor.absent", "process.absent");
+        set_captions(&mut late);
+        late.make_copies();
+        assert!(matches!(late.get("process.parent_process"), Some(V::Written(_))), "copied as text");
+
+        let mut eager = build();
+        set_captions(&mut eager);
+        eager.copy("actor.process", "process.parent_process");
+        eager.copy("actor.user.name", "process.user.name");
+        let expected = written(eager);
+        assert!(
+            expected.contains(r#""parent_process":{"pid":7,"#) && !expected.contains("empty"),
+            "{expected}"
+        );
+        assert!(!expected.contains("session"), "{expected}");
+        assert_eq!(written(late), expected);
     }
 }

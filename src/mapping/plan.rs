@@ -265,6 +265,7 @@ impl Plan {
             root: compiled.start(activity, time, action_type.as_ref()),
             row,
             columns: &self.columns,
+            copies: Vec::new(),
         };
         match timestamp {
             Some(t) => e.set("metadata.original_time", t),
@@ -301,7 +302,8 @@ impl Plan {
             e.set(path, *value);
         }
         super::event::set_captions(&mut e);
-        prune_empty(&mut e.root);
+        e.make_copies();
+        e.root.prune_empty();
         let class_uid = e
             .get("class_uid")
             .and_then(V::as_u64)
@@ -476,16 +478,6 @@ fn apply<'a>(e: &mut Event<'a, '_>, runs: &[Run]) {
 
 /// Removes objects left empty by the finish steps (an `actor` whose only
 /// process was "none", ...), which OCSF would reject.
-fn prune_empty(o: &mut Obj) {
-    o.retain(|_, v| match v {
-        V::Obj(inner) => {
-            prune_empty(inner);
-            !inner.is_empty()
-        }
-        _ => true,
-    });
-}
-
 /// A stable id for a row: a hash of the table and its key columns' values
 /// (`Timestamp` as its 100 ns ticks: the same instant may be written with 0
 /// to 7 fractional digits).

@@ -47,8 +47,9 @@ pub enum V<'a> {
     /// whitespace between its tokens ([`write_compact`]).
     Text(Cow<'a, str>),
     /// The JSON text of an object or array as [`write_compact`] would
-    /// write it, written as it is: a [`Cell::Written`], or an object or
-    /// array cell of a row the answer's scan found compact.
+    /// write it, written as it is: a [`Cell::Written`], an object or array
+    /// cell of a row the answer's scan found compact, or an object of the
+    /// event written once to be copied ([`super::event::Event::make_copies`]).
     Written(Cow<'a, str>),
     Null,
     Obj(Obj<'a>),
@@ -153,6 +154,18 @@ impl<'a> Obj<'a> {
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &V<'a>)> {
         self.0.iter().map(|(k, v)| (k.as_ref(), v))
+    }
+
+    /// Removes the members that are objects with no members, after
+    /// removing theirs, at every depth.
+    pub fn prune_empty(&mut self) {
+        self.retain(|_, v| match v {
+            V::Obj(inner) => {
+                inner.prune_empty();
+                !inner.is_empty()
+            }
+            _ => true,
+        });
     }
 
     /// Keeps only the members for which `keep` is true.
