@@ -136,6 +136,8 @@ impl<'a, 'c> Event<'a, 'c> {
                     }
                     let mut text = Vec::with_capacity(1024);
                     object.write(&mut text);
+                    // The writer writes text only; were it ever not, the
+                    // tree is copied instead.
                     match String::from_utf8(text) {
                         Ok(text) => V::Written(Cow::Owned(text)),
                         Err(_) => V::Obj(object.clone()),

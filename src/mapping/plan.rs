@@ -303,6 +303,8 @@ impl Plan {
         }
         super::event::set_captions(&mut e);
         e.make_copies();
+        // Objects left empty by the finish steps (an `actor` whose only
+        // process was "none", ...) go: OCSF would reject them.
         e.root.prune_empty();
         let class_uid = e
             .get("class_uid")
@@ -476,8 +478,6 @@ fn apply<'a>(e: &mut Event<'a, '_>, runs: &[Run]) {
     }
 }
 
-/// Removes objects left empty by the finish steps (an `actor` whose only
-/// process was "none", ...), which OCSF would reject.
 /// A stable id for a row: a hash of the table and its key columns' values
 /// (`Timestamp` as its 100 ns ticks: the same instant may be written with 0
 /// to 7 fractional digits).
