@@ -6,6 +6,8 @@
 //! Coverage checks: every ActionType and prefix the code maps has a case,
 //! and every class the code can emit is produced by at least one case.
 
+#[path = "support/golden_rows.rs"]
+mod golden_rows;
 #[path = "support/ocsf_schema.rs"]
 mod ocsf_schema;
 
@@ -26,34 +28,17 @@ struct Case {
 
 fn cases() -> Vec<Case> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("golden");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
-    files.sort();
-    let mut out = Vec::new();
-    for file in files.iter().filter(|p| p.extension().is_some_and(|e| e == "json")) {
-        let groups: Vec<Value> =
-            serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-        for group in groups {
-            let table = group["table"].as_str().unwrap().to_string();
-            for case in group["cases"].as_array().unwrap() {
-                let mut row = group["base"].as_object().unwrap().clone();
-                if let Some(Value::Object(extra)) = case.get("row") {
-                    row.extend(extra.clone());
-                }
-                if let Some(a) = case.get("ActionType") {
-                    row.insert("ActionType".into(), a.clone());
-                }
-                out.push(Case {
-                    table: table.clone(),
-                    row,
-                    no_deprecated: case.get("no_deprecated").and_then(Value::as_bool).unwrap_or(false),
-                    class_uid: case["class_uid"].as_u64().unwrap(),
-                    activity_id: case["activity_id"].as_u64().unwrap(),
-                    expect: case.get("expect").and_then(Value::as_object).cloned().unwrap_or_default(),
-                });
-            }
-        }
-    }
-    out
+    golden_rows::golden_rows(&dir)
+        .into_iter()
+        .map(|golden| Case {
+            no_deprecated: golden.case.get("no_deprecated").and_then(Value::as_bool).unwrap_or(false),
+            class_uid: golden.case["class_uid"].as_u64().unwrap(),
+            activity_id: golden.case["activity_id"].as_u64().unwrap(),
+            expect: golden.case.get("expect").and_then(Value::as_object).cloned().unwrap_or_default(),
+            table: golden.table,
+            row: golden.row,
+        })
+        .collect()
 }
 
 /// The value at a dotted path; numeric segments index arrays.

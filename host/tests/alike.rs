@@ -8,6 +8,8 @@
 //! strings put a quote, a backslash, a control character or a multi-byte
 //! character at every place of strings up to 39 characters long.
 
+#[path = "../../tests/support/golden_rows.rs"]
+mod golden_rows;
 #[path = "../../tests/support/ocsf_schema.rs"]
 mod ocsf_schema;
 
@@ -158,28 +160,11 @@ fn strings_with_specials_at_every_place_map_in_the_component_as_natively() {
 fn every_golden_row_maps_in_the_component_as_natively() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden");
     let mut groups: std::collections::BTreeMap<(String, bool), String> = Default::default();
-    for file in std::fs::read_dir(&dir).unwrap() {
-        let path = file.unwrap().path();
-        if path.extension().is_none_or(|e| e != "json") {
-            continue;
-        }
-        let groups_in_file: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        for group in groups_in_file {
-            let table = group["table"].as_str().unwrap().to_string();
-            for case in group["cases"].as_array().unwrap() {
-                let mut row = group["base"].as_object().unwrap().clone();
-                if let Some(Value::Object(extra)) = case.get("row") {
-                    row.extend(extra.clone());
-                }
-                if let Some(action) = case.get("ActionType") {
-                    row.insert("ActionType".into(), action.clone());
-                }
-                let no_deprecated = case.get("no_deprecated").and_then(Value::as_bool).unwrap_or(false);
-                let lines = groups.entry((table.clone(), no_deprecated)).or_default();
-                lines.push_str(&Value::Object(row).to_string());
-                lines.push('\n');
-            }
-        }
+    for golden in golden_rows::golden_rows(&dir) {
+        let no_deprecated = golden.case.get("no_deprecated").and_then(Value::as_bool).unwrap_or(false);
+        let lines = groups.entry((golden.table, no_deprecated)).or_default();
+        lines.push_str(&Value::Object(golden.row).to_string());
+        lines.push('\n');
     }
     assert!(
         groups.len() > 20,
