@@ -8,8 +8,9 @@ use super::cloud::{self, CLIENT};
 use super::event::Event;
 use super::field::{Context, Conv::*, Field, f};
 use super::table::{Activity, Product, Shape, Table};
-use super::value::V;
-use serde_json::{Map, Value, json};
+use super::value::{Cell, Obj, V};
+use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 /// The acting account and app, and the service that wrote the record.
 const ACTOR: &[Field] = &[
@@ -251,102 +252,179 @@ fn api_fields(e: &mut Event, raw: &Map<String, Value>) {
 }
 
 /// `ObjectName`/`ObjectId`/`ObjectType` as the target resource, and the
-/// other `ActivityObjects` (whose list stays under `unmapped`).
+/// other `ActivityObjects` (whose list stays under `unmapped`). Each
+/// resource is made as the event's own object, its members in the order
+/// of their names (as a `serde_json` map would have them).
 fn resources(e: &mut Event) {
-    let mut target = Map::new();
-    for (column, key) in [("ObjectName", "name"), ("ObjectId", "uid"), ("ObjectType", "type")] {
-        if let Some(Value::String(v)) = e.take_column(column) {
-            target.insert(key.into(), v.into());
-        }
-    }
-    let mut seen: Vec<(Option<String>, Option<String>)> = Vec::new();
-    if target.contains_key("name") || target.contains_key("uid") {
-        target.insert("role_id".into(), 1.into());
-        target.insert("role".into(), "Target".into());
-        seen.push((
-            target.get("name").and_then(Value::as_str).map(str::to_string),
-            target.get("uid").and_then(Value::as_str).map(str::to_string),
-        ));
-        e.push("resources", V::from(Value::Object(target)));
-    } else {
-        for (k, v) in target {
-            let column = match k.as_str() {
-                "name" => "ObjectName",
-                "uid" => "ObjectId",
-                _ => "ObjectType",
-            };
-            e.put_column(column, v);
-        }
+    let [name, uid, kind] = ["ObjectName", "ObjectId", "ObjectType"].map(|column| match e.take_column(column) {
+        Some(Value::String(v)) => Some(v),
+        _ => None,
+    });
+    let mut seen: Vec<(Option<Cow<str>>, Option<Cow<str>>)> = Vec::new();
+    if name.is_some() || uid.is_some() {
+        seen.push((name.clone().map(Cow::Owned), uid.clone().map(Cow::Owned)));
+        e.push(
+            "resources",
+            resource(name.map(Cow::Owned), (1, "Target"), kind.map(Cow::Owned), uid.map(Cow::Owned)),
+        );
+    } else if let Some(kind) = kind {
+        e.put_column("ObjectType", kind.into());
     }
     let Some(objects) = activity_objects(e) else {
         return;
     };
-    for o in &objects {
-        let (name, uid) = (text(&o.name), text(&o.id));
+    for o in objects {
+        let (name, uid) = (o.name.0, o.id.0);
         if (name.is_none() && uid.is_none()) || seen.contains(&(name.clone(), uid.clone())) {
             continue;
         }
         seen.push((name.clone(), uid.clone()));
-        let (role_id, role) = match text(&o.role).as_deref() {
+        let role = match o.role.0.as_deref() {
             Some("Target object") => (1, "Target"),
             Some("Actor") => (2, "Actor"),
             Some("Parameter") => (4, "Related"),
             _ => (0, "Unknown"),
         };
-        let mut r = json!({"role_id": role_id, "role": role});
-        if let Some(n) = name {
-            r["name"] = n.into();
-        }
-        if let Some(u) = uid {
-            r["uid"] = u.into();
-        }
-        if let Some(t) = text(&o.kind) {
-            r["type"] = t.into();
-        }
-        e.push("resources", V::from(r));
+        e.push("resources", resource(name, role, o.kind.0, uid));
     }
+}
+
+/// A resource of the event: its members in the order of their names.
+fn resource<'a>(
+    name: Option<Cow<'a, str>>,
+    (role_id, role): (i64, &'static str),
+    kind: Option<Cow<'a, str>>,
+    uid: Option<Cow<'a, str>>,
+) -> V<'a> {
+    let mut r = Obj(Vec::with_capacity(5));
+    if let Some(n) = name {
+        r.0.push((Cow::Borrowed("name"), V::Str(n)));
+    }
+    r.0.push((Cow::Borrowed("role"), V::from(role)));
+    r.0.push((Cow::Borrowed("role_id"), V::Int(role_id)));
+    if let Some(t) = kind {
+        r.0.push((Cow::Borrowed("type"), V::Str(t)));
+    }
+    if let Some(u) = uid {
+        r.0.push((Cow::Borrowed("uid"), V::Str(u)));
+    }
+    V::Obj(r)
 }
 
 /// What the mapping reads of an entry of `ActivityObjects`; the rest of the
 /// entry (most of it: a list of properties, of values) is skipped unread.
 #[derive(serde::Deserialize)]
-struct ActivityObject {
-    #[serde(rename = "Name", default)]
-    name: Option<Value>,
-    #[serde(rename = "Id", default)]
-    id: Option<Value>,
-    #[serde(rename = "Role", default)]
-    role: Option<Value>,
-    #[serde(rename = "Type", default)]
-    kind: Option<Value>,
+struct ActivityObject<'t> {
+    #[serde(rename = "Name", default, borrow)]
+    name: Text<'t>,
+    #[serde(rename = "Id", default, borrow)]
+    id: Text<'t>,
+    #[serde(rename = "Role", default, borrow)]
+    role: Text<'t>,
+    #[serde(rename = "Type", default, borrow)]
+    kind: Text<'t>,
 }
 
-/// A member of an entry that is text, and not empty.
-fn text(member: &Option<Value>) -> Option<String> {
-    member
-        .as_ref()
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
+impl ActivityObject<'_> {
+    fn into_owned<'a>(self) -> ActivityObject<'a> {
+        let owned = |t: Text| Text(t.0.map(|c| Cow::Owned(c.into_owned())));
+        ActivityObject {
+            name: owned(self.name),
+            id: owned(self.id),
+            role: owned(self.role),
+            kind: owned(self.kind),
+        }
+    }
+}
+
+/// A member of an entry that is text, and not empty, borrowed from the
+/// cell where it has no escape; `None` for any other value, which is
+/// skipped unread.
+#[derive(Default)]
+struct Text<'t>(Option<Cow<'t, str>>);
+
+impl<'de: 't, 't> serde::Deserialize<'de> for Text<'t> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
+        struct Read;
+        impl<'de> Visitor<'de> for Read {
+            type Value = Option<Cow<'de, str>>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
+                Ok((!s.is_empty()).then_some(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+                Ok((!s.is_empty()).then(|| Cow::Owned(s.to_string())))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Self::Value, E> {
+                Ok((!s.is_empty()).then_some(Cow::Owned(s)))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(None)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(None)
+            }
+        }
+        deserializer.deserialize_any(Read).map(Text)
+    }
 }
 
 /// The entries of `ActivityObjects` (a JSON array, or text holding one),
-/// if it is a list. Read member by member; a list this reading does not
-/// settle as parsing the whole list would (an entry that is not an object,
-/// a name given twice, an escaped `\u` code, which may be a lone surrogate)
-/// is parsed whole.
-fn activity_objects(e: &Event) -> Option<Vec<ActivityObject>> {
-    let text = e.row.get(e.columns, "ActivityObjects").and_then(|c| c.json_text());
-    if let Some(objects) = text
-        .filter(|t| !t.contains("\\u"))
-        .and_then(|t| serde_json::from_str::<Vec<ActivityObject>>(&t).ok())
-    {
-        return Some(objects);
+/// if it is a list. Read member by member, an array cell's strings
+/// borrowed from it; a list this reading does not settle as parsing the
+/// whole list would (an entry that is not an object, a name given twice,
+/// an escaped `\u` code, which may be a lone surrogate) is parsed whole.
+fn activity_objects<'a>(e: &Event<'a, '_>) -> Option<Vec<ActivityObject<'a>>> {
+    let settled = |text: &str| !text.contains("\\u");
+    match e.row.get(e.columns, "ActivityObjects") {
+        None => return None,
+        Some(&Cell::Raw(raw)) if !raw.starts_with('"') => {
+            if let Some(objects) = Some(raw).filter(|t| settled(t)).and_then(|t| serde_json::from_str(t).ok()) {
+                return Some(objects);
+            }
+        }
+        Some(cell) => {
+            let text = cell.json_text().filter(|t| settled(t));
+            if let Some(objects) = text.and_then(|t| {
+                serde_json::from_str::<Vec<ActivityObject>>(&t)
+                    .ok()
+                    .map(|o| o.into_iter().map(ActivityObject::into_owned).collect())
+            }) {
+                return Some(objects);
+            }
+        }
     }
     let Some(Value::Array(objects)) = e.column("ActivityObjects", Json) else {
         return None;
     };
-    let field = |o: &Value, k: &str| o.get(k).cloned();
+    let field = |o: &Value, k: &str| {
+        Text(
+            o.get(k)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(|s| Cow::Owned(s.to_string())),
+        )
+    };
     let read = |o: &Value| ActivityObject {
         name: field(o, "Name"),
         id: field(o, "Id"),
@@ -522,6 +600,7 @@ fn to_api(e: &mut Event) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn map(row: Value) -> Value {
         crate::mapping::map_json(&CLOUD_APP_EVENTS, row)
@@ -537,15 +616,20 @@ mod tests {
                 Value::String(s) => serde_json::from_str(s).unwrap_or(Value::Null),
                 other => other.clone(),
             };
-            let field = |o: &Value, k: &str| o.get(k).cloned();
+            let text = |o: &Value, k: &str| o.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
             list.as_array().map(|l| {
                 l.iter()
-                    .map(|o| ["Name", "Id", "Role", "Type"].map(|k| text(&field(o, k))))
+                    .map(|o| ["Name", "Id", "Role", "Type"].map(|k| text(o, k)))
                     .collect::<Vec<_>>()
             })
         };
-        let read =
-            |e: &Event| activity_objects(e).map(|l| l.iter().map(|o| [&o.name, &o.id, &o.role, &o.kind].map(text)).collect::<Vec<_>>());
+        let read = |e: &Event| {
+            activity_objects(e).map(|l| {
+                l.iter()
+                    .map(|o| [&o.name, &o.id, &o.role, &o.kind].map(|t| t.0.as_deref().map(str::to_string)))
+                    .collect::<Vec<_>>()
+            })
+        };
         let lists = [
             json!([{"Name": "a", "Id": "1", "Role": "Actor", "Type": "User", "Properties": [{"Name": "x", "Value": "y"}]}]),
             json!([{"Name": "", "Id": null}, {"Type": 5, "Role": ["Actor"]}, {}]),
