@@ -404,6 +404,22 @@ pub fn object_members<'t>(text: &'t str, mut each: impl FnMut(&'t str, bool, &'t
     Ok(s.surrogate)
 }
 
+/// Whether `text` is the JSON text of one object or array (white space
+/// around it allowed), checked with the answer's own scan: `None` when it
+/// is not, and else whether compacting would copy it unchanged (no white
+/// space between its tokens or around it, no number with an exponent or of
+/// more than 20 characters, no nesting deeper than [`COMPACT_DEPTH`], no
+/// escaped UTF-16 surrogate), so that it can be written as it is.
+pub fn json_container(text: &str) -> Option<bool> {
+    let mut s = Scan::new(text.as_bytes());
+    if !matches!(s.peek(), Some(b'{' | b'[')) {
+        return None;
+    }
+    s.value().ok()?;
+    s.end("the value").ok()?;
+    Some(!s.loose && !s.surrogate)
+}
+
 /// Whether the escape whose `u` is at `u` in `bytes` (`\uXXXX`) names a
 /// UTF-16 surrogate, `D800` to `DFFF`.
 pub fn names_surrogate(bytes: &[u8], u: usize) -> bool {

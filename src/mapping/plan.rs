@@ -338,9 +338,13 @@ impl Plan {
             }
             let value = match (&*name, cell) {
                 // Dynamic: JSON text is kept as the object or array it holds.
+                // Text that compacting would copy unchanged is written as it is.
                 ("AdditionalFields", Cell::Raw(raw)) if raw.starts_with('"') => match unquote(raw) {
-                    Some(text) if super::value::holds_json(&text) => V::Text(text),
-                    Some(text) => V::Str(text),
+                    Some(text) => match crate::answer::json_container(&text) {
+                        Some(true) => V::Written(text),
+                        Some(false) => V::Text(text),
+                        None => V::Str(text),
+                    },
                     None => V::Null,
                 },
                 ("AdditionalFields", Cell::Owned(v)) => match super::field::parse_dynamic(&v) {

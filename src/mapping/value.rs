@@ -440,10 +440,10 @@ pub fn compact(out: &mut Vec<u8>, json: &str) -> Option<usize> {
 }
 
 /// Whether `text` (a dynamic column's) is the JSON text of an object or an
-/// array, which [`Cell::dynamic`] would read as that value.
+/// array, which [`Cell::dynamic`] would read as that value
+/// ([`crate::answer::json_container`]).
 pub fn holds_json(text: &str) -> bool {
-    let t = text.trim_start();
-    (t.starts_with('{') || t.starts_with('[')) && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
+    crate::answer::json_container(text).is_some()
 }
 
 /// Whether two names are the same. Keys and column names are compared
@@ -950,6 +950,61 @@ mod tests {
         assert!(!holds_json("{\"a\":"));
         assert!(!holds_json("\"{}\""));
         assert!(!holds_json("12"));
+    }
+
+    proptest::proptest! {
+        /// A dynamic column's text is taken for an object or array exactly
+        /// when serde_json reads it as one (what `holds_json` asked of it
+        /// before it used the answer's scan), and when the scan finds it
+        /// compact, compacting it copies it unchanged: it can be written as
+        /// it is. Over JSON with and without white space, exponents, long
+        /// numbers, surrogates and deep nesting, and that JSON broken by a
+        /// byte cut, replaced or put in anywhere.
+        #[test]
+        fn a_container_is_what_serde_json_reads_as_one_and_compact_text_is_copied_unchanged(
+            v in proptest::prop_oneof![
+                proptest::collection::vec("[ a\t\"\\\\{}\\[\\],:é\n\u{1}]{0,6}", 0..4).prop_map(|v| json!(v)),
+                proptest::collection::btree_map("[ k\"\\\\]{0,3}", proptest::prop_oneof![
+                    proptest::num::i64::ANY.prop_map(Value::from),
+                    (-1.0e6f64..1.0e6).prop_map(|f| json!(f)),
+                    "[ x\"\\\\]{0,4}".prop_map(Value::from),
+                    proptest::strategy::Just(Value::Null),
+                    proptest::strategy::Just(json!({"in": [true, {"a b": " "}]})),
+                ], 0..5).prop_map(|m| Value::Object(m.into_iter().collect())),
+            ],
+            gap in proptest::sample::select(vec!["", "", " ", "\n\t "]),
+            extra in proptest::sample::select(vec!["", "1e400", "-0.5E-3", "123456789012345678901", "\"\\ud800\"", "\"\\u00e9\\/\"", "01", "tru", "nul", "\"\u{1}\""]),
+            deep in proptest::sample::select(vec![0usize, 63, 64, 65, 130]),
+            broken in proptest::option::of((proptest::num::usize::ANY, proptest::sample::select(vec!["", "\"", "]", "}", ",", ":", "\\", "x", "{", " "]))),
+        ) {
+            let mut text = spaced(&v, gap);
+            if !extra.is_empty() {
+                text = format!("[{text},{gap}{extra}]");
+            }
+            text = format!("{}{text}{}", "[".repeat(deep), "]".repeat(deep));
+            if let Some((at, with)) = broken {
+                let mut at = at % (text.len() + 1);
+                while !text.is_char_boundary(at) {
+                    at -= 1;
+                }
+                let end = (at + 1).min(text.len());
+                let end = if text.is_char_boundary(end) { end } else { at };
+                text.replace_range(at..end, with);
+            }
+            let t = text.trim_start();
+            let serde = (t.starts_with('{') || t.starts_with('[')) && serde_json::from_str::<serde::de::IgnoredAny>(&text).is_ok();
+            let shape = crate::answer::json_container(&text);
+            // serde_json reads no more than 128 levels; what it refuses
+            // for that alone is written as text either way (`V::Text`).
+            if deep < 120 {
+                prop_assert_eq!(shape.is_some(), serde, "{}", text);
+            }
+            if shape == Some(true) {
+                let mut out = Vec::new();
+                prop_assert!(write_compact(&mut out, &text), "{}", text);
+                prop_assert_eq!(out, text.as_bytes(), "compact text is copied unchanged");
+            }
+        }
     }
 
     proptest::proptest! {
