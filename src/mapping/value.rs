@@ -49,7 +49,9 @@ pub enum V<'a> {
     /// The JSON text of an object or array as [`write_compact`] would
     /// write it, written as it is: a [`Cell::Written`], an object or array
     /// cell of a row the answer's scan found compact, or an object of the
-    /// event written once to be copied ([`super::event::Event::make_copies`]).
+    /// event written once to be copied ([`super::event::Event::make_copies`]),
+    /// or a dynamic column's text that the answer's scan found compact
+    /// ([`crate::answer::json_container`]).
     Written(Cow<'a, str>),
     Null,
     Obj(Obj<'a>),
@@ -840,6 +842,28 @@ mod tests {
 
     use proptest::prelude::*;
 
+    /// An array of strings with what JSON escapes and brackets in them, or
+    /// an object of numbers, strings, booleans, null and a nested value.
+    fn json_value() -> impl Strategy<Value = Value> {
+        proptest::prop_oneof![
+            proptest::collection::vec("[ a\\t\"\\\\{}\\[\\],:é\\n\\u{1}]{0,6}", 0..4).prop_map(|v| json!(v)),
+            proptest::collection::btree_map(
+                "[ k\"\\\\]{0,3}",
+                proptest::prop_oneof![
+                    proptest::num::i64::ANY.prop_map(Value::from),
+                    proptest::num::u64::ANY.prop_map(Value::from),
+                    (-1.0e6f64..1.0e6).prop_map(|f| json!(f)),
+                    "[ x\"\\\\]{0,4}".prop_map(Value::from),
+                    proptest::bool::ANY.prop_map(Value::from),
+                    proptest::strategy::Just(Value::Null),
+                    proptest::strategy::Just(json!({"in": [1, true, {"a b": " "}]})),
+                ],
+                0..5
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    }
+
     proptest::proptest! {
         /// A string literal reads as serde_json reads it, whatever its
         /// escapes, and not at all where serde_json refuses it.
@@ -864,18 +888,7 @@ mod tests {
 
         #[test]
         fn compact_text_is_the_value_without_whitespace(
-            v in proptest::prop_oneof![
-                proptest::collection::vec("[ a\\t\"\\\\{}\\[\\],:é\\n]{0,6}", 0..4).prop_map(|v| json!(v)),
-                proptest::collection::btree_map("[ k\"\\\\]{0,3}", proptest::prop_oneof![
-                    proptest::num::i64::ANY.prop_map(Value::from),
-                    proptest::num::u64::ANY.prop_map(Value::from),
-                    (-1.0e6f64..1.0e6).prop_map(|f| json!(f)),
-                    "[ x\"\\\\]{0,4}".prop_map(Value::from),
-                    proptest::bool::ANY.prop_map(Value::from),
-                    proptest::strategy::Just(Value::Null),
-                    proptest::strategy::Just(json!({"in": [1, {"a b": " "}]})),
-                ], 0..5).prop_map(|m| Value::Object(m.into_iter().collect())),
-            ],
+            v in json_value(),
             gap in proptest::prop_oneof![proptest::strategy::Just(""), proptest::strategy::Just(" "), proptest::strategy::Just("\n\t "), proptest::strategy::Just("\r\n")],
         ) {
             let text = spaced(&v, gap);
@@ -962,16 +975,7 @@ mod tests {
         /// byte cut, replaced or put in anywhere.
         #[test]
         fn a_container_is_what_serde_json_reads_as_one_and_compact_text_is_copied_unchanged(
-            v in proptest::prop_oneof![
-                proptest::collection::vec("[ a\t\"\\\\{}\\[\\],:é\n\u{1}]{0,6}", 0..4).prop_map(|v| json!(v)),
-                proptest::collection::btree_map("[ k\"\\\\]{0,3}", proptest::prop_oneof![
-                    proptest::num::i64::ANY.prop_map(Value::from),
-                    (-1.0e6f64..1.0e6).prop_map(|f| json!(f)),
-                    "[ x\"\\\\]{0,4}".prop_map(Value::from),
-                    proptest::strategy::Just(Value::Null),
-                    proptest::strategy::Just(json!({"in": [true, {"a b": " "}]})),
-                ], 0..5).prop_map(|m| Value::Object(m.into_iter().collect())),
-            ],
+            v in json_value(),
             gap in proptest::sample::select(vec!["", "", " ", "\n\t "]),
             extra in proptest::sample::select(vec!["", "1e400", "-0.5E-3", "123456789012345678901", "\"\\ud800\"", "\"\\u00e9\\/\"", "01", "tru", "nul", "\"\u{1}\""]),
             deep in proptest::sample::select(vec![0usize, 63, 64, 65, 130]),
