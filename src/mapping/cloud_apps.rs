@@ -399,7 +399,7 @@ fn activity_objects<'a>(e: &Event<'a, '_>) -> Option<Vec<ActivityObject<'a>>> {
     match e.row.get(e.columns, "ActivityObjects") {
         None => return None,
         Some(&Cell::Raw(raw)) if !raw.starts_with('"') => {
-            if let Some(objects) = Some(raw).filter(|t| settled(t)).and_then(|t| serde_json::from_str(t).ok()) {
+            if let Some(objects) = settled(raw).then(|| serde_json::from_str(raw).ok()).flatten() {
                 return Some(objects);
             }
         }

@@ -441,13 +441,6 @@ pub fn compact(out: &mut Vec<u8>, json: &str) -> Option<usize> {
     Some(deepest)
 }
 
-/// Whether `text` (a dynamic column's) is the JSON text of an object or an
-/// array, which [`Cell::dynamic`] would read as that value
-/// ([`crate::answer::json_container`]).
-pub fn holds_json(text: &str) -> bool {
-    crate::answer::json_container(text).is_some()
-}
-
 /// Whether two names are the same. Keys and column names are compared
 /// all the time (an object's keys are searched in turn, a row's column
 /// names against the schema's); `==` on strings calls `memcmp`, which in the
@@ -958,16 +951,16 @@ mod tests {
             "too deep for serde_json: text"
         );
         assert_eq!(written(&V::Cell(&deep)), json!(deep), "too deep for serde_json: kept as text");
-        assert!(holds_json(" {\"a\":1}"));
-        assert!(holds_json("[]"));
-        assert!(!holds_json("{\"a\":"));
-        assert!(!holds_json("\"{}\""));
-        assert!(!holds_json("12"));
+        assert!(crate::answer::json_container(" {\"a\":1}").is_some());
+        assert!(crate::answer::json_container("[]").is_some());
+        assert!(crate::answer::json_container("{\"a\":").is_none());
+        assert!(crate::answer::json_container("\"{}\"").is_none());
+        assert!(crate::answer::json_container("12").is_none());
     }
 
     proptest::proptest! {
         /// A dynamic column's text is taken for an object or array exactly
-        /// when serde_json reads it as one (what `holds_json` asked of it
+        /// when serde_json reads it as one (what `Plan::map` asked of it
         /// before it used the answer's scan), and when the scan finds it
         /// compact, compacting it copies it unchanged: it can be written as
         /// it is. Over JSON with and without white space, exponents, long
