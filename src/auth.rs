@@ -78,10 +78,10 @@ impl TokenSource {
 
     /// A valid token, from the cache when it has more than the margin left.
     pub fn token(&mut self, http: &mut dyn HttpClient, now_secs: i64) -> Result<String> {
-        if let Some((token, expires_at)) = &self.cached {
-            if now_secs < *expires_at - EXPIRY_MARGIN_SECS {
-                return Ok(token.clone());
-            }
+        if let Some((token, expires_at)) = &self.cached
+            && now_secs < *expires_at - EXPIRY_MARGIN_SECS
+        {
+            return Ok(token.clone());
         }
         self.refresh(http, now_secs)
     }

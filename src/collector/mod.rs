@@ -106,10 +106,10 @@ impl Collector {
         // are folded into them (evidence into alerts, guide §2; without
         // deprecated classes, attachments and URLs into their message).
         for table in &tables {
-            if let Some(join) = &table.join {
-                if !join.only_without_deprecated || !config.ocsf.deprecated_classes {
-                    planner.set_follower(table.name, join.leader);
-                }
+            if let Some(join) = &table.join
+                && (!join.only_without_deprecated || !config.ocsf.deprecated_classes)
+            {
+                planner.set_follower(table.name, join.leader);
             }
         }
         for table in &tables {

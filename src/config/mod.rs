@@ -396,10 +396,10 @@ impl CollectorConfig {
         if let Some(end) = &self.end_time {
             let end =
                 Ticks::parse(end).map_err(|e| Error::Config(format!("`end_time`: {e}; use RFC 3339, such as 2025-01-31T00:00:00Z")))?;
-            if let Some(start) = self.start_time.as_deref().and_then(|s| Ticks::parse(s).ok()) {
-                if start >= end {
-                    return Err(Error::Config("`end_time` must be after `start_time`".into()));
-                }
+            if let Some(start) = self.start_time.as_deref().and_then(|s| Ticks::parse(s).ok())
+                && start >= end
+            {
+                return Err(Error::Config("`end_time` must be after `start_time`".into()));
             }
         }
         Ok(())

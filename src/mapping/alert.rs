@@ -176,12 +176,12 @@ fn finish_alert(e: &mut Event, _ctx: &Context) {
     } else if e.column("AttackTechniques", Str) == Some(Value::String(String::new())) {
         e.take_column("AttackTechniques");
     }
-    if let Some(Value::Array(items)) = e.column("Categories", Json) {
-        if items.iter().all(Value::is_string) {
-            e.take_column("Categories");
-            for item in items {
-                e.push("finding_info.types", item);
-            }
+    if let Some(Value::Array(items)) = e.column("Categories", Json)
+        && items.iter().all(Value::is_string)
+    {
+        e.take_column("Categories");
+        for item in items {
+            e.push("finding_info.types", item);
         }
     }
     if e.get("finding_info.product").is_some() {
@@ -239,11 +239,11 @@ pub(crate) fn evidence_entry(e: &mut Event) {
             ],
         );
     }
-    if let Some(key) = e.get_str("evidence.reg_key.path").map(std::borrow::Cow::into_owned) {
-        if e.map_column("RegistryValueName", "evidence.reg_value.name", Str) {
-            e.set("evidence.reg_value.path", key);
-            e.map_column("RegistryValueData", "evidence.reg_value.data", Str);
-        }
+    if let Some(key) = e.get_str("evidence.reg_key.path").map(std::borrow::Cow::into_owned)
+        && e.map_column("RegistryValueName", "evidence.reg_value.name", Str)
+    {
+        e.set("evidence.reg_value.path", key);
+        e.map_column("RegistryValueData", "evidence.reg_value.data", Str);
     }
     if let Some(Value::String(app)) = e.take_column("Application") {
         // An application is a resource; `data` makes the entry a valid evidence.

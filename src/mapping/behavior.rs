@@ -85,20 +85,20 @@ pub static BEHAVIOR_ENTITIES: Table = Table {
 /// What a behavior and its entity rows share: the finding's lists, the
 /// product that saw it, and that it is not an alert.
 fn finish_behavior(e: &mut Event) {
-    if let Some(Value::Array(items)) = e.column("AttackTechniques", Json) {
-        if let Some(list) = attacks(&items) {
-            e.take_column("AttackTechniques");
-            if !list.is_empty() {
-                e.set("finding_info.attacks", Value::Array(list));
-            }
+    if let Some(Value::Array(items)) = e.column("AttackTechniques", Json)
+        && let Some(list) = attacks(&items)
+    {
+        e.take_column("AttackTechniques");
+        if !list.is_empty() {
+            e.set("finding_info.attacks", Value::Array(list));
         }
     }
     for (column, path) in [("Categories", "finding_info.types"), ("DataSources", "finding_info.data_sources")] {
-        if let Some(Value::Array(items)) = e.column(column, Json) {
-            if items.iter().all(|i| i.as_str().is_some_and(|s| !s.is_empty())) {
-                e.take_column(column);
-                e.set_owned(path, Value::Array(items));
-            }
+        if let Some(Value::Array(items)) = e.column(column, Json)
+            && items.iter().all(|i| i.as_str().is_some_and(|s| !s.is_empty()))
+        {
+            e.take_column(column);
+            e.set_owned(path, Value::Array(items));
         }
     }
     if let Some(source) = e.get_str("finding_info.product.name").map(|s| s.into_owned()) {
@@ -140,10 +140,11 @@ fn finish_entity(e: &mut Event, _ctx: &Context) {
     }
     // A behavior's IP entity is the client's address (guide §28).
     let ip_entity = e.get_str("evidence.name").is_some_and(|n| n.eq_ignore_ascii_case("Ip"));
-    if ip_entity && e.get("evidence.src_endpoint").is_none() {
-        if let Some(end) = e.remove("evidence.dst_endpoint") {
-            e.set("evidence.src_endpoint", end);
-        }
+    if ip_entity
+        && e.get("evidence.src_endpoint").is_none()
+        && let Some(end) = e.remove("evidence.dst_endpoint")
+    {
+        e.set("evidence.src_endpoint", end);
     }
     evidence_entry(e);
 }

@@ -142,11 +142,11 @@ pub fn set_class(e: &mut Event, class_uid: u32, activity_id: u32) {
     e.set("category_uid", class.category_uid);
     e.set("category_name", super::ocsf::category_name(class.category_uid));
     e.set_activity(activity_id);
-    if activity_id == 99 {
-        if let Some(action) = e.get_str("metadata.event_code").map(|s| s.into_owned()) {
-            e.set("type_name", format!("{}: {action}", class.name));
-            e.set("activity_name", action);
-        }
+    if activity_id == 99
+        && let Some(action) = e.get_str("metadata.event_code").map(|s| s.into_owned())
+    {
+        e.set("type_name", format!("{}: {action}", class.name));
+        e.set("activity_name", action);
     }
 }
 
@@ -154,10 +154,8 @@ pub fn set_class(e: &mut Event, class_uid: u32, activity_id: u32) {
 /// `src_endpoint`, so the emitting service names it (guide §23.3).
 pub fn service_endpoint(e: &mut Event, service: Option<String>) {
     let has = matches!(e.get("src_endpoint"), Some(V::Obj(o)) if super::ocsf::ENDPOINT_IDENTITY.iter().any(|k| o.contains_key(k)));
-    if !has {
-        if let Some(s) = service {
-            e.set("src_endpoint.svc_name", s);
-        }
+    if !has && let Some(s) = service {
+        e.set("src_endpoint.svc_name", s);
     }
 }
 

@@ -167,28 +167,28 @@ fn finish_common(e: &mut Event, user: &str, raw: &Map<String, Value>) {
     if let (Some(id), true) = (type_id, e.get(user).is_some()) {
         e.take_column("AccountType");
         e.set_owned(&join(user, "type_id"), id);
-        if id == 4 {
-            if let Some(name) = e.get_str(&join(user, "display_name")).map(|s| s.into_owned()) {
-                e.set("actor.app_name", name);
-            }
+        if id == 4
+            && let Some(name) = e.get_str(&join(user, "display_name")).map(|s| s.into_owned())
+        {
+            e.set("actor.app_name", name);
         }
     }
     super::common::require_any(e, user, &["name", "uid", "account"]);
-    if e.get("actor.app_uid").is_none() {
-        if let Some(app) = raw_str(raw, "AppId") {
-            e.set("actor.app_uid", app);
-        }
+    if e.get("actor.app_uid").is_none()
+        && let Some(app) = raw_str(raw, "AppId")
+    {
+        e.set("actor.app_uid", app);
     }
-    if let Some(Value::Object(session)) = e.column("SessionData", Json) {
-        if let Some(id) = session.get("InLineSessionId").and_then(Value::as_str).filter(|s| !s.is_empty()) {
-            e.set("actor.session.uid", id.to_string());
-        }
+    if let Some(Value::Object(session)) = e.column("SessionData", Json)
+        && let Some(id) = session.get("InLineSessionId").and_then(Value::as_str).filter(|s| !s.is_empty())
+    {
+        e.set("actor.session.uid", id.to_string());
     }
     cloud::client_device(e);
-    if let Some(id) = raw_str(raw, "Id") {
-        if e.get("metadata.original_event_uid").is_none() {
-            e.set("metadata.original_event_uid", id);
-        }
+    if let Some(id) = raw_str(raw, "Id")
+        && e.get("metadata.original_event_uid").is_none()
+    {
+        e.set("metadata.original_event_uid", id);
     }
     // Status from the audit record's ResultStatus.
     let status = raw_str(raw, "ResultStatus");
@@ -201,10 +201,10 @@ fn finish_common(e: &mut Event, user: &str, raw: &Map<String, Value>) {
         }
         None => {}
     }
-    if let Some(s) = e.get("status_id").and_then(V::as_u64) {
-        if s != 99 {
-            e.set("status", super::ocsf::status_name(s as u32));
-        }
+    if let Some(s) = e.get("status_id").and_then(V::as_u64)
+        && s != 99
+    {
+        e.set("status", super::ocsf::status_name(s as u32));
     }
 }
 
@@ -244,10 +244,10 @@ fn api_fields(e: &mut Event, raw: &Map<String, Value>) {
     let service = service_name(e);
     cloud::service_endpoint(e, service);
     super::common::finish_endpoints(e);
-    if e.get("actor").is_none() {
-        if let Some(app) = service_name(e) {
-            e.set("actor.app_name", app);
-        }
+    if e.get("actor").is_none()
+        && let Some(app) = service_name(e)
+    {
+        e.set("actor.app_name", app);
     }
 }
 

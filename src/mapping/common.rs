@@ -191,10 +191,10 @@ fn complete_from_literals<'a>(file: &mut Obj<'a>) -> bool {
     }
     // A name without backslashes at the path's end is one in its text too:
     // the bytes there are all plain characters.
-    if let Some(n) = name {
-        if n.contains('\\') || !ends_with_ignoring_case(path, n) {
-            return false;
-        }
+    if let Some(n) = name
+        && (n.contains('\\') || !ends_with_ignoring_case(path, n))
+    {
+        return false;
     }
     // Pairs run from the start of a run of backslashes, so the last two
     // backslashes of the literal are its last pair.
@@ -560,10 +560,11 @@ fn member_value(out: &mut Vec<u8>, raw: &str) -> Option<bool> {
 /// [`map_additional`] on a parsed object: the cell of the keys left.
 fn map_fields(e: &mut Event, mut fields: serde_json::Map<String, Value>, keys: &[(&str, &str, Conv)]) -> Cell<'static> {
     for (key, path, conv) in keys {
-        if let Some(v) = fields.get(*key) {
-            if !super::field::is_absent(v) && put_additional(e, v, path, *conv) {
-                fields.remove(*key);
-            }
+        if let Some(v) = fields.get(*key)
+            && !super::field::is_absent(v)
+            && put_additional(e, v, path, *conv)
+        {
+            fields.remove(*key);
         }
     }
     Cell::Owned(Value::Object(fields))

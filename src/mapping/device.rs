@@ -252,10 +252,10 @@ fn finish_file_events(e: &mut Event, _ctx: &Context) {
     common::finish_file(e, "file");
     common::finish_file(e, "file_result");
     // A rename row may lack the previous name: then the renamed file is the target.
-    if e.get("file").is_none() {
-        if let Some(v) = e.root.remove("file_result") {
-            e.set("file", v);
-        }
+    if e.get("file").is_none()
+        && let Some(v) = e.root.remove("file_result")
+    {
+        e.set("file", v);
     }
     common::finish_actor(e);
 }
@@ -355,11 +355,12 @@ fn finish_registry(e: &mut Event, _ctx: &Context) {
         let same = e.get(&join(previous, "path")).map(V::to_value) == e.get(&path).map(V::to_value)
             && e.get(&join(previous, "name")).is_none()
             && e.get(&join(previous, "data")).is_none();
-        if same && !renamed {
-            if let Some(p) = e.root.remove(previous) {
-                // The previous key carried no information beyond the key itself.
-                let _ = p;
-            }
+        if same
+            && !renamed
+            && let Some(p) = e.root.remove(previous)
+        {
+            // The previous key carried no information beyond the key itself.
+            let _ = p;
         }
     }
     if let Some(Value::String(t)) = e.column("RegistryValueType", Str) {

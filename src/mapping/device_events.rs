@@ -405,10 +405,10 @@ fn finish_detection(e: &mut Event, ctx: &Context) {
     // The file, process or URL the detection names is its evidence.
     common::finish_file(e, "evidence.file");
     common::require_any(e, "evidence.process", &["pid", "uid", "cpid"]);
-    if let Some(V::Obj(evidence)) = e.root.remove("evidence") {
-        if !evidence.is_empty() {
-            e.push("evidences", V::Obj(evidence));
-        }
+    if let Some(V::Obj(evidence)) = e.root.remove("evidence")
+        && !evidence.is_empty()
+    {
+        e.push("evidences", V::Obj(evidence));
     }
     common::finish_device(e);
     common::finish_actor(e);
@@ -575,11 +575,11 @@ fn finish_service(e: &mut Event, _ctx: &Context) {
             e.put_column("AdditionalFields", Value::Object(fields));
         }
     }
-    if e.get("win_service.name").is_some() {
-        if let Some(path) = service_binary(e) {
-            e.set("win_service.service_file.path", path);
-            common::finish_file(e, "win_service.service_file");
-        }
+    if e.get("win_service.name").is_some()
+        && let Some(path) = service_binary(e)
+    {
+        e.set("win_service.service_file.path", path);
+        common::finish_file(e, "win_service.service_file");
     }
     common::require_any(
         e,
@@ -630,14 +630,13 @@ fn finish_peripheral(e: &mut Event, _ctx: &Context) {
             ("ProductRevision", "peripheral_device.model", Str),
         ],
     );
-    if let Some(Value::Object(mut fields)) = e.column("AdditionalFields", Json) {
-        if let Some(Value::Array(ids)) = fields.get("VendorIds").map(super::field::parse_dynamic) {
-            if ids.iter().all(Value::is_string) {
-                e.set("peripheral_device.vendor_id_list", V::from(Value::Array(ids)));
-                fields.remove("VendorIds");
-                e.put_column("AdditionalFields", Value::Object(fields));
-            }
-        }
+    if let Some(Value::Object(mut fields)) = e.column("AdditionalFields", Json)
+        && let Some(Value::Array(ids)) = fields.get("VendorIds").map(super::field::parse_dynamic)
+        && ids.iter().all(Value::is_string)
+    {
+        e.set("peripheral_device.vendor_id_list", V::from(Value::Array(ids)));
+        fields.remove("VendorIds");
+        e.put_column("AdditionalFields", Value::Object(fields));
     }
     if e.get_str("metadata.event_code").is_some_and(|a| a.starts_with("UsbDrive")) {
         e.set("peripheral_device.type_id", 1);

@@ -288,10 +288,8 @@ fn finish_graph_request(e: &mut Event, _ctx: &Context) {
         request_uri(e, &uri);
     }
     // An app-only call has no user: the service principal acts.
-    if e.get("actor.user").is_none() {
-        if e.map_column("ServicePrincipalId", "actor.user.uid_alt", Str) {
-            e.set("actor.user.type_id", 4);
-        }
+    if e.get("actor.user").is_none() && e.map_column("ServicePrincipalId", "actor.user.uid_alt", Str) {
+        e.set("actor.user.type_id", 4);
     }
     cloud::entra_account(e, "actor.user");
     cloud::service_endpoint(e, Some("Microsoft Graph".to_string()));

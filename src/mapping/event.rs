@@ -338,10 +338,10 @@ pub fn set_captions(e: &mut Event) {
         let Some(id) = holder.get(entry.id).and_then(V::as_i64) else {
             continue;
         };
-        if let Some((_, name)) = entry.names.iter().find(|(i, _)| *i == id) {
-            if id != 99 || !holder.contains_key(entry.caption) {
-                holder.insert(entry.caption, V::from(*name));
-            }
+        if let Some((_, name)) = entry.names.iter().find(|(i, _)| *i == id)
+            && (id != 99 || !holder.contains_key(entry.caption))
+        {
+            holder.insert(entry.caption, V::from(*name));
         }
     }
 }

@@ -172,10 +172,10 @@ pub fn parse_bool(v: &Value) -> Option<bool> {
 pub fn parse_dynamic(v: &Value) -> Value {
     if let Value::String(s) = v {
         let t = s.trim_start();
-        if t.starts_with('{') || t.starts_with('[') {
-            if let Ok(parsed) = serde_json::from_str::<Value>(s) {
-                return parsed;
-            }
+        if (t.starts_with('{') || t.starts_with('['))
+            && let Ok(parsed) = serde_json::from_str::<Value>(s)
+        {
+            return parsed;
         }
     }
     v.clone()

@@ -236,13 +236,13 @@ pub fn map_incident(mut obj: Map<String, Value>, ctx: &Context) -> Result<Value,
     }
     e.set("finding_info_list", Value::Array(list));
     for tags in ["customTags", "systemTags"] {
-        if let Some(Value::Array(items)) = obj.get(tags) {
-            if items.iter().all(Value::is_string) {
-                for t in items.clone() {
-                    e.push("metadata.labels", t);
-                }
-                obj.remove(tags);
+        if let Some(Value::Array(items)) = obj.get(tags)
+            && items.iter().all(Value::is_string)
+        {
+            for t in items.clone() {
+                e.push("metadata.labels", t);
             }
+            obj.remove(tags);
         }
     }
     metadata(&mut e, &mut obj, kind, ctx, &id, &updated);

@@ -2,9 +2,9 @@
 //! `Account*` is the account that acted (§0.4); `Target*` is the one acted on.
 
 use super::common;
-use super::logon::{auth_protocol_id, logon_type_id};
 use super::event::Event;
 use super::field::{Context, Conv::*, Field, f, join};
+use super::logon::{auth_protocol_id, logon_type_id};
 use super::table::{Activity, Product, Shape, Table};
 use super::value::V;
 use serde_json::Value;
@@ -408,20 +408,20 @@ fn finish_identity_info(e: &mut Event, _ctx: &Context) {
             e.set("user.ldap_person.location.desc", c);
         }
     }
-    if let Some(Value::Array(items)) = e.column("OtherMailAddresses", Json) {
-        if items.iter().all(|a| a.as_str().is_some_and(super::field::is_email)) {
-            e.take_column("OtherMailAddresses");
-            for a in items {
-                e.push("user.ldap_person.email_addrs", V::from(a));
-            }
+    if let Some(Value::Array(items)) = e.column("OtherMailAddresses", Json)
+        && items.iter().all(|a| a.as_str().is_some_and(super::field::is_email))
+    {
+        e.take_column("OtherMailAddresses");
+        for a in items {
+            e.push("user.ldap_person.email_addrs", V::from(a));
         }
     }
-    if let Some(Value::Array(groups)) = e.column("GroupMembership", Json) {
-        if groups.iter().all(|g| g.as_str().is_some_and(|s| !s.is_empty())) {
-            e.take_column("GroupMembership");
-            for g in groups {
-                e.push("user.groups", V::from(serde_json::json!({"name": g})));
-            }
+    if let Some(Value::Array(groups)) = e.column("GroupMembership", Json)
+        && groups.iter().all(|g| g.as_str().is_some_and(|s| !s.is_empty()))
+    {
+        e.take_column("GroupMembership");
+        for g in groups {
+            e.push("user.groups", V::from(serde_json::json!({"name": g})));
         }
     }
     common::require_any(e, "user", &["name", "uid", "account"]);

@@ -114,26 +114,26 @@ fn finish_device_info(e: &mut Event, _ctx: &Context) {
         );
     }
     for tags in ["DeviceManualTags", "DeviceDynamicTags"] {
-        if let Some(Value::Array(items)) = e.column(tags, Json) {
-            if items.iter().all(Value::is_string) {
-                e.take_column(tags);
-                for item in items {
-                    e.push("device.groups", serde_json::json!({"name": item}));
-                }
+        if let Some(Value::Array(items)) = e.column(tags, Json)
+            && items.iter().all(Value::is_string)
+        {
+            e.take_column(tags);
+            for item in items {
+                e.push("device.groups", serde_json::json!({"name": item}));
             }
         }
     }
     // The first logged-on user is the actor; the full list stays in unmapped.
-    if let Some(Value::Array(users)) = e.column("LoggedOnUsers", Json) {
-        if let Some(Value::Object(first)) = users.first() {
-            for (key, path) in [
-                ("UserName", "actor.user.name"),
-                ("DomainName", "actor.user.domain"),
-                ("Sid", "actor.user.uid"),
-            ] {
-                if let Some(Value::String(v)) = first.get(key).filter(|v| !super::field::is_absent(v)) {
-                    e.set(path, v.clone());
-                }
+    if let Some(Value::Array(users)) = e.column("LoggedOnUsers", Json)
+        && let Some(Value::Object(first)) = users.first()
+    {
+        for (key, path) in [
+            ("UserName", "actor.user.name"),
+            ("DomainName", "actor.user.domain"),
+            ("Sid", "actor.user.uid"),
+        ] {
+            if let Some(Value::String(v)) = first.get(key).filter(|v| !super::field::is_absent(v)) {
+                e.set(path, v.clone());
             }
         }
     }

@@ -134,10 +134,10 @@ impl Plan {
             .map(|table| {
                 let mut shapes: Vec<&'static Shape> = vec![table.shape];
                 for activity in table.all_activities() {
-                    if let Some(shape) = activity.shape {
-                        if !shapes.iter().any(|s| std::ptr::eq(*s, shape)) {
-                            shapes.push(shape);
-                        }
+                    if let Some(shape) = activity.shape
+                        && !shapes.iter().any(|s| std::ptr::eq(*s, shape))
+                    {
+                        shapes.push(shape);
                     }
                 }
                 for column in table.key {
@@ -256,10 +256,10 @@ impl Plan {
             None => None,
         };
         let (mut activity, _) = table.activity(action_type.as_deref());
-        if ctx.no_deprecated_classes {
-            if let Some(successor) = activity.successor {
-                activity = successor;
-            }
+        if ctx.no_deprecated_classes
+            && let Some(successor) = activity.successor
+        {
+            activity = successor;
         }
         let mut e = Event {
             root: compiled.start(activity, time, action_type.as_ref()),
@@ -522,10 +522,11 @@ fn missing_object(class_uid: u32, any: &[&str], shape: &Shape) -> String {
     for object in any {
         let keys = ocsf::identity(object);
         for f in fields() {
-            if let Some(rest) = f.to.strip_prefix(object).and_then(|r| r.strip_prefix('.')) {
-                if (keys.is_empty() || keys.contains(&rest)) && !columns.contains(&f.column) {
-                    columns.push(f.column);
-                }
+            if let Some(rest) = f.to.strip_prefix(object).and_then(|r| r.strip_prefix('.'))
+                && (keys.is_empty() || keys.contains(&rest))
+                && !columns.contains(&f.column)
+            {
+                columns.push(f.column);
             }
         }
     }

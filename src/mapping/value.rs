@@ -632,10 +632,10 @@ impl Cell<'_> {
             Cell::Raw(raw) if raw.starts_with('"') => match unquote(raw) {
                 Some(text) => {
                     let t = text.trim_start();
-                    if t.starts_with('{') || t.starts_with('[') {
-                        if let Ok(parsed) = serde_json::from_str::<Value>(&text) {
-                            return parsed;
-                        }
+                    if (t.starts_with('{') || t.starts_with('['))
+                        && let Ok(parsed) = serde_json::from_str::<Value>(&text)
+                    {
+                        return parsed;
                     }
                     Value::String(text.into_owned())
                 }
