@@ -1,13 +1,13 @@
 //! The collector: one `poll` runs the next planned query, maps its rows and
 //! returns them as a batch with the checkpoint that covers them.
 //!
-//! Its parts, along the flow:
-//! - [`fetch`]: queries, windows shrunk until their answer fits, ranges and
+//! Its parts (private modules), along the flow:
+//! - `fetch`: queries, windows shrunk until their answer fits, ranges and
 //!   overfull instants;
-//! - [`pending`]: an answer handed out in bounded batches;
-//! - [`emit`]: rows mapped to events, and counted;
-//! - [`join`]: followers' events folded into their leaders';
-//! - [`check`]: the `check` command's requests;
+//! - `pending`: an answer handed out in bounded batches;
+//! - `emit`: rows mapped to events, and counted;
+//! - `join`: followers' events folded into their leaders';
+//! - `check`: the `check` command's requests;
 //! - this file: the poll loop, which picks the next piece of work and
 //!   turns what the parts return into a batch and a checkpoint.
 
