@@ -317,7 +317,10 @@ pub fn parse_or_return(body: Vec<u8>) -> Result<HuntingResult, (Error, Vec<u8>)>
 /// lines around it are kept.
 pub fn from_lines(input: Vec<u8>) -> Result<HuntingResult, Error> {
     if input.len() > u32::MAX as usize {
-        return Err(Error::Config(format!("{} bytes are more than this collector reads at once", input.len())));
+        return Err(Error::Config(format!(
+            "{} bytes are more than this collector reads at once",
+            input.len()
+        )));
     }
     let mut malformed = Vec::new();
     let body = match String::from_utf8(input) {
@@ -903,7 +906,10 @@ mod tests {
             (r#"{"results":[{"a":.5}]}"#, "expected a value"),
             (r#"{"results":[{"a":"\x"}]}"#, "an escape that JSON does not have, at byte 18"),
             (r#"{"results":[{"a":"\u12G4"}]}"#, "an escape that JSON does not have"),
-            ("{\"results\":[{\"a\":\"caf\u{0}\"}]}", "control character (U+0000) that is not escaped, at byte 21"),
+            (
+                "{\"results\":[{\"a\":\"caf\u{0}\"}]}",
+                "control character (U+0000) that is not escaped, at byte 21",
+            ),
             ("{\"results\":[{\"a\":\"two\nlines\"}]}", "control character (U+000A)"),
             (r#"["results"]"#, "expected `{`"),
             (r#"{"schema":{"name":1},"results":[]}"#, "its schema"),
@@ -1086,8 +1092,19 @@ mod tests {
         let scalar = proptest::prop_oneof![
             string.clone(),
             escapes,
-            proptest::sample::select(vec!["0", "-0", "12", "-1.5", "2.5e-3", "1E+400", "18446744073709551616", "true", "false", "null"])
-                .prop_map(String::from),
+            proptest::sample::select(vec![
+                "0",
+                "-0",
+                "12",
+                "-1.5",
+                "2.5e-3",
+                "1E+400",
+                "18446744073709551616",
+                "true",
+                "false",
+                "null"
+            ])
+            .prop_map(String::from),
         ];
         let value = scalar.prop_recursive(3, 12, 4, move |inner| {
             proptest::prop_oneof![

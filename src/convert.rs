@@ -88,7 +88,11 @@ pub fn convert(table: &str, options_json: &str, body: impl Into<Vec<u8>>) -> Res
     })?;
     let body = body.into();
     let size = body.len();
-    let result = read_answer(body).map_err(|e| Error::Config(format!("the input is neither a runHuntingQuery answer nor rows one JSON object per line: {e}")))?;
+    let result = read_answer(body).map_err(|e| {
+        Error::Config(format!(
+            "the input is neither a runHuntingQuery answer nor rows one JSON object per line: {e}"
+        ))
+    })?;
     let mut out = Converted {
         rejected: result.malformed.clone(),
         ..Converted::default()
@@ -147,7 +151,11 @@ mod tests {
         let read = read_answer(b"{\"a\":1}\n".to_vec()).unwrap();
         assert_eq!((read.len(), read.raw(0)), (1, "{\"a\":1}"), "one row");
         let read = read_answer(b"{\"a\":1}\n\n{\"a\":tru}\n{\"a\":2}".to_vec()).unwrap();
-        assert_eq!((read.len(), read.raw(1)), (2, "{\"a\":2}"), "a line that is not a row is left out alone");
+        assert_eq!(
+            (read.len(), read.raw(1)),
+            (2, "{\"a\":2}"),
+            "a line that is not a row is left out alone"
+        );
         assert!(read.malformed[0].contains("line 3 is not JSON"), "{:?}", read.malformed);
         let e = read_answer(br#"{"results":[{"a":tru}]}"#.to_vec()).unwrap_err().to_string();
         assert!(e.contains("not valid hunting results") && e.contains("line 1 is not JSON"), "{e}");

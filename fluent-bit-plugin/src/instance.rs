@@ -43,9 +43,11 @@ impl Instance {
     /// the user.
     pub fn start(config: RunConfig) -> Result<Instance, String> {
         if !matches!(config.output, OutputConfig::Stdout) {
-            return Err("`output` does not apply to the Fluent Bit plugin, which delivers to Fluent Bit itself: \
+            return Err(
+                "`output` does not apply to the Fluent Bit plugin, which delivers to Fluent Bit itself: \
                  remove it from config_file and use Fluent Bit's outputs"
-                .into());
+                    .into(),
+            );
         }
         let tenants = defender_ocsf_host::launch::instances(&config, None).map_err(|e| e.to_string())?;
         if tenants.is_empty() {
@@ -107,7 +109,10 @@ impl Instance {
                         Ok(Err(e)) => e.to_string(),
                         Err(_) => "the collector panicked; this is a bug, please report it with the log above".into(),
                     };
-                    tracing::error!("collection stopped: {failure}; the input starts it again in {} min", RESTART.as_secs() / 60);
+                    tracing::error!(
+                        "collection stopped: {failure}; the input starts it again in {} min",
+                        RESTART.as_secs() / 60
+                    );
                     options.clock.sleep(RESTART, &stop);
                 }
             })
@@ -132,7 +137,11 @@ impl Instance {
             batches.into_iter().for_each(Batch::taken);
             return None;
         }
-        tracing::debug!(events = batches.iter().map(|b| b.count).sum::<u32>(), bytes = len, "handing events to Fluent Bit");
+        tracing::debug!(
+            events = batches.iter().map(|b| b.count).sum::<u32>(),
+            bytes = len,
+            "handing events to Fluent Bit"
+        );
         self.lock_in_flight().insert(pointer as usize, (buffer, batches));
         Some((pointer, len))
     }
@@ -186,10 +195,7 @@ fn served_metrics(address: &str) -> Result<Arc<Telemetry>, String> {
 }
 
 fn release(dirs: &[PathBuf]) {
-    STATE_DIRS
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .retain(|d| !dirs.contains(d));
+    STATE_DIRS.lock().unwrap_or_else(|p| p.into_inner()).retain(|d| !dirs.contains(d));
 }
 
 #[cfg(test)]
@@ -241,7 +247,10 @@ mod tests {
         let held = server.query_count();
         std::thread::sleep(std::time::Duration::from_secs(2));
         assert_eq!(server.query_count(), held, "no queries while nothing is taken");
-        assert!(!dir.path().join("checkpoint.json").exists(), "no checkpoint before Fluent Bit has the batch");
+        assert!(
+            !dir.path().join("checkpoint.json").exists(),
+            "no checkpoint before Fluent Bit has the batch"
+        );
 
         // Resumed: batches are taken, each cleaned up after its append.
         let mut events = 0usize;

@@ -80,7 +80,9 @@ fn guarded<T>(failed: T, body: impl FnOnce() -> T) -> T {
 unsafe fn init(plugin: *mut InputPlugin) -> c_int {
     let Some(plugin) = (unsafe { plugin.as_mut() }) else { return 0 };
     let Some(api) = (unsafe { plugin.api.as_ref() }) else { return 0 };
-    let (Some(get_property), Some(print)) = (api.input_get_property, api.log_print) else { return 0 };
+    let (Some(get_property), Some(print)) = (api.input_get_property, api.log_print) else {
+        return 0;
+    };
     let fluent_log = log::FluentBitLog::new(print);
     let instance = plugin.i_ins;
     let get = |key: &str| -> Option<String> {
@@ -95,9 +97,9 @@ unsafe fn init(plugin: *mut InputPlugin) -> c_int {
         fluent_log.say(abi::LOG_ERROR, &line.to_string());
         0
     };
-    let config = match properties::read(get).and_then(|(file, values)| {
-        RunConfig::from_file_and_overrides(file.as_deref(), values, &|name| std::env::var(name).ok())
-    }) {
+    let config = match properties::read(get)
+        .and_then(|(file, values)| RunConfig::from_file_and_overrides(file.as_deref(), values, &|name| std::env::var(name).ok()))
+    {
         Ok(config) => config,
         Err(e) => return fail(format!("configuration error: {e:#}")),
     };

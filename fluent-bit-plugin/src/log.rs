@@ -47,7 +47,9 @@ impl Drop for Line {
         if text.is_empty() {
             return;
         }
-        let Ok(line) = CString::new(format!("{PREFIX}{}", text.replace('\0', ""))) else { return };
+        let Ok(line) = CString::new(format!("{PREFIX}{}", text.replace('\0', ""))) else {
+            return;
+        };
         // SAFETY: flb_log_print takes a printf format; "%s" with one C
         // string argument, and a file name and line it only prints.
         unsafe { (self.print)(self.level, c"defender_ocsf".as_ptr(), 0, c"%s".as_ptr(), line.as_ptr()) }

@@ -32,13 +32,25 @@ pub const CONFIG_FILE: &str = "config_file";
 
 /// Every property: name, kind, description.
 pub const PROPERTIES: &[(&str, Kind, &str)] = &[
-    (CONFIG_FILE, Kind::Text, "a defender-ocsf YAML configuration read first (for tenants: and the like); the properties below override its keys"),
+    (
+        CONFIG_FILE,
+        Kind::Text,
+        "a defender-ocsf YAML configuration read first (for tenants: and the like); the properties below override its keys",
+    ),
     ("tenant_id", Kind::Text, "Directory (tenant) ID, a GUID or verified domain"),
     ("client_id", Kind::Text, "Application (client) ID"),
     ("client_secret", Kind::Text, "the client secret's Value; use ${ENV_VAR}"),
     ("client_secret_file", Kind::Text, "a file holding the client secret"),
-    ("client_certificate_file", Kind::Text, "the PEM certificate of the app registration, instead of a secret"),
-    ("client_private_key_file", Kind::Text, "the certificate's private key, if not in the certificate file"),
+    (
+        "client_certificate_file",
+        Kind::Text,
+        "the PEM certificate of the app registration, instead of a secret",
+    ),
+    (
+        "client_private_key_file",
+        Kind::Text,
+        "the certificate's private key, if not in the certificate file",
+    ),
     ("cloud", Kind::Text, "global, gcc, gcc-high or dod"),
     ("login_endpoint", Kind::Text, "identity platform base URL, overriding the cloud's"),
     ("graph_endpoint", Kind::Text, "Microsoft Graph base URL, overriding the cloud's"),
@@ -46,23 +58,47 @@ pub const PROPERTIES: &[(&str, Kind, &str)] = &[
     ("tables", Kind::List, "advanced-hunting tables to collect, comma-separated"),
     ("start_time", Kind::Text, "where a table without a checkpoint starts (RFC 3339)"),
     ("delay", Kind::Text, "how far behind real time collection stays, such as 5m"),
-    ("overlap", Kind::Text, "how far behind the watermark each cycle looks again for late rows"),
+    (
+        "overlap",
+        Kind::Text,
+        "how far behind the watermark each cycle looks again for late rows",
+    ),
     ("entity_interval", Kind::Text, "how often the entity tables are collected"),
     ("poll_interval", Kind::Text, "the wait between collection cycles once caught up"),
     ("max_window", Kind::Text, "the longest time window one query covers"),
     ("max_rows_per_query", Kind::Integer, "rows per query"),
     ("graph_row_cap", Kind::Integer, "Graph's row limit per answer"),
     ("max_calls_per_minute", Kind::Integer, "the call budget per minute"),
-    ("union_tables", Kind::List, "low-volume tables that share one query per window, comma-separated"),
-    ("ocsf.deprecated_classes", Kind::Bool, "emit the classes OCSF 1.8.0 deprecates, as other Defender feeds do"),
+    (
+        "union_tables",
+        Kind::List,
+        "low-volume tables that share one query per window, comma-separated",
+    ),
+    (
+        "ocsf.deprecated_classes",
+        Kind::Bool,
+        "emit the classes OCSF 1.8.0 deprecates, as other Defender feeds do",
+    ),
     ("incidents", Kind::Bool, "also read Graph security incidents"),
     ("alerts", Kind::Bool, "also read Graph security alerts"),
-    ("state_dir", Kind::Text, "where the checkpoint and the compiled-component cache live"),
+    (
+        "state_dir",
+        Kind::Text,
+        "where the checkpoint and the compiled-component cache live",
+    ),
     ("log_level", Kind::Text, "error, warn, info, debug or trace"),
-    ("log_file", Kind::Text, "write the collector's logs to this file instead of Fluent Bit's log"),
+    (
+        "log_file",
+        Kind::Text,
+        "write the collector's logs to this file instead of Fluent Bit's log",
+    ),
     ("metrics_address", Kind::Text, "serve Prometheus metrics at http://ADDRESS/metrics"),
     ("proxy", Kind::Text, "the HTTP proxy for every request to Microsoft"),
-    ("ca_file", Kind::Text, "extra trusted certificates for the Microsoft endpoints (PEM)"),
+    (
+        "ca_file",
+        Kind::Text,
+        "extra trusted certificates for the Microsoft endpoints (PEM)",
+    ),
 ];
 
 /// The configuration file to read, if any, and the other properties that

@@ -8,8 +8,14 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, rest)) = data.split_first() else { return };
     let table = mapping::TABLES[selector as usize % mapping::TABLES.len()];
-    let Ok(serde_json::Value::Object(row)) = serde_json::from_slice::<serde_json::Value>(rest) else { return };
-    let ctx = Context { tenant_uid: None, no_deprecated_classes: selector & 0x80 != 0, collected_at: Some(Ticks(0)) };
+    let Ok(serde_json::Value::Object(row)) = serde_json::from_slice::<serde_json::Value>(rest) else {
+        return;
+    };
+    let ctx = Context {
+        tenant_uid: None,
+        no_deprecated_classes: selector & 0x80 != 0,
+        collected_at: Some(Ticks(0)),
+    };
     match mapping::map_row(table, row.into_iter().collect(), &ctx) {
         Ok(event) => {
             let class = event["class_uid"].as_u64().unwrap();

@@ -181,7 +181,11 @@ pub fn check(config: &RunConfig, component: Option<&[u8]>, out: &mut dyn std::io
         writeln!(out, "{label}  {name}: {detail}").map_err(|e| Failure::Other(e.into()))
     };
     // Compiled already when the component was described, in the same cache.
-    let runtime = runtime(config, component.unwrap_or(crate::runtime::DEFAULT_COMPONENT), cache_dir(config).as_deref())?;
+    let runtime = runtime(
+        config,
+        component.unwrap_or(crate::runtime::DEFAULT_COMPONENT),
+        cache_dir(config).as_deref(),
+    )?;
     let mut instance = runtime.instantiate(&Limits::default(), Arc::new(Telemetry::default()))?;
     // A stream without a Graph backfill never calls `init`: it has no Graph settings.
     let graph = config.stream.as_ref().is_none_or(|s| s.backfill_with_graph);
@@ -346,4 +350,3 @@ pub fn map(
         rejected: converted.rejected,
     })
 }
-

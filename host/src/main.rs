@@ -7,9 +7,9 @@ use defender_ocsf_host::config::RunConfig;
 use defender_ocsf_host::forward::Forward;
 use defender_ocsf_host::launch;
 use defender_ocsf_host::output::{Http, Sink, Stdout};
-use defender_ocsf_replay::Demo;
 use defender_ocsf_host::shutdown::Shutdown;
 use defender_ocsf_host::telemetry::{self, Telemetry};
+use defender_ocsf_replay::Demo;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -198,7 +198,11 @@ fn main() -> ExitCode {
                         0 => String::new(),
                         n => format!(" ({n} warnings above)"),
                     };
-                    let how = match config.origin.as_ref().and_then(|o| o.name.strip_prefix("the environment variable ")) {
+                    let how = match config
+                        .origin
+                        .as_ref()
+                        .and_then(|o| o.name.strip_prefix("the environment variable "))
+                    {
                         Some(var) => format!("--config-env {var}"),
                         None => format!("--config {origin}"),
                     };
@@ -245,7 +249,14 @@ fn main() -> ExitCode {
                 Ok(config) => config.source,
                 Err(e) => return fail(&Failure::Config(format!("{e:#}"))),
             };
-            match app::map(&table, &settings, &collected_at, &input, bytes.as_deref(), &mut std::io::stdout().lock()) {
+            match app::map(
+                &table,
+                &settings,
+                &collected_at,
+                &input,
+                bytes.as_deref(),
+                &mut std::io::stdout().lock(),
+            ) {
                 Ok(summary) if summary.rejected.is_empty() => ExitCode::SUCCESS,
                 Ok(summary) => {
                     for reason in &summary.rejected {

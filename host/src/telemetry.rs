@@ -79,11 +79,7 @@ pub const COMPONENT_FIELDS: &str = "component_fields";
 /// then the event's fields (a component's among them), then `target`.
 fn json_logs(
     level: &str,
-) -> tracing_subscriber::fmt::SubscriberBuilder<
-    tracing_subscriber::fmt::format::DefaultFields,
-    JsonLines,
-    tracing_subscriber::EnvFilter,
-> {
+) -> tracing_subscriber::fmt::SubscriberBuilder<tracing_subscriber::fmt::format::DefaultFields, JsonLines, tracing_subscriber::EnvFilter> {
     tracing_subscriber::fmt().event_format(JsonLines).with_env_filter(filter(level))
 }
 
@@ -258,15 +254,33 @@ pub enum Health {
 /// component describes its own (`source.describe`); a name described by
 /// neither is "reported by the source component".
 const HELP: &[(&str, &str)] = &[
-    ("batches_delivered_total", "Batches delivered to the output, each followed by its checkpoint."),
+    (
+        "batches_delivered_total",
+        "Batches delivered to the output, each followed by its checkpoint.",
+    ),
     ("build_info", "Always 1; the labels name the version."),
-    ("errors_total", "Failed collection steps, by kind (transient, auth, permission, config, fatal)."),
+    (
+        "errors_total",
+        "Failed collection steps, by kind (transient, auth, permission, config, fatal).",
+    ),
     ("last_success_timestamp_seconds", "When a batch was last delivered (Unix seconds)."),
-    ("stream_consumer_lag", "Messages each partition of the stream still holds beyond this instance's committed offset."),
-    ("stream_messages_malformed_total", "Stream messages the component could not read (counted, logged and skipped), by topic."),
+    (
+        "stream_consumer_lag",
+        "Messages each partition of the stream still holds beyond this instance's committed offset.",
+    ),
+    (
+        "stream_messages_malformed_total",
+        "Stream messages the component could not read (counted, logged and skipped), by topic.",
+    ),
     ("stream_messages_total", "Messages read from the stream, by topic."),
-    ("stream_records_total", "Records read from the stream, by the table the component named."),
-    ("stream_records_unknown_total", "Stream records of a category the component does not map (left out), by category."),
+    (
+        "stream_records_total",
+        "Records read from the stream, by the table the component named.",
+    ),
+    (
+        "stream_records_unknown_total",
+        "Stream records of a category the component does not map (left out), by category.",
+    ),
     ("throttled_total", "Times the source's API throttled collection."),
 ];
 
@@ -346,7 +360,9 @@ impl Telemetry {
         let head = |out: &mut String, name: &str, kind: &str| {
             let help = match HELP.iter().find(|(n, _)| *n == name) {
                 Some((_, help)) => help,
-                None => described.get(name).map_or("Reported by the source component.", |(help, _)| help.as_str()),
+                None => described
+                    .get(name)
+                    .map_or("Reported by the source component.", |(help, _)| help.as_str()),
             };
             let _ = writeln!(out, "# HELP defender_ocsf_{name} {help}");
             let _ = writeln!(out, "# TYPE defender_ocsf_{name} {kind}");
@@ -377,7 +393,10 @@ impl Telemetry {
 
     /// Records this collector's state for `/readyz`.
     pub fn set_health(&self, health: Health) {
-        self.health.lock().unwrap_or_else(|p| p.into_inner()).insert(self.labels.clone(), health);
+        self.health
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(self.labels.clone(), health);
     }
 
     /// Whether every collector is ready (`/readyz`): `Err` says which is not,
@@ -506,20 +525,43 @@ mod tests {
         t.counter_add("unsummed_total", vec![], 7);
         // The component's own metrics, as it described them.
         t.labelled("tenant", "x").describe([
-            ("events_emitted_total".to_string(), "Events the component emitted.".to_string(), Some(Summary::Total)),
+            (
+                "events_emitted_total".to_string(),
+                "Events the component emitted.".to_string(),
+                Some(Summary::Total),
+            ),
             ("lag_seconds".to_string(), "How far behind it is.".to_string(), Some(Summary::Max)),
         ]);
         let text = t.render_prometheus();
         assert!(text.contains("# TYPE defender_ocsf_events_emitted_total counter\n"), "{text}");
-        assert!(text.contains("# HELP defender_ocsf_events_emitted_total Events the component emitted.\n"), "{text}");
+        assert!(
+            text.contains("# HELP defender_ocsf_events_emitted_total Events the component emitted.\n"),
+            "{text}"
+        );
         assert!(text.contains("# HELP defender_ocsf_lag_seconds How far behind it is.\n"), "{text}");
-        assert!(text.contains("# HELP defender_ocsf_unsummed_total Reported by the source component.\n"), "{text}");
-        assert_eq!(t.summary(), "events_emitted_total=5 lag_seconds(max)=61.5", "described metrics only, each as it said");
-        assert!(text.contains(&format!("defender_ocsf_build_info{{version=\"{}\"}} 1\n", env!("CARGO_PKG_VERSION"))), "{text}");
+        assert!(
+            text.contains("# HELP defender_ocsf_unsummed_total Reported by the source component.\n"),
+            "{text}"
+        );
+        assert_eq!(
+            t.summary(),
+            "events_emitted_total=5 lag_seconds(max)=61.5",
+            "described metrics only, each as it said"
+        );
+        assert!(
+            text.contains(&format!(
+                "defender_ocsf_build_info{{version=\"{}\"}} 1\n",
+                env!("CARGO_PKG_VERSION")
+            )),
+            "{text}"
+        );
         // Every series has its HELP and TYPE.
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let name = line.split(['{', ' ']).next().unwrap();
-            assert!(text.contains(&format!("# HELP {name} ")) && text.contains(&format!("# TYPE {name} ")), "{name}");
+            assert!(
+                text.contains(&format!("# HELP {name} ")) && text.contains(&format!("# TYPE {name} ")),
+                "{name}"
+            );
         }
         assert!(text.contains("defender_ocsf_events_emitted_total{table=\"A\\\"x\"} 5\n"), "{text}");
         assert!(text.contains("defender_ocsf_lag_seconds{table=\"B\"} 61.5\n"), "{text}");

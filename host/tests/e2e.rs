@@ -232,7 +232,11 @@ fn a_backfill_delivers_the_current_hour_first_and_resumes_its_history_after_a_st
     let saved = std::fs::read_to_string(dir.path().join("state/checkpoint.json")).unwrap();
     assert!(saved.contains(r#""ahead":"#) && saved.contains(r#"{"version":2,"#), "{saved}");
     let queries = server.queries();
-    let from = queries[0].split("Timestamp >= datetime(").nth(1).and_then(|r| r.split(')').next()).unwrap();
+    let from = queries[0]
+        .split("Timestamp >= datetime(")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .unwrap();
     let from = chrono::DateTime::parse_from_rfc3339(from).unwrap();
     assert!(
         from > now - Duration::minutes(62) && from < now - Duration::minutes(60),
@@ -244,13 +248,18 @@ fn a_backfill_delivers_the_current_hour_first_and_resumes_its_history_after_a_st
     assert!(finished.status.success(), "{}", String::from_utf8_lossy(&finished.stderr));
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for e in early.iter().chain(&events(&finished)) {
-        *counts.entry(e["metadata"]["original_event_uid"].as_str().unwrap().to_string()).or_default() += 1;
+        *counts
+            .entry(e["metadata"]["original_event_uid"].as_str().unwrap().to_string())
+            .or_default() += 1;
     }
     let expected: BTreeSet<String> = rows.iter().map(|r| r["ReportId"].as_u64().unwrap().to_string()).collect();
     assert_eq!(counts.keys().cloned().collect::<BTreeSet<_>>(), expected, "every row");
     assert!(counts.values().all(|n| *n == 1), "each once: {counts:?}");
     let saved = std::fs::read_to_string(dir.path().join("state/checkpoint.json")).unwrap();
-    assert!(saved.contains(r#"{"version":1,"#), "caught up, readable by earlier versions: {saved}");
+    assert!(
+        saved.contains(r#"{"version":1,"#),
+        "caught up, readable by earlier versions: {saved}"
+    );
 }
 
 /// The replay endpoint with the usual rows, whose app has another secret
@@ -317,8 +326,14 @@ fn unknown_keys_exit_2_and_name_the_key() {
     // Where it stands, what was meant, and the host's own keys.
     let text = std::fs::read_to_string(&config).unwrap();
     let line = text.lines().position(|l| l.starts_with("tabels:")).unwrap() + 1;
-    assert!(stderr.contains(&format!("in {}, line {line} column 1: ", config.display())), "{stderr}");
-    assert!(stderr.contains("did you mean `tables`?") && stderr.contains("`state_dir`"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("in {}, line {line} column 1: ", config.display())),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("did you mean `tables`?") && stderr.contains("`state_dir`"),
+        "{stderr}"
+    );
     // A value of the wrong form names its key and line too.
     let config = write_config(dir.path(), &server, first, "max_window: 5\n");
     let stderr = String::from_utf8_lossy(&run_once(&config).stderr).to_string();
@@ -615,7 +630,10 @@ fn check_passes_each_step_and_names_what_fails() {
         assert!(stdout.contains(step), "missing `{step}` in:\n{stdout}");
     }
     assert!(
-        stdout.contains(&format!("All checks passed. Start collecting with: defender-ocsf run --config {}", config.display())),
+        stdout.contains(&format!(
+            "All checks passed. Start collecting with: defender-ocsf run --config {}",
+            config.display()
+        )),
         "the success line names the real file: {stdout}"
     );
     assert!(
@@ -639,7 +657,10 @@ fn check_passes_each_step_and_names_what_fails() {
         "{stdout}"
     );
     assert!(stdout.contains("PASS  advanced hunting: DeviceProcessEvents"), "{stdout}");
-    assert!(stdout.contains("PASS  tables that answered: tables: [DeviceProcessEvents]\n"), "{stdout}");
+    assert!(
+        stdout.contains("PASS  tables that answered: tables: [DeviceProcessEvents]\n"),
+        "{stdout}"
+    );
     assert!(stdout.contains("All checks passed (1 warnings above)"), "{stdout}");
 
     // One 429 is retried before it counts.
@@ -660,7 +681,10 @@ fn check_passes_each_step_and_names_what_fails() {
     let out = check(&with_output);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("FAIL  output: ") && stdout.contains("connection refused"), "{stdout}");
+    assert!(
+        stdout.contains("FAIL  output: ") && stdout.contains("connection refused"),
+        "{stdout}"
+    );
 
     // A wrong secret stops at the token step, with the advice.
     drop(server);
@@ -677,7 +701,10 @@ fn check_passes_each_step_and_names_what_fails() {
     let out = check(&config);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(2), "credentials to fix, as `run` says: {stdout}");
-    assert!(stdout.contains("FAIL  credentials: token from") && stdout.contains("AADSTS7000215"), "{stdout}");
+    assert!(
+        stdout.contains("FAIL  credentials: token from") && stdout.contains("AADSTS7000215"),
+        "{stdout}"
+    );
     assert!(!stdout.contains("advanced hunting:"), "no queries without a token: {stdout}");
     assert!(!stdout.contains(SECRET));
 
@@ -803,13 +830,19 @@ fn map_turns_saved_rows_into_valid_events_and_names_the_rows_it_cannot_map() {
     std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(1));
-    let mapped: Vec<Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let mapped: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(mapped.len(), 2, "the good rows are kept");
     assert_eq!(mapped[1]["metadata"]["labels"], serde_json::json!(["time-is-collection-time"]));
     // A row projected to a few columns, as in Microsoft's examples, is
     // named with what OCSF needs and it lacks.
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("requires `device`") && err.contains("DeviceId") && err.contains("1 rows not mapped"), "{err}");
+    assert!(
+        err.contains("requires `device`") && err.contains("DeviceId") && err.contains("1 rows not mapped"),
+        "{err}"
+    );
 
     let out = Command::new(env!("CARGO_BIN_EXE_defender-ocsf"))
         .args(["map", "--table", "NoSuchTable", "/dev/null"])
@@ -976,15 +1009,27 @@ fn logs_are_json_with_real_fields_and_debug_shows_each_query() {
         .collect();
     for line in &lines {
         let target = line["target"].as_str().unwrap();
-        assert!(target.starts_with("defender_ocsf") || target == "component", "a dependency's log: {line}");
+        assert!(
+            target.starts_with("defender_ocsf") || target == "component",
+            "a dependency's log: {line}"
+        );
         assert!(line.get("fields").is_none() && line.get("component_fields").is_none(), "{line}");
-        assert!(line["timestamp"].is_string() && line["level"].is_string() && line["message"].is_string(), "{line}");
+        assert!(
+            line["timestamp"].is_string() && line["level"].is_string() && line["message"].is_string(),
+            "{line}"
+        );
     }
     let query = lines.iter().find(|l| l["message"] == "query").unwrap_or_else(|| panic!("{stderr}"));
     assert_eq!(query["table"], "DeviceProcessEvents");
     assert_eq!(query["rows"], 5);
-    assert!(query["duration_ms"].is_u64() && query["start"].is_string() && query["end"].is_string(), "{query}");
-    assert!(lines.iter().any(|l| l["message"].as_str().unwrap().starts_with("demo: done")), "{stderr}");
+    assert!(
+        query["duration_ms"].is_u64() && query["start"].is_string() && query["end"].is_string(),
+        "{query}"
+    );
+    assert!(
+        lines.iter().any(|l| l["message"].as_str().unwrap().starts_with("demo: done")),
+        "{stderr}"
+    );
 }
 
 /// The error that ends a run is printed once, as a JSON line, with exit 2
@@ -1034,7 +1079,13 @@ fn stay_up_retries_a_wrong_secret_slowly_instead_of_exiting() {
         started.elapsed()
     );
     let t0 = std::time::Instant::now();
-    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
     let status = child.wait().unwrap();
     assert!(t0.elapsed() < std::time::Duration::from_secs(5), "a stop while waiting is prompt");
     assert_eq!(status.code(), Some(0));
@@ -1056,22 +1107,71 @@ fn the_cloud_identity_and_sign_in_tables_are_collected_when_named() {
     let oid = "aead923d-498b-4f64-a66c-2af91447a8b6";
     let mut dataset = Dataset::default();
     let tables: [(&str, Vec<Row>); 9] = [
-        ("CloudAppEvents", vec![
-            row(json!({"Timestamp": t, "ReportId": "c1", "ActionType": "MailItemsAccessed", "Application": "Microsoft Exchange Online", "ApplicationId": 20893,
-                       "AccountObjectId": oid, "IPAddress": "198.51.100.1", "RawEventData": "{\"UserId\":\"a@contoso.com\"}"})),
-            row(json!({"Timestamp": t, "ReportId": "c2", "ActionType": "UserLoggedIn", "Application": "Office 365", "AccountObjectId": oid, "IPAddress": "198.51.100.2"})),
-        ]),
-        ("IdentityInfo", vec![row(json!({"Timestamp": t, "ReportId": "i1", "AccountObjectId": oid, "AccountUpn": "a@contoso.com", "Type": "User", "IsAccountEnabled": true}))]),
-        ("EntraIdSignInEvents", vec![row(json!({"Timestamp": t, "ReportId": "s1", "ErrorCode": 0, "Application": "Teams", "AccountObjectId": oid, "AccountUpn": "a@contoso.com", "IPAddress": "198.51.100.3"}))]),
-        ("AADSignInEventsBeta", vec![row(json!({"Timestamp": t, "ReportId": "s2", "ErrorCode": 50126, "Application": "Azure Portal", "AccountUpn": "b@contoso.com"}))]),
-        ("EntraIdSpnSignInEvents", vec![row(json!({"Timestamp": t, "ReportId": "p1", "ErrorCode": 0, "ServicePrincipalName": "job", "ServicePrincipalId": "sp1", "ResourceDisplayName": "Microsoft Graph"}))]),
-        ("AADSpnSignInEventsBeta", vec![row(json!({"Timestamp": t, "ReportId": "p2", "ErrorCode": 0, "ServicePrincipalName": "job2", "ResourceDisplayName": "Azure Storage"}))]),
-        ("GraphApiAuditEvents", vec![row(json!({"Timestamp": t, "ReportId": "g1", "RequestId": "q1", "RequestMethod": "GET", "RequestUri": "https://graph.microsoft.com/v1.0/users", "ResponseStatusCode": "200", "AccountObjectId": oid, "IpAddress": "198.51.100.4"}))]),
-        ("BehaviorInfo", vec![row(json!({"Timestamp": t, "BehaviorId": "b1", "ActionType": "MassDownload", "ServiceSource": "Microsoft Cloud App Security", "AccountUpn": "a@contoso.com"}))]),
-        ("BehaviorEntities", vec![
-            row(json!({"Timestamp": t, "BehaviorId": "b1", "ActionType": "MassDownload", "EntityType": "Ip", "RemoteIP": "198.51.100.5", "EntityRole": "Related"})),
-            row(json!({"Timestamp": t, "BehaviorId": "b1", "ActionType": "MassDownload", "EntityType": "File", "FileName": "q3.xlsx", "EntityRole": "Impacted"})),
-        ]),
+        (
+            "CloudAppEvents",
+            vec![
+                row(
+                    json!({"Timestamp": t, "ReportId": "c1", "ActionType": "MailItemsAccessed", "Application": "Microsoft Exchange Online", "ApplicationId": 20893,
+                       "AccountObjectId": oid, "IPAddress": "198.51.100.1", "RawEventData": "{\"UserId\":\"a@contoso.com\"}"}),
+                ),
+                row(
+                    json!({"Timestamp": t, "ReportId": "c2", "ActionType": "UserLoggedIn", "Application": "Office 365", "AccountObjectId": oid, "IPAddress": "198.51.100.2"}),
+                ),
+            ],
+        ),
+        (
+            "IdentityInfo",
+            vec![row(
+                json!({"Timestamp": t, "ReportId": "i1", "AccountObjectId": oid, "AccountUpn": "a@contoso.com", "Type": "User", "IsAccountEnabled": true}),
+            )],
+        ),
+        (
+            "EntraIdSignInEvents",
+            vec![row(
+                json!({"Timestamp": t, "ReportId": "s1", "ErrorCode": 0, "Application": "Teams", "AccountObjectId": oid, "AccountUpn": "a@contoso.com", "IPAddress": "198.51.100.3"}),
+            )],
+        ),
+        (
+            "AADSignInEventsBeta",
+            vec![row(
+                json!({"Timestamp": t, "ReportId": "s2", "ErrorCode": 50126, "Application": "Azure Portal", "AccountUpn": "b@contoso.com"}),
+            )],
+        ),
+        (
+            "EntraIdSpnSignInEvents",
+            vec![row(
+                json!({"Timestamp": t, "ReportId": "p1", "ErrorCode": 0, "ServicePrincipalName": "job", "ServicePrincipalId": "sp1", "ResourceDisplayName": "Microsoft Graph"}),
+            )],
+        ),
+        (
+            "AADSpnSignInEventsBeta",
+            vec![row(
+                json!({"Timestamp": t, "ReportId": "p2", "ErrorCode": 0, "ServicePrincipalName": "job2", "ResourceDisplayName": "Azure Storage"}),
+            )],
+        ),
+        (
+            "GraphApiAuditEvents",
+            vec![row(
+                json!({"Timestamp": t, "ReportId": "g1", "RequestId": "q1", "RequestMethod": "GET", "RequestUri": "https://graph.microsoft.com/v1.0/users", "ResponseStatusCode": "200", "AccountObjectId": oid, "IpAddress": "198.51.100.4"}),
+            )],
+        ),
+        (
+            "BehaviorInfo",
+            vec![row(
+                json!({"Timestamp": t, "BehaviorId": "b1", "ActionType": "MassDownload", "ServiceSource": "Microsoft Cloud App Security", "AccountUpn": "a@contoso.com"}),
+            )],
+        ),
+        (
+            "BehaviorEntities",
+            vec![
+                row(
+                    json!({"Timestamp": t, "BehaviorId": "b1", "ActionType": "MassDownload", "EntityType": "Ip", "RemoteIP": "198.51.100.5", "EntityRole": "Related"}),
+                ),
+                row(
+                    json!({"Timestamp": t, "BehaviorId": "b1", "ActionType": "MassDownload", "EntityType": "File", "FileName": "q3.xlsx", "EntityRole": "Impacted"}),
+                ),
+            ],
+        ),
     ];
     let names: Vec<&str> = tables.iter().map(|(n, _)| *n).collect();
     for (name, rows) in tables {
@@ -1108,7 +1208,16 @@ fn the_cloud_identity_and_sign_in_tables_are_collected_when_named() {
     assert_eq!(behavior["evidences"].as_array().map(Vec::len), Some(3), "{behavior}");
     let classes: BTreeMap<String, u64> = got
         .iter()
-        .map(|e| (format!("{} {}", e["metadata"]["log_name"].as_str().unwrap(), e["metadata"]["original_event_uid"]), e["class_uid"].as_u64().unwrap()))
+        .map(|e| {
+            (
+                format!(
+                    "{} {}",
+                    e["metadata"]["log_name"].as_str().unwrap(),
+                    e["metadata"]["original_event_uid"]
+                ),
+                e["class_uid"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(classes["CloudAppEvents \"c1\""], 6003);
     assert_eq!(classes["CloudAppEvents \"c2\""], 3002);

@@ -122,7 +122,10 @@ fn bad_rows_never_lose_the_good_rows_around_them() {
         .map(|e| e["metadata"]["original_event_uid"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(ids, ["1", "2", "3", "4"], "{stderr}");
-    assert!(stderr.contains("requires `process`") && stderr.contains("ProcessId"), "the rejected row is named: {stderr}");
+    assert!(
+        stderr.contains("requires `process`") && stderr.contains("ProcessId"),
+        "the rejected row is named: {stderr}"
+    );
     let typed = events.iter().find(|e| e["metadata"]["original_event_uid"] == "2").unwrap();
     assert_eq!(
         typed["unmapped"]["ProcessId"], "not-a-pid",

@@ -107,7 +107,10 @@ fn run_once_reads_every_record_to_the_end_and_a_second_run_reads_nothing() {
         1,
         "an unknown category is logged once: {stderr}"
     );
-    assert!(stderr.contains(&format!(r#""contract":"{}""#, defender_ocsf_host::runtime::CONTRACT)), "{stderr}");
+    assert!(
+        stderr.contains(&format!(r#""contract":"{}""#, defender_ocsf_host::runtime::CONTRACT)),
+        "{stderr}"
+    );
     ocsf_schema::assert_all_valid("stream events", &got);
 
     // Committed after delivery: the same group reads nothing again...
@@ -500,11 +503,18 @@ fn an_option_the_component_refuses_stops_the_run_before_reading() {
     let fixed = config_text_fixed(&config);
     let again = run_once(&fixed);
     assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
-    assert_eq!(report_ids(&events(&again.stdout)), [1], "{}", String::from_utf8_lossy(&again.stderr));
+    assert_eq!(
+        report_ids(&events(&again.stdout)),
+        [1],
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
 }
 
 fn config_text_fixed(path: &Path) -> PathBuf {
-    let text = std::fs::read_to_string(path).unwrap().replace("deprecated_classes: maybe", "deprecated_classes: false");
+    let text = std::fs::read_to_string(path)
+        .unwrap()
+        .replace("deprecated_classes: maybe", "deprecated_classes: false");
     let fixed = path.with_file_name("fixed.yaml");
     std::fs::write(&fixed, text).unwrap();
     fixed

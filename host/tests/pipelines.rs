@@ -46,7 +46,11 @@ fn vector(file: &Path, root: &Path, name: &str, interpolate: bool) -> Running {
 /// exec.yaml's command with our binary and its `--config` file moved.
 fn with_binary(doc: &mut Yaml) {
     let command = doc["sources"]["defender"]["command"].as_sequence_mut().unwrap();
-    assert_eq!(command[0].as_str(), Some("defender-ocsf"), "the example runs defender-ocsf from PATH");
+    assert_eq!(
+        command[0].as_str(),
+        Some("defender-ocsf"),
+        "the example runs defender-ocsf from PATH"
+    );
     command[0] = BINARY.into();
 }
 
@@ -132,7 +136,9 @@ fn run_exec_inline(interpolate: bool) {
 /// its own service with the `output` its comments give.
 #[test]
 fn vector_http_server_example() {
-    let Some(_) = tool_or_skip("vector", "vector_http_server_example") else { return };
+    let Some(_) = tool_or_skip("vector", "vector_http_server_example") else {
+        return;
+    };
     let server = replay(ROWS);
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
@@ -182,7 +188,9 @@ fn vector_http_server_example() {
 /// with the `output` its comments give.
 #[test]
 fn fluent_bit_forward_example() {
-    let Some(fluent_bit) = tool_or_skip("fluent-bit", "fluent_bit_forward_example") else { return };
+    let Some(fluent_bit) = tool_or_skip("fluent-bit", "fluent_bit_forward_example") else {
+        return;
+    };
     let server = replay(ROWS);
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
@@ -224,7 +232,13 @@ fn fluent_bit_forward_example() {
     };
     let collector_log = || std::fs::read_to_string(root.join("var/log/defender-ocsf/defender-ocsf.log")).unwrap_or_default();
     let out = run();
-    assert!(out.status.success(), "{}\n{}\n{}", String::from_utf8_lossy(&out.stderr), collector_log(), fluent_bit.output());
+    assert!(
+        out.status.success(),
+        "{}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        collector_log(),
+        fluent_bit.output()
+    );
     // Acked once on Fluent Bit's disk; the file output follows within a flush.
     wait_until(30, || events_in(&sink_dir).len() >= ROWS);
     assert_each_row_once(&events_in(&sink_dir), ROWS, "first run");
@@ -235,7 +249,11 @@ fn fluent_bit_forward_example() {
     let status = fluent_bit.stop();
     assert!(status.success(), "fluent-bit: {status}\n{output}");
     assert!(!output.contains("[error]") && !output.contains("[ warn]"), "{output}");
-    assert!(collector_log().contains("\"events\":0"), "the second run delivers nothing: {}", collector_log());
+    assert!(
+        collector_log().contains("\"events\":0"),
+        "the second run delivers nothing: {}",
+        collector_log()
+    );
     assert_each_row_once(&events_in(&sink_dir), ROWS, "after a second run");
 }
 

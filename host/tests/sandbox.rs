@@ -6,9 +6,9 @@
 #[path = "support/guest.rs"]
 mod guest;
 use chrono::{Duration, Utc};
-use defender_ocsf_replay::{Credentials, Dataset, ReplayServer};
 use defender_ocsf_host::runtime::{DEFAULT_COMPONENT, Limits, Runtime};
 use defender_ocsf_host::telemetry::Telemetry;
+use defender_ocsf_replay::{Credentials, Dataset, ReplayServer};
 use serde_json::json;
 use std::sync::Arc;
 

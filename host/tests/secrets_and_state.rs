@@ -187,7 +187,10 @@ fn an_unwritable_state_directory_is_a_clear_error_and_nothing_is_lost() {
     assert!(stderr.contains("install -d -o"), "says how to fix it: {stderr}");
     let checked = run(&["check"], &config);
     let report = String::from_utf8_lossy(&checked.stdout);
-    assert!(report.contains("FAIL  state directory") && report.contains("cannot be written"), "{report}");
+    assert!(
+        report.contains("FAIL  state directory") && report.contains("cannot be written"),
+        "{report}"
+    );
     std::fs::remove_file(dir.path().join("state")).unwrap();
     let again = run(&["run", "--once"], &config);
     assert!(again.status.success());

@@ -159,8 +159,14 @@ fn metrics_are_served_in_prometheus_format() {
     assert!(text.contains("defender_ocsf_build_info{version=\""), "{text}");
     assert!(text.contains("defender_ocsf_throttled_total 0\n"), "{text}");
     assert!(text.contains("defender_ocsf_errors_total{kind=\"auth\"} 0\n"), "{text}");
-    assert!(text.contains("defender_ocsf_queries_total{outcome=\"ok\",table=\"DeviceProcessEvents\"} "), "{text}");
-    assert!(text.contains("defender_ocsf_queries_total{outcome=\"throttled\",table=\"DeviceProcessEvents\"} 0\n"), "{text}");
+    assert!(
+        text.contains("defender_ocsf_queries_total{outcome=\"ok\",table=\"DeviceProcessEvents\"} "),
+        "{text}"
+    );
+    assert!(
+        text.contains("defender_ocsf_queries_total{outcome=\"throttled\",table=\"DeviceProcessEvents\"} 0\n"),
+        "{text}"
+    );
     assert!(
         text.contains("defender_ocsf_events_emitted_total{class_uid=\"1007\",table=\"DeviceProcessEvents\"} 4"),
         "{text}"
@@ -188,7 +194,9 @@ fn readyz_says_why_a_collector_is_not_ready() {
     );
     let mut child = start_with(dir.path(), &server, &extra);
     let get = |path: &str| -> String {
-        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return String::new() };
+        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            return String::new();
+        };
         use std::io::{Read, Write};
         let _ = stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes());
         let mut text = String::new();

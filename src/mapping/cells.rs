@@ -419,7 +419,10 @@ mod tests {
         assert!(Cells::read(r#"{"A":1e400}"#, &columns).is_err());
         assert!(Cells::read(r#"{"A":"\ud800"}"#, &columns).is_err());
         assert!(Cells::read(r#"{"A":"\ud83d\ude00"}"#, &columns).is_ok());
-        assert!(Cells::read(r#"{"A":"C:\\\ud800"}"#, &columns).is_err(), "after an escaped backslash");
+        assert!(
+            Cells::read(r#"{"A":"C:\\\ud800"}"#, &columns).is_err(),
+            "after an escaped backslash"
+        );
         assert!(Cells::read(r#"{"A":"C:\\ud800"}"#, &columns).is_ok(), "`\\ud800` is text");
         assert!(Cells::read(r#"{"A":1} x"#, &columns).is_err());
         assert!(Cells::read(r#"[1]"#, &columns).is_err());

@@ -13,7 +13,9 @@ fn main() {
         .map(Duration::from_secs_f64)
         .expect("usage: copy-floor <min-seconds> < answer.json");
     let mut answer = String::new();
-    std::io::stdin().read_to_string(&mut answer).expect("the answer on stdin is UTF-8 text");
+    std::io::stdin()
+        .read_to_string(&mut answer)
+        .expect("the answer on stdin is UTF-8 text");
     let mut out = Vec::with_capacity(answer.len() + answer.len() / 8);
     let mut run = || {
         out.clear();

@@ -286,8 +286,16 @@ fn rejects_non_mappings() {
 #[test]
 fn convert_options_are_the_settings_the_component_names_under_their_last_segment() {
     let source = serde_json::json!({"tenant_id": "t", "client_secret": "s", "ocsf": {"deprecated_classes": false}, "x": {"y": 1}});
-    let keys = ["tenant_id".to_string(), "ocsf.deprecated_classes".into(), "missing".into(), "x.z".into()];
+    let keys = [
+        "tenant_id".to_string(),
+        "ocsf.deprecated_classes".into(),
+        "missing".into(),
+        "x.z".into(),
+    ];
     let options = Value::Object(convert_options(source.as_object().unwrap(), &keys)).to_string();
     assert_eq!(options, r#"{"deprecated_classes":false,"tenant_id":"t"}"#);
-    assert!(convert_options(source.as_object().unwrap(), &[]).is_empty(), "nothing the component did not name");
+    assert!(
+        convert_options(source.as_object().unwrap(), &[]).is_empty(),
+        "nothing the component did not name"
+    );
 }

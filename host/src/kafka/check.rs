@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 pub fn check(config: &RunConfig, settings: &Settings, instance: &mut Instance) -> Vec<(bool, String, String)> {
     let mut steps = Vec::new();
     let options = match instance.describe() {
-        Ok(description) => serde_json::Value::Object(crate::config::convert_options(&config.source, &description.convert_options)).to_string(),
+        Ok(description) => {
+            serde_json::Value::Object(crate::config::convert_options(&config.source, &description.convert_options)).to_string()
+        }
         Err(e) => {
             steps.push((false, "component".into(), format!("{e:#}")));
             return steps;

@@ -347,7 +347,6 @@ impl ConnectionString {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
