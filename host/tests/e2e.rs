@@ -3,6 +3,8 @@
 
 #[path = "../../tests/support/ocsf_schema.rs"]
 mod ocsf_schema;
+#[path = "support/signal.rs"]
+mod signal;
 
 use chrono::{Duration, Utc};
 use defender_ocsf_replay::{Credentials, Dataset, Fault, ReplayServer, Row};
@@ -788,7 +790,7 @@ fn map_turns_saved_rows_into_valid_events_and_names_the_rows_it_cannot_map() {
             .filter(|l| !l.trim().is_empty())
             .count();
         let out = Command::new(env!("CARGO_BIN_EXE_defender-ocsf"))
-            .args(["map", "--table", &table, "--set", "tenant_id=t-1"])
+            .args(["map", "--table", table, "--set", "tenant_id=t-1"])
             .arg(&path)
             .output()
             .unwrap();
@@ -1079,13 +1081,7 @@ fn stay_up_retries_a_wrong_secret_slowly_instead_of_exiting() {
         started.elapsed()
     );
     let t0 = std::time::Instant::now();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(signal::sigterm(&child));
     let status = child.wait().unwrap();
     assert!(t0.elapsed() < std::time::Duration::from_secs(5), "a stop while waiting is prompt");
     assert_eq!(status.code(), Some(0));

@@ -4,6 +4,8 @@
 //! can withhold (closing the connection instead), as a receiver that crashed
 //! before buffering the chunk would.
 
+#[path = "support/signal.rs"]
+mod signal;
 use chrono::{Duration, Utc};
 use defender_ocsf_replay::{Credentials, Dataset, ReplayServer};
 use rmpv::Value as Mp;
@@ -287,13 +289,7 @@ fn withheld_acks_are_resent_and_a_restart_resends_exactly_the_unacked_batches() 
     while stuck.log.lock().unwrap().messages < 2 && t0.elapsed() < std::time::Duration::from_secs(30) {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(signal::sigterm(&child));
     assert_eq!(child.wait().unwrap().code(), Some(0));
     let saved = std::fs::read_to_string(dir.path().join("state/checkpoint.json")).unwrap_or_default();
     assert!(

@@ -3,6 +3,8 @@
 //! the events (here: recorded them), and can be scripted to refuse (503) or
 //! to answer slowly, as Vector does when its sink fails or lags.
 
+#[path = "support/signal.rs"]
+mod signal;
 use bytes::Bytes;
 use chrono::{Duration, Utc};
 use defender_ocsf_replay::{Credentials, Dataset, ReplayServer};
@@ -240,13 +242,7 @@ fn a_stop_while_the_receiver_refuses_keeps_the_checkpoint_before_that_batch() {
     while vector.received.lock().unwrap().requests < 2 && t0.elapsed() < std::time::Duration::from_secs(30) {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(signal::sigterm(&child));
     assert_eq!(child.wait().unwrap().code(), Some(0));
     assert!(vector.delivered_ids().is_empty());
     let saved = std::fs::read_to_string(dir.path().join("state/checkpoint.json")).unwrap_or_default();
@@ -294,10 +290,10 @@ fn a_slow_receiver_applies_backpressure() {
     let pid = child.id();
     let mut peak_kib = 0u64;
     while child.try_wait().unwrap().is_none() {
-        if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-            if let Some(rss) = status.lines().find(|l| l.starts_with("VmRSS:")) {
-                peak_kib = peak_kib.max(rss.split_whitespace().nth(1).unwrap_or("0").parse().unwrap_or(0));
-            }
+        if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            && let Some(rss) = status.lines().find(|l| l.starts_with("VmRSS:"))
+        {
+            peak_kib = peak_kib.max(rss.split_whitespace().nth(1).unwrap_or("0").parse().unwrap_or(0));
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }

@@ -11,6 +11,7 @@ mod ocsf_schema;
 mod pipelines;
 
 use broker::{Broker, message};
+use pipelines::signal;
 
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -311,7 +312,7 @@ fn two_instances_share_the_partitions_and_a_killed_one_loses_nothing() {
 
 /// Stops a child with SIGTERM and waits for it.
 fn terminate(child: &mut Child) {
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    signal::sigterm(child);
     let deadline = Instant::now() + Duration::from_secs(20);
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {

@@ -2,6 +2,8 @@
 //! any error path; and broken or unwritable state is a clear error that
 //! names the file, never a silent restart.
 
+#[path = "support/signal.rs"]
+mod signal;
 use chrono::{Duration, Utc};
 use defender_ocsf_replay::{Credentials, Dataset, Fault, ReplayServer};
 use serde_json::json;
@@ -138,7 +140,7 @@ fn the_secret_never_leaks_on_success_or_on_any_error_path() {
             .unwrap();
         s.read_to_string(&mut metrics).unwrap();
     }
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    signal::sigterm(&child);
     child.wait().unwrap();
     assert!(metrics.contains("defender_ocsf_"), "{metrics}");
     assert!(!metrics.contains(SECRET));

@@ -1,6 +1,8 @@
 //! SIGTERM (what Vector sends an `exec` child on shutdown) exits 0 within
 //! 10 seconds and never saves the checkpoint of a batch it did not deliver.
 
+#[path = "support/signal.rs"]
+mod signal;
 use chrono::{Duration, Utc};
 use defender_ocsf_replay::{Credentials, Dataset, ReplayServer};
 use serde_json::json;
@@ -43,8 +45,7 @@ fn start_with(dir: &std::path::Path, server: &ReplayServer, extra: &str) -> Chil
 }
 
 fn terminate(child: &Child) {
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
+    assert!(signal::sigterm(child));
 }
 
 fn dataset(n: usize) -> Dataset {

@@ -10,6 +10,9 @@
 
 #![allow(dead_code)]
 
+#[path = "signal.rs"]
+pub mod signal;
+
 use chrono::{Duration, Utc};
 use defender_ocsf_replay::{Credentials, Dataset, ReplayServer};
 use serde_json::{Value, json};
@@ -108,17 +111,15 @@ pub fn example(relative: &str) -> Yaml {
 /// so an example runs as written but in a test's own directory.
 pub fn localize(doc: &mut Yaml, root: &Path) {
     match doc {
-        Yaml::String(s) => {
-            if ["/etc/", "/var/", "/usr/", "/opt/"].iter().any(|p| s.starts_with(p)) {
-                let moved = root.join(&s[1..]);
-                let dir = if Path::new(s.as_str()).extension().is_some() || s.contains('%') {
-                    moved.parent().unwrap().to_path_buf()
-                } else {
-                    moved.clone()
-                };
-                std::fs::create_dir_all(dir).unwrap();
-                *s = moved.display().to_string();
-            }
+        Yaml::String(s) if ["/etc/", "/var/", "/usr/", "/opt/"].iter().any(|p| s.starts_with(p)) => {
+            let moved = root.join(&s[1..]);
+            let dir = if Path::new(s.as_str()).extension().is_some() || s.contains('%') {
+                moved.parent().unwrap().to_path_buf()
+            } else {
+                moved.clone()
+            };
+            std::fs::create_dir_all(dir).unwrap();
+            *s = moved.display().to_string();
         }
         Yaml::Sequence(items) => items.iter_mut().for_each(|v| localize(v, root)),
         Yaml::Mapping(map) => map.iter_mut().for_each(|(_, v)| localize(v, root)),
@@ -166,8 +167,8 @@ impl Running {
 
     /// Sends SIGTERM and waits for the exit, as a service manager would.
     pub fn stop(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let pid = self.child.id();
+        signal::sigterm(&self.child);
         let t0 = std::time::Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
