@@ -237,7 +237,7 @@ fn main() {
             }
             *emitted.entry(uid(line.as_bytes())).or_default() += 1;
             let n = seen.fetch_add(1, Ordering::SeqCst) + 1;
-            if n % (served / 10).max(1) == 0 {
+            if n.is_multiple_of((served / 10).max(1)) {
                 eprintln!("soak: {n} of {served} rows after {:.0} s", started.elapsed().as_secs_f64());
             }
         }

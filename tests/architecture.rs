@@ -303,10 +303,10 @@ impl Crate {
                     }
                 }
                 let target = (0..=full.len()).rev().find_map(|n| self.files.get(&full[..n]));
-                if let Some(target) = target {
-                    if target != file {
-                        found.insert(target.clone());
-                    }
+                if let Some(target) = target
+                    && target != file
+                {
+                    found.insert(target.clone());
                 }
             }
         }
@@ -340,10 +340,10 @@ impl Crate {
         }
         let mut state = BTreeMap::new();
         for file in self.imports.keys() {
-            if !state.contains_key(file.as_str()) {
-                if let Some(c) = visit(self, file, &mut state, &mut Vec::new()) {
-                    return Some(c);
-                }
+            if !state.contains_key(file.as_str())
+                && let Some(c) = visit(self, file, &mut state, &mut Vec::new())
+            {
+                return Some(c);
             }
         }
         None

@@ -27,13 +27,17 @@ const QUEUE: usize = 1;
 /// How long a collector that failed rests before it starts again.
 const RESTART: std::time::Duration = std::time::Duration::from_secs(5 * 60);
 
+/// The buffers handed to Fluent Bit and not yet cleaned up, by address, each
+/// with the batches it holds (acknowledged when Fluent Bit frees it).
+type InFlight = HashMap<usize, (Box<[u8]>, Vec<Batch>)>;
+
 pub struct Instance {
     state_dirs: Vec<PathBuf>,
     shutdown: Arc<AtomicBool>,
     taker: Taker,
     /// Buffers handed to Fluent Bit and not yet cleaned up, by address,
     /// with the batches they hold.
-    in_flight: Mutex<HashMap<usize, (Box<[u8]>, Vec<Batch>)>>,
+    in_flight: Mutex<InFlight>,
     collector: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -172,7 +176,7 @@ impl Instance {
         tracing::info!("stopped");
     }
 
-    fn lock_in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<usize, (Box<[u8]>, Vec<Batch>)>> {
+    fn lock_in_flight(&self) -> std::sync::MutexGuard<'_, InFlight> {
         self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

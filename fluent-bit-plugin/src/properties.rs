@@ -101,9 +101,12 @@ pub const PROPERTIES: &[(&str, Kind, &str)] = &[
     ),
 ];
 
+/// Properties set, by their configuration names, as configuration values.
+pub type Properties = Vec<(String, Value)>;
+
 /// The configuration file to read, if any, and the other properties that
 /// are set, as configuration values. `get` reads one property.
-pub fn read(get: impl Fn(&str) -> Option<String>) -> Result<(Option<PathBuf>, Vec<(String, Value)>)> {
+pub fn read(get: impl Fn(&str) -> Option<String>) -> Result<(Option<PathBuf>, Properties)> {
     let mut file = None;
     let mut values = Vec::new();
     for (name, kind, _) in PROPERTIES {

@@ -213,7 +213,10 @@ pub fn component_fields(fields: &[(String, String)]) -> String {
     serde_json::to_string(&pairs).unwrap_or_default()
 }
 
-type Key = (String, Vec<(String, String)>);
+/// A series' labels, as name and value pairs.
+type Labels = Vec<(String, String)>;
+
+type Key = (String, Labels);
 
 /// Counters and gauges, keyed by name and labels, and the health of the
 /// collectors that record into them.
@@ -222,13 +225,17 @@ pub struct Telemetry {
     counters: std::sync::Arc<Mutex<BTreeMap<Key, u64>>>,
     gauges: std::sync::Arc<Mutex<BTreeMap<Key, f64>>>,
     /// Each collector's state, by its labels (its tenant's).
-    health: std::sync::Arc<Mutex<BTreeMap<Vec<(String, String)>, Health>>>,
+    health: std::sync::Arc<Mutex<BTreeMap<Labels, Health>>>,
     /// Added to every series recorded through this handle.
-    labels: Vec<(String, String)>,
+    labels: Labels,
     /// The source component's own metrics, as it described them: name to
     /// help text and how the summary line shows it.
-    described: std::sync::Arc<Mutex<BTreeMap<String, (String, Option<Summary>)>>>,
+    described: std::sync::Arc<Mutex<BTreeMap<String, Described>>>,
 }
+
+/// A metric the component described: its help text and how the summary
+/// line shows it.
+type Described = (String, Option<Summary>);
 
 /// How the summary line shows a metric the component described.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

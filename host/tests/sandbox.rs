@@ -47,7 +47,7 @@ fn a_guest_over_its_memory_cap_is_stopped_with_a_clear_error_and_the_host_goes_o
     };
     let mut instance = runtime.instantiate(&limits, Arc::new(Telemetry::default())).unwrap();
     instance.init(&config(&big), None).unwrap().unwrap();
-    let err = instance.poll().err().expect("a 40 MB response does not fit in 32 MiB");
+    let err = instance.poll().expect_err("a 40 MB response does not fit in 32 MiB");
     let text = format!("{err:#}");
     assert!(text.contains("memory limit"), "{text}");
 
@@ -71,7 +71,7 @@ fn a_call_past_its_deadline_is_stopped() {
     let mut instance = runtime.instantiate(&limits, Arc::new(Telemetry::default())).unwrap();
     instance.init(&config(&slow), None).unwrap().unwrap();
     let started = std::time::Instant::now();
-    let err = instance.poll().err().expect("the poll outlives its deadline");
+    let err = instance.poll().expect_err("the poll outlives its deadline");
     assert!(format!("{err:#}").contains("ran longer than"), "{err:#}");
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }

@@ -260,7 +260,9 @@ fn resources(e: &mut Event) {
         Some(Value::String(v)) => Some(v),
         _ => None,
     });
-    let mut seen: Vec<(Option<Cow<str>>, Option<Cow<str>>)> = Vec::new();
+    // The (name, uid) of each resource made so far.
+    type NameAndUid<'a> = (Option<Cow<'a, str>>, Option<Cow<'a, str>>);
+    let mut seen: Vec<NameAndUid> = Vec::new();
     if name.is_some() || uid.is_some() {
         seen.push((name.clone().map(Cow::Owned), uid.clone().map(Cow::Owned)));
         e.push(

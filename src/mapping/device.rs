@@ -355,12 +355,9 @@ fn finish_registry(e: &mut Event, _ctx: &Context) {
         let same = e.get(&join(previous, "path")).map(V::to_value) == e.get(&path).map(V::to_value)
             && e.get(&join(previous, "name")).is_none()
             && e.get(&join(previous, "data")).is_none();
-        if same
-            && !renamed
-            && let Some(p) = e.root.remove(previous)
-        {
+        if same && !renamed {
             // The previous key carried no information beyond the key itself.
-            let _ = p;
+            e.root.remove(previous);
         }
     }
     if let Some(Value::String(t)) = e.column("RegistryValueType", Str) {

@@ -140,18 +140,18 @@ impl Captions {
         let Some(attrs) = attrs.as_object() else { return };
         for (name, attr) in attrs {
             let Some(value) = obj.get(name) else { continue };
-            if let (Some(sibling), Some(id)) = (attr["sibling"].as_str(), value.as_i64()) {
-                if let Some(names) = attr["enum"].as_object() {
-                    match names.get(&id.to_string()).and_then(|e| e["caption"].as_str()) {
-                        // 99 Other, and a type_uid of activity 99 ("Class: <the source's word>").
-                        _ if id == 99 || (name == "type_uid" && id % 100 == 99) => {}
-                        Some(want) if obj.get(sibling).and_then(Value::as_str) == Some(want) => {}
-                        Some(want) => errors.push(format!(
-                            "{path}{name} {id}: {path}{sibling} is {}, the schema's caption is {want:?}",
-                            obj.get(sibling).map_or("missing".to_string(), Value::to_string)
-                        )),
-                        None => errors.push(format!("{path}{name} {id} is not in its enum")),
-                    }
+            if let (Some(sibling), Some(id)) = (attr["sibling"].as_str(), value.as_i64())
+                && let Some(names) = attr["enum"].as_object()
+            {
+                match names.get(&id.to_string()).and_then(|e| e["caption"].as_str()) {
+                    // 99 Other, and a type_uid of activity 99 ("Class: <the source's word>").
+                    _ if id == 99 || (name == "type_uid" && id % 100 == 99) => {}
+                    Some(want) if obj.get(sibling).and_then(Value::as_str) == Some(want) => {}
+                    Some(want) => errors.push(format!(
+                        "{path}{name} {id}: {path}{sibling} is {}, the schema's caption is {want:?}",
+                        obj.get(sibling).map_or("missing".to_string(), Value::to_string)
+                    )),
+                    None => errors.push(format!("{path}{name} {id} is not in its enum")),
                 }
             }
             if let Some(object) = attr["object_type"].as_str().and_then(|t| self.objects.get(t)) {
