@@ -114,9 +114,12 @@ proptest! {
                 let text = e.to_string();
                 for (k, v) in &row {
                     if let Value::String(s) = v
-                        && !s.is_empty() && !s.contains(['"', '\\']) && s.chars().all(|c| !c.is_control()) {
-                            prop_assert!(text.contains(s.as_str()) || k == "Timestamp", "{} = {:?} vanished from {}", k, s, text);
-                        }
+                        && !s.is_empty()
+                        && !s.contains(['"', '\\'])
+                        && s.chars().all(|c| !c.is_control())
+                    {
+                        prop_assert!(text.contains(s.as_str()) || k == "Timestamp", "{} = {:?} vanished from {}", k, s, text);
+                    }
                 }
             }
             Err(err) => prop_assert_eq!(err.table.as_str(), table.name),

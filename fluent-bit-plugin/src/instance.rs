@@ -27,8 +27,8 @@ const QUEUE: usize = 1;
 /// How long a collector that failed rests before it starts again.
 const RESTART: std::time::Duration = std::time::Duration::from_secs(5 * 60);
 
-/// The buffers handed to Fluent Bit and not yet cleaned up, by address, each
-/// with the batches it holds (acknowledged when Fluent Bit frees it).
+/// Buffers by address, each with the batches it holds; they count as
+/// delivered when Fluent Bit cleans the buffer up.
 type InFlight = HashMap<usize, (Box<[u8]>, Vec<Batch>)>;
 
 pub struct Instance {

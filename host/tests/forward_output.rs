@@ -6,6 +6,7 @@
 
 #[path = "support/signal.rs"]
 mod signal;
+
 use chrono::{Duration, Utc};
 use defender_ocsf_replay::{Credentials, Dataset, ReplayServer};
 use rmpv::Value as Mp;

@@ -5,6 +5,7 @@
 
 #[path = "support/signal.rs"]
 mod signal;
+
 use bytes::Bytes;
 use chrono::{Duration, Utc};
 use defender_ocsf_replay::{Credentials, Dataset, ReplayServer};

@@ -4,6 +4,7 @@
 
 #[path = "support/signal.rs"]
 mod signal;
+
 use chrono::{Duration, Utc};
 use defender_ocsf_replay::{Credentials, Dataset, Fault, ReplayServer};
 use serde_json::json;

@@ -3,6 +3,7 @@
 
 #[path = "support/signal.rs"]
 mod signal;
+
 use chrono::{Duration, Utc};
 use defender_ocsf_replay::{Credentials, Dataset, ReplayServer};
 use serde_json::json;

@@ -1,7 +1,7 @@
 //! A replay endpoint on loopback that speaks the identity platform's token
 //! protocol and Graph's runHuntingQuery over a fixed set of rows.
-//! `defender-ocsf demo` runs the real collector against it ([`Dataset::demo`]); the
-//! tests use it as their mock Graph.
+//! `defender-ocsf demo` runs the real collector against it
+//! ([`Dataset::demo`]); the tests use it as their mock Graph.
 //!
 //! It evaluates the KQL the collector emits (a table or `union withsource=`
 //! of tables, a half-open `Timestamp`
