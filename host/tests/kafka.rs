@@ -310,15 +310,11 @@ fn two_instances_share_the_partitions_and_a_killed_one_loses_nothing() {
     assert!(by_c > 0, "the replacement read what `a` had left");
 }
 
-/// Stops a child with SIGTERM and waits for it.
+/// Stops a child with SIGTERM and waits for it (killing it after 20 s).
 fn terminate(child: &mut Child) {
-    signal::sigterm(child);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    if signal::terminate_within(child, Duration::from_secs(20)).is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 

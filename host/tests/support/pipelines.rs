@@ -167,18 +167,12 @@ impl Running {
 
     /// Sends SIGTERM and waits for the exit, as a service manager would.
     pub fn stop(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id();
-        signal::sigterm(&self.child);
-        let t0 = std::time::Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            if t0.elapsed() > std::time::Duration::from_secs(60) {
+        match signal::terminate_within(&mut self.child, std::time::Duration::from_secs(60)) {
+            Some(status) => status,
+            None => {
                 let _ = self.child.kill();
-                panic!("{pid} did not stop within 60 s of SIGTERM:\n{}", self.output());
+                panic!("{} did not stop within 60 s of SIGTERM:\n{}", self.child.id(), self.output());
             }
-            std::thread::sleep(std::time::Duration::from_millis(50));
         }
     }
 

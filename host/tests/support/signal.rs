@@ -3,7 +3,10 @@
 //!
 //! Include it with `#[path = "support/signal.rs"] mod signal;`.
 
-use std::process::{Child, Command};
+#![allow(dead_code)]
+
+use std::process::{Child, Command, ExitStatus};
+use std::time::{Duration, Instant};
 
 /// Sends SIGTERM to `child` with `kill(1)`. True when the signal was sent.
 pub fn sigterm(child: &Child) -> bool {
@@ -11,4 +14,20 @@ pub fn sigterm(child: &Child) -> bool {
         .args(["-TERM", &child.id().to_string()])
         .status()
         .is_ok_and(|status| status.success())
+}
+
+/// Sends SIGTERM and waits up to `within` for `child` to exit: its status,
+/// or `None` if it still runs then (the caller decides what that means).
+pub fn terminate_within(child: &mut Child, within: Duration) -> Option<ExitStatus> {
+    sigterm(child);
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
