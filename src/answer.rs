@@ -388,13 +388,9 @@ pub fn from_lines(input: Vec<u8>) -> Result<HuntingResult, Error> {
 /// value's JSON text.
 /// `text` is checked to be one object of JSON with the answer's own scan,
 /// so a row is read as cheaply as it was located; the error says what is
-/// wrong where (a byte offset into `text`).
-///
-/// Whether some string of `text`, a name or a value at any depth, holds an
-/// escaped UTF-16 surrogate (`\uD800` to `\uDFFF`): the scan checks each
-/// escape's form, not that surrogates pair, which only reading the string
-/// settles. A caller that does not read every string asks serde_json then.
-pub fn object_members<'t>(text: &'t str, mut each: impl FnMut(&'t str, bool, &'t str)) -> Result<bool, String> {
+/// wrong where (a byte offset into `text`). What the scan found of the
+/// object as a whole comes back as an [`ObjectShape`].
+pub fn object_members<'t>(text: &'t str, mut each: impl FnMut(&'t str, bool, &'t str)) -> Result<ObjectShape, String> {
     let mut s = Scan::new(text.as_bytes());
     s.object(|s, (name_start, name_end), escaped| {
         let start = s.at;
@@ -404,7 +400,29 @@ pub fn object_members<'t>(text: &'t str, mut each: impl FnMut(&'t str, bool, &'t
         Ok(())
     })?;
     s.end("the object")?;
-    Ok(s.surrogate)
+    Ok(ObjectShape {
+        surrogate: s.surrogate,
+        // The object is one level above its members' values.
+        compact: !s.loose && !s.surrogate && s.deepest < COMPACT_DEPTH,
+    })
+}
+
+/// What [`object_members`] found of an object as a whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ObjectShape {
+    /// Whether some string of the object, a name or a value at any depth,
+    /// holds an escaped UTF-16 surrogate (`\uD800` to `\uDFFF`): the scan
+    /// checks each escape's form, not that surrogates pair, which only
+    /// reading the string settles. A caller that does not read every string
+    /// asks serde_json then.
+    pub surrogate: bool,
+    /// Whether the object is as compacting writes it
+    /// (`mapping::value::compact` would copy it unchanged: no white space
+    /// between its tokens or around it, no number with an exponent or of
+    /// more than 20 characters, no escaped surrogate), and nests no deeper
+    /// than [`COMPACT_DEPTH`], itself included. Then so is every member's
+    /// value, and any object made of some of its members as they came.
+    pub compact: bool,
 }
 
 /// Whether `text` is the JSON text of one object or array (white space
@@ -481,6 +499,10 @@ struct Scan<'b> {
     /// as it is: white space between tokens, a number with an exponent or
     /// of more than 20 characters, nesting deeper than [`COMPACT_DEPTH`].
     loose: bool,
+    /// The most objects and arrays one inside another in a value skipped
+    /// so far (a scalar nests 0 deep, `[]` and `[1]` 1, `[[]]` 2), counted
+    /// as `mapping::value::compact` counts them.
+    deepest: usize,
 }
 
 impl<'b> Scan<'b> {
@@ -490,6 +512,7 @@ impl<'b> Scan<'b> {
             at: 0,
             surrogate: false,
             loose: false,
+            deepest: 0,
         }
     }
 
@@ -680,16 +703,21 @@ impl<'b> Scan<'b> {
                 b'"' => {
                     self.string_rest(self.at - 1)?;
                 }
-                b'{' if self.peek() == Some(b'}') => self.at += 1,
+                b'{' | b'[' if self.peek() == Some(if opens == b'{' { b'}' } else { b']' }) => {
+                    // Empty: one level, as compacting counts it.
+                    self.deepest = self.deepest.max(closers.len() + 1);
+                    self.at += 1;
+                }
                 b'{' => {
                     closers.push(b'}');
+                    self.deepest = self.deepest.max(closers.len());
                     self.string()?;
                     self.expect(b':')?;
                     continue;
                 }
-                b'[' if self.peek() == Some(b']') => self.at += 1,
                 b'[' => {
                     closers.push(b']');
+                    self.deepest = self.deepest.max(closers.len());
                     continue;
                 }
                 b'-' | b'0'..=b'9' => {
@@ -1020,7 +1048,8 @@ mod tests {
             let name = serde_json::from_str::<String>(name).unwrap_or_else(|e| panic!("{name}: {e}"));
             members.push((name, value.to_string()));
         })
-        .ok()?;
+        .ok()?
+        .surrogate;
         assert_eq!(surrogate, has_surrogate_escape(text), "{text}");
         Some(members)
     }
@@ -1071,8 +1100,31 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_container_is_a_level_deep() {
+        // As compacting counts: `[]` nests one level, as `[1]` does.
+        let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        let shape = |text: &str| object_members(text, |_, _, _| {}).unwrap();
+        for (n, compact) in [(COMPACT_DEPTH - 1, true), (COMPACT_DEPTH, false)] {
+            assert_eq!(
+                shape(&format!(r#"{{"x":{}}}"#, nested(n))).compact,
+                compact,
+                "{n} levels, empty inside"
+            );
+            assert_eq!(
+                shape(&format!(r#"{{"x":{{"y":{}}}}}"#, nested(n - 1))).compact,
+                compact,
+                "{n} levels, an object outside"
+            );
+        }
+        assert!(shape(r#"{"x":{},"y":[]}"#).compact);
+        assert!(!shape(r#"{"x": 1}"#).compact, "white space");
+        assert!(!shape(r#"{"x":1e3}"#).compact, "an exponent");
+        assert!(!shape(r#"{"x":"\ud800"}"#).compact, "a surrogate");
+    }
+
+    #[test]
     fn escaped_surrogates_are_noted_at_any_depth() {
-        let found = |text: &str| object_members(text, |_, _, _| {}).unwrap();
+        let found = |text: &str| object_members(text, |_, _, _| {}).unwrap().surrogate;
         assert!(found(r#"{"a":"\uD83D\uDE00"}"#));
         assert!(found(r#"{"a\udc00":1}"#), "in a name");
         assert!(found(r#"{"a":[{"b":"x\ud800"}]}"#), "nested");

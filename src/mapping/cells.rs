@@ -106,9 +106,12 @@ impl<'a> Cells<'a> {
                 }
                 surrogate
             }
-            None => crate::answer::object_members(row.text, |name, escaped, value| {
-                placing.place(&mut cells, name_of(name, escaped), value)
-            })?,
+            None => {
+                crate::answer::object_members(row.text, |name, escaped, value| {
+                    placing.place(&mut cells, name_of(name, escaped), value)
+                })?
+                .surrogate
+            }
         };
         if let Some(e) = placing.bad {
             return Err(e);
@@ -257,18 +260,19 @@ impl Placing<'_> {
 
 /// The members of the JSON object `text` in the order they came, borrowed
 /// from it (a member given twice is there twice): each name, and its
-/// value's JSON text. `None` when the text is not one object or holds an
-/// escaped surrogate (which serde_json checks only when it reads a string
-/// into a value).
-pub fn members(text: &str) -> Option<Vec<(Key<'_>, &str)>> {
+/// value's JSON text; and whether the object is as compacting writes it
+/// ([`ObjectShape::compact`](crate::answer::ObjectShape::compact)). `None`
+/// when the text is not one object or holds an escaped surrogate (which
+/// serde_json checks only when it reads a string into a value).
+pub fn members(text: &str) -> Option<(Vec<(Key<'_>, &str)>, bool)> {
     let mut members = Vec::new();
     let mut names_ok = true;
-    let surrogate = crate::answer::object_members(text, |name, escaped, value| match name_of(name, escaped) {
+    let shape = crate::answer::object_members(text, |name, escaped, value| match name_of(name, escaped) {
         Ok(name) => members.push((name, value)),
         Err(_) => names_ok = false,
     })
     .ok()?;
-    (names_ok && !surrogate).then_some(members)
+    (names_ok && !shape.surrogate).then_some((members, shape.compact))
 }
 
 /// A member's name from its JSON string (quotes included, checked to be

@@ -96,7 +96,7 @@ const RAW_KEYS: &[&str] = &[
 fn raw(e: &Event, keys: &[&str]) -> Map<String, Value> {
     let cell = e.row.get(e.columns, "RawEventData");
     let text = cell.and_then(|c| c.json_text());
-    if let Some(members) = text.as_deref().and_then(super::cells::members) {
+    if let Some((members, _)) = text.as_deref().and_then(super::cells::members) {
         // A member given twice means its last value, as in a parsed object.
         return members
             .into_iter()

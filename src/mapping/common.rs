@@ -449,9 +449,10 @@ pub fn map_additional(e: &mut Event, keys: &[(&str, &str, Conv)]) {
     // the rest is copied.
     let text = cell.json_text();
     let members = text.as_deref().and_then(super::cells::members);
-    let read = members.is_some();
+    // Read, and whether as compacting writes it.
+    let read = members.as_ref().map(|(_, compact)| *compact);
     let left = match (members, text.as_deref()) {
-        (Some(members), _) => map_members(e, members, keys),
+        (Some((members, compact)), _) => map_members(e, members, compact, keys),
         // Text that is no object goes back as it was.
         (None, Some(t)) if !t.trim_start().starts_with('{') => Ok(None),
         _ => Err(()),
@@ -467,30 +468,46 @@ pub fn map_additional(e: &mut Event, keys: &[(&str, &str, Conv)]) {
         (Some(left), _) => left,
         // An object read from a string cell goes back as the text it holds,
         // checked, so that neither a later step nor `unmapped` unescapes and
-        // checks it again.
-        (None, Some(Cow::Owned(text))) if read => Cell::Text(text),
+        // checks it again; as it is, when compacting would not change it.
+        (None, Some(Cow::Owned(text))) if read == Some(true) => Cell::Written(text),
+        (None, Some(Cow::Owned(text))) if read == Some(false) => Cell::Text(text),
         (None, _) => cell,
     };
     e.row.put(e.columns, name, left);
 }
 
-/// [`map_additional`] on an object's members: the cell of the members
-/// left, `None` when none was mapped (the cell stays as it was), or an
-/// error, before anything is mapped, for an object to parse whole.
-fn map_members(e: &mut Event, members: Vec<(Cow<str>, &str)>, keys: &[(&str, &str, Conv)]) -> Result<Option<Cell<'static>>, ()> {
+/// [`map_additional`] on an object's members (`compact`: the object is as
+/// compacting writes it): the cell of the members left, `None` when none
+/// was mapped (the cell stays as it was), or an error, before anything is
+/// mapped, for an object to parse whole.
+fn map_members(
+    e: &mut Event,
+    members: Vec<(Cow<str>, &str)>,
+    compact: bool,
+    keys: &[(&str, &str, Conv)],
+) -> Result<Option<Cell<'static>>, ()> {
     if !keys.iter().any(|(key, _, _)| members.iter().any(|(k, _)| k == key)) {
         return Ok(None);
     }
     // Each member's value as the rest will hold it, checked before a key
-    // is taken.
-    let mut values = Vec::with_capacity(members.iter().map(|(_, v)| v.len()).sum());
-    let mut spans = Vec::with_capacity(members.len());
+    // is taken: in a compact object, each value as it came, but a number
+    // serde_json writes otherwise (`1.50`); else compacted.
+    let as_they_came = compact
+        && members
+            .iter()
+            .all(|(_, v)| !matches!(v.as_bytes().first(), Some(b'-' | b'0'..=b'9')) || super::value::is_plain_int(v));
+    let mut values = Vec::new();
+    let mut spans = Vec::new();
     // Whether the object of the members left is written as it is made here.
     let mut as_written = true;
-    for (_, v) in &members {
-        let start = values.len();
-        as_written &= member_value(&mut values, v).ok_or(())?;
-        spans.push(start..values.len());
+    if !as_they_came {
+        values.reserve(members.iter().map(|(_, v)| v.len()).sum());
+        spans.reserve(members.len());
+        for (_, v) in &members {
+            let start = values.len();
+            as_written &= member_value(&mut values, v).ok_or(())?;
+            spans.push(start..values.len());
+        }
     }
     let mut kept = vec![true; members.len()];
     let mut mapped = false;
@@ -515,15 +532,18 @@ fn map_members(e: &mut Event, members: Vec<(Cow<str>, &str)>, keys: &[(&str, &st
     if !mapped {
         return Ok(None);
     }
-    let mut left = Vec::with_capacity(values.len() + members.iter().map(|(k, _)| k.len() + 4).sum::<usize>() + 2);
+    let mut left = Vec::with_capacity(members.iter().map(|(k, v)| k.len() + v.len() + 4).sum::<usize>() + 2);
     left.push(b'{');
-    for (((k, _), span), _) in members.iter().zip(spans).zip(&kept).filter(|(_, kept)| **kept) {
+    for (i, (k, v)) in members.iter().enumerate().filter(|(i, _)| kept[*i]) {
         if left.len() > 1 {
             left.push(b',');
         }
         super::value::write_str(&mut left, k);
         left.push(b':');
-        put(&mut left, &values[span]);
+        match as_they_came {
+            true => put(&mut left, v.as_bytes()),
+            false => put(&mut left, &values[spans[i].clone()]),
+        }
     }
     left.push(b'}');
     // The text is made of checked JSON pieces, each valid UTF-8; were it
@@ -1009,6 +1029,52 @@ mod tests {
             let what = &rest[..rest.len().min(12)];
             assert_eq!(written, copies, "{what}: {text}");
             assert_eq!(written, as_made, "{what}: {text}");
+        }
+    }
+
+    proptest::proptest! {
+        /// What is left of a compact object once a key is taken (each member
+        /// copied as it came) is what compacting each member makes of the
+        /// same object with white space: the same text, and written as made
+        /// in the same cases. An object no key is taken from goes to the
+        /// output as it is exactly where compacting would copy it.
+        #[test]
+        fn the_rest_of_a_compact_object_is_what_compacting_its_members_makes(
+            x in crate::mapping::value::json_text(),
+            y in crate::mapping::value::json_text(),
+            // A number as a member's value, which serde_json may write otherwise.
+            z in proptest::sample::select(vec!["1.50", "-7", "0", "12345678901234567890", "2E1", "null"]),
+            string_cell in proptest::bool::ANY,
+        ) {
+            let keys = &[("ProcessId", "process.pid", Int)];
+            let left = |object: &str| {
+                let row = match string_cell {
+                    true => json!({"AdditionalFields": object}).to_string(),
+                    false => format!(r#"{{"AdditionalFields":{object}}}"#),
+                };
+                let columns = Columns::default();
+                let mut e = Event::new(Cells::read(&row, &columns).unwrap(), &columns);
+                map_additional(&mut e, keys);
+                let cell = match e.row.get(&columns, "AdditionalFields") {
+                    Some(Cell::Written(text)) => format!("written {text}"),
+                    Some(Cell::Text(text)) => format!("text {text}"),
+                    Some(Cell::Owned(v)) => format!("value {v}"),
+                    other => format!("{other:?}"),
+                };
+                (e.get("process.pid").and_then(V::as_i64), cell)
+            };
+            let compact = left(&format!(r#"{{"x":{x},"ProcessId":7,"y":{y},"z":{z}}}"#));
+            proptest::prop_assert_eq!(compact.0, Some(7));
+            proptest::prop_assert_eq!(&compact, &left(&format!(r#"{{"x": {x}, "ProcessId": 7, "y": {y}, "z": {z}}}"#)));
+            let object = format!(r#"{{"x":{x},"y":{y},"z":{z}}}"#);
+            let (pid, cell) = left(&object);
+            let mut out = Vec::new();
+            let copied = crate::mapping::value::compact(&mut out, &object).is_some() && out == object.as_bytes();
+            proptest::prop_assert_eq!(pid, None);
+            proptest::prop_assert_eq!(cell.starts_with("written "), string_cell && copied, "{}", cell);
+            if string_cell && copied {
+                proptest::prop_assert_eq!(cell, format!("written {object}"));
+            }
         }
     }
 

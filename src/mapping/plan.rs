@@ -664,50 +664,13 @@ mod tests {
         }
     }
 
-    /// JSON text of a value with what compacting copies and what it does
-    /// not: white space, exponents, long numbers, escaped surrogates and
-    /// nesting around `COMPACT_DEPTH`.
-    fn json_text() -> impl proptest::strategy::Strategy<Value = String> {
-        use proptest::prelude::*;
-        let gap = proptest::sample::select(vec!["", "", "", " ", "\n"]);
-        let scalar = proptest::sample::select(vec![
-            "0",
-            "-1.5",
-            "2.5e-3",
-            "1E+40",
-            "12345678901234567890",
-            "123456789012345678901",
-            r#""a b""#,
-            r#""C:\\x\u00e9""#,
-            r#""\ud83d\ude00""#,
-            "true",
-            "null",
-        ])
-        .prop_map(String::from);
-        let value = scalar.prop_recursive(3, 12, 3, move |inner| {
-            prop_oneof![
-                (proptest::collection::vec(inner.clone(), 0..3), gap.clone()).prop_map(|(v, g)| format!("[{g}{}]", v.join(","))),
-                (proptest::collection::vec(inner, 0..3), gap.clone()).prop_map(|(v, g)| {
-                    // Keys out of order: serde_json would sort them.
-                    let members: Vec<String> = v.iter().enumerate().map(|(i, v)| format!(r#""k{}":{g}{v}"#, 9 - i)).collect();
-                    format!("{{{}}}", members.join(","))
-                }),
-            ]
-        });
-        (value, 0..4usize).prop_map(|(v, deep)| match deep {
-            1 => format!("{}{v}{}", "[".repeat(61), "]".repeat(61)),
-            2 => format!("{}{v}{}", "[".repeat(63), "]".repeat(63)),
-            _ => v,
-        })
-    }
-
     proptest::proptest! {
         /// Each cell under `unmapped` is written as a cell is written
         /// ([`V::write`] of [`V::Cell`]: compacted, or through serde_json),
         /// whether or not the answer's scan found its row compact (and the
         /// row's cells are then copied as they came).
         #[test]
-        fn cells_of_a_compact_row_are_written_as_compacting_writes_them(x in json_text(), y in json_text()) {
+        fn cells_of_a_compact_row_are_written_as_compacting_writes_them(x in super::super::value::json_text(), y in super::super::value::json_text()) {
             let table = crate::mapping::table("DeviceInfo").unwrap();
             let row = format!(r#"{{"Timestamp":"2024-09-10T03:59:59Z","DeviceId":"d1","DeviceName":"d","ReportId":1,"X":{x},"Y":{y}}}"#);
             let body = format!(r#"{{"schema":[],"results":[{row}]}}"#);

@@ -749,6 +749,46 @@ pub fn split_last(path: &str) -> (Option<&str>, &str) {
     }
 }
 
+/// JSON text of a value with what compacting copies and what it does
+/// not: white space, exponents, long numbers, escaped surrogates and
+/// nesting around `COMPACT_DEPTH` (for tests).
+#[cfg(test)]
+pub(crate) fn json_text() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let gap = proptest::sample::select(vec!["", "", "", " ", "\n"]);
+    let scalar = proptest::sample::select(vec![
+        "0",
+        "-1.5",
+        // serde_json writes 1.5.
+        "1.50",
+        "2.5e-3",
+        "1E+40",
+        "12345678901234567890",
+        "123456789012345678901",
+        r#""a b""#,
+        r#""C:\\x\u00e9""#,
+        r#""\ud83d\ude00""#,
+        "true",
+        "null",
+    ])
+    .prop_map(String::from);
+    let value = scalar.prop_recursive(3, 12, 3, move |inner| {
+        prop_oneof![
+            (proptest::collection::vec(inner.clone(), 0..3), gap.clone()).prop_map(|(v, g)| format!("[{g}{}]", v.join(","))),
+            (proptest::collection::vec(inner, 0..3), gap.clone()).prop_map(|(v, g)| {
+                // Keys out of order: serde_json would sort them.
+                let members: Vec<String> = v.iter().enumerate().map(|(i, v)| format!(r#""k{}":{g}{v}"#, 9 - i)).collect();
+                format!("{{{}}}", members.join(","))
+            }),
+        ]
+    });
+    (value, 0..4usize).prop_map(|(v, deep)| match deep {
+        1 => format!("{}{v}{}", "[".repeat(61), "]".repeat(61)),
+        2 => format!("{}{v}{}", "[".repeat(63), "]".repeat(63)),
+        _ => v,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1003,6 +1043,25 @@ mod tests {
                 prop_assert!(write_compact(&mut out, &text), "{}", text);
                 prop_assert_eq!(out, text.as_bytes(), "compact text is copied unchanged");
             }
+        }
+    }
+
+    proptest::proptest! {
+        /// The scan finds an object compact (`ObjectShape::compact`) exactly
+        /// where compacting copies it unchanged, nothing in it nested deeper
+        /// than `COMPACT_DEPTH`, the object itself included: then each of its
+        /// members can be copied as it came.
+        #[test]
+        fn an_object_is_found_compact_exactly_where_compacting_copies_it(
+            x in json_text(),
+            y in json_text(),
+            gap in proptest::sample::select(vec!["", "", " "]),
+        ) {
+            let text = format!(r#"{{"x":{gap}{x},"y":{y}}}"#);
+            let shape = crate::answer::object_members(&text, |_, _, _| {}).unwrap();
+            let mut out = Vec::new();
+            let copied = compact(&mut out, &text).is_some() && out == text.as_bytes();
+            prop_assert_eq!(shape.compact, copied, "{}", text);
         }
     }
 
