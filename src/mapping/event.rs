@@ -125,11 +125,19 @@ impl<'a, 'c> Event<'a, 'c> {
     /// Makes the copies [`Event::copy_when_complete`] asked for. An object
     /// is pruned of empty objects first, as the whole event is next, and an
     /// object left empty is not copied, as pruning would remove its copy.
+    ///
+    /// A nested object copied is then held as the same text where it is, so
+    /// that it is not written a second time from its tree: once the copies
+    /// are made, nothing reads an object below the root member by member
+    /// (the checks that follow look at the root's keys), and text written
+    /// in place is what its tree would write there, pruned as it already is.
     pub fn make_copies(&mut self) {
         for (from, to) in std::mem::take(&mut self.copies) {
-            let copy = match self.root.at_mut(from) {
-                None => continue,
-                Some(V::Obj(object)) => {
+            let Some(slot) = self.root.at_mut(from) else {
+                continue;
+            };
+            let copy = match slot {
+                V::Obj(object) => {
                     object.prune_empty();
                     if object.is_empty() {
                         continue;
@@ -139,11 +147,15 @@ impl<'a, 'c> Event<'a, 'c> {
                     // The writer writes text only; were it ever not, the
                     // tree is copied instead.
                     match String::from_utf8(text) {
+                        Ok(text) if from.contains('.') => {
+                            *slot = V::Written(Cow::Owned(text.clone()));
+                            V::Written(Cow::Owned(text))
+                        }
                         Ok(text) => V::Written(Cow::Owned(text)),
                         Err(_) => V::Obj(object.clone()),
                     }
                 }
-                Some(other) => other.clone(),
+                other => other.clone(),
             };
             self.set(to, copy);
         }
@@ -434,6 +446,7 @@ mod tests {
         set_captions(&mut late);
         late.make_copies();
         assert!(matches!(late.get("process.parent_process"), Some(V::Written(_))), "copied as text");
+        assert!(matches!(late.get("actor.process"), Some(V::Written(_))), "held as the same text");
 
         let mut eager = build();
         set_captions(&mut eager);
@@ -446,5 +459,13 @@ mod tests {
         );
         assert!(!expected.contains("session"), "{expected}");
         assert_eq!(written(late), expected);
+
+        // An object of the root copied stays a tree: the checks after the
+        // copies look into the root's objects.
+        let mut top = build();
+        top.copy_when_complete("actor", "copied_actor");
+        top.make_copies();
+        assert!(matches!(top.get("actor"), Some(V::Obj(_))));
+        assert!(matches!(top.get("copied_actor"), Some(V::Written(_))));
     }
 }
