@@ -136,7 +136,10 @@ impl<'a> Obj<'a> {
     /// ([`Obj::child_at`] makes an object in place of another value).
     pub fn child_index(&mut self, key: &str, make: impl FnOnce() -> Key<'a>) -> usize {
         self.position(key).unwrap_or_else(|| {
-            self.0.push((make(), V::Obj(Obj(Vec::with_capacity(8)))));
+            // Room for a process's or a file's members (about ten), so
+            // that they are not moved as they come: with 8, four objects of
+            // each DeviceProcessEvents event were (docs/performance.md).
+            self.0.push((make(), V::Obj(Obj(Vec::with_capacity(12)))));
             self.0.len() - 1
         })
     }
