@@ -425,6 +425,116 @@ pub struct ObjectShape {
     pub compact: bool,
 }
 
+/// A Streaming API message (`{"records": [...]}`, graph-api.md §3) located
+/// by the answer's own scan: one pass checks that all of it is JSON and
+/// finds each record's `category`, `tenantId` and `properties` (the row),
+/// noting where the row's members lie as [`parse_response`] does for an
+/// answer's rows, so that no part of a record is read twice.
+#[derive(Debug)]
+pub struct StreamMessage<'m> {
+    text: &'m str,
+    /// Each entry of `records`: where its parts lie, or why it is no record.
+    records: Vec<Result<StreamRecord, String>>,
+    places: Vec<Place>,
+}
+
+/// Where the parts of one record lie in its message.
+#[derive(Debug, Default)]
+struct StreamRecord {
+    /// `category` and `tenantId`: string literals, quotes included.
+    category: Option<(u32, u32)>,
+    tenant_id: Option<(u32, u32)>,
+    /// `properties` when it is an object, and its noted members.
+    properties: Option<(u32, u32, Option<Members>)>,
+}
+
+/// One record of a [`StreamMessage`], borrowed from it.
+#[derive(Debug)]
+pub struct RecordParts<'a> {
+    /// The JSON string literal of `category`, quotes and escapes included.
+    pub category: Option<&'a str>,
+    /// The JSON string literal of `tenantId`.
+    pub tenant_id: Option<&'a str>,
+    /// The row, when `properties` is an object.
+    pub properties: Option<RowText<'a>>,
+}
+
+/// Why a message is not a Streaming API message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NotAMessage {
+    /// It is not JSON: what is wrong where.
+    NotJson(String),
+    /// It is JSON, but not an object with one `records` array.
+    NoRecords(String),
+}
+
+impl<'m> StreamMessage<'m> {
+    /// How many entries `records` holds.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Entry `i` of `records`, or why it is not a record (not an object, a
+    /// field of the wrong type or given twice).
+    pub fn record(&self, i: usize) -> Result<RecordParts<'_>, &str> {
+        let record = self.records[i].as_ref().map_err(String::as_str)?;
+        let slice = |(start, end): (u32, u32)| &self.text[start as usize..end as usize];
+        Ok(RecordParts {
+            category: record.category.map(slice),
+            tenant_id: record.tenant_id.map(slice),
+            properties: record.properties.map(|(start, end, members)| {
+                let text = slice((start, end));
+                match members {
+                    Some(m) => RowText {
+                        text,
+                        members: Some((&self.places[m.from as usize..m.to as usize], m.surrogate)),
+                        compact: m.compact,
+                    },
+                    None => RowText::from(text),
+                }
+            }),
+        })
+    }
+}
+
+/// Locates the records of the Streaming API message `text` ([`StreamMessage`]).
+/// A key of the envelope or of a record written with an escape is not
+/// recognised, as [`parse_response`] does not recognise one.
+pub fn stream_message(text: &str) -> Result<StreamMessage<'_>, NotAMessage> {
+    let body = text.as_bytes();
+    if body.len() > u32::MAX as usize {
+        return Err(NotAMessage::NoRecords("it is larger than 4 GiB".into()));
+    }
+    let mut s = Scan::new(body);
+    if s.peek() != Some(b'{') {
+        s.value().map_err(NotAMessage::NotJson)?;
+        s.end("the message").map_err(NotAMessage::NotJson)?;
+        return Err(NotAMessage::NoRecords("it is not an object".into()));
+    }
+    let (mut records, mut twice, mut places) = (None, false, Vec::new());
+    s.object(|s, (name_start, name_end), _| {
+        match &body[name_start + 1..name_end - 1] {
+            b"records" if s.peek() == Some(b'[') => {
+                twice |= records.is_some();
+                records = Some(s.stream_records(&mut places)?);
+            }
+            _ => s.value()?,
+        }
+        Ok(())
+    })
+    .map_err(NotAMessage::NotJson)?;
+    s.end("the message").map_err(NotAMessage::NotJson)?;
+    match (records, twice) {
+        (Some(_), true) => Err(NotAMessage::NoRecords("it holds `records` twice".into())),
+        (Some(records), false) => Ok(StreamMessage { text, records, places }),
+        (None, _) => Err(NotAMessage::NoRecords("it holds no `records` array".into())),
+    }
+}
+
 /// Whether `text` is the JSON text of one object or array (white space
 /// around it allowed), checked with the answer's own scan: `None` when it
 /// is not, and else whether compacting would copy it unchanged (no white
@@ -439,6 +549,18 @@ pub fn json_container(text: &str) -> Option<bool> {
     s.value().ok()?;
     s.end("the value").ok()?;
     Some(!s.loose && !s.surrogate)
+}
+
+/// What kind of JSON value starts with `first`, in words.
+fn kind_of(first: u8) -> &'static str {
+    match first {
+        b'"' => "a string",
+        b'[' => "an array",
+        b'{' => "an object",
+        b't' | b'f' => "a boolean",
+        b'n' => "null",
+        _ => "a number",
+    }
 }
 
 /// Whether the escape whose `u` is at `u` in `bytes` (`\uXXXX`) names a
@@ -804,9 +926,86 @@ impl<'b> Scan<'b> {
         }
     }
 
+    /// The entries of a Streaming API message's `records` (at its `[`).
+    fn stream_records(&mut self, places: &mut Vec<Place>) -> Result<Vec<Result<StreamRecord, String>>, String> {
+        self.array("a record", |s| match s.body.get(s.at) {
+            Some(b'{') => s.stream_record(places),
+            Some(&first) => {
+                s.value()?;
+                Ok(Err(format!("it is {}, not an object", kind_of(first))))
+            }
+            None => Err(format!("it ends early, at byte {}", s.at)),
+        })
+    }
+
+    /// One record (an object, at its `{`): where its parts lie, or why it
+    /// is no record; the error is the message's, which is no JSON.
+    fn stream_record(&mut self, places: &mut Vec<Place>) -> Result<Result<StreamRecord, String>, String> {
+        const FIELDS: [&str; 3] = ["category", "tenantId", "properties"];
+        let body = self.body;
+        let mut record = StreamRecord::default();
+        let (mut seen, mut wrong) = ([false; 3], None);
+        self.object(|s, (name_start, name_end), _| {
+            let Some(field) = FIELDS.iter().position(|f| f.as_bytes() == &body[name_start + 1..name_end - 1]) else {
+                return s.value();
+            };
+            if std::mem::replace(&mut seen[field], true) {
+                wrong.get_or_insert(format!("it holds `{}` twice", FIELDS[field]));
+            }
+            let start = s.at;
+            let first = body.get(start).copied();
+            if field == 2 {
+                // Anything but an object is no row: the record has none.
+                match first {
+                    Some(b'{') => {
+                        let members = s.row(places)?;
+                        record.properties = Some((start as u32, s.at as u32, members));
+                    }
+                    _ => s.value()?,
+                }
+                return Ok(());
+            }
+            s.member_value()?;
+            match first {
+                Some(b'"') => {
+                    let at = (start as u32, s.at as u32);
+                    *(if field == 0 { &mut record.category } else { &mut record.tenant_id }) = Some(at);
+                }
+                // Null is as good as absent.
+                Some(b'n') | None => {}
+                Some(other) => {
+                    wrong.get_or_insert(format!("its `{}` is {}, not a string", FIELDS[field], kind_of(other)));
+                }
+            }
+            Ok(())
+        })?;
+        Ok(match wrong {
+            Some(why) => Err(why),
+            None => Ok(record),
+        })
+    }
+
     /// The entries of an array (at its `[`), each as where it lies and, for
     /// a row whose members were noted in `places`, which are its.
     fn entries(&mut self, places: &mut Vec<Place>) -> Result<Vec<(u32, u32, Option<Members>)>, String> {
+        self.array("a result", |s| {
+            let start = s.at;
+            let members = match s.body.get(start) {
+                Some(b'{') => s.row(places)?,
+                _ => {
+                    s.value()?;
+                    None
+                }
+            };
+            // The body is at most u32::MAX bytes long (parse_response).
+            Ok((start as u32, s.at as u32, members))
+        })
+    }
+
+    /// Walks the array at the cursor (at its `[`): `entry` gets the scan at
+    /// each entry's first byte and must skip it; `what` names an entry in
+    /// the error of a byte that does not follow one.
+    fn array<T>(&mut self, what: &str, mut entry: impl FnMut(&mut Self) -> Result<T, String>) -> Result<Vec<T>, String> {
         self.expect(b'[')?;
         let mut entries = Vec::new();
         if self.peek() == Some(b']') {
@@ -815,20 +1014,11 @@ impl<'b> Scan<'b> {
         }
         loop {
             self.skip_ws();
-            let start = self.at;
-            let members = match self.body.get(start) {
-                Some(b'{') => self.row(places)?,
-                _ => {
-                    self.value()?;
-                    None
-                }
-            };
-            // The body is at most u32::MAX bytes long (parse_response).
-            entries.push((start as u32, self.at as u32, members));
+            entries.push(entry(self)?);
             match self.next_byte()? {
                 b',' => continue,
                 b']' => return Ok(entries),
-                other => return Err(self.unexpected(other, "`,` or `]` after a result")),
+                other => return Err(self.unexpected(other, &format!("`,` or `]` after {what}"))),
             }
         }
     }
@@ -1097,6 +1287,60 @@ mod tests {
         }
         // Rows read without the answer's scan are never taken as compact.
         assert!(!RowText::from(r#"{"a":[1]}"#).compact());
+    }
+
+    #[test]
+    fn a_stream_message_is_located_in_one_scan() {
+        let text = r#" { "time": 1, "records" : [
+            {"category": "AdvancedHunting-DeviceEvents", "tenantId": "t\u0031", "properties": {"A": 1, "B": "x"}},
+            7,
+            {"properties": {"C\u0041": 2}, "category": null, "extra": [1, {"a": 2}]},
+            {"category": 5, "properties": {}},
+            {"category": "x", "category": "y"},
+            {"properties": "not a row", "tenantId": "t"}
+        ] } "#;
+        let m = stream_message(text).unwrap();
+        assert_eq!(m.len(), 6);
+        let r = m.record(0).unwrap();
+        assert_eq!(r.category, Some(r#""AdvancedHunting-DeviceEvents""#));
+        assert_eq!(r.tenant_id, Some(r#""t\u0031""#), "the literal, escapes kept");
+        let row = r.properties.unwrap();
+        assert_eq!(row.text, r#"{"A": 1, "B": "x"}"#);
+        let members: Vec<_> = row.members().unwrap().0.collect();
+        assert_eq!(members, [("A", "1"), ("B", "\"x\"")], "the row's members noted");
+        assert!(!row.compact(), "white space");
+        assert_eq!(m.record(1).unwrap_err(), "it is a number, not an object");
+        let r = m.record(2).unwrap();
+        assert_eq!((r.category, r.tenant_id), (None, None), "null is absent");
+        let row = r.properties.unwrap();
+        assert!(row.members().is_none(), "a name with an escape: read again when mapped");
+        assert_eq!(m.record(3).unwrap_err(), "its `category` is a number, not a string");
+        assert_eq!(m.record(4).unwrap_err(), "it holds `category` twice");
+        let r = m.record(5).unwrap();
+        assert!(r.properties.is_none(), "no row");
+        assert_eq!(r.tenant_id, Some("\"t\""));
+
+        let compact = stream_message(r#"{"records":[{"properties":{"A":1}}]}"#).unwrap();
+        assert!(compact.record(0).unwrap().properties.unwrap().compact());
+        assert!(stream_message(r#"{"records":[]}"#).unwrap().is_empty());
+    }
+
+    #[test]
+    fn what_is_no_stream_message_says_why() {
+        let no_json = |text: &str| matches!(stream_message(text), Err(NotAMessage::NotJson(_)));
+        let no_records = |text: &str| match stream_message(text) {
+            Err(NotAMessage::NoRecords(why)) => why,
+            other => panic!("{text}: {other:?}"),
+        };
+        assert!(no_json("not json"));
+        assert!(no_json(r#"{"records": [{"properties": {"A": }}]}"#), "a broken row");
+        assert!(no_json(r#"{"records": [{}] "#), "cut");
+        assert!(no_json(r#"{"records": [{}]} x"#), "more after it");
+        assert!(no_json(r#"[1, 2"#));
+        assert_eq!(no_records("[1]"), "it is not an object");
+        assert_eq!(no_records(r#"{"value": []}"#), "it holds no `records` array");
+        assert_eq!(no_records(r#"{"records": {}}"#), "it holds no `records` array");
+        assert_eq!(no_records(r#"{"records": [], "records": []}"#), "it holds `records` twice");
     }
 
     #[test]

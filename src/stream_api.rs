@@ -6,10 +6,9 @@
 //! published) is not. Each record is mapped on its own: joined tables
 //! (AlertEvidence) stand alone, as evidence whose alert is elsewhere does.
 
+use crate::answer::{self, NotAMessage};
 use crate::mapping::plan::Plan;
 use crate::mapping::{self, Context, Table};
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use std::borrow::Cow;
 
 /// What one message gave.
@@ -36,49 +35,38 @@ pub struct TableCount {
     pub errors: u32,
 }
 
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(borrow)]
-    records: Vec<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct Record<'a> {
-    #[serde(borrow, default)]
-    category: Option<Cow<'a, str>>,
-    #[serde(borrow, default, rename = "tenantId")]
-    tenant_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    properties: Option<&'a RawValue>,
-}
-
 /// Maps one message. A message that is not such an envelope is an error
 /// (the caller counts it and moves on); a record that is not one, or whose
 /// row cannot be mapped, is named in `rejected` and the others are mapped.
 /// `ctx.tenant_uid`, when set, wins over each record's `tenantId`.
 pub fn map_message(message: &[u8], ctx: &Context) -> Result<StreamMapped, String> {
     let text = std::str::from_utf8(message).map_err(|e| format!("the message is not UTF-8 text: {e}"))?;
-    let envelope: Envelope = serde_json::from_str(text).map_err(|e| {
-        let what = if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() {
-            "has no `records` list"
-        } else {
-            "is not JSON"
+    // One scan of the message locates every record and its row's members:
+    // nothing of it is read twice.
+    let envelope = answer::stream_message(text).map_err(|e| {
+        let (what, why) = match e {
+            NotAMessage::NotJson(why) => ("is not JSON", why),
+            NotAMessage::NoRecords(why) => ("has no `records` list", why),
         };
-        format!("the message {what} ({e}); a Streaming API message is {{\"records\": [...]}}")
+        format!("the message {what} ({why}); a Streaming API message is {{\"records\": [...]}}")
     })?;
     let mut out = StreamMapped::default();
     // One compiled plan per table for the whole message.
     let mut plans: Vec<(&'static Table, Plan)> = Vec::new();
     let mut tenant_ctx: Option<(String, Context)> = None;
-    for (i, raw) in envelope.records.iter().enumerate() {
-        let record: Record = match serde_json::from_str(raw.get()) {
-            Ok(r) => r,
-            Err(e) => {
-                out.rejected.push(format!("record {i} is not a Streaming API record: {e}"));
+    for i in 0..envelope.len() {
+        let record = envelope.record(i).map_err(str::to_string).and_then(|r| {
+            let category = field_text(r.category, "category")?;
+            Ok((category, field_text(r.tenant_id, "tenantId")?, r.properties))
+        });
+        let (category, tenant_id, properties) = match record {
+            Ok(parts) => parts,
+            Err(why) => {
+                out.rejected.push(format!("record {i} is not a Streaming API record: {why}"));
                 continue;
             }
         };
-        let category = record.category.as_deref().unwrap_or_default();
+        let category = category.as_deref().unwrap_or_default();
         let table = category.strip_prefix("AdvancedHunting-").and_then(mapping::table);
         let Some(table) = table else {
             match out.unknown_categories.iter_mut().find(|(c, _)| c == category) {
@@ -97,14 +85,14 @@ pub fn map_message(message: &[u8], ctx: &Context) -> Result<StreamMapped, String
                 out.tables.len() - 1
             }
         };
-        let Some(row) = record.properties.filter(|p| p.get().starts_with('{')) else {
+        let Some(row) = properties else {
             out.tables[count].errors += 1;
             out.rejected
                 .push(format!("{} record {i} has no `properties` object (the row)", table.name));
             continue;
         };
         // The record's tenant, unless the configuration names one.
-        let ctx = match (&ctx.tenant_uid, record.tenant_id.as_deref()) {
+        let ctx = match (&ctx.tenant_uid, tenant_id.as_deref()) {
             (None, Some(tenant)) => {
                 if tenant_ctx.as_ref().is_none_or(|(t, _)| t != tenant) {
                     let with = Context {
@@ -124,7 +112,7 @@ pub fn map_message(message: &[u8], ctx: &Context) -> Result<StreamMapped, String
                 &plans[plans.len() - 1].1
             }
         };
-        match plan.write_row(row.get(), ctx, &mut out.events, |_, _| None) {
+        match plan.write_row(row, ctx, &mut out.events, |_, _| None) {
             Ok(_) => {
                 out.count += 1;
                 out.tables[count].rows += 1;
@@ -136,6 +124,16 @@ pub fn map_message(message: &[u8], ctx: &Context) -> Result<StreamMapped, String
         }
     }
     Ok(out)
+}
+
+/// A record's string field (its JSON literal) as text, `None` when absent;
+/// an escaped surrogate left unpaired is no text.
+fn field_text<'a>(literal: Option<&'a str>, field: &str) -> Result<Option<Cow<'a, str>>, String> {
+    match literal.map(serde_json::from_str::<Cow<str>>) {
+        Some(Err(_)) => Err(format!("its `{field}` is not text")),
+        Some(Ok(text)) => Ok(Some(text)),
+        None => Ok(None),
+    }
 }
 
 #[cfg(test)]
@@ -184,6 +182,87 @@ mod tests {
         let via_api = mapping::map_row(table, api_row.into_iter().collect(), &ctx()).unwrap();
         assert_eq!(events[0]["metadata"]["uid"], via_api["metadata"]["uid"]);
     }
+
+    /// What serde_json made of a record before the message was located by
+    /// the answer's scan: the reference the scan is held to.
+    #[derive(serde::Deserialize)]
+    struct SerdeRecord<'a> {
+        #[serde(borrow, default)]
+        category: Option<Cow<'a, str>>,
+        #[serde(borrow, default, rename = "tenantId")]
+        tenant_id: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        properties: Option<&'a serde_json::value::RawValue>,
+    }
+
+    #[derive(serde::Deserialize)]
+    struct SerdeEnvelope<'a> {
+        #[serde(borrow)]
+        records: Vec<&'a serde_json::value::RawValue>,
+    }
+
+    /// Each record as (category, tenant, the row's text), or `None` for one
+    /// that is no record.
+    type Split = Vec<Option<(Option<String>, Option<String>, Option<String>)>>;
+
+    fn split_by_serde(text: &str) -> Split {
+        let envelope: SerdeEnvelope = serde_json::from_str(text).unwrap();
+        (envelope.records.iter())
+            .map(|raw| {
+                let r: SerdeRecord = serde_json::from_str(raw.get()).ok()?;
+                let row = r.properties.map(|p| p.get().to_string()).filter(|p| p.starts_with('{'));
+                Some((r.category.map(Cow::into_owned), r.tenant_id.map(Cow::into_owned), row))
+            })
+            .collect()
+    }
+
+    fn split_by_scan(text: &str) -> Split {
+        let message = answer::stream_message(text).unwrap();
+        (0..message.len())
+            .map(|i| {
+                let r = message.record(i).ok()?;
+                let category = field_text(r.category, "category").ok()?.map(Cow::into_owned);
+                let tenant = field_text(r.tenant_id, "tenantId").ok()?.map(Cow::into_owned);
+                Some((category, tenant, r.properties.map(|p| p.text.to_string())))
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        /// The answer's scan splits a message into records as serde_json
+        /// did: the same records, strings and rows, and the same entries
+        /// that are no record, whatever the spacing and the escapes.
+        #[test]
+        fn records_are_split_as_serde_json_splits_them(
+            picks in proptest::collection::vec(0..RECORDS.len(), 0..8),
+            gap in proptest::sample::select(vec!["", " ", "\n  "]),
+        ) {
+            let records: Vec<String> = picks.iter().map(|&i| RECORDS[i].replace("ROW", ROW).replace("GAP", gap)).collect();
+            let text = format!("{{{gap}\"records\":{gap}[{gap}{}{gap}]{gap}}}", records.join(&format!(",{gap}")));
+            proptest::prop_assert_eq!(split_by_scan(&text), split_by_serde(&text), "{}", text);
+        }
+    }
+
+    const ROW: &str =
+        r#"{"Timestamp":GAP"2025-01-01T00:00:01Z", "DeviceId": "d1", "ProcessId": 7, "AdditionalFields": {"a": [1, {"b": "c\"d"}]}}"#;
+
+    /// Records as a message may hold them (`ROW` and `GAP` are filled in).
+    const RECORDS: &[&str] = &[
+        r#"{"time": "2025-01-01T00:00:05Z", "tenantId": "t-1", "category": "AdvancedHunting-DeviceProcessEvents", "properties": ROW}"#,
+        r#"{"category":GAP"AdvancedHunting-Device\u0050rocessEvents",GAP"tenantId":"t-\u00e9\n","properties":ROW}"#,
+        r#"{"properties": ROW, "extra": {"a": [1, 2, {}]}, "category": "AdvancedHunting-IdentityLogonEvents"}"#,
+        r#"{"category": "AdvancedHunting-SomethingNew", "properties": {}}"#,
+        "7",
+        r#"[{"category": "AdvancedHunting-DeviceProcessEvents"}]"#,
+        r#"{"category": 5, "properties": ROW}"#,
+        r#"{"category": "AdvancedHunting-DeviceProcessEvents"}"#,
+        r#"{"category": "AdvancedHunting-DeviceProcessEvents", "properties": "a row"}"#,
+        r#"{"category": null, "tenantId": null, "properties": null}"#,
+        r#"{"category": "AdvancedHunting-DeviceProcessEvents", "tenantId": "\ud800", "properties": ROW}"#,
+        r#"{"category": "x", "category": "y", "properties": ROW}"#,
+        r#"{"tenantId": ["t"], "properties": ROW}"#,
+        r#"{}"#,
+    ];
 
     #[test]
     fn malformed_messages_and_records_are_clear_errors() {
