@@ -63,12 +63,25 @@ pub const INITIATING_PROCESS: &[Field] = &[
 
 /// `device.name`/`domain` from the FQDN, and the required `type_id`.
 pub fn finish_device(e: &mut Event) {
-    if let Some(V::Obj(device)) = e.get_mut("device") {
-        split_hostname(device);
+    match e.get_mut("device") {
+        // Completed in place: the path is walked once.
+        Some(V::Obj(device)) => {
+            split_hostname(device);
+            put_default(device, "type_id", 0);
+            put_default(device, "type", "Unknown");
+        }
+        Some(_) => {
+            e.set_default("device.type_id", 0);
+            e.set_default("device.type", "Unknown");
+        }
+        None => {}
     }
-    if e.get("device").is_some() {
-        e.set_default("device.type_id", 0);
-        e.set_default("device.type", "Unknown");
+}
+
+/// Sets `key` of `o` unless it is set ([`Event::set_default`] in place).
+fn put_default<'a>(o: &mut Obj<'a>, key: &'static str, value: impl Into<V<'a>>) {
+    if !o.contains_key(key) {
+        o.insert(key, value.into());
     }
 }
 
@@ -109,27 +122,70 @@ fn split_hostname<'a>(device: &mut Obj<'a>) {
 /// name (guide §0.5), fills `parent_folder`, `name` from the path when only
 /// the path is known, and the required `type_id` (1 Regular File).
 pub fn finish_file(e: &mut Event, path: &str) {
-    // The file object is found once and completed in place; only a move to
-    // `unmapped` needs the whole path.
-    let product_ok = match e.get_mut(path) {
+    let (parent, leaf) = split_last(path);
+    let holder = match parent {
+        None => &mut e.root,
+        Some(parent) => match e.get_mut(parent) {
+            Some(V::Obj(holder)) => holder,
+            _ => return,
+        },
+    };
+    let mut moved = Moved::new();
+    finish_file_in(holder, leaf, ["", "product"], &mut moved);
+    moved.apply(e, path);
+}
+
+/// Parts of an object that its finish step took out, in the order taken,
+/// each to go under `unmapped` at its path below the object's
+/// ([`Moved::apply`]). The step completes the object in place, walking its
+/// path once; what it takes out (rarely anything) moves after.
+struct Moved<'a>(Vec<(&'static str, V<'a>)>);
+
+impl<'a> Moved<'a> {
+    fn new() -> Self {
+        Moved(Vec::new())
+    }
+
+    /// Takes the member `key` of `o`, if set, to move it as `below`.
+    fn take(&mut self, o: &mut Obj<'a>, key: &str, below: &'static str) {
+        if let Some(v) = o.remove(key) {
+            self.0.push((below, v));
+        }
+    }
+
+    /// Moves each part taken to `unmapped.<path>.<below>` (`below` empty:
+    /// `unmapped.<path>`), in the order taken, as [`move_to_unmapped`]
+    /// would have moved it there.
+    fn apply(self, e: &mut Event<'a, '_>, path: &str) {
+        for (below, v) in self.0 {
+            match below {
+                "" => merge(e, &format!("unmapped.{path}"), v),
+                below => merge(e, &format!("unmapped.{path}.{below}"), v),
+            }
+        }
+    }
+}
+
+/// [`finish_file`] on the member `key` of `holder`; `below` names, under
+/// the object whose parts [`Moved`] holds, the file and its product.
+fn finish_file_in<'a>(holder: &mut Obj<'a>, key: &str, below: [&'static str; 2], moved: &mut Moved<'a>) {
+    match holder.get_mut(key) {
         None => return,
         Some(V::Obj(file)) => {
             complete_file_names(file);
-            absent_or_has_any(file.get("product"), &["name", "uid"])
+            if !absent_or_has_any(file.get("product"), &["name", "uid"]) {
+                moved.take(file, "product", below[1]);
+            }
+            if file.get("name").is_some() {
+                file.insert("type_id", V::from(1));
+                file.insert("type", V::from("Regular File"));
+                return;
+            }
         }
         // Not an object: nothing in it to complete, and no `name`.
-        Some(_) => return move_to_unmapped(e, path),
-    };
-    if !product_ok {
-        move_to_unmapped(e, &join(path, "product"));
+        Some(_) => {}
     }
-    match e.get_mut(path) {
-        Some(V::Obj(file)) if file.get("name").is_some() => {
-            file.insert("type_id", V::from(1));
-            file.insert("type", V::from("Regular File"));
-        }
-        _ => move_to_unmapped(e, path),
-    }
+    moved.take(holder, key, below[0]);
 }
 
 /// A file's `path` ends with its `name` (joined when it does not), and
@@ -226,40 +282,40 @@ fn ends_with_ignoring_case(text: &str, suffix: &str) -> bool {
 /// and a valid `user`. A process that has no pid or uid cannot be an OCSF
 /// process; what is known of it moves to `unmapped`.
 pub fn finish_process(e: &mut Event, path: &str) {
-    if e.get(path).is_none() {
-        return;
-    }
-    finish_file(e, &join(path, "file"));
-    // The process's name and path are its file's.
-    if let Some(V::Obj(process)) = e.get_mut(path) {
-        let file = match process.get("file") {
-            Some(V::Obj(file)) => [file.get("name").cloned(), file.get("path").cloned()],
-            _ => [None, None],
-        };
-        for (key, value) in ["name", "path"].into_iter().zip(file) {
-            if let Some(value) = value {
-                process.insert(key, value);
+    let mut moved = Moved::new();
+    let process_ok = match e.get_mut(path) {
+        None => return,
+        Some(V::Obj(process)) => {
+            finish_file_in(process, "file", ["file", "file.product"], &mut moved);
+            // The process's name and path are its file's.
+            let file = match process.get("file") {
+                Some(V::Obj(file)) => [file.get("name").cloned(), file.get("path").cloned()],
+                _ => [None, None],
+            };
+            for (key, value) in ["name", "path"].into_iter().zip(file) {
+                if let Some(value) = value {
+                    process.insert(key, value);
+                }
             }
+            let needs = ocsf::identity("process");
+            let user_ok = absent_or_has_any(process.get("user"), ocsf::identity("user"));
+            let parent = process.get("parent_process");
+            let (parent_unknown, parent_ok) = (is_unknown_process(parent), absent_or_has_any(parent, needs));
+            let process_ok = needs.iter().any(|k| process.contains_key(k));
+            if !user_ok {
+                moved.take(process, "user", "user");
+            }
+            if parent_unknown {
+                process.remove("parent_process");
+            } else if !parent_ok {
+                moved.take(process, "parent_process", "parent_process");
+            }
+            process_ok
         }
-    }
-    // What is wrong with it is seen in place; a path is made only to move
-    // a part away.
-    let Some(V::Obj(process)) = e.get(path) else {
-        return move_to_unmapped(e, path);
+        // Not an object: nothing in it to complete.
+        Some(_) => false,
     };
-    let needs = ocsf::identity("process");
-    let user_ok = absent_or_has_any(process.get("user"), ocsf::identity("user"));
-    let parent = process.get("parent_process");
-    let (parent_unknown, parent_ok) = (is_unknown_process(parent), absent_or_has_any(parent, needs));
-    let process_ok = needs.iter().any(|k| process.contains_key(k));
-    if !user_ok {
-        move_to_unmapped(e, &join(path, "user"));
-    }
-    if parent_unknown {
-        e.remove(&join(path, "parent_process"));
-    } else if !parent_ok {
-        move_to_unmapped(e, &join(path, "parent_process"));
-    }
+    moved.apply(e, path);
     if !process_ok {
         move_to_unmapped(e, path);
     }
@@ -788,6 +844,176 @@ mod tests {
         proptest::prop_assert_eq!(String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap());
         proptest::prop_assert_eq!(V::Obj(raw).to_value(), V::Obj(text).to_value());
         Ok(())
+    }
+
+    /// The finish steps as they were before they completed objects in
+    /// place (walking each path again for each step), kept as the oracle
+    /// of the in-place ones.
+    mod walked {
+        use super::super::*;
+
+        pub fn finish_device(e: &mut Event) {
+            if let Some(V::Obj(device)) = e.get_mut("device") {
+                split_hostname(device);
+            }
+            if e.get("device").is_some() {
+                e.set_default("device.type_id", 0);
+                e.set_default("device.type", "Unknown");
+            }
+        }
+
+        pub fn finish_file(e: &mut Event, path: &str) {
+            let product_ok = match e.get_mut(path) {
+                None => return,
+                Some(V::Obj(file)) => {
+                    complete_file_names(file);
+                    absent_or_has_any(file.get("product"), &["name", "uid"])
+                }
+                Some(_) => return move_to_unmapped(e, path),
+            };
+            if !product_ok {
+                move_to_unmapped(e, &join(path, "product"));
+            }
+            match e.get_mut(path) {
+                Some(V::Obj(file)) if file.get("name").is_some() => {
+                    file.insert("type_id", V::from(1));
+                    file.insert("type", V::from("Regular File"));
+                }
+                _ => move_to_unmapped(e, path),
+            }
+        }
+
+        pub fn finish_process(e: &mut Event, path: &str) {
+            if e.get(path).is_none() {
+                return;
+            }
+            finish_file(e, &join(path, "file"));
+            if let Some(V::Obj(process)) = e.get_mut(path) {
+                let file = match process.get("file") {
+                    Some(V::Obj(file)) => [file.get("name").cloned(), file.get("path").cloned()],
+                    _ => [None, None],
+                };
+                for (key, value) in ["name", "path"].into_iter().zip(file) {
+                    if let Some(value) = value {
+                        process.insert(key, value);
+                    }
+                }
+            }
+            let Some(V::Obj(process)) = e.get(path) else {
+                return move_to_unmapped(e, path);
+            };
+            let needs = ocsf::identity("process");
+            let user_ok = absent_or_has_any(process.get("user"), ocsf::identity("user"));
+            let parent = process.get("parent_process");
+            let (parent_unknown, parent_ok) = (is_unknown_process(parent), absent_or_has_any(parent, needs));
+            let process_ok = needs.iter().any(|k| process.contains_key(k));
+            if !user_ok {
+                move_to_unmapped(e, &join(path, "user"));
+            }
+            if parent_unknown {
+                e.remove(&join(path, "parent_process"));
+            } else if !parent_ok {
+                move_to_unmapped(e, &join(path, "parent_process"));
+            }
+            if !process_ok {
+                move_to_unmapped(e, path);
+            }
+        }
+    }
+
+    /// What an event may hold where the finish steps look: each part of a
+    /// process (under `process` and `actor.process`), of a file, of a
+    /// device, values that are not objects where objects belong, and parts
+    /// already under `unmapped`.
+    fn finish_parts() -> Vec<(String, V<'static>)> {
+        let mut parts: Vec<(String, V<'static>)> = Vec::new();
+        for p in ["process", "actor.process"] {
+            for (leaf, v) in [
+                ("", V::from("x")),
+                ("pid", V::from(0)),
+                ("pid", V::from(4)),
+                ("uid", V::from("u")),
+                ("file", V::from("a.exe")),
+                ("file.name", V::from("a.exe")),
+                ("file.name", V::from("CMD.EXE")),
+                ("file.path", V::from("C:\\Windows\\a.exe")),
+                ("file.path", V::from("C:\\Windows")),
+                ("file.path", V::from("/usr/bin/tar")),
+                ("file.product.version", V::from("1.0")),
+                ("file.product.name", V::from("P")),
+                ("file.product", V::from("p")),
+                ("file.size", V::from(10)),
+                ("user.domain", V::from("D")),
+                ("user.name", V::from("n")),
+                ("user", V::from("n")),
+                ("parent_process.pid", V::from(0)),
+                ("parent_process.pid", V::from(7)),
+                ("parent_process.name", V::from("explorer.exe")),
+                ("parent_process", V::from("p")),
+                ("cmd_line", V::from("a b")),
+            ] {
+                let path = if leaf.is_empty() { p.to_string() } else { format!("{p}.{leaf}") };
+                parts.push((path, v));
+            }
+            parts.push((format!("unmapped.{p}.user.x"), V::from(1)));
+            parts.push((format!("unmapped.{p}.file.product.y"), V::from(2)));
+            parts.push((format!("unmapped.{p}"), V::from("z")));
+        }
+        for (path, v) in [
+            ("file.name", V::from("tar")),
+            ("file.path", V::from("/usr/bin/tar")),
+            ("file.path", V::from("/usr/bin")),
+            ("file.product.version", V::from("2")),
+            ("file.product.uid", V::from("3")),
+            ("file", V::from("f")),
+            ("unmapped.file.z", V::from(3)),
+            ("device.hostname", V::from("ws-1.corp.example")),
+            ("device.hostname", V::from("ws-1")),
+            ("device.type_id", V::from(3)),
+            ("device.type", V::from("Server")),
+            ("device", V::from("d")),
+            ("class_uid", V::from(1007)),
+        ] {
+            parts.push((path.to_string(), v));
+        }
+        parts
+    }
+
+    proptest::proptest! {
+        /// The finish steps that complete objects in place make, byte for
+        /// byte, the event the steps that walked each path made, whatever
+        /// parts the event holds and in whatever order they were set.
+        #[test]
+        fn finishing_in_place_makes_the_event_walking_made(
+            chosen in proptest::strategy::Strategy::prop_shuffle(
+                proptest::sample::subsequence((0..finish_parts().len()).collect::<Vec<_>>(), 0..=14),
+            ),
+        ) {
+            let parts = finish_parts();
+            let columns = Columns::default();
+            let event = || {
+                let mut e = Event::new(Cells::read("{}", &columns).unwrap(), &columns);
+                for &i in &chosen {
+                    e.set_owned(&parts[i].0, parts[i].1.clone());
+                }
+                e
+            };
+            let (mut walked, mut in_place) = (event(), event());
+            walked::finish_device(&mut walked);
+            walked::finish_file(&mut walked, "file");
+            walked::finish_process(&mut walked, "process");
+            walked::finish_process(&mut walked, "actor.process");
+            finish_device(&mut in_place);
+            finish_file(&mut in_place, "file");
+            finish_process(&mut in_place, "process");
+            finish_process(&mut in_place, "actor.process");
+            let written = |e: &Event| {
+                let mut out = Vec::new();
+                e.root.write(&mut out);
+                String::from_utf8(out).unwrap()
+            };
+            proptest::prop_assert_eq!(written(&in_place), written(&walked));
+        }
     }
 
     proptest::proptest! {
