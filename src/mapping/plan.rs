@@ -9,7 +9,7 @@ use super::event::Event;
 use super::field::{Context, Conv, MapError};
 use super::ocsf;
 use super::table::{Activity, Shape, Table, Written};
-use super::value::{Cell, Obj, V, segments, split_last, unquote};
+use super::value::{Cell, Obj, V, push_in, segments, split_last, unquote};
 use crate::answer::RowText;
 use crate::bytes::put;
 use crate::time::Ticks;
@@ -50,10 +50,12 @@ struct Compiled {
 struct Fixed {
     root: Obj<'static>,
     class_name: &'static str,
-    /// The places in `root` of `time`, `type_name` and `activity_name`.
+    /// The places in `root` of `time`, `type_name`, `activity_name` and
+    /// `metadata`.
     time: usize,
     type_name: usize,
     activity_name: usize,
+    metadata: usize,
 }
 
 impl Fixed {
@@ -94,6 +96,7 @@ impl Fixed {
             time: at("time"),
             type_name: at("type_name"),
             activity_name: at("activity_name"),
+            metadata: at("metadata"),
             root: e.root,
         }
     }
@@ -261,32 +264,35 @@ impl Plan {
         {
             activity = successor;
         }
+        let (root, metadata) = compiled.start(activity, time, action_type.as_ref());
         let mut e = Event {
-            root: compiled.start(activity, time, action_type.as_ref()),
+            root,
             row,
             columns: &self.columns,
             copies: Vec::new(),
         };
+        // The row's metadata, put in the start's `metadata` where it is.
+        let m = e.root.child_at(metadata);
         match timestamp {
-            Some(t) => e.set("metadata.original_time", t),
-            None => e.push("metadata.labels", "time-is-collection-time"),
+            Some(t) => m.insert("original_time", t),
+            None => push_in(m, Cow::Borrowed("labels"), V::from("time-is-collection-time")),
         }
-        e.set("metadata.uid", uid.clone());
+        m.insert("uid", V::from(uid.clone()));
         if let Some(a) = action_type {
-            e.set("metadata.event_code", a);
+            m.insert("event_code", V::from(a));
         }
         match e.row.take_at(self.report_id) {
             Some((_, c)) if c.is_absent() => {}
-            Some((_, Cell::Raw(raw))) if raw.starts_with('"') => e.set("metadata.original_event_uid", V::Cell(raw)),
-            Some((_, Cell::Raw(raw))) if super::value::is_plain_int(raw) => e.set("metadata.original_event_uid", V::Quoted(raw)),
+            Some((_, Cell::Raw(raw))) if raw.starts_with('"') => m.insert("original_event_uid", V::Cell(raw)),
+            Some((_, Cell::Raw(raw))) if super::value::is_plain_int(raw) => m.insert("original_event_uid", V::Quoted(raw)),
             Some((_, Cell::Raw(raw))) if matches!(raw.as_bytes()[0], b'-' | b'0'..=b'9') => {
-                e.set("metadata.original_event_uid", Cell::Raw(raw).to_value().to_string())
+                m.insert("original_event_uid", V::from(Cell::Raw(raw).to_value().to_string()))
             }
             Some((name, cell)) => e.row.put_at(self.report_id, name, cell),
             None => {}
         }
         if let Some(t) = &ctx.tenant_uid {
-            e.set("metadata.tenant_uid", t.as_str());
+            m.insert("tenant_uid", V::from(t.as_str()));
         }
 
         let shape = activity.shape.unwrap_or(table.shape);
@@ -388,8 +394,9 @@ impl Plan {
 
 impl Compiled {
     /// An event of `activity` with its fixed start ([`Fixed::new`], made
-    /// the first time), and its row's time and names put in.
-    fn start<'a>(&self, activity: &'static Activity, time: Ticks, action_type: Option<&Cow<'a, str>>) -> Obj<'a> {
+    /// the first time), and its row's time and names put in; and the place
+    /// of its `metadata`, for the row's to be put in without a search.
+    fn start<'a>(&self, activity: &'static Activity, time: Ticks, action_type: Option<&Cow<'a, str>>) -> (Obj<'a>, usize) {
         let mut made = self.fixed.borrow_mut();
         let at = match made.iter().position(|(a, _)| std::ptr::eq(*a, activity)) {
             Some(at) => at,
@@ -405,7 +412,7 @@ impl Compiled {
             root.0[fixed.type_name].1 = V::from(format!("{}: {}", fixed.class_name, a));
             root.0[fixed.activity_name].1 = V::Str(a.clone());
         }
-        root
+        (root, fixed.metadata)
     }
 }
 
