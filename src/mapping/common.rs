@@ -122,17 +122,26 @@ fn split_hostname<'a>(device: &mut Obj<'a>) {
 /// name (guide §0.5), fills `parent_folder`, `name` from the path when only
 /// the path is known, and the required `type_id` (1 Regular File).
 pub fn finish_file(e: &mut Event, path: &str) {
-    let (parent, leaf) = split_last(path);
-    let holder = match parent {
-        None => &mut e.root,
-        Some(parent) => match e.get_mut(parent) {
-            Some(V::Obj(holder)) => holder,
-            _ => return,
-        },
+    let Some((holder, leaf)) = holder_of(e, path) else {
+        return;
     };
     let mut moved = Moved::new();
     finish_file_in(holder, leaf, ["", "product"], &mut moved);
     moved.apply(e, path);
+}
+
+/// The object that holds the attribute at `path` (the root for a key of
+/// the root), and the attribute's key in it; `None` when no object is there
+/// to hold it.
+fn holder_of<'e, 'a, 'p>(e: &'e mut Event<'a, '_>, path: &'p str) -> Option<(&'e mut Obj<'a>, &'p str)> {
+    let (parent, leaf) = split_last(path);
+    match parent {
+        None => Some((&mut e.root, leaf)),
+        Some(parent) => match e.get_mut(parent) {
+            Some(V::Obj(holder)) => Some((holder, leaf)),
+            _ => None,
+        },
+    }
 }
 
 /// Parts of an object that its finish step took out, in the order taken,
@@ -282,11 +291,49 @@ fn ends_with_ignoring_case(text: &str, suffix: &str) -> bool {
 /// and a valid `user`. A process that has no pid or uid cannot be an OCSF
 /// process; what is known of it moves to `unmapped`.
 pub fn finish_process(e: &mut Event, path: &str) {
+    let Some((holder, leaf)) = holder_of(e, path) else {
+        return;
+    };
     let mut moved = Moved::new();
-    let process_ok = match e.get_mut(path) {
+    finish_process_in(holder, leaf, &A_PROCESS, &mut moved);
+    moved.apply(e, path);
+}
+
+/// Where the parts of a process go under `unmapped`, below the path
+/// [`Moved::apply`] is given: the process itself, its file, the file's
+/// product, its user and its parent.
+struct ProcessParts {
+    itself: &'static str,
+    file: &'static str,
+    product: &'static str,
+    user: &'static str,
+    parent: &'static str,
+}
+
+/// A process's parts, below its own path.
+const A_PROCESS: ProcessParts = ProcessParts {
+    itself: "",
+    file: "file",
+    product: "file.product",
+    user: "user",
+    parent: "parent_process",
+};
+
+/// The actor's process's parts, below the actor's path.
+const ACTORS_PROCESS: ProcessParts = ProcessParts {
+    itself: "process",
+    file: "process.file",
+    product: "process.file.product",
+    user: "process.user",
+    parent: "process.parent_process",
+};
+
+/// [`finish_process`] on the member `key` of `holder`.
+fn finish_process_in<'a>(holder: &mut Obj<'a>, key: &str, parts: &ProcessParts, moved: &mut Moved<'a>) {
+    let process_ok = match holder.get_mut(key) {
         None => return,
         Some(V::Obj(process)) => {
-            finish_file_in(process, "file", ["file", "file.product"], &mut moved);
+            finish_file_in(process, "file", [parts.file, parts.product], moved);
             // The process's name and path are its file's.
             let file = match process.get("file") {
                 Some(V::Obj(file)) => [file.get("name").cloned(), file.get("path").cloned()],
@@ -303,37 +350,52 @@ pub fn finish_process(e: &mut Event, path: &str) {
             let (parent_unknown, parent_ok) = (is_unknown_process(parent), absent_or_has_any(parent, needs));
             let process_ok = needs.iter().any(|k| process.contains_key(k));
             if !user_ok {
-                moved.take(process, "user", "user");
+                moved.take(process, "user", parts.user);
             }
             if parent_unknown {
                 process.remove("parent_process");
             } else if !parent_ok {
-                moved.take(process, "parent_process", "parent_process");
+                moved.take(process, "parent_process", parts.parent);
             }
             process_ok
         }
         // Not an object: nothing in it to complete.
         Some(_) => false,
     };
-    moved.apply(e, path);
     if !process_ok {
-        move_to_unmapped(e, path);
+        moved.take(holder, key, parts.itself);
     }
 }
 
 /// The acting process (guide §0.3): completes `actor.process`, drops it when
 /// all that is known is pid 0 ("no initiating process"), and copies its user
-/// to `actor.user`.
+/// to `actor.user`. An actor that is not an object has none of these.
 pub fn finish_actor(e: &mut Event) {
+    let Some(V::Obj(actor)) = e.get_mut("actor") else {
+        return;
+    };
     // InitiatingProcessAccount* is the actor's user even when the process
     // itself is unknown, so copy it before the process may move away.
-    if e.get("actor.user").is_none() {
-        e.copy("actor.process.user", "actor.user");
+    if actor.get("user").is_none()
+        && let Some(user) = actor.at("process.user").cloned()
+    {
+        actor.insert("user", user);
     }
-    drop_unknown_process(e, "actor.process");
-    finish_process(e, "actor.process");
-    drop_unknown_process(e, "actor.process");
-    require_any(e, "actor.user", &["name", "uid", "account"]);
+    let mut moved = Moved::new();
+    drop_unknown_process_in(actor, "process");
+    finish_process_in(actor, "process", &ACTORS_PROCESS, &mut moved);
+    drop_unknown_process_in(actor, "process");
+    if !absent_or_has_any(actor.get("user"), &["name", "uid", "account"]) {
+        moved.take(actor, "user", "user");
+    }
+    moved.apply(e, "actor");
+}
+
+/// [`drop_unknown_process`] on the member `key` of `holder`.
+fn drop_unknown_process_in(holder: &mut Obj, key: &str) {
+    if is_unknown_process(holder.get(key)) {
+        holder.remove(key);
+    }
 }
 
 /// Removes the process at `path` when all it says is pid 0, Defender's
@@ -919,6 +981,16 @@ mod tests {
                 move_to_unmapped(e, path);
             }
         }
+
+        pub fn finish_actor(e: &mut Event) {
+            if e.get("actor.user").is_none() {
+                e.copy("actor.process.user", "actor.user");
+            }
+            drop_unknown_process(e, "actor.process");
+            finish_process(e, "actor.process");
+            drop_unknown_process(e, "actor.process");
+            require_any(e, "actor.user", &["name", "uid", "account"]);
+        }
     }
 
     /// What an event may hold where the finish steps look: each part of a
@@ -973,6 +1045,12 @@ mod tests {
             ("device.type", V::from("Server")),
             ("device", V::from("d")),
             ("class_uid", V::from(1007)),
+            ("actor", V::from("a")),
+            ("actor.user.name", V::from("n")),
+            ("actor.user.domain", V::from("D")),
+            ("actor.user", V::from("u")),
+            ("actor.session.uid", V::from("9")),
+            ("unmapped.actor.user.w", V::from(4)),
         ] {
             parts.push((path.to_string(), v));
         }
@@ -988,6 +1066,7 @@ mod tests {
             chosen in proptest::strategy::Strategy::prop_shuffle(
                 proptest::sample::subsequence((0..finish_parts().len()).collect::<Vec<_>>(), 0..=14),
             ),
+            actor in proptest::bool::ANY,
         ) {
             let parts = finish_parts();
             let columns = Columns::default();
@@ -1002,11 +1081,17 @@ mod tests {
             walked::finish_device(&mut walked);
             walked::finish_file(&mut walked, "file");
             walked::finish_process(&mut walked, "process");
-            walked::finish_process(&mut walked, "actor.process");
             finish_device(&mut in_place);
             finish_file(&mut in_place, "file");
             finish_process(&mut in_place, "process");
-            finish_process(&mut in_place, "actor.process");
+            // The actor's process, alone or as the actor's.
+            if actor {
+                walked::finish_actor(&mut walked);
+                finish_actor(&mut in_place);
+            } else {
+                walked::finish_process(&mut walked, "actor.process");
+                finish_process(&mut in_place, "actor.process");
+            }
             let written = |e: &Event| {
                 let mut out = Vec::new();
                 e.root.write(&mut out);
