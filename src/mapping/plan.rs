@@ -17,12 +17,17 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 use std::cell::RefCell;
+use std::collections::HashSet;
 
 /// One field of a run: the cell of `slot` converted by `conv` goes to `leaf`.
 struct Put {
     slot: usize,
     leaf: &'static str,
     conv: Conv,
+    /// Whether `leaf` cannot be in its object yet when the put comes (see
+    /// [`compile`]), so that the value is appended without searching the
+    /// object's keys for it.
+    fresh: bool,
 }
 
 /// Consecutive fields under one parent object, put through one walk of the tree.
@@ -146,9 +151,10 @@ impl Plan {
                 for column in table.key {
                     columns.add(column);
                 }
+                let start = start_paths(table);
                 let shapes = shapes
                     .into_iter()
-                    .map(|shape| (shape as *const Shape, compile(shape, &mut columns)))
+                    .map(|shape| (shape as *const Shape, compile(shape, &mut columns, &start)))
                     .collect();
                 Compiled {
                     table,
@@ -416,9 +422,19 @@ impl Compiled {
     }
 }
 
-/// Compiles a shape's field lists into runs against `columns`.
-fn compile(shape: &Shape, columns: &mut Columns) -> Vec<Run> {
+/// Compiles a shape's field lists into runs against `columns`. `start`
+/// holds the path of every attribute an event of the table can hold before
+/// its runs are applied ([`start_paths`]).
+///
+/// A put is fresh when no attribute can be at its path yet: none of the
+/// start's, and none an earlier put of the shape sets; and when its object
+/// is one the runs make, not a value an earlier put set whole (a dynamic
+/// column's object has keys no list names). `metadata`, which the row's
+/// own metadata goes into before the runs, holds nothing fresh.
+fn compile(shape: &Shape, columns: &mut Columns, start: &HashSet<String>) -> Vec<Run> {
     let mut runs: Vec<Run> = Vec::new();
+    let mut known = start.clone();
+    let mut whole: HashSet<&str> = HashSet::new();
     for fields in shape.fields {
         let mut rest = *fields;
         while let Some(first) = rest.first() {
@@ -426,20 +442,67 @@ fn compile(shape: &Shape, columns: &mut Columns) -> Vec<Run> {
             let n = rest.iter().take_while(|f| split_last(f.to).0 == parent).count();
             let (group, tail) = rest.split_at(n);
             rest = tail;
+            // The walk to the parent makes the objects on its way.
+            known.extend(parent.into_iter().flat_map(objects_on).map(str::to_string));
+            let mut puts = Vec::with_capacity(group.len());
+            for f in group {
+                let leaf = split_last(f.to).1;
+                let in_whole = parent.into_iter().flat_map(objects_on).any(|o| whole.contains(o));
+                let plain = !matches!(
+                    f.conv,
+                    Conv::Hash(_) | Conv::NamedItem | Conv::Item | Conv::EmailItem | Conv::Integrity
+                );
+                let in_metadata = parent.is_some_and(|p| p == "metadata" || p.starts_with("metadata."));
+                let fresh = plain && parent.is_some() && !in_metadata && !in_whole && !known.contains(f.to);
+                known.insert(f.to.to_string());
+                whole.insert(f.to);
+                if let (Conv::Integrity, Some(p)) = (f.conv, parent) {
+                    known.insert(format!("{p}.{leaf}_id"));
+                }
+                puts.push(Put {
+                    slot: columns.add(f.column),
+                    leaf,
+                    conv: f.conv,
+                    fresh,
+                });
+            }
             runs.push(Run {
                 parent: parent.into_iter().flat_map(segments).collect(),
-                puts: group
-                    .iter()
-                    .map(|f| Put {
-                        slot: columns.add(f.column),
-                        leaf: split_last(f.to).1,
-                        conv: f.conv,
-                    })
-                    .collect(),
+                puts,
             });
         }
     }
     runs
+}
+
+/// The paths of the objects from the root to the one at `path`, that one
+/// included: `a`, `a.b` and `a.b.c` for `a.b.c`.
+fn objects_on(path: &str) -> impl Iterator<Item = &str> {
+    path.match_indices('.').map(|(i, _)| &path[..i]).chain([path])
+}
+
+/// The path of every attribute an event of `table` can hold before its
+/// runs are applied: those of each activity's start ([`Fixed::new`]), at
+/// every depth.
+fn start_paths(table: &'static Table) -> HashSet<String> {
+    fn walk(o: &Obj, under: &str, paths: &mut HashSet<String>) {
+        for (key, value) in o.iter() {
+            let path = if under.is_empty() {
+                key.to_string()
+            } else {
+                format!("{under}.{key}")
+            };
+            if let V::Obj(inner) = value {
+                walk(inner, &path, paths);
+            }
+            paths.insert(path);
+        }
+    }
+    let mut paths = HashSet::new();
+    for activity in table.all_activities() {
+        walk(&Fixed::new(table, activity).root, "", &mut paths);
+    }
+    paths
 }
 
 /// Applies the runs to the event's left-over cells: converted cells are
@@ -484,7 +547,10 @@ fn apply<'a>(e: &mut Event<'a, '_>, runs: &[Run]) {
             node = node.child_at(at);
         }
         for (put, v) in taken.drain(..) {
-            put_in(node, Cow::Borrowed(put.leaf), put.conv, v);
+            match put.fresh {
+                true => node.push_new(Cow::Borrowed(put.leaf), v),
+                false => put_in(node, Cow::Borrowed(put.leaf), put.conv, v),
+            }
         }
     }
 }
@@ -600,7 +666,7 @@ mod tests {
     /// The event's tree and the cells left, after the runs of `SHAPE`.
     fn applied(text: &str) -> (Value, Vec<String>) {
         let mut columns = Columns::default();
-        let runs = compile(&SHAPE, &mut columns);
+        let runs = compile(&SHAPE, &mut columns, &HashSet::new());
         let mut e = Event::new(Cells::read(text, &columns).unwrap(), &columns);
         apply(&mut e, &runs);
         let left = e.row.iter().filter(|(_, c)| !c.is_absent()).map(|(k, _)| k.to_string()).collect();
@@ -660,15 +726,104 @@ mod tests {
                 .collect();
             let text = format!("{{{}}}", cells.join(","));
             let mut columns = Columns::default();
-            let runs = compile(&TANGLED_SHAPE, &mut columns);
+            let runs = compile(&TANGLED_SHAPE, &mut columns, &HashSet::new());
             let mut e = Event::new(Cells::read(&text, &columns).unwrap(), &columns);
             apply(&mut e, &runs);
             let mut expected = Event::new(Cells::empty(), &columns);
             for (field, _) in TANGLED.iter().zip(&present).filter(|(_, p)| **p) {
                 expected.set_owned(field.to, field.column);
             }
+            let written = |o: &Obj| {
+                let mut out = Vec::new();
+                o.write(&mut out);
+                String::from_utf8(out).unwrap()
+            };
+            // Written alike, too: no key twice where a put was fresh.
+            proptest::prop_assert_eq!(written(&e.root), written(&expected.root), "{}", text);
             proptest::prop_assert_eq!(V::Obj(e.root).to_value(), V::Obj(expected.root).to_value(), "{}", text);
         }
+    }
+
+    /// A field for each reason a put is not fresh, and two that are.
+    const FRESHNESS: &[Field] = &[
+        f("A", "metadata.product.x", Str),
+        f("B", "connection_info.direction_id", Str),
+        f("C", "d.e", Json),
+        f("D", "d.e.f", Str),
+        f("E", "g.h", Str),
+        f("F", "g.h", Str),
+        f("G", "g", Str),
+        f("H", "k.i", Hash(1)),
+        f("I", "top", Str),
+    ];
+
+    static FRESHNESS_SHAPE: Shape = Shape {
+        fields: &[FRESHNESS],
+        finish: nothing,
+    };
+
+    #[test]
+    fn a_put_is_fresh_only_where_nothing_can_be_yet() {
+        let start: HashSet<String> = ["metadata", "metadata.product", "connection_info", "connection_info.direction_id"]
+            .map(String::from)
+            .into();
+        let runs = compile(&FRESHNESS_SHAPE, &mut Columns::default(), &start);
+        let fresh: Vec<(&str, bool)> = runs.iter().flat_map(|r| &r.puts).map(|p| (p.leaf, p.fresh)).collect();
+        assert_eq!(
+            fresh,
+            [
+                ("x", false),            // under metadata, which the row fills first
+                ("direction_id", false), // in the start
+                ("e", true),
+                ("f", false), // in an object set whole (a dynamic column's)
+                ("h", true),
+                ("h", false),   // put before
+                ("g", false),   // an object a walk made
+                ("i", false),   // appended to a list, not set
+                ("top", false), // a key of the root, which the start fills
+            ]
+        );
+    }
+
+    #[test]
+    fn a_fresh_put_finds_no_attribute_at_its_path() {
+        // For every table, each of its activities' starts, the row's own
+        // metadata as Plan::map puts it, and then every put of the
+        // activity's shape (a row with every column, a value that is no
+        // object for each): a put marked fresh finds its key absent. Each
+        // put's value is an object, so that a later walk through its path
+        // finds an object already there.
+        let mut fresh = 0;
+        for &table in crate::mapping::TABLES {
+            let plan = Plan::new(&[table], []);
+            let compiled = &plan.tables[0];
+            for activity in table.all_activities() {
+                let shape = activity.shape.unwrap_or(table.shape);
+                let (_, runs) = compiled.shapes.iter().find(|(s, _)| std::ptr::eq(*s, shape)).unwrap();
+                let mut root = Fixed::new(table, activity).root;
+                let metadata = root.child("metadata", || Cow::Borrowed("metadata"));
+                for key in ["original_time", "labels", "uid", "event_code", "original_event_uid", "tenant_uid"] {
+                    metadata.insert(key, V::Null);
+                }
+                for run in runs {
+                    let mut node = &mut root;
+                    for part in &run.parent {
+                        node = node.child(part, || Cow::Borrowed(part));
+                    }
+                    for put in &run.puts {
+                        if put.fresh {
+                            fresh += 1;
+                            assert!(!node.contains_key(put.leaf), "{}: {} {:?}", table.name, put.leaf, run.parent);
+                        }
+                        let mut inner = Obj::new();
+                        inner.insert("x", V::Null);
+                        put_in(node, Cow::Borrowed(put.leaf), put.conv, V::Obj(inner));
+                    }
+                }
+            }
+        }
+        // Most puts are fresh: the test checks something.
+        assert!(fresh > 1000, "{fresh}");
     }
 
     proptest::proptest! {

@@ -112,6 +112,13 @@ impl<'a> Obj<'a> {
         self.position(key).is_some()
     }
 
+    /// Appends `key`, which the object does not hold (the caller knows it:
+    /// [`Obj::insert`] searches for it), set to `value`.
+    pub fn push_new(&mut self, key: Key<'a>, value: V<'a>) {
+        debug_assert!(self.position(&key).is_none(), "{key} is set already");
+        self.0.push((key, value));
+    }
+
     /// Sets `key` to `value`; a key that is set keeps its place.
     pub fn insert(&mut self, key: impl Into<Key<'a>>, value: V<'a>) {
         let key = key.into();
