@@ -789,10 +789,9 @@ mod tests {
     fn a_fresh_put_finds_no_attribute_at_its_path() {
         // For every table, each of its activities' starts, the row's own
         // metadata as Plan::map puts it, and then every put of the
-        // activity's shape (a row with every column, a value that is no
-        // object for each): a put marked fresh finds its key absent. Each
-        // put's value is an object, so that a later walk through its path
-        // finds an object already there.
+        // activity's shape (a row with every column): a put marked fresh
+        // finds its key absent. Each put's value is an object, so that a
+        // later walk through its path finds an object already there.
         let mut fresh = 0;
         for &table in crate::mapping::TABLES {
             let plan = Plan::new(&[table], []);
