@@ -122,26 +122,12 @@ fn split_hostname<'a>(device: &mut Obj<'a>) {
 /// name (guide §0.5), fills `parent_folder`, `name` from the path when only
 /// the path is known, and the required `type_id` (1 Regular File).
 pub fn finish_file(e: &mut Event, path: &str) {
-    let Some((holder, leaf)) = holder_of(e, path) else {
+    let Some((holder, leaf)) = e.holder_mut(path) else {
         return;
     };
     let mut moved = Moved::new();
     finish_file_in(holder, leaf, ["", "product"], &mut moved);
     moved.apply(e, path);
-}
-
-/// The object that holds the attribute at `path` (the root for a key of
-/// the root), and the attribute's key in it; `None` when no object is there
-/// to hold it.
-fn holder_of<'e, 'a, 'p>(e: &'e mut Event<'a, '_>, path: &'p str) -> Option<(&'e mut Obj<'a>, &'p str)> {
-    let (parent, leaf) = split_last(path);
-    match parent {
-        None => Some((&mut e.root, leaf)),
-        Some(parent) => match e.get_mut(parent) {
-            Some(V::Obj(holder)) => Some((holder, leaf)),
-            _ => None,
-        },
-    }
 }
 
 /// Parts of an object that its finish step took out, in the order taken,
@@ -291,7 +277,7 @@ fn ends_with_ignoring_case(text: &str, suffix: &str) -> bool {
 /// and a valid `user`. A process that has no pid or uid cannot be an OCSF
 /// process; what is known of it moves to `unmapped`.
 pub fn finish_process(e: &mut Event, path: &str) {
-    let Some((holder, leaf)) = holder_of(e, path) else {
+    let Some((holder, leaf)) = e.holder_mut(path) else {
         return;
     };
     let mut moved = Moved::new();

@@ -90,10 +90,18 @@ impl<'a, 'c> Event<'a, 'c> {
 
     /// Removes the attribute at `path`.
     pub fn remove(&mut self, path: &str) -> Option<V<'a>> {
+        let (holder, leaf) = self.holder_mut(path)?;
+        holder.remove(leaf)
+    }
+
+    /// The object that holds the attribute at `path` (the root for a key of
+    /// the root), and the attribute's key in it; `None` when no object is
+    /// there to hold it.
+    pub fn holder_mut<'p>(&mut self, path: &'p str) -> Option<(&mut Obj<'a>, &'p str)> {
         let (parent, leaf) = split_last(path);
         match parent {
-            None => self.root.remove(leaf),
-            Some(p) => self.get_mut(p)?.as_obj_mut()?.remove(leaf),
+            None => Some((&mut self.root, leaf)),
+            Some(p) => Some((self.get_mut(p)?.as_obj_mut()?, leaf)),
         }
     }
 
