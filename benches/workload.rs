@@ -257,7 +257,10 @@ fn value(column: &str, i: u64, rng: &mut Lcg, base: chrono::DateTime<chrono::Utc
             .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
             .replace("00Z", "Z")
     };
-    let exe = EXES[(i as usize + column.len()) % EXES.len()];
+    // One program per process, as in a real row: its `FileName` is the
+    // last part of its `FolderPath`, and its command line and version
+    // information name it too (the shared samples' rows all do).
+    let exe = EXES[i as usize % EXES.len()];
     let parent = EXES[(i as usize + 1) % EXES.len()];
     let initiating = column.starts_with("InitiatingProcessParent");
     let (file, folder, description) = if column.starts_with("InitiatingProcess") { parent } else { exe };
