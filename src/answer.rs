@@ -466,6 +466,8 @@ pub enum NotAMessage {
     NotJson(String),
     /// It is JSON, but not an object with one `records` array.
     NoRecords(String),
+    /// It is longer (in bytes) than the scan's offsets reach: 4 GiB.
+    TooLarge(usize),
 }
 
 impl<'m> StreamMessage<'m> {
@@ -505,9 +507,14 @@ impl<'m> StreamMessage<'m> {
 /// A key of the envelope or of a record written with an escape is not
 /// recognised, as [`parse_response`] does not recognise one.
 pub fn stream_message(text: &str) -> Result<StreamMessage<'_>, NotAMessage> {
+    stream_message_within(text, u32::MAX as usize)
+}
+
+/// [`stream_message`] for a message of at most `limit` bytes.
+fn stream_message_within(text: &str, limit: usize) -> Result<StreamMessage<'_>, NotAMessage> {
     let body = text.as_bytes();
-    if body.len() > u32::MAX as usize {
-        return Err(NotAMessage::NoRecords("it is larger than 4 GiB".into()));
+    if body.len() > limit {
+        return Err(NotAMessage::TooLarge(body.len()));
     }
     let mut s = Scan::new(body);
     if s.peek() != Some(b'{') {
@@ -1341,6 +1348,9 @@ mod tests {
         assert_eq!(no_records(r#"{"value": []}"#), "it holds no `records` array");
         assert_eq!(no_records(r#"{"records": {}}"#), "it holds no `records` array");
         assert_eq!(no_records(r#"{"records": [], "records": []}"#), "it holds `records` twice");
+        let message = r#"{"records": []}"#;
+        assert_eq!(stream_message_within(message, 14).unwrap_err(), NotAMessage::TooLarge(15));
+        assert!(stream_message_within(message, 15).unwrap().is_empty());
     }
 
     #[test]

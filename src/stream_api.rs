@@ -35,6 +35,14 @@ pub struct TableCount {
     pub errors: u32,
 }
 
+/// Why a message of `bytes` bytes is not read.
+fn too_large(bytes: usize) -> String {
+    format!(
+        "the message is {bytes} bytes, more than the 4 GiB this collector reads in one message; \
+         Event Hubs sends far smaller ones, so it is not a Streaming API message"
+    )
+}
+
 /// Maps one message. A message that is not such an envelope is an error
 /// (the caller counts it and moves on); a record that is not one, or whose
 /// row cannot be mapped, is named in `rejected` and the others are mapped.
@@ -47,6 +55,7 @@ pub fn map_message(message: &[u8], ctx: &Context) -> Result<StreamMapped, String
         let (what, why) = match e {
             NotAMessage::NotJson(why) => ("is not JSON", why),
             NotAMessage::NoRecords(why) => ("has no `records` list", why),
+            NotAMessage::TooLarge(bytes) => return too_large(bytes),
         };
         format!("the message {what} ({why}); a Streaming API message is {{\"records\": [...]}}")
     })?;
@@ -273,6 +282,11 @@ mod tests {
                 .contains("has no `records` list")
         );
         assert!(map_message(&[0xff, 0xfe], &ctx()).unwrap_err().contains("UTF-8"));
+        assert_eq!(
+            too_large(5 << 30),
+            "the message is 5368709120 bytes, more than the 4 GiB this collector reads in one message; \
+             Event Hubs sends far smaller ones, so it is not a Streaming API message"
+        );
         let message = json!({"records": [
             7,
             {"category": "AdvancedHunting-DeviceProcessEvents"},
