@@ -377,18 +377,11 @@ pub fn finish_actor(e: &mut Event) {
     moved.apply(e, "actor");
 }
 
-/// [`drop_unknown_process`] on the member `key` of `holder`.
+/// Removes the process that is the member `key` of `holder` when all it
+/// says is pid 0, Defender's "no such process".
 fn drop_unknown_process_in(holder: &mut Obj, key: &str) {
     if is_unknown_process(holder.get(key)) {
         holder.remove(key);
-    }
-}
-
-/// Removes the process at `path` when all it says is pid 0, Defender's
-/// "no such process".
-pub fn drop_unknown_process(e: &mut Event, path: &str) {
-    if is_unknown_process(e.get(path)) {
-        e.remove(path);
     }
 }
 
@@ -965,6 +958,12 @@ mod tests {
             }
             if !process_ok {
                 move_to_unmapped(e, path);
+            }
+        }
+
+        fn drop_unknown_process(e: &mut Event, path: &str) {
+            if is_unknown_process(e.get(path)) {
+                e.remove(path);
             }
         }
 
