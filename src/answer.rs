@@ -64,19 +64,7 @@ impl HuntingResult {
     /// Row `i` as the answer holds it, with where its members lie if the
     /// answer's scan noted that.
     pub fn row_text(&self, i: usize) -> RowText<'_> {
-        let text = self.raw(i);
-        match self.noted.get(i).copied().flatten() {
-            Some(m) => RowText {
-                text,
-                members: Some((&self.places[m.from as usize..m.to as usize], m.surrogate)),
-                compact: m.compact,
-            },
-            None => RowText {
-                text,
-                members: None,
-                compact: false,
-            },
-        }
+        RowText::noted(self.raw(i), self.noted.get(i).copied().flatten(), &self.places)
     }
 
     /// Row `i`, parsed.
@@ -136,6 +124,19 @@ impl<'a> From<&'a str> for RowText<'a> {
 }
 
 impl<'a> RowText<'a> {
+    /// A row's `text` with the members the scan noted for it, if it did,
+    /// which are among `places`.
+    fn noted(text: &'a str, members: Option<Members>, places: &'a [Place]) -> Self {
+        match members {
+            Some(m) => RowText {
+                text,
+                members: Some((&places[m.from as usize..m.to as usize], m.surrogate)),
+                compact: m.compact,
+            },
+            None => RowText::from(text),
+        }
+    }
+
     /// Whether the answer's scan found the row compact (see the field).
     pub fn compact(&self) -> bool {
         self.compact
@@ -488,17 +489,9 @@ impl<'m> StreamMessage<'m> {
         Ok(RecordParts {
             category: record.category.map(slice),
             tenant_id: record.tenant_id.map(slice),
-            properties: record.properties.map(|(start, end, members)| {
-                let text = slice((start, end));
-                match members {
-                    Some(m) => RowText {
-                        text,
-                        members: Some((&self.places[m.from as usize..m.to as usize], m.surrogate)),
-                        compact: m.compact,
-                    },
-                    None => RowText::from(text),
-                }
-            }),
+            properties: record
+                .properties
+                .map(|(start, end, members)| RowText::noted(slice((start, end)), members, &self.places)),
         })
     }
 }
