@@ -6,7 +6,7 @@
 use crate::answer::{self, HuntingResult};
 use crate::mapping::cells::{Cells, Columns};
 use crate::mapping::plan::Plan;
-use crate::mapping::value::{Obj, V};
+use crate::mapping::value::Obj;
 use crate::mapping::{self, Context, Table};
 use crate::telemetry;
 use crate::time::Ticks;
@@ -91,24 +91,12 @@ fn unmappable(table: &Table, e: &mapping::MapError) {
     telemetry::error(&e.to_string(), &[("table", table.name), ("key", &e.key)]);
 }
 
-/// Counts an emitted event (a tree, joined) by table and class.
-pub fn count_event(event: &Obj<'_>) {
-    let table = event.at("metadata.log_name").and_then(V::as_str);
-    count_emitted(
-        table.as_deref().unwrap_or(""),
-        event.get("class_uid").and_then(V::as_u64).unwrap_or(0),
-    );
-}
-
-/// Counts an event written straight to NDJSON by table and class.
+/// Counts an emitted event by table and class, from the summary it was
+/// mapped with.
 pub fn count_written(written: &mapping::Written) {
-    count_emitted(written.table, u64::from(written.class_uid));
-}
-
-fn count_emitted(table: &str, class_uid: u64) {
     telemetry::counter(
         "events_emitted_total",
-        &[("table", table), ("class_uid", &class_uid.to_string())],
+        &[("table", written.table), ("class_uid", &written.class_uid.to_string())],
         1,
     );
 }

@@ -422,7 +422,7 @@ impl Collector {
         let mut keys = Vec::new();
         let (out, count) = {
             let mapper = self.mapper();
-            let mut events = Vec::new();
+            let mut events = join::Joined::default();
             let mut late = 0;
             for part in &leaders {
                 for (event, written) in mapper.trees(table, &part.answer, 0..part.before_watermark) {
@@ -430,7 +430,7 @@ impl Collector {
                     if !self.planner.seen(window.table, &key.1) {
                         late += 1;
                         keys.push(key);
-                        events.push(event);
+                        events.push(event, written);
                     }
                 }
             }
@@ -438,17 +438,17 @@ impl Collector {
             for part in &leaders {
                 for (event, written) in mapper.trees(table, &part.answer, part.before_watermark..part.end) {
                     keys.push(written_key(&written));
-                    events.push(event);
+                    events.push(event, written);
                 }
             }
             for (follower_table, answers) in &followers {
                 let mut joined = Vec::new();
                 for (answer, rows) in answers {
-                    joined.extend(mapper.trees(follower_table, answer, 0..*rows).into_iter().map(|(event, _)| event));
+                    joined.extend(mapper.trees(follower_table, answer, 0..*rows));
                 }
-                join::fold(&mut events, follower_table, joined);
+                events.fold(follower_table, joined);
             }
-            join::write(&events)
+            events.write()
         };
         self.finish_window(now, table, &window, rows, keys);
         Ok((out, count))

@@ -454,6 +454,56 @@ fn alerts_and_their_evidence_at_one_overfull_instant_are_all_collected_and_joine
     );
 }
 
+/// Joined events are counted as they go out, each by the table and class
+/// it was mapped with: evidence folded into its alert is not an event of
+/// its own, evidence whose alert is absent is.
+#[test]
+fn joined_events_are_counted_by_the_table_they_were_mapped_from() {
+    let mut c = one_tick_collector(json!(["AlertInfo", "AlertEvidence"]));
+    let alerts: Vec<serde_json::Value> = (0..4)
+        .map(|i| json!({"Timestamp": TICK, "AlertId": format!("a{i}"), "Title": "t", "Severity": "High", "ReportId": i}))
+        .collect();
+    // Evidence for a0 and a1, and for an alert that is not there.
+    let evidence: Vec<serde_json::Value> = ["a0", "a1", "a9"]
+        .iter()
+        .enumerate()
+        .map(|(i, a)| json!({"Timestamp": TICK, "AlertId": a, "EntityType": "Machine", "DeviceId": format!("d{i}"), "ReportId": i}))
+        .collect();
+    let mut graph = TickGraph([("AlertInfo", alerts), ("AlertEvidence", evidence)].into(), Vec::new());
+    crate::telemetry::keep_counters();
+    let events = collect_all(&mut c, &mut graph, Ticks::parse("2025-01-01T00:00:01Z").unwrap());
+    let mut by_table: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["metadata"]["log_name"].as_str().unwrap(),
+                e["finding_info"]["uid"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    by_table.sort();
+    let expected = [
+        ("AlertEvidence", "a9"),
+        ("AlertInfo", "a0"),
+        ("AlertInfo", "a1"),
+        ("AlertInfo", "a2"),
+        ("AlertInfo", "a3"),
+    ];
+    assert_eq!(by_table, expected, "queries: {:#?}", graph.1);
+    let emitted: Vec<(Vec<(String, String)>, u64)> = crate::telemetry::take_counters()
+        .into_iter()
+        .filter(|((name, _), _)| name == "events_emitted_total")
+        .map(|((_, labels), n)| (labels, n))
+        .collect();
+    let labels = |table: &str| {
+        vec![
+            ("table".to_string(), table.to_string()),
+            ("class_uid".to_string(), "2004".to_string()),
+        ]
+    };
+    assert_eq!(emitted, [(labels("AlertEvidence"), 1), (labels("AlertInfo"), 4)]);
+}
+
 #[test]
 fn a_capped_answer_of_one_timestamp_or_out_of_order_is_halved() {
     for answer in [

@@ -281,13 +281,14 @@ pub(crate) fn evidence_entry(e: &mut Event) {
 /// `finding_info.uid`): their `evidences[]`, `malware[]` and `resources[]`
 /// join the alert's, and what they kept under `unmapped` is kept under the
 /// alert's `unmapped.<their table>` (AlertEvidence, BehaviorEntities).
-/// Evidence whose alert is not among `alerts` is returned to stand alone.
-pub fn fold_evidence<'a>(alerts: &mut [Obj<'a>], evidence: Vec<Obj<'a>>) -> Vec<Obj<'a>> {
+/// The positions of the evidence whose alert is not among `alerts` are
+/// returned: those events stand alone, untouched.
+pub fn fold_evidence<'a>(alerts: &mut [Obj<'a>], evidence: &mut [Obj<'a>]) -> Vec<usize> {
     let index = fold::index(alerts, "finding_info.uid");
     let mut alone = Vec::new();
-    for mut ev in evidence {
+    for (at, ev) in evidence.iter_mut().enumerate() {
         let Some(&first) = fold::leaders_of(&index, ev.at("finding_info.uid")).first() else {
-            alone.push(ev);
+            alone.push(at);
             continue;
         };
         let alert = &mut alerts[first];
@@ -296,7 +297,7 @@ pub fn fold_evidence<'a>(alerts: &mut [Obj<'a>], evidence: Vec<Obj<'a>>) -> Vec<
                 fold::append(alert, list, items);
             }
         }
-        let table = fold::table_of(&ev, "AlertEvidence");
+        let table = fold::table_of(ev, "AlertEvidence");
         if let Some(kept) = ev.remove("unmapped") {
             fold::keep_unmapped(alert, table, kept);
         }

@@ -223,10 +223,11 @@ mod tests {
         // Folded as the collector folds them: as the mapping's trees.
         let tree = crate::mapping::value::obj;
         let mut info: Vec<_> = info.into_iter().map(tree).collect();
-        let alone = fold_evidence(&mut info, entities.into_iter().map(tree).collect());
-        assert_eq!(alone.len(), 1);
+        let mut entities: Vec<_> = entities.into_iter().map(tree).collect();
+        let alone = fold_evidence(&mut info, &mut entities);
+        assert_eq!(alone, [2]);
         assert_eq!(
-            V::Obj(alone[0].clone()).to_value(),
+            V::Obj(entities.remove(2)).to_value(),
             map(
                 &BEHAVIOR_ENTITIES,
                 json!({"Timestamp": "2026-01-01T00:00:00Z", "BehaviorId": "other", "EntityType": "Ip", "RemoteIP": "198.51.100.8"}),

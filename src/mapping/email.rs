@@ -380,18 +380,18 @@ fn finish_post_delivery(e: &mut Event, _ctx: &Context) {
 /// Folds attachment (4009 `email.files[]`) and URL (4012 `url`) events into
 /// every EmailEvents event of the same message (`email.uid`), one per
 /// recipient; their left-over columns go under the message's
-/// `unmapped.<table>[]`. Events whose message is not among `messages` are
-/// returned to stand alone.
-pub fn fold_into_messages<'a>(messages: &mut [Obj<'a>], events: Vec<Obj<'a>>) -> Vec<Obj<'a>> {
+/// `unmapped.<table>[]`. The positions of the events whose message is not
+/// among `messages` are returned: those stand alone.
+pub fn fold_into_messages<'a>(messages: &mut [Obj<'a>], events: &mut [Obj<'a>]) -> Vec<usize> {
     let index = fold::index(messages, "email.uid");
     let mut alone = Vec::new();
-    for event in events {
+    for (at, event) in events.iter().enumerate() {
         let targets = fold::leaders_of(&index, event.at("email.uid").or_else(|| event.get("email_uid")));
         if targets.is_empty() {
-            alone.push(event);
+            alone.push(at);
             continue;
         }
-        let table = fold::table_of(&event, "joined");
+        let table = fold::table_of(event, "joined");
         for &i in targets {
             let message = &mut messages[i];
             let Some(V::Obj(email)) = message.get_mut("email") else {

@@ -76,7 +76,7 @@ pub fn some_key() -> impl proptest::strategy::Strategy<Value = Option<serde_json
 /// the same, folded and alone.
 #[cfg(test)]
 pub fn folds_alike(
-    fold: for<'a> fn(&mut [Obj<'a>], Vec<Obj<'a>>) -> Vec<Obj<'a>>,
+    fold: for<'a> fn(&mut [Obj<'a>], &mut [Obj<'a>]) -> Vec<usize>,
     reference: fn(&mut [serde_json::Value], Vec<serde_json::Value>) -> Vec<serde_json::Value>,
     leaders: Vec<serde_json::Value>,
     followers: Vec<serde_json::Value>,
@@ -85,7 +85,12 @@ pub fn folds_alike(
     let mut expected = leaders.clone();
     let expected_alone = reference(&mut expected, followers.clone());
     let mut got: Vec<Obj> = leaders.into_iter().map(obj).collect();
-    let alone = fold(&mut got, followers.into_iter().map(obj).collect());
+    let mut folded: Vec<Obj> = followers.into_iter().map(obj).collect();
+    let alone = fold(&mut got, &mut folded);
+    proptest::prop_assert!(alone.is_sorted_by(|a, b| a < b), "positions out of order: {alone:?}");
+    // Those left alone must be as they came: they are taken as the fold
+    // left them.
+    let alone: Vec<Obj> = alone.into_iter().map(|at| std::mem::replace(&mut folded[at], Obj::new())).collect();
     let values = |events: Vec<Obj>| events.into_iter().map(|e| V::Obj(e).to_value()).collect::<Vec<_>>();
     proptest::prop_assert_eq!(values(got), expected);
     proptest::prop_assert_eq!(values(alone), expected_alone);

@@ -122,8 +122,9 @@ pub struct Join {
     pub leader: &'static str,
     /// Only without deprecated classes (the deprecated classes stand alone).
     pub only_without_deprecated: bool,
-    /// Folds `events` into `leaders`; returns those whose leader is absent.
-    pub fold: for<'a> fn(&mut [Obj<'a>], Vec<Obj<'a>>) -> Vec<Obj<'a>>,
+    /// Folds `events` into `leaders`; returns the positions of those whose
+    /// leader is absent, which it leaves as they were (the others are spent).
+    pub fold: for<'a> fn(&mut [Obj<'a>], &mut [Obj<'a>]) -> Vec<usize>,
 }
 
 impl Table {
