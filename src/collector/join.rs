@@ -30,6 +30,7 @@ impl<'a> Joined<'a> {
             Some(join) => (join.fold)(&mut self.events, &mut followers),
             None => (0..followers.len()).collect(),
         };
+        // The positions come in ascending order (`Join::fold`).
         let mut alone = alone.into_iter().peekable();
         for (at, (event, written)) in followers.into_iter().zip(summaries).enumerate() {
             if alone.next_if_eq(&at).is_some() {

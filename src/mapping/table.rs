@@ -123,7 +123,8 @@ pub struct Join {
     /// Only without deprecated classes (the deprecated classes stand alone).
     pub only_without_deprecated: bool,
     /// Folds `events` into `leaders`; returns the positions of those whose
-    /// leader is absent, which it leaves as they were (the others are spent).
+    /// leader is absent, in ascending order (`fold::folds_alike` checks
+    /// it), which it leaves as they were (the others are spent).
     pub fold: for<'a> fn(&mut [Obj<'a>], &mut [Obj<'a>]) -> Vec<usize>,
 }
 
