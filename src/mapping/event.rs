@@ -246,26 +246,43 @@ fn key_hash(key: &str) -> usize {
     (h.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) as usize
 }
 
-/// A bit for a key of the event's root, to tell cheaply that an attribute is not set.
-fn key_bit(key: &str) -> u64 {
-    1 << key_hash(key)
+/// For each key number ([`key_hash`]), the profiles' attributes that have
+/// it, each with its profile's place in `ocsf::PROFILES`.
+fn profile_index() -> &'static [Vec<(&'static str, usize)>; 64] {
+    static INDEX: OnceLock<[Vec<(&'static str, usize)>; 64]> = OnceLock::new();
+    INDEX.get_or_init(|| {
+        let mut by_hash: [Vec<(&'static str, usize)>; 64] = std::array::from_fn(|_| Vec::new());
+        for (profile, (_, attrs)) in ocsf::PROFILES.iter().enumerate() {
+            for attr in *attrs {
+                by_hash[key_hash(attr)].push((attr, profile));
+            }
+        }
+        by_hash
+    })
 }
 
-/// The bits of the root's keys: a key whose bit is not among them is not set.
-fn root_bits(e: &Event) -> u64 {
-    e.root.iter().fold(0, |bits, (k, _)| bits | key_bit(k))
-}
-
-/// Sets `metadata.profiles` to the profiles whose attributes the event fills.
+/// Sets `metadata.profiles` to the profiles whose attributes the event
+/// fills, in the order of `ocsf::PROFILES`. The root is read once: each of
+/// its keys is looked up among the profiles' attributes by its number
+/// ([`key_hash`]).
 pub fn set_profiles(e: &mut Event) {
-    let held = root_bits(e);
-    let used: Vec<V> = ocsf::PROFILES
-        .iter()
-        .filter(|(_, attrs)| attrs.iter().any(|a| held & key_bit(a) != 0 && e.root.contains_key(a)))
-        .map(|(name, _)| V::from(*name))
-        .collect();
-    if !used.is_empty() {
-        e.set("metadata.profiles", V::Arr(used));
+    let index = profile_index();
+    // The profiles found, as bits (PROFILES holds fewer than 64, a test checks).
+    let mut used: u64 = 0;
+    for (key, _) in e.root.iter() {
+        for &(attr, profile) in &index[key_hash(key)] {
+            if same(attr, key) {
+                used |= 1 << profile;
+            }
+        }
+    }
+    if used != 0 {
+        let mut names = Vec::with_capacity(used.count_ones() as usize);
+        while used != 0 {
+            names.push(V::from(ocsf::PROFILES[used.trailing_zeros() as usize].0));
+            used &= used - 1;
+        }
+        e.set("metadata.profiles", V::Arr(names));
     }
 }
 
@@ -375,6 +392,7 @@ mod tests {
     #[test]
     fn captions_fit_the_index() {
         assert!(captions::CAPTIONS.len() <= 64);
+        assert!(ocsf::PROFILES.len() <= 64, "set_profiles keeps the profiles found as bits");
         for (id_path, caption_path, _) in captions::CAPTIONS {
             assert_eq!(split_last(id_path).0, split_last(caption_path).0, "{id_path}");
         }
