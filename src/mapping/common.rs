@@ -445,9 +445,22 @@ pub fn malware(name: V<'_>) -> V<'_> {
     ]))
 }
 
-/// True when the file path is a Windows one.
+/// True when the file path is a Windows one: it names a drive (`:\\`) or
+/// a share (`\\\\`).
 pub fn is_windows_path(path: &str) -> bool {
     path.contains(":\\") || path.starts_with("\\\\")
+}
+
+/// [`is_windows_path`] of the string `v`. A cell's JSON text is read as it
+/// came, without unescaping it (a path names a drive in most rows, and its
+/// backslashes are escapes): in a JSON string a backslash is written `\\\\`,
+/// after a character or at the start, unless as `\\u005c`, which only
+/// unescaping reads; a cell that holds a `\\u` is unescaped first.
+pub fn is_windows_path_value(v: &V) -> bool {
+    match v {
+        V::Cell(raw) if raw.starts_with('"') && !raw.contains("\\u") => raw.contains(":\\\\") || raw.starts_with("\"\\\\\\\\"),
+        _ => v.as_str().is_some_and(|path| is_windows_path(&path)),
+    }
 }
 
 /// The Windows extension, which registry classes need in `metadata.extensions`.
@@ -875,6 +888,33 @@ mod tests {
         complete_file_names(&mut text);
         alike(raw, text)?;
         Ok(fast)
+    }
+
+    proptest::proptest! {
+        /// A path's cell is found a Windows one exactly when its text is,
+        /// however its backslashes are written.
+        #[test]
+        fn a_windows_path_is_found_in_the_cell_as_in_its_text(
+            path in "[a-c:\\\\/u0-5]{0,8}",
+            escape_every in 0..4usize,
+        ) {
+            let mut literal = serde_json::to_string(&path).unwrap();
+            if escape_every > 0 {
+                // Some backslashes written as `\u005c`, which JSON allows.
+                let mut n = 0;
+                literal = literal.replace("\\\\", "\u{1}").split('\u{1}').fold(String::new(), |mut out, part| {
+                    if n > 0 {
+                        out.push_str(if n % escape_every == 0 { "\\u005c" } else { "\\\\" });
+                    }
+                    n += 1;
+                    out.push_str(part);
+                    out
+                });
+            }
+            proptest::prop_assert_eq!(serde_json::from_str::<String>(&literal).unwrap(), path.clone());
+            proptest::prop_assert_eq!(is_windows_path_value(&V::Cell(&literal)), is_windows_path(&path), "{}", literal);
+            proptest::prop_assert_eq!(is_windows_path_value(&V::from(path.as_str())), is_windows_path(&path));
+        }
     }
 
     /// Two objects are written alike and are equal as values.

@@ -75,7 +75,7 @@ fn finish_process_events(e: &mut Event, _ctx: &Context) {
     // Defender reports the initiating process, which is the creator and, as
     // far as anyone can tell from the data, the parent (guide §4, PAR).
     e.copy_when_complete("actor.process", "process.parent_process");
-    let windows = e.get_str("process.file.path").is_some_and(|p| common::is_windows_path(&p));
+    let windows = e.get("process.file.path").is_some_and(common::is_windows_path_value);
     if windows && e.get("activity_id").and_then(V::as_i64) == Some(1) {
         e.set("launch_type_id", 1);
     }
