@@ -185,7 +185,7 @@ impl<'a, 'c> Event<'a, 'c> {
         self.set("activity_id", activity_id);
         self.set("activity_name", name);
         self.set("type_uid", u64::from(class_uid) * 100 + u64::from(activity_id));
-        self.set("type_name", format!("{}: {name}", class.name));
+        self.set("type_name", ocsf::type_name(class, activity_id));
     }
 
     /// Takes a left-over column, if present and not absent, as a value.
@@ -296,7 +296,9 @@ struct CaptionAt {
     between: Vec<&'static str>,
     id: &'static str,
     caption: &'static str,
-    names: &'static [(i64, &'static str)],
+    /// Each id's caption, as it is set: settled, like the fixed start's
+    /// strings (`plan::settle`), where JSON writes it as it is.
+    names: Vec<(i64, V<'static>)>,
 }
 
 /// The caption entries split ([`CaptionAt`]), and for each key number
@@ -323,7 +325,7 @@ fn caption_index() -> &'static CaptionIndex {
                     between,
                     id,
                     caption: split_last(caption_path).1,
-                    names,
+                    names: names.iter().map(|&(id, name)| (id, settled(name))).collect(),
                 }
             })
             .collect();
@@ -333,6 +335,16 @@ fn caption_index() -> &'static CaptionIndex {
         }
         CaptionIndex { entries, by_hash }
     })
+}
+
+/// The mapping's own string `text` as a value: its own escaped text
+/// ([`V::Quoted`]), written without being searched for escapes, where JSON
+/// writes it as it is (no quote, backslash or control character).
+pub fn settled(text: &'static str) -> V<'static> {
+    match crate::bytes::string_special(text.as_bytes()) {
+        None => V::Quoted(text),
+        Some(_) => V::from(text),
+    }
 }
 
 /// Sets caption attributes from their ids: the schema's caption, whatever
@@ -378,7 +390,7 @@ pub fn set_captions(e: &mut Event) {
         if let Some((_, name)) = entry.names.iter().find(|(i, _)| *i == id)
             && (id != 99 || !holder.contains_key(entry.caption))
         {
-            holder.insert(entry.caption, V::from(*name));
+            holder.insert(entry.caption, name.clone());
         }
     }
 }

@@ -406,6 +406,23 @@ pub fn identity(object: &str) -> &'static [&'static str] {
     }
 }
 
+/// An event's `type_name`: its class's name and its activity's caption
+/// ("Process Activity: Launch"), made once for every class and activity.
+pub fn type_name(class: &Class, activity_id: u32) -> &'static str {
+    static NAMES: std::sync::OnceLock<std::collections::HashMap<(u32, &'static str), String>> = std::sync::OnceLock::new();
+    let names = NAMES.get_or_init(|| {
+        let mut names = std::collections::HashMap::new();
+        for class in CLASSES {
+            for (_, activity) in [(0, "Unknown"), (99, "Other")].iter().chain(class.activities) {
+                names.insert((class.uid, *activity), format!("{}: {activity}", class.name));
+            }
+        }
+        names
+    });
+    // Every caption `activity_name` gives is among them.
+    names.get(&(class.uid, class.activity_name(activity_id))).map_or("", String::as_str)
+}
+
 pub fn category_name(uid: u32) -> &'static str {
     match uid {
         1 => "System Activity",
@@ -466,6 +483,18 @@ pub const PROFILES: &[(&str, &[&str])] = &[
 
 #[cfg(test)]
 mod tests {
+    /// Each class's type names are its name and the caption of the activity,
+    /// for any activity id, listed or not.
+    #[test]
+    fn type_names_are_the_class_and_the_activity_caption() {
+        for class in super::CLASSES {
+            for id in (0..=100).chain([u32::MAX]) {
+                let expected = format!("{}: {}", class.name, class.activity_name(id));
+                assert_eq!(super::type_name(class, id), expected, "{} {id}", class.uid);
+            }
+        }
+    }
+
     #[test]
     fn every_mapped_activity_names_a_listed_class_and_activity() {
         for table in super::super::TABLES {

@@ -5,7 +5,7 @@
 
 use super::cells::{Cells, Columns};
 use super::conv::{convert, put_in};
-use super::event::Event;
+use super::event::{Event, settled};
 use super::field::{Context, Conv, MapError};
 use super::ocsf;
 use super::table::{Activity, Shape, Table, Written};
@@ -79,7 +79,7 @@ impl Fixed {
         // table does not list (it stays in `metadata.event_code`).
         let activity_name = class.activity_name(activity.activity_id);
         e.set("type_uid", u64::from(activity.class_uid) * 100 + u64::from(activity.activity_id));
-        e.set("type_name", format!("{}: {}", class.name, activity_name));
+        e.set("type_name", ocsf::type_name(class, activity.activity_id));
         e.set("activity_name", activity_name);
         e.set("severity_id", 1);
         e.set("severity", "Informational");
@@ -95,6 +95,7 @@ impl Fixed {
         e.set("metadata.product.name", table.product.name());
         e.set("metadata.product.vendor_name", "Microsoft");
         e.set("metadata.log_name", table.name);
+        settle(&mut e.root);
         let at = |key: &str| e.root.0.iter().position(|(k, _)| k == key).unwrap_or_default();
         Fixed {
             class_name: class.name,
@@ -106,7 +107,8 @@ impl Fixed {
         }
     }
 
-    /// A copy of the start, with room for what a row adds.
+    /// A copy of the start, with room for what a row adds. Its strings are
+    /// the start's, borrowed ([`settle`]), so none is copied.
     fn event<'a>(&self) -> Obj<'a> {
         fn copy<'a>(o: &Obj<'static>, room: usize) -> Obj<'a> {
             let mut members = Vec::with_capacity(o.len().max(room));
@@ -120,6 +122,19 @@ impl Fixed {
             Obj(members)
         }
         copy(&self.root, 32)
+    }
+}
+
+/// Settles the start's strings, all the mapping's own ([`settled`]), so
+/// that they are not searched for escapes again row after row. The start
+/// holds no other strings (a test checks it).
+fn settle(o: &mut Obj<'static>) {
+    for (_, v) in &mut o.0 {
+        match v {
+            V::Obj(inner) => settle(inner),
+            V::Str(Cow::Borrowed(s)) => *v = settled(s),
+            _ => {}
+        }
     }
 }
 
@@ -907,6 +922,38 @@ mod tests {
                 (json!(1725940801000i64), json!(99), json!("Other"), json!("Process Activity: Other")),
             ]
         );
+    }
+
+    /// Every start's strings are settled (none is searched for escapes as
+    /// it is written), and it writes as its value.
+    #[test]
+    fn every_start_holds_its_strings_settled() {
+        fn unsettled(o: &Obj, under: &str, found: &mut Vec<String>) {
+            for (k, v) in o.iter() {
+                match v {
+                    V::Obj(inner) => unsettled(inner, &format!("{under}{k}."), found),
+                    V::Str(_) => found.push(format!("{under}{k}")),
+                    _ => {}
+                }
+            }
+        }
+        for table in crate::mapping::TABLES {
+            for activity in table.all_activities() {
+                let fixed = Fixed::new(table, activity);
+                let mut found = Vec::new();
+                unsettled(&fixed.root, "", &mut found);
+                assert!(found.is_empty(), "{}: {found:?}", table.name);
+                let mut out = Vec::new();
+                fixed.root.write(&mut out);
+                let written: Value = serde_json::from_slice(&out).unwrap();
+                assert_eq!(written, V::Obj(fixed.event()).to_value(), "{}", table.name);
+                let class = ocsf::class(activity.class_uid);
+                assert_eq!(
+                    written["type_name"],
+                    format!("{}: {}", class.name, class.activity_name(activity.activity_id))
+                );
+            }
+        }
     }
 
     #[test]
