@@ -445,17 +445,18 @@ pub fn malware(name: V<'_>) -> V<'_> {
     ]))
 }
 
-/// True when the file path is a Windows one: it names a drive (`:\\`) or
-/// a share (`\\\\`).
+/// True when the file path is a Windows one: it names a drive (`:\`) or
+/// starts with a share (`\\`).
 pub fn is_windows_path(path: &str) -> bool {
     path.contains(":\\") || path.starts_with("\\\\")
 }
 
-/// [`is_windows_path`] of the string `v`. A cell's JSON text is read as it
-/// came, without unescaping it (a path names a drive in most rows, and its
-/// backslashes are escapes): in a JSON string a backslash is written `\\\\`,
-/// after a character or at the start, unless as `\\u005c`, which only
-/// unescaping reads; a cell that holds a `\\u` is unescaped first.
+/// [`is_windows_path`] of the string `v`. A cell is read as its JSON text,
+/// without unescaping it: a Windows path's backslashes are escapes, so
+/// unescaping would copy it. In that text a backslash is written `\\`, so
+/// a drive's `:\` is `:\\` and a share's leading `\\` is `\\\\`. A
+/// backslash may also be written `\u005c`, which only unescaping reads, so
+/// a cell that holds a `\u` is unescaped first.
 pub fn is_windows_path_value(v: &V) -> bool {
     match v {
         V::Cell(raw) if raw.starts_with('"') && !raw.contains("\\u") => raw.contains(":\\\\") || raw.starts_with("\"\\\\\\\\"),
