@@ -108,15 +108,12 @@ fn activity(e: &mut Event, class_uid: u32, status_id: u32, created: &Option<Stri
         1
     };
     let class = ocsf::class(class_uid);
-    let name = class.activity_name(activity_id);
     e.set("class_uid", class_uid);
     e.set("class_name", class.name);
     e.set("category_uid", class.category_uid);
     e.set("category_name", ocsf::category_name(class.category_uid));
-    e.set("activity_id", activity_id);
-    e.set("activity_name", name);
-    e.set("type_uid", u64::from(class_uid) * 100 + u64::from(activity_id));
-    e.set("type_name", format!("{}: {name}", class.name));
+    // The activity's id, caption, type_uid and type_name, as for any event.
+    e.set_activity(activity_id);
 }
 
 fn metadata(e: &mut Event, obj: &mut Map<String, Value>, kind: Kind, ctx: &Context, id: &str, updated: &Option<String>) {
@@ -362,6 +359,10 @@ mod tests {
         .unwrap();
         assert_eq!(e["class_uid"], 2005);
         assert_eq!((e["activity_id"].clone(), e["type_uid"].clone()), (json!(2), json!(200502)));
+        assert_eq!(
+            (e["activity_name"].clone(), e["type_name"].clone()),
+            (json!("Update"), json!("Incident Finding: Update"))
+        );
         assert_eq!(e["status_id"], 1);
         assert_eq!(e["severity_id"], 3);
         assert_eq!(e["verdict_id"], 2);
