@@ -30,7 +30,14 @@ pub fn put_in<'a>(node: &mut Obj<'a>, leaf: Key<'a>, conv: Conv, v: V<'a>) {
     }
 }
 
+/// A hash of `algorithm_id` whose value is `v`: a string cell as it came is
+/// held as [`V::Hash`], anything else as the object.
 fn hash(algorithm_id: u8, v: V<'_>) -> V<'_> {
+    if let V::Cell(raw) = v
+        && raw.starts_with('"')
+    {
+        return V::Hash(algorithm_id, raw);
+    }
     V::Obj(Obj(vec![
         (Cow::Borrowed("algorithm_id"), V::from(algorithm_id)),
         (
@@ -123,4 +130,52 @@ fn int(raw: &str) -> Option<V<'_>> {
     // fraction or an exponent, and `-0` is a float.
     let n: serde_json::Number = serde_json::from_str(raw).ok()?;
     n.as_i64().map(V::Int).or_else(|| n.as_u64().map(V::UInt))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// A hash of a string cell is held as [`V::Hash`], and is written,
+        /// read as a value and read for its `value` as the object it
+        /// stands for: any text, escaped as serde_json escapes it or with
+        /// `\u` escapes of its own.
+        #[test]
+        fn a_hash_of_a_string_cell_is_the_object_it_stands_for(
+            text in "[ a\\\\\"/é\\u{1}\\u{1F600}0-9A-F]{0,12}",
+            id in proptest::sample::select(vec![0u8, 1, 2, 3, 4, 99]),
+            own_escapes: bool,
+        ) {
+            let mut raw = serde_json::to_string(&text).unwrap();
+            if own_escapes {
+                raw = raw.replace('é', "\\u00e9").replace('/', "\\/");
+            }
+            let held = hash(id, V::Cell(&raw));
+            proptest::prop_assert!(matches!(held, V::Hash(..)), "{:?}", held);
+            let object = V::Obj(Obj(vec![
+                (Cow::Borrowed("algorithm_id"), V::from(id)),
+                (Cow::Borrowed("algorithm"), V::Str(Cow::Borrowed(captions::hash_algorithm(id)))),
+                (Cow::Borrowed("value"), V::Cell(&raw)),
+            ]));
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            held.write(&mut a);
+            object.write(&mut b);
+            proptest::prop_assert_eq!(String::from_utf8(a.clone()).unwrap(), String::from_utf8(b).unwrap());
+            let expected = serde_json::json!({"algorithm_id": id, "algorithm": captions::hash_algorithm(id), "value": text});
+            proptest::prop_assert_eq!(&serde_json::from_slice::<Value>(&a).unwrap(), &expected);
+            proptest::prop_assert_eq!(&held.to_value(), &expected);
+            proptest::prop_assert_eq!(held.hash_value().map(Cow::into_owned), Some(text.clone()));
+            proptest::prop_assert_eq!(object.hash_value().map(Cow::into_owned), Some(text));
+        }
+    }
+
+    #[test]
+    fn a_hash_of_a_number_or_boolean_is_an_object() {
+        for raw in ["12", "true"] {
+            let held = hash(3, V::Quoted(raw));
+            assert!(matches!(held, V::Obj(_)), "{held:?}");
+            assert_eq!(held.hash_value().as_deref(), Some(raw));
+        }
+    }
 }

@@ -324,12 +324,7 @@ fn finish_certificate(e: &mut Event, _ctx: &Context) {
     // The table has no file name and OCSF requires one: the SHA1 stands in,
     // and a label says so.
     let sha1 = match e.get("query_evidence.file.hashes") {
-        Some(V::Arr(hashes)) => hashes
-            .first()
-            .and_then(V::as_obj)
-            .and_then(|h| h.get("value"))
-            .and_then(V::as_str)
-            .map(std::borrow::Cow::into_owned),
+        Some(V::Arr(hashes)) => hashes.first().and_then(V::hash_value).map(std::borrow::Cow::into_owned),
         _ => None,
     };
     if let Some(sha1) = sha1 {

@@ -8,6 +8,7 @@
 //! `serde_json::Value` does. The tree is then written straight to the NDJSON
 //! output ([`V::write`]). A [`Cell`] is one column's value as the answer gave it.
 
+use super::captions::hash_algorithm;
 use super::field;
 use crate::bytes::{backslash, put, put_between, quote_or_backslash, string_special};
 use serde_json::Value;
@@ -56,6 +57,12 @@ pub enum V<'a> {
     Null,
     Obj(Obj<'a>),
     Arr(Vec<V<'a>>),
+    /// A file hash whose value is a string cell, `raw` its JSON text: the
+    /// object `{"algorithm_id":…,"algorithm":…,"value":…}`, written without
+    /// an object made for it. Hashes are the most frequent objects of the
+    /// file and process tables (nine a DeviceProcessEvents row), and no
+    /// step reads into one but through [`V::hash_value`].
+    Hash(u8, &'a str),
 }
 
 /// An object: its members in the order they were set.
@@ -250,6 +257,15 @@ impl<'a> V<'a> {
         matches!(self, V::Obj(_))
     }
 
+    /// The `value` of a file hash, held as [`V::Hash`] or as an object.
+    pub fn hash_value(&self) -> Option<Cow<'_, str>> {
+        match self {
+            V::Hash(_, raw) => unquote(raw),
+            V::Obj(o) => o.get("value")?.as_str(),
+            _ => None,
+        }
+    }
+
     pub fn is_null(&self) -> bool {
         matches!(self, V::Null | V::Cell("null"))
     }
@@ -277,6 +293,11 @@ impl<'a> V<'a> {
             V::Null => Value::Null,
             V::Obj(o) => Value::Object(o.to_map()),
             V::Arr(items) => Value::Array(items.iter().map(V::to_value).collect()),
+            V::Hash(id, raw) => serde_json::json!({
+                "algorithm_id": id,
+                "algorithm": hash_algorithm(*id),
+                "value": V::Cell(raw).to_value(),
+            }),
         }
     }
 
@@ -309,6 +330,15 @@ impl<'a> V<'a> {
             V::Written(t) => out.extend_from_slice(t.as_bytes()),
             V::Null => out.extend_from_slice(b"null"),
             V::Obj(o) => o.write(out),
+            V::Hash(id, raw) => {
+                out.extend_from_slice(b"{\"algorithm_id\":");
+                put(out, itoa::Buffer::new().format(*id).as_bytes());
+                out.extend_from_slice(b",\"algorithm\":");
+                put_between(out, b"\"", hash_algorithm(*id).as_bytes(), b"\"");
+                out.extend_from_slice(b",\"value\":");
+                put(out, raw.as_bytes());
+                out.push(b'}');
+            }
             V::Arr(items) => {
                 out.push(b'[');
                 for (i, item) in items.iter().enumerate() {
