@@ -758,7 +758,13 @@ pub fn key_of<'a>(part: &str) -> Key<'a> {
 pub fn push_in<'a>(node: &mut Obj<'a>, leaf: Key<'a>, value: V<'a>) {
     match node.get_mut(&leaf) {
         Some(V::Arr(items)) => items.push(value),
-        _ => node.insert(leaf, V::Arr(vec![value])),
+        _ => {
+            // Room for the hashes of a file (three), made in one allocation,
+            // where `vec![value]` would grow at the second.
+            let mut items = Vec::with_capacity(4);
+            items.push(value);
+            node.insert(leaf, V::Arr(items))
+        }
     }
 }
 
