@@ -60,8 +60,9 @@ pub enum V<'a> {
     /// A file hash whose value is a string cell, `raw` its JSON text: the
     /// object `{"algorithm_id":…,"algorithm":…,"value":…}`, written without
     /// an object made for it. Hashes are the most frequent objects of the
-    /// file and process tables (nine a DeviceProcessEvents row), and no
-    /// step reads into one but through [`V::hash_value`].
+    /// file and process tables (six made for each DeviceProcessEvents row).
+    /// A step that reads one reads it through [`V::hash_value`], which takes
+    /// either form.
     Hash(u8, &'a str),
 }
 
