@@ -41,10 +41,7 @@ const NEW_PROCESS: &[Field] = &[
     f("LogonId", "process.session.uid", Str),
 ];
 
-/// The busiest table. `mapping::direct::process` writes its events straight
-/// from the answer's text; a change to its mapping here (fields, finish
-/// step, activities) must be made there too, and the tests there fail until
-/// both agree.
+/// The busiest table (the bench's first workload).
 pub static DEVICE_PROCESS_EVENTS: Table = Table {
     name: "DeviceProcessEvents",
     product: Product::Endpoint,
