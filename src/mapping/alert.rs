@@ -168,18 +168,18 @@ fn finish_alert(e: &mut Event, _ctx: &Context) {
     e.set("severity", name);
     if let Some(Value::Array(items)) = e.column("AttackTechniques", Json) {
         if let Some(list) = attacks(&items) {
-            e.take_column("AttackTechniques");
+            e.drop_column("AttackTechniques");
             if !list.is_empty() {
                 e.set("finding_info.attacks", Value::Array(list));
             }
         }
     } else if e.column("AttackTechniques", Str) == Some(Value::String(String::new())) {
-        e.take_column("AttackTechniques");
+        e.drop_column("AttackTechniques");
     }
     if let Some(Value::Array(items)) = e.column("Categories", Json)
         && items.iter().all(Value::is_string)
     {
-        e.take_column("Categories");
+        e.drop_column("Categories");
         for item in items {
             e.push("finding_info.types", item);
         }
@@ -212,7 +212,7 @@ pub(crate) fn evidence_entry(e: &mut Event) {
     }
     // An IP entity names one address (in RemoteIP or LocalIP), and
     // EvidenceDirection says which end of the connection it was (guide §2).
-    let side = match e.column("EvidenceDirection", Str).as_ref().and_then(Value::as_str) {
+    let side = match e.column_text("EvidenceDirection").as_deref() {
         Some(d) if d.eq_ignore_ascii_case("Source") => Some("src_endpoint"),
         Some(d) if d.eq_ignore_ascii_case("Destination") => Some("dst_endpoint"),
         _ => None,

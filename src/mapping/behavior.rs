@@ -88,7 +88,7 @@ fn finish_behavior(e: &mut Event) {
     if let Some(Value::Array(items)) = e.column("AttackTechniques", Json)
         && let Some(list) = attacks(&items)
     {
-        e.take_column("AttackTechniques");
+        e.drop_column("AttackTechniques");
         if !list.is_empty() {
             e.set("finding_info.attacks", Value::Array(list));
         }
@@ -97,7 +97,7 @@ fn finish_behavior(e: &mut Event) {
         if let Some(Value::Array(items)) = e.column(column, Json)
             && items.iter().all(|i| i.as_str().is_some_and(|s| !s.is_empty()))
         {
-            e.take_column(column);
+            e.drop_column(column);
             e.set_owned(path, Value::Array(items));
         }
     }
@@ -168,7 +168,7 @@ fn cloud_resource(e: &mut Event) {
     if !data.is_empty() {
         resource["data"] = Value::Object(data);
     }
-    match e.column("EntityRole", Str).as_ref().and_then(Value::as_str) {
+    match e.column_text("EntityRole").as_deref() {
         Some("Impacted") => resource["role_id"] = 3.into(),
         Some("Related") => resource["role_id"] = 4.into(),
         _ => {}

@@ -31,7 +31,7 @@ pub fn coordinates(e: &mut Event) {
             _ => None,
         };
         if let Some(n) = number {
-            e.take_column(column);
+            e.drop_column(column);
             e.set(path, Value::from(n));
         }
     }
@@ -44,7 +44,7 @@ pub fn country(e: &mut Event) {
         let c = c.trim();
         if c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()) {
             e.set("src_endpoint.location.country", c.to_ascii_uppercase());
-            e.take_column("Country");
+            e.drop_column("Country");
         }
     }
 }

@@ -129,7 +129,7 @@ fn finish_common(e: &mut Event, user: &str, raw: &Map<String, Value>) {
     let object_id = e.get_str(&join(user, "uid_alt")).map(|s| s.into_owned());
     let account_id = match e.column("AccountId", Str) {
         Some(Value::String(id)) if object_id.as_deref().is_none_or(|o| o.eq_ignore_ascii_case(&id)) => {
-            e.take_column("AccountId");
+            e.drop_column("AccountId");
             Some(id)
         }
         _ => None,
@@ -165,7 +165,7 @@ fn finish_common(e: &mut Event, user: &str, raw: &Map<String, Value>) {
         _ => None,
     };
     if let (Some(id), true) = (type_id, e.get(user).is_some()) {
-        e.take_column("AccountType");
+        e.drop_column("AccountType");
         e.set_owned(&join(user, "type_id"), id);
         if id == 4
             && let Some(name) = e.get_str(&join(user, "display_name")).map(|s| s.into_owned())
@@ -457,7 +457,7 @@ fn finish_logon(e: &mut Event, _ctx: &Context) {
         e.set("status_code", n);
     }
     if e.column("IsImpersonated", Bool) == Some(Value::Bool(true)) {
-        e.take_column("IsImpersonated");
+        e.drop_column("IsImpersonated");
         e.set("account_switch_type_id", 2);
         e.set("account_switch_type", "Impersonate");
     }
@@ -486,7 +486,7 @@ fn finish_account(e: &mut Event, _ctx: &Context) {
     let upn = targets.iter().find(|t| super::field::is_email(t)).cloned();
     let guid = targets.iter().find(|t| cloud::is_guid(t)).cloned();
     if let Some(u) = upn.or_else(|| e.column("ObjectName", Str).and_then(|v| v.as_str().map(str::to_string))) {
-        e.take_column("ObjectName");
+        e.drop_column("ObjectName");
         if super::field::is_email(&u) {
             e.set("user.email_addr", u.clone());
         }
@@ -496,7 +496,7 @@ fn finish_account(e: &mut Event, _ctx: &Context) {
         e.column("ObjectId", Str)
             .and_then(|v| v.as_str().filter(|s| cloud::is_guid(s)).map(str::to_string))
     }) {
-        e.take_column("ObjectId");
+        e.drop_column("ObjectId");
         e.set("user.uid_alt", id);
     }
     cloud::entra_account(e, "user");

@@ -4,7 +4,7 @@
 
 use super::conv::put_in;
 use super::event::Event;
-use super::field::{Conv, Conv::*, Field, f, join};
+use super::field::{Conv, Conv::*, Field, f};
 use super::ocsf;
 use super::value::{Cell, Obj, V, key_of, split_last};
 use crate::bytes::put;
@@ -475,27 +475,28 @@ pub fn windows_extension(e: &mut Event) {
 /// `Protocol` (Tcp, Udp, TcpV4, Icmp, IcmpV6, ...) to `connection_info`
 /// protocol name, number and IP version. An unknown value stays in the row.
 pub fn network_protocol(e: &mut Event) {
-    let Some(text) = e.column("Protocol", Conv::Str).and_then(|v| v.as_str().map(str::to_string)) else {
+    let Some(text) = e.column_text("Protocol") else {
         return;
     };
-    let lower = text.to_ascii_lowercase();
-    let (base, version) = match lower.strip_suffix("v4") {
-        Some(b) => (b, Some(4)),
-        None => match lower.strip_suffix("v6") {
-            Some(b) => (b, Some(6)),
-            None => (lower.as_str(), None),
-        },
+    // Compared in ASCII without regard to case, byte by byte (a suffix of
+    // two bytes need not end a character).
+    let text = text.as_bytes();
+    let (base, version) = match text.len().checked_sub(2).map(|n| text.split_at(n)) {
+        Some((base, v)) if v.eq_ignore_ascii_case(b"v4") => (base, Some(4)),
+        Some((base, v)) if v.eq_ignore_ascii_case(b"v6") => (base, Some(6)),
+        _ => (text, None),
     };
-    let number = match (base, version) {
-        ("tcp", _) => 6,
-        ("udp", _) => 17,
-        ("icmp", Some(6)) => 58,
-        ("icmp", _) => 1,
+    let is = |name: &str| base.eq_ignore_ascii_case(name.as_bytes());
+    // The name is the base in lower case: one of those three.
+    let (name, number) = match version {
+        _ if is("tcp") => ("tcp", 6),
+        _ if is("udp") => ("udp", 17),
+        Some(6) if is("icmp") => ("icmp", 58),
+        _ if is("icmp") => ("icmp", 1),
         _ => return,
     };
-    let base = base.to_string();
-    e.take_column("Protocol");
-    e.set("connection_info.protocol_name", base);
+    e.drop_column("Protocol");
+    e.set("connection_info.protocol_name", name);
     e.set("connection_info.protocol_num", number);
     if let Some(v) = version {
         e.set("connection_info.protocol_ver_id", v);
@@ -505,30 +506,36 @@ pub fn network_protocol(e: &mut Event) {
 /// `RemoteUrl`: a URL fills `url.url_string` and the destination host name;
 /// a bare host name fills only the host name. Anything else (`host:port`, a
 /// path, a fragment) also stays whole under `unmapped`, so nothing of it is
-/// lost.
-pub fn remote_url(e: &mut Event, endpoint: &str) {
-    let Some(Value::String(text)) = e.column("RemoteUrl", Conv::Str) else {
+/// lost. The host name goes to `hostname` (an endpoint's).
+pub fn remote_url<'a>(e: &mut Event<'a, '_>, hostname: &'static str) {
+    let Some(text) = e.column_text("RemoteUrl") else {
         return;
     };
-    let is_url = text.contains("://");
-    let host = match text.split_once("://") {
-        Some((_, rest)) => {
-            e.set("url.url_string", text.clone());
-            rest.split(['/', '?', '#'])
-                .next()
-                .unwrap_or("")
-                .rsplit('@')
-                .next()
-                .unwrap_or("")
-                .to_string()
+    // Where the host name lies in the text: after the scheme and any user
+    // up to the path, query or fragment, or before the first `/` or `:`.
+    let (host, is_url) = match text.find("://") {
+        Some(at) => {
+            let authority = at + 3;
+            let rest = &text[authority..];
+            let end = authority + rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            let start = text[authority..end].rfind('@').map_or(authority, |user| authority + user + 1);
+            (start..end, true)
         }
-        None => text.split(['/', ':']).next().unwrap_or("").to_string(),
+        None => (0..text.find(['/', ':']).unwrap_or(text.len()), false),
     };
-    if is_url || host == text {
-        e.take_column("RemoteUrl");
+    let whole = host == (0..text.len());
+    let host = match &text {
+        Cow::Borrowed(t) => Cow::Borrowed(&t[host]),
+        Cow::Owned(t) => Cow::Owned(t[host].to_string()),
+    };
+    if is_url {
+        e.set("url.url_string", text);
+    }
+    if is_url || whole {
+        e.drop_column("RemoteUrl");
     }
     if !host.is_empty() {
-        e.set_owned(&join(endpoint, "hostname"), host);
+        e.set(hostname, host);
     }
 }
 
@@ -856,7 +863,7 @@ mod tests {
 
     #[test]
     fn a_remote_url_that_is_neither_a_url_nor_a_host_stays_whole() {
-        let url = |text: &str| with(&json!({"RemoteUrl": text}).to_string(), |e| remote_url(e, "dst_endpoint"));
+        let url = |text: &str| with(&json!({"RemoteUrl": text}).to_string(), |e| remote_url(e, "dst_endpoint.hostname"));
         let e = url("https://a.example/x");
         assert_eq!(e["url"]["url_string"], "https://a.example/x");
         assert_eq!(e["dst_endpoint"]["hostname"], "a.example");
@@ -871,6 +878,81 @@ mod tests {
         let e = url(":a");
         assert_eq!(e.get("dst_endpoint"), None);
         assert_eq!(e["<row>"]["RemoteUrl"], ":a");
+    }
+
+    /// `remote_url` as it was written first, on a copy of the text: the
+    /// event it makes from `text` (the row's left-over columns under
+    /// `"<row>"`).
+    fn remote_url_as_first_written(text: &str) -> Value {
+        let mut event = json!({"<row>": {"RemoteUrl": text}});
+        if text.is_empty() {
+            return event;
+        }
+        let is_url = text.contains("://");
+        let host = match text.split_once("://") {
+            Some((_, rest)) => {
+                event["url"] = json!({"url_string": text});
+                let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+                authority.rsplit('@').next().unwrap_or("").to_string()
+            }
+            None => text.split(['/', ':']).next().unwrap_or("").to_string(),
+        };
+        if is_url || host == text {
+            event["<row>"] = json!({});
+        }
+        if !host.is_empty() {
+            event["dst_endpoint"] = json!({"hostname": host});
+        }
+        event
+    }
+
+    /// `network_protocol` as it was written first, on a lower-case copy of
+    /// the text.
+    fn network_protocol_as_first_written(text: &str) -> Value {
+        let mut event = json!({"<row>": {"Protocol": text}});
+        let lower = text.to_ascii_lowercase();
+        let (base, version) = match lower.strip_suffix("v4") {
+            Some(b) => (b, Some(4)),
+            None => match lower.strip_suffix("v6") {
+                Some(b) => (b, Some(6)),
+                None => (lower.as_str(), None),
+            },
+        };
+        let number = match (base, version) {
+            ("tcp", _) => 6,
+            ("udp", _) => 17,
+            ("icmp", Some(6)) => 58,
+            ("icmp", _) => 1,
+            _ => return event,
+        };
+        event["<row>"] = json!({});
+        event["connection_info"] = json!({"protocol_name": base, "protocol_num": number});
+        if let Some(v) = version {
+            event["connection_info"]["protocol_ver_id"] = json!(v);
+        }
+        event
+    }
+
+    proptest::proptest! {
+        /// The host name is sliced from the cell (borrowed when the text
+        /// has no escape, copied when it has) exactly where the first
+        /// version found it in its copy of the text.
+        #[test]
+        fn a_remote_url_is_read_from_its_cell_as_from_its_text(text in "[a-c@:/é\\\\\"]{0,3}(://)?[a-c.@:é\\\\\"]{0,6}([/?#][a-c@:/]{0,3})?") {
+            let got = with(&json!({"RemoteUrl": text}).to_string(), |e| remote_url(e, "dst_endpoint.hostname"));
+            proptest::prop_assert_eq!(got, remote_url_as_first_written(&text), "{}", text);
+        }
+
+        /// A protocol's name, number and version are found in the cell's
+        /// text without regard to case, as the first version found them in
+        /// a lower-case copy.
+        #[test]
+        fn a_protocol_is_read_from_its_cell_as_from_its_text(
+            text in "(tcp|TCP|Udp|icmp|IcMp|igmp|x|é|\\\\)?(v4|V6|v6|v|4|é)?(v4|V6)?",
+        ) {
+            let got = with(&json!({"Protocol": text}).to_string(), network_protocol);
+            proptest::prop_assert_eq!(got, network_protocol_as_first_written(&text), "{}", text);
+        }
     }
 
     /// The names a file gets from its literals as they came are those it
@@ -933,6 +1015,7 @@ mod tests {
     /// of the in-place ones.
     mod walked {
         use super::super::*;
+        use crate::mapping::field::join;
 
         pub fn finish_device(e: &mut Event) {
             if let Some(V::Obj(device)) = e.get_mut("device") {

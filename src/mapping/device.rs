@@ -5,7 +5,6 @@ use super::event::Event;
 use super::field::{Context, Conv::*, Field, f, join};
 use super::table::{Activity, Product, Shape, Table};
 use super::value::V;
-use serde_json::Value;
 
 /// Device* rows are unique by device, time, per-device ReportId and ActionType.
 pub(crate) const DEVICE_KEY: &[&str] = &["DeviceId", "Timestamp", "ReportId", "ActionType"];
@@ -137,19 +136,26 @@ pub static DEVICE_NETWORK_EVENTS: Table = Table {
 };
 
 fn finish_network(e: &mut Event, _ctx: &Context) {
-    let action = e.get_str("metadata.event_code").as_deref().unwrap_or("").to_string();
+    let (inspected, inbound) = {
+        let action = e.get_str("metadata.event_code");
+        let action = action.as_deref().unwrap_or("");
+        (
+            action.ends_with("Inspected"),
+            action.starts_with("Inbound") || action == "ListeningConnectionCreated",
+        )
+    };
     // *Inspected rows (Http/Ssl/Ssh/Ntlm/NetworkSignature...) are traffic
     // inspections (guide §5).
-    if action.ends_with("Inspected") && e.get("class_uid").and_then(V::as_i64) == Some(4001) {
+    if inspected && e.get("class_uid").and_then(V::as_i64) == Some(4001) {
         e.set("activity_id", 6);
         e.set("activity_name", "Traffic");
         e.set("type_uid", 400106);
         e.set("type_name", "Network Activity: Traffic");
     }
-    if action.starts_with("Inbound") || action == "ListeningConnectionCreated" {
+    if inbound {
         common::swap_endpoints(e);
     }
-    common::remote_url(e, "dst_endpoint");
+    common::remote_url(e, "dst_endpoint.hostname");
     common::network_protocol(e);
     if e.get("class_uid").and_then(V::as_i64) == Some(4003) {
         common::dns(e);
@@ -172,7 +178,7 @@ fn finish_network(e: &mut Event, _ctx: &Context) {
 
 /// `RemoteIPType` to `connection_info.boundary_id`.
 fn boundary(e: &mut Event) {
-    let id = match e.column("RemoteIPType", Str).as_ref().and_then(|v| v.as_str()) {
+    let id = match e.column_text("RemoteIPType").as_deref() {
         Some("Loopback") => 1,
         Some("Private") => 2,
         Some("Public") => 3,
@@ -180,7 +186,7 @@ fn boundary(e: &mut Event) {
         None => return,
     };
     if id != 99 {
-        e.take_column("RemoteIPType");
+        e.drop_column("RemoteIPType");
     }
     e.set("connection_info.boundary_id", id);
 }
@@ -357,8 +363,8 @@ fn finish_registry(e: &mut Event, _ctx: &Context) {
             e.root.remove(previous);
         }
     }
-    if let Some(Value::String(t)) = e.column("RegistryValueType", Str) {
-        let id = match t.as_str() {
+    if let Some(t) = e.column_text("RegistryValueType") {
+        let id = match &*t {
             "Binary" => 1,
             "Dword" => 2,
             "ExpandString" => 4,
@@ -371,7 +377,7 @@ fn finish_registry(e: &mut Event, _ctx: &Context) {
         };
         e.set("reg_value.type_id", id);
         if id != 99 {
-            e.take_column("RegistryValueType");
+            e.drop_column("RegistryValueType");
         }
     }
     common::require_any(e, "reg_value", &["path"]);

@@ -9,6 +9,7 @@ use super::field::{Context, Conv::*, Field, f};
 use super::table::{Activity, Product, Shape, Table};
 use super::value::V;
 use serde_json::Value;
+use std::borrow::Cow;
 
 const PRODUCT: &str = "Microsoft Defender for Endpoint";
 
@@ -362,7 +363,7 @@ fn finish_job(e: &mut Event, _ctx: &Context) {
 }
 
 fn finish_network(e: &mut Event, _ctx: &Context) {
-    common::remote_url(e, "dst_endpoint");
+    common::remote_url(e, "dst_endpoint.hostname");
     if e.get("class_uid").and_then(V::as_i64) == Some(4003) {
         common::dns(e);
         common::move_to_unmapped(e, "url");
@@ -379,8 +380,13 @@ fn finish_network(e: &mut Event, _ctx: &Context) {
     common::finish_actor(e);
 }
 
-fn finish_detection(e: &mut Event, ctx: &Context) {
-    let action = e.get_str("metadata.event_code").as_deref().unwrap_or("").to_string();
+fn finish_detection<'a>(e: &mut Event<'a, '_>, ctx: &Context) {
+    // The ActionType as the row gave it (borrowed from the answer when it
+    // holds no escape).
+    let action: Cow<'a, str> = match e.get("metadata.event_code") {
+        Some(V::Str(a)) => a.clone(),
+        other => Cow::Owned(other.and_then(V::as_str).unwrap_or_default().into_owned()),
+    };
     antivirus_outcome(e);
     if e.get("disposition_id").is_none() {
         // AppLockerBlock* (AppLockerBlockExecutable, ...) name the block first.
@@ -523,7 +529,7 @@ fn service_binary(e: &mut Event) -> Option<String> {
     let Some(Value::String(folder)) = e.column("FolderPath", Str) else {
         return None;
     };
-    e.take_column("FolderPath");
+    e.drop_column("FolderPath");
     let path = match e.take_column("FileName") {
         Some(Value::String(name)) if !folder.ends_with(name.as_str()) => {
             let sep = if folder.contains('/') && !folder.contains('\\') {
@@ -654,4 +660,28 @@ fn finish_peripheral(e: &mut Event, _ctx: &Context) {
 fn finish_config(e: &mut Event, _ctx: &Context) {
     common::finish_device(e);
     common::finish_actor(e);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// An ActionType is found in a family by its prefix without regard
+        /// to case, as lower-case copies of both found it, and the
+        /// ActionTypes the table lists come first.
+        #[test]
+        fn a_family_is_found_by_its_prefix_in_any_case(
+            a in "(asr|ASR|Asr|exploitGUARD|AppLoc|applocker|SMARTSCREEN|appcontrol|smartscreenUrlWarning|x|é|K)[A-Za-zé]{0,6}",
+        ) {
+            let lower = a.to_ascii_lowercase();
+            let listed = DEVICE_EVENTS.activities.iter().find(|(name, _)| name.eq_ignore_ascii_case(&a));
+            let expected = listed
+                .or_else(|| DEVICE_EVENTS.prefixes.iter().find(|(p, _)| lower.starts_with(&p.to_ascii_lowercase())))
+                .map(|(_, activity)| activity);
+            let (got, fallback) = DEVICE_EVENTS.activity(Some(&a));
+            proptest::prop_assert_eq!(fallback, expected.is_none(), "{}", a);
+            proptest::prop_assert!(std::ptr::eq(got, expected.unwrap_or(&DEVICE_EVENTS.fallback)), "{}", a);
+        }
+    }
 }

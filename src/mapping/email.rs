@@ -64,7 +64,7 @@ fn finish_email_events(e: &mut Event, _ctx: &Context) {
         }
         None => e.set("direction_id", 0),
     }
-    let (disposition, action) = match e.column("DeliveryAction", Str).as_ref().and_then(Value::as_str) {
+    let (disposition, action) = match e.column_text("DeliveryAction").as_deref() {
         Some("Delivered") => (Some(1), Some(1)),
         Some("Blocked") => (Some(2), Some(2)),
         Some("Junked") => (Some(18), Some(4)),
@@ -72,14 +72,14 @@ fn finish_email_events(e: &mut Event, _ctx: &Context) {
         _ => (None, None),
     };
     if let (Some(d), Some(a)) = (disposition, action) {
-        e.take_column("DeliveryAction");
+        e.drop_column("DeliveryAction");
         e.set("disposition_id", d);
         e.set("action_id", a);
     }
-    if e.column("DeliveryLocation", Str) == Some(Value::String("Quarantine".into())) {
+    if e.column_text("DeliveryLocation").as_deref() == Some("Quarantine") {
         e.set("disposition_id", 3);
     }
-    if e.column("DeliveryLocation", Str) == Some(Value::String("Failed".into())) {
+    if e.column_text("DeliveryLocation").as_deref() == Some("Failed") {
         e.set("status_id", 2);
         e.set("status", "Failure");
     }
@@ -102,7 +102,7 @@ fn authentication(e: &mut Event) {
             e.set(path, v);
         }
     }
-    e.take_column("AuthenticationDetails");
+    e.drop_column("AuthenticationDetails");
     if !details.is_empty() {
         e.put_column("AuthenticationDetails", Value::Object(details));
     }
@@ -346,7 +346,7 @@ pub static EMAIL_POST_DELIVERY_EVENTS: Table = Table {
 };
 
 fn finish_post_delivery(e: &mut Event, _ctx: &Context) {
-    let disposition = match e.column("Action", Str).as_ref().and_then(Value::as_str) {
+    let disposition = match e.column_text("Action").as_deref() {
         Some("Moved to quarantine") => Some(3),
         Some("Soft delete" | "Hard delete" | "Soft deleted" | "Hard deleted") => Some(5),
         Some("Moved to junk folder" | "Moved to junk") => Some(18),
@@ -357,18 +357,18 @@ fn finish_post_delivery(e: &mut Event, _ctx: &Context) {
         if d == 99 {
             e.set("disposition", e.column("Action", Str).unwrap_or_default());
         } else {
-            e.take_column("Action");
+            e.drop_column("Action");
         }
         e.set("disposition_id", d);
     }
-    match e.column("ActionResult", Str).as_ref().and_then(Value::as_str) {
+    match e.column_text("ActionResult").as_deref() {
         Some("Success") => {
-            e.take_column("ActionResult");
+            e.drop_column("ActionResult");
             e.set("status_id", 1);
             e.set("status", "Success");
         }
         Some("Error") => {
-            e.take_column("ActionResult");
+            e.drop_column("ActionResult");
             e.set("status_id", 2);
             e.set("status", "Failure");
         }

@@ -128,13 +128,13 @@ fn finish_user_sign_in(e: &mut Event, _ctx: &Context) {
         e.set("logon_type", t.trim().to_string());
     }
     let success = e.get("status_id").and_then(V::as_i64) == Some(1);
-    match e.column("AuthenticationRequirement", Str).as_ref().and_then(Value::as_str) {
+    match e.column_text("AuthenticationRequirement").as_deref() {
         Some("multiFactorAuthentication") if success => {
-            e.take_column("AuthenticationRequirement");
+            e.drop_column("AuthenticationRequirement");
             e.set("is_mfa", true);
         }
         Some("singleFactorAuthentication") => {
-            e.take_column("AuthenticationRequirement");
+            e.drop_column("AuthenticationRequirement");
             e.set("is_mfa", false);
         }
         _ => {}
@@ -148,7 +148,7 @@ fn finish_user_sign_in(e: &mut Event, _ctx: &Context) {
         _ => None,
     };
     if let Some((action, disposition)) = outcome {
-        e.take_column("ConditionalAccessStatus");
+        e.drop_column("ConditionalAccessStatus");
         e.set("action_id", action);
         e.set("disposition_id", disposition);
     }
@@ -162,16 +162,16 @@ fn finish_user_sign_in(e: &mut Event, _ctx: &Context) {
         _ => None,
     };
     if let Some(id) = risk {
-        e.take_column("RiskLevelAggregated");
+        e.drop_column("RiskLevelAggregated");
         e.set("risk_level_id", id);
     }
-    let idp = match e.column("TokenIssuerType", Str).as_ref().and_then(Value::as_str) {
+    let idp = match e.column_text("TokenIssuerType").as_deref() {
         Some("0" | "AzureAD") => Some("Microsoft Entra ID"),
         Some("1" | "ADFederationServices") => Some("AD FS"),
         _ => None,
     };
     if let Some(name) = idp {
-        e.take_column("TokenIssuerType");
+        e.drop_column("TokenIssuerType");
         e.set("actor.idp.name", name);
     }
 }

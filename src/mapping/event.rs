@@ -7,7 +7,7 @@ use super::cells::{Cells, Columns};
 use super::conv::{convert, put_in};
 use super::field::{self, Conv};
 use super::ocsf;
-use super::value::{Cell, Obj, V, key_of, push_in, same, segments, split_last};
+use super::value::{Cell, Obj, V, key_of, push_in, same, segments, split_last, unquote};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::sync::OnceLock;
@@ -192,6 +192,26 @@ impl<'a, 'c> Event<'a, 'c> {
     pub fn take_column(&mut self, column: &str) -> Option<Value> {
         let (_, cell) = self.row.take(self.columns, column)?;
         (!cell.is_absent()).then(|| cell.to_value())
+    }
+
+    /// Takes a left-over column that a finish step has mapped, leaving it
+    /// out of `unmapped`; unlike [`Event::take_column`], its cell is not
+    /// read into a value.
+    pub fn drop_column(&mut self, column: &str) {
+        self.row.take(self.columns, column);
+    }
+
+    /// A left-over column as text, as `Conv::Str` converts it (a string's
+    /// text; a number's or a boolean's JSON text), without taking it. A
+    /// string of the answer without escapes is borrowed, not copied.
+    pub fn column_text(&self, column: &str) -> Option<Cow<'a, str>> {
+        match self.row.get(self.columns, column)? {
+            Cell::Raw(raw) if raw.starts_with('"') => unquote(raw),
+            other => match field::convert(&other.to_value(), Conv::Str)? {
+                Value::String(s) => Some(Cow::Owned(s)),
+                _ => None,
+            },
+        }
     }
 
     /// A left-over column, as a value, converted, without taking it.

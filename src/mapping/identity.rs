@@ -361,7 +361,7 @@ fn finish_identity_info(e: &mut Event, _ctx: &Context) {
     }
     super::cloud::entra_account(e, "user");
     if let Some(enabled) = e.column("IsAccountEnabled", Bool).as_ref().and_then(Value::as_bool) {
-        e.take_column("IsAccountEnabled");
+        e.drop_column("IsAccountEnabled");
         if e.get("user.account").is_some() {
             e.set("user.account.is_disabled", !enabled);
         } else {
@@ -376,7 +376,7 @@ fn finish_identity_info(e: &mut Event, _ctx: &Context) {
         None => None,
     };
     if let Some(id) = type_id {
-        e.take_column("Type");
+        e.drop_column("Type");
         e.set("user.type_id", id);
         if id == 99 {
             e.set("user.type", kind.unwrap_or_default());
@@ -396,7 +396,7 @@ fn finish_identity_info(e: &mut Event, _ctx: &Context) {
         _ => None,
     };
     if let Some(id) = risk {
-        e.take_column("RiskLevel");
+        e.drop_column("RiskLevel");
         e.set("user.risk_level_id", id);
     }
     // Country: ISO alpha-2 where it is one, else the name as a description.
@@ -411,7 +411,7 @@ fn finish_identity_info(e: &mut Event, _ctx: &Context) {
     if let Some(Value::Array(items)) = e.column("OtherMailAddresses", Json)
         && items.iter().all(|a| a.as_str().is_some_and(super::field::is_email))
     {
-        e.take_column("OtherMailAddresses");
+        e.drop_column("OtherMailAddresses");
         for a in items {
             e.push("user.ldap_person.email_addrs", V::from(a));
         }
@@ -419,7 +419,7 @@ fn finish_identity_info(e: &mut Event, _ctx: &Context) {
     if let Some(Value::Array(groups)) = e.column("GroupMembership", Json)
         && groups.iter().all(|g| g.as_str().is_some_and(|s| !s.is_empty()))
     {
-        e.take_column("GroupMembership");
+        e.drop_column("GroupMembership");
         for g in groups {
             e.push("user.groups", V::from(serde_json::json!({"name": g})));
         }

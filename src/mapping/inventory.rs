@@ -78,7 +78,7 @@ fn finish_device_info(e: &mut Event, _ctx: &Context) {
             None
         };
         if let Some(b) = bits {
-            e.take_column("OSArchitecture");
+            e.drop_column("OSArchitecture");
             e.set("device.os.cpu_bits", b);
         }
     }
@@ -93,7 +93,7 @@ fn finish_device_info(e: &mut Event, _ctx: &Context) {
         if id == 99 {
             e.set("device.type", kind);
         }
-        e.take_column("DeviceType");
+        e.drop_column("DeviceType");
     }
     if let Some(Value::String(level)) = e.column("ExposureLevel", Str) {
         let id = match level.as_str() {
@@ -103,7 +103,7 @@ fn finish_device_info(e: &mut Event, _ctx: &Context) {
             _ => None,
         };
         if let Some(id) = id {
-            e.take_column("ExposureLevel");
+            e.drop_column("ExposureLevel");
             e.set("device.risk_level_id", id);
         }
     }
@@ -117,7 +117,7 @@ fn finish_device_info(e: &mut Event, _ctx: &Context) {
         if let Some(Value::Array(items)) = e.column(tags, Json)
             && items.iter().all(Value::is_string)
         {
-            e.take_column(tags);
+            e.drop_column(tags);
             for item in items {
                 e.push("device.groups", serde_json::json!({"name": item}));
             }
@@ -200,7 +200,7 @@ fn finish_device_network_info(e: &mut Event, _ctx: &Context) {
                 "type".into(),
                 ["Unknown", "Wired", "Wireless", "Mobile", "Tunnel"][id as usize].into(),
             );
-            e.take_column("NetworkAdapterType");
+            e.drop_column("NetworkAdapterType");
         }
     }
     let addresses = match e.column("IPAddresses", Json) {
@@ -243,7 +243,7 @@ fn finish_device_network_info(e: &mut Event, _ctx: &Context) {
             .filter(|m| !m.is_empty())
             .map(Value::Object)
             .collect();
-        e.take_column("IPAddresses");
+        e.drop_column("IPAddresses");
         if !leftovers.is_empty() {
             e.put_column("IPAddresses", Value::Array(leftovers));
         }
@@ -341,12 +341,12 @@ fn finish_certificate(e: &mut Event, _ctx: &Context) {
         e.set("query_evidence.file.signature.algorithm_id", 4);
         e.set("query_evidence.file.signature.algorithm", "Authenticode");
         if let Some(Value::Bool(t)) = trusted {
-            e.take_column("IsTrusted");
+            e.drop_column("IsTrusted");
             e.set("query_evidence.file.signature.state_id", if t { 1 } else { 6 });
             e.set("query_evidence.file.signature.state", if t { "Valid" } else { "Untrusted" });
         }
         if signed.is_some() {
-            e.take_column("IsSigned");
+            e.drop_column("IsSigned");
         }
         common::require_any(e, "query_evidence.file.signature.certificate", &["issuer"]);
         let cert_ok = matches!(e.get("query_evidence.file.signature.certificate"), Some(V::Obj(c)) if c.contains_key("serial_number"));

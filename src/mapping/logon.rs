@@ -85,7 +85,7 @@ fn finish_logon(e: &mut Event, _ctx: &Context) {
     // true makes the user an Admin; false says nothing OCSF's user types
     // can hold (not an admin is not "User"), so it stays under `unmapped`.
     if e.column("IsLocalAdmin", Bool) == Some(Value::Bool(true)) {
-        e.take_column("IsLocalAdmin");
+        e.drop_column("IsLocalAdmin");
         e.set("user.type_id", 2);
         e.set("user.type", "Admin");
     }

@@ -137,8 +137,14 @@ impl Table {
         if let Some((_, act)) = self.activities.iter().find(|(name, _)| name.eq_ignore_ascii_case(a)) {
             return (act, false);
         }
-        let lower = a.to_ascii_lowercase();
-        match self.prefixes.iter().find(|(p, _)| lower.starts_with(&p.to_ascii_lowercase())) {
+        // Compared byte by byte in ASCII without regard to case (a prefix
+        // need not end a character of `a`).
+        let starts_with = |p: &str| {
+            a.as_bytes()
+                .get(..p.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(p.as_bytes()))
+        };
+        match self.prefixes.iter().find(|(p, _)| starts_with(p)) {
             Some((_, act)) => (act, false),
             None => (&self.fallback, true),
         }
