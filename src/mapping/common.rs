@@ -594,6 +594,21 @@ pub fn map_additional(e: &mut Event, keys: &[(&str, &str, Conv)]) {
     e.row.put(e.columns, name, left);
 }
 
+/// Whether the `AdditionalFields` column may hold one of `keys`: `false`
+/// when it is absent, or when its text reads as an object (member by
+/// member, nothing parsed) with none of them. A step that reads only those
+/// keys then skips parsing the object whole; an object held as a value, or
+/// text that does not read so, says `true` and takes the step's own way.
+pub fn additional_may_hold(e: &Event, keys: &[&str]) -> bool {
+    let Some(cell) = e.row.get(e.columns, "AdditionalFields") else {
+        return false;
+    };
+    match cell.json_text().as_deref().and_then(super::cells::members) {
+        Some((members, _)) => members.iter().any(|(name, _)| keys.contains(&name.as_ref())),
+        None => true,
+    }
+}
+
 /// [`map_additional`] on an object's members (`compact`: the object is as
 /// compacting writes it): the cell of the members left, `None` when none
 /// was mapped (the cell stays as it was), or an error, before anything is
@@ -742,6 +757,9 @@ pub fn dns(e: &mut Event) {
         ],
     );
     dns_rcode(e);
+    if !additional_may_hold(e, &["answers"]) {
+        return;
+    }
     let Some(Value::Object(mut fields)) = e.column("AdditionalFields", Json) else {
         return;
     };
@@ -776,6 +794,9 @@ pub fn dns(e: &mut Event) {
 /// `rcode` (a number) to `rcode_id`, the schema's caption going to `rcode`
 /// (`set_captions`); a code OCSF does not list is 99 Other, named by `rcode_name`.
 fn dns_rcode(e: &mut Event) {
+    if !additional_may_hold(e, &["rcode"]) {
+        return;
+    }
     let Some(Value::Object(mut fields)) = e.column("AdditionalFields", Json) else {
         return;
     };
@@ -878,6 +899,43 @@ mod tests {
         let e = url(":a");
         assert_eq!(e.get("dst_endpoint"), None);
         assert_eq!(e["<row>"]["RemoteUrl"], ":a");
+    }
+
+    proptest::proptest! {
+        /// `AdditionalFields` is said to hold a key exactly when its object
+        /// does, whether it came as JSON text or as an object, and whatever
+        /// escapes its names hold.
+        #[test]
+        fn additional_fields_are_said_to_hold_a_key_exactly_when_they_do(
+            names in proptest::collection::vec(
+                proptest::sample::select(vec!["Severity", "Sev\\u0065rity", "Action", "Actions", "action", "x"]),
+                0..4,
+            ),
+            as_text: bool,
+        ) {
+            let members: Vec<String> = names.iter().enumerate().map(|(i, n)| format!("\"{n}\":{i}")).collect();
+            let object = format!("{{{}}}", members.join(","));
+            let cell = if as_text { serde_json::to_string(&object).unwrap() } else { object.clone() };
+            let row = format!("{{\"AdditionalFields\":{cell}}}");
+            let parsed: serde_json::Map<String, Value> = serde_json::from_str(&object).unwrap();
+            let columns = Columns::default();
+            let e = Event::new(Cells::read(&row, &columns).unwrap(), &columns);
+            let keys = ["Severity", "Action"];
+            let holds = keys.iter().any(|k| parsed.contains_key(*k));
+            proptest::prop_assert_eq!(additional_may_hold(&e, &keys), holds, "{}", row);
+        }
+    }
+
+    #[test]
+    fn absent_additional_fields_hold_nothing() {
+        let columns = Columns::default();
+        for row in [r#"{}"#, r#"{"AdditionalFields":""}"#, r#"{"AdditionalFields":null}"#] {
+            let e = Event::new(Cells::read(row, &columns).unwrap(), &columns);
+            assert!(!additional_may_hold(&e, &["Severity"]), "{row}");
+        }
+        // Text that is not an object is left to the step's own reading.
+        let e = Event::new(Cells::read(r#"{"AdditionalFields":"[1]"}"#, &columns).unwrap(), &columns);
+        assert!(additional_may_hold(&e, &["Severity"]));
     }
 
     /// `remote_url` as it was written first, on a copy of the text: the

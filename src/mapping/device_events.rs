@@ -426,6 +426,9 @@ fn finish_detection<'a>(e: &mut Event<'a, '_>, ctx: &Context) {
 /// §21, the disposition table of event 1117). The outcome overrides the
 /// ActionType's default disposition.
 fn antivirus_outcome(e: &mut Event) {
+    if !common::additional_may_hold(e, &["Severity", "Action", "WasRemediated"]) {
+        return;
+    }
     let Some(Value::Object(mut fields)) = e.column("AdditionalFields", Json) else {
         return;
     };
@@ -636,7 +639,8 @@ fn finish_peripheral(e: &mut Event, _ctx: &Context) {
             ("ProductRevision", "peripheral_device.model", Str),
         ],
     );
-    if let Some(Value::Object(mut fields)) = e.column("AdditionalFields", Json)
+    if common::additional_may_hold(e, &["VendorIds"])
+        && let Some(Value::Object(mut fields)) = e.column("AdditionalFields", Json)
         && let Some(Value::Array(ids)) = fields.get("VendorIds").map(super::field::parse_dynamic)
         && ids.iter().all(Value::is_string)
     {
