@@ -166,15 +166,15 @@ fn finish_alert(e: &mut Event, _ctx: &Context) {
     };
     e.set("severity_id", id);
     e.set("severity", name);
-    if let Some(Value::Array(items)) = e.column("AttackTechniques", Json) {
-        if let Some(list) = attacks(&items) {
-            e.drop_column("AttackTechniques");
-            if !list.is_empty() {
-                e.set("finding_info.attacks", Value::Array(list));
-            }
-        }
-    } else if e.column("AttackTechniques", Str) == Some(Value::String(String::new())) {
+    // An empty `AttackTechniques` ("" or null) is absent: it reaches
+    // neither the event nor `unmapped`.
+    if let Some(Value::Array(items)) = e.column("AttackTechniques", Json)
+        && let Some(list) = attacks(&items)
+    {
         e.drop_column("AttackTechniques");
+        if !list.is_empty() {
+            e.set("finding_info.attacks", Value::Array(list));
+        }
     }
     if let Some(Value::Array(items)) = e.column("Categories", Json)
         && items.iter().all(Value::is_string)
@@ -369,6 +369,33 @@ mod tests {
             }
             e
         })
+    }
+
+    /// `AttackTechniques` as Defender writes it (JSON text of a list), as a
+    /// value, empty, and as text that names no technique.
+    #[test]
+    fn attack_techniques_become_attacks_or_stay_under_unmapped() {
+        let map = |techniques: Value| {
+            let row = json!({"Timestamp": "2025-01-01T00:00:00Z", "AlertId": "a1", "Title": "t", "AttackTechniques": techniques});
+            crate::mapping::map_row(&ALERT_INFO, serde_json::from_value(row).unwrap(), &Context::default()).unwrap()
+        };
+        let listed = json!([{"technique": {"uid": "T1059", "name": "Command and Scripting Interpreter"}}]);
+        for given in [
+            json!("[\"Command and Scripting Interpreter (T1059)\"]"),
+            json!(["Command and Scripting Interpreter (T1059)"]),
+        ] {
+            let e = map(given);
+            assert_eq!(e["finding_info"]["attacks"], listed);
+            assert!(e["unmapped"].get("AttackTechniques").is_none(), "{e}");
+        }
+        for empty in [json!(""), json!("[]"), Value::Null] {
+            let e = map(empty.clone());
+            assert!(e["finding_info"].get("attacks").is_none(), "{empty}: {e}");
+            assert!(e.get("unmapped").and_then(|u| u.get("AttackTechniques")).is_none(), "{empty}: {e}");
+        }
+        let e = map(json!("lateral movement"));
+        assert_eq!(e["unmapped"]["AttackTechniques"], "lateral movement");
+        assert!(e["finding_info"].get("attacks").is_none());
     }
 
     proptest! {
