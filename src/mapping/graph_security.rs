@@ -2,7 +2,6 @@
 //! alerts (alerts_v2) → 2004 Detection Finding (guide §1, §3; anchor TZ).
 //! Every property not mapped is kept under `unmapped`.
 
-use super::alert::attacks;
 use super::cells::{Cells, Columns};
 use super::event::Event;
 use super::field::{Context, MapError, is_absent};
@@ -315,7 +314,6 @@ pub fn map_alert(mut obj: Map<String, Value>, ctx: &Context) -> Result<Value, Ma
     if let Some(name) = take_str(&mut obj, "threatDisplayName") {
         e.push("malware", json!({"name": name, "classification_ids": [0]}));
     }
-    let _ = attacks; // AH-style "Name (T1234)" lists are parsed by the AlertInfo mapping.
     metadata(&mut e, &mut obj, kind, ctx, &id, &updated);
     finish_unmapped(e, obj)
 }

@@ -96,15 +96,6 @@ pub fn entity_key(name: &str) -> Option<&'static [&'static str]> {
     ENTITY_KEYS.iter().find(|(t, _)| *t == name).map(|(_, key)| *key)
 }
 
-/// Appends `event` to `out` as one NDJSON line (the events of joined
-/// tables, which are folded as values).
-pub fn write_event(out: &mut Vec<u8>, event: &serde_json::Value) {
-    // Writing a `Value` to a `Vec` cannot fail: its keys are strings.
-    if serde_json::to_writer(&mut *out, event).is_ok() {
-        out.push(b'\n');
-    }
-}
-
 /// Maps one row given as JSON with the default context: the tests' shorthand.
 #[cfg(test)]
 pub(crate) fn map_json(table: &'static Table, row: serde_json::Value) -> serde_json::Value {
