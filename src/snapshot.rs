@@ -1,5 +1,5 @@
-//! Entity tables (DeviceInfo, DeviceNetworkInfo, DeviceFileCertificateInfo)
-//! are snapshots, not events, and Defender reports them in partial rows
+//! Entity tables (DeviceInfo, DeviceNetworkInfo, DeviceFileCertificateInfo,
+//! IdentityInfo: `mapping::ENTITY_KEYS`) are snapshots, not events, and Defender reports them in partial rows
 //! about every 15 minutes (graph-api.md §0). One collection of such a table
 //! covers an `entity_interval` and emits the latest state of each entity in
 //! it: the entity's rows merged oldest first, a later non-empty value
@@ -9,8 +9,9 @@
 //! Rows are merged as the answer holds them: each row's cells are read as
 //! the mapping reads them (`mapping::cells`), borrowed from the answer, and
 //! each state is written back as the JSON text of its cells, as they came.
-//! No cell is parsed into a value, so a merge costs about a copy of the
-//! answer, and a number or a string goes to the mapping as Graph wrote it.
+//! No cell is parsed into a value: a merge costs about a read of the
+//! answer's rows and a scan of what it writes, and a number or a string
+//! goes to the mapping as Graph wrote it.
 
 use crate::answer::{self, HuntingResult};
 use crate::error::Result;
