@@ -1,7 +1,10 @@
 //! Golden tests: rows written for this project (tests/golden/*.json), one
 //! case per ActionType of the mapping guide, each with the class, activity
-//! and exact attribute values a reader of the guide expects. The
-//! expectations are written by hand, not derived from the code.
+//! and exact attribute values a reader of the guide expects, and the
+//! attributes that must not be there (`absent`); or, for a row that cannot
+//! make a valid event, words of the reason it is rejected with
+//! (`rejected`). The expectations are written by hand, not derived from
+//! the code.
 //!
 //! Coverage checks: every ActionType and prefix the code maps has a case,
 //! and every class the code can emit is produced by at least one case.
@@ -24,6 +27,9 @@ struct Case {
     class_uid: u64,
     activity_id: u64,
     expect: Map<String, Value>,
+    absent: Vec<String>,
+    /// Words of the reason the row is rejected with, for a row that must be.
+    rejected: Option<String>,
 }
 
 fn cases() -> Vec<Case> {
@@ -32,9 +38,18 @@ fn cases() -> Vec<Case> {
         .into_iter()
         .map(|golden| Case {
             no_deprecated: golden.case.get("no_deprecated").and_then(Value::as_bool).unwrap_or(false),
-            class_uid: golden.case["class_uid"].as_u64().unwrap(),
-            activity_id: golden.case["activity_id"].as_u64().unwrap(),
+            rejected: golden.case.get("rejected").and_then(Value::as_str).map(str::to_string),
+            class_uid: golden.case["class_uid"].as_u64().unwrap_or(0),
+            activity_id: golden.case["activity_id"].as_u64().unwrap_or(0),
             expect: golden.case.get("expect").and_then(Value::as_object).cloned().unwrap_or_default(),
+            absent: golden
+                .case
+                .get("absent")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|p| p.as_str().unwrap().to_string())
+                .collect(),
             table: golden.table,
             row: golden.row,
         })
@@ -70,9 +85,22 @@ fn golden_rows_map_to_the_expected_events() {
             collected_at: Some(Ticks(0)),
         };
         let label = format!("{} {:?}", case.table, case.row.get("ActionType"));
-        let event = match mapping::map_row(table, case.row.clone().into_iter().collect(), &ctx) {
-            Ok(e) => e,
-            Err(e) => {
+        let event = match (
+            mapping::map_row(table, case.row.clone().into_iter().collect(), &ctx),
+            &case.rejected,
+        ) {
+            (Ok(e), None) => e,
+            (Err(e), Some(words)) => {
+                if !e.reason.contains(words.as_str()) || e.table != case.table {
+                    failures.push(format!("{label}: rejected for {e}, expected for {words:?}"));
+                }
+                continue;
+            }
+            (Ok(e), Some(words)) => {
+                failures.push(format!("{label}: expected a rejection for {words:?}, got {e}"));
+                continue;
+            }
+            (Err(e), None) => {
                 failures.push(format!("{label}: {e}"));
                 continue;
             }
@@ -91,6 +119,11 @@ fn golden_rows_map_to_the_expected_events() {
                 failures.push(format!("{label}: {path} is {:?}, expected {want}", at(&event, path)));
             }
         }
+        for path in &case.absent {
+            if let Some(found) = at(&event, path) {
+                failures.push(format!("{label}: {path} is {found}, expected none"));
+            }
+        }
         if let Some(schemas) = schemas.as_mut() {
             let errors = schemas.errors(&event);
             if !errors.is_empty() {
@@ -105,7 +138,7 @@ fn golden_rows_map_to_the_expected_events() {
 fn every_action_type_and_prefix_has_a_golden_case() {
     let all = cases();
     let mut covered: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
-    for case in &all {
+    for case in all.iter().filter(|c| c.rejected.is_none()) {
         if let Some(Value::String(a)) = case.row.get("ActionType") {
             covered.entry(case.table.as_str()).or_default().insert(a.to_ascii_lowercase());
         }
@@ -135,7 +168,7 @@ fn every_action_type_and_prefix_has_a_golden_case() {
 /// product's promised classes are all among them.
 #[test]
 fn every_class_the_code_can_emit_is_covered() {
-    let produced: BTreeSet<u64> = cases().iter().map(|c| c.class_uid).collect();
+    let produced: BTreeSet<u64> = cases().iter().filter(|c| c.rejected.is_none()).map(|c| c.class_uid).collect();
     let emittable: BTreeSet<u64> = mapping::TABLES
         .iter()
         .flat_map(|t| t.all_activities())
