@@ -87,9 +87,11 @@ fn conformance(no_deprecated_classes: bool) {
 
 /// `mapping::ocsf::requires`, which rejects a row that cannot make a valid
 /// event, says what the compiled OCSF 1.8.0 schema says each class requires
-/// at the top level (required objects and `at_least_one` constraints).
+/// at the top level (required objects, `at_least_one` constraints, and
+/// required values but those every event has).
 #[test]
 fn class_requirements_match_the_compiled_schema() {
+    const EVERY_EVENT: &[&str] = &["activity_id", "category_uid", "class_uid", "severity_id", "time", "type_uid"];
     let Some(shared) = shared_or_skip("class requirements against the compiled schema") else {
         return;
     };
@@ -106,7 +108,12 @@ fn class_requirements_match_the_compiled_schema() {
             .unwrap()
             .iter()
             .filter(|(name, a)| {
-                a["requirement"] == "required" && a["type"] == "object_t" && !["osint", "cloud", "metadata"].contains(&name.as_str())
+                a["requirement"] == "required"
+                    && match a["type"] == "object_t" {
+                        true => !["osint", "cloud", "metadata"].contains(&name.as_str()),
+                        // What every event has.
+                        false => !EVERY_EVENT.contains(&name.as_str()),
+                    }
             })
             .map(|(name, _)| vec![name.clone()])
             .collect();

@@ -101,6 +101,9 @@ fn finish_behavior(e: &mut Event) {
             e.set_owned(path, Value::Array(items));
         }
     }
+    // A product is one by its name (a detection source alone is a feature
+    // of a product not named).
+    super::common::require_any(e, "finding_info.product", &["name", "uid"]);
     if let Some(source) = e.get_str("finding_info.product.name").map(|s| s.into_owned()) {
         e.set("finding_info.product.vendor_name", "Microsoft");
         e.set("metadata.product.name", source);

@@ -67,6 +67,11 @@ pub fn finish_device(e: &mut Event) {
         // Completed in place: the path is walked once.
         Some(V::Obj(device)) => {
             split_hostname(device);
+            // A device is one by what names it (its groups alone do not):
+            // without that it is kept under `unmapped`.
+            if !ocsf::identity("device").iter().any(|k| device.contains_key(k)) {
+                return move_to_unmapped(e, "device");
+            }
             put_default(device, "type_id", 0);
             put_default(device, "type", "Unknown");
         }
@@ -396,6 +401,11 @@ pub fn require_any(e: &mut Event, path: &str, keys: &[&str]) {
     if !absent_or_has_any(e.get(path), keys) {
         move_to_unmapped(e, path);
     }
+}
+
+/// Whether `v` is an object with one of `keys`.
+pub fn has_any(v: Option<&V>, keys: &[&str]) -> bool {
+    matches!(v, Some(V::Obj(o)) if keys.iter().any(|k| o.contains_key(k)))
 }
 
 /// Whether `v`, where an OCSF object that needs one of `keys` belongs, is
@@ -756,6 +766,9 @@ pub fn dns(e: &mut Event) {
             ("trans_id", "query.packet_uid", Int),
         ],
     );
+    // A query is one by the name asked for: without it, its type, class
+    // and id are kept under `unmapped`.
+    require_any(e, "query", &["hostname"]);
     dns_rcode(e);
     if !additional_may_hold(e, &["answers"]) {
         return;
@@ -1078,6 +1091,11 @@ mod tests {
         pub fn finish_device(e: &mut Event) {
             if let Some(V::Obj(device)) = e.get_mut("device") {
                 split_hostname(device);
+            }
+            if let Some(V::Obj(device)) = e.get("device")
+                && !ocsf::identity("device").iter().any(|k| device.contains_key(k))
+            {
+                return move_to_unmapped(e, "device");
             }
             if e.get("device").is_some() {
                 e.set_default("device.type_id", 0);

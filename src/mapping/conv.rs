@@ -24,7 +24,10 @@ pub fn put_in<'a>(node: &mut Obj<'a>, leaf: Key<'a>, conv: Conv, v: V<'a>) {
                 other => Cow::Owned([other, "_id"].concat()),
             };
             node.insert(id_key, V::from(id));
-            node.insert(leaf, v);
+            // A level OCSF names is written as the schema's caption
+            // (`MEDIUM`, `MediumPlus` as `Medium`); another as it came.
+            let caption = INTEGRITY.get(id as usize).filter(|c| v.as_str().as_deref() != Some(**c));
+            node.insert(leaf, caption.map_or(v, |c| V::Str(Cow::Borrowed(*c))));
         }
         _ => node.insert(leaf, v),
     }
@@ -51,6 +54,9 @@ fn hash(algorithm_id: u8, v: V<'_>) -> V<'_> {
 fn named(v: V<'_>) -> V<'_> {
     V::Obj(Obj(vec![(Cow::Borrowed("name"), v)]))
 }
+
+/// The captions of `integrity_id` 0 to 6 in OCSF 1.8.0.
+const INTEGRITY: [&str; 7] = ["Unknown", "Untrusted", "Low", "Medium", "High", "System", "Protected"];
 
 fn integrity_of(v: &V) -> u32 {
     field::integrity_id(v.as_str().as_deref().unwrap_or(""))

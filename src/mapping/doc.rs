@@ -59,7 +59,12 @@ const DECISIONS: &str = r#"## Decisions
     named with the columns that would give it; nothing is made up. One exception, labelled: DeviceEvents
     process ActionTypes that Defender itself reports with no process at all (a WMI-created process)
     get Defender's own "no process" id, pid 0, with the label `process-unknown`. Reflexive ActionTypes
-    (screenshot, clipboard, token change) use the acting process.
+    (screenshot, clipboard, token change) use the acting process. What a class requires includes what
+    makes a required object one (a finding's `uid` from `AlertId` or `BehaviorId`, an API call's
+    `operation`, a scan's name or id, a piece of evidence's file) and required values (`email_uid`
+    of 4011 and 4012). A row that cannot give what a deprecated class requires but can give its
+    successor's is the successor's, with or without `deprecated_classes`: a click with no
+    `NetworkMessageId` (not in a mail) is 4009, not 4012.
 13. **Actor.** System classes require an `actor`. When a row names no initiating process or account, the
     actor is the reporting sensor (`actor.app_name`).
 14. **Identity directory changes.** `Account*` is the actor; `TargetAccount*` the account changed. When
@@ -119,6 +124,15 @@ const DECISIONS: &str = r#"## Decisions
     folds into AlertInfo; an entity whose behavior is not in the window stands alone as 2004 Update.
     The behavior's own `AccountUpn`/`AccountObjectId` is an evidence too, even when a User entity row
     names the same account.
+29. **Objects that are not one.** An optional object without what makes it one in OCSF (a device named
+    only by its machine group, an HTTP response without a status code, a DNS query without the name
+    asked for, a product named only by its feature, a location only described) is kept under
+    `unmapped`, at its OCSF path, rather than written invalid; so is a value outside its enum (an HTTP
+    method OCSF does not list stays in `api.operation` only). Where the parts came from one column, the
+    column stays as it came (a network adapter's type with no name, MAC or address; `OSPlatform`
+    without a source address; `Country` without a city or region). An enum's caption is the schema's
+    (an integrity level `MEDIUM` is `Medium`). A property test maps random rows of each table's own
+    columns and the `row_text` fuzz target maps any text; each event must validate against its class.
 "#;
 
 fn conv_name(conv: Conv) -> String {

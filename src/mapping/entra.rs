@@ -116,7 +116,11 @@ fn finish_user_sign_in(e: &mut Event, _ctx: &Context) {
     if e.get("src_endpoint.uid").is_none() {
         e.map_column("AadDeviceId", "src_endpoint.uid", Str);
     }
-    cloud::client_device(e);
+    // The client's device describes the source endpoint the row names; an
+    // OS alone is none, and its columns then stay under `unmapped`.
+    if super::common::has_any(e.get("src_endpoint"), super::ocsf::ENDPOINT_IDENTITY) {
+        cloud::client_device(e);
+    }
     cloud::entra_account(e, "user");
     if let Some(user) = e.get("user").cloned() {
         e.set("actor.user", user);
@@ -275,7 +279,8 @@ fn finish_graph_request(e: &mut Event, _ctx: &Context) {
         e.set("activity_name", m.clone());
         e.set("type_name", format!("API Activity: {m}"));
     }
-    if let Some(m) = method {
+    // OCSF knows nine methods; any other word stays in `api.operation` only.
+    if let Some(m) = method.filter(|m| HTTP_METHODS.contains(&m.as_str())) {
         e.set("http_request.http_method", m);
     }
     if let Some(code) = e.get("http_response.code").and_then(V::as_i64) {
@@ -294,10 +299,17 @@ fn finish_graph_request(e: &mut Event, _ctx: &Context) {
     cloud::entra_account(e, "actor.user");
     cloud::service_endpoint(e, Some("Microsoft Graph".to_string()));
     super::common::finish_endpoints(e);
-    if e.get("actor").is_none() {
+    // A response is one by its status code; without one, its latency and
+    // length are kept under `unmapped`.
+    super::common::require_any(e, "http_response", &["code"]);
+    // Nothing names who called (an identity provider alone does not).
+    if !super::common::has_any(e.get("actor"), super::ocsf::identity("actor")) {
         e.set("actor.app_name", "Microsoft Graph");
     }
 }
+
+/// The `http_method` values OCSF 1.8.0 allows.
+const HTTP_METHODS: &[&str] = &["CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"];
 
 /// The request URI's parts, and the resource it names (the path without
 /// the query; its type is the first segment after the version).

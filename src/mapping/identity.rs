@@ -138,6 +138,9 @@ pub static IDENTITY_QUERY_EVENTS: Table = Table {
 
 fn finish_query(e: &mut Event, _ctx: &Context) {
     identity_user(e, "actor.user");
+    // A DNS query is one by the name asked for; a type alone stays under
+    // `unmapped`.
+    common::require_any(e, "query", &["hostname"]);
     common::finish_endpoints(e);
     common::require_any(e, "src_endpoint.location", &["country", "city", "region", "postal_code"]);
     if e.get("src_endpoint").is_none() && e.get("dst_endpoint").is_none() {
@@ -399,12 +402,17 @@ fn finish_identity_info(e: &mut Event, _ctx: &Context) {
         e.drop_column("RiskLevel");
         e.set("user.risk_level_id", id);
     }
-    // Country: ISO alpha-2 where it is one, else the name as a description.
-    if let Some(Value::String(c)) = e.take_column("Country") {
+    // Country: ISO alpha-2 where it is one, else the name as a description
+    // of a location the city or region names (a description alone is not
+    // one: the column then stays under `unmapped`).
+    if let Some(Value::String(c)) = e.column("Country", Str) {
         let c = c.trim().to_string();
+        let location = ["city", "region", "postal_code"].map(|k| format!("user.ldap_person.location.{k}"));
         if c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()) {
+            e.drop_column("Country");
             e.set("user.ldap_person.location.country", c.to_ascii_uppercase());
-        } else if !c.is_empty() {
+        } else if !c.is_empty() && location.iter().any(|k| e.get(k).is_some()) {
+            e.drop_column("Country");
             e.set("user.ldap_person.location.desc", c);
         }
     }

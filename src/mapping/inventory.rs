@@ -175,7 +175,10 @@ fn finish_device_network_info(e: &mut Event, _ctx: &Context) {
             common::move_to_unmapped(e, "device.mac");
         }
     }
-    let name = e.take_column("NetworkAdapterName");
+    // A name is text; anything else stays under `unmapped`.
+    let name = e
+        .column("NetworkAdapterName", Str)
+        .filter(|n| n.as_str().is_some_and(|n| !n.is_empty()));
     let kind = e.column("NetworkAdapterType", Str);
     let type_id = match kind.as_ref().and_then(Value::as_str) {
         Some("Ethernet") => Some(1),
@@ -186,6 +189,7 @@ fn finish_device_network_info(e: &mut Event, _ctx: &Context) {
     };
     let mut interface = serde_json::Map::new();
     if let Some(n) = name {
+        e.drop_column("NetworkAdapterName");
         interface.insert("name".into(), n);
     }
     if let Some(mac) = e.get("device.mac") {
@@ -200,7 +204,6 @@ fn finish_device_network_info(e: &mut Event, _ctx: &Context) {
                 "type".into(),
                 ["Unknown", "Wired", "Wireless", "Mobile", "Tunnel"][id as usize].into(),
             );
-            e.drop_column("NetworkAdapterType");
         }
     }
     let addresses = match e.column("IPAddresses", Json) {
@@ -226,8 +229,14 @@ fn finish_device_network_info(e: &mut Event, _ctx: &Context) {
             None => all_converted = false,
         }
     }
-    if interfaces.is_empty() && !interface.is_empty() {
+    // An interface is one by its name or MAC when no address names it; a
+    // type alone is not one, and stays under `unmapped`.
+    if interfaces.is_empty() && (interface.contains_key("name") || interface.contains_key("mac")) {
         interfaces.push(Value::Object(interface));
+    }
+    // A type OCSF names is in the interfaces; another is kept as it came.
+    if !interfaces.is_empty() && type_id.is_some_and(|id| id != 99) {
+        e.drop_column("NetworkAdapterType");
     }
     if all_converted && !addresses.is_empty() {
         // Every entry is in network_interfaces; AddressType etc. are not.

@@ -337,8 +337,9 @@ pub fn class(uid: u32) -> &'static Class {
 
 /// What a class requires at the top level: each inner list needs one of
 /// its attributes (the compiled schema's required objects and `at_least_one`
-/// constraints, less the profiles' `osint` and `cloud`; a conformance test
-/// compares the two).
+/// constraints, less the profiles' `osint` and `cloud`, and its required
+/// values beyond those every event has; a conformance test compares the
+/// two).
 pub fn requires(uid: u32) -> &'static [&'static [&'static str]] {
     const SYSTEM: &[&str] = &["actor"];
     const DEVICE: &[&str] = &["device"];
@@ -352,18 +353,18 @@ pub fn requires(uid: u32) -> &'static [&'static [&'static str]] {
         1010 => &[SYSTEM, DEVICE, &["peripheral_device"]],
         2003 => &[&["finding_info"], &["compliance"]],
         2004 => &[&["finding_info"]],
-        2005 => &[&["finding_info_list"], &["assignee", "assignee_group"]],
+        2005 => &[&["finding_info_list"], &["assignee", "assignee_group"], &["status_id"]],
         3001 => &[&["user"]],
         3002 => &[&["user"], &["service", "dst_endpoint"]],
         3006 => &[&["group"]],
         4001 | 4003 => &[ENDPOINT],
-        4009 => &[&["email"]],
-        4011 => &[&["file"]],
-        4012 => &[&["url"]],
+        4009 => &[&["email"], &["direction_id"]],
+        4011 => &[&["email_uid"], &["file"]],
+        4012 => &[&["email_uid"], &["url"]],
         5001 | 5002 | 5019 => &[DEVICE],
         5003 => &[&["user"]],
-        5014 => &[&["peripheral_device"]],
-        5040 => &[DEVICE, &["query_evidence"]],
+        5014 => &[&["peripheral_device"], &["query_result_id"]],
+        5040 => &[DEVICE, &["query_evidence"], &["query_result_id"]],
         6002 => &[&["app"]],
         6003 => &[SYSTEM, &["api"], &["src_endpoint"]],
         6007 => &[&["scan"]],
@@ -402,6 +403,29 @@ pub fn identity(object: &str) -> &'static [&'static str] {
         "reg_key" => &["path"],
         "reg_value" => &["name", "path"],
         "dst_endpoint" | "src_endpoint" => ENDPOINT_IDENTITY,
+        "actor" => &["process", "user", "invoked_by", "session", "app_name", "app_uid"],
+        "finding_info" => &["uid"],
+        "api" => &["operation"],
+        "scan" => &["name", "uid"],
+        // One of them, and only one: the kind of thing the evidence is.
+        "query_evidence" => &[
+            "connection_info",
+            "file",
+            "folder",
+            "group",
+            "job",
+            "kernel",
+            "module",
+            "network_interfaces",
+            "peripheral_device",
+            "process",
+            "reg_key",
+            "reg_value",
+            "service",
+            "session",
+            "startup_item",
+            "user",
+        ],
         _ => &[],
     }
 }

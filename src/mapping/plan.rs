@@ -234,16 +234,31 @@ impl Plan {
                 reason: "the plan was compiled for no table".into(),
             });
         };
-        self.map(compiled, row, ctx)
+        self.map(compiled, row, ctx, false)
     }
 
-    fn map<'a>(&self, compiled: &Compiled, mut row: Cells<'a>, ctx: &'a Context) -> Result<(Obj<'a>, Written), MapError> {
+    /// Maps `row` as its activity's event, or with `successor`, as its
+    /// activity's successor's (see below).
+    fn map<'a>(&self, compiled: &Compiled, mut row: Cells<'a>, ctx: &'a Context, successor: bool) -> Result<(Obj<'a>, Written), MapError> {
         let table = compiled.table;
         let fail = |row: &Cells, reason: String| MapError {
             table: table.name.to_string(),
             key: describe_key(table, row, &self.columns),
             reason,
         };
+        let action_type = self.action_type(&row);
+        let (mut activity, _) = table.activity(action_type.as_deref());
+        // A row that cannot give what its deprecated class requires may give
+        // what the class's successor does (a click with no e-mail id cannot
+        // be 4012, which requires one, and can be 4009): its cells are kept,
+        // as they came, for a second try.
+        let mut second_try = None;
+        if let Some(next) = activity.successor {
+            match ctx.no_deprecated_classes || successor {
+                true => activity = next,
+                false => second_try = Some(row.clone()),
+            }
+        }
         let (time, timestamp) = match row.at(self.timestamp) {
             Some(Cell::Raw(raw)) if raw.starts_with('"') => {
                 let text = unquote(raw).unwrap_or_default();
@@ -262,29 +277,7 @@ impl Plan {
         };
         let uid = row_uid(table, &row, &self.columns, time);
         row.take_at(self.timestamp);
-
-        let action_type: Option<Cow<'a, str>> = match row.take_at(self.action_type) {
-            Some((_, c)) if c.is_absent() => None,
-            Some((_, Cell::Raw(raw))) => match raw.starts_with('"') {
-                true => unquote(raw).map(|t| match t {
-                    Cow::Borrowed(_) => Cow::Borrowed(&raw[1..raw.len() - 1]),
-                    Cow::Owned(o) => Cow::Owned(o),
-                }),
-                false => Some(Cow::Owned(Cell::Raw(raw).to_value().to_string())),
-            },
-            Some((_, Cell::Owned(v))) => Some(Cow::Owned(match v {
-                Value::String(s) => s,
-                v => v.to_string(),
-            })),
-            Some((_, cell @ (Cell::Text(_) | Cell::Written(_)))) => Some(Cow::Owned(cell.to_value().to_string())),
-            None => None,
-        };
-        let (mut activity, _) = table.activity(action_type.as_deref());
-        if ctx.no_deprecated_classes
-            && let Some(successor) = activity.successor
-        {
-            activity = successor;
-        }
+        row.take_at(self.action_type);
         let (root, metadata) = compiled.start(activity, time, action_type.as_ref());
         let mut e = Event {
             root,
@@ -347,12 +340,17 @@ impl Plan {
         };
         if let Some(any) = ocsf::requires(class_uid).iter().find(|any| !any.iter().any(present)) {
             // No placeholder stands in for what the row does not say (a
-            // query that projects a few columns): the row is rejected.
-            return Err(MapError {
+            // query that projects a few columns): the row is rejected, for
+            // what its own class requires.
+            let error = MapError {
                 table: table.name.to_string(),
                 key: format!("metadata.uid={uid}"),
                 reason: missing_object(class_uid, any, shape),
-            });
+            };
+            return match second_try {
+                Some(row) => self.map(compiled, row, ctx, true).map_err(|_| error),
+                None => Err(error),
+            };
         }
         super::event::set_profiles(&mut e);
         let Event { mut root, row, .. } = e;
@@ -410,6 +408,24 @@ impl Plan {
             uid,
         };
         Ok((root, written))
+    }
+}
+
+impl Plan {
+    /// The row's ActionType, as text (a cell of another type as its JSON).
+    fn action_type<'a>(&self, row: &Cells<'a>) -> Option<Cow<'a, str>> {
+        match row.at(self.action_type)? {
+            c if c.is_absent() => None,
+            Cell::Raw(raw) => match raw.starts_with('"') {
+                true => unquote(raw).map(|t| match t {
+                    Cow::Borrowed(_) => Cow::Borrowed(&raw[1..raw.len() - 1]),
+                    Cow::Owned(o) => Cow::Owned(o),
+                }),
+                false => Some(Cow::Owned(Cell::Raw(raw).to_value().to_string())),
+            },
+            Cell::Owned(Value::String(s)) => Some(Cow::Owned(s.clone())),
+            cell => Some(Cow::Owned(cell.to_value().to_string())),
+        }
     }
 }
 
@@ -610,10 +626,17 @@ fn missing_object(class_uid: u32, any: &[&str], shape: &Shape) -> String {
     for object in any {
         let keys = ocsf::identity(object);
         for f in fields() {
-            if let Some(rest) = f.to.strip_prefix(object).and_then(|r| r.strip_prefix('.'))
-                && (keys.is_empty() || keys.contains(&rest))
-                && !columns.contains(&f.column)
-            {
+            // The object itself, or a member that makes it one (or what is
+            // in that member: `query_evidence.file.hashes`).
+            let gives = match f.to.strip_prefix(object) {
+                Some("") => true,
+                Some(rest) => rest.strip_prefix('.').is_some_and(|rest| {
+                    let member = rest.split('.').next().unwrap_or(rest);
+                    keys.is_empty() || keys.contains(&member)
+                }),
+                None => false,
+            };
+            if gives && !columns.contains(&f.column) {
                 columns.push(f.column);
             }
         }
