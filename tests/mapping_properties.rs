@@ -1,7 +1,9 @@
 //! Property tests (bounded, run in CI): any row of any table, with columns
 //! of any JSON type, maps without panicking to an event with a consistent
 //! envelope and true captions, or to an error that names the table; and
-//! every column that held a value is somewhere in the event.
+//! every column that held a value is somewhere in the event. Rows of each
+//! table's own columns, with any values, map to events that validate
+//! against their class's schema, or are rejected with a reason.
 
 use defender_ocsf_collector::answer::parse_response;
 use defender_ocsf_collector::mapping::{self, Context};
@@ -88,8 +90,77 @@ fn row() -> impl Strategy<Value = Map<String, Value>> {
     })
 }
 
+/// Each table's own columns, as the reference lists them (by index into
+/// `mapping::TABLES`), and one column no table has; `None` when `../shared`
+/// is absent.
+fn own_columns() -> Option<&'static Vec<Vec<&'static str>>> {
+    static COLUMNS: std::sync::OnceLock<Option<Vec<Vec<&'static str>>>> = std::sync::OnceLock::new();
+    COLUMNS
+        .get_or_init(|| {
+            let shared = ocsf_schema::shared_or_skip("schema checks of rows of each table's own columns")?;
+            let mut by_table = std::collections::HashMap::new();
+            for file in ["defender-tables.json", "defender-tables-more.json"] {
+                let text = std::fs::read_to_string(shared.join("reference").join(file)).unwrap();
+                let reference: Value = serde_json::from_str(&text).unwrap();
+                for (name, table) in reference["tables"].as_object().unwrap() {
+                    let columns = table["columns"].as_array().unwrap().iter();
+                    let columns = columns.map(|c| &*c["name"].as_str().unwrap().to_string().leak());
+                    by_table.insert(name.clone(), columns.collect::<Vec<&'static str>>());
+                }
+            }
+            let columns = mapping::TABLES.iter().map(|t| {
+                let mut own = by_table.get(t.name).cloned().unwrap_or_default();
+                own.push("BrandNewColumn");
+                own
+            });
+            Some(columns.collect())
+        })
+        .as_ref()
+}
+
+/// A row of table `.0`: any values in up to 60 of its own columns, and an
+/// ActionType its mapping knows, when it knows some, or any other.
+fn own_row() -> impl Strategy<Value = (usize, Map<String, Value>)> {
+    (0..mapping::TABLES.len()).prop_flat_map(|index| {
+        let columns = own_columns().map_or_else(|| vec!["BrandNewColumn"], |c| c[index].clone());
+        let mut actions: Vec<&'static str> = mapping::TABLES[index].activities.iter().map(|(a, _)| *a).collect();
+        actions.push("SomethingNew");
+        let cells = prop::collection::btree_map(prop::sample::select(columns), json_value(), 0..60);
+        (Just(index), cells, prop::option::of(prop::sample::select(actions))).prop_map(|(index, cells, action)| {
+            let mut row: Map<String, Value> = cells.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            if let Some(action) = action {
+                row.insert("ActionType".into(), json!(action));
+            }
+            row.entry("Timestamp").or_insert(json!("2025-01-01T00:00:00Z"));
+            (index, row)
+        })
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_row_of_a_tables_own_columns_validates((index, row) in own_row(), no_deprecated in any::<bool>()) {
+        thread_local! {
+            static SCHEMAS: std::cell::RefCell<Option<ocsf_schema::Schemas>> = const { std::cell::RefCell::new(None) };
+        }
+        let Some(shared) = own_columns().and_then(|_| ocsf_schema::shared_dir()) else {
+            return Ok(());
+        };
+        let table = mapping::TABLES[index];
+        let ctx = Context { tenant_uid: Some("t".into()), no_deprecated_classes: no_deprecated, collected_at: Some(Ticks(0)) };
+        match mapping::map_row(table, row.clone().into_iter().collect(), &ctx) {
+            Ok(e) => {
+                let errors = SCHEMAS.with(|s| s.borrow_mut().get_or_insert_with(|| ocsf_schema::Schemas::load(&shared)).errors(&e));
+                prop_assert!(errors.is_empty(), "{}: {:?}\n  {}", table.name, errors, e);
+            }
+            Err(err) => {
+                prop_assert_eq!(err.table.as_str(), table.name);
+                prop_assert!(!err.reason.is_empty());
+            }
+        }
+    }
 
     #[test]
     fn any_row_of_any_table_maps_without_panic(index in 0..mapping::TABLES.len(), row in row(), no_deprecated in any::<bool>()) {
