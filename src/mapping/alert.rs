@@ -199,7 +199,7 @@ fn finish_evidence(e: &mut Event, ctx: &Context) {
 /// Turns the columns gathered under `evidence` into the `evidences[]`
 /// entry its EntityType says (guide §2; BehaviorEntities too, §28).
 pub(crate) fn evidence_entry(e: &mut Event) {
-    if let Some(Value::String(family)) = e.take_column("ThreatFamily") {
+    if let Some(family) = e.take_string("ThreatFamily") {
         e.push("malware", V::from(json!({"name": family, "classification_ids": [0]})));
     }
     let entity = e.get_str("evidence.name").as_deref().unwrap_or("").to_ascii_lowercase();
@@ -245,10 +245,10 @@ pub(crate) fn evidence_entry(e: &mut Event) {
         e.set("evidence.reg_value.path", key);
         e.map_column("RegistryValueData", "evidence.reg_value.data", Str);
     }
-    if let Some(Value::String(app)) = e.take_column("Application") {
+    if let Some(app) = e.take_string("Application") {
         // An application is a resource; `data` makes the entry a valid evidence.
         let mut resource = json!({"name": app});
-        if let Some(Value::String(id)) = e.take_column("ApplicationId") {
+        if let Some(id) = e.take_text("ApplicationId") {
             resource["uid"] = id.into();
         }
         e.set("evidence.data", V::from(json!({"application": resource.clone()})));

@@ -155,11 +155,11 @@ fn finish_entity(e: &mut Event, _ctx: &Context) {
 /// A cloud resource entity is a top-level `resources[]` entry (an
 /// evidence needs an entity member; guide §28).
 fn cloud_resource(e: &mut Event) {
-    let Some(Value::String(id)) = e.take_column("CloudResourceId") else {
+    let Some(id) = e.take_string("CloudResourceId") else {
         return;
     };
     let mut resource = json!({"uid": id});
-    if let Some(Value::String(t)) = e.take_column("CloudResourceType") {
+    if let Some(t) = e.take_string("CloudResourceType") {
         resource["type"] = t.into();
     }
     let mut data = serde_json::Map::new();

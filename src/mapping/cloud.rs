@@ -52,7 +52,7 @@ pub fn country(e: &mut Event) {
 /// `OSPlatform` of a client as `src_endpoint.os` (name and type), and
 /// `DeviceType` as `src_endpoint.type_id` (guide §24.2).
 pub fn client_device(e: &mut Event) {
-    if let Some(Value::String(name)) = e.take_column("OSPlatform") {
+    if let Some(name) = e.take_string("OSPlatform") {
         let lower = name.to_ascii_lowercase();
         let id = if lower.is_empty() || lower == "unknown" {
             0
@@ -62,7 +62,7 @@ pub fn client_device(e: &mut Event) {
         e.set("src_endpoint.os.type_id", id);
         e.set("src_endpoint.os.name", name);
     }
-    if let Some(Value::String(kind)) = e.take_column("DeviceType") {
+    if let Some(kind) = e.take_string("DeviceType") {
         let id = match kind.to_ascii_lowercase().as_str() {
             "desktop" => 2,
             "laptop" => 3,

@@ -256,10 +256,7 @@ fn api_fields(e: &mut Event, raw: &Map<String, Value>) {
 /// resource is made as the event's own object, its members in the order
 /// of their names (as a `serde_json` map would have them).
 fn resources(e: &mut Event) {
-    let [name, uid, kind] = ["ObjectName", "ObjectId", "ObjectType"].map(|column| match e.take_column(column) {
-        Some(Value::String(v)) => Some(v),
-        _ => None,
-    });
+    let [name, uid, kind] = ["ObjectName", "ObjectId", "ObjectType"].map(|column| e.take_string(column));
     // The (name, uid) of each resource made so far.
     type NameAndUid<'a> = (Option<Cow<'a, str>>, Option<Cow<'a, str>>);
     let mut seen: Vec<NameAndUid> = Vec::new();
@@ -521,8 +518,8 @@ fn finish_group(e: &mut Event, _ctx: &Context) {
             .map(|s| s.trim().trim_matches('"').to_string())
             .filter(|s| !s.is_empty())
     };
-    let name = modified("Group.DisplayName").or_else(|| e.take_column("ObjectName").and_then(|v| v.as_str().map(str::to_string)));
-    let uid = modified("Group.ObjectID").or_else(|| e.take_column("ObjectId").and_then(|v| v.as_str().map(str::to_string)));
+    let name = modified("Group.DisplayName").or_else(|| e.take_string("ObjectName"));
+    let uid = modified("Group.ObjectID").or_else(|| e.take_string("ObjectId"));
     if let Some(n) = name {
         e.set("group.name", n);
     }

@@ -533,8 +533,8 @@ fn service_binary(e: &mut Event) -> Option<String> {
         return None;
     };
     e.drop_column("FolderPath");
-    let path = match e.take_column("FileName") {
-        Some(Value::String(name)) if !folder.ends_with(name.as_str()) => {
+    let path = match e.take_string("FileName") {
+        Some(name) if !folder.ends_with(name.as_str()) => {
             let sep = if folder.contains('/') && !folder.contains('\\') {
                 '/'
             } else {

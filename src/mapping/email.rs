@@ -51,7 +51,7 @@ fn finish_email_events(e: &mut Event, _ctx: &Context) {
     if e.get("src_endpoint.ip").is_none() {
         e.map_column("SenderIPv6", "src_endpoint.ip", Ip);
     }
-    match e.take_column("EmailDirection").as_ref().and_then(Value::as_str) {
+    match e.take_string("EmailDirection").as_deref() {
         Some("Outbound") => {
             e.set("direction_id", 2);
             e.set_activity(1);
@@ -117,7 +117,7 @@ fn threats(e: &mut Event) {
     if !types.contains("Malware") {
         return;
     }
-    if let Some(Value::String(names)) = e.take_column("ThreatNames") {
+    if let Some(names) = e.take_string("ThreatNames") {
         for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             e.push("malware", json!({"name": name, "classification_ids": [0]}));
         }

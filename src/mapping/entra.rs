@@ -125,7 +125,7 @@ fn finish_user_sign_in(e: &mut Event, _ctx: &Context) {
     if let Some(user) = e.get("user").cloned() {
         e.set("actor.user", user);
     }
-    if let Some(Value::String(t)) = e.take_column("LogonType") {
+    if let Some(t) = e.take_string("LogonType") {
         // List-shaped text: ["interactiveUser"].
         let t = t.trim().trim_start_matches('[').trim_end_matches(']').replace('"', "");
         e.set("logon_type_id", 99);

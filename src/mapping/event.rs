@@ -194,6 +194,29 @@ impl<'a, 'c> Event<'a, 'c> {
         (!cell.is_absent()).then(|| cell.to_value())
     }
 
+    /// Takes a left-over column whose cell is a string, as its text. A cell
+    /// of another type stays, to land under `unmapped`: a step that reads
+    /// text must not drop what is not text.
+    pub fn take_string(&mut self, column: &str) -> Option<String> {
+        let (name, cell) = self.row.take(self.columns, column)?;
+        match cell.to_value() {
+            _ if cell.is_absent() => None,
+            Value::String(s) => Some(s),
+            _ => {
+                self.row.put(self.columns, name, cell);
+                None
+            }
+        }
+    }
+
+    /// Takes a left-over column as text, as `Conv::Str` converts it (a
+    /// string, a number or a boolean); a cell of another type stays.
+    pub fn take_text(&mut self, column: &str) -> Option<String> {
+        let text = self.column_text(column)?.into_owned();
+        self.drop_column(column);
+        Some(text).filter(|t| !t.is_empty())
+    }
+
     /// Takes a left-over column that a finish step has mapped, leaving it
     /// out of `unmapped`; unlike [`Event::take_column`], its cell is not
     /// read into a value.

@@ -77,11 +77,11 @@ pub static IDENTITY_LOGON_EVENTS: Table = Table {
 };
 
 fn finish_logon(e: &mut Event, _ctx: &Context) {
-    if let Some(Value::String(t)) = e.take_column("LogonType") {
+    if let Some(t) = e.take_string("LogonType") {
         e.set("logon_type_id", logon_type_id(&t));
         e.set("logon_type", t);
     }
-    if let Some(Value::String(p)) = e.take_column("Protocol") {
+    if let Some(p) = e.take_string("Protocol") {
         let id = auth_protocol_id(&p);
         e.set("auth_protocol_id", id);
         if id == 12

@@ -107,7 +107,7 @@ fn finish_device_info(e: &mut Event, _ctx: &Context) {
             e.set("device.risk_level_id", id);
         }
     }
-    if let Some(Value::String(version)) = e.take_column("ClientVersion") {
+    if let Some(version) = e.take_string("ClientVersion") {
         e.push(
             "device.agent_list",
             serde_json::json!({"name": "Microsoft Defender for Endpoint", "type_id": 1, "type": "Endpoint Detection and Response", "version": version, "vendor_name": "Microsoft"}),

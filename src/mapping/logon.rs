@@ -74,11 +74,11 @@ pub(crate) fn auth_protocol_id(text: &str) -> u32 {
 }
 
 fn finish_logon(e: &mut Event, _ctx: &Context) {
-    if let Some(Value::String(t)) = e.take_column("LogonType") {
+    if let Some(t) = e.take_string("LogonType") {
         e.set("logon_type_id", logon_type_id(&t));
         e.set("logon_type", t);
     }
-    if let Some(Value::String(p)) = e.take_column("Protocol") {
+    if let Some(p) = e.take_string("Protocol") {
         e.set("auth_protocol_id", auth_protocol_id(&p));
         e.set("auth_protocol", p);
     }
