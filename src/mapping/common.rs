@@ -538,13 +538,17 @@ pub fn remote_url<'a>(e: &mut Event<'a, '_>, hostname: &'static str) {
         Cow::Borrowed(t) => Cow::Borrowed(&t[host]),
         Cow::Owned(t) => Cow::Owned(t[host].to_string()),
     };
+    // Another column may have named the host (`RemoteDeviceName`): it
+    // stays, and the URL's host is kept in the URL, or a bare host name
+    // under `unmapped` (nothing overwritten).
+    let named = e.get(hostname).is_some_and(|h| h.as_str().as_deref() != Some(&*host));
     if is_url {
         e.set("url.url_string", text);
     }
-    if is_url || whole {
+    if is_url || (whole && !named) {
         e.drop_column("RemoteUrl");
     }
-    if !host.is_empty() {
+    if !host.is_empty() && !named {
         e.set(hostname, host);
     }
 }
