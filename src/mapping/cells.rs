@@ -66,7 +66,7 @@ impl Columns {
 }
 
 /// One row's cells.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Cells<'a> {
     /// A cell per slot, with its column name as the row wrote it.
     slots: Vec<Option<(Key<'a>, Cell<'a>)>>,

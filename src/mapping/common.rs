@@ -69,7 +69,7 @@ pub fn finish_device(e: &mut Event) {
             split_hostname(device);
             // A device is one by what names it (its groups alone do not):
             // without that it is kept under `unmapped`.
-            if !ocsf::identity("device").iter().any(|k| device.contains_key(k)) {
+            if !ocsf::DEVICE_IDENTITY.iter().any(|k| device.contains_key(k)) {
                 return move_to_unmapped(e, "device");
             }
             put_default(device, "type_id", 0);
@@ -1097,7 +1097,7 @@ mod tests {
                 split_hostname(device);
             }
             if let Some(V::Obj(device)) = e.get("device")
-                && !ocsf::identity("device").iter().any(|k| device.contains_key(k))
+                && !ocsf::DEVICE_IDENTITY.iter().any(|k| device.contains_key(k))
             {
                 return move_to_unmapped(e, "device");
             }

@@ -389,12 +389,15 @@ pub const ENDPOINT_IDENTITY: &[&str] = &[
     "domain",
 ];
 
+/// What a `device` needs to be one.
+pub const DEVICE_IDENTITY: &[&str] = &["uid", "hostname", "name", "ip", "instance_uid", "interface_uid", "interface_name"];
+
 /// The attributes that make an object valid (its `at_least_one`, or its
 /// one required attribute): the ones whose source columns an error about
 /// a missing object names.
 pub fn identity(object: &str) -> &'static [&'static str] {
     match object {
-        "device" => &["uid", "hostname", "name", "ip", "instance_uid", "interface_uid", "interface_name"],
+        "device" => DEVICE_IDENTITY,
         "process" => &["pid", "uid", "cpid"],
         "user" | "group" => &["uid", "name", "account"],
         "job" | "app" | "win_service" | "file" => &["name"],

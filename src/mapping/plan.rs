@@ -201,7 +201,7 @@ impl Plan {
         text: impl Into<RowText<'a>>,
         ctx: &'a Context,
         out: &mut Vec<u8>,
-        pick: impl FnOnce(&mut Cells<'a>, &Columns) -> Option<&'static Table>,
+        pick: impl Fn(&mut Cells<'a>, &Columns) -> Option<&'static Table>,
     ) -> Result<Written, MapError> {
         let (event, written) = self.event_row(text, ctx, pick)?;
         event.write(out);
@@ -216,13 +216,17 @@ impl Plan {
         &self,
         text: impl Into<RowText<'a>>,
         ctx: &'a Context,
-        pick: impl FnOnce(&mut Cells<'a>, &Columns) -> Option<&'static Table>,
+        pick: impl Fn(&mut Cells<'a>, &Columns) -> Option<&'static Table>,
     ) -> Result<(Obj<'a>, Written), MapError> {
-        let mut row = Cells::read_row(text.into(), &self.columns).map_err(|reason| MapError {
-            table: self.tables.first().map_or("", |t| t.table.name).to_string(),
-            key: String::new(),
-            reason: format!("the row could not be read: {reason}"),
-        })?;
+        let text = text.into();
+        let read = |text| {
+            Cells::read_row(text, &self.columns).map_err(|reason| MapError {
+                table: self.tables.first().map_or("", |t| t.table.name).to_string(),
+                key: String::new(),
+                reason: format!("the row could not be read: {reason}"),
+            })
+        };
+        let mut row = read(text)?;
         let table = pick(&mut row, &self.columns);
         let Some(compiled) = table
             .and_then(|t| self.tables.iter().find(|c| std::ptr::eq(c.table, t)))
@@ -234,29 +238,54 @@ impl Plan {
                 reason: "the plan was compiled for no table".into(),
             });
         };
-        self.map(compiled, row, ctx, false)
+        match self.map(compiled, row, ctx, false) {
+            Ok(mapped) => Ok(mapped),
+            // The second try, as the successor (see below), on the row read
+            // again: rare, where a copy of the cells would be made for every
+            // row of such an activity (a tenth of the DeviceEvents workload).
+            // The first try's reason stands if this one fails too.
+            Err((error, true)) => {
+                let mut row = read(text)?;
+                pick(&mut row, &self.columns);
+                self.map(compiled, row, ctx, true).map_err(|_| error)
+            }
+            Err((error, false)) => Err(error),
+        }
     }
 
     /// Maps `row` as its activity's event, or with `successor`, as its
-    /// activity's successor's (see below).
-    fn map<'a>(&self, compiled: &Compiled, mut row: Cells<'a>, ctx: &'a Context, successor: bool) -> Result<(Obj<'a>, Written), MapError> {
+    /// activity's successor's. An error says whether the row is worth a
+    /// second try as the successor (its deprecated class rejected it).
+    fn map<'a>(
+        &self,
+        compiled: &Compiled,
+        mut row: Cells<'a>,
+        ctx: &'a Context,
+        successor: bool,
+    ) -> Result<(Obj<'a>, Written), (MapError, bool)> {
         let table = compiled.table;
-        let fail = |row: &Cells, reason: String| MapError {
-            table: table.name.to_string(),
-            key: describe_key(table, row, &self.columns),
-            reason,
+        let fail = |row: &Cells, reason: String| {
+            let key = describe_key(table, row, &self.columns);
+            (
+                MapError {
+                    table: table.name.to_string(),
+                    key,
+                    reason,
+                },
+                false,
+            )
         };
         let action_type = self.action_type(&row);
         let (mut activity, _) = table.activity(action_type.as_deref());
         // A row that cannot give what its deprecated class requires may give
         // what the class's successor does (a click with no e-mail id cannot
-        // be 4012, which requires one, and can be 4009): its cells are kept,
-        // as they came, for a second try.
-        let mut second_try = None;
+        // be 4012, which requires one, and can be 4009): it is worth a
+        // second try.
+        let mut second_try = false;
         if let Some(next) = activity.successor {
             match ctx.no_deprecated_classes || successor {
                 true => activity = next,
-                false => second_try = Some(row.clone()),
+                false => second_try = true,
             }
         }
         let (time, timestamp) = match row.at(self.timestamp) {
@@ -347,10 +376,7 @@ impl Plan {
                 key: format!("metadata.uid={uid}"),
                 reason: missing_object(class_uid, any, shape),
             };
-            return match second_try {
-                Some(row) => self.map(compiled, row, ctx, true).map_err(|_| error),
-                None => Err(error),
-            };
+            return Err((error, second_try));
         }
         super::event::set_profiles(&mut e);
         let Event { mut root, row, .. } = e;
@@ -409,9 +435,7 @@ impl Plan {
         };
         Ok((root, written))
     }
-}
 
-impl Plan {
     /// The row's ActionType, as text (a cell of another type as its JSON).
     fn action_type<'a>(&self, row: &Cells<'a>) -> Option<Cow<'a, str>> {
         match row.at(self.action_type)? {
