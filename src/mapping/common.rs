@@ -411,11 +411,7 @@ pub fn has_any(v: Option<&V>, keys: &[&str]) -> bool {
 /// Whether `v`, where an OCSF object that needs one of `keys` belongs, is
 /// absent or such an object.
 fn absent_or_has_any(v: Option<&V>, keys: &[&str]) -> bool {
-    match v {
-        None => true,
-        Some(V::Obj(o)) => keys.iter().any(|k| o.contains_key(k)),
-        Some(_) => false,
-    }
+    v.is_none() || has_any(v, keys)
 }
 
 /// Removes the attribute at `path` and keeps it under `unmapped.<path>`.

@@ -407,11 +407,10 @@ fn finish_identity_info(e: &mut Event, _ctx: &Context) {
     // one: the column then stays under `unmapped`).
     if let Some(Value::String(c)) = e.column("Country", Str) {
         let c = c.trim().to_string();
-        let location = ["city", "region", "postal_code"].map(|k| format!("user.ldap_person.location.{k}"));
         if c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()) {
             e.drop_column("Country");
             e.set("user.ldap_person.location.country", c.to_ascii_uppercase());
-        } else if !c.is_empty() && location.iter().any(|k| e.get(k).is_some()) {
+        } else if !c.is_empty() && common::has_any(e.get("user.ldap_person.location"), &["city", "region", "postal_code"]) {
             e.drop_column("Country");
             e.set("user.ldap_person.location.desc", c);
         }
