@@ -415,7 +415,18 @@ impl Plan {
                 // A finish step may already have moved an invalid object here.
                 Some(V::Obj(existing)) => {
                     for (k, v) in unmapped.0 {
-                        existing.insert(k, v);
+                        // A column keeps its name. One named like what a
+                        // step moved here (a made-up `evidence`) does not
+                        // replace it: the moved object steps aside, to the
+                        // first free `<name>_ocsf`, `<name>_ocsf_ocsf`, ...
+                        if let Some(moved) = existing.remove(&k) {
+                            let mut aside = format!("{k}_ocsf");
+                            while existing.contains_key(&aside) {
+                                aside.push_str("_ocsf");
+                            }
+                            existing.push_new(aside.into(), moved);
+                        }
+                        existing.push_new(k, v);
                     }
                 }
                 _ => root.insert("unmapped", V::Obj(unmapped)),
@@ -1017,6 +1028,22 @@ mod tests {
             let event: Value = serde_json::from_slice(&out).unwrap();
             assert_eq!(event["unmapped"]["New"], json!(cell), "{}", String::from_utf8_lossy(&out));
         }
+    }
+
+    #[test]
+    fn a_column_named_like_a_moved_object_keeps_its_name_and_the_object() {
+        // A file evidence without a name moves to `unmapped.evidence`; the
+        // row also has columns named `evidence` and `evidence_ocsf`.
+        let table = crate::mapping::table("AlertEvidence").unwrap();
+        let plan = Plan::new(&[table], []);
+        let text = r#"{"Timestamp":"2024-09-10T03:59:59.29Z","AlertId":"da1","EntityType":"File","SHA1":"01","evidence":"made up","evidence_ocsf":{"a":1}}"#;
+        let mut out = Vec::new();
+        plan.write_row(text, &Context::default(), &mut out, |_, _| None).unwrap();
+        let event: Value = serde_json::from_slice(&out).unwrap();
+        let unmapped = &event["unmapped"];
+        assert_eq!(unmapped["evidence"], "made up", "{event}");
+        assert_eq!(unmapped["evidence_ocsf"], json!({"a": 1}), "{event}");
+        assert_eq!(unmapped["evidence_ocsf_ocsf"]["file"]["hashes"][0]["value"], "01", "{event}");
     }
 
     #[test]
