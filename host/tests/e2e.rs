@@ -1092,8 +1092,8 @@ fn stay_up_retries_a_wrong_secret_slowly_instead_of_exiting() {
     assert!(!stderr.contains(SECRET), "{stderr}");
 }
 
-/// The tables beyond the first twenty (#18): each is collected end to end
-/// when `tables` names it, BehaviorEntities folds into its BehaviorInfo,
+/// The tables beyond the first twenty (#18, and Defender for Cloud's): each
+/// is collected end to end when `tables` names it, BehaviorEntities folds into its BehaviorInfo,
 /// and every event is valid OCSF with true captions.
 #[test]
 fn the_cloud_identity_and_sign_in_tables_are_collected_when_named() {
@@ -1102,7 +1102,7 @@ fn the_cloud_identity_and_sign_in_tables_are_collected_when_named() {
     let row = |v: Value| v.as_object().unwrap().clone();
     let oid = "aead923d-498b-4f64-a66c-2af91447a8b6";
     let mut dataset = Dataset::default();
-    let tables: [(&str, Vec<Row>); 9] = [
+    let tables: [(&str, Vec<Row>); 11] = [
         (
             "CloudAppEvents",
             vec![
@@ -1152,6 +1152,21 @@ fn the_cloud_identity_and_sign_in_tables_are_collected_when_named() {
             )],
         ),
         (
+            "CloudAuditEvents",
+            vec![row(
+                json!({"Timestamp": t, "ReportId": "ca1", "ActionType": "CloudAuditEventOther", "DataSource": "Azure Kubernetes Service", "OperationName": "watch",
+                   "AzureResourceId": "/subscriptions/s/x/aks1", "IPAddress": "1.1.1.1,2.2.2.2", "UserAgent": "controller/v0.0.0",
+                   "RawEventData": {"AuditID": "k1", "ResponseStatus": {"code": 200}, "User": {"username": "system:serviceaccount:x"}}}),
+            )],
+        ),
+        (
+            "CloudProcessEvents",
+            vec![row(
+                json!({"Timestamp": t, "ReportId": "cp1", "ActionType": "ProcessCreated", "AzureResourceId": "/subscriptions/s/x/aks1", "FileName": "/usr/bin/bash",
+                   "FolderPath": "/usr/bin/bash", "ProcessId": 123, "ProcessName": "bash", "ParentProcessId": "456", "InitiatingProcessId": "456", "AdditionalFields": {"uid": "0"}}),
+            )],
+        ),
+        (
             "BehaviorInfo",
             vec![row(
                 json!({"Timestamp": t, "BehaviorId": "b1", "ActionType": "MassDownload", "ServiceSource": "Microsoft Cloud App Security", "AccountUpn": "a@contoso.com"}),
@@ -1190,6 +1205,8 @@ fn the_cloud_identity_and_sign_in_tables_are_collected_when_named() {
             ("AADSpnSignInEventsBeta", 1),
             ("BehaviorInfo", 1),
             ("CloudAppEvents", 2),
+            ("CloudAuditEvents", 1),
+            ("CloudProcessEvents", 1),
             ("EntraIdSignInEvents", 1),
             ("EntraIdSpnSignInEvents", 1),
             ("GraphApiAuditEvents", 1),
@@ -1218,6 +1235,8 @@ fn the_cloud_identity_and_sign_in_tables_are_collected_when_named() {
     assert_eq!(classes["CloudAppEvents \"c1\""], 6003);
     assert_eq!(classes["CloudAppEvents \"c2\""], 3002);
     assert_eq!(classes["IdentityInfo \"i1\""], 5003);
+    assert_eq!(classes["CloudAuditEvents \"ca1\""], 6003);
+    assert_eq!(classes["CloudProcessEvents \"cp1\""], 1007);
     ocsf_schema::assert_all_valid("cloud and identity tables schema validation", &got);
     assert!(events(&run_once(&config)).is_empty(), "nothing twice");
 }

@@ -4,7 +4,7 @@
 use super::event::Event;
 use super::field::{Conv::*, Field, f};
 use super::value::V;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// The client's address and location (guide §23.3). `Isp` is spelled `ISP`
 /// in streamed rows; a row holds one of the two.
@@ -157,6 +157,38 @@ pub fn service_endpoint(e: &mut Event, service: Option<String>) {
     if !has && let Some(s) = service {
         e.set("src_endpoint.svc_name", s);
     }
+}
+
+/// The members `keys` of `RawEventData` as an object (JSON text or value);
+/// it stays under `unmapped` verbatim (guide §23.4, §24.2), so only read here. The
+/// record is large and a step reads a few of its members: only those are
+/// parsed.
+pub fn raw(e: &Event, keys: &[&str]) -> Map<String, Value> {
+    let cell = e.row.get(e.columns, "RawEventData");
+    let text = cell.and_then(|c| c.json_text());
+    if let Some((members, _)) = text.as_deref().and_then(super::cells::members) {
+        // A member given twice means its last value, as in a parsed object.
+        return members
+            .into_iter()
+            .filter(|(k, _)| keys.contains(&k.as_ref()))
+            .filter_map(|(k, v)| Some((k.into_owned(), serde_json::from_str(v).ok()?)))
+            .collect();
+    }
+    match e.column("RawEventData", Json) {
+        Some(Value::Object(mut m)) => {
+            m.retain(|k, _| keys.contains(&k.as_str()));
+            m
+        }
+        _ => Map::new(),
+    }
+}
+
+pub fn raw_str(raw: &Map<String, Value>, key: &str) -> Option<String> {
+    raw.get(key)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 #[cfg(test)]

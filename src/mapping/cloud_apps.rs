@@ -4,7 +4,7 @@
 //! User Access Management have no JSON Schema among those this project
 //! validates against, so their ActionTypes stay 6003 (docs/mapping.md).
 
-use super::cloud::{self, CLIENT};
+use super::cloud::{self, CLIENT, raw, raw_str};
 use super::event::Event;
 use super::field::{Context, Conv::*, Field, f};
 use super::table::{Activity, Product, Shape, Table};
@@ -88,38 +88,6 @@ const RAW_KEYS: &[&str] = &[
     "MailboxOwnerUPN",
     "Item",
 ];
-
-/// The members `keys` of `RawEventData` as an object (JSON text or value);
-/// it stays under `unmapped` verbatim (guide §24.2), so only read here. The
-/// record is large and a step reads a few of its members: only those are
-/// parsed.
-fn raw(e: &Event, keys: &[&str]) -> Map<String, Value> {
-    let cell = e.row.get(e.columns, "RawEventData");
-    let text = cell.and_then(|c| c.json_text());
-    if let Some((members, _)) = text.as_deref().and_then(super::cells::members) {
-        // A member given twice means its last value, as in a parsed object.
-        return members
-            .into_iter()
-            .filter(|(k, _)| keys.contains(&k.as_ref()))
-            .filter_map(|(k, v)| Some((k.into_owned(), serde_json::from_str(v).ok()?)))
-            .collect();
-    }
-    match e.column("RawEventData", Json) {
-        Some(Value::Object(mut m)) => {
-            m.retain(|k, _| keys.contains(&k.as_str()));
-            m
-        }
-        _ => Map::new(),
-    }
-}
-
-fn raw_str(raw: &Map<String, Value>, key: &str) -> Option<String> {
-    raw.get(key)
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-}
 
 /// What every class of the table shares (guide §24.2): the acting account,
 /// its type, the client device, the record's own id and status.

@@ -102,12 +102,13 @@ const DECISIONS: &str = r#"## Decisions
     come from `AdditionalFields` (DnsConnectionInspected, DnsQueryResponse).
 24. **Tables beyond the first twenty** follow `defender-mapping-guide-more-tables.md`. Those that need a
     licence most tenants lack (the Entra ID sign-in tables, CloudAppEvents, BehaviorInfo and
-    BehaviorEntities, GraphApiAuditEvents) are collected only when `tables` names them; `check` says
-    which the tenant has. IdentityInfo needs only Entra ID and is collected by default, like DeviceInfo
-    (latest row per `AccountObjectId`). Of each replaced pair (AADSignInEventsBeta and
-    EntraIdSignInEvents, AADSpnSignInEventsBeta and EntraIdSpnSignInEvents) name one: they hold the same
-    sign-ins. CloudAuditEvents, CloudProcessEvents, OAuthAppInfo and the tables of the guide's §33 are
-    not mapped yet.
+    BehaviorEntities, GraphApiAuditEvents, and Defender for Cloud's CloudAuditEvents and
+    CloudProcessEvents) are collected only when `tables` names them; `check` says which the tenant has.
+    IdentityInfo needs only Entra ID and is collected by default, like DeviceInfo (latest row per
+    `AccountObjectId`). Of each replaced pair (AADSignInEventsBeta and EntraIdSignInEvents,
+    AADSpnSignInEventsBeta and EntraIdSpnSignInEvents) name one: they hold the same sign-ins.
+    OAuthAppInfo (the guide's §30, 5023 Cloud Resources Inventory Info) and the tables of the guide's
+    §33 are not mapped yet.
 25. **CloudAppEvents classes.** The guide's 6006 File Hosting Activity (SharePoint and OneDrive file
     operations) and 3005 User Access Management (role, consent and mailbox permission grants) have no
     JSON Schema among those the project validates every event against, so those ActionTypes are 6003
@@ -135,6 +136,18 @@ const DECISIONS: &str = r#"## Decisions
     without a source address; `Country` without a city or region). An enum's caption is the schema's
     (an integrity level `MEDIUM` is `Medium`). A property test maps random rows of each table's own
     columns and the `row_text` fuzz target maps any text; each event must validate against its class.
+30. **Defender for Cloud.** CloudAuditEvents is 6003 by its ActionType, documented (`Create`) or
+    streamed (`CloudAuditEventCreate`). Its outcome is read from `RawEventData`, which stays whole under
+    `unmapped`: a Kubernetes status code below 400 is Success, an Azure `status` Succeeded or Failed, an
+    AWS record Failure with an `errorCode` and Success without. The first resource column that is set
+    (`ResourceId`, `AzureResourceId`, `AwsResourceName`, `GcpFullResourceName`) is the target resource's
+    uid; an `IPAddress` list is the client and the addresses it came through. A record that names no
+    caller (`Account`, or Kubernetes' user) has its `UserAgent` as the actor's app; without either it is
+    rejected. CloudProcessEvents is 1007: `FileName` holds a path, `ProcessName` (a kernel's short
+    name) stays under `unmapped` when it is not the file's name, the initiating process is the actor
+    and takes the parent's name when it is the parent, and the device is the cluster or VM the resource
+    column names (`device.type_id` 0), not a node. Container and Kubernetes columns stay under
+    `unmapped`: OCSF has them only with the container profile, which this project does not apply.
 "#;
 
 fn conv_name(conv: Conv) -> String {

@@ -19,6 +19,7 @@ pub mod captions;
 pub mod cells;
 pub mod cloud;
 pub mod cloud_apps;
+pub mod cloud_workloads;
 pub mod common;
 pub mod conv;
 pub mod device;
@@ -73,6 +74,8 @@ pub static TABLES: &[&Table] = &[
     &entra::ENTRA_ID_SPN_SIGN_IN_EVENTS,
     &entra::AAD_SPN_SIGN_IN_EVENTS_BETA,
     &entra::GRAPH_API_AUDIT_EVENTS,
+    &cloud_workloads::CLOUD_AUDIT_EVENTS,
+    &cloud_workloads::CLOUD_PROCESS_EVENTS,
 ];
 
 /// The table with this name, compared exactly (KQL table names are case-sensitive).

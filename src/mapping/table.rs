@@ -16,6 +16,8 @@ pub enum Product {
     CloudApps,
     EntraId,
     Graph,
+    /// Microsoft Defender for Cloud (its cloud workloads' tables).
+    Cloud,
 }
 
 impl Product {
@@ -28,6 +30,7 @@ impl Product {
             Product::CloudApps => "Microsoft Defender for Cloud Apps",
             Product::EntraId => "Microsoft Entra ID",
             Product::Graph => "Microsoft Graph",
+            Product::Cloud => "Microsoft Defender for Cloud",
         }
     }
 }
