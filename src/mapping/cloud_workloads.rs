@@ -88,11 +88,16 @@ pub static CLOUD_PROCESS_EVENTS: Table = Table {
 fn finish_process_events(e: &mut Event, _ctx: &Context) {
     // `FileName` holds a path (guide §32): the name is its last segment,
     // and the path, when `FolderPath` does not give it.
-    if let Some(name) = e.get_str("process.file.name").filter(|n| n.contains('/')).map(|n| n.into_owned()) {
+    const SEPARATORS: [char; 2] = ['/', '\\'];
+    if let Some(name) = e
+        .get_str("process.file.name")
+        .filter(|n| n.contains(SEPARATORS))
+        .map(|n| n.into_owned())
+    {
         if e.get("process.file.path").is_none() {
             e.set("process.file.path", name.clone());
         }
-        let leaf = last_segment(&name).to_string();
+        let leaf = name.rsplit(SEPARATORS).next().unwrap_or_default().to_string();
         match leaf.is_empty() {
             true => common::move_to_unmapped(e, "process.file.name"),
             false => e.set("process.file.name", leaf),
@@ -275,6 +280,10 @@ fn audit_status(e: &mut Event, raw: &Map<String, Value>) {
 /// address is the client's, the rest the proxies it came through. A list
 /// with anything but addresses stays in the row.
 fn client_addresses(e: &mut Event) {
+    // The first source fills the address (docs/mapping.md, rule 21).
+    if e.get("src_endpoint.ip").is_some() {
+        return;
+    }
     let Some(list) = e.column_text("IPAddress").filter(|l| l.contains(',')) else {
         return;
     };
