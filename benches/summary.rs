@@ -20,6 +20,8 @@
 
 #[path = "copy-floor/src/lib.rs"]
 mod copy_floor;
+#[path = "../tests/support/golden_rows.rs"]
+mod golden_rows;
 mod workload;
 
 use defender_ocsf_host::app::{self, RunOptions};
@@ -285,30 +287,11 @@ fn per_table_rows(dir: &std::path::Path, table: &str) -> (Vec<serde_json::Map<St
         return (rows, path.display().to_string());
     }
     let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden");
-    let mut rows = Vec::new();
-    for file in std::fs::read_dir(&golden).unwrap_or_else(|e| panic!("{}: {e}", golden.display())) {
-        let file = file.unwrap().path();
-        let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-        let groups: Vec<Value> = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-        for group in groups.iter().filter(|g| g["table"] == table) {
-            // A case written to be rejected makes no event to measure.
-            for case in group["cases"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|c| c.get("rejected").is_none())
-            {
-                let mut row = group["base"].as_object().cloned().unwrap_or_default();
-                if let Some(Value::Object(extra)) = case.get("row") {
-                    row.extend(extra.clone());
-                }
-                if let Some(action) = case.get("ActionType") {
-                    row.insert("ActionType".into(), action.clone());
-                }
-                rows.push(row);
-            }
-        }
-    }
+    let rows = golden_rows::golden_rows(&golden)
+        .into_iter()
+        .filter(|g| g.table == table && g.rejected().is_none())
+        .map(|g| g.row)
+        .collect();
     (rows, format!("its golden cases in {} (no public sample)", golden.display()))
 }
 

@@ -38,7 +38,7 @@ fn cases() -> Vec<Case> {
         .into_iter()
         .map(|golden| Case {
             no_deprecated: golden.case.get("no_deprecated").and_then(Value::as_bool).unwrap_or(false),
-            rejected: golden.case.get("rejected").and_then(Value::as_str).map(str::to_string),
+            rejected: golden.rejected().map(str::to_string),
             class_uid: golden.case["class_uid"].as_u64().unwrap_or(0),
             activity_id: golden.case["activity_id"].as_u64().unwrap_or(0),
             expect: golden.case.get("expect").and_then(Value::as_object).cloned().unwrap_or_default(),

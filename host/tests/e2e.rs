@@ -628,6 +628,7 @@ fn check_passes_each_step_and_names_what_fails() {
         "PASS  optional table: CloudAppEvents: not in this tenant (it needs Microsoft Defender for Cloud Apps",
         "PASS  optional table: EntraIdSignInEvents: not in this tenant (it needs Microsoft Entra ID P2)",
         "PASS  optional table: GraphApiAuditEvents: this tenant has it; add it to `tables` to collect it",
+        "PASS  optional table: CloudProcessEvents: not in this tenant (it needs Microsoft Defender for Cloud integrated with Defender XDR)",
     ] {
         assert!(stdout.contains(step), "missing `{step}` in:\n{stdout}");
     }

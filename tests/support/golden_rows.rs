@@ -13,6 +13,14 @@ pub struct GoldenRow {
     pub case: Value,
 }
 
+impl GoldenRow {
+    /// Words of the reason the row must be rejected with, for a case written
+    /// so (`"rejected"`): such a row makes no event.
+    pub fn rejected(&self) -> Option<&str> {
+        self.case.get("rejected").and_then(Value::as_str)
+    }
+}
+
 /// Every case of every `*.json` file in `dir`, file by file in name order.
 pub fn golden_rows(dir: &Path) -> Vec<GoldenRow> {
     let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
