@@ -108,7 +108,8 @@ const DECISIONS: &str = r#"## Decisions
     `AccountObjectId`). Of each replaced pair (AADSignInEventsBeta and EntraIdSignInEvents,
     AADSpnSignInEventsBeta and EntraIdSpnSignInEvents) name one: they hold the same sign-ins.
     OAuthAppInfo (the guide's §30, 5023 Cloud Resources Inventory Info) and the tables of the guide's
-    §33 are not mapped yet.
+    §33 are not mapped yet: 5023 has no JSON Schema among the shared files to validate its events
+    against, and, unlike 5003 (rule 26), no class close enough to derive one from.
 25. **CloudAppEvents classes.** The guide's 6006 File Hosting Activity (SharePoint and OneDrive file
     operations) and 3005 User Access Management (role, consent and mailbox permission grants) have no
     JSON Schema among those the project validates every event against, so those ActionTypes are 6003
