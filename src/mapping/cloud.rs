@@ -160,9 +160,9 @@ pub fn service_endpoint(e: &mut Event, service: Option<String>) {
 }
 
 /// The members `keys` of `RawEventData` as an object (JSON text or value);
-/// it stays under `unmapped` verbatim (guide §23.4, §24.2), so only read here. The
-/// record is large and a step reads a few of its members: only those are
-/// parsed.
+/// it stays under `unmapped` verbatim (guide §23.4, §24.2), so only read
+/// here. The record is large and a step reads a few of its members: only
+/// those are parsed.
 pub fn raw(e: &Event, keys: &[&str]) -> Map<String, Value> {
     let cell = e.row.get(e.columns, "RawEventData");
     let text = cell.and_then(|c| c.json_text());
@@ -183,6 +183,8 @@ pub fn raw(e: &Event, keys: &[&str]) -> Map<String, Value> {
     }
 }
 
+/// The member `key` of what [`raw`] read, if it is text that is not blank,
+/// trimmed.
 pub fn raw_str(raw: &Map<String, Value>, key: &str) -> Option<String> {
     raw.get(key)
         .and_then(Value::as_str)

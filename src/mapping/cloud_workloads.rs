@@ -64,7 +64,7 @@ static PROCESS_SHAPE: Shape = Shape {
 
 pub static CLOUD_PROCESS_EVENTS: Table = Table {
     name: "CloudProcessEvents",
-    product: Product::Cloud,
+    product: Product::DefenderForCloud,
     // `ReportId` is in streamed rows, not in the doc (guide §23.6): without
     // it, the resource, container, process and its creation identify a row.
     key: &[
@@ -135,7 +135,7 @@ fn finish_process_events(e: &mut Event, _ctx: &Context) {
         e.set("device.type", "Unknown");
     }
     common::finish_actor(e);
-    common::actor_or_sensor(e, Product::Cloud.name());
+    common::actor_or_sensor(e, Product::DefenderForCloud.name());
 }
 
 // ---------------------------------------------------------------------------
@@ -157,7 +157,7 @@ static AUDIT_SHAPE: Shape = Shape {
 /// spelling of each (guide §31 matches on the suffix).
 pub static CLOUD_AUDIT_EVENTS: Table = Table {
     name: "CloudAuditEvents",
-    product: Product::Cloud,
+    product: Product::DefenderForCloud,
     key: &["ReportId", "Timestamp"],
     activities: &[
         ("Create", Activity::new(6003, 1)),

@@ -17,7 +17,7 @@ pub enum Product {
     EntraId,
     Graph,
     /// Microsoft Defender for Cloud (its cloud workloads' tables).
-    Cloud,
+    DefenderForCloud,
 }
 
 impl Product {
@@ -30,7 +30,7 @@ impl Product {
             Product::CloudApps => "Microsoft Defender for Cloud Apps",
             Product::EntraId => "Microsoft Entra ID",
             Product::Graph => "Microsoft Graph",
-            Product::Cloud => "Microsoft Defender for Cloud",
+            Product::DefenderForCloud => "Microsoft Defender for Cloud",
         }
     }
 }
