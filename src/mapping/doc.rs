@@ -20,8 +20,9 @@ const DECISIONS: &str = r#"## Decisions
    address) stays there too, verbatim. `null` and `""` mean "absent" and are left out. An OCSF object that
    would be invalid (a process with no pid, a file with no name, an endpoint with only a port) moves
    to `unmapped.<its OCSF path>` instead of breaking the event. A column always keeps its own name: where a
-   row has a column named like such a path (a made-up `evidence`), the moved object steps aside to
-   `unmapped.<path>_ocsf` (with `_ocsf` added again while that is taken too), so neither is lost.
+   row has a column named like the first part of such a path (a made-up `evidence`), what was moved
+   there steps aside to `unmapped.evidence_ocsf` (with `_ocsf` added again while that is taken too), so
+   neither is lost.
 3. **Unknown ActionTypes** take the table's fallback class and activity 99 with `activity_name` set to the
    ActionType, so new ActionTypes still produce valid events. (A table whose fallback is a listed
    activity, such as DeviceInfo's 2 Collect, keeps that activity's caption; the ActionType stays in
