@@ -186,8 +186,13 @@ pub fn raw(e: &Event, keys: &[&str]) -> Map<String, Value> {
 /// The member `key` of what [`raw`] read, if it is text that is not blank,
 /// trimmed.
 pub fn raw_str(raw: &Map<String, Value>, key: &str) -> Option<String> {
-    raw.get(key)
-        .and_then(Value::as_str)
+    text_of(raw.get(key))
+}
+
+/// `v`, if it is text that is not blank, trimmed (a member read from a
+/// record such as `RawEventData`, at any depth).
+pub fn text_of(v: Option<&Value>) -> Option<String> {
+    v.and_then(Value::as_str)
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(str::to_string)

@@ -3,7 +3,7 @@
 //! GCP) → 6003 API Activity, and CloudProcessEvents, processes of cloud
 //! hosts and containers → 1007 Process Activity.
 
-use super::cloud::{self, CLIENT, raw};
+use super::cloud::{self, CLIENT, raw, raw_str, text_of};
 use super::common;
 use super::event::Event;
 use super::field::{Context, Conv::*, Field, f};
@@ -196,24 +196,18 @@ const AUDIT_RAW_KEYS: &[&str] = &[
 
 fn finish_audit(e: &mut Event, _ctx: &Context) {
     let raw = raw(e, AUDIT_RAW_KEYS);
-    let text = |v: Option<&Value>| {
-        v.and_then(Value::as_str)
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-    };
-    if let Some(id) = ["AuditID", "correlationId", "eventID"].iter().find_map(|k| text(raw.get(*k))) {
+    if let Some(id) = ["AuditID", "correlationId", "eventID"].iter().find_map(|k| raw_str(&raw, k)) {
         e.set("api.request.uid", id);
     }
     audit_status(e, &raw);
     client_addresses(e);
     // The caller: Kubernetes names its user and groups.
     if let Some(user) = raw.get("User") {
-        if let Some(name) = text(user.get("username")) {
+        if let Some(name) = text_of(user.get("username")) {
             e.set("actor.user.name", name);
         }
         for group in user.get("groups").and_then(Value::as_array).into_iter().flatten() {
-            if let Some(name) = text(Some(group)) {
+            if let Some(name) = text_of(Some(group)) {
                 e.push("actor.user.groups", json!({ "name": name }));
             }
         }
@@ -221,8 +215,8 @@ fn finish_audit(e: &mut Event, _ctx: &Context) {
     audit_resource(e, &raw);
     // Kubernetes' authorization decision and the RBAC rule behind it.
     if let Some(Value::Object(notes)) = raw.get("Annotations") {
-        let decision = text(notes.get("authorization.k8s.io/decision"));
-        let reason = text(notes.get("authorization.k8s.io/reason"));
+        let decision = text_of(notes.get("authorization.k8s.io/decision"));
+        let reason = text_of(notes.get("authorization.k8s.io/reason"));
         if decision.is_some() || reason.is_some() {
             let mut authorization = Map::new();
             if let Some(d) = decision {
@@ -310,7 +304,7 @@ fn audit_resource(e: &mut Event, raw: &Map<String, Value>) {
     }
     let object = raw.get("ObjectRef");
     for (member, to) in [("resource", "type"), ("namespace", "namespace")] {
-        if let Some(v) = object.and_then(|o| o.get(member)).and_then(Value::as_str).filter(|s| !s.is_empty()) {
+        if let Some(v) = text_of(object.and_then(|o| o.get(member))) {
             resource.insert(to.into(), v.into());
         }
     }
