@@ -4,6 +4,8 @@
 
 #[path = "support/ocsf_schema.rs"]
 mod ocsf_schema;
+#[path = "support/rejections.rs"]
+mod rejections;
 
 use defender_ocsf_collector::mapping::{self, Context};
 use defender_ocsf_collector::time::Ticks;
@@ -38,6 +40,7 @@ fn conformance(no_deprecated_classes: bool) {
     let mut per_class: BTreeMap<u64, usize> = BTreeMap::new();
     let mut not_mapped: BTreeMap<String, usize> = BTreeMap::new();
     let mut failures = Vec::new();
+    let mut checked_rejections = 0;
 
     let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
@@ -50,8 +53,14 @@ fn conformance(no_deprecated_classes: bool) {
         };
         for (i, line) in text.lines().enumerate() {
             let row: defender_ocsf_collector::answer::Row = serde_json::from_str(line).unwrap();
+            let columns: serde_json::Map<String, serde_json::Value> = row.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
             match mapping::map_row(table, row, &ctx) {
                 Ok(event) => {
+                    // A row without what makes one of its objects is told
+                    // every column that could have (rejections.rs).
+                    let (n, unnamed) = rejections::unnamed_givers(table, &columns, &ctx);
+                    checked_rejections += n;
+                    failures.extend(unnamed.into_iter().map(|u| format!("{name}:{}: {u}", i + 1)));
                     *per_table.entry(name.clone()).or_default() += 1;
                     *per_class.entry(event["class_uid"].as_u64().unwrap()).or_default() += 1;
                     let errors = schemas.errors(&event);
@@ -67,6 +76,7 @@ fn conformance(no_deprecated_classes: bool) {
     println!("conformance: events per class: {per_class:?}");
     println!("conformance: sample tables without a mapping yet: {not_mapped:?}");
     assert!(failures.is_empty(), "{} invalid:\n{}", failures.len(), failures.join("\n"));
+    assert!(checked_rejections > 100, "only {checked_rejections} required objects checked");
     // Every mapped table with sample rows had them mapped; the tables with
     // none are named (their golden cases cover them).
     let mut without_samples = Vec::new();

@@ -13,6 +13,8 @@
 mod golden_rows;
 #[path = "support/ocsf_schema.rs"]
 mod ocsf_schema;
+#[path = "support/rejections.rs"]
+mod rejections;
 
 use defender_ocsf_collector::mapping::{self, Context};
 use defender_ocsf_collector::time::Ticks;
@@ -195,4 +197,26 @@ fn every_class_the_code_can_emit_is_covered() {
         let no_schema: Vec<_> = emittable.difference(&with_schema).filter(|c| **c != 5003).collect();
         assert!(no_schema.is_empty(), "classes without an OCSF 1.8.0 schema: {no_schema:?}");
     }
+}
+
+/// A row rejected for lacking an object its class requires is told which
+/// columns could have given it: checked on every golden row that maps
+/// (`rejections::unnamed_givers`; conformance checks the sample rows).
+#[test]
+fn a_rejection_names_every_column_that_could_have_given_what_is_missing() {
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for case in cases().iter().filter(|c| c.rejected.is_none()) {
+        let table = mapping::table(&case.table).unwrap_or_else(|| panic!("unknown table {}", case.table));
+        let ctx = Context {
+            tenant_uid: None,
+            no_deprecated_classes: case.no_deprecated,
+            collected_at: Some(Ticks(0)),
+        };
+        let (n, unnamed) = rejections::unnamed_givers(table, &case.row, &ctx);
+        checked += n;
+        failures.extend(unnamed);
+    }
+    assert!(checked > 100, "only {checked} required objects checked");
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
 }

@@ -71,10 +71,12 @@ const EVIDENCE_MEMBERS: &[&str] = &[
 static ALERT_SHAPE: Shape = Shape {
     fields: &[ALERT],
     finish: finish_alert,
+    gives: &[],
 };
 static EVIDENCE_SHAPE: Shape = Shape {
     fields: &[ALERT, EVIDENCE],
     finish: finish_evidence,
+    gives: &[],
 };
 
 pub static ALERT_INFO: Table = Table {

@@ -29,10 +29,12 @@ const ACCOUNT: &[Field] = &[
 static INFO_SHAPE: Shape = Shape {
     fields: &[BEHAVIOR, ACCOUNT],
     finish: finish_info,
+    gives: &[],
 };
 static ENTITY_SHAPE: Shape = Shape {
     fields: &[BEHAVIOR, EVIDENCE],
     finish: finish_entity,
+    gives: &[],
 };
 
 const LICENCE: &str = "Microsoft Defender for Cloud Apps or Sentinel UEBA behaviors";

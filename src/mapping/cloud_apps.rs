@@ -7,7 +7,7 @@
 use super::cloud::{self, CLIENT, raw, raw_str};
 use super::event::Event;
 use super::field::{Context, Conv::*, Field, f};
-use super::table::{Activity, Product, Shape, Table};
+use super::table::{ALWAYS, Activity, Product, Shape, Table};
 use super::value::{Cell, Obj, V};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
@@ -20,25 +20,60 @@ const ACTOR: &[Field] = &[
     f("Application", "metadata.log_provider", Str),
 ];
 
+/// What `finish_common` and `api_fields` make of the columns the field
+/// lists do not name: every class of the table may fall back to 6003.
+const API_GIVES: [(&str, &[&str]); 3] = [
+    ("actor", &["AccountId", "RawEventData", "SessionData", "Application"]),
+    ("api", &["ActionType"]),
+    ("src_endpoint", &["Application"]),
+];
+
 static API: Shape = Shape {
     fields: &[ACTOR, CLIENT],
     finish: finish_api,
+    gives: &API_GIVES,
 };
 static LOGON: Shape = Shape {
     fields: &[CLIENT],
     finish: finish_logon,
+    gives: &[
+        ("user", &["AccountObjectId", "AccountId", "RawEventData"]),
+        ("service", &["Application", "ApplicationId"]),
+        API_GIVES[0],
+        API_GIVES[1],
+        API_GIVES[2],
+    ],
 };
 static ACCOUNT: Shape = Shape {
     fields: &[ACTOR, CLIENT],
     finish: finish_account,
+    gives: &[
+        ("user", &["RawEventData", "ObjectName", "ObjectId"]),
+        API_GIVES[0],
+        API_GIVES[1],
+        API_GIVES[2],
+    ],
 };
 static GROUP: Shape = Shape {
     fields: &[ACTOR, CLIENT],
     finish: finish_group,
+    gives: &[
+        ("group", &["RawEventData", "ObjectName", "ObjectId"]),
+        API_GIVES[0],
+        API_GIVES[1],
+        API_GIVES[2],
+    ],
 };
 static MAIL: Shape = Shape {
     fields: &[ACTOR, CLIENT],
     finish: finish_mail,
+    gives: &[
+        ("email", &["RawEventData"]),
+        ("direction_id", ALWAYS),
+        API_GIVES[0],
+        API_GIVES[1],
+        API_GIVES[2],
+    ],
 };
 
 pub static CLOUD_APP_EVENTS: Table = Table {

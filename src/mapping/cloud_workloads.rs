@@ -7,7 +7,7 @@ use super::cloud::{self, CLIENT, raw, raw_str, text_of};
 use super::common;
 use super::event::Event;
 use super::field::{Context, Conv::*, Field, f};
-use super::table::{Activity, Product, Shape, Table};
+use super::table::{ALWAYS, Activity, Product, Shape, Table};
 use super::value::V;
 use serde_json::{Map, Value, json};
 
@@ -60,6 +60,10 @@ const PROCESS: &[Field] = &[
 static PROCESS_SHAPE: Shape = Shape {
     fields: &[PROCESS],
     finish: finish_process_events,
+    gives: &[
+        ("actor", ALWAYS),
+        ("device", &["ResourceId", "AwsResourceName", "GcpFullResourceName"]),
+    ],
 };
 
 pub static CLOUD_PROCESS_EVENTS: Table = Table {
@@ -151,6 +155,7 @@ const AUDIT: &[Field] = &[
 static AUDIT_SHAPE: Shape = Shape {
     fields: &[AUDIT, CLIENT],
     finish: finish_audit,
+    gives: &[("actor", &["RawEventData", "UserAgent"]), ("src_endpoint", &["DataSource"])],
 };
 
 /// The documented ActionTypes, and the streamed rows' `CloudAuditEvent…`

@@ -3,7 +3,7 @@
 use super::common::{self, DEVICE, INITIATING_PROCESS};
 use super::event::Event;
 use super::field::{Context, Conv::*, Field, f, join};
-use super::table::{Activity, Product, Shape, Table};
+use super::table::{ALWAYS, Activity, Product, Shape, Table};
 use super::value::V;
 
 /// Device* rows are unique by device, time, per-device ReportId and ActionType.
@@ -60,6 +60,7 @@ pub static DEVICE_PROCESS_EVENTS: Table = Table {
 static PROCESS_SHAPE: Shape = Shape {
     fields: &[DEVICE, NEW_PROCESS, INITIATING_PROCESS],
     finish: finish_process_events,
+    gives: &[("actor", ALWAYS)],
 };
 
 fn finish_process_events(e: &mut Event, _ctx: &Context) {
@@ -91,6 +92,7 @@ pub(crate) const ENDPOINTS: &[Field] = &[
 static NETWORK_SHAPE: Shape = Shape {
     fields: &[DEVICE, ENDPOINTS, INITIATING_PROCESS],
     finish: finish_network,
+    gives: &[("dst_endpoint", &["RemoteUrl"]), ("src_endpoint", &["DeviceId", "DeviceName"])],
 };
 
 pub static DEVICE_NETWORK_EVENTS: Table = Table {
@@ -227,10 +229,12 @@ const RENAMED_FILE: &[Field] = &[
 static FILE_SHAPE: Shape = Shape {
     fields: &[DEVICE, FILE, REQUEST_ACCOUNT, INITIATING_PROCESS],
     finish: finish_file_events,
+    gives: &[("file", &["FolderPath"])],
 };
 static RENAME_SHAPE: Shape = Shape {
     fields: &[DEVICE, RENAMED_FILE, REQUEST_ACCOUNT, INITIATING_PROCESS],
     finish: finish_file_events,
+    gives: &[("file", &["PreviousFolderPath", "FileName", "FolderPath"])],
 };
 
 pub static DEVICE_FILE_EVENTS: Table = Table {
@@ -279,6 +283,7 @@ pub(crate) const MODULE_FILE: &[Field] = &[
 static MODULE_SHAPE: Shape = Shape {
     fields: &[DEVICE, MODULE_FILE, INITIATING_PROCESS],
     finish: finish_module,
+    gives: &[("module", ALWAYS)],
 };
 
 pub static DEVICE_IMAGE_LOAD_EVENTS: Table = Table {
@@ -322,10 +327,12 @@ const REG_VALUE: &[Field] = &[
 static REG_KEY_SHAPE: Shape = Shape {
     fields: &[DEVICE, REG_KEY, INITIATING_PROCESS],
     finish: finish_registry,
+    gives: &[("reg_key", &["PreviousRegistryKey"])],
 };
 static REG_VALUE_SHAPE: Shape = Shape {
     fields: &[DEVICE, REG_VALUE, INITIATING_PROCESS],
     finish: finish_registry,
+    gives: &[("reg_value", &["PreviousRegistryKey"])],
 };
 
 pub static DEVICE_REGISTRY_EVENTS: Table = Table {

@@ -6,7 +6,7 @@ use super::common::{self, DEVICE, INITIATING_PROCESS, malware};
 use super::device::{DEVICE_KEY, ENDPOINTS, FILE, MODULE_FILE};
 use super::event::Event;
 use super::field::{Context, Conv::*, Field, f};
-use super::table::{Activity, Product, Shape, Table};
+use super::table::{ALWAYS, Activity, Product, Shape, Table};
 use super::value::V;
 use serde_json::Value;
 use std::borrow::Cow;
@@ -55,62 +55,91 @@ const DEVICE_ENDPOINTS: &[Field] = &[f("RemoteDeviceName", "dst_endpoint.hostnam
 static PROCESS: Shape = Shape {
     fields: &[DEVICE, TARGET_PROCESS, INITIATING_PROCESS],
     finish: finish_process,
+    gives: &[("actor", ALWAYS), ("process", ALWAYS)],
 };
 static MEMORY: Shape = Shape {
     fields: &[DEVICE, TARGET_PROCESS, INITIATING_PROCESS],
     finish: finish_memory,
+    gives: &[("actor", ALWAYS), ("process", ALWAYS)],
 };
 static FILE_SHAPE: Shape = Shape {
     fields: &[DEVICE, FILE, INITIATING_PROCESS],
     finish: finish_file,
+    gives: &[("actor", ALWAYS), ("file", &["FolderPath"])],
 };
 static MODULE: Shape = Shape {
     fields: &[DEVICE, MODULE_FILE, INITIATING_PROCESS],
     finish: finish_driver,
+    gives: &[("actor", ALWAYS), ("module", ALWAYS)],
 };
 static JOB: Shape = Shape {
     fields: &[DEVICE, TARGET_USER, INITIATING_PROCESS],
     finish: finish_job,
+    gives: &[("job", &["AdditionalFields"])],
 };
 static NETWORK: Shape = Shape {
     fields: &[DEVICE, ENDPOINTS, DEVICE_ENDPOINTS, INITIATING_PROCESS],
     finish: finish_network,
+    gives: &[("dst_endpoint", &["RemoteUrl"]), ("src_endpoint", &["DeviceId", "DeviceName"])],
 };
 static DETECTION: Shape = Shape {
     fields: &[DEVICE, EVIDENCE, INITIATING_PROCESS],
     finish: finish_detection,
+    gives: &[("finding_info", ALWAYS)],
 };
 static ACCOUNT: Shape = Shape {
     fields: &[DEVICE, TARGET_USER, INITIATING_PROCESS],
     finish: finish_account,
+    gives: &[],
 };
 static GROUP: Shape = Shape {
     fields: &[DEVICE, TARGET_USER, INITIATING_PROCESS],
     finish: finish_group,
+    gives: &[("group", &["AdditionalFields"])],
 };
+/// Firewall and Application Guard rows: the ActionType names the app.
 static APP: Shape = Shape {
     fields: &[DEVICE, INITIATING_PROCESS],
     finish: finish_app,
+    gives: &[("app", ALWAYS)],
+};
+/// ServiceInstalled as 6002: the app is the service `AdditionalFields` names.
+static INSTALLED_APP: Shape = Shape {
+    fields: &[DEVICE, INITIATING_PROCESS],
+    finish: finish_app,
+    gives: &[("app", &["AdditionalFields"])],
 };
 static SCAN: Shape = Shape {
     fields: &[DEVICE, INITIATING_PROCESS],
     finish: finish_scan,
+    gives: &[("scan", &["AdditionalFields"])],
 };
 static PERIPHERAL: Shape = Shape {
     fields: &[DEVICE, INITIATING_PROCESS],
     finish: finish_peripheral,
+    gives: &[("actor", ALWAYS), ("peripheral_device", &["AdditionalFields"])],
 };
 static CONFIG: Shape = Shape {
     fields: &[DEVICE, INITIATING_PROCESS],
     finish: finish_config,
+    gives: &[],
 };
 static SERVICE: Shape = Shape {
     fields: &[DEVICE, INITIATING_PROCESS],
     finish: finish_service,
+    gives: &[("actor", ALWAYS), ("win_service", &["AdditionalFields"])],
 };
 static EVENT_LOG: Shape = Shape {
     fields: &[DEVICE, INITIATING_PROCESS],
     finish: finish_event_log,
+    gives: &[
+        ("actor", ALWAYS),
+        ("log_file", ALWAYS),
+        ("log_name", ALWAYS),
+        ("log_provider", ALWAYS),
+        ("log_type", ALWAYS),
+        ("log_type_id", ALWAYS),
+    ],
 };
 
 const fn detection(disposition_id: i64) -> Activity {
@@ -235,7 +264,10 @@ pub static DEVICE_EVENTS: Table = Table {
         ("AppGuardResumeContainer", Activity::new(6002, 3).shape(&APP)),
         ("AppGuardStopContainer", Activity::new(6002, 4).shape(&APP)),
         ("AppGuardSuspendContainer", Activity::new(6002, 99).shape(&APP)),
-        ("ServiceInstalled", Activity::new(6002, 1).shape(&APP).successor(&SERVICE_CREATE)),
+        (
+            "ServiceInstalled",
+            Activity::new(6002, 1).shape(&INSTALLED_APP).successor(&SERVICE_CREATE),
+        ),
         ("SecurityLogCleared", Activity::new(1007, 99).successor(&LOG_CLEAR)),
         // Peripheral Device Query (deprecated); 1010 Peripheral Activity without deprecated classes.
         (

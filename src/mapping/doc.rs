@@ -59,7 +59,8 @@ const DECISIONS: &str = r#"## Decisions
 12. **Rows that lack what a class requires.** A row that cannot give an object OCSF requires (a
     DeviceProcessEvents row projected to `Timestamp, FileName, InitiatingProcessFileName`, as in
     Microsoft's runHuntingQuery examples, has no device and no process id) is rejected, counted and
-    named with the columns that would give it; nothing is made up. One exception, labelled: DeviceEvents
+    named with every column that would give it, those of the column list and those a `finish` step
+    reads (listed under each table); nothing is made up. One exception, labelled: DeviceEvents
     process ActionTypes that Defender itself reports with no process at all (a WMI-created process)
     get Defender's own "no process" id, pid 0, with the label `process-unknown`. Reflexive ActionTypes
     (screenshot, clipboard, token change) use the acting process. What a class requires includes what
@@ -271,6 +272,26 @@ pub fn render() -> String {
                 if seen.insert((field.column, field.to)) {
                     let _ = writeln!(out, "| `{}` | `{}` | {} |", field.column, field.to, conv_name(field.conv));
                 }
+            }
+        }
+        // What a rejected row's message names beside the columns above.
+        let mut made = BTreeSet::new();
+        for shape in shapes(table) {
+            for (object, columns) in shape.gives {
+                made.insert((*object, *columns));
+            }
+        }
+        if !made.is_empty() {
+            out.push_str(
+                "\nRequired objects the `finish` steps make from other columns (a row rejected for lacking one is told them):\n\n",
+            );
+            out.push_str("| object | made from |\n|---|---|\n");
+            for (object, columns) in made {
+                let from = match columns.is_empty() {
+                    true => "no column: made for every row".to_string(),
+                    false => columns.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "),
+                };
+                let _ = writeln!(out, "| `{object}` | {from} |");
             }
         }
     }

@@ -7,7 +7,7 @@ use super::common;
 use super::event::Event;
 use super::field::{Context, Conv::*, Field, f};
 use super::fold;
-use super::table::{Activity, Join, Product, Shape, Table};
+use super::table::{ALWAYS, Activity, Join, Product, Shape, Table};
 use super::value::{Obj, V};
 use serde_json::{Value, json};
 
@@ -30,6 +30,7 @@ const MESSAGE: &[Field] = &[
 static EMAIL: Shape = Shape {
     fields: &[MESSAGE],
     finish: finish_email_events,
+    gives: &[("direction_id", ALWAYS)],
 };
 
 pub static EMAIL_EVENTS: Table = Table {
@@ -155,10 +156,12 @@ const ATTACHMENT_IN_EMAIL: &[Field] = &[
 static ATTACHMENT_SHAPE: Shape = Shape {
     fields: &[ATTACHMENT],
     finish: finish_attachment,
+    gives: &[],
 };
 static ATTACHMENT_EMAIL_SHAPE: Shape = Shape {
     fields: &[ATTACHMENT_IN_EMAIL],
     finish: finish_attachment,
+    gives: &[],
 };
 const ATTACHMENT_SCAN: Activity = Activity::new(4009, 3).sets(&[("direction_id", 0)]).shape(&ATTACHMENT_EMAIL_SHAPE);
 
@@ -212,6 +215,7 @@ static URL_SHAPE: Shape = Shape {
         f("UrlDomain", "url.domain", Str),
     ]],
     finish: finish_url,
+    gives: &[],
 };
 
 pub static EMAIL_URL_INFO: Table = Table {
@@ -248,6 +252,7 @@ static CLICK_SHAPE: Shape = Shape {
         f("AccountUpn", "actor.user.email_addr", Email),
     ]],
     finish: finish_click,
+    gives: &[],
 };
 static CLICK_EMAIL_SHAPE: Shape = Shape {
     fields: &[&[
@@ -257,6 +262,7 @@ static CLICK_EMAIL_SHAPE: Shape = Shape {
         f("IPAddress", "src_endpoint.ip", Ip),
     ]],
     finish: finish_click,
+    gives: &[("direction_id", &["NetworkMessageId", "Url", "AccountUpn"])],
 };
 
 const fn click(disposition_id: i64, action_id: i64) -> (Activity, Activity) {
@@ -326,6 +332,7 @@ static POST_DELIVERY: Shape = Shape {
         f("RecipientEmailAddress", "email.to", EmailItem),
     ]],
     finish: finish_post_delivery,
+    gives: &[],
 };
 
 pub static EMAIL_POST_DELIVERY_EVENTS: Table = Table {

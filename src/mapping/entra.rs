@@ -5,7 +5,7 @@
 use super::cloud::{self, CLIENT};
 use super::event::Event;
 use super::field::{Context, Conv::*, Field, f};
-use super::table::{Activity, Product, Shape, Table};
+use super::table::{ALWAYS, Activity, Product, Shape, Table};
 use super::value::V;
 use serde_json::{Value, json};
 
@@ -44,10 +44,12 @@ const PRINCIPAL: &[Field] = &[
 static USER_SIGN_IN: Shape = Shape {
     fields: &[SIGN_IN, USER, CLIENT],
     finish: finish_user_sign_in,
+    gives: &[("user", &["AccountObjectId", "AccountUpn"])],
 };
 static PRINCIPAL_SIGN_IN: Shape = Shape {
     fields: &[SIGN_IN, PRINCIPAL, CLIENT],
     finish: finish_principal_sign_in,
+    gives: &[("user", &["ServicePrincipalId"])],
 };
 
 const SIGN_IN_KEY: &[&str] = &["ReportId", "RequestId", "Timestamp"];
@@ -250,6 +252,7 @@ const GRAPH_REQUEST: &[Field] = &[
 static GRAPH_SHAPE: Shape = Shape {
     fields: &[GRAPH_REQUEST, CLIENT],
     finish: finish_graph_request,
+    gives: &[("actor", ALWAYS), ("src_endpoint", ALWAYS)],
 };
 
 pub static GRAPH_API_AUDIT_EVENTS: Table = Table {

@@ -59,6 +59,7 @@ static LOGON: Shape = Shape {
         &[f("Application", "service.name", Str), f("FailureReason", "status_detail", Str)],
     ],
     finish: finish_logon,
+    gives: &[("user", &["AccountUpn"])],
 };
 
 pub static IDENTITY_LOGON_EVENTS: Table = Table {
@@ -108,6 +109,7 @@ fn finish_logon(e: &mut Event, _ctx: &Context) {
 static QUERY: Shape = Shape {
     fields: &[ACTOR_USER, ENDPOINTS, &[f("Protocol", "app_protocol_name", Str)]],
     finish: finish_query,
+    gives: &[],
 };
 static DNS_QUERY: Shape = Shape {
     fields: &[
@@ -116,6 +118,7 @@ static DNS_QUERY: Shape = Shape {
         &[f("QueryTarget", "query.hostname", Str), f("QueryType", "query.type", Str)],
     ],
     finish: finish_query,
+    gives: &[],
 };
 
 pub static IDENTITY_QUERY_EVENTS: Table = Table {
@@ -161,21 +164,35 @@ fn identity_user(e: &mut Event, path: &str) {
 // IdentityDirectoryEvents → 3001 / 3006 / 1006 / 6002 (guide §12)
 // ---------------------------------------------------------------------------
 
+/// The account changed: the target's, from `AdditionalFields`, else the
+/// actor's (`finish_directory`).
+const CHANGED_USER: (&str, &[&str]) = (
+    "user",
+    &["TargetAccountUpn", "AdditionalFields", "AccountName", "AccountSid", "AccountUpn"],
+);
+
 static DIRECTORY: Shape = Shape {
     fields: &[ACTOR_USER, TARGET_USER, ENDPOINTS],
     finish: finish_directory,
+    gives: &[CHANGED_USER],
 };
 static GROUP: Shape = Shape {
     fields: &[ACTOR_USER, TARGET_USER, ENDPOINTS],
     finish: finish_group,
+    gives: &[("group", &["AdditionalFields"]), CHANGED_USER],
 };
 static TASK: Shape = Shape {
     fields: &[ACTOR_USER, TARGET_USER, ENDPOINTS],
     finish: finish_task,
+    gives: &[
+        ("job", &["AdditionalFields"]),
+        ("device", &["TargetDeviceName", "DestinationDeviceName", "DestinationIPAddress"]),
+    ],
 };
 static SERVICE: Shape = Shape {
     fields: &[ACTOR_USER, TARGET_USER, ENDPOINTS],
     finish: finish_service,
+    gives: &[("app", &["AdditionalFields"])],
 };
 
 pub static IDENTITY_DIRECTORY_EVENTS: Table = Table {
@@ -343,6 +360,7 @@ const INFO_FIELDS: &[Field] = &[
 static IDENTITY_INFO_SHAPE: Shape = Shape {
     fields: &[INFO_FIELDS],
     finish: finish_identity_info,
+    gives: &[("user", &["OnPremSid", "CloudSid", "AccountObjectId", "AccountUpn"])],
 };
 
 pub static IDENTITY_INFO: Table = Table {

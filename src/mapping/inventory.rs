@@ -33,6 +33,7 @@ const DEVICE_INVENTORY: &[Field] = &[
 static DEVICE_INFO_SHAPE: Shape = Shape {
     fields: &[DEVICE, DEVICE_INVENTORY],
     finish: finish_device_info,
+    gives: &[],
 };
 
 pub static DEVICE_INFO: Table = Table {
@@ -151,6 +152,7 @@ fn finish_device_info(e: &mut Event, _ctx: &Context) {
 static DEVICE_NETWORK_INFO_SHAPE: Shape = Shape {
     fields: &[DEVICE, &[f("MacAddress", "device.mac", Str)]],
     finish: finish_device_network_info,
+    gives: &[],
 };
 
 pub static DEVICE_NETWORK_INFO: Table = Table {
@@ -314,6 +316,7 @@ const CERTIFICATE: &[Field] = &[
 static CERTIFICATE_SHAPE: Shape = Shape {
     fields: &[DEVICE, CERTIFICATE],
     finish: finish_certificate,
+    gives: &[],
 };
 
 pub static DEVICE_FILE_CERTIFICATE_INFO: Table = Table {

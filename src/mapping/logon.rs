@@ -27,6 +27,7 @@ const LOGON: &[Field] = &[
 static LOGON_SHAPE: Shape = Shape {
     fields: &[DEVICE, LOGON, INITIATING_PROCESS],
     finish: finish_logon,
+    gives: &[("dst_endpoint", &["DeviceId", "DeviceName"])],
 };
 
 pub static DEVICE_LOGON_EVENTS: Table = Table {

@@ -656,26 +656,7 @@ fn row_uid(table: &Table, row: &Cells, columns: &Columns, time: Ticks) -> String
 /// Why an event of `class_uid` cannot be made: which required object is
 /// missing, and which of the shape's columns would have given it.
 fn missing_object(class_uid: u32, any: &[&str], shape: &Shape) -> String {
-    let fields = || shape.fields.iter().flat_map(|list| list.iter());
-    let mut columns: Vec<&str> = Vec::new();
-    for object in any {
-        let keys = ocsf::identity(object);
-        for f in fields() {
-            // The object itself, or a member that makes it one (or what is
-            // in that member: `query_evidence.file.hashes`).
-            let gives = match f.to.strip_prefix(object) {
-                Some("") => true,
-                Some(rest) => rest.strip_prefix('.').is_some_and(|rest| {
-                    let member = rest.split('.').next().unwrap_or(rest);
-                    keys.is_empty() || keys.contains(&member)
-                }),
-                None => false,
-            };
-            if gives && !columns.contains(&f.column) {
-                columns.push(f.column);
-            }
-        }
-    }
+    let columns = columns_giving(shape, any);
     let class = ocsf::class(class_uid);
     let what = any.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(" or ");
     match columns.is_empty() {
@@ -690,6 +671,40 @@ fn missing_object(class_uid: u32, any: &[&str], shape: &Shape) -> String {
             columns.join(", ")
         ),
     }
+}
+
+/// The columns of a row of `shape` that can give one of the objects `any`:
+/// those its field lists put in the object itself, or in a member that
+/// makes it one (or in what is in that member: `query_evidence.file.hashes`),
+/// then those its finish step reads to make one ([`Shape::gives`]), each once.
+pub fn columns_giving(shape: &Shape, any: &[&str]) -> Vec<&'static str> {
+    let mut columns: Vec<&'static str> = Vec::new();
+    for object in any {
+        let keys = ocsf::identity(object);
+        for f in shape.fields.iter().flat_map(|list| list.iter()) {
+            let gives = match f.to.strip_prefix(object) {
+                Some("") => true,
+                Some(rest) => rest.strip_prefix('.').is_some_and(|rest| {
+                    let member = rest.split('.').next().unwrap_or(rest);
+                    keys.is_empty() || keys.contains(&member)
+                }),
+                None => false,
+            };
+            if gives && !columns.contains(&f.column) {
+                columns.push(f.column);
+            }
+        }
+    }
+    for (object, reads) in shape.gives {
+        if any.contains(object) {
+            for column in *reads {
+                if !columns.contains(column) {
+                    columns.push(column);
+                }
+            }
+        }
+    }
+    columns
 }
 
 fn describe_key(table: &Table, row: &Cells, columns: &Columns) -> String {
@@ -734,6 +749,7 @@ mod tests {
     static SHAPE: Shape = Shape {
         fields: &[FIELDS],
         finish: nothing,
+        gives: &[],
     };
 
     /// The event's tree and the cells left, after the runs of `SHAPE`.
@@ -783,6 +799,7 @@ mod tests {
     static TANGLED_SHAPE: Shape = Shape {
         fields: &[TANGLED],
         finish: nothing,
+        gives: &[],
     };
 
     proptest::proptest! {
@@ -833,6 +850,7 @@ mod tests {
     static FRESHNESS_SHAPE: Shape = Shape {
         fields: &[FRESHNESS],
         finish: nothing,
+        gives: &[],
     };
 
     #[test]

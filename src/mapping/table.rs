@@ -42,7 +42,17 @@ pub struct Shape {
     pub fields: &'static [&'static [Field]],
     /// Derived attributes, applied after the fields.
     pub finish: fn(&mut Event, &Context),
+    /// The objects a class requires that `finish` can make, each with the
+    /// columns it reads to make one, so that a row rejected for lacking
+    /// one is told every column that could have given it (the field lists'
+    /// columns are found from the lists). [`ALWAYS`] for one it makes for
+    /// every row. A test checks that no other column gives one.
+    pub gives: &'static [(&'static str, &'static [&'static str])],
 }
+
+/// In [`Shape::gives`]: the finish step makes the object for every row,
+/// from no column (a default actor), so no row is rejected for lacking it.
+pub const ALWAYS: &[&str] = &[];
 
 /// The class and activity an ActionType maps to, and what comes with them.
 #[derive(Clone, Copy)]
