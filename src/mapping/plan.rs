@@ -238,6 +238,16 @@ impl Plan {
                 reason: "the plan was compiled for no table".into(),
             });
         };
+        // A row rejected once its cells are spent is named by its natural
+        // key, read again from its text: the error path alone pays for it.
+        let named = |mut error: MapError| {
+            if error.key.is_empty()
+                && let Ok(row) = Cells::read_row(text, &self.columns)
+            {
+                error.key = describe_key(compiled.table, &row, &self.columns);
+            }
+            error
+        };
         match self.map(compiled, row, ctx, false) {
             Ok(mapped) => Ok(mapped),
             // The second try, as the successor (see below), on the row read
@@ -247,9 +257,9 @@ impl Plan {
             Err((error, true)) => {
                 let mut row = read(text)?;
                 pick(&mut row, &self.columns);
-                self.map(compiled, row, ctx, true).map_err(|_| error)
+                self.map(compiled, row, ctx, true).map_err(|_| named(error))
             }
-            Err((error, false)) => Err(error),
+            Err((error, false)) => Err(named(error)),
         }
     }
 
@@ -373,7 +383,8 @@ impl Plan {
             // what its own class requires.
             let error = MapError {
                 table: table.name.to_string(),
-                key: format!("metadata.uid={uid}"),
+                // The row's natural key, filled in by `event_row`.
+                key: String::new(),
                 reason: missing_object(class_uid, any, shape),
             };
             return Err((error, second_try));
@@ -1084,5 +1095,29 @@ mod tests {
         assert_eq!(conv("true", Str), Some(json!("true")));
         assert_eq!(conv("\"user@localhost\"", Email), None);
         assert_eq!(conv("65536", Port), None);
+    }
+
+    #[test]
+    fn a_row_rejected_for_what_it_lacks_is_named_by_its_natural_key() {
+        // A projection without the device's columns, as in Microsoft's
+        // examples: the user finds the row by the key the message gives.
+        let row = json!({
+            "Timestamp": "2024-09-10T03:59:59Z",
+            "ReportId": 42,
+            "ActionType": "ProcessCreated",
+            "FileName": "a.exe",
+            "ProcessId": 7,
+        });
+        let error = map_row(
+            &crate::mapping::device::DEVICE_PROCESS_EVENTS,
+            serde_json::from_value(row).unwrap(),
+            &Context::default(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.key, "DeviceId=<missing>, Timestamp=2024-09-10T03:59:59Z, ReportId=42, ActionType=ProcessCreated",
+            "{error}"
+        );
+        assert!(error.reason.contains("requires `device`"), "{error}");
     }
 }
