@@ -1,5 +1,5 @@
 //! Entity tables (DeviceInfo, DeviceNetworkInfo, DeviceFileCertificateInfo,
-//! IdentityInfo: `mapping::ENTITY_KEYS`) are snapshots, not events, and Defender reports them in partial rows
+//! IdentityInfo, OAuthAppInfo: `mapping::ENTITY_KEYS`) are snapshots, not events, and Defender reports them in partial rows
 //! about every 15 minutes (graph-api.md §0). One collection of such a table
 //! covers an `entity_interval` and emits the latest state of each entity in
 //! it: the entity's rows merged oldest first, a later non-empty value

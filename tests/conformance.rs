@@ -127,8 +127,15 @@ fn class_requirements_match_the_compiled_schema() {
             })
             .map(|(name, _)| vec![name.clone()])
             .collect();
+        // The profiles' objects are left out of the lists too: 5023's
+        // `cloud`, which the `cloud` profile adds, is not applied.
         if let Some(any) = class["constraints"]["at_least_one"].as_array() {
-            want.push(any.iter().map(|a| a.as_str().unwrap().to_string()).collect());
+            want.push(
+                any.iter()
+                    .map(|a| a.as_str().unwrap().to_string())
+                    .filter(|a| !["osint", "cloud"].contains(&a.as_str()))
+                    .collect(),
+            );
         }
         let normalize = |mut v: Vec<Vec<String>>| {
             v.iter_mut().for_each(|any| any.sort());

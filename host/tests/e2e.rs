@@ -629,6 +629,7 @@ fn check_passes_each_step_and_names_what_fails() {
         "PASS  optional table: EntraIdSignInEvents: not in this tenant (it needs Microsoft Entra ID P2)",
         "PASS  optional table: GraphApiAuditEvents: this tenant has it; add it to `tables` to collect it",
         "PASS  optional table: CloudProcessEvents: not in this tenant (it needs Microsoft Defender for Cloud integrated with Defender XDR)",
+        "PASS  optional table: OAuthAppInfo: not in this tenant (it needs Microsoft Defender for Cloud Apps with app governance)",
     ] {
         assert!(stdout.contains(step), "missing `{step}` in:\n{stdout}");
     }
@@ -1100,10 +1101,11 @@ fn stay_up_retries_a_wrong_secret_slowly_instead_of_exiting() {
 fn the_cloud_identity_and_sign_in_tables_are_collected_when_named() {
     let now = Utc::now();
     let t = iso(now - Duration::hours(1));
+    let later = iso(now - Duration::minutes(50));
     let row = |v: Value| v.as_object().unwrap().clone();
     let oid = "aead923d-498b-4f64-a66c-2af91447a8b6";
     let mut dataset = Dataset::default();
-    let tables: [(&str, Vec<Row>); 11] = [
+    let tables: [(&str, Vec<Row>); 12] = [
         (
             "CloudAppEvents",
             vec![
@@ -1168,6 +1170,19 @@ fn the_cloud_identity_and_sign_in_tables_are_collected_when_named() {
             )],
         ),
         (
+            // An entity table: the app's partial rows merge into its latest state.
+            "OAuthAppInfo",
+            vec![
+                row(
+                    json!({"Timestamp": t, "ReportId": "o1", "OAuthAppId": "app-1", "ServicePrincipalId": "sp-9", "AppName": "Contoso Expenses",
+                       "AppStatus": "Enabled", "Permissions": "[{\"PermissionValue\":\"Mail.Read\",\"PermissionType\":\"Application\"}]", "RiskScore": 40}),
+                ),
+                row(
+                    json!({"Timestamp": later, "ReportId": "o2", "OAuthAppId": "app-1", "ServicePrincipalId": "sp-9", "AppStatus": "Disabled"}),
+                ),
+            ],
+        ),
+        (
             "BehaviorInfo",
             vec![row(
                 json!({"Timestamp": t, "BehaviorId": "b1", "ActionType": "MassDownload", "ServiceSource": "Microsoft Cloud App Security", "AccountUpn": "a@contoso.com"}),
@@ -1212,6 +1227,7 @@ fn the_cloud_identity_and_sign_in_tables_are_collected_when_named() {
             ("EntraIdSpnSignInEvents", 1),
             ("GraphApiAuditEvents", 1),
             ("IdentityInfo", 1),
+            ("OAuthAppInfo", 1),
         ]
         .map(|(k, v)| (k.to_string(), v)),
     );
@@ -1238,6 +1254,18 @@ fn the_cloud_identity_and_sign_in_tables_are_collected_when_named() {
     assert_eq!(classes["IdentityInfo \"i1\""], 5003);
     assert_eq!(classes["CloudAuditEvents \"ca1\""], 6003);
     assert_eq!(classes["CloudProcessEvents \"cp1\""], 1007);
+    assert_eq!(classes["OAuthAppInfo \"o2\""], 5023);
+    let app = got.iter().find(|e| e["metadata"]["log_name"] == "OAuthAppInfo").unwrap();
+    let resource = &app["resources"][0];
+    assert_eq!(
+        (
+            &resource["name"],
+            &resource["data"]["AppStatus"],
+            &resource["data"]["Permissions"][0]["PermissionValue"]
+        ),
+        (&json!("Contoso Expenses"), &json!("Disabled"), &json!("Mail.Read")),
+        "the later row's status over the earlier row's name and permissions: {app}"
+    );
     ocsf_schema::assert_all_valid("cloud and identity tables schema validation", &got);
     assert!(events(&run_once(&config)).is_empty(), "nothing twice");
 }

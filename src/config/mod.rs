@@ -60,7 +60,7 @@ pub struct CollectorConfig {
     /// Advanced-hunting tables to collect. Default: every table the collector
     /// maps, except those that need a licence most tenants lack (the Entra
     /// ID sign-in tables, CloudAppEvents, BehaviorInfo/BehaviorEntities,
-    /// GraphApiAuditEvents, CloudAuditEvents/CloudProcessEvents): name them
+    /// GraphApiAuditEvents, OAuthAppInfo, CloudAuditEvents/CloudProcessEvents): name them
     /// to collect them; `check` says which ones the tenant has.
     #[serde(default = "default_tables")]
     pub tables: Vec<String>,

@@ -3,6 +3,8 @@
 //! mail sent (guide §24). The guide's 6006 File Hosting Activity and 3005
 //! User Access Management have no JSON Schema among those this project
 //! validates against, so their ActionTypes stay 6003 (docs/mapping.md).
+//! Also OAuthAppInfo, Defender for Cloud Apps' inventory of OAuth apps →
+//! 5023 Cloud Resources Inventory Info (guide §30).
 
 use super::cloud::{self, CLIENT, raw, raw_str};
 use super::event::Event;
@@ -596,6 +598,67 @@ fn to_api(e: &mut Event) {
         "group",
     ] {
         super::common::move_to_unmapped(e, path);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// OAuthAppInfo → 5023 Cloud Resources Inventory Info (guide §30), an entity
+// table: the app is the one resource of each state.
+// ---------------------------------------------------------------------------
+
+/// The app's columns, put on `resource` first: `finish_oauth_app` makes it
+/// the one entry of `resources[]` (a list no field can write into). What
+/// OCSF has no attribute for is the resource's `data`, under the column's
+/// own name, with the app.
+const OAUTH_APP: &[Field] = &[
+    f("OAuthAppId", "resource.uid", Str),
+    f("ServicePrincipalId", "resource.uid_alt", Str),
+    f("AppName", "resource.name", Str),
+    f("AddedOnTime", "resource.created_time", Time),
+    f("LastModifiedTime", "resource.modified_time", Time),
+    f("PrivilegeLevel", "resource.criticality", Str),
+    f("AppStatus", "resource.data.AppStatus", Str),
+    f("AppOrigin", "resource.data.AppOrigin", Str),
+    f("IsAdminConsented", "resource.data.IsAdminConsented", Bool),
+    f("ConsentedUsersCount", "resource.data.ConsentedUsersCount", Int),
+    f("LastUsedTime", "resource.data.LastUsedTime", Time),
+    f("AppOwnerTenantId", "resource.data.AppOwnerTenantId", Str),
+    f("VerifiedPublisher", "resource.data.VerifiedPublisher", Json),
+    f("Permissions", "resource.data.Permissions", Json),
+    f("AssignedRoles", "resource.data.AssignedRoles", Json),
+    f("RiskScore", "risk_score", Int),
+];
+
+static OAUTH_APP_SHAPE: Shape = Shape {
+    fields: &[OAUTH_APP],
+    finish: finish_oauth_app,
+    gives: &[("resources", &["OAuthAppId", "AppName"])],
+};
+
+pub static OAUTH_APP_INFO: Table = Table {
+    name: "OAuthAppInfo",
+    product: Product::CloudApps,
+    key: &["OAuthAppId", "ServicePrincipalId", "ReportId", "Timestamp"],
+    activities: &[],
+    prefixes: &[],
+    fallback: Activity::new(5023, 2),
+    shape: &OAUTH_APP_SHAPE,
+    join: None,
+    licence: Some("Microsoft Defender for Cloud Apps with app governance"),
+};
+
+/// The app as `resources[0]`, when its id or name says which app it is;
+/// otherwise its columns go under `unmapped` and the row is rejected, as
+/// 5023 requires a resource.
+fn finish_oauth_app(e: &mut Event, _ctx: &Context) {
+    let named = matches!(e.get("resource"), Some(V::Obj(o)) if o.contains_key("uid") || o.contains_key("name"));
+    if !named {
+        super::common::move_to_unmapped(e, "resource");
+        return;
+    }
+    e.set("resource.type", "OAuth application");
+    if let Some(app) = e.root.remove("resource") {
+        e.push("resources", app);
     }
 }
 

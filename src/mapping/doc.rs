@@ -104,14 +104,12 @@ const DECISIONS: &str = r#"## Decisions
     come from `AdditionalFields` (DnsConnectionInspected, DnsQueryResponse).
 24. **Tables beyond the first twenty** follow `defender-mapping-guide-more-tables.md`. Those that need a
     licence most tenants lack (the Entra ID sign-in tables, CloudAppEvents, BehaviorInfo and
-    BehaviorEntities, GraphApiAuditEvents, and Defender for Cloud's CloudAuditEvents and
+    BehaviorEntities, GraphApiAuditEvents, OAuthAppInfo, and Defender for Cloud's CloudAuditEvents and
     CloudProcessEvents) are collected only when `tables` names them; `check` says which the tenant has.
     IdentityInfo needs only Entra ID and is collected by default, like DeviceInfo (latest row per
     `AccountObjectId`). Of each replaced pair (AADSignInEventsBeta and EntraIdSignInEvents,
     AADSpnSignInEventsBeta and EntraIdSpnSignInEvents) name one: they hold the same sign-ins.
-    OAuthAppInfo (the guide's §30, 5023 Cloud Resources Inventory Info) and the tables of the guide's
-    §33 are not mapped yet: 5023 has no JSON Schema among the shared files to validate its events
-    against, and, unlike 5003 (rule 26), no class close enough to derive one from.
+    The tables of the guide's §33 are not mapped yet.
 25. **CloudAppEvents classes.** The guide's 6006 File Hosting Activity (SharePoint and OneDrive file
     operations) and 3005 User Access Management (role, consent and mailbox permission grants) have no
     JSON Schema among those the project validates every event against, so those ActionTypes are 6003
@@ -121,6 +119,17 @@ const DECISIONS: &str = r#"## Decisions
     too, rather than an invalid event. `RawEventData` stays whole under `unmapped`.
 26. **IdentityInfo** is 5003 User Inventory Info. Its JSON Schema is not among the shared files; the tests
     derive it from 5001's (the compiled schema gives 5003 the same attributes plus a required `user`).
+    **OAuthAppInfo** is 5023 Cloud Resources Inventory Info, 2 Collect (guide §30), whose schema the tests
+    derive the same way (5001's attributes, `device` optional, plus `resources[]` and at least one of
+    them, `resource_details` defined as in 6003's schema). It is an entity table: each collection emits
+    the latest state per `OAuthAppId` and `ServicePrincipalId`. The app is the one entry of
+    `resources[]`, typed "OAuth application": `OAuthAppId` its `uid`, `ServicePrincipalId` its
+    `uid_alt`, `AppName`, `AddedOnTime`, `LastModifiedTime` and `PrivilegeLevel` (as `criticality`);
+    the columns OCSF has no attribute for (`AppStatus`, `AppOrigin`, `IsAdminConsented`,
+    `ConsentedUsersCount`, `LastUsedTime` in epoch milliseconds, `AppOwnerTenantId`, and the
+    `VerifiedPublisher`, `Permissions` and `AssignedRoles` lists) are its `data`, under their own names,
+    so the permissions stay with the app. `RiskScore` is `risk_score`. A row with neither the app's id
+    nor its name is rejected: no resource is made up.
 27. **Entra sign-ins.** `ErrorCode` 0 is Success, the interrupt codes (50074, 50076, 50079, 50125, 50140,
     50199) are 99 "Interrupted", any other is Failure. A service principal's `user.type` is the schema's
     "Service" caption; whether it is a managed identity stays in `unmapped.IsManagedIdentity`.

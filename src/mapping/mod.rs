@@ -76,6 +76,7 @@ pub static TABLES: &[&Table] = &[
     &entra::GRAPH_API_AUDIT_EVENTS,
     &cloud_workloads::CLOUD_AUDIT_EVENTS,
     &cloud_workloads::CLOUD_PROCESS_EVENTS,
+    &cloud_apps::OAUTH_APP_INFO,
 ];
 
 /// The table with this name, compared exactly (KQL table names are case-sensitive).
@@ -90,10 +91,11 @@ pub static ENTITY_KEYS: &[(&str, &[&str])] = &[
     ("DeviceNetworkInfo", &["DeviceId", "NetworkAdapterName"]),
     ("DeviceFileCertificateInfo", &["DeviceId", "SHA1"]),
     ("IdentityInfo", &["AccountObjectId"]),
+    ("OAuthAppInfo", &["OAuthAppId", "ServicePrincipalId"]),
 ];
 
 /// The columns that identify one entity of an entity table (DeviceInfo,
-/// DeviceNetworkInfo, DeviceFileCertificateInfo, IdentityInfo); `None` for
+/// DeviceNetworkInfo, DeviceFileCertificateInfo, IdentityInfo, OAuthAppInfo); `None` for
 /// event tables.
 pub fn entity_key(name: &str) -> Option<&'static [&'static str]> {
     ENTITY_KEYS.iter().find(|(t, _)| *t == name).map(|(_, key)| *key)

@@ -233,6 +233,12 @@ pub static CLASSES: &[Class] = &[
         activities: &[(1, "Log"), (2, "Collect")],
     },
     Class {
+        uid: 5023,
+        name: "Cloud Resources Inventory Info",
+        category_uid: 5,
+        activities: &[(1, "Log"), (2, "Collect")],
+    },
+    Class {
         uid: 5014,
         name: "Peripheral Device Query",
         category_uid: 5,
@@ -364,6 +370,7 @@ pub fn requires(uid: u32) -> &'static [&'static [&'static str]] {
         5001 | 5002 | 5019 => &[DEVICE],
         5003 => &[&["user"]],
         5014 => &[&["peripheral_device"], &["query_result_id"]],
+        5023 => &[&["container", "database", "databucket", "idp", "resources", "table"]],
         5040 => &[DEVICE, &["query_evidence"], &["query_result_id"]],
         6002 => &[&["app"]],
         6003 => &[SYSTEM, &["api"], &["src_endpoint"]],

@@ -73,15 +73,16 @@ impl Schemas {
         let Some(class) = event["class_uid"].as_u64() else {
             return vec!["class_uid is missing".into()];
         };
-        if !self.files.contains_key(&class) && class != 5003 {
+        if !self.files.contains_key(&class) && !DERIVED.contains(&class) {
             return vec![format!("no schema for class {class}")];
         }
         let (dir, files) = (&self.dir, &self.files);
         let validator = self.compiled.entry(class).or_insert_with(|| {
             let read = |file: &str| -> Value { serde_json::from_str(&std::fs::read_to_string(dir.join(file)).unwrap()).unwrap() };
-            let schema = match files.get(&class) {
-                Some(file) => read(file),
-                None => user_inventory_schema(read(&files[&5001])),
+            let schema = match (files.get(&class), class) {
+                (Some(file), _) => read(file),
+                (None, 5003) => user_inventory_schema(read(&files[&5001])),
+                (None, _) => cloud_resources_inventory_schema(read(&files[&5001]), read(&files[&6003])),
             };
             jsonschema::draft202012::new(&schema).unwrap()
         });
@@ -174,6 +175,10 @@ impl Captions {
     }
 }
 
+/// The classes whose JSON Schema is made here from the shared ones, as the
+/// shared files lack it: 5003 and 5023.
+const DERIVED: &[u64] = &[5003, 5023];
+
 /// 5003 User Inventory Info, which has no file among the shared schemas
 /// (IdentityInfo maps to it, guide §25): the compiled schema gives 5003 the
 /// attributes of 5001 Device Inventory Info plus a required `user`, with
@@ -189,6 +194,51 @@ fn user_inventory_schema(mut schema: Value) -> Value {
     let required = schema["required"].as_array_mut().unwrap();
     required.retain(|r| r != "device");
     required.push("user".into());
+    schema
+}
+
+/// 5023 Cloud Resources Inventory Info, which has no file among the shared
+/// schemas (OAuthAppInfo maps to it, guide §30): the compiled schema gives
+/// 5023 the attributes of 5001 Device Inventory Info, `device` optional,
+/// plus `region`, `resources` (`resource_details`), `idp`, `container`,
+/// `database`, `databucket` and `table`, at least one of the last six (or
+/// the `cloud` profile's `cloud`, a profile the shared schemas do not
+/// apply). So its JSON Schema is 5001's with those changes. `resources` and
+/// `container` take their definitions from 6003 API Activity's schema,
+/// made by the same tool with the same profiles (a definition both files
+/// hold is checked to be the same). `database`, `databucket` and `table`
+/// have a definition in no shared schema: left out, an event holding one
+/// fails (`additionalProperties` is false), which is as strict as it gets.
+fn cloud_resources_inventory_schema(mut schema: Value, api: Value) -> Value {
+    schema["title"] = "Cloud Resources Inventory Info".into();
+    schema["properties"]["class_uid"]["const"] = 5023.into();
+    schema["properties"]["type_uid"]["enum"] = serde_json::json!([502300, 502399, 502301, 502302]);
+    let defs = schema["$defs"].as_object_mut().unwrap();
+    for (name, def) in api["$defs"].as_object().unwrap() {
+        match defs.get(name) {
+            Some(ours) => assert_eq!(ours, def, "5001's and 6003's schemas define `{name}` differently"),
+            None => {
+                defs.insert(name.clone(), def.clone());
+            }
+        }
+    }
+    assert!(defs.contains_key("resource_details") && defs.contains_key("idp") && defs.contains_key("container"));
+    let properties = schema["properties"].as_object_mut().unwrap();
+    properties.insert("region".into(), serde_json::json!({"title": "Region", "type": "string"}));
+    properties.insert(
+        "resources".into(),
+        serde_json::json!({"title": "Cloud Resources", "type": "array", "items": {"$ref": "#/$defs/resource_details"}}),
+    );
+    properties.insert(
+        "idp".into(),
+        serde_json::json!({"title": "Identity Provider", "$ref": "#/$defs/idp"}),
+    );
+    properties.insert(
+        "container".into(),
+        serde_json::json!({"title": "Container", "$ref": "#/$defs/container"}),
+    );
+    schema["required"].as_array_mut().unwrap().retain(|r| r != "device");
+    schema["anyOf"] = serde_json::json!([{"required": ["container"]}, {"required": ["idp"]}, {"required": ["resources"]}]);
     schema
 }
 
