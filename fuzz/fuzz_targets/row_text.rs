@@ -61,7 +61,14 @@ fuzz_target!(|data: &[u8]| {
     // something else (an enum, a flag, a parsed object), the event is not
     // the same without it (or, for a flag, with the other value: a signed
     // file's signature says `IsSigned` is true).
-    let row: serde_json::Map<String, Value> = serde_json::from_str(text).expect("a mapped row is a JSON object");
+    // A number beyond f64's range is JSON, and the mapping keeps it (a
+    // dynamic column holding one is kept as its text), but serde_json
+    // cannot read it back to compare: such a row's cells are not checked.
+    let row: serde_json::Map<String, Value> = match serde_json::from_str(text) {
+        Ok(row) => row,
+        Err(e) if e.to_string().starts_with("number out of range") => return,
+        Err(e) => panic!("a mapped row is a JSON object: {e}"),
+    };
     let all = event.to_string();
     // The event of the row as serde_json writes it, made once, for the
     // cells that must make a difference to it.
