@@ -127,7 +127,11 @@ static CONFIG: Shape = Shape {
 static SERVICE: Shape = Shape {
     fields: &[DEVICE, INITIATING_PROCESS],
     finish: finish_service,
-    gives: &[("actor", ALWAYS), ("win_service", &["AdditionalFields"])],
+    gives: &[
+        ("actor", ALWAYS),
+        ("win_service", &["AdditionalFields"]),
+        ("app", &["AdditionalFields"]),
+    ],
 };
 static EVENT_LOG: Shape = Shape {
     fields: &[DEVICE, INITIATING_PROCESS],
@@ -581,7 +585,8 @@ fn service_binary(e: &mut Event) -> Option<String> {
 
 /// ServiceInstalled as 201004 Windows Service Activity, Create: the service
 /// from `AdditionalFields` (name, account, start and service types), its
-/// binary as `service_file`.
+/// binary as `service_file`. A service with a name and nothing OCSF counts
+/// as its detail is 6002 Application Lifecycle, Install, instead.
 fn finish_service(e: &mut Event, _ctx: &Context) {
     common::map_additional(
         e,
@@ -622,17 +627,32 @@ fn finish_service(e: &mut Event, _ctx: &Context) {
         e.set("win_service.service_file.path", path);
         common::finish_file(e, "win_service.service_file");
     }
-    common::require_any(
-        e,
-        "win_service",
-        &[
-            "cmd_line",
-            "service_start_name",
-            "service_start_type_id",
-            "service_type_id",
-            "service_file",
-        ],
-    );
+    // OCSF's Windows service needs one of these beside its name (its binary
+    // is not one). A service the row names without any is the install of
+    // an application, as by default (rule 8): the row is not lost.
+    const SERVICE_DETAIL: &[&str] = &[
+        "cmd_line",
+        "service_category_id",
+        "service_dependencies",
+        "service_error_control_id",
+        "service_start_name",
+        "service_start_type_id",
+        "service_type_id",
+    ];
+    if e.get("win_service.name").is_some() && !common::has_any(e.get("win_service"), SERVICE_DETAIL) {
+        if let Some(name) = e.remove("win_service.name") {
+            e.set("app.name", name);
+        }
+        if let Some(path) = e.remove("win_service.service_file.path") {
+            e.set("app.path", path);
+        }
+        e.root.remove("win_service");
+        super::cloud::set_class(e, 6002, 1);
+        common::finish_device(e);
+        common::finish_actor(e);
+        return;
+    }
+    common::require_any(e, "win_service", SERVICE_DETAIL);
     common::windows_extension(e);
     common::finish_device(e);
     common::finish_actor(e);

@@ -41,7 +41,9 @@ const DECISIONS: &str = r#"## Decisions
    1007/99. These keep the default output within the class list earlier releases promised, so that
    rules written against it keep matching. With `ocsf.deprecated_classes: false` (the mode that opts
    into OCSF's current classes) `ServiceInstalled` is 201004 Windows Service Activity, 1 Create
-   (`win_service` with name, account, start and service types, and `service_file`), and
+   (`win_service` with name, account, start and service types, and `service_file`; a row that names
+   the service but none of its account, start type or type, which OCSF's Windows service needs one of,
+   stays 6002 Install, as by default), and
    `SecurityLogCleared` is 1008 Event Log Activity, 1 Clear, of the Security log.
 9. **DeviceFileCertificateInfo** has no file name, which OCSF requires. It becomes 5040 Live Evidence
    Info (query type File, result Exists) with the SHA1 standing in for the name and the label
