@@ -93,6 +93,7 @@ fn finish_process_events(e: &mut Event, _ctx: &Context) {
     // `FileName` holds a path (guide §32): the name is its last segment,
     // and the path, when `FolderPath` does not give it.
     const SEPARATORS: [char; 2] = ['/', '\\'];
+    let mut file_name_path = None;
     if let Some(name) = e
         .get_str("process.file.name")
         .filter(|n| n.contains(SEPARATORS))
@@ -104,11 +105,21 @@ fn finish_process_events(e: &mut Event, _ctx: &Context) {
         let leaf = name.rsplit(SEPARATORS).next().unwrap_or_default().to_string();
         match leaf.is_empty() {
             true => common::move_to_unmapped(e, "process.file.name"),
-            false => e.set("process.file.name", leaf),
+            false => {
+                e.set("process.file.name", leaf);
+                file_name_path = Some(name);
+            }
         }
     }
     common::map_additional(e, &[("uid", "process.user.uid", Str)]);
     common::finish_process(e, "process");
+    // `FolderPath` gave another path than `FileName`'s: that one stays
+    // under `unmapped` as it came, so neither is lost.
+    if let Some(path) = file_name_path
+        && e.get_str("process.file.path").is_some_and(|p| *p != *path)
+    {
+        e.put_column("FileName", Value::String(path));
+    }
     // `ProcessName` (a kernel's short name, at most 15 characters) names
     // the process when its file does not; one that differs from the file's
     // name stays under `unmapped`.

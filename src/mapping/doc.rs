@@ -157,7 +157,8 @@ const DECISIONS: &str = r#"## Decisions
     (`ResourceId`, `AzureResourceId`, `AwsResourceName`, `GcpFullResourceName`) is the target resource's
     uid; an `IPAddress` list is the client and the addresses it came through. A record that names no
     caller (`Account`, or Kubernetes' user) has its `UserAgent` as the actor's app; without either it is
-    rejected. CloudProcessEvents is 1007: `FileName` holds a path, `ProcessName` (a kernel's short
+    rejected. CloudProcessEvents is 1007: `FileName` holds a path (kept under `unmapped` too when
+    `FolderPath` gives the process another one), `ProcessName` (a kernel's short
     name) stays under `unmapped` when it is not the file's name, the initiating process is the actor
     and takes the parent's name when it is the parent, and the device is the cluster or VM the resource
     column names (`device.type_id` 0), not a node. Container and Kubernetes columns stay under
