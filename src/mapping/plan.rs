@@ -9,7 +9,7 @@ use super::event::{Event, settled};
 use super::field::{Context, Conv, MapError};
 use super::ocsf;
 use super::table::{Activity, Shape, Table, Written};
-use super::value::{Cell, Obj, V, push_in, segments, split_last, unquote};
+use super::value::{Cell, Key, Obj, V, push_in, segments, split_last, unquote};
 use crate::answer::RowText;
 use crate::bytes::put;
 use crate::time::Ticks;
@@ -28,6 +28,11 @@ struct Put {
     /// [`compile`]), so that the value is appended without searching the
     /// object's keys for it.
     fresh: bool,
+    /// Whether an earlier field of the shape puts a value at the same
+    /// place (`IPAddress` and `IpAddress`): the first that gives one
+    /// fills it, and this cell, if it says something else, stays in the
+    /// row (docs/mapping.md, rule 21).
+    second: bool,
 }
 
 /// Consecutive fields under one parent object, put through one walk of the tree.
@@ -512,6 +517,7 @@ fn compile(shape: &Shape, columns: &mut Columns, start: &HashSet<String>) -> Vec
     let mut runs: Vec<Run> = Vec::new();
     let mut known = start.clone();
     let mut whole: HashSet<&str> = HashSet::new();
+    let mut targets: HashSet<&str> = HashSet::new();
     for fields in shape.fields {
         let mut rest = *fields;
         while let Some(first) = rest.first() {
@@ -531,6 +537,7 @@ fn compile(shape: &Shape, columns: &mut Columns, start: &HashSet<String>) -> Vec
                 );
                 let in_metadata = parent.is_some_and(|p| p == "metadata" || p.starts_with("metadata."));
                 let fresh = plain && parent.is_some() && !in_metadata && !in_whole && !known.contains(f.to);
+                let second = !targets.insert(f.to) && plain && f.conv != Conv::Integrity;
                 known.insert(f.to.to_string());
                 whole.insert(f.to);
                 if let (Conv::Integrity, Some(p)) = (f.conv, parent) {
@@ -541,6 +548,7 @@ fn compile(shape: &Shape, columns: &mut Columns, start: &HashSet<String>) -> Vec
                     leaf,
                     conv: f.conv,
                     fresh,
+                    second,
                 });
             }
             runs.push(Run {
@@ -593,6 +601,8 @@ fn start_paths(table: &'static Table) -> HashSet<String> {
 /// path's last object, so those indices hold.
 fn apply<'a>(e: &mut Event<'a, '_>, runs: &[Run]) {
     let mut taken: Vec<(&Put, V<'a>)> = Vec::new();
+    // The cells of the puts that are `second`, by their place in `taken`.
+    let mut seconds: Vec<(usize, Key<'a>, Cell<'a>)> = Vec::new();
     let mut walked: &[&'static str] = &[];
     let mut places: Vec<usize> = Vec::with_capacity(4);
     for run in runs {
@@ -604,6 +614,10 @@ fn apply<'a>(e: &mut Event<'a, '_>, runs: &[Run]) {
                 continue;
             }
             match convert(&cell, put.conv) {
+                Some(v) if put.second => {
+                    seconds.push((taken.len(), name, cell));
+                    taken.push((put, v));
+                }
                 Some(v) => taken.push((put, v)),
                 None => e.row.put_at(put.slot, name, cell),
             }
@@ -614,7 +628,7 @@ fn apply<'a>(e: &mut Event<'a, '_>, runs: &[Run]) {
         let kept = walked.iter().zip(&run.parent).take_while(|(a, b)| a == b).count();
         walked = &run.parent;
         places.truncate(kept);
-        let mut node = &mut e.root;
+        let (mut node, row) = (&mut e.root, &mut e.row);
         for &at in &places {
             node = node.child_at(at);
         }
@@ -623,12 +637,26 @@ fn apply<'a>(e: &mut Event<'a, '_>, runs: &[Run]) {
             places.push(at);
             node = node.child_at(at);
         }
-        for (put, v) in taken.drain(..) {
-            match put.fresh {
-                true => node.push_new(Cow::Borrowed(put.leaf), v),
-                false => put_in(node, Cow::Borrowed(put.leaf), put.conv, v),
+        for (i, (put, v)) in taken.drain(..).enumerate() {
+            if put.fresh {
+                node.push_new(Cow::Borrowed(put.leaf), v);
+                continue;
             }
+            if put.second
+                && let Some(first) = node.get(put.leaf)
+                && let Some(at) = seconds.iter().position(|(j, _, _)| *j == i)
+            {
+                // The first source filled it; a cell that says something
+                // else stays in the row, and so under `unmapped`.
+                let (_, name, cell) = seconds.swap_remove(at);
+                if first.to_value() != v.to_value() {
+                    row.put_at(put.slot, name, cell);
+                }
+                continue;
+            }
+            put_in(node, Cow::Borrowed(put.leaf), put.conv, v);
         }
+        seconds.clear();
     }
 }
 
