@@ -537,7 +537,7 @@ fn compile(shape: &Shape, columns: &mut Columns, start: &HashSet<String>) -> Vec
                 );
                 let in_metadata = parent.is_some_and(|p| p == "metadata" || p.starts_with("metadata."));
                 let fresh = plain && parent.is_some() && !in_metadata && !in_whole && !known.contains(f.to);
-                let second = !targets.insert(f.to) && plain && f.conv != Conv::Integrity;
+                let second = !targets.insert(f.to) && plain;
                 known.insert(f.to.to_string());
                 whole.insert(f.to);
                 if let (Conv::Integrity, Some(p)) = (f.conv, parent) {
