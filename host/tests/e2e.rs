@@ -1101,7 +1101,12 @@ fn stay_up_retries_a_wrong_secret_slowly_instead_of_exiting() {
 fn the_cloud_identity_and_sign_in_tables_are_collected_when_named() {
     let now = Utc::now();
     let t = iso(now - Duration::hours(1));
-    let later = iso(now - Duration::minutes(50));
+    // An entity table's rows are merged per window, and collected only up
+    // to the last hour boundary the delay (1m) has passed, which is less
+    // than 61 minutes ago whatever the minute the test runs at. From the
+    // start (2h and 1m ago) its windows are 20 minutes long (`max_window`),
+    // so these two times share one window before that boundary.
+    let (earlier, later) = (iso(now - Duration::minutes(100)), iso(now - Duration::minutes(90)));
     let row = |v: Value| v.as_object().unwrap().clone();
     let oid = "aead923d-498b-4f64-a66c-2af91447a8b6";
     let mut dataset = Dataset::default();
@@ -1121,7 +1126,7 @@ fn the_cloud_identity_and_sign_in_tables_are_collected_when_named() {
         (
             "IdentityInfo",
             vec![row(
-                json!({"Timestamp": t, "ReportId": "i1", "AccountObjectId": oid, "AccountUpn": "a@contoso.com", "Type": "User", "IsAccountEnabled": true}),
+                json!({"Timestamp": earlier, "ReportId": "i1", "AccountObjectId": oid, "AccountUpn": "a@contoso.com", "Type": "User", "IsAccountEnabled": true}),
             )],
         ),
         (
@@ -1174,7 +1179,7 @@ fn the_cloud_identity_and_sign_in_tables_are_collected_when_named() {
             "OAuthAppInfo",
             vec![
                 row(
-                    json!({"Timestamp": t, "ReportId": "o1", "OAuthAppId": "app-1", "ServicePrincipalId": "sp-9", "AppName": "Contoso Expenses",
+                    json!({"Timestamp": earlier, "ReportId": "o1", "OAuthAppId": "app-1", "ServicePrincipalId": "sp-9", "AppName": "Contoso Expenses",
                        "AppStatus": "Enabled", "Permissions": "[{\"PermissionValue\":\"Mail.Read\",\"PermissionType\":\"Application\"}]", "RiskScore": 40}),
                 ),
                 row(
