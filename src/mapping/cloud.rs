@@ -133,23 +133,6 @@ pub fn api_activity(operation: &str) -> u32 {
     }
 }
 
-/// Sets the class and activity after the fact (a finish step that finds the
-/// row's class cannot be filled); an activity 99 is named by the ActionType.
-pub fn set_class(e: &mut Event, class_uid: u32, activity_id: u32) {
-    let class = super::ocsf::class(class_uid);
-    e.set("class_uid", class_uid);
-    e.set("class_name", class.name);
-    e.set("category_uid", class.category_uid);
-    e.set("category_name", super::ocsf::category_name(class.category_uid));
-    e.set_activity(activity_id);
-    if activity_id == 99
-        && let Some(action) = e.get_str("metadata.event_code").map(|s| s.into_owned())
-    {
-        e.set("type_name", format!("{}: {action}", class.name));
-        e.set("activity_name", action);
-    }
-}
-
 /// The client address a service-generated row lacks: API classes require a
 /// `src_endpoint`, so the emitting service names it (guide §23.3).
 pub fn service_endpoint(e: &mut Event, service: Option<String>) {

@@ -583,7 +583,7 @@ fn endpoint_or_service(e: &mut Event) {
 /// Turns the event into 6003 API Activity, its activity by the verb rule.
 fn to_api(e: &mut Event) {
     let operation = e.get_str("metadata.event_code").map(|s| s.into_owned()).unwrap_or_default();
-    cloud::set_class(e, 6003, cloud::api_activity(&operation));
+    e.set_class(6003, cloud::api_activity(&operation));
     // The sign-in's user, if any, is the actor of the API call.
     if let Some(user) = e.remove("user") {
         e.set("actor.user", user);

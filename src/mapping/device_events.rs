@@ -647,7 +647,7 @@ fn finish_service(e: &mut Event, _ctx: &Context) {
             e.set("app.path", path);
         }
         e.root.remove("win_service");
-        super::cloud::set_class(e, 6002, 1);
+        e.set_class(6002, 1);
         common::finish_device(e);
         common::finish_actor(e);
         return;

@@ -176,6 +176,26 @@ impl<'a, 'c> Event<'a, 'c> {
         }
     }
 
+    /// Changes the class and activity after the fact (when a column, not
+    /// the ActionType, decides them, or the row lacks what its class
+    /// requires), keeping class, category and activity ids, names and
+    /// `type_uid` in step. Activity 99 is named by the ActionType
+    /// (`metadata.event_code`), as the table's fallback is.
+    pub fn set_class(&mut self, class_uid: u32, activity_id: u32) {
+        let class = ocsf::class(class_uid);
+        self.set("class_uid", class_uid);
+        self.set("class_name", class.name);
+        self.set("category_uid", class.category_uid);
+        self.set("category_name", ocsf::category_name(class.category_uid));
+        self.set_activity(activity_id);
+        if activity_id == 99
+            && let Some(action) = self.get_str("metadata.event_code").map(|s| s.into_owned())
+        {
+            self.set("type_name", format!("{}: {action}", class.name));
+            self.set("activity_name", action);
+        }
+    }
+
     /// Changes the activity after the fact (when a column, not the
     /// ActionType, decides it), keeping ids, names and `type_uid` in step.
     pub fn set_activity(&mut self, activity_id: u32) {

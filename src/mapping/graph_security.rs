@@ -106,13 +106,7 @@ fn activity(e: &mut Event, class_uid: u32, status_id: u32, created: &Option<Stri
     } else {
         1
     };
-    let class = ocsf::class(class_uid);
-    e.set("class_uid", class_uid);
-    e.set("class_name", class.name);
-    e.set("category_uid", class.category_uid);
-    e.set("category_name", ocsf::category_name(class.category_uid));
-    // The activity's id, caption, type_uid and type_name, as for any event.
-    e.set_activity(activity_id);
+    e.set_class(class_uid, activity_id);
 }
 
 fn metadata(e: &mut Event, obj: &mut Map<String, Value>, kind: Kind, ctx: &Context, id: &str, updated: &Option<String>) {

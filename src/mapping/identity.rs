@@ -293,12 +293,7 @@ fn finish_group(e: &mut Event, ctx: &Context) {
     finish_directory(e, ctx);
     if e.get("group").is_none() {
         // 3006 requires a group; without one the row is an account change.
-        e.set("class_uid", 3001);
-        e.set("class_name", "Account Change");
-        e.set_activity(99);
-        let action = e.get_str("metadata.event_code").as_deref().unwrap_or("").to_string();
-        e.set("activity_name", action.clone());
-        e.set("type_name", format!("Account Change: {action}"));
+        e.set_class(3001, 99);
     }
 }
 
