@@ -3,7 +3,10 @@
 //! envelope and true captions, or to an error that names the table; and
 //! every column that held a value is somewhere in the event. Rows of each
 //! table's own columns, with any values, map to events that validate
-//! against their class's schema, or are rejected with a reason.
+//! against their class's schema, or are rejected with a reason. Real
+//! sample rows with any of their columns emptied do too, keep every value
+//! left, and, where they still have an object their class requires, lose
+//! it when the columns a rejection would name are emptied as well.
 
 use defender_ocsf_collector::answer::parse_response;
 use defender_ocsf_collector::mapping::{self, Context};
@@ -17,6 +20,9 @@ use json_cells::json_value;
 
 #[path = "support/ocsf_schema.rs"]
 mod ocsf_schema;
+
+#[path = "support/rejections.rs"]
+mod rejections;
 
 /// The schema's captions, loaded once for all cases (`None` when `../shared` is absent).
 fn captions() -> Option<&'static ocsf_schema::Captions> {
@@ -137,8 +143,97 @@ fn own_row() -> impl Strategy<Value = (usize, Map<String, Value>)> {
     })
 }
 
+/// The rows of `../shared/samples/normalized` of the tables the collector
+/// maps (index into `mapping::TABLES`, columns); empty when `../shared` is
+/// absent.
+fn sample_rows() -> &'static Vec<(usize, Map<String, Value>)> {
+    static ROWS: std::sync::OnceLock<Vec<(usize, Map<String, Value>)>> = std::sync::OnceLock::new();
+    ROWS.get_or_init(|| {
+        let Some(shared) = ocsf_schema::shared_or_skip("sample rows with columns emptied") else {
+            return Vec::new();
+        };
+        let dir = shared.join("samples").join("normalized");
+        let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort();
+        let mut rows = Vec::new();
+        for path in files.iter().filter(|p| p.extension().is_some_and(|e| e == "ndjson")) {
+            let name = path.file_stem().unwrap().to_str().unwrap();
+            let Some(index) = mapping::TABLES.iter().position(|t| t.name == name) else {
+                continue;
+            };
+            for line in std::fs::read_to_string(path).unwrap().lines() {
+                rows.push((index, serde_json::from_str(line).unwrap()));
+            }
+        }
+        rows
+    })
+}
+
+/// A real row with some of its columns emptied: `null`, `""` or gone, as
+/// the byte for the column's place in `mask` says (below `threshold`:
+/// emptied). Rows that lack one column or another are what the collector
+/// meets most, and what rows we have show least.
+fn thinned_sample_row() -> impl Strategy<Value = Option<(usize, Map<String, Value>)>> {
+    let count = sample_rows().len();
+    (0..count.max(1), prop::collection::vec(any::<u8>(), 128), any::<u8>()).prop_map(move |(i, mask, threshold)| {
+        let (index, row) = sample_rows().get(i)?;
+        let mut thinned = Map::new();
+        for (j, (column, value)) in row.iter().enumerate() {
+            let byte = mask[j % mask.len()];
+            match (byte < threshold && column != "Timestamp", byte % 3) {
+                (false, _) => _ = thinned.insert(column.clone(), value.clone()),
+                (true, 0) => _ = thinned.insert(column.clone(), Value::Null),
+                (true, 1) => _ = thinned.insert(column.clone(), json!("")),
+                (true, _) => {}
+            }
+        }
+        Some((*index, thinned))
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_sample_row_with_columns_emptied_validates_and_keeps_the_rest(sample in thinned_sample_row(), no_deprecated in any::<bool>()) {
+        thread_local! {
+            static SCHEMAS: std::cell::RefCell<Option<ocsf_schema::Schemas>> = const { std::cell::RefCell::new(None) };
+        }
+        let (Some((index, row)), Some(shared)) = (sample, ocsf_schema::shared_dir()) else {
+            return Ok(());
+        };
+        let table = mapping::TABLES[index];
+        let ctx = Context { tenant_uid: Some("t".into()), no_deprecated_classes: no_deprecated, collected_at: Some(Ticks(0)) };
+        match mapping::map_row(table, row.clone().into_iter().collect(), &ctx) {
+            Ok(e) => {
+                let errors = SCHEMAS.with(|s| s.borrow_mut().get_or_insert_with(|| ocsf_schema::Schemas::load(&shared)).errors(&e));
+                prop_assert!(errors.is_empty(), "{}: {:?}\n  {}", table.name, errors, e);
+                // Nothing is dropped: each text cell left is in the event,
+                // or (a time, an enum's word) the event is not the same
+                // without it.
+                let text = e.to_string();
+                let without_uid = |event: Option<Value>| event.map(|mut e| { e["metadata"]["uid"] = Value::Null; e });
+                let with = without_uid(Some(e.clone()));
+                for (k, v) in &row {
+                    if let Value::String(s) = v
+                        && !s.is_empty()
+                        && !text.contains(s.as_str())
+                    {
+                        let mut less = row.clone();
+                        less.remove(k);
+                        let other = without_uid(mapping::map_row(table, less.into_iter().collect(), &ctx).ok());
+                        prop_assert!(other != with, "{} {} = {:?} neither shows up in nor changes {}", table.name, k, s, text);
+                    }
+                }
+                let (_, unnamed) = rejections::unnamed_givers(table, &row, &ctx);
+                prop_assert!(unnamed.is_empty(), "{:?}\n  {}", unnamed, Value::Object(row.clone()));
+            }
+            Err(err) => {
+                prop_assert_eq!(err.table.as_str(), table.name);
+                prop_assert!(!err.reason.is_empty());
+            }
+        }
+    }
 
     #[test]
     fn any_row_of_a_tables_own_columns_validates((index, row) in own_row(), no_deprecated in any::<bool>()) {
