@@ -4,7 +4,7 @@
 //! every column that held a value is somewhere in the event. Rows of each
 //! table's own columns, with any values, map to events that validate
 //! against their class's schema, or are rejected with a reason. Real
-//! sample rows with any of their columns emptied do too, keep every value
+//! sample rows and golden rows with any of their columns emptied do too, keep every value
 //! left, and, where they still have an object their class requires, lose
 //! it when the columns a rejection would name are emptied as well.
 
@@ -21,6 +21,8 @@ use json_cells::json_value;
 #[path = "support/ocsf_schema.rs"]
 mod ocsf_schema;
 
+#[path = "support/golden_rows.rs"]
+mod golden_rows;
 #[path = "support/rejections.rs"]
 mod rejections;
 
@@ -144,21 +146,26 @@ fn own_row() -> impl Strategy<Value = (usize, Map<String, Value>)> {
 }
 
 /// The rows of `../shared/samples/normalized` of the tables the collector
-/// maps (index into `mapping::TABLES`, columns); empty when `../shared` is
-/// absent.
+/// maps, and the golden rows that make an event (index into
+/// `mapping::TABLES`, columns); empty when `../shared` is absent.
 fn sample_rows() -> &'static Vec<(usize, Map<String, Value>)> {
     static ROWS: std::sync::OnceLock<Vec<(usize, Map<String, Value>)>> = std::sync::OnceLock::new();
     ROWS.get_or_init(|| {
         let Some(shared) = ocsf_schema::shared_or_skip("sample rows with columns emptied") else {
             return Vec::new();
         };
+        let index = |name: &str| mapping::TABLES.iter().position(|t| t.name == name);
+        let golden = golden_rows::golden_rows(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("golden"));
+        let mut rows: Vec<_> = golden
+            .into_iter()
+            .filter(|g| g.rejected().is_none())
+            .filter_map(|g| Some((index(&g.table)?, g.row)))
+            .collect();
         let dir = shared.join("samples").join("normalized");
         let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
         files.sort();
-        let mut rows = Vec::new();
         for path in files.iter().filter(|p| p.extension().is_some_and(|e| e == "ndjson")) {
-            let name = path.file_stem().unwrap().to_str().unwrap();
-            let Some(index) = mapping::TABLES.iter().position(|t| t.name == name) else {
+            let Some(index) = index(path.file_stem().unwrap().to_str().unwrap()) else {
                 continue;
             };
             for line in std::fs::read_to_string(path).unwrap().lines() {
@@ -169,7 +176,7 @@ fn sample_rows() -> &'static Vec<(usize, Map<String, Value>)> {
     })
 }
 
-/// A real row with some of its columns emptied: `null`, `""` or gone, as
+/// A real or golden row with some of its columns emptied: `null`, `""` or gone, as
 /// the byte for the column's place in `mask` says (below `threshold`:
 /// emptied). Rows that lack one column or another are what the collector
 /// meets most, and what rows we have show least.
@@ -195,7 +202,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
 
     #[test]
-    fn any_sample_row_with_columns_emptied_validates_and_keeps_the_rest(sample in thinned_sample_row(), no_deprecated in any::<bool>()) {
+    fn any_sample_or_golden_row_with_columns_emptied_validates_and_keeps_the_rest(sample in thinned_sample_row(), no_deprecated in any::<bool>()) {
         thread_local! {
             static SCHEMAS: std::cell::RefCell<Option<ocsf_schema::Schemas>> = const { std::cell::RefCell::new(None) };
         }

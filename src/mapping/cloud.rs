@@ -20,8 +20,13 @@ pub const CLIENT: &[Field] = &[
 ];
 
 /// `Latitude`/`Longitude` (text) as the client location's floats; a
-/// value that is not a number stays in the row.
+/// value that is not a number stays in the row, and so do both where the
+/// row names no city, country, region or postal code, as OCSF's location
+/// needs one of those.
 pub fn coordinates(e: &mut Event) {
+    if !super::common::has_any(e.get("src_endpoint.location"), super::ocsf::LOCATION_IDENTITY) {
+        return;
+    }
     for (column, path) in [
         ("Latitude", "src_endpoint.location.lat"),
         ("Longitude", "src_endpoint.location.long"),

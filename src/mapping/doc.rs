@@ -111,6 +111,9 @@ const DECISIONS: &str = r#"## Decisions
     IdentityInfo needs only Entra ID and is collected by default, like DeviceInfo (latest row per
     `AccountObjectId`). Of each replaced pair (AADSignInEventsBeta and EntraIdSignInEvents,
     AADSpnSignInEventsBeta and EntraIdSpnSignInEvents) name one: they hold the same sign-ins.
+    The sign-in tables' `Country` (two letters), `Latitude` and `Longitude` are the client's
+    `src_endpoint.location`; coordinates go there only beside a city, country, region or postal code,
+    one of which OCSF's location needs, and otherwise stay under `unmapped` with their names.
     The tables of the guide's §33 are not mapped yet.
 25. **CloudAppEvents classes.** The guide's 6006 File Hosting Activity (SharePoint and OneDrive file
     operations) and 3005 User Access Management (role, consent and mailbox permission grants) have no

@@ -102,8 +102,8 @@ fn sign_in_status(e: &mut Event) {
 /// What every sign-in shares: outcome, location, a remote logon.
 fn finish_sign_in(e: &mut Event) {
     sign_in_status(e);
-    cloud::coordinates(e);
     cloud::country(e);
+    cloud::coordinates(e);
     e.set("is_remote", true);
     // The request id is the source's own record id where ReportId is not.
     if e.get("metadata.original_event_uid").is_none() {

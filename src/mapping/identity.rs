@@ -5,6 +5,7 @@ use super::common;
 use super::event::Event;
 use super::field::{Context, Conv::*, Field, f, join};
 use super::logon::{auth_protocol_id, logon_type_id};
+use super::ocsf;
 use super::table::{Activity, Product, Shape, Table};
 use super::value::V;
 use serde_json::Value;
@@ -99,7 +100,7 @@ fn finish_logon(e: &mut Event, _ctx: &Context) {
     }
     common::require_any(e, "user", &["name", "uid", "account"]);
     common::finish_endpoints(e);
-    common::require_any(e, "src_endpoint.location", &["country", "city", "region", "postal_code"]);
+    common::require_any(e, "src_endpoint.location", ocsf::LOCATION_IDENTITY);
 }
 
 // ---------------------------------------------------------------------------
@@ -145,7 +146,7 @@ fn finish_query(e: &mut Event, _ctx: &Context) {
     // `unmapped`.
     common::require_any(e, "query", &["hostname"]);
     common::finish_endpoints(e);
-    common::require_any(e, "src_endpoint.location", &["country", "city", "region", "postal_code"]);
+    common::require_any(e, "src_endpoint.location", ocsf::LOCATION_IDENTITY);
     if e.get("src_endpoint").is_none() && e.get("dst_endpoint").is_none() {
         // Network classes need an endpoint; the queried target names one.
         e.map_column("TargetDeviceName", "dst_endpoint.hostname", Str);
@@ -264,7 +265,7 @@ fn finish_directory(e: &mut Event, _ctx: &Context) {
         e.copy("actor.user", "user");
     }
     common::finish_endpoints(e);
-    common::require_any(e, "src_endpoint.location", &["country", "city", "region", "postal_code"]);
+    common::require_any(e, "src_endpoint.location", ocsf::LOCATION_IDENTITY);
     // IAM classes have a source endpoint only; jobs and app lifecycle neither.
     match e.get("class_uid").and_then(V::as_u64) {
         Some(3001 | 3006) => common::move_to_unmapped(e, "dst_endpoint"),

@@ -397,6 +397,10 @@ pub const ENDPOINT_IDENTITY: &[&str] = &[
 ];
 
 /// What a `device` needs to be one.
+/// A location needs one of these (OCSF's `at_least_one`): coordinates
+/// alone do not make one.
+pub const LOCATION_IDENTITY: &[&str] = &["city", "country", "postal_code", "region"];
+
 pub const DEVICE_IDENTITY: &[&str] = &["uid", "hostname", "name", "ip", "instance_uid", "interface_uid", "interface_name"];
 
 /// The attributes that make an object valid (its `at_least_one`, or its
