@@ -326,3 +326,71 @@ proptest! {
         prop_assert_eq!(parsed.len() + parsed.malformed.len(), results.len());
     }
 }
+
+/// The columns the reference types `dynamic`, by table name.
+fn dynamic_columns(shared: &std::path::Path) -> std::collections::HashMap<String, Vec<String>> {
+    let mut by_table = std::collections::HashMap::new();
+    for file in ["defender-tables.json", "defender-tables-more.json"] {
+        let reference: Value = serde_json::from_str(&std::fs::read_to_string(shared.join("reference").join(file)).unwrap()).unwrap();
+        for (name, table) in reference["tables"].as_object().unwrap() {
+            let dynamic = table["columns"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|c| c["type"].as_str().is_some_and(|t| t.eq_ignore_ascii_case("dynamic")));
+            by_table.insert(name.clone(), dynamic.map(|c| c["name"].as_str().unwrap().to_string()).collect());
+        }
+    }
+    by_table
+}
+
+/// A dynamic column comes as JSON text from runHuntingQuery and as a value
+/// from the Streaming API; the event is the same either way, so that a
+/// pipeline's field types do not change with the source. Every sample and
+/// golden row, with each dynamic column that holds an object or array
+/// given in the other form.
+#[test]
+fn a_dynamic_column_as_text_or_as_value_makes_the_same_event() {
+    let Some(shared) = ocsf_schema::shared_or_skip("dynamic columns as text or value") else {
+        return;
+    };
+    let dynamic = dynamic_columns(&shared);
+    let unknown: Vec<&String> = dynamic.values().flatten().filter(|c| !mapping::field::is_dynamic(c)).collect();
+    assert!(
+        unknown.is_empty(),
+        "dynamic in the reference, not to field::is_dynamic: {unknown:?}"
+    );
+    let mut flipped = 0;
+    let mut differences = Vec::new();
+    for no_deprecated_classes in [false, true] {
+        let ctx = Context {
+            tenant_uid: Some("t".into()),
+            no_deprecated_classes,
+            collected_at: Some(Ticks(0)),
+        };
+        for (index, row) in sample_rows() {
+            let table = mapping::TABLES[*index];
+            let event = |row: &Map<String, Value>| mapping::map_row(table, row.clone().into_iter().collect(), &ctx).map_err(|e| e.reason);
+            let before = event(row);
+            for column in dynamic.get(table.name).into_iter().flatten() {
+                let other = match row.get(column) {
+                    Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
+                        Ok(value @ (Value::Object(_) | Value::Array(_))) => value,
+                        _ => continue,
+                    },
+                    Some(value @ (Value::Object(_) | Value::Array(_))) => Value::String(value.to_string()),
+                    _ => continue,
+                };
+                let mut changed = row.clone();
+                changed.insert(column.clone(), other);
+                flipped += 1;
+                let after = event(&changed);
+                if after != before {
+                    differences.push(format!("{} {column}:\n  {before:?}\n  {after:?}", table.name));
+                }
+            }
+        }
+    }
+    assert!(flipped > 50, "only {flipped} dynamic cells flipped");
+    assert!(differences.is_empty(), "{} differ:\n{}", differences.len(), differences.join("\n"));
+}

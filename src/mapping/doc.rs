@@ -15,7 +15,10 @@ const DECISIONS: &str = r#"## Decisions
    cannot tell it apart from the OS parent (OCSF's *Representing Process Parentage*). The new process's
    own account (`Account*`) is `process.user`, never the actor.
 2. **Nothing is dropped.** Every column a rule does not consume lands under `unmapped` with its original
-   name and value (`AdditionalFields` parsed from JSON text, with keys that were mapped removed). A value
+   name and value (`AdditionalFields` with keys that were mapped removed). A column that holds JSON (the
+   reference's `dynamic` columns, such as `RawEventData`, and `AdditionalFields`) is kept as the object or
+   array its JSON text holds, so it has one type whether runHuntingQuery sends it as text or the Streaming
+   API as a value (`field::is_dynamic`); text that holds no object or array stays a string. A value
    that does not convert (a non-numeric pid, a UPN that is not an email address, an IP that is not an
    address) stays there too, verbatim. `null` and `""` mean "absent" and are left out. An OCSF object that
    would be invalid (a process with no pid, a file with no name, an endpoint with only a port) moves

@@ -168,6 +168,33 @@ pub fn parse_bool(v: &Value) -> Option<bool> {
     }
 }
 
+/// The columns that hold JSON: those the reference types `dynamic`, and
+/// `AdditionalFields`, typed `string` in most tables but JSON text in all.
+/// runHuntingQuery may send them as JSON text and the Streaming API as
+/// values; left under `unmapped`, they are the object or array either way,
+/// so that a pipeline's field has one type whatever the source.
+pub fn is_dynamic(column: &str) -> bool {
+    matches!(
+        column,
+        "AdditionalFields"
+            | "RawEventData"
+            | "ActivityObjects"
+            | "IPTags"
+            | "UserAgentTags"
+            | "LastSeenForUser"
+            | "UncommonForUser"
+            | "SessionData"
+            | "OtherMailAddresses"
+            | "Tags"
+            | "AssignedRoles"
+            | "PrivilegedEntraPimRoles"
+            | "SourceProviders"
+            | "GroupMembership"
+            | "VerifiedPublisher"
+            | "Permissions"
+    )
+}
+
 /// A dynamic column: JSON text (an object or array) is parsed; anything else is kept as is.
 pub fn parse_dynamic(v: &Value) -> Value {
     if let Value::String(s) = v {

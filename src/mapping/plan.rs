@@ -6,7 +6,7 @@
 use super::cells::{Cells, Columns};
 use super::conv::{convert, put_in};
 use super::event::{Event, settled};
-use super::field::{Context, Conv, MapError};
+use super::field::{Context, Conv, MapError, is_dynamic};
 use super::ocsf;
 use super::table::{Activity, Shape, Table, Written};
 use super::value::{Cell, Key, Obj, V, push_in, segments, split_last, unquote};
@@ -406,7 +406,7 @@ impl Plan {
             let value = match (&*name, cell) {
                 // Dynamic: JSON text is kept as the object or array it holds.
                 // Text that compacting would copy unchanged is written as it is.
-                ("AdditionalFields", Cell::Raw(raw)) if raw.starts_with('"') => match unquote(raw) {
+                (name, Cell::Raw(raw)) if raw.starts_with('"') && is_dynamic(name) => match unquote(raw) {
                     Some(text) => match crate::answer::json_container(&text) {
                         Some(true) => V::Written(text),
                         Some(false) => V::Text(text),
@@ -414,7 +414,7 @@ impl Plan {
                     },
                     None => V::Null,
                 },
-                ("AdditionalFields", Cell::Owned(v)) => match super::field::parse_dynamic(&v) {
+                (name, Cell::Owned(v)) if is_dynamic(name) => match super::field::parse_dynamic(&v) {
                     Value::String(s) => V::Str(Cow::Owned(s)),
                     v => V::Json(Box::new(v)),
                 },
