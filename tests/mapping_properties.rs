@@ -394,3 +394,58 @@ fn a_dynamic_column_as_text_or_as_value_makes_the_same_event() {
     assert!(flipped > 50, "only {flipped} dynamic cells flipped");
     assert!(differences.is_empty(), "{} differ:\n{}", differences.len(), differences.join("\n"));
 }
+
+/// The Streaming API's records go through the same mapping as the answers
+/// of runHuntingQuery: every sample and golden row, given as a record (its
+/// dynamic columns as values, as the Streaming API sends them), makes the
+/// event the row makes as an answer's row, or is rejected as it is.
+#[test]
+fn a_row_streamed_makes_the_event_it_makes_as_an_answers_row() {
+    let Some(shared) = ocsf_schema::shared_or_skip("streamed rows against answer rows") else {
+        return;
+    };
+    let dynamic = dynamic_columns(&shared);
+    let mut compared = 0;
+    let mut differences = Vec::new();
+    for no_deprecated_classes in [false, true] {
+        let ctx = Context {
+            tenant_uid: Some("t".into()),
+            no_deprecated_classes,
+            collected_at: Some(Ticks(0)),
+        };
+        for (index, row) in sample_rows() {
+            let table = mapping::TABLES[*index];
+            let answered = mapping::map_row(table, row.clone().into_iter().collect(), &ctx);
+            let mut streamed_row = row.clone();
+            for column in dynamic.get(table.name).into_iter().flatten() {
+                if let Some(Value::String(text)) = row.get(column)
+                    && let Ok(value @ (Value::Object(_) | Value::Array(_))) = serde_json::from_str::<Value>(text)
+                {
+                    streamed_row.insert(column.clone(), value);
+                }
+            }
+            let record = json!({"time": "2026-01-01T00:00:00Z", "tenantId": "t", "category": format!("AdvancedHunting-{}", table.name), "properties": streamed_row});
+            let message = json!({"records": [record]}).to_string();
+            let out = defender_ocsf_collector::stream_api::map_message(message.as_bytes(), &ctx).unwrap();
+            compared += 1;
+            match answered {
+                Ok(event) => {
+                    let streamed: Option<Value> = (out.count == 1).then(|| serde_json::from_slice(out.events.trim_ascii_end()).unwrap());
+                    if streamed.as_ref() != Some(&event) {
+                        differences.push(format!(
+                            "{}:\n  answer: {event}\n  stream: {streamed:?} {:?}",
+                            table.name, out.rejected
+                        ));
+                    }
+                }
+                Err(e) if out.count != 0 || out.rejected.len() != 1 => differences.push(format!(
+                    "{}: rejected as an answer's row ({e}), not as a record: {:?}",
+                    table.name, out.rejected
+                )),
+                Err(_) => {}
+            }
+        }
+    }
+    assert!(compared > 300, "only {compared} rows compared");
+    assert!(differences.is_empty(), "{} differ:\n{}", differences.len(), differences.join("\n"));
+}
