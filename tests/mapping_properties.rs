@@ -4,9 +4,10 @@
 //! every column that held a value is somewhere in the event. Rows of each
 //! table's own columns, with any values, map to events that validate
 //! against their class's schema, or are rejected with a reason. Real
-//! sample rows and golden rows with any of their columns emptied do too, keep every value
-//! left, and, where they still have an object their class requires, lose
-//! it when the columns a rejection would name are emptied as well.
+//! sample rows and golden rows with any of their columns emptied or given
+//! in another JSON type do too, keep every value left, and, where they
+//! still have an object their class requires, lose it when the columns a
+//! rejection would name are emptied as well.
 
 use defender_ocsf_collector::answer::parse_response;
 use defender_ocsf_collector::mapping::{self, Context};
@@ -176,19 +177,32 @@ fn sample_rows() -> &'static Vec<(usize, Map<String, Value>)> {
     })
 }
 
-/// A real or golden row with some of its columns emptied: `null`, `""` or gone, as
-/// the byte for the column's place in `mask` says (below `threshold`:
-/// emptied). Rows that lack one column or another are what the collector
-/// meets most, and what rows we have show least.
+/// A real or golden row with some of its columns emptied: `null`, `""` or
+/// gone, as the byte for the column's place in `mask` says (below
+/// `threshold`: emptied), and some of the others given in another JSON
+/// type (`retype`, below `retyping`): a number as text and back, a flag
+/// as `"True"` and back, as exports and other tools write them. Rows that
+/// lack one column or another are what the collector meets most, and what
+/// rows we have show least.
 fn thinned_sample_row() -> impl Strategy<Value = Option<(usize, Map<String, Value>)>> {
     let count = sample_rows().len();
-    (0..count.max(1), prop::collection::vec(any::<u8>(), 128), any::<u8>()).prop_map(move |(i, mask, threshold)| {
+    let masks = (
+        prop::collection::vec(any::<u8>(), 128),
+        any::<u8>(),
+        prop::collection::vec(any::<u8>(), 128),
+        0..64u8,
+    );
+    (0..count.max(1), masks).prop_map(move |(i, (mask, threshold, retype, retyping))| {
         let (index, row) = sample_rows().get(i)?;
         let mut thinned = Map::new();
         for (j, (column, value)) in row.iter().enumerate() {
             let byte = mask[j % mask.len()];
+            let value = match retype[j % retype.len()] < retyping {
+                true => other_type(value),
+                false => value.clone(),
+            };
             match (byte < threshold && column != "Timestamp", byte % 3) {
-                (false, _) => _ = thinned.insert(column.clone(), value.clone()),
+                (false, _) => _ = thinned.insert(column.clone(), value),
                 (true, 0) => _ = thinned.insert(column.clone(), Value::Null),
                 (true, 1) => _ = thinned.insert(column.clone(), json!("")),
                 (true, _) => {}
@@ -198,11 +212,28 @@ fn thinned_sample_row() -> impl Strategy<Value = Option<(usize, Map<String, Valu
     })
 }
 
+/// `value` in another JSON type that says the same: a number as its text,
+/// numeric text as the number, a flag as `"True"`/`"False"` and such text
+/// as the flag; anything else as it is.
+fn other_type(value: &Value) -> Value {
+    match value {
+        Value::Number(n) => Value::String(n.to_string()),
+        Value::Bool(b) => Value::String(if *b { "True" } else { "False" }.into()),
+        Value::String(s) => match (s.parse::<i64>(), s.to_ascii_lowercase().as_str()) {
+            (Ok(n), _) => json!(n),
+            (_, "true") => json!(true),
+            (_, "false") => json!(false),
+            _ => value.clone(),
+        },
+        _ => value.clone(),
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
 
     #[test]
-    fn any_sample_or_golden_row_with_columns_emptied_validates_and_keeps_the_rest(sample in thinned_sample_row(), no_deprecated in any::<bool>()) {
+    fn any_sample_or_golden_row_with_columns_emptied_or_retyped_validates_and_keeps_the_rest(sample in thinned_sample_row(), no_deprecated in any::<bool>()) {
         thread_local! {
             static SCHEMAS: std::cell::RefCell<Option<ocsf_schema::Schemas>> = const { std::cell::RefCell::new(None) };
         }
@@ -217,7 +248,8 @@ proptest! {
                 prop_assert!(errors.is_empty(), "{}: {:?}\n  {}", table.name, errors, e);
                 // Nothing is dropped: each text cell left is in the event,
                 // or (a time, an enum's word) the event is not the same
-                // without it.
+                // without it, or (a flag a signature's state implies) with
+                // its other value.
                 let text = e.to_string();
                 let without_uid = |event: Option<Value>| event.map(|mut e| { e["metadata"]["uid"] = Value::Null; e });
                 let with = without_uid(Some(e.clone()));
@@ -228,8 +260,15 @@ proptest! {
                     {
                         let mut less = row.clone();
                         less.remove(k);
-                        let other = without_uid(mapping::map_row(table, less.into_iter().collect(), &ctx).ok());
-                        prop_assert!(other != with, "{} {} = {:?} neither shows up in nor changes {}", table.name, k, s, text);
+                        let mut flipped = row.clone();
+                        match s.to_ascii_lowercase().as_str() {
+                            "true" => _ = flipped.insert(k.clone(), json!("False")),
+                            "false" => _ = flipped.insert(k.clone(), json!("True")),
+                            _ => {}
+                        }
+                        let matters = [less, flipped].into_iter().filter(|other| other != &row)
+                            .any(|other| without_uid(mapping::map_row(table, other.into_iter().collect(), &ctx).ok()) != with);
+                        prop_assert!(matters, "{} {} = {:?} neither shows up in nor changes {}", table.name, k, s, text);
                     }
                 }
                 let (_, unnamed) = rejections::unnamed_givers(table, &row, &ctx);
