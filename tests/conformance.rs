@@ -155,3 +155,97 @@ fn class_requirements_match_the_compiled_schema() {
         "a class of mapping::ocsf::CLASSES is not in the compiled schema"
     );
 }
+
+/// Graph's own examples of an incident and an alert (`../shared/samples/
+/// msgraph-docs`) map to 2005 and 2004 events that validate, and so does
+/// each with any one property gone, `null`, or in another JSON type; an
+/// object that cannot be mapped (no id, no time) is an error that says so.
+/// Every text property left is somewhere in the event, or the event is
+/// not the same without it.
+#[test]
+fn graph_incidents_and_alerts_and_their_variants_validate() {
+    use defender_ocsf_collector::mapping::graph_security::{map_alert, map_incident};
+    use serde_json::{Map, Value};
+    let Some(shared) = shared_or_skip("Graph's example incident and alert") else {
+        return;
+    };
+    let mut schemas = Schemas::load(&shared);
+    let ctx = Context {
+        tenant_uid: Some("t".into()),
+        collected_at: Some(Ticks(0)),
+        no_deprecated_classes: false,
+    };
+    let mut failures = Vec::new();
+    let mut mapped = 0;
+    for (file, class_uid) in [
+        ("list-incidents_v1.0_example1_response.json", 2005),
+        ("list-alerts_v2_v1.0_response.json", 2004),
+    ] {
+        let text = std::fs::read_to_string(shared.join("samples").join("msgraph-docs").join(file)).unwrap();
+        let page: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let map = |obj: &Map<String, Value>| match class_uid {
+            2005 => map_incident(obj.clone(), &ctx),
+            _ => map_alert(obj.clone(), &ctx),
+        };
+        for object in page["value"].as_array().unwrap() {
+            let object = object.as_object().unwrap();
+            let mut variants = vec![("", object.clone())];
+            for (key, value) in object {
+                let mut gone = object.clone();
+                gone.remove(key);
+                let mut null = object.clone();
+                null.insert(key.clone(), Value::Null);
+                let mut retyped = object.clone();
+                retyped.insert(
+                    key.clone(),
+                    match value {
+                        Value::String(s) => Value::Number(s.len().into()),
+                        Value::Array(_) | Value::Object(_) => Value::String(value.to_string()),
+                        _ => Value::String(value.to_string()),
+                    },
+                );
+                variants.extend([(key.as_str(), gone), (key, null), (key, retyped)]);
+            }
+            for (varied, variant) in &variants {
+                let event = match map(variant) {
+                    Ok(event) => event,
+                    // Without an id, or a time, there is no event to make.
+                    Err(e) if ["id", "lastUpdateDateTime"].contains(varied) && !e.reason.is_empty() => continue,
+                    Err(e) => {
+                        failures.push(format!("{file} ({varied} varied): {e}"));
+                        continue;
+                    }
+                };
+                mapped += 1;
+                if event["class_uid"] != class_uid {
+                    failures.push(format!("{file}: class {} ", event["class_uid"]));
+                }
+                let errors = schemas.errors(&event);
+                if !errors.is_empty() {
+                    failures.push(format!("{file}: {errors:?}\n  {event}"));
+                }
+                let text = event.to_string();
+                for (key, value) in variant {
+                    let Value::String(s) = value else { continue };
+                    // OData's annotation of the type: the class says it.
+                    if key == "@odata.type" || s.is_empty() || text.contains(s.as_str()) || s.contains(['"', '\\']) {
+                        continue;
+                    }
+                    let mut less = variant.clone();
+                    less.remove(key);
+                    let without = map(&less).ok().map(|mut e| {
+                        e["metadata"]["uid"] = Value::Null;
+                        e
+                    });
+                    let mut with = event.clone();
+                    with["metadata"]["uid"] = Value::Null;
+                    if without.as_ref() == Some(&with) {
+                        failures.push(format!("{file}: {key} = {s:?} neither shows up in nor changes {text}"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(mapped > 100, "only {mapped} incidents and alerts mapped");
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+}

@@ -283,9 +283,11 @@ pub fn map_alert(mut obj: Map<String, Value>, ctx: &Context) -> Result<Value, Ma
     if let Some(s) = take_str(&mut obj, "serviceSource") {
         e.set("finding_info.product.name", s);
         e.set("finding_info.product.vendor_name", "Microsoft");
-    }
-    if let Some(d) = take_str(&mut obj, "detectionSource") {
-        e.set("finding_info.product.feature.name", d);
+        // The detecting feature of that product; without the product (a
+        // product needs a name) it stays under `unmapped`.
+        if let Some(d) = take_str(&mut obj, "detectionSource") {
+            e.set("finding_info.product.feature.name", d);
+        }
     }
     if let Some(Value::Array(techniques)) = obj.get("mitreTechniques") {
         let list: Vec<Value> = techniques
