@@ -249,3 +249,179 @@ fn graph_incidents_and_alerts_and_their_variants_validate() {
     assert!(mapped > 100, "only {mapped} incidents and alerts mapped");
     assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
 }
+
+/// The Streaming API records among the samples, as they came (elastic's
+/// Event Hub test logs, one record a line, and the records SEKOIA's parser
+/// tests hold as strings), through the Streaming API path: every record
+/// of a table the collector maps is an event that validates against its
+/// class's schema, or, made up (`normalized/_synthetic`), is rejected
+/// with its reason; the others are counted as unknown categories.
+#[test]
+fn every_streamed_sample_record_maps_to_a_valid_event() {
+    use defender_ocsf_collector::stream_api::map_message;
+    use serde_json::Value;
+    let Some(shared) = shared_or_skip("streamed sample records") else {
+        return;
+    };
+    let mut schemas = Schemas::load(&shared);
+    let samples = shared.join("samples");
+    let mut records: Vec<(String, Value)> = Vec::new();
+    let elastic = samples.join("elastic-integrations").join("m365_defender-event");
+    let sekoia = samples.join("sekoia-intake-formats");
+    let mut files: Vec<_> = std::fs::read_dir(&elastic)
+        .unwrap()
+        .chain(std::fs::read_dir(&sekoia).unwrap())
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for path in &files {
+        let text = std::fs::read_to_string(path).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if path.extension().is_some_and(|e| e == "log") {
+            records.extend(
+                text.lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(|l| (name.clone(), serde_json::from_str(l).unwrap())),
+            );
+        } else {
+            let test: Value = serde_json::from_str(&text).unwrap();
+            let message = test["input"]["message"].as_str().unwrap();
+            records.push((name, serde_json::from_str(message).unwrap()));
+        }
+    }
+    assert!(records.len() > 100, "only {} records found", records.len());
+    // The made-up records (another table's row with its category changed,
+    // samples/README.md), which may be rejected, with a reason.
+    let mut made_up: Vec<Value> = Vec::new();
+    for entry in std::fs::read_dir(samples.join("normalized").join("_synthetic")).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        made_up.extend(
+            text.lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| serde_json::from_str::<Value>(l).unwrap()),
+        );
+    }
+    let mut failures = Vec::new();
+    let mut rejected = 0;
+    let (mut mapped, mut unknown) = (0, 0);
+    for no_deprecated_classes in [false, true] {
+        let ctx = Context {
+            tenant_uid: None,
+            collected_at: Some(Ticks::parse("2026-01-01T00:00:00Z").unwrap()),
+            no_deprecated_classes,
+        };
+        for (file, record) in &records {
+            let message = serde_json::json!({"records": [record]}).to_string();
+            let out = match map_message(message.as_bytes(), &ctx) {
+                Ok(out) => out,
+                Err(e) => {
+                    failures.push(format!("{file}: {e}"));
+                    continue;
+                }
+            };
+            let category = record["category"].as_str().unwrap_or_default();
+            let known = category.strip_prefix("AdvancedHunting-").and_then(mapping::table).is_some();
+            if !out.rejected.is_empty() && !made_up.contains(&record["properties"]) {
+                failures.push(format!("{file}: {:?}", out.rejected));
+            }
+            match (known, out.count, out.unknown_categories.len()) {
+                (true, 1, 0) => mapped += 1,
+                (true, 0, 0) if out.rejected.len() == 1 => rejected += 1,
+                (false, 0, 1) => unknown += 1,
+                other => failures.push(format!("{file} ({category}): {other:?}")),
+            }
+            for line in out.events.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                let event: Value = serde_json::from_slice(line).unwrap();
+                if event["metadata"]["tenant_uid"].is_null() && !record["tenantId"].is_null() {
+                    failures.push(format!("{file}: the record's tenantId is not the event's tenant"));
+                }
+                let errors = schemas.errors(&event);
+                if !errors.is_empty() {
+                    failures.push(format!("{file}: {errors:?}\n  {event}"));
+                }
+            }
+        }
+    }
+    println!("streamed samples: {mapped} records mapped, {rejected} made-up ones rejected, {unknown} of tables not mapped");
+    assert!(mapped > 200, "only {mapped} records mapped");
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// The answers in Microsoft's documentation (Graph's runHuntingQuery, its
+/// legacy PascalCase schema, and the older MDE and Microsoft 365 Defender
+/// APIs) parse with every row and the schema's columns; their rows, which
+/// project a few columns of DeviceProcessEvents, map to valid events or
+/// are rejected with a reason that names the columns a query must keep.
+#[test]
+fn the_documented_answers_parse_and_their_rows_map_or_say_what_is_missing() {
+    use defender_ocsf_collector::answer::parse_response;
+    let Some(shared) = shared_or_skip("the documented answers") else {
+        return;
+    };
+    let mut schemas = Schemas::load(&shared);
+    let table = mapping::table("DeviceProcessEvents").unwrap();
+    let ctx = Context {
+        tenant_uid: Some("t".into()),
+        collected_at: Some(Ticks(0)),
+        no_deprecated_classes: false,
+    };
+    let samples = shared.join("samples");
+    let mut rows = 0;
+    for path in [
+        samples.join("msgraph-docs").join("runHuntingQuery_v1.0_example1_response.json"),
+        samples
+            .join("msgraph-docs")
+            .join("runHuntingQuery_v1.0_example2_timespan_response.json"),
+        samples
+            .join("msgraph-docs")
+            .join("runHuntingQuery_v1.0_example3_legacy_PascalCase_schema_response.json"),
+        samples.join("defender-docs").join("mde_advancedqueries_run_example_response.json"),
+        samples
+            .join("defender-docs")
+            .join("m365d_advancedhunting_run_example_response.json"),
+    ] {
+        let body = std::fs::read(&path).unwrap();
+        let as_value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let results = as_value
+            .get("results")
+            .or_else(|| as_value.get("Results"))
+            .unwrap()
+            .as_array()
+            .unwrap();
+        let schema = as_value
+            .get("schema")
+            .or_else(|| as_value.get("Schema"))
+            .unwrap()
+            .as_array()
+            .unwrap();
+        let answer = parse_response(body).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(answer.len(), results.len(), "{}", path.display());
+        assert!(answer.malformed.is_empty(), "{}: {:?}", path.display(), answer.malformed);
+        let names: Vec<&str> = schema
+            .iter()
+            .map(|c| c.get("name").or_else(|| c.get("Name")).unwrap().as_str().unwrap())
+            .collect();
+        assert_eq!(
+            answer.schema.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+            names,
+            "{}",
+            path.display()
+        );
+        for i in 0..answer.len() {
+            assert!(answer.time(i).is_some(), "{} row {i}: no time", path.display());
+            match mapping::map_row(table, answer.row(i).unwrap(), &ctx) {
+                Ok(event) => {
+                    let errors = schemas.errors(&event);
+                    assert!(errors.is_empty(), "{}: {errors:?}\n  {event}", path.display());
+                }
+                Err(e) => assert!(
+                    e.reason.contains("A query that projects columns must keep them"),
+                    "{}: {e}",
+                    path.display()
+                ),
+            }
+            rows += 1;
+        }
+    }
+    assert!(rows >= 12, "only {rows} rows");
+}
