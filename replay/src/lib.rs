@@ -558,7 +558,9 @@ async fn handle(req: Request<hyper::body::Incoming>, shared: Arc<Shared>) -> Res
             Err(e) => return Ok(graph_error(StatusCode::BAD_REQUEST, "BadRequest", &e)),
         };
         // A union fails as a whole when one of its tables cannot be resolved.
-        // Rows are copied only to add the union's column.
+        // Rows are copied only to add the union's column, and to rename the
+        // columns its tables hold with different types, as Kusto does.
+        let (schema, renamed) = union_schema(&shared.schemas, &q.tables);
         let mut in_range: Vec<(i64, std::borrow::Cow<Row>)> = Vec::new();
         for table in &q.tables {
             let Some(rows) = shared.dataset.tables.get(table) else {
@@ -572,6 +574,11 @@ async fn handle(req: Request<hyper::body::Incoming>, shared: Arc<Shared>) -> Res
                 let mut row = std::borrow::Cow::Borrowed(row);
                 if let Some(column) = &q.source_column {
                     row.to_mut().insert(column.clone(), Value::String(table.clone()));
+                }
+                for (name, new_name) in renamed.get(table).into_iter().flatten() {
+                    if let Some(value) = row.to_mut().remove(name) {
+                        row.to_mut().insert(new_name.clone(), value);
+                    }
                 }
                 in_range.push((*ts, row));
             }
@@ -589,7 +596,7 @@ async fn handle(req: Request<hyper::body::Incoming>, shared: Arc<Shared>) -> Res
             StatusCode::OK,
             json!({
                 "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#microsoft.graph.security.huntingQueryResults",
-                "schema": shared.schemas.get(&q.tables[0]).cloned().unwrap_or_default(),
+                "schema": schema,
                 "results": selected,
             }),
         ));
@@ -733,6 +740,59 @@ fn check_assertion(jwt: &str, kind: &str, credentials: &Credentials, certificate
         return Err((50027, "Invalid JWT token: no jti.".into()));
     }
     Ok(())
+}
+
+/// The schema of the union of `tables` (of one table: its own), and for
+/// each table the columns its rows carry under another name. Kusto's outer
+/// union gives a column that its tables hold with different types one
+/// column per type, named `<name>_<type>` (`ReportId_long`,
+/// `ReportId_string`).
+#[allow(clippy::type_complexity)]
+fn union_schema(schemas: &BTreeMap<String, Vec<Value>>, tables: &[String]) -> (Vec<Value>, BTreeMap<String, Vec<(String, String)>>) {
+    let of = |t: &String| schemas.get(t).cloned().unwrap_or_default();
+    if tables.len() < 2 {
+        return (tables.first().map(of).unwrap_or_default(), BTreeMap::new());
+    }
+    let column = |c: &Value| {
+        (
+            c["name"].as_str().unwrap_or_default().to_string(),
+            c["type"].as_str().unwrap_or_default().to_string(),
+        )
+    };
+    let mut types: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for table in tables {
+        for (name, kind) in of(table).iter().map(column) {
+            let kinds = types.entry(name).or_default();
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
+            }
+        }
+    }
+    let kusto = |graph: &str| match graph {
+        "Int64" => "long",
+        "Int32" => "int",
+        "Double" => "real",
+        "Boolean" => "bool",
+        "DateTime" => "datetime",
+        "Dynamic" => "dynamic",
+        _ => "string",
+    };
+    let mut schema = Vec::new();
+    let mut renamed: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for table in tables {
+        for (name, kind) in of(table).iter().map(column) {
+            let clash = types[&name].len() > 1;
+            let out = if clash { format!("{name}_{}", kusto(&kind)) } else { name.clone() };
+            if clash {
+                renamed.entry(table.clone()).or_default().push((name, out.clone()));
+            }
+            if seen.insert(out.clone()) {
+                schema.push(json!({"name": out, "type": kind}));
+            }
+        }
+    }
+    (schema, renamed)
 }
 
 /// Columns and Graph type names, inferred from the rows.
