@@ -957,6 +957,65 @@ fn union_tables_share_one_query_and_each_row_is_mapped_by_its_own_table_once() {
     assert_eq!(got[0]["metadata"]["log_name"], "IdentityLogonEvents");
 }
 
+/// `ReportId` is a `long` in DeviceRegistryEvents and a `string` in
+/// UrlClickEvents, so Kusto's union of the two answers `ReportId_long` and
+/// `ReportId_string` (the replay does as Kusto does). Every row keeps its
+/// key: two registry rows of one device at one instant stay two events
+/// with their own `metadata.uid`.
+#[test]
+fn a_union_of_tables_whose_columns_differ_in_type_keeps_each_rows_key() {
+    let ts = iso(Utc::now() - Duration::minutes(10));
+    let obj = |v: Value| v.as_object().unwrap().clone();
+    let registry = |report_id: i64, value: &str| {
+        obj(
+            json!({"Timestamp": ts, "DeviceId": "d1", "DeviceName": "pc1", "ActionType": "RegistryValueSet",
+                   "RegistryKey": "HKEY_LOCAL_MACHINE\\SOFTWARE\\Contoso", "RegistryValueName": value, "RegistryValueData": "1",
+                   "InitiatingProcessId": 4, "InitiatingProcessFileName": "reg.exe", "ReportId": report_id}),
+        )
+    };
+    let mut dataset = Dataset::default();
+    dataset
+        .add("DeviceRegistryEvents", [registry(101, "a"), registry(102, "b")])
+        .unwrap();
+    let click = obj(
+        json!({"Timestamp": ts, "ActionType": "ClickAllowed", "Url": "https://example.com/x", "AccountUpn": "a@example.com",
+                           "NetworkMessageId": "m1", "ReportId": "u1"}),
+    );
+    dataset.add("UrlClickEvents", [click]).unwrap();
+    let server = ReplayServer::start(dataset, credentials()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = union_config(dir.path(), &server, "[DeviceRegistryEvents, UrlClickEvents]");
+
+    let out = run_once(&config);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let got = events(&out);
+    ocsf_schema::assert_all_valid("union with renamed columns", &got);
+    let mut report_ids: Vec<String> = got
+        .iter()
+        .map(|e| e["metadata"]["original_event_uid"].as_str().unwrap_or("").to_string())
+        .collect();
+    report_ids.sort();
+    assert_eq!(report_ids, ["101", "102", "u1"], "{stderr}");
+    let uids: std::collections::BTreeSet<&str> = got.iter().map(|e| e["metadata"]["uid"].as_str().unwrap()).collect();
+    assert_eq!(uids.len(), 3, "each row its own uid");
+    for e in &got {
+        let unmapped = e["unmapped"]
+            .as_object()
+            .map(|u| u.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default();
+        assert!(unmapped.iter().all(|k| !k.starts_with("ReportId")), "{e}");
+    }
+    assert!(
+        server
+            .queries()
+            .iter()
+            .any(|q| q.starts_with("union withsource=SourceTable DeviceRegistryEvents, UrlClickEvents")),
+        "{:#?}",
+        server.queries()
+    );
+}
+
 #[test]
 fn a_union_with_an_unavailable_table_falls_back_to_a_query_per_table() {
     let rows = low_volume_rows(3, 3);

@@ -127,3 +127,97 @@ pub fn report_unreadable(table: &Table, reasons: &[String]) {
         telemetry::error(reason, &[("table", table.name)]);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    /// Kusto's union gives a column its tables hold with different types
+    /// one column per type (`ReportId_long`, `ReportId_string`), null in
+    /// the other table's rows. Each row of such an answer is mapped as it
+    /// is when its table is queried alone: same key, same event.
+    #[test]
+    fn a_union_answer_with_columns_renamed_for_their_types_maps_as_its_tables_do() {
+        let device = json!({"Timestamp": "2025-01-01T00:00:01Z", "DeviceId": "d1", "DeviceName": "pc1", "ActionType": "DnsQueryResponse",
+                            "ReportId": 42, "AdditionalFields": "{\"DnsQueryString\":\"example.com\"}", "InitiatingProcessId": 7});
+        let identity = json!({"Timestamp": "2025-01-01T00:00:02Z", "ActionType": "LogonSuccess", "AccountUpn": "a@contoso.com",
+                              "Application": "Active Directory", "ReportId": "r-9", "AdditionalFields": {"Spns": "krbtgt/CONTOSO"}});
+        // As Kusto answers `union withsource=SourceTable DeviceEvents, IdentityLogonEvents`.
+        let union_row = |row: &Value, table: &str, report_id: &str, additional: &str| {
+            let mut out = serde_json::Map::new();
+            for name in [
+                "ReportId_long",
+                "ReportId_string",
+                "AdditionalFields_string",
+                "AdditionalFields_dynamic",
+            ] {
+                out.insert(name.into(), Value::Null);
+            }
+            for (k, v) in row.as_object().unwrap() {
+                match k.as_str() {
+                    "ReportId" => _ = out.insert(format!("ReportId_{report_id}"), v.clone()),
+                    "AdditionalFields" => _ = out.insert(format!("AdditionalFields_{additional}"), v.clone()),
+                    _ => _ = out.insert(k.clone(), v.clone()),
+                }
+            }
+            out.insert("SourceTable".into(), json!(table));
+            Value::Object(out)
+        };
+        let rows = [
+            union_row(&device, "DeviceEvents", "long", "string"),
+            union_row(&identity, "IdentityLogonEvents", "string", "dynamic"),
+        ];
+        let mut schema: Vec<Value> = [
+            "Timestamp",
+            "SourceTable",
+            "ReportId_long",
+            "ReportId_string",
+            "AdditionalFields_string",
+            "AdditionalFields_dynamic",
+        ]
+        .iter()
+        .map(|n| json!({"name": n, "type": "String"}))
+        .collect();
+        for name in [
+            "DeviceId",
+            "DeviceName",
+            "ActionType",
+            "InitiatingProcessId",
+            "AccountUpn",
+            "Application",
+        ] {
+            schema.push(json!({"name": name, "type": "String"}));
+        }
+        let body = json!({"schema": schema, "results": rows}).to_string();
+        let answer = crate::answer::parse_response(body).unwrap();
+        let tables = [
+            mapping::table("DeviceEvents").unwrap(),
+            mapping::table("IdentityLogonEvents").unwrap(),
+        ];
+        let context = Context {
+            tenant_uid: Some("t".into()),
+            ..Context::default()
+        };
+        let mapper = Mapper {
+            tables: &tables,
+            union: true,
+            context: &context,
+        };
+        let mut out = Vec::new();
+        mapper.write(tables[0], &answer, 0..answer.len(), &mut out, |_| true);
+        let events: Vec<Value> = out
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
+        assert_eq!(events.len(), 2);
+        for ((event, row), table) in events.iter().zip([&device, &identity]).zip(tables) {
+            let alone = mapping::map_row(table, serde_json::from_value(row.clone()).unwrap(), &context).unwrap();
+            assert_eq!(event, &alone, "{}", table.name);
+        }
+        assert_eq!(events[0]["metadata"]["original_event_uid"], "42");
+        assert_eq!(events[0]["query"]["hostname"], "example.com");
+        assert_eq!(events[1]["metadata"]["original_event_uid"], "r-9");
+    }
+}

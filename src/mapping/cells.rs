@@ -20,6 +20,10 @@ pub struct Columns {
     /// The answer's columns in schema order: slot `i` is `names[i]`.
     names: Vec<String>,
     index: HashMap<String, usize, foldhash::fast::RandomState>,
+    /// Columns a union renamed, to the slot of the name they stand for
+    /// ([`union_renamed`]): `ReportId_long` and `ReportId_string` are both
+    /// `ReportId`.
+    renamed: HashMap<String, usize, foldhash::fast::RandomState>,
     /// The slot of each member of the row read last, by position ([`NO_SLOT`]
     /// for a column without one): the rows of an answer all come in one
     /// order, which need not be the schema's (rows written with their keys
@@ -33,9 +37,23 @@ const NO_SLOT: usize = usize::MAX;
 impl Columns {
     /// The slots of the answer's `schema` columns, then of `also` (the
     /// columns the mapping reads, which a row may carry without a schema).
+    ///
+    /// A column a union renamed for a clash of types is read as the column
+    /// it stands for ([`union_renamed`]).
     pub fn new<'s>(schema: impl IntoIterator<Item = &'s str>, also: impl IntoIterator<Item = &'s str>) -> Columns {
         let mut columns = Columns::default();
-        for name in schema.into_iter().chain(also) {
+        let schema: Vec<&str> = schema.into_iter().collect();
+        let renamed = union_renamed(&schema);
+        for name in schema.iter().copied() {
+            match renamed.iter().find(|(from, _)| *from == name) {
+                Some((from, to)) => {
+                    let slot = columns.add(to);
+                    columns.renamed.insert(from.to_string(), slot);
+                }
+                None => _ = columns.add(name),
+            }
+        }
+        for name in also {
             columns.add(name);
         }
         columns
@@ -63,6 +81,33 @@ impl Columns {
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()
     }
+}
+
+/// The type names Kusto adds to a column's name (`_long`, `_string`, ...).
+const KUSTO_TYPES: &[&str] = &[
+    "bool", "datetime", "decimal", "dynamic", "guid", "int", "long", "real", "string", "timespan",
+];
+
+/// The columns of `schema` that a union renamed, each with the name it
+/// stands for. Kusto's `union` (outer, as the collector's) gives a column
+/// that its tables hold with different types one column per type, named
+/// `<name>_<type>`: `ReportId` is a `long` in the Device tables and a
+/// `string` in the others, so a union of DeviceRegistryEvents and
+/// UrlClickEvents answers `ReportId_long` and `ReportId_string`, each
+/// null in the other table's rows. Read as they came, the rows would lose
+/// `ReportId` (their key: events would share a `metadata.uid`) and
+/// `AdditionalFields`' mapping. A name counts as renamed only when the
+/// schema has two or more such columns of one name and not the name itself.
+pub fn union_renamed<'s>(schema: &[&'s str]) -> Vec<(&'s str, &'s str)> {
+    let base = |name: &'s str| {
+        let (base, kind) = name.rsplit_once('_')?;
+        (!base.is_empty() && KUSTO_TYPES.contains(&kind)).then_some(base)
+    };
+    schema
+        .iter()
+        .filter_map(|&name| Some((name, base(name)?)))
+        .filter(|(_, b)| !schema.contains(b) && schema.iter().filter(|n| base(n) == Some(*b)).count() >= 2)
+        .collect()
 }
 
 /// One row's cells.
@@ -230,10 +275,15 @@ impl Placing<'_> {
         };
         let (columns, i) = (self.columns, self.i);
         let guess = self.order.get(i).copied().unwrap_or(i);
+        let mut renamed = false;
         let slot = match columns.names.get(guess) {
             Some(n) if super::value::same(n, &name) => Some(guess),
             _ => {
-                let slot = columns.slot(&name);
+                let slot = columns.slot(&name).or_else(|| {
+                    let slot = columns.renamed.get(name.as_ref()).copied();
+                    renamed = slot.is_some();
+                    slot
+                });
                 match self.order.get_mut(i) {
                     Some(o) => *o = slot.unwrap_or(NO_SLOT),
                     None => {
@@ -249,6 +299,14 @@ impl Placing<'_> {
         };
         self.i += 1;
         match slot {
+            // A renamed column is the column it stands for, and only the
+            // one of its row's table holds a value.
+            Some(s) if renamed => {
+                let cell = Cell::Raw(value);
+                if !cell.is_absent() || cells.slots[s].is_none() {
+                    cells.slots[s] = Some((Cow::Owned(columns.names[s].clone()), cell));
+                }
+            }
             Some(s) => cells.slots[s] = Some((name, Cell::Raw(value))),
             None => match cells.extra.iter_mut().find(|(n, _)| *n == name) {
                 Some(cell) => cell.1 = Cell::Raw(value),
@@ -299,6 +357,36 @@ fn check(raw: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_name_a_union_split_by_type_is_read_as_renamed() {
+        let renamed = |schema: &[&'static str]| union_renamed(schema);
+        assert_eq!(
+            renamed(&["Timestamp", "ReportId_long", "ReportId_string", "SourceTable"]),
+            [("ReportId_long", "ReportId"), ("ReportId_string", "ReportId")]
+        );
+        assert_eq!(
+            renamed(&["Is_Thing_bool", "Is_Thing_int"]),
+            [("Is_Thing_bool", "Is_Thing"), ("Is_Thing_int", "Is_Thing")]
+        );
+        // One such column, a column of the name itself, or a suffix that
+        // is not a type: columns of their own.
+        assert!(renamed(&["Hash_string"]).is_empty());
+        assert!(renamed(&["ReportId", "ReportId_long", "ReportId_string"]).is_empty());
+        assert!(renamed(&["Account_name", "Account_sid"]).is_empty());
+        assert!(renamed(&["_long", "_string"]).is_empty());
+        // A renamed cell is read as its column; the other table's null does
+        // not replace it, whichever comes first.
+        let columns = Columns::new(["ReportId_long", "ReportId_string"], ["ReportId"]);
+        for row in [
+            r#"{"ReportId_long":42,"ReportId_string":null}"#,
+            r#"{"ReportId_string":null,"ReportId_long":42}"#,
+        ] {
+            let cells = Cells::read(row, &columns).unwrap();
+            let read: Vec<(&str, String)> = cells.iter().map(|(k, c)| (k, c.to_value().to_string())).collect();
+            assert_eq!(read, [("ReportId", "42".to_string())], "{row}");
+        }
+    }
 
     #[test]
     fn cells_land_in_their_slots_whatever_the_order() {
