@@ -101,7 +101,7 @@ pub fn convert(table: &str, options_json: &str, body: impl Into<Vec<u8>>) -> Res
     // not hold), up to twice; growing a buffer of this size once more
     // copies all of it.
     out.events.reserve(size * 2);
-    let plan = mapping::plan::Plan::new(&[table], result.schema.iter().map(|(name, _)| name.as_str()));
+    let plan = mapping::plan::Plan::new(&[table], columns_of(&result).iter().map(String::as_str));
     for i in 0..result.len() {
         match plan.write_row(result.row_text(i), &context, &mut out.events, |_, _| None) {
             Ok(_) => out.count += 1,
@@ -109,6 +109,24 @@ pub fn convert(table: &str, options_json: &str, body: impl Into<Vec<u8>>) -> Res
         }
     }
     Ok(out)
+}
+
+/// The answer's columns: its schema's, or, for rows saved without one,
+/// the first row's when they hold columns a union renamed for their types
+/// (`ReportId_long`, `ReportId_string`: a union's rows carry every one of
+/// its columns, null where their table has none), so that such rows are
+/// read as their tables' (`cells::union_renamed`).
+fn columns_of(result: &answer::HuntingResult) -> Vec<String> {
+    if !result.schema.is_empty() || result.is_empty() {
+        return result.schema.iter().map(|(name, _)| name.clone()).collect();
+    }
+    let mut names: Vec<String> = Vec::new();
+    let _ = answer::object_members(result.raw(0), |name, _, _| names.extend(serde_json::from_str::<String>(name).ok()));
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    match mapping::cells::union_renamed(&refs).is_empty() {
+        true => Vec::new(),
+        false => names,
+    }
 }
 
 /// The input as a runHuntingQuery answer: a JSON object with `results` is
@@ -162,6 +180,32 @@ mod tests {
         let rows = b"{\"Timestamp\":\"2025-01-01T00:00:00Z\",\"DeviceId\":\"d\",\"ActionType\":\"ProcessCreated\",\"ProcessId\":1,\"FileName\":\"a.exe\",\"InitiatingProcessId\":2,\"InitiatingProcessFileName\":\"b.exe\",\"ReportId\":1}\n";
         let out = convert("DeviceProcessEvents", "", rows.to_vec()).unwrap();
         assert_eq!((out.count, out.rejected.len()), (1, 0), "{:?}", out.rejected);
+    }
+
+    /// Rows saved from a union (as an export of `union A, B` holds them)
+    /// carry a column per type where the tables' types differ; `map` reads
+    /// each row as its table's, with its ReportId and AdditionalFields.
+    #[test]
+    fn rows_saved_from_a_union_are_read_as_their_tables_rows() {
+        let rows = concat!(
+            r#"{"Timestamp":"2021-08-02T13:11:39Z","DeviceId":"d","DeviceName":"pc","ActionType":"LdapSearch","InitiatingProcessId":5692,"#,
+            r#""InitiatingProcessFileName":"powershell.exe","ReportId_long":2047,"ReportId_string":null,"AdditionalFields_string":"{\"SearchFilter\":\"(objectClass=*)\"}","AdditionalFields_dynamic":null}"#,
+            "\n",
+        );
+        let out = convert("DeviceEvents", "", rows.as_bytes().to_vec()).unwrap();
+        assert_eq!((out.count, out.rejected.len()), (1, 0), "{:?}", out.rejected);
+        let event: serde_json::Value = serde_json::from_slice(&out.events).unwrap();
+        assert_eq!(event["metadata"]["original_event_uid"], "2047");
+        let unmapped = event["unmapped"].as_object().unwrap();
+        assert!(
+            unmapped
+                .keys()
+                .all(|k| !k.ends_with("_long") && !k.ends_with("_string") && !k.ends_with("_dynamic")),
+            "{event}"
+        );
+        let alone = br#"{"Timestamp":"2021-08-02T13:11:39Z","DeviceId":"d","DeviceName":"pc","ActionType":"LdapSearch","InitiatingProcessId":5692,"InitiatingProcessFileName":"powershell.exe","ReportId":2047,"AdditionalFields":"{\"SearchFilter\":\"(objectClass=*)\"}"}"#;
+        let alone = convert("DeviceEvents", "", alone.to_vec()).unwrap();
+        assert_eq!(event, serde_json::from_slice::<serde_json::Value>(&alone.events).unwrap());
     }
 
     #[test]
